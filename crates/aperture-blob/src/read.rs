@@ -1,0 +1,191 @@
+use std::io::Write;
+use std::path::Path as FsPath;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aperture_core::ContentHash;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream::BoxStream};
+use object_store::ObjectStoreExt;
+
+use crate::store::blob_path;
+use crate::write::run_blocking;
+use crate::{BlobStore, Error, Result};
+
+/// A blob's bytes as a stream, hashed as they pass. The stream's last item is an
+/// [`Error::Corrupt`] instead of the end when the bytes do not match the blob's name, so a
+/// consumer that writes somewhere temporary and commits only on a clean end never keeps bad data.
+pub struct VerifiedStream {
+    hash: ContentHash,
+    expected_size: u64,
+    seen: u64,
+    hasher: Option<blake3::Hasher>,
+    inner: BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+impl VerifiedStream {
+    pub fn hash(&self) -> ContentHash {
+        self.hash
+    }
+
+    /// The size the store reports for the blob.
+    pub fn size(&self) -> u64 {
+        self.expected_size
+    }
+
+    fn finish(&mut self) -> Option<Result<Bytes>> {
+        let hasher = self.hasher.take()?;
+        let actual: ContentHash = hasher.finalize().into();
+        if actual == self.hash && self.seen == self.expected_size {
+            None
+        } else {
+            Some(Err(Error::Corrupt {
+                hash: self.hash,
+                reason: format!(
+                    "content hashes to {actual} ({} of {} bytes read)",
+                    self.seen, self.expected_size
+                ),
+            }))
+        }
+    }
+}
+
+impl Stream for VerifiedStream {
+    type Item = Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.hasher.is_none() {
+            return Poll::Ready(None);
+        }
+        match self.inner.poll_next_unpin(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.seen += chunk.len() as u64;
+                if let Some(hasher) = self.hasher.as_mut() {
+                    hasher.update(&chunk);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.hasher = None;
+                let hash = self.hash;
+                Poll::Ready(Some(Err(Error::from_object(hash, e))))
+            }
+            Poll::Ready(None) => Poll::Ready(self.finish()),
+        }
+    }
+}
+
+impl BlobStore {
+    /// Streams a blob, verifying it as it goes (see [`VerifiedStream`]).
+    pub async fn get(&self, hash: ContentHash) -> Result<VerifiedStream> {
+        let result = self
+            .store
+            .get(&blob_path(hash))
+            .await
+            .map_err(|e| Error::from_object(hash, e))?;
+        Ok(VerifiedStream {
+            hash,
+            expected_size: result.meta.size,
+            seen: 0,
+            hasher: Some(blake3::Hasher::new()),
+            inner: result.into_stream(),
+        })
+    }
+
+    /// Reads a whole blob into memory and verifies it. For small blobs only: callers bound the
+    /// size first.
+    pub async fn read_all(&self, hash: ContentHash) -> Result<Bytes> {
+        let mut stream = self.get(hash).await?;
+        let mut out = Vec::with_capacity(usize::try_from(stream.size()).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Reads a blob and checks that its bytes hash to its name. Returns its size.
+    pub async fn verify(&self, hash: ContentHash) -> Result<u64> {
+        let mut stream = self.get(hash).await?;
+        let mut size = 0;
+        while let Some(chunk) = stream.next().await {
+            size += chunk?.len() as u64;
+        }
+        Ok(size)
+    }
+
+    /// Writes a blob to a local file, bit-exact. The bytes go to a temporary file beside
+    /// `dest`, which replaces `dest` only once the whole blob has been verified: a corrupt blob
+    /// or a failed write never leaves a partial or wrong file at `dest`.
+    pub async fn read_to_file(&self, hash: ContentHash, dest: &FsPath) -> Result<u64> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let write_err = |source| Error::Write {
+            path: dest.to_path_buf(),
+            source,
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".aperture-get-")
+            .tempfile_in(&dir)
+            .map_err(write_err)?;
+        let mut stream = self.get(hash).await?;
+        let mut file = Some(tmp);
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            let mut f = file.take().expect("file is put back every iteration");
+            let dest = dest.to_path_buf();
+            file = Some(
+                run_blocking(move || {
+                    f.write_all(&chunk)
+                        .map_err(|source| Error::Write { path: dest, source })?;
+                    Ok(f)
+                })
+                .await?,
+            );
+        }
+        let tmp = file.expect("file is put back every iteration");
+        let dest_owned = dest.to_path_buf();
+        run_blocking(move || {
+            tmp.as_file().sync_all().map_err(|source| Error::Write {
+                path: dest_owned.clone(),
+                source,
+            })?;
+            tmp.persist(&dest_owned).map_err(|e| Error::Write {
+                path: dest_owned,
+                source: e.error,
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(size)
+    }
+
+    /// Writes a blob to a stream such as stdout. Bytes are written before the blob is known to
+    /// be good, so a corrupt blob ends in an error after some output: use
+    /// [`BlobStore::read_to_file`] where a partial result must never be seen.
+    pub async fn read_to_writer(
+        &self,
+        hash: ContentHash,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64> {
+        let mut stream = self.get(hash).await?;
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            out.write_all(&chunk).map_err(|source| Error::Write {
+                path: "<output>".into(),
+                source,
+            })?;
+        }
+        out.flush().map_err(|source| Error::Write {
+            path: "<output>".into(),
+            source,
+        })?;
+        Ok(size)
+    }
+}

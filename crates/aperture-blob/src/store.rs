@@ -1,0 +1,249 @@
+use std::sync::Arc;
+
+use aperture_core::{ContentHash, UnixMillis};
+use futures::{StreamExt, TryStreamExt, stream::BoxStream};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode};
+
+use crate::{Error, Result};
+
+/// The blob layout this build writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_KEY: &str = "aperture-blobs.json";
+const BLOBS: &str = "blobs";
+const STAGING: &str = "staging";
+
+/// Files up to this size are read whole and written in one put; larger ones stream in parts of
+/// this size, so memory per file stays bounded. 8 MiB is above S3's 5 MiB minimum part size.
+pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Content-addressed blobs in an object store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) part_size: usize,
+}
+
+/// A blob found by [`BlobStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub hash: ContentHash,
+    pub size: u64,
+    pub last_modified: UnixMillis,
+}
+
+/// A staged upload left behind by an interrupted writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingEntry {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: UnixMillis,
+}
+
+impl BlobStore {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// Sets the part size of streamed uploads (and the size up to which a file is read whole).
+    pub fn with_part_size(mut self, part_size: usize) -> Self {
+        debug_assert!(part_size >= 1024, "tiny parts make uploads crawl");
+        self.part_size = part_size.max(1024);
+        self
+    }
+
+    /// Opens a store from a URL: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`,
+    /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
+    /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).
+    pub fn open_url(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| invalid("not an absolute local path".into()))?;
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Write {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                        .map_err(Error::backend)?,
+                )
+            }
+            "memory" => Arc::new(InMemory::new()),
+            "s3" | "s3a" => remote(url, &parsed, options, cfg!(feature = "s3"), "s3")?,
+            "az" | "azure" | "abfs" | "abfss" => {
+                remote(url, &parsed, options, cfg!(feature = "azure"), "azure")?
+            }
+            other => return Err(invalid(format!("unknown scheme {other:?}"))),
+        };
+        Ok(Self::new(store))
+    }
+
+    /// Writes the layout marker into a new store, or checks it in an existing one.
+    pub async fn init(&self) -> Result<()> {
+        let key = Path::from(LAYOUT_KEY);
+        let marker = serde_json::json!({ "layout": LAYOUT_VERSION, "hash": "blake3" }).to_string();
+        match self
+            .store
+            .put_opts(&key, marker.into(), PutMode::Create.into())
+            .await
+        {
+            Ok(_) | Err(object_store::Error::NotImplemented { .. }) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(Error::backend(e)),
+        }
+        let found = self
+            .store
+            .get(&key)
+            .await
+            .map_err(Error::backend)?
+            .bytes()
+            .await
+            .map_err(Error::backend)?;
+        let layout = serde_json::from_slice::<serde_json::Value>(&found)
+            .ok()
+            .and_then(|v| v.get("layout")?.as_u64());
+        if layout != Some(u64::from(LAYOUT_VERSION)) {
+            return Err(Error::UnsupportedLayout {
+                found: String::from_utf8_lossy(&found).chars().take(100).collect(),
+                expected: LAYOUT_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// The object store underneath, for callers that need the raw interface (tests, tools).
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The size of a blob, or `None` when there is no such blob.
+    pub async fn size(&self, hash: ContentHash) -> Result<Option<u64>> {
+        match self.store.head(&blob_path(hash)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::backend(e)),
+        }
+    }
+
+    /// Deletes a blob. Deleting a blob that is not there is not an error.
+    pub async fn delete(&self, hash: ContentHash) -> Result<()> {
+        match self.store.delete(&blob_path(hash)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::backend(e)),
+        }
+    }
+
+    /// Every blob in the store. Objects under `blobs/` whose names are not hashes are skipped.
+    pub fn list(&self) -> BoxStream<'static, Result<BlobEntry>> {
+        self.store
+            .list(Some(&Path::from(BLOBS)))
+            .map_err(Error::backend)
+            .try_filter_map(|meta| async move {
+                let hash = meta
+                    .location
+                    .filename()
+                    .and_then(|name| name.parse::<ContentHash>().ok())
+                    .filter(|hash| blob_path(*hash) == meta.location);
+                Ok(hash.map(|hash| BlobEntry {
+                    hash,
+                    size: meta.size,
+                    last_modified: UnixMillis(meta.last_modified.timestamp_millis()),
+                }))
+            })
+            .boxed()
+    }
+
+    /// Staged uploads that were never published: what an interrupted writer left behind.
+    pub fn list_staging(&self) -> BoxStream<'static, Result<StagingEntry>> {
+        self.store
+            .list(Some(&Path::from(STAGING)))
+            .map_err(Error::backend)
+            .map_ok(|meta| StagingEntry {
+                key: meta.location.to_string(),
+                size: meta.size,
+                last_modified: UnixMillis(meta.last_modified.timestamp_millis()),
+            })
+            .boxed()
+    }
+
+    /// Removes a staged upload found by [`BlobStore::list_staging`].
+    pub async fn delete_staging(&self, entry: &StagingEntry) -> Result<()> {
+        let path = Path::parse(&entry.key).map_err(|e| Error::backend(e.into()))?;
+        debug_assert!(entry.key.starts_with(STAGING));
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::backend(e)),
+        }
+    }
+}
+
+pub(crate) fn blob_path(hash: ContentHash) -> Path {
+    let hex = hash.to_string();
+    Path::from_iter([BLOBS, &hex[0..2], &hex[2..4], &hex])
+}
+
+pub(crate) fn staging_path() -> Path {
+    Path::from_iter([STAGING, &uuid::Uuid::now_v7().simple().to_string()])
+}
+
+fn remote(
+    url: &str,
+    parsed: &url::Url,
+    options: impl IntoIterator<Item = (String, String)>,
+    enabled: bool,
+    feature: &'static str,
+) -> Result<Arc<dyn ObjectStore>> {
+    if !enabled {
+        return Err(Error::FeatureDisabled {
+            url: url.to_owned(),
+            feature,
+        });
+    }
+    let (store, prefix) = object_store::parse_url_opts(parsed, options).map_err(Error::backend)?;
+    let store: Arc<dyn ObjectStore> = Arc::from(store);
+    Ok(if prefix.as_ref().is_empty() {
+        store
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_paths_fan_out_by_hash_prefix() {
+        let hash = ContentHash::of(b"");
+        assert_eq!(
+            blob_path(hash).as_ref(),
+            format!("blobs/af/13/{hash}").as_str()
+        );
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let err = BlobStore::open_url("ftp://x", []).unwrap_err();
+        assert!(err.to_string().contains("unknown scheme"), "{err}");
+        let err = BlobStore::open_url("file://relative/dir", []);
+        assert!(err.is_err());
+        if !cfg!(feature = "s3") {
+            let err = BlobStore::open_url("s3://bucket/x", []).unwrap_err();
+            assert!(err.to_string().contains("`s3` feature"), "{err}");
+        }
+    }
+}

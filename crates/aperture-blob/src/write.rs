@@ -1,0 +1,237 @@
+use std::io::Read;
+use std::path::{Path as FsPath, PathBuf};
+
+use aperture_core::ContentHash;
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, WriteMultipart};
+
+use crate::store::{blob_path, staging_path};
+use crate::{BlobStore, Error, Result};
+
+/// Parts of a streamed upload that may be in flight at once, per file.
+const PARTS_IN_FLIGHT: usize = 2;
+
+/// Bytes that have been hashed and are ready to be published under their hash.
+///
+/// Small content is held in memory; large content sits in the store's staging area. Either
+/// [`BlobStore::publish`] or [`BlobStore::discard`] it; a staged object that is simply dropped
+/// stays in `staging/` until `fsck --repair` removes it.
+#[derive(Debug)]
+#[must_use = "publish or discard staged content"]
+pub struct Staged {
+    hash: ContentHash,
+    size: u64,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    Memory(Bytes),
+    Staging(Path),
+}
+
+impl Staged {
+    pub fn hash(&self) -> ContentHash {
+        self.hash
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl BlobStore {
+    /// Hashes bytes already in memory.
+    pub async fn stage_bytes(&self, bytes: Bytes) -> Result<Staged> {
+        let (hash, bytes) = hash_off_runtime(bytes).await;
+        Ok(Staged {
+            hash,
+            size: bytes.len() as u64,
+            content: Content::Memory(bytes),
+        })
+    }
+
+    /// Reads a local file, hashing as it goes. A file up to the part size is read whole; a
+    /// larger one is streamed part by part into the staging area, never held whole in memory.
+    pub async fn stage_file(&self, path: &FsPath) -> Result<Staged> {
+        let part_size = self.part_size;
+        let owned = path.to_path_buf();
+        let first = run_blocking(move || {
+            let mut file = std::fs::File::open(&owned).map_err(|source| Error::Read {
+                path: owned.clone(),
+                source,
+            })?;
+            let mut hasher = blake3::Hasher::new();
+            let chunk = read_chunk(&mut file, &owned, part_size + 1, &mut hasher)?;
+            Ok((file, hasher, chunk))
+        })
+        .await?;
+        let (file, mut hasher, chunk) = first;
+        if chunk.len() <= part_size {
+            let hash = hasher.finalize().into();
+            return Ok(Staged {
+                hash,
+                size: chunk.len() as u64,
+                content: Content::Memory(Bytes::from(chunk)),
+            });
+        }
+        // Large: what was read becomes the first part of a streamed upload, and hashing goes on
+        // over the rest of the file in order.
+        let staging = staging_path();
+        let upload = self
+            .store
+            .put_multipart(&staging)
+            .await
+            .map_err(Error::backend)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let streamed = stream_rest(
+            &mut writer,
+            file,
+            path.to_path_buf(),
+            chunk,
+            part_size,
+            &mut hasher,
+        )
+        .await;
+        match streamed {
+            Ok(size) => {
+                writer.finish().await.map_err(Error::backend)?;
+                Ok(Staged {
+                    hash: hasher.finalize().into(),
+                    size,
+                    content: Content::Staging(staging),
+                })
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(staging = %staging, error = %abort, "cannot abort staged upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts staged content under its hash. Returns `true` when this call created the blob and
+    /// `false` when the blob was already there (deduplicated). Safe to race with itself: the
+    /// content under a hash is the same whoever writes it.
+    pub async fn publish(&self, staged: Staged) -> Result<bool> {
+        let target = blob_path(staged.hash);
+        match staged.content {
+            Content::Memory(bytes) => {
+                match self
+                    .store
+                    .put_opts(&target, bytes.clone().into(), PutMode::Create.into())
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                    Err(object_store::Error::NotImplemented { .. }) => {
+                        let existed = self.size(staged.hash).await?.is_some();
+                        if !existed {
+                            self.store
+                                .put(&target, bytes.into())
+                                .await
+                                .map_err(Error::backend)?;
+                        }
+                        Ok(!existed)
+                    }
+                    Err(e) => Err(Error::backend(e)),
+                }
+            }
+            Content::Staging(staging) => {
+                // A rename, not rename-if-not-exists: replacing a blob with the same bytes is
+                // harmless, and the stores that lack conditional renames still work.
+                let existed = self.size(staged.hash).await?.is_some();
+                self.store
+                    .rename(&staging, &target)
+                    .await
+                    .map_err(Error::backend)?;
+                Ok(!existed)
+            }
+        }
+    }
+
+    /// Drops staged content without publishing it.
+    pub async fn discard(&self, staged: Staged) -> Result<()> {
+        if let Content::Staging(staging) = staged.content {
+            match self.store.delete(&staging).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::backend(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn stream_rest(
+    writer: &mut WriteMultipart,
+    file: std::fs::File,
+    path: PathBuf,
+    first: Vec<u8>,
+    part_size: usize,
+    hasher: &mut blake3::Hasher,
+) -> Result<u64> {
+    let mut size = first.len() as u64;
+    writer.put(Bytes::from(first));
+    let mut state = Some((file, std::mem::take(hasher)));
+    loop {
+        writer
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .map_err(Error::backend)?;
+        let (mut file, mut h) = state.take().expect("state is put back every iteration");
+        let path = path.clone();
+        let (file, h, chunk) = run_blocking(move || {
+            let chunk = read_chunk(&mut file, &path, part_size, &mut h)?;
+            Ok((file, h, chunk))
+        })
+        .await?;
+        if chunk.is_empty() {
+            *hasher = h;
+            return Ok(size);
+        }
+        size += chunk.len() as u64;
+        writer.put(Bytes::from(chunk));
+        state = Some((file, h));
+    }
+}
+
+/// Reads up to `limit` bytes (fewer only at end of file) and hashes them.
+fn read_chunk(
+    file: &mut std::fs::File,
+    path: &FsPath,
+    limit: usize,
+    hasher: &mut blake3::Hasher,
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(limit.min(1 << 20));
+    file.take(limit as u64)
+        .read_to_end(&mut buf)
+        .map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    hasher.update(&buf);
+    Ok(buf)
+}
+
+/// Hashes on the blocking pool unless the buffer is small enough to hash in a few microseconds.
+async fn hash_off_runtime(bytes: Bytes) -> (ContentHash, Bytes) {
+    const INLINE: usize = 64 * 1024;
+    if bytes.len() <= INLINE {
+        return (ContentHash::of(&bytes), bytes);
+    }
+    match tokio::task::spawn_blocking(move || (ContentHash::of(&bytes), bytes)).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,276 @@
+//! One suite, run on every kind of store. Remote stores (S3, Azure) join with one line each.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aperture_blob::testing::FullDisk;
+use aperture_blob::{BlobStore, Error};
+use aperture_core::ContentHash;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+const PART: usize = 64 * 1024;
+
+async fn local(dir: &Path) -> BlobStore {
+    let store = BlobStore::open_url(&format!("file://{}", dir.join("store").display()), [])
+        .unwrap()
+        .with_part_size(PART);
+    store.init().await.unwrap();
+    store
+}
+
+async fn memory() -> BlobStore {
+    let store = BlobStore::open_url("memory://", [])
+        .unwrap()
+        .with_part_size(PART);
+    store.init().await.unwrap();
+    store
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn put_file(store: &BlobStore, dir: &Path, name: &str, bytes: &[u8]) -> (ContentHash, bool) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let staged = store.stage_file(&path).await.unwrap();
+    let hash = staged.hash();
+    assert_eq!(staged.size(), bytes.len() as u64);
+    let created = store.publish(staged).await.unwrap();
+    (hash, created)
+}
+
+macro_rules! suite {
+    ($name:ident, $make:path) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn round_trip_every_size_class() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = $make(dir.path()).await;
+                round_trip_every_size_class_on(&store, dir.path()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn same_content_is_stored_once() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = $make(dir.path()).await;
+                same_content_is_stored_once_on(&store, dir.path()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn corruption_is_an_error_never_data() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = $make(dir.path()).await;
+                corruption_is_an_error_never_data_on(&store, dir.path()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unpublished_uploads_stay_out_of_sight() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = $make(dir.path()).await;
+                unpublished_uploads_stay_out_of_sight_on(&store, dir.path()).await;
+            }
+        }
+    };
+}
+
+async fn memory_beside(_dir: &Path) -> BlobStore {
+    memory().await
+}
+
+suite!(local_disk, local);
+suite!(in_memory, memory_beside);
+
+async fn round_trip_every_size_class_on(store: &BlobStore, dir: &Path) {
+    for (i, len) in [0, 1, PART - 1, PART, PART + 1, 3 * PART + 17]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = content(len, i as u64 + 1);
+        let (hash, created) = put_file(store, dir, &format!("f{i}"), &bytes).await;
+        assert!(created, "size {len}");
+        assert_eq!(hash, ContentHash::of(&bytes), "size {len}");
+        assert_eq!(store.size(hash).await.unwrap(), Some(len as u64));
+        assert_eq!(store.read_all(hash).await.unwrap().as_ref(), &bytes[..]);
+        let out = dir.join(format!("out{i}"));
+        assert_eq!(store.read_to_file(hash, &out).await.unwrap(), len as u64);
+        assert_eq!(std::fs::read(&out).unwrap(), bytes, "size {len}");
+        assert_eq!(store.verify(hash).await.unwrap(), len as u64);
+    }
+    let listed: Vec<_> = store.list().try_collect().await.unwrap();
+    assert_eq!(listed.len(), 6);
+    assert!(
+        store
+            .list_staging()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn same_content_is_stored_once_on(store: &BlobStore, dir: &Path) {
+    for len in [10, 3 * PART] {
+        let bytes = content(len, 7);
+        let (a, created_a) = put_file(store, dir, "a", &bytes).await;
+        let (b, created_b) = put_file(store, dir, "b", &bytes).await;
+        assert_eq!(a, b);
+        assert!(created_a);
+        assert!(!created_b, "second copy of {len} bytes must dedupe");
+    }
+    let listed: Vec<_> = store.list().try_collect().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        store
+            .list_staging()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Staged bytes from memory dedupe against staged files.
+    let staged = store.stage_bytes(content(10, 7).into()).await.unwrap();
+    assert!(!store.publish(staged).await.unwrap());
+}
+
+async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
+    let bytes = content(2 * PART + 5, 3);
+    let (hash, _) = put_file(store, dir, "x", &bytes).await;
+    let hex = hash.to_string();
+    let key = object_store::path::Path::from(format!("blobs/{}/{}/{hex}", &hex[..2], &hex[2..4]));
+    for bad in [
+        {
+            let mut flipped = bytes.clone();
+            flipped[PART + 3] ^= 1;
+            flipped
+        },
+        bytes[..PART].to_vec(),
+        Vec::new(),
+    ] {
+        store.object_store().put(&key, bad.into()).await.unwrap();
+        assert!(matches!(
+            store.verify(hash).await,
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(matches!(
+            store.read_all(hash).await,
+            Err(Error::Corrupt { .. })
+        ));
+        let out = dir.join("restored");
+        let err = store.read_to_file(hash, &out).await.unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(!out.exists(), "a corrupt blob must not leave a file behind");
+        let leftovers: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".aperture-get"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+    let missing = ContentHash::of(b"never stored");
+    assert!(matches!(
+        store.verify(missing).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(store.size(missing).await.unwrap(), None);
+    store.delete(missing).await.unwrap();
+}
+
+async fn unpublished_uploads_stay_out_of_sight_on(store: &BlobStore, dir: &Path) {
+    let path = dir.join("big");
+    std::fs::write(&path, content(4 * PART, 9)).unwrap();
+    let staged = store.stage_file(&path).await.unwrap();
+    let hash = staged.hash();
+    std::mem::forget(staged); // as if the process died before publishing
+    assert!(
+        store
+            .list()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.size(hash).await.unwrap(), None);
+    let staging: Vec<_> = store.list_staging().try_collect().await.unwrap();
+    assert_eq!(staging.len(), 1);
+    store.delete_staging(&staging[0]).await.unwrap();
+    assert!(
+        store
+            .list_staging()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let staged = store.stage_file(&path).await.unwrap();
+    store.discard(staged).await.unwrap();
+    assert!(
+        store
+            .list_staging()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_write_and_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = local(dir.path()).await;
+    let store = BlobStore::new(Arc::new(FullDisk::new(
+        inner.object_store().clone(),
+        3 * PART as u64,
+    )))
+    .with_part_size(PART);
+    let big = dir.path().join("big");
+    std::fs::write(&big, content(5 * PART, 1)).unwrap();
+    let err = store.stage_file(&big).await.unwrap_err();
+    assert!(err.to_string().contains("No space left"), "{err}");
+    assert!(
+        inner
+            .list()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        inner
+            .list_staging()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Smaller files still fit afterwards.
+    let (hash, created) = put_file(&store, dir.path(), "small", &content(1000, 2)).await;
+    assert!(created);
+    assert_eq!(store.verify(hash).await.unwrap(), 1000);
+}
+
+#[tokio::test]
+async fn an_unreadable_source_names_the_file() {
+    let store = memory().await;
+    let err = store
+        .stage_file(Path::new("/definitely/not/here.jpg"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("/definitely/not/here.jpg"),
+        "{err}"
+    );
+}

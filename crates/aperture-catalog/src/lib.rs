@@ -1,0 +1,73 @@
+//! The catalog: what Aperture knows about every stored file, and its job queue.
+//!
+//! One trait, [`Catalog`], with SQLite as the embedded default. Every implementation must pass
+//! the suite in [`conformance`], run with one line by [`catalog_conformance!`].
+//!
+//! ```
+//! use aperture_catalog::{Catalog, SqliteCatalog};
+//!
+//! let catalog = SqliteCatalog::open_in_memory().unwrap();
+//! let photos = catalog.ensure_collection("photos").unwrap();
+//! assert_eq!(catalog.collection("photos").unwrap(), photos);
+//! assert_eq!(catalog.stats().unwrap().assets, 0);
+//! ```
+
+pub mod conformance;
+mod error;
+mod sqlite;
+mod types;
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteCatalog;
+pub use types::*;
+
+use aperture_core::{AssetId, ContentHash, Insight};
+
+/// The catalog's operations. Implementations are synchronous and thread-safe; async callers run
+/// them on a blocking pool. Write operations are each one transaction.
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    /// `sqlite`, `postgres`, ...
+    fn backend(&self) -> &'static str;
+
+    /// The collection with this name, created if missing.
+    fn ensure_collection(&self, name: &str) -> Result<Collection>;
+    fn collection(&self, name: &str) -> Result<Collection>;
+    fn collections(&self) -> Result<Vec<Collection>>;
+
+    /// The newest source recorded at this exact path in a collection, to skip unchanged files.
+    fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>>;
+
+    /// The deletion generation of a blob; read it before publishing the blob, and pass it in
+    /// [`NewAsset::generation_seen`].
+    fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration>;
+
+    /// Records a batch of ingested files in one transaction. One outcome per item, in order.
+    /// An item whose blob was deleted by a concurrent `delete_asset` after its generation was
+    /// read is [`Recorded::BlobRaced`] and was not recorded: publish the blob again and retry.
+    fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>>;
+
+    fn asset(&self, id: AssetId) -> Result<Asset>;
+    /// Ids whose hex form starts with `prefix` (at most `limit`), so people can type short ids.
+    fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>>;
+    /// Assets in id (= ingest) order, after `query.after`.
+    fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>>;
+    fn sources(&self, id: AssetId) -> Result<Vec<Source>>;
+    fn stats(&self) -> Result<Stats>;
+    /// Distinct blobs referenced by assets, in hash order after `after`, at most `limit`.
+    fn referenced_blobs(
+        &self,
+        after: Option<ContentHash>,
+        limit: usize,
+    ) -> Result<Vec<(ContentHash, u64)>>;
+
+    /// Removes an asset and everything derived from it (sources, insights, jobs). When no
+    /// other asset uses its blob, the blob is marked as being deleted: delete it from the blob
+    /// store, then call [`Catalog::blob_deleted`].
+    fn delete_asset(&self, id: AssetId) -> Result<Deletion>;
+    fn blob_deleted(&self, hash: ContentHash) -> Result<()>;
+    /// Blob deletions that were started and never finished (the deleter died).
+    fn unfinished_blob_deletions(&self) -> Result<Vec<ContentHash>>;
+
+    fn add_insights(&self, insights: &[Insight]) -> Result<()>;
+    fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;
+}

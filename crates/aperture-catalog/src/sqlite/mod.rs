@@ -1,0 +1,636 @@
+//! The SQLite catalog: one writer connection, a few readers, WAL so readers never wait.
+
+mod rows;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::*;
+use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
+
+/// Numbered migrations, applied in order; the catalog records the highest one applied.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
+const READERS: usize = 4;
+/// A blob deletion not finished after this long is taken to be abandoned by a dead deleter.
+const ABANDONED_DELETION_MS: i64 = 60_000;
+
+#[derive(Debug)]
+pub struct SqliteCatalog {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
+                backend: "sqlite",
+                source: format!("cannot create {}: {e}", dir.display()).into(),
+            })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut writer = Connection::open_with_flags(path, flags)?;
+        configure(&writer, true)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let conn = Connection::open_with_flags(path, flags)?;
+                configure(&conn, false)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// A private catalog in memory, for tests and examples.
+    pub fn open_in_memory() -> Result<Self> {
+        let uri = format!(
+            "file:aperture-{}?mode=memory&cache=shared",
+            uuid::Uuid::now_v7().simple()
+        );
+        Self::open(Path::new(&uri))
+    }
+
+    fn write(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done transaction behind (rusqlite
+        // rolls back on drop), so a poisoned lock is safe to take over.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return conn;
+            }
+        }
+        self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn configure(conn: &Connection, writer: bool) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    if writer {
+        // WAL: readers never block the writer. NORMAL: a process crash loses nothing
+        // committed; a power cut may lose the last transactions but never corrupts.
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "normal")?;
+    }
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                params![version, name, UnixMillis::now().0],
+            )?;
+            tracing::info!(version, name, "applied catalog migration");
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
+    a.captured_at, a.metadata,
+    COALESCE((SELECT s.name FROM asset_sources s WHERE s.asset_id = a.id
+              ORDER BY s.last_seen DESC LIMIT 1), '')";
+
+impl Catalog for SqliteCatalog {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ensure_collection(&self, name: &str) -> Result<Collection> {
+        validate_collection_name(name)?;
+        let conn = self.write();
+        conn.execute(
+            "INSERT INTO collections (name, created_at) VALUES (?1, ?2)
+             ON CONFLICT (name) DO NOTHING",
+            params![name, UnixMillis::now().0],
+        )?;
+        drop(conn);
+        self.collection(name)
+    }
+
+    fn collection(&self, name: &str) -> Result<Collection> {
+        self.read()
+            .query_row(
+                "SELECT id, name, created_at, retention_days FROM collections WHERE name = ?1",
+                [name],
+                rows::collection_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            })
+    }
+
+    fn collections(&self) -> Result<Vec<Collection>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, name, created_at, retention_days FROM collections ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], rows::collection_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT asset_id, file_size, modified_ns FROM asset_sources
+             WHERE collection_id = ?1 AND path_bytes = ?2 ORDER BY last_seen DESC LIMIT 1",
+        )?;
+        let found = stmt
+            .query_row(params![collection.0, path], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .optional()?;
+        found
+            .map(|(id, size, modified_ns)| {
+                Ok(KnownSource {
+                    asset: id_from(&id)?,
+                    file_size: size as u64,
+                    modified_ns,
+                })
+            })
+            .transpose()
+    }
+
+    fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
+        )?;
+        let found = stmt
+            .query_row([blob(&hash)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(found.map_or(
+            BlobGeneration {
+                generation: 0,
+                deleting: false,
+            },
+            |(generation, deleting)| BlobGeneration {
+                generation,
+                deleting,
+            },
+        ))
+    }
+
+    fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            out.push(record_one(&tx, item, now)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn asset(&self, id: AssetId) -> Result<Asset> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+             WHERE a.id = ?1"
+        ))?;
+        let row = stmt
+            .query_row([id.as_bytes().as_slice()], asset_from_row)
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "asset",
+            key: id.to_string(),
+        })?
+    }
+
+    fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::InvalidInput {
+                reason: format!("{prefix:?} is not an asset id or id prefix (hex digits)"),
+            });
+        }
+        // Ids are stored as bytes: turn the hex prefix into a byte range [lo, hi].
+        let lo = hex_pad(&prefix, b'0');
+        let hi = hex_pad(&prefix, b'f');
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM assets WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![lo, hi, limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| id_from(&r?)).collect()
+    }
+
+    fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+             WHERE (?1 IS NULL OR a.collection_id = ?1)
+               AND (?2 IS NULL OR a.kind = ?2)
+               AND (?3 IS NULL OR a.id > ?3)
+             ORDER BY a.id LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                query.collection.map(|c| c.0),
+                query.kind.map(|k| k.as_str()),
+                query.after.map(|a| a.as_bytes().to_vec()),
+                query.limit as i64
+            ],
+            asset_from_row,
+        )?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn sources(&self, id: AssetId) -> Result<Vec<Source>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT path, name, file_size, modified_ns, first_seen, last_seen
+             FROM asset_sources WHERE asset_id = ?1 ORDER BY first_seen, path",
+        )?;
+        let rows = stmt.query_map([id.as_bytes().as_slice()], |r| {
+            Ok(Source {
+                path: r.get(0)?,
+                name: r.get(1)?,
+                file_size: r.get::<_, i64>(2)? as u64,
+                modified_ns: r.get(3)?,
+                first_seen: UnixMillis(r.get(4)?),
+                last_seen: UnixMillis(r.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let conn = self.read();
+        let mut stats = Stats {
+            collections: conn.query_row("SELECT COUNT(*) FROM collections", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64,
+            ..Stats::default()
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, COUNT(*), COALESCE(SUM(size), 0) FROM assets GROUP BY kind",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, assets, bytes) = row?;
+            let kind = kind.parse().map_err(|e| Error::Corrupt {
+                reason: format!("{e}"),
+            })?;
+            stats.assets += assets as u64;
+            stats.by_kind.insert(
+                kind,
+                KindStats {
+                    assets: assets as u64,
+                    bytes: bytes as u64,
+                },
+            );
+        }
+        let (sources, logical): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(a.size), 0)
+             FROM asset_sources s JOIN assets a ON a.id = s.asset_id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (blobs, stored): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0)
+             FROM (SELECT content_hash, MAX(size) AS size FROM assets GROUP BY content_hash)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        stats.sources = sources as u64;
+        stats.logical_bytes = logical as u64;
+        stats.distinct_blobs = blobs as u64;
+        stats.stored_bytes = stored as u64;
+        Ok(stats)
+    }
+
+    fn referenced_blobs(
+        &self,
+        after: Option<ContentHash>,
+        limit: usize,
+    ) -> Result<Vec<(ContentHash, u64)>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT content_hash, MAX(size) FROM assets
+             WHERE (?1 IS NULL OR content_hash > ?1)
+             GROUP BY content_hash ORDER BY content_hash LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![after.map(|h| h.as_bytes().to_vec()), limit as i64],
+            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        rows.map(|r| {
+            let (hash, size) = r?;
+            Ok((hash_from(&hash)?, size as u64))
+        })
+        .collect()
+    }
+
+    fn delete_asset(&self, id: AssetId) -> Result<Deletion> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let key = id.as_bytes().as_slice();
+        let hash: Option<Vec<u8>> = tx
+            .query_row("SELECT content_hash FROM assets WHERE id = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let hash = hash.ok_or_else(|| Error::NotFound {
+            what: "asset",
+            key: id.to_string(),
+        })?;
+        // Cascades remove sources, insights and jobs.
+        tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
+        let still_used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE content_hash = ?1)",
+            [&hash],
+            |r| r.get(0),
+        )?;
+        if !still_used {
+            tx.execute(
+                "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+                 VALUES (?1, 1, 1, ?2)
+                 ON CONFLICT (content_hash) DO UPDATE
+                 SET generation = generation + 1, in_progress = 1, updated_at = ?2",
+                params![hash, UnixMillis::now().0],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Deletion {
+            asset: id,
+            hash: hash_from(&hash)?,
+            blob_unreferenced: !still_used,
+        })
+    }
+
+    fn blob_deleted(&self, hash: ContentHash) -> Result<()> {
+        self.write().execute(
+            "UPDATE blob_deletions SET in_progress = 0, updated_at = ?2 WHERE content_hash = ?1",
+            params![blob(&hash), UnixMillis::now().0],
+        )?;
+        Ok(())
+    }
+
+    fn unfinished_blob_deletions(&self) -> Result<Vec<ContentHash>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT content_hash FROM blob_deletions WHERE in_progress = 1 ORDER BY content_hash",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| hash_from(&r?)).collect()
+    }
+
+    fn add_insights(&self, insights: &[Insight]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO insights (asset_id, analyzer, analyzer_version, model, model_version,
+                     kind, value, confidence, language, page, time_start_ms, time_end_ms,
+                     region_x, region_y, region_w, region_h, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
+            for i in insights {
+                let (page, time, rect) = i.place.columns();
+                let exists: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
+                    [i.asset.as_bytes().as_slice()],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    return Err(Error::NotFound {
+                        what: "asset",
+                        key: i.asset.to_string(),
+                    });
+                }
+                stmt.execute(params![
+                    i.asset.as_bytes().as_slice(),
+                    i.analyzer,
+                    i.analyzer_version,
+                    i.model,
+                    i.model_version,
+                    i.kind,
+                    i.value.to_string(),
+                    i.confidence,
+                    i.language,
+                    page,
+                    time.map(|t| t.0 as i64),
+                    time.map(|t| t.1 as i64),
+                    rect.map(|r| r.x),
+                    rect.map(|r| r.y),
+                    rect.map(|r| r.w),
+                    rect.map(|r| r.h),
+                    i.created_at.0,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn insights(&self, asset: AssetId) -> Result<Vec<Insight>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
+                 confidence, language, page, time_start_ms, time_end_ms,
+                 region_x, region_y, region_w, region_h, created_at
+             FROM insights WHERE asset_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+}
+
+fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
+    let hash = blob(&item.hash);
+    let deletion: Option<(i64, bool, i64)> = tx
+        .prepare_cached(
+            "SELECT generation, in_progress, updated_at FROM blob_deletions
+             WHERE content_hash = ?1",
+        )?
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    if let Some((generation, in_progress, updated_at)) = deletion {
+        let abandoned = in_progress && now - updated_at > ABANDONED_DELETION_MS;
+        if generation != item.generation_seen || (in_progress && !abandoned) {
+            return Ok(Recorded::BlobRaced);
+        }
+        if abandoned {
+            // The deleter died before deleting; the blob this ingest published stays.
+            tx.execute(
+                "UPDATE blob_deletions SET in_progress = 0, updated_at = ?2
+                 WHERE content_hash = ?1",
+                params![hash, now],
+            )?;
+        }
+    }
+    let existing: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM assets WHERE collection_id = ?1 AND content_hash = ?2")?
+        .query_row(params![item.collection.0, hash], |r| r.get(0))
+        .optional()?;
+    let (id, created) = match existing {
+        Some(id) => (id_from(&id)?, false),
+        None => {
+            let id = AssetId::new();
+            let metadata = serde_json::to_string(&item.metadata).map_err(|e| Error::InvalidInput {
+                reason: format!("metadata does not serialize: {e}"),
+            })?;
+            tx.prepare_cached(
+                "INSERT INTO assets (id, collection_id, content_hash, size, kind, mime,
+                     ingested_at, captured_at, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                item.collection.0,
+                hash,
+                item.size as i64,
+                item.kind.as_str(),
+                item.mime,
+                now,
+                item.metadata.captured_at,
+                metadata,
+            ])?;
+            (id, true)
+        }
+    };
+    let source = &item.source;
+    let known: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = ?1 AND path_bytes = ?2)",
+        )?
+        .query_row(params![id.as_bytes().as_slice(), source.path_bytes], |r| {
+            r.get(0)
+        })?;
+    tx.prepare_cached(
+        "INSERT INTO asset_sources (asset_id, collection_id, path_bytes, path, name, file_size,
+             modified_ns, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (asset_id, path_bytes) DO UPDATE
+         SET file_size = excluded.file_size, modified_ns = excluded.modified_ns,
+             last_seen = excluded.last_seen",
+    )?
+    .execute(params![
+        id.as_bytes().as_slice(),
+        item.collection.0,
+        source.path_bytes,
+        source.path,
+        source.name,
+        source.file_size as i64,
+        source.modified_ns,
+        now,
+    ])?;
+    Ok(match (created, known) {
+        (true, _) => Recorded::Created(id),
+        (false, false) => Recorded::Duplicate(id),
+        (false, true) => Recorded::Known(id),
+    })
+}
+
+fn validate_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            reason: format!(
+                "collection name {name:?} must be 1–128 letters, digits, '-', '_', '.' or inner spaces"
+            ),
+        })
+    }
+}
+
+fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
+    let mut hex = prefix.as_bytes().to_vec();
+    hex.resize(32, fill);
+    hex.chunks_exact(2)
+        .map(|pair| {
+            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            digit(pair[0]) << 4 | digit(pair[1])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_prefix_bounds() {
+        assert_eq!(hex_pad("ab", b'0')[..2], [0xab, 0x00]);
+        assert_eq!(hex_pad("abc", b'f')[..2], [0xab, 0xcf]);
+        assert_eq!(hex_pad("", b'f').len(), 16);
+    }
+
+    #[test]
+    fn collection_names() {
+        assert!(validate_collection_name("Field photos 2024").is_ok());
+        assert!(validate_collection_name("").is_err());
+        assert!(validate_collection_name("../etc").is_err());
+        assert!(validate_collection_name(" x").is_err());
+    }
+}

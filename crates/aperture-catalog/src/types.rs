@@ -1,0 +1,141 @@
+use std::collections::BTreeMap;
+
+use aperture_core::{AssetId, ContentHash, MediaKind, MediaMetadata, UnixMillis};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CollectionId(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Collection {
+    pub id: CollectionId,
+    pub name: String,
+    pub created_at: UnixMillis,
+    pub retention_days: Option<u32>,
+}
+
+/// A file as ingest found it: where it was and what it was like then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewSource {
+    /// The exact OS bytes of the path, so names that are not UTF-8 survive.
+    #[serde(skip)]
+    pub path_bytes: Vec<u8>,
+    /// The path for people (lossy UTF-8).
+    pub path: String,
+    /// The file name, for display.
+    pub name: String,
+    pub file_size: u64,
+    /// Modification time in nanoseconds since the epoch, when known.
+    pub modified_ns: Option<i64>,
+}
+
+/// Everything ingest records about one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAsset {
+    pub collection: CollectionId,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub kind: MediaKind,
+    pub mime: String,
+    pub metadata: MediaMetadata,
+    pub source: NewSource,
+    /// [`BlobGeneration::generation`] as read before the blob was published.
+    pub generation_seen: i64,
+}
+
+/// What [`crate::Catalog::record`] did with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", content = "asset", rename_all = "snake_case")]
+pub enum Recorded {
+    /// A new asset.
+    Created(AssetId),
+    /// The content was already an asset in this collection; this path was added as a source.
+    Duplicate(AssetId),
+    /// This path with this content was already recorded.
+    Known(AssetId),
+    /// A concurrent deletion removed the blob; nothing was recorded.
+    BlobRaced,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobGeneration {
+    pub generation: i64,
+    /// A deletion of the blob started and has not finished.
+    pub deleting: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownSource {
+    pub asset: AssetId,
+    pub file_size: u64,
+    pub modified_ns: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Asset {
+    pub id: AssetId,
+    pub collection: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub kind: MediaKind,
+    pub mime: String,
+    pub ingested_at: UnixMillis,
+    pub captured_at: Option<String>,
+    /// The name it was most recently ingested under.
+    pub name: String,
+    pub metadata: MediaMetadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub path: String,
+    pub name: String,
+    pub file_size: u64,
+    pub modified_ns: Option<i64>,
+    pub first_seen: UnixMillis,
+    pub last_seen: UnixMillis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssetQuery {
+    pub collection: Option<CollectionId>,
+    pub kind: Option<MediaKind>,
+    /// Keyset paging: only assets with a larger id.
+    pub after: Option<AssetId>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindStats {
+    pub assets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub collections: u64,
+    pub assets: u64,
+    /// Paths recorded across all assets (one file seen under two names counts twice).
+    pub sources: u64,
+    pub by_kind: BTreeMap<MediaKind, KindStats>,
+    /// Bytes of every source, as if each file were stored on its own.
+    pub logical_bytes: u64,
+    /// Bytes of distinct blobs: what the store actually holds.
+    pub stored_bytes: u64,
+    pub distinct_blobs: u64,
+}
+
+impl Stats {
+    pub fn dedupe_savings(&self) -> u64 {
+        self.logical_bytes.saturating_sub(self.stored_bytes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deletion {
+    pub asset: AssetId,
+    pub hash: ContentHash,
+    /// No asset uses the blob any more: delete it, then call `blob_deleted`.
+    pub blob_unreferenced: bool,
+}

@@ -1,0 +1,46 @@
+//! Aperture's plain domain types: content hashes, asset ids, media kinds, metadata and insights.
+//!
+//! Nothing here does IO or needs a runtime, so every other crate can share these types.
+//!
+//! ```
+//! use aperture_core::{ContentHash, MediaKind};
+//!
+//! let hash = ContentHash::of(b"hello");
+//! assert_eq!(hash.to_string().parse::<ContentHash>().unwrap(), hash);
+//! assert_eq!("image".parse::<MediaKind>().unwrap(), MediaKind::Image);
+//! ```
+
+mod hash;
+mod id;
+mod insight;
+mod kind;
+mod metadata;
+mod time;
+
+pub use hash::ContentHash;
+pub use id::AssetId;
+pub use insight::{Insight, Place, Rect};
+pub use kind::MediaKind;
+pub use metadata::{Gps, MediaMetadata};
+pub use time::UnixMillis;
+
+/// A value that failed to parse from its text form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: {reason}")]
+pub struct ParseError {
+    pub what: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+impl ParseError {
+    pub(crate) fn new(what: &'static str, value: &str, reason: &'static str) -> Self {
+        // Keep errors small even when someone pastes a huge value.
+        let value: String = value.chars().take(80).collect();
+        Self {
+            what,
+            value,
+            reason,
+        }
+    }
+}

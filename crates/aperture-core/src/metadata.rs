@@ -1,0 +1,60 @@
+use serde::{Deserialize, Serialize};
+
+/// What probing an asset's bytes found. Every field is optional: a field is present only when
+/// the file carries it. Stored as JSON in the catalog, so new fields need no migration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaMetadata {
+    /// Pixel size as stored (before EXIF orientation is applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// EXIF orientation, 1–8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<u16>,
+    /// When the picture or recording was made, as the file says: ISO 8601, with an offset
+    /// only when the file records one (EXIF times are usually local time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_make: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gps: Option<Gps>,
+    /// Container format as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_codec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    /// Documents: number of pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    /// Documents: whether any page has extractable text (no OCR needed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_text_layer: Option<bool>,
+    /// What was wrong with the file, in words (`truncated JPEG: no end-of-image marker`).
+    /// The bytes are stored all the same: an archive keeps damaged files too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A position from EXIF GPS tags, in decimal degrees and metres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Gps {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub altitude: Option<f64>,
+}
