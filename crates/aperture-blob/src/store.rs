@@ -56,6 +56,11 @@ impl BlobStore {
         self
     }
 
+    /// The part size of streamed uploads; files up to this size are read whole.
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
     /// Opens a store from a URL: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`,
     /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
     /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).

@@ -240,7 +240,10 @@ pub fn listing_and_paging<C: Catalog>(make: &dyn Fn() -> C) {
         after = page.last().map(|p| p.id);
         seen.extend(page.into_iter().map(|p| p.id));
     }
-    assert_eq!(seen, ids, "paging returns every asset once, in ingest order");
+    assert_eq!(
+        seen, ids,
+        "paging returns every asset once, in ingest order"
+    );
 
     let images = catalog
         .list_assets(&AssetQuery {
@@ -270,7 +273,9 @@ pub fn id_prefixes<C: Catalog>(make: &dyn Fn() -> C) {
     let full = id.to_string();
     assert_eq!(catalog.assets_with_prefix(&full, 10).unwrap(), [id]);
     assert_eq!(
-        catalog.assets_with_prefix(&full.to_uppercase(), 10).unwrap(),
+        catalog
+            .assets_with_prefix(&full.to_uppercase(), 10)
+            .unwrap(),
         [id]
     );
     // UUIDv7 ids made in the same millisecond share their first 12 digits.
@@ -376,7 +381,10 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     let insights: Vec<_> = [
         Place::Whole,
         Place::Region { rect },
-        Place::Page { page: 2, rect: None },
+        Place::Page {
+            page: 2,
+            rect: None,
+        },
         Place::Page {
             page: 7,
             rect: Some(rect),
@@ -400,7 +408,10 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
 
     // All or nothing: a batch naming a missing asset adds none of its insights.
     let err = catalog
-        .add_insights(&[insight(id, Place::Whole), insight(AssetId::new(), Place::Whole)])
+        .add_insights(&[
+            insight(id, Place::Whole),
+            insight(AssetId::new(), Place::Whole),
+        ])
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert_eq!(catalog.insights(id).unwrap().len(), insights.len());

@@ -12,7 +12,9 @@ pub enum Error {
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
 
-    #[error("catalog schema version {found} is newer than this build knows ({known}); upgrade aperture")]
+    #[error(
+        "catalog schema version {found} is newer than this build knows ({known}); upgrade aperture"
+    )]
     SchemaTooNew { found: i64, known: i64 },
 
     #[error("catalog row is corrupt: {reason}")]

@@ -56,7 +56,7 @@ mod tests {
         assert_eq!(UnixMillis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(
             UnixMillis(1_795_765_664_123).to_rfc3339(),
-            "2026-11-27T03:47:44.123Z"
+            "2026-11-27T07:47:44.123Z"
         );
         assert_eq!(UnixMillis(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
         assert_eq!(

@@ -389,9 +389,11 @@ impl Catalog for SqliteCatalog {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let key = id.as_bytes().as_slice();
         let hash: Option<Vec<u8>> = tx
-            .query_row("SELECT content_hash FROM assets WHERE id = ?1", [key], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT content_hash FROM assets WHERE id = ?1",
+                [key],
+                |r| r.get(0),
+            )
             .optional()?;
         let hash = hash.ok_or_else(|| Error::NotFound {
             what: "asset",
@@ -530,9 +532,10 @@ fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Resu
         Some(id) => (id_from(&id)?, false),
         None => {
             let id = AssetId::new();
-            let metadata = serde_json::to_string(&item.metadata).map_err(|e| Error::InvalidInput {
-                reason: format!("metadata does not serialize: {e}"),
-            })?;
+            let metadata =
+                serde_json::to_string(&item.metadata).map_err(|e| Error::InvalidInput {
+                    reason: format!("metadata does not serialize: {e}"),
+                })?;
             tx.prepare_cached(
                 "INSERT INTO assets (id, collection_id, content_hash, size, kind, mime,
                      ingested_at, captured_at, metadata)

@@ -48,7 +48,11 @@ fn a_newer_schema_is_refused() {
 fn a_file_that_is_not_a_catalog_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalog.db");
-    std::fs::write(&path, b"this is not a database, just text padding it out a bit").unwrap();
+    std::fs::write(
+        &path,
+        b"this is not a database, just text padding it out a bit",
+    )
+    .unwrap();
     let err = SqliteCatalog::open(&path).unwrap_err();
     assert!(err.to_string().contains("not a database"), "{err}");
 }

@@ -1,0 +1,352 @@
+//! Ingest: walk folders, store each file's bytes as a blob, probe it and record it in the
+//! catalog, many files at once. One bad file never stops a batch: every file gets a line in
+//! the [`Report`], with the problem named.
+//!
+//! **Order of writes**, which makes a crash at any moment safe: the blob is published under
+//! its hash first, the catalog row is committed second. A crash in between leaves an
+//! unreferenced blob (invisible, and reused or collected later), never a row without its blob.
+
+mod report;
+mod walk;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aperture_blob::BlobStore;
+use aperture_catalog::{Catalog, CollectionId, NewAsset, NewSource, Recorded};
+use aperture_media::ProbeOptions;
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use report::{FileReport, FileStatus, Report, Totals};
+use walk::Found;
+
+/// How many times a file is retried when a concurrent deletion removes its blob mid-ingest.
+const RACE_RETRIES: u32 = 5;
+/// Catalog rows committed per transaction at most.
+const BATCH: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub collection: String,
+    /// Files in flight at once.
+    pub concurrency: usize,
+    /// Files larger than the blob store's part size in flight at once (each holds a few parts).
+    pub large_concurrency: usize,
+    pub follow_symlinks: bool,
+    /// Keep a report line for every file, not only those with problems.
+    pub report_every_file: bool,
+    pub probe: ProbeOptions,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            collection: "default".into(),
+            concurrency: 16,
+            large_concurrency: 2,
+            follow_symlinks: true,
+            report_every_file: false,
+            probe: ProbeOptions::default(),
+        }
+    }
+}
+
+/// Receives progress as it happens (a progress bar, a log). Called from many tasks at once.
+pub trait Progress: Send + Sync {
+    /// A file was found by the walk.
+    fn found(&self, _bytes: u64) {}
+    /// A file is done, whatever the outcome.
+    fn done(&self, _file: &FileReport) {}
+}
+
+/// Ignores progress.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] aperture_catalog::Error),
+}
+
+pub struct Ingester {
+    blobs: BlobStore,
+    catalog: Arc<dyn Catalog>,
+}
+
+impl Ingester {
+    pub fn new(blobs: BlobStore, catalog: Arc<dyn Catalog>) -> Self {
+        Self { blobs, catalog }
+    }
+
+    /// Ingests files and folders (recursively). Fails as a whole only when the collection
+    /// cannot be opened; every per-file problem is in the report.
+    pub async fn ingest(
+        &self,
+        paths: &[PathBuf],
+        options: &IngestOptions,
+        progress: &dyn Progress,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let catalog = self.catalog.clone();
+        let name = options.collection.clone();
+        let collection = blocking(move || catalog.ensure_collection(&name)).await?;
+
+        let (found_tx, found_rx) = mpsc::channel::<Found>(4096);
+        let walker = walk::spawn(paths.to_vec(), options.follow_symlinks, found_tx);
+        let (record_tx, record_rx) = mpsc::channel::<Pending>(BATCH * 2);
+        let writer = tokio::spawn(write_rows(self.catalog.clone(), record_rx));
+
+        let mut report = Report::default();
+        {
+            let job = Job {
+                blobs: &self.blobs,
+                catalog: &self.catalog,
+                collection: collection.id,
+                options,
+                record: record_tx,
+                large: Semaphore::new(options.large_concurrency.max(1)),
+            };
+            let files = futures::stream::unfold(found_rx, |mut rx| async move {
+                rx.recv().await.map(|found| (found, rx))
+            });
+            let mut results = std::pin::pin!(
+                files
+                    .map(|found| {
+                        if let Found::File { size, .. } = &found {
+                            progress.found(*size);
+                        }
+                        job.run(found)
+                    })
+                    .buffer_unordered(options.concurrency.max(1))
+            );
+            while let Some(file) = results.next().await {
+                progress.done(&file);
+                report.add(file, options.report_every_file);
+            }
+        }
+        // The walker and writer end once their channels close; their panics are ours.
+        if let Err(e) = walker.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        if let Err(e) = writer.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        report.elapsed = started.elapsed();
+        report.collection = collection.name;
+        Ok(report)
+    }
+}
+
+/// A file waiting for its catalog row, and where to send the outcome.
+struct Pending {
+    asset: NewAsset,
+    reply: oneshot::Sender<Result<Recorded, String>>,
+}
+
+struct Job<'a> {
+    blobs: &'a BlobStore,
+    catalog: &'a Arc<dyn Catalog>,
+    collection: CollectionId,
+    options: &'a IngestOptions,
+    record: mpsc::Sender<Pending>,
+    large: Semaphore,
+}
+
+impl Job<'_> {
+    async fn run(&self, found: Found) -> FileReport {
+        match found {
+            Found::Error { path, error } => FileReport::failed(&path, 0, error),
+            Found::File {
+                path,
+                size,
+                modified_ns,
+            } => {
+                let mut report = FileReport::new(&path, size);
+                if let Err(error) = self.file(&path, size, modified_ns, &mut report).await {
+                    report.fail(error);
+                }
+                report
+            }
+        }
+    }
+
+    async fn file(
+        &self,
+        path: &Path,
+        size: u64,
+        modified_ns: Option<i64>,
+        report: &mut FileReport,
+    ) -> Result<(), String> {
+        let source = new_source(path, size, modified_ns);
+        let catalog = self.catalog.clone();
+        let (collection, key) = (self.collection, source.path_bytes.clone());
+        let known = blocking(move || catalog.known_source(collection, &key))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(known) = known
+            && known.file_size == size
+            && known.modified_ns == modified_ns
+            && modified_ns.is_some()
+        {
+            report.known(known.asset);
+            return Ok(());
+        }
+
+        let _large = if size > self.blobs_part_size() {
+            Some(self.large.acquire().await.map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let probe_options = self.options.probe.clone();
+        let probe_path = path.to_path_buf();
+        let probe = blocking(move || aperture_media::probe_file(&probe_path, &probe_options))
+            .await
+            .map_err(|e| e.to_string())?;
+
+        for attempt in 0..RACE_RETRIES {
+            let staged = self
+                .blobs
+                .stage_file(path)
+                .await
+                .map_err(|e| e.to_string())?;
+            let hash = staged.hash();
+            let catalog = self.catalog.clone();
+            let generation = blocking(move || catalog.blob_generation(hash))
+                .await
+                .map_err(|e| e.to_string())?;
+            if generation.deleting {
+                // Another process is deleting this very content; let it finish first.
+                self.blobs
+                    .discard(staged)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            let stored_size = staged.size();
+            let written = self
+                .blobs
+                .publish(staged)
+                .await
+                .map_err(|e| e.to_string())?;
+            let asset = NewAsset {
+                collection: self.collection,
+                hash,
+                size: stored_size,
+                kind: probe.kind,
+                mime: probe.mime.clone(),
+                metadata: probe.metadata.clone(),
+                source: source.clone(),
+                generation_seen: generation.generation,
+            };
+            let (reply, outcome) = oneshot::channel();
+            self.record
+                .send(Pending { asset, reply })
+                .await
+                .map_err(|_| "catalog writer stopped".to_string())?;
+            let recorded = outcome
+                .await
+                .map_err(|_| "catalog writer stopped".to_string())??;
+            if recorded == Recorded::BlobRaced {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            report.stored(
+                recorded,
+                hash,
+                stored_size,
+                written,
+                probe.kind,
+                &probe.mime,
+                &probe.metadata.problems,
+            );
+            return Ok(());
+        }
+        Err(
+            "its content was being deleted by another process at the same time; run ingest again"
+                .into(),
+        )
+    }
+
+    fn blobs_part_size(&self) -> u64 {
+        self.blobs.part_size() as u64
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50 << attempt.min(6))
+}
+
+fn new_source(path: &Path, size: u64, modified_ns: Option<i64>) -> NewSource {
+    NewSource {
+        path_bytes: path_bytes(path),
+        path: path.to_string_lossy().into_owned(),
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        file_size: size,
+        modified_ns,
+    }
+}
+
+#[cfg(unix)]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().as_bytes().to_vec()
+}
+
+/// Commits catalog rows in batches: one transaction for whatever is waiting, up to `BATCH`.
+async fn write_rows(catalog: Arc<dyn Catalog>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (assets, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.asset, p.reply)).unzip();
+        let catalog = catalog.clone();
+        let outcomes = blocking(move || {
+            match catalog.record(&assets) {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
+                // One bad row must not fail its neighbours: retry them one by one.
+                Err(batch_error) => {
+                    tracing::warn!(error = %batch_error, "batch failed; recording one by one");
+                    assets
+                        .iter()
+                        .map(|asset| {
+                            catalog
+                                .record(std::slice::from_ref(asset))
+                                .map(|mut out| out.remove(0))
+                                .map_err(|e| format!("cannot record in catalog: {e}"))
+                        })
+                        .collect()
+                }
+            }
+        })
+        .await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // The file's task may be gone (cancelled); its outcome is committed all the same.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -1,0 +1,154 @@
+use std::path::Path;
+use std::time::Duration;
+
+use aperture_catalog::Recorded;
+use aperture_core::{AssetId, ContentHash, MediaKind};
+use serde::Serialize;
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// A new asset.
+    Stored,
+    /// Same content as an asset already in the collection: recorded as another source of it.
+    Duplicate,
+    /// Already ingested from this path with the same size and time: nothing to do.
+    Known,
+    /// Not stored; `error` says why.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub size: u64,
+    pub status: FileStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<ContentHash>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MediaKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// The bytes were new to the blob store (not shared with any earlier asset).
+    pub new_bytes: bool,
+    /// Problems with the content; the file was stored all the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileReport {
+    pub(crate) fn new(path: &Path, size: u64) -> Self {
+        Self {
+            path: path.to_string_lossy().into_owned(),
+            size,
+            status: FileStatus::Failed,
+            asset: None,
+            hash: None,
+            kind: None,
+            mime: None,
+            new_bytes: false,
+            warnings: Vec::new(),
+            error: None,
+        }
+    }
+
+    pub(crate) fn failed(path: &Path, size: u64, error: String) -> Self {
+        let mut report = Self::new(path, size);
+        report.fail(error);
+        report
+    }
+
+    pub(crate) fn fail(&mut self, error: String) {
+        self.status = FileStatus::Failed;
+        self.error = Some(error);
+    }
+
+    pub(crate) fn known(&mut self, asset: AssetId) {
+        self.status = FileStatus::Known;
+        self.asset = Some(asset);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn stored(
+        &mut self,
+        recorded: Recorded,
+        hash: ContentHash,
+        size: u64,
+        new_bytes: bool,
+        kind: MediaKind,
+        mime: &str,
+        problems: &[String],
+    ) {
+        let (status, asset) = match recorded {
+            Recorded::Created(id) => (FileStatus::Stored, Some(id)),
+            Recorded::Duplicate(id) => (FileStatus::Duplicate, Some(id)),
+            Recorded::Known(id) => (FileStatus::Known, Some(id)),
+            Recorded::BlobRaced => (FileStatus::Failed, None),
+        };
+        self.status = status;
+        self.asset = asset;
+        self.hash = Some(hash);
+        self.size = size;
+        self.new_bytes = new_bytes;
+        self.kind = Some(kind);
+        self.mime = Some(mime.to_owned());
+        self.warnings = problems.to_vec();
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub files: u64,
+    pub bytes: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub known: u64,
+    pub failed: u64,
+    /// Files stored with a warning about their content.
+    pub warnings: u64,
+    /// Bytes newly written to the blob store.
+    pub new_bytes: u64,
+}
+
+/// The outcome of an ingest: totals, plus a line per file with a problem (or per file, when
+/// asked for).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub collection: String,
+    pub totals: Totals,
+    #[serde(serialize_with = "seconds")]
+    pub elapsed: Duration,
+    pub files: Vec<FileReport>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Report {
+    pub(crate) fn add(&mut self, file: FileReport, keep_every_file: bool) {
+        let t = &mut self.totals;
+        t.files += 1;
+        t.bytes += file.size;
+        match file.status {
+            FileStatus::Stored => t.stored += 1,
+            FileStatus::Duplicate => t.duplicates += 1,
+            FileStatus::Known => t.known += 1,
+            FileStatus::Failed => t.failed += 1,
+        }
+        if !file.warnings.is_empty() {
+            t.warnings += 1;
+        }
+        if file.new_bytes {
+            t.new_bytes += file.size;
+        }
+        if keep_every_file || file.status == FileStatus::Failed || !file.warnings.is_empty() {
+            self.files.push(file);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Sniffing media types from bytes and probing their metadata: EXIF for images, `ffprobe` for
+//! audio and video, `lopdf` for PDFs.
+//!
+//! The type of a file is decided from its first bytes, never from its name. Probing a file fails
+//! only when the file cannot be read; whatever is wrong with its *content* (a truncated JPEG, a
+//! PDF that does not parse, an extension that lies) is written, in words, into
+//! [`MediaMetadata::problems`], because an archive keeps damaged files too.
+//!
+//! ```
+//! use aperture_core::MediaKind;
+//!
+//! let (mime, kind) = aperture_media::sniff(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n");
+//! assert_eq!((mime.as_str(), kind), ("application/pdf", MediaKind::Document));
+//! ```
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use aperture_media::{probe_file, ProbeOptions};
+//!
+//! let probe = probe_file(Path::new("holiday.jpg"), &ProbeOptions::default())?;
+//! println!("{} {} {:?}", probe.mime, probe.kind, probe.metadata.captured_at);
+//! for problem in &probe.metadata.problems {
+//!     eprintln!("holiday.jpg: {problem}");
+//! }
+//! # Ok::<(), aperture_media::Error>(())
+//! ```
+
+mod av;
+mod exif_tags;
+mod extension;
+mod jpeg;
+mod pdf;
+mod picture;
+mod sniff;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aperture_core::{MediaKind, MediaMetadata};
+
+pub use sniff::{SNIFF_LEN, sniff};
+
+/// What probing a file found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The MIME type sniffed from the bytes (`image/jpeg`, `text/plain`,
+    /// `application/octet-stream` when unknown).
+    pub mime: String,
+    pub kind: MediaKind,
+    pub metadata: MediaMetadata,
+}
+
+/// How to probe files.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// The `ffprobe` program, found on `PATH` unless a path is given. Default: `ffprobe`.
+    pub ffprobe: PathBuf,
+    /// How long `ffprobe` may run on one file before it is killed. Default: 30 seconds.
+    pub ffprobe_timeout: Duration,
+    /// PDFs larger than this are not parsed: their page count stays unknown and a problem is
+    /// noted. Default: 256 MiB.
+    pub max_pdf_bytes: u64,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self {
+            ffprobe: PathBuf::from("ffprobe"),
+            ffprobe_timeout: Duration::from_secs(30),
+            max_pdf_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why a file could not be probed. Problems with a file's content are not errors: they are
+/// noted in [`MediaMetadata::problems`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing at `path`.
+    #[error("cannot probe {}: no such file", path.display())]
+    NotFound { path: PathBuf, source: io::Error },
+    /// A directory, FIFO, socket or device: only regular files are probed.
+    #[error("cannot probe {}: {what}", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    /// Any other failure to read the file (permission denied, an IO error).
+    #[error("cannot read {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn io(path: &Path, source: io::Error) -> Self {
+        let path = path.to_path_buf();
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound { path, source },
+            io::ErrorKind::IsADirectory => Error::NotAFile {
+                path,
+                what: "is a directory",
+            },
+            _ => Error::Io { path, source },
+        }
+    }
+}
+
+/// Probes a local file: sniffs its type from its first bytes, then reads the metadata its kind
+/// carries (EXIF, the container as `ffprobe` sees it, PDF pages).
+///
+/// Returns an error only when the file cannot be read (missing, a directory, no permission...).
+/// Problems with the content never fail: they are noted in `metadata.problems`.
+///
+/// This blocks: run it on a blocking pool. Audio and video run `ffprobe`, which takes about a
+/// tenth of a second per file (mostly process start-up) and at most
+/// [`ProbeOptions::ffprobe_timeout`]. PDFs are read into memory whole, up to
+/// [`ProbeOptions::max_pdf_bytes`]. Images and everything else are read by their headers and
+/// trailers only, however large.
+pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<Probe> {
+    let mut file = open_regular(path)?;
+    let head = read_head(&mut file).map_err(|e| Error::io(path, e))?;
+    let (mime, kind) = sniff(&head);
+    let mut probe = Probe {
+        mime,
+        kind,
+        metadata: MediaMetadata::default(),
+    };
+    if head.is_empty() {
+        probe.metadata.problems.push("empty file".to_owned());
+        return Ok(probe);
+    }
+    probe_content(path, &mut file, opts, &mut probe).map_err(|e| Error::io(path, e))?;
+    if let Some(problem) = extension::mismatch(path, &probe.mime, probe.kind) {
+        probe.metadata.problems.push(problem);
+    }
+    Ok(probe)
+}
+
+/// Reads what the file's kind carries into `probe`. IO errors are returned; content problems
+/// are noted.
+fn probe_content(
+    path: &Path,
+    file: &mut File,
+    opts: &ProbeOptions,
+    probe: &mut Probe,
+) -> io::Result<()> {
+    match probe.kind {
+        MediaKind::Image => picture::probe(file, &probe.mime, &mut probe.metadata),
+        MediaKind::Audio | MediaKind::Video => {
+            av::probe(path, opts, probe);
+            Ok(())
+        }
+        MediaKind::Document if probe.mime == "application/pdf" => {
+            pdf::probe(file, opts.max_pdf_bytes, &mut probe.metadata)
+        }
+        MediaKind::Document | MediaKind::Other => Ok(()),
+    }
+}
+
+/// Opens `path` for reading, refusing anything but a regular file: reading a FIFO or a device
+/// could block forever or never end.
+fn open_regular(path: &Path) -> Result<File> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            what: "is a directory",
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            what: "not a regular file",
+        });
+    }
+    Ok(file)
+}
+
+fn read_head(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    file.by_ref()
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// The file's name for problem messages: problems are stored with the asset, so they name the
+/// file as its owner knows it, not the directory it was probed in.
+fn file_label(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
+        .into_owned()
+}

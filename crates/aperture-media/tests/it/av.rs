@@ -1,0 +1,207 @@
+//! Audio and video made with `ffmpeg -f lavfi`. These tests need ffmpeg and fail, saying so,
+//! without it: a skipped test would hide that the probing was never checked.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use aperture_core::MediaKind;
+use aperture_media::{ProbeOptions, probe_file};
+
+use crate::{has_problem, probe, write};
+
+/// Runs ffmpeg with `args` then the output path, and returns the output path.
+fn ffmpeg(dir: &Path, args: &[&str], name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let result = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .output();
+    let output = match result {
+        Ok(output) => output,
+        Err(e) => panic!(
+            "these tests need ffmpeg and ffprobe on PATH (apt-get install ffmpeg): \
+             cannot run ffmpeg: {e}"
+        ),
+    };
+    assert!(
+        output.status.success(),
+        "ffmpeg failed making {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+fn test_video(dir: &Path) -> PathBuf {
+    ffmpeg(
+        dir,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=2:size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            "-metadata",
+            "creation_time=2020-01-02T03:04:05Z",
+            "-metadata",
+            "location=+48.8582+002.2945/",
+        ],
+        "clip.mp4",
+    )
+}
+
+#[test]
+fn video() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe(&test_video(dir.path()));
+    assert_eq!(
+        (probe.mime.as_str(), probe.kind),
+        ("video/mp4", MediaKind::Video)
+    );
+    let meta = &probe.metadata;
+    assert!(meta.problems.is_empty(), "{:?}", meta.problems);
+    assert_eq!((meta.width, meta.height), (Some(320), Some(240)));
+    assert_eq!(meta.frame_rate, Some(25.0));
+    assert_eq!(meta.video_codec.as_deref(), Some("h264"));
+    assert_eq!(meta.audio_codec.as_deref(), Some("aac"));
+    let duration = meta.duration_ms.expect("duration");
+    assert!(duration.abs_diff(2000) <= 100, "duration {duration} ms");
+    assert_eq!(meta.captured_at.as_deref(), Some("2020-01-02T03:04:05Z"));
+    assert!(meta.container.as_deref().is_some_and(|c| c.contains("mp4")));
+    let gps = meta.gps.expect("location");
+    assert_eq!((gps.latitude, gps.longitude), (48.8582, 2.2945));
+    assert_eq!((meta.sample_rate, meta.channels), (Some(44100), Some(1)));
+}
+
+#[test]
+fn wav_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ffmpeg(
+        dir.path(),
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
+        "tone.wav",
+    );
+    let probe = probe(&path);
+    assert_eq!(probe.kind, MediaKind::Audio);
+    let meta = &probe.metadata;
+    assert!(meta.problems.is_empty(), "{:?}", meta.problems);
+    assert_eq!(meta.container.as_deref(), Some("wav"));
+    assert_eq!((meta.sample_rate, meta.channels), (Some(44100), Some(1)));
+    assert_eq!(meta.duration_ms, Some(1000));
+    assert_eq!((meta.width, meta.video_codec.as_ref()), (None, None));
+}
+
+#[test]
+fn audio_only_mp4_is_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ffmpeg(
+        dir.path(),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1:sample_rate=48000",
+            "-ac",
+            "2",
+            "-c:a",
+            "aac",
+        ],
+        "voice.mp4",
+    );
+    let probe = probe(&path);
+    assert_eq!(
+        (probe.mime.as_str(), probe.kind),
+        ("audio/mp4", MediaKind::Audio)
+    );
+    let meta = &probe.metadata;
+    assert!(meta.problems.is_empty(), "{:?}", meta.problems);
+    assert_eq!((meta.sample_rate, meta.channels), (Some(48000), Some(2)));
+    assert_eq!(meta.audio_codec.as_deref(), Some("aac"));
+}
+
+#[test]
+fn truncated_mp4_is_noted_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(test_video(dir.path())).unwrap();
+    let probe = probe(&write(dir.path(), "cut.mp4", &whole[..10_000]));
+    assert_eq!(probe.kind, MediaKind::Video);
+    assert_eq!(
+        probe.metadata.problems.len(),
+        1,
+        "{:?}",
+        probe.metadata.problems
+    );
+    let problem = &probe.metadata.problems[0];
+    assert!(
+        problem.starts_with("ffprobe cannot read cut.mp4: "),
+        "{problem}"
+    );
+    // Stable text: no decoder addresses, no temporary paths.
+    assert!(
+        !problem.contains("0x") && !problem.contains(&*dir.path().to_string_lossy()),
+        "{problem}"
+    );
+}
+
+#[test]
+fn missing_ffprobe_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ffmpeg(
+        dir.path(),
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
+        "tone.wav",
+    );
+    let opts = ProbeOptions {
+        ffprobe: dir.path().join("no-such-ffprobe"),
+        ..ProbeOptions::default()
+    };
+    let probe = probe_file(&path, &opts).unwrap();
+    assert_eq!(probe.kind, MediaKind::Audio);
+    assert_eq!(
+        probe.metadata.problems,
+        ["ffprobe not found: install ffmpeg to read audio and video metadata"]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn hanging_ffprobe_is_killed() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = ffmpeg(
+        dir.path(),
+        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
+        "tone.wav",
+    );
+    let fake = write(dir.path(), "slow-ffprobe", b"#!/bin/sh\nexec sleep 30\n");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let opts = ProbeOptions {
+        ffprobe: fake,
+        ffprobe_timeout: Duration::from_millis(300),
+        ..ProbeOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let probe = probe_file(&path, &opts).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        has_problem(&probe, "ffprobe timed out after 0.3 s reading tone.wav"),
+        "{:?}",
+        probe.metadata.problems
+    );
+}

@@ -1,0 +1,97 @@
+//! Files that are not media, and files that cannot be read.
+
+use aperture_core::MediaKind;
+use aperture_media::{Error, ProbeOptions, probe_file};
+
+use crate::{probe, write};
+
+#[test]
+fn empty_file_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe(&write(dir.path(), "nothing.jpg", b""));
+    assert_eq!(probe.mime, "application/x-empty");
+    assert_eq!(probe.kind, MediaKind::Other);
+    assert_eq!(probe.metadata.problems, ["empty file"]);
+}
+
+#[test]
+fn text_and_html_are_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = probe(&write(
+        dir.path(),
+        "notes.md",
+        "# Notes\n\nÀ faire.\n".as_bytes(),
+    ));
+    assert_eq!(
+        (notes.mime.as_str(), notes.kind),
+        ("text/plain", MediaKind::Document)
+    );
+    assert!(
+        notes.metadata.problems.is_empty(),
+        "{:?}",
+        notes.metadata.problems
+    );
+
+    let page = write(
+        dir.path(),
+        "page.htm",
+        b"<!DOCTYPE html>\n<html><p>hi</p></html>\n",
+    );
+    let page = probe(&page);
+    assert_eq!(
+        (page.mime.as_str(), page.kind),
+        ("text/html", MediaKind::Document)
+    );
+    assert!(
+        page.metadata.problems.is_empty(),
+        "{:?}",
+        page.metadata.problems
+    );
+}
+
+#[test]
+fn text_named_like_a_video_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe(&write(dir.path(), "clip.mp4", b"this is not a video\n"));
+    assert_eq!(probe.kind, MediaKind::Document);
+    assert_eq!(
+        probe.metadata.problems,
+        ["extension .mp4 does not match content (text/plain)"]
+    );
+}
+
+#[test]
+fn unknown_binary_is_a_generic_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: Vec<u8> = (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let probe = probe(&write(dir.path(), "blob.bin", &bytes));
+    assert_eq!(probe.mime, "application/octet-stream");
+    assert_eq!(probe.kind, MediaKind::Other);
+    assert!(
+        probe.metadata.problems.is_empty(),
+        "{:?}",
+        probe.metadata.problems
+    );
+}
+
+#[test]
+fn missing_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gone.jpg");
+    let err = probe_file(&path, &ProbeOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+}
+
+#[test]
+fn directory_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("album.jpg");
+    std::fs::create_dir(&path).unwrap();
+    let err = probe_file(&path, &ProbeOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NotAFile { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot probe {}: is a directory", path.display())
+    );
+}

@@ -1,0 +1,30 @@
+//! Integration tests: every fixture is made here, in a temporary directory: images drawn in
+//! code, audio and video from `ffmpeg -f lavfi`, PDFs built with lopdf.
+
+mod av;
+mod files;
+mod images;
+mod pdf;
+mod robust;
+
+use std::path::{Path, PathBuf};
+
+use aperture_media::{Probe, ProbeOptions, probe_file};
+
+/// Probes with default options; the fixtures are all readable, so this must not fail.
+fn probe(path: &Path) -> Probe {
+    probe_file(path, &ProbeOptions::default())
+        .unwrap_or_else(|e| panic!("probing {} failed: {e}", path.display()))
+}
+
+/// Writes `bytes` to `name` in `dir` and returns the path.
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write fixture");
+    path
+}
+
+/// Whether any problem contains `needle`, for assertion messages that show all of them.
+fn has_problem(probe: &Probe, needle: &str) -> bool {
+    probe.metadata.problems.iter().any(|p| p.contains(needle))
+}

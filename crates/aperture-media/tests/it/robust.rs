@@ -1,0 +1,45 @@
+//! Damaged files never make probing fail: whatever is wrong with the bytes becomes a problem.
+
+use aperture_media::{ProbeOptions, probe_file};
+use proptest::prelude::*;
+
+use crate::images::{exif_block, jpeg, png, with_exif};
+use crate::pdf::three_text_pages;
+
+/// Cuts `bytes` at a fraction of their length and overwrites a few of them.
+fn damage(mut bytes: Vec<u8>, cut: f64, flips: &[(f64, u8)]) -> Vec<u8> {
+    let keep = ((bytes.len() as f64) * cut) as usize;
+    bytes.truncate(keep.max(1));
+    let len = bytes.len();
+    for &(at, value) in flips {
+        bytes[((len as f64) * at) as usize % len] = value;
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn damaged_files_are_probed_without_error(
+        fixture in 0usize..3,
+        cut in 0.0f64..=1.0,
+        flips in proptest::collection::vec((0.0f64..1.0, any::<u8>()), 0..6),
+    ) {
+        let (name, bytes) = match fixture {
+            0 => ("photo.jpg", with_exif(&jpeg(48, 32), &exif_block())),
+            1 => ("drawing.png", png(48, 32)),
+            _ => ("letter.pdf", three_text_pages()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, damage(bytes, cut, &flips)).unwrap();
+        let probe = probe_file(&path, &ProbeOptions::default());
+        prop_assert!(probe.is_ok(), "{:?}", probe);
+        let probe = probe.unwrap();
+        for problem in &probe.metadata.problems {
+            prop_assert!(!problem.is_empty());
+            prop_assert!(!problem.starts_with(char::is_uppercase), "{problem}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Opening the data folder: the config turned into a blob store and a catalog.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use aperture_blob::BlobStore;
+use aperture_catalog::{Catalog, SqliteCatalog};
+use aperture_core::AssetId;
+
+use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
+
+pub struct App {
+    pub config: Config,
+    pub blobs: BlobStore,
+    pub catalog: Arc<dyn Catalog>,
+}
+
+/// `--data`, else `$APERTURE_DATA` (clap reads it), else the platform's data directory.
+pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    directories::ProjectDirs::from("org", "Aperture", "aperture")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("cannot find a data directory for this user; pass --data DIR")
+}
+
+/// Credentials and endpoints for remote blob stores, from the environment object_store
+/// documents (AWS_*, AZURE_*), lower-cased as its builders expect.
+fn store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("AZURE_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+pub async fn init(config: &Config) -> anyhow::Result<ExitCode> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config_path = dir.join(CONFIG_NAME);
+    let fresh = !config_path.exists();
+    if fresh {
+        std::fs::write(&config_path, DEFAULT_CONFIG)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+    }
+    let app = App::connect(Config::load(dir, None)?).await?;
+    let verb = if fresh {
+        "initialised"
+    } else {
+        "already initialised"
+    };
+    println!("{verb} Aperture data folder {}", dir.display());
+    println!("  config   {}", config_path.display());
+    println!("  catalog  {}", app.config.catalog_path.display());
+    println!("  blobs    {}", app.config.blobs_url);
+    println!("next: aperture --data {} ingest PATH...", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+impl App {
+    /// Opens an initialised data folder.
+    pub async fn open(config: Config) -> anyhow::Result<Self> {
+        if !config.data_dir.join(CONFIG_NAME).exists() && !config.catalog_path.exists() {
+            bail!(
+                "no Aperture data folder at {}; create one with `aperture --data {} init`",
+                config.data_dir.display(),
+                config.data_dir.display()
+            );
+        }
+        Self::connect(config).await
+    }
+
+    async fn connect(config: Config) -> anyhow::Result<Self> {
+        let blobs = BlobStore::open_url(&config.blobs_url, store_options())?;
+        blobs.init().await?;
+        let path = config.catalog_path.clone();
+        let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path))
+            .await?
+            .with_context(|| format!("cannot open catalog {}", config.catalog_path.display()))?;
+        Ok(Self {
+            config,
+            blobs,
+            catalog: Arc::new(catalog),
+        })
+    }
+
+    /// Runs a catalog call on the blocking pool.
+    pub async fn catalog<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Catalog) -> aperture_catalog::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let catalog = self.catalog.clone();
+        Ok(tokio::task::spawn_blocking(move || f(catalog.as_ref())).await??)
+    }
+
+    /// Resolves a full id or a unique prefix of one.
+    pub async fn resolve(&self, text: &str) -> anyhow::Result<AssetId> {
+        let prefix = text.trim().to_owned();
+        let found = self
+            .catalog(move |c| c.assets_with_prefix(&prefix, 2))
+            .await?;
+        match found.as_slice() {
+            [id] => Ok(*id),
+            [] => bail!("no asset with id {text}"),
+            _ => Err(aperture_catalog::Error::Ambiguous {
+                prefix: text.to_owned(),
+                count: found.len(),
+            }
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! `ls`, `show`, `get`, `rm` and `stats`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use aperture_catalog::AssetQuery;
+use aperture_core::MediaKind;
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Only this collection.
+    #[arg(long, short)]
+    collection: Option<String>,
+    /// Only this kind: image, video, audio, document or other.
+    #[arg(long, short)]
+    kind: Option<MediaKind>,
+    /// At most this many assets.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    limit: usize,
+    /// Start after this asset id (for paging).
+    #[arg(long)]
+    after: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The asset's id, or a unique prefix of it.
+    id: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The asset's id, or a unique prefix of it.
+    id: String,
+    /// Where to write the bytes; `-` for standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Asset ids (or unique prefixes).
+    #[arg(required = true)]
+    ids: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn ls(app: &App, args: LsArgs) -> anyhow::Result<ExitCode> {
+    let collection = match args.collection {
+        Some(name) => Some(app.catalog(move |c| c.collection(&name)).await?.id),
+        None => None,
+    };
+    let after = match &args.after {
+        Some(text) => Some(app.resolve(text).await?),
+        None => None,
+    };
+    let query = AssetQuery {
+        collection,
+        kind: args.kind,
+        after,
+        limit: args.limit,
+    };
+    let assets = app.catalog(move |c| c.list_assets(&query)).await?;
+    if args.json {
+        output::json(&assets)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<32}  {:<8}  {:>10}  {:<16}  NAME",
+        "ID", "KIND", "SIZE", "COLLECTION"
+    );
+    for a in &assets {
+        println!(
+            "{:<32}  {:<8}  {:>10}  {:<16}  {}",
+            a.id,
+            a.kind,
+            output::bytes(a.size),
+            output::clip(&a.collection, 16),
+            a.name
+        );
+    }
+    if assets.len() == args.limit
+        && let Some(last) = assets.last()
+    {
+        eprintln!("(more: aperture ls --after {})", last.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(app: &App, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let id = app.resolve(&args.id).await?;
+    let (asset, sources, insights) = app
+        .catalog(move |c| Ok((c.asset(id)?, c.sources(id)?, c.insights(id)?)))
+        .await?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "asset": asset,
+            "sources": sources,
+            "insights": insights,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("id           {}", asset.id);
+    println!("name         {}", asset.name);
+    println!("collection   {}", asset.collection);
+    println!("kind         {} ({})", asset.kind, asset.mime);
+    println!(
+        "size         {} ({} bytes)",
+        output::bytes(asset.size),
+        asset.size
+    );
+    println!("blake3       {}", asset.hash);
+    println!("ingested     {}", asset.ingested_at.to_rfc3339());
+    if let Some(t) = &asset.captured_at {
+        println!("captured     {t}");
+    }
+    let metadata = serde_json::to_value(&asset.metadata)?;
+    if let Some(fields) = metadata.as_object() {
+        for (key, value) in fields.iter().filter(|(k, _)| *k != "captured_at") {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            println!("{:<12} {text}", key.replace('_', " "));
+        }
+    }
+    println!("sources      {}", sources.len());
+    for s in &sources {
+        println!("  {} (first seen {})", s.path, s.first_seen.to_rfc3339());
+    }
+    println!("insights     {}", insights.len());
+    for i in &insights {
+        println!(
+            "  {} {}: {}{}",
+            i.analyzer,
+            i.kind,
+            i.value,
+            i.confidence
+                .map(|c| format!(" ({c:.2})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
+    let id = app.resolve(&args.id).await?;
+    let asset = app.catalog(move |c| c.asset(id)).await?;
+    if args.output.as_os_str() == "-" {
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+        // Standard output cannot be taken back: a corrupt blob ends in an error after output.
+        app.blobs
+            .read_to_writer(asset.hash, &mut stdout)
+            .await
+            .with_context(|| format!("cannot read asset {id}"))?;
+    } else {
+        let written = app
+            .blobs
+            .read_to_file(asset.hash, &args.output)
+            .await
+            .with_context(|| format!("cannot read asset {id}"))?;
+        eprintln!(
+            "wrote {} ({}) to {}",
+            asset.name,
+            output::bytes(written),
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for text in &args.ids {
+        match remove(app, text).await {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("error: {text}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Catalog first, blob second: a crash in between leaves an unreferenced blob, which fsck
+/// finishes deleting, never an asset without its bytes.
+async fn remove(app: &App, text: &str) -> anyhow::Result<String> {
+    let id = app.resolve(text).await?;
+    let name = app.catalog(move |c| c.asset(id)).await?.name;
+    let deletion = app.catalog(move |c| c.delete_asset(id)).await?;
+    if !deletion.blob_unreferenced {
+        return Ok(format!(
+            "removed {id} ({name}); its bytes stay, another asset has the same content"
+        ));
+    }
+    app.blobs.delete(deletion.hash).await?;
+    let hash = deletion.hash;
+    app.catalog(move |c| c.blob_deleted(hash)).await?;
+    Ok(format!("removed {id} ({name}) and its bytes"))
+}
+
+pub async fn stats(app: &App, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let stats = app.catalog(|c| c.stats()).await?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "stats": stats,
+            "dedupe_savings": stats.dedupe_savings(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} {:>10} {:>12}", "KIND", "ASSETS", "BYTES");
+    for (kind, k) in &stats.by_kind {
+        println!(
+            "{:<10} {:>10} {:>12}",
+            kind.as_str(),
+            output::count(k.assets),
+            output::bytes(k.bytes)
+        );
+    }
+    println!(
+        "{:<10} {:>10} {:>12}",
+        "total",
+        output::count(stats.assets),
+        output::bytes(stats.by_kind.values().map(|k| k.bytes).sum())
+    );
+    println!();
+    println!(
+        "{} collections, {} source paths, {} distinct blobs",
+        output::count(stats.collections),
+        output::count(stats.sources),
+        output::count(stats.distinct_blobs)
+    );
+    println!(
+        "stored {} for {} of files: deduplication saved {}",
+        output::bytes(stats.stored_bytes),
+        output::bytes(stats.logical_bytes),
+        output::bytes(stats.dedupe_savings())
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,184 @@
+//! `aperture.toml` → [`ConfigFile`] (what the user wrote) → [`Config`] (validated, resolved).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+pub const CONFIG_NAME: &str = "aperture.toml";
+
+/// The file `aperture init` writes: every setting, commented, with its default.
+pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is optional; the values shown are the defaults.
+
+[storage]
+# Where blob bytes live: file:///abs/path, s3://bucket/prefix (build feature `s3`),
+# az://container/prefix (build feature `azure`). Default: the `blobs` folder of the data folder.
+# blobs = "file:///var/lib/aperture/blobs"
+
+# The catalog database: sqlite:///abs/path/catalog.db. Default: `catalog.db` in the data folder.
+# catalog = "sqlite:///var/lib/aperture/catalog.db"
+
+[ingest]
+# Collection used when `aperture ingest` is given no --collection.
+default_collection = "default"
+# Files read at once.
+concurrency = 16
+# Files over 8 MiB read at once; each holds up to three 8 MiB parts in memory.
+large_concurrency = 2
+# Follow symbolic links while walking folders (loops are detected and reported).
+follow_symlinks = true
+
+[media]
+# The ffprobe program used to read audio and video metadata.
+ffprobe = "ffprobe"
+"#;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigFile {
+    pub storage: StorageSection,
+    pub ingest: IngestSection,
+    pub media: MediaSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    pub blobs: Option<String>,
+    pub catalog: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    pub default_collection: String,
+    pub concurrency: usize,
+    pub large_concurrency: usize,
+    pub follow_symlinks: bool,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            default_collection: "default".into(),
+            concurrency: 16,
+            large_concurrency: 2,
+            follow_symlinks: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    pub ffprobe: PathBuf,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            ffprobe: "ffprobe".into(),
+        }
+    }
+}
+
+/// Settings resolved against the data folder and checked.
+#[derive(Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub blobs_url: String,
+    pub catalog_path: PathBuf,
+    pub ingest: IngestSection,
+    pub media: MediaSection,
+}
+
+impl Config {
+    /// Reads `file` (or `<data_dir>/aperture.toml` when it exists) and resolves defaults.
+    pub fn load(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<Self> {
+        let default_file = data_dir.join(CONFIG_NAME);
+        let file = match file {
+            Some(f) => Some(f.to_path_buf()),
+            None => default_file.exists().then_some(default_file),
+        };
+        let parsed = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config {}", path.display()))?;
+                toml::from_str::<ConfigFile>(&text)
+                    .with_context(|| format!("invalid config {}", path.display()))?
+            }
+            None => ConfigFile::default(),
+        };
+        Self::resolve(data_dir, parsed)
+    }
+
+    fn resolve(data_dir: &Path, file: ConfigFile) -> anyhow::Result<Self> {
+        let data_dir = absolute(data_dir)?;
+        let blobs_url = match file.storage.blobs {
+            Some(url) => url,
+            None => file_url(&data_dir.join("blobs"))?,
+        };
+        let catalog_path = match file.storage.catalog {
+            None => data_dir.join("catalog.db"),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if Path::new(path).is_absolute() => PathBuf::from(path),
+                Some(_) => bail!("catalog url {url:?} must be sqlite:///absolute/path"),
+                None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    bail!("catalog url {url:?}: PostgreSQL catalogs are not supported yet")
+                }
+                None => bail!("catalog url {url:?} must start with sqlite://"),
+            },
+        };
+        if file.ingest.concurrency == 0 || file.ingest.large_concurrency == 0 {
+            bail!("ingest.concurrency and ingest.large_concurrency must be at least 1");
+        }
+        Ok(Self {
+            data_dir,
+            blobs_url,
+            catalog_path,
+            ingest: file.ingest,
+            media: file.media,
+        })
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+fn file_url(path: &Path) -> anyhow::Result<String> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("data folder {} is not valid UTF-8", path.display()))?;
+    Ok(format!("file://{text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_default_parses_to_the_defaults() {
+        let parsed: ConfigFile = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let config = Config::resolve(Path::new("/data"), parsed).unwrap();
+        assert_eq!(config.blobs_url, "file:///data/blobs");
+        assert_eq!(config.catalog_path, Path::new("/data/catalog.db"));
+        assert_eq!(
+            config.ingest.concurrency,
+            IngestSection::default().concurrency
+        );
+        assert_eq!(config.ingest.default_collection, "default");
+        assert_eq!(config.media.ffprobe, Path::new("ffprobe"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = toml::from_str::<ConfigFile>("[ingest]\nconcurency = 3").unwrap_err();
+        assert!(err.to_string().contains("concurency"), "{err}");
+        let parsed: ConfigFile = toml::from_str("[storage]\ncatalog = \"postgres://x/y\"").unwrap();
+        let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        let parsed: ConfigFile = toml::from_str("[ingest]\nconcurrency = 0").unwrap();
+        assert!(Config::resolve(Path::new("/d"), parsed).is_err());
+    }
+}

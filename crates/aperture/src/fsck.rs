@@ -1,0 +1,172 @@
+//! `aperture fsck`: is every blob intact, and does every asset have its blob?
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+
+use aperture_core::{ContentHash, UnixMillis};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove what interrupted runs left behind: unreferenced blobs, staged uploads, and
+    /// deletions that were started but not finished.
+    #[arg(long)]
+    repair: bool,
+    /// With --repair: leave leftovers younger than this many seconds (they may belong to an
+    /// ingest that is still running).
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    min_age: i64,
+    /// Check sizes only instead of reading and hashing every blob.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Findings {
+    blobs: u64,
+    blob_bytes: u64,
+    /// Blobs whose bytes do not match their hash.
+    corrupt: Vec<String>,
+    /// Assets whose blob is missing.
+    missing: Vec<ContentHash>,
+    /// Blobs no asset uses: left by an interrupted ingest or deletion. Harmless; reclaimable.
+    unreferenced: Vec<ContentHash>,
+    unreferenced_bytes: u64,
+    staging_leftovers: u64,
+    unfinished_deletions: u64,
+    repaired: u64,
+}
+
+impl Findings {
+    fn healthy(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty()
+    }
+}
+
+pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
+    let mut f = Findings::default();
+    let cutoff = UnixMillis::now().0 - args.min_age.max(0) * 1000;
+
+    // Deletions first, so that their blobs are not counted as unreferenced below.
+    let unfinished = app.catalog(|c| c.unfinished_blob_deletions()).await?;
+    f.unfinished_deletions = unfinished.len() as u64;
+    if args.repair {
+        for hash in unfinished {
+            app.blobs.delete(hash).await?;
+            app.catalog(move |c| c.blob_deleted(hash)).await?;
+            f.repaired += 1;
+        }
+    }
+
+    let mut referenced = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = app
+            .catalog(move |c| c.referenced_blobs(after, 10_000))
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        referenced.extend(page);
+    }
+
+    let mut present = HashSet::new();
+    let mut listing = app.blobs.list();
+    while let Some(entry) = listing.try_next().await? {
+        f.blobs += 1;
+        f.blob_bytes += entry.size;
+        present.insert(entry.hash);
+        if !referenced.contains(&(entry.hash, entry.size)) {
+            if referenced.iter().any(|(h, _)| *h == entry.hash) {
+                f.corrupt.push(format!(
+                    "{}: size {} differs from the catalog's",
+                    entry.hash, entry.size
+                ));
+                continue;
+            }
+            f.unreferenced.push(entry.hash);
+            f.unreferenced_bytes += entry.size;
+            if args.repair && entry.last_modified.0 < cutoff {
+                app.blobs.delete(entry.hash).await?;
+                f.repaired += 1;
+            }
+            continue;
+        }
+        if !args.quick
+            && let Err(e) = app.blobs.verify(entry.hash).await
+        {
+            f.corrupt.push(e.to_string());
+        }
+    }
+    f.missing = referenced
+        .iter()
+        .filter(|(h, _)| !present.contains(h))
+        .map(|(h, _)| *h)
+        .collect();
+    f.missing.sort();
+
+    let mut staging = app.blobs.list_staging();
+    while let Some(entry) = staging.try_next().await? {
+        f.staging_leftovers += 1;
+        if args.repair && entry.last_modified.0 < cutoff {
+            app.blobs.delete_staging(&entry).await?;
+            f.repaired += 1;
+        }
+    }
+
+    if args.json {
+        output::json(&serde_json::json!({ "healthy": f.healthy(), "findings": f }))?;
+    } else {
+        report(&f, args.repair);
+    }
+    Ok(if f.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn report(f: &Findings, repair: bool) {
+    println!(
+        "checked {} blobs ({})",
+        output::count(f.blobs),
+        output::bytes(f.blob_bytes)
+    );
+    if !f.corrupt.is_empty() {
+        println!("CORRUPT blobs ({}):", f.corrupt.len());
+        output::capped(f.corrupt.iter().cloned(), 20, "--json lists them all");
+    }
+    if !f.missing.is_empty() {
+        println!("MISSING blobs of assets ({}):", f.missing.len());
+        output::capped(
+            f.missing.iter().map(|h| h.to_string()),
+            20,
+            "--json lists them all",
+        );
+    }
+    println!(
+        "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions",
+        f.unreferenced.len(),
+        output::bytes(f.unreferenced_bytes),
+        f.staging_leftovers,
+        f.unfinished_deletions
+    );
+    if repair {
+        println!("repaired {}", f.repaired);
+    } else if !f.unreferenced.is_empty() || f.staging_leftovers > 0 || f.unfinished_deletions > 0 {
+        println!("(aperture fsck --repair removes leftovers older than an hour)");
+    }
+    println!(
+        "{}",
+        if f.healthy() {
+            "ok: every asset's blob is present and intact"
+        } else {
+            "NOT OK"
+        }
+    );
+}

@@ -1,0 +1,153 @@
+//! `aperture ingest`: a progress bar over [`aperture_ingest::Ingester`], then a summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aperture_ingest::{FileReport, FileStatus, IngestOptions, Ingester, Progress, Report};
+use aperture_media::ProbeOptions;
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files and folders to ingest; folders are walked recursively.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// The collection to put them in (created if missing).
+    #[arg(long, short)]
+    collection: Option<String>,
+    /// Print the report as JSON, with a line for every file.
+    #[arg(long)]
+    json: bool,
+    /// Files read at once (default from the config).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
+    let settings = &app.config.ingest;
+    let options = IngestOptions {
+        collection: args
+            .collection
+            .unwrap_or_else(|| settings.default_collection.clone()),
+        concurrency: args.jobs.unwrap_or(settings.concurrency).max(1),
+        large_concurrency: settings.large_concurrency,
+        follow_symlinks: settings.follow_symlinks,
+        report_every_file: args.json,
+        probe: ProbeOptions {
+            ffprobe: app.config.media.ffprobe.clone(),
+            ..ProbeOptions::default()
+        },
+    };
+    let bar = Bar::new(!(args.json || args.no_progress));
+    let ingester = Ingester::new(app.blobs.clone(), app.catalog.clone());
+    let report = ingester.ingest(&args.paths, &options, &bar).await?;
+    bar.bar.finish_and_clear();
+    if args.json {
+        output::json(&report)?;
+    } else {
+        summary(&report);
+    }
+    Ok(if report.totals.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+struct Bar {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl Bar {
+    fn new(visible: bool) -> Self {
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target).with_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{bar:30}] {human_pos}/{human_len} files {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn found(&self, _bytes: u64) {
+        self.bar.inc_length(1);
+    }
+
+    fn done(&self, file: &FileReport) {
+        let bytes = self.bytes.fetch_add(file.size, Ordering::Relaxed) + file.size;
+        self.bar.inc(1);
+        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{} ({}/s)",
+            HumanBytes(bytes),
+            HumanBytes((bytes as f64 / secs) as u64)
+        ));
+    }
+}
+
+fn summary(report: &Report) {
+    let t = &report.totals;
+    let secs = report.elapsed.as_secs_f64().max(1e-3);
+    println!(
+        "ingested {} files ({}) into {:?} in {:.1} s: {}/s, {} files/s",
+        output::count(t.files),
+        output::bytes(t.bytes),
+        report.collection,
+        secs,
+        output::bytes((t.bytes as f64 / secs) as u64),
+        output::count((t.files as f64 / secs) as u64),
+    );
+    println!(
+        "  {} stored, {} duplicates, {} already known, {} failed; {} new in the blob store",
+        output::count(t.stored),
+        output::count(t.duplicates),
+        output::count(t.known),
+        output::count(t.failed),
+        output::bytes(t.new_bytes),
+    );
+    let failed: Vec<_> = report
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Failed)
+        .map(|f| match &f.error {
+            Some(e) if e.contains(&f.path) => e.clone(),
+            Some(e) => format!("{}: {e}", f.path),
+            None => f.path.clone(),
+        })
+        .collect();
+    if !failed.is_empty() {
+        println!("failed:");
+        output::capped(failed.into_iter(), 20, "--json lists them all");
+    }
+    let warned: Vec<_> = report
+        .files
+        .iter()
+        .filter(|f| f.status != FileStatus::Failed && !f.warnings.is_empty())
+        .map(|f| format!("{}: {}", f.path, f.warnings.join("; ")))
+        .collect();
+    if !warned.is_empty() {
+        println!("stored with warnings:");
+        output::capped(warned.into_iter(), 20, "--json lists them all");
+    }
+}

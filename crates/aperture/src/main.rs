@@ -1,0 +1,98 @@
+//! `aperture`: the command line. The only place that reads environment variables and
+//! installs the tracing subscriber.
+
+mod app;
+mod assets;
+mod config;
+mod fsck;
+mod ingest;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Aperture: a self-hosted media lake. Files go in, are kept safe and described, and come
+/// back out bit-exact.
+#[derive(Debug, Parser)]
+#[command(name = "aperture", version, propagate_version = true)]
+struct Cli {
+    /// The data folder (catalog, blobs, config). Default: the user's data directory.
+    #[arg(long, global = true, env = "APERTURE_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// The config file. Default: aperture.toml in the data folder.
+    #[arg(long, global = true, env = "APERTURE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the data folder: config file, catalog and blob store.
+    Init,
+    /// Store files and folders (recursively) and record what they are.
+    Ingest(ingest::Args),
+    /// List assets, oldest first.
+    Ls(assets::LsArgs),
+    /// Show an asset: metadata, where it came from, insights.
+    Show(assets::ShowArgs),
+    /// Write an asset's original bytes to a file (bit-exact, verified).
+    Get(assets::GetArgs),
+    /// Remove assets and everything derived from them; their bytes go when no asset uses them.
+    Rm(assets::RmArgs),
+    /// Counts and bytes per kind, and what deduplication saved.
+    Stats(assets::StatsArgs),
+    /// Check that every blob verifies and every asset's blob exists; --repair tidies up.
+    Fsck(fsck::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("APERTURE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let data = app::data_dir(cli.data)?;
+    let config = config::Config::load(&data, cli.config.as_deref())?;
+    if let Command::Init = cli.command {
+        return app::init(&config).await;
+    }
+    let app = app::App::open(config).await?;
+    match cli.command {
+        Command::Init => unreachable!("handled above"),
+        Command::Ingest(args) => ingest::run(&app, args).await,
+        Command::Ls(args) => assets::ls(&app, args).await,
+        Command::Show(args) => assets::show(&app, args).await,
+        Command::Get(args) => assets::get(&app, args).await,
+        Command::Rm(args) => assets::rm(&app, args).await,
+        Command::Stats(args) => assets::stats(&app, args).await,
+        Command::Fsck(args) => fsck::run(&app, args).await,
+    }
+}

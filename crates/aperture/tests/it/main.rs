@@ -1,0 +1,109 @@
+//! End-to-end tests of the `aperture` binary, run as a user would run it.
+
+mod bad_input;
+mod crash;
+mod dedupe;
+mod round_trip;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A data folder and the binary to run against it.
+pub struct Aperture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Aperture {
+    /// A freshly initialised data folder.
+    pub fn init() -> Self {
+        let me = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        me.ok(&["init"]);
+        me
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A folder for test inputs beside the data folder.
+    pub fn inputs(&self) -> PathBuf {
+        let path = self.dir.path().join("in");
+        std::fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
+        cmd.arg("--data").arg(self.data()).args(args);
+        cmd.env_remove("APERTURE_CONFIG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "aperture {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "aperture {all:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    pub fn ingest(&self, path: &Path, collection: &str) -> serde_json::Value {
+        self.json(&["ingest", path.to_str().unwrap(), "-c", collection])
+    }
+
+    pub fn assets(&self) -> Vec<serde_json::Value> {
+        let v = self.json(&["ls", "--limit", "1000000"]);
+        v.as_array().unwrap().clone()
+    }
+
+    pub fn fsck(&self) -> serde_json::Value {
+        self.json(&["fsck"])
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64), so failures reproduce.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    fill(&mut out, &mut (seed | 1));
+    out
+}
+
+pub fn fill(buf: &mut [u8], state: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+pub fn blake3_file(path: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(std::fs::File::open(path).unwrap())
+        .unwrap();
+    hasher.finalize().to_hex().to_string()
+}
