@@ -24,7 +24,7 @@
 //! # }
 //! ```
 //!
-//! **Layout** (version 1): `blobs/<h0h1>/<h2h3>/<64 hex digits>`, staged uploads under
+//! **Layout** (version 1): `blobs/<first 3 hex digits>/<64 hex digits>`, staged uploads under
 //! `staging/`, and a marker object `aperture-blobs.json` naming the layout version.
 
 mod error;

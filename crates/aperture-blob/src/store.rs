@@ -197,8 +197,11 @@ impl BlobStore {
 }
 
 pub(crate) fn blob_path(hash: ContentHash) -> Path {
+    // One level of 4,096 folders: on local disk a new folder per blob (as two levels of 256
+    // give while a store is young) costs more than the write; 4,096 folders stay small up to
+    // hundreds of millions of blobs, and object stores see no folders at all.
     let hex = hash.to_string();
-    Path::from_iter([BLOBS, &hex[0..2], &hex[2..4], &hex])
+    Path::from_iter([BLOBS, &hex[0..3], &hex])
 }
 
 pub(crate) fn staging_path() -> Path {
@@ -236,7 +239,7 @@ mod tests {
         let hash = ContentHash::of(b"");
         assert_eq!(
             blob_path(hash).as_ref(),
-            format!("blobs/af/13/{hash}").as_str()
+            format!("blobs/af1/{hash}").as_str()
         );
     }
 

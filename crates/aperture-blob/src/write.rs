@@ -52,22 +52,24 @@ impl BlobStore {
         })
     }
 
+    /// Reads a local file whole and hashes it, when it is no larger than the part size; `None`
+    /// when it is larger (use [`BlobStore::stage_file`]). Blocking: for callers already on a
+    /// blocking thread, so a small file costs no extra hop between threads.
+    pub fn stage_small_file_blocking(&self, path: &FsPath) -> Result<Option<Staged>> {
+        let (_, hasher, chunk) = read_head(path, self.part_size)?;
+        Ok((chunk.len() <= self.part_size).then(|| Staged {
+            hash: hasher.finalize().into(),
+            size: chunk.len() as u64,
+            content: Content::Memory(Bytes::from(chunk)),
+        }))
+    }
+
     /// Reads a local file, hashing as it goes. A file up to the part size is read whole; a
     /// larger one is streamed part by part into the staging area, never held whole in memory.
     pub async fn stage_file(&self, path: &FsPath) -> Result<Staged> {
         let part_size = self.part_size;
         let owned = path.to_path_buf();
-        let first = run_blocking(move || {
-            let mut file = std::fs::File::open(&owned).map_err(|source| Error::Read {
-                path: owned.clone(),
-                source,
-            })?;
-            let mut hasher = blake3::Hasher::new();
-            let chunk = read_chunk(&mut file, &owned, part_size + 1, &mut hasher)?;
-            Ok((file, hasher, chunk))
-        })
-        .await?;
-        let (file, mut hasher, chunk) = first;
+        let (file, mut hasher, chunk) = run_blocking(move || read_head(&owned, part_size)).await?;
         if chunk.len() <= part_size {
             let hash = hasher.finalize().into();
             return Ok(Staged {
@@ -197,6 +199,18 @@ async fn stream_rest(
     }
 }
 
+/// Opens a file and reads (and hashes) up to one byte more than `part_size`, which tells
+/// whether the file fits in one part.
+fn read_head(path: &FsPath, part_size: usize) -> Result<(std::fs::File, blake3::Hasher, Vec<u8>)> {
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut hasher = blake3::Hasher::new();
+    let chunk = read_chunk(&mut file, path, part_size + 1, &mut hasher)?;
+    Ok((file, hasher, chunk))
+}
+
 /// Reads up to `limit` bytes (fewer only at end of file) and hashes them.
 fn read_chunk(
     file: &mut std::fs::File,
@@ -204,7 +218,12 @@ fn read_chunk(
     limit: usize,
     hasher: &mut blake3::Hasher,
 ) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(limit.min(1 << 20));
+    let position = file_position(file);
+    let expected = file
+        .metadata()
+        .map_or(0, |m| m.len().saturating_sub(position));
+    // Sized from the file where possible: a small file gets a small buffer.
+    let mut buf = Vec::with_capacity((expected as usize).min(limit));
     file.take(limit as u64)
         .read_to_end(&mut buf)
         .map_err(|source| Error::Read {
@@ -213,6 +232,11 @@ fn read_chunk(
         })?;
     hasher.update(&buf);
     Ok(buf)
+}
+
+fn file_position(file: &mut std::fs::File) -> u64 {
+    use std::io::Seek;
+    file.stream_position().unwrap_or(0)
 }
 
 /// Hashes on the blocking pool unless the buffer is small enough to hash in a few microseconds.

@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aperture_blob::BlobStore;
-use aperture_catalog::{Catalog, CollectionId, NewAsset, NewSource, Recorded};
+use aperture_blob::{BlobStore, Staged};
+use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSource, Recorded};
+use aperture_core::AssetId;
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -141,6 +142,15 @@ impl Ingester {
     }
 }
 
+enum Prepared {
+    Known(AssetId),
+    Ready {
+        probe: Box<aperture_media::Probe>,
+        /// A small file, already read and hashed, with its blob generation.
+        small: Option<(Staged, BlobGeneration)>,
+    },
+}
+
 /// A file waiting for its catalog row, and where to send the outcome.
 struct Pending {
     asset: NewAsset,
@@ -167,7 +177,13 @@ impl Job<'_> {
             } => {
                 let mut report = FileReport::new(&path, size);
                 if let Err(error) = self.file(&path, size, modified_ns, &mut report).await {
-                    report.fail(error);
+                    // Every message names its file, whichever layer it came from.
+                    let shown = path.display().to_string();
+                    report.fail(if error.contains(&shown) {
+                        error
+                    } else {
+                        format!("cannot ingest {shown}: {error}")
+                    });
                 }
                 report
             }
@@ -182,42 +198,39 @@ impl Job<'_> {
         report: &mut FileReport,
     ) -> Result<(), String> {
         let source = new_source(path, size, modified_ns);
-        let catalog = self.catalog.clone();
-        let (collection, key) = (self.collection, source.path_bytes.clone());
-        let known = blocking(move || catalog.known_source(collection, &key))
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(known) = known
-            && known.file_size == size
-            && known.modified_ns == modified_ns
-            && modified_ns.is_some()
-        {
-            report.known(known.asset);
-            return Ok(());
-        }
-
-        let _large = if size > self.blobs_part_size() {
+        // Everything synchronous about a small file happens in one blocking call: thread
+        // hops, not IO, are what limit many-small-file ingest.
+        let first = self.prepare(path, &source, size, modified_ns).await?;
+        let (probe, mut small) = match first {
+            Prepared::Known(asset) => {
+                report.known(asset);
+                return Ok(());
+            }
+            Prepared::Ready { probe, small } => (probe, small),
+        };
+        let _large = if small.is_none() {
             Some(self.large.acquire().await.map_err(|e| e.to_string())?)
         } else {
             None
         };
-        let probe_options = self.options.probe.clone();
-        let probe_path = path.to_path_buf();
-        let probe = blocking(move || aperture_media::probe_file(&probe_path, &probe_options))
-            .await
-            .map_err(|e| e.to_string())?;
 
         for attempt in 0..RACE_RETRIES {
-            let staged = self
-                .blobs
-                .stage_file(path)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (staged, generation) = match small.take() {
+                Some(ready) => ready,
+                None => {
+                    let staged = self
+                        .blobs
+                        .stage_file(path)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let (catalog, hash) = (self.catalog.clone(), staged.hash());
+                    let generation = blocking(move || catalog.blob_generation(hash))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (staged, generation)
+                }
+            };
             let hash = staged.hash();
-            let catalog = self.catalog.clone();
-            let generation = blocking(move || catalog.blob_generation(hash))
-                .await
-                .map_err(|e| e.to_string())?;
             if generation.deleting {
                 // Another process is deleting this very content; let it finish first.
                 self.blobs
@@ -270,6 +283,58 @@ impl Job<'_> {
             "its content was being deleted by another process at the same time; run ingest again"
                 .into(),
         )
+    }
+
+    /// On one blocking thread: skip the file if it is known; else probe it and, when it fits
+    /// in one part, read and hash it and read its blob generation.
+    async fn prepare(
+        &self,
+        path: &Path,
+        source: &NewSource,
+        size: u64,
+        modified_ns: Option<i64>,
+    ) -> Result<Prepared, String> {
+        let catalog = self.catalog.clone();
+        let blobs = self.blobs.clone();
+        let (collection, key) = (self.collection, source.path_bytes.clone());
+        let probe_options = self.options.probe.clone();
+        let path = path.to_path_buf();
+        let small_enough = size <= self.blobs_part_size();
+        blocking(move || {
+            let known = catalog
+                .known_source(collection, &key)
+                .map_err(|e| e.to_string())?;
+            if let Some(known) = known
+                && known.file_size == size
+                && known.modified_ns == modified_ns
+                && modified_ns.is_some()
+            {
+                return Ok(Prepared::Known(known.asset));
+            }
+            let probe =
+                aperture_media::probe_file(&path, &probe_options).map_err(|e| e.to_string())?;
+            let staged = if small_enough {
+                blobs
+                    .stage_small_file_blocking(&path)
+                    .map_err(|e| e.to_string())?
+            } else {
+                None
+            };
+            let small = match staged {
+                Some(staged) => {
+                    let generation = catalog
+                        .blob_generation(staged.hash())
+                        .map_err(|e| e.to_string())?;
+                    Some((staged, generation))
+                }
+                None => None,
+            };
+            Ok(Prepared::Ready {
+                probe: Box::new(probe),
+                small,
+            })
+        })
+        .await
     }
 
     fn blobs_part_size(&self) -> u64 {

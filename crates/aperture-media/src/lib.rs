@@ -28,6 +28,9 @@
 mod av;
 mod exif_tags;
 mod extension;
+#[cfg(feature = "fixtures")]
+#[doc(hidden)]
+pub mod fixtures;
 mod jpeg;
 mod pdf;
 mod picture;

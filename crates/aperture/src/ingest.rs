@@ -130,11 +130,7 @@ fn summary(report: &Report) {
         .files
         .iter()
         .filter(|f| f.status == FileStatus::Failed)
-        .map(|f| match &f.error {
-            Some(e) if e.contains(&f.path) => e.clone(),
-            Some(e) => format!("{}: {e}", f.path),
-            None => f.path.clone(),
-        })
+        .map(|f| f.error.clone().unwrap_or_else(|| f.path.clone()))
         .collect();
     if !failed.is_empty() {
         println!("failed:");

@@ -51,6 +51,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when a reader such as `head` closes the pipe, as Unix tools do, instead of
+    // panicking on the next print.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

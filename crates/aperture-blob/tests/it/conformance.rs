@@ -149,7 +149,7 @@ async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
     let bytes = content(2 * PART + 5, 3);
     let (hash, _) = put_file(store, dir, "x", &bytes).await;
     let hex = hash.to_string();
-    let key = object_store::path::Path::from(format!("blobs/{}/{}/{hex}", &hex[..2], &hex[2..4]));
+    let key = object_store::path::Path::from(format!("blobs/{}/{hex}", &hex[..3]));
     for bad in [
         {
             let mut flipped = bytes.clone();

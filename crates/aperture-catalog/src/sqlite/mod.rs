@@ -56,12 +56,12 @@ impl SqliteCatalog {
         })
     }
 
-    /// A private catalog in memory, for tests and examples.
+    /// A private catalog in memory, for tests and examples. It uses SQLite's `memdb` VFS, which
+    /// shares one database between this catalog's connections with ordinary locking (so the
+    /// busy timeout applies), unlike shared-cache memory databases, which fail at once with
+    /// "database table is locked" under concurrent use.
     pub fn open_in_memory() -> Result<Self> {
-        let uri = format!(
-            "file:aperture-{}?mode=memory&cache=shared",
-            uuid::Uuid::now_v7().simple()
-        );
+        let uri = format!("file:/aperture-{}?vfs=memdb", uuid::Uuid::now_v7().simple());
         Self::open(Path::new(&uri))
     }
 

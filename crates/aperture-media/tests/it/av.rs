@@ -1,70 +1,18 @@
 //! Audio and video made with `ffmpeg -f lavfi`. These tests need ffmpeg and fail, saying so,
 //! without it: a skipped test would hide that the probing was never checked.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use aperture_core::MediaKind;
+use aperture_media::fixtures::{self, ffmpeg, wav};
 use aperture_media::{ProbeOptions, probe_file};
 
 use crate::{has_problem, probe, write};
 
-/// Runs ffmpeg with `args` then the output path, and returns the output path.
-fn ffmpeg(dir: &Path, args: &[&str], name: &str) -> PathBuf {
-    let out = dir.join(name);
-    let result = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .arg(&out)
-        .output();
-    let output = match result {
-        Ok(output) => output,
-        Err(e) => panic!(
-            "these tests need ffmpeg and ffprobe on PATH (apt-get install ffmpeg): \
-             cannot run ffmpeg: {e}"
-        ),
-    };
-    assert!(
-        output.status.success(),
-        "ffmpeg failed making {name}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
-}
-
-fn test_video(dir: &Path) -> PathBuf {
-    ffmpeg(
-        dir,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=2:size=320x240:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=2",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-metadata",
-            "creation_time=2020-01-02T03:04:05Z",
-            "-metadata",
-            "location=+48.8582+002.2945/",
-        ],
-        "clip.mp4",
-    )
-}
-
 #[test]
 fn video() {
     let dir = tempfile::tempdir().unwrap();
-    let probe = probe(&test_video(dir.path()));
+    let probe = probe(&fixtures::video(dir.path()));
     assert_eq!(
         (probe.mime.as_str(), probe.kind),
         ("video/mp4", MediaKind::Video)
@@ -87,11 +35,7 @@ fn video() {
 #[test]
 fn wav_audio() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(
-        dir.path(),
-        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
-        "tone.wav",
-    );
+    let path = wav(dir.path());
     let probe = probe(&path);
     assert_eq!(probe.kind, MediaKind::Audio);
     let meta = &probe.metadata;
@@ -133,7 +77,7 @@ fn audio_only_mp4_is_audio() {
 #[test]
 fn truncated_mp4_is_noted_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let whole = std::fs::read(test_video(dir.path())).unwrap();
+    let whole = std::fs::read(fixtures::video(dir.path())).unwrap();
     let probe = probe(&write(dir.path(), "cut.mp4", &whole[..10_000]));
     assert_eq!(probe.kind, MediaKind::Video);
     assert_eq!(
@@ -157,11 +101,7 @@ fn truncated_mp4_is_noted_not_an_error() {
 #[test]
 fn missing_ffprobe_is_noted() {
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(
-        dir.path(),
-        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
-        "tone.wav",
-    );
+    let path = wav(dir.path());
     let opts = ProbeOptions {
         ffprobe: dir.path().join("no-such-ffprobe"),
         ..ProbeOptions::default()
@@ -180,11 +120,7 @@ fn hanging_ffprobe_is_killed() {
     use std::os::unix::fs::PermissionsExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let path = ffmpeg(
-        dir.path(),
-        &["-f", "lavfi", "-i", "sine=frequency=440:duration=1"],
-        "tone.wav",
-    );
+    let path = wav(dir.path());
     let fake = write(dir.path(), "slow-ffprobe", b"#!/bin/sh\nexec sleep 30\n");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let opts = ProbeOptions {

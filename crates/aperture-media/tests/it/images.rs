@@ -1,97 +1,10 @@
-//! Images drawn in code, with EXIF written by the test.
-
-use std::io::Cursor;
+//! Images drawn in code, with EXIF written by the test (see `aperture_media::fixtures`).
 
 use aperture_core::MediaKind;
-use exif::experimental::Writer;
-use exif::{Field, In, Rational, Tag, Value};
-use image::codecs::jpeg::JpegEncoder;
-use image::{ImageFormat, Rgb, RgbImage};
+use aperture_media::fixtures::{exif_block, image, jpeg, png, with_exif};
+use image::ImageFormat;
 
 use crate::{has_problem, probe, write};
-
-fn gradient(width: u32, height: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        Rgb([
-            (x * 255 / width) as u8,
-            (y * 255 / height) as u8,
-            ((x ^ y) & 0xFF) as u8,
-        ])
-    })
-}
-
-pub(crate) fn jpeg(width: u32, height: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&gradient(width, height))
-        .unwrap();
-    out
-}
-
-fn encode(width: u32, height: u32, format: ImageFormat) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    gradient(width, height).write_to(&mut out, format).unwrap();
-    out.into_inner()
-}
-
-pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
-    encode(width, height, ImageFormat::Png)
-}
-
-fn ascii(tag: Tag, text: &str) -> Field {
-    Field {
-        tag,
-        ifd_num: In::PRIMARY,
-        value: Value::Ascii(vec![text.as_bytes().to_vec()]),
-    }
-}
-
-/// Degrees, minutes and tenths of seconds.
-fn dms(tag: Tag, degrees: u32, minutes: u32, tenths_of_seconds: u32) -> Field {
-    let parts = [(degrees, 1), (minutes, 1), (tenths_of_seconds, 10)];
-    Field {
-        tag,
-        ifd_num: In::PRIMARY,
-        value: Value::Rational(parts.map(|(num, denom)| Rational { num, denom }).to_vec()),
-    }
-}
-
-/// The TIFF structure of an EXIF block: a phone photo taken at the Eiffel Tower.
-pub(crate) fn exif_block() -> Vec<u8> {
-    let fields = [
-        Field {
-            tag: Tag::Orientation,
-            ifd_num: In::PRIMARY,
-            value: Value::Short(vec![6]),
-        },
-        ascii(Tag::DateTimeOriginal, "2021:07:04 10:20:30"),
-        ascii(Tag::Make, "TestCam"),
-        ascii(Tag::Model, "Model X"),
-        ascii(Tag::GPSLatitudeRef, "N"),
-        dms(Tag::GPSLatitude, 48, 51, 296),
-        ascii(Tag::GPSLongitudeRef, "E"),
-        dms(Tag::GPSLongitude, 2, 17, 402),
-    ];
-    let mut writer = Writer::new();
-    for field in &fields {
-        writer.push_field(field);
-    }
-    let mut tiff = Cursor::new(Vec::new());
-    writer.write(&mut tiff, false).unwrap();
-    tiff.into_inner()
-}
-
-/// Inserts `tiff` as an EXIF APP1 segment right after the JPEG's start-of-image marker.
-pub(crate) fn with_exif(jpeg: &[u8], tiff: &[u8]) -> Vec<u8> {
-    let payload = [b"Exif\0\0".as_slice(), tiff].concat();
-    let len = u16::try_from(payload.len() + 2).unwrap();
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
 
 #[test]
 fn jpeg_with_exif() {
@@ -238,7 +151,7 @@ fn other_formats_give_their_size() {
         (ImageFormat::Tiff, "image/tiff", "a.tiff"),
     ];
     for (format, mime, name) in formats {
-        let probe = probe(&write(dir.path(), name, &encode(40, 30, format)));
+        let probe = probe(&write(dir.path(), name, &image(40, 30, format)));
         assert_eq!((probe.mime.as_str(), probe.kind), (mime, MediaKind::Image));
         let meta = &probe.metadata;
         assert!(meta.problems.is_empty(), "{name}: {:?}", meta.problems);

@@ -1,5 +1,6 @@
-//! Integration tests: every fixture is made here, in a temporary directory: images drawn in
-//! code, audio and video from `ffmpeg -f lavfi`, PDFs built with lopdf.
+//! Integration tests: every fixture is made in a temporary directory by
+//! `aperture_media::fixtures`: images drawn in code, audio and video from `ffmpeg -f lavfi`,
+//! PDFs built with lopdf.
 
 mod av;
 mod files;

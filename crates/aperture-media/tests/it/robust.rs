@@ -1,10 +1,8 @@
 //! Damaged files never make probing fail: whatever is wrong with the bytes becomes a problem.
 
+use aperture_media::fixtures::{exif_block, jpeg, pdf_with_text_pages, png, with_exif};
 use aperture_media::{ProbeOptions, probe_file};
 use proptest::prelude::*;
-
-use crate::images::{exif_block, jpeg, png, with_exif};
-use crate::pdf::three_text_pages;
 
 /// Cuts `bytes` at a fraction of their length and overwrites a few of them.
 fn damage(mut bytes: Vec<u8>, cut: f64, flips: &[(f64, u8)]) -> Vec<u8> {
@@ -29,7 +27,7 @@ proptest! {
         let (name, bytes) = match fixture {
             0 => ("photo.jpg", with_exif(&jpeg(48, 32), &exif_block())),
             1 => ("drawing.png", png(48, 32)),
-            _ => ("letter.pdf", three_text_pages()),
+            _ => ("letter.pdf", pdf_with_text_pages(3)),
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);

@@ -3,6 +3,7 @@
 mod bad_input;
 mod crash;
 mod dedupe;
+mod metadata;
 mod round_trip;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,202 @@
+//! Ingest throughput against the baseline of `cp` followed by `b3sum` over the same files, in
+//! the same run. Prints a table.
+//!
+//! ```sh
+//! scripts/setup.sh --bench                # installs b3sum
+//! cargo bench -p aperture --bench ingest
+//! ```
+//!
+//! Sizes: `BENCH_LARGE_FILES` × `BENCH_LARGE_MB` (default 4 × 512 MiB) and `BENCH_SMALL_FILES`
+//! files of 4 KiB (default 20,000). Every run starts from warm page cache on both sides (the
+//! sources are read once before timing) and after a `sync`, so neither side pays for the
+//! other's write-back. Each measurement is the median of `BENCH_RUNS` (default 3).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("ingest: bench");
+        return;
+    }
+    let large_files = env_usize("BENCH_LARGE_FILES", 4);
+    let large_mb = env_usize("BENCH_LARGE_MB", 512);
+    let small_files = env_usize("BENCH_SMALL_FILES", 20_000);
+    let runs = env_usize("BENCH_RUNS", 3).max(1);
+    if !has_b3sum() {
+        eprintln!("b3sum not found: the baseline needs it (scripts/setup.sh --bench installs it)");
+        std::process::exit(2);
+    }
+    let root = tempfile::Builder::new()
+        .prefix("aperture-bench-")
+        .tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into()))
+        .expect("temporary folder");
+
+    let large = root.path().join("large");
+    make_files(&large, large_files, large_mb << 20, 1);
+    let small = root.path().join("small");
+    make_files(&small, small_files, 4096, 2);
+
+    println!(
+        "ingest benchmark: {} × {} MiB and {} × 4 KiB files, median of {runs} runs, {} cores",
+        large_files,
+        large_mb,
+        small_files,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| workload | cp + b3sum | aperture ingest | ratio (aperture / baseline) |");
+    println!("|---|---|---|---|");
+    for (name, dir, files, bytes) in [
+        (
+            "large files",
+            &large,
+            large_files,
+            (large_files * (large_mb << 20)) as f64,
+        ),
+        (
+            "4 KiB files",
+            &small,
+            small_files,
+            (small_files * 4096) as f64,
+        ),
+    ] {
+        let baseline = median(runs, || baseline(dir, root.path()));
+        let ours = median(runs, || aperture_ingest(dir, root.path()));
+        let rate = |d: Duration| {
+            if name == "large files" {
+                format!("{:.0} MB/s", bytes / d.as_secs_f64() / 1e6)
+            } else {
+                format!("{:.0} files/s", files as f64 / d.as_secs_f64())
+            }
+        };
+        println!(
+            "| {name} | {} ({:.2} s) | {} ({:.2} s) | {:.2}× |",
+            rate(baseline),
+            baseline.as_secs_f64(),
+            rate(ours),
+            ours.as_secs_f64(),
+            baseline.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+    let rerun = median(runs, || aperture_reingest(&small, root.path()));
+    println!();
+    println!(
+        "re-ingest of the unchanged 4 KiB files (all reported as known): {:.0} files/s",
+        small_files as f64 / rerun.as_secs_f64()
+    );
+}
+
+fn has_b3sum() -> bool {
+    Command::new("b3sum")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Files of pseudo-random bytes (incompressible, all distinct).
+fn make_files(dir: &Path, count: usize, size: usize, seed: u64) {
+    std::fs::create_dir_all(dir).expect("bench folder");
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut buf = vec![0u8; size.min(8 << 20)];
+    for i in 0..count {
+        let sub = dir.join(format!("{:03}", i / 1000));
+        std::fs::create_dir_all(&sub).expect("bench folder");
+        let mut file = std::fs::File::create(sub.join(format!("{i:06}.bin"))).expect("bench file");
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(buf.len());
+            for chunk in buf[..n].chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+            }
+            std::io::Write::write_all(&mut file, &buf[..n]).expect("bench file");
+            left -= n;
+        }
+    }
+}
+
+fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    let mut times: Vec<_> = (0..runs).map(|_| f()).collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Reads every source once, and flushes earlier writes, so each run starts alike.
+fn settle(sources: &Path) {
+    run(Command::new("sh").arg("-c").arg(format!(
+        "find '{}' -type f -print0 | xargs -0 cat > /dev/null; sync",
+        sources.display()
+    )));
+}
+
+fn baseline(sources: &Path, scratch: &Path) -> Duration {
+    let dest = scratch.join("cp-dest");
+    let _ = std::fs::remove_dir_all(&dest);
+    settle(sources);
+    let started = Instant::now();
+    run(Command::new("cp").arg("-r").arg(sources).arg(&dest));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "find '{}' -type f -print0 | xargs -0 b3sum > /dev/null",
+        dest.display()
+    )));
+    let took = started.elapsed();
+    std::fs::remove_dir_all(&dest).expect("cleanup");
+    took
+}
+
+fn aperture(data: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
+    cmd.arg("--data").arg(data).args(args).stdout(Stdio::null());
+    cmd
+}
+
+fn fresh_data(scratch: &Path) -> PathBuf {
+    let data = scratch.join("aperture-data");
+    let _ = std::fs::remove_dir_all(&data);
+    run(&mut aperture(&data, &["init"]));
+    data
+}
+
+fn aperture_ingest(sources: &Path, scratch: &Path) -> Duration {
+    let data = fresh_data(scratch);
+    settle(sources);
+    let started = Instant::now();
+    run(&mut aperture(
+        &data,
+        &["ingest", &sources.to_string_lossy(), "--no-progress"],
+    ));
+    let took = started.elapsed();
+    std::fs::remove_dir_all(&data).expect("cleanup");
+    took
+}
+
+fn aperture_reingest(sources: &Path, scratch: &Path) -> Duration {
+    let data = fresh_data(scratch);
+    let ingest = ["ingest", &*sources.to_string_lossy(), "--no-progress"];
+    run(&mut aperture(&data, &ingest));
+    settle(sources);
+    let started = Instant::now();
+    run(&mut aperture(&data, &ingest));
+    let took = started.elapsed();
+    std::fs::remove_dir_all(&data).expect("cleanup");
+    took
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(status.success(), "{cmd:?} failed: {status}");
+}

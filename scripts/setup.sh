@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Install what Aperture's tests, demo and benchmarks need on a Debian machine.
+#
+#   scripts/setup.sh            system tools for the tests and the demo (ffmpeg/ffprobe, a C compiler)
+#   scripts/setup.sh --samples  also python3 + pip, used by scripts/fetch-samples.sh
+#   scripts/setup.sh --bench    also the `b3sum` baseline for the hashing benchmark (cargo install, ~1 min)
+#
+# Idempotent and fast when everything is present: it only checks, and runs `apt-get update`
+# only when a package must actually be installed. Not root? It uses sudo when that exists.
+set -euo pipefail
+
+B3SUM_VERSION=1.8.7 # same BLAKE3 release as the workspace's blake3 crate; builds with rustc 1.95
+
+want_samples=0
+want_bench=0
+for arg in "$@"; do
+    case "$arg" in
+        --samples) want_samples=1 ;;
+        --bench) want_bench=1 ;;
+        --all) want_samples=1 want_bench=1 ;;
+        -h | --help)
+            awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+            exit 0
+            ;;
+        *)
+            echo "setup.sh: unknown option '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+say() { printf 'setup: %s\n' "$*"; }
+die() {
+    printf 'setup: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Run a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [[ ${EUID:-$(id -u)} -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root to run '$*' and sudo is not installed; run this script as root"
+    fi
+}
+
+# A Debian package counts as present when dpkg says it is installed, or (on machines where
+# the tool came from elsewhere) when every command it is needed for is on PATH.
+deb_installed() {
+    command -v dpkg-query >/dev/null 2>&1 &&
+        [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+missing_pkgs=()
+# need PACKAGE CHECK-COMMAND...: queue PACKAGE unless every check command succeeds.
+need() {
+    local pkg=$1
+    shift
+    local ok=1
+    local check
+    for check in "$@"; do
+        if ! bash -c "$check" >/dev/null 2>&1; then
+            ok=0
+            break
+        fi
+    done
+    if ((ok)); then
+        say "ok       $pkg"
+    elif deb_installed "$pkg"; then
+        # Installed but its command is not usable: reinstalling will not help; say so.
+        die "package $pkg is installed but '$check' fails; check PATH"
+    else
+        say "missing  $pkg (needed: $check)"
+        missing_pkgs+=("$pkg")
+    fi
+}
+
+# Tests generate video with ffmpeg's lavfi source and read media facts with ffprobe.
+need ffmpeg "command -v ffmpeg" "command -v ffprobe"
+# rusqlite's bundled SQLite and other -sys crates compile C code.
+need build-essential "command -v cc"
+if ((want_samples)); then
+    need python3 "command -v python3"
+    need python3-pip "python3 -m pip --version"
+fi
+
+if ((${#missing_pkgs[@]})); then
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing ${missing_pkgs[*]} and this is not a Debian-like system (no apt-get); install them by hand"
+    say "installing: ${missing_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+    say "installed:  ${missing_pkgs[*]}"
+else
+    say "system packages: nothing to install"
+fi
+
+# Rust toolchain: CI runs `cargo fmt` and `cargo clippy` too.
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (rustup) first"
+for component in rustfmt clippy; do
+    sub=${component/rustfmt/fmt}
+    if cargo "$sub" --version >/dev/null 2>&1; then
+        say "ok       cargo $sub"
+    elif command -v rustup >/dev/null 2>&1; then
+        say "adding rustup component $component"
+        rustup component add "$component"
+    else
+        die "cargo $sub is missing and rustup is not available to add $component"
+    fi
+done
+
+if ((want_bench)); then
+    if command -v b3sum >/dev/null 2>&1 && [[ "$(b3sum --version 2>/dev/null)" == "b3sum $B3SUM_VERSION" ]]; then
+        say "ok       b3sum $B3SUM_VERSION"
+    else
+        say "installing b3sum $B3SUM_VERSION (cargo install, takes a minute or two)"
+        cargo install b3sum --version "$B3SUM_VERSION" --locked --quiet
+        say "installed b3sum $B3SUM_VERSION"
+    fi
+fi
+
+say "done"
