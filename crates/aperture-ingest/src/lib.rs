@@ -36,6 +36,9 @@ pub struct IngestOptions {
     /// Files larger than the blob store's part size in flight at once (each holds a few parts).
     pub large_concurrency: usize,
     pub follow_symlinks: bool,
+    /// Walk into names that start with a dot (`.git`, `.DS_Store`). Paths given by name are
+    /// always taken.
+    pub include_hidden: bool,
     /// Keep a report line for every file, not only those with problems.
     pub report_every_file: bool,
     pub probe: ProbeOptions,
@@ -48,6 +51,7 @@ impl Default for IngestOptions {
             concurrency: 16,
             large_concurrency: 2,
             follow_symlinks: true,
+            include_hidden: false,
             report_every_file: false,
             probe: ProbeOptions::default(),
         }
@@ -97,7 +101,12 @@ impl Ingester {
         let collection = blocking(move || catalog.ensure_collection(&name)).await?;
 
         let (found_tx, found_rx) = mpsc::channel::<Found>(4096);
-        let walker = walk::spawn(paths.to_vec(), options.follow_symlinks, found_tx);
+        let walker = walk::spawn(
+            paths.to_vec(),
+            options.follow_symlinks,
+            options.include_hidden,
+            found_tx,
+        );
         let (record_tx, record_rx) = mpsc::channel::<Pending>(BATCH * 2);
         let writer = tokio::spawn(write_rows(self.catalog.clone(), record_rx));
 
@@ -130,8 +139,9 @@ impl Ingester {
             }
         }
         // The walker and writer end once their channels close; their panics are ours.
-        if let Err(e) = walker.await {
-            std::panic::resume_unwind(e.into_panic());
+        match walker.await {
+            Ok(hidden) => report.totals.hidden_skipped = hidden,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
         if let Err(e) = writer.await {
             std::panic::resume_unwind(e.into_panic());

@@ -113,6 +113,8 @@ pub struct Totals {
     pub warnings: u64,
     /// Bytes newly written to the blob store.
     pub new_bytes: u64,
+    /// Hidden files and folders left out of the walk (not counted in `files`).
+    pub hidden_skipped: u64,
 }
 
 /// The outcome of an ingest: totals, plus a line per file with a problem (or per file, when

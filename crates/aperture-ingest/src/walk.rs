@@ -14,20 +14,33 @@ pub(crate) enum Found {
     Error { path: PathBuf, error: String },
 }
 
+/// Walks `roots` and sends what it finds; returns how many hidden entries it left out.
 pub(crate) fn spawn(
     roots: Vec<PathBuf>,
     follow_symlinks: bool,
+    include_hidden: bool,
     tx: mpsc::Sender<Found>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<u64> {
     tokio::task::spawn_blocking(move || {
+        let mut hidden = 0u64;
         for root in roots {
             // Record absolute paths, so that a later run from another folder knows the files.
             // Not canonicalised: the names the user gave (symbolic links included) are kept.
             let root = std::path::absolute(&root).unwrap_or(root);
-            for entry in walkdir::WalkDir::new(&root)
+            // A path given by name is always taken, hidden or not; inside folders, names
+            // starting with a dot (.git, .DS_Store, .Trash) are left out unless asked for.
+            let entries = walkdir::WalkDir::new(&root)
                 .follow_links(follow_symlinks)
                 .sort_by_file_name()
-            {
+                .into_iter()
+                .filter_entry(|e| {
+                    let skip = !include_hidden
+                        && e.depth() > 0
+                        && e.file_name().as_encoded_bytes().starts_with(b".");
+                    hidden += u64::from(skip);
+                    !skip
+                });
+            for entry in entries {
                 let found = match entry {
                     Ok(entry) if entry.file_type().is_dir() => continue,
                     Ok(entry) => file(entry),
@@ -42,10 +55,11 @@ pub(crate) fn spawn(
                 if let Some(found) = found
                     && tx.blocking_send(found).is_err()
                 {
-                    return; // the ingest was dropped
+                    return hidden; // the ingest was dropped
                 }
             }
         }
+        hidden
     })
 }
 

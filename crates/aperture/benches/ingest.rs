@@ -6,7 +6,8 @@
 //! cargo bench -p aperture --bench ingest
 //! ```
 //!
-//! Sizes: `BENCH_LARGE_FILES` × `BENCH_LARGE_MB` (default 4 × 512 MiB) and `BENCH_SMALL_FILES`
+//! `BENCH_DIR` picks the file system (default: the temporary folder); the sources, the copies
+//! and the data folders all live there. Sizes: `BENCH_LARGE_FILES` × `BENCH_LARGE_MB` (default 4 × 512 MiB) and `BENCH_SMALL_FILES`
 //! files of 4 KiB (default 20,000). Every run starts from warm page cache on both sides (the
 //! sources are read once before timing) and after a `sync`, so neither side pays for the
 //! other's write-back. Each measurement is the median of `BENCH_RUNS` (default 3).
@@ -69,8 +70,17 @@ fn main() {
             (small_files * 4096) as f64,
         ),
     ] {
-        let baseline = median(runs, || baseline(dir, root.path()));
-        let ours = median(runs, || aperture_ingest(dir, root.path()));
+        // Interleaved, so that a drift in the machine (this disk slows down for a while after
+        // large deletions) hits both sides alike.
+        let (mut base_times, mut our_times) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            base_times.push(baseline(dir, &root.path().join(format!("cp-{name}-{run}"))));
+            our_times.push(aperture_ingest(
+                dir,
+                &root.path().join(format!("ap-{name}-{run}")),
+            ));
+        }
+        let (baseline, ours) = (median(base_times), median(our_times));
         let rate = |d: Duration| {
             if name == "large files" {
                 format!("{:.0} MB/s", bytes / d.as_secs_f64() / 1e6)
@@ -87,7 +97,7 @@ fn main() {
             baseline.as_secs_f64() / ours.as_secs_f64()
         );
     }
-    let rerun = median(runs, || aperture_reingest(&small, root.path()));
+    let rerun = aperture_reingest(&small, &root.path().join("reingest"));
     println!();
     println!(
         "re-ingest of the unchanged 4 KiB files (all reported as known): {:.0} files/s",
@@ -127,8 +137,7 @@ fn make_files(dir: &Path, count: usize, size: usize, seed: u64) {
     }
 }
 
-fn median(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    let mut times: Vec<_> = (0..runs).map(|_| f()).collect();
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
@@ -141,19 +150,17 @@ fn settle(sources: &Path) {
     )));
 }
 
-fn baseline(sources: &Path, scratch: &Path) -> Duration {
-    let dest = scratch.join("cp-dest");
-    let _ = std::fs::remove_dir_all(&dest);
+/// Nothing is deleted until the end: on disks mounted with `discard`, deleting many files
+/// slows every file operation for a while after, which would bleed into the next run.
+fn baseline(sources: &Path, dest: &Path) -> Duration {
     settle(sources);
     let started = Instant::now();
-    run(Command::new("cp").arg("-r").arg(sources).arg(&dest));
+    run(Command::new("cp").arg("-r").arg(sources).arg(dest));
     run(Command::new("sh").arg("-c").arg(format!(
         "find '{}' -type f -print0 | xargs -0 b3sum > /dev/null",
         dest.display()
     )));
-    let took = started.elapsed();
-    std::fs::remove_dir_all(&dest).expect("cleanup");
-    took
+    started.elapsed()
 }
 
 fn aperture(data: &Path, args: &[&str]) -> Command {
@@ -162,36 +169,30 @@ fn aperture(data: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn fresh_data(scratch: &Path) -> PathBuf {
-    let data = scratch.join("aperture-data");
-    let _ = std::fs::remove_dir_all(&data);
-    run(&mut aperture(&data, &["init"]));
-    data
+fn fresh_data(data: &Path) -> PathBuf {
+    run(&mut aperture(data, &["init"]));
+    data.to_path_buf()
 }
 
-fn aperture_ingest(sources: &Path, scratch: &Path) -> Duration {
-    let data = fresh_data(scratch);
+fn aperture_ingest(sources: &Path, data: &Path) -> Duration {
+    let data = fresh_data(data);
     settle(sources);
     let started = Instant::now();
     run(&mut aperture(
         &data,
         &["ingest", &sources.to_string_lossy(), "--no-progress"],
     ));
-    let took = started.elapsed();
-    std::fs::remove_dir_all(&data).expect("cleanup");
-    took
+    started.elapsed()
 }
 
-fn aperture_reingest(sources: &Path, scratch: &Path) -> Duration {
-    let data = fresh_data(scratch);
+fn aperture_reingest(sources: &Path, data: &Path) -> Duration {
+    let data = fresh_data(data);
     let ingest = ["ingest", &*sources.to_string_lossy(), "--no-progress"];
     run(&mut aperture(&data, &ingest));
     settle(sources);
     let started = Instant::now();
     run(&mut aperture(&data, &ingest));
-    let took = started.elapsed();
-    std::fs::remove_dir_all(&data).expect("cleanup");
-    took
+    started.elapsed()
 }
 
 fn run(cmd: &mut Command) {

@@ -27,6 +27,9 @@ concurrency = 16
 large_concurrency = 2
 # Follow symbolic links while walking folders (loops are detected and reported).
 follow_symlinks = true
+# Walk into hidden files and folders (names starting with a dot: .git, .DS_Store, .Trash).
+# Paths named on the command line are always ingested.
+include_hidden = false
 
 [media]
 # The ffprobe program used to read audio and video metadata.
@@ -55,6 +58,7 @@ pub struct IngestSection {
     pub concurrency: usize,
     pub large_concurrency: usize,
     pub follow_symlinks: bool,
+    pub include_hidden: bool,
 }
 
 impl Default for IngestSection {
@@ -64,6 +68,7 @@ impl Default for IngestSection {
             concurrency: 16,
             large_concurrency: 2,
             follow_symlinks: true,
+            include_hidden: false,
         }
     }
 }

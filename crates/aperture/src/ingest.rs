@@ -26,6 +26,9 @@ pub struct Args {
     /// Files read at once (default from the config).
     #[arg(long, short)]
     jobs: Option<usize>,
+    /// Also walk into hidden files and folders (names starting with a dot).
+    #[arg(long)]
+    hidden: bool,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -40,6 +43,7 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
         concurrency: args.jobs.unwrap_or(settings.concurrency).max(1),
         large_concurrency: settings.large_concurrency,
         follow_symlinks: settings.follow_symlinks,
+        include_hidden: args.hidden || settings.include_hidden,
         report_every_file: args.json,
         probe: ProbeOptions {
             ffprobe: app.config.media.ffprobe.clone(),
@@ -126,6 +130,12 @@ fn summary(report: &Report) {
         output::count(t.failed),
         output::bytes(t.new_bytes),
     );
+    if t.hidden_skipped > 0 {
+        println!(
+            "  {} hidden files or folders left out (--hidden takes them too)",
+            output::count(t.hidden_skipped)
+        );
+    }
     let failed: Vec<_> = report
         .files
         .iter()

@@ -122,3 +122,26 @@ fn bad_commands_get_clear_errors() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("aperture --data"));
 }
+
+#[test]
+fn hidden_files_are_left_out_unless_asked_for() {
+    let ap = Aperture::init();
+    let dir = ap.inputs();
+    std::fs::write(dir.join("photo.bin"), pseudo_random(1000, 1)).unwrap();
+    std::fs::write(dir.join(".DS_Store"), pseudo_random(100, 2)).unwrap();
+    std::fs::create_dir(dir.join(".git")).unwrap();
+    std::fs::write(dir.join(".git/config"), b"[core]\n").unwrap();
+
+    let report = ap.ingest(&dir, "c");
+    assert_eq!(report["totals"]["stored"], 1);
+    assert_eq!(report["totals"]["hidden_skipped"], 2);
+
+    // Named on the command line, a hidden file is taken.
+    let named = ap.ingest(&dir.join(".DS_Store"), "c");
+    assert_eq!(named["totals"]["stored"], 1);
+
+    let all = ap.json(&["ingest", dir.to_str().unwrap(), "-c", "c", "--hidden"]);
+    assert_eq!(all["totals"]["stored"], 1, "{all}");
+    assert_eq!(all["totals"]["known"], 2, "{all}");
+    assert_eq!(all["totals"]["hidden_skipped"], 0);
+}
