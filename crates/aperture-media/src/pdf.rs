@@ -15,6 +15,8 @@ const TEXT_SCAN_PAGES: usize = 50;
 /// Form XObjects looked into per page: text drawn through forms is common, hundreds of forms
 /// per page are not.
 const MAX_FORMS_PER_PAGE: usize = 32;
+/// How deep forms inside forms are followed.
+const MAX_FORM_DEPTH: usize = 4;
 /// A bound on one decompressed content stream (decompression bombs).
 const MAX_CONTENT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -80,8 +82,9 @@ fn parse_unguarded(bytes: &[u8]) -> Result<PdfInfo, String> {
     })
 }
 
-/// Whether the page shows text: it has fonts and its content, or a form it draws, has a
-/// text-showing operator with a non-empty string.
+/// Whether the page shows text: it declares fonts, and its content, or a form it draws, has a
+/// text-showing operator with a non-empty string. Forms inside forms are followed a few levels
+/// deep: imposition tools such as pdfjam wrap every original page in two or three of them.
 fn page_has_text(doc: &Document, page: ObjectId) -> bool {
     let page_has_fonts = doc
         .get_page_fonts(page)
@@ -92,38 +95,84 @@ fn page_has_text(doc: &Document, page: ObjectId) -> bool {
             return true;
         }
     }
-    page_forms(doc, page).into_iter().any(|form| {
-        let form_has_fonts = form
-            .dict
-            .get(b"Resources")
-            .ok()
-            .and_then(|r| deref_dict(doc, r))
-            .and_then(|r| r.get(b"Font").ok())
-            .and_then(|f| deref_dict(doc, f))
-            .is_some_and(|fonts| !fonts.is_empty());
-        (form_has_fonts || page_has_fonts)
-            && form
-                .decompressed_content_with_limit(MAX_CONTENT_BYTES)
-                .is_ok_and(|content| shows_text(&content))
-    })
+    let mut queue: Vec<(&Dictionary, usize, bool)> = page_resources(doc, page)
+        .into_iter()
+        .map(|r| (r, 0, page_has_fonts))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut budget = MAX_FORMS_PER_PAGE;
+    while let Some((resources, depth, inherited_fonts)) = queue.pop() {
+        for (id, form) in forms_in(doc, resources) {
+            if budget == 0 {
+                return false;
+            }
+            budget -= 1;
+            if id.is_some_and(|id| !seen.insert(id)) {
+                continue; // a form drawn twice, or a cycle
+            }
+            let form_resources = form
+                .dict
+                .get(b"Resources")
+                .ok()
+                .and_then(|r| deref_dict(doc, r));
+            let has_fonts = inherited_fonts
+                || form_resources
+                    .and_then(|r| r.get(b"Font").ok())
+                    .and_then(|f| deref_dict(doc, f))
+                    .is_some_and(|fonts| !fonts.is_empty());
+            if has_fonts
+                && form
+                    .decompressed_content_with_limit(MAX_CONTENT_BYTES)
+                    .is_ok_and(|content| shows_text(&content))
+            {
+                return true;
+            }
+            if let Some(inner) = form_resources
+                && depth + 1 < MAX_FORM_DEPTH
+            {
+                queue.push((inner, depth + 1, has_fonts));
+            }
+        }
+    }
+    false
 }
 
-/// The form XObjects in the page's resources (one level: forms inside forms are not followed).
-fn page_forms(doc: &Document, page: ObjectId) -> Vec<&lopdf::Stream> {
+/// The page's resource dictionaries, its own and inherited.
+fn page_resources(doc: &Document, page: ObjectId) -> Vec<&Dictionary> {
     let Ok((direct, referenced)) = doc.get_page_resources(page) else {
         return Vec::new();
     };
-    let resources = direct.into_iter().chain(
-        referenced
-            .into_iter()
-            .filter_map(|id| doc.get_dictionary(id).ok()),
-    );
-    resources
-        .filter_map(|r| r.get(b"XObject").ok().and_then(|x| deref_dict(doc, x)))
-        .flat_map(|xobjects| xobjects.iter().map(|(_, x)| x))
-        .filter_map(|x| doc.dereference(x).ok()?.1.as_stream().ok())
-        .filter(|s| s.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form"))
-        .take(MAX_FORMS_PER_PAGE)
+    direct
+        .into_iter()
+        .chain(
+            referenced
+                .into_iter()
+                .filter_map(|id| doc.get_dictionary(id).ok()),
+        )
+        .collect()
+}
+
+/// The form XObjects named in a resource dictionary, with their object ids when referenced.
+fn forms_in<'a>(
+    doc: &'a Document,
+    resources: &'a Dictionary,
+) -> Vec<(Option<ObjectId>, &'a lopdf::Stream)> {
+    let Some(xobjects) = resources
+        .get(b"XObject")
+        .ok()
+        .and_then(|x| deref_dict(doc, x))
+    else {
+        return Vec::new();
+    };
+    xobjects
+        .iter()
+        .filter_map(|(_, x)| {
+            let (id, object) = doc.dereference(x).ok()?;
+            let stream = object.as_stream().ok()?;
+            let is_form =
+                stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Form");
+            is_form.then_some((id, stream))
+        })
         .collect()
 }
 

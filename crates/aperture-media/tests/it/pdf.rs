@@ -51,6 +51,50 @@ fn text_drawn_through_a_form_counts() {
     assert_eq!(probe.metadata.has_text_layer, Some(true));
 }
 
+/// What pdfjam makes of a document (the Debian reference cards): each page draws a form that
+/// draws a form that finally shows the text, and only the innermost one declares fonts.
+#[test]
+fn text_in_forms_inside_forms_counts() {
+    let form = |resources: lopdf::Dictionary, content: &[u8]| {
+        Stream::new(
+            dictionary! {
+                "Type" => "XObject",
+                "Subtype" => "Form",
+                "BBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+                "Resources" => resources,
+            },
+            content.to_vec(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = pdf(&[b"q /Outer Do Q".to_vec()], |doc| {
+        let inner = doc.add_object(form(helvetica(), &text_page(1)));
+        let middle = doc.add_object(form(
+            dictionary! { "XObject" => dictionary! { "Inner" => inner } },
+            b"q /Inner Do Q",
+        ));
+        let outer = doc.add_object(form(
+            dictionary! { "XObject" => dictionary! { "Middle" => middle } },
+            b"q /Middle Do Q",
+        ));
+        dictionary! { "XObject" => dictionary! { "Outer" => outer } }
+    });
+    let imposed = probe(&write(dir.path(), "imposed.pdf", &bytes));
+    assert_eq!(imposed.metadata.has_text_layer, Some(true));
+
+    // The same nesting with drawing only is still no text layer.
+    let bytes = pdf(&[b"q /Outer Do Q".to_vec()], |doc| {
+        let inner = doc.add_object(form(helvetica(), b"0 0 1 rg 10 10 100 100 re f"));
+        let outer = doc.add_object(form(
+            dictionary! { "XObject" => dictionary! { "Inner" => inner } },
+            b"q /Inner Do Q",
+        ));
+        dictionary! { "XObject" => dictionary! { "Outer" => outer } }
+    });
+    let scan = probe(&write(dir.path(), "imposed-scan.pdf", &bytes));
+    assert_eq!(scan.metadata.has_text_layer, Some(false));
+}
+
 #[test]
 fn corrupt_pdf_is_noted() {
     let dir = tempfile::tempdir().unwrap();
