@@ -126,10 +126,12 @@ impl BlobStore {
             path: dest.to_path_buf(),
             source,
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".aperture-get-")
-            .tempfile_in(&dir)
-            .map_err(write_err)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".aperture-get-");
+        // A new file's usual mode (the umask applies), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(&dir).map_err(write_err)?;
         let mut stream = self.get(hash).await?;
         let mut file = Some(tmp);
         let mut size = 0u64;
@@ -164,28 +166,40 @@ impl BlobStore {
         Ok(size)
     }
 
-    /// Writes a blob to a stream such as stdout. Bytes are written before the blob is known to
-    /// be good, so a corrupt blob ends in an error after some output: use
-    /// [`BlobStore::read_to_file`] where a partial result must never be seen.
+    /// Writes a blob to a stream such as stdout, only once it is verified: a blob up to the
+    /// part size is read into memory first, a larger one into a temporary file, so that a
+    /// corrupt blob gives an error and no output at all. Writing to `out` blocks: meant for
+    /// standard output of a command-line tool.
     pub async fn read_to_writer(
         &self,
         hash: ContentHash,
         out: &mut (dyn Write + Send),
     ) -> Result<u64> {
-        let mut stream = self.get(hash).await?;
-        let mut size = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            out.write_all(&chunk).map_err(|source| Error::Write {
-                path: "<output>".into(),
-                source,
-            })?;
-        }
-        out.flush().map_err(|source| Error::Write {
+        let size = self.size(hash).await?.ok_or(Error::NotFound { hash })?;
+        let write_err = |source| Error::Write {
             path: "<output>".into(),
             source,
+        };
+        if size <= self.part_size as u64 {
+            let bytes = self.read_all(hash).await?;
+            out.write_all(&bytes).map_err(write_err)?;
+            out.flush().map_err(write_err)?;
+            return Ok(bytes.len() as u64);
+        }
+        let spool = tempfile::Builder::new()
+            .prefix("aperture-get-")
+            .tempfile()
+            .map_err(|source| Error::Write {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let written = self.read_to_file(hash, spool.path()).await?;
+        let mut verified = std::fs::File::open(spool.path()).map_err(|source| Error::Read {
+            path: spool.path().to_path_buf(),
+            source,
         })?;
-        Ok(size)
+        std::io::copy(&mut verified, out).map_err(write_err)?;
+        out.flush().map_err(write_err)?;
+        Ok(written)
     }
 }

@@ -6,6 +6,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode};
 
+use crate::write::run_blocking;
 use crate::{Error, Result};
 
 /// The blob layout this build writes and reads.
@@ -23,6 +24,9 @@ pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub struct BlobStore {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) part_size: usize,
+    /// The folder of a local store: object_store hides its own unfinished writes there
+    /// (`name#N` files) from listings, so finding what a killed writer left needs the folder.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// A blob found by [`BlobStore::list`].
@@ -46,6 +50,7 @@ impl BlobStore {
         Self {
             store,
             part_size: DEFAULT_PART_SIZE,
+            local_root: None,
         }
     }
 
@@ -64,15 +69,21 @@ impl BlobStore {
     /// Opens a store from a URL: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`,
     /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
     /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).
+    ///
+    /// `fsync` applies to local disk: each blob and its folder are synced before the write
+    /// returns, so a power cut cannot leave an empty or partial file under a blob's name
+    /// (object stores give that guarantee themselves).
     pub fn open_url(
         url: &str,
         options: impl IntoIterator<Item = (String, String)>,
+        fsync: bool,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: url.to_owned(),
             reason,
         };
         let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
                 let dir = parsed
@@ -82,10 +93,11 @@ impl BlobStore {
                     path: dir.clone(),
                     source,
                 })?;
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                        .map_err(Error::backend)?,
-                )
+                let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(Error::backend)?
+                    .with_fsync(fsync);
+                local_root = Some(dir);
+                Arc::new(store)
             }
             "memory" => Arc::new(InMemory::new()),
             "s3" | "s3a" => remote(url, &parsed, options, cfg!(feature = "s3"), "s3")?,
@@ -94,7 +106,10 @@ impl BlobStore {
             }
             other => return Err(invalid(format!("unknown scheme {other:?}"))),
         };
-        Ok(Self::new(store))
+        Ok(Self {
+            local_root,
+            ..Self::new(store)
+        })
     }
 
     /// Writes the layout marker into a new store, or checks it in an existing one.
@@ -172,9 +187,11 @@ impl BlobStore {
             .boxed()
     }
 
-    /// Staged uploads that were never published: what an interrupted writer left behind.
-    pub fn list_staging(&self) -> BoxStream<'static, Result<StagingEntry>> {
-        self.store
+    /// What interrupted writers left behind: staged uploads never published, and on local
+    /// disk the store's own unfinished writes (`name#N`), which its listings hide.
+    pub async fn list_staging(&self) -> Result<Vec<StagingEntry>> {
+        let mut found: Vec<StagingEntry> = self
+            .store
             .list(Some(&Path::from(STAGING)))
             .map_err(Error::backend)
             .map_ok(|meta| StagingEntry {
@@ -182,18 +199,83 @@ impl BlobStore {
                 size: meta.size,
                 last_modified: UnixMillis(meta.last_modified.timestamp_millis()),
             })
-            .boxed()
+            .try_collect()
+            .await?;
+        if let Some(root) = self.local_root.clone() {
+            found.extend(run_blocking(move || unfinished_local_writes(&root)).await?);
+        }
+        Ok(found)
     }
 
-    /// Removes a staged upload found by [`BlobStore::list_staging`].
+    /// Removes a leftover found by [`BlobStore::list_staging`].
     pub async fn delete_staging(&self, entry: &StagingEntry) -> Result<()> {
-        let path = Path::parse(&entry.key).map_err(|e| Error::backend(e.into()))?;
+        if is_unfinished_write(&entry.key) {
+            let Some(root) = &self.local_root else {
+                return Ok(());
+            };
+            let path = root.join(&entry.key);
+            return match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(Error::Write { path, source }),
+            };
+        }
         debug_assert!(entry.key.starts_with(STAGING));
+        let path = Path::parse(&entry.key).map_err(|e| Error::backend(e.into()))?;
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::backend(e)),
         }
     }
+}
+
+/// `name#123`: how object_store's local store names a file it is still writing.
+fn is_unfinished_write(key: &str) -> bool {
+    key.rsplit_once('#').is_some_and(|(name, n)| {
+        !name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Unfinished local writes under `blobs/` and `staging/`, as keys relative to `root`.
+fn unfinished_local_writes(root: &std::path::Path) -> Result<Vec<StagingEntry>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.join(BLOBS), root.join(STAGING)];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(Error::Read { path: dir, source }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let meta = entry.metadata().map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let Ok(key) = path.strip_prefix(root) else {
+                continue;
+            };
+            let key = key.to_string_lossy().into_owned();
+            if is_unfinished_write(&key) {
+                found.push(StagingEntry {
+                    key,
+                    size: meta.len(),
+                    last_modified: meta
+                        .modified()
+                        .map_or(UnixMillis(0), UnixMillis::from_system_time),
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 pub(crate) fn blob_path(hash: ContentHash) -> Path {
@@ -244,13 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_writes_are_recognised() {
+        assert!(is_unfinished_write("blobs/af1/af13#1"));
+        assert!(is_unfinished_write("staging/0192#12"));
+        assert!(!is_unfinished_write("blobs/af1/af13"));
+        assert!(!is_unfinished_write("blobs/af1/af13#"));
+        assert!(!is_unfinished_write("blobs/af1/af13#x1"));
+    }
+
+    #[test]
     fn urls_are_checked() {
-        let err = BlobStore::open_url("ftp://x", []).unwrap_err();
+        let err = BlobStore::open_url("ftp://x", [], false).unwrap_err();
         assert!(err.to_string().contains("unknown scheme"), "{err}");
-        let err = BlobStore::open_url("file://relative/dir", []);
+        let err = BlobStore::open_url("file://relative/dir", [], false);
         assert!(err.is_err());
         if !cfg!(feature = "s3") {
-            let err = BlobStore::open_url("s3://bucket/x", []).unwrap_err();
+            let err = BlobStore::open_url("s3://bucket/x", [], false).unwrap_err();
             assert!(err.to_string().contains("`s3` feature"), "{err}");
         }
     }

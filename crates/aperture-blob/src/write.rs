@@ -127,16 +127,20 @@ impl BlobStore {
                     .await
                 {
                     Ok(_) => Ok(true),
-                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                    Err(object_store::Error::NotImplemented { .. }) => {
-                        let existed = self.size(staged.hash).await?.is_some();
-                        if !existed {
+                    Err(
+                        object_store::Error::AlreadyExists { .. }
+                        | object_store::Error::NotImplemented { .. },
+                    ) => {
+                        // Deduplicate only against a blob of the right size: one left empty
+                        // or short (a power cut on a store without fsync) is rewritten.
+                        let intact = self.size(staged.hash).await? == Some(staged.size);
+                        if !intact {
                             self.store
                                 .put(&target, bytes.into())
                                 .await
                                 .map_err(Error::backend)?;
                         }
-                        Ok(!existed)
+                        Ok(!intact)
                     }
                     Err(e) => Err(Error::backend(e)),
                 }

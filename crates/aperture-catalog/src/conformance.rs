@@ -340,8 +340,31 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
     racing.generation_seen = now.generation;
     assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
 
+    // A repair that takes the unfinished deletion over bumps the generation again.
+    assert!(catalog.claim_blob_deletion(item.hash).unwrap());
+    let claimed = catalog.blob_generation(item.hash).unwrap();
+    assert!(claimed.deleting);
+    assert!(claimed.generation > now.generation);
+    racing.generation_seen = now.generation;
+    assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
+
     catalog.blob_deleted(item.hash).unwrap();
     assert!(catalog.unfinished_blob_deletions().unwrap().is_empty());
+    // An unreferenced blob (what fsck finds) can be claimed too; a used one cannot.
+    assert!(
+        catalog
+            .claim_blob_deletion(ContentHash::of(b"orphan"))
+            .unwrap()
+    );
+    assert!(
+        catalog
+            .blob_generation(ContentHash::of(b"orphan"))
+            .unwrap()
+            .deleting
+    );
+    let used = new_asset(c, b"used", "/u");
+    record_one(&catalog, &used);
+    assert!(!catalog.claim_blob_deletion(used.hash).unwrap());
     let after = catalog.blob_generation(item.hash).unwrap();
     assert!(!after.deleting);
     racing.generation_seen = after.generation;
@@ -349,7 +372,7 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
         record_one(&catalog, &racing),
         Recorded::Created(_)
     ));
-    assert_eq!(catalog.stats().unwrap().assets, 1);
+    assert_eq!(catalog.stats().unwrap().assets, 2);
 }
 
 fn insight(asset: AssetId, place: Place) -> Insight {

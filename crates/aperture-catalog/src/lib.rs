@@ -67,6 +67,12 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn blob_deleted(&self, hash: ContentHash) -> Result<()>;
     /// Blob deletions that were started and never finished (the deleter died).
     fn unfinished_blob_deletions(&self) -> Result<Vec<ContentHash>>;
+    /// Starts deleting a blob that no asset uses: an unfinished deletion (the deleter died),
+    /// or an unreferenced blob that `fsck` found. True when the blob is unreferenced; it is
+    /// then marked as being deleted, with a new generation, so an ingest that found the blob
+    /// present before this call retries instead of recording a row without its bytes. Delete
+    /// the blob, then call [`Catalog::blob_deleted`].
+    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<bool>;
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;

@@ -210,6 +210,13 @@ impl Job<'_> {
         let source = new_source(path, size, modified_ns);
         // Everything synchronous about a small file happens in one blocking call: thread
         // hops, not IO, are what limit many-small-file ingest.
+        // A large file holds up to a few parts in memory (and probing a large PDF reads it
+        // whole), so only a few large files are in flight at once.
+        let _large = if size > self.blobs_part_size() {
+            Some(self.large.acquire().await.map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         let first = self.prepare(path, &source, size, modified_ns).await?;
         let (probe, mut small) = match first {
             Prepared::Known(asset) => {
@@ -217,11 +224,6 @@ impl Job<'_> {
                 return Ok(());
             }
             Prepared::Ready { probe, small } => (probe, small),
-        };
-        let _large = if small.is_none() {
-            Some(self.large.acquire().await.map_err(|e| e.to_string())?)
-        } else {
-            None
         };
 
         for attempt in 0..RACE_RETRIES {
@@ -241,15 +243,9 @@ impl Job<'_> {
                 }
             };
             let hash = staged.hash();
-            if generation.deleting {
-                // Another process is deleting this very content; let it finish first.
-                self.blobs
-                    .discard(staged)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
-            }
+            // When a deletion of this content is under way, publish all the same: the catalog
+            // answers BlobRaced while the deleter is alive, and lets this ingest take the blob
+            // over when the deleter died long ago.
             let stored_size = staged.size();
             let written = self
                 .blobs
@@ -290,7 +286,8 @@ impl Job<'_> {
             return Ok(());
         }
         Err(
-            "its content was being deleted by another process at the same time; run ingest again"
+            "the same content is being deleted (by `aperture rm`, or by one that was \
+             interrupted: `aperture fsck --repair` finishes it); ingest it again afterwards"
                 .into(),
         )
     }

@@ -1,6 +1,6 @@
 //! Opening the data folder: the config turned into a blob store and a catalog.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,16 +36,18 @@ fn store_options() -> Vec<(String, String)> {
         .collect()
 }
 
-pub async fn init(config: &Config) -> anyhow::Result<ExitCode> {
+/// Creates the data folder. `config_file` is the `--config` given, if any: it is used as it is,
+/// and no config is written into the data folder then.
+pub async fn init(config: &Config, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let config_path = dir.join(CONFIG_NAME);
+    let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
     let fresh = !config_path.exists();
     if fresh {
         std::fs::write(&config_path, DEFAULT_CONFIG)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    let app = App::connect(Config::load(dir, None)?).await?;
+    let app = App::connect(Config::load(dir, Some(&config_path))?).await?;
     let verb = if fresh {
         "initialised"
     } else {
@@ -73,7 +75,7 @@ impl App {
     }
 
     async fn connect(config: Config) -> anyhow::Result<Self> {
-        let blobs = BlobStore::open_url(&config.blobs_url, store_options())?;
+        let blobs = BlobStore::open_url(&config.blobs_url, store_options(), config.storage_fsync)?;
         blobs.init().await?;
         let path = config.catalog_path.clone();
         let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path))

@@ -18,6 +18,11 @@ pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is o
 # The catalog database: sqlite:///abs/path/catalog.db. Default: `catalog.db` in the data folder.
 # catalog = "sqlite:///var/lib/aperture/catalog.db"
 
+# On local disk, sync each blob to stable storage before it counts as stored, so that a power
+# cut never leaves an empty or partial file under a blob's name. Off trades that for speed
+# with many small files.
+fsync = true
+
 [ingest]
 # Collection used when `aperture ingest` is given no --collection.
 default_collection = "default"
@@ -44,11 +49,22 @@ pub struct ConfigFile {
     pub media: MediaSection,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
     pub blobs: Option<String>,
     pub catalog: Option<String>,
+    pub fsync: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            blobs: None,
+            catalog: None,
+            fsync: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +108,7 @@ impl Default for MediaSection {
 pub struct Config {
     pub data_dir: PathBuf,
     pub blobs_url: String,
+    pub storage_fsync: bool,
     pub catalog_path: PathBuf,
     pub ingest: IngestSection,
     pub media: MediaSection,
@@ -140,6 +157,7 @@ impl Config {
         Ok(Self {
             data_dir,
             blobs_url,
+            storage_fsync: file.storage.fsync,
             catalog_path,
             ingest: file.ingest,
             media: file.media,
@@ -151,11 +169,11 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
+/// A `file://` URL for a folder, escaped: a `#` or `%` in the name must not change the folder.
 fn file_url(path: &Path) -> anyhow::Result<String> {
-    let text = path
-        .to_str()
-        .with_context(|| format!("data folder {} is not valid UTF-8", path.display()))?;
-    Ok(format!("file://{text}"))
+    url::Url::from_directory_path(path)
+        .map(String::from)
+        .map_err(|()| anyhow::anyhow!("{} is not an absolute folder path", path.display()))
 }
 
 #[cfg(test)]
@@ -166,7 +184,8 @@ mod tests {
     fn the_written_default_parses_to_the_defaults() {
         let parsed: ConfigFile = toml::from_str(DEFAULT_CONFIG).unwrap();
         let config = Config::resolve(Path::new("/data"), parsed).unwrap();
-        assert_eq!(config.blobs_url, "file:///data/blobs");
+        assert_eq!(config.blobs_url, "file:///data/blobs/");
+        assert!(config.storage_fsync);
         assert_eq!(config.catalog_path, Path::new("/data/catalog.db"));
         assert_eq!(
             config.ingest.concurrency,
@@ -174,6 +193,13 @@ mod tests {
         );
         assert_eq!(config.ingest.default_collection, "default");
         assert_eq!(config.media.ffprobe, Path::new("ffprobe"));
+    }
+
+    #[test]
+    fn odd_folder_names_stay_the_same_folder() {
+        let config = Config::resolve(Path::new("/srv/a#1 %41"), ConfigFile::default()).unwrap();
+        let url = url::Url::parse(&config.blobs_url).unwrap();
+        assert_eq!(url.to_file_path().unwrap(), Path::new("/srv/a#1 %41/blobs"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `aperture fsck`: is every blob intact, and does every asset have its blob?
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
 use aperture_core::{ContentHash, UnixMillis};
@@ -36,6 +36,7 @@ struct Findings {
     /// Assets whose blob is missing.
     missing: Vec<ContentHash>,
     /// Blobs no asset uses: left by an interrupted ingest or deletion. Harmless; reclaimable.
+    /// Corrupt ones among them are listed in `corrupt` too.
     unreferenced: Vec<ContentHash>,
     unreferenced_bytes: u64,
     staging_leftovers: u64,
@@ -58,13 +59,18 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     f.unfinished_deletions = unfinished.len() as u64;
     if args.repair {
         for hash in unfinished {
-            app.blobs.delete(hash).await?;
-            app.catalog(move |c| c.blob_deleted(hash)).await?;
-            f.repaired += 1;
+            // Claimed first: an ingest may have taken the blob over since the listing.
+            if app.catalog(move |c| c.claim_blob_deletion(hash)).await? {
+                app.blobs.delete(hash).await?;
+                app.catalog(move |c| c.blob_deleted(hash)).await?;
+                f.repaired += 1;
+            }
         }
     }
 
-    let mut referenced = HashSet::new();
+    // Held in memory: fine for millions of blobs. At hundreds of millions this wants a merge
+    // of the two hash-ordered listings instead.
+    let mut referenced = HashMap::new();
     let mut after = None;
     loop {
         let page = app
@@ -81,22 +87,33 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
         f.blobs += 1;
         f.blob_bytes += entry.size;
         present.insert(entry.hash);
-        if !referenced.contains(&(entry.hash, entry.size)) {
-            if referenced.iter().any(|(h, _)| *h == entry.hash) {
+        match referenced.get(&entry.hash) {
+            Some(&size) if size != entry.size => {
                 f.corrupt.push(format!(
-                    "{}: size {} differs from the catalog's",
+                    "{}: {} bytes stored, the catalog says {size}",
                     entry.hash, entry.size
                 ));
                 continue;
             }
-            f.unreferenced.push(entry.hash);
-            f.unreferenced_bytes += entry.size;
-            if args.repair && entry.last_modified.0 < cutoff {
-                app.blobs.delete(entry.hash).await?;
-                f.repaired += 1;
+            Some(_) => {}
+            None => {
+                f.unreferenced.push(entry.hash);
+                f.unreferenced_bytes += entry.size;
+                // Claimed through the catalog first, so that an ingest that just found this
+                // blob present retries rather than recording a row without its bytes.
+                let hash = entry.hash;
+                if args.repair
+                    && entry.last_modified.0 < cutoff
+                    && app.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                {
+                    app.blobs.delete(hash).await?;
+                    app.catalog(move |c| c.blob_deleted(hash)).await?;
+                    f.repaired += 1;
+                    continue;
+                }
             }
-            continue;
         }
+        // Every blob is read and hashed, used or not.
         if !args.quick
             && let Err(e) = app.blobs.verify(entry.hash).await
         {
@@ -104,14 +121,13 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     f.missing = referenced
-        .iter()
-        .filter(|(h, _)| !present.contains(h))
-        .map(|(h, _)| *h)
+        .keys()
+        .filter(|h| !present.contains(*h))
+        .copied()
         .collect();
     f.missing.sort();
 
-    let mut staging = app.blobs.list_staging();
-    while let Some(entry) = staging.try_next().await? {
+    for entry in app.blobs.list_staging().await? {
         f.staging_leftovers += 1;
         if args.repair && entry.last_modified.0 < cutoff {
             app.blobs.delete_staging(&entry).await?;

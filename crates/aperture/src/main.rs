@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = app::data_dir(cli.data)?;
     let config = config::Config::load(&data, cli.config.as_deref())?;
     if let Command::Init = cli.command {
-        return app::init(&config).await;
+        return app::init(&config, cli.config.as_deref()).await;
     }
     let app = app::App::open(config).await?;
     match cli.command {

@@ -16,8 +16,9 @@ use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
 /// Numbered migrations, applied in order; the catalog records the highest one applied.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
 const READERS: usize = 4;
-/// A blob deletion not finished after this long is taken to be abandoned by a dead deleter.
-const ABANDONED_DELETION_MS: i64 = 60_000;
+/// A blob deletion not finished after this long is taken to be abandoned by a dead deleter, and
+/// an ingest of the same content takes the blob over. Far longer than one delete call takes.
+const ABANDONED_DELETION_MS: i64 = 2 * 60_000;
 
 #[derive(Debug)]
 pub struct SqliteCatalog {
@@ -29,7 +30,8 @@ pub struct SqliteCatalog {
 impl SqliteCatalog {
     /// Opens (creating if needed) the catalog file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let uri = path.as_os_str().as_encoded_bytes().starts_with(b"file:");
+        if let Some(dir) = path.parent().filter(|d| !uri && !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
                 backend: "sqlite",
                 source: format!("cannot create {}: {e}", dir.display()).into(),
@@ -438,6 +440,27 @@ impl Catalog for SqliteCatalog {
         )?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         rows.map(|r| hash_from(&r?)).collect()
+    }
+
+    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<bool> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE content_hash = ?1)",
+            [blob(&hash)],
+            |r| r.get(0),
+        )?;
+        if !used {
+            tx.execute(
+                "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+                 VALUES (?1, 1, 1, ?2)
+                 ON CONFLICT (content_hash) DO UPDATE
+                 SET generation = generation + 1, in_progress = 1, updated_at = ?2",
+                params![blob(&hash), UnixMillis::now().0],
+            )?;
+        }
+        tx.commit()?;
+        Ok(!used)
     }
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()> {

@@ -45,7 +45,7 @@ fn write_files(dir: &Path, sizes: &[usize]) -> Vec<PathBuf> {
 
 /// A local blob store in `dir`, initialised.
 async fn local_store(dir: &Path) -> BlobStore {
-    let store = BlobStore::open_url(&format!("file://{}", dir.display()), []).unwrap();
+    let store = BlobStore::open_url(&format!("file://{}", dir.display()), [], false).unwrap();
     store.init().await.unwrap();
     store
 }
@@ -107,7 +107,7 @@ async fn assert_consistent(store: &BlobStore, dir: &Path, catalog: &Arc<dyn Cata
         stored, referenced,
         "blobs in the store versus in the catalog"
     );
-    let staging: Vec<_> = store.list_staging().try_collect().await.unwrap();
+    let staging: Vec<_> = store.list_staging().await.unwrap();
     assert!(staging.is_empty(), "left in staging: {staging:?}");
     // object_store hides its own in-progress files (`name#1`) from listings: look at the disk.
     let on_disk = files_under(&dir.join("staging"));

@@ -90,9 +90,27 @@ fn one_bad_file_never_stops_a_batch() {
     assert_eq!(odd_asset["name"], "odd-\u{fffd}\u{fffd}-name.bin");
     assert_eq!(ap.fsck()["healthy"], true);
 
-    // Nothing half-written: the blob store holds exactly the stored files.
+    // Nothing half-written: on disk, the blob store holds exactly the stored files.
     let stats = ap.json(&["stats"]);
     assert_eq!(stats["stats"]["distinct_blobs"], 5);
+    let on_disk = crate::files_under(&ap.data().join("blobs"));
+    let blobs: Vec<_> = on_disk
+        .iter()
+        .filter(|p| {
+            p.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .ends_with("blobs/blobs")
+        })
+        .collect();
+    assert_eq!(blobs.len(), 5, "{on_disk:?}");
+    assert!(
+        on_disk
+            .iter()
+            .all(|p| !p.to_string_lossy().contains('#') && !p.to_string_lossy().contains("staging")),
+        "{on_disk:?}"
+    );
 }
 
 #[test]

@@ -124,3 +124,55 @@ fn check_consistent(ap: &Aperture, expected: &BTreeSet<String>, round: u64) {
         assert!(expected.contains(hash), "round {round}: unknown asset {a}");
     }
 }
+
+/// `rm` killed after its catalog transaction, before deleting the blob: the content cannot be
+/// ingested again while the deletion is unfinished, the error says how to finish it, and
+/// `fsck --repair` does.
+#[test]
+fn an_interrupted_rm_is_finished_by_fsck_repair() {
+    use aperture_catalog::Catalog;
+
+    let ap = Aperture::init();
+    let dir = ap.inputs();
+    let file = dir.join("evidence.bin");
+    std::fs::write(&file, pseudo_random(20_000, 77)).unwrap();
+    let report = ap.ingest(&file, "c");
+    let id: aperture_core::AssetId = report["files"][0]["asset"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // What `rm` does first, then dies.
+    let catalog = aperture_catalog::SqliteCatalog::open(&ap.data().join("catalog.db")).unwrap();
+    let deletion = catalog.delete_asset(id).unwrap();
+    assert!(deletion.blob_unreferenced);
+    drop(catalog);
+
+    let fsck = ap.fsck();
+    assert_eq!(fsck["healthy"], true);
+    assert_eq!(fsck["findings"]["unfinished_deletions"], 1);
+
+    let blocked = ap.ingest(&file, "c");
+    assert_eq!(blocked["totals"]["failed"], 1, "{blocked}");
+    let error = blocked["files"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("evidence.bin") && error.contains("fsck --repair"),
+        "{error}"
+    );
+
+    let repaired = ap.json(&["fsck", "--repair"]);
+    assert_eq!(repaired["findings"]["repaired"], 1, "{repaired}");
+    assert_eq!(ap.fsck()["findings"]["unfinished_deletions"], 0);
+
+    let again = ap.ingest(&file, "c");
+    assert_eq!(again["totals"]["stored"], 1, "{again}");
+    let restored = ap.dir.path().join("restored.bin");
+    let id = again["files"][0]["asset"].as_str().unwrap();
+    ap.ok(&["get", id, "-o", restored.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(&restored).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    assert_eq!(ap.fsck()["healthy"], true);
+}

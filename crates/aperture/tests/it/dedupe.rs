@@ -57,27 +57,12 @@ fn same_content_under_two_names_is_one_blob_and_one_asset() {
     assert_eq!(paths, ["IMG_0001.raw", "copy of IMG_0001.raw"]);
 
     // On disk: exactly two blobs.
-    let blobs = walk_files(&ap.data().join("blobs/blobs"));
-    assert_eq!(blobs, 2);
+    assert_eq!(crate::files_under(&ap.data().join("blobs/blobs")).len(), 2);
 
     // Removing one of the two assets that share a blob keeps the bytes for the other.
     let id = big["id"].as_str().unwrap();
     let out = ap.ok(&["rm", id]);
     assert!(out.contains("another asset"), "{out}");
-    assert_eq!(walk_files(&ap.data().join("blobs/blobs")), 2);
+    assert_eq!(crate::files_under(&ap.data().join("blobs/blobs")).len(), 2);
     assert_eq!(ap.fsck()["healthy"], true);
-}
-
-fn walk_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| {
-            if e.file_type().unwrap().is_dir() {
-                walk_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
 }
