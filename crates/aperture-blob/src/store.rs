@@ -27,6 +27,8 @@ pub struct BlobStore {
     /// The folder of a local store: object_store hides its own unfinished writes there
     /// (`name#N` files) from listings, so finding what a killed writer left needs the folder.
     local_root: Option<std::path::PathBuf>,
+    /// Whether [`BlobStore::sync`] flushes local writes to stable storage.
+    durable: bool,
 }
 
 /// A blob found by [`BlobStore::list`].
@@ -51,6 +53,7 @@ impl BlobStore {
             store,
             part_size: DEFAULT_PART_SIZE,
             local_root: None,
+            durable: false,
         }
     }
 
@@ -70,13 +73,12 @@ impl BlobStore {
     /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
     /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).
     ///
-    /// `fsync` applies to local disk: each blob and its folder are synced before the write
-    /// returns, so a power cut cannot leave an empty or partial file under a blob's name
-    /// (object stores give that guarantee themselves).
+    /// `durable` applies to local disk: [`BlobStore::sync`] then flushes what was written to
+    /// stable storage (object stores are durable when a write returns).
     pub fn open_url(
         url: &str,
         options: impl IntoIterator<Item = (String, String)>,
-        fsync: bool,
+        durable: bool,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: url.to_owned(),
@@ -94,8 +96,7 @@ impl BlobStore {
                     source,
                 })?;
                 let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(Error::backend)?
-                    .with_fsync(fsync);
+                    .map_err(Error::backend)?;
                 local_root = Some(dir);
                 Arc::new(store)
             }
@@ -108,8 +109,27 @@ impl BlobStore {
         };
         Ok(Self {
             local_root,
+            durable,
             ..Self::new(store)
         })
+    }
+
+    /// Makes every blob published so far durable: on local disk, one flush of the whole file
+    /// system (`syncfs`), which costs about as much as one `fsync` and covers a whole batch of
+    /// files. Callers that record blobs elsewhere (the catalog) call this before recording,
+    /// so that after a power cut no record names a blob that was not on disk.
+    pub async fn sync(&self) -> Result<()> {
+        let Some(root) = self.local_root.clone().filter(|_| self.durable) else {
+            return Ok(());
+        };
+        run_blocking(move || {
+            let dir = std::fs::File::open(&root).map_err(|source| Error::Write {
+                path: root.clone(),
+                source,
+            })?;
+            flush_file_system(&dir).map_err(|source| Error::Write { path: root, source })
+        })
+        .await
     }
 
     /// Writes the layout marker into a new store, or checks it in an existing one.
@@ -227,6 +247,23 @@ impl BlobStore {
             Err(e) => Err(Error::backend(e)),
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn flush_file_system(dir: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn flush_file_system(dir: &std::fs::File) -> std::io::Result<()> {
+    // No syncfs: flushing the folder is the best a portable program can do.
+    dir.sync_all()
 }
 
 /// `name#123`: how object_store's local store names a file it is still writing.

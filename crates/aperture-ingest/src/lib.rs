@@ -27,11 +27,14 @@ use walk::Found;
 const RACE_RETRIES: u32 = 5;
 /// Catalog rows committed per transaction at most.
 const BATCH: usize = 256;
+/// Bytes of small files held in memory at once, in KiB.
+const MEMORY_BUDGET_KIB: u32 = 256 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub collection: String,
-    /// Files in flight at once.
+    /// Files in flight at once. Many small files in flight make catalog batches large, and
+    /// so the one sync and one commit per batch cheap; memory is bounded separately.
     pub concurrency: usize,
     /// Files larger than the blob store's part size in flight at once (each holds a few parts).
     pub large_concurrency: usize,
@@ -48,7 +51,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         Self {
             collection: "default".into(),
-            concurrency: 16,
+            concurrency: 64,
             large_concurrency: 2,
             follow_symlinks: true,
             include_hidden: false,
@@ -108,7 +111,11 @@ impl Ingester {
             found_tx,
         );
         let (record_tx, record_rx) = mpsc::channel::<Pending>(BATCH * 2);
-        let writer = tokio::spawn(write_rows(self.catalog.clone(), record_rx));
+        let writer = tokio::spawn(write_rows(
+            self.blobs.clone(),
+            self.catalog.clone(),
+            record_rx,
+        ));
 
         let mut report = Report::default();
         {
@@ -119,6 +126,7 @@ impl Ingester {
                 options,
                 record: record_tx,
                 large: Semaphore::new(options.large_concurrency.max(1)),
+                memory: Semaphore::new(MEMORY_BUDGET_KIB as usize),
             };
             let files = futures::stream::unfold(found_rx, |mut rx| async move {
                 rx.recv().await.map(|found| (found, rx))
@@ -174,6 +182,7 @@ struct Job<'a> {
     options: &'a IngestOptions,
     record: mpsc::Sender<Pending>,
     large: Semaphore,
+    memory: Semaphore,
 }
 
 impl Job<'_> {
@@ -211,12 +220,24 @@ impl Job<'_> {
         // Everything synchronous about a small file happens in one blocking call: thread
         // hops, not IO, are what limit many-small-file ingest.
         // A large file holds up to a few parts in memory (and probing a large PDF reads it
-        // whole), so only a few large files are in flight at once.
-        let _large = if size > self.blobs_part_size() {
-            Some(self.large.acquire().await.map_err(|e| e.to_string())?)
+        // whole), so only a few large files are in flight at once. A small file is held whole
+        // until published, so small files share a memory budget. Both are released before
+        // the catalog commit, which is where many files wait together.
+        let (large, memory) = if size > self.blobs_part_size() {
+            let permit = self.large.acquire().await.map_err(|e| e.to_string())?;
+            (Some(permit), None)
         } else {
-            None
+            let kib = u32::try_from(size / 1024 + 1)
+                .unwrap_or(u32::MAX)
+                .min(MEMORY_BUDGET_KIB);
+            let permit = self
+                .memory
+                .acquire_many(kib)
+                .await
+                .map_err(|e| e.to_string())?;
+            (None, Some(permit))
         };
+        let mut permits = Some((large, memory));
         let first = self.prepare(path, &source, size, modified_ns).await?;
         let (probe, mut small) = match first {
             Prepared::Known(asset) => {
@@ -252,6 +273,7 @@ impl Job<'_> {
                 .publish(staged)
                 .await
                 .map_err(|e| e.to_string())?;
+            drop(permits.take());
             let asset = NewAsset {
                 collection: self.collection,
                 hash,
@@ -377,8 +399,9 @@ fn path_bytes(path: &Path) -> Vec<u8> {
     path.to_string_lossy().as_bytes().to_vec()
 }
 
-/// Commits catalog rows in batches: one transaction for whatever is waiting, up to `BATCH`.
-async fn write_rows(catalog: Arc<dyn Catalog>, mut rx: mpsc::Receiver<Pending>) {
+/// Commits catalog rows in batches: one transaction for whatever is waiting, up to `BATCH`,
+/// after making the batch's blobs durable with one sync (a group commit).
+async fn write_rows(blobs: BlobStore, catalog: Arc<dyn Catalog>, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -389,6 +412,13 @@ async fn write_rows(catalog: Arc<dyn Catalog>, mut rx: mpsc::Receiver<Pending>) 
         }
         let (assets, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.asset, p.reply)).unzip();
+        if let Err(e) = blobs.sync().await {
+            let error = format!("cannot make the stored bytes durable: {e}");
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+            continue;
+        }
         let catalog = catalog.clone();
         let outcomes = blocking(move || {
             match catalog.record(&assets) {

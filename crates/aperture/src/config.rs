@@ -18,16 +18,15 @@ pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is o
 # The catalog database: sqlite:///abs/path/catalog.db. Default: `catalog.db` in the data folder.
 # catalog = "sqlite:///var/lib/aperture/catalog.db"
 
-# On local disk, sync each blob to stable storage before it counts as stored, so that a power
-# cut never leaves an empty or partial file under a blob's name. Off trades that for speed
-# with many small files.
+# On local disk, flush blobs to stable storage before the catalog records them (one flush per
+# batch of files), so that after a power cut no asset names bytes that were not on disk.
 fsync = true
 
 [ingest]
 # Collection used when `aperture ingest` is given no --collection.
 default_collection = "default"
-# Files read at once.
-concurrency = 16
+# Files in flight at once (small files share a 256 MiB memory budget).
+concurrency = 64
 # Files over 8 MiB read at once; each holds up to three 8 MiB parts in memory.
 large_concurrency = 2
 # Follow symbolic links while walking folders (loops are detected and reported).
@@ -81,7 +80,7 @@ impl Default for IngestSection {
     fn default() -> Self {
         Self {
             default_collection: "default".into(),
-            concurrency: 16,
+            concurrency: 64,
             large_concurrency: 2,
             follow_symlinks: true,
             include_hidden: false,
