@@ -10,6 +10,9 @@ use aperture_core::{
     AssetId, ContentHash, Gps, Insight, MediaKind, MediaMetadata, Place, Rect, UnixMillis,
 };
 
+use std::time::Duration;
+
+use crate::jobs::{JobQueue, MAX_ATTEMPTS};
 use crate::*;
 
 /// Generates one `#[test]` per conformance check; `$make` builds a fresh, empty catalog.
@@ -19,7 +22,8 @@ macro_rules! catalog_conformance {
         $crate::catalog_conformance!(@tests $make;
             collections, record_outcomes, metadata_round_trip, listing_and_paging,
             id_prefixes, deletion_and_races, insights_round_trip, referenced_blobs,
-            against_a_model);
+            against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
+            queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -535,4 +539,291 @@ pub fn against_a_model<C: Catalog>(make: &dyn Fn() -> C) {
             assert_eq!(&got, paths);
         }
     }
+}
+
+fn jobs_for(asset: AssetId, analyzers: &[(&str, i32)]) -> Vec<NewJob> {
+    analyzers
+        .iter()
+        .map(|(name, priority)| NewJob {
+            asset,
+            analyzer: (*name).to_owned(),
+            priority: *priority,
+        })
+        .collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn succeeded(asset: AssetId, analyzer: &str, version: &str, label: &str) -> Outcome {
+    let mut i = insight(asset, Place::Whole);
+    i.analyzer = analyzer.to_owned();
+    i.analyzer_version = version.to_owned();
+    i.value = serde_json::json!({ "label": label });
+    Outcome::Succeeded {
+        version: version.to_owned(),
+        insights: vec![i],
+    }
+}
+
+pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    let mut all = jobs_for(a, &[("labels", 0), ("thumbnail", 10)]);
+    all.extend(jobs_for(b, &[("labels", 0), ("thumbnail", 10)]));
+    assert_eq!(catalog.enqueue(&all).unwrap(), 4);
+    assert_eq!(
+        catalog.enqueue(&all).unwrap(),
+        0,
+        "queuing twice adds nothing"
+    );
+    // A job for an asset that does not exist is not queued.
+    assert_eq!(
+        catalog
+            .enqueue(&jobs_for(AssetId::new(), &[("labels", 0)]))
+            .unwrap(),
+        0
+    );
+
+    let both = names(&["labels", "thumbnail"]);
+    let first = catalog.claim("w1", &both, 3, LEASE).unwrap();
+    let order: Vec<_> = first.iter().map(|j| j.analyzer.as_str()).collect();
+    assert_eq!(
+        order,
+        ["thumbnail", "thumbnail", "labels"],
+        "priority first"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|j| j.state == JobState::Running && j.attempts == 1)
+    );
+    // Only the analyzers a worker can run.
+    assert!(
+        catalog
+            .claim("w2", &names(&["ocr"]), 10, LEASE)
+            .unwrap()
+            .is_empty()
+    );
+    let rest = catalog.claim("w2", &both, 10, LEASE).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(catalog.claim("w3", &both, 10, LEASE).unwrap().is_empty());
+
+    for job in first.iter().chain(&rest) {
+        let outcome = succeeded(job.asset, &job.analyzer, "1", "x");
+        let worker = if rest.contains(job) { "w2" } else { "w1" };
+        assert!(catalog.finish(job.id, worker, &outcome).unwrap());
+    }
+    assert_eq!(catalog.enqueue(&all).unwrap(), 0);
+    assert!(
+        catalog.claim("w1", &both, 10, LEASE).unwrap().is_empty(),
+        "nothing re-runs"
+    );
+    let counts = catalog.job_counts().unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("labels".to_owned(), JobState::Succeeded, 2),
+            ("thumbnail".to_owned(), JobState::Succeeded, 2)
+        ]
+    );
+    // Same version: nothing stale. A new version: both labels jobs again.
+    assert_eq!(catalog.requeue_stale("labels", "1").unwrap(), 0);
+    assert_eq!(catalog.requeue_stale("labels", "2").unwrap(), 2);
+    let again = catalog.claim("w1", &both, 10, LEASE).unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(
+        again
+            .iter()
+            .all(|j| j.analyzer == "labels" && j.attempts == 1)
+    );
+    // Deleting an asset takes its jobs with it.
+    catalog.delete_asset(a).unwrap();
+    assert!(catalog.jobs_of(a).unwrap().is_empty());
+    assert_eq!(catalog.jobs_of(b).unwrap().len(), 2);
+}
+
+pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let mut other = insight(a, Place::Whole);
+    other.analyzer = "ocr".into();
+    catalog.add_insights(&[other]).unwrap();
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "1", "old"))
+            .unwrap()
+    );
+    catalog.requeue_stale("labels", "2").unwrap();
+    // While the new version runs, the old results are still there.
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    let labels = |c: &C| -> Vec<serde_json::Value> {
+        c.insights(a)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.analyzer == "labels")
+            .map(|i| i.value)
+            .collect()
+    };
+    assert_eq!(labels(&catalog), [serde_json::json!({"label": "old"})]);
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "2", "new"))
+            .unwrap()
+    );
+    assert_eq!(labels(&catalog), [serde_json::json!({"label": "new"})]);
+    assert_eq!(
+        catalog.insights(a).unwrap().len(),
+        2,
+        "other analyzers' results stay"
+    );
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs[0].analyzer_version.as_deref(), Some("2"));
+}
+
+pub fn queue_retries_then_fails<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog.enqueue(&jobs_for(a, &[("ocr", 0)])).unwrap();
+    catalog.enqueue(&jobs_for(b, &[("ocr", 0)])).unwrap();
+    let ocr = names(&["ocr"]);
+    let jobs = catalog.claim("w", &ocr, 2, LEASE).unwrap();
+    let failed = Outcome::Failed {
+        error: "timed out".into(),
+    };
+    assert!(catalog.finish(jobs[0].id, "w", &failed).unwrap());
+    let unrecoverable = Outcome::Unrecoverable {
+        error: "cannot decode image /x.jpg: truncated".into(),
+    };
+    assert!(catalog.finish(jobs[1].id, "w", &unrecoverable).unwrap());
+    // The retry waits for its backoff.
+    assert!(catalog.claim("w", &ocr, 10, LEASE).unwrap().is_empty());
+    let due = catalog.next_due(&ocr).unwrap().unwrap();
+    assert!(due > UnixMillis::now());
+    let states: Vec<_> = catalog
+        .jobs_of(a)
+        .unwrap()
+        .into_iter()
+        .chain(catalog.jobs_of(b).unwrap())
+        .map(|j| (j.state, j.last_error))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (JobState::Queued, Some("timed out".to_owned())),
+            (
+                JobState::Failed,
+                Some("cannot decode image /x.jpg: truncated".to_owned())
+            ),
+        ]
+    );
+    // Past the last attempt a retryable failure is final. Attempts are counted at each lease,
+    // so leases that run out (a crashing worker) use them up too.
+    let d = id_of(record_one(&catalog, &new_asset(c, b"d", "/d")));
+    catalog.enqueue(&jobs_for(d, &[("ocr", 0)])).unwrap();
+    let mut last = None;
+    for n in 1..=MAX_ATTEMPTS {
+        std::thread::sleep(Duration::from_millis(3));
+        let jobs = catalog.claim("w", &ocr, 1, Duration::ZERO).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].asset, jobs[0].attempts), (d, n));
+        last = Some(jobs[0].id);
+    }
+    assert!(catalog.finish(last.unwrap(), "w", &failed).unwrap());
+    let job = catalog.jobs_of(d).unwrap().remove(0);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.last_error.as_deref(), Some("timed out"));
+}
+
+pub fn queue_leases_expire<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let labels = names(&["labels"]);
+    // A worker takes the job and dies: its lease runs out.
+    let dead = catalog.claim("dead", &labels, 1, Duration::ZERO).unwrap();
+    assert_eq!(dead.len(), 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let alive = catalog.claim("alive", &labels, 1, LEASE).unwrap();
+    assert_eq!(alive.len(), 1, "an expired lease is taken over");
+    assert_eq!(alive[0].id, dead[0].id);
+    assert_eq!(alive[0].attempts, 2);
+    // The first worker comes back to life: its result is refused, not recorded twice.
+    assert!(
+        !catalog
+            .finish(dead[0].id, "dead", &succeeded(a, "labels", "1", "stale"))
+            .unwrap()
+    );
+    assert!(
+        catalog
+            .finish(alive[0].id, "alive", &succeeded(a, "labels", "1", "ok"))
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .finish(alive[0].id, "alive", &succeeded(a, "labels", "1", "ok"))
+            .unwrap()
+    );
+    let found = catalog.insights(a).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].value, serde_json::json!({"label": "ok"}));
+}
+
+/// Many workers on threads claim from one catalog at once: every job is leased exactly once.
+pub fn queue_never_runs_a_job_twice<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let mut all = Vec::new();
+    for i in 0..200u32 {
+        let id = id_of(record_one(
+            &catalog,
+            &new_asset(c, &i.to_le_bytes(), &format!("/{i}")),
+        ));
+        all.extend(jobs_for(id, &[("labels", 0)]));
+    }
+    catalog.enqueue(&all).unwrap();
+    let labels = names(&["labels"]);
+    let claimed: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let (catalog, labels) = (&catalog, &labels);
+                s.spawn(move || {
+                    let worker = format!("w{w}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let jobs = catalog.claim(&worker, labels, 7, LEASE).unwrap();
+                        if jobs.is_empty() {
+                            break;
+                        }
+                        for job in jobs {
+                            let outcome = succeeded(job.asset, "labels", "1", "x");
+                            assert!(catalog.finish(job.id, &worker, &outcome).unwrap());
+                            mine.push(job.id);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut sorted = claimed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), claimed.len(), "no job leased twice");
+    assert_eq!(claimed.len(), 200, "no job lost");
 }

@@ -14,10 +14,12 @@
 
 pub mod conformance;
 mod error;
+pub mod jobs;
 mod sqlite;
 mod types;
 
 pub use error::{Error, Result};
+pub use jobs::{Job, JobQueue, JobState, NewJob, Outcome};
 pub use sqlite::SqliteCatalog;
 pub use types::*;
 

@@ -1,5 +1,6 @@
 //! The SQLite catalog: one writer connection, a few readers, WAL so readers never wait.
 
+mod jobs;
 mod rows;
 
 use std::path::Path;
@@ -466,47 +467,7 @@ impl Catalog for SqliteCatalog {
     fn add_insights(&self, insights: &[Insight]) -> Result<()> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO insights (asset_id, analyzer, analyzer_version, model, model_version,
-                     kind, value, confidence, language, page, time_start_ms, time_end_ms,
-                     region_x, region_y, region_w, region_h, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
-            for i in insights {
-                let (page, time, rect) = i.place.columns();
-                let exists: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
-                    [i.asset.as_bytes().as_slice()],
-                    |r| r.get(0),
-                )?;
-                if !exists {
-                    return Err(Error::NotFound {
-                        what: "asset",
-                        key: i.asset.to_string(),
-                    });
-                }
-                stmt.execute(params![
-                    i.asset.as_bytes().as_slice(),
-                    i.analyzer,
-                    i.analyzer_version,
-                    i.model,
-                    i.model_version,
-                    i.kind,
-                    i.value.to_string(),
-                    i.confidence,
-                    i.language,
-                    page,
-                    time.map(|t| t.0 as i64),
-                    time.map(|t| t.1 as i64),
-                    rect.map(|r| r.x),
-                    rect.map(|r| r.y),
-                    rect.map(|r| r.w),
-                    rect.map(|r| r.h),
-                    i.created_at.0,
-                ])?;
-            }
-        }
+        insert_insights(&tx, insights)?;
         tx.commit()?;
         Ok(())
     }
@@ -522,6 +483,50 @@ impl Catalog for SqliteCatalog {
         let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
         rows.map(|r| r?).collect()
     }
+}
+
+/// Inserts insights in the caller's transaction; every one must name an existing asset.
+pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insight]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO insights (asset_id, analyzer, analyzer_version, model, model_version,
+                 kind, value, confidence, language, page, time_start_ms, time_end_ms,
+                 region_x, region_y, region_w, region_h, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    for i in insights {
+        let (page, time, rect) = i.place.columns();
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
+            [i.asset.as_bytes().as_slice()],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(Error::NotFound {
+                what: "asset",
+                key: i.asset.to_string(),
+            });
+        }
+        stmt.execute(params![
+            i.asset.as_bytes().as_slice(),
+            i.analyzer,
+            i.analyzer_version,
+            i.model,
+            i.model_version,
+            i.kind,
+            i.value.to_string(),
+            i.confidence,
+            i.language,
+            page,
+            time.map(|t| t.0 as i64),
+            time.map(|t| t.1 as i64),
+            rect.map(|r| r.x),
+            rect.map(|r| r.y),
+            rect.map(|r| r.w),
+            rect.map(|r| r.h),
+            i.created_at.0,
+        ])?;
+    }
+    Ok(())
 }
 
 fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {

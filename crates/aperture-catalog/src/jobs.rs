@@ -1,0 +1,141 @@
+//! The job queue: one job per (asset, analyzer), leased to workers.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use aperture_core::{AssetId, Insight, UnixMillis};
+use serde::Serialize;
+
+use crate::Result;
+
+/// Attempts before a job is left failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    /// The analyzer does not apply to this asset after all (said so when it ran).
+    Skipped,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+/// A job to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub asset: AssetId,
+    pub analyzer: String,
+    /// Higher runs first (thumbnails before heavy models).
+    pub priority: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub asset: AssetId,
+    pub analyzer: String,
+    pub state: JobState,
+    pub priority: i32,
+    pub attempts: u32,
+    /// The analyzer version whose results are stored, if any run succeeded.
+    pub analyzer_version: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: UnixMillis,
+}
+
+/// How one job ended, as a worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The analyzer's insights, which replace those of its earlier runs.
+    Succeeded {
+        version: String,
+        insights: Vec<Insight>,
+    },
+    /// Worth another try (a timeout, a busy resource): retried with backoff, then failed.
+    Failed { error: String },
+    /// Will never work (corrupt or unsupported input): failed at once, error kept.
+    Unrecoverable { error: String },
+    /// The analyzer does not apply to this asset.
+    Skipped { reason: String },
+}
+
+/// The job queue. Every write is one transaction, so concurrent workers on one catalog never
+/// run a job twice: a job is leased to one worker at a time, and a worker whose lease expired
+/// (it crashed, or stalled) can no longer finish it.
+pub trait JobQueue: Send + Sync {
+    /// Queues the jobs that do not exist yet; existing ones are left as they are, so queuing
+    /// twice, or after the job succeeded, runs nothing again. Returns how many were added.
+    fn enqueue(&self, jobs: &[NewJob]) -> Result<u64>;
+
+    /// Queues again the finished jobs of `analyzer` whose stored results come from another
+    /// version. Their insights stay (and stay searchable) until the new run replaces them.
+    fn requeue_stale(&self, analyzer: &str, version: &str) -> Result<u64>;
+
+    /// Leases up to `limit` runnable jobs of the given analyzers to `worker`: queued jobs
+    /// that are due, and running jobs whose lease expired, highest priority first.
+    fn claim(
+        &self,
+        worker: &str,
+        analyzers: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>>;
+
+    /// Records how a leased job ended. False, and nothing written, when `worker` no longer
+    /// holds the lease (it expired and the job went to another worker).
+    fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool>;
+
+    /// The earliest time a queued job becomes due, if any is waiting for a retry.
+    fn next_due(&self, analyzers: &[String]) -> Result<Option<UnixMillis>>;
+
+    /// Job counts by analyzer and state.
+    fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>>;
+
+    /// The jobs of one asset.
+    fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>>;
+}
+
+/// The wait before attempt `attempts + 1` of a job that failed `attempts` times: 2 s, 8 s, 32 s.
+pub fn retry_backoff(attempts: u32) -> Duration {
+    Duration::from_secs(2u64 << (2 * attempts.saturating_sub(1).min(8)))
+}

@@ -1,0 +1,248 @@
+//! The job queue on SQLite. Claims run in one IMMEDIATE transaction, which SQLite serialises
+//! across connections and processes: two workers never lease the same job.
+
+use std::time::Duration;
+
+use aperture_core::{AssetId, UnixMillis};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
+
+use super::SqliteCatalog;
+use super::rows::id_from;
+use crate::jobs::{Job, JobQueue, JobState, MAX_ATTEMPTS, NewJob, Outcome, retry_backoff};
+use crate::{Error, Result};
+
+const JOB_COLUMNS: &str =
+    "id, asset_id, analyzer, state, priority, attempts, analyzer_version, last_error, updated_at";
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
+    let asset: Vec<u8> = r.get(1)?;
+    let state: String = r.get(3)?;
+    let (id, analyzer, priority, attempts, version, error, updated) = (
+        r.get(0)?,
+        r.get(2)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    );
+    Ok((|| {
+        Ok(Job {
+            id,
+            asset: id_from(&asset)?,
+            analyzer,
+            state: state.parse().map_err(|reason| Error::Corrupt { reason })?,
+            priority,
+            attempts,
+            analyzer_version: version,
+            last_error: error,
+            updated_at: UnixMillis(updated),
+        })
+    })())
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl JobQueue for SqliteCatalog {
+    fn enqueue(&self, jobs: &[NewJob]) -> Result<u64> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
+                     updated_at)
+                 SELECT ?1, ?2, 'queued', ?3, ?4, ?4, ?4
+                 WHERE EXISTS (SELECT 1 FROM assets WHERE id = ?1)
+                 ON CONFLICT (asset_id, analyzer) DO NOTHING",
+            )?;
+            for job in jobs {
+                added += stmt.execute(params![
+                    job.asset.as_bytes().as_slice(),
+                    job.analyzer,
+                    job.priority,
+                    now
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn requeue_stale(&self, analyzer: &str, version: &str) -> Result<u64> {
+        let now = UnixMillis::now().0;
+        let changed = self.write().execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3, last_error = NULL,
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
+             WHERE analyzer = ?1 AND state IN ('succeeded', 'failed', 'skipped')
+               AND (analyzer_version IS NULL OR analyzer_version != ?2)",
+            params![analyzer, version, now],
+        )?;
+        Ok(changed as u64)
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        analyzers: &[String],
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
+        if analyzers.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let ids: Vec<i64> = {
+            let sql = format!(
+                "SELECT id FROM jobs
+                 WHERE analyzer IN ({})
+                   AND ((state = 'queued' AND run_after <= ?)
+                        OR (state = 'running' AND lease_expires_at < ?))
+                 ORDER BY priority DESC, id LIMIT ?",
+                placeholders(analyzers.len())
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut values: Vec<rusqlite::types::Value> =
+                analyzers.iter().map(|a| a.clone().into()).collect();
+            values.extend([now.into(), now.into(), (limit as i64).into()]);
+            let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut claimed = Vec::with_capacity(ids.len());
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2,
+                     lease_expires_at = ?3, updated_at = ?4
+                 WHERE id = ?1",
+            )?;
+            let mut select =
+                tx.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?;
+            for id in ids {
+                update.execute(params![id, worker, now + millis(lease), now])?;
+                claimed.push(select.query_row([id], job_from_row)??);
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let held: Option<(Vec<u8>, String, u32)> = tx
+            .query_row(
+                "SELECT asset_id, analyzer, attempts FROM jobs
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+                params![job, worker],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((asset, analyzer, attempts)) = held else {
+            return Ok(false);
+        };
+        match outcome {
+            Outcome::Succeeded { version, insights } => {
+                debug_assert!(
+                    insights
+                        .iter()
+                        .all(|i| i.analyzer == analyzer && i.asset.as_bytes()[..] == asset[..]),
+                    "a job's insights belong to its asset and analyzer"
+                );
+                // Replace in one transaction: readers see the old results or the new ones.
+                tx.execute(
+                    "DELETE FROM insights WHERE asset_id = ?1 AND analyzer = ?2",
+                    params![asset, analyzer],
+                )?;
+                super::insert_insights(&tx, insights)?;
+                tx.execute(
+                    "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
+                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                         updated_at = ?3
+                     WHERE id = ?1",
+                    params![job, version, now],
+                )?;
+            }
+            Outcome::Failed { error } if attempts < MAX_ATTEMPTS => {
+                let due = now + millis(retry_backoff(attempts));
+                tx.execute(
+                    "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3,
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
+                     WHERE id = ?1",
+                    params![job, due, error, now],
+                )?;
+            }
+            Outcome::Failed { error } | Outcome::Unrecoverable { error } => {
+                tx.execute(
+                    "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
+                         lease_expires_at = NULL, updated_at = ?3
+                     WHERE id = ?1",
+                    params![job, error, now],
+                )?;
+            }
+            Outcome::Skipped { reason } => {
+                tx.execute(
+                    "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
+                         lease_expires_at = NULL, updated_at = ?3
+                     WHERE id = ?1",
+                    params![job, reason, now],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn next_due(&self, analyzers: &[String]) -> Result<Option<UnixMillis>> {
+        if analyzers.is_empty() {
+            return Ok(None);
+        }
+        let conn = self.read();
+        let sql = format!(
+            "SELECT MIN(CASE state WHEN 'queued' THEN run_after ELSE lease_expires_at END)
+             FROM jobs WHERE analyzer IN ({}) AND state IN ('queued', 'running')",
+            placeholders(analyzers.len())
+        );
+        let due: Option<i64> = conn.query_row(&sql, params_from_iter(analyzers), |r| r.get(0))?;
+        Ok(due.map(UnixMillis))
+    }
+
+    fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT analyzer, state, COUNT(*) FROM jobs GROUP BY analyzer, state
+             ORDER BY analyzer, state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (analyzer, state, n) = row?;
+            let state = state.parse().map_err(|reason| Error::Corrupt { reason })?;
+            Ok((analyzer, state, n as u64))
+        })
+        .collect()
+    }
+
+    fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE asset_id = ?1 ORDER BY priority DESC, analyzer"
+        ))?;
+        let rows = stmt.query_map([asset.as_bytes().as_slice()], job_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+}
