@@ -12,7 +12,7 @@
 //! use aperture_blob::BlobStore;
 //!
 //! let dir = tempfile::tempdir().unwrap();
-//! let store = BlobStore::open_url(&format!("file://{}", dir.path().display()), [], false)?;
+//! let store = BlobStore::open_url(&format!("file://{}", dir.path().display()), [])?;
 //! store.init().await?;
 //! std::fs::write(dir.path().join("hello.txt"), b"hello").unwrap();
 //!

@@ -167,9 +167,10 @@ impl BlobStore {
     }
 
     /// Writes a blob to a stream such as stdout, only once it is verified: a blob up to the
-    /// part size is read into memory first, a larger one into a temporary file, so that a
-    /// corrupt blob gives an error and no output at all. Writing to `out` blocks: meant for
-    /// standard output of a command-line tool.
+    /// part size is read into memory and checked first; a larger one is read and checked
+    /// once, then streamed (and checked again on the way). A corrupt blob gives an error and
+    /// no output; only bytes that change between the two reads could end in an error after
+    /// some output. Writing to `out` blocks: meant for a command-line tool's stdout.
     pub async fn read_to_writer(
         &self,
         hash: ContentHash,
@@ -186,19 +187,14 @@ impl BlobStore {
             out.flush().map_err(write_err)?;
             return Ok(bytes.len() as u64);
         }
-        let spool = tempfile::Builder::new()
-            .prefix("aperture-get-")
-            .tempfile()
-            .map_err(|source| Error::Write {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        let written = self.read_to_file(hash, spool.path()).await?;
-        let mut verified = std::fs::File::open(spool.path()).map_err(|source| Error::Read {
-            path: spool.path().to_path_buf(),
-            source,
-        })?;
-        std::io::copy(&mut verified, out).map_err(write_err)?;
+        self.verify(hash).await?;
+        let mut stream = self.get(hash).await?;
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            out.write_all(&chunk).map_err(write_err)?;
+        }
         out.flush().map_err(write_err)?;
         Ok(written)
     }

@@ -73,12 +73,9 @@ impl BlobStore {
     /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
     /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).
     ///
-    /// `durable` applies to local disk: [`BlobStore::sync`] then flushes what was written to
-    /// stable storage (object stores are durable when a write returns).
     pub fn open_url(
         url: &str,
         options: impl IntoIterator<Item = (String, String)>,
-        durable: bool,
     ) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: url.to_owned(),
@@ -109,15 +106,25 @@ impl BlobStore {
         };
         Ok(Self {
             local_root,
-            durable,
             ..Self::new(store)
         })
     }
 
-    /// Makes every blob published so far durable: on local disk, one flush of the whole file
-    /// system (`syncfs`), which costs about as much as one `fsync` and covers a whole batch of
-    /// files. Callers that record blobs elsewhere (the catalog) call this before recording,
-    /// so that after a power cut no record names a blob that was not on disk.
+    /// On local disk, makes [`BlobStore::sync`] flush to stable storage (object stores are
+    /// durable when a write returns). Only stores opened with [`BlobStore::open_url`] know
+    /// their folder; one built with [`BlobStore::new`] syncs nothing and cannot list
+    /// object_store's unfinished local writes.
+    pub fn with_durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Makes every blob published so far durable: on local disk, one `syncfs` of the file
+    /// system the store is on, which covers a whole batch of files at once (and also flushes
+    /// whatever else is dirty on that file system, other processes' writes included).
+    /// Callers that record blobs elsewhere (the catalog) call this before recording, so that
+    /// after a power cut no record names a blob that was not on disk. Writeback errors are
+    /// reported as Linux reports them to `syncfs` (since 5.8; older kernels report none).
     pub async fn sync(&self) -> Result<()> {
         let Some(root) = self.local_root.clone().filter(|_| self.durable) else {
             return Ok(());
@@ -289,11 +296,7 @@ fn unfinished_local_writes(root: &std::path::Path) -> Result<Vec<StagingEntry>> 
                 source,
             })?;
             let path = entry.path();
-            let meta = entry.metadata().map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            if meta.is_dir() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 dirs.push(path);
                 continue;
             }
@@ -302,6 +305,10 @@ fn unfinished_local_writes(root: &std::path::Path) -> Result<Vec<StagingEntry>> 
             };
             let key = key.to_string_lossy().into_owned();
             if is_unfinished_write(&key) {
+                let meta = entry.metadata().map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 found.push(StagingEntry {
                     key,
                     size: meta.len(),
@@ -373,12 +380,12 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        let err = BlobStore::open_url("ftp://x", [], false).unwrap_err();
+        let err = BlobStore::open_url("ftp://x", []).unwrap_err();
         assert!(err.to_string().contains("unknown scheme"), "{err}");
-        let err = BlobStore::open_url("file://relative/dir", [], false);
+        let err = BlobStore::open_url("file://relative/dir", []);
         assert!(err.is_err());
         if !cfg!(feature = "s3") {
-            let err = BlobStore::open_url("s3://bucket/x", [], false).unwrap_err();
+            let err = BlobStore::open_url("s3://bucket/x", []).unwrap_err();
             assert!(err.to_string().contains("`s3` feature"), "{err}");
         }
     }

@@ -131,9 +131,14 @@ impl BlobStore {
                         object_store::Error::AlreadyExists { .. }
                         | object_store::Error::NotImplemented { .. },
                     ) => {
-                        // Deduplicate only against a blob of the right size: one left empty
-                        // or short (a power cut on a store without fsync) is rewritten.
-                        let intact = self.size(staged.hash).await? == Some(staged.size);
+                        // Deduplicate only against an intact blob: one left empty, short or
+                        // zero-filled (a power cut before the batch's sync) is rewritten.
+                        // Small blobs are cheap to read and hash again.
+                        let intact = match self.verify(staged.hash).await {
+                            Ok(_) => true,
+                            Err(Error::Corrupt { .. } | Error::NotFound { .. }) => false,
+                            Err(e) => return Err(e),
+                        };
                         if !intact {
                             self.store
                                 .put(&target, bytes.into())

@@ -319,7 +319,7 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
     // The blob is still used by the asset in `d`.
     let deletion = catalog.delete_asset(in_c).unwrap();
     assert_eq!(deletion.hash, item.hash);
-    assert!(!deletion.blob_unreferenced);
+    assert_eq!(deletion.claim, None);
     assert!(matches!(catalog.asset(in_c), Err(Error::NotFound { .. })));
     assert!(catalog.sources(in_c).unwrap().is_empty());
     assert!(catalog.insights(in_c).unwrap().is_empty());
@@ -331,44 +331,41 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
     // An ingest reads the generation, then the last user of the blob is deleted.
     let seen = catalog.blob_generation(item.hash).unwrap();
     assert!(!seen.deleting);
-    let deletion = catalog.delete_asset(in_d).unwrap();
-    assert!(deletion.blob_unreferenced);
-    assert_eq!(catalog.unfinished_blob_deletions().unwrap(), [item.hash]);
-    let now = catalog.blob_generation(item.hash).unwrap();
-    assert!(now.deleting);
-    assert_ne!(now.generation, seen.generation);
+    let claim = catalog.delete_asset(in_d).unwrap().claim.unwrap();
+    assert!(catalog.still_claimed(claim).unwrap());
+    let later = UnixMillis(UnixMillis::now().0 + 1);
+    assert_eq!(
+        catalog.unfinished_blob_deletions(later).unwrap(),
+        [item.hash]
+    );
+    assert!(
+        catalog
+            .unfinished_blob_deletions(UnixMillis(0))
+            .unwrap()
+            .is_empty(),
+        "a young deletion may still be running"
+    );
+    let during = catalog.blob_generation(item.hash).unwrap();
+    assert!(during.deleting);
     let mut racing = item.clone();
-    racing.generation_seen = seen.generation;
-    assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
-    // Still deleting: even a fresh generation must wait.
-    racing.generation_seen = now.generation;
-    assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
+    for generation in [seen.generation, during.generation] {
+        racing.generation_seen = generation;
+        assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
+    }
 
-    // A repair that takes the unfinished deletion over bumps the generation again.
-    assert!(catalog.claim_blob_deletion(item.hash).unwrap());
-    let claimed = catalog.blob_generation(item.hash).unwrap();
-    assert!(claimed.deleting);
-    assert!(claimed.generation > now.generation);
-    racing.generation_seen = now.generation;
-    assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
+    // A repair takes the stalled deletion over: the first deleter's claim is void.
+    let takeover = catalog.claim_blob_deletion(item.hash).unwrap().unwrap();
+    assert!(!catalog.still_claimed(claim).unwrap());
+    assert!(catalog.still_claimed(takeover).unwrap());
+    catalog.blob_deleted(claim).unwrap(); // the stale claim changes nothing
+    assert!(catalog.blob_generation(item.hash).unwrap().deleting);
+    catalog.blob_deleted(takeover).unwrap();
+    assert!(catalog.unfinished_blob_deletions(later).unwrap().is_empty());
 
-    catalog.blob_deleted(item.hash).unwrap();
-    assert!(catalog.unfinished_blob_deletions().unwrap().is_empty());
-    // An unreferenced blob (what fsck finds) can be claimed too; a used one cannot.
-    assert!(
-        catalog
-            .claim_blob_deletion(ContentHash::of(b"orphan"))
-            .unwrap()
-    );
-    assert!(
-        catalog
-            .blob_generation(ContentHash::of(b"orphan"))
-            .unwrap()
-            .deleting
-    );
-    let used = new_asset(c, b"used", "/u");
-    record_one(&catalog, &used);
-    assert!(!catalog.claim_blob_deletion(used.hash).unwrap());
+    // An ingest that read the generation while the blob was being deleted found the old
+    // blob, which is gone now: it must not record.
+    racing.generation_seen = during.generation;
+    assert_eq!(record_one(&catalog, &racing), Recorded::BlobRaced);
     let after = catalog.blob_generation(item.hash).unwrap();
     assert!(!after.deleting);
     racing.generation_seen = after.generation;
@@ -376,7 +373,13 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
         record_one(&catalog, &racing),
         Recorded::Created(_)
     ));
-    assert_eq!(catalog.stats().unwrap().assets, 2);
+
+    // An unreferenced blob (what fsck finds) can be claimed; a used one cannot.
+    let orphan = ContentHash::of(b"orphan");
+    assert!(catalog.claim_blob_deletion(orphan).unwrap().is_some());
+    assert!(catalog.blob_generation(orphan).unwrap().deleting);
+    assert_eq!(catalog.claim_blob_deletion(item.hash).unwrap(), None);
+    assert_eq!(catalog.stats().unwrap().assets, 1);
 }
 
 fn insight(asset: AssetId, place: Place) -> Insight {
@@ -495,9 +498,9 @@ pub fn against_a_model<C: Catalog>(make: &dyn Fn() -> C) {
                 if let Some((id, _)) = model.remove(&(col, content)) {
                     let deletion = catalog.delete_asset(id).unwrap();
                     let shared = model.keys().any(|(_, c)| *c == content);
-                    assert_eq!(deletion.blob_unreferenced, !shared);
-                    if deletion.blob_unreferenced {
-                        catalog.blob_deleted(deletion.hash).unwrap();
+                    assert_eq!(deletion.claim.is_some(), !shared);
+                    if let Some(claim) = deletion.claim {
+                        catalog.blob_deleted(claim).unwrap();
                     }
                 }
                 continue;

@@ -23,7 +23,7 @@ pub use jobs::{Job, JobQueue, JobState, NewJob, Outcome};
 pub use sqlite::SqliteCatalog;
 pub use types::*;
 
-use aperture_core::{AssetId, ContentHash, Insight};
+use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
 
 /// The catalog's operations. Implementations are synchronous and thread-safe; async callers run
 /// them on a blocking pool. Write operations are each one transaction.
@@ -63,18 +63,25 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(ContentHash, u64)>>;
 
     /// Removes an asset and everything derived from it (sources, insights, jobs). When no
-    /// other asset uses its blob, the blob is marked as being deleted: delete it from the blob
-    /// store, then call [`Catalog::blob_deleted`].
+    /// other asset uses its blob, the blob is claimed for deletion ([`Deletion::claim`]):
+    /// check [`Catalog::still_claimed`], delete the blob, then call [`Catalog::blob_deleted`].
     fn delete_asset(&self, id: AssetId) -> Result<Deletion>;
-    fn blob_deleted(&self, hash: ContentHash) -> Result<()>;
-    /// Blob deletions that were started and never finished (the deleter died).
-    fn unfinished_blob_deletions(&self) -> Result<Vec<ContentHash>>;
-    /// Starts deleting a blob that no asset uses: an unfinished deletion (the deleter died),
-    /// or an unreferenced blob that `fsck` found. True when the blob is unreferenced; it is
-    /// then marked as being deleted, with a new generation, so an ingest that found the blob
-    /// present before this call retries instead of recording a row without its bytes. Delete
-    /// the blob, then call [`Catalog::blob_deleted`].
-    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<bool>;
+
+    /// Claims an unreferenced blob for deletion: one `fsck` found unreferenced, or one whose
+    /// deletion was never finished. `None` when an asset uses it. Each claim bumps the blob's
+    /// generation, so an ingest that found the blob present before it records nothing
+    /// (`Recorded::BlobRaced`) and, as long as the claim is held, neither does a later one.
+    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>>;
+
+    /// Whether `claim` is still the blob's current claim: check it right before deleting, so
+    /// a deleter that stalled while another finished its work deletes nothing.
+    fn still_claimed(&self, claim: BlobClaim) -> Result<bool>;
+
+    /// Ends a claim after the blob was deleted. Ingests may publish the content again.
+    fn blob_deleted(&self, claim: BlobClaim) -> Result<()>;
+
+    /// Blobs whose deletion was claimed before `before` and never finished (the deleter died).
+    fn unfinished_blob_deletions(&self, before: UnixMillis) -> Result<Vec<ContentHash>>;
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;

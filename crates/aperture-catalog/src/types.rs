@@ -136,6 +136,13 @@ impl Stats {
 pub struct Deletion {
     pub asset: AssetId,
     pub hash: ContentHash,
-    /// No asset uses the blob any more: delete it, then call `blob_deleted`.
-    pub blob_unreferenced: bool,
+    /// Set when no asset uses the blob any more: the claim to delete it with.
+    pub claim: Option<BlobClaim>,
+}
+
+/// The right to delete one unreferenced blob, as long as it is the blob's current claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BlobClaim {
+    pub hash: ContentHash,
+    pub generation: i64,
 }

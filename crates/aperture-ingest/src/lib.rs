@@ -219,25 +219,7 @@ impl Job<'_> {
         let source = new_source(path, size, modified_ns);
         // Everything synchronous about a small file happens in one blocking call: thread
         // hops, not IO, are what limit many-small-file ingest.
-        // A large file holds up to a few parts in memory (and probing a large PDF reads it
-        // whole), so only a few large files are in flight at once. A small file is held whole
-        // until published, so small files share a memory budget. Both are released before
-        // the catalog commit, which is where many files wait together.
-        let (large, memory) = if size > self.blobs_part_size() {
-            let permit = self.large.acquire().await.map_err(|e| e.to_string())?;
-            (Some(permit), None)
-        } else {
-            let kib = u32::try_from(size / 1024 + 1)
-                .unwrap_or(u32::MAX)
-                .min(MEMORY_BUDGET_KIB);
-            let permit = self
-                .memory
-                .acquire_many(kib)
-                .await
-                .map_err(|e| e.to_string())?;
-            (None, Some(permit))
-        };
-        let mut permits = Some((large, memory));
+        let mut permits = Some(self.permits(size).await?);
         let first = self.prepare(path, &source, size, modified_ns).await?;
         let (probe, mut small) = match first {
             Prepared::Known(asset) => {
@@ -248,6 +230,9 @@ impl Job<'_> {
         };
 
         for attempt in 0..RACE_RETRIES {
+            if permits.is_none() {
+                permits = Some(self.permits(size).await?);
+            }
             let (staged, generation) = match small.take() {
                 Some(ready) => ready,
                 None => {
@@ -264,9 +249,8 @@ impl Job<'_> {
                 }
             };
             let hash = staged.hash();
-            // When a deletion of this content is under way, publish all the same: the catalog
-            // answers BlobRaced while the deleter is alive, and lets this ingest take the blob
-            // over when the deleter died long ago.
+            // While a deletion of this content is under way the catalog answers BlobRaced;
+            // the retry publishes again once the deletion has finished.
             let stored_size = staged.size();
             let written = self
                 .blobs
@@ -308,10 +292,25 @@ impl Job<'_> {
             return Ok(());
         }
         Err(
-            "the same content is being deleted (by `aperture rm`, or by one that was \
-             interrupted: `aperture fsck --repair` finishes it); ingest it again afterwards"
+            "the same content is being deleted; if no `aperture rm` is running, one was \
+             interrupted: `aperture fsck --repair --min-age 0` finishes it; then ingest again"
                 .into(),
         )
+    }
+
+    /// A large file holds up to a few parts in memory (and probing a large PDF reads it
+    /// whole), so only a few large files are in flight at once. A small file is held whole
+    /// until published, so small files share a memory budget. Both are given back once the
+    /// file is published, before the catalog commit, where many files wait together.
+    async fn permits(&self, size: u64) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        let closed = |e: tokio::sync::AcquireError| e.to_string();
+        if size > self.blobs_part_size() {
+            return self.large.acquire().await.map_err(closed);
+        }
+        let kib = u32::try_from(size / 1024 + 1)
+            .unwrap_or(u32::MAX)
+            .min(MEMORY_BUDGET_KIB);
+        self.memory.acquire_many(kib).await.map_err(closed)
     }
 
     /// On one blocking thread: skip the file if it is known; else probe it and, when it fits

@@ -36,18 +36,19 @@ fn store_options() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Creates the data folder. `config_file` is the `--config` given, if any: it is used as it is,
-/// and no config is written into the data folder then.
-pub async fn init(config: &Config, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// Creates the data folder, and the config file with every default (at `--config` when one
+/// is given, else in the data folder) unless it exists already.
+pub async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let dir = std::path::absolute(data_dir)
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
     let fresh = !config_path.exists();
     if fresh {
         std::fs::write(&config_path, DEFAULT_CONFIG)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    let app = App::connect(Config::load(dir, Some(&config_path))?).await?;
+    let app = App::connect(Config::load(&dir, Some(&config_path))?).await?;
     let verb = if fresh {
         "initialised"
     } else {
@@ -75,7 +76,8 @@ impl App {
     }
 
     async fn connect(config: Config) -> anyhow::Result<Self> {
-        let blobs = BlobStore::open_url(&config.blobs_url, store_options(), config.storage_fsync)?;
+        let blobs = BlobStore::open_url(&config.blobs_url, store_options())?
+            .with_durable(config.storage_fsync);
         blobs.init().await?;
         let path = config.catalog_path.clone();
         let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path))

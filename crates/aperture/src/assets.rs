@@ -161,7 +161,7 @@ pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
     let asset = app.catalog(move |c| c.asset(id)).await?;
     if args.output.as_os_str() == "-" {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
-        // Standard output cannot be taken back: a corrupt blob ends in an error after output.
+        // Verified before the first byte goes out: a corrupt blob prints nothing.
         app.blobs
             .read_to_writer(asset.hash, &mut stdout)
             .await
@@ -206,15 +206,18 @@ async fn remove(app: &App, text: &str) -> anyhow::Result<String> {
     let id = app.resolve(text).await?;
     let name = app.catalog(move |c| c.asset(id)).await?.name;
     let deletion = app.catalog(move |c| c.delete_asset(id)).await?;
-    if !deletion.blob_unreferenced {
+    let Some(claim) = deletion.claim else {
         return Ok(format!(
             "removed {id} ({name}); its bytes stay, another asset has the same content"
         ));
+    };
+    if crate::fsck::delete_claimed(app, claim).await? {
+        Ok(format!("removed {id} ({name}) and its bytes"))
+    } else {
+        Ok(format!(
+            "removed {id} ({name}); its bytes were deleted by `aperture fsck --repair`"
+        ))
     }
-    app.blobs.delete(deletion.hash).await?;
-    let hash = deletion.hash;
-    app.catalog(move |c| c.blob_deleted(hash)).await?;
-    Ok(format!("removed {id} ({name}) and its bytes"))
 }
 
 pub async fn stats(app: &App, args: StatsArgs) -> anyhow::Result<ExitCode> {

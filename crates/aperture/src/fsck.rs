@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
+use aperture_catalog::BlobClaim;
 use aperture_core::{ContentHash, UnixMillis};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Remove what interrupted runs left behind: unreferenced blobs, staged uploads, and
-    /// deletions that were started but not finished.
+    /// deletions that were started but not finished (all older than --min-age).
     #[arg(long)]
     repair: bool,
     /// With --repair: leave leftovers younger than this many seconds (they may belong to an
@@ -54,15 +55,17 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     let mut f = Findings::default();
     let cutoff = UnixMillis::now().0 - args.min_age.max(0) * 1000;
 
-    // Deletions first, so that their blobs are not counted as unreferenced below.
-    let unfinished = app.catalog(|c| c.unfinished_blob_deletions()).await?;
+    // Deletions first, so that their blobs are not counted as unreferenced below. Only those
+    // older than --min-age: a younger one may belong to an `rm` that is still running.
+    let unfinished = app
+        .catalog(move |c| c.unfinished_blob_deletions(UnixMillis(cutoff)))
+        .await?;
     f.unfinished_deletions = unfinished.len() as u64;
     if args.repair {
         for hash in unfinished {
-            // Claimed first: an ingest may have taken the blob over since the listing.
-            if app.catalog(move |c| c.claim_blob_deletion(hash)).await? {
-                app.blobs.delete(hash).await?;
-                app.catalog(move |c| c.blob_deleted(hash)).await?;
+            if let Some(claim) = app.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                && delete_claimed(app, claim).await?
+            {
                 f.repaired += 1;
             }
         }
@@ -104,10 +107,9 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
                 let hash = entry.hash;
                 if args.repair
                     && entry.last_modified.0 < cutoff
-                    && app.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                    && let Some(claim) = app.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                    && delete_claimed(app, claim).await?
                 {
-                    app.blobs.delete(hash).await?;
-                    app.catalog(move |c| c.blob_deleted(hash)).await?;
                     f.repaired += 1;
                     continue;
                 }
@@ -185,4 +187,15 @@ fn report(f: &Findings, repair: bool) {
             "NOT OK"
         }
     );
+}
+
+/// Deletes a claimed blob, unless the claim was taken over in the meantime (this deleter
+/// stalled and `fsck --repair` finished the work). True when this call deleted it.
+pub async fn delete_claimed(app: &App, claim: BlobClaim) -> anyhow::Result<bool> {
+    if !app.catalog(move |c| c.still_claimed(claim)).await? {
+        return Ok(false);
+    }
+    app.blobs.delete(claim.hash).await?;
+    app.catalog(move |c| c.blob_deleted(claim)).await?;
+    Ok(true)
 }

@@ -87,10 +87,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = app::data_dir(cli.data)?;
-    let config = config::Config::load(&data, cli.config.as_deref())?;
     if let Command::Init = cli.command {
-        return app::init(&config, cli.config.as_deref()).await;
+        return app::init(&data, cli.config.as_deref()).await;
     }
+    let config = config::Config::load(&data, cli.config.as_deref())?;
     let app = app::App::open(config).await?;
     match cli.command {
         Command::Init => unreachable!("handled above"),

@@ -12,19 +12,16 @@ use object_store::ObjectStoreExt;
 const PART: usize = 64 * 1024;
 
 async fn local(dir: &Path) -> BlobStore {
-    let store = BlobStore::open_url(
-        &format!("file://{}", dir.join("store").display()),
-        [],
-        false,
-    )
-    .unwrap()
-    .with_part_size(PART);
+    let store = BlobStore::open_url(&format!("file://{}", dir.join("store").display()), [])
+        .unwrap()
+        .with_part_size(PART)
+        .with_durable(true);
     store.init().await.unwrap();
     store
 }
 
 async fn memory() -> BlobStore {
-    let store = BlobStore::open_url("memory://", [], false)
+    let store = BlobStore::open_url("memory://", [])
         .unwrap()
         .with_part_size(PART);
     store.init().await.unwrap();
@@ -113,6 +110,7 @@ async fn round_trip_every_size_class_on(store: &BlobStore, dir: &Path) {
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "size {len}");
         assert_eq!(store.verify(hash).await.unwrap(), len as u64);
     }
+    store.sync().await.unwrap();
     let listed: Vec<_> = store.list().try_collect().await.unwrap();
     assert_eq!(listed.len(), 6);
     assert!(store.list_staging().await.unwrap().is_empty());

@@ -17,9 +17,6 @@ use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
 /// Numbered migrations, applied in order; the catalog records the highest one applied.
 const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
 const READERS: usize = 4;
-/// A blob deletion not finished after this long is taken to be abandoned by a dead deleter, and
-/// an ingest of the same content takes the blob over. Far longer than one delete call takes.
-const ABANDONED_DELETION_MS: i64 = 2 * 60_000;
 
 #[derive(Debug)]
 pub struct SqliteCatalog {
@@ -409,41 +406,20 @@ impl Catalog for SqliteCatalog {
             [&hash],
             |r| r.get(0),
         )?;
-        if !still_used {
-            tx.execute(
-                "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
-                 VALUES (?1, 1, 1, ?2)
-                 ON CONFLICT (content_hash) DO UPDATE
-                 SET generation = generation + 1, in_progress = 1, updated_at = ?2",
-                params![hash, UnixMillis::now().0],
-            )?;
-        }
+        let claim = if still_used {
+            None
+        } else {
+            Some(claim_in(&tx, &hash)?)
+        };
         tx.commit()?;
         Ok(Deletion {
             asset: id,
             hash: hash_from(&hash)?,
-            blob_unreferenced: !still_used,
+            claim,
         })
     }
 
-    fn blob_deleted(&self, hash: ContentHash) -> Result<()> {
-        self.write().execute(
-            "UPDATE blob_deletions SET in_progress = 0, updated_at = ?2 WHERE content_hash = ?1",
-            params![blob(&hash), UnixMillis::now().0],
-        )?;
-        Ok(())
-    }
-
-    fn unfinished_blob_deletions(&self) -> Result<Vec<ContentHash>> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT content_hash FROM blob_deletions WHERE in_progress = 1 ORDER BY content_hash",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| hash_from(&r?)).collect()
-    }
-
-    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<bool> {
+    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let used: bool = tx.query_row(
@@ -451,17 +427,44 @@ impl Catalog for SqliteCatalog {
             [blob(&hash)],
             |r| r.get(0),
         )?;
-        if !used {
-            tx.execute(
-                "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
-                 VALUES (?1, 1, 1, ?2)
-                 ON CONFLICT (content_hash) DO UPDATE
-                 SET generation = generation + 1, in_progress = 1, updated_at = ?2",
-                params![blob(&hash), UnixMillis::now().0],
-            )?;
-        }
+        let claim = if used {
+            None
+        } else {
+            Some(claim_in(&tx, blob(&hash))?)
+        };
         tx.commit()?;
-        Ok(!used)
+        Ok(claim)
+    }
+
+    fn still_claimed(&self, claim: BlobClaim) -> Result<bool> {
+        Ok(self.read().query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_deletions
+                 WHERE content_hash = ?1 AND generation = ?2 AND in_progress = 1)",
+            params![blob(&claim.hash), claim.generation],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn blob_deleted(&self, claim: BlobClaim) -> Result<()> {
+        // A new generation: an ingest that saw the blob while it was being deleted must not
+        // record against the generation it read.
+        self.write().execute(
+            "UPDATE blob_deletions SET in_progress = 0, generation = generation + 1,
+                 updated_at = ?3
+             WHERE content_hash = ?1 AND generation = ?2",
+            params![blob(&claim.hash), claim.generation, UnixMillis::now().0],
+        )?;
+        Ok(())
+    }
+
+    fn unfinished_blob_deletions(&self, before: UnixMillis) -> Result<Vec<ContentHash>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT content_hash FROM blob_deletions WHERE in_progress = 1 AND updated_at < ?1
+             ORDER BY content_hash",
+        )?;
+        let rows = stmt.query_map([before.0], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| hash_from(&r?)).collect()
     }
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()> {
@@ -529,28 +532,35 @@ pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insigh
     Ok(())
 }
 
+/// Marks a blob as being deleted, with a new generation, in the caller's transaction.
+fn claim_in(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+    let generation: i64 = tx.query_row(
+        "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+         VALUES (?1, 1, 1, ?2)
+         ON CONFLICT (content_hash) DO UPDATE
+         SET generation = generation + 1, in_progress = 1, updated_at = ?2
+         RETURNING generation",
+        params![hash, UnixMillis::now().0],
+        |r| r.get(0),
+    )?;
+    Ok(BlobClaim {
+        hash: hash_from(hash)?,
+        generation,
+    })
+}
+
 fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
     let hash = blob(&item.hash);
-    let deletion: Option<(i64, bool, i64)> = tx
+    let deletion: Option<(i64, bool)> = tx
         .prepare_cached(
-            "SELECT generation, in_progress, updated_at FROM blob_deletions
-             WHERE content_hash = ?1",
+            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
         )?
-        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some((generation, in_progress, updated_at)) = deletion {
-        let abandoned = in_progress && now - updated_at > ABANDONED_DELETION_MS;
-        if generation != item.generation_seen || (in_progress && !abandoned) {
-            return Ok(Recorded::BlobRaced);
-        }
-        if abandoned {
-            // The deleter died before deleting; the blob this ingest published stays.
-            tx.execute(
-                "UPDATE blob_deletions SET in_progress = 0, updated_at = ?2
-                 WHERE content_hash = ?1",
-                params![hash, now],
-            )?;
-        }
+    if let Some((generation, in_progress)) = deletion
+        && (generation != item.generation_seen || in_progress)
+    {
+        return Ok(Recorded::BlobRaced);
     }
     let existing: Option<Vec<u8>> = tx
         .prepare_cached("SELECT id FROM assets WHERE collection_id = ?1 AND content_hash = ?2")?

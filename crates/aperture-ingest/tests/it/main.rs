@@ -45,7 +45,7 @@ fn write_files(dir: &Path, sizes: &[usize]) -> Vec<PathBuf> {
 
 /// A local blob store in `dir`, initialised.
 async fn local_store(dir: &Path) -> BlobStore {
-    let store = BlobStore::open_url(&format!("file://{}", dir.display()), [], false).unwrap();
+    let store = BlobStore::open_url(&format!("file://{}", dir.display()), []).unwrap();
     store.init().await.unwrap();
     store
 }
