@@ -26,6 +26,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("derived object {name:?} of asset {asset} not found")]
+    DerivedNotFound {
+        asset: aperture_core::AssetId,
+        name: String,
+    },
+
+    #[error("invalid derived object name {name:?}: use letters, digits, '.', '-' and '_'")]
+    InvalidName { name: String },
+
     #[error("invalid blob store url {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
 

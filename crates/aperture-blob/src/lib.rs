@@ -25,8 +25,10 @@
 //! ```
 //!
 //! **Layout** (version 1): `blobs/<first 3 hex digits>/<64 hex digits>`, staged uploads under
-//! `staging/`, and a marker object `aperture-blobs.json` naming the layout version.
+//! `staging/`, derived objects (thumbnails) under `derived/<asset id>/<name>`, and a marker
+//! object `aperture-blobs.json` naming the layout version.
 
+mod derived;
 mod error;
 mod read;
 mod store;

@@ -177,6 +177,18 @@ impl BlobStore {
         &self.store
     }
 
+    /// The blob's file when the store is a local folder, so that tools that want a path
+    /// (ffprobe, decoders) read it in place. Reads through it are not verified: call
+    /// [`BlobStore::verify`] first where that matters.
+    pub fn local_path(&self, hash: ContentHash) -> Option<std::path::PathBuf> {
+        let root = self.local_root.as_ref()?;
+        Some(
+            blob_path(hash)
+                .parts()
+                .fold(root.clone(), |dir, part| dir.join(part.as_ref())),
+        )
+    }
+
     /// The size of a blob, or `None` when there is no such blob.
     pub async fn size(&self, hash: ContentHash) -> Result<Option<u64>> {
         match self.store.head(&blob_path(hash)).await {

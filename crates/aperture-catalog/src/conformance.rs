@@ -56,6 +56,7 @@ fn new_asset(collection: CollectionId, content: &[u8], path: &str) -> NewAsset {
         metadata: MediaMetadata::default(),
         source: source(path, content.len() as u64),
         generation_seen: 0,
+        jobs: Vec::new(),
     }
 }
 
@@ -645,10 +646,37 @@ pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() ->
             .iter()
             .all(|j| j.analyzer == "labels" && j.attempts == 1)
     );
+    // Jobs queued with the asset, in the same transaction as its row.
+    let mut with_jobs = new_asset(c, b"e", "/e");
+    with_jobs.kind = MediaKind::Image;
+    with_jobs.jobs = vec![("thumbnail".into(), 10)];
+    let e = id_of(record_one(&catalog, &with_jobs));
+    assert_eq!(catalog.jobs_of(e).unwrap()[0].state, JobState::Queued);
+    // An analyzer added later: one job per asset of its kinds, once.
+    assert_eq!(
+        catalog
+            .enqueue_missing("phash", &[MediaKind::Image], 5)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        catalog
+            .enqueue_missing("phash", &[MediaKind::Image], 5)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        catalog
+            .enqueue_missing("text", &[MediaKind::Other], 0)
+            .unwrap(),
+        2
+    );
+    assert_eq!(catalog.jobs_of(e).unwrap().len(), 2);
+
     // Deleting an asset takes its jobs with it.
     catalog.delete_asset(a).unwrap();
     assert!(catalog.jobs_of(a).unwrap().is_empty());
-    assert_eq!(catalog.jobs_of(b).unwrap().len(), 2);
+    assert_eq!(catalog.jobs_of(b).unwrap().len(), 3);
 }
 
 pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {

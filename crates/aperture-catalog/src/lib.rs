@@ -25,6 +25,11 @@ pub use types::*;
 
 use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
 
+/// A catalog with its job queue: what a worker or a server needs.
+pub trait Backend: Catalog + JobQueue {}
+
+impl<T: Catalog + JobQueue> Backend for T {}
+
 /// The catalog's operations. Implementations are synchronous and thread-safe; async callers run
 /// them on a blocking pool. Write operations are each one transaction.
 pub trait Catalog: Send + Sync + std::fmt::Debug {

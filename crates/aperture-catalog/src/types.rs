@@ -42,6 +42,8 @@ pub struct NewAsset {
     pub source: NewSource,
     /// [`BlobGeneration::generation`] as read before the blob was published.
     pub generation_seen: i64,
+    /// Analysis jobs to queue with the asset, in the same transaction: (analyzer, priority).
+    pub jobs: Vec<(String, i32)>,
 }
 
 /// What [`crate::Catalog::record`] did with one file.

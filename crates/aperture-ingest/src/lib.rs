@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aperture_blob::{BlobStore, Staged};
 use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSource, Recorded};
-use aperture_core::AssetId;
+use aperture_core::{AssetId, MediaKind};
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -45,6 +45,16 @@ pub struct IngestOptions {
     /// Keep a report line for every file, not only those with problems.
     pub report_every_file: bool,
     pub probe: ProbeOptions,
+    /// Analysis jobs queued with every new asset whose kind they take.
+    pub jobs: Vec<JobSpec>,
+}
+
+/// An analyzer's job, as ingest queues it.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub analyzer: String,
+    pub priority: i32,
+    pub kinds: Vec<MediaKind>,
 }
 
 impl Default for IngestOptions {
@@ -57,6 +67,7 @@ impl Default for IngestOptions {
             include_hidden: false,
             report_every_file: false,
             probe: ProbeOptions::default(),
+            jobs: Vec::new(),
         }
     }
 }
@@ -267,6 +278,13 @@ impl Job<'_> {
                 metadata: probe.metadata.clone(),
                 source: source.clone(),
                 generation_seen: generation.generation,
+                jobs: self
+                    .options
+                    .jobs
+                    .iter()
+                    .filter(|job| job.kinds.contains(&probe.kind))
+                    .map(|job| (job.analyzer.clone(), job.priority))
+                    .collect(),
             };
             let (reply, outcome) = oneshot::channel();
             self.record

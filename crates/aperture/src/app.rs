@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use aperture_blob::BlobStore;
-use aperture_catalog::{Catalog, SqliteCatalog};
+use aperture_catalog::{Backend, SqliteCatalog};
 use aperture_core::AssetId;
 
 use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
@@ -14,7 +14,7 @@ use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
 pub struct App {
     pub config: Config,
     pub blobs: BlobStore,
-    pub catalog: Arc<dyn Catalog>,
+    pub catalog: Arc<dyn Backend>,
 }
 
 /// `--data`, else `$APERTURE_DATA` (clap reads it), else the platform's data directory.
@@ -93,7 +93,7 @@ impl App {
     /// Runs a catalog call on the blocking pool.
     pub async fn catalog<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&dyn Catalog) -> aperture_catalog::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Backend) -> aperture_catalog::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let catalog = self.catalog.clone();
         Ok(tokio::task::spawn_blocking(move || f(catalog.as_ref())).await??)

@@ -102,14 +102,22 @@ pub async fn ls(app: &App, args: LsArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn show(app: &App, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let id = app.resolve(&args.id).await?;
-    let (asset, sources, insights) = app
-        .catalog(move |c| Ok((c.asset(id)?, c.sources(id)?, c.insights(id)?)))
+    let (asset, sources, insights, jobs) = app
+        .catalog(move |c| {
+            Ok((
+                c.asset(id)?,
+                c.sources(id)?,
+                c.insights(id)?,
+                c.jobs_of(id)?,
+            ))
+        })
         .await?;
     if args.json {
         output::json(&serde_json::json!({
             "asset": asset,
             "sources": sources,
             "insights": insights,
+            "jobs": jobs,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -140,6 +148,18 @@ pub async fn show(app: &App, args: ShowArgs) -> anyhow::Result<ExitCode> {
     println!("sources      {}", sources.len());
     for s in &sources {
         println!("  {} (first seen {})", s.path, s.first_seen.to_rfc3339());
+    }
+    println!("jobs         {}", jobs.len());
+    for j in &jobs {
+        println!(
+            "  {:<12} {}{}",
+            j.analyzer,
+            j.state,
+            j.last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
     }
     println!("insights     {}", insights.len());
     for i in &insights {
@@ -206,6 +226,9 @@ async fn remove(app: &App, text: &str) -> anyhow::Result<String> {
     let id = app.resolve(text).await?;
     let name = app.catalog(move |c| c.asset(id)).await?.name;
     let deletion = app.catalog(move |c| c.delete_asset(id)).await?;
+    // Derived objects (thumbnails) belong to this asset alone. Should this stop short, fsck
+    // finds objects of erased assets and `fsck --repair` removes them.
+    app.blobs.delete_derived(id).await?;
     let Some(claim) = deletion.claim else {
         return Ok(format!(
             "removed {id} ({name}); its bytes stay, another asset has the same content"

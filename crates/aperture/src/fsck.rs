@@ -41,6 +41,8 @@ struct Findings {
     unreferenced: Vec<ContentHash>,
     unreferenced_bytes: u64,
     staging_leftovers: u64,
+    /// Derived objects (thumbnails) of assets that no longer exist: an interrupted `rm`.
+    orphan_derived: u64,
     unfinished_deletions: u64,
     repaired: u64,
 }
@@ -129,6 +131,22 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     f.missing.sort();
 
+    for owner in app.blobs.derived_owners().await? {
+        let exists = match app.catalog(move |c| c.asset(owner)).await {
+            Ok(_) => true,
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => return Err(e),
+        };
+        if !exists {
+            f.orphan_derived += 1;
+            // The asset is gone for good (ids are never reused): no age limit needed.
+            if args.repair {
+                app.blobs.delete_derived(owner).await?;
+                f.repaired += 1;
+            }
+        }
+    }
+
     for entry in app.blobs.list_staging().await? {
         f.staging_leftovers += 1;
         if args.repair && entry.last_modified.0 < cutoff {
@@ -168,11 +186,13 @@ fn report(f: &Findings, repair: bool) {
         );
     }
     println!(
-        "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions",
+        "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions, \
+         derived objects of {} erased assets",
         f.unreferenced.len(),
         output::bytes(f.unreferenced_bytes),
         f.staging_leftovers,
-        f.unfinished_deletions
+        f.unfinished_deletions,
+        f.orphan_derived
     );
     if repair {
         println!("repaired {}", f.repaired);
@@ -198,4 +218,11 @@ pub async fn delete_claimed(app: &App, claim: BlobClaim) -> anyhow::Result<bool>
     app.blobs.delete(claim.hash).await?;
     app.catalog(move |c| c.blob_deleted(claim)).await?;
     Ok(true)
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<aperture_catalog::Error>(),
+        Some(aperture_catalog::Error::NotFound { .. })
+    )
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aperture_ingest::{FileReport, FileStatus, IngestOptions, Ingester, Progress, Report};
+use aperture_ingest::{FileReport, FileStatus, IngestOptions, Ingester, JobSpec, Progress, Report};
 use aperture_media::ProbeOptions;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -29,6 +29,9 @@ pub struct Args {
     /// Also walk into hidden files and folders (names starting with a dot).
     #[arg(long)]
     hidden: bool,
+    /// Analyze what was stored right away (as `aperture index` does).
+    #[arg(long)]
+    index: bool,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -49,9 +52,18 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
             ffprobe: app.config.media.ffprobe.clone(),
             ..ProbeOptions::default()
         },
+        jobs: aperture_analyze::builtin()
+            .iter()
+            .map(|a| JobSpec {
+                analyzer: a.name().to_owned(),
+                priority: a.priority(),
+                kinds: a.kinds().to_vec(),
+            })
+            .collect(),
     };
     let bar = Bar::new(!(args.json || args.no_progress));
     let ingester = Ingester::new(app.blobs.clone(), app.catalog.clone());
+    let json = args.json;
     let report = ingester.ingest(&args.paths, &options, &bar).await?;
     bar.bar.finish_and_clear();
     if args.json {
@@ -59,8 +71,13 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         summary(&report);
     }
-    Ok(if report.totals.failed == 0 {
+    let indexed = if args.index {
+        crate::index::drain(app, json || args.no_progress, !json).await?
+    } else {
         ExitCode::SUCCESS
+    };
+    Ok(if report.totals.failed == 0 {
+        indexed
     } else {
         ExitCode::FAILURE
     })

@@ -5,6 +5,7 @@ mod app;
 mod assets;
 mod config;
 mod fsck;
+mod index;
 mod ingest;
 mod output;
 
@@ -48,6 +49,12 @@ enum Command {
     Stats(assets::StatsArgs),
     /// Check that every blob verifies and every asset's blob exists; --repair tidies up.
     Fsck(fsck::Args),
+    /// Run the analyzers on everything queued (thumbnails, perceptual hashes, ...), then stop.
+    Index(index::IndexArgs),
+    /// Run the analyzers as jobs arrive, until stopped; several may share one catalog.
+    Worker(index::WorkerArgs),
+    /// Queue again the results of an analyzer whose version changed.
+    Reindex(index::ReindexArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,5 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => assets::rm(&app, args).await,
         Command::Stats(args) => assets::stats(&app, args).await,
         Command::Fsck(args) => fsck::run(&app, args).await,
+        Command::Index(args) => index::index(&app, args).await,
+        Command::Worker(args) => index::run_worker(&app, args).await,
+        Command::Reindex(args) => index::reindex(&app, args).await,
     }
 }

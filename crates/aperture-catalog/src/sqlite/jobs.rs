@@ -76,6 +76,37 @@ impl JobQueue for SqliteCatalog {
         Ok(added)
     }
 
+    fn enqueue_missing(
+        &self,
+        analyzer: &str,
+        kinds: &[aperture_core::MediaKind],
+        priority: i32,
+    ) -> Result<u64> {
+        if kinds.is_empty() {
+            return Ok(0);
+        }
+        let now = UnixMillis::now().0;
+        let sql = format!(
+            "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
+                 updated_at)
+             SELECT a.id, ?, 'queued', ?, ?, ?, ? FROM assets a
+             WHERE a.kind IN ({})
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.asset_id = a.id AND j.analyzer = ?)",
+            placeholders(kinds.len())
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            analyzer.to_owned().into(),
+            i64::from(priority).into(),
+            now.into(),
+            now.into(),
+            now.into(),
+        ];
+        values.extend(kinds.iter().map(|k| k.as_str().to_owned().into()));
+        values.push(analyzer.to_owned().into());
+        let added = self.write().execute(&sql, params_from_iter(values))?;
+        Ok(added as u64)
+    }
+
     fn requeue_stale(&self, analyzer: &str, version: &str) -> Result<u64> {
         let now = UnixMillis::now().0;
         let changed = self.write().execute(

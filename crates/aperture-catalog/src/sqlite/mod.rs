@@ -619,6 +619,17 @@ fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Resu
         source.modified_ns,
         now,
     ])?;
+    if !item.jobs.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
+                 updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?4, ?4)
+             ON CONFLICT (asset_id, analyzer) DO NOTHING",
+        )?;
+        for (analyzer, priority) in &item.jobs {
+            stmt.execute(params![id.as_bytes().as_slice(), analyzer, priority, now])?;
+        }
+    }
     Ok(match (created, known) {
         (true, _) => Recorded::Created(id),
         (false, false) => Recorded::Duplicate(id),

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `aperture` binary, run as a user would run it.
 
+mod analyze;
 mod bad_input;
 mod crash;
 mod dedupe;

@@ -1,0 +1,80 @@
+//! Perceptual hashes, for near-duplicate detection: resized, recompressed or lightly edited
+//! copies of a photo get hashes a few bits apart.
+
+use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use image_hasher::{HashAlg, HasherConfig};
+
+use crate::{Analyzer, Error, Input, Output, image_input};
+
+/// A 64-bit DCT-based hash (pHash) of the upright image.
+pub struct PerceptualHash;
+
+impl Analyzer for PerceptualHash {
+    fn name(&self) -> &'static str {
+        "phash"
+    }
+
+    fn version(&self) -> String {
+        "1-dct-8x8".into()
+    }
+
+    fn priority(&self) -> i32 {
+        50
+    }
+
+    fn kinds(&self) -> &'static [MediaKind] {
+        &[MediaKind::Image]
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let image = image_input::decode(input.asset, input.path)?;
+        let hasher = HasherConfig::new()
+            .hash_size(8, 8)
+            .hash_alg(HashAlg::Median)
+            .preproc_dct()
+            .to_hasher();
+        let hash = hasher.hash_image(&image);
+        let hex: String = hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Output {
+            insights: vec![Insight {
+                asset: input.asset.id,
+                analyzer: self.name().into(),
+                analyzer_version: self.version(),
+                model: None,
+                model_version: None,
+                kind: "phash".into(),
+                value: serde_json::json!({ "hash": hex, "bits": 64 }),
+                confidence: None,
+                language: None,
+                place: Place::Whole,
+                created_at: UnixMillis::now(),
+            }],
+            derived: Vec::new(),
+        })
+    }
+}
+
+/// Hamming distance between two hex hashes of equal length; `None` when they do not parse.
+pub fn distance(a: &str, b: &str) -> Option<u32> {
+    if a.len() != b.len() || !a.len().is_multiple_of(2) {
+        return None;
+    }
+    let byte = |s: &str, i: usize| u8::from_str_radix(s.get(i..i + 2)?, 16).ok();
+    (0..a.len())
+        .step_by(2)
+        .map(|i| Some((byte(a, i)? ^ byte(b, i)?).count_ones()))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hamming_distance() {
+        assert_eq!(distance("00ff", "00ff"), Some(0));
+        assert_eq!(distance("00ff", "01fe"), Some(2));
+        assert_eq!(distance("00", "0000"), None);
+        assert_eq!(distance("zz", "00"), None);
+    }
+}

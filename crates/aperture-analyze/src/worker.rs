@@ -1,0 +1,320 @@
+//! Workers: lease jobs from the queue, run their analyzers, store what they found.
+//!
+//! Any number of workers, in any number of processes, may share one catalog: each job is
+//! leased to one worker at a time, and a worker that dies simply lets its lease run out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aperture_blob::BlobStore;
+use aperture_catalog::{Backend, Job, Outcome};
+use aperture_core::UnixMillis;
+use serde::Serialize;
+
+use crate::{Analyzer, Error, Input, Output};
+
+/// How long a job is leased: a worker that has not finished by then is presumed dead.
+pub const LEASE: Duration = Duration::from_secs(10 * 60);
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerReport {
+    pub succeeded: u64,
+    /// Failed for good (damaged input, or out of attempts).
+    pub failed: u64,
+    /// Failed, to be retried later.
+    pub retried: u64,
+    pub skipped: u64,
+    /// Finished after the lease had passed to another worker: the result was dropped.
+    pub lost_leases: u64,
+    /// Per analyzer: jobs run and seconds spent in the analyzer.
+    pub analyzers: BTreeMap<String, AnalyzerTime>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AnalyzerTime {
+    pub jobs: u64,
+    pub seconds: f64,
+}
+
+impl WorkerReport {
+    pub fn jobs(&self) -> u64 {
+        self.succeeded + self.failed + self.retried + self.skipped + self.lost_leases
+    }
+}
+
+pub struct Worker {
+    id: String,
+    blobs: BlobStore,
+    catalog: Arc<dyn Backend>,
+    analyzers: BTreeMap<String, Arc<dyn Analyzer>>,
+    parallel: usize,
+    lease: Duration,
+}
+
+impl Worker {
+    pub fn new(
+        blobs: BlobStore,
+        catalog: Arc<dyn Backend>,
+        analyzers: Vec<Arc<dyn Analyzer>>,
+    ) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        Self {
+            id: format!(
+                "{host}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::now_v7().simple()
+            ),
+            blobs,
+            catalog,
+            analyzers: analyzers
+                .into_iter()
+                .map(|a| (a.name().to_owned(), a))
+                .collect(),
+            parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            lease: LEASE,
+        }
+    }
+
+    /// Jobs run at once (default: one per core).
+    pub fn with_parallelism(mut self, parallel: usize) -> Self {
+        self.parallel = parallel.max(1);
+        self
+    }
+
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.analyzers.keys().cloned().collect()
+    }
+
+    /// Queues this worker's analyzers for every asset that has no job for them yet.
+    pub async fn enqueue_missing(&self) -> aperture_catalog::Result<u64> {
+        let mut added = 0;
+        for analyzer in self.analyzers.values() {
+            let (catalog, analyzer) = (self.catalog.clone(), analyzer.clone());
+            added += blocking(move || {
+                catalog.enqueue_missing(analyzer.name(), analyzer.kinds(), analyzer.priority())
+            })
+            .await?;
+        }
+        Ok(added)
+    }
+
+    /// Leases one batch of jobs and runs it. Returns how many jobs it ran (0: none runnable).
+    pub async fn step(&self, report: &mut WorkerReport) -> aperture_catalog::Result<usize> {
+        let (catalog, names, id, parallel, lease) = (
+            self.catalog.clone(),
+            self.names(),
+            self.id.clone(),
+            self.parallel,
+            self.lease,
+        );
+        let jobs = blocking(move || catalog.claim(&id, &names, parallel, lease)).await?;
+        let count = jobs.len();
+        let results =
+            futures::future::join_all(jobs.into_iter().map(|job| self.run_job(job))).await;
+        for result in results {
+            let (analyzer, seconds, outcome, kept) = result?;
+            let time = report.analyzers.entry(analyzer).or_default();
+            time.jobs += 1;
+            time.seconds += seconds;
+            match (&outcome, kept) {
+                (_, false) => report.lost_leases += 1,
+                (Outcome::Succeeded { .. }, true) => report.succeeded += 1,
+                (Outcome::Skipped { .. }, true) => report.skipped += 1,
+                (Outcome::Failed { .. }, true) => report.retried += 1,
+                (Outcome::Unrecoverable { .. }, true) => report.failed += 1,
+            }
+        }
+        Ok(count)
+    }
+
+    /// Runs jobs until none is left that this worker can run, waiting for retries that come
+    /// due. `progress` is called after every batch.
+    pub async fn drain(
+        &self,
+        progress: &(dyn Fn(&WorkerReport) + Sync),
+    ) -> aperture_catalog::Result<WorkerReport> {
+        let mut report = WorkerReport::default();
+        loop {
+            if self.step(&mut report).await? > 0 {
+                progress(&report);
+                continue;
+            }
+            let (catalog, names) = (self.catalog.clone(), self.names());
+            let Some(due) = blocking(move || catalog.next_due(&names)).await? else {
+                return Ok(report);
+            };
+            let wait = (due.0 - UnixMillis::now().0).clamp(10, 60_000);
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+    }
+
+    /// Runs until `stop` completes, polling the queue when it is empty.
+    pub async fn run(
+        &self,
+        stop: impl std::future::Future<Output = ()>,
+        progress: &(dyn Fn(&WorkerReport) + Sync),
+    ) -> aperture_catalog::Result<WorkerReport> {
+        let mut report = WorkerReport::default();
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            let ran = tokio::select! {
+                _ = &mut stop => return Ok(report),
+                ran = self.step(&mut report) => ran?,
+            };
+            if ran > 0 {
+                progress(&report);
+                continue;
+            }
+            tokio::select! {
+                _ = &mut stop => return Ok(report),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Runs one job to its end. Returns the analyzer, the seconds it took, the outcome, and
+    /// whether the outcome was kept (false: the lease had been lost).
+    async fn run_job(&self, job: Job) -> aperture_catalog::Result<(String, f64, Outcome, bool)> {
+        let started = Instant::now();
+        let outcome = match self.analyzers.get(&job.analyzer) {
+            Some(analyzer) => self.analyze(&job, analyzer.clone()).await,
+            None => Outcome::Failed {
+                error: format!("this worker has no analyzer {:?}", job.analyzer),
+            },
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if let Outcome::Unrecoverable { error } | Outcome::Failed { error } = &outcome {
+            tracing::warn!(asset = %job.asset, analyzer = %job.analyzer, %error, "job failed");
+        }
+        let (catalog, id, worker, finished) = (
+            self.catalog.clone(),
+            job.id,
+            self.id.clone(),
+            outcome.clone(),
+        );
+        let kept = blocking(move || catalog.finish(id, &worker, &finished)).await?;
+        Ok((job.analyzer, seconds, outcome, kept))
+    }
+
+    async fn analyze(&self, job: &Job, analyzer: Arc<dyn Analyzer>) -> Outcome {
+        let (catalog, asset_id) = (self.catalog.clone(), job.asset);
+        let asset = match blocking(move || catalog.asset(asset_id)).await {
+            Ok(asset) => asset,
+            Err(aperture_catalog::Error::NotFound { .. }) => {
+                return Outcome::Skipped {
+                    reason: "the asset was removed".into(),
+                };
+            }
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let file = match self.local_copy(&asset).await {
+            Ok(file) => file,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("cannot read the bytes of {}: {e}", asset.name),
+                };
+            }
+        };
+        let result = blocking({
+            let analyzer = analyzer.clone();
+            let asset = asset.clone();
+            move || {
+                analyzer.analyze(&Input {
+                    asset: &asset,
+                    path: file.path(),
+                })
+            }
+        })
+        .await;
+        match result {
+            Ok(output) => self.store(&asset, analyzer.as_ref(), output).await,
+            Err(Error::NotApplicable { reason }) => Outcome::Skipped { reason },
+            Err(Error::BadInput { reason }) => Outcome::Unrecoverable { error: reason },
+            Err(Error::Transient { reason }) => Outcome::Failed { error: reason },
+        }
+    }
+
+    /// Derived objects first, made durable, then the insights: a crash in between leaves
+    /// objects that the next run overwrites, never an insight naming a missing object.
+    async fn store(
+        &self,
+        asset: &aperture_catalog::Asset,
+        analyzer: &dyn Analyzer,
+        output: Output,
+    ) -> Outcome {
+        for (name, bytes) in output.derived {
+            if let Err(e) = self.blobs.put_derived(asset.id, &name, bytes).await {
+                return Outcome::Failed {
+                    error: format!("cannot store {name} of {}: {e}", asset.name),
+                };
+            }
+        }
+        if let Err(e) = self.blobs.sync().await {
+            return Outcome::Failed {
+                error: format!("cannot make results of {} durable: {e}", asset.name),
+            };
+        }
+        Outcome::Succeeded {
+            version: analyzer.version(),
+            insights: output.insights,
+        }
+    }
+
+    /// A local file with the asset's verified bytes: the blob itself on a local store, a
+    /// temporary copy from a remote one.
+    async fn local_copy(
+        &self,
+        asset: &aperture_catalog::Asset,
+    ) -> aperture_blob::Result<LocalFile> {
+        self.blobs.verify(asset.hash).await?;
+        if let Some(path) = self.blobs.local_path(asset.hash) {
+            return Ok(LocalFile::InPlace(path));
+        }
+        let temp = tempfile::Builder::new()
+            .prefix("aperture-analyze-")
+            .tempfile()
+            .map_err(|source| aperture_blob::Error::Write {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        self.blobs.read_to_file(asset.hash, temp.path()).await?;
+        Ok(LocalFile::Temporary(temp))
+    }
+}
+
+enum LocalFile {
+    InPlace(PathBuf),
+    Temporary(tempfile::NamedTempFile),
+}
+
+impl LocalFile {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            LocalFile::InPlace(path) => path,
+            LocalFile::Temporary(file) => file.path(),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

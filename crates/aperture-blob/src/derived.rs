@@ -1,0 +1,103 @@
+//! Derived objects: what analyzers make from an asset (thumbnails, previews), kept under the
+//! asset's id rather than a content hash, so that erasing an asset is one prefix delete and
+//! no other asset can share them.
+
+use std::collections::BTreeSet;
+
+use aperture_core::AssetId;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use crate::{BlobStore, Error, Result};
+
+const DERIVED: &str = "derived";
+
+impl BlobStore {
+    /// Stores (or replaces) a derived object of `asset`. `name` is a plain file name
+    /// (`thumbnail-256.jpg`): letters, digits, `.`, `-`, `_`.
+    pub async fn put_derived(&self, asset: AssetId, name: &str, bytes: Bytes) -> Result<()> {
+        let key = derived_key(asset, name)?;
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map_err(Error::backend)?;
+        Ok(())
+    }
+
+    pub async fn get_derived(&self, asset: AssetId, name: &str) -> Result<Bytes> {
+        let key = derived_key(asset, name)?;
+        let found = self.store.get(&key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::DerivedNotFound {
+                asset,
+                name: name.to_owned(),
+            },
+            e => Error::backend(e),
+        })?;
+        found.bytes().await.map_err(Error::backend)
+    }
+
+    /// Deletes every derived object of `asset`; returns how many there were.
+    pub async fn delete_derived(&self, asset: AssetId) -> Result<u64> {
+        let prefix = Path::from_iter([DERIVED, &asset.to_string()]);
+        let keys = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        let deleted: Vec<Path> = self
+            .store
+            .delete_stream(keys)
+            .try_collect()
+            .await
+            .map_err(Error::backend)?;
+        Ok(deleted.len() as u64)
+    }
+
+    /// The assets that have derived objects, for `fsck` to find those of erased assets.
+    pub async fn derived_owners(&self) -> Result<BTreeSet<AssetId>> {
+        let mut owners = BTreeSet::new();
+        let mut listing = self.store.list(Some(&Path::from(DERIVED)));
+        while let Some(meta) = listing.try_next().await.map_err(Error::backend)? {
+            let owner = meta
+                .location
+                .parts()
+                .nth(1)
+                .and_then(|part| part.as_ref().parse::<AssetId>().ok());
+            if let Some(owner) = owner {
+                owners.insert(owner);
+            }
+        }
+        Ok(owners)
+    }
+}
+
+fn derived_key(asset: AssetId, name: &str) -> Result<Path> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if !valid {
+        return Err(Error::InvalidName {
+            name: name.chars().take(130).collect(),
+        });
+    }
+    Ok(Path::from_iter([DERIVED, &asset.to_string(), name]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_plain_file_names() {
+        let asset = AssetId::new();
+        assert!(derived_key(asset, "thumbnail-256.jpg").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "a b", "é"] {
+            assert!(derived_key(asset, bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `aperture index`, `aperture worker` and `aperture reindex`: running the analyzers.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aperture_analyze::{Worker, WorkerReport};
+use aperture_catalog::JobState;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    lease: LeaseArg,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LeaseArg {
+    /// Seconds a job stays leased to this worker; if it has not finished by then (it died),
+    /// another worker takes the job over.
+    #[arg(long = "lease", value_name = "SECONDS", default_value_t = 600)]
+    seconds: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    lease: LeaseArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReindexArgs {
+    /// The analyzer whose results are out of date (see `aperture index --help` for names).
+    #[arg(long, required = true)]
+    analyzer: Vec<String>,
+}
+
+fn worker(app: &App, lease: LeaseArg) -> Worker {
+    Worker::new(
+        app.blobs.clone(),
+        app.catalog.clone(),
+        aperture_analyze::builtin(),
+    )
+    .with_lease(std::time::Duration::from_secs(lease.seconds.max(1)))
+}
+
+/// Runs every queued job, then prints what happened.
+pub async fn index(app: &App, args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let report = run_drain(app, args.lease, args.no_progress || args.json).await?;
+    if args.json {
+        output::json(&report)?;
+    } else {
+        summary(&report);
+    }
+    Ok(exit(&report))
+}
+
+/// What `ingest --index` runs after ingesting.
+pub async fn drain(app: &App, no_bar: bool, print_summary: bool) -> anyhow::Result<ExitCode> {
+    let report = run_drain(app, LeaseArg { seconds: 600 }, no_bar).await?;
+    if print_summary {
+        summary(&report);
+    }
+    Ok(exit(&report))
+}
+
+fn exit(report: &WorkerReport) -> ExitCode {
+    if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<WorkerReport> {
+    let worker = worker(app, lease);
+    worker.enqueue_missing().await?;
+    let waiting: u64 = app
+        .catalog(|c| c.job_counts())
+        .await?
+        .into_iter()
+        .filter(|(_, state, _)| matches!(state, JobState::Queued | JobState::Running))
+        .map(|(_, _, n)| n)
+        .sum();
+    let bar = ProgressBar::with_draw_target(
+        Some(waiting),
+        if quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    )
+    .with_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {human_pos}/{human_len} jobs {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let report = worker
+        .drain(&|report: &WorkerReport| {
+            bar.set_position(report.jobs());
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(rates(report, secs));
+        })
+        .await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn rates(report: &WorkerReport, secs: f64) -> String {
+    report
+        .analyzers
+        .iter()
+        .map(|(name, t)| format!("{name} {:.1}/s", t.jobs as f64 / secs))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn summary(report: &WorkerReport) {
+    println!(
+        "ran {} jobs: {} succeeded, {} skipped, {} failed, {} to retry later",
+        output::count(report.jobs()),
+        output::count(report.succeeded),
+        output::count(report.skipped),
+        output::count(report.failed),
+        output::count(report.retried)
+    );
+    for (name, t) in &report.analyzers {
+        let per_item = if t.jobs > 0 {
+            t.seconds / t.jobs as f64
+        } else {
+            0.0
+        };
+        println!(
+            "  {name:<12} {:>8} jobs  {:>8.1} ms each",
+            output::count(t.jobs),
+            per_item * 1000.0
+        );
+    }
+    if report.failed > 0 {
+        println!("(aperture show ID lists each job's error)");
+    }
+}
+
+/// Runs until interrupted (Ctrl-C or SIGTERM), taking jobs as they come.
+pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let worker = worker(app, args.lease);
+    worker.enqueue_missing().await?;
+    eprintln!("worker {} running; Ctrl-C stops it", worker.id());
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(term) => { term.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    };
+    let report = worker
+        .run(stop, &|report: &WorkerReport| {
+            tracing::info!(jobs = report.jobs(), "progress");
+        })
+        .await?;
+    summary(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Queues again the results of analyzers whose version changed; search keeps serving the
+/// old results until the new ones replace them.
+pub async fn reindex(app: &App, args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    let analyzers = aperture_analyze::builtin();
+    for name in &args.analyzer {
+        let Some(analyzer) = analyzers.iter().find(|a| a.name() == name) else {
+            let known: Vec<_> = analyzers.iter().map(|a| a.name()).collect();
+            anyhow::bail!("no analyzer {name:?}; known: {}", known.join(", "));
+        };
+        let (name, version) = (analyzer.name().to_owned(), analyzer.version());
+        let stale = app
+            .catalog(move |c| c.requeue_stale(&name, &version))
+            .await?;
+        println!(
+            "{}: {} stale results queued again (version {})",
+            analyzer.name(),
+            output::count(stale),
+            analyzer.version()
+        );
+    }
+    println!("next: aperture index (or a running aperture worker) brings them up to date");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,187 @@
+//! Indexing end to end: analyzers run off the queue by `index` and `worker` processes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aperture_media::fixtures;
+
+use crate::Aperture;
+
+fn show(ap: &Aperture, id: &str) -> serde_json::Value {
+    ap.json(&["show", id])
+}
+
+#[test]
+fn index_fills_in_thumbnails_and_hashes_and_rm_erases_them() {
+    let ap = Aperture::init();
+    let dir = ap.inputs();
+    std::fs::write(dir.join("photo.jpg"), fixtures::jpeg(640, 480)).unwrap();
+    std::fs::write(dir.join("scan.png"), fixtures::png(300, 500)).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"meeting at noon").unwrap();
+    // A JPEG that stops inside its header: ingest keeps it, its analyses fail for good.
+    let jpeg = fixtures::jpeg(64, 64);
+    std::fs::write(dir.join("broken.jpg"), &jpeg[..120]).unwrap();
+
+    let out = ap.run(&["ingest", dir.to_str().unwrap(), "--index", "--no-progress"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a job failed for good: {stdout}"
+    );
+    assert!(stdout.contains("ran 6 jobs"), "{stdout}");
+
+    let assets: BTreeMap<String, serde_json::Value> = ap
+        .assets()
+        .into_iter()
+        .map(|a| (a["name"].as_str().unwrap().to_owned(), a))
+        .collect();
+    for (name, (w, h)) in [("photo.jpg", (256, 192)), ("scan.png", (154, 256))] {
+        let shown = show(&ap, assets[name]["id"].as_str().unwrap());
+        let jobs = shown["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 2, "{shown}");
+        assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{shown}");
+        let insights = shown["insights"].as_array().unwrap();
+        let thumb = insights.iter().find(|i| i["kind"] == "thumbnail").unwrap();
+        assert_eq!(
+            (
+                thumb["value"]["width"].as_u64(),
+                thumb["value"]["height"].as_u64()
+            ),
+            (Some(w), Some(h)),
+            "{name}"
+        );
+        assert_eq!(thumb["analyzer_version"], "1-256");
+        let phash = insights.iter().find(|i| i["kind"] == "phash").unwrap();
+        assert_eq!(phash["value"]["hash"].as_str().unwrap().len(), 16);
+    }
+    let notes = show(&ap, assets["notes.txt"]["id"].as_str().unwrap());
+    assert!(
+        notes["jobs"].as_array().unwrap().is_empty(),
+        "no image analyzer for text"
+    );
+    let broken = show(&ap, assets["broken.jpg"]["id"].as_str().unwrap());
+    for job in broken["jobs"].as_array().unwrap() {
+        assert_eq!(job["state"], "failed", "{broken}");
+        assert!(
+            job["last_error"].as_str().unwrap().contains("broken.jpg"),
+            "{broken}"
+        );
+    }
+
+    // Indexing again runs nothing: the same versions already succeeded.
+    let again = ap.json(&["index"]);
+    assert_eq!(again["succeeded"], 0, "{again}");
+
+    // Erasure takes the thumbnail with it.
+    let photo = assets["photo.jpg"]["id"].as_str().unwrap();
+    let derived = ap.data().join("blobs/derived").join(photo);
+    assert!(derived.join("thumbnail-256.jpg").exists());
+    ap.ok(&["rm", photo]);
+    assert!(!derived.join("thumbnail-256.jpg").exists());
+    let fsck = ap.json(&["fsck", "--min-age", "0"]);
+    assert_eq!(fsck["healthy"], true);
+    assert_eq!(fsck["findings"]["orphan_derived"], 0);
+}
+
+fn images(ap: &Aperture, count: usize) {
+    let dir = ap.inputs();
+    for i in 0..count {
+        let side = 200 + i as u32 * 7;
+        std::fs::write(
+            dir.join(format!("img-{i:03}.png")),
+            fixtures::png(side, side / 2),
+        )
+        .unwrap();
+    }
+    let report = ap.ingest(&dir, "c");
+    assert_eq!(report["totals"]["stored"], count);
+}
+
+fn jobs_of_all(ap: &Aperture) -> Vec<serde_json::Value> {
+    ap.assets()
+        .iter()
+        .flat_map(|a| {
+            show(ap, a["id"].as_str().unwrap())["jobs"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .collect()
+}
+
+/// Two `index` processes drain one queue at the same time: every job is leased exactly once.
+#[test]
+fn two_workers_never_run_the_same_job() {
+    let ap = Aperture::init();
+    images(&ap, 40);
+    let spawn = || {
+        ap.command(&["index", "--no-progress", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let reports: Vec<serde_json::Value> = [a, b]
+        .into_iter()
+        .map(|child| serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap())
+        .collect();
+    let ran: u64 = reports
+        .iter()
+        .map(|r| r["succeeded"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ran, 80, "{reports:?}");
+    let jobs = jobs_of_all(&ap);
+    assert_eq!(jobs.len(), 80);
+    for job in &jobs {
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert_eq!(job["attempts"], 1, "a job leased twice: {job}");
+    }
+}
+
+/// Workers SIGKILLed mid-batch, many times: their leases run out, other workers finish the
+/// jobs, and every job ends exactly once with exactly one result.
+#[test]
+fn killed_workers_lose_no_job_and_duplicate_none() {
+    let ap = Aperture::init();
+    images(&ap, 60);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..6 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = ap
+            .command(&["worker", "--lease", "2"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + rng % 400));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let done = ap.json(&["index", "--lease", "2"]);
+    assert_eq!(done["failed"], 0, "{done}");
+    let jobs = jobs_of_all(&ap);
+    assert_eq!(jobs.len(), 120);
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{jobs:?}");
+    let retried = jobs
+        .iter()
+        .filter(|j| j["attempts"].as_u64() > Some(1))
+        .count();
+    eprintln!("{retried} of 120 jobs were taken over from a killed worker");
+    for a in ap.assets() {
+        let shown = show(&ap, a["id"].as_str().unwrap());
+        let mut kinds: Vec<_> = shown["insights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            ["phash", "thumbnail"],
+            "exactly one result each: {shown}"
+        );
+    }
+}
