@@ -76,6 +76,9 @@ progress=()
 [[ -t 2 ]] || progress=(--no-progress)
 show "$BIN_REL" --data "$DATA" ingest "${folders[@]}" --collection samples "${progress[@]}"
 
+step "Analyze them: thumbnails, perceptual hashes, document text and its language"
+show "$BIN_REL" --data "$DATA" index "${progress[@]}"
+
 step "What is in the lake"
 show "$BIN_REL" --data "$DATA" stats
 
