@@ -15,6 +15,8 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use lopdf::content::Content;
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
+use aperture_media::pdf_objects::{deref_dict, page_resources};
+
 use crate::{Analyzer, Error, Input, Output, language};
 
 /// A bound on one page's decompressed content (decompression bombs), as the PDF probe in
@@ -538,25 +540,6 @@ impl Position {
             Gap::Line
         }
     }
-}
-
-/// The page's resource dictionaries, its own first, then those it inherits.
-fn page_resources(doc: &Document, page: ObjectId) -> Vec<&Dictionary> {
-    let Ok((direct, referenced)) = doc.get_page_resources(page) else {
-        return Vec::new();
-    };
-    direct
-        .into_iter()
-        .chain(
-            referenced
-                .into_iter()
-                .filter_map(|id| doc.get_dictionary(id).ok()),
-        )
-        .collect()
-}
-
-fn deref_dict<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
-    doc.dereference(object).ok()?.1.as_dict().ok()
 }
 
 /// Which reader applies: by the sniffed type, or for a file of unknown type, by whether its

@@ -33,6 +33,7 @@ mod extension;
 pub mod fixtures;
 mod jpeg;
 mod pdf;
+pub mod pdf_objects;
 mod picture;
 mod sniff;
 

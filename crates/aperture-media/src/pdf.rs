@@ -9,6 +9,8 @@ use lopdf::content::{Content, Operation};
 use lopdf::xref::XrefRecovery;
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
+use crate::pdf_objects::{deref_dict, page_resources};
+
 /// Text on the first pages is enough to know a document has a text layer; scanned books with a
 /// typed title page are the rare exception this accepts.
 const TEXT_SCAN_PAGES: usize = 50;
@@ -137,21 +139,6 @@ fn page_has_text(doc: &Document, page: ObjectId) -> bool {
     false
 }
 
-/// The page's resource dictionaries, its own and inherited.
-fn page_resources(doc: &Document, page: ObjectId) -> Vec<&Dictionary> {
-    let Ok((direct, referenced)) = doc.get_page_resources(page) else {
-        return Vec::new();
-    };
-    direct
-        .into_iter()
-        .chain(
-            referenced
-                .into_iter()
-                .filter_map(|id| doc.get_dictionary(id).ok()),
-        )
-        .collect()
-}
-
 /// The form XObjects named in a resource dictionary, with their object ids when referenced.
 fn forms_in<'a>(
     doc: &'a Document,
@@ -174,10 +161,6 @@ fn forms_in<'a>(
             is_form.then_some((id, stream))
         })
         .collect()
-}
-
-fn deref_dict<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
-    doc.dereference(object).ok()?.1.as_dict().ok()
 }
 
 /// Whether a content stream shows any text. Stops at the first text operator, or at the first
