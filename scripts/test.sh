@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Aperture's tests: install what they need (scripts/setup.sh), then run every test in the
-# workspace. Extra arguments go to `cargo test`, e.g.
+# Aperture's tests: install what they need (scripts/setup.sh and the offline model pack), then
+# run every test in the workspace. Extra arguments go to `cargo test`, e.g.
 #   scripts/test.sh -p aperture-catalog
 #   scripts/test.sh -- --nocapture
+#
+# The models are installed once into target/test-models/models (pinned, sha256-checked, by
+# `aperture models install`); the tests of quality find them through APERTURE_TEST_MODELS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
+# The models the tests of quality run on.
+TEST_MODELS=(minilm)
+
 bash scripts/setup.sh
+echo "+ cargo build -p aperture --locked"
+cargo build -p aperture --locked
+data="$ROOT/target/test-models"
+./target/debug/aperture --data "$data" init >/dev/null
+echo "+ aperture models install ${TEST_MODELS[*]}"
+./target/debug/aperture --data "$data" models install "${TEST_MODELS[@]}"
+export APERTURE_TEST_MODELS="$data/models"
+
 echo "+ cargo test --workspace --locked${*:+ $*}"
 exec cargo test --workspace --locked "$@"

@@ -15,8 +15,10 @@
 //! Nothing here recognises, clusters or matches faces or people, in any form.
 
 pub mod embed;
+mod embedding;
 mod image_input;
 mod language;
+mod loaded;
 pub mod models;
 mod phash;
 mod text;
@@ -30,6 +32,7 @@ use aperture_catalog::Asset;
 use aperture_core::{Insight, MediaKind};
 use bytes::Bytes;
 
+pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use text::Text;
@@ -40,6 +43,9 @@ pub use worker::{Worker, WorkerReport};
 pub struct Input<'a> {
     pub asset: &'a Asset,
     pub path: &'a Path,
+    /// The asset's insights from the analyzers named by [`Analyzer::reads`] (empty for an
+    /// analyzer that reads none).
+    pub insights: &'a [Insight],
 }
 
 /// What an analyzer found.
@@ -77,8 +83,41 @@ pub trait Analyzer: Send + Sync {
     }
     /// The kinds of asset it is queued for. It may still decline one (`NotApplicable`).
     fn kinds(&self) -> &'static [MediaKind];
+    /// The analyzers whose insights this one reads. When one of them stores new insights
+    /// for an asset, this analyzer's job for that asset is queued again.
+    fn reads(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Blocking: decoding and inference happen here.
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error>;
+}
+
+/// An analyzer this build has that cannot run with the models installed, and why.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub analyzer: &'static str,
+    /// Names the command that installs what is missing.
+    pub reason: String,
+}
+
+/// Every analyzer that can run with the models installed in `models_dir` (the built-in ones
+/// always can), and the others with the reason. Nothing is loaded yet: models load on first use.
+pub fn available(models_dir: &Path) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>) {
+    let mut analyzers = builtin();
+    let mut missing = Vec::new();
+    let mut add =
+        |analyzer: &'static str, made: Result<Arc<dyn Analyzer>, models::Error>| match made {
+            Ok(a) => analyzers.push(a),
+            Err(e) => missing.push(Unavailable {
+                analyzer,
+                reason: e.to_string(),
+            }),
+        };
+    add(
+        "embedding",
+        TextEmbedding::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+    );
+    (analyzers, missing)
 }
 
 /// The analyzers that need no model files.

@@ -231,6 +231,14 @@ impl Worker {
                 };
             }
         };
+        let insights = match self.read_insights(asset.id, analyzer.reads()).await {
+            Ok(insights) => insights,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("cannot read the insights of {}: {e}", asset.name),
+                };
+            }
+        };
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
@@ -238,6 +246,7 @@ impl Worker {
                 analyzer.analyze(&Input {
                     asset: &asset,
                     path: file.path(),
+                    insights: &insights,
                 })
             }
         })
@@ -273,7 +282,32 @@ impl Worker {
         Outcome::Succeeded {
             version: analyzer.version(),
             insights: output.insights,
+            requeue: self.readers_of(analyzer.name()),
         }
+    }
+
+    /// The insights of `asset` from the analyzers `names`.
+    async fn read_insights(
+        &self,
+        asset: aperture_core::AssetId,
+        names: &'static [&'static str],
+    ) -> aperture_catalog::Result<Vec<aperture_core::Insight>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let catalog = self.catalog.clone();
+        let mut insights = blocking(move || catalog.insights(asset)).await?;
+        insights.retain(|i| names.contains(&i.analyzer.as_str()));
+        Ok(insights)
+    }
+
+    /// This worker's analyzers that read the insights of `name`.
+    fn readers_of(&self, name: &str) -> Vec<String> {
+        self.analyzers
+            .values()
+            .filter(|a| a.reads().contains(&name))
+            .map(|a| a.name().to_owned())
+            .collect()
     }
 
     /// A local file with the asset's verified bytes: the blob itself on a local store, a

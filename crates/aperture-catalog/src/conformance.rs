@@ -23,7 +23,8 @@ macro_rules! catalog_conformance {
             collections, record_outcomes, metadata_round_trip, listing_and_paging,
             id_prefixes, deletion_and_races, insights_round_trip, referenced_blobs,
             against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
-            queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice);
+            queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice,
+            queue_requeues_dependents);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -570,6 +571,7 @@ fn succeeded(asset: AssetId, analyzer: &str, version: &str, label: &str) -> Outc
     Outcome::Succeeded {
         version: version.to_owned(),
         insights: vec![i],
+        requeue: Vec::new(),
     }
 }
 
@@ -718,6 +720,75 @@ pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> 
     );
     let jobs = catalog.jobs_of(a).unwrap();
     assert_eq!(jobs[0].analyzer_version.as_deref(), Some("2"));
+}
+
+/// A job whose insights others read queues those others again, in its own transaction; a
+/// dependent running on the old insights loses its lease and its result is dropped.
+pub fn queue_requeues_dependents<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog
+        .enqueue(&jobs_for(a, &[("labels", 10), ("embedding", 0)]))
+        .unwrap();
+    catalog.enqueue(&jobs_for(b, &[("embedding", 0)])).unwrap();
+    let state = |asset: AssetId, analyzer: &str| {
+        let jobs = catalog.jobs_of(asset).unwrap();
+        jobs.into_iter()
+            .find(|j| j.analyzer == analyzer)
+            .map(|j| j.state)
+    };
+
+    // The dependent ran first (on no labels) and succeeded.
+    let embed = catalog
+        .claim("w1", &names(&["embedding"]), 2, LEASE)
+        .unwrap();
+    assert_eq!(embed.len(), 2);
+    for job in &embed {
+        let done = succeeded(job.asset, "embedding", "1", "from nothing");
+        assert!(catalog.finish(job.id, "w1", &done).unwrap());
+    }
+    assert_eq!(state(a, "embedding"), Some(JobState::Succeeded));
+
+    // Labels land: the embedding of that asset, and only that one, is queued again.
+    let labels = &catalog.claim("w2", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    let mut done = succeeded(a, "labels", "1", "cat");
+    if let Outcome::Succeeded { requeue, .. } = &mut done {
+        requeue.push("embedding".into());
+        requeue.push("not-queued-here".into());
+    }
+    assert!(catalog.finish(labels.id, "w2", &done).unwrap());
+    assert_eq!(state(a, "embedding"), Some(JobState::Queued));
+    assert_eq!(state(b, "embedding"), Some(JobState::Succeeded));
+    assert_eq!(state(a, "not-queued-here"), None, "requeue adds no job");
+
+    // A dependent that is running when its inputs change loses its lease.
+    let running = &catalog
+        .claim("w1", &names(&["embedding"]), 1, LEASE)
+        .unwrap()[0];
+    let labels_again = {
+        catalog.requeue_stale("labels", "2").unwrap();
+        catalog.claim("w2", &names(&["labels"]), 1, LEASE).unwrap()[0].clone()
+    };
+    let mut done = succeeded(a, "labels", "2", "dog");
+    if let Outcome::Succeeded { requeue, .. } = &mut done {
+        requeue.push("embedding".into());
+    }
+    assert!(catalog.finish(labels_again.id, "w2", &done).unwrap());
+    let stale = succeeded(a, "embedding", "1", "from cat");
+    assert!(
+        !catalog.finish(running.id, "w1", &stale).unwrap(),
+        "a result computed from replaced insights is dropped"
+    );
+    assert_eq!(state(a, "embedding"), Some(JobState::Queued));
+    let fresh = &catalog
+        .claim("w1", &names(&["embedding"]), 1, LEASE)
+        .unwrap()[0];
+    assert_eq!(
+        fresh.attempts, 1,
+        "a requeued job starts its attempts afresh"
+    );
 }
 
 pub fn queue_retries_then_fails<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {

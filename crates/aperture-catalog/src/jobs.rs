@@ -90,6 +90,10 @@ pub enum Outcome {
     Succeeded {
         version: String,
         insights: Vec<Insight>,
+        /// Analyzers of the same asset that read these insights: their jobs are queued
+        /// again in the same transaction. One of them that is running loses its lease, so
+        /// a result computed from the old insights is dropped, never stored.
+        requeue: Vec<String>,
     },
     /// Worth another try (a timeout, a busy resource): retried with backoff, then failed.
     Failed { error: String },

@@ -16,6 +16,7 @@ mod insight;
 mod kind;
 mod metadata;
 mod time;
+mod vector;
 
 pub use hash::ContentHash;
 pub use id::AssetId;
@@ -23,6 +24,7 @@ pub use insight::{Insight, Place, Rect};
 pub use kind::MediaKind;
 pub use metadata::{Gps, MediaMetadata};
 pub use time::UnixMillis;
+pub use vector::{decode_vector, encode_vector};
 
 /// A value that failed to parse from its text form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -17,6 +17,23 @@ pub struct App {
     pub catalog: Arc<dyn Backend>,
 }
 
+impl App {
+    /// The analyzers this data folder runs: every one whose models are installed, less those
+    /// the config disables; and those that cannot run, with the command that fixes it.
+    pub fn analyzers(
+        &self,
+    ) -> (
+        Vec<Arc<dyn aperture_analyze::Analyzer>>,
+        Vec<aperture_analyze::Unavailable>,
+    ) {
+        let (mut analyzers, mut missing) = aperture_analyze::available(&self.config.models_dir);
+        let disabled = &self.config.disabled_analyzers;
+        analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
+        missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));
+        (analyzers, missing)
+    }
+}
+
 /// `--data`, else `$APERTURE_DATA` (clap reads it), else the platform's data directory.
 pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {

@@ -38,6 +38,13 @@ include_hidden = false
 [media]
 # The ffprobe program used to read audio and video metadata.
 ffprobe = "ffprobe"
+
+[models]
+# Where `aperture models install` puts models and the analyzers load them from.
+# Default: the `models` folder of the data folder.
+# dir = "/var/lib/aperture/models"
+# Analyzers not to run even when their models are installed (see `aperture index --help`).
+disabled = []
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +53,14 @@ pub struct ConfigFile {
     pub storage: StorageSection,
     pub ingest: IngestSection,
     pub media: MediaSection,
+    pub models: ModelsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsSection {
+    pub dir: Option<PathBuf>,
+    pub disabled: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +126,9 @@ pub struct Config {
     pub catalog_path: PathBuf,
     pub ingest: IngestSection,
     pub media: MediaSection,
+    pub models_dir: PathBuf,
+    /// Analyzers not to run.
+    pub disabled_analyzers: Vec<String>,
 }
 
 impl Config {
@@ -154,12 +172,17 @@ impl Config {
             bail!("ingest.concurrency and ingest.large_concurrency must be at least 1");
         }
         Ok(Self {
-            data_dir,
             blobs_url,
             storage_fsync: file.storage.fsync,
             catalog_path,
             ingest: file.ingest,
             media: file.media,
+            models_dir: match file.models.dir {
+                Some(dir) => absolute(&dir)?,
+                None => data_dir.join("models"),
+            },
+            disabled_analyzers: file.models.disabled,
+            data_dir,
         })
     }
 }

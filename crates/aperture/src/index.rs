@@ -44,12 +44,12 @@ pub struct ReindexArgs {
 }
 
 fn worker(app: &App, lease: LeaseArg) -> Worker {
-    Worker::new(
-        app.blobs.clone(),
-        app.catalog.clone(),
-        aperture_analyze::builtin(),
-    )
-    .with_lease(std::time::Duration::from_secs(lease.seconds.max(1)))
+    let (analyzers, missing) = app.analyzers();
+    for m in missing {
+        eprintln!("note: analyzer {} is not running: {}", m.analyzer, m.reason);
+    }
+    Worker::new(app.blobs.clone(), app.catalog.clone(), analyzers)
+        .with_lease(std::time::Duration::from_secs(lease.seconds.max(1)))
 }
 
 /// Runs every queued job, then prints what happened.
@@ -182,7 +182,7 @@ pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode>
 /// Queues again the results of analyzers whose version changed; search keeps serving the
 /// old results until the new ones replace them.
 pub async fn reindex(app: &App, args: ReindexArgs) -> anyhow::Result<ExitCode> {
-    let analyzers = aperture_analyze::builtin();
+    let (analyzers, _) = app.analyzers();
     for name in &args.analyzer {
         let Some(analyzer) = analyzers.iter().find(|a| a.name() == name) else {
             let known: Vec<_> = analyzers.iter().map(|a| a.name()).collect();

@@ -52,7 +52,9 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
             ffprobe: app.config.media.ffprobe.clone(),
             ..ProbeOptions::default()
         },
-        jobs: aperture_analyze::builtin()
+        jobs: app
+            .analyzers()
+            .0
             .iter()
             .map(|a| JobSpec {
                 analyzer: a.name().to_owned(),

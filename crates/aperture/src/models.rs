@@ -85,7 +85,7 @@ struct PullArgs {
 
 /// The models folder of a data folder.
 fn models_dir(app: &App) -> PathBuf {
-    app.config.data_dir.join("models")
+    app.config.models_dir.clone()
 }
 
 pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {

@@ -428,6 +428,23 @@ pub fn require(dir: &Path, name: &str) -> Result<PathBuf> {
     }
 }
 
+/// A short, stable name for the exact files in an installed model folder (the first 12 hex
+/// digits of a sha256 over its recorded files): analyzers put it in their version, so that a
+/// model installed from other pins makes their results stale.
+pub fn fingerprint(folder: &Path) -> Result<String> {
+    let record = Record::read(folder).map_err(|reason| Error::Stale {
+        name: folder.display().to_string(),
+        reason,
+    })?;
+    let mut files: Vec<_> = record.files.iter().collect();
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(format!("{} {}\n", file.sha256, file.name));
+    }
+    Ok(hex(&hasher.finalize())[..12].to_owned())
+}
+
 /// The folder of a model pulled from the hub, or an error naming the pull command.
 pub fn require_hub(dir: &Path, id: &str) -> Result<PathBuf> {
     let folder = hub::folder(dir, id)?;

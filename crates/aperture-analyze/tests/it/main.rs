@@ -4,6 +4,8 @@ mod text;
 
 mod embed;
 
+mod real_models;
+
 use std::io::Cursor;
 use std::path::Path;
 
@@ -86,7 +88,11 @@ fn jpeg_quality(img: &RgbImage, quality: u8) -> Vec<u8> {
 
 fn run(analyzer: &dyn Analyzer, asset: &Asset, path: &Path) -> aperture_analyze::Output {
     analyzer
-        .analyze(&Input { asset, path })
+        .analyze(&Input {
+            asset,
+            path,
+            insights: &[],
+        })
         .unwrap_or_else(|e| panic!("{}: {e}", asset.name))
 }
 
@@ -190,6 +196,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
         .analyze(&Input {
             asset: &asset("bomb.png", MediaKind::Image, None),
             path: &path,
+            insights: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -209,6 +216,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
         .analyze(&Input {
             asset: &asset("cut.jpg", MediaKind::Image, None),
             path: &path,
+            insights: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -218,6 +226,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
         .analyze(&Input {
             asset: &asset("song.mp3", MediaKind::Audio, None),
             path: &path,
+            insights: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");

@@ -55,6 +55,7 @@ fn analyze_with(text: &Text, name: &str, mime: &str, bytes: &[u8]) -> Result<Out
     text.analyze(&Input {
         asset: &asset(name, mime, kind),
         path: &path,
+        insights: &[],
     })
 }
 

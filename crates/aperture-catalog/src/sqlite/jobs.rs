@@ -182,7 +182,11 @@ impl JobQueue for SqliteCatalog {
             return Ok(false);
         };
         match outcome {
-            Outcome::Succeeded { version, insights } => {
+            Outcome::Succeeded {
+                version,
+                insights,
+                requeue,
+            } => {
                 debug_assert!(
                     insights
                         .iter()
@@ -202,6 +206,15 @@ impl JobQueue for SqliteCatalog {
                      WHERE id = ?1",
                     params![job, version, now],
                 )?;
+                let mut again = tx.prepare_cached(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
+                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                         updated_at = ?3
+                     WHERE asset_id = ?1 AND analyzer = ?2",
+                )?;
+                for dependent in requeue.iter().filter(|d| **d != analyzer) {
+                    again.execute(params![asset, dependent, now])?;
+                }
             }
             Outcome::Failed { error } if attempts < MAX_ATTEMPTS => {
                 let due = now + millis(retry_backoff(attempts));

@@ -1,0 +1,249 @@
+//! Text embeddings of what describes an asset, so that search can match meaning and not only
+//! words: its name, its image labels, the text read from it by OCR, and its document text.
+//!
+//! One vector describes the whole asset; a document also gets one vector per passage of its
+//! text (with the page it is on), so that a query can land on the page that answers it. The
+//! analyzer reads other analyzers' insights, so it runs after them and runs again whenever
+//! they store new ones (see [`Analyzer::reads`]).
+
+use std::path::Path;
+
+use aperture_catalog::Asset;
+use aperture_core::{Insight, MediaKind, Place, UnixMillis, encode_vector};
+
+use crate::embed::{MAX_TOKENS, TextEmbedder};
+use crate::loaded::Loaded;
+use crate::{Analyzer, Error, Input, Output, models};
+
+/// The embedding space of the offline pack's model; search compares vectors of one space only.
+pub const MINILM_SPACE: &str = "all-minilm-l6-v2";
+/// The manifest name of that model.
+pub const MINILM_MODEL: &str = "minilm";
+/// Words per document passage: comfortably under the model's token limit.
+const PASSAGE_WORDS: usize = 120;
+/// Passages embedded per asset; the description vector still covers a longer document.
+const MAX_PASSAGES: usize = 256;
+/// Labels below this confidence do not describe the image.
+const MIN_LABEL_CONFIDENCE: f32 = 0.10;
+/// How much of the embedded text an insight keeps, to show why it matched.
+const EXCERPT_CHARS: usize = 200;
+
+pub struct TextEmbedding {
+    model: Loaded<TextEmbedder>,
+    space: &'static str,
+    fingerprint: String,
+}
+
+impl TextEmbedding {
+    /// The analyzer over the installed MiniLM in the models folder `models_dir`.
+    pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
+        let folder = models::require(models_dir, MINILM_MODEL)?;
+        Self::from_folder(folder, MINILM_SPACE)
+    }
+
+    /// The analyzer over any BERT sentence-transformer folder (config.json, tokenizer.json,
+    /// model.safetensors, installed.json), naming its embedding space.
+    pub fn from_folder(
+        folder: std::path::PathBuf,
+        space: &'static str,
+    ) -> Result<Self, models::Error> {
+        let fingerprint = models::fingerprint(&folder)?;
+        Ok(Self {
+            model: Loaded::new(folder),
+            space,
+            fingerprint,
+        })
+    }
+
+    fn vector_insight(
+        &self,
+        asset: &Asset,
+        source: &str,
+        text: &str,
+        vector: &[f32],
+        place: Place,
+        language: Option<String>,
+    ) -> Insight {
+        let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
+        Insight {
+            asset: asset.id,
+            analyzer: self.name().into(),
+            analyzer_version: self.version(),
+            model: Some(self.space.into()),
+            model_version: Some(self.fingerprint.clone()),
+            kind: "text_embedding".into(),
+            value: serde_json::json!({
+                "space": self.space,
+                "dims": vector.len(),
+                "vector": encode_vector(vector),
+                "source": source,
+                "text": excerpt,
+            }),
+            confidence: None,
+            language,
+            place,
+            created_at: UnixMillis::now(),
+        }
+    }
+}
+
+impl Analyzer for TextEmbedding {
+    fn name(&self) -> &'static str {
+        "embedding"
+    }
+
+    fn version(&self) -> String {
+        format!("1+{}", self.fingerprint)
+    }
+
+    /// After everything it reads.
+    fn priority(&self) -> i32 {
+        -10
+    }
+
+    fn kinds(&self) -> &'static [MediaKind] {
+        &[
+            MediaKind::Image,
+            MediaKind::Document,
+            MediaKind::Video,
+            MediaKind::Audio,
+        ]
+    }
+
+    fn reads(&self) -> &'static [&'static str] {
+        &["labels", "ocr", "text"]
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let description = describe(input.asset, input.insights);
+        let passages = passages(input.insights);
+        let model = self.model.get(TextEmbedder::load)?;
+        let mut texts: Vec<&str> = vec![&description];
+        texts.extend(passages.iter().map(|p| p.text.as_str()));
+        let vectors = model.embed(&texts)?;
+        let mut insights = vec![self.vector_insight(
+            input.asset,
+            "description",
+            &description,
+            &vectors[0],
+            Place::Whole,
+            None,
+        )];
+        for (passage, vector) in passages.iter().zip(&vectors[1..]) {
+            insights.push(self.vector_insight(
+                input.asset,
+                "text",
+                &passage.text,
+                vector,
+                passage.place,
+                passage.language.clone(),
+            ));
+        }
+        Ok(Output {
+            insights,
+            derived: Vec::new(),
+        })
+    }
+}
+
+/// The text that describes an asset as a whole: its name in words, then its labels, the text
+/// seen in it, and the start of its document text. The model reads the first
+/// [`MAX_TOKENS`] tokens of it.
+pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
+    let mut parts = vec![name_words(&asset.name)];
+    let mut labels: Vec<(&Insight, &str)> = insights
+        .iter()
+        .filter(|i| i.kind == "label" && i.confidence.unwrap_or(1.0) >= MIN_LABEL_CONFIDENCE)
+        .filter_map(|i| Some((i, i.value.get("name")?.as_str()?)))
+        .collect();
+    labels.sort_by(|a, b| {
+        b.0.confidence
+            .partial_cmp(&a.0.confidence)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if !labels.is_empty() {
+        let names: Vec<&str> = labels.iter().map(|(_, name)| *name).collect();
+        parts.push(format!("a photo of {}", names.join(", ")));
+    }
+    let seen: Vec<&str> = text_of(insights, "ocr_line").collect();
+    if !seen.is_empty() {
+        parts.push(seen.join(" "));
+    }
+    // Enough document text to fill the model's window; the passages carry the rest.
+    let mut words = 0;
+    for text in text_of(insights, "text") {
+        if words > MAX_TOKENS {
+            break;
+        }
+        words += text.split_whitespace().count();
+        parts.push(
+            text.split_whitespace()
+                .take(MAX_TOKENS)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(". ")
+}
+
+fn text_of<'a>(insights: &'a [Insight], kind: &'a str) -> impl Iterator<Item = &'a str> {
+    insights
+        .iter()
+        .filter(move |i| i.kind == kind)
+        .filter_map(|i| i.value.get("text")?.as_str())
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// A file name as words: `eiffel_tower-2019.jpg` → `eiffel tower 2019`.
+fn name_words(name: &str) -> String {
+    let stem = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 5 => stem,
+        _ => name,
+    };
+    stem.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct Passage {
+    text: String,
+    place: Place,
+    language: Option<String>,
+}
+
+/// Document text cut into passages of about [`PASSAGE_WORDS`] words, each on its page.
+fn passages(insights: &[Insight]) -> Vec<Passage> {
+    let mut out = Vec::new();
+    for insight in insights.iter().filter(|i| i.kind == "text") {
+        let Some(text) = insight.value.get("text").and_then(|t| t.as_str()) else {
+            continue;
+        };
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for chunk in words.chunks(PASSAGE_WORDS) {
+            if out.len() == MAX_PASSAGES {
+                return out;
+            }
+            out.push(Passage {
+                text: chunk.join(" "),
+                place: insight.place,
+                language: insight.language.clone(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_words() {
+        assert_eq!(name_words("eiffel_tower-2019.jpg"), "eiffel tower 2019");
+        assert_eq!(name_words(".hidden"), "hidden");
+        assert_eq!(name_words("no extension here"), "no extension here");
+        assert_eq!(name_words("Café crème.pdf"), "Café crème");
+    }
+}

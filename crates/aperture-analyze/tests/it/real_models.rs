@@ -1,0 +1,166 @@
+//! The analyzers on the real models of the offline pack. `scripts/test.sh` installs them and
+//! points `APERTURE_TEST_MODELS` at the models folder; without it these tests fail and say so.
+
+use std::path::PathBuf;
+
+use aperture_analyze::embed::{TextEmbedder, cosine};
+use aperture_analyze::{Analyzer, Input, MINILM_MODEL, TextEmbedding, models};
+use aperture_core::{Insight, MediaKind, Place, UnixMillis, decode_vector};
+
+use crate::asset;
+
+pub fn models_dir() -> PathBuf {
+    let Some(dir) = std::env::var_os("APERTURE_TEST_MODELS") else {
+        panic!(
+            "APERTURE_TEST_MODELS is not set: run the tests with scripts/test.sh, which installs \
+             the offline model pack and sets it"
+        );
+    };
+    PathBuf::from(dir)
+}
+
+fn text_insight(kind: &str, text: &str, place: Place, confidence: Option<f32>) -> Insight {
+    Insight {
+        asset: aperture_core::AssetId::new(),
+        analyzer: "text".into(),
+        analyzer_version: "1".into(),
+        model: None,
+        model_version: None,
+        kind: kind.into(),
+        value: serde_json::json!({ "text": text, "name": text }),
+        confidence,
+        language: Some("en".into()),
+        place,
+        created_at: UnixMillis::now(),
+    }
+}
+
+/// What the analyzer stores for one asset: (source, place, vector, excerpt).
+fn embed(
+    analyzer: &TextEmbedding,
+    name: &str,
+    kind: MediaKind,
+    insights: &[Insight],
+) -> Vec<(String, Place, Vec<f32>, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, b"bytes the embedding analyzer does not read").unwrap();
+    let asset = asset(name, kind, None);
+    let out = analyzer
+        .analyze(&Input {
+            asset: &asset,
+            path: &path,
+            insights,
+        })
+        .unwrap();
+    out.insights
+        .iter()
+        .map(|i| {
+            assert_eq!(i.kind, "text_embedding");
+            assert_eq!(i.model.as_deref(), Some("all-minilm-l6-v2"));
+            assert_eq!(i.value["dims"], 384);
+            let v = decode_vector(i.value["vector"].as_str().unwrap()).unwrap();
+            assert_eq!(v.len(), 384);
+            let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
+            (
+                i.value["source"].as_str().unwrap().to_owned(),
+                i.place,
+                v,
+                i.value["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn text_embeddings_match_meaning_not_words() {
+    let models = models_dir();
+    let analyzer = TextEmbedding::new(&models).unwrap();
+    assert!(analyzer.version().starts_with("1+"));
+    let query = TextEmbedder::load(&models::require(&models, MINILM_MODEL).unwrap()).unwrap();
+
+    let cat_photo = embed(
+        &analyzer,
+        "IMG_2041.jpg",
+        MediaKind::Image,
+        &[
+            text_insight("label", "tabby cat", Place::Whole, Some(0.71)),
+            text_insight("label", "quilt", Place::Whole, Some(0.12)),
+            text_insight("label", "bow tie", Place::Whole, Some(0.01)),
+        ],
+    );
+    assert_eq!(cat_photo.len(), 1, "an image gets one description vector");
+    assert_eq!(cat_photo[0].0, "description");
+    assert!(cat_photo[0].3.contains("tabby cat"), "{}", cat_photo[0].3);
+    assert!(
+        !cat_photo[0].3.contains("bow tie"),
+        "unlikely labels do not describe the image: {}",
+        cat_photo[0].3
+    );
+
+    let report_text = "Quarterly revenue rose four percent, driven by strong exports to Asia. ";
+    let report = embed(
+        &analyzer,
+        "report.pdf",
+        MediaKind::Document,
+        &[
+            text_insight(
+                "text",
+                &report_text.repeat(20),
+                Place::Page {
+                    page: 3,
+                    rect: None,
+                },
+                None,
+            ),
+            text_insight(
+                "text",
+                "The board thanks every employee.",
+                Place::Page {
+                    page: 4,
+                    rect: None,
+                },
+                None,
+            ),
+        ],
+    );
+    let passages: Vec<_> = report.iter().filter(|p| p.0 == "text").collect();
+    assert!(
+        passages.len() >= 3,
+        "a long page is cut into passages: {}",
+        passages.len()
+    );
+    assert!(matches!(passages[0].1, Place::Page { page: 3, .. }));
+    assert!(matches!(
+        passages.last().unwrap().1,
+        Place::Page { page: 4, .. }
+    ));
+
+    let sign = embed(
+        &analyzer,
+        "scan.png",
+        MediaKind::Image,
+        &[text_insight(
+            "ocr_line",
+            "NO PARKING — tow away zone",
+            Place::Whole,
+            Some(0.9),
+        )],
+    );
+
+    let nearest = |q: &str| {
+        let q = &query.embed(&[q]).unwrap()[0];
+        let scores = [
+            ("cat", cosine(q, &cat_photo[0].2)),
+            ("report", cosine(q, &report[0].2)),
+            ("sign", cosine(q, &sign[0].2)),
+        ];
+        eprintln!("{scores:?}");
+        scores.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0
+    };
+    // Paraphrases that share no word with what was embedded.
+    assert_eq!(nearest("a kitten"), "cat");
+    assert_eq!(nearest("company earnings grew"), "report");
+    assert_eq!(nearest("you may not leave your car here"), "sign");
+}
