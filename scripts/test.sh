@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # The models the tests of quality run on.
-TEST_MODELS=(minilm)
+TEST_MODELS=(minilm efficientnet-lite0)
 
 bash scripts/setup.sh
 echo "+ cargo build -p aperture --locked"
@@ -22,6 +22,9 @@ data="$ROOT/target/test-models"
 echo "+ aperture models install ${TEST_MODELS[*]}"
 ./target/debug/aperture --data "$data" models install "${TEST_MODELS[@]}"
 export APERTURE_TEST_MODELS="$data/models"
+# Real photos and documents with known content (pinned, sha256-checked; 12 MB).
+bash scripts/fetch-samples.sh "$ROOT/target/test-samples"
+export APERTURE_TEST_SAMPLES="$ROOT/target/test-samples"
 
 echo "+ cargo test --workspace --locked${*:+ $*}"
 exec cargo test --workspace --locked "$@"

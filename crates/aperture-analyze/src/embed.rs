@@ -102,7 +102,8 @@ impl TextEmbedder {
     }
 }
 
-fn default_device() -> Device {
+/// The first GPU in builds with the `cuda` feature when there is one, else the CPU.
+pub(crate) fn default_device() -> Device {
     #[cfg(feature = "cuda")]
     if let Ok(device) = Device::new_cuda(0) {
         return device;

@@ -14,9 +14,11 @@
 //!
 //! Nothing here recognises, clusters or matches faces or people, in any form.
 
+pub mod efficientnet;
 pub mod embed;
 mod embedding;
 mod image_input;
+pub mod labels;
 mod language;
 mod loaded;
 pub mod models;
@@ -33,6 +35,7 @@ use aperture_core::{Insight, MediaKind};
 use bytes::Bytes;
 
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
+pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use text::Text;
@@ -113,6 +116,10 @@ pub fn available(models_dir: &Path) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>
                 reason: e.to_string(),
             }),
         };
+    add(
+        "labels",
+        Labels::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+    );
     add(
         "embedding",
         TextEmbedding::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),

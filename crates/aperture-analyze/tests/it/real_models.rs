@@ -164,3 +164,86 @@ fn text_embeddings_match_meaning_not_words() {
     assert_eq!(nearest("company earnings grew"), "report");
     assert_eq!(nearest("you may not leave your car here"), "sign");
 }
+
+pub fn samples_dir() -> PathBuf {
+    let Some(dir) = std::env::var_os("APERTURE_TEST_SAMPLES") else {
+        panic!(
+            "APERTURE_TEST_SAMPLES is not set: run the tests with scripts/test.sh, which fetches \
+             the sample media (scripts/fetch-samples.sh) and sets it"
+        );
+    };
+    PathBuf::from(dir)
+}
+
+/// Top-1 / top-5 on the 20 ImageNet photos of foolbox 3.3.4, whose true class is in the file
+/// name (`imagenet_06_609.jpg`: class 609). The reference (numpy, same weights) gets 18 / 19.
+#[test]
+fn labels_agree_with_the_known_content_of_real_photos() {
+    let models = models_dir();
+    let analyzer = aperture_analyze::Labels::new(&models).unwrap();
+    let dir = samples_dir().join("photos/imagenet");
+    let mut photos: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    photos.sort();
+    assert_eq!(photos.len(), 20, "the foolbox set has 20 photos");
+    let (mut top1, mut top5) = (0, 0);
+    for path in &photos {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let truth: usize = name
+            .trim_end_matches(".jpg")
+            .rsplit('_')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let asset = asset(name, MediaKind::Image, None);
+        let out = analyzer
+            .analyze(&Input {
+                asset: &asset,
+                path,
+                insights: &[],
+            })
+            .unwrap();
+        let labels: Vec<(usize, String, f32)> = out
+            .insights
+            .iter()
+            .filter(|i| i.kind == "label")
+            .map(|i| {
+                (
+                    i.value["class"].as_u64().unwrap() as usize,
+                    i.value["name"].as_str().unwrap().to_owned(),
+                    i.confidence.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(labels.len(), 5);
+        assert!(
+            labels.windows(2).all(|w| w[0].2 >= w[1].2),
+            "most likely first"
+        );
+        let features = out
+            .insights
+            .iter()
+            .find(|i| i.kind == "image_features")
+            .unwrap();
+        assert_eq!(features.value["dims"], 1280);
+        top1 += usize::from(labels[0].0 == truth);
+        top5 += usize::from(labels.iter().any(|l| l.0 == truth));
+        eprintln!("{name}: {:?}", &labels[..2]);
+    }
+    eprintln!("top-1 {top1}/20, top-5 {top5}/20");
+    assert!(top1 >= 17, "top-1 {top1}/20");
+    assert!(top5 >= 19, "top-5 {top5}/20");
+}
+
+/// The ImageNet class names come with the model, in class order.
+#[test]
+fn labels_have_names() {
+    let folder = models::require(&models_dir(), "efficientnet-lite0").unwrap();
+    let classifier = aperture_analyze::labels::Classifier::load(&folder).unwrap();
+    assert_eq!(classifier.class_name(22), "bald eagle");
+    assert_eq!(classifier.class_name(949), "strawberry");
+}

