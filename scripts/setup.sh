@@ -82,6 +82,16 @@ need() {
 need ffmpeg "command -v ffmpeg" "command -v ffprobe"
 # rusqlite's bundled SQLite and other -sys crates compile C code.
 need build-essential "command -v cc"
+# OCR: Tesseract reads the scripts PP-OCRv6 does not (Cyrillic here).
+need tesseract-ocr "command -v tesseract"
+for lang in eng spa rus; do
+    need "tesseract-ocr-$lang" "test -f /usr/share/tesseract-ocr/5/tessdata/$lang.traineddata"
+done
+# Fonts for the OCR evaluation set the tests draw (Latin, Cyrillic, Chinese).
+need fonts-dejavu-core "test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+need fonts-dejavu-extra "test -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf"
+need fonts-wqy-microhei "test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+need fonts-noto-cjk "test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 # `aperture models install` fetches the offline model pack with pip (tests and demo).
 need python3 "command -v python3"
 need python3-pip "python3 -m pip --version"

@@ -12,7 +12,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # The models the tests of quality run on.
-TEST_MODELS=(minilm efficientnet-lite0)
+TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime)
 
 bash scripts/setup.sh
 echo "+ cargo build -p aperture --locked"
@@ -25,6 +25,17 @@ export APERTURE_TEST_MODELS="$data/models"
 # Real photos and documents with known content (pinned, sha256-checked; 12 MB).
 bash scripts/fetch-samples.sh "$ROOT/target/test-samples"
 export APERTURE_TEST_SAMPLES="$ROOT/target/test-samples"
+# The OCR evaluation set: text in four languages, rendered and "photographed" (deterministic).
+venv="$ROOT/target/ocr-venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
+    --require-hashes -r scripts/reference/ocr-set-requirements.txt
+if [[ ! -f "$ROOT/target/test-ocr-set/truth.tsv" ]]; then
+    "$venv/bin/python" scripts/reference/ocr_eval_set.py "$ROOT/target/test-ocr-set"
+fi
+export APERTURE_TEST_OCR_SET="$ROOT/target/test-ocr-set"
 
 echo "+ cargo test --workspace --locked${*:+ $*}"
 exec cargo test --workspace --locked "$@"

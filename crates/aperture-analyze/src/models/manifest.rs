@@ -472,6 +472,18 @@ pub const MANIFEST: &[Model] = &[
             files: &["/usr/share/tesseract-ocr/5/tessdata/spa.traineddata"],
         },
     },
+    Model {
+        name: "tesseract-rus",
+        summary: "OCR for Cyrillic text, Russian (Tesseract, system package)",
+        licence: "Apache-2.0",
+        format: Format::TesseractTraineddata,
+        convert: None,
+        provider: Provider::Debian {
+            packages: &["tesseract-ocr", "tesseract-ocr-rus"],
+            version: "1:4.1.0-2",
+            files: &["/usr/share/tesseract-ocr/5/tessdata/rus.traineddata"],
+        },
+    },
 ];
 
 /// The manifest entry called `name`.

