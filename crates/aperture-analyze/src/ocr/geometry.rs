@@ -158,8 +158,9 @@ pub fn convex_hull(points: &[(i32, i32)]) -> Vec<(f32, f32)> {
     hull.iter().map(|&(x, y)| (x as f32, y as f32)).collect()
 }
 
-/// The smallest-area rectangle around `hull` (rotating calipers over its edges). Pixel
-/// centres are the points, so a region of one pixel row gets a thickness of 1.
+/// The smallest-area rectangle around `hull` (rotating calipers over its edges), in the frame
+/// where pixel `(i, j)` covers `[i, i + 1) × [j, j + 1)`: the hull's points are pixel indices,
+/// and the rectangle covers their whole pixels, so one row of pixels is 1 thick.
 pub fn min_area_rect(hull: &[(f32, f32)]) -> Option<RotatedRect> {
     if hull.is_empty() {
         return None;
@@ -198,7 +199,8 @@ pub fn min_area_rect(hull: &[(f32, f32)]) -> Option<RotatedRect> {
             continue;
         }
         let (cu, cv) = ((u0 + u1) / 2.0, (v0 + v1) / 2.0);
-        let (cx, cy) = (cu * ux + cv * vx, cu * uy + cv * vy);
+        // Pixel (i, j) covers [i, i + 1) × [j, j + 1): its centre is at i + 0.5.
+        let (cx, cy) = (cu * ux + cv * vx + 0.5, cu * uy + cv * vy + 0.5);
         best = Some((area, oriented(cx, cy, ux, uy, lu, lv)));
     }
     best.map(|(_, r)| r)
@@ -283,11 +285,11 @@ mod tests {
             "{rect:?}"
         );
         assert!(
-            (rect.cx - 9.0).abs() < 1e-4 && (rect.cy - 3.0).abs() < 1e-4,
+            (rect.cx - 9.0).abs() < 1e-4 && (rect.cy - 3.5).abs() < 1e-4,
             "{rect:?}"
         );
         assert!((rect.ux - 1.0).abs() < 1e-4, "{rect:?}");
-        assert!(rect.contains(4.0, 3.0) && !rect.contains(4.0, 6.0));
+        assert!(rect.contains(4.5, 3.5) && !rect.contains(4.5, 6.5));
         assert_eq!(regions(&mask, w, h, 1).len(), 1, "the cap holds");
     }
 

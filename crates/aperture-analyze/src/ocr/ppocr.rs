@@ -269,7 +269,7 @@ fn mean_inside(prob: &[f32], w: usize, h: usize, rect: &RotatedRect) -> f32 {
     let (mut sum, mut n) = (0f32, 0usize);
     for y in y0..=y1 {
         for x in x0..=x1 {
-            if rect.contains(x as f32, y as f32) {
+            if rect.contains(x as f32 + 0.5, y as f32 + 0.5) {
                 sum += prob[y * w + x];
                 n += 1;
             }
