@@ -87,6 +87,8 @@ need tesseract-ocr "command -v tesseract"
 for lang in eng spa rus; do
     need "tesseract-ocr-$lang" "test -f /usr/share/tesseract-ocr/5/tessdata/$lang.traineddata"
 done
+# OCR of scanned PDF pages renders them with poppler's pdftoppm.
+need poppler-utils "command -v pdftoppm"
 # Fonts for the OCR evaluation set the tests draw (Latin, Cyrillic, Chinese).
 need fonts-dejavu-core "test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 need fonts-dejavu-extra "test -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf"

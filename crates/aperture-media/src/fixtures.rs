@@ -213,6 +213,43 @@ pub fn pdf_without_text(pages: usize) -> Vec<u8> {
     })
 }
 
+/// A PDF of one page per JPEG (`(bytes, width, height)`), each drawn across the top of an
+/// A4 page at its own aspect ratio, and nothing else: a scanned document without a text layer.
+pub fn pdf_of_scans(scans: &[(Vec<u8>, u32, u32)]) -> Vec<u8> {
+    let pages: Vec<Vec<u8>> = scans
+        .iter()
+        .enumerate()
+        .map(|(i, (_, w, h))| {
+            let height = (595.0 * f64::from(*h) / f64::from(*w)).min(842.0);
+            format!(
+                "q 595 0 0 {height:.2} 0 {:.2} cm /Im{i} Do Q",
+                842.0 - height
+            )
+            .into_bytes()
+        })
+        .collect();
+    pdf(&pages, |doc| {
+        let mut images = Dictionary::new();
+        for (i, (jpeg, width, height)) in scans.iter().enumerate() {
+            let stream = Stream::new(
+                dictionary! {
+                    "Type" => "XObject",
+                    "Subtype" => "Image",
+                    "Width" => i64::from(*width),
+                    "Height" => i64::from(*height),
+                    "ColorSpace" => "DeviceRGB",
+                    "BitsPerComponent" => 8,
+                    "Filter" => "DCTDecode",
+                },
+                jpeg.clone(),
+            )
+            .with_compression(false);
+            images.set(format!("Im{i}"), doc.add_object(stream));
+        }
+        dictionary! { "XObject" => images }
+    })
+}
+
 /// Runs `ffmpeg -v error -y ARGS DIR/NAME` and returns `DIR/NAME`. Panics, saying what to
 /// install, when ffmpeg cannot be run: a test that skipped itself would hide that the probing
 /// was never checked.

@@ -7,6 +7,7 @@
 //! more confident reading is kept (see [`Ocr::analyze`]).
 
 mod geometry;
+mod pdf;
 mod ppocr;
 mod tesseract;
 
@@ -28,6 +29,8 @@ pub const PPOCR_MODEL: &str = "ppocr-v6";
 /// 2 in Latin scripts (measured on our evaluation set); a line with far fewer is in a script
 /// not in its alphabet, of which it read only digits, punctuation and look-alike letters.
 const MIN_COVERAGE: f32 = 0.6;
+/// Scanned pages read per document; the rest are left (and the job says so).
+pub const MAX_PDF_PAGES: u32 = 100;
 /// Tesseract's reading replaces PP-OCRv6's only when it is at least this sure of it: on a
 /// photo without text it reads noise as `|`, `_` and stray letters.
 const MIN_TESSERACT_CONFIDENCE: f32 = 0.6;
@@ -62,6 +65,7 @@ pub struct Ocr {
     ppocr: Loaded<PpOcr>,
     library: PathBuf,
     tesseract: Option<Tesseract>,
+    renderer: Option<pdf::Renderer>,
     fingerprint: String,
 }
 
@@ -76,6 +80,7 @@ impl Ocr {
             ppocr: Loaded::new(folder),
             library,
             tesseract: Tesseract::find(Path::new(DEFAULT_TESSDATA)),
+            renderer: pdf::Renderer::find(),
         })
     }
 
@@ -120,6 +125,7 @@ impl Ocr {
         engine: Engine,
         size: (u32, u32),
         language: Option<&str>,
+        page: Option<u32>,
     ) -> Insight {
         let (w, h) = (size.0.max(1) as f32, size.1.max(1) as f32);
         let quad: Vec<[f32; 2]> = line
@@ -148,13 +154,20 @@ impl Ocr {
             value: serde_json::json!({ "text": line.text, "quad": quad, "engine": engine.as_str() }),
             confidence: Some(line.confidence),
             language: language.map(str::to_owned),
-            place: Place::Region {
-                rect: Rect {
+            place: {
+                let rect = Rect {
                     x: x0,
                     y: y0,
                     w: x1 - x0,
                     h: y1 - y0,
-                },
+                };
+                match page {
+                    Some(page) => Place::Page {
+                        page,
+                        rect: Some(rect),
+                    },
+                    None => Place::Region { rect },
+                }
             },
             created_at: UnixMillis::now(),
         }
@@ -179,21 +192,100 @@ impl Analyzer for Ocr {
         3
     }
 
+    /// Images, and the pages of PDFs that have no text layer.
     fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        &[MediaKind::Image, MediaKind::Document]
+    }
+
+    /// The text layer: pages that have one are not read again.
+    fn reads(&self) -> &'static [&'static str] {
+        &["text"]
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        if input.asset.kind == MediaKind::Document {
+            return self.scanned_pages(input);
+        }
         let image = image_input::decode(input.asset, input.path)?;
-        let (lines, engine) = self.read(&image)?;
+        Ok(Output {
+            insights: self.lines_of(input.asset, &image, None)?,
+            derived: Vec::new(),
+        })
+    }
+}
+
+impl Ocr {
+    /// The insights of one image, or of one page (`page`) of a document.
+    fn lines_of(
+        &self,
+        asset: &Asset,
+        image: &image::DynamicImage,
+        page: Option<u32>,
+    ) -> Result<Vec<Insight>, Error> {
+        let (lines, engine) = self.read(image)?;
         let all: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         let language = language::detect(&all.join("\n")).map(|(tag, _)| tag);
         let size = (image.width(), image.height());
+        Ok(lines
+            .iter()
+            .map(|l| self.line_insight(asset, l, engine, size, language.as_deref(), page))
+            .collect())
+    }
+
+    /// The pages of a PDF without a text layer, rendered and read.
+    fn scanned_pages(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let asset = input.asset;
+        if asset.mime != "application/pdf" {
+            return Err(Error::NotApplicable {
+                reason: format!("{} is {}, not a PDF or an image", asset.name, asset.mime),
+            });
+        }
+        let with_text: std::collections::HashSet<u32> = input
+            .insights
+            .iter()
+            .filter(|i| i.kind == "text")
+            .filter_map(|i| match i.place {
+                Place::Page { page, .. } => Some(page),
+                _ => None,
+            })
+            .collect();
+        if with_text.is_empty() && asset.metadata.has_text_layer == Some(true) {
+            // The text job has not run yet; when it stores the text layer, this job is
+            // queued again and reads only the pages without one.
+            return Err(Error::NotApplicable {
+                reason: format!("{} has a text layer, not read yet", asset.name),
+            });
+        }
+        let pages = asset.metadata.pages.unwrap_or(0);
+        let scanned: Vec<u32> = (1..=pages).filter(|p| !with_text.contains(p)).collect();
+        if scanned.is_empty() {
+            return Err(Error::NotApplicable {
+                reason: format!("every page of {} has a text layer", asset.name),
+            });
+        }
+        let Some(renderer) = &self.renderer else {
+            return Err(Error::NotApplicable {
+                reason: format!(
+                    "{} has scanned pages, and reading them needs pdftoppm \
+                     (apt-get install poppler-utils)",
+                    asset.name
+                ),
+            });
+        };
+        if scanned.len() > MAX_PDF_PAGES as usize {
+            tracing::warn!(
+                asset = %asset.name,
+                pages = scanned.len(),
+                "reading only the first {MAX_PDF_PAGES} scanned pages"
+            );
+        }
+        let mut insights = Vec::new();
+        for &page in scanned.iter().take(MAX_PDF_PAGES as usize) {
+            let image = renderer.page(input.path, page, &asset.name)?;
+            insights.extend(self.lines_of(asset, &image, Some(page))?);
+        }
         Ok(Output {
-            insights: lines
-                .iter()
-                .map(|l| self.line_insight(input.asset, l, engine, size, language.as_deref()))
-                .collect(),
+            insights,
             derived: Vec::new(),
         })
     }

@@ -172,7 +172,7 @@ fn parse_tsv(tsv: &str) -> Vec<Line> {
         .collect()
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+pub(super) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(program))

@@ -340,3 +340,68 @@ fn sensitive_scores_match_the_reference_on_ordinary_photos() {
         }
     }
 }
+
+/// Scanned PDF pages are rendered and read; pages with a text layer are left to `text`.
+#[test]
+fn ocr_reads_the_scanned_pages_of_a_pdf() {
+    let set = std::env::var_os("APERTURE_TEST_OCR_SET")
+        .map(PathBuf::from)
+        .expect("APERTURE_TEST_OCR_SET is not set: run the tests with scripts/test.sh");
+    let scan = |name: &str| {
+        let bytes = std::fs::read(set.join(name)).unwrap();
+        let image = image::load_from_memory(&bytes).unwrap();
+        (bytes, image.width(), image.height())
+    };
+    let pdf = aperture_media::fixtures::pdf_of_scans(&[
+        scan("photographed/es_00.jpg"),
+        scan("photographed/en_01.jpg"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let mut asset = asset("scan.pdf", MediaKind::Document, None);
+    asset.mime = "application/pdf".into();
+    asset.metadata.pages = Some(2);
+    let ocr = aperture_analyze::Ocr::new(&models_dir()).unwrap();
+
+    let read = |insights: &[Insight]| {
+        let out = ocr
+            .analyze(&Input {
+                asset: &asset,
+                path: &path,
+                insights,
+            })
+            .unwrap();
+        let mut pages = std::collections::BTreeMap::<u32, String>::new();
+        for i in &out.insights {
+            let Place::Page {
+                page,
+                rect: Some(_),
+            } = i.place
+            else {
+                panic!("an OCR line of a document names its page and box: {i:?}");
+            };
+            let text = pages.entry(page).or_default();
+            text.push_str(i.value["text"].as_str().unwrap());
+            text.push(' ');
+        }
+        pages
+    };
+    let both = read(&[]);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both[&1].contains("estación de autobuses"), "{both:?}");
+    assert!(both[&2].split_whitespace().count() > 10, "{both:?}");
+
+    // Page 1 has a text layer (the text analyzer found it): only page 2 is read.
+    let layer = text_insight(
+        "text",
+        "Hola",
+        Place::Page {
+            page: 1,
+            rect: None,
+        },
+        None,
+    );
+    let second = read(&[layer]);
+    assert_eq!(second.keys().copied().collect::<Vec<_>>(), [2]);
+}

@@ -6,6 +6,7 @@ mod crash;
 mod dedupe;
 mod metadata;
 mod models;
+mod real_media;
 mod round_trip;
 
 use std::path::{Path, PathBuf};

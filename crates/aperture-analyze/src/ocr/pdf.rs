@@ -1,0 +1,90 @@
+//! Pages of scanned PDFs as images, rendered by poppler's `pdftoppm` (Debian
+//! `poppler-utils`) in a subprocess with a time limit: a hostile PDF can make a renderer spin,
+//! and it must not take a worker with it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::DynamicImage;
+
+use crate::Error;
+
+/// Pixels per inch: A4 at 150 dpi is 1240 × 1754, plenty for body text.
+const DPI: u32 = 150;
+/// One page that takes longer than this to render is given up.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Renderer {
+    program: PathBuf,
+}
+
+impl Renderer {
+    /// `pdftoppm` on PATH, if it is there.
+    pub fn find() -> Option<Self> {
+        super::tesseract::which("pdftoppm").map(|program| Self { program })
+    }
+
+    /// Page `page` (1-based) of the PDF at `path`, for the file `name` in errors.
+    pub fn page(&self, path: &Path, page: u32, name: &str) -> Result<DynamicImage, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("aperture-page-")
+            .tempdir()
+            .map_err(|e| Error::Transient {
+                reason: format!("cannot make a temporary folder: {e}"),
+            })?;
+        let prefix = dir.path().join("page");
+        let number = page.to_string();
+        let mut child = Command::new(&self.program)
+            .args(["-r", &DPI.to_string(), "-f", &number, "-l", &number])
+            .args(["-png", "-singlefile"])
+            .arg(path)
+            .arg(&prefix)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Transient {
+                reason: format!("cannot run {}: {e}", self.program.display()),
+            })?;
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if started.elapsed() > TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::BadInput {
+                        reason: format!(
+                            "cannot render page {page} of {name}: gave up after {} s",
+                            TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => {
+                    return Err(Error::Transient {
+                        reason: format!("pdftoppm: {e}"),
+                    });
+                }
+            }
+        };
+        let png = prefix.with_extension("png");
+        if !status.success() || !png.is_file() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                use std::io::Read;
+                let _ = stderr.read_to_string(&mut err);
+            }
+            return Err(Error::BadInput {
+                reason: format!(
+                    "cannot render page {page} of {name}: {}",
+                    err.lines().next().unwrap_or("pdftoppm failed")
+                ),
+            });
+        }
+        image::open(&png).map_err(|e| Error::BadInput {
+            reason: format!("cannot read the rendering of page {page} of {name}: {e}"),
+        })
+    }
+}
