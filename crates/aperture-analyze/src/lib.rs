@@ -14,6 +14,7 @@
 //!
 //! Nothing here recognises, clusters or matches faces or people, in any form.
 
+pub mod clip;
 pub mod efficientnet;
 pub mod embed;
 mod embedding;
@@ -37,6 +38,7 @@ use aperture_catalog::Asset;
 use aperture_core::{Insight, MediaKind};
 use bytes::Bytes;
 
+pub use clip::Clip;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
 pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};

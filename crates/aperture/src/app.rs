@@ -27,6 +27,15 @@ impl App {
         Vec<aperture_analyze::Unavailable>,
     ) {
         let (mut analyzers, mut missing) = aperture_analyze::available(&self.config.models_dir);
+        if let Some(id) = &self.config.clip_model {
+            match aperture_analyze::Clip::from_hub(&self.config.models_dir, id) {
+                Ok(clip) => analyzers.push(Arc::new(clip)),
+                Err(e) => missing.push(aperture_analyze::Unavailable {
+                    analyzer: "clip",
+                    reason: e.to_string(),
+                }),
+            }
+        }
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));

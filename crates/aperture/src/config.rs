@@ -45,6 +45,9 @@ ffprobe = "ffprobe"
 # dir = "/var/lib/aperture/models"
 # Analyzers not to run even when their models are installed (see `aperture index --help`).
 disabled = []
+# A CLIP model from the Hugging Face hub for image embeddings that match text (no registry
+# package carries one): pull it first with `aperture models pull ID`.
+# clip = "openai/clip-vit-base-patch32"
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +64,7 @@ pub struct ConfigFile {
 pub struct ModelsSection {
     pub dir: Option<PathBuf>,
     pub disabled: Vec<String>,
+    pub clip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +133,8 @@ pub struct Config {
     pub models_dir: PathBuf,
     /// Analyzers not to run.
     pub disabled_analyzers: Vec<String>,
+    /// The hub id of the CLIP model to run, if any.
+    pub clip_model: Option<String>,
 }
 
 impl Config {
@@ -182,6 +188,7 @@ impl Config {
                 None => data_dir.join("models"),
             },
             disabled_analyzers: file.models.disabled,
+            clip_model: file.models.clip,
             data_dir,
         })
     }

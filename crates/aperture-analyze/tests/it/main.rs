@@ -2,6 +2,7 @@
 
 mod text;
 
+mod clip;
 mod embed;
 
 mod real_models;

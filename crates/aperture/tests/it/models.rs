@@ -129,9 +129,9 @@ fn models_install_from_pypi_end_to_end() {
     );
 }
 
-/// Serves `body` for `path` on 127.0.0.1 (404 for anything else) for `requests` requests or
-/// ten seconds, whichever ends first.
-fn serve(path: &'static str, body: &'static [u8], requests: usize) -> String {
+/// Serves each route's body for its path on 127.0.0.1 (404 for anything else) for `requests`
+/// requests or ten seconds, whichever ends first.
+pub fn serve(routes: Vec<(String, Vec<u8>)>, requests: usize) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -154,11 +154,11 @@ fn serve(path: &'static str, body: &'static [u8], requests: usize) -> String {
                 head.push(byte[0]);
             }
             let head = String::from_utf8_lossy(&head);
-            let found = head.lines().next().and_then(|l| l.split(' ').nth(1)) == Some(path);
-            let (status, body) = if found {
-                ("200 OK", body)
-            } else {
-                ("404 Not Found", &b"Entry not found"[..])
+            let path = head.lines().next().and_then(|l| l.split(' ').nth(1));
+            let found = routes.iter().find(|(p, _)| Some(p.as_str()) == path);
+            let (status, body) = match found {
+                Some((_, body)) => ("200 OK", body.as_slice()),
+                None => ("404 Not Found", &b"Entry not found"[..]),
             };
             let _ = write!(
                 stream,
@@ -175,8 +175,10 @@ fn serve(path: &'static str, body: &'static [u8], requests: usize) -> String {
 fn models_pull_uses_the_configured_hub_endpoint() {
     let ap = Aperture::init();
     let base = serve(
-        "/org/tiny/resolve/v1/config.json",
-        b"{\"hidden_size\":8}",
+        vec![(
+            "/org/tiny/resolve/v1/config.json".into(),
+            b"{\"hidden_size\":8}".to_vec(),
+        )],
         1,
     );
     let out = ap
@@ -224,4 +226,69 @@ fn models_pull_uses_the_configured_hub_endpoint() {
     );
     assert!(err.contains("APERTURE_HF_ENDPOINT"), "{err}");
     assert!(!ap.data().join("models/hf/org/other").exists());
+}
+
+/// A CLIP pulled from a (local) hub and named in the config runs on ingested images.
+#[test]
+fn a_clip_model_pulled_from_the_hub_embeds_images() {
+    let ap = Aperture::init();
+    let model = tempfile::tempdir().unwrap();
+    let dims = aperture_analyze::clip::testing::write_tiny_clip(model.path());
+    let routes = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| {
+            (
+                format!("/test/tiny-clip/resolve/main/{f}"),
+                std::fs::read(model.path().join(f)).unwrap(),
+            )
+        })
+        .collect();
+    let base = serve(routes, 3);
+    let out = ap
+        .command(&["models", "pull", "test/tiny-clip"])
+        .env("APERTURE_HF_ENDPOINT", &base)
+        .env_remove("HF_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = ap.data().join("aperture.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "# clip = \"openai/clip-vit-base-patch32\"",
+        "clip = \"test/tiny-clip\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let dir = ap.inputs();
+    std::fs::write(
+        dir.join("photo.jpg"),
+        aperture_media::fixtures::jpeg(320, 240),
+    )
+    .unwrap();
+    ap.ok(&["ingest", dir.to_str().unwrap(), "--index", "--no-progress"]);
+    let id = ap.assets()[0]["id"].as_str().unwrap().to_owned();
+    let shown = ap.json(&["show", &id]);
+    let clip = shown["insights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "clip_embedding")
+        .unwrap_or_else(|| panic!("no CLIP embedding: {shown}"))
+        .clone();
+    assert_eq!(clip["value"]["space"], "clip:test/tiny-clip");
+    assert_eq!(clip["value"]["dims"], dims);
+
+    // A config naming a model that was not pulled: the other analyzers run, and index
+    // says what to do.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("clip = \"test/tiny-clip\"", "clip = \"test/absent\"");
+    std::fs::write(&config, text).unwrap();
+    let out = ap.run(&["index", "--no-progress"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("aperture models pull test/absent"), "{err}");
 }
