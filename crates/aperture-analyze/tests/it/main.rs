@@ -181,15 +181,7 @@ fn near_duplicates_hash_close_and_different_photos_far() {
 
 #[test]
 fn a_decompression_bomb_is_refused_from_its_header() {
-    // A valid PNG header that claims 30,000 × 30,000 pixels, followed by almost nothing.
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(30_000u32.to_be_bytes());
-    ihdr.extend(30_000u32.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    png.extend(13u32.to_be_bytes());
-    png.extend(&ihdr);
-    png.extend(crc32(&ihdr).to_be_bytes());
+    let png = bomb_png();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bomb.png");
     std::fs::write(&path, &png).unwrap();
@@ -231,6 +223,19 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
         })
         .unwrap_err();
     assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");
+}
+
+/// A valid PNG header that claims 30,000 × 30,000 pixels, followed by almost nothing.
+pub fn bomb_png() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(30_000u32.to_be_bytes());
+    ihdr.extend(30_000u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    png
 }
 
 fn crc32(bytes: &[u8]) -> u32 {

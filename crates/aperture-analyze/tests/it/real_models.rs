@@ -405,3 +405,53 @@ fn ocr_reads_the_scanned_pages_of_a_pdf() {
     let second = read(&[layer]);
     assert_eq!(second.keys().copied().collect::<Vec<_>>(), [2]);
 }
+
+/// The model analyzers on hostile and damaged input: a clear error naming the file, the
+/// right verdict for the queue, no model work (and no memory) spent on it.
+#[test]
+fn model_analyzers_refuse_bad_images_with_a_clear_error() {
+    let models = models_dir();
+    let analyzers: Vec<Box<dyn Analyzer>> = vec![
+        Box::new(aperture_analyze::Labels::new(&models).unwrap()),
+        Box::new(aperture_analyze::Ocr::new(&models).unwrap()),
+        Box::new(aperture_analyze::Sensitive::new(&models).unwrap()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = dir.path().join("bomb.png");
+    std::fs::write(&bomb, crate::bomb_png()).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    let jpeg = crate::encode(&crate::scene(300, 200, 3), image::ImageFormat::Jpeg);
+    std::fs::write(&cut, &jpeg[..200]).unwrap();
+    let song = dir.path().join("song.mp3");
+    std::fs::write(&song, b"ID3 not an image").unwrap();
+    for analyzer in &analyzers {
+        for (path, kind) in [(&bomb, MediaKind::Image), (&cut, MediaKind::Image)] {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let err = analyzer
+                .analyze(&Input {
+                    asset: &asset(name, kind, None),
+                    path,
+                    insights: &[],
+                })
+                .unwrap_err();
+            assert!(
+                matches!(err, aperture_analyze::Error::BadInput { .. }),
+                "{}: {name}: {err:?}",
+                analyzer.name()
+            );
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let err = analyzer
+            .analyze(&Input {
+                asset: &asset("song.mp3", MediaKind::Audio, None),
+                path: &song,
+                insights: &[],
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, aperture_analyze::Error::NotApplicable { .. }),
+            "{}: {err:?}",
+            analyzer.name()
+        );
+    }
+}
