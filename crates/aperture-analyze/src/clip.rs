@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aperture_core::{Insight, MediaKind, Place, UnixMillis, encode_vector};
+use aperture_core::{MediaKind, encode_vector};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, models};
+use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
 
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
@@ -273,23 +273,17 @@ impl Analyzer for Clip {
             .embed_images(std::slice::from_ref(&image))?
             .remove(0);
         Ok(Output {
-            insights: vec![Insight {
-                asset: input.asset.id,
-                analyzer: self.name().into(),
-                analyzer_version: self.version(),
-                model: Some(self.id.clone()),
-                model_version: Some(self.fingerprint.clone()),
-                kind: "clip_embedding".into(),
-                value: serde_json::json!({
+            insights: vec![model_insight(
+                self,
+                input.asset,
+                (&self.id, &self.fingerprint),
+                "clip_embedding",
+                serde_json::json!({
                     "space": self.space(),
                     "dims": vector.len(),
                     "vector": encode_vector(&vector),
                 }),
-                confidence: None,
-                language: None,
-                place: Place::Whole,
-                created_at: UnixMillis::now(),
-            }],
+            )],
             derived: Vec::new(),
         })
     }

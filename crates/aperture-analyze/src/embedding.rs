@@ -9,11 +9,11 @@
 use std::path::Path;
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind, Place, UnixMillis, encode_vector};
+use aperture_core::{Insight, MediaKind, Place, encode_vector};
 
 use crate::embed::{MAX_TOKENS, TextEmbedder};
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, models};
+use crate::{Analyzer, Error, Input, Output, model_insight, models};
 
 /// The embedding space of the offline pack's model; search compares vectors of one space only.
 pub const MINILM_SPACE: &str = "all-minilm-l6-v2";
@@ -66,23 +66,21 @@ impl TextEmbedding {
     ) -> Insight {
         let excerpt: String = text.chars().take(EXCERPT_CHARS).collect();
         Insight {
-            asset: asset.id,
-            analyzer: self.name().into(),
-            analyzer_version: self.version(),
-            model: Some(self.space.into()),
-            model_version: Some(self.fingerprint.clone()),
-            kind: "text_embedding".into(),
-            value: serde_json::json!({
-                "space": self.space,
-                "dims": vector.len(),
-                "vector": encode_vector(vector),
-                "source": source,
-                "text": excerpt,
-            }),
-            confidence: None,
             language,
             place,
-            created_at: UnixMillis::now(),
+            ..model_insight(
+                self,
+                asset,
+                (self.space, &self.fingerprint),
+                "text_embedding",
+                serde_json::json!({
+                    "space": self.space,
+                    "dims": vector.len(),
+                    "vector": encode_vector(vector),
+                    "source": source,
+                    "text": excerpt,
+                }),
+            )
         }
     }
 }

@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use aperture_core::{Insight, MediaKind, Place, UnixMillis, encode_vector};
+use aperture_core::{Insight, MediaKind, encode_vector};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use image::{DynamicImage, imageops::FilterType};
 
 use crate::efficientnet::{CLASSES, EfficientNetLite0, INPUT_SIZE};
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, models};
+use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
 
 /// The manifest name of the model.
 pub const EFFICIENTNET_MODEL: &str = "efficientnet-lite0";
@@ -137,28 +137,6 @@ impl Labels {
             model: Loaded::new(folder),
         })
     }
-
-    fn insight(
-        &self,
-        asset: &aperture_catalog::Asset,
-        kind: &str,
-        value: serde_json::Value,
-        confidence: Option<f32>,
-    ) -> Insight {
-        Insight {
-            asset: asset.id,
-            analyzer: self.name().into(),
-            analyzer_version: self.version(),
-            model: Some(EFFICIENTNET_MODEL.into()),
-            model_version: Some(self.fingerprint.clone()),
-            kind: kind.into(),
-            value,
-            confidence,
-            language: None,
-            place: Place::Whole,
-            created_at: UnixMillis::now(),
-        }
-    }
 }
 
 impl Analyzer for Labels {
@@ -191,9 +169,12 @@ impl Analyzer for Labels {
             .top
             .iter()
             .enumerate()
-            .map(|(rank, &(class, p))| {
-                self.insight(
+            .map(|(rank, &(class, p))| Insight {
+                confidence: Some(p),
+                ..model_insight(
+                    self,
                     input.asset,
+                    (EFFICIENTNET_MODEL, &self.fingerprint),
                     "label",
                     serde_json::json!({
                         "name": model.class_name(class),
@@ -201,19 +182,19 @@ impl Analyzer for Labels {
                         "rank": rank + 1,
                         "taxonomy": "imagenet-1k",
                     }),
-                    Some(p),
                 )
             })
             .collect();
-        insights.push(self.insight(
+        insights.push(model_insight(
+            self,
             input.asset,
+            (EFFICIENTNET_MODEL, &self.fingerprint),
             "image_features",
             serde_json::json!({
                 "space": EFFICIENTNET_SPACE,
                 "dims": result.features.len(),
                 "vector": encode_vector(&result.features),
             }),
-            None,
         ));
         Ok(Output {
             insights,

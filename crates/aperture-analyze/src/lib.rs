@@ -102,6 +102,31 @@ pub trait Analyzer: Send + Sync {
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error>;
 }
 
+/// An insight of `analyzer` about the whole of `asset`, made by `model` whose files have the
+/// fingerprint `model_version`; callers set the confidence, language and place where they
+/// differ.
+pub(crate) fn model_insight(
+    analyzer: &dyn Analyzer,
+    asset: &Asset,
+    (model, model_version): (&str, &str),
+    kind: &str,
+    value: serde_json::Value,
+) -> Insight {
+    Insight {
+        asset: asset.id,
+        analyzer: analyzer.name().into(),
+        analyzer_version: analyzer.version(),
+        model: Some(model.into()),
+        model_version: Some(model_version.into()),
+        kind: kind.into(),
+        value,
+        confidence: None,
+        language: None,
+        place: aperture_core::Place::Whole,
+        created_at: aperture_core::UnixMillis::now(),
+    }
+}
+
 /// An analyzer this build has that cannot run with the models installed, and why.
 #[derive(Debug, Clone)]
 pub struct Unavailable {

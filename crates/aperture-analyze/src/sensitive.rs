@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use aperture_core::{Insight, MediaKind};
 use image::{DynamicImage, imageops::FilterType};
 use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, models};
+use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
 
 /// The manifest name of the model.
 pub const NSFW_MODEL: &str = "open-nsfw";
@@ -127,20 +127,14 @@ impl Analyzer for Sensitive {
         let score = self.score(&image)?;
         Ok(Output {
             insights: vec![Insight {
-                asset: input.asset.id,
-                analyzer: self.name().into(),
-                analyzer_version: self.version(),
-                model: Some(NSFW_MODEL.into()),
-                model_version: Some(self.fingerprint.clone()),
-                kind: "sensitive".into(),
-                value: serde_json::json!({
-                    "score": score,
-                    "blur": score >= BLUR_THRESHOLD,
-                }),
                 confidence: Some(score),
-                language: None,
-                place: Place::Whole,
-                created_at: UnixMillis::now(),
+                ..model_insight(
+                    self,
+                    input.asset,
+                    (NSFW_MODEL, &self.fingerprint),
+                    "sensitive",
+                    serde_json::json!({ "score": score, "blur": score >= BLUR_THRESHOLD }),
+                )
             }],
             derived: Vec::new(),
         })

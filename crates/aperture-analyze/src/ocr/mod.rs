@@ -14,10 +14,10 @@ mod tesseract;
 use std::path::{Path, PathBuf};
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind, Place, Rect, UnixMillis};
+use aperture_core::{Insight, MediaKind, Place, Rect};
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, language, models};
+use crate::{Analyzer, Error, Input, Output, image_input, language, model_insight, models};
 
 pub use ppocr::PpOcr;
 pub use tesseract::{DEFAULT_TESSDATA, Tesseract};
@@ -138,20 +138,14 @@ impl Ocr {
             .fold((1f32, 1f32, 0f32, 0f32), |(a, b, c, d), p| {
                 (a.min(p[0]), b.min(p[1]), c.max(p[0]), d.max(p[1]))
             });
+        let model_version = match engine {
+            Engine::PpOcr => self.fingerprint.clone(),
+            Engine::Tesseract => self
+                .tesseract
+                .as_ref()
+                .map_or_else(String::new, |t| t.languages().to_owned()),
+        };
         Insight {
-            asset: asset.id,
-            analyzer: self.name().into(),
-            analyzer_version: self.version(),
-            model: Some(engine.as_str().into()),
-            model_version: Some(match engine {
-                Engine::PpOcr => self.fingerprint.clone(),
-                Engine::Tesseract => self
-                    .tesseract
-                    .as_ref()
-                    .map_or_else(String::new, |t| t.languages().to_owned()),
-            }),
-            kind: "ocr_line".into(),
-            value: serde_json::json!({ "text": line.text, "quad": quad, "engine": engine.as_str() }),
             confidence: Some(line.confidence),
             language: language.map(str::to_owned),
             place: {
@@ -169,7 +163,13 @@ impl Ocr {
                     None => Place::Region { rect },
                 }
             },
-            created_at: UnixMillis::now(),
+            ..model_insight(
+                self,
+                asset,
+                (engine.as_str(), &model_version),
+                "ocr_line",
+                serde_json::json!({ "text": line.text, "quad": quad, "engine": engine.as_str() }),
+            )
         }
     }
 }
@@ -288,6 +288,26 @@ impl Ocr {
             insights,
             derived: Vec::new(),
         })
+    }
+}
+
+/// Waits for `child` to exit, for at most `timeout`; a child still running then is killed and
+/// reaped, and `Ok(None)` says so.
+fn wait_at_most(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

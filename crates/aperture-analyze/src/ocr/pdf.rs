@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use image::DynamicImage;
 
@@ -47,26 +47,20 @@ impl Renderer {
             .map_err(|e| Error::Transient {
                 reason: format!("cannot run {}: {e}", self.program.display()),
             })?;
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() > TIMEOUT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(Error::BadInput {
-                        reason: format!(
-                            "cannot render page {page} of {name}: gave up after {} s",
-                            TIMEOUT.as_secs()
-                        ),
-                    });
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => {
-                    return Err(Error::Transient {
-                        reason: format!("pdftoppm: {e}"),
-                    });
-                }
+        let status = match super::wait_at_most(&mut child, TIMEOUT) {
+            Ok(Some(status)) => status,
+            Ok(None) => {
+                return Err(Error::BadInput {
+                    reason: format!(
+                        "cannot render page {page} of {name}: gave up after {} s",
+                        TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(Error::Transient {
+                    reason: format!("pdftoppm: {e}"),
+                });
             }
         };
         let png = prefix.with_extension("png");

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use image::DynamicImage;
 
@@ -92,18 +92,10 @@ impl Tesseract {
             let mut out = String::new();
             stdout.read_to_string(&mut out).map(|_| out)
         });
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() > TIMEOUT => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(failed(format!("gave up after {} s", TIMEOUT.as_secs())));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => return Err(failed(e.to_string())),
-            }
+        let status = match super::wait_at_most(&mut child, TIMEOUT) {
+            Ok(Some(status)) => status,
+            Ok(None) => return Err(failed(format!("gave up after {} s", TIMEOUT.as_secs()))),
+            Err(e) => return Err(failed(e.to_string())),
         };
         let _ = writer.join();
         let out = reader
