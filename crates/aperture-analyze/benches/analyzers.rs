@@ -132,8 +132,9 @@ fn main() {
         sentences.len()
     );
 
-    let minilm = TextEmbedder::load(&require("minilm")).unwrap();
-    let classifier = Classifier::load(&require("efficientnet-lite0")).unwrap();
+    // As the analyzers run them: on ONNX Runtime (graphs built from the same weights).
+    let minilm = TextEmbedder::load_with(&require("minilm"), Some(&library)).unwrap();
+    let classifier = Classifier::load_with(&require("efficientnet-lite0"), Some(&library)).unwrap();
     let nsfw = NsfwModel::load(&library, &require("open-nsfw")).unwrap();
     let ocr = Ocr::new(&models_dir).unwrap();
 

@@ -313,6 +313,134 @@ impl Module for EfficientNetLite0 {
     }
 }
 
+/// The same network as an ONNX graph (opset 17), built from the converted weights with every
+/// batch norm folded into its convolution, for ONNX Runtime: input `input` `[N, 3, 224, 224]`,
+/// outputs `features` `[N, 1280]` (pooled, not normalised) and `logits` `[N, 1000]`.
+pub fn onnx_model(weights: &std::path::Path) -> candle_core::Result<Vec<u8>> {
+    use crate::onnx_graph::{Attr, Graph};
+
+    let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
+    let get = |name: &str| -> candle_core::Result<Tensor> {
+        tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg(format!("no tensor {name} in the weights")))
+    };
+    let mut g = Graph::default();
+    g.input("input", &[3, INPUT_SIZE, INPUT_SIZE]);
+    let zero = g.constant("zero", &[], &[0.0]);
+    let six = g.constant("six", &[], &[6.0]);
+    let mut size = INPUT_SIZE;
+    // A convolution with its batch norm folded in, and ReLU6 after it when asked.
+    let conv = |g: &mut Graph,
+                x: &str,
+                conv: &str,
+                bn: &str,
+                stride: usize,
+                groups: usize,
+                relu6: bool,
+                size: usize|
+     -> candle_core::Result<String> {
+        let weight = get(&format!("{conv}.weight"))?;
+        let (out, per_group, k, _) = weight.dims4()?;
+        let gamma = get(&format!("{bn}.weight"))?;
+        let var = get(&format!("{bn}.running_var"))?;
+        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+        let bias = (get(&format!("{bn}.bias"))? - (get(&format!("{bn}.running_mean"))? * &scale)?)?;
+        let weight = weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
+        let w = g.constant(
+            &format!("{conv}.w"),
+            &[out, per_group, k, k],
+            &weight.flatten_all()?.to_vec1::<f32>()?,
+        );
+        let b = g.constant(&format!("{conv}.b"), &[out], &bias.to_vec1::<f32>()?);
+        let (before, after) = same_padding(size, k, stride);
+        let (b0, a0) = (before as i64, after as i64);
+        let y = g.node(
+            "Conv",
+            &[x, &w, &b],
+            &[
+                ("kernel_shape", Attr::Ints(vec![k as i64, k as i64])),
+                ("strides", Attr::Ints(vec![stride as i64, stride as i64])),
+                ("pads", Attr::Ints(vec![b0, b0, a0, a0])),
+                ("group", Attr::Int(groups as i64)),
+            ],
+        );
+        Ok(if relu6 {
+            g.node("Clip", &[&y, &zero, &six], &[])
+        } else {
+            y
+        })
+    };
+    let mut x = conv(&mut g, "input", "_conv_stem", "_bn0", 2, 1, true, size)?;
+    size = size.div_ceil(2);
+    for (i, &(expand, _, stride, cin, cout)) in BLOCKS.iter().enumerate() {
+        let p = format!("_blocks.{i}");
+        let input = x.clone();
+        if expand != 1 {
+            x = conv(
+                &mut g,
+                &x,
+                &format!("{p}._expand_conv"),
+                &format!("{p}._bn0"),
+                1,
+                1,
+                true,
+                size,
+            )?;
+        }
+        let channels = cin * expand;
+        x = conv(
+            &mut g,
+            &x,
+            &format!("{p}._depthwise_conv"),
+            &format!("{p}._bn1"),
+            stride,
+            channels,
+            true,
+            size,
+        )?;
+        size = size.div_ceil(stride);
+        x = conv(
+            &mut g,
+            &x,
+            &format!("{p}._project_conv"),
+            &format!("{p}._bn2"),
+            1,
+            1,
+            false,
+            size,
+        )?;
+        if stride == 1 && cin == cout {
+            x = g.node("Add", &[&x, &input], &[]);
+        }
+    }
+    x = conv(&mut g, &x, "_conv_head", "_bn1", 1, 1, true, size)?;
+    let pooled = g.node("GlobalAveragePool", &[&x], &[]);
+    g.node_to(
+        "Flatten",
+        &[&pooled],
+        &["features"],
+        &[("axis", Attr::Int(1))],
+    );
+    let fc_w = get("_fc.weight")?;
+    let fc_w = g.constant(
+        "fc.w",
+        &[CLASSES, FEATURES],
+        &fc_w.flatten_all()?.to_vec1::<f32>()?,
+    );
+    let fc_b = g.constant("fc.b", &[CLASSES], &get("_fc.bias")?.to_vec1::<f32>()?);
+    g.node_to(
+        "Gemm",
+        &["features", &fc_w, &fc_b],
+        &["logits"],
+        &[("transB", Attr::Int(1))],
+    );
+    g.output("features", &[FEATURES]);
+    g.output("logits", &[CLASSES]);
+    Ok(g.to_model("efficientnet-lite0"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

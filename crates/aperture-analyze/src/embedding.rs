@@ -30,15 +30,20 @@ const EXCERPT_CHARS: usize = 200;
 
 pub struct TextEmbedding {
     model: Loaded<TextEmbedder>,
+    /// ONNX Runtime, when installed: the encoder runs there.
+    library: Option<std::path::PathBuf>,
     space: &'static str,
     fingerprint: String,
 }
 
 impl TextEmbedding {
-    /// The analyzer over the installed MiniLM in the models folder `models_dir`.
+    /// The analyzer over the installed MiniLM in the models folder `models_dir`, on ONNX
+    /// Runtime when that is installed too, else in candle.
     pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
         let folder = models::require(models_dir, MINILM_MODEL)?;
-        Self::from_folder(folder, MINILM_SPACE)
+        let mut analyzer = Self::from_folder(folder, MINILM_SPACE)?;
+        analyzer.library = crate::onnx::runtime_library(models_dir).ok();
+        Ok(analyzer)
     }
 
     /// The analyzer over any BERT sentence-transformer folder (config.json, tokenizer.json,
@@ -50,6 +55,7 @@ impl TextEmbedding {
         let fingerprint = models::fingerprint(&folder)?;
         Ok(Self {
             model: Loaded::new(folder),
+            library: None,
             space,
             fingerprint,
         })
@@ -115,7 +121,10 @@ impl Analyzer for TextEmbedding {
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
         let description = describe(input.asset, input.insights);
         let passages = passages(input.insights);
-        let model = self.model.get(TextEmbedder::load)?;
+        let library = self.library.as_deref();
+        let model = self
+            .model
+            .get(|folder| TextEmbedder::load_with(folder, library))?;
         let mut texts: Vec<&str> = vec![&description];
         texts.extend(passages.iter().map(|p| p.text.as_str()));
         let vectors = model.embed(&texts)?;

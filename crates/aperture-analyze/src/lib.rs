@@ -14,6 +14,7 @@
 //!
 //! Nothing here recognises, clusters or matches faces or people, in any form.
 
+mod bert_onnx;
 pub mod clip;
 pub mod efficientnet;
 pub mod embed;
@@ -25,7 +26,9 @@ mod loaded;
 pub mod models;
 pub mod ocr;
 pub mod onnx;
+mod onnx_graph;
 mod phash;
+mod resize;
 pub mod sensitive;
 mod text;
 mod thumbnail;

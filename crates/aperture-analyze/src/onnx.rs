@@ -67,6 +67,31 @@ pub fn session(library: &Path, model: &Path, threads: usize) -> Result<Mutex<Ses
     Ok(Mutex::new(session))
 }
 
+/// A session over a model built in memory (`what` names it in errors).
+pub fn session_from_memory(
+    library: &Path,
+    model: &[u8],
+    threads: usize,
+    what: &Path,
+) -> Result<Mutex<Session>, Error> {
+    let env = environment(library)?;
+    let failed = |e: &dyn std::fmt::Display| Error::Transient {
+        reason: format!(
+            "cannot load the ONNX graph made from {}: {e}",
+            what.display()
+        ),
+    };
+    let session = Session::builder(env)
+        .map_err(|e| failed(&e))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| failed(&e))?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| failed(&e))?
+        .commit_from_memory(model)
+        .map_err(|e| failed(&e))?;
+    Ok(Mutex::new(session))
+}
+
 /// Threads per inference: all cores, since jobs of one model take turns on its session.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())

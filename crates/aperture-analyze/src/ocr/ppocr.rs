@@ -7,13 +7,14 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use image::{DynamicImage, RgbImage, imageops::FilterType};
+use image::{DynamicImage, RgbImage};
 use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::Line;
 use super::geometry::{self, RotatedRect};
 use crate::Error;
+use crate::resize::{self, Filter};
 
 /// The detector's input: longest side at most this, both sides multiples of 32.
 const DET_MAX_SIDE: u32 = 960;
@@ -75,7 +76,7 @@ impl PpOcr {
     }
 
     fn run(&self, image: &DynamicImage) -> ort::Result<Vec<Line>> {
-        let rgb = image.to_rgb8();
+        let rgb = resize::rgb(image);
         let (w, h) = rgb.dimensions();
         if w < 4 || h < 4 {
             return Ok(Vec::new());
@@ -83,12 +84,13 @@ impl PpOcr {
         // The working image: at most MAX_SIDE; boxes are mapped back at the end.
         let scale = (MAX_SIDE as f32 / w.max(h) as f32).min(1.0);
         let work = if scale < 1.0 {
-            image::imageops::resize(
+            std::borrow::Cow::Owned(resize::resize(
                 &rgb,
+                None,
                 ((w as f32 * scale).round() as u32).max(1),
                 ((h as f32 * scale).round() as u32).max(1),
-                FilterType::Triangle,
-            )
+                Filter::Bilinear,
+            ))
         } else {
             rgb
         };
@@ -116,7 +118,7 @@ impl PpOcr {
         let ratio = (DET_MAX_SIDE as f32 / w.max(h) as f32).min(1.0);
         let side = |s: u32| (((s as f32 * ratio) / 32.0).round() as u32).max(1) * 32;
         let (dw, dh) = (side(w), side(h));
-        let resized = image::imageops::resize(image, dw, dh, FilterType::Triangle);
+        let resized = resize::resize(image, None, dw, dh, Filter::Bilinear);
         let input = bgr_planes(&resized, dw as usize);
         let shape = [1usize, 3, dh as usize, dw as usize];
         let prob: Vec<f32> = {
@@ -178,7 +180,7 @@ impl PpOcr {
             for (slot, &i) in batch.iter().enumerate() {
                 let crop = &crops[i];
                 let w = ((REC_HEIGHT as f32 * ratio(crop)).ceil() as u32).clamp(1, width as u32);
-                let line = image::imageops::resize(crop, w, REC_HEIGHT, FilterType::Triangle);
+                let line = resize::resize(crop, None, w, REC_HEIGHT, Filter::Bilinear);
                 let planes = &mut input[slot * 3 * plane..(slot + 1) * 3 * plane];
                 for (x, y, p) in line.enumerate_pixels() {
                     let at = y as usize * width + x as usize;

@@ -455,3 +455,55 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
         );
     }
 }
+
+/// The two engines each network can run on, ONNX Runtime (the graphs we build from the
+/// weights) and candle (also the GPU path), give the same results.
+#[test]
+fn onnx_runtime_and_candle_agree_on_both_networks() {
+    let models = models_dir();
+    let library = aperture_analyze::onnx::runtime_library(&models).unwrap();
+    let minilm = models::require(&models, "minilm").unwrap();
+    let texts = [
+        "A kitten sleeps on the sofa.",
+        "Quarterly revenue rose four percent.",
+        "",
+        "short",
+    ];
+    let on_candle = TextEmbedder::load(&minilm).unwrap().embed(&texts).unwrap();
+    let on_ort = TextEmbedder::load_with(&minilm, Some(&library))
+        .unwrap()
+        .embed(&texts)
+        .unwrap();
+    for (a, b) in on_candle.iter().zip(&on_ort) {
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "text embeddings differ by {diff}");
+    }
+
+    let effnet = models::require(&models, "efficientnet-lite0").unwrap();
+    let candle = aperture_analyze::labels::Classifier::load(&effnet).unwrap();
+    let ort = aperture_analyze::labels::Classifier::load_with(&effnet, Some(&library)).unwrap();
+    let dir = samples_dir().join("photos/imagenet");
+    let images: Vec<image::DynamicImage> = ["imagenet_00_243.jpg", "imagenet_17_22.jpg"]
+        .iter()
+        .map(|n| image::open(dir.join(n)).unwrap())
+        .collect();
+    let (a, b) = (
+        candle.classify(&images).unwrap(),
+        ort.classify(&images).unwrap(),
+    );
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a.top[0].0, b.top[0].0);
+        assert!((a.top[0].1 - b.top[0].1).abs() < 1e-4);
+        let diff = a
+            .features
+            .iter()
+            .zip(&b.features)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "image features differ by {diff}");
+    }
+}
