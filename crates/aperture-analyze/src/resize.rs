@@ -24,7 +24,8 @@ pub fn rgb(image: &DynamicImage) -> Cow<'_, RgbImage> {
 }
 
 /// `crop` (left, top, width, height; the whole image when `None`) of `src`, scaled to
-/// `width × height`.
+/// `width × height`. The crop is cut out first, as PIL's `crop` then `resize` does: pixels
+/// outside it never bleed into its edges.
 pub fn resize(
     src: &RgbImage,
     crop: Option<(u32, u32, u32, u32)>,
@@ -37,11 +38,16 @@ pub fn resize(
         Filter::Bilinear => FilterType::Bilinear,
         Filter::Bicubic => FilterType::CatmullRom,
     };
-    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
-    if let Some((left, top, w, h)) = crop {
-        options = options.crop(f64::from(left), f64::from(top), f64::from(w), f64::from(h));
-    }
-    if Resizer::new().resize(src, &mut dst, &options).is_err() {
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    let cut;
+    let source = match crop {
+        Some((left, top, w, h)) if (left, top, w, h) != (0, 0, src.width(), src.height()) => {
+            cut = image::imageops::crop_imm(src, left, top, w.max(1), h.max(1)).to_image();
+            &cut
+        }
+        _ => src,
+    };
+    if Resizer::new().resize(source, &mut dst, &options).is_err() {
         // Only an empty source or crop can fail; the image crate copes with those.
         let (left, top, w, h) = crop.unwrap_or((0, 0, src.width(), src.height()));
         let part = image::imageops::crop_imm(src, left, top, w.max(1), h.max(1)).to_image();
