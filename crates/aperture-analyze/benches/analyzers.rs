@@ -11,7 +11,7 @@
 //!   APERTURE_TEST_OCR_SET  OCR evaluation set    (default target/test-ocr-set)
 //!   REFERENCE_PYTHON       the venv's python     (default target/reference-venv/bin/python)
 //!   BENCH_SECONDS          per measurement       (default 10)
-//!   BENCH_THREADS          threads for both sides (default 2)
+//!   (threads: the reference gets as many as Aperture's inference uses, one per core)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,10 +108,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10.0);
-    let threads: usize = std::env::var("BENCH_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    // Aperture's inference uses one thread per core; the reference gets the same.
+    let threads = onnx::default_threads();
     let photos_dir = samples.join("photos/imagenet");
     let photos = images_in(&photos_dir);
     // The photographed half of the OCR set: every image has three lines of text.

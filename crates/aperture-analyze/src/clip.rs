@@ -45,6 +45,8 @@ struct HfTextConfig {
     num_attention_heads: usize,
     #[serde(default = "default_context")]
     max_position_embeddings: usize,
+    #[serde(default = "default_activation")]
+    hidden_act: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +59,8 @@ struct HfVisionConfig {
     patch_size: usize,
     #[serde(default = "default_channels")]
     num_channels: usize,
+    #[serde(default = "default_activation")]
+    hidden_act: String,
 }
 
 fn default_projection() -> usize {
@@ -71,8 +75,24 @@ fn default_context() -> usize {
 fn default_channels() -> usize {
     3
 }
+fn default_activation() -> String {
+    "quick_gelu".into()
+}
 
 impl HfConfig {
+    /// candle's CLIP has OpenAI's activation only; a port with another would load and give
+    /// wrong vectors, so it is refused.
+    fn check(&self) -> Result<(), String> {
+        for act in [&self.text_config.hidden_act, &self.vision_config.hidden_act] {
+            if act != "quick_gelu" {
+                return Err(format!(
+                    "activation {act:?} is not supported (only OpenAI CLIP's quick_gelu)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn to_candle(&self) -> ClipConfig {
         let (t, v) = (&self.text_config, &self.vision_config);
         ClipConfig {
@@ -121,6 +141,7 @@ impl ClipEncoder {
         let config: HfConfig = std::fs::read(folder.join("config.json"))
             .map_err(|e| failed("config.json", &e))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| failed("config.json", &e)))?;
+        config.check().map_err(|e| failed("config.json", &e))?;
         let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
             .map_err(|e| failed("tokenizer.json", &e))?;
         let device = crate::embed::default_device();

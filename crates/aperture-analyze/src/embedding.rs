@@ -19,6 +19,8 @@ use crate::{Analyzer, Error, Input, Output, model_insight, models};
 pub const MINILM_SPACE: &str = "all-minilm-l6-v2";
 /// The manifest name of that model.
 pub const MINILM_MODEL: &str = "minilm";
+/// The analyzers whose insights describe an asset.
+pub(crate) const READS: &[&str] = &["labels", "ocr", "text"];
 /// Words per document passage: comfortably under the model's token limit.
 const PASSAGE_WORDS: usize = 120;
 /// Passages embedded per asset; the description vector still covers a longer document.
@@ -115,7 +117,7 @@ impl Analyzer for TextEmbedding {
     }
 
     fn reads(&self) -> &'static [&'static str] {
-        &["labels", "ocr", "text"]
+        READS
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {

@@ -130,6 +130,10 @@ pub(crate) fn model_insight(
     }
 }
 
+/// What each analyzer of this build reads ([`Analyzer::reads`]), known without its models:
+/// a worker that cannot run an analyzer still queues it again when what it reads changes.
+pub const READS: &[(&str, &[&str])] = &[("embedding", embedding::READS), ("ocr", ocr::READS)];
+
 /// An analyzer this build has that cannot run with the models installed, and why.
 #[derive(Debug, Clone)]
 pub struct Unavailable {

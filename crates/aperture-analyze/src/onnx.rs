@@ -3,7 +3,7 @@
 //! downloaded at build time, and a build without the library still runs every other analyzer.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -13,8 +13,9 @@ use crate::{Error, models};
 /// The manifest name of the runtime library.
 pub const RUNTIME_MODEL: &str = "onnxruntime";
 
-/// The process's one ONNX Runtime environment (sessions hold it weakly, so it lives here).
-static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+/// The process's one ONNX Runtime environment (sessions hold it weakly, so it lives here,
+/// for the life of the process). A failed start is not kept: the next model load tries again.
+static ENVIRONMENT: Mutex<Option<&'static ort::environment::Environment>> = Mutex::new(None);
 
 /// The runtime library in an installed `onnxruntime` model folder.
 pub fn runtime_library(models_dir: &Path) -> Result<PathBuf, models::Error> {
@@ -37,16 +38,22 @@ pub fn runtime_library(models_dir: &Path) -> Result<PathBuf, models::Error> {
 }
 
 fn environment(library: &Path) -> Result<&'static ort::environment::Environment, Error> {
-    let env = ENVIRONMENT.get_or_init(|| {
-        ort::init_from(library)
-            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))?
-            .with_name("aperture")
-            .build()
-            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
-    });
-    env.as_ref().map_err(|reason| Error::Transient {
-        reason: reason.clone(),
-    })
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = *slot {
+        return Ok(env);
+    }
+    let env = ort::init_from(library)
+        .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", library.display()))
+        .and_then(|builder| {
+            builder
+                .with_name("aperture")
+                .build()
+                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        })
+        .map_err(|reason| Error::Transient { reason })?;
+    let env: &'static _ = Box::leak(Box::new(env));
+    *slot = Some(env);
+    Ok(env)
 }
 
 /// A session over `model`, running on `threads` threads. ONNX Runtime sessions run one call

@@ -112,9 +112,9 @@ impl Analyzer for Sensitive {
         format!("1+{}", self.fingerprint)
     }
 
-    /// Before the grid shows the thumbnail, ideally.
+    /// Before the thumbnail (100), so that no thumbnail is ever shown without its score.
     fn priority(&self) -> i32 {
-        8
+        110
     }
 
     fn kinds(&self) -> &'static [MediaKind] {

@@ -188,11 +188,32 @@ impl Worker {
     /// whether the outcome was kept (false: the lease had been lost).
     async fn run_job(&self, job: Job) -> aperture_catalog::Result<(String, f64, Outcome, bool)> {
         let started = Instant::now();
-        let outcome = match self.analyzers.get(&job.analyzer) {
-            Some(analyzer) => self.analyze(&job, analyzer.clone()).await,
-            None => Outcome::Failed {
-                error: format!("this worker has no analyzer {:?}", job.analyzer),
-            },
+        let work = async {
+            match self.analyzers.get(&job.analyzer) {
+                Some(analyzer) => self.analyze(&job, analyzer.clone()).await,
+                None => Outcome::Failed {
+                    error: format!("this worker has no analyzer {:?}", job.analyzer),
+                },
+            }
+        };
+        // Renew the lease while the job runs, so a long one (a scanned book) stays ours.
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(self.lease / 3).await;
+                let (catalog, id, worker, lease) =
+                    (self.catalog.clone(), job.id, self.id.clone(), self.lease);
+                if !matches!(
+                    blocking(move || catalog.renew(id, &worker, lease)).await,
+                    Ok(true)
+                ) {
+                    // Lost (or the catalog is unreachable): the result will be dropped.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = heartbeat => unreachable!("the heartbeat never ends"),
         };
         let seconds = started.elapsed().as_secs_f64();
         if let Outcome::Unrecoverable { error } | Outcome::Failed { error } = &outcome {
@@ -243,19 +264,46 @@ impl Worker {
             let analyzer = analyzer.clone();
             let asset = asset.clone();
             move || {
-                analyzer.analyze(&Input {
-                    asset: &asset,
-                    path: file.path(),
-                    insights: &insights,
+                // A panic in an analyzer (a bug its input found) fails this job, not the worker.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    analyzer.analyze(&Input {
+                        asset: &asset,
+                        path: file.path(),
+                        insights: &insights,
+                    })
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".into());
+                    Err(Error::BadInput {
+                        reason: format!("the {} analyzer failed: {what}", analyzer.name()),
+                    })
                 })
             }
         })
         .await;
+        // Every error names the file, whichever layer raised it.
+        let named = |reason: String| {
+            if reason.contains(&asset.name) {
+                reason
+            } else {
+                format!("{}: {reason}", asset.name)
+            }
+        };
         match result {
             Ok(output) => self.store(&asset, analyzer.as_ref(), output).await,
-            Err(Error::NotApplicable { reason }) => Outcome::Skipped { reason },
-            Err(Error::BadInput { reason }) => Outcome::Unrecoverable { error: reason },
-            Err(Error::Transient { reason }) => Outcome::Failed { error: reason },
+            Err(Error::NotApplicable { reason }) => Outcome::Skipped {
+                reason: named(reason),
+            },
+            Err(Error::BadInput { reason }) => Outcome::Unrecoverable {
+                error: named(reason),
+            },
+            Err(Error::Transient { reason }) => Outcome::Failed {
+                error: named(reason),
+            },
         }
     }
 
@@ -301,13 +349,23 @@ impl Worker {
         Ok(insights)
     }
 
-    /// This worker's analyzers that read the insights of `name`.
+    /// Every analyzer that reads the insights of `name`, whether this worker runs it or not
+    /// (workers with other models installed share the queue).
     fn readers_of(&self, name: &str) -> Vec<String> {
-        self.analyzers
-            .values()
-            .filter(|a| a.reads().contains(&name))
-            .map(|a| a.name().to_owned())
-            .collect()
+        let mut readers: Vec<String> = crate::READS
+            .iter()
+            .filter(|(_, reads)| reads.contains(&name))
+            .map(|(reader, _)| (*reader).to_owned())
+            .collect();
+        readers.extend(
+            self.analyzers
+                .values()
+                .filter(|a| a.reads().contains(&name))
+                .map(|a| a.name().to_owned()),
+        );
+        readers.sort();
+        readers.dedup();
+        readers
     }
 
     /// A local file with the asset's verified bytes: the blob itself on a local store, a

@@ -12,7 +12,7 @@ use aperture_core::{
 
 use std::time::Duration;
 
-use crate::jobs::{JobQueue, MAX_ATTEMPTS};
+use crate::jobs::{JobQueue, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS};
 use crate::*;
 
 /// Generates one `#[test]` per conformance check; `$make` builds a fresh, empty catalog.
@@ -24,7 +24,7 @@ macro_rules! catalog_conformance {
             id_prefixes, deletion_and_races, insights_round_trip, referenced_blobs,
             against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
             queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice,
-            queue_requeues_dependents);
+            queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -788,6 +788,67 @@ pub fn queue_requeues_dependents<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     assert_eq!(
         fresh.attempts, 1,
         "a requeued job starts its attempts afresh"
+    );
+}
+
+/// A renewed lease keeps a long job with its worker; a job whose workers keep vanishing is
+/// failed after [`MAX_ABANDONED_CLAIMS`] claims, with an error that says so.
+pub fn queue_renews_leases_and_gives_up_on_abandoned_jobs<C: Catalog + JobQueue>(
+    make: &dyn Fn() -> C,
+) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    catalog.enqueue(&jobs_for(a, &[("ocr", 0)])).unwrap();
+    let short = Duration::from_millis(30);
+    let job = catalog.claim("w1", &names(&["ocr"]), 1, short).unwrap()[0].clone();
+    assert!(catalog.renew(job.id, "w1", LEASE).unwrap());
+    assert!(
+        !catalog.renew(job.id, "w2", LEASE).unwrap(),
+        "only the holder renews"
+    );
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(
+        catalog
+            .claim("w2", &names(&["ocr"]), 1, short)
+            .unwrap()
+            .is_empty(),
+        "a renewed lease has not run out"
+    );
+    assert!(
+        catalog
+            .finish(job.id, "w1", &succeeded(a, "ocr", "1", "x"))
+            .unwrap()
+    );
+    assert!(
+        !catalog.renew(job.id, "w1", LEASE).unwrap(),
+        "a finished job has no lease"
+    );
+
+    // Every worker that takes this job vanishes.
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog.enqueue(&jobs_for(b, &[("ocr", 0)])).unwrap();
+    for n in 0..MAX_ABANDONED_CLAIMS {
+        let claimed = catalog
+            .claim(&format!("doomed{n}"), &names(&["ocr"]), 1, short)
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "claim {n}");
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert!(
+        catalog
+            .claim("w", &names(&["ocr"]), 1, short)
+            .unwrap()
+            .is_empty()
+    );
+    let job = &catalog.jobs_of(b).unwrap()[0];
+    assert_eq!(job.state, JobState::Failed);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("worker stopped"),
+        "{job:?}"
     );
 }
 

@@ -12,6 +12,11 @@ use crate::Result;
 /// Attempts before a job is left failed.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// Claims of a job whose workers all vanished (killed, out of memory, a panic that took the
+/// process) before it is left failed rather than handed to yet another worker: a file that
+/// kills every worker that reads it must not do so forever.
+pub const MAX_ABANDONED_CLAIMS: u32 = 5;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -133,6 +138,10 @@ pub trait JobQueue: Send + Sync {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<Job>>;
+
+    /// Extends the lease of a running job held by `worker` to `lease` from now, for jobs that
+    /// run longer than one lease. False when the lease was lost already.
+    fn renew(&self, job: i64, worker: &str, lease: Duration) -> Result<bool>;
 
     /// Records how a leased job ended. False, and nothing written, when `worker` no longer
     /// holds the lease (it expired and the job went to another worker).

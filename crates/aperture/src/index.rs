@@ -182,8 +182,11 @@ pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode>
 /// Queues again the results of analyzers whose version changed; search keeps serving the
 /// old results until the new ones replace them.
 pub async fn reindex(app: &App, args: ReindexArgs) -> anyhow::Result<ExitCode> {
-    let (analyzers, _) = app.analyzers();
+    let (analyzers, missing) = app.analyzers();
     for name in &args.analyzer {
+        if let Some(m) = missing.iter().find(|m| m.analyzer == name) {
+            anyhow::bail!("analyzer {name} cannot run here: {}", m.reason);
+        }
         let Some(analyzer) = analyzers.iter().find(|a| a.name() == name) else {
             let known: Vec<_> = analyzers.iter().map(|a| a.name()).collect();
             anyhow::bail!("no analyzer {name:?}; known: {}", known.join(", "));

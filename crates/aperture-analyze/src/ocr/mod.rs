@@ -29,6 +29,8 @@ pub const PPOCR_MODEL: &str = "ppocr-v6";
 /// 2 in Latin scripts (measured on our evaluation set); a line with far fewer is in a script
 /// not in its alphabet, of which it read only digits, punctuation and look-alike letters.
 const MIN_COVERAGE: f32 = 0.6;
+/// The text layer: pages that have one are not read again.
+pub(crate) const READS: &[&str] = &["text"];
 /// Scanned pages read per document; the rest are left (and the job says so).
 pub const MAX_PDF_PAGES: u32 = 100;
 /// Tesseract's reading replaces PP-OCRv6's only when it is at least this sure of it: on a
@@ -99,7 +101,14 @@ impl Ocr {
             && !lines.is_empty()
             && unsure * 2 >= lines.len()
         {
-            let second = tesseract.read(image)?;
+            let second = match tesseract.read(image) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    // PP-OCRv6's reading stands.
+                    tracing::warn!(error = %e, "tesseract failed; keeping PP-OCRv6's lines");
+                    return Ok((lines, Engine::PpOcr));
+                }
+            };
             let sure = second.iter().map(|l| l.confidence).sum::<f32>()
                 >= MIN_TESSERACT_CONFIDENCE * second.len() as f32;
             if sure && chars(&second) > chars(&lines) {
@@ -197,9 +206,8 @@ impl Analyzer for Ocr {
         &[MediaKind::Image, MediaKind::Document]
     }
 
-    /// The text layer: pages that have one are not read again.
     fn reads(&self) -> &'static [&'static str] {
-        &["text"]
+        READS
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -256,7 +264,14 @@ impl Ocr {
                 reason: format!("{} has a text layer, not read yet", asset.name),
             });
         }
-        let pages = asset.metadata.pages.unwrap_or(0);
+        let Some(pages) = asset.metadata.pages else {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{}: the PDF did not parse, so its pages are unknown",
+                    asset.name
+                ),
+            });
+        };
         let scanned: Vec<u32> = (1..=pages).filter(|p| !with_text.contains(p)).collect();
         if scanned.is_empty() {
             return Err(Error::NotApplicable {
@@ -279,16 +294,51 @@ impl Ocr {
                 "reading only the first {MAX_PDF_PAGES} scanned pages"
             );
         }
-        let mut insights = Vec::new();
-        for &page in scanned.iter().take(MAX_PDF_PAGES as usize) {
-            let image = renderer.page(input.path, page, &asset.name)?;
-            insights.extend(self.lines_of(asset, &image, Some(page))?);
+        // A page that will not render or read is left out; the document fails only when
+        // no page could be read.
+        let (mut insights, mut failures) = (Vec::new(), Vec::new());
+        let wanted = scanned.len().min(MAX_PDF_PAGES as usize);
+        for &page in scanned.iter().take(wanted) {
+            match renderer
+                .page(input.path, page, &asset.name)
+                .and_then(|image| self.lines_of(asset, &image, Some(page)))
+            {
+                Ok(lines) => insights.extend(lines),
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.len() == wanted {
+            return Err(failures.swap_remove(0));
+        }
+        for e in &failures {
+            tracing::warn!(asset = %asset.name, error = %e, "a scanned page was left out");
         }
         Ok(Output {
             insights,
             derived: Vec::new(),
         })
     }
+}
+
+/// Reads a child's stderr in a thread as it comes, so that a chatty child never blocks on a
+/// full pipe; the join gives its first lines (at most 4 KiB).
+fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    let stderr = child.stderr.take();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut kept = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = 4096usize.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    })
 }
 
 /// Waits for `child` to exit, for at most `timeout`; a child still running then is killed and

@@ -10,8 +10,10 @@ use image::DynamicImage;
 
 use crate::Error;
 
-/// Pixels per inch: A4 at 150 dpi is 1240 × 1754, plenty for body text.
-const DPI: u32 = 150;
+/// The longest side of a rendering, whatever size the page claims: an A4 page comes out at
+/// about 240 dpi (plenty for body text, and the most PP-OCR reads), and a poster-sized or
+/// hostile page is scaled down rather than rendered at 30,000 pixels a side.
+const SIDE: u32 = 2000;
 /// One page that takes longer than this to render is given up.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -36,7 +38,8 @@ impl Renderer {
         let prefix = dir.path().join("page");
         let number = page.to_string();
         let mut child = Command::new(&self.program)
-            .args(["-r", &DPI.to_string(), "-f", &number, "-l", &number])
+            .args(["-f", &number, "-l", &number])
+            .args(["-scale-to", &SIDE.to_string()])
             .args(["-png", "-singlefile"])
             .arg(path)
             .arg(&prefix)
@@ -47,6 +50,7 @@ impl Renderer {
             .map_err(|e| Error::Transient {
                 reason: format!("cannot run {}: {e}", self.program.display()),
             })?;
+        let stderr = super::drain_stderr(&mut child);
         let status = match super::wait_at_most(&mut child, TIMEOUT) {
             Ok(Some(status)) => status,
             Ok(None) => {
@@ -64,12 +68,8 @@ impl Renderer {
             }
         };
         let png = prefix.with_extension("png");
+        let err = stderr.join().unwrap_or_default();
         if !status.success() || !png.is_file() {
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                use std::io::Read;
-                let _ = stderr.read_to_string(&mut err);
-            }
             return Err(Error::BadInput {
                 reason: format!(
                     "cannot render page {page} of {name}: {}",

@@ -197,7 +197,17 @@ impl PpOcr {
                 input.as_slice()
             ))?])?;
             let (dims, data) = outputs[0].try_extract_tensor::<f32>()?;
-            let (steps, classes) = (dims[1] as usize, dims[2] as usize);
+            let (steps, classes) = match dims[..] {
+                [n, t, c] if n as usize == batch.len() && data.len() == (n * t * c) as usize => {
+                    (t as usize, c as usize)
+                }
+                _ => {
+                    return Err(ort::Error::new(format!(
+                        "the recogniser gave a {dims:?} output for {} lines",
+                        batch.len()
+                    )));
+                }
+            };
             for (slot, &i) in batch.iter().enumerate() {
                 let seq = &data[slot * steps * classes..(slot + 1) * steps * classes];
                 out[i] = self.ctc_decode(seq, steps, classes);

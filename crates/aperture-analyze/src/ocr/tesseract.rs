@@ -84,6 +84,7 @@ impl Tesseract {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| failed(format!("cannot run {}: {e}", self.program.display())))?;
+        let stderr = super::drain_stderr(&mut child);
         let mut stdin = child.stdin.take().expect("piped");
         let png = png.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&png));
@@ -102,11 +103,8 @@ impl Tesseract {
             .join()
             .map_err(|_| failed("reader thread panicked".into()))?
             .map_err(|e| failed(e.to_string()))?;
+        let err = stderr.join().unwrap_or_default();
         if !status.success() {
-            let mut err = String::new();
-            if let Some(mut stderr) = child.stderr.take() {
-                let _ = stderr.read_to_string(&mut err);
-            }
             return Err(failed(format!("{status}: {}", err.trim())));
         }
         Ok(out)

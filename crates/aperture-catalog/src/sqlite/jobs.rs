@@ -8,7 +8,9 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_
 
 use super::SqliteCatalog;
 use super::rows::id_from;
-use crate::jobs::{Job, JobQueue, JobState, MAX_ATTEMPTS, NewJob, Outcome, retry_backoff};
+use crate::jobs::{
+    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, retry_backoff,
+};
 use crate::{Error, Result};
 
 const JOB_COLUMNS: &str =
@@ -132,6 +134,14 @@ impl JobQueue for SqliteCatalog {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = UnixMillis::now().0;
+        // Jobs abandoned too often are not handed out again.
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,
+                 last_error = 'its worker stopped (killed, out of memory or crashed) on each of '
+                     || attempts || ' attempts', updated_at = ?1
+             WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= ?2",
+            params![now, MAX_ABANDONED_CLAIMS],
+        )?;
         let ids: Vec<i64> = {
             let sql = format!(
                 "SELECT id FROM jobs
@@ -164,6 +174,16 @@ impl JobQueue for SqliteCatalog {
         }
         tx.commit()?;
         Ok(claimed)
+    }
+
+    fn renew(&self, job: i64, worker: &str, lease: Duration) -> Result<bool> {
+        let now = UnixMillis::now().0;
+        let changed = self.write().execute(
+            "UPDATE jobs SET lease_expires_at = ?3, updated_at = ?4
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            params![job, worker, now + millis(lease), now],
+        )?;
+        Ok(changed == 1)
     }
 
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
