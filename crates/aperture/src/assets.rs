@@ -167,13 +167,25 @@ pub async fn show(app: &App, args: ShowArgs) -> anyhow::Result<ExitCode> {
             "  {} {}: {}{}",
             i.analyzer,
             i.kind,
-            i.value,
+            readable(&i.value),
             i.confidence
                 .map(|c| format!(" ({c:.2})"))
                 .unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An insight's value for people: a feature vector is shown by its size (`--json` has it all).
+fn readable(value: &serde_json::Value) -> serde_json::Value {
+    let mut value = value.clone();
+    if let Some(map) = value.as_object_mut()
+        && map.get("vector").is_some_and(|v| v.is_string())
+    {
+        let dims = map.get("dims").cloned().unwrap_or_default();
+        map.insert("vector".into(), format!("<{dims} floats>").into());
+    }
+    value
 }
 
 pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
