@@ -7,6 +7,8 @@ mod embed;
 
 mod real_models;
 
+mod worker;
+
 use std::io::Cursor;
 use std::path::Path;
 
