@@ -266,6 +266,29 @@ fn bilinear(image: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The rectangle covers every pixel of the region, and is no larger than the
+        /// region's axis-aligned box (which is one of the candidates).
+        #[test]
+        fn the_min_area_rect_covers_its_region(
+            points in proptest::collection::vec((0i32..200, 0i32..200), 1..60)
+        ) {
+            let hull = convex_hull(&points);
+            let rect = min_area_rect(&hull).unwrap();
+            for &(x, y) in &points {
+                // Pixel (x, y)'s centre, with a little room for rounding.
+                let grown = rect.grown(0.01);
+                prop_assert!(grown.contains(x as f32 + 0.5, y as f32 + 0.5), "{rect:?} misses ({x}, {y})");
+            }
+            let (x0, x1) = points.iter().fold((i32::MAX, i32::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+            let (y0, y1) = points.iter().fold((i32::MAX, i32::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+            let aabb = ((x1 - x0 + 1) * (y1 - y0 + 1)) as f32;
+            prop_assert!(rect.len_u * rect.len_v <= aabb + 1e-2, "{rect:?} vs {aabb}");
+            prop_assert!(rect.len_u >= rect.len_v && rect.ux >= -1e-6);
+        }
+    }
 
     #[test]
     fn an_upright_block_gets_its_own_box() {
