@@ -56,22 +56,17 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment,
     Ok(env)
 }
 
+/// Where a session's graph comes from.
+enum Source<'a> {
+    File(&'a Path),
+    /// Built in memory from the weights file named.
+    Memory(&'a [u8], &'a Path),
+}
+
 /// A session over `model`, running on `threads` threads. ONNX Runtime sessions run one call
 /// at a time here (`Session::run` takes `&mut`), so the session sits behind a mutex.
 pub fn session(library: &Path, model: &Path, threads: usize) -> Result<Mutex<Session>, Error> {
-    let env = environment(library)?;
-    let failed = |e: &dyn std::fmt::Display| Error::Transient {
-        reason: format!("cannot load {}: {e}", model.display()),
-    };
-    let session = Session::builder(env)
-        .map_err(|e| failed(&e))?
-        .with_optimization_level(GraphOptimizationLevel::All)
-        .map_err(|e| failed(&e))?
-        .with_intra_threads(threads.max(1))
-        .map_err(|e| failed(&e))?
-        .commit_from_file(model)
-        .map_err(|e| failed(&e))?;
-    Ok(Mutex::new(session))
+    open(library, Source::File(model), threads)
 }
 
 /// A session over a model built in memory (`what` names it in errors).
@@ -81,21 +76,31 @@ pub fn session_from_memory(
     threads: usize,
     what: &Path,
 ) -> Result<Mutex<Session>, Error> {
+    open(library, Source::Memory(model, what), threads)
+}
+
+fn open(library: &Path, source: Source<'_>, threads: usize) -> Result<Mutex<Session>, Error> {
     let env = environment(library)?;
     let failed = |e: &dyn std::fmt::Display| Error::Transient {
-        reason: format!(
-            "cannot load the ONNX graph made from {}: {e}",
-            what.display()
-        ),
+        reason: match source {
+            Source::File(path) => format!("cannot load {}: {e}", path.display()),
+            Source::Memory(_, what) => format!(
+                "cannot load the ONNX graph made from {}: {e}",
+                what.display()
+            ),
+        },
     };
-    let session = Session::builder(env)
+    let mut builder = Session::builder(env)
         .map_err(|e| failed(&e))?
         .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| failed(&e))?
         .with_intra_threads(threads.max(1))
-        .map_err(|e| failed(&e))?
-        .commit_from_memory(model)
         .map_err(|e| failed(&e))?;
+    let session = match source {
+        Source::File(path) => builder.commit_from_file(path),
+        Source::Memory(bytes, _) => builder.commit_from_memory(bytes),
+    }
+    .map_err(|e| failed(&e))?;
     Ok(Mutex::new(session))
 }
 
