@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use aperture_core::{MediaKind, encode_vector};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
 use candle_transformers::models::clip::{ClipConfig, ClipModel};
@@ -145,16 +144,8 @@ impl ClipEncoder {
         let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json"))
             .map_err(|e| failed("tokenizer.json", &e))?;
         let device = crate::embed::default_device();
-        // SAFETY: memory-mapped read-only; model folders are replaced by rename, never
-        // rewritten in place.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(
-                &[folder.join("model.safetensors")],
-                DType::F32,
-                &device,
-            )
-        }
-        .map_err(|e| failed("model.safetensors", &e))?;
+        let vb = crate::embed::mmap_weights(&folder.join("model.safetensors"), &device)
+            .map_err(|e| failed("model.safetensors", &e))?;
         let candle = config.to_candle();
         let model = ClipModel::new(vb, &candle).map_err(|e| failed("the CLIP weights", &e))?;
         Ok(Self {

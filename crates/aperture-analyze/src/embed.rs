@@ -65,24 +65,13 @@ impl TextEmbedder {
             }))
             .map_err(|e| missing("tokenizer.json", &e))?;
         let weights = dir.join("model.safetensors");
-        let engine = match library {
-            Some(library) if device.is_cpu() => {
-                let graph = crate::bert_onnx::onnx_model(&weights, &config)
+        let engine = match onnx_engine(library, &device, &weights, |w| {
+            crate::bert_onnx::onnx_model(w, &config)
+        }) {
+            Some(session) => Engine::Onnx(session?),
+            None => {
+                let vb = mmap_weights(&weights, &device)
                     .map_err(|e| missing("model.safetensors", &e))?;
-                Engine::Onnx(crate::onnx::session_from_memory(
-                    library,
-                    &graph,
-                    crate::onnx::default_threads(),
-                    &weights,
-                )?)
-            }
-            _ => {
-                // SAFETY: the weights file is memory-mapped read-only; the model folder is
-                // ours and is replaced by rename, never rewritten in place.
-                let vb = unsafe {
-                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)
-                }
-                .map_err(|e| missing("model.safetensors", &e))?;
                 let model =
                     BertModel::load(vb, &config).map_err(|e| missing("the BERT weights", &e))?;
                 Engine::Candle {
@@ -205,6 +194,44 @@ impl TextEmbedder {
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
         Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
     }
+}
+
+/// A var builder over a safetensors file of a model folder, memory-mapped.
+pub(crate) fn mmap_weights(
+    weights: &Path,
+    device: &Device,
+) -> candle_core::Result<VarBuilder<'static>> {
+    // SAFETY: the file is memory-mapped read-only; model folders are replaced by rename,
+    // never rewritten in place, while a process uses them.
+    unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+}
+
+/// A session over the graph `build` makes from `weights`, when the network should run on
+/// ONNX Runtime: the library is installed and no GPU is in use. `None`: run it in candle.
+pub(crate) fn onnx_engine(
+    library: Option<&Path>,
+    device: &Device,
+    weights: &Path,
+    build: impl FnOnce(&Path) -> candle_core::Result<Vec<u8>>,
+) -> Option<Result<Mutex<ort::session::Session>, Error>> {
+    let library = library.filter(|_| device.is_cpu())?;
+    Some(
+        build(weights)
+            .map_err(|e| Error::Transient {
+                reason: format!(
+                    "cannot build the ONNX graph from {}: {e}",
+                    weights.display()
+                ),
+            })
+            .and_then(|graph| {
+                crate::onnx::session_from_memory(
+                    library,
+                    &graph,
+                    crate::onnx::default_threads(),
+                    weights,
+                )
+            }),
+    )
 }
 
 /// The first GPU in builds with the `cuda` feature when there is one, else the CPU.

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use aperture_core::{Insight, MediaKind, encode_vector};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 use image::DynamicImage;
 
 use crate::efficientnet::{CLASSES, EfficientNetLite0, FEATURES, INPUT_SIZE};
@@ -68,24 +67,16 @@ impl Classifier {
         }
         let device = crate::embed::default_device();
         let weights = folder.join("model.safetensors");
-        let engine = match library {
-            Some(library) if device.is_cpu() => {
-                let model = crate::efficientnet::onnx_model(&weights)
+        let engine = match crate::embed::onnx_engine(
+            library,
+            &device,
+            &weights,
+            crate::efficientnet::onnx_model,
+        ) {
+            Some(session) => Engine::Onnx(session?),
+            None => {
+                let vb = crate::embed::mmap_weights(&weights, &device)
                     .map_err(|e| failed("model.safetensors", &e))?;
-                Engine::Onnx(crate::onnx::session_from_memory(
-                    library,
-                    &model,
-                    crate::onnx::default_threads(),
-                    &weights,
-                )?)
-            }
-            _ => {
-                // SAFETY: memory-mapped read-only; model folders are replaced by rename,
-                // never rewritten in place.
-                let vb = unsafe {
-                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)
-                }
-                .map_err(|e| failed("model.safetensors", &e))?;
                 Engine::Candle(
                     EfficientNetLite0::load(vb).map_err(|e| failed("model.safetensors", &e))?,
                 )
