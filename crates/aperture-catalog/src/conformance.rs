@@ -24,7 +24,8 @@ macro_rules! catalog_conformance {
             id_prefixes, deletion_and_races, insights_round_trip, referenced_blobs,
             against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
             queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice,
-            queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs);
+            queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs,
+            change_feed);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -679,6 +680,67 @@ pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() ->
     catalog.delete_asset(a).unwrap();
     assert!(catalog.jobs_of(a).unwrap().is_empty());
     assert_eq!(catalog.jobs_of(b).unwrap().len(), 3);
+}
+
+/// Every change a search index must follow is in the feed, in commit order: a new asset, a new
+/// path for it, new insights (added, or a job's results), and its deletion.
+pub fn change_feed<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    assert_eq!(catalog.last_change().unwrap(), 0);
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let start = catalog.last_change().unwrap();
+    assert!(start > 0, "ingest is a change");
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    assert_eq!(
+        record_one(&catalog, &new_asset(c, b"a", "/copy-of-a")),
+        Recorded::Duplicate(a)
+    );
+    catalog.add_insights(&[insight(b, Place::Whole)]).unwrap();
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "1", "cat"))
+            .unwrap()
+    );
+    catalog.delete_asset(b).unwrap();
+
+    let feed = catalog.changes(start, 100).unwrap();
+    let assets: Vec<AssetId> = feed.iter().map(|change| change.asset).collect();
+    assert_eq!(
+        assets,
+        [b, a, b, a, b],
+        "ingest, new path, insights, job, delete"
+    );
+    assert!(
+        feed.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in commit order"
+    );
+    assert_eq!(catalog.last_change().unwrap(), feed.last().unwrap().seq);
+    assert_eq!(
+        catalog.changes(start, 2).unwrap(),
+        feed[..2],
+        "paged by limit"
+    );
+    assert_eq!(catalog.changes(feed[2].seq, 100).unwrap(), feed[3..]);
+
+    // Pruning forgets what a consumer applied, never what comes after.
+    assert_eq!(catalog.prune_changes(feed[2].seq).unwrap() as usize, 4);
+    assert_eq!(catalog.changes(0, 100).unwrap(), feed[3..]);
+    let last = catalog.last_change().unwrap();
+    catalog.prune_changes(last).unwrap();
+    assert!(catalog.changes(0, 100).unwrap().is_empty());
+    assert_eq!(
+        catalog.last_change().unwrap(),
+        last,
+        "pruning keeps the position"
+    );
+    let c2 = id_of(record_one(&catalog, &new_asset(c, b"c", "/c")));
+    let after = catalog.changes(last, 100).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].asset, c2);
+    assert!(after[0].seq > last, "numbers are never reused");
 }
 
 pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {

@@ -90,4 +90,13 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;
+
+    /// The change feed: assets whose searchable content changed (ingested, new path, analysed,
+    /// deleted) after `after`, in commit order, at most `limit`. An asset may appear many
+    /// times; each entry means "look at it again".
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>>;
+    /// The newest change's sequence number, pruned or not (0 before the first change).
+    fn last_change(&self) -> Result<i64>;
+    /// Forgets changes up to and including `through`, once a consumer applied them.
+    fn prune_changes(&self, through: i64) -> Result<u64>;
 }

@@ -148,3 +148,10 @@ pub struct BlobClaim {
     pub hash: ContentHash,
     pub generation: i64,
 }
+
+/// One entry of the change feed ([`crate::Catalog::changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub seq: i64,
+    pub asset: AssetId,
+}

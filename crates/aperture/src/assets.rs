@@ -216,14 +216,22 @@ pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
+    let mut removed = false;
     for text in &args.ids {
         match remove(app, text).await {
-            Ok(line) => println!("{line}"),
+            Ok(line) => {
+                println!("{line}");
+                removed = true;
+            }
             Err(e) => {
                 eprintln!("error: {text}: {e:#}");
                 failed = true;
             }
         }
+    }
+    // Out of the search indexes at once (searches never show a removed asset anyway).
+    if removed && let Err(e) = crate::search::update(app).await {
+        eprintln!("note: the search index will drop the removed assets on its next update: {e:#}");
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -80,6 +80,28 @@ fn exit(report: &WorkerReport) -> ExitCode {
     }
 }
 
+/// Brings the search index up to date after the analyzers ran; another process updating it
+/// is not an error (it will apply the same changes).
+async fn update_search(app: &App, quiet: bool) -> anyhow::Result<()> {
+    match crate::search::update(app).await {
+        Ok(update) => {
+            if !quiet && (update.indexed > 0 || update.removed > 0) {
+                println!(
+                    "search index: {} assets updated, {} removed",
+                    output::count(update.indexed),
+                    output::count(update.removed)
+                );
+            }
+            Ok(())
+        }
+        Err(e) if matches!(e.downcast_ref(), Some(aperture_search::Error::Busy(_))) => {
+            eprintln!("note: {e}; it will catch up on its own");
+            Ok(())
+        }
+        Err(e) => Err(e.context("cannot update the search index")),
+    }
+}
+
 async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<WorkerReport> {
     let worker = worker(app, lease);
     worker.enqueue_missing().await?;
@@ -114,6 +136,7 @@ async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<Wo
         })
         .await?;
     bar.finish_and_clear();
+    update_search(app, quiet).await?;
     Ok(report)
 }
 

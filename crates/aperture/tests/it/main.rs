@@ -8,6 +8,7 @@ mod metadata;
 mod models;
 mod real_media;
 mod round_trip;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

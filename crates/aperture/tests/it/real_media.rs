@@ -8,14 +8,14 @@ use std::path::PathBuf;
 
 use crate::Aperture;
 
-fn env_dir(var: &str) -> PathBuf {
+pub fn env_dir(var: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
         .unwrap_or_else(|| panic!("{var} is not set: run the tests with scripts/test.sh"))
 }
 
 /// A data folder whose config points at the installed test models.
-fn with_models() -> Aperture {
+pub fn with_models() -> Aperture {
     let ap = Aperture::init();
     let config = ap.data().join("aperture.toml");
     let text = std::fs::read_to_string(&config).unwrap();

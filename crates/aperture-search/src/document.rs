@@ -1,0 +1,273 @@
+//! What search knows of one asset, read from the catalog: the words to index, the vectors to
+//! index, and what a hit can point at to say why it matched.
+
+use std::collections::BTreeSet;
+
+use aperture_catalog::{Asset, Source};
+use aperture_core::{AssetId, Insight, MediaKind, Place, UnixMillis, decode_vector};
+
+use crate::query::{Has, capture_day};
+
+/// Labels below this probability are not indexed: they are the model's guesses, not findings.
+pub const LABEL_MIN_CONFIDENCE: f32 = 0.1;
+
+/// A label the model gave the image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    /// As the taxonomy names it, e.g. `tabby, tabby cat`.
+    pub name: String,
+    pub confidence: f32,
+}
+
+/// A piece of text in the asset: an OCR line, or a document's (page) text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub text: String,
+    pub language: Option<String>,
+    pub place: Place,
+    /// `ocr` or `text`.
+    pub source: &'static str,
+}
+
+/// One vector of the asset, in the embedding space its model defines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vector {
+    pub space: String,
+    pub vector: Vec<f32>,
+    pub place: Place,
+    /// What the vector embeds, for a text embedding (its excerpt).
+    pub text: Option<String>,
+}
+
+/// Everything search needs of one asset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indexed {
+    pub asset: AssetId,
+    pub collection: String,
+    pub kind: MediaKind,
+    /// The capture day when known, else the ingest time.
+    pub date: UnixMillis,
+    pub name: String,
+    /// Every path it was ingested from.
+    pub paths: Vec<String>,
+    /// Camera, codecs, MIME type.
+    pub meta: Vec<String>,
+    pub labels: Vec<Label>,
+    pub passages: Vec<Passage>,
+    pub languages: BTreeSet<String>,
+    pub has: BTreeSet<Has>,
+    pub vectors: Vec<Vector>,
+    /// A 64-bit perceptual hash of the image, when computed.
+    pub phash: Option<u64>,
+}
+
+impl Indexed {
+    /// Builds the searchable view of an asset. Insights that cannot be read (a damaged vector)
+    /// are skipped with a warning: one bad insight never keeps the asset out of search.
+    pub fn new(asset: &Asset, sources: &[Source], insights: &[Insight]) -> Indexed {
+        let meta = &asset.metadata;
+        let date = meta
+            .captured_at
+            .as_deref()
+            .and_then(capture_day)
+            .unwrap_or(asset.ingested_at);
+        let mut indexed = Indexed {
+            asset: asset.id,
+            collection: asset.collection.clone(),
+            kind: asset.kind,
+            date,
+            name: asset.name.clone(),
+            paths: sources.iter().map(|s| s.path.clone()).collect(),
+            meta: [
+                Some(asset.mime.as_str()),
+                meta.camera_make.as_deref(),
+                meta.camera_model.as_deref(),
+                meta.container.as_deref(),
+                meta.video_codec.as_deref(),
+                meta.audio_codec.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect(),
+            labels: Vec::new(),
+            passages: Vec::new(),
+            languages: BTreeSet::new(),
+            has: BTreeSet::new(),
+            vectors: Vec::new(),
+            phash: None,
+        };
+        if meta.gps.is_some() {
+            indexed.has.insert(Has::Gps);
+        }
+        for insight in insights {
+            indexed.add(insight);
+        }
+        indexed
+    }
+
+    fn add(&mut self, insight: &Insight) {
+        let value = &insight.value;
+        let text = || value["text"].as_str().map(str::to_owned);
+        match insight.kind.as_str() {
+            "label" => {
+                let confidence = insight.confidence.unwrap_or(0.0);
+                if let Some(name) = value["name"].as_str()
+                    && confidence >= LABEL_MIN_CONFIDENCE
+                {
+                    self.labels.push(Label {
+                        name: name.to_owned(),
+                        confidence,
+                    });
+                    self.has.insert(Has::Labels);
+                }
+            }
+            "ocr_line" | "text" => {
+                let Some(text) = text().filter(|t| !t.trim().is_empty()) else {
+                    return;
+                };
+                let source = if insight.kind == "text" {
+                    "text"
+                } else {
+                    "ocr"
+                };
+                if source == "ocr" {
+                    self.has.insert(Has::Ocr);
+                }
+                self.has.insert(Has::Text);
+                if let Some(lang) = &insight.language {
+                    self.languages.insert(lang.clone());
+                }
+                self.passages.push(Passage {
+                    text,
+                    language: insight.language.clone(),
+                    place: insight.place,
+                    source,
+                });
+            }
+            "language" => {
+                if let Some(lang) = &insight.language {
+                    self.languages.insert(lang.clone());
+                }
+            }
+            "phash" => {
+                self.phash = value["hash"]
+                    .as_str()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok());
+            }
+            "text_embedding" | "image_features" | "clip_embedding" => {
+                let (Some(space), Some(encoded)) =
+                    (value["space"].as_str(), value["vector"].as_str())
+                else {
+                    return;
+                };
+                match decode_vector(encoded) {
+                    Ok(vector) if !vector.is_empty() && vector.iter().all(|x| x.is_finite()) => {
+                        self.vectors.push(Vector {
+                            space: space.to_owned(),
+                            vector,
+                            place: insight.place,
+                            text: text(),
+                        })
+                    }
+                    _ => tracing::warn!(
+                        asset = %self.asset,
+                        analyzer = insight.analyzer,
+                        "skipping an unreadable vector"
+                    ),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The label names, each synonym on its own (`tabby, tabby cat` → `tabby`, `tabby cat`).
+    pub fn label_names(&self) -> impl Iterator<Item = (&str, &Label)> {
+        self.labels
+            .iter()
+            .flat_map(|l| l.name.split(',').map(move |n| (n.trim(), l)))
+            .filter(|(n, _)| !n.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aperture_core::{MediaMetadata, encode_vector};
+
+    use super::*;
+
+    fn insight(kind: &str, value: serde_json::Value, confidence: Option<f32>) -> Insight {
+        Insight {
+            asset: AssetId::from_bytes([1; 16]),
+            analyzer: "a".into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            kind: kind.into(),
+            value,
+            confidence,
+            language: Some("en".into()),
+            place: Place::Whole,
+            created_at: UnixMillis(0),
+        }
+    }
+
+    #[test]
+    fn reads_what_search_needs_and_skips_the_unreadable() {
+        let asset = Asset {
+            id: AssetId::from_bytes([1; 16]),
+            collection: "c".into(),
+            hash: aperture_core::ContentHash::of(b"x"),
+            size: 1,
+            kind: MediaKind::Image,
+            mime: "image/jpeg".into(),
+            ingested_at: UnixMillis(5),
+            captured_at: None,
+            name: "cat.jpg".into(),
+            metadata: MediaMetadata {
+                captured_at: Some("2021:07:04 10:00:00".into()),
+                ..MediaMetadata::default()
+            },
+        };
+        let insights = [
+            insight(
+                "label",
+                serde_json::json!({"name": "tabby, tabby cat"}),
+                Some(0.8),
+            ),
+            insight("label", serde_json::json!({"name": "guess"}), Some(0.01)),
+            insight(
+                "ocr_line",
+                serde_json::json!({"text": "NO PARKING"}),
+                Some(0.9),
+            ),
+            insight(
+                "phash",
+                serde_json::json!({"hash": "00000000000000ff"}),
+                None,
+            ),
+            insight(
+                "image_features",
+                serde_json::json!({"space": "s", "vector": encode_vector(&[0.6, 0.8])}),
+                None,
+            ),
+            insight(
+                "image_features",
+                serde_json::json!({"space": "s", "vector": "not base64!"}),
+                None,
+            ),
+        ];
+        let indexed = Indexed::new(&asset, &[], &insights);
+        assert_eq!(indexed.date, capture_day("2021:07:04").unwrap());
+        assert_eq!(
+            indexed.label_names().map(|(n, _)| n).collect::<Vec<_>>(),
+            ["tabby", "tabby cat"]
+        );
+        assert_eq!(indexed.passages.len(), 1);
+        assert_eq!(indexed.phash, Some(0xff));
+        assert_eq!(indexed.vectors.len(), 1);
+        assert_eq!(indexed.vectors[0].vector, [0.6, 0.8]);
+        assert!(indexed.has.contains(&Has::Ocr) && indexed.has.contains(&Has::Labels));
+        assert!(indexed.languages.contains("en"));
+    }
+}

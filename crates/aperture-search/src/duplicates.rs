@@ -1,0 +1,271 @@
+//! Exact and near-duplicate groups.
+//!
+//! Exact duplicates are the same bytes: one asset ingested from several paths, or assets in
+//! several collections sharing a blob. Near-duplicates are images that show the same picture
+//! (resized, recompressed, cropped): each image's nearest neighbours in the image-feature
+//! space are candidates, and a pair is kept when the features are close enough **and** the
+//! perceptual hashes agree roughly, or the features are closer still. Two different photos of
+//! the same kind of thing have close features but different hashes, which is what keeps
+//! them apart ("false duplicates" are what users of such tools complain about most).
+
+use std::collections::{BTreeMap, HashMap};
+
+use aperture_catalog::{AssetQuery, Catalog};
+use aperture_core::{AssetId, ContentHash};
+use serde::Serialize;
+
+use crate::document::Indexed;
+use crate::index::SearchIndex;
+use crate::vectors::VectorFilter;
+use crate::{Error, Result};
+
+/// The space near-duplicates are judged in: EfficientNet-Lite0's image features.
+pub const IMAGE_SPACE: &str = "efficientnet-lite0";
+
+#[derive(Debug, Clone)]
+pub struct DuplicateOptions {
+    /// Feature similarity (cosine) from which a pair is a duplicate when the perceptual
+    /// hashes also agree within `max_hamming` bits.
+    pub min_similarity: f32,
+    /// Perceptual-hash distance (bits of 64) within which hashes "agree".
+    pub max_hamming: u32,
+    /// Feature similarity from which a pair is a duplicate whatever the hashes say (crops
+    /// move the hash a lot, and the features little).
+    pub sure_similarity: f32,
+    /// Neighbours looked at per image.
+    pub neighbours: usize,
+}
+
+impl Default for DuplicateOptions {
+    /// Calibrated on real photos and copies the test makes (`tests/it/duplicates.rs`).
+    fn default() -> Self {
+        DuplicateOptions {
+            min_similarity: 0.80,
+            max_hamming: 22,
+            sure_similarity: 0.93,
+            neighbours: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// The same bytes.
+    Exact,
+    /// The same picture, altered.
+    Near,
+}
+
+impl GroupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Exact => "exact",
+            GroupKind::Near => "near",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Member {
+    pub asset: AssetId,
+    /// Feature similarity to the group's first member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
+    /// Perceptual-hash distance to the group's first member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hamming: Option<u32>,
+    /// For exact groups: the collection and paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub kind: GroupKind,
+    /// The oldest asset first.
+    pub members: Vec<Member>,
+}
+
+/// Assets with the same bytes: several paths of one asset, or one blob in several
+/// collections.
+pub fn exact(catalog: &dyn Catalog) -> Result<Vec<Group>> {
+    // Hash → (asset, paths, collection) of every asset with those bytes.
+    let mut by_hash: BTreeMap<ContentHash, Vec<(AssetId, usize, String)>> = BTreeMap::new();
+    let mut query = AssetQuery {
+        limit: 1000,
+        ..AssetQuery::default()
+    };
+    loop {
+        let page = catalog.list_assets(&query)?;
+        let Some(last) = page.last() else { break };
+        query.after = Some(last.id);
+        for asset in page {
+            let paths: Vec<String> = catalog
+                .sources(asset.id)?
+                .into_iter()
+                .map(|s| s.path)
+                .collect();
+            let note = format!("{}: {}", asset.collection, paths.join(", "));
+            by_hash
+                .entry(asset.hash)
+                .or_default()
+                .push((asset.id, paths.len(), note));
+        }
+    }
+    Ok(by_hash
+        .into_values()
+        .filter(|assets| assets.len() > 1 || assets[0].1 > 1)
+        .map(|assets| Group {
+            kind: GroupKind::Exact,
+            members: assets
+                .into_iter()
+                .map(|(asset, _, note)| Member {
+                    asset,
+                    similarity: None,
+                    hamming: None,
+                    note: Some(note),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// A candidate pair and how alike its images are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    pub a: AssetId,
+    pub b: AssetId,
+    pub similarity: f32,
+    pub hamming: Option<u32>,
+}
+
+impl DuplicateOptions {
+    pub fn is_duplicate(&self, pair: &Pair) -> bool {
+        pair.similarity >= self.sure_similarity
+            || (pair.similarity >= self.min_similarity
+                && pair.hamming.is_some_and(|h| h <= self.max_hamming))
+    }
+}
+
+/// Every image's nearest neighbours with feature similarity of at least `floor`, each pair
+/// once, with the distance of their perceptual hashes.
+pub fn candidate_pairs(
+    index: &SearchIndex,
+    catalog: &dyn Catalog,
+    neighbours: usize,
+    floor: f32,
+) -> Result<Vec<Pair>> {
+    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+        return Ok(Vec::new());
+    };
+    let mut phashes: HashMap<AssetId, Option<u64>> = HashMap::new();
+    let mut phash = |id: AssetId| -> Result<Option<u64>> {
+        if let Some(h) = phashes.get(&id) {
+            return Ok(*h);
+        }
+        let h = match catalog.asset(id) {
+            Ok(asset) => Indexed::new(&asset, &[], &catalog.insights(id)?).phash,
+            Err(aperture_catalog::Error::NotFound { .. }) => None,
+            Err(e) => return Err(Error::Catalog(e)),
+        };
+        phashes.insert(id, h);
+        Ok(h)
+    };
+    let mut pairs: BTreeMap<(AssetId, AssetId), Pair> = BTreeMap::new();
+    for (key, entry) in space.keys() {
+        let Some(vector) = space.vector(key) else {
+            continue;
+        };
+        for n in space.search(&vector, neighbours + 1, &VectorFilter::default())? {
+            if n.entry.asset == entry.asset || n.similarity < floor {
+                continue;
+            }
+            let (a, b) = if entry.asset < n.entry.asset {
+                (entry.asset, n.entry.asset)
+            } else {
+                (n.entry.asset, entry.asset)
+            };
+            if pairs.contains_key(&(a, b)) {
+                continue;
+            }
+            let hamming = match (phash(a)?, phash(b)?) {
+                (Some(x), Some(y)) => Some((x ^ y).count_ones()),
+                _ => None,
+            };
+            pairs.insert(
+                (a, b),
+                Pair {
+                    a,
+                    b,
+                    similarity: n.similarity,
+                    hamming,
+                },
+            );
+        }
+    }
+    Ok(pairs.into_values().collect())
+}
+
+/// Groups of near-duplicate images (transitively: a copy of a copy joins the group).
+pub fn near(
+    index: &SearchIndex,
+    catalog: &dyn Catalog,
+    options: &DuplicateOptions,
+) -> Result<Vec<Group>> {
+    let pairs = candidate_pairs(index, catalog, options.neighbours, options.min_similarity)?;
+    let kept: Vec<&Pair> = pairs.iter().filter(|p| options.is_duplicate(p)).collect();
+    let mut parent: HashMap<AssetId, AssetId> = HashMap::new();
+    fn root(parent: &mut HashMap<AssetId, AssetId>, x: AssetId) -> AssetId {
+        let p = *parent.entry(x).or_insert(x);
+        if p == x {
+            return x;
+        }
+        let r = root(parent, p);
+        parent.insert(x, r);
+        r
+    }
+    for p in &kept {
+        let (ra, rb) = (root(&mut parent, p.a), root(&mut parent, p.b));
+        if ra != rb {
+            // The older asset (smaller id) stays the root.
+            let (keep, join) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            parent.insert(join, keep);
+        }
+    }
+    let mut groups: BTreeMap<AssetId, Vec<AssetId>> = BTreeMap::new();
+    let ids: Vec<AssetId> = parent.keys().copied().collect();
+    for id in ids {
+        let r = root(&mut parent, id);
+        groups.entry(r).or_default().push(id);
+    }
+    let pair_of: HashMap<(AssetId, AssetId), &Pair> =
+        pairs.iter().map(|p| ((p.a, p.b), p)).collect();
+    Ok(groups
+        .into_values()
+        .map(|mut members| {
+            members.sort();
+            let first = members[0];
+            Group {
+                kind: GroupKind::Near,
+                members: members
+                    .into_iter()
+                    .map(|asset| {
+                        let key = if first < asset {
+                            (first, asset)
+                        } else {
+                            (asset, first)
+                        };
+                        let pair = pair_of.get(&key);
+                        Member {
+                            asset,
+                            similarity: pair.map(|p| p.similarity),
+                            hamming: pair.and_then(|p| p.hamming),
+                            note: None,
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}

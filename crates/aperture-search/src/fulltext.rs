@@ -1,0 +1,437 @@
+//! The full-text index (tantivy): one document per asset.
+//!
+//! Every text field is indexed language-neutral ([`analysis::NEUTRAL`]); text whose language
+//! was detected is indexed a second time, stemmed, in that language's field (`text_es`, ...).
+//! A query word is looked up in the neutral fields and, stemmed, in every language's field, so
+//! `estación` finds `estaciones` without knowing the query's language. Nothing but the asset
+//! id is stored: the catalog has the text, and hits are explained from it.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::Path;
+
+use aperture_core::{AssetId, MediaKind};
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, RangeQuery,
+    TermQuery, TermSetQuery,
+};
+use tantivy::schema::{
+    Field, INDEXED, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+
+use crate::analysis::{self, LABELS, NEUTRAL, STEMMED};
+use crate::document::Indexed;
+use crate::query::{Filters, Query};
+use crate::{Error, Result};
+
+/// Memory for the writer's indexing buffer.
+const WRITER_MEMORY: usize = 64 << 20;
+
+/// The fields of the schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    pub id: Field,
+    pub collection: Field,
+    pub kind: Field,
+    pub lang: Field,
+    pub has: Field,
+    pub date: Field,
+    pub name: Field,
+    pub labels: Field,
+    pub text: Field,
+    pub meta: Field,
+    /// Stemmed text, per language code.
+    pub stemmed: Vec<(&'static str, Field)>,
+}
+
+fn text_options(analyzer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(analyzer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    )
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        collection: b.add_text_field("collection", STRING),
+        kind: b.add_text_field("kind", STRING),
+        lang: b.add_text_field("lang", STRING),
+        has: b.add_text_field("has", STRING),
+        date: b.add_i64_field(
+            "date",
+            NumericOptions::default() | INDEXED | tantivy::schema::FAST,
+        ),
+        name: b.add_text_field("name", text_options(NEUTRAL)),
+        labels: b.add_text_field("labels", text_options(LABELS)),
+        text: b.add_text_field("text", text_options(NEUTRAL)),
+        meta: b.add_text_field("meta", text_options(NEUTRAL)),
+        stemmed: STEMMED
+            .iter()
+            .map(|(code, _)| {
+                let field = b.add_text_field(
+                    &format!("text_{code}"),
+                    text_options(&analysis::stemmed(code)),
+                );
+                (*code, field)
+            })
+            .collect(),
+    };
+    (b.build(), fields)
+}
+
+/// Field weights: a word in the file name or a label says more than one in a long text.
+const NAME_BOOST: f32 = 2.0;
+const LABEL_BOOST: f32 = 1.5;
+const META_BOOST: f32 = 0.5;
+const STEMMED_BOOST: f32 = 0.8;
+
+pub struct FullText {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl FullText {
+    /// Opens the index in `dir`, creating it when missing.
+    pub fn open(dir: &Path) -> Result<FullText> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| Error::Index(e.to_string()))?;
+        let index = Index::open_or_create(directory, schema)?;
+        Self::with_index(index, fields)
+    }
+
+    /// An index in memory, for tests.
+    pub fn in_memory() -> Result<FullText> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
+    }
+
+    fn with_index(index: Index, fields: Fields) -> Result<FullText> {
+        analysis::register(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(FullText {
+            index,
+            reader,
+            fields,
+        })
+    }
+
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// A writer; only one may exist at a time, across processes (tantivy holds a lock file).
+    pub fn writer(&self) -> Result<IndexWriter> {
+        Ok(self.index.writer(WRITER_MEMORY)?)
+    }
+
+    /// The payload of the last commit (the change-feed position it reflects).
+    pub fn committed_payload(&self) -> Result<Option<String>> {
+        Ok(self.index.load_metas()?.payload)
+    }
+
+    /// Makes the last commit visible to searches.
+    pub fn reload(&self) -> Result<()> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// Rewrites the segments that hold deleted documents without them, and removes the old
+    /// files: after an erasure, no segment file keeps the erased asset's terms.
+    pub fn purge_deleted(&self, writer: &mut IndexWriter) -> Result<()> {
+        let with_deletes: Vec<tantivy::index::SegmentId> = self
+            .index
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|m| m.num_deleted_docs() > 0)
+            .map(|m| m.id())
+            .collect();
+        if !with_deletes.is_empty() {
+            writer.merge(&with_deletes).wait()?;
+        }
+        writer.garbage_collect_files().wait()?;
+        Ok(())
+    }
+
+    /// Documents deleted but still in segment files.
+    pub fn deleted_docs(&self) -> u64 {
+        self.reader
+            .searcher()
+            .segment_readers()
+            .iter()
+            .map(|r| r.num_deleted_docs() as u64)
+            .sum()
+    }
+
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Replaces the asset's document (or removes it, when `indexed` is `None`).
+    pub fn put(
+        &self,
+        writer: &IndexWriter,
+        asset: AssetId,
+        indexed: Option<&Indexed>,
+    ) -> Result<()> {
+        writer.delete_term(Term::from_field_text(self.fields.id, &asset.to_string()));
+        if let Some(indexed) = indexed {
+            writer.add_document(self.document(indexed))?;
+        }
+        Ok(())
+    }
+
+    fn document(&self, a: &Indexed) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(f.id, a.asset.to_string());
+        doc.add_text(f.collection, &a.collection);
+        doc.add_text(f.kind, a.kind.as_str());
+        doc.add_i64(f.date, a.date.0);
+        for lang in &a.languages {
+            doc.add_text(f.lang, lang);
+        }
+        for has in &a.has {
+            doc.add_text(f.has, has.as_str());
+        }
+        doc.add_text(f.name, &a.name);
+        for path in &a.paths {
+            doc.add_text(f.name, path);
+        }
+        for meta in &a.meta {
+            doc.add_text(f.meta, meta);
+        }
+        for label in &a.labels {
+            doc.add_text(f.labels, &label.name);
+        }
+        for passage in &a.passages {
+            doc.add_text(f.text, &passage.text);
+            if let Some(field) = passage
+                .language
+                .as_deref()
+                .and_then(|l| f.stemmed.iter().find(|(code, _)| *code == l))
+            {
+                doc.add_text(field.1, &passage.text);
+            }
+        }
+        doc
+    }
+
+    /// The best `limit` assets for the query's words within its filters, best first, with
+    /// their BM25 scores. A query without words lists the newest assets that pass the filters.
+    pub fn search(&self, query: &Query, limit: usize) -> Result<Vec<(AssetId, f32)>> {
+        let searcher = self.reader.searcher();
+        let words = self.words_query(query);
+        let filter = self.filter_query(&query.filters);
+        if words.is_none() {
+            let Some(filter) = filter else {
+                return Ok(Vec::new());
+            };
+            let newest = TopDocs::with_limit(limit).order_by_fast_field::<i64>("date", Order::Desc);
+            let hits = searcher.search(&filter, &newest)?;
+            return hits
+                .into_iter()
+                .map(|(_, address)| Ok((self.id_of(&searcher, address)?, 0.0)))
+                .collect();
+        }
+        let query = and([words, filter]);
+        let hits = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        hits.into_iter()
+            .map(|(score, address)| Ok((self.id_of(&searcher, address)?, score)))
+            .collect()
+    }
+
+    /// Which of `candidates` pass the filters (and the exclusions): how vector hits are
+    /// filtered by what only the full-text index knows (language, labels, text).
+    pub fn passing(&self, query: &Query, candidates: &[AssetId]) -> Result<HashSet<AssetId>> {
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let searcher = self.reader.searcher();
+        let ids = TermSetQuery::new(
+            candidates
+                .iter()
+                .map(|id| Term::from_field_text(self.fields.id, &id.to_string())),
+        );
+        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Must, Box::new(ids))];
+        if let Some(filter) = self.filter_query(&query.filters) {
+            clauses.push((Occur::Must, filter));
+        }
+        clauses.extend(
+            self.exclusions(query)
+                .into_iter()
+                .map(|q| (Occur::MustNot, q)),
+        );
+        let hits = searcher.search(
+            &BooleanQuery::new(clauses),
+            &TopDocs::with_limit(candidates.len()).order_by_score(),
+        )?;
+        hits.into_iter()
+            .map(|(_, address)| self.id_of(&searcher, address))
+            .collect()
+    }
+
+    fn id_of(&self, searcher: &tantivy::Searcher, address: tantivy::DocAddress) -> Result<AssetId> {
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let id = doc
+            .get_first(self.fields.id)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::Index("a document without an asset id".into()))?;
+        id.parse()
+            .map_err(|_| Error::Index(format!("a document with a bad asset id {id:?}")))
+    }
+
+    /// Every word or phrase must match somewhere (name, labels, text, metadata, or the text
+    /// stemmed in any language); none of the excluded ones may.
+    fn words_query(&self, query: &Query) -> Option<Box<dyn TantivyQuery>> {
+        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
+        for term in query.terms.iter().filter(|t| !t.excluded) {
+            // A word no analyzer keeps (punctuation) constrains nothing.
+            if let Some(q) = self.anywhere(&term.text) {
+                clauses.push((Occur::Must, q));
+            }
+        }
+        if clauses.is_empty() {
+            return None;
+        }
+        clauses.extend(
+            self.exclusions(query)
+                .into_iter()
+                .map(|q| (Occur::MustNot, q)),
+        );
+        Some(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    fn exclusions(&self, query: &Query) -> Vec<Box<dyn TantivyQuery>> {
+        query
+            .terms
+            .iter()
+            .filter(|t| t.excluded)
+            .filter_map(|t| self.anywhere(&t.text))
+            .collect()
+    }
+
+    /// The text (a word, or words that must be adjacent) in any searchable field.
+    fn anywhere(&self, text: &str) -> Option<Box<dyn TantivyQuery>> {
+        let f = &self.fields;
+        let mut fields: Vec<(Field, String, f32)> = vec![
+            (f.name, NEUTRAL.into(), NAME_BOOST),
+            (f.labels, LABELS.into(), LABEL_BOOST),
+            (f.text, NEUTRAL.into(), 1.0),
+            (f.meta, NEUTRAL.into(), META_BOOST),
+        ];
+        fields.extend(
+            f.stemmed
+                .iter()
+                .map(|(code, field)| (*field, analysis::stemmed(code), STEMMED_BOOST)),
+        );
+        let alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = fields
+            .into_iter()
+            .filter_map(|(field, analyzer, boost)| {
+                let mut analyzer = self.analyzer(&analyzer)?;
+                let terms = analysis::terms(&mut analyzer, text);
+                let q = field_query(field, &terms)?;
+                Some((Occur::Should, Box::new(BoostQuery::new(q, boost)) as Box<_>))
+            })
+            .collect();
+        (!alternatives.is_empty()).then(|| Box::new(BooleanQuery::new(alternatives)) as Box<_>)
+    }
+
+    /// A registered analyzer by name.
+    pub fn analyzer(&self, name: &str) -> Option<TextAnalyzer> {
+        self.index.tokenizers().get(name)
+    }
+
+    /// The filters as one query; `None` when there are none. `similar:` is not a filter.
+    pub fn filter_query(&self, filters: &Filters) -> Option<Box<dyn TantivyQuery>> {
+        let f = &self.fields;
+        let any_of = |field: Field, values: &mut dyn Iterator<Item = String>| {
+            let terms: Vec<Term> = values.map(|v| Term::from_field_text(field, &v)).collect();
+            (!terms.is_empty()).then(|| Box::new(TermSetQuery::new(terms)) as Box<dyn TantivyQuery>)
+        };
+        let mut clauses: Vec<Option<Box<dyn TantivyQuery>>> = vec![
+            any_of(
+                f.kind,
+                &mut filters
+                    .kinds
+                    .iter()
+                    .map(|k: &MediaKind| k.as_str().to_owned()),
+            ),
+            any_of(f.collection, &mut filters.collections.iter().cloned()),
+            any_of(f.lang, &mut filters.langs.iter().cloned()),
+            any_of(
+                f.has,
+                &mut filters.has.iter().map(|h| h.as_str().to_owned()),
+            ),
+        ];
+        if !filters.labels.is_empty() {
+            let mut analyzer = self.analyzer(LABELS)?;
+            let any: Vec<(Occur, Box<dyn TantivyQuery>)> = filters
+                .labels
+                .iter()
+                .filter_map(|label| field_query(f.labels, &analysis::terms(&mut analyzer, label)))
+                .map(|q| (Occur::Should, q))
+                .collect();
+            clauses.push(Some(Box::new(BooleanQuery::new(any))));
+        }
+        if filters.after.is_some() || filters.before.is_some() {
+            let bound = |t: Option<aperture_core::UnixMillis>, inclusive: bool| match t {
+                Some(t) if inclusive => Bound::Included(Term::from_field_i64(f.date, t.0)),
+                Some(t) => Bound::Excluded(Term::from_field_i64(f.date, t.0)),
+                None => Bound::Unbounded,
+            };
+            clauses.push(Some(Box::new(RangeQuery::new(
+                bound(filters.after, true),
+                bound(filters.before, false),
+            ))));
+        }
+        let clauses: Vec<_> = clauses.into_iter().flatten().collect();
+        match clauses.len() {
+            0 => None,
+            _ => Some(Box::new(BooleanQuery::new(
+                clauses.into_iter().map(|q| (Occur::Must, q)).collect(),
+            ))),
+        }
+    }
+}
+
+/// One term, or a phrase of several (a quoted phrase, a hyphenated word, CJK pairs).
+fn field_query(field: Field, terms: &[String]) -> Option<Box<dyn TantivyQuery>> {
+    match terms {
+        [] => None,
+        [one] => Some(Box::new(TermQuery::new(
+            Term::from_field_text(field, one),
+            IndexRecordOption::WithFreqs,
+        ))),
+        many => Some(Box::new(PhraseQuery::new(
+            many.iter()
+                .map(|t| Term::from_field_text(field, t))
+                .collect(),
+        ))),
+    }
+}
+
+/// All of the queries present; everything when none is.
+fn and<const N: usize>(queries: [Option<Box<dyn TantivyQuery>>; N]) -> Box<dyn TantivyQuery> {
+    let present: Vec<(Occur, Box<dyn TantivyQuery>)> = queries
+        .into_iter()
+        .flatten()
+        .map(|q| (Occur::Must, q))
+        .collect();
+    if present.is_empty() {
+        Box::new(AllQuery)
+    } else {
+        Box::new(BooleanQuery::new(present))
+    }
+}

@@ -1,0 +1,388 @@
+//! The search index on disk, and how it follows the catalog.
+//!
+//! ```text
+//! search/
+//!   state.json                  the change-feed position and the vector files it matches
+//!   update.lock                 held by the one process that updates
+//!   text/                       tantivy
+//!   vectors/<space>.<gen>.usearch, <space>.<gen>.entries
+//! ```
+//!
+//! An update reads the catalog's change feed after the saved position, re-reads every asset
+//! named there (or drops it, when the catalog no longer has it), commits the full-text index,
+//! saves the vector spaces it changed under a new generation, and only then writes
+//! `state.json` (temporary file, rename). A crash at any point leaves the old state, and the
+//! next update applies the same changes again: applying a change is "make the asset look as
+//! the catalog says", so doing it twice is harmless. Hits are checked against the catalog
+//! when they are shown, so an index that lags never shows an erased asset either.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use aperture_catalog::{AssetQuery, Catalog};
+use aperture_core::AssetId;
+use serde::{Deserialize, Serialize};
+
+use crate::document::Indexed;
+use crate::fulltext::FullText;
+use crate::vectors::{NewVector, Space, sync_file};
+use crate::{Error, Result};
+
+/// Changes read from the feed per round.
+const FEED_PAGE: usize = 1000;
+/// Assets listed per page when building from scratch.
+const LIST_PAGE: usize = 1000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    format: u32,
+    /// The change-feed position everything up to which is applied.
+    position: i64,
+    generation: u64,
+    /// Space name → its files' stem and size.
+    spaces: BTreeMap<String, SpaceState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpaceState {
+    stem: String,
+    dims: usize,
+    vectors: usize,
+}
+
+const FORMAT: u32 = 1;
+
+/// What an update did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Update {
+    /// Assets (re)indexed.
+    pub indexed: u64,
+    /// Assets removed because the catalog no longer has them.
+    pub removed: u64,
+    /// The change-feed position now applied.
+    pub position: i64,
+    /// Whether the index was built from scratch.
+    pub built: bool,
+}
+
+pub struct SearchIndex {
+    dir: PathBuf,
+    pub(crate) text: FullText,
+    pub(crate) spaces: BTreeMap<String, Space>,
+    state: State,
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir` (creating an empty one when missing). An index that is
+    /// missing or damaged is not an error here: [`SearchIndex::update`] builds it.
+    pub fn open(dir: &Path) -> Result<SearchIndex> {
+        finish_swap(dir)?;
+        std::fs::create_dir_all(dir.join("vectors")).map_err(|e| Error::io(dir, e))?;
+        // An updater may replace the vector files between our reading the state and opening
+        // them: then the state is read again.
+        let mut tries = 0;
+        loop {
+            match Self::open_once(dir) {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < 3 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<SearchIndex> {
+        let text = FullText::open(&dir.join("text"))?;
+        let state_path = dir.join("state.json");
+        let state: State = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Index(format!(
+                    "{}: {e} (run `aperture reindex-search`)",
+                    state_path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(Error::io(&state_path, e)),
+        };
+        if state.format != FORMAT && state.format != 0 {
+            return Err(Error::Index(format!(
+                "{} has format {}; this version reads {FORMAT} (run `aperture reindex-search`)",
+                state_path.display(),
+                state.format
+            )));
+        }
+        let mut spaces = BTreeMap::new();
+        for (name, s) in &state.spaces {
+            spaces.insert(name.clone(), Space::load(&dir.join("vectors"), &s.stem)?);
+        }
+        Ok(SearchIndex {
+            dir: dir.to_owned(),
+            text,
+            spaces,
+            state,
+        })
+    }
+
+    /// Whether the index has ever been built.
+    pub fn is_built(&self) -> bool {
+        self.state.format == FORMAT
+    }
+
+    pub fn position(&self) -> i64 {
+        self.state.position
+    }
+
+    /// Documents deleted from the full-text index but still in its files (0 after an update
+    /// that erased assets).
+    pub fn deleted_documents(&self) -> u64 {
+        self.text.deleted_docs()
+    }
+
+    /// Documents in the full-text index.
+    pub fn documents(&self) -> u64 {
+        self.text.num_docs()
+    }
+
+    /// Each vector space with its size.
+    pub fn spaces(&self) -> impl Iterator<Item = (&str, &Space)> {
+        self.spaces.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Brings the index up to date with the catalog: builds it when it was never built,
+    /// else applies the change feed. Only one process updates at a time: another one gets
+    /// [`Error::Busy`] and can search what is there.
+    pub fn update(&mut self, catalog: &dyn Catalog) -> Result<Update> {
+        let _lock = self.lock()?;
+        let mut writer = self.text.writer()?;
+        let mut report = Update::default();
+        let mut dirty = BTreeSet::new();
+        let mut position = self.state.position;
+        if !self.is_built() {
+            // Everything after this position is applied again below: harmless.
+            position = catalog.last_change()?;
+            report.built = true;
+            let mut query = AssetQuery {
+                limit: LIST_PAGE,
+                ..AssetQuery::default()
+            };
+            loop {
+                let page = catalog.list_assets(&query)?;
+                let Some(last) = page.last() else { break };
+                query.after = Some(last.id);
+                for asset in &page {
+                    self.apply(catalog, &writer, asset.id, &mut dirty, &mut report)?;
+                }
+            }
+        }
+        loop {
+            let changes = catalog.changes(position, FEED_PAGE)?;
+            let Some(last) = changes.last() else { break };
+            position = last.seq;
+            let assets: BTreeSet<AssetId> = changes.iter().map(|c| c.asset).collect();
+            for asset in assets {
+                self.apply(catalog, &writer, asset, &mut dirty, &mut report)?;
+            }
+        }
+        report.position = position;
+        if position == self.state.position && !report.built {
+            return Ok(report);
+        }
+        let mut commit = writer.prepare_commit()?;
+        commit.set_payload(&position.to_string());
+        commit.commit()?;
+        if report.removed > 0 {
+            self.text.purge_deleted(&mut writer)?;
+        }
+        writer.wait_merging_threads()?;
+        self.text.reload()?;
+        self.save(position, &dirty)?;
+        // One consumer follows the feed: what it applied is no longer needed.
+        catalog.prune_changes(position)?;
+        Ok(report)
+    }
+
+    /// Makes one asset in the index look as the catalog says.
+    fn apply(
+        &mut self,
+        catalog: &dyn Catalog,
+        writer: &tantivy::IndexWriter,
+        id: AssetId,
+        dirty: &mut BTreeSet<String>,
+        report: &mut Update,
+    ) -> Result<()> {
+        for (name, space) in &mut self.spaces {
+            if space.remove_asset(id)? > 0 {
+                dirty.insert(name.clone());
+            }
+        }
+        let asset = match catalog.asset(id) {
+            Ok(asset) => asset,
+            Err(aperture_catalog::Error::NotFound { .. }) => {
+                self.text.put(writer, id, None)?;
+                report.removed += 1;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let indexed = Indexed::new(&asset, &catalog.sources(id)?, &catalog.insights(id)?);
+        self.text.put(writer, id, Some(&indexed))?;
+        let mut ordinals: BTreeMap<&str, u32> = BTreeMap::new();
+        for v in &indexed.vectors {
+            if !self.spaces.contains_key(&v.space) {
+                self.spaces
+                    .insert(v.space.clone(), Space::new(v.vector.len())?);
+            }
+            let space = self.spaces.get_mut(&v.space).expect("inserted above");
+            let ordinal = ordinals.entry(&v.space).or_default();
+            if v.vector.len() != space.dims() {
+                tracing::warn!(asset = %id, space = v.space, "a vector of the wrong size, skipped");
+                continue;
+            }
+            space.add(&NewVector {
+                asset: id,
+                collection: &indexed.collection,
+                kind: indexed.kind,
+                date: indexed.date.0,
+                page: match v.place {
+                    aperture_core::Place::Page { page, .. } => page,
+                    _ => 0,
+                },
+                ordinal: *ordinal,
+                vector: &v.vector,
+            })?;
+            *ordinal += 1;
+            dirty.insert(v.space.clone());
+        }
+        report.indexed += 1;
+        Ok(())
+    }
+
+    fn save(&mut self, position: i64, dirty: &BTreeSet<String>) -> Result<()> {
+        let vectors = self.dir.join("vectors");
+        let generation = self.state.generation + 1;
+        let mut state = State {
+            format: FORMAT,
+            position,
+            generation,
+            spaces: BTreeMap::new(),
+        };
+        for (name, space) in &self.spaces {
+            let old = self.state.spaces.get(name);
+            let stem = match old {
+                Some(old) if !dirty.contains(name) => old.stem.clone(),
+                _ => {
+                    let stem = format!("{}.{generation}", slug(name));
+                    space.save(&vectors, &stem)?;
+                    stem
+                }
+            };
+            state.spaces.insert(
+                name.clone(),
+                SpaceState {
+                    stem,
+                    dims: space.dims(),
+                    vectors: space.len(),
+                },
+            );
+        }
+        sync_dir(&vectors)?;
+        let path = self.dir.join("state.json");
+        let tmp = self.dir.join("state.json.tmp");
+        let json = serde_json::to_vec_pretty(&state).expect("state serialises");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        sync_file(&tmp)?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.dir)?;
+        // The previous generation goes at once: it may hold erased vectors. A search that read
+        // the previous state and finds its files gone reads the state again (`open`).
+        remove_unlisted(&vectors, &state);
+        self.state = state;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.dir.join("update.lock");
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(self.dir.clone())),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Builds a new index from the catalog beside the current one, then swaps it in: searches
+    /// keep working on the old index meanwhile.
+    pub fn rebuild(dir: &Path, catalog: &dyn Catalog) -> Result<(SearchIndex, Update)> {
+        let fresh = sibling(dir, "new");
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(|e| Error::io(&fresh, e))?;
+        }
+        let mut index = SearchIndex::open(&fresh)?;
+        let report = index.update(catalog)?;
+        drop(index);
+        let old = sibling(dir, "old");
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::rename(&fresh, dir).map_err(|e| Error::io(dir, e))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        }
+        Ok((SearchIndex::open(dir)?, report))
+    }
+}
+
+/// `search` → `search.new` / `search.old`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{suffix}"));
+    dir.with_file_name(name)
+}
+
+/// Finishes a rebuild that a crash interrupted between its two renames.
+fn finish_swap(dir: &Path) -> Result<()> {
+    let fresh = sibling(dir, "new");
+    if !dir.exists() && fresh.join("state.json").exists() {
+        std::fs::rename(&fresh, dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// A file-name-safe form of a space name (`clip:org/model` → `clip_org_model`).
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn remove_unlisted(dir: &Path, now: &State) {
+    let keep: BTreeSet<&str> = now.spaces.values().map(|s| s.stem.as_str()).collect();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in listing.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name
+            .strip_suffix(".usearch")
+            .or_else(|| name.strip_suffix(".entries"))
+            .or_else(|| name.strip_suffix(".tmp"));
+        if stem.is_some_and(|s| !keep.contains(s)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}

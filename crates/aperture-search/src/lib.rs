@@ -1,0 +1,69 @@
+//! Finding things: the search indexes, the query language, and hybrid ranking.
+//!
+//! The indexes are derived data, rebuilt from the catalog at will ([`SearchIndex::rebuild`])
+//! and kept current by following the catalog's change feed ([`SearchIndex::update`]):
+//!
+//! - a full-text index (tantivy, [`fulltext`]) with one document per asset: names and paths,
+//!   metadata, labels, OCR lines and document text, analysed per detected language;
+//! - one vector index per embedding space ([`vectors`]): text descriptions and passages
+//!   (MiniLM), image features (EfficientNet), CLIP image embeddings.
+//!
+//! A search ([`SearchIndex::search`]) parses the query ([`query`]), asks each index for its
+//! best candidates, fuses the lists by reciprocal rank, drops hits whose asset the catalog no
+//! longer has, and says for each hit why it matched ([`Reason`]).
+
+pub mod analysis;
+pub mod document;
+pub mod duplicates;
+pub mod fulltext;
+mod index;
+pub mod query;
+mod search;
+pub mod vectors;
+
+use std::path::{Path, PathBuf};
+
+pub use document::Indexed;
+pub use index::{SearchIndex, Update};
+pub use query::{Query, QueryError, parse};
+pub use search::{Hit, QueryEncoder, Reason, SearchOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("search index: {0}")]
+    Index(String),
+    #[error(transparent)]
+    Catalog(#[from] aperture_catalog::Error),
+    /// Another process is updating the index.
+    #[error("the search index in {} is being updated by another process", .0.display())]
+    Busy(PathBuf),
+    /// `similar:` named no asset, or more than one.
+    #[error("{0}")]
+    NoSuchAsset(String),
+    #[error("encoding the query for {space}: {message}")]
+    Encoder { space: String, message: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for Error {
+    fn from(e: tantivy::TantivyError) -> Error {
+        Error::Index(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,667 @@
+//! Vector indexes: one per embedding space (MiniLM text descriptions, EfficientNet image
+//! features, a CLIP model's images), approximate (HNSW, by USearch) with exact search beside
+//! it, both as the reference in tests and for filters so narrow that a graph walk would find
+//! too few neighbours.
+//!
+//! Each vector has a key; [`Entry`] says whose it is and what filters need (collection, kind,
+//! date), so vector search filters without asking anyone. Deleting an asset removes its keys
+//! and overwrites their vectors in place (see [`Space::remove_asset`]): erased vectors are not
+//! only unreachable, their bytes are gone from memory and from the next saved file.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use aperture_core::{AssetId, MediaKind, Place};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use crate::{Error, Result};
+
+/// HNSW parameters: graph degree, and the candidate list while building and searching.
+/// Chosen by `benches/vectors.rs` (recall@10 ≥ 0.95 at 1M vectors).
+pub const CONNECTIVITY: usize = 16;
+pub const EXPANSION_ADD: usize = 128;
+pub const EXPANSION_SEARCH: usize = 64;
+
+/// When a filter lets fewer vectors than this through, they are searched exactly: a graph
+/// walk that may only stop at a few nodes finds too few of them.
+pub const EXACT_BELOW: usize = 20_000;
+
+/// A vector's owner, and what filters ask of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry {
+    pub asset: AssetId,
+    /// Index into [`Space::collections`].
+    pub collection: u32,
+    pub kind: MediaKind,
+    pub date: i64,
+    /// The document page the vector is about (0: the whole asset).
+    pub page: u32,
+    /// Which of the asset's vectors in this space it is (in insight order).
+    pub ordinal: u32,
+}
+
+impl Entry {
+    pub fn place(&self) -> Place {
+        match self.page {
+            0 => Place::Whole,
+            page => Place::Page { page, rect: None },
+        }
+    }
+}
+
+/// A vector to add, with its owner.
+#[derive(Debug, Clone)]
+pub struct NewVector<'a> {
+    pub asset: AssetId,
+    pub collection: &'a str,
+    pub kind: MediaKind,
+    pub date: i64,
+    pub page: u32,
+    pub ordinal: u32,
+    pub vector: &'a [f32],
+}
+
+/// What a filtered search may return.
+#[derive(Debug, Clone, Default)]
+pub struct VectorFilter {
+    pub collections: Vec<String>,
+    pub kinds: Vec<MediaKind>,
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+}
+
+impl VectorFilter {
+    pub fn is_empty(&self) -> bool {
+        self.collections.is_empty()
+            && self.kinds.is_empty()
+            && self.after.is_none()
+            && self.before.is_none()
+    }
+}
+
+/// A nearest neighbour: the key, its entry, and the cosine similarity (1 is identical).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbour {
+    pub key: u64,
+    pub entry: Entry,
+    pub similarity: f32,
+}
+
+/// The vectors of one embedding space.
+pub struct Space {
+    dims: usize,
+    index: Index,
+    entries: HashMap<u64, Entry>,
+    by_asset: HashMap<AssetId, Vec<u64>>,
+    collections: Vec<String>,
+    next_key: u64,
+}
+
+fn usearch_error(e: impl std::fmt::Display) -> Error {
+    Error::Index(format!("vector index: {e}"))
+}
+
+fn options(dims: usize) -> IndexOptions {
+    IndexOptions {
+        dimensions: dims,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F32,
+        connectivity: CONNECTIVITY,
+        expansion_add: EXPANSION_ADD,
+        expansion_search: EXPANSION_SEARCH,
+        multi: false,
+    }
+}
+
+impl Space {
+    pub fn new(dims: usize) -> Result<Space> {
+        if dims == 0 {
+            return Err(Error::Index(
+                "a vector space needs at least one dimension".into(),
+            ));
+        }
+        let index = Index::new(&options(dims)).map_err(usearch_error)?;
+        Ok(Space {
+            dims,
+            index,
+            entries: HashMap::new(),
+            by_asset: HashMap::new(),
+            collections: Vec::new(),
+            next_key: 1,
+        })
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn collections(&self) -> &[String] {
+        &self.collections
+    }
+
+    pub fn entry(&self, key: u64) -> Option<&Entry> {
+        self.entries.get(&key)
+    }
+
+    /// Every key with its entry, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = (u64, Entry)> + '_ {
+        self.entries.iter().map(|(k, e)| (*k, *e))
+    }
+
+    /// The keys of an asset's vectors.
+    pub fn keys_of(&self, asset: AssetId) -> &[u64] {
+        self.by_asset.get(&asset).map_or(&[], Vec::as_slice)
+    }
+
+    /// The stored vector of a key.
+    pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
+        let mut out = vec![0.0; self.dims];
+        match self.index.get(key, &mut out) {
+            Ok(1) => Some(out),
+            _ => None,
+        }
+    }
+
+    /// Changes the HNSW search breadth (recall against speed).
+    pub fn set_expansion_search(&self, n: usize) {
+        self.index.change_expansion_search(n);
+    }
+
+    pub fn add(&mut self, new: &NewVector<'_>) -> Result<u64> {
+        if new.vector.len() != self.dims {
+            return Err(Error::Index(format!(
+                "a vector of {} dimensions in a space of {}",
+                new.vector.len(),
+                self.dims
+            )));
+        }
+        if self.index.size() + 1 > self.index.capacity() {
+            let grown = (self.index.capacity() * 2).max(1024);
+            self.index.reserve(grown).map_err(usearch_error)?;
+        }
+        let key = self.next_key;
+        self.index.add(key, new.vector).map_err(usearch_error)?;
+        self.next_key += 1;
+        let collection = self.intern(new.collection);
+        self.entries.insert(
+            key,
+            Entry {
+                asset: new.asset,
+                collection,
+                kind: new.kind,
+                date: new.date,
+                page: new.page,
+                ordinal: new.ordinal,
+            },
+        );
+        self.by_asset.entry(new.asset).or_default().push(key);
+        Ok(key)
+    }
+
+    fn intern(&mut self, collection: &str) -> u32 {
+        match self.collections.iter().position(|c| c == collection) {
+            Some(i) => i as u32,
+            None => {
+                self.collections.push(collection.to_owned());
+                (self.collections.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Removes every vector of an asset, and overwrites their bytes: USearch only marks a
+    /// removed vector free, and keeps its bytes until the slot is reused, so the slot is
+    /// reused at once with a constant vector, which is then removed in turn.
+    pub fn remove_asset(&mut self, asset: AssetId) -> Result<usize> {
+        let Some(keys) = self.by_asset.remove(&asset) else {
+            return Ok(0);
+        };
+        let mut filler = vec![0.0f32; self.dims];
+        filler[0] = 1.0;
+        for &key in &keys {
+            self.entries.remove(&key);
+            self.index.remove(key).map_err(usearch_error)?;
+            self.index.add(key, &filler).map_err(usearch_error)?;
+            self.index.remove(key).map_err(usearch_error)?;
+        }
+        Ok(keys.len())
+    }
+
+    /// The `k` nearest vectors to `query` that pass the filter, most similar first.
+    pub fn search(&self, query: &[f32], k: usize, filter: &VectorFilter) -> Result<Vec<Neighbour>> {
+        if query.len() != self.dims {
+            return Err(Error::Index(format!(
+                "a query of {} dimensions in a space of {}",
+                query.len(),
+                self.dims
+            )));
+        }
+        if k == 0 || self.entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let passes = self.predicate(filter);
+        let matches = if filter.is_empty() {
+            self.index.search(query, k)
+        } else {
+            let passing = self
+                .entries
+                .iter()
+                .filter(|(_, e)| passes(e))
+                .map(|(k, _)| *k)
+                .take(EXACT_BELOW)
+                .collect::<Vec<_>>();
+            if passing.len() < EXACT_BELOW {
+                return Ok(self.exact_among(query, k, &passing));
+            }
+            self.index
+                .filtered_search(query, k, |key| self.entries.get(&key).is_some_and(&passes))
+        }
+        .map_err(usearch_error)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(&matches.distances)
+            .filter_map(|(&key, &distance)| {
+                Some(Neighbour {
+                    key,
+                    entry: *self.entries.get(&key)?,
+                    similarity: 1.0 - distance,
+                })
+            })
+            .collect())
+    }
+
+    /// Exact search over every vector: the reference the approximate search is measured by.
+    pub fn exact(&self, query: &[f32], k: usize) -> Vec<Neighbour> {
+        let keys: Vec<u64> = self.entries.keys().copied().collect();
+        self.exact_among(query, k, &keys)
+    }
+
+    fn exact_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Vec<Neighbour> {
+        let q = normalized(query);
+        let mut scored: Vec<Neighbour> = keys
+            .iter()
+            .filter_map(|&key| {
+                let v = normalized(&self.vector(key)?);
+                Some(Neighbour {
+                    key,
+                    entry: *self.entries.get(&key)?,
+                    similarity: dot(&q, &v),
+                })
+            })
+            .collect();
+        scored.sort_by(|a, b| {
+            b.similarity
+                .total_cmp(&a.similarity)
+                .then(a.key.cmp(&b.key))
+        });
+        scored.truncate(k);
+        scored
+    }
+
+    fn predicate<'a>(&'a self, filter: &'a VectorFilter) -> impl Fn(&Entry) -> bool + 'a {
+        let collections: Vec<u32> = filter
+            .collections
+            .iter()
+            .filter_map(|c| {
+                self.collections
+                    .iter()
+                    .position(|x| x == c)
+                    .map(|i| i as u32)
+            })
+            .collect();
+        move |e: &Entry| {
+            (filter.collections.is_empty() || collections.contains(&e.collection))
+                && (filter.kinds.is_empty() || filter.kinds.contains(&e.kind))
+                && filter.after.is_none_or(|a| e.date >= a)
+                && filter.before.is_none_or(|b| e.date < b)
+        }
+    }
+
+    /// Writes the index and its entries as `<stem>.usearch` and `<stem>.entries`, each
+    /// through a temporary file and a rename.
+    pub fn save(&self, dir: &Path, stem: &str) -> Result<()> {
+        let index_path = dir.join(format!("{stem}.usearch"));
+        let tmp = dir.join(format!("{stem}.usearch.tmp"));
+        let tmp_str = tmp
+            .to_str()
+            .ok_or_else(|| Error::Index(format!("{} is not UTF-8", tmp.display())))?;
+        self.index.save(tmp_str).map_err(usearch_error)?;
+        sync_file(&tmp)?;
+        std::fs::rename(&tmp, &index_path).map_err(|e| Error::io(&index_path, e))?;
+
+        let entries_path = dir.join(format!("{stem}.entries"));
+        let tmp = dir.join(format!("{stem}.entries.tmp"));
+        let mut out = Vec::with_capacity(64 + self.entries.len() * ENTRY_BYTES);
+        out.extend_from_slice(ENTRIES_MAGIC);
+        out.extend_from_slice(&(self.dims as u64).to_le_bytes());
+        out.extend_from_slice(&self.next_key.to_le_bytes());
+        out.extend_from_slice(&(self.collections.len() as u32).to_le_bytes());
+        for c in &self.collections {
+            out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            out.extend_from_slice(c.as_bytes());
+        }
+        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        let mut keys: Vec<&u64> = self.entries.keys().collect();
+        keys.sort();
+        for key in keys {
+            let e = &self.entries[key];
+            out.extend_from_slice(&key.to_le_bytes());
+            out.extend_from_slice(e.asset.as_bytes());
+            out.extend_from_slice(&e.collection.to_le_bytes());
+            out.push(kind_code(e.kind));
+            out.extend_from_slice(&e.date.to_le_bytes());
+            out.extend_from_slice(&e.page.to_le_bytes());
+            out.extend_from_slice(&e.ordinal.to_le_bytes());
+        }
+        let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(&out).map_err(|e| Error::io(&tmp, e))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &entries_path).map_err(|e| Error::io(&entries_path, e))?;
+        Ok(())
+    }
+
+    /// Reads what [`Space::save`] wrote.
+    pub fn load(dir: &Path, stem: &str) -> Result<Space> {
+        let entries_path = dir.join(format!("{stem}.entries"));
+        let mut bytes = Vec::new();
+        std::fs::File::open(&entries_path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| Error::io(&entries_path, e))?;
+        let bad = |what: &str| Error::Index(format!("{}: {what}", entries_path.display()));
+        let mut r = Reader {
+            bytes: &bytes,
+            at: 0,
+        };
+        if r.take(ENTRIES_MAGIC.len())
+            .ok_or_else(|| bad("truncated"))?
+            != ENTRIES_MAGIC
+        {
+            return Err(bad("not an entries file"));
+        }
+        let dims = r.u64().ok_or_else(|| bad("truncated"))? as usize;
+        let next_key = r.u64().ok_or_else(|| bad("truncated"))?;
+        let n_collections = r.u32().ok_or_else(|| bad("truncated"))?;
+        let mut collections = Vec::new();
+        for _ in 0..n_collections {
+            let len = r.u32().ok_or_else(|| bad("truncated"))? as usize;
+            let name = r.take(len).ok_or_else(|| bad("truncated"))?;
+            collections.push(String::from_utf8(name.to_vec()).map_err(|_| bad("a bad name"))?);
+        }
+        let n = r.u64().ok_or_else(|| bad("truncated"))? as usize;
+        if r.bytes.len() - r.at != n * ENTRY_BYTES {
+            return Err(bad("its length does not match its count"));
+        }
+        let mut entries = HashMap::with_capacity(n);
+        let mut by_asset: HashMap<AssetId, Vec<u64>> = HashMap::new();
+        for _ in 0..n {
+            let key = r.u64().ok_or_else(|| bad("truncated"))?;
+            let asset = AssetId::from_bytes(
+                r.take(16)
+                    .ok_or_else(|| bad("truncated"))?
+                    .try_into()
+                    .expect("16 bytes"),
+            );
+            let collection = r.u32().ok_or_else(|| bad("truncated"))?;
+            let kind = kind_from(r.take(1).ok_or_else(|| bad("truncated"))?[0])
+                .ok_or_else(|| bad("an unknown kind"))?;
+            let date = r.u64().ok_or_else(|| bad("truncated"))? as i64;
+            let page = r.u32().ok_or_else(|| bad("truncated"))?;
+            let ordinal = r.u32().ok_or_else(|| bad("truncated"))?;
+            entries.insert(
+                key,
+                Entry {
+                    asset,
+                    collection,
+                    kind,
+                    date,
+                    page,
+                    ordinal,
+                },
+            );
+            by_asset.entry(asset).or_default().push(key);
+        }
+        let index_path = dir.join(format!("{stem}.usearch"));
+        let path_str = index_path
+            .to_str()
+            .ok_or_else(|| Error::Index(format!("{} is not UTF-8", index_path.display())))?;
+        let index = Index::new(&options(dims)).map_err(usearch_error)?;
+        index
+            .load(path_str)
+            .map_err(|e| Error::Index(format!("{}: {e}", index_path.display())))?;
+        if index.dimensions() != dims || index.size() != entries.len() {
+            return Err(bad("the index and its entries disagree"));
+        }
+        index.change_expansion_search(EXPANSION_SEARCH);
+        Ok(Space {
+            dims,
+            index,
+            entries,
+            by_asset,
+            collections,
+            next_key,
+        })
+    }
+}
+
+const ENTRIES_MAGIC: &[u8; 8] = b"APVECS01";
+const ENTRY_BYTES: usize = 8 + 16 + 4 + 1 + 8 + 4 + 4;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(out)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+fn kind_code(kind: MediaKind) -> u8 {
+    MediaKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+fn kind_from(code: u8) -> Option<MediaKind> {
+    MediaKind::ALL.get(code as usize).copied()
+}
+
+pub(crate) fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = dot(v, v).sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(seed: u64, dims: usize) -> Vec<f32> {
+        // A small xorshift: deterministic, spread over the sphere well enough for tests.
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let v: Vec<f32> = (0..dims)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        normalized(&v)
+    }
+
+    fn add(space: &mut Space, asset: AssetId, collection: &str, kind: MediaKind, v: &[f32]) -> u64 {
+        space
+            .add(&NewVector {
+                asset,
+                collection,
+                kind,
+                date: 1000,
+                page: 0,
+                ordinal: 0,
+                vector: v,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn approximate_agrees_with_exact_on_a_small_set() {
+        let mut space = Space::new(32).unwrap();
+        let ids: Vec<AssetId> = (0..2000).map(|_| AssetId::new()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            add(&mut space, *id, "c", MediaKind::Image, &unit(i as u64, 32));
+        }
+        let mut found = 0;
+        for q in 0..50 {
+            let query = unit(10_000 + q, 32);
+            let approx = space.search(&query, 10, &VectorFilter::default()).unwrap();
+            let exact = space.exact(&query, 10);
+            found += exact
+                .iter()
+                .filter(|e| approx.iter().any(|a| a.key == e.key))
+                .count();
+            assert!(
+                (approx[0].similarity - dot(&query, &space.vector(approx[0].key).unwrap())).abs()
+                    < 1e-4
+            );
+        }
+        assert!(found >= 490, "recall@10 {found}/500");
+    }
+
+    #[test]
+    fn filters_and_removal_and_persistence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut space = Space::new(8).unwrap();
+        let (a, b, c) = (AssetId::new(), AssetId::new(), AssetId::new());
+        add(&mut space, a, "press", MediaKind::Image, &unit(1, 8));
+        add(&mut space, b, "archive", MediaKind::Image, &unit(2, 8));
+        add(&mut space, c, "press", MediaKind::Document, &unit(3, 8));
+        let query = unit(2, 8);
+        let only = |space: &Space, filter: VectorFilter| -> Vec<AssetId> {
+            space
+                .search(&query, 10, &filter)
+                .unwrap()
+                .iter()
+                .map(|n| n.entry.asset)
+                .collect()
+        };
+        assert_eq!(only(&space, VectorFilter::default())[0], b, "itself first");
+        let press = only(
+            &space,
+            VectorFilter {
+                collections: vec!["press".into()],
+                ..VectorFilter::default()
+            },
+        );
+        assert!(press.len() == 2 && !press.contains(&b));
+        let docs = only(
+            &space,
+            VectorFilter {
+                kinds: vec![MediaKind::Document],
+                ..VectorFilter::default()
+            },
+        );
+        assert_eq!(docs, [c]);
+        let none = only(
+            &space,
+            VectorFilter {
+                after: Some(2000),
+                ..VectorFilter::default()
+            },
+        );
+        assert!(none.is_empty());
+
+        assert_eq!(space.remove_asset(b).unwrap(), 1);
+        assert!(!only(&space, VectorFilter::default()).contains(&b));
+        space.save(dir.path(), "s").unwrap();
+        let loaded = Space::load(dir.path(), "s").unwrap();
+        assert_eq!(loaded.len(), 2);
+        let found: Vec<AssetId> = loaded
+            .search(&query, 10, &VectorFilter::default())
+            .unwrap()
+            .iter()
+            .map(|n| n.entry.asset)
+            .collect();
+        assert!(found.contains(&a) && found.contains(&c) && !found.contains(&b));
+    }
+
+    #[test]
+    fn removed_vectors_are_gone_from_the_saved_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut space = Space::new(16).unwrap();
+        let keep = AssetId::new();
+        let erase = AssetId::new();
+        let secret: Vec<f32> = (0..16).map(|i| 0.123_456 + i as f32 * 0.011).collect();
+        add(&mut space, keep, "c", MediaKind::Image, &unit(7, 16));
+        add(&mut space, erase, "c", MediaKind::Image, &secret);
+        let pattern: Vec<u8> = secret[..4].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let contains = |bytes: &[u8]| bytes.windows(pattern.len()).any(|w| w == pattern);
+
+        space.save(dir.path(), "before").unwrap();
+        let before = std::fs::read(dir.path().join("before.usearch")).unwrap();
+        assert!(
+            contains(&before),
+            "the test must see the vector while it is there"
+        );
+
+        space.remove_asset(erase).unwrap();
+        space.save(dir.path(), "after").unwrap();
+        let after = std::fs::read(dir.path().join("after.usearch")).unwrap();
+        assert!(
+            !contains(&after),
+            "an erased vector's bytes stay in the index file"
+        );
+        let entries = std::fs::read(dir.path().join("after.entries")).unwrap();
+        assert!(!entries.windows(16).any(|w| w == erase.as_bytes()));
+    }
+
+    #[test]
+    fn damaged_entries_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut space = Space::new(4).unwrap();
+        add(
+            &mut space,
+            AssetId::new(),
+            "c",
+            MediaKind::Image,
+            &unit(1, 4),
+        );
+        space.save(dir.path(), "s").unwrap();
+        let path = dir.path().join("s.entries");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = Space::load(dir.path(), "s").err().unwrap().to_string();
+        assert!(err.contains("s.entries"), "{err}");
+    }
+}

@@ -1,0 +1,471 @@
+//! The search index against a real (SQLite) catalog: following the change feed, filters,
+//! erasure, crashes between the index's writes, one updater at a time, and rebuilds.
+//! The insights are written by the test (no models): the plumbing, not the quality, is
+//! under test here; `aperture`'s tests run the real models.
+
+use std::path::Path;
+
+use aperture_catalog::{Catalog, NewAsset, NewSource, Recorded, SqliteCatalog};
+use aperture_core::{
+    AssetId, ContentHash, Insight, MediaKind, MediaMetadata, Place, Rect, UnixMillis, encode_vector,
+};
+use aperture_search::{Error, QueryEncoder, SearchIndex, SearchOptions, parse};
+
+fn record(catalog: &SqliteCatalog, collection: &str, name: &str, kind: MediaKind) -> AssetId {
+    let c = catalog.ensure_collection(collection).unwrap().id;
+    let path = format!("/in/{collection}/{name}");
+    let out = catalog
+        .record(&[NewAsset {
+            collection: c,
+            hash: ContentHash::of(path.as_bytes()),
+            size: 1,
+            kind,
+            mime: "application/octet-stream".into(),
+            metadata: MediaMetadata::default(),
+            source: NewSource {
+                path_bytes: path.as_bytes().to_vec(),
+                path: path.clone(),
+                name: name.into(),
+                file_size: 1,
+                modified_ns: None,
+            },
+            generation_seen: 0,
+            jobs: Vec::new(),
+        }])
+        .unwrap();
+    match out[0] {
+        Recorded::Created(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn insight(asset: AssetId, kind: &str, value: serde_json::Value, lang: Option<&str>) -> Insight {
+    Insight {
+        asset,
+        analyzer: kind.into(),
+        analyzer_version: "1".into(),
+        model: None,
+        model_version: None,
+        kind: kind.into(),
+        value,
+        confidence: Some(0.9),
+        language: lang.map(str::to_owned),
+        place: Place::Whole,
+        created_at: UnixMillis::now(),
+    }
+}
+
+fn vector(asset: AssetId, space: &str, v: &[f32]) -> Insight {
+    insight(
+        asset,
+        "image_features",
+        serde_json::json!({"space": space, "dims": v.len(), "vector": encode_vector(v)}),
+        None,
+    )
+}
+
+/// A small lake: photos with labels and OCR, documents in Spanish, Russian and Chinese.
+struct Lake {
+    catalog: SqliteCatalog,
+    cat: AssetId,
+    sign: AssetId,
+    spanish: AssetId,
+    russian: AssetId,
+    chinese: AssetId,
+}
+
+fn lake() -> Lake {
+    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let cat = record(&catalog, "photos", "IMG_0001.jpg", MediaKind::Image);
+    let sign = record(&catalog, "photos", "IMG_0002.jpg", MediaKind::Image);
+    let spanish = record(&catalog, "press", "nota.txt", MediaKind::Document);
+    let russian = record(&catalog, "press", "zametka.txt", MediaKind::Document);
+    let chinese = record(&catalog, "archive", "tongzhi.txt", MediaKind::Document);
+    let mut ocr = insight(
+        sign,
+        "ocr_line",
+        serde_json::json!({"text": "NO PARKING"}),
+        Some("en"),
+    );
+    ocr.place = Place::Region {
+        rect: Rect {
+            x: 0.1,
+            y: 0.2,
+            w: 0.5,
+            h: 0.1,
+        },
+    };
+    catalog
+        .add_insights(&[
+            insight(
+                cat,
+                "label",
+                serde_json::json!({"name": "tabby, tabby cat"}),
+                None,
+            ),
+            vector(cat, "img", &[1.0, 0.0, 0.0]),
+            ocr,
+            vector(sign, "img", &[0.0, 1.0, 0.0]),
+            insight(
+                spanish,
+                "text",
+                serde_json::json!({"text": "Las estaciones de tren cierran por la huelga."}),
+                Some("es"),
+            ),
+            insight(
+                russian,
+                "text",
+                serde_json::json!({"text": "Поезда отменены из-за забастовки."}),
+                Some("ru"),
+            ),
+            insight(
+                chinese,
+                "text",
+                serde_json::json!({"text": "今天北京的火车站关闭了。"}),
+                Some("zh"),
+            ),
+        ])
+        .unwrap();
+    Lake {
+        catalog,
+        cat,
+        sign,
+        spanish,
+        russian,
+        chinese,
+    }
+}
+
+fn found(index: &SearchIndex, catalog: &dyn Catalog, query: &str) -> Vec<AssetId> {
+    let query = parse(query).unwrap();
+    index
+        .search(catalog, &query, &[], &SearchOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|h| h.asset.id)
+        .collect()
+}
+
+#[test]
+fn words_filters_and_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    let built = index.update(&lake.catalog).unwrap();
+    assert!(built.built);
+    assert_eq!(built.indexed, 5);
+    let c = &lake.catalog;
+
+    assert_eq!(found(&index, c, "cat"), [lake.cat], "a label word");
+    assert_eq!(found(&index, c, "cats"), [lake.cat], "labels are stemmed");
+    assert_eq!(found(&index, c, "parking"), [lake.sign], "an OCR word");
+    assert_eq!(found(&index, c, "\"no parking\""), [lake.sign]);
+    assert!(
+        found(&index, c, "\"parking no\"").is_empty(),
+        "a phrase keeps its order"
+    );
+    assert_eq!(
+        found(&index, c, "estación"),
+        [lake.spanish],
+        "Spanish stemming"
+    );
+    assert_eq!(
+        found(&index, c, "поезд"),
+        [lake.russian],
+        "Russian stemming"
+    );
+    assert_eq!(
+        found(&index, c, "北京"),
+        [lake.chinese],
+        "Chinese by character pairs"
+    );
+    assert_eq!(found(&index, c, "火车站"), [lake.chinese]);
+    assert!(
+        found(&index, c, "京火").is_empty(),
+        "pairs that do not occur"
+    );
+    assert_eq!(found(&index, c, "IMG_0002"), [lake.sign], "file names");
+
+    assert_eq!(found(&index, c, "kind:document").len(), 3);
+    assert_eq!(found(&index, c, "collection:press").len(), 2);
+    assert_eq!(found(&index, c, "lang:ru"), [lake.russian]);
+    assert_eq!(found(&index, c, "label:cat"), [lake.cat]);
+    assert_eq!(found(&index, c, "has:ocr"), [lake.sign]);
+    assert_eq!(found(&index, c, "has:text").len(), 4);
+    assert!(found(&index, c, "cat kind:document").is_empty());
+    assert!(found(&index, c, "kind:image after:2000 before:2001").is_empty());
+    assert_eq!(
+        found(&index, c, "kind:image -parking"),
+        found(&index, c, "kind:image")
+    );
+    assert_eq!(found(&index, c, "img -parking"), [lake.cat], "exclusions");
+
+    // Why: the OCR line, with its box.
+    let hits = index
+        .search(
+            c,
+            &parse("parking").unwrap(),
+            &[],
+            &SearchOptions::default(),
+        )
+        .unwrap();
+    let json = serde_json::to_value(&hits[0].reasons).unwrap();
+    assert_eq!(json[0]["field"], "ocr");
+    assert_eq!(json[0]["text"], "NO PARKING");
+    assert_eq!(
+        json[0]["highlights"][0],
+        serde_json::json!({"start": 3, "end": 10})
+    );
+    assert_eq!(json[0]["place"]["type"], "region");
+}
+
+/// A query encoder that maps words to fixed directions: enough to test the plumbing of
+/// semantic and hybrid search without a model.
+struct Directions;
+
+impl QueryEncoder for Directions {
+    fn space(&self) -> &str {
+        "img"
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<f32>, String> {
+        match text {
+            "kitty" => Ok(vec![0.9, 0.1, 0.0]),
+            "road sign" => Ok(vec![0.1, 0.9, 0.0]),
+            _ => Err(format!("no direction for {text:?}")),
+        }
+    }
+}
+
+#[test]
+fn semantic_and_similar_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    index.update(&lake.catalog).unwrap();
+    let c = &lake.catalog;
+    let search = |q: &str| {
+        index
+            .search(
+                c,
+                &parse(q).unwrap(),
+                &[&Directions],
+                &SearchOptions::default(),
+            )
+            .unwrap()
+    };
+    let hits = search("kitty");
+    assert_eq!(
+        hits[0].asset.id, lake.cat,
+        "no word matches; the meaning does"
+    );
+    assert!(matches!(
+        hits[0].reasons[0],
+        aperture_search::Reason::Meaning { .. }
+    ));
+    assert_eq!(search("road sign")[0].asset.id, lake.sign);
+    assert!(
+        search("kitty kind:document").is_empty(),
+        "filters apply to vectors"
+    );
+    assert!(
+        search("kitty lang:ru").is_empty(),
+        "full-text-only filters too"
+    );
+
+    let similar = search(&format!("similar:{}", lake.cat));
+    assert_eq!(similar.len(), 1, "the other image, not itself");
+    assert_eq!(similar[0].asset.id, lake.sign);
+    let err = index
+        .search(
+            c,
+            &parse("similar:ffffffff").unwrap(),
+            &[],
+            &SearchOptions::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no asset id starts with"), "{err}");
+    let err = index
+        .search(c, &parse("").unwrap(), &[], &SearchOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("empty query"), "{err}");
+}
+
+#[test]
+fn erasure_leaves_both_indexes_and_a_lagging_index_never_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    let c = &lake.catalog;
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    index.update(c).unwrap();
+    assert_eq!(found(&index, c, "cat"), [lake.cat]);
+
+    c.delete_asset(lake.cat).unwrap();
+    // Not updated yet: the hit is checked against the catalog.
+    assert!(found(&index, c, "cat").is_empty());
+    let update = index.update(c).unwrap();
+    assert_eq!(update.removed, 1);
+    assert_eq!(index.documents(), 4);
+    assert_eq!(
+        index.deleted_documents(),
+        0,
+        "no segment file keeps the erased document"
+    );
+    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
+    assert_eq!(img.len(), 1);
+    assert!(img.keys_of(lake.cat).is_empty());
+    let similar = format!("similar:{}", lake.sign);
+    assert!(
+        found(&index, c, &similar).is_empty(),
+        "no vector left to be similar to"
+    );
+
+    // Reopened from disk, it is still gone.
+    drop(index);
+    let index = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(index.documents(), 4);
+    assert!(found(&index, c, "cat").is_empty());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn copy_catalog(from: &Path, to: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("catalog.db{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// A crash after the full-text commit and before `state.json` (and before the change feed is
+/// pruned) leaves the new full-text index beside the old vectors and position: searches
+/// still never show an erased asset, and the next update applies the changes again.
+#[test]
+fn a_crash_between_the_indexes_writes_is_repaired_by_the_next_update() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, db, saved) = (
+        root.path().join("search"),
+        root.path().join("db"),
+        root.path().join("saved"),
+    );
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::create_dir_all(&saved).unwrap();
+    let open = || SqliteCatalog::open(&db.join("catalog.db")).unwrap();
+    let lake = lake();
+    // The lake, in a catalog on disk (so the test can take its files back in time).
+    let c = open();
+    let mut ids = Vec::new();
+    for name in ["cat.jpg", "sign.jpg"] {
+        ids.push(record(&c, "photos", name, MediaKind::Image));
+    }
+    let (cat, sign) = (ids[0], ids[1]);
+    c.add_insights(&[
+        insight(cat, "label", serde_json::json!({"name": "tabby cat"}), None),
+        vector(cat, "img", &[1.0, 0.0, 0.0]),
+        insight(
+            sign,
+            "ocr_line",
+            serde_json::json!({"text": "NO PARKING"}),
+            Some("en"),
+        ),
+        vector(sign, "img", &[0.0, 1.0, 0.0]),
+    ])
+    .unwrap();
+    drop(lake);
+    SearchIndex::open(&dir).unwrap().update(&c).unwrap();
+    let before = root.path().join("before");
+    copy_dir(&dir, &before);
+
+    c.delete_asset(sign).unwrap();
+    let other = record(&c, "photos", "other.jpg", MediaKind::Image);
+    c.add_insights(&[vector(other, "img", &[0.0, 0.0, 1.0])])
+        .unwrap();
+    drop(c);
+    copy_catalog(&db, &saved);
+    let c = open();
+    SearchIndex::open(&dir).unwrap().update(&c).unwrap();
+    drop(c);
+
+    // The crash: the catalog as it was (its change feed not yet pruned), the old state and
+    // vectors, and the new full-text index.
+    copy_catalog(&saved, &db);
+    std::fs::copy(before.join("state.json"), dir.join("state.json")).unwrap();
+    std::fs::remove_dir_all(dir.join("vectors")).unwrap();
+    copy_dir(&before.join("vectors"), &dir.join("vectors"));
+
+    let c = open();
+    let mut index = SearchIndex::open(&dir).unwrap();
+    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
+    assert_eq!(img.keys_of(sign).len(), 1, "the old vectors are back");
+    assert!(
+        found(&index, &c, "parking").is_empty(),
+        "the erased asset is never shown"
+    );
+    let similar = format!("similar:{cat}");
+    assert!(!found(&index, &c, &similar).contains(&sign));
+
+    let update = index.update(&c).unwrap();
+    assert_eq!(update.removed, 1);
+    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
+    assert!(img.keys_of(sign).is_empty(), "erased on the second try");
+    assert_eq!(img.keys_of(other).len(), 1, "added once, not twice");
+    assert_eq!(img.len(), 2);
+    assert_eq!(
+        index.documents(),
+        2,
+        "cat and other; applying twice duplicates nothing"
+    );
+}
+
+#[test]
+fn one_updater_at_a_time_and_rebuilds_swap_in_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("search");
+    let lake = lake();
+    let c = &lake.catalog;
+    let mut first = SearchIndex::open(&dir).unwrap();
+    first.update(c).unwrap();
+    let lock = std::fs::File::open(dir.join("update.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let mut second = SearchIndex::open(&dir).unwrap();
+    assert!(matches!(second.update(c), Err(Error::Busy(_))));
+    drop(lock);
+    second.update(c).unwrap();
+
+    let (rebuilt, report) = SearchIndex::rebuild(&dir, c).unwrap();
+    assert!(report.built);
+    assert_eq!(report.indexed, 5);
+    assert_eq!(rebuilt.documents(), 5);
+    assert_eq!(found(&rebuilt, c, "北京"), [lake.chinese]);
+    assert!(!root.path().join("search.new").exists());
+    assert!(!root.path().join("search.old").exists());
+}
+
+#[test]
+fn a_damaged_state_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    SearchIndex::open(dir.path())
+        .unwrap()
+        .update(&lake.catalog)
+        .unwrap();
+    std::fs::write(dir.path().join("state.json"), b"{ not json").unwrap();
+    let err = SearchIndex::open(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("state.json") && err.contains("reindex-search"),
+        "{err}"
+    );
+}
