@@ -103,10 +103,21 @@ else
     echo "(the lake is empty)"
 fi
 
+step "Search: by label, by text in a photo or document, by meaning, with filters"
+for q in "strawberry" "segmentation kind:image" "paquetes lang:es" "a kitten"; do
+    show "$BIN_REL" --data "$DATA" search "$q" -n 3
+done
+if [[ -n "$first_id" ]]; then
+    step "Photos that look like the first one"
+    show "$BIN_REL" --data "$DATA" similar "$first_id" -n 3
+fi
+
 step "Next steps"
 cat <<EOF
 Try, from the repository root:
   export APERTURE_DATA=$ROOT/$DATA
+  $BIN_REL search 'harbour "no parking" kind:image after:2024' --json
+  $BIN_REL duplicates
   $BIN_REL ls --kind video
   $BIN_REL ls --collection samples --json
   $BIN_REL show ${first_id:-ID} --json

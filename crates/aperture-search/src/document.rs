@@ -25,7 +25,7 @@ pub struct Passage {
     pub text: String,
     pub language: Option<String>,
     pub place: Place,
-    /// `ocr` or `text`.
+    /// `ocr`, `text`, or `transcript` (speech, with its time range).
     pub source: &'static str,
 }
 

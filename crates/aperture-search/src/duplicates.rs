@@ -37,7 +37,7 @@ pub struct DuplicateOptions {
 }
 
 impl Default for DuplicateOptions {
-    /// Calibrated on real photos and copies the test makes (`tests/it/duplicates.rs`).
+    /// Calibrated on real photos and the copies `crates/aperture/tests/it/search.rs` makes.
     fn default() -> Self {
         DuplicateOptions {
             min_similarity: 0.80,
@@ -214,7 +214,26 @@ pub fn near(
     options: &DuplicateOptions,
 ) -> Result<Vec<Group>> {
     let pairs = candidate_pairs(index, catalog, options.neighbours, options.min_similarity)?;
-    let kept: Vec<&Pair> = pairs.iter().filter(|p| options.is_duplicate(p)).collect();
+    // The index may lag the catalog: an erased asset is in no group.
+    let mut exists: HashMap<AssetId, bool> = HashMap::new();
+    let mut present = |id: AssetId| -> Result<bool> {
+        if let Some(e) = exists.get(&id) {
+            return Ok(*e);
+        }
+        let e = match catalog.asset(id) {
+            Ok(_) => true,
+            Err(aperture_catalog::Error::NotFound { .. }) => false,
+            Err(e) => return Err(Error::Catalog(e)),
+        };
+        exists.insert(id, e);
+        Ok(e)
+    };
+    let mut kept: Vec<&Pair> = Vec::new();
+    for p in pairs.iter().filter(|p| options.is_duplicate(p)) {
+        if present(p.a)? && present(p.b)? {
+            kept.push(p);
+        }
+    }
     let mut parent: HashMap<AssetId, AssetId> = HashMap::new();
     fn root(parent: &mut HashMap<AssetId, AssetId>, x: AssetId) -> AssetId {
         let p = *parent.entry(x).or_insert(x);

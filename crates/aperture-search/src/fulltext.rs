@@ -238,8 +238,14 @@ impl FullText {
             let Some(filter) = filter else {
                 return Ok(Vec::new());
             };
+            let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Must, filter)];
+            clauses.extend(
+                self.exclusions(query)
+                    .into_iter()
+                    .map(|q| (Occur::MustNot, q)),
+            );
             let newest = TopDocs::with_limit(limit).order_by_fast_field::<i64>("date", Order::Desc);
-            let hits = searcher.search(&filter, &newest)?;
+            let hits = searcher.search(&BooleanQuery::new(clauses), &newest)?;
             return hits
                 .into_iter()
                 .map(|(_, address)| Ok((self.id_of(&searcher, address)?, 0.0)))
@@ -331,9 +337,16 @@ impl FullText {
             (f.text, NEUTRAL.into(), 1.0),
             (f.meta, NEUTRAL.into(), META_BOOST),
         ];
+        // Only the languages some document is in: most collections have a handful.
+        let searcher = self.reader.searcher();
         fields.extend(
             f.stemmed
                 .iter()
+                .filter(|(code, _)| {
+                    searcher
+                        .doc_freq(&Term::from_field_text(f.lang, code))
+                        .is_ok_and(|n| n > 0)
+                })
                 .map(|(code, field)| (*field, analysis::stemmed(code), STEMMED_BOOST)),
         );
         let alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = fields

@@ -51,7 +51,9 @@ struct SpaceState {
     vectors: usize,
 }
 
-const FORMAT: u32 = 1;
+/// `2`: vectors normalised, inner product (`1` was cosine). An index of another format is
+/// rebuilt on its next update.
+const FORMAT: u32 = 2;
 
 /// What an update did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -74,8 +76,9 @@ pub struct SearchIndex {
 }
 
 impl SearchIndex {
-    /// Opens the index in `dir` (creating an empty one when missing). An index that is
-    /// missing or damaged is not an error here: [`SearchIndex::update`] builds it.
+    /// Opens the index in `dir` (creating an empty one when missing). An index of an older
+    /// format opens empty, and [`SearchIndex::update`] builds it again; a damaged one is an
+    /// error that names the file and says to run `aperture reindex-search`.
     pub fn open(dir: &Path) -> Result<SearchIndex> {
         finish_swap(dir)?;
         std::fs::create_dir_all(dir.join("vectors")).map_err(|e| Error::io(dir, e))?;
@@ -107,13 +110,18 @@ impl SearchIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(Error::io(&state_path, e)),
         };
-        if state.format != FORMAT && state.format != 0 {
-            return Err(Error::Index(format!(
-                "{} has format {}; this version reads {FORMAT} (run `aperture reindex-search`)",
-                state_path.display(),
-                state.format
-            )));
-        }
+        let state = if state.format == FORMAT {
+            state
+        } else {
+            if state.format != 0 {
+                tracing::warn!(
+                    found = state.format,
+                    FORMAT,
+                    "search index of another format: it will be rebuilt"
+                );
+            }
+            State::default()
+        };
         let mut spaces = BTreeMap::new();
         for (name, s) in &state.spaces {
             spaces.insert(name.clone(), Space::load(&dir.join("vectors"), &s.stem)?);
@@ -161,6 +169,9 @@ impl SearchIndex {
         let mut dirty = BTreeSet::new();
         let mut position = self.state.position;
         if !self.is_built() {
+            // Whatever a crashed build or an older format left goes first.
+            writer.delete_all_documents()?;
+            self.spaces.clear();
             // Everything after this position is applied again below: harmless.
             position = catalog.last_change()?;
             report.built = true;
@@ -193,10 +204,13 @@ impl SearchIndex {
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&position.to_string());
         commit.commit()?;
-        if report.removed > 0 {
-            self.text.purge_deleted(&mut writer)?;
-        }
         writer.wait_merging_threads()?;
+        if report.removed > 0 {
+            // After the background merges: none of them may still hold a segment we rewrite.
+            let mut writer = self.text.writer()?;
+            self.text.purge_deleted(&mut writer)?;
+            writer.wait_merging_threads()?;
+        }
         self.text.reload()?;
         self.save(position, &dirty)?;
         // One consumer follows the feed: what it applied is no longer needed.
@@ -239,6 +253,7 @@ impl SearchIndex {
             let ordinal = ordinals.entry(&v.space).or_default();
             if v.vector.len() != space.dims() {
                 tracing::warn!(asset = %id, space = v.space, "a vector of the wrong size, skipped");
+                *ordinal += 1;
                 continue;
             }
             space.add(&NewVector {
@@ -304,18 +319,17 @@ impl SearchIndex {
     }
 
     fn lock(&self) -> Result<File> {
-        let path = self.dir.join("update.lock");
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(self.dir.clone())),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
-        }
+        lock_dir(&self.dir)
     }
 
     /// Builds a new index from the catalog beside the current one, then swaps it in: searches
     /// keep working on the old index meanwhile.
     pub fn rebuild(dir: &Path, catalog: &dyn Catalog) -> Result<(SearchIndex, Update)> {
+        // No update of the live index meanwhile: it would prune changes the new one has not
+        // applied, and write into the directory being swapped.
+        finish_swap(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let _lock = lock_dir(dir)?;
         let fresh = sibling(dir, "new");
         if fresh.exists() {
             std::fs::remove_dir_all(&fresh).map_err(|e| Error::io(&fresh, e))?;
@@ -335,6 +349,17 @@ impl SearchIndex {
     }
 }
 
+/// Takes the index's update lock, or says another process has it.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("update.lock");
+    let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
 /// `search` → `search.new` / `search.old`.
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_owned();
@@ -342,11 +367,16 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Finishes a rebuild that a crash interrupted between its two renames.
+/// Finishes a rebuild that a crash interrupted between its two renames, and removes what an
+/// interrupted rebuild left (an old index may hold erased data).
 fn finish_swap(dir: &Path) -> Result<()> {
     let fresh = sibling(dir, "new");
     if !dir.exists() && fresh.join("state.json").exists() {
         std::fs::rename(&fresh, dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let old = sibling(dir, "old");
+    if old.exists() && dir.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub use query::{Query, QueryError, parse};
 pub use search::{Hit, QueryEncoder, Reason, SearchOptions};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Query(#[from] QueryError),

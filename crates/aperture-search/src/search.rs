@@ -25,6 +25,11 @@ const RRF_K: f32 = 60.0;
 const SNIPPET_CHARS: usize = 160;
 /// Word matches listed per hit.
 const MAX_WORD_REASONS: usize = 3;
+/// Words too common to explain a match on their own (they still count in ranking).
+const STOP_WORDS: [&str; 24] = [
+    "a", "an", "and", "are", "as", "at", "be", "by", "de", "for", "from", "in", "is", "it", "la",
+    "el", "of", "on", "or", "the", "to", "was", "with", "y",
+];
 
 /// Turns query text into a vector of one embedding space (MiniLM for descriptions, CLIP's
 /// text tower for CLIP image embeddings). Implemented where the models are.
@@ -65,7 +70,8 @@ pub struct Hit {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reason {
-    /// Query words found in a field: `name`, `path`, `label`, `ocr`, `text` or `meta`.
+    /// Query words found in a field: `name`, `path`, `label`, `ocr`, `text`, `transcript` or
+    /// `meta`.
     Words {
         field: &'static str,
         /// The line, label or excerpt that matched.
@@ -308,6 +314,12 @@ impl SearchIndex {
         ) else {
             return Vec::new();
         };
+        let terms: Vec<&str> = terms
+            .iter()
+            .copied()
+            .filter(|t| !STOP_WORDS.contains(&t.to_lowercase().as_str()))
+            .collect();
+        let terms = terms.as_slice();
         let mut reasons = Vec::new();
         let words = |field: &'static str,
                      text: &str,
@@ -346,7 +358,7 @@ impl SearchIndex {
             );
         }
         for p in &indexed.passages {
-            let field = if p.source == "ocr" { "ocr" } else { "text" };
+            let field = p.source;
             let mut stemmer = p
                 .language
                 .as_deref()

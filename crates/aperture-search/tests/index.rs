@@ -196,7 +196,8 @@ fn words_filters_and_languages() {
     assert!(found(&index, c, "kind:image after:2000 before:2001").is_empty());
     assert_eq!(
         found(&index, c, "kind:image -parking"),
-        found(&index, c, "kind:image")
+        [lake.cat],
+        "exclusions with filters alone"
     );
     assert_eq!(found(&index, c, "img -parking"), [lake.cat], "exclusions");
 
@@ -364,8 +365,7 @@ fn a_crash_between_the_indexes_writes_is_repaired_by_the_next_update() {
     std::fs::create_dir_all(&db).unwrap();
     std::fs::create_dir_all(&saved).unwrap();
     let open = || SqliteCatalog::open(&db.join("catalog.db")).unwrap();
-    let lake = lake();
-    // The lake, in a catalog on disk (so the test can take its files back in time).
+    // A small lake, in a catalog on disk (so the test can take its files back in time).
     let c = open();
     let mut ids = Vec::new();
     for name in ["cat.jpg", "sign.jpg"] {
@@ -384,7 +384,6 @@ fn a_crash_between_the_indexes_writes_is_repaired_by_the_next_update() {
         vector(sign, "img", &[0.0, 1.0, 0.0]),
     ])
     .unwrap();
-    drop(lake);
     SearchIndex::open(&dir).unwrap().update(&c).unwrap();
     let before = root.path().join("before");
     copy_dir(&dir, &before);
@@ -445,6 +444,8 @@ fn one_updater_at_a_time_and_rebuilds_swap_in_whole() {
     drop(lock);
     second.update(c).unwrap();
 
+    // What an interrupted rebuild left (it may hold erased data) goes.
+    std::fs::create_dir_all(root.path().join("search.old/text")).unwrap();
     let (rebuilt, report) = SearchIndex::rebuild(&dir, c).unwrap();
     assert!(report.built);
     assert_eq!(report.indexed, 5);

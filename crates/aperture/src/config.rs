@@ -85,7 +85,7 @@ impl Default for StorageSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSection {
     pub default_collection: String,
@@ -107,7 +107,7 @@ impl Default for IngestSection {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaSection {
     pub ffprobe: PathBuf,
@@ -122,7 +122,7 @@ impl Default for MediaSection {
 }
 
 /// Settings resolved against the data folder and checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub blobs_url: String,

@@ -80,9 +80,10 @@ fn exit(report: &WorkerReport) -> ExitCode {
     }
 }
 
-/// Brings the search index up to date after the analyzers ran; another process updating it
-/// is not an error (it will apply the same changes).
-async fn update_search(app: &App, quiet: bool) -> anyhow::Result<()> {
+/// Brings the search index up to date after the analyzers ran. It is derived data: a
+/// failure is reported, not fatal (the next search or update catches up); another process
+/// updating it is no failure at all.
+async fn update_search(app: &App, quiet: bool) {
     match crate::search::update(app).await {
         Ok(update) => {
             if !quiet && (update.indexed > 0 || update.removed > 0) {
@@ -92,13 +93,11 @@ async fn update_search(app: &App, quiet: bool) -> anyhow::Result<()> {
                     output::count(update.removed)
                 );
             }
-            Ok(())
         }
         Err(e) if matches!(e.downcast_ref(), Some(aperture_search::Error::Busy(_))) => {
             eprintln!("note: {e}; it will catch up on its own");
-            Ok(())
         }
-        Err(e) => Err(e.context("cannot update the search index")),
+        Err(e) => eprintln!("warning: the search index was not updated: {e:#}"),
     }
 }
 
@@ -136,7 +135,7 @@ async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<Wo
         })
         .await?;
     bar.finish_and_clear();
-    update_search(app, quiet).await?;
+    update_search(app, quiet).await;
     Ok(report)
 }
 
@@ -175,6 +174,9 @@ fn summary(report: &WorkerReport) {
     }
 }
 
+/// How often a long-running worker brings the search index up to date.
+const SEARCH_FOLLOW_SECS: u64 = 5;
+
 /// Runs until interrupted (Ctrl-C or SIGTERM), taking jobs as they come.
 pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let worker = worker(app, args.lease);
@@ -193,11 +195,43 @@ pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode>
             } => {}
         }
     };
-    let report = worker
-        .run(stop, &|report: &WorkerReport| {
+    // The search index follows what the workers store, a few seconds behind. Another process
+    // updating it (a second worker) is fine: it applies the same feed.
+    // The index stays open between ticks (opening reads every vector file); after a failed
+    // update it is opened again, so memory never drifts from what is on disk.
+    let follow = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(SEARCH_FOLLOW_SECS));
+        let mut open: Option<aperture_search::SearchIndex> = None;
+        loop {
+            tick.tick().await;
+            let (catalog, dir) = (app.catalog.clone(), crate::search::index_dir(app));
+            let taken = open.take();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut index = match taken {
+                    Some(index) => index,
+                    None => aperture_search::SearchIndex::open(&dir)?,
+                };
+                let update = index.update(catalog.as_ref());
+                Ok::<_, aperture_search::Error>((index, update))
+            })
+            .await;
+            match result {
+                Ok(Ok((index, Ok(_)))) => open = Some(index),
+                Ok(Ok((index, Err(aperture_search::Error::Busy(_))))) => open = Some(index),
+                Ok(Ok((_, Err(e)))) | Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "search index update failed; retrying")
+                }
+                Err(e) => tracing::warn!(error = %e, "search index update panicked; retrying"),
+            }
+        }
+    };
+    let report = tokio::select! {
+        report = worker.run(stop, &|report: &WorkerReport| {
             tracing::info!(jobs = report.jobs(), "progress");
-        })
-        .await?;
+        }) => report?,
+        _ = follow => unreachable!("the follower loops forever"),
+    };
+    update_search(app, false).await;
     summary(&report);
     Ok(ExitCode::SUCCESS)
 }

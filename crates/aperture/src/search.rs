@@ -62,17 +62,16 @@ pub struct ReindexSearchArgs {
     json: bool,
 }
 
-fn index_dir(app: &App) -> PathBuf {
+pub fn index_dir(app: &App) -> PathBuf {
     app.config.data_dir.join("search")
 }
 
 /// Opens the search index and brings it up to date with the catalog. When another process
-/// is updating it, searches what is there.
-pub fn open_current(app: &App) -> anyhow::Result<SearchIndex> {
-    let dir = index_dir(app);
+/// is updating it, searches what is there. Blocking.
+fn open_current(dir: &Path, catalog: &dyn Backend) -> anyhow::Result<SearchIndex> {
     let mut index =
-        SearchIndex::open(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    match index.update(app.catalog.as_ref()) {
+        SearchIndex::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    match index.update(catalog) {
         Ok(_) => {}
         Err(aperture_search::Error::Busy(_)) if index.is_built() => {
             eprintln!("note: another process is updating the search index; searching what it has");
@@ -94,10 +93,10 @@ pub async fn update(app: &App) -> anyhow::Result<Update> {
 }
 
 /// The encoders that turn query words into vectors: MiniLM when installed, and CLIP's text
-/// tower when a CLIP model is configured.
-fn encoders(app: &App) -> Vec<Box<dyn QueryEncoder>> {
+/// tower when a CLIP model is configured. Blocking (loads the models).
+fn encoders(config: &crate::config::Config) -> Vec<Box<dyn QueryEncoder>> {
     let mut out: Vec<Box<dyn QueryEncoder>> = Vec::new();
-    let models = &app.config.models_dir;
+    let models = &config.models_dir;
     if let Ok(folder) = aperture_analyze::models::require(models, MINILM_MODEL) {
         let library = aperture_analyze::onnx::runtime_library(models).ok();
         match TextEmbedder::load_with(&folder, library.as_deref()) {
@@ -105,7 +104,7 @@ fn encoders(app: &App) -> Vec<Box<dyn QueryEncoder>> {
             Err(e) => eprintln!("note: searching without meaning: {e}"),
         }
     }
-    if let Some(id) = &app.config.clip_model {
+    if let Some(id) = &config.clip_model {
         let clip = aperture_analyze::Clip::from_hub(models, id).map_err(|e| e.to_string());
         match clip.and_then(|c| Ok((c.space(), c.encoder().map_err(|e| e.to_string())?))) {
             Ok((space, encoder)) => out.push(Box::new(ClipText { space, encoder })),
@@ -149,8 +148,15 @@ impl QueryEncoder for ClipText {
 
 /// The image vectors of a file that is not stored: what the installed image analyzers make
 /// of it (EfficientNet features, CLIP).
-fn example_vectors(app: &App, file: &Path) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
+async fn example_vectors(app: &App, file: PathBuf) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
     let (analyzers, _) = app.analyzers();
+    tokio::task::spawn_blocking(move || image_vectors(&analyzers, &file)).await?
+}
+
+fn image_vectors(
+    analyzers: &[Arc<dyn aperture_analyze::Analyzer>],
+    file: &Path,
+) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
     let asset = Asset {
         id: AssetId::new(),
         collection: String::new(),
@@ -198,8 +204,8 @@ fn example_vectors(app: &App, file: &Path) -> anyhow::Result<Vec<(String, Vec<f3
 
 pub async fn search(app: &App, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let query = aperture_search::parse(&args.query)?;
-    let examples = match &args.image {
-        Some(file) => example_vectors(app, file)?,
+    let examples = match args.image {
+        Some(file) => example_vectors(app, file).await?,
         None => Vec::new(),
     };
     run_search(app, query, examples, args.limit, args.json).await
@@ -209,7 +215,7 @@ pub async fn similar(app: &App, args: SimilarArgs) -> anyhow::Result<ExitCode> {
     let mut query = aperture_search::parse(&args.filter)?;
     let file = Path::new(&args.target);
     let examples = if file.is_file() {
-        example_vectors(app, file)?
+        example_vectors(app, file.to_owned()).await?
     } else {
         let id = app.resolve(&args.target).await?;
         query.similar = Some(id.to_string());
@@ -225,21 +231,22 @@ async fn run_search(
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let hits = {
-        let app_catalog: Arc<dyn Backend> = app.catalog.clone();
+    let (catalog, config, dir) = (app.catalog.clone(), app.config.clone(), index_dir(app));
+    let hits = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Hit>> {
         let encoders = if query.terms.iter().any(|t| !t.excluded) {
-            encoders(app)
+            encoders(&config)
         } else {
             Vec::new()
         };
-        let index = open_current(app)?;
+        let index = open_current(&dir, catalog.as_ref())?;
         let refs: Vec<&dyn QueryEncoder> = encoders.iter().map(|e| e.as_ref()).collect();
         let options = SearchOptions {
             limit,
             ..SearchOptions::default()
         };
-        index.search_with_examples(app_catalog.as_ref(), &query, &refs, &examples, &options)?
-    };
+        Ok(index.search_with_examples(catalog.as_ref(), &query, &refs, &examples, &options)?)
+    })
+    .await??;
     if json {
         output::json(&hits)?;
     } else if hits.is_empty() {
@@ -322,16 +329,22 @@ fn describe(reason: &Reason) -> String {
 }
 
 pub async fn duplicates(app: &App, args: DuplicatesArgs) -> anyhow::Result<ExitCode> {
+    let (catalog, dir) = (app.catalog.clone(), index_dir(app));
+    let (exact_only, threshold) = (args.exact_only, args.threshold);
+    let groups = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Group>> {
+        let mut groups = duplicates::exact(catalog.as_ref())?;
+        if !exact_only {
+            let index = open_current(&dir, catalog.as_ref())?;
+            let options = DuplicateOptions {
+                min_similarity: threshold,
+                ..DuplicateOptions::default()
+            };
+            groups.extend(duplicates::near(&index, catalog.as_ref(), &options)?);
+        }
+        Ok(groups)
+    })
+    .await??;
     let catalog = app.catalog.clone();
-    let mut groups = duplicates::exact(catalog.as_ref())?;
-    if !args.exact_only {
-        let index = open_current(app)?;
-        let options = DuplicateOptions {
-            min_similarity: args.threshold,
-            ..DuplicateOptions::default()
-        };
-        groups.extend(duplicates::near(&index, catalog.as_ref(), &options)?);
-    }
     if args.json {
         output::json(&groups)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,0 +1,623 @@
+//! Search benchmark: approximate nearest neighbours against exact search and a reference
+//! library, and full-text query latency. Prints tables.
+//!
+//! ```text
+//! bash scripts/reference/setup.sh          # the reference venv (faiss-cpu)
+//! cargo bench -p aperture-search --bench search -- [--n 1000000] [--dims 384,1280,512]
+//!     [--queries 500] [--candidates usearch,hnsw_rs] [--reference] [--docs 1000000]
+//! ```
+//!
+//! Vectors are synthetic but shaped like real embeddings (see `Model`): 4,096 clusters in a
+//! 32-dimensional latent space, projected to the full dimension, plus noise in every
+//! dimension, normalised. Queries are new points drawn the same way. The ground truth is exact search over
+//! all vectors. Latency is one query at a time on one thread; the reference (faiss-cpu's
+//! HNSW, same M = 16 and efConstruction = 128, through its Python package)
+//! "usearch" is Aperture's own index (`vectors::Space`, USearch underneath); "hnsw_rs" is the
+//! pure-Rust alternative it was chosen against. runs on the same
+//! files in the same run, searched the same way.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use aperture_core::{AssetId, MediaKind, UnixMillis};
+use aperture_search::document::{Indexed, Passage};
+use aperture_search::fulltext::FullText;
+use aperture_search::vectors::{CONNECTIVITY, EXPANSION_ADD, NewVector, Space, VectorFilter};
+use rayon::prelude::*;
+
+const K: usize = 10;
+const EFS: [usize; 8] = [16, 24, 32, 48, 64, 96, 128, 256];
+const TARGET_RECALL: f64 = 0.95;
+const CENTRES: usize = 4096;
+
+struct Args {
+    n: usize,
+    dims: Vec<usize>,
+    queries: usize,
+    candidates: Vec<String>,
+    reference: bool,
+    docs: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        n: 1_000_000,
+        dims: vec![384, 1280, 512],
+        queries: 500,
+        candidates: vec!["usearch".into()],
+        reference: false,
+        docs: 1_000_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match arg.as_str() {
+            "--n" => a.n = value().parse().unwrap(),
+            "--dims" => a.dims = value().split(',').map(|d| d.parse().unwrap()).collect(),
+            "--queries" => a.queries = value().parse().unwrap(),
+            "--candidates" => a.candidates = value().split(',').map(str::to_owned).collect(),
+            "--reference" => a.reference = true,
+            "--docs" => a.docs = value().parse().unwrap(),
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// xorshift64* and Box–Muller: deterministic, fast, good enough for synthetic data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn uniform(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+/// The structure synthetic vectors share, per dimension count: a random projection from a
+/// low-dimensional latent space, and cluster centres in that space.
+struct Model {
+    dims: usize,
+    /// dims × LATENT, row-major.
+    projection: Vec<f32>,
+    /// CENTRES × LATENT.
+    centres: Vec<f32>,
+}
+
+/// Real embeddings have a low intrinsic dimension (tens, not hundreds): points live near a
+/// low-dimensional manifold, in clusters. Synthetic vectors with full-rank noise would be far
+/// harder for any index than real ones.
+const LATENT: usize = 32;
+
+impl Model {
+    fn new(dims: usize) -> Model {
+        let mut rng = Rng(0xC0FFEE ^ dims as u64);
+        Model {
+            dims,
+            projection: (0..dims * LATENT).map(|_| rng.gaussian()).collect(),
+            centres: (0..CENTRES * LATENT).map(|_| rng.gaussian()).collect(),
+        }
+    }
+
+    /// `n` unit vectors, row-major, from `seed`: a centre plus latent spread, projected, plus
+    /// a little noise in every dimension (a tenth of the signal's norm).
+    fn sample(&self, n: usize, seed: u64) -> Vec<f32> {
+        let dims = self.dims;
+        let mut out = vec![0f32; n * dims];
+        out.par_chunks_mut(dims * 1024)
+            .enumerate()
+            .for_each(|(chunk, rows)| {
+                let mut rng = Rng(seed ^ (chunk as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let mut z = [0f32; LATENT];
+                for row in rows.chunks_mut(dims) {
+                    let c = (rng.next() % CENTRES as u64) as usize;
+                    for (j, zj) in z.iter_mut().enumerate() {
+                        *zj = self.centres[c * LATENT + j] + 0.5 * rng.gaussian();
+                    }
+                    for (i, x) in row.iter_mut().enumerate() {
+                        *x = dot(&self.projection[i * LATENT..(i + 1) * LATENT], &z);
+                    }
+                    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                    let sigma = 0.1 * norm / (dims as f32).sqrt();
+                    for x in row.iter_mut() {
+                        *x += sigma * rng.gaussian();
+                    }
+                    normalise(row);
+                }
+            });
+        out
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Exact top-k by inner product (cosine on unit vectors).
+fn exact(data: &[f32], dims: usize, q: &[f32]) -> Vec<u64> {
+    let mut best: Vec<(f32, u64)> = Vec::with_capacity(K + 1);
+    for (i, row) in data.chunks_exact(dims).enumerate() {
+        let s = dot(row, q);
+        if best.len() < K || s > best[K - 1].0 {
+            let at = best.partition_point(|b| b.0 >= s);
+            best.insert(at, (s, i as u64));
+            best.truncate(K);
+        }
+    }
+    best.into_iter().map(|b| b.1).collect()
+}
+
+fn recall(found: &[Vec<u64>], truth: &[Vec<u64>]) -> f64 {
+    let hit: usize = found
+        .iter()
+        .zip(truth)
+        .map(|(f, t)| t.iter().filter(|id| f.contains(id)).count())
+        .sum();
+    hit as f64 / (truth.len() * K) as f64
+}
+
+fn percentile(sorted_us: &[f64], p: f64) -> f64 {
+    sorted_us[((sorted_us.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[derive(Debug, Clone)]
+struct Point {
+    ef: usize,
+    recall: f64,
+    p50_us: f64,
+    p99_us: f64,
+    qps: f64,
+    /// Queries/s with all queries in one call (the reference only).
+    batch_qps: Option<f64>,
+}
+
+/// Times `search` on every query, one at a time, and scores it against the truth.
+fn sweep_point(
+    ef: usize,
+    queries: &[f32],
+    dims: usize,
+    truth: &[Vec<u64>],
+    search: &mut dyn FnMut(&[f32]) -> Vec<u64>,
+) -> Point {
+    let mut times = Vec::with_capacity(truth.len());
+    let mut found = Vec::with_capacity(truth.len());
+    let started = Instant::now();
+    for q in queries.chunks_exact(dims) {
+        let t = Instant::now();
+        found.push(search(q));
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let total = started.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    Point {
+        ef,
+        recall: recall(&found, truth),
+        p50_us: percentile(&times, 0.5),
+        p99_us: percentile(&times, 0.99),
+        qps: truth.len() as f64 / total,
+        batch_qps: None,
+    }
+}
+
+fn print_sweep(name: &str, build_s: f64, points: &[Point]) {
+    println!("  {name}: built in {build_s:.1} s");
+    println!(
+        "    {:>5} {:>9} {:>10} {:>10} {:>10} {:>12}",
+        "ef", "recall@10", "p50 µs", "p99 µs", "q/s", "batch q/s"
+    );
+    for p in points {
+        let batch = p.batch_qps.map_or(String::new(), |q| format!("{q:.0}"));
+        println!(
+            "    {:>5} {:>9.4} {:>10.1} {:>10.1} {:>10.0} {:>12}",
+            p.ef, p.recall, p.p50_us, p.p99_us, p.qps, batch
+        );
+    }
+}
+
+/// The first point of the sweep that reaches the target recall.
+fn at_target(points: &[Point]) -> Option<&Point> {
+    points.iter().find(|p| p.recall >= TARGET_RECALL)
+}
+
+/// Aperture's own vector index ([`Space`]: USearch HNSW, cosine, f32), bulk-loaded on every
+/// core and searched through `Space::search`, entries and all.
+fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> (f64, Vec<Point>) {
+    let mut space = Space::new(dims).unwrap();
+    let asset = AssetId::from_bytes([0; 16]);
+    let items: Vec<NewVector<'_>> = data
+        .chunks_exact(dims)
+        .enumerate()
+        .map(|(i, vector)| NewVector {
+            asset,
+            collection: "bench",
+            kind: MediaKind::Image,
+            date: 0,
+            page: 0,
+            ordinal: i as u32,
+            vector,
+        })
+        .collect();
+    let started = Instant::now();
+    let keys = space.add_many(&items).unwrap();
+    let build = started.elapsed().as_secs_f64();
+    // Keys start at 1; the truth counts rows from 0.
+    let first = keys[0];
+    let none = VectorFilter::default();
+    let points = EFS
+        .iter()
+        .map(|&ef| {
+            space.set_expansion_search(ef);
+            sweep_point(ef, queries, dims, truth, &mut |q| {
+                space
+                    .search(q, K, &none)
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.key - first)
+                    .collect()
+            })
+        })
+        .collect();
+    (build, points)
+}
+
+/// USearch with vectors quantised to 8 bits (a quarter of the memory), through its own API:
+/// the option `Space` does not take yet, measured to decide whether it should.
+fn run_usearch_i8(
+    data: &[f32],
+    dims: usize,
+    queries: &[f32],
+    truth: &[Vec<u64>],
+) -> (f64, Vec<Point>) {
+    let index = usearch::Index::new(&usearch::IndexOptions {
+        dimensions: dims,
+        metric: usearch::MetricKind::IP,
+        quantization: usearch::ScalarKind::I8,
+        connectivity: CONNECTIVITY,
+        expansion_add: EXPANSION_ADD,
+        expansion_search: 64,
+        multi: false,
+    })
+    .unwrap();
+    let n = data.len() / dims;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    index.reserve_capacity_and_threads(n, threads).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let index = &index;
+            s.spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    index
+                        .add(i as u64, &data[i * dims..(i + 1) * dims])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let build = started.elapsed().as_secs_f64();
+    let points = EFS
+        .iter()
+        .map(|&ef| {
+            index.change_expansion_search(ef);
+            sweep_point(ef, queries, dims, truth, &mut |q| {
+                index.search(q, K).unwrap().keys
+            })
+        })
+        .collect();
+    (build, points)
+}
+
+fn run_hnsw_rs(
+    data: &[f32],
+    dims: usize,
+    queries: &[f32],
+    truth: &[Vec<u64>],
+) -> (f64, Vec<Point>) {
+    use hnsw_rs::prelude::{DistDot, Hnsw};
+    let n = data.len() / dims;
+    let hnsw = Hnsw::<f32, DistDot>::new(CONNECTIVITY, n, 16, EXPANSION_ADD, DistDot {});
+    let rows: Vec<(&[f32], usize)> = data.chunks_exact(dims).zip(0..).collect();
+    let started = Instant::now();
+    hnsw.parallel_insert_slice(&rows);
+    let build = started.elapsed().as_secs_f64();
+    let points = EFS
+        .iter()
+        .map(|&ef| {
+            sweep_point(ef, queries, dims, truth, &mut |q| {
+                hnsw.search(q, K, ef)
+                    .iter()
+                    .map(|n| n.d_id as u64)
+                    .collect()
+            })
+        })
+        .collect();
+    (build, points)
+}
+
+fn write_f32(path: &Path, data: &[f32]) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for x in data {
+        out.write_all(&x.to_le_bytes()).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn write_u64(path: &Path, rows: &[Vec<u64>]) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for row in rows {
+        for x in row {
+            out.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+    out.flush().unwrap();
+}
+
+/// Runs the faiss reference on the same files; its sweep, or `None` when the venv is missing.
+fn run_reference(dir: &Path, n: usize, dims: usize, queries: usize) -> Option<(f64, Vec<Point>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join("target/reference-venv/bin/python");
+    if !python.exists() {
+        println!("  faiss: no reference venv (run scripts/reference/setup.sh)");
+        return None;
+    }
+    let efs: Vec<String> = EFS.iter().map(ToString::to_string).collect();
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/reference/bench_ann.py"))
+        .arg(dir)
+        .args([
+            n.to_string(),
+            dims.to_string(),
+            queries.to_string(),
+            efs.join(","),
+        ])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        println!("  faiss failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = v["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Point {
+            ef: p["ef"].as_u64().unwrap() as usize,
+            recall: p["recall"].as_f64().unwrap(),
+            p50_us: p["p50_us"].as_f64().unwrap(),
+            p99_us: p["p99_us"].as_f64().unwrap(),
+            qps: p["qps"].as_f64().unwrap(),
+            batch_qps: p["batch_qps"].as_f64(),
+        })
+        .collect();
+    Some((v["build_s"].as_f64().unwrap(), points))
+}
+
+fn vectors(args: &Args, summary: &mut Vec<String>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-search");
+    std::fs::create_dir_all(&dir).unwrap();
+    for &dims in &args.dims {
+        let n = args.n;
+        println!(
+            "\n== {n} vectors of {dims} dimensions, {} queries, k = {K}",
+            args.queries
+        );
+        let model = Model::new(dims);
+        let data = model.sample(n, 1);
+        let queries = model.sample(args.queries, 2);
+        let started = Instant::now();
+        let truth: Vec<Vec<u64>> = queries
+            .par_chunks_exact(dims)
+            .map(|q| exact(&data, dims, q))
+            .collect();
+        let exact_ms = started.elapsed().as_secs_f64() * 1e3 * rayon::current_num_threads() as f64
+            / args.queries as f64;
+        println!("  exact search: {exact_ms:.1} ms per query (one thread)");
+
+        let mut ours = None;
+        for candidate in &args.candidates {
+            let (build, points) = match candidate.as_str() {
+                "usearch" => run_space(&data, dims, &queries, &truth),
+                "usearch-i8" => run_usearch_i8(&data, dims, &queries, &truth),
+                "hnsw_rs" => run_hnsw_rs(&data, dims, &queries, &truth),
+                other => panic!("unknown candidate {other}"),
+            };
+            print_sweep(candidate, build, &points);
+            if let Some(p) = at_target(&points) {
+                summary.push(format!(
+                    "| {n} × {dims} | {candidate} | ef {} | {:.3} | {:.0} µs | {:.0} µs | {:.0} | {build:.0} s |",
+                    p.ef, p.recall, p.p50_us, p.p99_us, p.qps
+                ));
+            }
+            if candidate == "usearch" {
+                ours = at_target(&points).cloned();
+            }
+        }
+        if args.reference {
+            let d = dir.join(format!("{dims}"));
+            std::fs::create_dir_all(&d).unwrap();
+            write_f32(&d.join("base.f32"), &data);
+            write_f32(&d.join("queries.f32"), &queries);
+            write_u64(&d.join("truth.u64"), &truth);
+            drop(data);
+            if let Some((build, points)) = run_reference(&d, n, dims, args.queries) {
+                print_sweep("faiss-cpu HNSWFlat (Python)", build, &points);
+                if let Some(p) = at_target(&points) {
+                    summary.push(format!(
+                        "| {n} × {dims} | faiss-cpu | ef {} | {:.3} | {:.0} µs | {:.0} µs | {:.0} | {build:.0} s |",
+                        p.ef, p.recall, p.p50_us, p.p99_us, p.qps
+                    ));
+                    if let Some(o) = &ours {
+                        summary.push(format!(
+                            "| {n} × {dims} | **Aperture / faiss q/s at recall ≥ {TARGET_RECALL}** | | | | | **{:.2}×** (vs batch: {:.2}×) | |",
+                            o.qps / p.qps,
+                            o.qps / p.batch_qps.unwrap_or(p.qps)
+                        ));
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
+}
+
+/// A vocabulary of pronounceable pseudo-words, drawn Zipf-like (rank r with weight 1/r).
+struct Words {
+    words: Vec<String>,
+    cumulative: Vec<f64>,
+}
+
+impl Words {
+    fn new(count: usize) -> Words {
+        let syllables = [
+            "ka", "lo", "mi", "nu", "re", "sa", "ti", "vo", "xe", "zu", "pra", "ste",
+        ];
+        let mut rng = Rng(7);
+        let words = (0..count)
+            .map(|_| {
+                let len = 2 + (rng.next() % 3) as usize;
+                (0..len)
+                    .map(|_| syllables[(rng.next() % syllables.len() as u64) as usize])
+                    .collect::<String>()
+            })
+            .collect();
+        let mut total = 0.0;
+        let cumulative = (1..=count)
+            .map(|r| {
+                total += 1.0 / r as f64;
+                total
+            })
+            .collect();
+        Words { words, cumulative }
+    }
+
+    fn draw(&self, rng: &mut Rng) -> &str {
+        let x = rng.uniform() as f64 * self.cumulative.last().unwrap();
+        &self.words[self
+            .cumulative
+            .partition_point(|c| *c < x)
+            .min(self.words.len() - 1)]
+    }
+}
+
+fn fulltext(args: &Args, summary: &mut Vec<String>) {
+    let n = args.docs;
+    println!("\n== full text: {n} documents of 40–160 words (Zipf over 50,000 words)");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-search/text");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = FullText::open(&dir).unwrap();
+    let words = Words::new(50_000);
+    let mut rng = Rng(11);
+    let started = Instant::now();
+    let mut writer = text.writer().unwrap();
+    for i in 0..n {
+        let len = 40 + (rng.next() % 121) as usize;
+        let body: Vec<&str> = (0..len).map(|_| words.draw(&mut rng)).collect();
+        let doc = Indexed {
+            asset: AssetId::from_bytes((i as u128).to_be_bytes()),
+            collection: ["press", "archive", "field"][i % 3].into(),
+            kind: MediaKind::Document,
+            date: UnixMillis(1_600_000_000_000 + i as i64 * 1000),
+            name: format!("doc-{i}.txt"),
+            paths: vec![],
+            meta: vec![],
+            labels: vec![],
+            passages: vec![Passage {
+                text: body.join(" "),
+                language: Some("en".into()),
+                place: aperture_core::Place::Whole,
+                source: "text",
+            }],
+            languages: Default::default(),
+            has: Default::default(),
+            vectors: vec![],
+            phash: None,
+        };
+        text.put(&writer, doc.asset, Some(&doc)).unwrap();
+    }
+    writer.commit().unwrap();
+    writer.wait_merging_threads().unwrap();
+    text.reload().unwrap();
+    println!("  indexed in {:.1} s", started.elapsed().as_secs_f64());
+
+    let mut rng = Rng(13);
+    for (label, query_words, filter) in [
+        ("one word", 1, ""),
+        ("two words", 2, ""),
+        ("two words + collection filter", 2, " collection:press"),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..1000 {
+            // Words of middling frequency: ranks 100–5,000.
+            let q: Vec<&str> = (0..query_words)
+                .map(|_| words.words[100 + (rng.next() % 4900) as usize].as_str())
+                .collect();
+            let query = aperture_search::parse(&format!("{}{filter}", q.join(" "))).unwrap();
+            let t = Instant::now();
+            let hits = text.search(&query, K).unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(hits);
+        }
+        times.sort_by(f64::total_cmp);
+        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+        println!("  {label:<32} p50 {p50:>8.0} µs   p99 {p99:>8.0} µs");
+        summary.push(format!(
+            "| full text, {n} docs | {label} | p50 {:.2} ms | p99 {:.2} ms |",
+            p50 / 1e3,
+            p99 / 1e3
+        ));
+    }
+}
+
+fn main() {
+    let args = args();
+    println!(
+        "USearch SIMD: {} (compiled: {})",
+        usearch::hardware_acceleration_available(),
+        usearch::hardware_acceleration_compiled()
+    );
+    for dims in &args.dims {
+        let probe = usearch::Index::new(&usearch::IndexOptions {
+            dimensions: *dims,
+            metric: usearch::MetricKind::IP,
+            quantization: usearch::ScalarKind::F32,
+            ..Default::default()
+        })
+        .unwrap();
+        println!(
+            "  f32 inner product, {dims} dimensions: {}",
+            probe.hardware_acceleration()
+        );
+    }
+    let mut summary = Vec::new();
+    if args.n > 0 {
+        vectors(&args, &mut summary);
+    }
+    if args.docs > 0 {
+        fulltext(&args, &mut summary);
+    }
+    println!("\n== summary (one query at a time, one thread; recall@10 against exact search)");
+    println!("| data | index | setting | recall@10 | p50 | p99 | q/s | build |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for line in summary {
+        println!("{line}");
+    }
+}

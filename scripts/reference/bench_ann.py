@@ -1,0 +1,71 @@
+"""The reference for `cargo bench -p aperture-search --bench search -- --reference`:
+faiss-cpu's HNSW (IndexHNSWFlat, inner product, M = 16, efConstruction = 128) on the vectors,
+queries and ground truth the Rust bench wrote, searched one query at a time on one thread.
+
+    bench_ann.py DIR N DIMS QUERIES EF,EF,...
+
+DIR holds base.f32 (N x DIMS), queries.f32 (QUERIES x DIMS), truth.u64 (QUERIES x 10).
+Prints one JSON object: build_s and, per ef, recall@10, p50/p99 latency (µs), queries/s one
+query per call, and queries/s with all queries in one call (`batch_qps`: free of Python's cost
+per call, the strictest baseline).
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import faiss
+
+
+def main():
+    folder, n, dims, queries, efs = sys.argv[1:6]
+    n, dims, queries = int(n), int(dims), int(queries)
+    efs = [int(e) for e in efs.split(",")]
+    base = np.fromfile(os.path.join(folder, "base.f32"), dtype="<f4").reshape(n, dims)
+    qs = np.fromfile(os.path.join(folder, "queries.f32"), dtype="<f4").reshape(queries, dims)
+    truth = np.fromfile(os.path.join(folder, "truth.u64"), dtype="<u8").reshape(queries, 10)
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    index = faiss.IndexHNSWFlat(dims, 16, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 128
+    started = time.perf_counter()
+    index.add(base)
+    build_s = time.perf_counter() - started
+    del base
+
+    faiss.omp_set_num_threads(1)
+    points = []
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        times, found = [], []
+        started = time.perf_counter()
+        for q in qs:
+            t = time.perf_counter_ns()
+            _, ids = index.search(q.reshape(1, -1), 10)
+            times.append((time.perf_counter_ns() - t) / 1e3)
+            found.append(ids[0])
+        total = time.perf_counter() - started
+        # The same queries as one batch on one thread: no Python cost per query.
+        started = time.perf_counter()
+        index.search(qs, 10)
+        batch_qps = queries / (time.perf_counter() - started)
+        hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
+        times.sort()
+        points.append(
+            {
+                "ef": ef,
+                "recall": hits / (queries * 10),
+                "p50_us": times[len(times) // 2],
+                "p99_us": times[min(len(times) - 1, round((len(times) - 1) * 0.99))],
+                "qps": queries / total,
+                "batch_qps": batch_qps,
+            }
+        )
+    print(json.dumps({"build_s": build_s, "points": points}))
+
+
+if __name__ == "__main__":
+    main()
