@@ -237,8 +237,8 @@ fn at_target(points: &[Point]) -> Option<&Point> {
     points.iter().find(|p| p.recall >= TARGET_RECALL)
 }
 
-/// Aperture's own vector index ([`Space`]: USearch HNSW, cosine, f32), bulk-loaded on every
-/// core and searched through `Space::search`, entries and all.
+/// Aperture's own vector index ([`Space`]: USearch HNSW, cosine, 8-bit), bulk-loaded on
+/// every core and searched through `Space::search`, entries and all.
 fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> (f64, Vec<Point>) {
     let mut space = Space::new(dims).unwrap();
     let asset = AssetId::from_bytes([0; 16]);
@@ -278,8 +278,8 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
     (build, points)
 }
 
-/// USearch with vectors quantised to 8 bits (a quarter of the memory), through its own API:
-/// the option `Space` does not take yet, measured to decide whether it should.
+/// USearch with vectors quantised to 8 bits through its own API, without `Space` around it:
+/// what `Space` costs on top.
 fn run_usearch_i8(
     data: &[f32],
     dims: usize,
@@ -288,7 +288,7 @@ fn run_usearch_i8(
 ) -> (f64, Vec<Point>) {
     let index = usearch::Index::new(&usearch::IndexOptions {
         dimensions: dims,
-        metric: usearch::MetricKind::IP,
+        metric: usearch::MetricKind::Cos,
         quantization: usearch::ScalarKind::I8,
         connectivity: CONNECTIVITY,
         expansion_add: EXPANSION_ADD,

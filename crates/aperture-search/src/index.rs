@@ -51,9 +51,9 @@ struct SpaceState {
     vectors: usize,
 }
 
-/// `2`: vectors normalised, inner product (`1` was cosine). An index of another format is
-/// rebuilt on its next update.
-const FORMAT: u32 = 2;
+/// `3`: vectors normalised, 8-bit, cosine (`2`: f32, inner product; `1`: f32, cosine). An index of another
+/// format is rebuilt on its next update.
+const FORMAT: u32 = 3;
 
 /// What an update did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

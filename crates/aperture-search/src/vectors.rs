@@ -110,9 +110,12 @@ fn usearch_error(e: impl std::fmt::Display) -> Error {
 fn options(dims: usize) -> IndexOptions {
     IndexOptions {
         dimensions: dims,
-        // Inner product on vectors normalised here: cosine, at the cost of one dot product.
-        metric: MetricKind::IP,
-        quantization: ScalarKind::F32,
+        // Cosine: on 8-bit vectors USearch's inner product is the raw integer sum, its cosine
+        // is scaled. Vectors are normalised before they are quantised.
+        metric: MetricKind::Cos,
+        // Stored as 8-bit integers: a quarter of the memory, and 2.5–4× the queries/s of f32
+        // at recall@10 ≥ 0.96 (benches/search.rs, 100k vectors of 384, 512 and 1280 dims).
+        quantization: ScalarKind::I8,
         connectivity: CONNECTIVITY,
         expansion_add: EXPANSION_ADD,
         expansion_search: EXPANSION_SEARCH,
@@ -169,7 +172,16 @@ impl Space {
         self.by_asset.get(&asset).map_or(&[], Vec::as_slice)
     }
 
-    /// The stored vector of a key.
+    /// The bytes a key's vector is stored as (8-bit integers), for tests of erasure.
+    pub fn stored_bytes(&self, key: u64) -> Option<Vec<u8>> {
+        let mut out = vec![0i8; self.dims];
+        match self.index.get(key, &mut out) {
+            Ok(1) => Some(out.into_iter().map(|x| x as u8).collect()),
+            _ => None,
+        }
+    }
+
+    /// The stored vector of a key (dequantised).
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
         let mut out = vec![0.0; self.dims];
         match self.index.get(key, &mut out) {
@@ -558,8 +570,8 @@ impl Space {
     }
 }
 
-/// `02`: vectors are stored normalised, compared by inner product.
-const ENTRIES_MAGIC: &[u8; 8] = b"APVECS02";
+/// `03`: vectors are stored normalised, as 8-bit integers, compared by cosine.
+const ENTRIES_MAGIC: &[u8; 8] = b"APVECS03";
 const ENTRY_BYTES: usize = 8 + 16 + 4 + 1 + 8 + 4 + 4;
 
 struct Reader<'a> {
@@ -658,12 +670,18 @@ mod tests {
                 .iter()
                 .filter(|e| approx.iter().any(|a| a.key == e.key))
                 .count();
+            // Similarities are of the 8-bit vectors: close to the true ones, not equal.
+            let stored = space.vector(approx[0].key).unwrap();
             assert!(
-                (approx[0].similarity - dot(&query, &space.vector(approx[0].key).unwrap())).abs()
-                    < 1e-4
+                (approx[0].similarity - dot(&query, &stored)).abs() < 0.02,
+                "{} vs {} (norm {})",
+                approx[0].similarity,
+                dot(&query, &stored),
+                dot(&stored, &stored)
             );
         }
-        assert!(found >= 490, "recall@10 {found}/500");
+        // `exact` also reads the stored (8-bit) vectors: this is the graph's recall alone.
+        assert!(found >= 480, "recall@10 {found}/500");
     }
 
     #[test]
@@ -743,19 +761,19 @@ mod tests {
             space.save(dir.path(), stem).unwrap();
             std::fs::read(dir.path().join(format!("{stem}.usearch"))).unwrap()
         };
-        let holds = |bytes: &[u8], v: &[f32]| bytes.windows(16).any(|w| w == pattern(v));
+        let holds = |bytes: &[u8], v: &[u8]| bytes.windows(v.len()).any(|w| w == v);
 
         let mut space = Space::new(16).unwrap();
         let keep = AssetId::new();
         add(&mut space, keep, "c", MediaKind::Image, &unit(7, 16));
         let (two, one, later) = (AssetId::new(), AssetId::new(), AssetId::new());
         let owners = [two, two, one, later];
-        // The vectors as stored (normalised once more by `add`).
-        let vectors: Vec<Vec<f32>> = (1..=4)
+        // The vectors' bytes as stored (normalised, quantised).
+        let vectors: Vec<Vec<u8>> = (1..=4)
             .zip(owners)
             .map(|(seed, owner)| {
                 let key = add(&mut space, owner, "c", MediaKind::Image, &secret(seed));
-                space.vector(key).unwrap()
+                space.stored_bytes(key).unwrap()
             })
             .collect();
         let before = saved(&space, "before");
