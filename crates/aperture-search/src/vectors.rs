@@ -755,8 +755,6 @@ mod tests {
                     .collect::<Vec<_>>(),
             )
         };
-        let pattern =
-            |v: &[f32]| -> Vec<u8> { v[..4].iter().flat_map(|x| x.to_le_bytes()).collect() };
         let saved = |space: &Space, stem: &str| -> Vec<u8> {
             space.save(dir.path(), stem).unwrap();
             std::fs::read(dir.path().join(format!("{stem}.usearch"))).unwrap()
