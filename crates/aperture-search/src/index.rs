@@ -51,9 +51,9 @@ struct SpaceState {
     vectors: usize,
 }
 
-/// `3`: vectors normalised, 8-bit, cosine (`2`: f32, inner product; `1`: f32, cosine). An index of another
-/// format is rebuilt on its next update.
-const FORMAT: u32 = 3;
+/// `4`: 8-bit graph, full vectors beside it for re-scoring (`3`: 8-bit only; `2`: f32, inner
+/// product; `1`: f32, cosine). An index of another format is rebuilt on its next update.
+const FORMAT: u32 = 4;
 
 /// What an update did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -381,9 +381,11 @@ fn finish_swap(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A file-name-safe form of a space name (`clip:org/model` → `clip_org_model`).
+/// A file-name-safe form of a space name (`clip:org/model` → `clip_org_model-1a2b3c4d`); the
+/// hash of the exact name keeps names that differ only in punctuation apart.
 fn slug(name: &str) -> String {
-    name.chars()
+    let readable: String = name
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
@@ -391,7 +393,12 @@ fn slug(name: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    // FNV-1a: stable across versions and platforms, unlike std's hasher.
+    let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    format!("{readable}-{hash:08x}")
 }
 
 fn remove_unlisted(dir: &Path, now: &State) {

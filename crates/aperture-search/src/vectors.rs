@@ -98,7 +98,13 @@ pub struct Space {
     next_key: u64,
     /// Slots USearch marked free (removed vectors) and will reuse, oldest first.
     freed: usize,
+    /// The vectors in full (normalised f32): the graph holds 8-bit copies, which find the
+    /// candidates; these give them their exact order and similarity.
+    raw: HashMap<u64, Box<[f32]>>,
 }
+
+/// Candidates the 8-bit graph returns per wanted neighbour, to be re-scored exactly.
+pub const RESCORE: usize = 4;
 
 /// Keys for the filler vectors that scrub freed slots; never given to a real vector.
 const SCRUB_KEYS: u64 = u64::MAX - (1 << 40);
@@ -113,8 +119,9 @@ fn options(dims: usize) -> IndexOptions {
         // Cosine: on 8-bit vectors USearch's inner product is the raw integer sum, its cosine
         // is scaled. Vectors are normalised before they are quantised.
         metric: MetricKind::Cos,
-        // Stored as 8-bit integers: a quarter of the memory, and 2.5–4× the queries/s of f32
-        // at recall@10 ≥ 0.96 (benches/search.rs, 100k vectors of 384, 512 and 1280 dims).
+        // The graph holds 8-bit copies: 2.5–4× the queries/s of f32 (benches/search.rs, 100k
+        // vectors of 384, 512 and 1280 dims). Their recall stops near 0.94–0.96, so the graph
+        // returns RESCORE × k candidates that the full vectors put in exact order.
         quantization: ScalarKind::I8,
         connectivity: CONNECTIVITY,
         expansion_add: EXPANSION_ADD,
@@ -139,6 +146,7 @@ impl Space {
             collections: Vec::new(),
             next_key: 1,
             freed: 0,
+            raw: HashMap::new(),
         })
     }
 
@@ -181,13 +189,9 @@ impl Space {
         }
     }
 
-    /// The stored vector of a key (dequantised).
+    /// A key's vector, normalised.
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
-        let mut out = vec![0.0; self.dims];
-        match self.index.get(key, &mut out) {
-            Ok(1) => Some(out),
-            _ => None,
-        }
+        self.raw.get(&key).map(|v| v.to_vec())
     }
 
     /// Changes the HNSW search breadth (recall against speed).
@@ -208,9 +212,9 @@ impl Space {
             self.index.reserve(grown).map_err(usearch_error)?;
         }
         let key = self.next_key;
-        self.index
-            .add(key, &normalized(new.vector))
-            .map_err(usearch_error)?;
+        let vector = normalized(new.vector);
+        self.index.add(key, &vector).map_err(usearch_error)?;
+        self.raw.insert(key, vector.into_boxed_slice());
         self.freed = self.freed.saturating_sub(1);
         self.next_key += 1;
         let collection = self.intern(new.collection);
@@ -265,6 +269,17 @@ impl Space {
                     .into_iter()
                     .find_map(|w| w.join().expect("an add thread panicked"))
             });
+        if let Some(e) = failed {
+            // Nothing half-added stays: the vectors that went in come out again.
+            for i in 0..items.len() as u64 {
+                if self.index.contains(first + i) {
+                    let _ = self.index.remove(first + i);
+                    self.freed += 1;
+                }
+            }
+            self.next_key += items.len() as u64;
+            return Err(usearch_error(e));
+        }
         self.next_key += items.len() as u64;
         self.freed = self.freed.saturating_sub(items.len());
         let mut keys = Vec::with_capacity(items.len());
@@ -283,12 +298,11 @@ impl Space {
                 },
             );
             self.by_asset.entry(v.asset).or_default().push(key);
+            self.raw
+                .insert(key, normalized(v.vector).into_boxed_slice());
             keys.push(key);
         }
-        match failed {
-            Some(e) => Err(usearch_error(e)),
-            None => Ok(keys),
-        }
+        Ok(keys)
     }
 
     fn intern(&mut self, collection: &str) -> u32 {
@@ -308,6 +322,7 @@ impl Space {
         };
         for &key in &keys {
             self.entries.remove(&key);
+            self.raw.remove(&key);
             self.index.remove(key).map_err(usearch_error)?;
             self.freed += 1;
         }
@@ -356,8 +371,9 @@ impl Space {
         }
         let query = &normalized(query);
         let passes = self.predicate(filter);
+        let wanted = k.saturating_mul(RESCORE);
         let matches = if filter.is_empty() {
-            self.index.search(query, k)
+            self.index.search(query, wanted)
         } else {
             let passing = self
                 .entries
@@ -369,22 +385,12 @@ impl Space {
             if passing.len() < EXACT_BELOW {
                 return Ok(self.exact_among(query, k, &passing));
             }
-            self.index
-                .filtered_search(query, k, |key| self.entries.get(&key).is_some_and(&passes))
+            self.index.filtered_search(query, wanted, |key| {
+                self.entries.get(&key).is_some_and(&passes)
+            })
         }
         .map_err(usearch_error)?;
-        Ok(matches
-            .keys
-            .iter()
-            .zip(&matches.distances)
-            .filter_map(|(&key, &distance)| {
-                Some(Neighbour {
-                    key,
-                    entry: *self.entries.get(&key)?,
-                    similarity: 1.0 - distance,
-                })
-            })
-            .collect())
+        Ok(self.exact_among(query, k, &matches.keys))
     }
 
     /// Exact search over every vector: the reference the approximate search is measured by.
@@ -393,16 +399,16 @@ impl Space {
         self.exact_among(query, k, &keys)
     }
 
+    /// The `k` of `keys` nearest to the query, by the full vectors.
     fn exact_among(&self, query: &[f32], k: usize, keys: &[u64]) -> Vec<Neighbour> {
         let q = normalized(query);
         let mut scored: Vec<Neighbour> = keys
             .iter()
             .filter_map(|&key| {
-                let v = normalized(&self.vector(key)?);
                 Some(Neighbour {
                     key,
                     entry: *self.entries.get(&key)?,
-                    similarity: dot(&q, &v),
+                    similarity: dot(&q, self.raw.get(&key)?),
                 })
             })
             .collect();
@@ -448,7 +454,7 @@ impl Space {
 
         let entries_path = dir.join(format!("{stem}.entries"));
         let tmp = dir.join(format!("{stem}.entries.tmp"));
-        let mut out = Vec::with_capacity(64 + self.entries.len() * ENTRY_BYTES);
+        let mut out = Vec::with_capacity(64 + self.entries.len() * (ENTRY_BYTES + self.dims * 4));
         out.extend_from_slice(ENTRIES_MAGIC);
         out.extend_from_slice(&(self.dims as u64).to_le_bytes());
         out.extend_from_slice(&self.next_key.to_le_bytes());
@@ -469,6 +475,9 @@ impl Space {
             out.extend_from_slice(&e.date.to_le_bytes());
             out.extend_from_slice(&e.page.to_le_bytes());
             out.extend_from_slice(&e.ordinal.to_le_bytes());
+            for x in self.raw.get(key).map_or(&[][..], |v| &v[..]) {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
         }
         let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         file.write_all(&out).map_err(|e| Error::io(&tmp, e))?;
@@ -505,10 +514,15 @@ impl Space {
             collections.push(String::from_utf8(name.to_vec()).map_err(|_| bad("a bad name"))?);
         }
         let n = r.u64().ok_or_else(|| bad("truncated"))? as usize;
-        if n.checked_mul(ENTRY_BYTES) != Some(r.bytes.len() - r.at) {
+        let record = dims
+            .checked_mul(4)
+            .and_then(|v| v.checked_add(ENTRY_BYTES))
+            .ok_or_else(|| bad("a bad dimension count"))?;
+        if n.checked_mul(record) != Some(r.bytes.len() - r.at) {
             return Err(bad("its length does not match its count"));
         }
         let mut entries = HashMap::with_capacity(n);
+        let mut raw = HashMap::with_capacity(n);
         let mut by_asset: HashMap<AssetId, Vec<u64>> = HashMap::new();
         for _ in 0..n {
             let key = r.u64().ok_or_else(|| bad("truncated"))?;
@@ -524,6 +538,13 @@ impl Space {
             let date = r.u64().ok_or_else(|| bad("truncated"))? as i64;
             let page = r.u32().ok_or_else(|| bad("truncated"))?;
             let ordinal = r.u32().ok_or_else(|| bad("truncated"))?;
+            let vector: Box<[f32]> = r
+                .take(dims * 4)
+                .ok_or_else(|| bad("truncated"))?
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect();
+            raw.insert(key, vector);
             entries.insert(
                 key,
                 Entry {
@@ -566,12 +587,13 @@ impl Space {
             collections,
             next_key,
             freed,
+            raw,
         })
     }
 }
 
-/// `03`: vectors are stored normalised, as 8-bit integers, compared by cosine.
-const ENTRIES_MAGIC: &[u8; 8] = b"APVECS03";
+/// `04`: each entry is followed by its full vector (the graph holds 8-bit copies).
+const ENTRIES_MAGIC: &[u8; 8] = b"APVECS04";
 const ENTRY_BYTES: usize = 8 + 16 + 4 + 1 + 8 + 4 + 4;
 
 struct Reader<'a> {
@@ -766,11 +788,20 @@ mod tests {
         add(&mut space, keep, "c", MediaKind::Image, &unit(7, 16));
         let (two, one, later) = (AssetId::new(), AssetId::new(), AssetId::new());
         let owners = [two, two, one, later];
-        // The vectors' bytes as stored (normalised, quantised).
+        // The vectors' bytes as stored: 8-bit in the graph, f32 beside it.
+        let mut full: Vec<Vec<u8>> = Vec::new();
         let vectors: Vec<Vec<u8>> = (1..=4)
             .zip(owners)
             .map(|(seed, owner)| {
                 let key = add(&mut space, owner, "c", MediaKind::Image, &secret(seed));
+                full.push(
+                    space
+                        .vector(key)
+                        .unwrap()
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect(),
+                );
                 space.stored_bytes(key).unwrap()
             })
             .collect();
