@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reference Python runtimes for the analyzer throughput ratios.
+# Reference Python runtimes for the analyzer throughput ratios, and faiss-cpu for the search
+# benchmark (benches/search.rs in aperture-search).
 #   scripts/reference/setup.sh [VENV]        (default: target/reference-venv)
 # Creates VENV with the hash-pinned wheels of requirements.txt (pip --no-deps
 # --require-hashes: nothing unpinned is resolved), builds
