@@ -315,7 +315,7 @@ impl Space {
         }
     }
 
-    /// Removes every vector of an asset, and overwrites their bytes (see [`Space::scrub`]).
+    /// Removes every vector of an asset, and overwrites their bytes (see `Space::scrub`).
     pub fn remove_asset(&mut self, asset: AssetId) -> Result<usize> {
         let Some(keys) = self.by_asset.remove(&asset) else {
             return Ok(0);
