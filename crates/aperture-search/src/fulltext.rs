@@ -301,10 +301,11 @@ impl FullText {
     /// Every word or phrase must match somewhere (name, labels, text, metadata, or the text
     /// stemmed in any language); none of the excluded ones may.
     fn words_query(&self, query: &Query) -> Option<Box<dyn TantivyQuery>> {
+        let mut fields = self.searched_fields();
         let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
         for term in query.terms.iter().filter(|t| !t.excluded) {
             // A word no analyzer keeps (punctuation) constrains nothing.
-            if let Some(q) = self.anywhere(&term.text) {
+            if let Some(q) = anywhere(&mut fields, &term.text) {
                 clauses.push((Occur::Must, q));
             }
         }
@@ -312,7 +313,7 @@ impl FullText {
             return None;
         }
         clauses.extend(
-            self.exclusions(query)
+            excluded(&mut fields, query)
                 .into_iter()
                 .map(|q| (Occur::MustNot, q)),
         );
@@ -320,45 +321,34 @@ impl FullText {
     }
 
     fn exclusions(&self, query: &Query) -> Vec<Box<dyn TantivyQuery>> {
-        query
-            .terms
-            .iter()
-            .filter(|t| t.excluded)
-            .filter_map(|t| self.anywhere(&t.text))
-            .collect()
+        excluded(&mut self.searched_fields(), query)
     }
 
-    /// The text (a word, or words that must be adjacent) in any searchable field.
-    fn anywhere(&self, text: &str) -> Option<Box<dyn TantivyQuery>> {
+    /// The fields a query word is looked up in, with their analyzers and boosts; worked out
+    /// once per query. Stemmed fields only for the languages some document is in: most
+    /// collections have a handful of the 18.
+    fn searched_fields(&self) -> Vec<(Field, TextAnalyzer, f32)> {
         let f = &self.fields;
-        let mut fields: Vec<(Field, String, f32)> = vec![
-            (f.name, NEUTRAL.into(), NAME_BOOST),
-            (f.labels, LABELS.into(), LABEL_BOOST),
-            (f.text, NEUTRAL.into(), 1.0),
-            (f.meta, NEUTRAL.into(), META_BOOST),
-        ];
-        // Only the languages some document is in: most collections have a handful.
         let searcher = self.reader.searcher();
-        fields.extend(
-            f.stemmed
-                .iter()
-                .filter(|(code, _)| {
-                    searcher
-                        .doc_freq(&Term::from_field_text(f.lang, code))
-                        .is_ok_and(|n| n > 0)
-                })
-                .map(|(code, field)| (*field, analysis::stemmed(code), STEMMED_BOOST)),
-        );
-        let alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = fields
-            .into_iter()
-            .filter_map(|(field, analyzer, boost)| {
-                let mut analyzer = self.analyzer(&analyzer)?;
-                let terms = analysis::terms(&mut analyzer, text);
-                let q = field_query(field, &terms)?;
-                Some((Occur::Should, Box::new(BoostQuery::new(q, boost)) as Box<_>))
+        let stemmed = f
+            .stemmed
+            .iter()
+            .filter(|(code, _)| {
+                searcher
+                    .doc_freq(&Term::from_field_text(f.lang, code))
+                    .is_ok_and(|n| n > 0)
             })
-            .collect();
-        (!alternatives.is_empty()).then(|| Box::new(BooleanQuery::new(alternatives)) as Box<_>)
+            .map(|(code, field)| (*field, analysis::stemmed(code), STEMMED_BOOST));
+        [
+            (f.name, NEUTRAL.to_owned(), NAME_BOOST),
+            (f.labels, LABELS.to_owned(), LABEL_BOOST),
+            (f.text, NEUTRAL.to_owned(), 1.0),
+            (f.meta, NEUTRAL.to_owned(), META_BOOST),
+        ]
+        .into_iter()
+        .chain(stemmed)
+        .filter_map(|(field, name, boost)| Some((field, self.analyzer(&name)?, boost)))
+        .collect()
     }
 
     /// A registered analyzer by name.
@@ -417,6 +407,37 @@ impl FullText {
             ))),
         }
     }
+}
+
+/// The excluded words of a query, each as [`anywhere`].
+fn excluded(
+    fields: &mut [(Field, TextAnalyzer, f32)],
+    query: &Query,
+) -> Vec<Box<dyn TantivyQuery>> {
+    query
+        .terms
+        .iter()
+        .filter(|t| t.excluded)
+        .filter_map(|t| anywhere(fields, &t.text))
+        .collect()
+}
+
+/// The text (a word, or words that must be adjacent) in any of the fields.
+fn anywhere(
+    fields: &mut [(Field, TextAnalyzer, f32)],
+    text: &str,
+) -> Option<Box<dyn TantivyQuery>> {
+    let alternatives: Vec<(Occur, Box<dyn TantivyQuery>)> = fields
+        .iter_mut()
+        .filter_map(|(field, analyzer, boost)| {
+            let q = field_query(*field, &analysis::terms(analyzer, text))?;
+            Some((
+                Occur::Should,
+                Box::new(BoostQuery::new(q, *boost)) as Box<_>,
+            ))
+        })
+        .collect();
+    (!alternatives.is_empty()).then(|| Box::new(BooleanQuery::new(alternatives)) as Box<_>)
 }
 
 /// One term, or a phrase of several (a quoted phrase, a hyphenated word, CJK pairs).
