@@ -12,12 +12,14 @@
 //! assert_eq!(catalog.stats().unwrap().assets, 0);
 //! ```
 
+pub mod access;
 pub mod conformance;
 mod error;
 pub mod jobs;
 mod sqlite;
 mod types;
 
+pub use access::{Access, AuditEntry, NewAuditEntry, NewToken, Scope, Token};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobQueue, JobState, NewJob, Outcome};
 pub use sqlite::SqliteCatalog;
@@ -25,10 +27,10 @@ pub use types::*;
 
 use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
 
-/// A catalog with its job queue: what a worker or a server needs.
-pub trait Backend: Catalog + JobQueue {}
+/// A catalog with its job queue, tokens and audit log: what a worker or a server needs.
+pub trait Backend: Catalog + JobQueue + Access {}
 
-impl<T: Catalog + JobQueue> Backend for T {}
+impl<T: Catalog + JobQueue + Access> Backend for T {}
 
 /// The catalog's operations. Implementations are synchronous and thread-safe; async callers run
 /// them on a blocking pool. Write operations are each one transaction.

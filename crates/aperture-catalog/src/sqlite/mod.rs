@@ -1,5 +1,6 @@
 //! The SQLite catalog: one writer connection, a few readers, WAL so readers never wait.
 
+mod access;
 mod jobs;
 mod rows;
 
@@ -18,6 +19,7 @@ use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("0001_init.sql")),
     (2, "changes", include_str!("0002_changes.sql")),
+    (3, "access", include_str!("0003_access.sql")),
 ];
 const READERS: usize = 4;
 

@@ -1,0 +1,436 @@
+//! Who may do what, and what was done: API tokens with scopes and per-collection grants, and
+//! the audit log, a hash chain so that a changed, removed or reordered entry is found.
+//!
+//! Tokens are `apt_<id>_<secret>`. The catalog keeps the id in clear (to find the token) and
+//! only a BLAKE3 hash of the secret: 32 random bytes need no slow password hash, and a leaked
+//! catalog leaks no usable token.
+
+use std::fmt;
+
+use aperture_core::UnixMillis;
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// What a token allows. `Admin` implies every other scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// List assets, read their metadata, insights, thumbnails and originals.
+    Read,
+    /// Search, similar, duplicates.
+    Search,
+    /// Upload files and create collections.
+    Ingest,
+    /// Everything, plus deleting assets, tokens, the audit log and metrics.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Search, Scope::Ingest, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Search => "search",
+            Scope::Ingest => "ingest",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Scope> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text.trim())
+            .ok_or_else(|| Error::InvalidInput {
+                reason: format!("unknown scope '{text}': use read, search, ingest or admin"),
+            })
+    }
+
+    /// Parses `read,search`.
+    pub fn parse_list(text: &str) -> Result<Vec<Scope>> {
+        let mut scopes = text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Scope::parse)
+            .collect::<Result<Vec<_>>>()?;
+        scopes.sort();
+        scopes.dedup();
+        if scopes.is_empty() {
+            return Err(Error::InvalidInput {
+                reason: "a token needs at least one scope".into(),
+            });
+        }
+        Ok(scopes)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token as the catalog keeps it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Token {
+    /// The public part of the token, `apt_<id>_…`.
+    pub id: String,
+    /// For people: who or what holds it.
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The collections it may see; `None`: all of them.
+    pub collections: Option<Vec<String>>,
+    pub created_at: UnixMillis,
+    pub revoked_at: Option<UnixMillis>,
+    #[serde(skip)]
+    pub secret_hash: [u8; 32],
+}
+
+impl Token {
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.revoked_at.is_none()
+            && (self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin))
+    }
+
+    /// Whether it may see assets of this collection.
+    pub fn sees(&self, collection: &str) -> bool {
+        self.collections
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == collection))
+    }
+
+    /// Whether `secret` is this token's secret (constant time in the secret).
+    pub fn verify(&self, secret: &str) -> bool {
+        // blake3::Hash compares in constant time.
+        blake3::hash(secret.as_bytes()) == blake3::Hash::from(self.secret_hash)
+    }
+}
+
+/// A token to create: its secret exists only in what [`NewToken::generate`] returns.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub token: Token,
+    /// The whole token, `apt_<id>_<secret>`, to hand to its holder once.
+    pub text: String,
+}
+
+impl NewToken {
+    pub fn generate(
+        name: &str,
+        scopes: Vec<Scope>,
+        collections: Option<Vec<String>>,
+    ) -> Result<NewToken> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(Error::InvalidInput {
+                reason: "a token's name must be 1 to 100 printable characters".into(),
+            });
+        }
+        let mut random = [0u8; 38];
+        getrandom::fill(&mut random).map_err(|e| Error::Backend {
+            backend: "random",
+            source: format!("no randomness for a token: {e}").into(),
+        })?;
+        let id = hex(&random[..6]);
+        let secret = hex(&random[6..]);
+        Ok(NewToken {
+            token: Token {
+                id: id.clone(),
+                name: name.to_owned(),
+                scopes,
+                collections,
+                created_at: UnixMillis::now(),
+                revoked_at: None,
+                secret_hash: *blake3::hash(secret.as_bytes()).as_bytes(),
+            },
+            text: format!("apt_{id}_{secret}"),
+        })
+    }
+}
+
+/// Splits `apt_<id>_<secret>` into its id and secret.
+pub fn split_token(text: &str) -> Option<(&str, &str)> {
+    let (id, secret) = text.trim().strip_prefix("apt_")?.split_once('_')?;
+    let hex_len = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex_len(id, 12) && hex_len(secret, 64)).then_some((id, secret))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAuditEntry {
+    /// Who: `token:<name>:<id>` or `cli:<user>`.
+    pub actor: String,
+    /// What: `search`, `read_original`, `read_thumbnail`, `ingest`, `delete`, `token_create`, ...
+    pub action: String,
+    /// What it was done to: an asset id, a token id, a collection.
+    pub target: Option<String>,
+    /// The rest (query, filters, hit count, file name, ...), as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// An entry of the audit log, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// 1, 2, 3, ... with no gaps.
+    pub seq: i64,
+    pub at: UnixMillis,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    /// The detail exactly as hashed (JSON text).
+    pub detail: String,
+    #[serde(serialize_with = "hex_hash")]
+    pub prev: [u8; 32],
+    #[serde(serialize_with = "hex_hash")]
+    pub hash: [u8; 32],
+}
+
+fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(hash))
+}
+
+/// The `prev` of the first entry.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The hash of an entry: BLAKE3 over the previous hash and every field, each length-prefixed
+/// so that no two different entries encode alike.
+pub fn entry_hash(
+    prev: &[u8; 32],
+    seq: i64,
+    at: UnixMillis,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    detail: &str,
+) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"aperture-audit-v1");
+    h.update(prev);
+    h.update(&seq.to_le_bytes());
+    h.update(&at.0.to_le_bytes());
+    for field in [Some(actor), Some(action), target, Some(detail)] {
+        match field {
+            Some(text) => {
+                h.update(&[1]);
+                h.update(&(text.len() as u64).to_le_bytes());
+                h.update(text.as_bytes());
+            }
+            None => {
+                h.update(&[0]);
+            }
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+impl AuditEntry {
+    fn expected_hash(&self) -> [u8; 32] {
+        entry_hash(
+            &self.prev,
+            self.seq,
+            self.at,
+            &self.actor,
+            &self.action,
+            self.target.as_deref(),
+            &self.detail,
+        )
+    }
+}
+
+/// Walks a log in storage order and checks its chain.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    last_seq: i64,
+    last_hash: [u8; 32],
+    pub checked: u64,
+}
+
+/// Where and why a chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry #{seq}: {problem}")]
+pub struct BrokenChain {
+    /// The first entry found wrong (for a removed entry: the one after the gap).
+    pub seq: i64,
+    pub problem: String,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        Self {
+            last_seq: 0,
+            last_hash: GENESIS,
+            checked: 0,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next entry. Entries must come in storage order (`seq` ascending as stored).
+    pub fn next(&mut self, entry: &AuditEntry) -> std::result::Result<(), BrokenChain> {
+        let broken = |problem: String| BrokenChain {
+            seq: entry.seq,
+            problem,
+        };
+        if entry.seq <= self.last_seq {
+            return Err(broken(format!(
+                "out of order: it comes after entry #{}",
+                self.last_seq
+            )));
+        }
+        if entry.expected_hash() != entry.hash {
+            return Err(broken(
+                "its content does not match its hash: it was changed after it was written".into(),
+            ));
+        }
+        if entry.prev != self.last_hash {
+            let problem = if entry.seq != self.last_seq + 1 {
+                format!(
+                    "entries #{} to #{} are missing: removed from the log, or moved",
+                    self.last_seq + 1,
+                    entry.seq - 1
+                )
+            } else {
+                format!(
+                    "it does not follow entry #{}: the log was reordered or an entry was replaced",
+                    self.last_seq
+                )
+            };
+            return Err(broken(problem));
+        }
+        if entry.seq != self.last_seq + 1 {
+            // The chain links but the numbers skip: renumbered rows.
+            return Err(broken(format!(
+                "numbered #{} after #{}: entries were renumbered",
+                entry.seq, self.last_seq
+            )));
+        }
+        self.last_seq = entry.seq;
+        self.last_hash = entry.hash;
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// The last entry checked: record it somewhere else to detect a cut-off tail later.
+    pub fn head(&self) -> (i64, String) {
+        (self.last_seq, hex(&self.last_hash))
+    }
+}
+
+/// Audit log operations, and tokens. Appends are serialised by the backend so the chain has
+/// one order.
+pub trait Access: Send + Sync {
+    fn create_token(&self, token: &Token) -> Result<()>;
+    /// A token by its id, revoked or not.
+    fn token(&self, id: &str) -> Result<Option<Token>>;
+    fn tokens(&self) -> Result<Vec<Token>>;
+    /// Revokes a token; false when it was already revoked.
+    fn revoke_token(&self, id: &str) -> Result<bool>;
+    /// Sets the collections a token may see (`None`: all).
+    fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()>;
+
+    /// Appends an entry, chained to the last one.
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Entries in storage order after `after` (a seq), at most `limit`.
+    fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_and_verify() {
+        let new = NewToken::generate("ci", vec![Scope::Read], None).unwrap();
+        let (id, secret) = split_token(&new.text).unwrap();
+        assert_eq!(id, new.token.id);
+        assert!(new.token.verify(secret));
+        assert!(
+            !new.token
+                .verify(&secret.replace('a', "b").replace('1', "2"))
+        );
+        assert_eq!(split_token("apt_short_x"), None);
+        assert_eq!(split_token("Bearer something"), None);
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(
+            Scope::parse_list("search, read,read").unwrap(),
+            vec![Scope::Read, Scope::Search]
+        );
+        assert!(Scope::parse_list("").is_err());
+        assert!(
+            Scope::parse("root")
+                .unwrap_err()
+                .to_string()
+                .contains("root")
+        );
+        let mut t = NewToken::generate("x", vec![Scope::Admin], Some(vec!["a".into()]))
+            .unwrap()
+            .token;
+        assert!(t.allows(Scope::Ingest));
+        assert!(t.sees("a") && !t.sees("b"));
+        t.revoked_at = Some(UnixMillis(1));
+        assert!(!t.allows(Scope::Read));
+    }
+
+    fn chain(n: i64) -> Vec<AuditEntry> {
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let detail = format!("{{\"n\":{seq}}}");
+                let hash = entry_hash(&prev, seq, UnixMillis(seq), "a", "search", None, &detail);
+                let e = AuditEntry {
+                    seq,
+                    at: UnixMillis(seq),
+                    actor: "a".into(),
+                    action: "search".into(),
+                    target: None,
+                    detail,
+                    prev,
+                    hash,
+                };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    fn first_break(entries: &[AuditEntry]) -> Option<BrokenChain> {
+        let mut check = ChainCheck::default();
+        entries.iter().find_map(|e| check.next(e).err())
+    }
+
+    #[test]
+    fn chain_checks_find_tampering() {
+        let good = chain(6);
+        assert_eq!(first_break(&good), None);
+
+        let mut changed = good.clone();
+        changed[2].detail = "{\"n\":99}".into();
+        let broken = first_break(&changed).unwrap();
+        assert_eq!(broken.seq, 3);
+        assert!(broken.problem.contains("changed"), "{broken}");
+
+        let mut removed = good.clone();
+        removed.remove(3);
+        let broken = first_break(&removed).unwrap();
+        assert_eq!(broken.seq, 5);
+        assert!(broken.problem.contains("#4 to #4 are missing"), "{broken}");
+
+        let mut swapped = good.clone();
+        swapped.swap(1, 2);
+        assert_eq!(first_break(&swapped).unwrap().seq, 3);
+
+        // Renumbering the moved rows so seq ascends does not hide it: the hash covers seq.
+        let mut renumbered = swapped.clone();
+        renumbered[1].seq = 2;
+        renumbered[2].seq = 3;
+        assert_eq!(first_break(&renumbered).unwrap().seq, 2);
+    }
+}

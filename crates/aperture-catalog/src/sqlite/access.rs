@@ -1,0 +1,221 @@
+//! Tokens and the audit log on SQLite. Appends run in one IMMEDIATE transaction, which
+//! SQLite serialises across connections and processes, so the chain has one order.
+
+use aperture_core::UnixMillis;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::SqliteCatalog;
+use crate::access::{Access, AuditEntry, GENESIS, NewAuditEntry, Scope, Token, entry_hash};
+use crate::{Error, Result};
+
+const TOKEN_COLUMNS: &str =
+    "id, name, scopes, secret_hash, all_collections, created_at, revoked_at";
+const AUDIT_COLUMNS: &str = "seq, at, actor, action, target, detail, prev, hash";
+
+fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|b: Vec<u8>| Error::Corrupt {
+        reason: format!("{what} has {} bytes, expected 32", b.len()),
+    })
+}
+
+fn token_from_row(conn: &Connection, r: &Row<'_>) -> Result<Token> {
+    let id: String = r.get(0)?;
+    let scopes: String = r.get(2)?;
+    let all: bool = r.get(4)?;
+    let collections = if all {
+        None
+    } else {
+        let mut stmt = conn.prepare_cached(
+            "SELECT collection FROM token_collections WHERE token_id = ?1 ORDER BY collection",
+        )?;
+        let names = stmt
+            .query_map([&id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Some(names)
+    };
+    Ok(Token {
+        name: r.get(1)?,
+        scopes: Scope::parse_list(&scopes).map_err(|e| Error::Corrupt {
+            reason: format!("token {id}: {e}"),
+        })?,
+        secret_hash: hash32(r.get(3)?, "a token's secret hash")?,
+        collections,
+        created_at: UnixMillis(r.get(5)?),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(UnixMillis),
+        id,
+    })
+}
+
+fn audit_from_row(r: &Row<'_>) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        at: UnixMillis(r.get(1)?),
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        detail: r.get(5)?,
+        prev: hash32(r.get(6)?, "an audit entry's previous hash")?,
+        hash: hash32(r.get(7)?, "an audit entry's hash")?,
+    })
+}
+
+fn write_grants(tx: &Connection, id: &str, collections: Option<&[String]>) -> Result<()> {
+    tx.execute("DELETE FROM token_collections WHERE token_id = ?1", [id])?;
+    for name in collections.unwrap_or_default() {
+        tx.execute(
+            "INSERT OR IGNORE INTO token_collections (token_id, collection) VALUES (?1, ?2)",
+            params![id, name],
+        )?;
+    }
+    Ok(())
+}
+
+impl Access for SqliteCatalog {
+    fn create_token(&self, token: &Token) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let scopes: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
+        tx.execute(
+            "INSERT INTO tokens (id, name, scopes, secret_hash, all_collections, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                token.id,
+                token.name,
+                scopes.join(","),
+                token.secret_hash.as_slice(),
+                token.collections.is_none(),
+                token.created_at.0
+            ],
+        )?;
+        write_grants(&tx, &token.id, token.collections.as_deref())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn token(&self, id: &str) -> Result<Option<Token>> {
+        let conn = self.read();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))?;
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(token_from_row(&conn, row)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn tokens(&self) -> Result<Vec<Token>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(token_from_row(&conn, row)?);
+        }
+        Ok(out)
+    }
+
+    fn revoke_token(&self, id: &str) -> Result<bool> {
+        let conn = self.write();
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE id = ?1)",
+            [id],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(Error::NotFound {
+                what: "token",
+                key: id.to_owned(),
+            });
+        }
+        let changed = conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, UnixMillis::now().0],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE tokens SET all_collections = ?2 WHERE id = ?1",
+            params![id, collections.is_none()],
+        )?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "token",
+                key: id.to_owned(),
+            });
+        }
+        write_grants(&tx, id, collections)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
+        let detail = entry.detail.to_string();
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((seq, hash)) => (seq + 1, hash32(hash, "an audit entry's hash")?),
+            None => (1, GENESIS),
+        };
+        let at = UnixMillis::now();
+        let hash = entry_hash(
+            &prev,
+            seq,
+            at,
+            &entry.actor,
+            &entry.action,
+            entry.target.as_deref(),
+            &detail,
+        );
+        tx.execute(
+            &format!("INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                seq,
+                at.0,
+                entry.actor,
+                entry.action,
+                entry.target,
+                detail,
+                prev.as_slice(),
+                hash.as_slice()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(AuditEntry {
+            seq,
+            at,
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            detail,
+            prev,
+            hash,
+        })
+    }
+
+    fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        let conn = self.read();
+        // Storage order is rowid order, which is seq: a reordering shows as a broken chain.
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let mut rows = stmt.query(params![after, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(audit_from_row(row)?);
+        }
+        Ok(out)
+    }
+}
