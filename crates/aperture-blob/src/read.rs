@@ -93,6 +93,28 @@ impl BlobStore {
         })
     }
 
+    /// Streams bytes `range` of a blob, for HTTP range requests. A part cannot be checked
+    /// against the blob's hash, so these bytes are **not verified**; `get` is.
+    pub async fn get_range(
+        &self,
+        hash: ContentHash,
+        range: std::ops::Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&blob_path(hash), options)
+            .await
+            .map_err(|e| Error::from_object(hash, e))?;
+        Ok(result
+            .into_stream()
+            .map(move |chunk| chunk.map_err(|e| Error::from_object(hash, e)))
+            .boxed())
+    }
+
     /// Reads a whole blob into memory and verifies it. For small blobs only: callers bound the
     /// size first.
     pub async fn read_all(&self, hash: ContentHash) -> Result<Bytes> {

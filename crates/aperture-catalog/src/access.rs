@@ -333,8 +333,8 @@ pub trait Access: Send + Sync {
     /// Sets the collections a token may see (`None`: all).
     fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()>;
 
-    /// Appends an entry, chained to the last one.
-    fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Appends entries in one transaction (group commit), chained to the last one.
+    fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;
     /// Entries in storage order after `after` (a seq), at most `limit`.
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
 }

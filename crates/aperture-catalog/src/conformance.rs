@@ -1103,12 +1103,15 @@ pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     let entry = |n: u32| NewAuditEntry {
         actor: "token:test".into(),
         action: "search".into(),
-        target: (n % 2 == 0).then(|| format!("asset-{n}")),
+        target: n.is_multiple_of(2).then(|| format!("asset-{n}")),
         detail: serde_json::json!({ "query": format!("q{n}"), "hits": n }),
     };
-    let written: Vec<_> = (0..5)
-        .map(|n| catalog.append_audit(&entry(n)).unwrap())
-        .collect();
+    let mut written = catalog.append_audit(&[entry(0)]).unwrap();
+    written.extend(
+        catalog
+            .append_audit(&(1..5).map(entry).collect::<Vec<_>>())
+            .unwrap(),
+    );
     assert_eq!(written[0].prev, GENESIS);
     for pair in written.windows(2) {
         assert_eq!(pair[1].prev, pair[0].hash);
@@ -1129,7 +1132,7 @@ pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
             let catalog = &catalog;
             s.spawn(move || {
                 for n in 0..10 {
-                    catalog.append_audit(&entry(t * 100 + n)).unwrap();
+                    catalog.append_audit(&[entry(t * 100 + n)]).unwrap();
                 }
             });
         }

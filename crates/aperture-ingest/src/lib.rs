@@ -47,6 +47,9 @@ pub struct IngestOptions {
     pub probe: ProbeOptions,
     /// Analysis jobs queued with every new asset whose kind they take.
     pub jobs: Vec<JobSpec>,
+    /// Record files found under the first path as if they were under the second: an upload
+    /// staged in a temporary folder is recorded under the name its sender gave it.
+    pub record_under: Option<(PathBuf, PathBuf)>,
 }
 
 /// An analyzer's job, as ingest queues it.
@@ -68,6 +71,7 @@ impl Default for IngestOptions {
             report_every_file: false,
             probe: ProbeOptions::default(),
             jobs: Vec::new(),
+            record_under: None,
         }
     }
 }
@@ -227,7 +231,11 @@ impl Job<'_> {
         modified_ns: Option<i64>,
         report: &mut FileReport,
     ) -> Result<(), String> {
-        let source = new_source(path, size, modified_ns);
+        let recorded = match &self.options.record_under {
+            Some((from, to)) => path.strip_prefix(from).map(|rest| to.join(rest)).ok(),
+            None => None,
+        };
+        let source = new_source(recorded.as_deref().unwrap_or(path), size, modified_ns);
         // Everything synchronous about a small file happens in one blocking call: thread
         // hops, not IO, are what limit many-small-file ingest.
         let mut permits = Some(self.permits(size).await?);

@@ -207,6 +207,61 @@ pub fn candidate_pairs(
     Ok(pairs.into_values().collect())
 }
 
+/// The near-duplicates of one image: its feature neighbours that pass
+/// [`DuplicateOptions::is_duplicate`], most alike first, erased assets left out.
+pub fn near_of(
+    index: &SearchIndex,
+    catalog: &dyn Catalog,
+    asset: AssetId,
+    options: &DuplicateOptions,
+) -> Result<Vec<Pair>> {
+    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+        return Ok(Vec::new());
+    };
+    let phash_of = |id: AssetId| -> Result<Option<u64>> {
+        match catalog.asset(id) {
+            Ok(found) => Ok(Indexed::new(&found, &[], &catalog.insights(id)?).phash),
+            Err(aperture_catalog::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::Catalog(e)),
+        }
+    };
+    let own = phash_of(asset)?;
+    let mut found: BTreeMap<AssetId, Pair> = BTreeMap::new();
+    for &key in space.keys_of(asset) {
+        let Some(vector) = space.vector(key) else {
+            continue;
+        };
+        for n in space.search(&vector, options.neighbours + 1, &VectorFilter::default())? {
+            let other = n.entry.asset;
+            if other == asset || n.similarity < options.min_similarity || found.contains_key(&other)
+            {
+                continue;
+            }
+            match catalog.asset(other) {
+                Ok(_) => {}
+                Err(aperture_catalog::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(Error::Catalog(e)),
+            }
+            let hamming = match (own, phash_of(other)?) {
+                (Some(x), Some(y)) => Some((x ^ y).count_ones()),
+                _ => None,
+            };
+            let pair = Pair {
+                a: asset,
+                b: other,
+                similarity: n.similarity,
+                hamming,
+            };
+            if options.is_duplicate(&pair) {
+                found.insert(other, pair);
+            }
+        }
+    }
+    let mut pairs: Vec<Pair> = found.into_values().collect();
+    pairs.sort_by(|x, y| y.similarity.total_cmp(&x.similarity));
+    Ok(pairs)
+}
+
 /// Groups of near-duplicate images (transitively: a copy of a copy joins the group).
 pub fn near(
     index: &SearchIndex,

@@ -84,6 +84,15 @@ pub async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result
     println!("  config   {}", config_path.display());
     println!("  catalog  {}", app.config.catalog_path.display());
     println!("  blobs    {}", app.config.blobs_url);
+    if let Some(token) = crate::access::first_admin_token(&app).await? {
+        println!("admin token: {token}");
+        println!("  (shown only now; it may do everything: keep it secret, and make narrower ones");
+        println!("   with `aperture token create --name NAME --scopes read,search`)");
+        println!(
+            "  API: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:7878/api/v1/status"
+        );
+        println!("  web UI: aperture serve, then open http://127.0.0.1:7878/#token={token}");
+    }
     println!("next: aperture --data {} ingest PATH...", dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use aperture_catalog::AssetQuery;
-use aperture_core::MediaKind;
+use aperture_core::{AssetId, MediaKind};
 
 use crate::app::App;
 use crate::output;
@@ -240,10 +240,22 @@ pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Catalog first, blob second: a crash in between leaves an unreferenced blob, which fsck
-/// finishes deleting, never an asset without its bytes.
 async fn remove(app: &App, text: &str) -> anyhow::Result<String> {
     let id = app.resolve(text).await?;
+    let asset = app.catalog(move |c| c.asset(id)).await?;
+    app.audit(
+        "delete",
+        Some(id.to_string()),
+        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+    )
+    .await?;
+    erase(app, id).await
+}
+
+/// Erases an asset and everything derived from it, and its bytes when no other asset has
+/// them. Catalog first, blob second: a crash in between leaves an unreferenced blob, which
+/// fsck finishes deleting, never an asset without its bytes.
+pub async fn erase(app: &App, id: AssetId) -> anyhow::Result<String> {
     let name = app.catalog(move |c| c.asset(id)).await?.name;
     let deletion = app.catalog(move |c| c.delete_asset(id)).await?;
     // Derived objects (thumbnails) belong to this asset alone. Should this stop short, fsck

@@ -48,6 +48,18 @@ disabled = []
 # A CLIP model from the Hugging Face hub for image embeddings that match text (no registry
 # package carries one): pull it first with `aperture models pull ID`.
 # clip = "openai/clip-vit-base-patch32"
+
+[server]
+# Where `aperture serve` listens. Use 0.0.0.0:7878 to serve other machines (put TLS in front).
+listen = "127.0.0.1:7878"
+# Largest file an upload may carry, in MiB.
+max_upload_mib = 4096
+# An upload that sends nothing for this long is cut off (a client that never finishes).
+idle_timeout_secs = 30
+# Any other request must be answered within this time.
+request_timeout_secs = 60
+# Analysis workers `aperture serve` runs itself (0: leave analysis to `aperture worker`).
+workers = 1
 "#;
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +69,29 @@ pub struct ConfigFile {
     pub ingest: IngestSection,
     pub media: MediaSection,
     pub models: ModelsSection,
+    pub server: ServerSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: String,
+    pub max_upload_mib: u64,
+    pub idle_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub workers: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7878".into(),
+            max_upload_mib: 4096,
+            idle_timeout_secs: 30,
+            request_timeout_secs: 60,
+            workers: 1,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +170,7 @@ pub struct Config {
     pub disabled_analyzers: Vec<String>,
     /// The hub id of the CLIP model to run, if any.
     pub clip_model: Option<String>,
+    pub server: ServerSection,
 }
 
 impl Config {
@@ -189,6 +225,7 @@ impl Config {
             },
             disabled_analyzers: file.models.disabled,
             clip_model: file.models.clip,
+            server: file.server,
             data_dir,
         })
     }

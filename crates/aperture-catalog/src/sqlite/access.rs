@@ -154,8 +154,7 @@ impl Access for SqliteCatalog {
         Ok(())
     }
 
-    fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
-        let detail = entry.detail.to_string();
+    fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: Option<(i64, Vec<u8>)> = tx
@@ -165,44 +164,53 @@ impl Access for SqliteCatalog {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (seq, prev) = match last {
-            Some((seq, hash)) => (seq + 1, hash32(hash, "an audit entry's hash")?),
-            None => (1, GENESIS),
+        let (mut seq, mut prev) = match last {
+            Some((seq, hash)) => (seq, hash32(hash, "an audit entry's hash")?),
+            None => (0, GENESIS),
         };
         let at = UnixMillis::now();
-        let hash = entry_hash(
-            &prev,
-            seq,
-            at,
-            &entry.actor,
-            &entry.action,
-            entry.target.as_deref(),
-            &detail,
-        );
-        tx.execute(
-            &format!("INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-            params![
-                seq,
-                at.0,
-                entry.actor,
-                entry.action,
-                entry.target,
-                detail,
-                prev.as_slice(),
-                hash.as_slice()
-            ],
-        )?;
+        let mut out = Vec::with_capacity(entries.len());
+        {
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?;
+            for entry in entries {
+                seq += 1;
+                let detail = entry.detail.to_string();
+                let hash = entry_hash(
+                    &prev,
+                    seq,
+                    at,
+                    &entry.actor,
+                    &entry.action,
+                    entry.target.as_deref(),
+                    &detail,
+                );
+                insert.execute(params![
+                    seq,
+                    at.0,
+                    entry.actor,
+                    entry.action,
+                    entry.target,
+                    detail,
+                    prev.as_slice(),
+                    hash.as_slice()
+                ])?;
+                out.push(AuditEntry {
+                    seq,
+                    at,
+                    actor: entry.actor.clone(),
+                    action: entry.action.clone(),
+                    target: entry.target.clone(),
+                    detail,
+                    prev,
+                    hash,
+                });
+                prev = hash;
+            }
+        }
         tx.commit()?;
-        Ok(AuditEntry {
-            seq,
-            at,
-            actor: entry.actor.clone(),
-            action: entry.action.clone(),
-            target: entry.target.clone(),
-            detail,
-            prev,
-            hash,
-        })
+        Ok(out)
     }
 
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {

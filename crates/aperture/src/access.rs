@@ -1,0 +1,387 @@
+//! `aperture token` and `aperture audit`, and the audit writer the server and the CLI use.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use aperture_catalog::access::ChainCheck;
+use aperture_catalog::{AuditEntry, Backend, NewAuditEntry, NewToken, Scope, Token};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::app::App;
+use crate::output;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        /// Who or what holds it (for people and the audit log).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, search, ingest, admin.
+        #[arg(long, default_value = "read,search")]
+        scopes: String,
+        /// Only these collections (repeat for several). Default: all collections.
+        #[arg(long = "collection", value_name = "NAME")]
+        collections: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it stops working within seconds, everywhere.
+    Revoke {
+        /// The token's id (the part after `apt_`), or the whole token.
+        id: String,
+    },
+    /// Change which collections a token may see.
+    Grant {
+        id: String,
+        /// The collections (repeat for several).
+        #[arg(
+            long = "collection",
+            value_name = "NAME",
+            required_unless_present = "all"
+        )]
+        collections: Vec<String>,
+        /// Every collection, present and future.
+        #[arg(long, conflicts_with = "collections")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Check the hash chain from the first entry; name the first bad entry.
+    #[arg(long)]
+    verify: bool,
+    /// With --verify: also check that the log still holds this entry, as printed by an
+    /// earlier --verify (`SEQ:HASH`), which catches a log cut short or rewritten whole.
+    #[arg(long, value_name = "SEQ:HASH", requires = "verify")]
+    head: Option<String>,
+    /// Show the last N entries.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who runs the CLI, for the audit log.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+impl App {
+    /// Appends an entry for something the CLI did.
+    pub async fn audit(
+        &self,
+        action: &str,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let entry = NewAuditEntry {
+            actor: cli_actor(),
+            action: action.to_owned(),
+            target,
+            detail,
+        };
+        self.catalog(move |c| c.append_audit(&[entry]))
+            .await
+            .context("cannot write the audit log")?;
+        Ok(())
+    }
+}
+
+/// Appends audit entries from many tasks in few transactions: whatever is waiting when one
+/// commit ends goes into the next (a group commit). An entry is durable when `record` returns.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: mpsc::Sender<(NewAuditEntry, oneshot::Sender<Result<(), String>>)>,
+}
+
+const AUDIT_BATCH: usize = 512;
+
+impl AuditWriter {
+    pub fn start(catalog: Arc<dyn Backend>) -> Self {
+        let (queue, mut rx) =
+            mpsc::channel::<(NewAuditEntry, oneshot::Sender<Result<(), String>>)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < AUDIT_BATCH {
+                    match rx.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (entries, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let catalog = catalog.clone();
+                let result = tokio::task::spawn_blocking(move || catalog.append_audit(&entries))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    pub async fn record(&self, entry: NewAuditEntry) -> anyhow::Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.queue
+            .send((entry, ack))
+            .await
+            .map_err(|_| anyhow::anyhow!("the audit writer stopped"))?;
+        done.await
+            .map_err(|_| anyhow::anyhow!("the audit writer stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))
+    }
+}
+
+/// Creates the first admin token of a fresh data folder (none when tokens exist).
+pub async fn first_admin_token(app: &App) -> anyhow::Result<Option<String>> {
+    if !app.catalog(|c| c.tokens()).await?.is_empty() {
+        return Ok(None);
+    }
+    let new = NewToken::generate("admin", vec![Scope::Admin], None)?;
+    create(app, &new).await?;
+    Ok(Some(new.text))
+}
+
+async fn create(app: &App, new: &NewToken) -> anyhow::Result<()> {
+    let token = new.token.clone();
+    app.catalog(move |c| c.create_token(&token)).await?;
+    app.audit(
+        "token_create",
+        Some(new.token.id.clone()),
+        serde_json::json!({
+            "name": new.token.name,
+            "scopes": new.token.scopes,
+            "collections": new.token.collections,
+        }),
+    )
+    .await
+}
+
+fn token_id(text: &str) -> &str {
+    aperture_catalog::access::split_token(text).map_or(text.trim(), |(id, _)| id)
+}
+
+pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            collections,
+            json,
+        } => {
+            let scopes = Scope::parse_list(&scopes)?;
+            let collections = (!collections.is_empty()).then_some(collections);
+            let new = NewToken::generate(&name, scopes, collections)?;
+            create(app, &new).await?;
+            if json {
+                output::json(&serde_json::json!({ "token": new.text, "info": new.token }))?;
+            } else {
+                // The token alone on stdout, so scripts can capture it; the rest on stderr.
+                println!("{}", new.text);
+                eprintln!(
+                    "created token {} ({}) with scopes {}; it is shown only now",
+                    new.token.id,
+                    new.token.name,
+                    scope_list(&new.token)
+                );
+            }
+        }
+        TokenCommand::List { json } => {
+            let tokens = app.catalog(|c| c.tokens()).await?;
+            if json {
+                output::json(&tokens)?;
+            } else {
+                println!(
+                    "{:<14} {:<20} {:<24} {:<20} STATE",
+                    "ID", "NAME", "SCOPES", "COLLECTIONS"
+                );
+                for t in &tokens {
+                    println!(
+                        "{:<14} {:<20} {:<24} {:<20} {}",
+                        t.id,
+                        output::clip(&t.name, 20),
+                        scope_list(t),
+                        t.collections
+                            .as_ref()
+                            .map_or_else(|| "all".to_owned(), |c| c.join(",")),
+                        if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let id = token_id(&id).to_owned();
+            let key = id.clone();
+            let changed = app.catalog(move |c| c.revoke_token(&key)).await?;
+            if changed {
+                app.audit("token_revoke", Some(id.clone()), serde_json::json!({}))
+                    .await?;
+                println!("revoked token {id}");
+            } else {
+                println!("token {id} was already revoked");
+            }
+        }
+        TokenCommand::Grant {
+            id,
+            collections,
+            all,
+        } => {
+            let id = token_id(&id).to_owned();
+            let grant = (!all).then_some(collections);
+            let (key, value) = (id.clone(), grant.clone());
+            app.catalog(move |c| c.set_token_collections(&key, value.as_deref()))
+                .await?;
+            app.audit(
+                "grant_change",
+                Some(id.clone()),
+                serde_json::json!({ "collections": grant }),
+            )
+            .await?;
+            match grant {
+                Some(names) => println!("token {id} now sees: {}", names.join(", ")),
+                None => println!("token {id} now sees every collection"),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scope_list(t: &Token) -> String {
+    t.scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub async fn audit(app: &App, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    if args.verify {
+        return verify(app, args.head.as_deref()).await;
+    }
+    // The last `limit` entries: walk from the start in pages (seq has no gaps in a sound log,
+    // but a damaged one must still show).
+    let mut tail: std::collections::VecDeque<AuditEntry> = Default::default();
+    let mut after = 0;
+    loop {
+        let page = app.catalog(move |c| c.audit_entries(after, 10_000)).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in page {
+            if tail.len() == args.limit {
+                tail.pop_front();
+            }
+            tail.push_back(e);
+        }
+    }
+    if args.json {
+        output::json(&tail)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &tail {
+        println!(
+            "#{:<6} {}  {:<36} {:<16} {:<38} {}",
+            e.seq,
+            e.at.to_rfc3339(),
+            output::clip(&e.actor, 36),
+            e.action,
+            e.target.as_deref().unwrap_or("-"),
+            e.detail
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(app: &App, head: Option<&str>) -> anyhow::Result<ExitCode> {
+    let expected = match head {
+        Some(text) => {
+            let (seq, hash) = text
+                .split_once(':')
+                .context("--head takes SEQ:HASH, as printed by `aperture audit --verify`")?;
+            Some((
+                seq.parse::<i64>().context("--head: SEQ is not a number")?,
+                hash.to_owned(),
+            ))
+        }
+        None => None,
+    };
+    let mut check = ChainCheck::default();
+    let mut after = 0;
+    let mut head_seen = false;
+    loop {
+        let page = app.catalog(move |c| c.audit_entries(after, 10_000)).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in &page {
+            if let Err(broken) = check.next(e) {
+                println!(
+                    "audit log BROKEN at entry #{}: {}",
+                    broken.seq, broken.problem
+                );
+                println!(
+                    "{} entries before it are sound",
+                    output::count(check.checked)
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            if let Some((seq, _)) = &expected
+                && e.seq == *seq
+            {
+                head_seen = true;
+                if check.head().1 != expected.as_ref().map_or("", |x| x.1.as_str()) {
+                    println!(
+                        "audit log BROKEN at entry #{seq}: it is not the entry recorded earlier: \
+                         the log was rewritten"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    if let Some((seq, _)) = expected
+        && !head_seen
+    {
+        println!(
+            "audit log BROKEN: entry #{seq}, recorded earlier, is gone: the log was cut short \
+             (it ends at #{})",
+            check.head().0
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let (seq, hash) = check.head();
+    println!(
+        "audit log intact: {} entries, head {seq}:{hash}",
+        output::count(check.checked)
+    );
+    println!(
+        "(keep the head elsewhere; `aperture audit --verify --head {seq}:{hash}` later proves nothing before it changed)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn require_tokens_exist(tokens: &[Token]) -> anyhow::Result<()> {
+    if tokens.iter().all(|t| t.revoked_at.is_some()) {
+        bail!(
+            "no active token: nobody could use this server; create one with \
+             `aperture token create --name NAME --scopes admin`"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,626 @@
+//! The JSON API: session, collections, assets, search, similar, duplicates, status, metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aperture_catalog::{Asset, AssetQuery, JobState, Scope, Source};
+use aperture_core::{AssetId, Insight, MediaKind};
+use aperture_search::duplicates::{self, DuplicateOptions};
+use aperture_search::{Hit, Query, SearchOptions};
+use axum::extract::{Path, Query as UrlQuery, State as Shared};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::State;
+use super::auth::{COOKIE, Caller, authenticate};
+use super::error::{ApiError, ApiResult};
+
+/// The most hits or assets one request returns.
+const MAX_LIMIT: usize = 200;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/healthz", get(health))
+        .route(
+            "/api/v1/session",
+            axum::routing::post(sign_in).delete(sign_out),
+        )
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/collections", get(collections))
+        .route("/api/v1/assets", get(list_assets))
+        .route("/api/v1/assets/{id}", get(asset).delete(delete_asset))
+        .route("/api/v1/assets/{id}/similar", get(similar))
+        .route("/api/v1/assets/{id}/duplicates", get(asset_duplicates))
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/duplicates", get(all_duplicates))
+        .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .merge(super::files::routes())
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+/// Signs the web UI in: the token goes into an HttpOnly cookie that scripts cannot read.
+async fn sign_in(
+    Shared(state): Shared<Arc<State>>,
+    Json(body): Json<SignIn>,
+) -> ApiResult<Response> {
+    let token = authenticate(&state, &body.token).await?;
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
+        body.token.trim()
+    );
+    tracing::info!(token = %token.id, "signed in");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+async fn sign_out() -> Response {
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({
+        "id": caller.token.id,
+        "name": caller.token.name,
+        "scopes": caller.token.scopes,
+        "collections": caller.token.collections,
+    }))
+}
+
+async fn openapi(_caller: Caller) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+/// Runs catalog calls on the blocking pool.
+async fn catalog<T: Send + 'static>(
+    state: &State,
+    f: impl FnOnce(&dyn aperture_catalog::Backend) -> aperture_catalog::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let c = state.app.catalog.clone();
+    Ok(tokio::task::spawn_blocking(move || f(c.as_ref())).await??)
+}
+
+fn parse_id(text: &str) -> ApiResult<AssetId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("'{text}' is not an asset id")))
+}
+
+/// An asset the caller may read, or 404: an asset of a collection it has no grant for is
+/// not told apart from one that does not exist.
+async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
+    caller.require(Scope::Read)?;
+    let asset = catalog(state, move |c| c.asset(id)).await?;
+    if !caller.token.sees(&asset.collection) {
+        return Err(ApiError::not_found(format!("asset {id} not found")));
+    }
+    Ok(asset)
+}
+
+/// What the API says of an asset in lists and hits.
+#[derive(Serialize)]
+pub struct AssetView {
+    id: AssetId,
+    collection: String,
+    name: String,
+    kind: MediaKind,
+    mime: String,
+    size: u64,
+    ingested_at: i64,
+    captured_at: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    sensitive: Option<Value>,
+    thumbnail: Option<String>,
+    original: String,
+}
+
+impl AssetView {
+    pub fn new(asset: &Asset, insights: &[Insight]) -> Self {
+        let sensitive = insights
+            .iter()
+            .find(|i| i.kind == "sensitive")
+            .map(|i| json!({ "score": i.value["score"], "blur": i.value["blur"] }));
+        let thumbnail = insights
+            .iter()
+            .any(|i| i.kind == "thumbnail")
+            .then(|| format!("/api/v1/assets/{}/thumbnail", asset.id));
+        let m = &asset.metadata;
+        // Sideways EXIF orientations swap what people see as width and height.
+        let (width, height) = match m.orientation {
+            Some(5..=8) => (m.height, m.width),
+            _ => (m.width, m.height),
+        };
+        Self {
+            id: asset.id,
+            collection: asset.collection.clone(),
+            name: asset.name.clone(),
+            kind: asset.kind,
+            mime: asset.mime.clone(),
+            size: asset.size,
+            ingested_at: asset.ingested_at.0,
+            captured_at: asset.captured_at.clone(),
+            width,
+            height,
+            sensitive,
+            thumbnail,
+            original: format!("/api/v1/assets/{}/original", asset.id),
+        }
+    }
+}
+
+/// Views of many assets, reading each one's insights.
+async fn views(state: &State, assets: Vec<Asset>) -> ApiResult<Vec<AssetView>> {
+    catalog(state, move |c| {
+        assets
+            .iter()
+            .map(|a| Ok(AssetView::new(a, &c.insights(a.id)?)))
+            .collect()
+    })
+    .await
+}
+
+async fn collections(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let all = catalog(&state, |c| c.collections()).await?;
+    let visible: Vec<Value> = all
+        .into_iter()
+        .filter(|c| caller.token.sees(&c.name))
+        .map(|c| json!({ "name": c.name, "created_at": c.created_at.0 }))
+        .collect();
+    Ok(Json(Value::Array(visible)))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    collection: Option<String>,
+    kind: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_assets(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    UrlQuery(params): UrlQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let limit = params.limit.unwrap_or(48).clamp(1, MAX_LIMIT);
+    let kind = match params.kind.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => Some(k.parse::<MediaKind>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "unknown kind '{k}': use image, video, audio, document or other"
+            ))
+        })?),
+        None => None,
+    };
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Some(parse_id(c)?),
+        None => None,
+    };
+    let collection = match params.collection.filter(|c| !c.is_empty()) {
+        Some(name) => {
+            caller.require_collection(&name)?;
+            Some(name)
+        }
+        // A token for exactly one collection lists that one without asking.
+        None => match caller.token.collections.as_deref() {
+            Some([only]) => Some(only.clone()),
+            _ => None,
+        },
+    };
+    let token = caller.token.clone();
+    let (items, next) = catalog(&state, move |c| {
+        let collection = match &collection {
+            Some(name) => match c.collection(name) {
+                Ok(found) => Some(found.id),
+                Err(aperture_catalog::Error::NotFound { .. }) => return Ok((Vec::new(), None)),
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        // With grants for several collections, filter while paging; scan a bounded number
+        // of rows per request and hand back where the scan stopped.
+        let mut query = AssetQuery {
+            collection,
+            kind,
+            after,
+            limit: limit + 1,
+        };
+        let mut items = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let page = c.list_assets(&query)?;
+            let full = page.len() == query.limit;
+            for asset in page {
+                scanned += 1;
+                query.after = Some(asset.id);
+                if token.sees(&asset.collection) {
+                    if items.len() == limit {
+                        // One more exists: the cursor is the last one returned.
+                        let next = items.last().map(|a: &Asset| a.id);
+                        return Ok((items, next));
+                    }
+                    items.push(asset);
+                }
+            }
+            if !full {
+                return Ok((items, None));
+            }
+            if scanned >= 20 * limit {
+                return Ok((items, query.after));
+            }
+        }
+    })
+    .await?;
+    let items = views(&state, items).await?;
+    Ok(Json(json!({
+        "items": items,
+        "next": next.map(|id| id.to_string()),
+    })))
+}
+
+/// Insights as the API shows them: without their vectors (which say their `dims`) unless
+/// `?vectors=true`.
+fn shown(mut insight: Insight, vectors: bool) -> Insight {
+    if !vectors && let Some(obj) = insight.value.as_object_mut() {
+        obj.remove("vector");
+    }
+    insight
+}
+
+#[derive(Deserialize)]
+struct AssetParams {
+    #[serde(default)]
+    vectors: bool,
+}
+
+async fn asset(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    UrlQuery(params): UrlQuery<AssetParams>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let asset = readable(&state, &caller, id).await?;
+    let (sources, insights): (Vec<Source>, Vec<Insight>) =
+        catalog(&state, move |c| Ok((c.sources(id)?, c.insights(id)?))).await?;
+    let view = AssetView::new(&asset, &insights);
+    let insights: Vec<Insight> = insights
+        .into_iter()
+        .map(|i| shown(i, params.vectors))
+        .collect();
+    Ok(Json(json!({
+        "asset": view,
+        "metadata": asset.metadata,
+        "hash": asset.hash.to_string(),
+        "sources": sources,
+        "insights": insights,
+    })))
+}
+
+async fn delete_asset(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    caller.require(Scope::Admin)?;
+    let asset = readable(&state, &caller, id).await?;
+    // The entry first: an erasure that is not in the log must not happen.
+    state
+        .audit(
+            &caller,
+            "delete",
+            Some(id.to_string()),
+            json!({ "name": asset.name, "collection": asset.collection }),
+        )
+        .await?;
+    crate::assets::erase(&state.app, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    limit: Option<usize>,
+}
+
+/// A search's hits as the API shows them.
+async fn hits_json(state: &State, hits: Vec<Hit>) -> ApiResult<Vec<Value>> {
+    let scores: Vec<(f32, Vec<aperture_search::Reason>)> =
+        hits.iter().map(|h| (h.score, h.reasons.clone())).collect();
+    let views = views(state, hits.into_iter().map(|h| h.asset).collect()).await?;
+    Ok(views
+        .into_iter()
+        .zip(scores)
+        .map(|(asset, (score, reasons))| json!({ "asset": asset, "score": score, "reasons": reasons }))
+        .collect())
+}
+
+/// Limits a query to the collections the caller may see: a named collection it has no grant
+/// for is refused; no collection named means all of its grants.
+fn restrict(caller: &Caller, query: &mut Query) -> ApiResult<()> {
+    for name in &query.filters.collections {
+        caller.require_collection(name)?;
+    }
+    if query.filters.collections.is_empty()
+        && let Some(granted) = &caller.token.collections
+    {
+        if granted.is_empty() {
+            return Err(ApiError::forbidden(format!(
+                "this token ({}) has no grant for any collection",
+                caller.token.name
+            )));
+        }
+        query.filters.collections = granted.clone();
+    }
+    Ok(())
+}
+
+async fn run_search(
+    state: &Arc<State>,
+    caller: &Caller,
+    query: Query,
+    limit: Option<usize>,
+    text: &str,
+    action: &str,
+) -> ApiResult<Json<Value>> {
+    let started = Instant::now();
+    let limit = limit.unwrap_or(24).clamp(1, MAX_LIMIT);
+    let Some(index) = state.index() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "index_not_ready",
+            "the search index is being built; try again in a moment",
+        ));
+    };
+    let shared = state.clone();
+    let hits = tokio::task::spawn_blocking(move || {
+        let encoders = shared.encoders();
+        let options = SearchOptions {
+            limit,
+            ..SearchOptions::default()
+        };
+        index.search(shared.app.catalog.as_ref(), &query, &encoders, &options)
+    })
+    .await??;
+    let count = hits.len();
+    let hits = hits_json(state, hits).await?;
+    let took = started.elapsed();
+    state.metrics.observe_search(took);
+    state
+        .audit(
+            caller,
+            action,
+            None,
+            json!({ "query": text, "limit": limit, "hits": count }),
+        )
+        .await?;
+    Ok(Json(json!({
+        "query": text,
+        "took_ms": took.as_secs_f64() * 1000.0,
+        "hits": hits,
+    })))
+}
+
+async fn search(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    UrlQuery(params): UrlQuery<SearchParams>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Search)?;
+    let mut query = aperture_search::parse(&params.q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    restrict(&caller, &mut query)?;
+    run_search(&state, &caller, query, params.limit, &params.q, "search").await
+}
+
+#[derive(Deserialize)]
+struct SimilarParams {
+    #[serde(default)]
+    filter: String,
+    limit: Option<usize>,
+}
+
+async fn similar(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    UrlQuery(params): UrlQuery<SimilarParams>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    caller.require(Scope::Search)?;
+    readable(&state, &caller, id).await?;
+    let mut query = aperture_search::parse(&params.filter)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    query.similar = Some(id.to_string());
+    restrict(&caller, &mut query)?;
+    let text = format!("similar:{id} {}", params.filter);
+    run_search(&state, &caller, query, params.limit, text.trim(), "similar").await
+}
+
+async fn asset_duplicates(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    caller.require(Scope::Search)?;
+    readable(&state, &caller, id).await?;
+    let index = state.index();
+    let shared = state.clone();
+    let pairs = tokio::task::spawn_blocking(move || match index {
+        Some(index) => duplicates::near_of(
+            &index,
+            shared.app.catalog.as_ref(),
+            id,
+            &DuplicateOptions::default(),
+        ),
+        None => Ok(Vec::new()),
+    })
+    .await??;
+    let token = caller.token.clone();
+    let assets = catalog(&state, move |c| {
+        pairs
+            .iter()
+            .filter_map(|p| match c.asset(p.b) {
+                Ok(a) if token.sees(&a.collection) => Some(Ok((a, *p))),
+                Ok(_) | Err(aperture_catalog::Error::NotFound { .. }) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<aperture_catalog::Result<Vec<_>>>()
+    })
+    .await?;
+    let pairs: Vec<_> = assets.iter().map(|(_, p)| *p).collect();
+    let views = views(&state, assets.into_iter().map(|(a, _)| a).collect()).await?;
+    let near: Vec<Value> = views
+        .into_iter()
+        .zip(pairs)
+        .map(|(asset, p)| json!({ "asset": asset, "similarity": p.similarity, "hamming": p.hamming }))
+        .collect();
+    state
+        .audit(
+            &caller,
+            "duplicates",
+            Some(id.to_string()),
+            json!({ "hits": near.len() }),
+        )
+        .await?;
+    Ok(Json(json!({ "near": near })))
+}
+
+#[derive(Deserialize)]
+struct DuplicatesParams {
+    #[serde(default)]
+    exact_only: bool,
+    threshold: Option<f32>,
+}
+
+async fn all_duplicates(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    UrlQuery(params): UrlQuery<DuplicatesParams>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Search)?;
+    let started = Instant::now();
+    let index = state.index();
+    let shared = state.clone();
+    let token = caller.token.clone();
+    let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let catalog = shared.app.catalog.as_ref();
+        let mut groups = duplicates::exact(catalog)?;
+        if !params.exact_only
+            && let Some(index) = index
+        {
+            let mut options = DuplicateOptions::default();
+            if let Some(t) = params.threshold {
+                options.min_similarity = t.clamp(0.0, 1.0);
+            }
+            groups.extend(duplicates::near(&index, catalog, &options)?);
+        }
+        // Only what the caller may see: members of other collections are left out, and a
+        // group with fewer than two left is no group.
+        let mut seen = Vec::new();
+        for mut g in groups {
+            let mut kept = Vec::new();
+            for m in g.members {
+                match catalog.asset(m.asset) {
+                    Ok(a) if token.sees(&a.collection) => kept.push(m),
+                    _ => {}
+                }
+            }
+            g.members = kept;
+            if g.members.len() > 1
+                || (g.members.len() == 1 && g.kind == duplicates::GroupKind::Exact)
+            {
+                seen.push(g);
+            }
+        }
+        Ok(seen)
+    })
+    .await??;
+    state.metrics.observe_search(started.elapsed());
+    state
+        .audit(
+            &caller,
+            "duplicates",
+            None,
+            json!({ "groups": groups.len() }),
+        )
+        .await?;
+    Ok(Json(json!({ "groups": groups })))
+}
+
+async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let (counts, stats, last) = catalog(&state, |c| {
+        Ok((c.job_counts()?, c.stats()?, c.last_change()?))
+    })
+    .await?;
+    let mut jobs = serde_json::Map::new();
+    for s in [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Skipped,
+    ] {
+        let n: u64 = counts
+            .iter()
+            .filter(|(_, state, _)| *state == s)
+            .map(|(_, _, n)| n)
+            .sum();
+        jobs.insert(s.as_str().to_owned(), Value::from(n));
+    }
+    let index = state.index();
+    Ok(Json(json!({
+        "assets": stats.assets,
+        "jobs": jobs,
+        "index": {
+            "documents": index.as_ref().map_or(0, |i| i.documents()),
+            "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
+        },
+    })))
+}
+
+async fn metrics(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    _headers: HeaderMap,
+) -> ApiResult<Response> {
+    caller.require(Scope::Admin)?;
+    let (counts, stats) = catalog(&state, |c| Ok((c.job_counts()?, c.stats()?))).await?;
+    let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
+    for (_, s, n) in counts {
+        *by_state.entry(s.as_str().to_owned()).or_default() += n;
+    }
+    let jobs: Vec<(String, u64)> = by_state.into_iter().collect();
+    let documents = state.index().map_or(0, |i| i.documents());
+    let text = state.metrics.render(&jobs, stats.assets, documents);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

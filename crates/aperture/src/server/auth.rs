@@ -1,0 +1,146 @@
+//! Who is calling: a token from `Authorization: Bearer …`, or from the web UI's session
+//! cookie. Requests signed in by cookie must also carry `X-Aperture: 1` to change anything:
+//! a cross-site form cannot set that header, so the cookie alone never deletes or uploads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aperture_catalog::access::split_token;
+use aperture_catalog::{Scope, Token};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+
+use super::State;
+use super::error::{ApiError, ApiResult};
+
+pub const COOKIE: &str = "aperture_session";
+pub const CSRF_HEADER: &str = "x-aperture";
+/// How long a looked-up token is trusted before the catalog is asked again: a revocation
+/// takes effect within this time.
+const TOKEN_CACHE: Duration = Duration::from_secs(5);
+
+/// Tokens recently read from the catalog.
+#[derive(Default)]
+pub struct TokenCache(Mutex<HashMap<String, (Token, Instant)>>);
+
+impl TokenCache {
+    fn get(&self, id: &str) -> Option<Token> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn put(&self, token: Token) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE);
+        }
+        map.insert(token.id.clone(), (token, Instant::now()));
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token: Token,
+}
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> ApiResult<()> {
+        if self.token.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token ({}) lacks the '{scope}' scope",
+                self.token.name
+            )))
+        }
+    }
+
+    /// Refuses a collection the token was not granted, naming it.
+    pub fn require_collection(&self, name: &str) -> ApiResult<()> {
+        if self.token.sees(name) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token ({}) has no grant for collection '{name}'",
+                self.token.name
+            )))
+        }
+    }
+
+    /// For the audit log.
+    pub fn actor(&self) -> String {
+        format!("token:{}:{}", self.token.id, self.token.name)
+    }
+}
+
+/// Finds and checks the token of a request's credentials.
+pub async fn authenticate(state: &State, text: &str) -> ApiResult<Token> {
+    let refuse = || ApiError::unauthorized("the token is not valid (unknown, revoked or mistyped)");
+    let (id, secret) = split_token(text).ok_or_else(refuse)?;
+    let token = match state.tokens.get(id) {
+        Some(token) => token,
+        None => {
+            let (catalog, key) = (state.app.catalog.clone(), id.to_owned());
+            let found = tokio::task::spawn_blocking(move || catalog.token(&key)).await??;
+            let token = found.ok_or_else(refuse)?;
+            state.tokens.put(token.clone());
+            token
+        }
+    };
+    if token.revoked_at.is_some() || !token.verify(secret) {
+        return Err(refuse());
+    }
+    Ok(token)
+}
+
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl FromRequestParts<Arc<State>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> ApiResult<Self> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
+        let token = match (bearer, cookie(parts, COOKIE)) {
+            (Some(text), _) => authenticate(state, text).await?,
+            (None, Some(text)) => {
+                let safe = matches!(parts.method, Method::GET | Method::HEAD);
+                if !safe && parts.headers.get(CSRF_HEADER).is_none() {
+                    return Err(ApiError::forbidden(format!(
+                        "a request signed in by cookie must send the header '{CSRF_HEADER}: 1' \
+                         to change anything"
+                    )));
+                }
+                authenticate(state, text).await?
+            }
+            (None, None) => {
+                return Err(ApiError::unauthorized(
+                    "this needs a token: send 'Authorization: Bearer apt_…' \
+                     (create one with `aperture token create`)",
+                ));
+            }
+        };
+        Ok(Caller { token })
+    }
+}

@@ -1,0 +1,105 @@
+//! Errors as the API answers them: `{"error": {"code": "...", "message": "..."}}`, with a
+//! stable machine code per kind of problem and a message for people.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error: {error}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code, "message": self.message }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"aperture\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<aperture_catalog::Error> for ApiError {
+    fn from(e: aperture_catalog::Error) -> Self {
+        use aperture_catalog::Error as E;
+        match e {
+            E::NotFound { .. } => Self::not_found(e.to_string()),
+            E::Ambiguous { .. } | E::InvalidInput { .. } => Self::bad_request(e.to_string()),
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<aperture_search::Error> for ApiError {
+    fn from(e: aperture_search::Error) -> Self {
+        match e {
+            aperture_search::Error::Query(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string())
+            }
+            aperture_search::Error::Catalog(e) => e.into(),
+            aperture_search::Error::NoSuchAsset(m) => Self::not_found(m),
+            e => Self::internal(e),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<aperture_catalog::Error>() {
+            Ok(e) => e.into(),
+            Err(e) => Self::internal(format!("{e:#}")),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Bytes: originals (with HTTP range requests), thumbnails, and the web UI's own files.
+//! Every read of an original or a thumbnail is in the audit log before its first byte goes out.
+
+use std::sync::Arc;
+
+use aperture_catalog::Asset;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::json;
+
+use super::State;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1/assets/{id}/original", get(original))
+        .route("/api/v1/assets/{id}/thumbnail", get(thumbnail))
+}
+
+/// The web UI: three files compiled into the binary.
+pub fn ui_routes() -> Router<Arc<State>> {
+    let file = |mime: &'static str, body: &'static str| {
+        move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+        }
+    };
+    Router::new()
+        .route(
+            "/",
+            get(file(
+                "text/html; charset=utf-8",
+                include_str!("../../web/index.html"),
+            )),
+        )
+        .route(
+            "/app.js",
+            get(file(
+                "text/javascript; charset=utf-8",
+                include_str!("../../web/app.js"),
+            )),
+        )
+        .route(
+            "/app.css",
+            get(file(
+                "text/css; charset=utf-8",
+                include_str!("../../web/app.css"),
+            )),
+        )
+}
+
+async fn readable(state: &State, caller: &Caller, id: &str) -> ApiResult<Asset> {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("'{id}' is not an asset id")))?;
+    caller.require(aperture_catalog::Scope::Read)?;
+    let catalog = state.app.catalog.clone();
+    let asset = tokio::task::spawn_blocking(move || catalog.asset(id)).await??;
+    if !caller.token.sees(&asset.collection) {
+        return Err(ApiError::not_found(format!("asset {id} not found")));
+    }
+    Ok(asset)
+}
+
+/// A range request's one range, resolved against the size. `None`: serve it all.
+/// `Err`: unsatisfiable (416).
+fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    // Several ranges would need a multipart answer; the whole file is an allowed answer.
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((start, end)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let (first, last) = if start.is_empty() {
+        // The last N bytes.
+        let n: u64 = end.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size.checked_sub(1).ok_or(())?)
+    } else {
+        let first: u64 = start.parse().map_err(|_| ())?;
+        let last = if end.is_empty() {
+            size.checked_sub(1).ok_or(())?
+        } else {
+            end.parse::<u64>()
+                .map_err(|_| ())?
+                .min(size.saturating_sub(1))
+        };
+        (first, last)
+    };
+    if first >= size || first > last {
+        return Err(());
+    }
+    Ok(Some((first, last)))
+}
+
+/// `attachment` with the name made safe: an ASCII fallback without quotes, slashes or
+/// control characters, and the exact name percent-encoded (RFC 6266 / 8187).
+fn disposition(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/' | '%' | ';') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let fallback = if fallback.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        fallback
+    };
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Types a browser would run as part of our page are sent as plain bytes.
+fn safe_mime(mime: &str) -> &str {
+    let lower = mime.to_ascii_lowercase();
+    let active = ["html", "svg", "xml", "javascript", "ecmascript", "xhtml"];
+    if mime.is_empty() || active.iter().any(|a| lower.contains(a)) {
+        "application/octet-stream"
+    } else {
+        mime
+    }
+}
+
+async fn original(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let asset = readable(&state, &caller, &id).await?;
+    let etag = format!("\"{}\"", asset.hash);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let range = byte_range(&headers, asset.size).map_err(|()| {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the range is outside the file's {} bytes", asset.size),
+        )
+    });
+    let range = match range {
+        Ok(r) => r,
+        Err(e) => {
+            let mut response = e.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(response);
+        }
+    };
+    state
+        .audit(
+            &caller,
+            "read_original",
+            Some(asset.id.to_string()),
+            json!({
+                "name": asset.name,
+                "collection": asset.collection,
+                "range": range.map(|(a, b)| format!("{a}-{b}")),
+            }),
+        )
+        .await?;
+    let mut response = match range {
+        None => {
+            // Verified as it streams: corrupt bytes end the body with an error, so the
+            // client sees a broken download, never a wrong file that looks complete.
+            let stream = state
+                .app
+                .blobs
+                .get(asset.hash)
+                .await
+                .map_err(|e| ApiError::internal(format!("asset {}: {e}", asset.id)))?;
+            let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+            let mut r = Response::new(body);
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(asset.size));
+            r
+        }
+        Some((first, last)) => {
+            let stream = state
+                .app
+                .blobs
+                .get_range(asset.hash, first..last + 1)
+                .await
+                .map_err(|e| ApiError::internal(format!("asset {}: {e}", asset.id)))?;
+            let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+            let mut r = Response::new(body);
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(last - first + 1));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{}", asset.size)) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(safe_mime(&asset.mime)) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&disposition(&asset.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+async fn thumbnail(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let asset = readable(&state, &caller, &id).await?;
+    let (catalog, asset_id) = (state.app.catalog.clone(), asset.id);
+    let insights = tokio::task::spawn_blocking(move || catalog.insights(asset_id)).await??;
+    let Some(thumb) = insights.iter().find(|i| i.kind == "thumbnail") else {
+        return Err(ApiError::not_found(format!(
+            "asset {} has no thumbnail (yet)",
+            asset.id
+        )));
+    };
+    let name = thumb.value["name"].as_str().unwrap_or_default().to_owned();
+    state
+        .audit(
+            &caller,
+            "read_thumbnail",
+            Some(asset.id.to_string()),
+            json!({ "name": asset.name, "collection": asset.collection }),
+        )
+        .await?;
+    let bytes = state
+        .app
+        .blobs
+        .get_derived(asset.id, &name)
+        .await
+        .map_err(|e| match e {
+            aperture_blob::Error::DerivedNotFound { .. } => ApiError::not_found(e.to_string()),
+            e => ApiError::internal(e),
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(value).unwrap());
+        byte_range(&h, size)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(range("bytes=-500", 100), Ok(Some((0, 99))));
+        assert_eq!(range("bytes=50-1000", 100), Ok(Some((50, 99))));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=9-3", 100), Err(()));
+        assert_eq!(range("bytes=0-0", 0), Err(()));
+        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(range("bytes=x-y", 100), Err(()));
+        assert_eq!(range("items=0-1", 100), Ok(None));
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        assert_eq!(
+            disposition("a.jpg"),
+            "attachment; filename=\"a.jpg\"; filename*=UTF-8''a.jpg"
+        );
+        let d = disposition("../\"evil\"\r\n.html");
+        assert!(!d.contains('\r') && !d.contains('\n') && !d.contains("../"));
+        assert!(d.contains("filename*=UTF-8''..%2F%22evil%22%0D%0A.html"));
+        assert!(disposition("Ünïcode 東京.png").contains("filename=\"_n_code __.png\""));
+        assert_eq!(safe_mime("text/html"), "application/octet-stream");
+        assert_eq!(safe_mime("image/svg+xml"), "application/octet-stream");
+        assert_eq!(safe_mime("image/jpeg"), "image/jpeg");
+    }
+}

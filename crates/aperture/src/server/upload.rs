@@ -1,0 +1,360 @@
+//! `POST /api/v1/assets`: a multipart upload, streamed to a staging file part by part (never
+//! held whole in memory), then ingested like any file. One refused file does not stop the
+//! others; a body that breaks the protocol or the size limit ends the request.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use aperture_catalog::Scope;
+use aperture_ingest::{FileStatus, Ingester, NoProgress};
+use axum::extract::{DefaultBodyLimit, Multipart, State as Shared};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::State;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+
+/// Files one request may carry.
+const MAX_FILES: usize = 1000;
+/// Longest file name accepted, in bytes.
+const MAX_NAME: usize = 255;
+
+pub fn routes() -> Router<Arc<State>> {
+    Router::new().route(
+        "/api/v1/assets",
+        // The size limit is ours, per file, checked as the bytes arrive.
+        post(upload).layer(DefaultBodyLimit::disable()),
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct Uploaded {
+    name: String,
+    /// new, duplicate, known or failed.
+    status: &'static str,
+    asset: Option<String>,
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+impl Uploaded {
+    fn failed(name: &str, error: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            status: "failed",
+            asset: None,
+            error: Some(error),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// A file name as its sender gave it, if it is a plain name: no folders, no `..`, no control
+/// characters.
+fn check_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("the file has no name".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!(
+            "the file name is {} bytes long; the limit is {MAX_NAME}",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("the file name {name:?} holds control characters"));
+    }
+    if name.contains('/') || name.contains('\\') || name == "." || name == ".." {
+        return Err(format!(
+            "the file name {name:?} is a path; send a plain file name"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Removes a request's staging folder however the request ends.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let dir = self.0.clone();
+        // Not on the async thread: the folder may hold large files.
+        std::thread::spawn(move || {
+            let _ = std::fs::remove_dir_all(dir);
+        });
+    }
+}
+
+fn malformed(e: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::new(
+        e.status(),
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_multipart"
+        },
+        format!(
+            "the upload is not a well-formed multipart body: {}",
+            e.body_text()
+        ),
+    )
+}
+
+async fn upload(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(Scope::Ingest)?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send files as multipart/form-data: {}", e.body_text()),
+        )
+    })?;
+    let idle = state.limits.idle_timeout;
+    let stalled = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the upload stalled: nothing arrived for {} s",
+                idle.as_secs()
+            ),
+        )
+    };
+    let staging = Staging(
+        state
+            .upload_dir
+            .join(uuid::Uuid::now_v7().simple().to_string()),
+    );
+    tokio::fs::create_dir_all(&staging.0)
+        .await
+        .map_err(ApiError::internal)?;
+
+    let mut collection = state.app.config.ingest.default_collection.clone();
+    let mut results: Vec<Uploaded> = Vec::new();
+    let mut staged: Vec<(usize, PathBuf)> = Vec::new();
+    loop {
+        let field = tokio::time::timeout(idle, multipart.next_field())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(malformed)?;
+        let Some(mut field) = field else { break };
+        match field.name().unwrap_or_default() {
+            "collection" => {
+                let text = tokio::time::timeout(idle, field.text())
+                    .await
+                    .map_err(|_| stalled())?
+                    .map_err(malformed)?;
+                if !staged.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "send the 'collection' field before the files",
+                    ));
+                }
+                collection = text.trim().to_owned();
+            }
+            "file" => {
+                if results.len() == MAX_FILES {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_many_files",
+                        format!("one upload may carry at most {MAX_FILES} files"),
+                    ));
+                }
+                if results.is_empty() {
+                    caller.require_collection(&collection)?;
+                }
+                let raw = field.file_name().unwrap_or_default().to_owned();
+                let name = match check_name(&raw) {
+                    Ok(name) => name,
+                    Err(error) => {
+                        // Read past the refused file's bytes to reach the next one.
+                        while tokio::time::timeout(idle, field.chunk())
+                            .await
+                            .map_err(|_| stalled())?
+                            .map_err(malformed)?
+                            .is_some()
+                        {}
+                        results.push(Uploaded::failed(&raw, format!("refused: {error}")));
+                        continue;
+                    }
+                };
+                let n = results.len();
+                let dir = staging.0.join(n.to_string());
+                tokio::fs::create_dir(&dir)
+                    .await
+                    .map_err(ApiError::internal)?;
+                let path = dir.join(&name);
+                let mut file = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(ApiError::internal)?;
+                let mut size: u64 = 0;
+                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                    .await
+                    .map_err(|_| stalled())?
+                    .map_err(malformed)?
+                {
+                    size += chunk.len() as u64;
+                    if size > state.limits.max_upload_bytes {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "too_large",
+                            format!(
+                                "{name} is larger than the upload limit of {} MiB",
+                                state.limits.max_upload_bytes >> 20
+                            ),
+                        ));
+                    }
+                    file.write_all(&chunk).await.map_err(ApiError::internal)?;
+                }
+                file.flush().await.map_err(ApiError::internal)?;
+                drop(file);
+                results.push(Uploaded {
+                    name,
+                    status: "failed",
+                    asset: None,
+                    error: None,
+                    warnings: Vec::new(),
+                });
+                staged.push((n, path));
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field '{other}': send 'collection' and 'file' fields"
+                )));
+            }
+        }
+    }
+    if results.is_empty() {
+        return Err(ApiError::bad_request("the upload holds no 'file' field"));
+    }
+
+    let mut options = crate::ingest::options(&state.app, collection.clone());
+    options.report_every_file = true;
+    let ingester = Ingester::new(state.app.blobs.clone(), state.app.catalog.clone());
+    for (n, path) in staged {
+        let name = results[n].name.clone();
+        if let Err(e) = refuse_bombs(&path, &name).await {
+            results[n] = Uploaded::failed(&name, e);
+            continue;
+        }
+        let size = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        options.record_under = Some((
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            PathBuf::from(format!("upload/{}", caller.token.name)),
+        ));
+        let report = ingester
+            .ingest(std::slice::from_ref(&path), &options, &NoProgress)
+            .await
+            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+        let Some(file) = report.files.into_iter().next() else {
+            results[n] = Uploaded::failed(&name, "the upload vanished before ingest".into());
+            continue;
+        };
+        let status = match file.status {
+            FileStatus::Stored => "new",
+            FileStatus::Duplicate => "duplicate",
+            FileStatus::Known => "known",
+            FileStatus::Failed => "failed",
+        };
+        if status != "failed" {
+            state
+                .metrics
+                .bytes_ingested
+                .fetch_add(size, Ordering::Relaxed);
+            state.metrics.files_ingested.fetch_add(1, Ordering::Relaxed);
+        }
+        results[n] = Uploaded {
+            name,
+            status,
+            asset: file.asset.map(|a| a.to_string()),
+            error: file.error,
+            warnings: file.warnings,
+        };
+    }
+    state
+        .audit(
+            &caller,
+            "ingest",
+            Some(collection.clone()),
+            json!({ "files": results.iter().map(|r| json!({
+                "name": r.name, "status": r.status, "asset": r.asset,
+            })).collect::<Vec<_>>() }),
+        )
+        .await?;
+    Ok(Json(json!({ "collection": collection, "files": results })))
+}
+
+/// Refuses an image whose header promises more pixels than the analyzers will ever decode:
+/// a decompression bomb is not stored at all.
+async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
+    let path = path.to_path_buf();
+    let probe = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(aperture_media::SNIFF_LEN);
+        std::fs::File::open(&path)?
+            .take(aperture_media::SNIFF_LEN as u64)
+            .read_to_end(&mut head)?;
+        // Only images are probed here: probing video would run ffprobe twice.
+        if aperture_media::sniff(&head).1 != aperture_core::MediaKind::Image {
+            return Ok(None);
+        }
+        aperture_media::probe_file(&path, &aperture_media::ProbeOptions::default())
+            .map(Some)
+            .map_err(std::io::Error::other)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot read {name}: {e}"))?;
+    let Some(probe) = probe else { return Ok(()) };
+    let (Some(w), Some(h)) = (probe.metadata.width, probe.metadata.height) else {
+        return Ok(());
+    };
+    let side = aperture_analyze::MAX_IMAGE_SIDE;
+    let bytes = u64::from(w) * u64::from(h) * 4;
+    if w > side || h > side || bytes > aperture_analyze::MAX_IMAGE_BYTES {
+        return Err(format!(
+            "refused: {name} claims {w} × {h} pixels ({} MiB decoded); images may be at most \
+             {side} pixels a side and {} MiB decoded (a decompression bomb?)",
+            bytes >> 20,
+            aperture_analyze::MAX_IMAGE_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names() {
+        assert_eq!(check_name(" cat.jpg ").unwrap(), "cat.jpg");
+        assert_eq!(check_name("東京 2024.png").unwrap(), "東京 2024.png");
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b.jpg",
+            "a\\b.jpg",
+            "..",
+            "a\nb",
+            "a\u{7}b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(300)).is_err());
+    }
+}

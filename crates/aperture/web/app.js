@@ -1,0 +1,893 @@
+// Aperture's web page: search, browse, upload. Plain JavaScript with no build step and nothing
+// fetched from elsewhere, so the page works offline and the server can embed it whole.
+//
+// Every string that comes from the server (names, OCR text, error messages) goes into the page
+// as text, never as HTML: file names and text read from photos are untrusted.
+'use strict';
+
+const PAGE = 48;
+const DEBOUNCE_MS = 200;
+const POLL_BUSY_MS = 2000;
+const POLL_IDLE_MS = 10000;
+const KINDS = ['image', 'video', 'audio', 'document'];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  // The search in flight, so the next keystroke can abort it.
+  searchAbort: null,
+  searchTimer: 0,
+  // The cursor of the next page of the newest-assets listing; null when there is none.
+  next: null,
+  // Ids of sensitive assets the user chose to see; kept across re-renders.
+  revealed: new Set(),
+  // Whether the grid holds results for the current controls, and how many pages of them.
+  searched: false,
+  pages: 0,
+  pollTimer: 0,
+  // Numbers the status requests, so that only the latest answer is shown.
+  statusSeq: 0,
+  // Whether the last status answer showed work pending, to notice when it ends.
+  wasBusy: null,
+  // Bumped on every route change, so a slow answer for a page left behind is dropped.
+  routeToken: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+// h('a', {href: '#/'}, 'text', child): builds an element. Strings become text nodes.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'style') el.style.cssText = value;
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else if (key in el && typeof value !== 'string') el[key] = value;
+    else el.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+function humanSize(bytes) {
+  if (bytes === null || bytes === undefined) return '';
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let n = bytes;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${n} bytes` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+function formatMillis(ms) {
+  return ms ? new Date(ms).toLocaleString() : '';
+}
+
+function percent(x) {
+  return `${Math.round(x * 100)}%`;
+}
+
+// Highlights are UTF-8 byte ranges into `text` (what the Rust side counts), so they are cut
+// out of the encoded bytes, never out of the JavaScript string, whose indexes are UTF-16 units.
+// Returns [{text, mark}] pieces around the highlights, trimmed to `context` characters on
+// each side of the first one so that a long page of OCR text stays one line.
+function highlightPieces(text, highlights, context = 40) {
+  const bytes = new TextEncoder().encode(text);
+  const decoder = new TextDecoder();
+  const ranges = (highlights || [])
+    .filter((r) => r.start < r.end && r.end <= bytes.length)
+    .sort((a, b) => a.start - b.start);
+  const pieces = [];
+  let at = 0;
+  for (const r of ranges) {
+    if (r.start < at) continue; // overlapping range: the first one wins
+    pieces.push({ text: decoder.decode(bytes.subarray(at, r.start)), mark: false });
+    pieces.push({ text: decoder.decode(bytes.subarray(r.start, r.end)), mark: true });
+    at = r.end;
+  }
+  pieces.push({ text: decoder.decode(bytes.subarray(at)), mark: false });
+  if (ranges.length > 0) {
+    const first = pieces[0];
+    if (first.text.length > context) first.text = `…${first.text.slice(-context)}`;
+    const last = pieces[pieces.length - 1];
+    if (last.text.length > context) last.text = `${last.text.slice(0, context)}…`;
+  } else if (pieces[0].text.length > 2 * context) {
+    pieces[0].text = `${pieces[0].text.slice(0, 2 * context)}…`;
+  }
+  return pieces.filter((p) => p.text !== '');
+}
+
+// One reason of a hit as a short phrase, with the matched words marked.
+function reasonNodes(reason) {
+  switch (reason.type) {
+    case 'words':
+      return [
+        `${reason.field || 'text'}: `,
+        ...highlightPieces(reason.text || '', reason.highlights).map((p) => (p.mark ? h('mark', {}, p.text) : p.text)),
+      ];
+    case 'meaning':
+      return [`meaning ${Number(reason.similarity).toFixed(2)}`];
+    case 'similar':
+      return [`looks similar ${Number(reason.similarity).toFixed(2)}`];
+    case 'filters':
+      return ['matches the filters'];
+    case 'exact':
+      return ['exact copy'];
+    default:
+      return [reason.type || ''];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+// ---------------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// The message of an error answer: `{"error":{"code","message"}}`, else the status line.
+async function errorOf(res) {
+  try {
+    const body = await res.json();
+    if (body && body.error) {
+      return new ApiError(res.status, body.error.code, body.error.message || body.error.code);
+    }
+  } catch (_) {
+    // Not JSON (a proxy's page, say): fall through to the status line.
+  }
+  return new ApiError(res.status, 'http', `${res.status} ${res.statusText || 'error'}`.trim());
+}
+
+// Calls the API with the session cookie. Writes carry X-Aperture, which a cross-site form
+// cannot send: the server refuses cookie-authenticated writes without it. A 401 anywhere but
+// at sign-in means the session is gone, so the sign-in form comes back.
+async function api(path, { method = 'GET', body, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET') headers['X-Aperture'] = '1';
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal,
+    credentials: 'same-origin',
+  });
+  if (!res.ok) {
+    const err = await errorOf(res);
+    // On arrival (no session yet) the form needs no error; a session that ended does.
+    if (res.status === 401 && path !== '/api/v1/session') showSignIn(state.me ? err.message : '');
+    throw err;
+  }
+  if (res.status === 204) return null;
+  return res.json();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in and out
+// ---------------------------------------------------------------------------------------------
+
+async function start() {
+  wireEvents();
+  // A link such as https://host/#token=apt_… signs in at once; the token then leaves the
+  // address bar and the history, where it would otherwise linger.
+  const match = /^#token=([^&]+)/.exec(location.hash);
+  if (match) {
+    history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+    try {
+      await api('/api/v1/session', { method: 'POST', body: { token: decodeURIComponent(match[1]) } });
+    } catch (err) {
+      showSignIn(err.message);
+      return;
+    }
+  }
+  await loadMe();
+}
+
+async function loadMe() {
+  try {
+    state.me = await api('/api/v1/me');
+  } catch (err) {
+    if (err.status !== 401) showSignIn(err.message);
+    return;
+  }
+  signedIn();
+}
+
+function showSignIn(message) {
+  state.me = null;
+  clearTimeout(state.pollTimer);
+  if (state.searchAbort) state.searchAbort.abort();
+  $('top').hidden = true;
+  $('upload-panel').hidden = true;
+  $('search-view').hidden = true;
+  $('asset-view').hidden = true;
+  $('asset-view').replaceChildren();
+  // The next person to sign in may see other collections: nothing of this session stays.
+  $('grid').replaceChildren();
+  $('uploads').replaceChildren();
+  state.searched = false;
+  state.revealed.clear();
+  $('signin-view').hidden = false;
+  const error = $('signin-error');
+  error.hidden = !message;
+  error.textContent = message || '';
+  $('token').focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const token = $('token').value.trim();
+  const error = $('signin-error');
+  error.hidden = true;
+  try {
+    await api('/api/v1/session', { method: 'POST', body: { token } });
+  } catch (err) {
+    error.textContent = err.status === 401 ? `Sign-in failed: ${err.message}` : err.message;
+    error.hidden = false;
+    return;
+  }
+  $('token').value = '';
+  await loadMe();
+}
+
+async function signOut() {
+  try {
+    await api('/api/v1/session', { method: 'DELETE' });
+  } catch (_) {
+    // Signed out either way: the page forgets the session.
+  }
+  showSignIn('');
+}
+
+function can(scope) {
+  return Boolean(state.me && state.me.scopes && state.me.scopes.includes(scope));
+}
+
+function signedIn() {
+  $('signin-view').hidden = true;
+  $('top').hidden = false;
+  $('who').textContent = state.me.name || '';
+  $('upload-button').hidden = !can('ingest');
+  loadCollections();
+  pollStatus();
+  route();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes: #/ (search and newest assets) and #/asset/<id>
+// ---------------------------------------------------------------------------------------------
+
+function route() {
+  if (!state.me) return;
+  const asset = /^#\/asset\/([^/?#]+)/.exec(location.hash);
+  state.routeToken += 1;
+  if (asset) {
+    $('search-view').hidden = true;
+    showAsset(decodeURIComponent(asset[1]), state.routeToken);
+  } else {
+    document.title = 'Aperture';
+    $('asset-view').hidden = true;
+    $('asset-view').replaceChildren();
+    const view = $('search-view');
+    if (view.hidden) {
+      view.hidden = false;
+      // The grid is kept while an asset is shown, so coming back is instant and keeps the
+      // place; it is only filled the first time.
+      if (!state.searched) runSearch();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search and the grid
+// ---------------------------------------------------------------------------------------------
+
+// The box's words plus the filter controls, in the query language.
+function composedQuery() {
+  const parts = [$('q').value.trim()];
+  const kind = $('kind').value;
+  const collection = $('collection').value;
+  if (kind) parts.push(`kind:${kind}`);
+  if (collection) parts.push(/[\s"]/.test(collection) ? `collection:"${collection}"` : `collection:${collection}`);
+  return parts.filter(Boolean).join(' ');
+}
+
+// The grid is marked busy from the first keystroke: what it shows no longer answers the box.
+function setBusy(busy) {
+  $('grid').setAttribute('aria-busy', busy ? 'true' : 'false');
+}
+
+function scheduleSearch() {
+  setBusy(true);
+  clearTimeout(state.searchTimer);
+  state.searchTimer = setTimeout(runSearch, DEBOUNCE_MS);
+}
+
+function showQueryError(message) {
+  const error = $('query-error');
+  error.textContent = message || '';
+  error.hidden = !message;
+  $('q').setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+// Runs the search in the box, or lists the newest assets when it is empty. `more` appends
+// the next page of the listing.
+async function runSearch({ more = false } = {}) {
+  clearTimeout(state.searchTimer);
+  if (state.searchAbort) state.searchAbort.abort();
+  const abort = new AbortController();
+  state.searchAbort = abort;
+  state.searched = true;
+  setBusy(true);
+  const words = $('q').value.trim();
+  const summary = $('results-summary');
+  const grid = $('grid');
+  try {
+    let hits;
+    let took = null;
+    if (words === '') {
+      const params = new URLSearchParams({ limit: String(PAGE) });
+      if (more && state.next) params.set('cursor', state.next);
+      if ($('kind').value) params.set('kind', $('kind').value);
+      if ($('collection').value) params.set('collection', $('collection').value);
+      const page = await api(`/api/v1/assets?${params}`, { signal: abort.signal });
+      hits = page.items.map((asset) => ({ asset, reasons: [] }));
+      state.next = page.next || null;
+    } else {
+      const params = new URLSearchParams({ q: composedQuery(), limit: String(PAGE) });
+      const found = await api(`/api/v1/search?${params}`, { signal: abort.signal });
+      hits = found.hits;
+      took = found.took_ms;
+      state.next = null;
+    }
+    showQueryError('');
+    const cards = hits.map(card);
+    if (more) grid.append(...cards);
+    else grid.replaceChildren(...cards);
+    state.pages = more ? state.pages + 1 : 1;
+    $('more').hidden = !state.next;
+    const shown = grid.children.length;
+    if (shown === 0) summary.textContent = words ? `No results for “${words}”.` : 'Nothing here yet: upload some files.';
+    else if (words) summary.textContent = `${shown} result${shown === 1 ? '' : 's'} for “${words}”${took === null ? '' : ` in ${Number(took).toFixed(1)} ms`}`;
+    else summary.textContent = `Newest ${shown} asset${shown === 1 ? '' : 's'}`;
+  } catch (err) {
+    if (err.name === 'AbortError' || err.status === 401) return;
+    if (err.status === 400) {
+      showQueryError(err.message);
+    } else {
+      showQueryError('');
+      summary.textContent = err.message;
+    }
+  } finally {
+    if (state.searchAbort === abort) {
+      state.searchAbort = null;
+      setBusy(false);
+    }
+  }
+}
+
+function kindBadge(asset) {
+  const sub = (asset.mime || '').split('/')[1] || '';
+  const label = asset.kind === 'document' && sub ? sub.replace(/^x-/, '').slice(0, 6) : asset.kind;
+  return h('span', { class: 'badge', 'aria-hidden': 'true' }, (label || 'file').toUpperCase());
+}
+
+// The picture of an asset: its thumbnail, or a badge naming its kind when it has none.
+function picture(asset, { eager = false } = {}) {
+  if (asset.thumbnail) {
+    return h('img', {
+      src: asset.thumbnail,
+      alt: '',
+      loading: eager ? 'eager' : 'lazy',
+      decoding: 'async',
+      width: asset.width || undefined,
+      height: asset.height || undefined,
+    });
+  }
+  return h('span', { class: 'placeholder' }, kindBadge(asset));
+}
+
+function isBlurred(asset) {
+  return Boolean(asset.sensitive && asset.sensitive.blur === true) && !state.revealed.has(asset.id);
+}
+
+// One result: a link to the asset page, so Tab and Enter work without extra code.
+function card(hit) {
+  const asset = hit.asset;
+  const why = (hit.reasons || []).filter((r) => r.type !== 'filters' || hit.reasons.length === 1);
+  const whyNodes = why.flatMap((r, i) => (i === 0 ? reasonNodes(r) : [' · ', ...reasonNodes(r)]));
+  const link = h(
+    'a',
+    { class: 'card', href: `#/asset/${encodeURIComponent(asset.id)}`, 'data-id': asset.id, 'data-kind': asset.kind },
+    h('span', { class: 'thumb' }, picture(asset), h('span', { class: 'veil' }, 'Sensitive — click to show')),
+    h('span', { class: 'name' }, asset.name),
+    whyNodes.length ? h('span', { class: 'why' }, whyNodes) : null,
+  );
+  if (isBlurred(asset)) link.classList.add('blurred');
+  return h('li', {}, link);
+}
+
+// The first click on a blurred asset shows it; only the next one opens it. Enter on a link
+// fires a click, so the keyboard gets the same.
+function onCardClick(event) {
+  const link = event.target.closest('a.card.blurred');
+  if (!link) return;
+  event.preventDefault();
+  state.revealed.add(link.dataset.id);
+  link.classList.remove('blurred');
+}
+
+async function loadCollections() {
+  try {
+    const list = await api('/api/v1/collections');
+    const select = $('collection');
+    const chosen = select.value;
+    select.replaceChildren(
+      h('option', { value: '' }, 'All collections'),
+      ...list.map((c) => h('option', { value: c.name }, `${c.name} (${c.assets})`)),
+    );
+    select.value = list.some((c) => c.name === chosen) ? chosen : '';
+    $('collection-names').replaceChildren(...list.map((c) => h('option', { value: c.name })));
+    // A token limited to some collections cannot upload to "default" unless it is one of them.
+    const allowed = state.me && state.me.collections;
+    const input = $('upload-collection');
+    if (allowed && allowed.length && !allowed.includes(input.value)) input.value = allowed[0];
+  } catch (_) {
+    // The filter then offers "All collections" only; searching still works.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Indexing progress
+// ---------------------------------------------------------------------------------------------
+
+async function pollStatus() {
+  clearTimeout(state.pollTimer);
+  // Only the latest request may speak: an answer sent before an upload queued its jobs
+  // must not arrive after it and claim "Up to date".
+  state.statusSeq += 1;
+  const seq = state.statusSeq;
+  let busy = false;
+  try {
+    const status = await api('/api/v1/status');
+    if (seq !== state.statusSeq) return;
+    const jobs = status.jobs || {};
+    const pending = (jobs.queued || 0) + (jobs.running || 0);
+    const done = (jobs.succeeded || 0) + (jobs.failed || 0) + (jobs.skipped || 0);
+    const indexLag = (status.index && status.index.pending_changes) || 0;
+    const text = $('indexing-text');
+    const bar = $('indexing-progress');
+    if (pending > 0) {
+      text.textContent = `Indexing: ${done} of ${done + pending} jobs done`;
+      bar.max = done + pending;
+      bar.value = done;
+      bar.hidden = false;
+    } else {
+      text.textContent = 'Up to date';
+      bar.hidden = true;
+    }
+    $('indexing').title = `${status.assets} assets; ${jobs.failed || 0} jobs failed` +
+      (indexLag ? `; ${indexLag} changes not yet searchable` : '');
+    busy = pending > 0 || indexLag > 0;
+    // When work finishes, what is shown may have changed (new labels, text read by OCR):
+    // refresh the first page of results, but never pages the user has loaded beyond it.
+    if (state.wasBusy && !busy && !$('search-view').hidden && state.pages <= 1) runSearch();
+    state.wasBusy = busy;
+  } catch (err) {
+    if (err.status === 401 || seq !== state.statusSeq) return;
+    $('indexing-text').textContent = 'Status unavailable';
+    $('indexing-progress').hidden = true;
+  }
+  state.pollTimer = setTimeout(pollStatus, busy ? POLL_BUSY_MS : POLL_IDLE_MS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The asset page
+// ---------------------------------------------------------------------------------------------
+
+function insightsOf(detail, kind) {
+  return (detail.insights || []).filter((i) => i.kind === kind);
+}
+
+// The box of an insight on the first page or picture, in 0–1 coordinates, if it has one.
+function rectOf(place) {
+  if (!place) return null;
+  if (place.type === 'region') return place.rect;
+  if (place.type === 'page' && (place.page || 1) === 1) return place.rect || null;
+  return null;
+}
+
+async function showAsset(id, token) {
+  const view = $('asset-view');
+  view.hidden = false;
+  view.replaceChildren(h('p', { class: 'summary' }, 'Loading…'));
+  let detail;
+  try {
+    detail = await api(`/api/v1/assets/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (token !== state.routeToken || err.status === 401) return;
+    view.replaceChildren(
+      h('p', { class: 'error', role: 'alert' }, err.message),
+      h('p', {}, h('a', { href: '#/' }, '← Back to search')),
+    );
+    return;
+  }
+  if (token !== state.routeToken) return; // the user moved on meanwhile
+  const asset = detail.asset;
+  document.title = `${asset.name} — Aperture`;
+
+  const ocr = insightsOf(detail, 'ocr_line');
+  const figure = h('figure', { class: 'figure' });
+  const frame = h('div', { class: 'frame' }, picture(asset, { eager: true }));
+  for (const line of ocr) {
+    const rect = rectOf(line.place);
+    if (!rect || !asset.thumbnail) continue;
+    const text = (line.value && line.value.text) || '';
+    frame.append(h('span', {
+      class: 'ocr-box',
+      title: text,
+      style: `left:${rect.x * 100}%;top:${rect.y * 100}%;width:${rect.w * 100}%;height:${rect.h * 100}%`,
+    }));
+  }
+  frame.append(h('span', { class: 'veil' }, 'Sensitive — click to show'));
+  if (isBlurred(asset)) {
+    frame.classList.add('blurred');
+    frame.tabIndex = 0;
+    frame.setAttribute('role', 'button');
+    const reveal = (event) => {
+      if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+      event.preventDefault();
+      state.revealed.add(asset.id);
+      frame.classList.remove('blurred');
+      frame.removeAttribute('role');
+      frame.removeAttribute('tabindex');
+      frame.removeEventListener('click', reveal);
+      frame.removeEventListener('keydown', reveal);
+    };
+    frame.addEventListener('click', reveal);
+    frame.addEventListener('keydown', reveal);
+  }
+  figure.append(frame);
+  if (ocr.length) figure.append(h('figcaption', {}, `${ocr.length} line${ocr.length === 1 ? '' : 's'} of text read (boxes on the picture)`));
+
+  const rows = [
+    ['Name', asset.name],
+    ['Kind', asset.kind],
+    ['Type', asset.mime],
+    ['Size', `${humanSize(asset.size)} (${asset.size} bytes)`],
+    ['Collection', asset.collection],
+    ['Ingested', formatMillis(asset.ingested_at)],
+    ['Captured', asset.captured_at ? asset.captured_at.replace('T', ' ') : null],
+    ['Dimensions', asset.width && asset.height ? `${asset.width} × ${asset.height}` : null],
+    ['Sensitive score', asset.sensitive ? `${Number(asset.sensitive.score).toFixed(2)}${asset.sensitive.blur ? ' (blurred)' : ''}` : null],
+    ['Id', asset.id],
+  ].filter(([, value]) => value !== null && value !== undefined && value !== '');
+  const sources = detail.sources || [];
+  const table = h(
+    'table',
+    { class: 'meta' },
+    h('caption', { class: 'visually-hidden' }, 'Details'),
+    h('tbody', {},
+      rows.map(([key, value]) => h('tr', {}, h('th', { scope: 'row' }, key), h('td', {}, value))),
+      sources.length
+        ? h('tr', {}, h('th', { scope: 'row' }, sources.length === 1 ? 'Source' : 'Sources'),
+          h('td', {}, h('ul', { class: 'plain' }, sources.map((s) => h('li', {}, h('code', {}, s.path))))))
+        : null),
+  );
+
+  const labels = insightsOf(detail, 'label')
+    .slice()
+    .sort((a, b) => (b.confidence || 0) - (a.confidence || 0));
+  const texts = insightsOf(detail, 'text');
+  const languages = [...new Set(
+    [...insightsOf(detail, 'language'), ...ocr, ...texts]
+      .map((i) => i.language || (i.kind === 'language' && i.value && (i.value.language || i.value.code)))
+      .filter(Boolean),
+  )];
+
+  const side = h('div', { class: 'side' },
+    h('p', { class: 'buttons' },
+      h('a', { class: 'button', id: 'download', href: asset.original, download: asset.name }, 'Download original'),
+      can('admin') ? h('button', { type: 'button', class: 'danger', id: 'delete', onclick: () => deleteAsset(asset) }, 'Delete') : null),
+    table,
+    labels.length
+      ? h('section', { 'aria-labelledby': 'labels-title' },
+        h('h2', { id: 'labels-title' }, 'Labels'),
+        h('ul', { class: 'labels', id: 'labels' },
+          labels.map((l) => h('li', {}, h('span', {}, (l.value && l.value.name) || '?'), ' ',
+            h('span', { class: 'confidence' }, l.confidence === null || l.confidence === undefined ? '' : percent(l.confidence))))))
+      : null,
+    languages.length ? h('p', {}, h('strong', {}, 'Language: '), languages.join(', ')) : null,
+    ocr.length
+      ? h('section', { 'aria-labelledby': 'ocr-title' },
+        h('h2', { id: 'ocr-title' }, 'Text in the picture'),
+        h('ol', { class: 'ocr-lines', id: 'ocr-lines' }, ocr.map((l) => h('li', {}, (l.value && l.value.text) || ''))))
+      : null,
+    texts.length
+      ? h('section', { 'aria-labelledby': 'text-title' },
+        h('h2', { id: 'text-title' }, 'Text'),
+        texts.slice(0, 3).map((t) => {
+          const body = (t.value && t.value.text) || '';
+          const page = t.place && t.place.type === 'page' ? `Page ${t.place.page}: ` : '';
+          return h('p', { class: 'excerpt' }, page, body.length > 600 ? `${body.slice(0, 600)}…` : body);
+        }),
+        texts.length > 3 ? h('p', { class: 'hint' }, `and ${texts.length - 3} more pages`) : null)
+      : null,
+  );
+
+  const similar = h('section', { class: 'related', id: 'similar', 'aria-labelledby': 'similar-title' },
+    h('h2', { id: 'similar-title' }, 'Similar images'), h('p', { class: 'hint' }, 'Loading…'));
+  const duplicates = h('section', { class: 'related', id: 'duplicates', 'aria-labelledby': 'duplicates-title' },
+    h('h2', { id: 'duplicates-title' }, 'Near-duplicates'), h('p', { class: 'hint' }, 'Loading…'));
+
+  view.replaceChildren(
+    h('p', { class: 'back' }, h('a', { href: '#/' }, '← Back to search')),
+    h('h1', { id: 'asset-title', tabindex: '-1' }, asset.name),
+    h('div', { class: 'asset' }, figure, side),
+    similar,
+    duplicates,
+  );
+  $('asset-title').focus();
+  loadRelated(asset, similar, duplicates, token);
+}
+
+// Similar images and near-duplicates, each filled when its answer comes (or says why not).
+function loadRelated(asset, similar, duplicates, token) {
+  const fill = (section, items, empty) => {
+    if (token !== state.routeToken) return;
+    const note = section.querySelector('p.hint');
+    section.dataset.state = 'done';
+    if (items.length === 0) {
+      note.textContent = empty;
+      return;
+    }
+    note.remove();
+    section.append(h('ul', { class: 'grid small' }, items));
+  };
+  const failed = (section, err) => {
+    if (token !== state.routeToken || err.status === 401) return;
+    const note = section.querySelector('p.hint');
+    section.dataset.state = 'failed';
+    note.textContent = err.message;
+  };
+  const id = encodeURIComponent(asset.id);
+  api(`/api/v1/assets/${id}/similar?limit=12`)
+    .then((found) => fill(similar, found.hits.filter((x) => x.asset.id !== asset.id).map(card), 'No similar images.'))
+    .catch((err) => failed(similar, err));
+  api(`/api/v1/assets/${id}/duplicates`)
+    .then((found) => {
+      const exact = (found.exact || []).map((a) => card({ asset: a, reasons: [{ type: 'exact' }] }));
+      const near = (found.near || []).map((n) => card({
+        asset: n.asset,
+        reasons: [{ type: 'similar', similarity: n.similarity }],
+      }));
+      fill(duplicates, [...exact, ...near], 'No near-duplicates.');
+    })
+    .catch((err) => failed(duplicates, err));
+}
+
+async function deleteAsset(asset) {
+  if (!confirm(`Delete ${asset.name}? Its original and everything derived from it go too.`)) return;
+  try {
+    await api(`/api/v1/assets/${encodeURIComponent(asset.id)}`, { method: 'DELETE' });
+  } catch (err) {
+    alert(err.message);
+    return;
+  }
+  state.searched = false;
+  $('grid').replaceChildren();
+  location.hash = '#/';
+  loadCollections();
+  pollStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+// ---------------------------------------------------------------------------------------------
+
+function openUploadPanel() {
+  $('upload-panel').hidden = false;
+  $('upload-button').setAttribute('aria-expanded', 'true');
+}
+
+function closeUploadPanel() {
+  const panel = $('upload-panel');
+  if (panel.hidden) return;
+  panel.hidden = true;
+  $('upload-button').setAttribute('aria-expanded', 'false');
+  $('upload-button').focus();
+}
+
+const STATUS_TEXT = {
+  new: 'added',
+  stored: 'added',
+  duplicate: 'already here: same content as a stored asset',
+  known: 'already uploaded',
+  failed: 'failed',
+};
+
+// Sends the files in one multipart request: first the collection, then one `file` part each.
+// XMLHttpRequest rather than fetch, because only it reports upload progress.
+function upload(files) {
+  if (!files.length || !can('ingest')) return;
+  openUploadPanel();
+  const collection = $('upload-collection').value.trim() || 'default';
+  const names = files.map((f) => f.name).join(', ');
+  const bar = h('progress', { max: 1, value: 0, 'aria-label': `Uploading ${names}` });
+  const note = h('span', { class: 'hint' }, `Uploading ${files.length} file${files.length === 1 ? '' : 's'} to ${collection}…`);
+  const results = h('ul', { class: 'plain results' });
+  const item = h('li', { class: 'upload' }, h('div', { class: 'upload-files' }, names), bar, note, results);
+  $('uploads').prepend(item);
+
+  const form = new FormData();
+  form.append('collection', collection);
+  for (const file of files) form.append('file', file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', '/api/v1/assets');
+  xhr.setRequestHeader('X-Aperture', '1');
+  xhr.setRequestHeader('Accept', 'application/json');
+  xhr.responseType = 'json';
+  xhr.upload.addEventListener('progress', (e) => {
+    if (e.lengthComputable) {
+      bar.max = e.total;
+      bar.value = e.loaded;
+    }
+  });
+  xhr.addEventListener('load', () => {
+    bar.hidden = true;
+    const body = xhr.response;
+    if (xhr.status === 401) {
+      showSignIn('Your session ended; sign in again.');
+      return;
+    }
+    if (xhr.status < 200 || xhr.status >= 300 || !body || !Array.isArray(body.files)) {
+      const message = body && body.error ? body.error.message : `upload failed: ${xhr.status} ${xhr.statusText}`;
+      note.replaceWith(h('p', { class: 'error', role: 'alert' }, message));
+      item.dataset.state = 'failed';
+      return;
+    }
+    // The new files' jobs are queued by now: until the next status answer says otherwise,
+    // the indicator must not keep claiming "Up to date".
+    if (body.files.some((f) => f.status === 'new' || f.status === 'stored')) {
+      $('indexing-text').textContent = 'Indexing: new files queued';
+    }
+    const added = body.files.filter((f) => f.status !== 'failed').length;
+    note.textContent = `${added} of ${body.files.length} stored in ${collection}`;
+    results.replaceChildren(...body.files.map((f) => h('li', { 'data-status': f.status, 'data-name': f.name },
+      f.asset ? h('a', { href: `#/asset/${encodeURIComponent(f.asset)}` }, f.name) : h('span', {}, f.name),
+      ' — ',
+      h('span', { class: `status status-${f.status}` }, STATUS_TEXT[f.status] || f.status),
+      f.error ? h('span', { class: 'error' }, `: ${f.error}`) : null)));
+    item.dataset.state = 'done';
+    loadCollections();
+    pollStatus();
+    if (!$('search-view').hidden) runSearch();
+    else state.searched = false;
+  });
+  xhr.addEventListener('error', () => {
+    bar.hidden = true;
+    note.replaceWith(h('p', { class: 'error', role: 'alert' }, 'upload failed: the server could not be reached'));
+    item.dataset.state = 'failed';
+  });
+  xhr.send(form);
+}
+
+// Dragging files over the page shows where they will go. dragenter and dragleave fire for
+// every child crossed, so a counter tells when the pointer has really left the page.
+let dragDepth = 0;
+
+function hasFiles(event) {
+  return Boolean(event.dataTransfer && Array.from(event.dataTransfer.types || []).includes('Files'));
+}
+
+function hideDropOverlay() {
+  dragDepth = 0;
+  $('drop-overlay').hidden = true;
+}
+
+function wireDragAndDrop() {
+  document.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e) || !can('ingest')) return;
+    e.preventDefault();
+    dragDepth += 1;
+    $('drop-collection').textContent = $('upload-collection').value.trim() || 'default';
+    $('drop-overlay').hidden = false;
+  });
+  document.addEventListener('dragover', (e) => {
+    if (!hasFiles(e) || !can('ingest')) return;
+    e.preventDefault(); // lets the drop happen instead of the browser opening the file
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  document.addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    dragDepth -= 1;
+    if (dragDepth <= 0) hideDropOverlay();
+  });
+  document.addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    hideDropOverlay();
+    upload(Array.from(e.dataTransfer.files));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+function wireEvents() {
+  $('signin-form').addEventListener('submit', signIn);
+  $('sign-out').addEventListener('click', signOut);
+  $('search-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!$('search-view').hidden) runSearch();
+    else location.hash = '#/';
+  });
+  $('q').addEventListener('input', () => {
+    // Typing from the asset page goes back to the results.
+    if ($('search-view').hidden) location.hash = '#/';
+    scheduleSearch();
+  });
+  for (const id of ['kind', 'collection']) {
+    $(id).addEventListener('change', () => {
+      if ($('search-view').hidden) {
+        state.searched = false;
+        location.hash = '#/';
+      } else {
+        runSearch();
+      }
+    });
+  }
+  $('more').addEventListener('click', () => runSearch({ more: true }));
+  $('grid').addEventListener('click', onCardClick);
+  $('asset-view').addEventListener('click', onCardClick);
+  $('upload-button').addEventListener('click', () => {
+    if ($('upload-panel').hidden) {
+      openUploadPanel();
+      $('choose-files').focus();
+    } else {
+      closeUploadPanel();
+    }
+  });
+  $('upload-close').addEventListener('click', closeUploadPanel);
+  $('choose-files').addEventListener('click', () => $('file-input').click());
+  $('file-input').addEventListener('change', (e) => {
+    upload(Array.from(e.target.files));
+    e.target.value = ''; // choosing the same file again uploads it again
+  });
+  wireDragAndDrop();
+  window.addEventListener('hashchange', route);
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      if (!$('drop-overlay').hidden) hideDropOverlay();
+      else closeUploadPanel();
+      return;
+    }
+    // "/" jumps to the search box, as on many sites, unless the user is typing somewhere.
+    const typing = e.target.closest && e.target.closest('input, textarea, select, [contenteditable]');
+    if (e.key === '/' && !typing && !e.ctrlKey && !e.metaKey && !e.altKey && state.me) {
+      e.preventDefault();
+      $('q').focus();
+      $('q').select();
+    }
+  });
+}
+
+// The kinds the filter offers must be the ones the query language knows.
+console.assert(KINDS.every((k) => document.querySelector(`#kind option[value="${k}"]`)), 'kind options');
+
+start();

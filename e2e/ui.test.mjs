@@ -1,0 +1,414 @@
+// End-to-end test of Aperture's web page in headless Chromium, against a running server with
+// real models: sign in, upload real photos (file picker and drag and drop), wait for them to
+// be analysed, then search, open and look at them as a person would, on a desktop and on a
+// phone, with the mouse and with the keyboard. scripts/e2e.sh starts the server and sets:
+//
+//   APERTURE_URL         the server, e.g. http://127.0.0.1:41234
+//   APERTURE_TOKEN       a token with every scope (admin)
+//   APERTURE_READ_TOKEN  a token with read, search and ingest only
+//   APERTURE_SAMPLES     the sample media (scripts/fetch-samples.sh)
+//   E2E_ARTIFACTS        where screenshots go
+//   CHROMIUM             the browser (default /usr/bin/chromium)
+//
+// The tests run in order and build on each other: the uploads come first.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the test with scripts/e2e.sh`);
+  return value;
+}
+
+const URL_ = env('APERTURE_URL').replace(/\/$/, '');
+const ADMIN_TOKEN = env('APERTURE_TOKEN');
+const READ_TOKEN = env('APERTURE_READ_TOKEN');
+const SAMPLES = env('APERTURE_SAMPLES');
+const ARTIFACTS = process.env.E2E_ARTIFACTS || new URL('./artifacts', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+// Photos with known content (scripts/fetch-samples.sh; the model tests check the same):
+// the skimage cat, whose top label names a cat; a bald eagle; and a scanned page of English
+// text that OCR reads ("Region-based segmentation").
+const CAT = path.join(SAMPLES, 'photos/skimage/chelsea.png');
+const EAGLE = path.join(SAMPLES, 'photos/imagenet/imagenet_17_22.jpg');
+const PAGE = path.join(SAMPLES, 'photos/skimage/page.png');
+
+// Analysis runs real models on a small CPU: generous, but finite.
+const INDEXING_TIMEOUT_MS = 240_000;
+
+let browser;
+let context; // signed in as admin
+let page;
+const pageErrors = [];
+
+async function newPage(ctx) {
+  const p = await ctx.newPage();
+  p.setDefaultTimeout(30_000);
+  // An exception in the page is a bug even when nothing visible breaks.
+  p.on('pageerror', (err) => pageErrors.push(`${p.url()}: ${err.message}`));
+  // So is anything the server's Content-Security-Policy blocks (an inline style, say).
+  p.on('console', (msg) => {
+    if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) pageErrors.push(`${p.url()}: ${msg.text()}`);
+  });
+  return p;
+}
+
+async function screenshot(p, name) {
+  await p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+// Puts a query in the search box, replacing what is there, and waits for its results: the
+// grid is busy from the keystroke until the answer is shown.
+async function search(p, query) {
+  await p.getByRole('searchbox', { name: 'Search' }).fill(query);
+  await p.locator('#grid[aria-busy="false"]').waitFor({ state: 'attached' });
+}
+
+function card(p, name) {
+  return p.locator('#grid a.card', { has: p.locator('.name', { hasText: name }) });
+}
+
+// Signs in through the form with a token; returns once the header is there.
+async function signInWithForm(p, token) {
+  await p.goto(`${URL_}/`);
+  await p.getByLabel('API token').fill(token);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.getByRole('searchbox', { name: 'Search' }).waitFor();
+}
+
+async function assetIdOf(p, name) {
+  const id = await card(p, name).first().getAttribute('data-id');
+  assert.ok(id, `no id on the card of ${name}`);
+  return id;
+}
+
+describe('Aperture web page', { concurrency: 1 }, () => {
+  before(async () => {
+    for (const file of [CAT, EAGLE, PAGE]) {
+      assert.ok(fs.existsSync(file), `${file} is missing: run scripts/fetch-samples.sh`);
+    }
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-dev-shm-usage',
+      ],
+    });
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await newPage(context);
+  });
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('refuses a wrong token with a message', async () => {
+    const ctx = await browser.newContext();
+    const p = await newPage(ctx);
+    await p.goto(`${URL_}/`);
+    await p.getByLabel('API token').fill('apt_this-is-not-a-token');
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    const alert = p.locator('#signin-error');
+    await alert.waitFor({ state: 'visible' });
+    assert.equal(await alert.getAttribute('role'), 'alert');
+    assert.match(await alert.innerText(), /\S/, 'the error says something');
+    assert.ok(await p.getByLabel('API token').isVisible(), 'still on the sign-in form');
+    assert.ok(await p.locator('#top').isHidden(), 'nothing of the app is shown');
+    await ctx.close();
+  });
+
+  it('signs in with a token in the link and takes it out of the address', async () => {
+    await page.goto(`${URL_}/#token=${encodeURIComponent(ADMIN_TOKEN)}`);
+    await page.getByRole('searchbox', { name: 'Search' }).waitFor();
+    assert.ok(!page.url().includes(ADMIN_TOKEN), `token left in ${page.url()}`);
+    const cookies = await context.cookies(URL_);
+    assert.ok(cookies.length > 0, 'a session cookie was set');
+    assert.ok(cookies.every((c) => c.httpOnly), 'the session cookie is HttpOnly');
+    // Reloading keeps the session: the cookie, not the token, signs in now.
+    await page.reload();
+    await page.getByRole('searchbox', { name: 'Search' }).waitFor();
+  });
+
+  it('uploads through the file picker and by drag and drop', async () => {
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const panel = page.getByRole('dialog', { name: 'Upload' });
+    await panel.waitFor();
+    await panel.getByLabel('Collection').fill('e2e');
+
+    // Two files through the (hidden) file input, as the "Choose files…" button opens it.
+    await page.locator('#file-input').setInputFiles([CAT, EAGLE]);
+    for (const name of ['chelsea.png', 'imagenet_17_22.jpg']) {
+      await panel.locator(`li[data-name="${name}"]:is([data-status="new"], [data-status="stored"])`).waitFor();
+    }
+
+    // One file dropped onto the page: a DataTransfer made in the page holds a File of the
+    // sample's bytes, and the drag events go to the body as a browser would send them.
+    const bytes = fs.readFileSync(PAGE).toString('base64');
+    await page.evaluate(({ bytes, name }) => {
+      const raw = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([raw], name, { type: 'image/png' }));
+      window.e2eTransfer = transfer;
+      for (const type of ['dragenter', 'dragover']) {
+        document.body.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+      }
+    }, { bytes, name: 'page.png' });
+    await page.locator('#drop-overlay').waitFor({ state: 'visible' });
+    assert.match(await page.locator('#drop-overlay').innerText(), /e2e/, 'the overlay names the collection');
+    await page.evaluate(() => {
+      document.body.dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: window.e2eTransfer }));
+    });
+    await page.locator('#drop-overlay').waitFor({ state: 'hidden' });
+    await panel.locator('li[data-name="page.png"]:is([data-status="new"], [data-status="stored"])').waitFor();
+
+    // The same bytes again are recognised, not stored twice.
+    await page.locator('#file-input').setInputFiles([CAT]);
+    await panel
+      .locator('li.upload')
+      .first()
+      .locator('li[data-name="chelsea.png"]:is([data-status="duplicate"], [data-status="known"])')
+      .waitFor();
+
+    // The new files are in the newest-assets grid, and their collection in the filter.
+    for (const name of ['chelsea.png', 'imagenet_17_22.jpg', 'page.png']) {
+      await card(page, name).waitFor();
+    }
+    await page.locator('#collection option[value="e2e"]').waitFor({ state: 'attached' });
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+  });
+
+  it('shows indexing progress until everything is analysed', { timeout: INDEXING_TIMEOUT_MS + 30_000 }, async () => {
+    const text = page.locator('#indexing-text');
+    await page.locator('#indexing-text', { hasText: /^Up to date$/ }).waitFor({ timeout: INDEXING_TIMEOUT_MS });
+    assert.ok(await page.locator('#indexing-progress').isHidden(), 'no progress bar when idle');
+    assert.equal(await page.locator('#indexing').getAttribute('role'), 'status');
+    assert.equal(await text.innerText(), 'Up to date');
+  });
+
+  it('finds the cat by its label and says why', async () => {
+    await search(page, 'cat');
+    const hit = card(page, 'chelsea.png');
+    await hit.waitFor();
+    assert.match(await hit.locator('.why').innerText(), /\S/, 'the hit says why it matched');
+    const img = hit.locator('img');
+    assert.match(await img.getAttribute('src'), /^\/api\/v1\/assets\/[^/]+\/thumbnail$/);
+    assert.equal(await img.getAttribute('loading'), 'lazy');
+    // The thumbnail really loads.
+    await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle());
+    await screenshot(page, 'search-results');
+
+    // The kind filter narrows the search: no video shows a cat.
+    await page.getByLabel('Kind').selectOption('video');
+    await page.locator('#results-summary', { hasText: 'No results' }).waitFor();
+    assert.equal(await card(page, 'chelsea.png').count(), 0);
+    await page.getByLabel('Kind').selectOption('');
+    await card(page, 'chelsea.png').waitFor();
+  });
+
+  it('finds the scanned page by a word OCR read, and marks the word', async () => {
+    await search(page, 'segmentation');
+    const hit = card(page, 'page.png');
+    await hit.waitFor();
+    const marks = await hit.locator('.why mark').allInnerTexts();
+    assert.ok(marks.some((m) => /segment/i.test(m)), `marked: ${JSON.stringify(marks)}`);
+  });
+
+  it('shows a bad query\'s error under the box', async () => {
+    await search(page, 'cat kind:banana');
+    const error = page.locator('#query-error');
+    await error.waitFor({ state: 'visible' });
+    assert.equal(await error.getAttribute('role'), 'alert');
+    assert.match(await error.innerText(), /banana/);
+    await search(page, 'cat');
+    await error.waitFor({ state: 'hidden' });
+    await card(page, 'chelsea.png').waitFor();
+  });
+
+  it('shows an asset page with what a person needs', async () => {
+    await search(page, 'cat');
+    const id = await assetIdOf(page, 'chelsea.png');
+    await card(page, 'chelsea.png').click();
+    await page.waitForURL(`**/#/asset/${id}`);
+    await page.getByRole('heading', { level: 1, name: 'chelsea.png' }).waitFor();
+
+    const details = page.locator('table.meta');
+    const cell = (row) => details.locator('tr', { has: page.locator('th', { hasText: row }) }).locator('td');
+    assert.equal(await cell('Type').innerText(), 'image/png');
+    assert.equal(await cell('Collection').innerText(), 'e2e');
+    assert.match(await cell('Size').innerText(), new RegExp(`\\(${fs.statSync(CAT).size} bytes\\)`));
+    assert.match(await cell('Dimensions').innerText(), /^\d+ × \d+$/);
+
+    const labels = await page.locator('#labels li').allInnerTexts();
+    assert.ok(labels.length > 0, 'the cat has labels');
+    assert.ok(labels.some((l) => /cat/i.test(l)), `a label names a cat: ${JSON.stringify(labels)}`);
+    assert.ok(labels.every((l) => /\d+%$/.test(l)), `labels show a confidence: ${JSON.stringify(labels)}`);
+
+    const download = page.getByRole('link', { name: 'Download original' });
+    assert.equal(await download.getAttribute('href'), `/api/v1/assets/${id}/original`);
+    assert.notEqual(await download.getAttribute('download'), null);
+    // The link gives back the very bytes uploaded.
+    const fetched = await page.evaluate(async (href) => {
+      const res = await fetch(href, { credentials: 'same-origin' });
+      return { status: res.status, size: (await res.arrayBuffer()).byteLength };
+    }, await download.getAttribute('href'));
+    assert.deepEqual(fetched, { status: 200, size: fs.statSync(CAT).size });
+
+    // Similar images and near-duplicates each end up either with pictures or with a sentence.
+    for (const section of ['#similar', '#duplicates']) {
+      await page.locator(`${section}:is([data-state="done"], [data-state="failed"])`).waitFor();
+    }
+    assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 1, 'an admin may delete');
+    await screenshot(page, 'asset-page');
+  });
+
+  it('draws the lines OCR read over the scanned page', async () => {
+    await search(page, 'segmentation');
+    await card(page, 'page.png').click();
+    await page.getByRole('heading', { level: 1, name: 'page.png' }).waitFor();
+    const boxes = page.locator('.frame .ocr-box');
+    await boxes.first().waitFor();
+    const lines = await page.locator('#ocr-lines li').allInnerTexts();
+    assert.equal(await boxes.count(), lines.length, 'one box per line read');
+    assert.ok(lines.some((l) => /segmentation/i.test(l)), `lines read: ${JSON.stringify(lines)}`);
+    const titles = await boxes.evaluateAll((all) => all.map((b) => b.title));
+    assert.deepEqual(titles, lines, 'each box carries its text');
+    // The boxes lie on the picture, not somewhere else on the page (a box read at the very
+    // edge may overhang it a little, so its centre is what must be inside).
+    const img = await page.locator('.frame img').boundingBox();
+    assert.ok(img.width > 200, `the picture is shown large (${img.width}px)`);
+    for (const box of await boxes.evaluateAll((all) => all.map((b) => b.getBoundingClientRect().toJSON()))) {
+      assert.ok(box.width > 0 && box.height > 0, 'a box has a size');
+      const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+      const inside = cx >= img.x && cx <= img.x + img.width && cy >= img.y && cy <= img.y + img.height;
+      assert.ok(inside, `box ${JSON.stringify(box)} on picture ${JSON.stringify(img)}`);
+    }
+    await screenshot(page, 'asset-page-ocr');
+  });
+
+  it('blurs sensitive pictures until asked, then opens on the second click', async () => {
+    // The samples are harmless, so the server's answer is passed through with the first asset
+    // marked sensitive: what is under test is how the page treats such an asset.
+    await page.route('**/api/v1/assets?*', async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      if (body.items.length > 0) body.items[0].sensitive = { score: 0.97, blur: true };
+      await route.fulfill({ response: res, json: body });
+    });
+    try {
+      await page.goto(`${URL_}/#/`);
+      await page.reload(); // a fresh grid, fetched through the route
+      const blurred = page.locator('#grid a.card.blurred').first();
+      await blurred.waitFor();
+      const id = await blurred.getAttribute('data-id');
+      const filter = await blurred.locator('img, .placeholder').first().evaluate((el) => getComputedStyle(el).filter);
+      assert.match(filter, /blur\(24px\)/);
+      await blurred.getByText('Sensitive — click to show').waitFor();
+      const sensitive = page.locator(`#grid a.card[data-id="${id}"]`);
+      await sensitive.click();
+      assert.ok(page.url().endsWith('#/'), 'the first click only shows it');
+      assert.ok(!(await sensitive.getAttribute('class')).includes('blurred'));
+      assert.equal(await sensitive.locator('img, .placeholder').first().evaluate((el) => getComputedStyle(el).filter), 'none');
+      await sensitive.click();
+      await page.waitForURL(`**/#/asset/${id}`);
+    } finally {
+      await page.unroute('**/api/v1/assets?*');
+    }
+  });
+
+  it('works from the keyboard: / to search, Tab to a result, Enter to open', async () => {
+    await page.goto(`${URL_}/#/`);
+    await page.reload();
+    await page.locator('#grid a.card').first().waitFor();
+    await page.locator('body').click({ position: { x: 5, y: 400 } });
+    await page.keyboard.press('/');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'q', '/ focuses the search box');
+    await page.keyboard.type('cat');
+    await page.locator('#grid[aria-busy="false"]').waitFor({ state: 'attached' });
+    await card(page, 'chelsea.png').waitFor();
+    const first = await page.locator('#grid a.card .name').first().innerText();
+    let reached = null;
+    for (let i = 0; i < 20 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => {
+        const el = document.activeElement;
+        return el && el.matches('#grid a.card') ? el.querySelector('.name').textContent : null;
+      });
+    }
+    assert.equal(reached, first, 'Tab reaches the first result');
+    const focusRing = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(focusRing, 'none', 'the focused result is visibly marked');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: first }).waitFor();
+    assert.match(page.url(), /#\/asset\//);
+  });
+
+  it('fits a phone: two columns, nothing sideways', async () => {
+    const phone = await browser.newContext({
+      viewport: { width: 375, height: 740 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      storageState: await context.storageState(),
+    });
+    const p = await newPage(phone);
+    await p.goto(`${URL_}/#/`);
+    await p.locator('#grid a.card').nth(1).waitFor();
+    const tops = await p.locator('#grid > li').evaluateAll((items) => items.map((li) => Math.round(li.getBoundingClientRect().top)));
+    const firstRow = tops.filter((t) => t === tops[0]).length;
+    assert.equal(firstRow, 2, `items per row on a phone (tops ${tops})`);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    await screenshot(p, 'phone');
+    await phone.close();
+  });
+
+  it('offers Delete to admins only, and Delete removes the asset', async () => {
+    const ctx = await browser.newContext();
+    const p = await newPage(ctx);
+    await signInWithForm(p, READ_TOKEN);
+    await search(p, 'cat');
+    await card(p, 'chelsea.png').click();
+    await p.getByRole('heading', { level: 1, name: 'chelsea.png' }).waitFor();
+    await p.getByRole('link', { name: 'Download original' }).waitFor();
+    assert.equal(await p.getByRole('button', { name: 'Delete' }).count(), 0, 'no Delete without the admin scope');
+    await ctx.close();
+
+    await page.goto(`${URL_}/#/`);
+    await search(page, ''); // the newest assets
+    await card(page, 'imagenet_17_22.jpg').waitFor();
+    const id = await assetIdOf(page, 'imagenet_17_22.jpg');
+    await card(page, 'imagenet_17_22.jpg').click();
+    await page.getByRole('heading', { level: 1, name: 'imagenet_17_22.jpg' }).waitFor();
+    page.once('dialog', (dialog) => dialog.accept());
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await page.waitForURL(/#\/$/);
+    await card(page, 'chelsea.png').waitFor();
+    assert.equal(await card(page, 'imagenet_17_22.jpg').count(), 0, 'gone from the grid');
+    const status = await page.evaluate(async (id) => (await fetch(`/api/v1/assets/${id}`)).status, id);
+    assert.equal(status, 404);
+  });
+
+  it('signs out', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token').waitFor();
+    await page.reload();
+    await page.getByLabel('API token').waitFor();
+    assert.ok(await page.locator('#top').isHidden());
+  });
+
+  it('raised no error in the page', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
