@@ -54,3 +54,45 @@ pub fn decode(asset: &Asset, path: &Path) -> Result<DynamicImage, Error> {
     }
     Ok(image)
 }
+
+/// Refuses an image whose header promises more pixels than [`decode`] will ever decode (a
+/// decompression bomb), reading the header only. Files that are not images pass.
+pub fn check_size(path: &Path, name: &str) -> Result<(), String> {
+    let reader = match ImageReader::open(path).and_then(|r| r.with_guessed_format()) {
+        Ok(r) if r.format().is_some() => r,
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(format!("cannot read {name}: {e}")),
+    };
+    let (w, h) = match reader.into_dimensions() {
+        Ok(size) => size,
+        // A PNG cut short after its header still says how large it claims to be.
+        Err(_) => match png_header_size(path) {
+            Some(size) => size,
+            // Other damaged headers are stored and flagged, as at any ingest.
+            None => return Ok(()),
+        },
+    };
+    let bytes = u64::from(w) * u64::from(h) * 4;
+    if w > MAX_SIDE || h > MAX_SIDE || bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "{name} claims {w} × {h} pixels ({} MiB decoded); images may be at most {MAX_SIDE} \
+             pixels a side and {} MiB decoded (a decompression bomb?)",
+            bytes >> 20,
+            MAX_DECODED_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Width and height from a PNG's IHDR chunk, read from the file's first 24 bytes.
+fn png_header_size(path: &Path) -> Option<(u32, u32)> {
+    use std::io::Read;
+    let mut head = [0u8; 24];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if &head[..8] != b"\x89PNG\r\n\x1a\n" || &head[12..16] != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(head[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(head[20..24].try_into().ok()?);
+    Some((w, h))
+}

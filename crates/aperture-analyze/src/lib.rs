@@ -43,7 +43,7 @@ use bytes::Bytes;
 
 pub use clip::Clip;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
-pub use image_input::{MAX_DECODED_BYTES as MAX_IMAGE_BYTES, MAX_SIDE as MAX_IMAGE_SIDE};
+pub use image_input::check_size as check_image_size;
 pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use ocr::Ocr;

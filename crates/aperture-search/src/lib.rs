@@ -48,6 +48,9 @@ pub enum Error {
     /// `similar:` named no asset, or more than one.
     #[error("{0}")]
     NoSuchAsset(String),
+    /// `similar:` named an asset that has no vectors to compare.
+    #[error("{0}")]
+    NoVectors(String),
     #[error("encoding the query for {space}: {message}")]
     Encoder { space: String, message: String },
 }

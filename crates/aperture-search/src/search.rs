@@ -153,7 +153,7 @@ impl SearchIndex {
                     }
                 }
                 if vectors.is_empty() {
-                    return Err(Error::NoSuchAsset(format!(
+                    return Err(Error::NoVectors(format!(
                         "asset {target} has no vectors to compare (it is not analysed yet, or \
                          no model that embeds its kind is installed)"
                     )));

@@ -191,6 +191,12 @@ fn readable(value: &serde_json::Value) -> serde_json::Value {
 pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
     let id = app.resolve(&args.id).await?;
     let asset = app.catalog(move |c| c.asset(id)).await?;
+    app.audit(
+        "read_original",
+        Some(id.to_string()),
+        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+    )
+    .await?;
     if args.output.as_os_str() == "-" {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
         // Verified before the first byte goes out: a corrupt blob prints nothing.

@@ -81,6 +81,15 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     let json = args.json;
     let report = ingester.ingest(&args.paths, &options, &bar).await?;
     bar.bar.finish_and_clear();
+    app.audit(
+        "ingest",
+        Some(options.collection.clone()),
+        serde_json::json!({
+            "paths": args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "totals": report.totals,
+        }),
+    )
+    .await?;
     if args.json {
         output::json(&report)?;
     } else {

@@ -209,11 +209,15 @@ fn image_vectors(
 
 pub async fn search(app: &App, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let query = aperture_search::parse(&args.query)?;
-    let examples = match args.image {
+    let examples = match args.image.clone() {
         Some(file) => example_vectors(app, file).await?,
         None => Vec::new(),
     };
-    run_search(app, query, examples, args.limit, args.json).await
+    let text = match &args.image {
+        Some(file) => format!("{} (image {})", args.query, file.display()),
+        None => args.query.clone(),
+    };
+    run_search(app, query, examples, text, args.limit, args.json).await
 }
 
 pub async fn similar(app: &App, args: SimilarArgs) -> anyhow::Result<ExitCode> {
@@ -226,13 +230,23 @@ pub async fn similar(app: &App, args: SimilarArgs) -> anyhow::Result<ExitCode> {
         query.similar = Some(id.to_string());
         Vec::new()
     };
-    run_search(app, query, examples, args.limit, args.json).await
+    let text = format!("similar:{} {}", args.target, args.filter);
+    run_search(
+        app,
+        query,
+        examples,
+        text.trim().to_owned(),
+        args.limit,
+        args.json,
+    )
+    .await
 }
 
 async fn run_search(
     app: &App,
     query: aperture_search::Query,
     examples: Vec<(String, Vec<f32>)>,
+    text: String,
     limit: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -255,6 +269,12 @@ async fn run_search(
         Ok(index.search_with_examples(catalog.as_ref(), &query, &refs, &examples, &options)?)
     })
     .await??;
+    app.audit(
+        "search",
+        None,
+        serde_json::json!({ "query": text, "limit": limit, "hits": hits.len() }),
+    )
+    .await?;
     if json {
         output::json(&hits)?;
     } else if hits.is_empty() {

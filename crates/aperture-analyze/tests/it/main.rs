@@ -227,30 +227,4 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
     assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");
 }
 
-/// A valid PNG header that claims 30,000 × 30,000 pixels, followed by almost nothing.
-pub fn bomb_png() -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(30_000u32.to_be_bytes());
-    ihdr.extend(30_000u32.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]);
-    png.extend(13u32.to_be_bytes());
-    png.extend(&ihdr);
-    png.extend(crc32(&ihdr).to_be_bytes());
-    png
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
+pub use aperture_media::fixtures::bomb_png;

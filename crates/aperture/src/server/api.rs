@@ -102,15 +102,20 @@ fn parse_id(text: &str) -> ApiResult<AssetId> {
         .map_err(|_| ApiError::bad_request(format!("'{text}' is not an asset id")))
 }
 
-/// An asset the caller may read, or 404: an asset of a collection it has no grant for is
+/// An asset of a collection the caller may see, or 404: an asset it has no grant for is
 /// not told apart from one that does not exist.
-async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
-    caller.require(Scope::Read)?;
+pub async fn visible(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
     let asset = catalog(state, move |c| c.asset(id)).await?;
     if !caller.token.sees(&asset.collection) {
         return Err(ApiError::not_found(format!("asset {id} not found")));
     }
     Ok(asset)
+}
+
+/// An asset the caller may read (scope `read`, and a grant for its collection).
+async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
+    caller.require(Scope::Read)?;
+    visible(state, caller, id).await
 }
 
 /// What the API says of an asset in lists and hits.
@@ -448,7 +453,7 @@ async fn similar(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     caller.require(Scope::Search)?;
-    readable(&state, &caller, id).await?;
+    visible(&state, &caller, id).await?;
     let mut query = aperture_search::parse(&params.filter)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
     query.similar = Some(id.to_string());
@@ -464,7 +469,7 @@ async fn asset_duplicates(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     caller.require(Scope::Search)?;
-    readable(&state, &caller, id).await?;
+    visible(&state, &caller, id).await?;
     let index = state.index();
     let shared = state.clone();
     let pairs = tokio::task::spawn_blocking(move || match index {

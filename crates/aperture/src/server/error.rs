@@ -84,6 +84,9 @@ impl From<aperture_search::Error> for ApiError {
             }
             aperture_search::Error::Catalog(e) => e.into(),
             aperture_search::Error::NoSuchAsset(m) => Self::not_found(m),
+            aperture_search::Error::NoVectors(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not_comparable", m)
+            }
             e => Self::internal(e),
         }
     }

@@ -65,12 +65,7 @@ async fn readable(state: &State, caller: &Caller, id: &str) -> ApiResult<Asset> 
         .parse()
         .map_err(|_| ApiError::bad_request(format!("'{id}' is not an asset id")))?;
     caller.require(aperture_catalog::Scope::Read)?;
-    let catalog = state.app.catalog.clone();
-    let asset = tokio::task::spawn_blocking(move || catalog.asset(id)).await??;
-    if !caller.token.sees(&asset.collection) {
-        return Err(ApiError::not_found(format!("asset {id} not found")));
-    }
-    Ok(asset)
+    super::api::visible(state, caller, id).await
 }
 
 /// A range request's one range, resolved against the size. `None`: serve it all.

@@ -301,39 +301,11 @@ async fn upload(
 /// Refuses an image whose header promises more pixels than the analyzers will ever decode:
 /// a decompression bomb is not stored at all.
 async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
-    let path = path.to_path_buf();
-    let probe = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-        use std::io::Read;
-        let mut head = Vec::with_capacity(aperture_media::SNIFF_LEN);
-        std::fs::File::open(&path)?
-            .take(aperture_media::SNIFF_LEN as u64)
-            .read_to_end(&mut head)?;
-        // Only images are probed here: probing video would run ffprobe twice.
-        if aperture_media::sniff(&head).1 != aperture_core::MediaKind::Image {
-            return Ok(None);
-        }
-        aperture_media::probe_file(&path, &aperture_media::ProbeOptions::default())
-            .map(Some)
-            .map_err(std::io::Error::other)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot read {name}: {e}"))?;
-    let Some(probe) = probe else { return Ok(()) };
-    let (Some(w), Some(h)) = (probe.metadata.width, probe.metadata.height) else {
-        return Ok(());
-    };
-    let side = aperture_analyze::MAX_IMAGE_SIDE;
-    let bytes = u64::from(w) * u64::from(h) * 4;
-    if w > side || h > side || bytes > aperture_analyze::MAX_IMAGE_BYTES {
-        return Err(format!(
-            "refused: {name} claims {w} × {h} pixels ({} MiB decoded); images may be at most \
-             {side} pixels a side and {} MiB decoded (a decompression bomb?)",
-            bytes >> 20,
-            aperture_analyze::MAX_IMAGE_BYTES >> 20
-        ));
-    }
-    Ok(())
+    let (path, shown) = (path.to_path_buf(), name.to_owned());
+    tokio::task::spawn_blocking(move || aperture_analyze::check_image_size(&path, &shown))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("refused: {e}"))
 }
 
 #[cfg(test)]

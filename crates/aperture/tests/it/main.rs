@@ -9,6 +9,7 @@ mod models;
 mod real_media;
 mod round_trip;
 mod search;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,674 @@
+//! `aperture serve` over real HTTP on loopback: every endpoint without a token, with a token
+//! of the wrong scope and with a token for another collection; uploads good and hostile; the
+//! audit log and its verification.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::Aperture;
+
+/// A running server on a free port; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An initialised data folder with `config` as its config file, and its admin token.
+pub fn init_with(config: &str) -> (Aperture, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Aperture { dir };
+    std::fs::create_dir_all(me.data()).unwrap();
+    std::fs::write(me.data().join("aperture.toml"), config).unwrap();
+    let out = me.ok(&["init"]);
+    let token = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token: "))
+        .unwrap_or_else(|| panic!("init printed no admin token:\n{out}"))
+        .to_owned();
+    (me, token)
+}
+
+impl Server {
+    pub fn start(aperture: &Aperture, admin: &str) -> Server {
+        let mut child = aperture
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8];
+        while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8(line).unwrap();
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            admin: admin.to_owned(),
+        }
+    }
+
+    pub fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into()
+    }
+
+    /// (status, body) of a request with this token (none: no Authorization header).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+        let agent = Self::agent();
+        let url = format!("{}{path}", self.url);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = token {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut response = agent.run(request.body(()).unwrap()).unwrap();
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap();
+        (status, body)
+    }
+
+    pub fn json(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.call("GET", path, Some(token));
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Uploads files as multipart/form-data; returns (status, JSON body).
+    pub fn upload(&self, token: &str, collection: &str, files: &[(&str, &[u8])]) -> (u16, Value) {
+        let boundary = "----aperture-test-boundary";
+        let mut body = Vec::new();
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\n{collection}\r\n"
+        )
+        .unwrap();
+        for (name, bytes) in files {
+            write!(
+                body,
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .unwrap();
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        write!(body, "--{boundary}--\r\n").unwrap();
+        let mut response = Self::agent()
+            .post(&format!("{}/api/v1/assets", self.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(&body[..])
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, json)
+    }
+
+    /// Waits until no job is queued or running and the index holds `documents` assets.
+    pub fn wait_indexed(&self, documents: u64) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let s = self.json("/api/v1/status", &self.admin);
+            let busy =
+                s["jobs"]["queued"].as_u64().unwrap() + s["jobs"]["running"].as_u64().unwrap();
+            if busy == 0 && s["index"]["documents"].as_u64() == Some(documents) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not indexed in time: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Sends raw bytes on a fresh connection and reads the answer until the server closes
+    /// it (true) or `wait` passes (false).
+    pub fn raw(&self, request: &[u8], wait: Duration) -> (String, bool) {
+        let addr = self.url.strip_prefix("http://").unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(wait)).unwrap();
+        stream.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let closed = stream.read_to_end(&mut out).is_ok();
+        (String::from_utf8_lossy(&out).into_owned(), closed)
+    }
+}
+
+fn png(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([
+            (x as u8).wrapping_mul(seed),
+            (y as u8).wrapping_mul(3),
+            seed,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn new_token(aperture: &Aperture, name: &str, scopes: &str, collections: &[&str]) -> String {
+    let mut args = vec!["token", "create", "--name", name, "--scopes", scopes];
+    for c in collections {
+        args.extend(["--collection", c]);
+    }
+    aperture.ok(&args).trim().to_owned()
+}
+
+/// What each endpoint needs. `{press}` and `{archive}` stand for an asset of that collection.
+const ENDPOINTS: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/collections", "read"),
+    ("GET", "/api/v1/assets", "read"),
+    ("GET", "/api/v1/assets/{asset}", "read"),
+    ("GET", "/api/v1/assets/{asset}/original", "read"),
+    ("GET", "/api/v1/assets/{asset}/thumbnail", "read"),
+    ("GET", "/api/v1/assets/{asset}/similar", "search"),
+    ("GET", "/api/v1/assets/{asset}/duplicates", "search"),
+    ("GET", "/api/v1/search?q=photo", "search"),
+    ("GET", "/api/v1/duplicates", "search"),
+    ("GET", "/api/v1/status", "read"),
+    ("GET", "/metrics", "admin"),
+    ("POST", "/api/v1/assets", "ingest"),
+    ("DELETE", "/api/v1/assets/{asset}", "admin"),
+];
+
+#[test]
+fn every_endpoint_checks_token_scope_and_collection() {
+    let (aperture, admin) = init_with("");
+    let server = Server::start(&aperture, &admin);
+    let (status, up) = server.upload(&admin, "press", &[("press.png", &png(3))]);
+    assert_eq!(status, 200, "{up}");
+    let press = up["files"][0]["asset"].as_str().unwrap().to_owned();
+    let (_, up) = server.upload(&admin, "archive", &[("archive.png", &png(7))]);
+    let archive = up["files"][0]["asset"].as_str().unwrap().to_owned();
+    server.wait_indexed(2);
+
+    // Every documented route, without a token: 401, except the health check and sign-in.
+    let doc = server.json("/api/v1/openapi.json", &admin);
+    let mut documented = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented += 1;
+            let path = path.replace("{id}", &press);
+            let (status, body) = server.call(&method.to_uppercase(), &path, None);
+            let open = path == "/healthz" || path == "/api/v1/session";
+            if open {
+                assert_ne!(status, 401, "{method} {path} should answer without a token");
+            } else {
+                assert_eq!(status, 401, "{method} {path} answered without a token");
+                let e: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(e["error"]["code"], "unauthorized");
+            }
+        }
+    }
+    assert!(
+        documented >= 16,
+        "the OpenAPI document lists {documented} operations"
+    );
+    let (status, _) = server.call("GET", "/api/v1/status", Some("apt_000000000000_nope"));
+    assert_eq!(status, 401, "a malformed token");
+
+    let tokens: Vec<(&str, String)> = ["read", "search", "ingest", "admin"]
+        .iter()
+        .map(|s| (*s, new_token(&aperture, &format!("only-{s}"), s, &[])))
+        .collect();
+    let press_only = new_token(&aperture, "press desk", "read,search,ingest", &["press"]);
+
+    for (method, template, needs) in ENDPOINTS {
+        let path = template.replace("{asset}", &press);
+        for (scope, token) in &tokens {
+            if *method == "POST" || *method == "DELETE" {
+                continue; // below, with real bodies and assets
+            }
+            let (status, body) = server.call(method, &path, Some(token));
+            let allowed = scope == needs || *scope == "admin";
+            if allowed {
+                // Without image models nothing has vectors to compare: 422, not a refusal.
+                let no_vectors = path.contains("/similar") && status == 422;
+                assert!(
+                    status == 200 || no_vectors,
+                    "{method} {path} with scope {scope}: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
+            } else {
+                assert_eq!(status, 403, "{method} {path} with scope {scope}");
+                let e: Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(e["error"]["code"], "forbidden");
+                assert!(e["error"]["message"].as_str().unwrap().contains(needs));
+            }
+        }
+        // A token for another collection sees nothing of the archive's asset.
+        if template.contains("{asset}") && *needs != "admin" {
+            let path = template.replace("{asset}", &archive);
+            let (status, _) = server.call(method, &path, Some(&press_only));
+            assert_eq!(status, 404, "{method} {path} with a press-only token");
+            let path = template.replace("{asset}", &press);
+            let (status, _) = server.call(method, &path, Some(&press_only));
+            let no_vectors = path.contains("/similar") && status == 422;
+            assert!(
+                status < 300 || no_vectors,
+                "{method} {path} with a press-only token: {status}"
+            );
+        }
+    }
+
+    // Lists and searches with the press-only token show the press asset alone.
+    let list = server.json("/api/v1/assets", &press_only);
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [press.as_str()]);
+    assert_eq!(
+        server.json("/api/v1/assets", &admin)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let names: Vec<String> = server
+        .json("/api/v1/collections", &press_only)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["press"]);
+    let hits = server.json("/api/v1/search?q=png", &press_only);
+    for hit in hits["hits"].as_array().unwrap() {
+        assert_eq!(hit["asset"]["collection"], "press", "{hit}");
+    }
+    assert_eq!(
+        server.json("/api/v1/search?q=png", &admin)["hits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let (status, _) = server.call(
+        "GET",
+        "/api/v1/search?q=collection:archive",
+        Some(&press_only),
+    );
+    assert_eq!(status, 403);
+    let (status, _) = server.call(
+        "GET",
+        "/api/v1/assets?collection=archive",
+        Some(&press_only),
+    );
+    assert_eq!(status, 403);
+
+    // Uploads: ingest scope, and a grant for the collection.
+    for (scope, token) in &tokens {
+        let (status, _) = server.upload(token, "press", &[("x.png", &png(11))]);
+        let allowed = *scope == "ingest" || *scope == "admin";
+        assert_eq!(
+            status,
+            if allowed { 200 } else { 403 },
+            "upload with {scope}"
+        );
+    }
+    let (status, body) = server.upload(&press_only, "archive", &[("y.png", &png(12))]);
+    assert_eq!(status, 403, "{body}");
+
+    // Deleting: admin only, and the asset is gone with its bytes' routes.
+    for token in [&tokens[0].1, &tokens[1].1, &tokens[2].1, &press_only] {
+        let (status, _) = server.call("DELETE", &format!("/api/v1/assets/{press}"), Some(token));
+        assert_eq!(status, 403);
+    }
+    let (status, _) = server.call("DELETE", &format!("/api/v1/assets/{press}"), Some(&admin));
+    assert_eq!(status, 204);
+    let (status, _) = server.call(
+        "GET",
+        &format!("/api/v1/assets/{press}/original"),
+        Some(&admin),
+    );
+    assert_eq!(status, 404);
+
+    // A revoked token stops working (the server trusts a looked-up token for 5 s at most).
+    let reader = &tokens[0].1;
+    let id = reader.split('_').nth(1).unwrap();
+    aperture.ok(&["token", "revoke", id]);
+    std::thread::sleep(Duration::from_secs(6));
+    let (status, _) = server.call("GET", "/api/v1/status", Some(reader));
+    assert_eq!(status, 401);
+
+    // Metrics count what happened.
+    let (status, body) = server.call("GET", "/metrics", Some(&admin));
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("aperture_ingested_bytes_total "), "{text}");
+    assert!(
+        text.contains("aperture_search_duration_seconds_count "),
+        "{text}"
+    );
+    assert!(
+        text.contains("aperture_jobs{state=\"succeeded\"}"),
+        "{text}"
+    );
+}
+
+#[test]
+fn originals_come_back_whole_and_in_ranges() {
+    let (aperture, admin) = init_with("");
+    let server = Server::start(&aperture, &admin);
+    let bytes = crate::pseudo_random(300_000, 9);
+    let (status, up) = server.upload(&admin, "default", &[("Ünïcode 'name'.bin", &bytes)]);
+    assert_eq!(status, 200, "{up}");
+    let id = up["files"][0]["asset"].as_str().unwrap();
+    let agent = Server::agent();
+    let url = format!("{}/api/v1/assets/{id}/original", server.url);
+    let auth = format!("Bearer {admin}");
+    let mut whole = agent
+        .get(&url)
+        .header("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    let disposition = whole.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.starts_with("attachment; filename=\"_n_code 'name'.bin\"; filename*=UTF-8''%C3%9Cn%C3%AFcode%20%27name%27.bin"),
+        "{disposition}"
+    );
+    let got = whole
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert!(got == bytes, "the original differs");
+
+    let mut part = agent
+        .get(&url)
+        .header("Authorization", &auth)
+        .header("Range", "bytes=1000-1999")
+        .call()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 1000-1999/300000");
+    assert!(part.body_mut().read_to_vec().unwrap() == bytes[1000..2000]);
+    let past = agent
+        .get(&url)
+        .header("Authorization", &auth)
+        .header("Range", "bytes=400000-")
+        .call()
+        .unwrap();
+    assert_eq!(past.status(), 416);
+
+    // Every read that sent bytes is in the audit log (the refused range sent none).
+    let log = aperture.json(&["audit"]);
+    let reads = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "read_original" && e["target"] == id)
+        .count();
+    assert_eq!(reads, 2, "{log}");
+}
+
+#[test]
+fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
+    let (aperture, admin) = init_with("[server]\nmax_upload_mib = 1\nidle_timeout_secs = 2\n");
+    let server = Server::start(&aperture, &admin);
+
+    // Too large: refused while it streams in; nothing is stored.
+    let big = crate::pseudo_random(3 << 20, 1);
+    let (status, body) = server.upload(&admin, "default", &[("big.bin", &big)]);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("big.bin")
+    );
+
+    // Bad names and a decompression bomb are refused one by one; the good file is stored.
+    let bomb = aperture_media::fixtures::bomb_png();
+    let good = png(5);
+    let (status, body) = server.upload(
+        &admin,
+        "default",
+        &[
+            ("../../etc/passwd", b"x"),
+            ("a\tb.txt", b"x"),
+            ("bomb.png", &bomb),
+            ("good.png", &good),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let files = body["files"].as_array().unwrap();
+    assert_eq!(files[0]["status"], "failed");
+    assert!(
+        files[0]["error"].as_str().unwrap().contains("is a path"),
+        "{body}"
+    );
+    assert_eq!(files[1]["status"], "failed");
+    assert!(
+        files[1]["error"].as_str().unwrap().contains("control"),
+        "{body}"
+    );
+    assert_eq!(files[2]["status"], "failed");
+    assert!(
+        files[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("30000 × 30000"),
+        "{body}"
+    );
+    assert_eq!(files[3]["status"], "new", "{body}");
+    assert_eq!(server.json("/api/v1/status", &admin)["assets"], 1);
+
+    // Not multipart: 415. A broken multipart body: 400.
+    let mut response = Server::agent()
+        .post(&format!("{}/api/v1/assets", server.url))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", "application/json")
+        .send("{}")
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let e: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "unsupported_media_type");
+    let mut response = Server::agent()
+        .post(&format!("{}/api/v1/assets", server.url))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Content-Type", "multipart/form-data; boundary=xyz")
+        .send(
+            "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nno end",
+        )
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let e: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "bad_multipart", "{e}");
+
+    // A client that stops sending mid-upload is cut off after the idle time, while others
+    // are served meanwhile.
+    let addr = server.url.strip_prefix("http://").unwrap().to_owned();
+    let token = admin.clone();
+    let slow = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let head = format!(
+            "POST /api/v1/assets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\n\r\nsome bytes"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            started.elapsed(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, _) = server.call("GET", "/healthz", None);
+    assert_eq!(
+        status, 200,
+        "the server answers others during a stalled upload"
+    );
+    let (answer, took) = slow.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("stalled"), "{answer}");
+    assert!(took < Duration::from_secs(15), "cut off after {took:?}");
+
+    // Headers that never finish: the server closes the connection (after 10 s).
+    let (answer, closed) = server.raw(
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(20),
+    );
+    assert!(closed, "the connection stayed open");
+    assert!(!answer.contains("200 OK"), "{answer}");
+    let (status, _) = server.call("GET", "/healthz", None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        server.json("/api/v1/status", &admin)["assets"],
+        1,
+        "nothing half-stored"
+    );
+    assert!(
+        std::fs::read_dir(aperture.data().join("uploads"))
+            .unwrap()
+            .count()
+            <= 1
+    );
+}
+
+#[test]
+fn audit_verify_finds_tampered_deleted_and_reordered_entries() {
+    let (aperture, admin) = init_with("");
+    {
+        let server = Server::start(&aperture, &admin);
+        server.upload(&admin, "default", &[("a.png", &png(1))]);
+        server.wait_indexed(1);
+        for q in ["one", "two", "three", "four"] {
+            server.json(&format!("/api/v1/search?q={q}"), &admin);
+        }
+    }
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "--verify"];
+        args.extend(extra);
+        let out = aperture.run(&args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = verify(&[]);
+    assert!(ok, "{text}");
+    let head = text
+        .split_whitespace()
+        .skip_while(|w| *w != "head")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let log = aperture.json(&["audit"]);
+    let searches: Vec<i64> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "search")
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(searches.len(), 4, "{log}");
+    let (a, b) = (searches[1], searches[2]);
+
+    let db = rusqlite::Connection::open(aperture.data().join("catalog.db")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        .unwrap();
+    // The triggers refused these before they were dropped; the chain must catch them now.
+    let sql = |s: &str| db.execute_batch(s).unwrap();
+
+    // Tampered: a query rewritten.
+    sql(&format!(
+        "UPDATE audit SET detail = replace(detail, 'two', 'owt') WHERE seq = {a}"
+    ));
+    let (ok, text) = verify(&[]);
+    assert!(!ok);
+    assert!(
+        text.contains(&format!("#{a}:")) && text.contains("changed"),
+        "{text}"
+    );
+    sql(&format!(
+        "UPDATE audit SET detail = replace(detail, 'owt', 'two') WHERE seq = {a}"
+    ));
+    assert!(verify(&[]).0);
+
+    // Deleted: the entry after the gap is named.
+    sql(&format!(
+        "CREATE TABLE saved AS SELECT * FROM audit WHERE seq = {a}; DELETE FROM audit WHERE seq = {a}"
+    ));
+    let (ok, text) = verify(&[]);
+    assert!(!ok);
+    assert!(
+        text.contains(&format!("#{b}:")) && text.contains("missing"),
+        "{text}"
+    );
+    sql("INSERT INTO audit SELECT * FROM saved; DROP TABLE saved");
+    assert!(verify(&[]).0);
+
+    // Reordered: two entries swap places (their numbers stay in order).
+    sql(&format!(
+        "CREATE TABLE saved AS SELECT * FROM audit WHERE seq IN ({a}, {b});
+         UPDATE audit SET at = (SELECT at FROM saved WHERE seq = {b}),
+                          detail = (SELECT detail FROM saved WHERE seq = {b}),
+                          prev = (SELECT prev FROM saved WHERE seq = {b}),
+                          hash = (SELECT hash FROM saved WHERE seq = {b}) WHERE seq = {a};
+         UPDATE audit SET at = (SELECT at FROM saved WHERE seq = {a}),
+                          detail = (SELECT detail FROM saved WHERE seq = {a}),
+                          prev = (SELECT prev FROM saved WHERE seq = {a}),
+                          hash = (SELECT hash FROM saved WHERE seq = {a}) WHERE seq = {b};"
+    ));
+    let (ok, text) = verify(&[]);
+    assert!(!ok);
+    assert!(text.contains(&format!("#{a}:")), "{text}");
+    sql(&format!(
+        "DELETE FROM audit WHERE seq IN ({a}, {b}); INSERT INTO audit SELECT * FROM saved; DROP TABLE saved"
+    ));
+    assert!(verify(&[]).0);
+
+    // Cut short: the chain alone cannot tell; the head recorded earlier can.
+    sql("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)");
+    assert!(verify(&[]).0, "a shorter chain is still a chain");
+    let (ok, text) = verify(&["--head", &head]);
+    assert!(!ok);
+    assert!(text.contains("cut short"), "{text}");
+    drop(db);
+    assert!(Path::new(&aperture.data().join("catalog.db")).exists());
+}
