@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Aperture end to end on a fresh machine: install the tools, build the CLI, fetch real sample
-# media, put it into a media lake under .demo/ and look at it.
+# media, put it into a media lake under .demo/, look at it, then serve the web UI and the API.
 #
-#   scripts/demo.sh [--with-trailer]
+#   scripts/demo.sh [--with-trailer] [--no-serve]
 #
 #   --with-trailer  also fetch the 55 s Big Buck Bunny trailer (a 58 MB download)
+#   --no-serve      stop after the command-line tour instead of serving the web UI
+#
+# The server listens on $APERTURE_LISTEN (default 127.0.0.1:7878) until Ctrl-C; the script
+# prints the address to open, with a fresh admin token in it.
 #
 # Everything lands in .demo/ in the repository (git-ignored): .demo/samples (the media, see
 # .demo/samples/SOURCES.txt) and .demo/data (the lake). Running it again is cheap: nothing is
@@ -12,9 +16,11 @@
 set -euo pipefail
 
 fetch_args=()
+serve=1
 for arg in "$@"; do
     case "$arg" in
         --with-trailer) fetch_args+=(--with-trailer) ;;
+        --no-serve) serve=0 ;;
         -h | --help)
             awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
             exit 0
@@ -128,3 +134,21 @@ Try, from the repository root:
 What the samples are, with their licences and ground truth: $SAMPLES/SOURCES.txt
 Start over: rm -rf .demo
 EOF
+
+((serve)) || exit 0
+LISTEN=${APERTURE_LISTEN:-127.0.0.1:7878}
+step "Serve the web UI and the API on http://$LISTEN (Ctrl-C stops it)"
+# A fresh token for this run; the one `init` printed the first time stays valid too.
+token=$(aperture token create --name "demo $(date -u +%Y-%m-%dT%H:%M:%SZ)" --scopes admin 2>/dev/null)
+cat <<EOF
+Open this address in a browser (it signs you in, then forgets the token from the address bar):
+
+  ${bold}http://$LISTEN/#token=$token${plain}
+
+The API, with the same token (every search and read lands in the audit log):
+  curl -H 'Authorization: Bearer $token' 'http://$LISTEN/api/v1/search?q=strawberry'
+  curl -H 'Authorization: Bearer $token' http://$LISTEN/api/v1/openapi.json
+  curl -H 'Authorization: Bearer $token' http://$LISTEN/metrics
+  $BIN_REL --data $DATA audit --verify
+EOF
+exec "$BIN" --data "$DATA" serve --listen "$LISTEN"

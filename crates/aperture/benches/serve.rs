@@ -1,0 +1,313 @@
+//! Searches per second and latency of `aperture serve` from a load generator on loopback,
+//! first on an idle server, then while files are uploaded and analysed. Prints a table.
+//!
+//! ```sh
+//! cargo bench -p aperture --bench serve
+//! ```
+//!
+//! The corpus: `BENCH_DOCS` generated text documents (default 2,000, words drawn from a
+//! fixed vocabulary) and, when `APERTURE_TEST_SAMPLES` points at the sample media, its photos
+//! and documents; ingested and indexed before the server starts. Models come from
+//! `APERTURE_TEST_MODELS` (default `target/test-models/models`, where `scripts/test.sh`
+//! installs them); without them, searches are full text only. `BENCH_CLIENTS` concurrent
+//! keep-alive clients (default 8) search for `BENCH_SECS` seconds (default 20) per phase.
+//! During the second phase one more client uploads generated images (256 × 256 PNG) one at
+//! a time, and the server's worker analyses them (thumbnail, hash, labels, OCR, ...).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WORDS: &[&str] = &[
+    "harbour", "council", "budget", "river", "election", "protest", "hospital", "school",
+    "bridge", "market", "factory", "border", "village", "archive", "letter", "contract",
+    "payment", "minister", "police", "report", "witness", "station", "airport", "treaty",
+    "harvest", "storm", "flood", "museum", "library", "concert", "festival", "railway",
+    "mountain", "forest", "island", "garden", "painting", "camera", "journal", "invoice",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64: deterministic documents and queries.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn word(&mut self) -> &'static str {
+        WORDS[(self.next() % WORDS.len() as u64) as usize]
+    }
+}
+
+fn aperture(data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
+    cmd.arg("--data").arg(data);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("aperture runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn png(seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    let base = [rng.next() as u8, rng.next() as u8, rng.next() as u8];
+    let img = image::RgbImage::from_fn(256, 256, |x, y| {
+        image::Rgb([
+            base[0].wrapping_add(x as u8),
+            base[1].wrapping_add(y as u8),
+            base[2].wrapping_add((x ^ y) as u8),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+struct Server(Child, String);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data: &Path) -> Server {
+    use std::io::Read;
+    let mut child = aperture(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    let url = line.strip_prefix("listening on ").expect("listening line").to_owned();
+    Server(child, url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+struct Phase {
+    latencies: Vec<Duration>,
+    errors: u64,
+    secs: f64,
+    uploads: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn phase(url: &str, token: &str, clients: usize, secs: u64, upload: bool) -> Phase {
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let uploads = Arc::new(AtomicU64::new(0));
+    let all = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for c in 0..clients {
+        let (stop, errors, all) = (stop.clone(), errors.clone(), all.clone());
+        let (url, auth) = (url.to_owned(), format!("Bearer {token}"));
+        threads.push(std::thread::spawn(move || {
+            let agent = agent();
+            let mut rng = Rng(0x9e37_79b9 + c as u64);
+            let mut mine = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let q = match rng.next() % 4 {
+                    0 => rng.word().to_owned(),
+                    1 => format!("{} {}", rng.word(), rng.word()),
+                    2 => format!("{} kind:document", rng.word()),
+                    _ => format!("\"{} {}\"", rng.word(), rng.word()),
+                };
+                let t = Instant::now();
+                let ok = agent
+                    .get(&format!("{url}/api/v1/search"))
+                    .query("q", &q)
+                    .query("limit", "24")
+                    .header("Authorization", &auth)
+                    .call()
+                    .map(|mut r| {
+                        let ok = r.status() == 200;
+                        let _ = r.body_mut().read_to_vec();
+                        ok
+                    })
+                    .unwrap_or(false);
+                if ok {
+                    mine.push(t.elapsed());
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            all.lock().unwrap().extend(mine);
+        }));
+    }
+    if upload {
+        let (stop, uploads) = (stop.clone(), uploads.clone());
+        let (url, auth) = (url.to_owned(), format!("Bearer {token}"));
+        threads.push(std::thread::spawn(move || {
+            let agent = agent();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let boundary = "bench-boundary";
+                let mut body = Vec::new();
+                write!(
+                    body,
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload-{n}.png\"\r\n\r\n"
+                )
+                .unwrap();
+                body.extend(png(n));
+                write!(body, "\r\n--{boundary}--\r\n").unwrap();
+                let ok = agent
+                    .post(&format!("{url}/api/v1/assets"))
+                    .header("Authorization", &auth)
+                    .header(
+                        "Content-Type",
+                        &format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .send(&body[..])
+                    .is_ok_and(|r| r.status() == 200);
+                if ok {
+                    uploads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut latencies = std::mem::take(&mut *all.lock().unwrap());
+    latencies.sort();
+    Phase {
+        latencies,
+        errors: errors.load(Ordering::Relaxed),
+        secs: started.elapsed().as_secs_f64(),
+        uploads: uploads.load(Ordering::Relaxed),
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("serve: bench");
+        return;
+    }
+    let docs = env_usize("BENCH_DOCS", 2_000);
+    let clients = env_usize("BENCH_CLIENTS", 8);
+    let secs = env_usize("BENCH_SECS", 20) as u64;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let models = std::env::var_os("APERTURE_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-models/models")
+        });
+    let with_models = models.is_dir();
+    let mut config = String::new();
+    if with_models {
+        config.push_str(&format!("[models]\ndir = {:?}\n", models.display().to_string()));
+    }
+    std::fs::write(data.join("aperture.toml"), config).unwrap();
+    let init = run(&mut aperture(&data).arg("init"));
+    let token = init
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token: "))
+        .expect("admin token")
+        .to_owned();
+
+    let corpus = root.path().join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let mut rng = Rng(42);
+    for i in 0..docs {
+        let words: Vec<&str> = (0..60 + rng.next() % 200).map(|_| rng.word()).collect();
+        std::fs::write(corpus.join(format!("doc-{i:05}.txt")), words.join(" ")).unwrap();
+    }
+    let mut paths = vec![corpus.display().to_string()];
+    if let Some(samples) = std::env::var_os("APERTURE_TEST_SAMPLES") {
+        for sub in ["photos", "documents"] {
+            let p = Path::new(&samples).join(sub);
+            if p.is_dir() {
+                paths.push(p.display().to_string());
+            }
+        }
+    }
+    let t = Instant::now();
+    run(aperture(&data).arg("ingest").args(&paths).arg("--no-progress"));
+    run(aperture(&data).args(["index", "--no-progress"]));
+    let stats = run(aperture(&data).args(["stats"]));
+    eprintln!(
+        "corpus ready in {:.0} s ({}):\n{stats}",
+        t.elapsed().as_secs_f64(),
+        if with_models { "with models" } else { "no models: full text only" }
+    );
+
+    let server = start(&data);
+    // Warm-up: connections, caches.
+    phase(&server.1, &token, clients, 2, false);
+    let idle = phase(&server.1, &token, clients, secs, false);
+    let busy = phase(&server.1, &token, clients, secs, true);
+
+    println!(
+        "serve benchmark: {} searches from {clients} keep-alive clients on loopback, {secs} s per phase, {} cores, {}",
+        "GET /api/v1/search",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if with_models {
+            "words + MiniLM meaning"
+        } else {
+            "full text only"
+        }
+    );
+    println!();
+    println!("| phase | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms | errors | uploads/s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, p) in [("idle", &idle), ("while ingesting", &busy)] {
+        println!(
+            "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
+            p.latencies.len(),
+            p.latencies.len() as f64 / p.secs,
+            percentile(&p.latencies, 0.50),
+            percentile(&p.latencies, 0.95),
+            percentile(&p.latencies, 0.99),
+            percentile(&p.latencies, 1.0),
+            p.errors,
+            p.uploads as f64 / p.secs,
+        );
+    }
+}
