@@ -145,6 +145,14 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     const panel = page.getByRole('dialog', { name: 'Upload' });
     await panel.waitFor();
     await panel.getByLabel('Collection').fill('e2e');
+    // What the indexing indicator says from now on, for the next test.
+    await page.evaluate(() => {
+      const text = document.getElementById('indexing-text');
+      const bar = document.getElementById('indexing-progress');
+      window.e2eIndexing = [];
+      new MutationObserver(() => window.e2eIndexing.push({ text: text.textContent, bar: !bar.hidden }))
+        .observe(document.getElementById('indexing'), { subtree: true, childList: true, characterData: true, attributes: true });
+    });
 
     // Two files through the (hidden) file input, as the "Choose files…" button opens it.
     await page.locator('#file-input').setInputFiles([CAT, EAGLE]);
@@ -195,6 +203,14 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     assert.ok(await page.locator('#indexing-progress').isHidden(), 'no progress bar when idle');
     assert.equal(await page.locator('#indexing').getAttribute('role'), 'status');
     assert.equal(await text.innerText(), 'Up to date');
+    // On the way it said how far along it was, with a progress bar.
+    const seen = await page.evaluate(() => window.e2eIndexing);
+    assert.ok(
+      seen.some((s) => /^Indexing: \d+ of \d+ jobs done$/.test(s.text) && s.bar),
+      `progress shown: ${JSON.stringify(seen.map((s) => s.text))}`,
+    );
+    // Every analysis worked with the real models: the indicator's tooltip counts failures.
+    assert.match(await page.locator('#indexing').getAttribute('title'), /^3 assets; 0 jobs failed$/);
   });
 
   it('finds the cat by its label and says why', async () => {
@@ -265,10 +281,19 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     }, await download.getAttribute('href'));
     assert.deepEqual(fetched, { status: 200, size: fs.statSync(CAT).size });
 
-    // Similar images and near-duplicates each end up either with pictures or with a sentence.
+    // Similar images and near-duplicates each end up either with pictures or with a sentence;
+    // the server answers both (an error shown there would be data-state="failed").
     for (const section of ['#similar', '#duplicates']) {
       await page.locator(`${section}:is([data-state="done"], [data-state="failed"])`).waitFor();
+      assert.equal(await page.locator(section).getAttribute('data-state'), 'done', await page.locator(section).innerText());
     }
+    // The other pictures are similar to some degree; the cat is not shown as similar to itself.
+    const similar = await page.locator('#similar a.card .name').allInnerTexts();
+    assert.ok(similar.length > 0, 'similar images are shown');
+    assert.ok(!similar.includes('chelsea.png'), `similar: ${JSON.stringify(similar)}`);
+    // Nothing uploaded looks like a copy of the cat.
+    assert.equal(await page.locator('#duplicates a.card').count(), 0);
+    assert.equal(await page.locator('#duplicates p.hint').innerText(), 'No near-duplicates.');
     assert.equal(await page.getByRole('button', { name: 'Delete' }).count(), 1, 'an admin may delete');
     await screenshot(page, 'asset-page');
   });

@@ -120,8 +120,6 @@ function reasonNodes(reason) {
       return [`looks similar ${Number(reason.similarity).toFixed(2)}`];
     case 'filters':
       return ['matches the filters'];
-    case 'exact':
-      return ['exact copy'];
     default:
       return [reason.type || ''];
   }
@@ -253,8 +251,11 @@ async function signOut() {
   showSignIn('');
 }
 
+// Whether the signed-in token may do this. The admin scope allows everything, as on the
+// server: an admin token lists only "admin" among its scopes.
 function can(scope) {
-  return Boolean(state.me && state.me.scopes && state.me.scopes.includes(scope));
+  const scopes = (state.me && state.me.scopes) || [];
+  return scopes.includes(scope) || scopes.includes('admin');
 }
 
 function signedIn() {
@@ -438,7 +439,7 @@ async function loadCollections() {
     const chosen = select.value;
     select.replaceChildren(
       h('option', { value: '' }, 'All collections'),
-      ...list.map((c) => h('option', { value: c.name }, `${c.name} (${c.assets})`)),
+      ...list.map((c) => h('option', { value: c.name }, c.name)),
     );
     select.value = list.some((c) => c.name === chosen) ? chosen : '';
     $('collection-names').replaceChildren(...list.map((c) => h('option', { value: c.name })));
@@ -476,6 +477,11 @@ async function pollStatus() {
       bar.max = done + pending;
       bar.value = done;
       bar.hidden = false;
+    } else if (indexLag > 0) {
+      // Analysed, but not yet in the search index (it follows within a second or so):
+      // "Up to date" would promise that a search finds it already.
+      text.textContent = `Indexing: ${indexLag} change${indexLag === 1 ? '' : 's'} not yet searchable`;
+      bar.hidden = true;
     } else {
       text.textContent = 'Up to date';
       bar.hidden = true;
@@ -669,14 +675,11 @@ function loadRelated(asset, similar, duplicates, token) {
     .then((found) => fill(similar, found.hits.filter((x) => x.asset.id !== asset.id).map(card), 'No similar images.'))
     .catch((err) => failed(similar, err));
   api(`/api/v1/assets/${id}/duplicates`)
-    .then((found) => {
-      const exact = (found.exact || []).map((a) => card({ asset: a, reasons: [{ type: 'exact' }] }));
-      const near = (found.near || []).map((n) => card({
-        asset: n.asset,
-        reasons: [{ type: 'similar', similarity: n.similarity }],
-      }));
-      fill(duplicates, [...exact, ...near], 'No near-duplicates.');
-    })
+    // Only near ones: an exact copy of the same bytes is this very asset (stored once).
+    .then((found) => fill(duplicates, (found.near || []).map((n) => card({
+      asset: n.asset,
+      reasons: [{ type: 'similar', similarity: n.similarity }],
+    })), 'No near-duplicates.'))
     .catch((err) => failed(duplicates, err));
 }
 
