@@ -163,7 +163,7 @@ fn hex(bytes: &[u8]) -> String {
 /// An audit entry to append.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewAuditEntry {
-    /// Who: `token:<name>:<id>` or `cli:<user>`.
+    /// Who: `token:<id>:<name>` or `cli:<user>`.
     pub actor: String,
     /// What: `search`, `read_original`, `read_thumbnail`, `ingest`, `delete`, `token_create`, ...
     pub action: String,

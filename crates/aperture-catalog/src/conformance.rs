@@ -448,6 +448,24 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert_eq!(catalog.insights(id).unwrap().len(), insights.len());
+
+    // Picking kinds: only those, in the same order.
+    let mut thumb = insight(id, Place::Whole);
+    thumb.kind = "thumbnail".into();
+    catalog.add_insights(std::slice::from_ref(&thumb)).unwrap();
+    assert_eq!(
+        catalog
+            .insights_of_kinds(id, &["thumbnail", "sensitive"])
+            .unwrap(),
+        [thumb]
+    );
+    assert_eq!(catalog.insights_of_kinds(id, &["label"]).unwrap(), insights);
+    assert!(
+        catalog
+            .insights_of_kinds(id, &["nothing"])
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub fn referenced_blobs<C: Catalog>(make: &dyn Fn() -> C) {

@@ -92,6 +92,9 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;
+    /// The asset's insights of these kinds only (e.g. `thumbnail` and `sensitive` for a grid,
+    /// without reading its vectors).
+    fn insights_of_kinds(&self, asset: AssetId, kinds: &[&str]) -> Result<Vec<Insight>>;
 
     /// The change feed: assets whose searchable content changed (ingested, new path, analysed,
     /// deleted) after `after`, in commit order, at most `limit`. An asset may appear many

@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WORDS: &[&str] = &[
-    "harbour", "council", "budget", "river", "election", "protest", "hospital", "school",
-    "bridge", "market", "factory", "border", "village", "archive", "letter", "contract",
-    "payment", "minister", "police", "report", "witness", "station", "airport", "treaty",
-    "harvest", "storm", "flood", "museum", "library", "concert", "festival", "railway",
-    "mountain", "forest", "island", "garden", "painting", "camera", "journal", "invoice",
+    "harbour", "council", "budget", "river", "election", "protest", "hospital", "school", "bridge",
+    "market", "factory", "border", "village", "archive", "letter", "contract", "payment",
+    "minister", "police", "report", "witness", "station", "airport", "treaty", "harvest", "storm",
+    "flood", "museum", "library", "concert", "festival", "railway", "mountain", "forest", "island",
+    "garden", "painting", "camera", "journal", "invoice",
 ];
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -107,7 +107,10 @@ fn start(data: &Path) -> Server {
         line.push(byte[0]);
     }
     let line = String::from_utf8(line).unwrap();
-    let url = line.strip_prefix("listening on ").expect("listening line").to_owned();
+    let url = line
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_owned();
     Server(child, url)
 }
 
@@ -136,12 +139,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn phase(url: &str, token: &str, clients: usize, secs: u64, upload: bool) -> Phase {
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let first_errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let uploads = Arc::new(AtomicU64::new(0));
     let all = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let mut threads = Vec::new();
     for c in 0..clients {
         let (stop, errors, all) = (stop.clone(), errors.clone(), all.clone());
+        let first_errors = first_errors.clone();
         let (url, auth) = (url.to_owned(), format!("Bearer {token}"));
         threads.push(std::thread::spawn(move || {
             let agent = agent();
@@ -155,22 +160,31 @@ fn phase(url: &str, token: &str, clients: usize, secs: u64, upload: bool) -> Pha
                     _ => format!("\"{} {}\"", rng.word(), rng.word()),
                 };
                 let t = Instant::now();
-                let ok = agent
+                let answer = agent
                     .get(&format!("{url}/api/v1/search"))
                     .query("q", &q)
                     .query("limit", "24")
                     .header("Authorization", &auth)
                     .call()
-                    .map(|mut r| {
-                        let ok = r.status() == 200;
-                        let _ = r.body_mut().read_to_vec();
-                        ok
-                    })
-                    .unwrap_or(false);
-                if ok {
-                    mine.push(t.elapsed());
-                } else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| {
+                        let status = r.status();
+                        let body = r.body_mut().read_to_string().unwrap_or_default();
+                        if status == 200 {
+                            Ok(())
+                        } else {
+                            Err(format!("{status}: {body}"))
+                        }
+                    });
+                match answer {
+                    Ok(()) => mine.push(t.elapsed()),
+                    Err(e) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        let mut first = first_errors.lock().unwrap();
+                        if first.len() < 3 {
+                            first.push(format!("{q}: {e}"));
+                        }
+                    }
                 }
             }
             all.lock().unwrap().extend(mine);
@@ -213,6 +227,9 @@ fn phase(url: &str, token: &str, clients: usize, secs: u64, upload: bool) -> Pha
     for t in threads {
         t.join().unwrap();
     }
+    for e in first_errors.lock().unwrap().iter() {
+        eprintln!("search failed: {e}");
+    }
     let mut latencies = std::mem::take(&mut *all.lock().unwrap());
     latencies.sort();
     Phase {
@@ -242,10 +259,13 @@ fn main() {
     let with_models = models.is_dir();
     let mut config = String::new();
     if with_models {
-        config.push_str(&format!("[models]\ndir = {:?}\n", models.display().to_string()));
+        config.push_str(&format!(
+            "[models]\ndir = {:?}\n",
+            models.display().to_string()
+        ));
     }
     std::fs::write(data.join("aperture.toml"), config).unwrap();
-    let init = run(&mut aperture(&data).arg("init"));
+    let init = run(aperture(&data).arg("init"));
     let token = init
         .lines()
         .find_map(|l| l.strip_prefix("admin token: "))
@@ -269,13 +289,20 @@ fn main() {
         }
     }
     let t = Instant::now();
-    run(aperture(&data).arg("ingest").args(&paths).arg("--no-progress"));
+    run(aperture(&data)
+        .arg("ingest")
+        .args(&paths)
+        .arg("--no-progress"));
     run(aperture(&data).args(["index", "--no-progress"]));
     let stats = run(aperture(&data).args(["stats"]));
     eprintln!(
         "corpus ready in {:.0} s ({}):\n{stats}",
         t.elapsed().as_secs_f64(),
-        if with_models { "with models" } else { "no models: full text only" }
+        if with_models {
+            "with models"
+        } else {
+            "no models: full text only"
+        }
     );
 
     let server = start(&data);
@@ -285,8 +312,7 @@ fn main() {
     let busy = phase(&server.1, &token, clients, secs, true);
 
     println!(
-        "serve benchmark: {} searches from {clients} keep-alive clients on loopback, {secs} s per phase, {} cores, {}",
-        "GET /api/v1/search",
+        "serve benchmark: GET /api/v1/search from {clients} keep-alive clients on loopback, {secs} s per phase, {} cores, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if with_models {
             "words + MiniLM meaning"
@@ -295,7 +321,9 @@ fn main() {
         }
     );
     println!();
-    println!("| phase | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms | errors | uploads/s |");
+    println!(
+        "| phase | searches | searches/s | p50 ms | p95 ms | p99 ms | max ms | errors | uploads/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, p) in [("idle", &idle), ("while ingesting", &busy)] {
         println!(

@@ -210,6 +210,20 @@ impl Config {
                 None => bail!("catalog url {url:?} must start with sqlite://"),
             },
         };
+        if file.server.max_upload_mib == 0 {
+            bail!("server.max_upload_mib must be at least 1");
+        }
+        let port = file
+            .server
+            .listen
+            .rsplit_once(':')
+            .map(|(_, p)| p.parse::<u16>());
+        if !matches!(port, Some(Ok(_))) {
+            bail!(
+                "server.listen {:?} is not a host and port such as 127.0.0.1:7878",
+                file.server.listen
+            );
+        }
         if file.ingest.concurrency == 0 || file.ingest.large_concurrency == 0 {
             bail!("ingest.concurrency and ingest.large_concurrency must be at least 1");
         }

@@ -79,15 +79,20 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     let bar = Bar::new(!(args.json || args.no_progress));
     let ingester = Ingester::new(app.blobs.clone(), app.catalog.clone());
     let json = args.json;
+    // Recorded before any file is stored, and again with the outcome.
+    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    app.audit(
+        "ingest_start",
+        Some(options.collection.clone()),
+        serde_json::json!({ "paths": paths }),
+    )
+    .await?;
     let report = ingester.ingest(&args.paths, &options, &bar).await?;
     bar.bar.finish_and_clear();
     app.audit(
         "ingest",
         Some(options.collection.clone()),
-        serde_json::json!({
-            "paths": args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "totals": report.totals,
-        }),
+        serde_json::json!({ "paths": paths, "totals": report.totals }),
     )
     .await?;
     if args.json {

@@ -486,7 +486,9 @@ async function pollStatus() {
       text.textContent = 'Up to date';
       bar.hidden = true;
     }
-    $('indexing').title = `${status.assets} assets; ${jobs.failed || 0} jobs failed` +
+    // A token for some collections only is not told how many assets there are in all.
+    const assets = status.assets == null ? '' : `${status.assets} assets; `;
+    $('indexing').title = `${assets}${jobs.failed || 0} jobs failed` +
       (indexLag ? `; ${indexLag} changes not yet searchable` : '');
     busy = pending > 0 || indexLag > 0;
     // When work finishes, what is shown may have changed (new labels, text read by OCR):

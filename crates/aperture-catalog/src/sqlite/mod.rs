@@ -528,6 +528,25 @@ impl Catalog for SqliteCatalog {
         let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
         rows.map(|r| r?).collect()
     }
+
+    fn insights_of_kinds(&self, asset: AssetId, kinds: &[&str]) -> Result<Vec<Insight>> {
+        let conn = self.read();
+        let marks = vec!["?"; kinds.len()].join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
+                 confidence, language, page, time_start_ms, time_end_ms,
+                 region_x, region_y, region_w, region_h, created_at
+             FROM insights WHERE asset_id = ? AND kind IN ({marks}) ORDER BY id"
+        ))?;
+        let id = asset.as_bytes().to_vec();
+        let params = std::iter::once(rusqlite::types::Value::Blob(id)).chain(
+            kinds
+                .iter()
+                .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
+        );
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
+        rows.map(|r| r?).collect()
+    }
 }
 
 /// Inserts insights in the caller's transaction; every one must name an existing asset.

@@ -8,7 +8,7 @@ use aperture_core::{AssetId, Insight, MediaKind};
 use aperture_search::duplicates::{self, DuplicateOptions};
 use aperture_search::{Hit, Query, SearchOptions};
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -112,6 +112,35 @@ pub async fn visible(state: &State, caller: &Caller, id: AssetId) -> ApiResult<A
     Ok(asset)
 }
 
+/// The one asset the caller may see whose id starts with `prefix` (for `similar:`): assets of
+/// other collections neither match nor make a prefix ambiguous.
+async fn visible_prefix(state: &State, caller: &Caller, prefix: String) -> ApiResult<AssetId> {
+    let shown = prefix.clone();
+    let token = caller.token.clone();
+    let found = catalog(state, move |c| {
+        let ids = c.assets_with_prefix(&prefix, 1000)?;
+        let mut seen = Vec::new();
+        for id in ids {
+            match c.asset(id) {
+                Ok(a) if token.sees(&a.collection) => seen.push(id),
+                Ok(_) | Err(aperture_catalog::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(seen)
+    })
+    .await?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ApiError::not_found(format!(
+            "similar: no asset id starts with {shown}"
+        ))),
+        _ => Err(ApiError::bad_request(format!(
+            "similar: more than one asset id starts with {shown}; give more digits"
+        ))),
+    }
+}
+
 /// An asset the caller may read (scope `read`, and a grant for its collection).
 async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
     caller.require(Scope::Read)?;
@@ -170,12 +199,15 @@ impl AssetView {
     }
 }
 
-/// Views of many assets, reading each one's insights.
+/// Views of many assets, reading the insights a view shows (not the large ones).
 async fn views(state: &State, assets: Vec<Asset>) -> ApiResult<Vec<AssetView>> {
     catalog(state, move |c| {
         assets
             .iter()
-            .map(|a| Ok(AssetView::new(a, &c.insights(a.id)?)))
+            .map(|a| {
+                let shown = c.insights_of_kinds(a.id, &["thumbnail", "sensitive"])?;
+                Ok(AssetView::new(a, &shown))
+            })
             .collect()
     })
     .await
@@ -397,6 +429,8 @@ async fn run_search(
             "the search index is being built; try again in a moment",
         ));
     };
+    // What the search was limited to, for the audit log.
+    let collections = query.filters.collections.clone();
     let shared = state.clone();
     let hits = tokio::task::spawn_blocking(move || {
         let encoders = shared.encoders();
@@ -407,6 +441,11 @@ async fn run_search(
         index.search(shared.app.catalog.as_ref(), &query, &encoders, &options)
     })
     .await??;
+    // The query was restricted to the caller's collections; this is the second lock.
+    let hits: Vec<Hit> = hits
+        .into_iter()
+        .filter(|h| caller.token.sees(&h.asset.collection))
+        .collect();
     let count = hits.len();
     let hits = hits_json(state, hits).await?;
     let took = started.elapsed();
@@ -416,7 +455,12 @@ async fn run_search(
             caller,
             action,
             None,
-            json!({ "query": text, "limit": limit, "hits": count }),
+            json!({
+                "query": text,
+                "collections": collections,
+                "limit": limit,
+                "hits": count,
+            }),
         )
         .await?;
     Ok(Json(json!({
@@ -434,6 +478,9 @@ async fn search(
     caller.require(Scope::Search)?;
     let mut query = aperture_search::parse(&params.q)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    if let Some(prefix) = query.similar.take() {
+        query.similar = Some(visible_prefix(&state, &caller, prefix).await?.to_string());
+    }
     restrict(&caller, &mut query)?;
     run_search(&state, &caller, query, params.limit, &params.q, "search").await
 }
@@ -541,10 +588,16 @@ async fn all_duplicates(
             }
             groups.extend(duplicates::near(&index, catalog, &options)?);
         }
-        // Only what the caller may see: members of other collections are left out, and a
-        // group with fewer than two left is no group.
+        if token.collections.is_none() {
+            return Ok(groups);
+        }
+        // Only what the caller may see: members of other collections are left out. A group
+        // is kept when two members are left (or one asset with several paths, as it was), and
+        // distances measured to a hidden member are not shown.
         let mut seen = Vec::new();
         for mut g in groups {
+            let before = g.members.len();
+            let first = g.members.first().map(|m| m.asset);
             let mut kept = Vec::new();
             for m in g.members {
                 match catalog.asset(m.asset) {
@@ -552,10 +605,16 @@ async fn all_duplicates(
                     _ => {}
                 }
             }
-            g.members = kept;
-            if g.members.len() > 1
-                || (g.members.len() == 1 && g.kind == duplicates::GroupKind::Exact)
-            {
+            if kept.first().map(|m| m.asset) != first {
+                for m in &mut kept {
+                    m.similarity = None;
+                    m.hamming = None;
+                    m.note = None;
+                }
+            }
+            let alone_as_before = before == 1 && kept.len() == 1;
+            if kept.len() > 1 || alone_as_before {
+                g.members = kept;
                 seen.push(g);
             }
         }
@@ -596,21 +655,20 @@ async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<
         jobs.insert(s.as_str().to_owned(), Value::from(n));
     }
     let index = state.index();
+    // Counts of assets span every collection: only a token for all of them sees them. The
+    // queue's progress is the same work for everyone and says nothing of any one file.
+    let all = caller.token.collections.is_none();
     Ok(Json(json!({
-        "assets": stats.assets,
+        "assets": all.then_some(stats.assets),
         "jobs": jobs,
         "index": {
-            "documents": index.as_ref().map_or(0, |i| i.documents()),
+            "documents": all.then(|| index.as_ref().map_or(0, |i| i.documents())),
             "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
         },
     })))
 }
 
-async fn metrics(
-    Shared(state): Shared<Arc<State>>,
-    caller: Caller,
-    _headers: HeaderMap,
-) -> ApiResult<Response> {
+async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Response> {
     caller.require(Scope::Admin)?;
     let (counts, stats) = catalog(&state, |c| Ok((c.job_counts()?, c.stats()?))).await?;
     let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();

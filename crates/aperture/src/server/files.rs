@@ -86,6 +86,12 @@ fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> 
         return Ok(None);
     };
     let (start, end) = (start.trim(), end.trim());
+    // A range that does not parse is ignored, as RFC 9110 asks: the whole file is sent.
+    let number = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty();
+    let valid = |s: &str| s.is_empty() || number(s);
+    if !valid(start) || !valid(end) || (start.is_empty() && end.is_empty()) {
+        return Ok(None);
+    }
     let (first, last) = if start.is_empty() {
         // The last N bytes.
         let n: u64 = end.parse().map_err(|_| ())?;
@@ -248,7 +254,9 @@ async fn thumbnail(
 ) -> ApiResult<Response> {
     let asset = readable(&state, &caller, &id).await?;
     let (catalog, asset_id) = (state.app.catalog.clone(), asset.id);
-    let insights = tokio::task::spawn_blocking(move || catalog.insights(asset_id)).await??;
+    let insights =
+        tokio::task::spawn_blocking(move || catalog.insights_of_kinds(asset_id, &["thumbnail"]))
+            .await??;
     let Some(thumb) = insights.iter().find(|i| i.kind == "thumbnail") else {
         return Err(ApiError::not_found(format!(
             "asset {} has no thumbnail (yet)",
@@ -304,7 +312,9 @@ mod tests {
         assert_eq!(range("bytes=9-3", 100), Err(()));
         assert_eq!(range("bytes=0-0", 0), Err(()));
         assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
-        assert_eq!(range("bytes=x-y", 100), Err(()));
+        assert_eq!(range("bytes=x-y", 100), Ok(None));
+        assert_eq!(range("bytes=-", 100), Ok(None));
+        assert_eq!(range("bytes=-0", 100), Err(()));
         assert_eq!(range("items=0-1", 100), Ok(None));
     }
 

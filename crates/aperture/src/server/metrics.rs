@@ -54,13 +54,13 @@ impl Metrics {
         counter(
             &mut out,
             "aperture_ingested_bytes_total",
-            "Bytes received in uploads and stored.",
+            "Bytes of uploaded files taken in (new, or the same content as a stored file).",
             self.bytes_ingested.load(Ordering::Relaxed),
         );
         counter(
             &mut out,
             "aperture_ingested_files_total",
-            "Files received in uploads and stored (new or duplicate).",
+            "Uploaded files taken in (new, or the same content as a stored file).",
             self.files_ingested.load(Ordering::Relaxed),
         );
         counter(

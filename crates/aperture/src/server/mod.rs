@@ -174,7 +174,6 @@ pub async fn run(app: App, args: Args) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(FOLLOW_EVERY).await;
-                let mut follower = Follower::default();
                 follower.step(&state).await;
             }
         })
@@ -293,16 +292,26 @@ pub fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// Security headers on every answer, and the request counters.
+/// Security headers on every answer, errors as JSON whoever made them (an unknown route, a
+/// query string that does not parse), and the request counters.
 async fn common(
     axum::extract::State(state): axum::extract::State<Arc<State>>,
     request: Request,
     next: Next,
 ) -> Response {
     state.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    let what = format!("{} {}", request.method(), request.uri().path());
     let mut response = next.run(request).await;
     if response.status().is_server_error() {
         state.metrics.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !json {
+        response = as_json_error(response, &what).await;
     }
     let headers = response.headers_mut();
     headers.insert(
@@ -326,6 +335,32 @@ async fn common(
     response
 }
 
+/// Turns an error answer made outside our handlers (axum's rejections, unknown routes) into
+/// the API's JSON error, keeping its status and its message.
+async fn as_json_error(response: Response, what: &str) -> Response {
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, fallback) = match status {
+        StatusCode::NOT_FOUND => ("not_found", format!("no such route: {what}")),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("{what}: this route does not take that method"),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the request body has the wrong content type".into(),
+        ),
+        s if s.is_server_error() => ("internal", "internal error".into()),
+        _ => ("bad_request", format!("{what}: bad request")),
+    };
+    let message = if text.is_empty() { fallback } else { text };
+    ApiError::new(status, code, message).into_response()
+}
+
 /// Every API request but an upload must be answered within the configured time (an upload
 /// is cut off when it stalls instead, in `upload`).
 async fn deadline(
@@ -335,8 +370,9 @@ async fn deadline(
 ) -> Response {
     match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
         Ok(response) => response,
+        // The server was too slow, not the client: 503, try again later.
         Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
+            StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             format!(
                 "the request took longer than {} s",

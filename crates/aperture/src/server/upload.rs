@@ -72,6 +72,14 @@ fn check_name(raw: &str) -> Result<String, String> {
     if name.chars().any(char::is_control) {
         return Err(format!("the file name {name:?} holds control characters"));
     }
+    // Invisible characters that reorder or hide text make a name lie about itself
+    // (`gpj.exe` shown as `exe.jpg`).
+    let hiding = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    if name.chars().any(hiding) {
+        return Err(format!(
+            "the file name {name:?} holds invisible formatting characters"
+        ));
+    }
     if name.contains('/') || name.contains('\\') || name == "." || name == ".." {
         return Err(format!(
             "the file name {name:?} is a path; send a plain file name"
@@ -87,9 +95,13 @@ impl Drop for Staging {
     fn drop(&mut self) {
         let dir = self.0.clone();
         // Not on the async thread: the folder may hold large files.
-        std::thread::spawn(move || {
+        let remove = move || {
             let _ = std::fs::remove_dir_all(dir);
-        });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
     }
 }
 
@@ -144,6 +156,7 @@ async fn upload(
     let mut collection = state.app.config.ingest.default_collection.clone();
     let mut results: Vec<Uploaded> = Vec::new();
     let mut staged: Vec<(usize, PathBuf)> = Vec::new();
+    let mut total: u64 = 0;
     loop {
         let field = tokio::time::timeout(idle, multipart.next_field())
             .await
@@ -152,16 +165,29 @@ async fn upload(
         let Some(mut field) = field else { break };
         match field.name().unwrap_or_default() {
             "collection" => {
-                let text = tokio::time::timeout(idle, field.text())
-                    .await
-                    .map_err(|_| stalled())?
-                    .map_err(malformed)?;
-                if !staged.is_empty() {
+                // Once a file arrived, its collection is settled (and its grant checked).
+                if !results.is_empty() {
                     return Err(ApiError::bad_request(
                         "send the 'collection' field before the files",
                     ));
                 }
-                collection = text.trim().to_owned();
+                let mut text = Vec::new();
+                while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                    .await
+                    .map_err(|_| stalled())?
+                    .map_err(malformed)?
+                {
+                    text.extend_from_slice(&chunk);
+                    if text.len() > MAX_NAME {
+                        return Err(ApiError::bad_request(format!(
+                            "the collection name is longer than {MAX_NAME} bytes"
+                        )));
+                    }
+                }
+                collection = String::from_utf8(text)
+                    .map_err(|_| ApiError::bad_request("the collection name is not UTF-8"))?
+                    .trim()
+                    .to_owned();
             }
             "file" => {
                 if results.len() == MAX_FILES {
@@ -175,6 +201,15 @@ async fn upload(
                     caller.require_collection(&collection)?;
                 }
                 let raw = field.file_name().unwrap_or_default().to_owned();
+                // Audited before a byte is stored, so no file gets in unrecorded.
+                state
+                    .audit(
+                        &caller,
+                        "upload",
+                        Some(collection.clone()),
+                        json!({ "name": raw }),
+                    )
+                    .await?;
                 let name = match check_name(&raw) {
                     Ok(name) => name,
                     Err(error) => {
@@ -198,19 +233,19 @@ async fn upload(
                 let mut file = tokio::fs::File::create(&path)
                     .await
                     .map_err(ApiError::internal)?;
-                let mut size: u64 = 0;
                 while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
                     .await
                     .map_err(|_| stalled())?
                     .map_err(malformed)?
                 {
-                    size += chunk.len() as u64;
-                    if size > state.limits.max_upload_bytes {
+                    // The limit is on the whole request: many files cannot add up past it.
+                    total += chunk.len() as u64;
+                    if total > state.limits.max_upload_bytes {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "too_large",
                             format!(
-                                "{name} is larger than the upload limit of {} MiB",
+                                "the upload passed the limit of {} MiB at {name}",
                                 state.limits.max_upload_bytes >> 20
                             ),
                         ));

@@ -305,9 +305,56 @@ fn every_endpoint_checks_token_scope_and_collection() {
         .collect();
     assert_eq!(names, ["press"]);
     let hits = server.json("/api/v1/search?q=png", &press_only);
-    for hit in hits["hits"].as_array().unwrap() {
-        assert_eq!(hit["asset"]["collection"], "press", "{hit}");
+    let found: Vec<&str> = hits["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["asset"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [press.as_str()], "{hits}");
+    // similar: names no asset of another collection, not even by a prefix.
+    let shared = archive
+        .chars()
+        .zip(press.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    for q in [archive.clone(), archive[..shared + 1].to_owned()] {
+        let (status, body) = server.call(
+            "GET",
+            &format!("/api/v1/search?q=similar:{q}"),
+            Some(&press_only),
+        );
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 404, "similar:{q}: {body}");
+        // A prefix reveals no more of the id than was sent.
+        assert!(q == archive || !body.contains(&archive), "{body}");
     }
+    // Duplicates and status: nothing of the archive.
+    let (_, archive_copy) = server.upload(&admin, "archive", &[("copy.png", &png(3))]);
+    assert_eq!(
+        archive_copy["files"][0]["status"], "new",
+        "same bytes, other collection"
+    );
+    let copy = archive_copy["files"][0]["asset"].as_str().unwrap();
+    let groups = server.json("/api/v1/duplicates", &admin);
+    let text = groups.to_string();
+    assert!(
+        text.contains(copy) && text.contains(&press),
+        "admin sees the copy: {groups}"
+    );
+    let groups = server.json("/api/v1/duplicates", &press_only);
+    assert_eq!(groups["groups"], serde_json::json!([]), "{groups}");
+    let status = server.json("/api/v1/status", &press_only);
+    assert!(
+        status["assets"].is_null() && status["index"]["documents"].is_null(),
+        "{status}"
+    );
+    assert!(
+        server.json("/api/v1/status", &admin)["assets"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
     assert_eq!(
         server.json("/api/v1/search?q=png", &admin)["hits"]
             .as_array()
@@ -340,6 +387,43 @@ fn every_endpoint_checks_token_scope_and_collection() {
     }
     let (status, body) = server.upload(&press_only, "archive", &[("y.png", &png(12))]);
     assert_eq!(status, 403, "{body}");
+    // The collection cannot change once a file part came, even one that was refused.
+    let boundary = "b";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\npress\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../x\"\r\n\r\nx\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\narchive\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.txt\"\r\n\r\nsneaky\r\n\
+         --{boundary}--\r\n"
+    );
+    let mut response = Server::agent()
+        .post(&format!("{}/api/v1/assets", server.url))
+        .header("Authorization", &format!("Bearer {press_only}"))
+        .header("Content-Type", "multipart/form-data; boundary=b")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
+    let archived = server.json("/api/v1/assets?collection=archive", &admin);
+    assert!(!archived.to_string().contains("in.txt"), "{archived}");
+
+    // Unknown routes and methods answer JSON errors too.
+    let (status, body) = server.call("GET", "/api/v1/nothing", Some(&admin));
+    assert_eq!(status, 404);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["error"]["code"], "not_found");
+    let (status, body) = server.call("PUT", "/api/v1/search", Some(&admin));
+    assert_eq!(status, 405);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["error"]["code"], "method_not_allowed");
+    let (status, body) = server.call("GET", "/api/v1/assets?limit=lots", Some(&admin));
+    assert_eq!(status, 400);
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e["error"]["code"], "bad_request", "{e}");
 
     // Deleting: admin only, and the asset is gone with its bytes' routes.
     for token in [&tokens[0].1, &tokens[1].1, &tokens[2].1, &press_only] {
