@@ -101,6 +101,49 @@ pub struct Space {
     /// The vectors in full (normalised f32): the graph holds 8-bit copies, which find the
     /// candidates; these give them their exact order and similarity.
     raw: HashMap<u64, Box<[f32]>>,
+    /// Searches running in the graph now: USearch has one search context per slot.
+    slots: Slots,
+}
+
+/// Searches one space runs at once. USearch keeps a search context per slot and fails a
+/// search that finds none free; more searches than this wait for one.
+pub const SEARCH_SLOTS: usize = 64;
+
+/// A counting semaphore over [`SEARCH_SLOTS`].
+#[derive(Default)]
+struct Slots {
+    busy: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn take(&self) -> Slot<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= SEARCH_SLOTS {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.0.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *busy -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Makes room for `capacity` vectors and for [`SEARCH_SLOTS`] searches at once (USearch's
+/// plain `reserve` gives as many search contexts as there are cores).
+fn reserve(index: &Index, capacity: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    index
+        .reserve_capacity_and_threads(capacity, SEARCH_SLOTS.max(cores))
+        .map_err(usearch_error)
 }
 
 /// Candidates the 8-bit graph returns per wanted neighbour, to be re-scored exactly.
@@ -147,6 +190,7 @@ impl Space {
             next_key: 1,
             freed: 0,
             raw: HashMap::new(),
+            slots: Slots::default(),
         })
     }
 
@@ -209,7 +253,7 @@ impl Space {
         }
         if self.index.size() + 1 > self.index.capacity() {
             let grown = (self.index.capacity() * 2).max(1024);
-            self.index.reserve(grown).map_err(usearch_error)?;
+            reserve(&self.index, grown)?;
         }
         let key = self.next_key;
         let vector = normalized(new.vector);
@@ -244,9 +288,7 @@ impl Space {
         }
         let needed = self.index.size() + items.len();
         if needed > self.index.capacity() {
-            self.index
-                .reserve(needed.max(self.index.capacity() * 2))
-                .map_err(usearch_error)?;
+            reserve(&self.index, needed.max(self.index.capacity() * 2))?;
         }
         let first = self.next_key;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -342,9 +384,7 @@ impl Space {
         let mut filler = vec![0.0f32; self.dims];
         filler[0] = 1.0;
         if self.index.size() + n > self.index.capacity() {
-            self.index
-                .reserve(self.index.size() + n)
-                .map_err(usearch_error)?;
+            reserve(&self.index, self.index.size() + n)?;
         }
         for i in 0..n as u64 {
             self.index
@@ -372,6 +412,7 @@ impl Space {
         let query = &normalized(query);
         let passes = self.predicate(filter);
         let wanted = k.saturating_mul(RESCORE);
+        let _slot = self.slots.take();
         let matches = if filter.is_empty() {
             self.index.search(query, wanted)
         } else {
@@ -579,6 +620,7 @@ impl Space {
             return Err(bad("the index and its entries disagree"));
         }
         index.change_expansion_search(EXPANSION_SEARCH);
+        reserve(&index, index.capacity().max(index.size()))?;
         Ok(Space {
             dims,
             index,
@@ -588,6 +630,7 @@ impl Space {
             next_key,
             freed,
             raw,
+            slots: Slots::default(),
         })
     }
 }
@@ -704,6 +747,38 @@ mod tests {
         }
         // `exact` also reads the stored (8-bit) vectors: this is the graph's recall alone.
         assert!(found >= 480, "recall@10 {found}/500");
+    }
+
+    /// More searches at once than the machine has cores (a server's blocking pool), fresh and
+    /// after a reload: USearch fails a search that finds no free context.
+    #[test]
+    fn many_searches_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut space = Space::new(16).unwrap();
+        for i in 0..500 {
+            add(
+                &mut space,
+                AssetId::new(),
+                "c",
+                MediaKind::Image,
+                &unit(i, 16),
+            );
+        }
+        space.save(dir.path(), "s").unwrap();
+        let loaded = Space::load(dir.path(), "s").unwrap();
+        for space in [&space, &loaded] {
+            std::thread::scope(|s| {
+                for t in 0..SEARCH_SLOTS + 16 {
+                    s.spawn(move || {
+                        for q in 0..20 {
+                            let query = unit(10_000 + (t * 100 + q) as u64, 16);
+                            let hits = space.search(&query, 5, &VectorFilter::default()).unwrap();
+                            assert_eq!(hits.len(), 5);
+                        }
+                    });
+                }
+            });
+        }
     }
 
     #[test]

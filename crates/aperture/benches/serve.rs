@@ -13,6 +13,10 @@
 //! keep-alive clients (default 8) search for `BENCH_SECS` seconds (default 20) per phase.
 //! During the second phase one more client uploads generated images (256 × 256 PNG) one at
 //! a time, and the server's worker analyses them (thumbnail, hash, labels, OCR, ...).
+//! A second table times, one at a time, the requests behind the web page's views.
+//!
+//! For a large collection without models (full text only, quick to index):
+//! `BENCH_DOCS=100000 APERTURE_TEST_MODELS=/none cargo bench -p aperture --bench serve`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -306,6 +310,7 @@ fn main() {
     );
 
     let server = start(&data);
+    let pages = page_latencies(&server.1, &token);
     // Warm-up: connections, caches.
     phase(&server.1, &token, clients, 2, false);
     let idle = phase(&server.1, &token, clients, secs, false);
@@ -326,16 +331,100 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, p) in [("idle", &idle), ("while ingesting", &busy)] {
-        println!(
-            "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
-            p.latencies.len(),
-            p.latencies.len() as f64 / p.secs,
-            percentile(&p.latencies, 0.50),
-            percentile(&p.latencies, 0.95),
-            percentile(&p.latencies, 0.99),
-            percentile(&p.latencies, 1.0),
-            p.errors,
-            p.uploads as f64 / p.secs,
-        );
+        print_row(name, p);
     }
+    println!();
+    println!(
+        "What the web page asks for, one request at a time on the idle server (median and worst of 20):"
+    );
+    println!();
+    println!("| request | median ms | max ms |");
+    println!("|---|---|---|");
+    for (name, median, max) in pages {
+        println!("| {name} | {median:.1} | {max:.1} |");
+    }
+}
+
+/// The requests behind the web page's views, each timed 20 times on the idle server.
+fn page_latencies(url: &str, token: &str) -> Vec<(String, f64, f64)> {
+    let agent = agent();
+    let auth = format!("Bearer {token}");
+    let get = |path: &str| -> serde_json::Value {
+        let mut r = agent
+            .get(&format!("{url}{path}"))
+            .header("Authorization", &auth)
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap();
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+    };
+    // A cursor deep into the list, and an asset to open.
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let page = get(&format!("/api/v1/assets?limit=200&cursor={cursor}"));
+        match page["next"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let first = get("/api/v1/assets?limit=1");
+    let id = first["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let paths = [
+        (
+            "newest 48 (empty search box)",
+            "/api/v1/assets?limit=48".to_owned(),
+        ),
+        (
+            "a page 2,000 assets in",
+            format!("/api/v1/assets?limit=48&cursor={cursor}"),
+        ),
+        ("indexing status", "/api/v1/status".to_owned()),
+        ("collections", "/api/v1/collections".to_owned()),
+        ("one asset page", format!("/api/v1/assets/{id}")),
+        (
+            "search, one word, 48 hits",
+            "/api/v1/search?q=harbour&limit=48".to_owned(),
+        ),
+        (
+            "search, two words + filter",
+            "/api/v1/search?q=river%20storm%20kind:document&limit=48".to_owned(),
+        ),
+    ];
+    paths
+        .into_iter()
+        .map(|(name, path)| {
+            let mut times: Vec<f64> = (0..20)
+                .map(|_| {
+                    let t = Instant::now();
+                    get(&path);
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            (name.to_owned(), times[10], times[19])
+        })
+        .collect()
+}
+
+fn print_row(name: &str, p: &Phase) {
+    println!(
+        "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.2} |",
+        p.latencies.len(),
+        p.latencies.len() as f64 / p.secs,
+        percentile(&p.latencies, 0.50),
+        percentile(&p.latencies, 0.95),
+        percentile(&p.latencies, 0.99),
+        percentile(&p.latencies, 1.0),
+        p.errors,
+        p.uploads as f64 / p.secs,
+    );
 }
