@@ -74,7 +74,10 @@ pub async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result
         std::fs::write(&config_path, DEFAULT_CONFIG)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
     }
-    let app = App::connect(Config::load(&dir, Some(&config_path))?).await?;
+    let config = Config::load(&dir, Some(&config_path))?;
+    // A config written beforehand (by a script, say) does not make the folder initialised.
+    let fresh = fresh || !config.catalog_path.exists();
+    let app = App::connect(config).await?;
     let verb = if fresh {
         "initialised"
     } else {

@@ -318,6 +318,30 @@ mod tests {
         assert_eq!(range("items=0-1", 100), Ok(None));
     }
 
+    proptest::proptest! {
+        /// Whatever the header says, a range is inside the file or refused.
+        #[test]
+        fn ranges_stay_inside_the_file(spec in "[ -~]{0,40}", size in 0u64..10_000) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes={spec}")) {
+                h.insert(header::RANGE, v);
+            }
+            if let Ok(Some((first, last))) = byte_range(&h, size) {
+                proptest::prop_assert!(first <= last && last < size);
+            }
+        }
+
+        /// Any name makes a header value with no line breaks, quotes or slashes in the
+        /// fallback name.
+        #[test]
+        fn any_name_makes_a_safe_disposition(name in "\\PC{0,60}") {
+            let d = disposition(&name);
+            proptest::prop_assert!(HeaderValue::from_str(&d).is_ok(), "{d}");
+            let fallback = d.split('"').nth(1).unwrap();
+            proptest::prop_assert!(!fallback.contains(['/', '\\', '\r', '\n']));
+        }
+    }
+
     #[test]
     fn dispositions_are_safe() {
         assert_eq!(

@@ -345,7 +345,19 @@ async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_name;
+    use super::{MAX_NAME, check_name};
+
+    proptest::proptest! {
+        /// A name that passes is a plain name: never a path, never hidden characters.
+        #[test]
+        fn accepted_names_are_plain(raw in "\\PC{0,40}|\\.\\./[a-z]{1,5}|[a-z]{1,5}/[a-z]{1,5}") {
+            if let Ok(name) = check_name(&raw) {
+                proptest::prop_assert!(!name.contains(['/', '\\']) && name != ".." && name != ".");
+                proptest::prop_assert!(!name.chars().any(char::is_control));
+                proptest::prop_assert!(!name.is_empty() && name.len() <= MAX_NAME);
+            }
+        }
+    }
 
     #[test]
     fn names() {
