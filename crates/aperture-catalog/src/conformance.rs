@@ -657,6 +657,11 @@ pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() ->
             ("thumbnail".to_owned(), JobState::Succeeded, 2)
         ]
     );
+    assert_eq!(catalog.state_counts().unwrap(), [(JobState::Succeeded, 4)]);
+    assert_eq!(
+        catalog.asset_count().unwrap(),
+        catalog.stats().unwrap().assets
+    );
     // Same version: nothing stale. A new version: both labels jobs again.
     assert_eq!(catalog.requeue_stale("labels", "1").unwrap(), 0);
     assert_eq!(catalog.requeue_stale("labels", "2").unwrap(), 2);

@@ -152,6 +152,8 @@ pub trait JobQueue: Send + Sync {
 
     /// Job counts by analyzer and state.
     fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>>;
+    /// Job counts by state alone: cheap enough to poll on a large queue.
+    fn state_counts(&self) -> Result<Vec<(JobState, u64)>>;
 
     /// The jobs of one asset.
     fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>>;

@@ -62,6 +62,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>>;
     fn sources(&self, id: AssetId) -> Result<Vec<Source>>;
     fn stats(&self) -> Result<Stats>;
+    /// How many assets there are (cheaper than [`Catalog::stats`]).
+    fn asset_count(&self) -> Result<u64>;
     /// Distinct blobs referenced by assets, in hash order after `after`, at most `limit`.
     fn referenced_blobs(
         &self,

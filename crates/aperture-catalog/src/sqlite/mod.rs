@@ -316,6 +316,12 @@ impl Catalog for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn asset_count(&self) -> Result<u64> {
+        let conn = self.read();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM assets", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     fn stats(&self) -> Result<Stats> {
         let conn = self.read();
         let mut stats = Stats {

@@ -370,6 +370,7 @@ async fn delete_asset(
         )
         .await?;
     crate::assets::erase(&state.app, id).await?;
+    state.status_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -635,8 +636,20 @@ async fn all_duplicates(
 
 async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let (counts, stats, last) = catalog(&state, |c| {
-        Ok((c.job_counts()?, c.stats()?, c.last_change()?))
+    let mut status = state.status_cached().await?;
+    // Counts of assets span every collection: only a token for all of them sees them. The
+    // queue's progress is the same work for everyone and says nothing of any one file.
+    if caller.token.collections.is_some() {
+        status["assets"] = Value::Null;
+        status["index"]["documents"] = Value::Null;
+    }
+    Ok(Json(status))
+}
+
+/// What `/api/v1/status` says, computed at most once a second however many pages poll it.
+pub async fn compute_status(state: &State) -> ApiResult<Value> {
+    let (counts, assets, last) = catalog(state, |c| {
+        Ok((c.state_counts()?, c.asset_count()?, c.last_change()?))
     })
     .await?;
     let mut jobs = serde_json::Map::new();
@@ -647,37 +660,29 @@ async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<
         JobState::Failed,
         JobState::Skipped,
     ] {
-        let n: u64 = counts
-            .iter()
-            .filter(|(_, state, _)| *state == s)
-            .map(|(_, _, n)| n)
-            .sum();
+        let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
         jobs.insert(s.as_str().to_owned(), Value::from(n));
     }
     let index = state.index();
-    // Counts of assets span every collection: only a token for all of them sees them. The
-    // queue's progress is the same work for everyone and says nothing of any one file.
-    let all = caller.token.collections.is_none();
-    Ok(Json(json!({
-        "assets": all.then_some(stats.assets),
+    Ok(json!({
+        "assets": assets,
         "jobs": jobs,
         "index": {
-            "documents": all.then(|| index.as_ref().map_or(0, |i| i.documents())),
+            "documents": index.as_ref().map_or(0, |i| i.documents()),
             "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
         },
-    })))
+    }))
 }
 
 async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Response> {
     caller.require(Scope::Admin)?;
-    let (counts, stats) = catalog(&state, |c| Ok((c.job_counts()?, c.stats()?))).await?;
-    let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
-    for (_, s, n) in counts {
-        *by_state.entry(s.as_str().to_owned()).or_default() += n;
-    }
-    let jobs: Vec<(String, u64)> = by_state.into_iter().collect();
+    let (counts, assets) = catalog(&state, |c| Ok((c.state_counts()?, c.asset_count()?))).await?;
+    let jobs: Vec<(String, u64)> = counts
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_owned(), n))
+        .collect();
     let documents = state.index().map_or(0, |i| i.documents());
-    let text = state.metrics.render(&jobs, stats.assets, documents);
+    let text = state.metrics.render(&jobs, assets, documents);
     Ok((
         [(
             header::CONTENT_TYPE,

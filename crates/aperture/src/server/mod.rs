@@ -70,12 +70,32 @@ pub struct State {
     pub limits: Limits,
     /// Where uploads are staged before ingest (same file system as the data folder).
     pub upload_dir: PathBuf,
+    /// The last status and when it was computed.
+    status: tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>,
 }
 
 impl State {
     /// The current search index; `None` before the first one is built.
     pub fn index(&self) -> Option<Arc<SearchIndex>> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The indexing status, at most a second old: one computation serves every page polling.
+    pub async fn status_cached(&self) -> ApiResult<serde_json::Value> {
+        let mut cached = self.status.lock().await;
+        if let Some((at, value)) = cached.as_ref()
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(value.clone());
+        }
+        let value = api::compute_status(self).await?;
+        *cached = Some((std::time::Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    /// Forgets the cached status, after a change the caller will look for at once.
+    pub async fn status_changed(&self) {
+        *self.status.lock().await = None;
     }
 
     pub fn encoders(&self) -> Vec<&dyn QueryEncoder> {
@@ -137,6 +157,7 @@ pub async fn run(app: App, args: Args) -> anyhow::Result<ExitCode> {
         audit,
         limits,
         upload_dir,
+        status: tokio::sync::Mutex::new(None),
     });
     let mut follower = Follower::default();
     follower.step(&state).await;

@@ -320,6 +320,7 @@ async fn upload(
             warnings: file.warnings,
         };
     }
+    state.status_changed().await;
     state
         .audit(
             &caller,
