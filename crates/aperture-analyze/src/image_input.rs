@@ -55,7 +55,7 @@ pub fn decode(asset: &Asset, path: &Path) -> Result<DynamicImage, Error> {
     Ok(image)
 }
 
-/// Refuses an image whose header promises more pixels than [`decode`] will ever decode (a
+/// Refuses an image whose header promises more pixels than `decode` will ever decode (a
 /// decompression bomb), reading the header only. Files that are not images pass.
 pub fn check_size(path: &Path, name: &str) -> Result<(), String> {
     let reader = match ImageReader::open(path).and_then(|r| r.with_guessed_format()) {

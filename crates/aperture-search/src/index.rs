@@ -164,6 +164,11 @@ impl SearchIndex {
     /// [`Error::Busy`] and can search what is there.
     pub fn update(&mut self, catalog: &dyn Catalog) -> Result<Update> {
         let _lock = self.lock()?;
+        // Another process may have updated (or rebuilt) the index since this copy was read:
+        // its changes are pruned from the feed, so this copy must start from what it wrote.
+        if self.on_disk()? != (self.state.position, self.state.generation) {
+            *self = Self::open(&self.dir)?;
+        }
         let mut writer = self.text.writer()?;
         let mut report = Update::default();
         let mut dirty = BTreeSet::new();
@@ -316,6 +321,24 @@ impl SearchIndex {
         remove_unlisted(&vectors, &state);
         self.state = state;
         Ok(())
+    }
+
+    /// The position and generation `state.json` holds now.
+    fn on_disk(&self) -> Result<(i64, u64)> {
+        let path = self.dir.join("state.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let state: State = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Index(format!(
+                        "{}: {e} (run `aperture reindex-search`)",
+                        path.display()
+                    ))
+                })?;
+                Ok((state.position, state.generation))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((0, 0)),
+            Err(e) => Err(Error::io(&path, e)),
+        }
     }
 
     fn lock(&self) -> Result<File> {

@@ -412,8 +412,8 @@ impl Space {
         let query = &normalized(query);
         let passes = self.predicate(filter);
         let wanted = k.saturating_mul(RESCORE);
-        let _slot = self.slots.take();
         let matches = if filter.is_empty() {
+            let _slot = self.slots.take();
             self.index.search(query, wanted)
         } else {
             let passing = self
@@ -426,6 +426,7 @@ impl Space {
             if passing.len() < EXACT_BELOW {
                 return Ok(self.exact_among(query, k, &passing));
             }
+            let _slot = self.slots.take();
             self.index.filtered_search(query, wanted, |key| {
                 self.entries.get(&key).is_some_and(&passes)
             })

@@ -455,6 +455,33 @@ fn one_updater_at_a_time_and_rebuilds_swap_in_whole() {
     assert!(!root.path().join("search.old").exists());
 }
 
+/// A server keeps its index open between updates while a CLI updates the same folder: the
+/// server's next update starts from what the CLI wrote, whose changes are gone from the feed.
+#[test]
+fn an_index_kept_open_sees_what_another_updater_wrote() {
+    let lake = lake();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = SearchIndex::open(dir.path()).unwrap();
+    server.update(&lake.catalog).unwrap();
+    let mut cli = SearchIndex::open(dir.path()).unwrap();
+    let late = record(&lake.catalog, "photos", "IMG_0003.jpg", MediaKind::Image);
+    lake.catalog
+        .add_insights(&[vector(late, "img", &[0.0, 0.0, 1.0])])
+        .unwrap();
+    cli.update(&lake.catalog).unwrap();
+    let later = record(&lake.catalog, "photos", "IMG_0004.jpg", MediaKind::Image);
+    server.update(&lake.catalog).unwrap();
+    let reopened = SearchIndex::open(dir.path()).unwrap();
+    for index in [&server, &reopened] {
+        assert_eq!(found(index, &lake.catalog, "IMG_0003"), [late]);
+        assert_eq!(found(index, &lake.catalog, "IMG_0004"), [later]);
+        assert_eq!(
+            index.spaces().find(|(n, _)| *n == "img").unwrap().1.len(),
+            3
+        );
+    }
+}
+
 #[test]
 fn a_damaged_state_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

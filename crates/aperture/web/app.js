@@ -472,7 +472,11 @@ async function pollStatus() {
     const indexLag = (status.index && status.index.pending_changes) || 0;
     const text = $('indexing-text');
     const bar = $('indexing-progress');
-    if (pending > 0) {
+    if (status.jobs == null) {
+      // A token for some collections only is told whether work is under way, no counts.
+      text.textContent = status.busy ? 'Indexing…' : 'Up to date';
+      bar.hidden = true;
+    } else if (pending > 0) {
       text.textContent = `Indexing: ${done} of ${done + pending} jobs done`;
       bar.max = done + pending;
       bar.value = done;
@@ -488,9 +492,9 @@ async function pollStatus() {
     }
     // A token for some collections only is not told how many assets there are in all.
     const assets = status.assets == null ? '' : `${status.assets} assets; `;
-    $('indexing').title = `${assets}${jobs.failed || 0} jobs failed` +
+    $('indexing').title = status.jobs == null ? '' : `${assets}${jobs.failed || 0} jobs failed` +
       (indexLag ? `; ${indexLag} changes not yet searchable` : '');
-    busy = pending > 0 || indexLag > 0;
+    busy = status.jobs == null ? Boolean(status.busy) : pending > 0 || indexLag > 0;
     // When work finishes, what is shown may have changed (new labels, text read by OCR):
     // refresh the first page of results, but never pages the user has loaded beyond it.
     if (state.wasBusy && !busy && !$('search-view').hidden && state.pages <= 1) runSearch();

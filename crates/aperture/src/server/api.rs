@@ -115,10 +115,14 @@ pub async fn visible(state: &State, caller: &Caller, id: AssetId) -> ApiResult<A
 /// The one asset the caller may see whose id starts with `prefix` (for `similar:`): assets of
 /// other collections neither match nor make a prefix ambiguous.
 async fn visible_prefix(state: &State, caller: &Caller, prefix: String) -> ApiResult<AssetId> {
+    const SCAN: usize = 1000;
     let shown = prefix.clone();
     let token = caller.token.clone();
-    let found = catalog(state, move |c| {
-        let ids = c.assets_with_prefix(&prefix, 1000)?;
+    // A token for every collection needs only to know whether the prefix is unique.
+    let limit = if token.collections.is_none() { 2 } else { SCAN };
+    let (found, scanned) = catalog(state, move |c| {
+        let ids = c.assets_with_prefix(&prefix, limit)?;
+        let scanned = ids.len();
         let mut seen = Vec::new();
         for id in ids {
             match c.asset(id) {
@@ -127,11 +131,15 @@ async fn visible_prefix(state: &State, caller: &Caller, prefix: String) -> ApiRe
                 Err(e) => return Err(e),
             }
         }
-        Ok(seen)
+        Ok((seen, scanned))
     })
     .await?;
     match found.as_slice() {
         [one] => Ok(*one),
+        // So many ids share the prefix that the caller's may lie beyond those looked at.
+        [] if scanned == SCAN => Err(ApiError::bad_request(format!(
+            "similar: too many asset ids start with {shown}; give more digits"
+        ))),
         [] => Err(ApiError::not_found(format!(
             "similar: no asset id starts with {shown}"
         ))),
@@ -636,14 +644,20 @@ async fn all_duplicates(
 
 async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let mut status = state.status_cached().await?;
-    // Counts of assets span every collection: only a token for all of them sees them. The
-    // queue's progress is the same work for everyone and says nothing of any one file.
-    if caller.token.collections.is_some() {
-        status["assets"] = Value::Null;
-        status["index"]["documents"] = Value::Null;
+    let status = state.status_cached().await?;
+    if caller.token.collections.is_none() {
+        return Ok(Json(status));
     }
-    Ok(Json(status))
+    // Counts span every collection (jobs per analyzer times the analyzers give the assets;
+    // the queue grows with uploads to any collection): a token for some collections learns
+    // only whether work is under way.
+    let busy = status["jobs"]["queued"].as_u64().unwrap_or(0)
+        + status["jobs"]["running"].as_u64().unwrap_or(0)
+        + status["index"]["pending_changes"].as_u64().unwrap_or(0)
+        > 0;
+    Ok(Json(
+        json!({ "busy": busy, "assets": null, "jobs": null, "index": null }),
+    ))
 }
 
 /// What `/api/v1/status` says, computed at most once a second however many pages poll it.
@@ -664,6 +678,13 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
         jobs.insert(s.as_str().to_owned(), Value::from(n));
     }
     let index = state.index();
+    let queued = counts
+        .iter()
+        .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Running))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    let pending = last - index.as_ref().map_or(0, |i| i.position());
+    let busy = queued > 0 || pending > 0;
     Ok(json!({
         "assets": assets,
         "jobs": jobs,
@@ -671,6 +692,7 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
             "documents": index.as_ref().map_or(0, |i| i.documents()),
             "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
         },
+        "busy": busy,
     }))
 }
 

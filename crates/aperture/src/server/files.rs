@@ -92,21 +92,21 @@ fn byte_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, ()> 
     if !valid(start) || !valid(end) || (start.is_empty() && end.is_empty()) {
         return Ok(None);
     }
+    // All digits, so a parse fails only by overflow: such a number is past any file's end.
+    let big = |s: &str| s.parse::<u64>().unwrap_or(u64::MAX);
     let (first, last) = if start.is_empty() {
         // The last N bytes.
-        let n: u64 = end.parse().map_err(|_| ())?;
+        let n = big(end);
         if n == 0 {
             return Err(());
         }
         (size.saturating_sub(n), size.checked_sub(1).ok_or(())?)
     } else {
-        let first: u64 = start.parse().map_err(|_| ())?;
+        let first = big(start);
         let last = if end.is_empty() {
             size.checked_sub(1).ok_or(())?
         } else {
-            end.parse::<u64>()
-                .map_err(|_| ())?
-                .min(size.saturating_sub(1))
+            big(end).min(size.saturating_sub(1))
         };
         (first, last)
     };
@@ -315,6 +315,14 @@ mod tests {
         assert_eq!(range("bytes=x-y", 100), Ok(None));
         assert_eq!(range("bytes=-", 100), Ok(None));
         assert_eq!(range("bytes=-0", 100), Err(()));
+        assert_eq!(
+            range("bytes=0-99999999999999999999999", 100),
+            Ok(Some((0, 99)))
+        );
+        assert_eq!(
+            range("bytes=-99999999999999999999999", 100),
+            Ok(Some((0, 99)))
+        );
         assert_eq!(range("items=0-1", 100), Ok(None));
     }
 

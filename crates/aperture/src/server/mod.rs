@@ -305,7 +305,7 @@ impl Follower {
 pub fn router(state: Arc<State>) -> Router {
     let api = api::routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .merge(upload::routes());
+        .merge(upload::routes(state.limits.max_upload_bytes));
     Router::new()
         .merge(api)
         .merge(files::ui_routes())
@@ -360,7 +360,8 @@ async fn common(
 /// the API's JSON error, keeping its status and its message.
 async fn as_json_error(response: Response, what: &str) -> Response {
     let status = response.status();
-    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
@@ -379,7 +380,14 @@ async fn as_json_error(response: Response, what: &str) -> Response {
         _ => ("bad_request", format!("{what}: bad request")),
     };
     let message = if text.is_empty() { fallback } else { text };
-    ApiError::new(status, code, message).into_response()
+    let mut answer = ApiError::new(status, code, message).into_response();
+    // Keep what the original said besides its body (`Allow` on a 405).
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in parts.headers.drain().filter_map(|(n, v)| Some((n?, v))) {
+        answer.headers_mut().entry(name).or_insert(value);
+    }
+    answer
 }
 
 /// Every API request but an upload must be answered within the configured time (an upload

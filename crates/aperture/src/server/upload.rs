@@ -25,11 +25,17 @@ const MAX_FILES: usize = 1000;
 /// Longest file name accepted, in bytes.
 const MAX_NAME: usize = 255;
 
-pub fn routes() -> Router<Arc<State>> {
+/// Room for multipart headers and boundaries around the files' bytes.
+const OVERHEAD: u64 = 1 << 20;
+
+pub fn routes(max_upload_bytes: u64) -> Router<Arc<State>> {
+    // The whole body is bounded (headers of a part included, which the multipart parser
+    // holds in memory until they end); the files' bytes are also counted as they arrive,
+    // for an error that names the file.
+    let limit = usize::try_from(max_upload_bytes.saturating_add(OVERHEAD)).unwrap_or(usize::MAX);
     Router::new().route(
         "/api/v1/assets",
-        // The size limit is ours, per file, checked as the bytes arrive.
-        post(upload).layer(DefaultBodyLimit::disable()),
+        post(upload).layer(DefaultBodyLimit::max(limit)),
     )
 }
 
@@ -74,7 +80,13 @@ fn check_name(raw: &str) -> Result<String, String> {
     }
     // Invisible characters that reorder or hide text make a name lie about itself
     // (`gpj.exe` shown as `exe.jpg`).
-    let hiding = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    let hiding = |c: char| {
+        matches!(
+            c,
+            '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+    };
     if name.chars().any(hiding) {
         return Err(format!(
             "the file name {name:?} holds invisible formatting characters"
@@ -103,6 +115,17 @@ impl Drop for Staging {
             Err(_) => remove(),
         }
     }
+}
+
+fn too_large(state: &State, name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "the upload passed the limit of {} MiB at {name}",
+            state.limits.max_upload_bytes >> 20
+        ),
+    )
 }
 
 fn malformed(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -200,7 +223,13 @@ async fn upload(
                 if results.is_empty() {
                     caller.require_collection(&collection)?;
                 }
-                let raw = field.file_name().unwrap_or_default().to_owned();
+                // Names are checked below; what is logged is bounded either way.
+                let raw: String = field
+                    .file_name()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(2 * MAX_NAME)
+                    .collect();
                 // Audited before a byte is stored, so no file gets in unrecorded.
                 state
                     .audit(
@@ -213,13 +242,18 @@ async fn upload(
                 let name = match check_name(&raw) {
                     Ok(name) => name,
                     Err(error) => {
-                        // Read past the refused file's bytes to reach the next one.
-                        while tokio::time::timeout(idle, field.chunk())
+                        // Read past the refused file's bytes to reach the next one; they
+                        // count towards the limit all the same.
+                        while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
                             .await
                             .map_err(|_| stalled())?
                             .map_err(malformed)?
-                            .is_some()
-                        {}
+                        {
+                            total += chunk.len() as u64;
+                            if total > state.limits.max_upload_bytes {
+                                return Err(too_large(&state, &raw));
+                            }
+                        }
                         results.push(Uploaded::failed(&raw, format!("refused: {error}")));
                         continue;
                     }
@@ -241,14 +275,7 @@ async fn upload(
                     // The limit is on the whole request: many files cannot add up past it.
                     total += chunk.len() as u64;
                     if total > state.limits.max_upload_bytes {
-                        return Err(ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "too_large",
-                            format!(
-                                "the upload passed the limit of {} MiB at {name}",
-                                state.limits.max_upload_bytes >> 20
-                            ),
-                        ));
+                        return Err(too_large(&state, &name));
                     }
                     file.write_all(&chunk).await.map_err(ApiError::internal)?;
                 }
@@ -372,6 +399,9 @@ mod tests {
             "..",
             "a\nb",
             "a\u{7}b",
+            "photo\u{202E}gpj.exe",
+            "zero\u{200B}width.jpg",
+            "arabic\u{061C}mark.jpg",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }

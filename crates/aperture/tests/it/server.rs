@@ -416,6 +416,16 @@ fn every_endpoint_checks_token_scope_and_collection() {
     assert_eq!(status, 404);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["error"]["code"], "not_found");
+    let agent = Server::agent();
+    let response = agent
+        .put(&format!("{}/api/v1/search", server.url))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .send_empty()
+        .unwrap();
+    assert!(
+        response.headers().contains_key("allow"),
+        "a 405 says what is allowed"
+    );
     let (status, body) = server.call("PUT", "/api/v1/search", Some(&admin));
     assert_eq!(status, 405);
     let e: Value = serde_json::from_slice(&body).unwrap();
@@ -538,6 +548,15 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
             .as_str()
             .unwrap()
             .contains("big.bin")
+    );
+
+    // Many files under the limit add up past it: the request's total is what counts.
+    let half = crate::pseudo_random(600 << 10, 2);
+    let (status, body) = server.upload(&admin, "default", &[("a.bin", &half), ("b.bin", &half)]);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("b.bin"),
+        "{body}"
     );
 
     // Bad names and a decompression bomb are refused one by one; the good file is stored.
