@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::State;
-use super::auth::{COOKIE, Caller, authenticate};
+use super::auth::{COOKIE, Caller, SESSION_LIFE, authenticate, session_of};
 use super::error::{ApiError, ApiResult};
 
 /// The most hits or assets one request returns.
@@ -52,21 +52,28 @@ struct SignIn {
     token: String,
 }
 
-/// Signs the web UI in: the token goes into an HttpOnly cookie that scripts cannot read.
+/// Signs the web UI in: a new session, whose random id goes into an HttpOnly cookie that
+/// scripts cannot read. The token itself never leaves the page that typed it.
 async fn sign_in(
     Shared(state): Shared<Arc<State>>,
     Json(body): Json<SignIn>,
 ) -> ApiResult<Response> {
     let token = authenticate(&state, &body.token).await?;
+    let session = state.sessions.open(&token)?;
     let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
-        body.token.trim()
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFE.as_secs()
     );
     tracing::info!(token = %token.id, "signed in");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-async fn sign_out() -> Response {
+/// Ends the session (not the token): its cookie stops working at once.
+async fn sign_out(Shared(state): Shared<Arc<State>>, request: axum::extract::Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if let Some(session) = session_of(&parts) {
+        state.sessions.close(session);
+    }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }

@@ -1,6 +1,8 @@
-//! Who is calling: a token from `Authorization: Bearer …`, or from the web UI's session
-//! cookie. Requests signed in by cookie must also carry `X-Aperture: 1` to change anything:
-//! a cross-site form cannot set that header, so the cookie alone never deletes or uploads.
+//! Who is calling: a token from `Authorization: Bearer …`, or the web UI's session cookie.
+//! The cookie holds a random session id, never the token: signing out ends the session, and
+//! a restart ends them all. Requests signed in by cookie must also carry `X-Aperture: 1` to
+//! change anything: a cross-site form cannot set that header, so the cookie alone never
+//! deletes or uploads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +44,43 @@ impl TokenCache {
     }
 }
 
+/// How long a web UI session lasts.
+pub const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
+
+/// Web UI sessions: random id → the token it was opened with. In memory only.
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, (String, Instant)>>);
+
+impl Sessions {
+    /// Opens a session for a token; returns its id.
+    pub fn open(&self, token: &Token) -> ApiResult<String> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(ApiError::internal)?;
+        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| at.elapsed() < SESSION_LIFE);
+        }
+        map.insert(id.clone(), (token.id.clone(), Instant::now()));
+        Ok(id)
+    }
+
+    /// The token id of a live session.
+    fn token_id(&self, session: &str) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(session)
+            .filter(|(_, at)| at.elapsed() < SESSION_LIFE)
+            .map(|(id, _)| id.clone())
+    }
+
+    pub fn close(&self, session: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -78,24 +117,44 @@ impl Caller {
     }
 }
 
+/// A token by id, from the cache or the catalog.
+async fn token_by_id(state: &State, id: &str) -> ApiResult<Option<Token>> {
+    if let Some(token) = state.tokens.get(id) {
+        return Ok(Some(token));
+    }
+    let (catalog, key) = (state.app.catalog.clone(), id.to_owned());
+    let found = tokio::task::spawn_blocking(move || catalog.token(&key)).await??;
+    if let Some(token) = &found {
+        state.tokens.put(token.clone());
+    }
+    Ok(found)
+}
+
 /// Finds and checks the token of a request's credentials.
 pub async fn authenticate(state: &State, text: &str) -> ApiResult<Token> {
     let refuse = || ApiError::unauthorized("the token is not valid (unknown, revoked or mistyped)");
     let (id, secret) = split_token(text).ok_or_else(refuse)?;
-    let token = match state.tokens.get(id) {
-        Some(token) => token,
-        None => {
-            let (catalog, key) = (state.app.catalog.clone(), id.to_owned());
-            let found = tokio::task::spawn_blocking(move || catalog.token(&key)).await??;
-            let token = found.ok_or_else(refuse)?;
-            state.tokens.put(token.clone());
-            token
-        }
-    };
+    let token = token_by_id(state, id).await?.ok_or_else(refuse)?;
     if token.revoked_at.is_some() || !token.verify(secret) {
         return Err(refuse());
     }
     Ok(token)
+}
+
+/// The token behind a web UI session, while both are alive.
+async fn from_session(state: &State, session: &str) -> ApiResult<Token> {
+    let refuse = || ApiError::unauthorized("the session ended: sign in again");
+    let id = state.sessions.token_id(session).ok_or_else(refuse)?;
+    let token = token_by_id(state, &id).await?.ok_or_else(refuse)?;
+    if token.revoked_at.is_some() {
+        return Err(refuse());
+    }
+    Ok(token)
+}
+
+/// The session id a request's cookie carries.
+pub fn session_of(parts: &Parts) -> Option<&str> {
+    cookie(parts, COOKIE)
 }
 
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -124,7 +183,7 @@ impl FromRequestParts<Arc<State>> for Caller {
             });
         let token = match (bearer, cookie(parts, COOKIE)) {
             (Some(text), _) => authenticate(state, text).await?,
-            (None, Some(text)) => {
+            (None, Some(session)) => {
                 let safe = matches!(parts.method, Method::GET | Method::HEAD);
                 if !safe && parts.headers.get(CSRF_HEADER).is_none() {
                     return Err(ApiError::forbidden(format!(
@@ -132,7 +191,7 @@ impl FromRequestParts<Arc<State>> for Caller {
                          to change anything"
                     )));
                 }
-                authenticate(state, text).await?
+                from_session(state, session).await?
             }
             (None, None) => {
                 return Err(ApiError::unauthorized(

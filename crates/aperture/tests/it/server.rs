@@ -775,3 +775,76 @@ fn audit_verify_finds_tampered_deleted_and_reordered_entries() {
     drop(db);
     assert!(Path::new(&aperture.data().join("catalog.db")).exists());
 }
+
+/// The web UI's session: a random id in an HttpOnly cookie (never the token), refused for
+/// changes without `X-Aperture`, and dead after sign-out or when its token is revoked.
+#[test]
+fn web_sessions_hold_no_token_and_end_on_sign_out() {
+    let (aperture, admin) = init_with("");
+    let server = Server::start(&aperture, &admin);
+    let agent = Server::agent();
+    let sign_in = |token: &str| -> String {
+        let response = agent
+            .post(&format!("{}/api/v1/session", server.url))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({ "token": token }).to_string().as_bytes())
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie.split(';').next().unwrap().to_owned()
+    };
+    let with_cookie = |method: &str, path: &str, cookie: &str, csrf: bool| -> u16 {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", server.url))
+            .header("Cookie", cookie);
+        if csrf {
+            request = request.header("X-Aperture", "1");
+        }
+        agent
+            .run(request.body(()).unwrap())
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    let cookie = sign_in(&admin);
+    let secret = admin.rsplit('_').next().unwrap();
+    assert!(
+        !cookie.contains(secret),
+        "the cookie holds the token: {cookie}"
+    );
+    assert_eq!(with_cookie("GET", "/api/v1/me", &cookie, false), 200);
+    // A change by cookie needs the header no other site can send.
+    let (_, up) = server.upload(&admin, "default", &[("a.png", &png(4))]);
+    let id = up["files"][0]["asset"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/assets/{id}");
+    assert_eq!(with_cookie("DELETE", &path, &cookie, false), 403);
+    assert_eq!(with_cookie("GET", &path, &cookie, false), 200);
+    assert_eq!(with_cookie("DELETE", &path, &cookie, true), 204);
+
+    // Sign-out ends the session; the token lives on.
+    assert_eq!(with_cookie("DELETE", "/api/v1/session", &cookie, true), 204);
+    assert_eq!(with_cookie("GET", "/api/v1/me", &cookie, false), 401);
+    assert_eq!(server.call("GET", "/api/v1/me", Some(&admin)).0, 200);
+    // A forged cookie is no session.
+    assert_eq!(
+        with_cookie("GET", "/api/v1/me", "aperture_session=00ff", false),
+        401
+    );
+
+    // Revoking the token ends its sessions (within the token cache's 5 s).
+    let reader = new_token(&aperture, "reader", "read", &[]);
+    let cookie = sign_in(&reader);
+    assert_eq!(with_cookie("GET", "/api/v1/me", &cookie, false), 200);
+    aperture.ok(&["token", "revoke", reader.split('_').nth(1).unwrap()]);
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(with_cookie("GET", "/api/v1/me", &cookie, false), 401);
+}
