@@ -409,7 +409,12 @@ function isBlurred(asset) {
 // One result: a link to the asset page, so Tab and Enter work without extra code.
 function card(hit) {
   const asset = hit.asset;
-  const why = (hit.reasons || []).filter((r) => r.type !== 'filters' || hit.reasons.length === 1);
+  // One "looks similar" per hit (the best), though several embedding spaces may agree.
+  const similar = (hit.reasons || []).filter((r) => r.type === 'similar');
+  const best = similar.reduce((a, r) => (a && a.similarity >= r.similarity ? a : r), null);
+  const why = (hit.reasons || []).filter(
+    (r) => (r.type !== 'filters' || hit.reasons.length === 1) && (r.type !== 'similar' || r === best),
+  );
   const whyNodes = why.flatMap((r, i) => (i === 0 ? reasonNodes(r) : [' · ', ...reasonNodes(r)]));
   const link = h(
     'a',

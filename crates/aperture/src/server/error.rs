@@ -39,12 +39,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// A failure of ours. The details (paths, backend messages) go to the log under an id;
+    /// the client gets the id to quote, not the details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, "request failed");
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        tracing::error!(%error, %id, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!("internal error: {error}"),
+            format!("internal error (logged as {id})"),
         )
     }
 }

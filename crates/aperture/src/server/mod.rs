@@ -381,7 +381,15 @@ async fn as_json_error(response: Response, what: &str) -> Response {
         s if s.is_server_error() => ("internal", "internal error".into()),
         _ => ("bad_request", format!("{what}: bad request")),
     };
-    let message = if text.is_empty() { fallback } else { text };
+    // A server error's own text may name internals: it stays in the log.
+    let message = if text.is_empty() || status.is_server_error() {
+        if status.is_server_error() {
+            tracing::error!(%what, %text, "request failed");
+        }
+        fallback
+    } else {
+        text
+    };
     let mut answer = ApiError::new(status, code, message).into_response();
     // Keep what the original said besides its body (`Allow` on a 405).
     parts.headers.remove(header::CONTENT_TYPE);
