@@ -131,6 +131,15 @@ pub fn exact(catalog: &dyn Catalog) -> Result<Vec<Group>> {
         .collect())
 }
 
+/// An asset's perceptual hash; `None` when it has none or is gone.
+fn phash_of(catalog: &dyn Catalog, id: AssetId) -> Result<Option<u64>> {
+    match catalog.asset(id) {
+        Ok(found) => Ok(Indexed::new(&found, &[], &catalog.insights(id)?).phash),
+        Err(aperture_catalog::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::Catalog(e)),
+    }
+}
+
 /// A candidate pair and how alike its images are.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pair {
@@ -164,11 +173,7 @@ pub fn candidate_pairs(
         if let Some(h) = phashes.get(&id) {
             return Ok(*h);
         }
-        let h = match catalog.asset(id) {
-            Ok(asset) => Indexed::new(&asset, &[], &catalog.insights(id)?).phash,
-            Err(aperture_catalog::Error::NotFound { .. }) => None,
-            Err(e) => return Err(Error::Catalog(e)),
-        };
+        let h = phash_of(catalog, id)?;
         phashes.insert(id, h);
         Ok(h)
     };
@@ -218,14 +223,7 @@ pub fn near_of(
     let Some(space) = index.spaces.get(IMAGE_SPACE) else {
         return Ok(Vec::new());
     };
-    let phash_of = |id: AssetId| -> Result<Option<u64>> {
-        match catalog.asset(id) {
-            Ok(found) => Ok(Indexed::new(&found, &[], &catalog.insights(id)?).phash),
-            Err(aperture_catalog::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Catalog(e)),
-        }
-    };
-    let own = phash_of(asset)?;
+    let own = phash_of(catalog, asset)?;
     let mut found: BTreeMap<AssetId, Pair> = BTreeMap::new();
     for &key in space.keys_of(asset) {
         let Some(vector) = space.vector(key) else {
@@ -242,7 +240,7 @@ pub fn near_of(
                 Err(aperture_catalog::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(Error::Catalog(e)),
             }
-            let hamming = match (own, phash_of(other)?) {
+            let hamming = match (own, phash_of(catalog, other)?) {
                 (Some(x), Some(y)) => Some((x ^ y).count_ones()),
                 _ => None,
             };

@@ -104,7 +104,7 @@ async fn catalog<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || f(c.as_ref())).await??)
 }
 
-fn parse_id(text: &str) -> ApiResult<AssetId> {
+pub fn parse_id(text: &str) -> ApiResult<AssetId> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("'{text}' is not an asset id")))
 }
@@ -157,7 +157,7 @@ async fn visible_prefix(state: &State, caller: &Caller, prefix: String) -> ApiRe
 }
 
 /// An asset the caller may read (scope `read`, and a grant for its collection).
-async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
+pub async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
     caller.require(Scope::Read)?;
     visible(state, caller, id).await
 }
@@ -408,6 +408,10 @@ async fn hits_json(state: &State, hits: Vec<Hit>) -> ApiResult<Vec<Value>> {
         .collect())
 }
 
+fn parse_query(text: &str) -> ApiResult<Query> {
+    Ok(aperture_search::parse(text).map_err(aperture_search::Error::from)?)
+}
+
 /// Limits a query to the collections the caller may see: a named collection it has no grant
 /// for is refused; no collection named means all of its grants.
 fn restrict(caller: &Caller, query: &mut Query) -> ApiResult<()> {
@@ -492,8 +496,7 @@ async fn search(
     UrlQuery(params): UrlQuery<SearchParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Scope::Search)?;
-    let mut query = aperture_search::parse(&params.q)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    let mut query = parse_query(&params.q)?;
     if let Some(prefix) = query.similar.take() {
         query.similar = Some(visible_prefix(&state, &caller, prefix).await?.to_string());
     }
@@ -517,8 +520,7 @@ async fn similar(
     let id = parse_id(&id)?;
     caller.require(Scope::Search)?;
     visible(&state, &caller, id).await?;
-    let mut query = aperture_search::parse(&params.filter)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.to_string()))?;
+    let mut query = parse_query(&params.filter)?;
     query.similar = Some(id.to_string());
     restrict(&caller, &mut query)?;
     let text = format!("similar:{id} {}", params.filter);

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use aperture_catalog::Asset;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State as Shared};
@@ -14,6 +13,7 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::State;
+use super::api::{parse_id, readable};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 
@@ -58,14 +58,6 @@ pub fn ui_routes() -> Router<Arc<State>> {
                 include_str!("../../web/app.css"),
             )),
         )
-}
-
-async fn readable(state: &State, caller: &Caller, id: &str) -> ApiResult<Asset> {
-    let id = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("'{id}' is not an asset id")))?;
-    caller.require(aperture_catalog::Scope::Read)?;
-    super::api::visible(state, caller, id).await
 }
 
 /// A range request's one range, resolved against the size. `None`: serve it all.
@@ -162,7 +154,7 @@ async fn original(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let asset = readable(&state, &caller, &id).await?;
+    let asset = readable(&state, &caller, parse_id(&id)?).await?;
     let etag = format!("\"{}\"", asset.hash);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -252,7 +244,7 @@ async fn thumbnail(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let asset = readable(&state, &caller, &id).await?;
+    let asset = readable(&state, &caller, parse_id(&id)?).await?;
     let (catalog, asset_id) = (state.app.catalog.clone(), asset.id);
     let insights =
         tokio::task::spawn_blocking(move || catalog.insights_of_kinds(asset_id, &["thumbnail"]))

@@ -239,46 +239,45 @@ async fn upload(
                         json!({ "name": raw }),
                     )
                     .await?;
-                let name = match check_name(&raw) {
-                    Ok(name) => name,
-                    Err(error) => {
-                        // Read past the refused file's bytes to reach the next one; they
-                        // count towards the limit all the same.
-                        while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
+                // A refused file's bytes are read past to reach the next part; they count
+                // towards the limit all the same (the limit is on the whole request).
+                let mut sink = match check_name(&raw) {
+                    Ok(name) => {
+                        let dir = staging.0.join(results.len().to_string());
+                        tokio::fs::create_dir(&dir)
                             .await
-                            .map_err(|_| stalled())?
-                            .map_err(malformed)?
-                        {
-                            total += chunk.len() as u64;
-                            if total > state.limits.max_upload_bytes {
-                                return Err(too_large(&state, &raw));
-                            }
-                        }
-                        results.push(Uploaded::failed(&raw, format!("refused: {error}")));
-                        continue;
+                            .map_err(ApiError::internal)?;
+                        let path = dir.join(&name);
+                        let file = tokio::fs::File::create(&path)
+                            .await
+                            .map_err(ApiError::internal)?;
+                        Ok((name, path, file))
                     }
+                    Err(error) => Err(error),
                 };
-                let n = results.len();
-                let dir = staging.0.join(n.to_string());
-                tokio::fs::create_dir(&dir)
-                    .await
-                    .map_err(ApiError::internal)?;
-                let path = dir.join(&name);
-                let mut file = tokio::fs::File::create(&path)
-                    .await
-                    .map_err(ApiError::internal)?;
+                let shown = sink
+                    .as_ref()
+                    .map_or(raw.clone(), |(name, _, _)| name.clone());
                 while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
                     .await
                     .map_err(|_| stalled())?
                     .map_err(malformed)?
                 {
-                    // The limit is on the whole request: many files cannot add up past it.
                     total += chunk.len() as u64;
                     if total > state.limits.max_upload_bytes {
-                        return Err(too_large(&state, &name));
+                        return Err(too_large(&state, &shown));
                     }
-                    file.write_all(&chunk).await.map_err(ApiError::internal)?;
+                    if let Ok((_, _, file)) = sink.as_mut() {
+                        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+                    }
                 }
+                let (name, path, mut file) = match sink {
+                    Ok(staged) => staged,
+                    Err(error) => {
+                        results.push(Uploaded::failed(&raw, format!("refused: {error}")));
+                        continue;
+                    }
+                };
                 file.flush().await.map_err(ApiError::internal)?;
                 drop(file);
                 results.push(Uploaded {
@@ -288,7 +287,7 @@ async fn upload(
                     error: None,
                     warnings: Vec::new(),
                 });
-                staged.push((n, path));
+                staged.push((results.len() - 1, path));
             }
             other => {
                 return Err(ApiError::bad_request(format!(
