@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use aperture_analyze::embed::TextEmbedder;
 use aperture_analyze::labels::Classifier;
 use aperture_analyze::sensitive::NsfwModel;
-use aperture_analyze::{Ocr, models, onnx};
+use aperture_analyze::{Ocr, onnx};
+use aperture_models as models;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

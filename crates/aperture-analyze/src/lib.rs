@@ -1,9 +1,9 @@
-//! Understanding assets: the [`Analyzer`] trait, the analyzers, and the [`Worker`] that runs
-//! them off the catalog's job queue.
+//! Understanding assets: the [`Analyzer`] trait and the analyzers, with the networks and the
+//! ML runtimes they run on. (The worker that runs them off the job queue is `aperture-lake`'s.)
 //!
 //! An analyzer reads one asset and returns insights (each recording the analyzer and model
 //! version and its place in the asset) and derived objects such as thumbnails. Analyzers are
-//! blocking: the worker runs them on a blocking thread.
+//! blocking: a worker runs them on a blocking thread.
 //!
 //! ```
 //! use aperture_analyze::{Analyzer, builtin};
@@ -23,7 +23,6 @@ mod image_input;
 pub mod labels;
 mod language;
 mod loaded;
-pub mod models;
 pub mod ocr;
 pub mod onnx;
 mod onnx_graph;
@@ -32,18 +31,18 @@ mod resize;
 pub mod sensitive;
 mod text;
 mod thumbnail;
-pub mod worker;
+pub mod torch_legacy;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use aperture_catalog::Asset;
 use aperture_core::{Insight, MediaKind};
+use aperture_models as models;
 use bytes::Bytes;
 
 pub use clip::Clip;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
-pub use image_input::check_size as check_image_size;
 pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use ocr::Ocr;
@@ -51,7 +50,6 @@ pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;
 pub use text::Text;
 pub use thumbnail::Thumbnail;
-pub use worker::{Worker, WorkerReport};
 
 /// What an analyzer is given: the asset's record and a local file with its verified bytes.
 pub struct Input<'a> {
@@ -70,8 +68,8 @@ pub struct Output {
     pub derived: Vec<(String, Bytes)>,
 }
 
-/// Why an analyzer produced nothing. The variant decides what the queue does next.
-#[non_exhaustive]
+/// Why an analyzer produced nothing. The variant decides what the queue does next: a closed
+/// set, one variant per outcome of a job (skipped, failed for good, retried).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The analyzer does not apply to this asset after all: the job is skipped.
@@ -134,6 +132,31 @@ pub(crate) fn model_insight(
 /// What each analyzer of this build reads ([`Analyzer::reads`]), known without its models:
 /// a worker that cannot run an analyzer still queues it again when what it reads changes.
 pub const READS: &[(&str, &[&str])] = &[("embedding", embedding::READS), ("ocr", ocr::READS)];
+
+/// For analyzers: a model that is missing or damaged is something an install fixes, so the
+/// job is tried again later rather than failed for good.
+impl From<models::Error> for Error {
+    fn from(e: models::Error) -> Self {
+        Error::Transient {
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// The one-time model conversions that need an ML runtime, for
+/// [`aperture_models::install`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conversions;
+
+impl models::Convert for Conversions {
+    fn convert(&self, kind: models::ConversionKind, from: &Path, to: &Path) -> Result<(), String> {
+        match kind {
+            models::ConversionKind::TorchLegacyToSafetensors => {
+                torch_legacy::to_safetensors(from, to)
+            }
+        }
+    }
+}
 
 /// An analyzer this build has that cannot run with the models installed, and why.
 #[derive(Debug, Clone)]

@@ -32,6 +32,7 @@ mod derived;
 mod error;
 mod read;
 mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod write;
 

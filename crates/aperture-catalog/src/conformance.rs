@@ -263,13 +263,49 @@ pub fn listing_and_paging<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(images.iter().all(|x| x.kind == MediaKind::Image));
     let in_b = catalog
         .list_assets(&AssetQuery {
-            collection: Some(b),
+            collections: Some(vec![b]),
             limit: 100,
             ..AssetQuery::default()
         })
         .unwrap();
     assert_eq!(in_b.len(), 5);
     assert!(in_b.iter().all(|x| x.collection == "b"));
+
+    // A set of collections pages through exactly its assets: every page is full until the
+    // last, and the cursor is always one of them.
+    let c = catalog.ensure_collection("c").unwrap().id;
+    for i in 0..7u32 {
+        let item = new_asset(c, &(1000 + i).to_le_bytes(), &format!("/c/{i}"));
+        record_one(&catalog, &item);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = catalog
+            .list_assets(&AssetQuery {
+                collections: Some(vec![b, c]),
+                after,
+                limit: 4,
+                ..AssetQuery::default()
+            })
+            .unwrap();
+        assert!(page.iter().all(|x| x.collection != "a"), "no asset of a");
+        if page.len() < 4 {
+            seen.extend(page.into_iter().map(|p| p.id));
+            break;
+        }
+        after = page.last().map(|p| p.id);
+        seen.extend(page.into_iter().map(|p| p.id));
+    }
+    assert_eq!(seen.len(), 12, "5 of b and 7 of c, each once");
+    let none = catalog
+        .list_assets(&AssetQuery {
+            collections: Some(Vec::new()),
+            limit: 10,
+            ..AssetQuery::default()
+        })
+        .unwrap();
+    assert!(none.is_empty(), "no collection, no assets");
 }
 
 pub fn id_prefixes<C: Catalog>(make: &dyn Fn() -> C) {

@@ -101,7 +101,9 @@ pub struct Source {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssetQuery {
-    pub collection: Option<CollectionId>,
+    /// Only assets of these collections (`None`: every collection). A caller limited to some
+    /// collections pages through exactly those, so a cursor never names another's asset.
+    pub collections: Option<Vec<CollectionId>>,
     pub kind: Option<MediaKind>,
     /// Keyset paging: only assets with a larger id.
     pub after: Option<AssetId>,

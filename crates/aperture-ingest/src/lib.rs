@@ -367,6 +367,11 @@ impl Job<'_> {
             }
             let probe =
                 aperture_media::probe_file(&path, &probe_options).map_err(|e| e.to_string())?;
+            // A decompression bomb is refused before it is stored, as an upload is.
+            if probe.kind == aperture_core::MediaKind::Image {
+                aperture_media::check_image_size(&path, &path.display().to_string())
+                    .map_err(|e| format!("refused: {e}"))?;
+            }
             let staged = if small_enough {
                 blobs
                     .stage_small_file_blocking(&path)

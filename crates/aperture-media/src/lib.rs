@@ -32,6 +32,7 @@ mod extension;
 #[doc(hidden)]
 pub mod fixtures;
 mod jpeg;
+mod limits;
 mod pdf;
 pub mod pdf_objects;
 mod picture;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 use aperture_core::{MediaKind, MediaMetadata};
 
+pub use limits::{MAX_DECODED_BYTES, MAX_SIDE, TooLarge, check_image_size};
 pub use sniff::{SNIFF_LEN, sniff};
 
 /// What probing a file found.

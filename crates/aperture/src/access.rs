@@ -1,14 +1,12 @@
-//! `aperture token` and `aperture audit`, and the audit writer the server and the CLI use.
+//! `aperture token` and `aperture audit`, and the CLI's own audit entries.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use aperture_catalog::access::ChainCheck;
-use aperture_catalog::{AuditEntry, Backend, NewAuditEntry, NewToken, Scope, Token};
-use tokio::sync::{mpsc, oneshot};
+use aperture_catalog::{AuditEntry, NewToken, Scope, Token};
+use aperture_lake::Lake;
 
-use crate::app::App;
 use crate::output;
 
 #[derive(Debug, clap::Subcommand)]
@@ -77,105 +75,21 @@ pub fn cli_actor() -> String {
     format!("cli:{user}")
 }
 
-impl App {
-    /// Appends an entry for something the CLI did.
-    pub async fn audit(
-        &self,
-        action: &str,
-        target: Option<String>,
-        detail: serde_json::Value,
-    ) -> anyhow::Result<()> {
-        let entry = NewAuditEntry {
-            actor: cli_actor(),
-            action: action.to_owned(),
-            target,
-            detail,
-        };
-        self.catalog(move |c| c.append_audit(&[entry]))
-            .await
-            .context("cannot write the audit log")?;
-        Ok(())
-    }
-}
-
-/// Appends audit entries from many tasks in few transactions: whatever is waiting when one
-/// commit ends goes into the next (a group commit). An entry is durable when `record` returns.
-#[derive(Clone)]
-pub struct AuditWriter {
-    queue: mpsc::Sender<(NewAuditEntry, oneshot::Sender<Result<(), String>>)>,
-}
-
-const AUDIT_BATCH: usize = 512;
-
-impl AuditWriter {
-    pub fn start(catalog: Arc<dyn Backend>) -> Self {
-        let (queue, mut rx) =
-            mpsc::channel::<(NewAuditEntry, oneshot::Sender<Result<(), String>>)>(4096);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < AUDIT_BATCH {
-                    match rx.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                let (entries, acks): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                let catalog = catalog.clone();
-                let result = tokio::task::spawn_blocking(move || catalog.append_audit(&entries))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
-                for ack in acks {
-                    let _ = ack.send(result.clone());
-                }
-            }
-        });
-        Self { queue }
-    }
-
-    pub async fn record(&self, entry: NewAuditEntry) -> anyhow::Result<()> {
-        let (ack, done) = oneshot::channel();
-        self.queue
-            .send((entry, ack))
-            .await
-            .map_err(|_| anyhow::anyhow!("the audit writer stopped"))?;
-        done.await
-            .map_err(|_| anyhow::anyhow!("the audit writer stopped"))?
-            .map_err(|e| anyhow::anyhow!("cannot write the audit log: {e}"))
-    }
-}
-
-/// Creates the first admin token of a fresh data folder (none when tokens exist).
-pub async fn first_admin_token(app: &App) -> anyhow::Result<Option<String>> {
-    if !app.catalog(|c| c.tokens()).await?.is_empty() {
-        return Ok(None);
-    }
-    let new = NewToken::generate("admin", vec![Scope::Admin], None)?;
-    create(app, &new).await?;
-    Ok(Some(new.text))
-}
-
-async fn create(app: &App, new: &NewToken) -> anyhow::Result<()> {
-    let token = new.token.clone();
-    app.catalog(move |c| c.create_token(&token)).await?;
-    app.audit(
-        "token_create",
-        Some(new.token.id.clone()),
-        serde_json::json!({
-            "name": new.token.name,
-            "scopes": new.token.scopes,
-            "collections": new.token.collections,
-        }),
-    )
-    .await
+/// Appends an entry for something the CLI did.
+pub async fn record(
+    lake: &Lake,
+    action: &str,
+    target: Option<String>,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    Ok(lake.audit(&cli_actor(), action, target, detail).await?)
 }
 
 fn token_id(text: &str) -> &str {
     aperture_catalog::access::split_token(text).map_or(text.trim(), |(id, _)| id)
 }
 
-pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode> {
+pub async fn token(lake: &Lake, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         TokenCommand::Create {
             name,
@@ -186,7 +100,7 @@ pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode>
             let scopes = Scope::parse_list(&scopes)?;
             let collections = (!collections.is_empty()).then_some(collections);
             let new = NewToken::generate(&name, scopes, collections)?;
-            create(app, &new).await?;
+            lake.create_token(&cli_actor(), &new).await?;
             if json {
                 output::json(&serde_json::json!({ "token": new.text, "info": new.token }))?;
             } else {
@@ -201,7 +115,7 @@ pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode>
             }
         }
         TokenCommand::List { json } => {
-            let tokens = app.catalog(|c| c.tokens()).await?;
+            let tokens = lake.catalog(|c| c.tokens()).await?;
             if json {
                 output::json(&tokens)?;
             } else {
@@ -230,10 +144,15 @@ pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode>
         TokenCommand::Revoke { id } => {
             let id = token_id(&id).to_owned();
             let key = id.clone();
-            let changed = app.catalog(move |c| c.revoke_token(&key)).await?;
+            let changed = lake.catalog(move |c| c.revoke_token(&key)).await?;
             if changed {
-                app.audit("token_revoke", Some(id.clone()), serde_json::json!({}))
-                    .await?;
+                crate::access::record(
+                    lake,
+                    "token_revoke",
+                    Some(id.clone()),
+                    serde_json::json!({}),
+                )
+                .await?;
                 println!("revoked token {id}");
             } else {
                 println!("token {id} was already revoked");
@@ -247,9 +166,10 @@ pub async fn token(app: &App, command: TokenCommand) -> anyhow::Result<ExitCode>
             let id = token_id(&id).to_owned();
             let grant = (!all).then_some(collections);
             let (key, value) = (id.clone(), grant.clone());
-            app.catalog(move |c| c.set_token_collections(&key, value.as_deref()))
+            lake.catalog(move |c| c.set_token_collections(&key, value.as_deref()))
                 .await?;
-            app.audit(
+            crate::access::record(
+                lake,
                 "grant_change",
                 Some(id.clone()),
                 serde_json::json!({ "collections": grant }),
@@ -272,16 +192,18 @@ fn scope_list(t: &Token) -> String {
         .join(",")
 }
 
-pub async fn audit(app: &App, args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub async fn audit(lake: &Lake, args: AuditArgs) -> anyhow::Result<ExitCode> {
     if args.verify {
-        return verify(app, args.head.as_deref()).await;
+        return verify(lake, args.head.as_deref()).await;
     }
     // The last `limit` entries: walk from the start in pages (seq has no gaps in a sound log,
     // but a damaged one must still show).
     let mut tail: std::collections::VecDeque<AuditEntry> = Default::default();
     let mut after = 0;
     loop {
-        let page = app.catalog(move |c| c.audit_entries(after, 10_000)).await?;
+        let page = lake
+            .catalog(move |c| c.audit_entries(after, 10_000))
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for e in page {
@@ -309,7 +231,7 @@ pub async fn audit(app: &App, args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn verify(app: &App, head: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn verify(lake: &Lake, head: Option<&str>) -> anyhow::Result<ExitCode> {
     let expected = match head {
         Some(text) => {
             let (seq, hash) = text
@@ -326,7 +248,9 @@ async fn verify(app: &App, head: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut after = 0;
     let mut head_seen = false;
     loop {
-        let page = app.catalog(move |c| c.audit_entries(after, 10_000)).await?;
+        let page = lake
+            .catalog(move |c| c.audit_entries(after, 10_000))
+            .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for e in &page {
@@ -374,14 +298,4 @@ async fn verify(app: &App, head: Option<&str>) -> anyhow::Result<ExitCode> {
         "(keep the head elsewhere; `aperture audit --verify --head {seq}:{hash}` later proves nothing before it changed)"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn require_tokens_exist(tokens: &[Token]) -> anyhow::Result<()> {
-    if tokens.iter().all(|t| t.revoked_at.is_some()) {
-        bail!(
-            "no active token: nobody could use this server; create one with \
-             `aperture token create --name NAME --scopes admin`"
-        );
-    }
-    Ok(())
 }

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use aperture_catalog::AssetQuery;
-use aperture_core::{AssetId, MediaKind};
+use aperture_core::MediaKind;
+use aperture_lake::Erased;
 
-use crate::app::App;
 use crate::output;
+use aperture_lake::Lake;
 
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
@@ -58,22 +59,22 @@ pub struct StatsArgs {
     json: bool,
 }
 
-pub async fn ls(app: &App, args: LsArgs) -> anyhow::Result<ExitCode> {
+pub async fn ls(lake: &Lake, args: LsArgs) -> anyhow::Result<ExitCode> {
     let collection = match args.collection {
-        Some(name) => Some(app.catalog(move |c| c.collection(&name)).await?.id),
+        Some(name) => Some(lake.catalog(move |c| c.collection(&name)).await?.id),
         None => None,
     };
     let after = match &args.after {
-        Some(text) => Some(app.resolve(text).await?),
+        Some(text) => Some(lake.resolve(text).await?),
         None => None,
     };
     let query = AssetQuery {
-        collection,
+        collections: collection.map(|c| vec![c]),
         kind: args.kind,
         after,
         limit: args.limit,
     };
-    let assets = app.catalog(move |c| c.list_assets(&query)).await?;
+    let assets = lake.catalog(move |c| c.list_assets(&query)).await?;
     if args.json {
         output::json(&assets)?;
         return Ok(ExitCode::SUCCESS);
@@ -100,9 +101,9 @@ pub async fn ls(app: &App, args: LsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(app: &App, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let id = app.resolve(&args.id).await?;
-    let (asset, sources, insights, jobs) = app
+pub async fn show(lake: &Lake, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let id = lake.resolve(&args.id).await?;
+    let (asset, sources, insights, jobs) = lake
         .catalog(move |c| {
             Ok((
                 c.asset(id)?,
@@ -188,10 +189,11 @@ fn readable(value: &serde_json::Value) -> serde_json::Value {
     value
 }
 
-pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
-    let id = app.resolve(&args.id).await?;
-    let asset = app.catalog(move |c| c.asset(id)).await?;
-    app.audit(
+pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
+    let id = lake.resolve(&args.id).await?;
+    let asset = lake.catalog(move |c| c.asset(id)).await?;
+    crate::access::record(
+        lake,
         "read_original",
         Some(id.to_string()),
         serde_json::json!({ "name": asset.name, "collection": asset.collection }),
@@ -200,12 +202,12 @@ pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
     if args.output.as_os_str() == "-" {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
         // Verified before the first byte goes out: a corrupt blob prints nothing.
-        app.blobs
+        lake.blobs
             .read_to_writer(asset.hash, &mut stdout)
             .await
             .with_context(|| format!("cannot read asset {id}"))?;
     } else {
-        let written = app
+        let written = lake
             .blobs
             .read_to_file(asset.hash, &args.output)
             .await
@@ -220,11 +222,11 @@ pub async fn get(app: &App, args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
+pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     let mut removed = false;
     for text in &args.ids {
-        match remove(app, text).await {
+        match remove(lake, text).await {
             Ok(line) => {
                 println!("{line}");
                 removed = true;
@@ -236,7 +238,7 @@ pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
         }
     }
     // Out of the search indexes at once (searches never show a removed asset anyway).
-    if removed && let Err(e) = crate::search::update(app).await {
+    if removed && let Err(e) = lake.update_search().await {
         eprintln!("note: the search index will drop the removed assets on its next update: {e:#}");
     }
     Ok(if failed {
@@ -246,43 +248,31 @@ pub async fn rm(app: &App, args: RmArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn remove(app: &App, text: &str) -> anyhow::Result<String> {
-    let id = app.resolve(text).await?;
-    let asset = app.catalog(move |c| c.asset(id)).await?;
-    app.audit(
+async fn remove(lake: &Lake, text: &str) -> anyhow::Result<String> {
+    let id = lake.resolve(text).await?;
+    let asset = lake.catalog(move |c| c.asset(id)).await?;
+    crate::access::record(
+        lake,
         "delete",
         Some(id.to_string()),
         serde_json::json!({ "name": asset.name, "collection": asset.collection }),
     )
     .await?;
-    erase(app, id).await
+    Ok(match lake.erase(id).await? {
+        Erased::WithBytes => format!("removed {id} ({}) and its bytes", asset.name),
+        Erased::BytesShared => format!(
+            "removed {id} ({}); its bytes stay, another asset has the same content",
+            asset.name
+        ),
+        Erased::BytesRepaired => format!(
+            "removed {id} ({}); its bytes were deleted by `aperture fsck --repair`",
+            asset.name
+        ),
+    })
 }
 
-/// Erases an asset and everything derived from it, and its bytes when no other asset has
-/// them. Catalog first, blob second: a crash in between leaves an unreferenced blob, which
-/// fsck finishes deleting, never an asset without its bytes.
-pub async fn erase(app: &App, id: AssetId) -> anyhow::Result<String> {
-    let name = app.catalog(move |c| c.asset(id)).await?.name;
-    let deletion = app.catalog(move |c| c.delete_asset(id)).await?;
-    // Derived objects (thumbnails) belong to this asset alone. Should this stop short, fsck
-    // finds objects of erased assets and `fsck --repair` removes them.
-    app.blobs.delete_derived(id).await?;
-    let Some(claim) = deletion.claim else {
-        return Ok(format!(
-            "removed {id} ({name}); its bytes stay, another asset has the same content"
-        ));
-    };
-    if crate::fsck::delete_claimed(app, claim).await? {
-        Ok(format!("removed {id} ({name}) and its bytes"))
-    } else {
-        Ok(format!(
-            "removed {id} ({name}); its bytes were deleted by `aperture fsck --repair`"
-        ))
-    }
-}
-
-pub async fn stats(app: &App, args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let stats = app.catalog(|c| c.stats()).await?;
+pub async fn stats(lake: &Lake, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let stats = lake.catalog(|c| c.stats()).await?;
     if args.json {
         output::json(&serde_json::json!({
             "stats": stats,

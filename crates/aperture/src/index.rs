@@ -3,11 +3,10 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aperture_analyze::{Worker, WorkerReport};
 use aperture_catalog::JobState;
+use aperture_lake::{Follower, Lake, Worker, WorkerReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::app::App;
 use crate::output;
 
 #[derive(Debug, clap::Args)]
@@ -43,18 +42,13 @@ pub struct ReindexArgs {
     analyzer: Vec<String>,
 }
 
-fn worker(app: &App, lease: LeaseArg) -> Worker {
-    worker_for(app, lease.seconds)
-}
-
 /// A worker running every analyzer this data folder can run; says which cannot.
-pub fn worker_for(app: &App, lease_seconds: u64) -> Worker {
-    let (analyzers, missing) = app.analyzers();
+fn worker(lake: &Lake, lease: LeaseArg) -> Worker {
+    let (worker, missing) = lake.worker(std::time::Duration::from_secs(lease.seconds));
     for m in missing {
         eprintln!("note: analyzer {} is not running: {}", m.analyzer, m.reason);
     }
-    Worker::new(app.blobs.clone(), app.catalog.clone(), analyzers)
-        .with_lease(std::time::Duration::from_secs(lease_seconds.max(1)))
+    worker
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -72,8 +66,8 @@ pub async fn stop_signal() {
 }
 
 /// Runs every queued job, then prints what happened.
-pub async fn index(app: &App, args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let report = run_drain(app, args.lease, args.no_progress || args.json).await?;
+pub async fn index(lake: &Lake, args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let report = run_drain(lake, args.lease, args.no_progress || args.json).await?;
     if args.json {
         output::json(&report)?;
     } else {
@@ -83,8 +77,8 @@ pub async fn index(app: &App, args: IndexArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What `ingest --index` runs after ingesting.
-pub async fn drain(app: &App, no_bar: bool, print_summary: bool) -> anyhow::Result<ExitCode> {
-    let report = run_drain(app, LeaseArg { seconds: 600 }, no_bar).await?;
+pub async fn drain(lake: &Lake, no_bar: bool, print_summary: bool) -> anyhow::Result<ExitCode> {
+    let report = run_drain(lake, LeaseArg { seconds: 600 }, no_bar).await?;
     if print_summary {
         summary(&report);
     }
@@ -102,8 +96,8 @@ fn exit(report: &WorkerReport) -> ExitCode {
 /// Brings the search index up to date after the analyzers ran. It is derived data: a
 /// failure is reported, not fatal (the next search or update catches up); another process
 /// updating it is no failure at all.
-async fn update_search(app: &App, quiet: bool) {
-    match crate::search::update(app).await {
+async fn update_search(lake: &Lake, quiet: bool) {
+    match lake.update_search().await {
         Ok(update) => {
             if !quiet && (update.indexed > 0 || update.removed > 0) {
                 println!(
@@ -113,17 +107,17 @@ async fn update_search(app: &App, quiet: bool) {
                 );
             }
         }
-        Err(e) if matches!(e.downcast_ref(), Some(aperture_search::Error::Busy(_))) => {
+        Err(e @ aperture_lake::Error::Search(aperture_search::Error::Busy(_))) => {
             eprintln!("note: {e}; it will catch up on its own");
         }
         Err(e) => eprintln!("warning: the search index was not updated: {e:#}"),
     }
 }
 
-async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<WorkerReport> {
-    let worker = worker(app, lease);
+async fn run_drain(lake: &Lake, lease: LeaseArg, quiet: bool) -> anyhow::Result<WorkerReport> {
+    let worker = worker(lake, lease);
     worker.enqueue_missing().await?;
-    let waiting: u64 = app
+    let waiting: u64 = lake
         .catalog(|c| c.job_counts())
         .await?
         .into_iter()
@@ -154,7 +148,7 @@ async fn run_drain(app: &App, lease: LeaseArg, quiet: bool) -> anyhow::Result<Wo
         })
         .await?;
     bar.finish_and_clear();
-    update_search(app, quiet).await;
+    update_search(lake, quiet).await;
     Ok(report)
 }
 
@@ -197,37 +191,17 @@ fn summary(report: &WorkerReport) {
 const SEARCH_FOLLOW_SECS: u64 = 5;
 
 /// Runs until interrupted (Ctrl-C or SIGTERM), taking jobs as they come.
-pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let worker = worker(app, args.lease);
+pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let worker = worker(lake, args.lease);
     worker.enqueue_missing().await?;
     eprintln!("worker {} running; Ctrl-C stops it", worker.id());
     let stop = stop_signal();
-    // The index stays open between ticks (opening reads every vector file); after a failed
-    // update it is opened again, so memory never drifts from what is on disk.
     let follow = async {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(SEARCH_FOLLOW_SECS));
-        let mut open: Option<aperture_search::SearchIndex> = None;
+        let mut follower = Follower::new(lake);
         loop {
             tick.tick().await;
-            let (catalog, dir) = (app.catalog.clone(), crate::search::index_dir(app));
-            let taken = open.take();
-            let result = tokio::task::spawn_blocking(move || {
-                let mut index = match taken {
-                    Some(index) => index,
-                    None => aperture_search::SearchIndex::open(&dir)?,
-                };
-                let update = index.update(catalog.as_ref());
-                Ok::<_, aperture_search::Error>((index, update))
-            })
-            .await;
-            match result {
-                Ok(Ok((index, Ok(_)))) => open = Some(index),
-                Ok(Ok((index, Err(aperture_search::Error::Busy(_))))) => open = Some(index),
-                Ok(Ok((_, Err(e)))) | Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "search index update failed; retrying")
-                }
-                Err(e) => tracing::warn!(error = %e, "search index update panicked; retrying"),
-            }
+            follower.step(false).await;
         }
     };
     let report = tokio::select! {
@@ -236,15 +210,15 @@ pub async fn run_worker(app: &App, args: WorkerArgs) -> anyhow::Result<ExitCode>
         }) => report?,
         _ = follow => unreachable!("the follower loops forever"),
     };
-    update_search(app, false).await;
+    update_search(lake, false).await;
     summary(&report);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Queues again the results of analyzers whose version changed; search keeps serving the
 /// old results until the new ones replace them.
-pub async fn reindex(app: &App, args: ReindexArgs) -> anyhow::Result<ExitCode> {
-    let (analyzers, missing) = app.analyzers();
+pub async fn reindex(lake: &Lake, args: ReindexArgs) -> anyhow::Result<ExitCode> {
+    let (analyzers, missing) = lake.analyzers();
     for name in &args.analyzer {
         if let Some(m) = missing.iter().find(|m| m.analyzer == name) {
             anyhow::bail!("analyzer {name} cannot run here: {}", m.reason);
@@ -254,7 +228,7 @@ pub async fn reindex(app: &App, args: ReindexArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("no analyzer {name:?}; known: {}", known.join(", "));
         };
         let (name, version) = (analyzer.name().to_owned(), analyzer.version());
-        let stale = app
+        let stale = lake
             .catalog(move |c| c.requeue_stale(&name, &version))
             .await?;
         println!(

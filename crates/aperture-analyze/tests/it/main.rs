@@ -7,8 +7,6 @@ mod embed;
 
 mod real_models;
 
-mod worker;
-
 use std::io::Cursor;
 use std::path::Path;
 

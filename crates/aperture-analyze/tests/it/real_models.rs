@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use aperture_analyze::embed::{TextEmbedder, cosine};
-use aperture_analyze::{Analyzer, Input, MINILM_MODEL, TextEmbedding, models};
+use aperture_analyze::{Analyzer, Input, MINILM_MODEL, TextEmbedding};
 use aperture_core::{Insight, MediaKind, Place, UnixMillis, decode_vector};
+use aperture_models as models;
 
 use crate::asset;
 

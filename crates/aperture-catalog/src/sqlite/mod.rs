@@ -277,23 +277,35 @@ impl Catalog for SqliteCatalog {
     }
 
     fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>> {
+        if query.collections.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        // One placeholder per collection: few statements, each cached by its text.
+        let in_collections = match &query.collections {
+            Some(ids) => format!(
+                "a.collection_id IN ({})",
+                (0..ids.len())
+                    .map(|n| format!("?{}", n + 4))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => "1".to_owned(),
+        };
         let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
-             WHERE (?1 IS NULL OR a.collection_id = ?1)
-               AND (?2 IS NULL OR a.kind = ?2)
-               AND (?3 IS NULL OR a.id > ?3)
-             ORDER BY a.id LIMIT ?4"
+             WHERE {in_collections}
+               AND (?1 IS NULL OR a.kind = ?1)
+               AND (?2 IS NULL OR a.id > ?2)
+             ORDER BY a.id LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(
-            params![
-                query.collection.map(|c| c.0),
-                query.kind.map(|k| k.as_str()),
-                query.after.map(|a| a.as_bytes().to_vec()),
-                query.limit as i64
-            ],
-            asset_from_row,
-        )?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            query.kind.map(|k| k.as_str().to_owned()).into(),
+            query.after.map(|a| a.as_bytes().to_vec()).into(),
+            (query.limit as i64).into(),
+        ];
+        values.extend(query.collections.iter().flatten().map(|c| c.0.into()));
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), asset_from_row)?;
         rows.map(|r| r?).collect()
     }
 

@@ -1,5 +1,9 @@
-//! `aperture serve`: the HTTP API, the web UI and the metrics, from one process that also
+//! The HTTP API, the web UI and the metrics (`aperture serve`), from one process that also
 //! analyses what arrives and keeps the search index current.
+//!
+//! [`State::new`] loads what requests share (query encoders, token cache, audit writer);
+//! [`router`] is every route, for tests to drive in process; [`run`] serves a listener with
+//! the connection limits and runs the analysis workers and the index follower beside it.
 //!
 //! Searches never wait for indexing: the follower updates its own copy of the index, then
 //! opens a fresh reader and swaps it in; searches hold an `Arc` of whichever was current.
@@ -11,14 +15,14 @@ mod files;
 mod metrics;
 mod upload;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
+use aperture_lake::{AuditWriter, Follower, Lake, SearchEncoder};
 use aperture_search::{QueryEncoder, SearchIndex};
 use axum::Router;
 use axum::extract::Request;
@@ -28,22 +32,8 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::access::AuditWriter;
-use crate::app::App;
-use crate::search::SearchEncoder;
-
 pub use auth::Caller;
 pub use error::{ApiError, ApiResult};
-
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Address to listen on (default from the config: 127.0.0.1:7878); port 0 picks a free one.
-    #[arg(long, value_name = "ADDR")]
-    listen: Option<String>,
-    /// Analysis workers to run in this process (default from the config).
-    #[arg(long)]
-    workers: Option<usize>,
-}
 
 /// Limits from the config.
 #[derive(Debug, Clone)]
@@ -60,8 +50,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the search index follows the catalog.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
+/// What every request shares.
 pub struct State {
-    pub app: App,
+    pub lake: Lake,
     index: RwLock<Option<Arc<SearchIndex>>>,
     pub encoders: Vec<Box<dyn SearchEncoder>>,
     pub tokens: auth::TokenCache,
@@ -76,6 +67,13 @@ pub struct State {
 }
 
 impl State {
+    /// Puts a fresh reader in place for the searches that start from now on.
+    fn swap_reader(&self, reader: Option<SearchIndex>) {
+        if let Some(reader) = reader {
+            *self.index.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(reader));
+        }
+    }
+
     /// The current search index; `None` before the first one is built.
     pub fn index(&self) -> Option<Arc<SearchIndex>> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -126,59 +124,65 @@ impl State {
     }
 }
 
-pub async fn run(app: App, args: Args) -> anyhow::Result<ExitCode> {
-    let listen = args
-        .listen
-        .unwrap_or_else(|| app.config.server.listen.clone());
-    let workers = args.workers.unwrap_or(app.config.server.workers);
-    let tokens = app.catalog(|c| c.tokens()).await?;
-    crate::access::require_tokens_exist(&tokens)?;
-    let server = &app.config.server;
-    let limits = Limits {
-        max_upload_bytes: server.max_upload_mib.saturating_mul(1 << 20),
-        idle_timeout: Duration::from_secs(server.idle_timeout_secs.max(1)),
-        request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
-    };
-    let upload_dir = app.config.data_dir.join("uploads");
-    // What a crash left mid-upload is of no use to anyone.
-    let _ = std::fs::remove_dir_all(&upload_dir);
-    std::fs::create_dir_all(&upload_dir)
-        .with_context(|| format!("cannot create {}", upload_dir.display()))?;
-    // Load the query encoders once, now: the first search after start or idle is as fast
-    // as any other.
-    let config = app.config.clone();
-    let encoders = tokio::task::spawn_blocking(move || crate::search::encoders(&config)).await?;
-    let audit = AuditWriter::start(app.catalog.clone());
-    let state = Arc::new(State {
-        app,
-        index: RwLock::new(None),
-        encoders,
-        tokens: auth::TokenCache::default(),
-        sessions: auth::Sessions::default(),
-        metrics: metrics::Metrics::default(),
-        audit,
-        limits,
-        upload_dir,
-        status: tokio::sync::Mutex::new(None),
-    });
-    let mut follower = Follower::default();
-    follower.step(&state).await;
+impl State {
+    /// Everything requests share, for `lake`: the query encoders are loaded now, so the first
+    /// search after start or idle is as fast as any other. Fails when no token is active.
+    /// Needs a Tokio runtime (the audit writer runs on it).
+    pub async fn new(lake: Lake) -> aperture_lake::Result<Arc<Self>> {
+        let tokens = lake.catalog(|c| c.tokens()).await?;
+        aperture_lake::require_tokens_exist(&tokens)?;
+        let server = &lake.config.server;
+        let limits = Limits {
+            max_upload_bytes: server.max_upload_mib.saturating_mul(1 << 20),
+            idle_timeout: Duration::from_secs(server.idle_timeout_secs.max(1)),
+            request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
+        };
+        let upload_dir = lake.config.data_dir.join("uploads");
+        // What a crash left mid-upload is of no use to anyone.
+        let _ = std::fs::remove_dir_all(&upload_dir);
+        std::fs::create_dir_all(&upload_dir).map_err(|source| aperture_lake::Error::Io {
+            action: "create",
+            path: upload_dir.clone(),
+            source,
+        })?;
+        let config = lake.config.clone();
+        let encoders =
+            tokio::task::spawn_blocking(move || aperture_lake::encoders(&config)).await?;
+        let audit = AuditWriter::start(lake.catalog.clone());
+        Ok(Arc::new(State {
+            lake,
+            index: RwLock::new(None),
+            encoders,
+            tokens: auth::TokenCache::default(),
+            sessions: auth::Sessions::default(),
+            metrics: metrics::Metrics::default(),
+            audit,
+            limits,
+            upload_dir,
+            status: tokio::sync::Mutex::new(None),
+        }))
+    }
+}
 
-    let listener = TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    // The first line on stdout, for scripts that start the server on port 0.
-    println!("listening on http://{addr}");
-    eprintln!(
-        "Aperture serves {} at http://{addr}/ (Ctrl-C stops it)",
-        state.app.config.data_dir.display()
-    );
+/// Serves `listener` until `shutdown` completes: at most [`MAX_CONNECTIONS`] connections,
+/// each with a header timeout; beside it `workers` analysis workers and the search-index
+/// follower. On shutdown the jobs in progress finish first.
+pub async fn run(
+    state: Arc<State>,
+    listener: TcpListener,
+    workers: usize,
+    shutdown: impl Future<Output = ()>,
+) -> aperture_lake::Result<()> {
+    let mut follower = Follower::with_readers(&state.lake);
+    state.swap_reader(follower.step(true).await);
 
     let stop = tokio::sync::watch::channel(false);
     let worker = (workers > 0).then(|| {
-        let app = &state.app;
-        let worker = crate::index::worker_for(app, 600).with_parallelism(workers);
+        let (worker, missing) = state.lake.worker(Duration::from_secs(600));
+        for m in missing {
+            tracing::warn!(analyzer = m.analyzer, reason = %m.reason, "analyzer not running");
+        }
+        let worker = worker.with_parallelism(workers);
         let mut rx = stop.1.clone();
         tokio::spawn(async move {
             if let Err(e) = worker.enqueue_missing().await {
@@ -197,19 +201,21 @@ pub async fn run(app: App, args: Args) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(FOLLOW_EVERY).await;
-                follower.step(&state).await;
+                state.swap_reader(follower.step(false).await);
             }
         })
     };
 
     let router = router(state.clone());
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let shutdown = crate::index::stop_signal();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
-            permit = connections.clone().acquire_owned() => permit?,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
         };
         let (stream, remote) = tokio::select! {
             _ = &mut shutdown => break,
@@ -229,13 +235,13 @@ pub async fn run(app: App, args: Args) -> anyhow::Result<ExitCode> {
             drop(permit);
         });
     }
-    eprintln!("stopping: finishing the jobs in progress");
+    tracing::info!("stopping: finishing the jobs in progress");
     let _ = stop.0.send(true);
     follower.abort();
     if let Some(worker) = worker {
         let _ = worker.await;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, router: Router) {
@@ -251,55 +257,6 @@ async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, rou
         .await
     {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
-    }
-}
-
-/// Keeps the search index current: its own copy applies the catalog's changes, and when
-/// anything changed a fresh reader is opened and swapped in for searches.
-#[derive(Default)]
-struct Follower {
-    writer: Option<SearchIndex>,
-}
-
-impl Follower {
-    async fn step(&mut self, state: &Arc<State>) {
-        let (catalog, dir) = (
-            state.app.catalog.clone(),
-            crate::search::index_dir(&state.app),
-        );
-        let first = state.index().is_none();
-        let writer = self.writer.take();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut writer = match writer {
-                Some(w) => w,
-                None => SearchIndex::open(&dir)?,
-            };
-            let changed = match writer.update(catalog.as_ref()) {
-                Ok(update) => update.indexed > 0 || update.removed > 0,
-                // Another process is updating it; read what is there.
-                Err(aperture_search::Error::Busy(_)) => false,
-                Err(e) => return Err(e),
-            };
-            let reader = if changed || first {
-                Some(SearchIndex::open(&dir)?)
-            } else {
-                None
-            };
-            Ok((writer, reader))
-        })
-        .await;
-        match result {
-            Ok(Ok((writer, reader))) => {
-                self.writer = Some(writer);
-                if let Some(reader) = reader {
-                    *state.index.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Arc::new(reader));
-                }
-            }
-            // Opened afresh next time, so memory never drifts from what is on disk.
-            Ok(Err(e)) => tracing::warn!(error = %e, "search index update failed"),
-            Err(e) => tracing::warn!(error = %e, "search index update panicked"),
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use aperture_catalog::{Backend, Job, Outcome};
 use aperture_core::UnixMillis;
 use serde::Serialize;
 
-use crate::{Analyzer, Error, Input, Output};
+use aperture_analyze::{Analyzer, Error, Input, Output};
 
 /// How long a job is leased: a worker that has not finished by then is presumed dead.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
@@ -352,7 +352,7 @@ impl Worker {
     /// Every analyzer that reads the insights of `name`, whether this worker runs it or not
     /// (workers with other models installed share the queue).
     fn readers_of(&self, name: &str) -> Vec<String> {
-        let mut readers: Vec<String> = crate::READS
+        let mut readers: Vec<String> = aperture_analyze::READS
             .iter()
             .filter(|(_, reads)| reads.contains(&name))
             .map(|(reader, _)| (*reader).to_owned())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aperture_catalog::{Asset, AssetQuery, JobState, Scope, Source};
+use aperture_catalog::{Asset, JobState, Scope, Source};
 use aperture_core::{AssetId, Insight, MediaKind};
 use aperture_search::duplicates::{self, DuplicateOptions};
 use aperture_search::{Hit, Query, SearchOptions};
@@ -95,15 +95,6 @@ async fn openapi(_caller: Caller) -> Response {
         .into_response()
 }
 
-/// Runs catalog calls on the blocking pool.
-async fn catalog<T: Send + 'static>(
-    state: &State,
-    f: impl FnOnce(&dyn aperture_catalog::Backend) -> aperture_catalog::Result<T> + Send + 'static,
-) -> ApiResult<T> {
-    let c = state.app.catalog.clone();
-    Ok(tokio::task::spawn_blocking(move || f(c.as_ref())).await??)
-}
-
 pub fn parse_id(text: &str) -> ApiResult<AssetId> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("'{text}' is not an asset id")))
@@ -111,55 +102,37 @@ pub fn parse_id(text: &str) -> ApiResult<AssetId> {
 
 /// An asset of a collection the caller may see, or 404: an asset it has no grant for is
 /// not told apart from one that does not exist.
-pub async fn visible(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
-    let asset = catalog(state, move |c| c.asset(id)).await?;
-    if !caller.token.sees(&asset.collection) {
-        return Err(ApiError::not_found(format!("asset {id} not found")));
-    }
-    Ok(asset)
+pub async fn visible(caller: &Caller, id: AssetId) -> ApiResult<Asset> {
+    caller.view.asset(id).await.map_err(|e| match e {
+        aperture_lake::Error::NoSuchAsset { .. } => {
+            ApiError::not_found(format!("asset {id} not found"))
+        }
+        e => e.into(),
+    })
 }
 
-/// The one asset the caller may see whose id starts with `prefix` (for `similar:`): assets of
-/// other collections neither match nor make a prefix ambiguous.
-async fn visible_prefix(state: &State, caller: &Caller, prefix: String) -> ApiResult<AssetId> {
-    const SCAN: usize = 1000;
-    let shown = prefix.clone();
-    let token = caller.token.clone();
-    // A token for every collection needs only to know whether the prefix is unique.
-    let limit = if token.collections.is_none() { 2 } else { SCAN };
-    let (found, scanned) = catalog(state, move |c| {
-        let ids = c.assets_with_prefix(&prefix, limit)?;
-        let scanned = ids.len();
-        let mut seen = Vec::new();
-        for id in ids {
-            match c.asset(id) {
-                Ok(a) if token.sees(&a.collection) => seen.push(id),
-                Ok(_) | Err(aperture_catalog::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
+/// The one asset the caller may see whose id starts with `prefix` (for `similar:`).
+async fn visible_prefix(caller: &Caller, prefix: String) -> ApiResult<AssetId> {
+    caller.view.resolve(&prefix).await.map_err(|e| match e {
+        aperture_lake::Error::NoSuchAsset { .. } => {
+            ApiError::not_found(format!("similar: no asset id starts with {prefix}"))
         }
-        Ok((seen, scanned))
+        aperture_lake::Error::Catalog(aperture_catalog::Error::Ambiguous { .. }) => {
+            ApiError::bad_request(format!(
+                "similar: more than one asset id starts with {prefix}; give more digits"
+            ))
+        }
+        aperture_lake::Error::InvalidInput { .. } => ApiError::bad_request(format!(
+            "similar: too many asset ids start with {prefix}; give more digits"
+        )),
+        e => e.into(),
     })
-    .await?;
-    match found.as_slice() {
-        [one] => Ok(*one),
-        // So many ids share the prefix that the caller's may lie beyond those looked at.
-        [] if scanned == SCAN => Err(ApiError::bad_request(format!(
-            "similar: too many asset ids start with {shown}; give more digits"
-        ))),
-        [] => Err(ApiError::not_found(format!(
-            "similar: no asset id starts with {shown}"
-        ))),
-        _ => Err(ApiError::bad_request(format!(
-            "similar: more than one asset id starts with {shown}; give more digits"
-        ))),
-    }
 }
 
 /// An asset the caller may read (scope `read`, and a grant for its collection).
-pub async fn readable(state: &State, caller: &Caller, id: AssetId) -> ApiResult<Asset> {
+pub async fn readable(caller: &Caller, id: AssetId) -> ApiResult<Asset> {
     caller.require(Scope::Read)?;
-    visible(state, caller, id).await
+    visible(caller, id).await
 }
 
 /// What the API says of an asset in lists and hits.
@@ -216,24 +189,28 @@ impl AssetView {
 
 /// Views of many assets, reading the insights a view shows (not the large ones).
 async fn views(state: &State, assets: Vec<Asset>) -> ApiResult<Vec<AssetView>> {
-    catalog(state, move |c| {
-        assets
-            .iter()
-            .map(|a| {
-                let shown = c.insights_of_kinds(a.id, &["thumbnail", "sensitive"])?;
-                Ok(AssetView::new(a, &shown))
-            })
-            .collect()
-    })
-    .await
+    let views = state
+        .lake
+        .catalog(move |c| {
+            assets
+                .iter()
+                .map(|a| {
+                    let shown = c.insights_of_kinds(a.id, &["thumbnail", "sensitive"])?;
+                    Ok(AssetView::new(a, &shown))
+                })
+                .collect()
+        })
+        .await?;
+    Ok(views)
 }
 
-async fn collections(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
+async fn collections(caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let all = catalog(&state, |c| c.collections()).await?;
-    let visible: Vec<Value> = all
+    let visible: Vec<Value> = caller
+        .view
+        .collections()
+        .await?
         .into_iter()
-        .filter(|c| caller.token.sees(&c.name))
         .map(|c| json!({ "name": c.name, "created_at": c.created_at.0 }))
         .collect();
     Ok(Json(Value::Array(visible)))
@@ -266,61 +243,16 @@ async fn list_assets(
         Some(c) => Some(parse_id(c)?),
         None => None,
     };
-    let collection = match params.collection.filter(|c| !c.is_empty()) {
-        Some(name) => {
-            caller.require_collection(&name)?;
-            Some(name)
-        }
-        // A token for exactly one collection lists that one without asking.
-        None => match caller.token.collections.as_deref() {
-            Some([only]) => Some(only.clone()),
-            _ => None,
-        },
-    };
-    let token = caller.token.clone();
-    let (items, next) = catalog(&state, move |c| {
-        let collection = match &collection {
-            Some(name) => match c.collection(name) {
-                Ok(found) => Some(found.id),
-                Err(aperture_catalog::Error::NotFound { .. }) => return Ok((Vec::new(), None)),
-                Err(e) => return Err(e),
-            },
-            None => None,
-        };
-        // With grants for several collections, filter while paging; scan a bounded number
-        // of rows per request and hand back where the scan stopped.
-        let mut query = AssetQuery {
-            collection,
+    let page = caller
+        .view
+        .list(aperture_lake::ListQuery {
+            collection: params.collection.filter(|c| !c.is_empty()),
             kind,
             after,
-            limit: limit + 1,
-        };
-        let mut items = Vec::new();
-        let mut scanned = 0;
-        loop {
-            let page = c.list_assets(&query)?;
-            let full = page.len() == query.limit;
-            for asset in page {
-                scanned += 1;
-                query.after = Some(asset.id);
-                if token.sees(&asset.collection) {
-                    if items.len() == limit {
-                        // One more exists: the cursor is the last one returned.
-                        let next = items.last().map(|a: &Asset| a.id);
-                        return Ok((items, next));
-                    }
-                    items.push(asset);
-                }
-            }
-            if !full {
-                return Ok((items, None));
-            }
-            if scanned >= 20 * limit {
-                return Ok((items, query.after));
-            }
-        }
-    })
-    .await?;
+            limit,
+        })
+        .await?;
+    let (items, next) = (page.items, page.next);
     let items = views(&state, items).await?;
     Ok(Json(json!({
         "items": items,
@@ -350,9 +282,11 @@ async fn asset(
     UrlQuery(params): UrlQuery<AssetParams>,
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
-    let asset = readable(&state, &caller, id).await?;
-    let (sources, insights): (Vec<Source>, Vec<Insight>) =
-        catalog(&state, move |c| Ok((c.sources(id)?, c.insights(id)?))).await?;
+    let asset = readable(&caller, id).await?;
+    let (sources, insights): (Vec<Source>, Vec<Insight>) = state
+        .lake
+        .catalog(move |c| Ok((c.sources(id)?, c.insights(id)?)))
+        .await?;
     let view = AssetView::new(&asset, &insights);
     let insights: Vec<Insight> = insights
         .into_iter()
@@ -374,7 +308,7 @@ async fn delete_asset(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     caller.require(Scope::Admin)?;
-    let asset = readable(&state, &caller, id).await?;
+    let asset = readable(&caller, id).await?;
     // The entry first: an erasure that is not in the log must not happen.
     state
         .audit(
@@ -384,7 +318,7 @@ async fn delete_asset(
             json!({ "name": asset.name, "collection": asset.collection }),
         )
         .await?;
-    crate::assets::erase(&state.app, id).await?;
+    state.lake.erase(id).await?;
     state.status_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -410,26 +344,6 @@ async fn hits_json(state: &State, hits: Vec<Hit>) -> ApiResult<Vec<Value>> {
 
 fn parse_query(text: &str) -> ApiResult<Query> {
     Ok(aperture_search::parse(text).map_err(aperture_search::Error::from)?)
-}
-
-/// Limits a query to the collections the caller may see: a named collection it has no grant
-/// for is refused; no collection named means all of its grants.
-fn restrict(caller: &Caller, query: &mut Query) -> ApiResult<()> {
-    for name in &query.filters.collections {
-        caller.require_collection(name)?;
-    }
-    if query.filters.collections.is_empty()
-        && let Some(granted) = &caller.token.collections
-    {
-        if granted.is_empty() {
-            return Err(ApiError::forbidden(format!(
-                "this token ({}) has no grant for any collection",
-                caller.token.name
-            )));
-        }
-        query.filters.collections = granted.clone();
-    }
-    Ok(())
 }
 
 async fn run_search(
@@ -458,13 +372,13 @@ async fn run_search(
             limit,
             ..SearchOptions::default()
         };
-        index.search(shared.app.catalog.as_ref(), &query, &encoders, &options)
+        index.search(shared.lake.catalog.as_ref(), &query, &encoders, &options)
     })
     .await??;
     // The query was restricted to the caller's collections; this is the second lock.
     let hits: Vec<Hit> = hits
         .into_iter()
-        .filter(|h| caller.token.sees(&h.asset.collection))
+        .filter(|h| caller.view.sees(&h.asset.collection))
         .collect();
     let count = hits.len();
     let hits = hits_json(state, hits).await?;
@@ -498,9 +412,9 @@ async fn search(
     caller.require(Scope::Search)?;
     let mut query = parse_query(&params.q)?;
     if let Some(prefix) = query.similar.take() {
-        query.similar = Some(visible_prefix(&state, &caller, prefix).await?.to_string());
+        query.similar = Some(visible_prefix(&caller, prefix).await?.to_string());
     }
-    restrict(&caller, &mut query)?;
+    caller.view.restrict(&mut query)?;
     run_search(&state, &caller, query, params.limit, &params.q, "search").await
 }
 
@@ -519,10 +433,10 @@ async fn similar(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     caller.require(Scope::Search)?;
-    visible(&state, &caller, id).await?;
+    visible(&caller, id).await?;
     let mut query = parse_query(&params.filter)?;
     query.similar = Some(id.to_string());
-    restrict(&caller, &mut query)?;
+    caller.view.restrict(&mut query)?;
     let text = format!("similar:{id} {}", params.filter);
     run_search(&state, &caller, query, params.limit, text.trim(), "similar").await
 }
@@ -534,29 +448,22 @@ async fn asset_duplicates(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     caller.require(Scope::Search)?;
-    visible(&state, &caller, id).await?;
+    visible(&caller, id).await?;
     let index = state.index();
     let shared = state.clone();
     let pairs = tokio::task::spawn_blocking(move || match index {
         Some(index) => duplicates::near_of(
             &index,
-            shared.app.catalog.as_ref(),
+            shared.lake.catalog.as_ref(),
             id,
             &DuplicateOptions::default(),
         ),
         None => Ok(Vec::new()),
     })
     .await??;
-    let token = caller.token.clone();
-    let assets = catalog(&state, move |c| {
-        pairs
-            .iter()
-            .filter_map(|p| match c.asset(p.b) {
-                Ok(a) if token.sees(&a.collection) => Some(Ok((a, *p))),
-                Ok(_) | Err(aperture_catalog::Error::NotFound { .. }) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<aperture_catalog::Result<Vec<_>>>()
+    let view = caller.view.clone();
+    let assets = aperture_lake::blocking(&state.lake.catalog, move |c| {
+        view.visible_assets(c, pairs.into_iter().map(|p| (p.b, p)).collect())
     })
     .await?;
     let pairs: Vec<_> = assets.iter().map(|(_, p)| *p).collect();
@@ -593,9 +500,9 @@ async fn all_duplicates(
     let started = Instant::now();
     let index = state.index();
     let shared = state.clone();
-    let token = caller.token.clone();
+    let view = caller.view.clone();
     let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let catalog = shared.app.catalog.as_ref();
+        let catalog = shared.lake.catalog.as_ref();
         let mut groups = duplicates::exact(catalog)?;
         if !params.exact_only
             && let Some(index) = index
@@ -606,37 +513,7 @@ async fn all_duplicates(
             }
             groups.extend(duplicates::near(&index, catalog, &options)?);
         }
-        if token.collections.is_none() {
-            return Ok(groups);
-        }
-        // Only what the caller may see: members of other collections are left out. A group
-        // is kept when two members are left (or one asset with several paths, as it was), and
-        // distances measured to a hidden member are not shown.
-        let mut seen = Vec::new();
-        for mut g in groups {
-            let before = g.members.len();
-            let first = g.members.first().map(|m| m.asset);
-            let mut kept = Vec::new();
-            for m in g.members {
-                match catalog.asset(m.asset) {
-                    Ok(a) if token.sees(&a.collection) => kept.push(m),
-                    _ => {}
-                }
-            }
-            if kept.first().map(|m| m.asset) != first {
-                for m in &mut kept {
-                    m.similarity = None;
-                    m.hamming = None;
-                    m.note = None;
-                }
-            }
-            let alone_as_before = before == 1 && kept.len() == 1;
-            if kept.len() > 1 || alone_as_before {
-                g.members = kept;
-                seen.push(g);
-            }
-        }
-        Ok(seen)
+        Ok(view.visible_groups(catalog, groups)?)
     })
     .await??;
     state.metrics.observe_search(started.elapsed());
@@ -654,7 +531,7 @@ async fn all_duplicates(
 async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
     let status = state.status_cached().await?;
-    if caller.token.collections.is_none() {
+    if caller.view.sees_all() {
         return Ok(Json(status));
     }
     // Counts span every collection (jobs per analyzer times the analyzers give the assets;
@@ -671,10 +548,10 @@ async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<
 
 /// What `/api/v1/status` says, computed at most once a second however many pages poll it.
 pub async fn compute_status(state: &State) -> ApiResult<Value> {
-    let (counts, assets, last) = catalog(state, |c| {
-        Ok((c.state_counts()?, c.asset_count()?, c.last_change()?))
-    })
-    .await?;
+    let (counts, assets, last) = state
+        .lake
+        .catalog(|c| Ok((c.state_counts()?, c.asset_count()?, c.last_change()?)))
+        .await?;
     let mut jobs = serde_json::Map::new();
     for s in [
         JobState::Queued,
@@ -707,7 +584,10 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
 
 async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Response> {
     caller.require(Scope::Admin)?;
-    let (counts, assets) = catalog(&state, |c| Ok((c.state_counts()?, c.asset_count()?))).await?;
+    let (counts, assets) = state
+        .lake
+        .catalog(|c| Ok((c.state_counts()?, c.asset_count()?)))
+        .await?;
     let jobs: Vec<(String, u64)> = counts
         .into_iter()
         .map(|(s, n)| (s.as_str().to_owned(), n))

@@ -101,11 +101,28 @@ impl From<tokio::task::JoinError> for ApiError {
     }
 }
 
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        match e.downcast::<aperture_catalog::Error>() {
-            Ok(e) => e.into(),
-            Err(e) => Self::internal(format!("{e:#}")),
+impl From<aperture_lake::Error> for ApiError {
+    fn from(e: aperture_lake::Error) -> Self {
+        use aperture_lake::Error as E;
+        match e {
+            E::Catalog(e) => e.into(),
+            E::Search(e) => e.into(),
+            E::NoSuchAsset { .. } => Self::not_found(e.to_string()),
+            E::Forbidden { message } => Self::forbidden(message),
+            E::InvalidInput { .. } => Self::bad_request(e.to_string()),
+            e => Self::internal(error_chain(&e)),
         }
     }
+}
+
+/// An error and its causes, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

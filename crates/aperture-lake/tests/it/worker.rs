@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aperture_analyze::{Worker, builtin};
+use aperture_analyze::builtin;
 use aperture_blob::BlobStore;
 use aperture_catalog::{Backend, JobState, NewAsset, NewSource, Outcome, Recorded, SqliteCatalog};
 use aperture_core::{ContentHash, MediaKind, MediaMetadata};
+use aperture_lake::Worker;
 use bytes::Bytes;
 
 /// A worker without the embedding model still queues the embedding again when the text it

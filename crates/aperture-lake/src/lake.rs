@@ -1,0 +1,128 @@
+//! Opening a data folder: the config turned into a blob store and a catalog.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aperture_analyze::{Analyzer, Unavailable};
+use aperture_blob::BlobStore;
+use aperture_catalog::{Backend, SqliteCatalog};
+use aperture_core::AssetId;
+
+use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
+use crate::{Error, Result};
+
+/// An opened data folder: its config, blob store and catalog. Cheap to clone.
+#[derive(Clone)]
+pub struct Lake {
+    /// The validated config.
+    pub config: Config,
+    /// The content-addressed blobs.
+    pub blobs: BlobStore,
+    /// The catalog, job queue, tokens and audit log.
+    pub catalog: Arc<dyn Backend>,
+}
+
+/// What [`Lake::init`] did.
+pub struct Initialised {
+    /// The opened lake.
+    pub lake: Lake,
+    /// The config file used.
+    pub config_file: std::path::PathBuf,
+    /// False when the folder was initialised already.
+    pub fresh: bool,
+    /// The first admin token, when none existed (shown once, never stored).
+    pub admin_token: Option<String>,
+}
+
+impl Lake {
+    /// Creates the data folder and the config file with every default (at `config_file` when
+    /// given, else in the data folder) unless they exist, opens it, and makes the first admin
+    /// token when there is none (its creation audited as done by `actor`).
+    pub async fn init(
+        data_dir: &Path,
+        config_file: Option<&Path>,
+        store_options: Vec<(String, String)>,
+        actor: &str,
+    ) -> Result<Initialised> {
+        let dir = std::path::absolute(data_dir).map_err(Error::io("resolve", data_dir))?;
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
+        let fresh = !config_path.exists();
+        if fresh {
+            std::fs::write(&config_path, DEFAULT_CONFIG)
+                .map_err(Error::io("write", &config_path))?;
+        }
+        let config = Config::load(&dir, Some(&config_path))?;
+        // A config written beforehand (by a script, say) does not make the folder initialised.
+        let fresh = fresh || !config.catalog_path.exists();
+        let lake = Self::connect(config, store_options).await?;
+        let admin_token = crate::audit::first_admin_token(&lake, actor).await?;
+        Ok(Initialised {
+            lake,
+            config_file: config_path,
+            fresh,
+            admin_token,
+        })
+    }
+
+    /// Opens an initialised data folder. `store_options` are credentials and endpoints for
+    /// remote blob stores (object_store's lower-case keys).
+    pub async fn open(config: Config, store_options: Vec<(String, String)>) -> Result<Self> {
+        if !config.data_dir.join(CONFIG_NAME).exists() && !config.catalog_path.exists() {
+            return Err(Error::NotInitialised {
+                dir: config.data_dir.clone(),
+            });
+        }
+        Self::connect(config, store_options).await
+    }
+
+    async fn connect(config: Config, store_options: Vec<(String, String)>) -> Result<Self> {
+        let blobs = BlobStore::open_url(&config.blobs_url, store_options)?
+            .with_durable(config.storage_fsync);
+        blobs.init().await?;
+        let path = config.catalog_path.clone();
+        let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path)).await??;
+        Ok(Self {
+            config,
+            blobs,
+            catalog: Arc::new(catalog),
+        })
+    }
+
+    /// Runs a catalog call on the blocking pool: the catalog traits are synchronous.
+    pub async fn catalog<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Backend) -> aperture_catalog::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        crate::blocking(&self.catalog, f).await
+    }
+
+    /// Resolves a full id or a unique prefix of one (among every collection).
+    pub async fn resolve(&self, text: &str) -> Result<AssetId> {
+        self.view_all().resolve(text).await
+    }
+
+    /// The analyzers this data folder runs: every one whose models are installed, less those
+    /// the config disables; and those that cannot run, with the command that fixes it.
+    pub fn analyzers(&self) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>) {
+        let (mut analyzers, mut missing) = aperture_analyze::available(&self.config.models_dir);
+        if let Some(id) = &self.config.clip_model {
+            match aperture_analyze::Clip::from_hub(&self.config.models_dir, id) {
+                Ok(clip) => analyzers.push(Arc::new(clip)),
+                Err(e) => missing.push(Unavailable {
+                    analyzer: "clip",
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let disabled = &self.config.disabled_analyzers;
+        analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
+        missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));
+        (analyzers, missing)
+    }
+
+    /// The search index's folder.
+    pub fn index_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("search")
+    }
+}

@@ -1,0 +1,194 @@
+//! The search index as the application uses it: brought up to date from the catalog, the
+//! query encoders loaded from the models folder, and example images turned into vectors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use aperture_analyze::embed::TextEmbedder;
+use aperture_analyze::{Analyzer, MINILM_MODEL, MINILM_SPACE};
+use aperture_catalog::{Asset, Backend};
+use aperture_core::{AssetId, MediaKind, MediaMetadata, UnixMillis, decode_vector};
+use aperture_search::{Hit, Query, QueryEncoder, SearchIndex, SearchOptions, Update};
+
+use crate::config::Config;
+use crate::{Error, Lake, Result};
+
+/// A query encoder that a server shares between requests.
+pub trait SearchEncoder: QueryEncoder + Send + Sync {}
+
+impl<T: QueryEncoder + Send + Sync> SearchEncoder for T {}
+
+/// Opens the search index and brings it up to date with the catalog. When another process
+/// is updating it, searches what is there. Blocking.
+pub fn open_current(dir: &Path, catalog: &dyn Backend) -> Result<SearchIndex> {
+    let mut index = SearchIndex::open(dir)?;
+    match index.update(catalog) {
+        Ok(_) => {}
+        Err(aperture_search::Error::Busy(_)) if index.is_built() => {
+            tracing::info!("another process is updating the search index; searching what it has");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(index)
+}
+
+impl Lake {
+    /// Brings the search index up to date with the catalog: what `aperture index`, `ingest
+    /// --index` and `rm` run afterwards.
+    pub async fn update_search(&self) -> Result<Update> {
+        let dir = self.index_dir();
+        let catalog = self.catalog.clone();
+        tokio::task::spawn_blocking(move || -> Result<Update> {
+            let mut index = SearchIndex::open(&dir)?;
+            Ok(index.update(catalog.as_ref())?)
+        })
+        .await?
+    }
+
+    /// Runs a query on an up-to-date index, loading the query encoders for it (a server keeps
+    /// them loaded instead), ranked also by likeness to `examples` (space, vector).
+    pub async fn search(
+        &self,
+        query: Query,
+        examples: Vec<(String, Vec<f32>)>,
+        limit: usize,
+    ) -> Result<Vec<Hit>> {
+        let (catalog, config, dir) = (self.catalog.clone(), self.config.clone(), self.index_dir());
+        tokio::task::spawn_blocking(move || -> Result<Vec<Hit>> {
+            let encoders = if query.terms.iter().any(|t| !t.excluded) {
+                encoders(&config)
+            } else {
+                Vec::new()
+            };
+            let index = open_current(&dir, catalog.as_ref())?;
+            let refs: Vec<&dyn QueryEncoder> = encoders
+                .iter()
+                .map(|e| e.as_ref() as &dyn QueryEncoder)
+                .collect();
+            let options = SearchOptions {
+                limit,
+                ..SearchOptions::default()
+            };
+            Ok(index.search_with_examples(catalog.as_ref(), &query, &refs, &examples, &options)?)
+        })
+        .await?
+    }
+
+    /// The image vectors of a file that is not stored: what the installed image analyzers
+    /// make of it (EfficientNet features, CLIP).
+    pub async fn example_vectors(&self, file: PathBuf) -> Result<Vec<(String, Vec<f32>)>> {
+        let (analyzers, _) = self.analyzers();
+        tokio::task::spawn_blocking(move || image_vectors(&analyzers, &file)).await?
+    }
+}
+
+/// The encoders that turn query words into vectors: MiniLM when installed, and CLIP's text
+/// tower when a CLIP model is configured. Blocking (loads the models). One that cannot load
+/// is left out with a warning: searching goes on without it.
+pub fn encoders(config: &Config) -> Vec<Box<dyn SearchEncoder>> {
+    let mut out: Vec<Box<dyn SearchEncoder>> = Vec::new();
+    let models = &config.models_dir;
+    if let Ok(folder) = aperture_models::require(models, MINILM_MODEL) {
+        let library = aperture_analyze::onnx::runtime_library(models).ok();
+        match TextEmbedder::load_with(&folder, library.as_deref()) {
+            Ok(model) => out.push(Box::new(MiniLm(model))),
+            Err(e) => tracing::warn!(error = %e, "searching without meaning"),
+        }
+    }
+    if let Some(id) = &config.clip_model {
+        let clip = aperture_analyze::Clip::from_hub(models, id).map_err(|e| e.to_string());
+        match clip.and_then(|c| Ok((c.space(), c.encoder().map_err(|e| e.to_string())?))) {
+            Ok((space, encoder)) => out.push(Box::new(ClipText { space, encoder })),
+            Err(e) => tracing::warn!(error = %e, "searching without CLIP"),
+        }
+    }
+    out
+}
+
+struct MiniLm(TextEmbedder);
+
+impl QueryEncoder for MiniLm {
+    fn space(&self) -> &str {
+        MINILM_SPACE
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<f32>, String> {
+        let mut v = self.0.embed(&[text]).map_err(|e| e.to_string())?;
+        v.pop().ok_or_else(|| "no vector".to_owned())
+    }
+}
+
+struct ClipText {
+    space: String,
+    encoder: Arc<aperture_analyze::clip::ClipEncoder>,
+}
+
+impl QueryEncoder for ClipText {
+    fn space(&self) -> &str {
+        &self.space
+    }
+
+    fn encode(&self, text: &str) -> Result<Vec<f32>, String> {
+        let mut v = self
+            .encoder
+            .embed_texts(&[text])
+            .map_err(|e| e.to_string())?;
+        v.pop().ok_or_else(|| "no vector".to_owned())
+    }
+}
+
+fn image_vectors(analyzers: &[Arc<dyn Analyzer>], file: &Path) -> Result<Vec<(String, Vec<f32>)>> {
+    let asset = Asset {
+        id: AssetId::new(),
+        collection: String::new(),
+        hash: aperture_core::ContentHash::of(file.as_os_str().as_encoded_bytes()),
+        size: std::fs::metadata(file)
+            .map_err(Error::io("read", file))?
+            .len(),
+        kind: MediaKind::Image,
+        mime: String::new(),
+        ingested_at: UnixMillis::now(),
+        captured_at: None,
+        name: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        metadata: MediaMetadata::default(),
+    };
+    let mut out = Vec::new();
+    for analyzer in analyzers
+        .iter()
+        .filter(|a| matches!(a.name(), "labels" | "clip"))
+    {
+        let output = analyzer
+            .analyze(&aperture_analyze::Input {
+                asset: &asset,
+                path: file,
+                insights: &[],
+            })
+            .map_err(|source| Error::Analyze {
+                analyzer: analyzer.name(),
+                path: file.to_owned(),
+                source,
+            })?;
+        for i in output.insights {
+            if let (Some(space), Some(v)) = (i.value["space"].as_str(), i.value["vector"].as_str())
+            {
+                let vector = decode_vector(v).map_err(|e| Error::InvalidInput {
+                    what: format!("vector from {}", analyzer.name()),
+                    reason: e.to_string(),
+                })?;
+                out.push((space.to_owned(), vector));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::InvalidInput {
+            what: format!("example image {}", file.display()),
+            reason: "no image model is installed to compare it with \
+                     (`aperture models install efficientnet-lite0`)"
+                .into(),
+        });
+    }
+    Ok(out)
+}

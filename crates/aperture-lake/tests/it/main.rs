@@ -1,0 +1,3 @@
+//! The application layer against real (SQLite, local or in-memory) backends.
+
+mod worker;
