@@ -131,8 +131,43 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Bytes that deduplication saved: what the files take less what the store holds.
     pub fn dedupe_savings(&self) -> u64 {
         self.logical_bytes.saturating_sub(self.stored_bytes)
+    }
+}
+
+/// What `aperture stats` prints: a table by kind, then totals and what deduplication saved.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use aperture_core::human::{HumanBytes as B, HumanCount as N};
+        writeln!(f, "{:<10} {:>10} {:>12}", "KIND", "ASSETS", "BYTES")?;
+        for (kind, k) in &self.by_kind {
+            let (assets, bytes) = (N(k.assets).to_string(), B(k.bytes).to_string());
+            writeln!(f, "{:<10} {assets:>10} {bytes:>12}", kind.as_str())?;
+        }
+        let total = B(self.by_kind.values().map(|k| k.bytes).sum()).to_string();
+        writeln!(
+            f,
+            "{:<10} {:>10} {total:>12}",
+            "total",
+            N(self.assets).to_string()
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{} collections, {} source paths, {} distinct blobs",
+            N(self.collections),
+            N(self.sources),
+            N(self.distinct_blobs)
+        )?;
+        write!(
+            f,
+            "stored {} for {} of files: deduplication saved {}",
+            B(self.stored_bytes),
+            B(self.logical_bytes),
+            B(self.dedupe_savings())
+        )
     }
 }
 

@@ -11,6 +11,7 @@
 //! ```
 
 mod hash;
+pub mod human;
 mod id;
 mod insight;
 mod kind;

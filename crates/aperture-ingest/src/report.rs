@@ -2,6 +2,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use aperture_catalog::Recorded;
+use aperture_core::human::{HumanBytes as B, HumanCount as N, capped};
 use aperture_core::{AssetId, ContentHash, MediaKind};
 use serde::Serialize;
 
@@ -152,5 +153,67 @@ impl Report {
         if keep_every_file || file.status == FileStatus::Failed || !file.warnings.is_empty() {
             self.files.push(file);
         }
+    }
+}
+
+/// What `aperture ingest` prints: totals, rates, and the files that failed or were stored
+/// with warnings (the first 20 of each).
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.totals;
+        let secs = self.elapsed.as_secs_f64().max(1e-3);
+        writeln!(
+            f,
+            "ingested {} files ({}) into {:?} in {:.1} s: {}/s, {} files/s",
+            N(t.files),
+            B(t.bytes),
+            self.collection,
+            secs,
+            B((t.bytes as f64 / secs) as u64),
+            N((t.files as f64 / secs) as u64),
+        )?;
+        write!(
+            f,
+            "  {} stored, {} duplicates, {} already known, {} failed; {} new in the blob store",
+            N(t.stored),
+            N(t.duplicates),
+            N(t.known),
+            N(t.failed),
+            B(t.new_bytes),
+        )?;
+        if t.hidden_skipped > 0 {
+            write!(
+                f,
+                "\n  {} hidden files or folders left out (--hidden takes them too)",
+                N(t.hidden_skipped)
+            )?;
+        }
+        let failed: Vec<_> = self
+            .files
+            .iter()
+            .filter(|x| x.status == FileStatus::Failed)
+            .map(|x| x.error.clone().unwrap_or_else(|| x.path.clone()))
+            .collect();
+        if !failed.is_empty() {
+            write!(
+                f,
+                "\nfailed:\n{}",
+                capped(&failed, 20, "--json lists them all").trim_end()
+            )?;
+        }
+        let warned: Vec<_> = self
+            .files
+            .iter()
+            .filter(|x| x.status != FileStatus::Failed && !x.warnings.is_empty())
+            .map(|x| format!("{}: {}", x.path, x.warnings.join("; ")))
+            .collect();
+        if !warned.is_empty() {
+            write!(
+                f,
+                "\nstored with warnings:\n{}",
+                capped(&warned, 20, "--json lists them all").trim_end()
+            )?;
+        }
+        Ok(())
     }
 }

@@ -97,3 +97,111 @@ pub fn require_tokens_exist(tokens: &[Token]) -> Result<()> {
     }
     Ok(())
 }
+
+/// What [`Lake::verify_audit`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Every entry hashes the one before; the head (seq, hash) to keep elsewhere.
+    Intact {
+        /// Entries checked.
+        checked: u64,
+        /// The last entry's number.
+        seq: i64,
+        /// The last entry's hash.
+        hash: String,
+    },
+    /// The chain breaks at this entry (changed, missing or moved).
+    Broken {
+        /// The first bad entry.
+        seq: i64,
+        /// What is wrong with it.
+        problem: String,
+        /// Sound entries before it.
+        checked: u64,
+    },
+    /// The head recorded earlier is there but is another entry: the log was rewritten.
+    Rewritten {
+        /// The head's number.
+        seq: i64,
+    },
+    /// The head recorded earlier is gone: the log was cut short.
+    CutShort {
+        /// The head's number.
+        seq: i64,
+        /// Where the log ends now.
+        ends_at: i64,
+    },
+}
+
+/// Entries read at once when walking the log.
+const AUDIT_PAGE: usize = 10_000;
+
+impl Lake {
+    /// The last `limit` entries. The log is walked from the start in pages (seq has no gaps in
+    /// a sound log, but a damaged one must still show).
+    pub async fn audit_tail(&self, limit: usize) -> Result<Vec<aperture_catalog::AuditEntry>> {
+        let mut tail = std::collections::VecDeque::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .catalog(move |c| c.audit_entries(after, AUDIT_PAGE))
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in page {
+                if tail.len() == limit {
+                    tail.pop_front();
+                }
+                tail.push_back(e);
+            }
+        }
+        Ok(tail.into())
+    }
+
+    /// Walks the hash chain from the first entry and names the first bad one; with `head`
+    /// (a `(seq, hash)` kept elsewhere from an earlier check) also catches a log that was cut
+    /// short or rewritten whole.
+    pub async fn verify_audit(&self, head: Option<(i64, String)>) -> Result<AuditVerdict> {
+        let mut check = aperture_catalog::access::ChainCheck::default();
+        let mut after = 0;
+        let mut head_seen = false;
+        loop {
+            let page = self
+                .catalog(move |c| c.audit_entries(after, AUDIT_PAGE))
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for e in &page {
+                if let Err(broken) = check.next(e) {
+                    return Ok(AuditVerdict::Broken {
+                        seq: broken.seq,
+                        problem: broken.problem,
+                        checked: check.checked,
+                    });
+                }
+                if let Some((seq, hash)) = &head
+                    && e.seq == *seq
+                {
+                    head_seen = true;
+                    if check.head().1 != *hash {
+                        return Ok(AuditVerdict::Rewritten { seq: *seq });
+                    }
+                }
+            }
+        }
+        let (seq, hash) = check.head();
+        if let Some((expected, _)) = head
+            && !head_seen
+        {
+            return Ok(AuditVerdict::CutShort {
+                seq: expected,
+                ends_at: seq,
+            });
+        }
+        Ok(AuditVerdict::Intact {
+            checked: check.checked,
+            seq,
+            hash,
+        })
+    }
+}

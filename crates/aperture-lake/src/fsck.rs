@@ -3,6 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::fmt;
+
+use aperture_core::human::{HumanBytes, HumanCount, capped};
 use aperture_core::{ContentHash, UnixMillis};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -164,5 +167,59 @@ impl Lake {
         }
 
         Ok(f)
+    }
+}
+
+/// The findings as `aperture fsck` prints them (`repair`: whether leftovers were removed).
+pub struct FsckReport<'a>(pub &'a Findings, pub bool);
+
+impl fmt::Display for FsckReport<'_> {
+    fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (f, repair) = (self.0, self.1);
+        writeln!(
+            out,
+            "checked {} blobs ({})",
+            HumanCount(f.blobs),
+            HumanBytes(f.blob_bytes)
+        )?;
+        if !f.corrupt.is_empty() {
+            writeln!(out, "CORRUPT blobs ({}):", f.corrupt.len())?;
+            write!(out, "{}", capped(&f.corrupt, 20, "--json lists them all"))?;
+        }
+        if !f.missing.is_empty() {
+            writeln!(out, "MISSING blobs of assets ({}):", f.missing.len())?;
+            let missing: Vec<String> = f.missing.iter().map(|h| h.to_string()).collect();
+            write!(out, "{}", capped(&missing, 20, "--json lists them all"))?;
+        }
+        writeln!(
+            out,
+            "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions, \
+             derived objects of {} erased assets",
+            f.unreferenced.len(),
+            HumanBytes(f.unreferenced_bytes),
+            f.staging_leftovers,
+            f.unfinished_deletions,
+            f.orphan_derived
+        )?;
+        if repair {
+            writeln!(out, "repaired {}", f.repaired)?;
+        } else if !f.unreferenced.is_empty()
+            || f.staging_leftovers > 0
+            || f.unfinished_deletions > 0
+        {
+            writeln!(
+                out,
+                "(aperture fsck --repair removes leftovers older than an hour)"
+            )?;
+        }
+        write!(
+            out,
+            "{}",
+            if f.healthy() {
+                "ok: every asset's blob is present and intact"
+            } else {
+                "NOT OK"
+            }
+        )
     }
 }

@@ -3,7 +3,7 @@
 use aperture_ingest::{IngestOptions, JobSpec};
 use aperture_media::ProbeOptions;
 
-use crate::Lake;
+use crate::{Error, Lake, Result};
 
 impl Lake {
     /// Ingest options for `collection`: settings from the config, and a job for every
@@ -45,5 +45,29 @@ impl Lake {
         let worker = crate::Worker::new(self.blobs.clone(), self.catalog.clone(), analyzers)
             .with_lease(lease.max(std::time::Duration::from_secs(1)));
         (worker, missing)
+    }
+
+    /// Queues again the results of `analyzer` made by another version than the one installed
+    /// here; returns that version and how many were queued. Search keeps serving the old
+    /// results until the new ones replace them.
+    pub async fn reindex(&self, analyzer: &str) -> Result<(String, u64)> {
+        let (analyzers, missing) = self.analyzers();
+        if let Some(m) = missing.iter().find(|m| m.analyzer == analyzer) {
+            return Err(Error::InvalidInput {
+                what: format!("analyzer {analyzer}"),
+                reason: format!("it cannot run here: {}", m.reason),
+            });
+        }
+        let Some(found) = analyzers.iter().find(|a| a.name() == analyzer) else {
+            let known: Vec<_> = analyzers.iter().map(|a| a.name()).collect();
+            return Err(Error::InvalidInput {
+                what: format!("analyzer {analyzer:?}"),
+                reason: format!("no such analyzer; known: {}", known.join(", ")),
+            });
+        };
+        let (name, version) = (found.name().to_owned(), found.version());
+        let v = version.clone();
+        let stale = self.catalog(move |c| c.requeue_stale(&name, &v)).await?;
+        Ok((version, stale))
     }
 }

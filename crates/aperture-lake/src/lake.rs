@@ -34,6 +34,51 @@ pub struct Initialised {
     pub admin_token: Option<String>,
 }
 
+/// What `aperture init` says: where everything is, the admin token when one was made, and
+/// what to do next.
+impl std::fmt::Display for Initialised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = &self.lake.config;
+        let verb = if self.fresh {
+            "initialised"
+        } else {
+            "already initialised"
+        };
+        writeln!(
+            f,
+            "{verb} Aperture data folder {}",
+            config.data_dir.display()
+        )?;
+        writeln!(f, "  config   {}", self.config_file.display())?;
+        writeln!(f, "  catalog  {}", config.catalog_path.display())?;
+        writeln!(f, "  blobs    {}", config.blobs_url)?;
+        if let Some(token) = &self.admin_token {
+            writeln!(f, "admin token: {token}")?;
+            writeln!(
+                f,
+                "  (shown only now; it may do everything: keep it secret, and make narrower ones"
+            )?;
+            writeln!(
+                f,
+                "   with `aperture token create --name NAME --scopes read,search`)"
+            )?;
+            writeln!(
+                f,
+                "  API: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:7878/api/v1/status"
+            )?;
+            writeln!(
+                f,
+                "  web UI: aperture serve, then open http://127.0.0.1:7878/#token={token}"
+            )?;
+        }
+        write!(
+            f,
+            "next: aperture --data {} ingest PATH...",
+            config.data_dir.display()
+        )
+    }
+}
+
 impl Lake {
     /// Creates the data folder and the config file with every default (at `config_file` when
     /// given, else in the data folder) unless they exist, opens it, and makes the first admin

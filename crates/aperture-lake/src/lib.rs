@@ -27,6 +27,7 @@ mod access;
 mod audit;
 mod batch;
 pub mod config;
+mod detail;
 mod erase;
 mod error;
 mod follow;
@@ -41,15 +42,16 @@ use std::sync::Arc;
 use aperture_catalog::Backend;
 
 pub use access::{ListQuery, Page, View};
-pub use audit::{AuditWriter, require_tokens_exist};
+pub use audit::{AuditVerdict, AuditWriter, require_tokens_exist};
 pub use batch::GroupCommit;
 pub use config::Config;
+pub use detail::AssetDetail;
 pub use erase::Erased;
 pub use error::{Error, Result};
 pub use follow::Follower;
-pub use fsck::{Findings, FsckOptions};
+pub use fsck::{Findings, FsckOptions, FsckReport};
 pub use lake::{Initialised, Lake};
-pub use search::{SearchEncoder, encoders, open_current};
+pub use search::{SearchEncoder, duplicate_groups, encoders, open_current};
 pub use worker::{Worker, WorkerReport};
 
 /// Runs a synchronous catalog call on the blocking pool.

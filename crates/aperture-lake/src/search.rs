@@ -8,6 +8,7 @@ use aperture_analyze::embed::TextEmbedder;
 use aperture_analyze::{Analyzer, MINILM_MODEL, MINILM_SPACE};
 use aperture_catalog::{Asset, Backend};
 use aperture_core::{AssetId, MediaKind, MediaMetadata, UnixMillis, decode_vector};
+use aperture_search::duplicates::{self, DuplicateOptions, Group};
 use aperture_search::{Hit, Query, QueryEncoder, SearchIndex, SearchOptions, Update};
 
 use crate::config::Config;
@@ -79,6 +80,48 @@ impl Lake {
     pub async fn example_vectors(&self, file: PathBuf) -> Result<Vec<(String, Vec<f32>)>> {
         let (analyzers, _) = self.analyzers();
         tokio::task::spawn_blocking(move || image_vectors(&analyzers, &file)).await?
+    }
+}
+
+/// Exact duplicates (the same bytes), and with an index near duplicates (image features
+/// confirmed by perceptual hash) at `min_similarity` or the default. Blocking.
+pub fn duplicate_groups(
+    catalog: &dyn Backend,
+    index: Option<&SearchIndex>,
+    min_similarity: Option<f32>,
+) -> Result<Vec<Group>> {
+    let mut groups = duplicates::exact(catalog)?;
+    if let Some(index) = index {
+        let mut options = DuplicateOptions::default();
+        if let Some(t) = min_similarity {
+            options.min_similarity = t.clamp(0.0, 1.0);
+        }
+        groups.extend(duplicates::near(index, catalog, &options)?);
+    }
+    Ok(groups)
+}
+
+impl Lake {
+    /// [`duplicate_groups`] on an up-to-date index (none: exact duplicates only).
+    pub async fn duplicates(&self, near: bool, min_similarity: Option<f32>) -> Result<Vec<Group>> {
+        let (catalog, dir) = (self.catalog.clone(), self.index_dir());
+        tokio::task::spawn_blocking(move || {
+            let index = near
+                .then(|| open_current(&dir, catalog.as_ref()))
+                .transpose()?;
+            duplicate_groups(catalog.as_ref(), index.as_ref(), min_similarity)
+        })
+        .await?
+    }
+
+    /// Rebuilds the search index from the catalog beside the current one, then swaps it in
+    /// (searches keep working meanwhile).
+    pub async fn rebuild_search(&self) -> Result<(SearchIndex, Update)> {
+        let (catalog, dir) = (self.catalog.clone(), self.index_dir());
+        Ok(
+            tokio::task::spawn_blocking(move || SearchIndex::rebuild(&dir, catalog.as_ref()))
+                .await??,
+        )
     }
 }
 

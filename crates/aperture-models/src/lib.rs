@@ -32,6 +32,7 @@
 mod hub;
 mod install;
 mod manifest;
+mod report;
 #[cfg(test)]
 mod tests;
 
@@ -48,6 +49,7 @@ pub use manifest::{
     Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,
     Target, Wheel, find,
 };
+pub use report::{Installed, Listed, install_reported};
 
 /// The file in every model folder that says what was installed.
 pub const RECORD: &str = "installed.json";

@@ -102,6 +102,63 @@ pub enum Reason {
     Filters,
 }
 
+impl Reason {
+    /// One line saying why a hit matched, with the matches in «».
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::Words {
+                field,
+                text,
+                highlights,
+                place,
+                confidence,
+            } => {
+                let mut marked = String::new();
+                let mut at = 0;
+                for r in highlights {
+                    if r.start < at || r.end > text.len() {
+                        continue;
+                    }
+                    marked.push_str(&text[at..r.start]);
+                    marked.push('«');
+                    marked.push_str(&text[r.clone()]);
+                    marked.push('»');
+                    at = r.end;
+                }
+                marked.push_str(&text[at..]);
+                let mut line = format!("{field}: {}", marked.replace('\n', " "));
+                if let Some(c) = confidence {
+                    line.push_str(&format!(" ({:.0}%)", c * 100.0));
+                }
+                if let Some(aperture_core::Place::Page { page, .. }) = place {
+                    line.push_str(&format!(" [page {page}]"));
+                }
+                line
+            }
+            Reason::Meaning {
+                space,
+                similarity,
+                text,
+                place,
+                ..
+            } => {
+                let mut line = format!("meaning ({space}, {similarity:.2})");
+                if let Some(text) = text {
+                    line.push_str(&format!(": {}", aperture_core::human::clip(text, 90)));
+                }
+                if let aperture_core::Place::Page { page, .. } = place {
+                    line.push_str(&format!(" [page {page}]"));
+                }
+                line
+            }
+            Reason::Similar { space, similarity } => {
+                format!("looks similar ({space}, {similarity:.2})")
+            }
+            Reason::Filters => "matches the filters".to_owned(),
+        }
+    }
+}
+
 impl SearchIndex {
     /// Runs a parsed query. `encoders` turn the words into vectors for the spaces they serve;
     /// spaces without an encoder are searched only through `similar:`.

@@ -503,16 +503,8 @@ async fn all_duplicates(
     let view = caller.view.clone();
     let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let catalog = shared.lake.catalog.as_ref();
-        let mut groups = duplicates::exact(catalog)?;
-        if !params.exact_only
-            && let Some(index) = index
-        {
-            let mut options = DuplicateOptions::default();
-            if let Some(t) = params.threshold {
-                options.min_similarity = t.clamp(0.0, 1.0);
-            }
-            groups.extend(duplicates::near(&index, catalog, &options)?);
-        }
+        let index = index.filter(|_| !params.exact_only);
+        let groups = aperture_lake::duplicate_groups(catalog, index.as_deref(), params.threshold)?;
         Ok(view.visible_groups(catalog, groups)?)
     })
     .await??;

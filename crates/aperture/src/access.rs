@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use aperture_catalog::access::ChainCheck;
-use aperture_catalog::{AuditEntry, NewToken, Scope, Token};
-use aperture_lake::Lake;
+use aperture_catalog::{NewToken, Scope, Token};
+use aperture_lake::{AuditVerdict, Lake};
 
 use crate::output;
 
@@ -196,23 +195,7 @@ pub async fn audit(lake: &Lake, args: AuditArgs) -> anyhow::Result<ExitCode> {
     if args.verify {
         return verify(lake, args.head.as_deref()).await;
     }
-    // The last `limit` entries: walk from the start in pages (seq has no gaps in a sound log,
-    // but a damaged one must still show).
-    let mut tail: std::collections::VecDeque<AuditEntry> = Default::default();
-    let mut after = 0;
-    loop {
-        let page = lake
-            .catalog(move |c| c.audit_entries(after, 10_000))
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in page {
-            if tail.len() == args.limit {
-                tail.pop_front();
-            }
-            tail.push_back(e);
-        }
-    }
+    let tail = lake.audit_tail(args.limit).await?;
     if args.json {
         output::json(&tail)?;
         return Ok(ExitCode::SUCCESS);
@@ -244,58 +227,31 @@ async fn verify(lake: &Lake, head: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut check = ChainCheck::default();
-    let mut after = 0;
-    let mut head_seen = false;
-    loop {
-        let page = lake
-            .catalog(move |c| c.audit_entries(after, 10_000))
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for e in &page {
-            if let Err(broken) = check.next(e) {
-                println!(
-                    "audit log BROKEN at entry #{}: {}",
-                    broken.seq, broken.problem
-                );
-                println!(
-                    "{} entries before it are sound",
-                    output::count(check.checked)
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-            if let Some((seq, _)) = &expected
-                && e.seq == *seq
-            {
-                head_seen = true;
-                if check.head().1 != expected.as_ref().map_or("", |x| x.1.as_str()) {
-                    println!(
-                        "audit log BROKEN at entry #{seq}: it is not the entry recorded earlier: \
-                         the log was rewritten"
-                    );
-                    return Ok(ExitCode::FAILURE);
-                }
-            }
+    match lake.verify_audit(expected).await? {
+        AuditVerdict::Intact { checked, seq, hash } => {
+            println!(
+                "audit log intact: {} entries, head {seq}:{hash}",
+                output::count(checked)
+            );
+            println!(
+                "(keep the head elsewhere; `aperture audit --verify --head {seq}:{hash}` later proves nothing before it changed)"
+            );
+            return Ok(ExitCode::SUCCESS);
         }
+        AuditVerdict::Broken {
+            seq,
+            problem,
+            checked,
+        } => {
+            println!("audit log BROKEN at entry #{seq}: {problem}");
+            println!("{} entries before it are sound", output::count(checked));
+        }
+        AuditVerdict::Rewritten { seq } => println!(
+            "audit log BROKEN at entry #{seq}: it is not the entry recorded earlier: the log was rewritten"
+        ),
+        AuditVerdict::CutShort { seq, ends_at } => println!(
+            "audit log BROKEN: entry #{seq}, recorded earlier, is gone: the log was cut short (it ends at #{ends_at})"
+        ),
     }
-    if let Some((seq, _)) = expected
-        && !head_seen
-    {
-        println!(
-            "audit log BROKEN: entry #{seq}, recorded earlier, is gone: the log was cut short \
-             (it ends at #{})",
-            check.head().0
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    let (seq, hash) = check.head();
-    println!(
-        "audit log intact: {} entries, head {seq}:{hash}",
-        output::count(check.checked)
-    );
-    println!(
-        "(keep the head elsewhere; `aperture audit --verify --head {seq}:{hash}` later proves nothing before it changed)"
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::FAILURE)
 }

@@ -103,90 +103,13 @@ pub async fn ls(lake: &Lake, args: LsArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn show(lake: &Lake, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let id = lake.resolve(&args.id).await?;
-    let (asset, sources, insights, jobs) = lake
-        .catalog(move |c| {
-            Ok((
-                c.asset(id)?,
-                c.sources(id)?,
-                c.insights(id)?,
-                c.jobs_of(id)?,
-            ))
-        })
-        .await?;
+    let detail = lake.detail(id).await?;
     if args.json {
-        output::json(&serde_json::json!({
-            "asset": asset,
-            "sources": sources,
-            "insights": insights,
-            "jobs": jobs,
-        }))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("id           {}", asset.id);
-    println!("name         {}", asset.name);
-    println!("collection   {}", asset.collection);
-    println!("kind         {} ({})", asset.kind, asset.mime);
-    println!(
-        "size         {} ({} bytes)",
-        output::bytes(asset.size),
-        asset.size
-    );
-    println!("blake3       {}", asset.hash);
-    println!("ingested     {}", asset.ingested_at.to_rfc3339());
-    if let Some(t) = &asset.captured_at {
-        println!("captured     {t}");
-    }
-    let metadata = serde_json::to_value(&asset.metadata)?;
-    if let Some(fields) = metadata.as_object() {
-        for (key, value) in fields.iter().filter(|(k, _)| *k != "captured_at") {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            println!("{:<12} {text}", key.replace('_', " "));
-        }
-    }
-    println!("sources      {}", sources.len());
-    for s in &sources {
-        println!("  {} (first seen {})", s.path, s.first_seen.to_rfc3339());
-    }
-    println!("jobs         {}", jobs.len());
-    for j in &jobs {
-        println!(
-            "  {:<12} {}{}",
-            j.analyzer,
-            j.state,
-            j.last_error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        );
-    }
-    println!("insights     {}", insights.len());
-    for i in &insights {
-        println!(
-            "  {} {}: {}{}",
-            i.analyzer,
-            i.kind,
-            readable(&i.value),
-            i.confidence
-                .map(|c| format!(" ({c:.2})"))
-                .unwrap_or_default()
-        );
+        output::json(&detail)?;
+    } else {
+        println!("{detail}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// An insight's value for people: a feature vector is shown by its size (`--json` has it all).
-fn readable(value: &serde_json::Value) -> serde_json::Value {
-    let mut value = value.clone();
-    if let Some(map) = value.as_object_mut()
-        && map.get("vector").is_some_and(|v| v.is_string())
-    {
-        let dims = map.get("dims").cloned().unwrap_or_default();
-        map.insert("vector".into(), format!("<{dims} floats>").into());
-    }
-    value
 }
 
 pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
@@ -280,33 +203,6 @@ pub async fn stats(lake: &Lake, args: StatsArgs) -> anyhow::Result<ExitCode> {
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} {:>10} {:>12}", "KIND", "ASSETS", "BYTES");
-    for (kind, k) in &stats.by_kind {
-        println!(
-            "{:<10} {:>10} {:>12}",
-            kind.as_str(),
-            output::count(k.assets),
-            output::bytes(k.bytes)
-        );
-    }
-    println!(
-        "{:<10} {:>10} {:>12}",
-        "total",
-        output::count(stats.assets),
-        output::bytes(stats.by_kind.values().map(|k| k.bytes).sum())
-    );
-    println!();
-    println!(
-        "{} collections, {} source paths, {} distinct blobs",
-        output::count(stats.collections),
-        output::count(stats.sources),
-        output::count(stats.distinct_blobs)
-    );
-    println!(
-        "stored {} for {} of files: deduplication saved {}",
-        output::bytes(stats.stored_bytes),
-        output::bytes(stats.logical_bytes),
-        output::bytes(stats.dedupe_savings())
-    );
+    println!("{stats}");
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use aperture_lake::{Findings, FsckOptions, Lake};
+use aperture_lake::{FsckOptions, FsckReport, Lake};
 
 use crate::output;
 
@@ -35,53 +35,11 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         output::json(&serde_json::json!({ "healthy": f.healthy(), "findings": f }))?;
     } else {
-        report(&f, args.repair);
+        println!("{}", FsckReport(&f, args.repair));
     }
     Ok(if f.healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn report(f: &Findings, repair: bool) {
-    println!(
-        "checked {} blobs ({})",
-        output::count(f.blobs),
-        output::bytes(f.blob_bytes)
-    );
-    if !f.corrupt.is_empty() {
-        println!("CORRUPT blobs ({}):", f.corrupt.len());
-        output::capped(f.corrupt.iter().cloned(), 20, "--json lists them all");
-    }
-    if !f.missing.is_empty() {
-        println!("MISSING blobs of assets ({}):", f.missing.len());
-        output::capped(
-            f.missing.iter().map(|h| h.to_string()),
-            20,
-            "--json lists them all",
-        );
-    }
-    println!(
-        "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions, \
-         derived objects of {} erased assets",
-        f.unreferenced.len(),
-        output::bytes(f.unreferenced_bytes),
-        f.staging_leftovers,
-        f.unfinished_deletions,
-        f.orphan_derived
-    );
-    if repair {
-        println!("repaired {}", f.repaired);
-    } else if !f.unreferenced.is_empty() || f.staging_leftovers > 0 || f.unfinished_deletions > 0 {
-        println!("(aperture fsck --repair removes leftovers older than an hour)");
-    }
-    println!(
-        "{}",
-        if f.healthy() {
-            "ok: every asset's blob is present and intact"
-        } else {
-            "NOT OK"
-        }
-    );
 }

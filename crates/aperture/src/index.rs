@@ -71,7 +71,7 @@ pub async fn index(lake: &Lake, args: IndexArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         output::json(&report)?;
     } else {
-        summary(&report);
+        println!("{report}");
     }
     Ok(exit(&report))
 }
@@ -80,7 +80,7 @@ pub async fn index(lake: &Lake, args: IndexArgs) -> anyhow::Result<ExitCode> {
 pub async fn drain(lake: &Lake, no_bar: bool, print_summary: bool) -> anyhow::Result<ExitCode> {
     let report = run_drain(lake, LeaseArg { seconds: 600 }, no_bar).await?;
     if print_summary {
-        summary(&report);
+        println!("{report}");
     }
     Ok(exit(&report))
 }
@@ -144,47 +144,12 @@ async fn run_drain(lake: &Lake, lease: LeaseArg, quiet: bool) -> anyhow::Result<
         .drain(&|report: &WorkerReport| {
             bar.set_position(report.jobs());
             let secs = started.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(rates(report, secs));
+            bar.set_message(report.rates(secs));
         })
         .await?;
     bar.finish_and_clear();
     update_search(lake, quiet).await;
     Ok(report)
-}
-
-fn rates(report: &WorkerReport, secs: f64) -> String {
-    report
-        .analyzers
-        .iter()
-        .map(|(name, t)| format!("{name} {:.1}/s", t.jobs as f64 / secs))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn summary(report: &WorkerReport) {
-    println!(
-        "ran {} jobs: {} succeeded, {} skipped, {} failed, {} to retry later",
-        output::count(report.jobs()),
-        output::count(report.succeeded),
-        output::count(report.skipped),
-        output::count(report.failed),
-        output::count(report.retried)
-    );
-    for (name, t) in &report.analyzers {
-        let per_item = if t.jobs > 0 {
-            t.seconds / t.jobs as f64
-        } else {
-            0.0
-        };
-        println!(
-            "  {name:<12} {:>8} jobs  {:>8.1} ms each",
-            output::count(t.jobs),
-            per_item * 1000.0
-        );
-    }
-    if report.failed > 0 {
-        println!("(aperture show ID lists each job's error)");
-    }
 }
 
 /// How often a long-running worker brings the search index up to date.
@@ -211,32 +176,17 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
         _ = follow => unreachable!("the follower loops forever"),
     };
     update_search(lake, false).await;
-    summary(&report);
+    println!("{report}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Queues again the results of analyzers whose version changed; search keeps serving the
 /// old results until the new ones replace them.
 pub async fn reindex(lake: &Lake, args: ReindexArgs) -> anyhow::Result<ExitCode> {
-    let (analyzers, missing) = lake.analyzers();
     for name in &args.analyzer {
-        if let Some(m) = missing.iter().find(|m| m.analyzer == name) {
-            anyhow::bail!("analyzer {name} cannot run here: {}", m.reason);
-        }
-        let Some(analyzer) = analyzers.iter().find(|a| a.name() == name) else {
-            let known: Vec<_> = analyzers.iter().map(|a| a.name()).collect();
-            anyhow::bail!("no analyzer {name:?}; known: {}", known.join(", "));
-        };
-        let (name, version) = (analyzer.name().to_owned(), analyzer.version());
-        let stale = lake
-            .catalog(move |c| c.requeue_stale(&name, &version))
-            .await?;
-        println!(
-            "{}: {} stale results queued again (version {})",
-            analyzer.name(),
-            output::count(stale),
-            analyzer.version()
-        );
+        let (version, stale) = lake.reindex(name).await?;
+        let stale = output::count(stale);
+        println!("{name}: {stale} stale results queued again (version {version})");
     }
     println!("next: aperture index (or a running aperture worker) brings them up to date");
     Ok(ExitCode::SUCCESS)

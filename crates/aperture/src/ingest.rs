@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aperture_ingest::{FileReport, FileStatus, Ingester, Progress, Report};
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use aperture_core::human::HumanBytes;
+use aperture_ingest::{FileReport, Ingester, Progress};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output;
 use aperture_lake::Lake;
@@ -69,7 +70,7 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     if args.json {
         output::json(&report)?;
     } else {
-        summary(&report);
+        println!("{report}");
     }
     let indexed = if args.index {
         crate::index::drain(lake, json || args.no_progress, !json).await?
@@ -124,53 +125,5 @@ impl Progress for Bar {
             HumanBytes(bytes),
             HumanBytes((bytes as f64 / secs) as u64)
         ));
-    }
-}
-
-fn summary(report: &Report) {
-    let t = &report.totals;
-    let secs = report.elapsed.as_secs_f64().max(1e-3);
-    println!(
-        "ingested {} files ({}) into {:?} in {:.1} s: {}/s, {} files/s",
-        output::count(t.files),
-        output::bytes(t.bytes),
-        report.collection,
-        secs,
-        output::bytes((t.bytes as f64 / secs) as u64),
-        output::count((t.files as f64 / secs) as u64),
-    );
-    println!(
-        "  {} stored, {} duplicates, {} already known, {} failed; {} new in the blob store",
-        output::count(t.stored),
-        output::count(t.duplicates),
-        output::count(t.known),
-        output::count(t.failed),
-        output::bytes(t.new_bytes),
-    );
-    if t.hidden_skipped > 0 {
-        println!(
-            "  {} hidden files or folders left out (--hidden takes them too)",
-            output::count(t.hidden_skipped)
-        );
-    }
-    let failed: Vec<_> = report
-        .files
-        .iter()
-        .filter(|f| f.status == FileStatus::Failed)
-        .map(|f| f.error.clone().unwrap_or_else(|| f.path.clone()))
-        .collect();
-    if !failed.is_empty() {
-        println!("failed:");
-        output::capped(failed.into_iter(), 20, "--json lists them all");
-    }
-    let warned: Vec<_> = report
-        .files
-        .iter()
-        .filter(|f| f.status != FileStatus::Failed && !f.warnings.is_empty())
-        .map(|f| format!("{}: {}", f.path, f.warnings.join("; ")))
-        .collect();
-    if !warned.is_empty() {
-        println!("stored with warnings:");
-        output::capped(warned.into_iter(), 20, "--json lists them all");
     }
 }

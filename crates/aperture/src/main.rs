@@ -167,28 +167,6 @@ fn store_options() -> Vec<(String, String)> {
 /// `aperture init`: creates the data folder, and says what to do next.
 async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let made = Lake::init(data_dir, config_file, store_options(), &access::cli_actor()).await?;
-    let config = &made.lake.config;
-    let verb = if made.fresh {
-        "initialised"
-    } else {
-        "already initialised"
-    };
-    println!("{verb} Aperture data folder {}", config.data_dir.display());
-    println!("  config   {}", made.config_file.display());
-    println!("  catalog  {}", config.catalog_path.display());
-    println!("  blobs    {}", config.blobs_url);
-    if let Some(token) = &made.admin_token {
-        println!("admin token: {token}");
-        println!("  (shown only now; it may do everything: keep it secret, and make narrower ones");
-        println!("   with `aperture token create --name NAME --scopes read,search`)");
-        println!(
-            "  API: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:7878/api/v1/status"
-        );
-        println!("  web UI: aperture serve, then open http://127.0.0.1:7878/#token={token}");
-    }
-    println!(
-        "next: aperture --data {} ingest PATH...",
-        config.data_dir.display()
-    );
+    println!("{made}");
     Ok(ExitCode::SUCCESS)
 }

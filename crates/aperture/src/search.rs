@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aperture_catalog::Backend;
-use aperture_search::duplicates::{self, DuplicateOptions, Group};
-use aperture_search::{Hit, Reason, SearchIndex};
+use aperture_search::Hit;
+use aperture_search::duplicates::{DuplicateOptions, Group};
 
 use crate::output;
 use aperture_lake::Lake;
@@ -130,81 +130,14 @@ fn print_hit(rank: usize, hit: &Hit) {
         a.collection
     );
     for reason in &hit.reasons {
-        println!("       {}", describe(reason));
-    }
-}
-
-/// One line saying why a hit matched, with matches in «».
-fn describe(reason: &Reason) -> String {
-    match reason {
-        Reason::Words {
-            field,
-            text,
-            highlights,
-            place,
-            confidence,
-        } => {
-            let mut marked = String::new();
-            let mut at = 0;
-            for r in highlights {
-                if r.start < at || r.end > text.len() {
-                    continue;
-                }
-                marked.push_str(&text[at..r.start]);
-                marked.push('«');
-                marked.push_str(&text[r.clone()]);
-                marked.push('»');
-                at = r.end;
-            }
-            marked.push_str(&text[at..]);
-            let mut line = format!("{field}: {}", marked.replace('\n', " "));
-            if let Some(c) = confidence {
-                line.push_str(&format!(" ({:.0}%)", c * 100.0));
-            }
-            if let Some(aperture_core::Place::Page { page, .. }) = place {
-                line.push_str(&format!(" [page {page}]"));
-            }
-            line
-        }
-        Reason::Meaning {
-            space,
-            similarity,
-            text,
-            place,
-            ..
-        } => {
-            let mut line = format!("meaning ({space}, {similarity:.2})");
-            if let Some(text) = text {
-                line.push_str(&format!(": {}", output::clip(text, 90)));
-            }
-            if let aperture_core::Place::Page { page, .. } = place {
-                line.push_str(&format!(" [page {page}]"));
-            }
-            line
-        }
-        Reason::Similar { space, similarity } => {
-            format!("looks similar ({space}, {similarity:.2})")
-        }
-        Reason::Filters => "matches the filters".to_owned(),
+        println!("       {}", reason.describe());
     }
 }
 
 pub async fn duplicates(lake: &Lake, args: DuplicatesArgs) -> anyhow::Result<ExitCode> {
-    let (catalog, dir) = (lake.catalog.clone(), lake.index_dir());
-    let (exact_only, threshold) = (args.exact_only, args.threshold);
-    let groups = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Group>> {
-        let mut groups = duplicates::exact(catalog.as_ref())?;
-        if !exact_only {
-            let index = aperture_lake::open_current(&dir, catalog.as_ref())?;
-            let options = DuplicateOptions {
-                min_similarity: threshold,
-                ..DuplicateOptions::default()
-            };
-            groups.extend(duplicates::near(&index, catalog.as_ref(), &options)?);
-        }
-        Ok(groups)
-    })
-    .await??;
+    let groups = lake
+        .duplicates(!args.exact_only, Some(args.threshold))
+        .await?;
     let catalog = lake.catalog.clone();
     if args.json {
         output::json(&groups)?;
@@ -237,11 +170,8 @@ fn print_group(n: usize, group: &Group, catalog: &dyn Backend) {
 }
 
 pub async fn reindex_search(lake: &Lake, args: ReindexSearchArgs) -> anyhow::Result<ExitCode> {
-    let dir = lake.index_dir();
-    let catalog = lake.catalog.clone();
     let started = std::time::Instant::now();
-    let (index, report) =
-        tokio::task::spawn_blocking(move || SearchIndex::rebuild(&dir, catalog.as_ref())).await??;
+    let (index, report) = lake.rebuild_search().await?;
     if args.json {
         output::json(&report)?;
     } else {
