@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aperture_core::{MediaKind, encode_vector};
+use aperture_core::{AnalyzerSpec, InsightValue, MediaKind, Vector};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig};
 use candle_transformers::models::clip::vision_model::ClipVisionConfig;
@@ -261,21 +261,23 @@ impl Clip {
     }
 }
 
+/// What the `clip` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "clip",
+    version: "1",
+    kinds: &[MediaKind::Image],
+    priority: 4,
+    reads: &[],
+    produces: &[InsightValue::CLIP_EMBEDDING],
+};
+
 impl Analyzer for Clip {
-    fn name(&self) -> &'static str {
-        "clip"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1+{}", self.fingerprint)
-    }
-
-    fn priority(&self) -> i32 {
-        4
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        format!("{}+{}", SPEC.version, self.fingerprint)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -289,11 +291,9 @@ impl Analyzer for Clip {
                 self,
                 input.asset,
                 (&self.id, &self.fingerprint),
-                "clip_embedding",
-                serde_json::json!({
-                    "space": self.space(),
-                    "dims": vector.len(),
-                    "vector": encode_vector(&vector),
+                InsightValue::ClipEmbedding(Vector {
+                    space: self.space(),
+                    data: vector,
                 }),
             )],
             derived: Vec::new(),

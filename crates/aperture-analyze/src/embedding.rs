@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind, Place, encode_vector};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, Vector, value};
 
 use crate::embed::{MAX_TOKENS, TextEmbedder};
 use crate::loaded::Loaded;
@@ -19,8 +19,6 @@ use crate::{Analyzer, Error, Input, Output, model_insight, models};
 pub const MINILM_SPACE: &str = "all-minilm-l6-v2";
 /// The manifest name of that model.
 pub const MINILM_MODEL: &str = "minilm";
-/// The analyzers whose insights describe an asset.
-pub(crate) const READS: &[&str] = &["labels", "ocr", "text"];
 /// Words per document passage: comfortably under the model's token limit.
 const PASSAGE_WORDS: usize = 120;
 /// Passages embedded per asset; the description vector still covers a longer document.
@@ -80,44 +78,42 @@ impl TextEmbedding {
                 self,
                 asset,
                 (self.space, &self.fingerprint),
-                "text_embedding",
-                serde_json::json!({
-                    "space": self.space,
-                    "dims": vector.len(),
-                    "vector": encode_vector(vector),
-                    "source": source,
-                    "text": excerpt,
-                }),
+                value::TextEmbedding {
+                    vector: Vector {
+                        space: self.space.to_owned(),
+                        data: vector.to_vec(),
+                    },
+                    source: source.to_owned(),
+                    text: excerpt,
+                }
+                .into(),
             )
         }
     }
 }
 
+/// What the `embedding` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "embedding",
+    version: "1",
+    kinds: &[
+        MediaKind::Image,
+        MediaKind::Document,
+        MediaKind::Video,
+        MediaKind::Audio,
+    ],
+    priority: -10,
+    reads: &["labels", "ocr", "text"],
+    produces: &[InsightValue::TEXT_EMBEDDING],
+};
+
 impl Analyzer for TextEmbedding {
-    fn name(&self) -> &'static str {
-        "embedding"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1+{}", self.fingerprint)
-    }
-
-    /// After everything it reads.
-    fn priority(&self) -> i32 {
-        -10
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[
-            MediaKind::Image,
-            MediaKind::Document,
-            MediaKind::Video,
-            MediaKind::Audio,
-        ]
-    }
-
-    fn reads(&self) -> &'static [&'static str] {
-        READS
+        format!("{}+{}", SPEC.version, self.fingerprint)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -162,8 +158,11 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
     let mut parts = vec![name_words(&asset.name)];
     let mut labels: Vec<(&Insight, &str)> = insights
         .iter()
-        .filter(|i| i.kind == "label" && i.confidence.unwrap_or(1.0) >= MIN_LABEL_CONFIDENCE)
-        .filter_map(|i| Some((i, i.value.get("name")?.as_str()?)))
+        .filter(|i| i.confidence.unwrap_or(1.0) >= MIN_LABEL_CONFIDENCE)
+        .filter_map(|i| match &i.value {
+            InsightValue::Label(label) => Some((i, label.name.as_str())),
+            _ => None,
+        })
         .collect();
     labels.sort_by(|a, b| {
         b.0.confidence
@@ -174,13 +173,13 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
         let names: Vec<&str> = labels.iter().map(|(_, name)| *name).collect();
         parts.push(format!("a photo of {}", names.join(", ")));
     }
-    let seen: Vec<&str> = text_of(insights, "ocr_line").collect();
+    let seen: Vec<&str> = text_of(insights, InsightValue::OCR_LINE).collect();
     if !seen.is_empty() {
         parts.push(seen.join(" "));
     }
     // Enough document text to fill the model's window; the passages carry the rest.
     let mut words = 0;
-    for text in text_of(insights, "text") {
+    for text in text_of(insights, InsightValue::TEXT) {
         if words > MAX_TOKENS {
             break;
         }
@@ -199,8 +198,8 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
 fn text_of<'a>(insights: &'a [Insight], kind: &'a str) -> impl Iterator<Item = &'a str> {
     insights
         .iter()
-        .filter(move |i| i.kind == kind)
-        .filter_map(|i| i.value.get("text")?.as_str())
+        .filter(move |i| i.kind() == kind)
+        .filter_map(|i| i.value.text())
         .filter(|t| !t.trim().is_empty())
 }
 
@@ -225,8 +224,8 @@ struct Passage {
 /// Document text cut into passages of about [`PASSAGE_WORDS`] words, each on its page.
 fn passages(insights: &[Insight]) -> Vec<Passage> {
     let mut out = Vec::new();
-    for insight in insights.iter().filter(|i| i.kind == "text") {
-        let Some(text) = insight.value.get("text").and_then(|t| t.as_str()) else {
+    for insight in insights.iter() {
+        let InsightValue::Text(value::Text { text, .. }) = &insight.value else {
             continue;
         };
         let words: Vec<&str> = text.split_whitespace().collect();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aperture_core::{Insight, MediaKind, encode_vector};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Vector, value};
 use candle_core::{Device, Tensor};
 use image::DynamicImage;
 
@@ -209,21 +209,23 @@ impl Labels {
     }
 }
 
+/// What the `labels` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "labels",
+    version: "1",
+    kinds: &[MediaKind::Image],
+    priority: 5,
+    reads: &[],
+    produces: &[InsightValue::LABEL, InsightValue::IMAGE_FEATURES],
+};
+
 impl Analyzer for Labels {
-    fn name(&self) -> &'static str {
-        "labels"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1+{}", self.fingerprint)
-    }
-
-    fn priority(&self) -> i32 {
-        5
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        format!("{}+{}", SPEC.version, self.fingerprint)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -248,13 +250,13 @@ impl Analyzer for Labels {
                     self,
                     input.asset,
                     (EFFICIENTNET_MODEL, &self.fingerprint),
-                    "label",
-                    serde_json::json!({
-                        "name": model.class_name(class),
-                        "class": class,
-                        "rank": rank + 1,
-                        "taxonomy": "imagenet-1k",
-                    }),
+                    value::Label {
+                        name: model.class_name(class).to_owned(),
+                        class: class as u32,
+                        rank: rank as u32 + 1,
+                        taxonomy: "imagenet-1k".into(),
+                    }
+                    .into(),
                 )
             })
             .collect();
@@ -262,11 +264,9 @@ impl Analyzer for Labels {
             self,
             input.asset,
             (EFFICIENTNET_MODEL, &self.fingerprint),
-            "image_features",
-            serde_json::json!({
-                "space": EFFICIENTNET_SPACE,
-                "dims": result.features.len(),
-                "vector": encode_vector(&result.features),
+            InsightValue::ImageFeatures(Vector {
+                space: EFFICIENTNET_SPACE.into(),
+                data: result.features,
             }),
         ));
         Ok(Output {

@@ -37,7 +37,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind};
+use aperture_core::{AnalyzerSpec, Insight, MediaKind};
 use aperture_models as models;
 use bytes::Bytes;
 
@@ -85,20 +85,28 @@ pub enum Error {
 
 /// One kind of understanding. Implementations are cheap to share across threads.
 pub trait Analyzer: Send + Sync {
-    /// Stable name, used for jobs and insights: `thumbnail`, `phash`, `labels`, ...
-    fn name(&self) -> &'static str;
-    /// Changes whenever results would change (code or model): stale results are re-run.
+    /// What it is, known before anything loads: name, kinds, priority, what it reads and
+    /// stores (one of [`SPECS`]).
+    fn spec(&self) -> &'static AnalyzerSpec;
+    /// The full version: the spec's, plus what else its results depend on (the model files'
+    /// fingerprint, a setting). Stale results are re-run when it changes.
     fn version(&self) -> String;
+    /// Stable name, used for jobs and insights: `thumbnail`, `phash`, `labels`, ...
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
     /// Higher runs first.
     fn priority(&self) -> i32 {
-        0
+        self.spec().priority
     }
     /// The kinds of asset it is queued for. It may still decline one (`NotApplicable`).
-    fn kinds(&self) -> &'static [MediaKind];
+    fn kinds(&self) -> &'static [MediaKind] {
+        self.spec().kinds
+    }
     /// The analyzers whose insights this one reads. When one of them stores new insights
     /// for an asset, this analyzer's job for that asset is queued again.
     fn reads(&self) -> &'static [&'static str] {
-        &[]
+        self.spec().reads
     }
     /// Blocking: decoding and inference happen here.
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error>;
@@ -111,8 +119,7 @@ pub(crate) fn model_insight(
     analyzer: &dyn Analyzer,
     asset: &Asset,
     (model, model_version): (&str, &str),
-    kind: &str,
-    value: serde_json::Value,
+    value: aperture_core::InsightValue,
 ) -> Insight {
     Insight {
         asset: asset.id,
@@ -120,7 +127,6 @@ pub(crate) fn model_insight(
         analyzer_version: analyzer.version(),
         model: Some(model.into()),
         model_version: Some(model_version.into()),
-        kind: kind.into(),
         value,
         confidence: None,
         language: None,
@@ -129,9 +135,18 @@ pub(crate) fn model_insight(
     }
 }
 
-/// What each analyzer of this build reads ([`Analyzer::reads`]), known without its models:
-/// a worker that cannot run an analyzer still queues it again when what it reads changes.
-pub const READS: &[(&str, &[&str])] = &[("embedding", embedding::READS), ("ocr", ocr::READS)];
+/// Every analyzer of this build, known without its models: a worker that cannot run an
+/// analyzer still queues it again when what it reads changes, and ingest queues jobs by them.
+pub const SPECS: &[&AnalyzerSpec] = &[
+    &thumbnail::SPEC,
+    &phash::SPEC,
+    &text::SPEC,
+    &labels::SPEC,
+    &ocr::SPEC,
+    &sensitive::SPEC,
+    &embedding::SPEC,
+    &clip::SPEC,
+];
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
 /// job is tried again later rather than failed for good.

@@ -1,7 +1,7 @@
 //! Perceptual hashes, for near-duplicate detection: resized, recompressed or lightly edited
 //! copies of a photo get hashes a few bits apart.
 
-use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 use image_hasher::{HashAlg, HasherConfig};
 
 use crate::{Analyzer, Error, Input, Output, image_input};
@@ -9,21 +9,23 @@ use crate::{Analyzer, Error, Input, Output, image_input};
 /// A 64-bit DCT-based hash (pHash) of the upright image.
 pub struct PerceptualHash;
 
+/// What the `phash` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "phash",
+    version: "1-dct-8x8",
+    kinds: &[MediaKind::Image],
+    priority: 50,
+    reads: &[],
+    produces: &[InsightValue::PERCEPTUAL_HASH],
+};
+
 impl Analyzer for PerceptualHash {
-    fn name(&self) -> &'static str {
-        "phash"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        "1-dct-8x8".into()
-    }
-
-    fn priority(&self) -> i32 {
-        50
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        SPEC.version.into()
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -42,8 +44,11 @@ impl Analyzer for PerceptualHash {
                 analyzer_version: self.version(),
                 model: None,
                 model_version: None,
-                kind: "phash".into(),
-                value: serde_json::json!({ "hash": hex, "bits": 64 }),
+                value: value::PerceptualHash {
+                    hash: hex,
+                    bits: 64,
+                }
+                .into(),
                 confidence: None,
                 language: None,
                 place: Place::Whole,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aperture_core::{Insight, MediaKind};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, value};
 use image::DynamicImage;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -103,22 +103,23 @@ impl Sensitive {
     }
 }
 
+/// What the `sensitive` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "sensitive",
+    version: "1",
+    kinds: &[MediaKind::Image],
+    priority: 110,
+    reads: &[],
+    produces: &[InsightValue::SENSITIVE],
+};
+
 impl Analyzer for Sensitive {
-    fn name(&self) -> &'static str {
-        "sensitive"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1+{}", self.fingerprint)
-    }
-
-    /// Before the thumbnail (100), so that no thumbnail is ever shown without its score.
-    fn priority(&self) -> i32 {
-        110
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        format!("{}+{}", SPEC.version, self.fingerprint)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -131,8 +132,11 @@ impl Analyzer for Sensitive {
                     self,
                     input.asset,
                     (NSFW_MODEL, &self.fingerprint),
-                    "sensitive",
-                    serde_json::json!({ "score": score, "blur": score >= BLUR_THRESHOLD }),
+                    value::Sensitive {
+                        score,
+                        blur: score >= BLUR_THRESHOLD,
+                    }
+                    .into(),
                 )
             }],
             derived: Vec::new(),

@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 use lopdf::content::Content;
 use lopdf::{Dictionary, Document, Object, ObjectId};
@@ -73,22 +73,23 @@ enum Format {
     Plain,
 }
 
+/// What the `text` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "text",
+    version: "1",
+    kinds: &[MediaKind::Document, MediaKind::Other],
+    priority: 60,
+    reads: &[],
+    produces: &[InsightValue::TEXT],
+};
+
 impl Analyzer for Text {
-    fn name(&self) -> &'static str {
-        "text"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1-{}", language::DETECTOR)
-    }
-
-    /// Cheap, and what full-text search waits for.
-    fn priority(&self) -> i32 {
-        60
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Document, MediaKind::Other]
+        format!("{}-{}", SPEC.version, language::DETECTOR)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -239,19 +240,19 @@ impl Text {
     fn insight(&self, asset: &Asset, found: Found) -> Insight {
         let language = language::detect(&found.text).map(|(code, _)| code);
         let chars = found.text.chars().count();
-        let mut value = serde_json::json!({ "text": found.text, "chars": chars });
-        if let Some(note) = found.truncated {
-            value["truncated"] = true.into();
-            value["note"] = note.into();
-        }
+        let value = value::Text {
+            text: found.text,
+            chars: chars as u64,
+            truncated: found.truncated.is_some(),
+            note: found.truncated,
+        };
         Insight {
             asset: asset.id,
             analyzer: self.name().into(),
             analyzer_version: self.version(),
             model: None,
             model_version: None,
-            kind: "text".into(),
-            value,
+            value: value.into(),
             confidence: None,
             language,
             place: found.place,

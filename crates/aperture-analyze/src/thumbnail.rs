@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use aperture_core::{Insight, MediaKind, Place, UnixMillis};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
 
@@ -18,21 +18,23 @@ impl Default for Thumbnail {
     }
 }
 
+/// What the `thumbnail` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "thumbnail",
+    version: "1",
+    kinds: &[MediaKind::Image],
+    priority: 100,
+    reads: &[],
+    produces: &[InsightValue::THUMBNAIL],
+};
+
 impl Analyzer for Thumbnail {
-    fn name(&self) -> &'static str {
-        "thumbnail"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     fn version(&self) -> String {
-        format!("1-{}", self.max_side)
-    }
-
-    fn priority(&self) -> i32 {
-        100
-    }
-
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image]
+        format!("{}-{}", SPEC.version, self.max_side)
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -51,14 +53,14 @@ impl Analyzer for Thumbnail {
             analyzer_version: self.version(),
             model: None,
             model_version: None,
-            kind: "thumbnail".into(),
-            value: serde_json::json!({
-                "name": name,
-                "mime": "image/jpeg",
-                "width": small.width(),
-                "height": small.height(),
-                "bytes": jpeg.len(),
-            }),
+            value: value::Thumbnail {
+                name: name.clone(),
+                mime: "image/jpeg".into(),
+                width: small.width(),
+                height: small.height(),
+                bytes: jpeg.len() as u64,
+            }
+            .into(),
             confidence: None,
             language: None,
             place: Place::Whole,

@@ -7,7 +7,8 @@
 //! The functions panic on failure, like test assertions: they are meant to be called by tests.
 
 use aperture_core::{
-    AssetId, ContentHash, Gps, Insight, MediaKind, MediaMetadata, Place, Rect, UnixMillis,
+    AnalyzerSpec, AssetId, ContentHash, Gps, Insight, InsightValue, MediaKind, MediaMetadata,
+    Place, Rect, UnixMillis, value,
 };
 
 use std::time::Duration;
@@ -421,6 +422,29 @@ pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
     assert_eq!(catalog.stats().unwrap().assets, 1);
 }
 
+/// A spec of an analyzer that reads nothing.
+fn spec(name: &'static str, kinds: &'static [MediaKind], priority: i32) -> AnalyzerSpec {
+    AnalyzerSpec {
+        name,
+        version: "1",
+        kinds,
+        priority,
+        reads: &[],
+        produces: &[],
+    }
+}
+
+/// A label value.
+fn label(name: &str) -> InsightValue {
+    value::Label {
+        name: name.into(),
+        class: 22,
+        rank: 1,
+        taxonomy: "imagenet-1k".into(),
+    }
+    .into()
+}
+
 fn insight(asset: AssetId, place: Place) -> Insight {
     Insight {
         asset,
@@ -428,8 +452,7 @@ fn insight(asset: AssetId, place: Place) -> Insight {
         analyzer_version: "1".into(),
         model: Some("efficientnet-lite0".into()),
         model_version: Some("57934424".into()),
-        kind: "label".into(),
-        value: serde_json::json!({"label": "bald eagle", "class": 22}),
+        value: label("bald eagle"),
         confidence: Some(0.93),
         language: Some("en".into()),
         place,
@@ -487,7 +510,14 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
 
     // Picking kinds: only those, in the same order.
     let mut thumb = insight(id, Place::Whole);
-    thumb.kind = "thumbnail".into();
+    thumb.value = value::Thumbnail {
+        name: "thumbnail-256.jpg".into(),
+        mime: "image/jpeg".into(),
+        width: 256,
+        height: 192,
+        bytes: 9000,
+    }
+    .into();
     catalog.add_insights(std::slice::from_ref(&thumb)).unwrap();
     assert_eq!(
         catalog
@@ -622,7 +652,7 @@ fn succeeded(asset: AssetId, analyzer: &str, version: &str, label: &str) -> Outc
     let mut i = insight(asset, Place::Whole);
     i.analyzer = analyzer.to_owned();
     i.analyzer_version = version.to_owned();
-    i.value = serde_json::json!({ "label": label });
+    i.value = self::label(label);
     Outcome::Succeeded {
         version: version.to_owned(),
         insights: vec![i],
@@ -717,19 +747,19 @@ pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() ->
     // An analyzer added later: one job per asset of its kinds, once.
     assert_eq!(
         catalog
-            .enqueue_missing("phash", &[MediaKind::Image], 5)
+            .enqueue_missing(&spec("phash", &[MediaKind::Image], 5))
             .unwrap(),
         1
     );
     assert_eq!(
         catalog
-            .enqueue_missing("phash", &[MediaKind::Image], 5)
+            .enqueue_missing(&spec("phash", &[MediaKind::Image], 5))
             .unwrap(),
         0
     );
     assert_eq!(
         catalog
-            .enqueue_missing("text", &[MediaKind::Other], 0)
+            .enqueue_missing(&spec("text", &[MediaKind::Other], 0))
             .unwrap(),
         2
     );
@@ -819,7 +849,7 @@ pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> 
     catalog.requeue_stale("labels", "2").unwrap();
     // While the new version runs, the old results are still there.
     let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
-    let labels = |c: &C| -> Vec<serde_json::Value> {
+    let labels = |c: &C| -> Vec<InsightValue> {
         c.insights(a)
             .unwrap()
             .into_iter()
@@ -827,13 +857,13 @@ pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> 
             .map(|i| i.value)
             .collect()
     };
-    assert_eq!(labels(&catalog), [serde_json::json!({"label": "old"})]);
+    assert_eq!(labels(&catalog), [label("old")]);
     assert!(
         catalog
             .finish(job.id, "w", &succeeded(a, "labels", "2", "new"))
             .unwrap()
     );
-    assert_eq!(labels(&catalog), [serde_json::json!({"label": "new"})]);
+    assert_eq!(labels(&catalog), [label("new")]);
     assert_eq!(
         catalog.insights(a).unwrap().len(),
         2,
@@ -1061,7 +1091,7 @@ pub fn queue_leases_expire<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     );
     let found = catalog.insights(a).unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].value, serde_json::json!({"label": "ok"}));
+    assert_eq!(found[0].value, label("ok"));
 }
 
 /// Many workers on threads claim from one catalog at once: every job is leased exactly once.

@@ -116,14 +116,10 @@ pub trait JobQueue: Send + Sync {
     /// twice, or after the job succeeded, runs nothing again. Returns how many were added.
     fn enqueue(&self, jobs: &[NewJob]) -> Result<u64>;
 
-    /// Queues a job of `analyzer` for every asset of these kinds that has none: assets ingested
-    /// before the analyzer existed. Returns how many were added.
-    fn enqueue_missing(
-        &self,
-        analyzer: &str,
-        kinds: &[aperture_core::MediaKind],
-        priority: i32,
-    ) -> Result<u64>;
+    /// Queues a job of the analyzer `spec` describes (at its priority) for every asset of its
+    /// kinds that has none: assets ingested before the analyzer existed. Returns how many were
+    /// added.
+    fn enqueue_missing(&self, spec: &aperture_core::AnalyzerSpec) -> Result<u64>;
 
     /// Queues again the finished jobs of `analyzer` whose stored results come from another
     /// version. Their insights stay (and stay searchable) until the new run replaces them.

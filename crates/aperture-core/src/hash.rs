@@ -10,12 +10,15 @@ use crate::ParseError;
 pub struct ContentHash([u8; 32]);
 
 impl ContentHash {
+    /// Bytes in a hash.
     pub const LEN: usize = 32;
 
+    /// The hash with these bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
+    /// Its bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -25,6 +28,7 @@ impl ContentHash {
         blake3::hash(bytes).into()
     }
 
+    /// Its text form: 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
         self.to_string()
     }

@@ -10,14 +10,17 @@ use crate::ParseError;
 pub struct AssetId(uuid::Uuid);
 
 impl AssetId {
+    /// A new id, after every id made before it.
     pub fn new() -> Self {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// The id with these bytes (as stored).
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(uuid::Uuid::from_bytes(bytes))
     }
 
+    /// Its bytes, as stored.
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }

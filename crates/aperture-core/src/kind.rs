@@ -9,8 +9,11 @@ use crate::ParseError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
+    /// Still pictures.
     Image,
+    /// Moving pictures, with or without sound.
     Video,
+    /// Sound only.
     Audio,
     /// PDFs, office documents, HTML and plain text.
     Document,
@@ -19,6 +22,7 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// Every kind.
     pub const ALL: [MediaKind; 5] = [
         MediaKind::Image,
         MediaKind::Video,
@@ -27,6 +31,7 @@ impl MediaKind {
         MediaKind::Other,
     ];
 
+    /// Its name: `image`, `video`, `audio`, `document` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             MediaKind::Image => "image",

@@ -1,4 +1,5 @@
-//! Aperture's plain domain types: content hashes, asset ids, media kinds, metadata and insights.
+//! Aperture's plain domain types: content hashes, asset ids, media kinds, metadata, insights
+//! with their typed values, and the static descriptions of analyzers.
 //!
 //! Nothing here does IO or needs a runtime, so every other crate can share these types.
 //!
@@ -10,6 +11,7 @@
 //! assert_eq!("image".parse::<MediaKind>().unwrap(), MediaKind::Image);
 //! ```
 
+mod analyzer;
 mod hash;
 pub mod human;
 mod id;
@@ -17,22 +19,28 @@ mod insight;
 mod kind;
 mod metadata;
 mod time;
+pub mod value;
 mod vector;
 
+pub use analyzer::AnalyzerSpec;
 pub use hash::ContentHash;
 pub use id::AssetId;
 pub use insight::{Insight, Place, Rect};
 pub use kind::MediaKind;
 pub use metadata::{Gps, MediaMetadata};
 pub use time::UnixMillis;
+pub use value::{InsightValue, InsightValueError, Vector};
 pub use vector::{decode_vector, encode_vector};
 
 /// A value that failed to parse from its text form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {value:?}: {reason}")]
 pub struct ParseError {
+    /// What was being parsed, e.g. `media kind`.
     pub what: &'static str,
+    /// The text that failed (its first 80 characters).
     pub value: String,
+    /// Why it failed.
     pub reason: &'static str,
 }
 

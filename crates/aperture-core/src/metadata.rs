@@ -8,6 +8,7 @@ pub struct MediaMetadata {
     /// Pixel size as stored (before EXIF orientation is applied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
+    /// Likewise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
     /// EXIF orientation, 1–8.
@@ -17,25 +18,34 @@ pub struct MediaMetadata {
     /// only when the file records one (EXIF times are usually local time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captured_at: Option<String>,
+    /// The camera maker, from EXIF.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub camera_make: Option<String>,
+    /// The camera model, from EXIF.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub camera_model: Option<String>,
+    /// Where it was made, from EXIF.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gps: Option<Gps>,
     /// Container format as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// The first video stream's codec as ffprobe names it (`h264`, `hevc`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_codec: Option<String>,
+    /// The first audio stream's codec as ffprobe names it (`aac`, `opus`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio_codec: Option<String>,
+    /// Audio and video: the duration in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Video: frames per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frame_rate: Option<f64>,
+    /// Audio: samples per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
+    /// Audio: the number of channels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<u32>,
     /// Documents: number of pages.
@@ -53,8 +63,11 @@ pub struct MediaMetadata {
 /// A position from EXIF GPS tags, in decimal degrees and metres.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Gps {
+    /// Degrees north (negative: south).
     pub latitude: f64,
+    /// Degrees east (negative: west).
     pub longitude: f64,
+    /// Metres above sea level (negative: below).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub altitude: Option<f64>,
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aperture_blob::{BlobStore, Staged};
 use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSource, Recorded};
-use aperture_core::{AssetId, MediaKind};
+use aperture_core::{AnalyzerSpec, AssetId};
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -46,18 +46,11 @@ pub struct IngestOptions {
     pub report_every_file: bool,
     pub probe: ProbeOptions,
     /// Analysis jobs queued with every new asset whose kind they take.
-    pub jobs: Vec<JobSpec>,
+    /// The analyzers to queue a job for, each for the kinds its spec names.
+    pub jobs: Vec<&'static AnalyzerSpec>,
     /// Record files found under the first path as if they were under the second: an upload
     /// staged in a temporary folder is recorded under the name its sender gave it.
     pub record_under: Option<(PathBuf, PathBuf)>,
-}
-
-/// An analyzer's job, as ingest queues it.
-#[derive(Debug, Clone)]
-pub struct JobSpec {
-    pub analyzer: String,
-    pub priority: i32,
-    pub kinds: Vec<MediaKind>,
 }
 
 impl Default for IngestOptions {
@@ -290,8 +283,8 @@ impl Job<'_> {
                     .options
                     .jobs
                     .iter()
-                    .filter(|job| job.kinds.contains(&probe.kind))
-                    .map(|job| (job.analyzer.clone(), job.priority))
+                    .filter(|spec| spec.applies_to(probe.kind))
+                    .map(|spec| (spec.name.to_owned(), spec.priority))
                     .collect(),
             };
             let (reply, outcome) = oneshot::channel();

@@ -4,7 +4,7 @@ use std::fmt;
 
 use aperture_catalog::{Asset, Job, Source};
 use aperture_core::human::HumanBytes;
-use aperture_core::{AssetId, Insight};
+use aperture_core::{AssetId, Insight, InsightValue};
 use serde::Serialize;
 
 use crate::{Lake, Result};
@@ -38,15 +38,12 @@ impl Lake {
 }
 
 /// An insight's value for people: a feature vector is shown by its size (JSON has it all).
-fn readable(value: &serde_json::Value) -> serde_json::Value {
-    let mut value = value.clone();
-    if let Some(map) = value.as_object_mut()
-        && map.get("vector").is_some_and(|v| v.is_string())
-    {
-        let dims = map.get("dims").cloned().unwrap_or_default();
-        map.insert("vector".into(), format!("<{dims} floats>").into());
+fn readable(value: &InsightValue) -> serde_json::Value {
+    let mut json = value.to_json_value();
+    if let (Some(v), Some(map)) = (value.as_vector(), json.as_object_mut()) {
+        map.insert("vector".into(), format!("<{} floats>", v.dims()).into());
     }
-    value
+    json
 }
 
 impl fmt::Display for AssetDetail {
@@ -93,7 +90,7 @@ impl fmt::Display for AssetDetail {
                 f,
                 "\n  {} {}: {}{}",
                 i.analyzer,
-                i.kind,
+                i.kind(),
                 readable(&i.value),
                 confidence.unwrap_or_default()
             )?;

@@ -1,6 +1,6 @@
 //! How this lake ingests: settings from the config and a job for every analyzer it runs.
 
-use aperture_ingest::{IngestOptions, JobSpec};
+use aperture_ingest::IngestOptions;
 use aperture_media::ProbeOptions;
 
 use crate::{Error, Lake, Result};
@@ -21,16 +21,7 @@ impl Lake {
                 ffprobe: self.config.media.ffprobe.clone(),
                 ..ProbeOptions::default()
             },
-            jobs: self
-                .analyzers()
-                .0
-                .iter()
-                .map(|a| JobSpec {
-                    analyzer: a.name().to_owned(),
-                    priority: a.priority(),
-                    kinds: a.kinds().to_vec(),
-                })
-                .collect(),
+            jobs: self.analyzers().0.iter().map(|a| a.spec()).collect(),
             record_under: None,
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aperture_analyze::embed::TextEmbedder;
 use aperture_analyze::{Analyzer, MINILM_MODEL, MINILM_SPACE};
 use aperture_catalog::{Asset, Backend};
-use aperture_core::{AssetId, MediaKind, MediaMetadata, UnixMillis, decode_vector};
+use aperture_core::{AssetId, MediaKind, MediaMetadata, UnixMillis};
 use aperture_search::duplicates::{self, DuplicateOptions, Group};
 use aperture_search::{Hit, Query, QueryEncoder, SearchIndex, SearchOptions, Update};
 
@@ -215,13 +215,8 @@ fn image_vectors(analyzers: &[Arc<dyn Analyzer>], file: &Path) -> Result<Vec<(St
                 source,
             })?;
         for i in output.insights {
-            if let (Some(space), Some(v)) = (i.value["space"].as_str(), i.value["vector"].as_str())
-            {
-                let vector = decode_vector(v).map_err(|e| Error::InvalidInput {
-                    what: format!("vector from {}", analyzer.name()),
-                    reason: e.to_string(),
-                })?;
-                out.push((space.to_owned(), vector));
+            if let Some(v) = i.value.as_vector() {
+                out.push((v.space.clone(), v.data.clone()));
             }
         }
     }

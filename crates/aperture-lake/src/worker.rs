@@ -145,10 +145,7 @@ impl Worker {
         let mut added = 0;
         for analyzer in self.analyzers.values() {
             let (catalog, analyzer) = (self.catalog.clone(), analyzer.clone());
-            added += blocking(move || {
-                catalog.enqueue_missing(analyzer.name(), analyzer.kinds(), analyzer.priority())
-            })
-            .await?;
+            added += blocking(move || catalog.enqueue_missing(analyzer.spec())).await?;
         }
         Ok(added)
     }
@@ -395,10 +392,10 @@ impl Worker {
     /// Every analyzer that reads the insights of `name`, whether this worker runs it or not
     /// (workers with other models installed share the queue).
     fn readers_of(&self, name: &str) -> Vec<String> {
-        let mut readers: Vec<String> = aperture_analyze::READS
+        let mut readers: Vec<String> = aperture_analyze::SPECS
             .iter()
-            .filter(|(_, reads)| reads.contains(&name))
-            .map(|(reader, _)| (*reader).to_owned())
+            .filter(|spec| spec.reads_from(name))
+            .map(|spec| spec.name.to_owned())
             .collect();
         readers.extend(
             self.analyzers

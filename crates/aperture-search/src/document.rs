@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use aperture_catalog::{Asset, Source};
-use aperture_core::{AssetId, Insight, MediaKind, Place, UnixMillis, decode_vector};
+use aperture_core::{AssetId, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 
 use crate::query::{Has, capture_day};
 
@@ -107,78 +107,70 @@ impl Indexed {
     }
 
     fn add(&mut self, insight: &Insight) {
-        let value = &insight.value;
-        let text = || value["text"].as_str().map(str::to_owned);
-        match insight.kind.as_str() {
-            "label" => {
+        match &insight.value {
+            InsightValue::Label(label) => {
                 let confidence = insight.confidence.unwrap_or(0.0);
-                if let Some(name) = value["name"].as_str()
-                    && confidence >= LABEL_MIN_CONFIDENCE
-                {
+                if confidence >= LABEL_MIN_CONFIDENCE {
                     self.labels.push(Label {
-                        name: name.to_owned(),
+                        name: label.name.clone(),
                         confidence,
                     });
                     self.has.insert(Has::Labels);
                 }
             }
-            "ocr_line" | "text" => {
-                let Some(text) = text().filter(|t| !t.trim().is_empty()) else {
+            InsightValue::OcrLine(value::OcrLine { text, .. })
+            | InsightValue::Text(value::Text { text, .. }) => {
+                if text.trim().is_empty() {
                     return;
-                };
-                let source = if insight.kind == "text" {
+                }
+                let source = if matches!(insight.value, InsightValue::Text(_)) {
                     "text"
                 } else {
+                    self.has.insert(Has::Ocr);
                     "ocr"
                 };
-                if source == "ocr" {
-                    self.has.insert(Has::Ocr);
-                }
                 self.has.insert(Has::Text);
                 if let Some(lang) = &insight.language {
                     self.languages.insert(lang.clone());
                 }
                 self.passages.push(Passage {
-                    text,
+                    text: text.clone(),
                     language: insight.language.clone(),
                     place: insight.place,
                     source,
                 });
             }
-            "language" => {
-                if let Some(lang) = &insight.language {
-                    self.languages.insert(lang.clone());
-                }
+            InsightValue::PerceptualHash(hash) => self.phash = hash.as_u64(),
+            InsightValue::TextEmbedding(value::TextEmbedding { vector, text, .. }) => {
+                self.add_vector(insight, vector, Some(text.clone()));
             }
-            "phash" => {
-                self.phash = value["hash"]
-                    .as_str()
-                    .and_then(|h| u64::from_str_radix(h, 16).ok());
-            }
-            "text_embedding" | "image_features" | "clip_embedding" => {
-                let (Some(space), Some(encoded)) =
-                    (value["space"].as_str(), value["vector"].as_str())
-                else {
-                    return;
-                };
-                match decode_vector(encoded) {
-                    Ok(vector) if !vector.is_empty() && vector.iter().all(|x| x.is_finite()) => {
-                        self.vectors.push(Vector {
-                            space: space.to_owned(),
-                            vector,
-                            place: insight.place,
-                            text: text(),
-                        })
-                    }
-                    _ => tracing::warn!(
-                        asset = %self.asset,
-                        analyzer = insight.analyzer,
-                        "skipping an unreadable vector"
-                    ),
-                }
+            InsightValue::ImageFeatures(vector) | InsightValue::ClipEmbedding(vector) => {
+                self.add_vector(insight, vector, None);
             }
             _ => {}
         }
+    }
+
+    fn add_vector(
+        &mut self,
+        insight: &Insight,
+        vector: &aperture_core::Vector,
+        text: Option<String>,
+    ) {
+        if vector.data.is_empty() || !vector.data.iter().all(|x| x.is_finite()) {
+            tracing::warn!(
+                asset = %self.asset,
+                analyzer = insight.analyzer,
+                "skipping an unusable vector"
+            );
+            return;
+        }
+        self.vectors.push(Vector {
+            space: vector.space.clone(),
+            vector: vector.data.clone(),
+            place: insight.place,
+            text,
+        });
     }
 
     /// The label names, each synonym on its own (`tabby, tabby cat` → `tabby`, `tabby cat`).
@@ -192,18 +184,17 @@ impl Indexed {
 
 #[cfg(test)]
 mod tests {
-    use aperture_core::{MediaMetadata, encode_vector};
+    use aperture_core::{MediaMetadata, Vector};
 
     use super::*;
 
-    fn insight(kind: &str, value: serde_json::Value, confidence: Option<f32>) -> Insight {
+    fn insight(value: InsightValue, confidence: Option<f32>) -> Insight {
         Insight {
             asset: AssetId::from_bytes([1; 16]),
             analyzer: "a".into(),
             analyzer_version: "1".into(),
             model: None,
             model_version: None,
-            kind: kind.into(),
             value,
             confidence,
             language: Some("en".into()),
@@ -229,33 +220,43 @@ mod tests {
                 ..MediaMetadata::default()
             },
         };
+        let label = |name: &str| -> InsightValue {
+            value::Label {
+                name: name.into(),
+                class: 281,
+                rank: 1,
+                taxonomy: "imagenet-1k".into(),
+            }
+            .into()
+        };
+        let features = |data: Vec<f32>| {
+            InsightValue::ImageFeatures(Vector {
+                space: "s".into(),
+                data,
+            })
+        };
         let insights = [
+            insight(label("tabby, tabby cat"), Some(0.8)),
+            insight(label("guess"), Some(0.01)),
             insight(
-                "label",
-                serde_json::json!({"name": "tabby, tabby cat"}),
-                Some(0.8),
-            ),
-            insight("label", serde_json::json!({"name": "guess"}), Some(0.01)),
-            insight(
-                "ocr_line",
-                serde_json::json!({"text": "NO PARKING"}),
+                value::OcrLine {
+                    text: "NO PARKING".into(),
+                    quad: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+                    engine: "ppocr".into(),
+                }
+                .into(),
                 Some(0.9),
             ),
             insight(
-                "phash",
-                serde_json::json!({"hash": "00000000000000ff"}),
+                value::PerceptualHash {
+                    hash: "00000000000000ff".into(),
+                    bits: 64,
+                }
+                .into(),
                 None,
             ),
-            insight(
-                "image_features",
-                serde_json::json!({"space": "s", "vector": encode_vector(&[0.6, 0.8])}),
-                None,
-            ),
-            insight(
-                "image_features",
-                serde_json::json!({"space": "s", "vector": "not base64!"}),
-                None,
-            ),
+            insight(features(vec![0.6, 0.8]), None),
+            insight(features(vec![f32::NAN, 0.8]), None),
         ];
         let indexed = Indexed::new(&asset, &[], &insights);
         assert_eq!(indexed.date, capture_day("2021:07:04").unwrap());

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use aperture_catalog::{Catalog, NewAsset, NewSource, Recorded, SqliteCatalog};
 use aperture_core::{
-    AssetId, ContentHash, Insight, MediaKind, MediaMetadata, Place, Rect, UnixMillis, encode_vector,
+    AssetId, ContentHash, Insight, InsightValue, MediaKind, MediaMetadata, Place, Rect, UnixMillis,
+    encode_vector,
 };
 use aperture_search::{Error, QueryEncoder, SearchIndex, SearchOptions, parse};
 
@@ -39,15 +40,27 @@ fn record(catalog: &SqliteCatalog, collection: &str, name: &str, kind: MediaKind
     }
 }
 
+/// An insight of `kind` with the fields of `value`; the fields the test does not care about
+/// get plain defaults.
 fn insight(asset: AssetId, kind: &str, value: serde_json::Value, lang: Option<&str>) -> Insight {
+    let mut full = match kind {
+        "label" => serde_json::json!({"class": 0, "rank": 1, "taxonomy": "imagenet-1k"}),
+        "ocr_line" => {
+            serde_json::json!({"quad": [[0, 0], [1, 0], [1, 1], [0, 1]], "engine": "test"})
+        }
+        "text" => serde_json::json!({"chars": 0}),
+        _ => serde_json::json!({}),
+    };
+    for (k, v) in value.as_object().unwrap() {
+        full[k] = v.clone();
+    }
     Insight {
         asset,
         analyzer: kind.into(),
         analyzer_version: "1".into(),
         model: None,
         model_version: None,
-        kind: kind.into(),
-        value,
+        value: InsightValue::from_parts(kind, full).unwrap(),
         confidence: Some(0.9),
         language: lang.map(str::to_owned),
         place: Place::Whole,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aperture_catalog::{Asset, JobState, Scope, Source};
-use aperture_core::{AssetId, Insight, MediaKind};
+use aperture_core::{AssetId, Insight, InsightValue, MediaKind};
 use aperture_search::duplicates::{self, DuplicateOptions};
 use aperture_search::{Hit, Query, SearchOptions};
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
@@ -155,13 +155,13 @@ pub struct AssetView {
 
 impl AssetView {
     pub fn new(asset: &Asset, insights: &[Insight]) -> Self {
-        let sensitive = insights
-            .iter()
-            .find(|i| i.kind == "sensitive")
-            .map(|i| json!({ "score": i.value["score"], "blur": i.value["blur"] }));
+        let sensitive = insights.iter().find_map(|i| match &i.value {
+            InsightValue::Sensitive(s) => Some(json!({ "score": s.score, "blur": s.blur })),
+            _ => None,
+        });
         let thumbnail = insights
             .iter()
-            .any(|i| i.kind == "thumbnail")
+            .any(|i| matches!(i.value, InsightValue::Thumbnail(_)))
             .then(|| format!("/api/v1/assets/{}/thumbnail", asset.id));
         let m = &asset.metadata;
         // Sideways EXIF orientations swap what people see as width and height.
@@ -262,11 +262,16 @@ async fn list_assets(
 
 /// Insights as the API shows them: without their vectors (which say their `dims`) unless
 /// `?vectors=true`.
-fn shown(mut insight: Insight, vectors: bool) -> Insight {
-    if !vectors && let Some(obj) = insight.value.as_object_mut() {
-        obj.remove("vector");
+fn shown(insight: Insight, vectors: bool) -> Value {
+    let has_vector = insight.value.as_vector().is_some();
+    let mut json = serde_json::to_value(insight).unwrap_or(Value::Null);
+    if !vectors
+        && has_vector
+        && let Some(value) = json.get_mut("value").and_then(Value::as_object_mut)
+    {
+        value.remove("vector");
     }
-    insight
+    json
 }
 
 #[derive(Deserialize)]
@@ -288,7 +293,7 @@ async fn asset(
         .catalog(move |c| Ok((c.sources(id)?, c.insights(id)?)))
         .await?;
     let view = AssetView::new(&asset, &insights);
-    let insights: Vec<Insight> = insights
+    let insights: Vec<Value> = insights
         .into_iter()
         .map(|i| shown(i, params.vectors))
         .collect();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aperture_core::InsightValue;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State as Shared};
@@ -250,13 +251,16 @@ async fn thumbnail(
         .lake
         .catalog(move |c| c.insights_of_kinds(asset_id, &["thumbnail"]))
         .await?;
-    let Some(thumb) = insights.iter().find(|i| i.kind == "thumbnail") else {
+    let Some(thumb) = insights.iter().find_map(|i| match &i.value {
+        InsightValue::Thumbnail(t) => Some(t),
+        _ => None,
+    }) else {
         return Err(ApiError::not_found(format!(
             "asset {} has no thumbnail (yet)",
             asset.id
         )));
     };
-    let name = thumb.value["name"].as_str().unwrap_or_default().to_owned();
+    let name = thumb.name.clone();
     state
         .audit(
             &caller,

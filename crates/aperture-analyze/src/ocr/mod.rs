@@ -14,7 +14,7 @@ mod tesseract;
 use std::path::{Path, PathBuf};
 
 use aperture_catalog::Asset;
-use aperture_core::{Insight, MediaKind, Place, Rect};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, Rect, value};
 
 use crate::loaded::Loaded;
 use crate::{Analyzer, Error, Input, Output, image_input, language, model_insight, models};
@@ -29,8 +29,6 @@ pub const PPOCR_MODEL: &str = "ppocr-v6";
 /// 2 in Latin scripts (measured on our evaluation set); a line with far fewer is in a script
 /// not in its alphabet, of which it read only digits, punctuation and look-alike letters.
 const MIN_COVERAGE: f32 = 0.6;
-/// The text layer: pages that have one are not read again.
-pub(crate) const READS: &[&str] = &["text"];
 /// Scanned pages read per document; the rest are left (and the job says so).
 pub const MAX_PDF_PAGES: u32 = 100;
 /// Tesseract's reading replaces PP-OCRv6's only when it is at least this sure of it: on a
@@ -137,11 +135,9 @@ impl Ocr {
         page: Option<u32>,
     ) -> Insight {
         let (w, h) = (size.0.max(1) as f32, size.1.max(1) as f32);
-        let quad: Vec<[f32; 2]> = line
+        let quad: [[f32; 2]; 4] = line
             .quad
-            .iter()
-            .map(|&(x, y)| [(x / w).clamp(0.0, 1.0), (y / h).clamp(0.0, 1.0)])
-            .collect();
+            .map(|(x, y)| [(x / w).clamp(0.0, 1.0), (y / h).clamp(0.0, 1.0)]);
         let (x0, y0, x1, y1) = quad
             .iter()
             .fold((1f32, 1f32, 0f32, 0f32), |(a, b, c, d), p| {
@@ -176,38 +172,44 @@ impl Ocr {
                 self,
                 asset,
                 (engine.as_str(), &model_version),
-                "ocr_line",
-                serde_json::json!({ "text": line.text, "quad": quad, "engine": engine.as_str() }),
+                value::OcrLine {
+                    text: line.text.clone(),
+                    quad,
+                    engine: engine.as_str().to_owned(),
+                }
+                .into(),
             )
         }
     }
 }
 
+/// What the `ocr` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "ocr",
+    version: "1",
+    kinds: &[MediaKind::Image, MediaKind::Document],
+    priority: 3,
+    reads: &["text"],
+    produces: &[InsightValue::OCR_LINE],
+};
+
 impl Analyzer for Ocr {
-    fn name(&self) -> &'static str {
-        "ocr"
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
     }
 
     /// The PP-OCR files and the Tesseract languages: installing another language pack
     /// makes earlier results stale.
     fn version(&self) -> String {
         match &self.tesseract {
-            Some(t) => format!("1+{}+tesseract:{}", self.fingerprint, t.languages()),
-            None => format!("1+{}", self.fingerprint),
+            Some(t) => format!(
+                "{}+{}+tesseract:{}",
+                SPEC.version,
+                self.fingerprint,
+                t.languages()
+            ),
+            None => format!("{}+{}", SPEC.version, self.fingerprint),
         }
-    }
-
-    fn priority(&self) -> i32 {
-        3
-    }
-
-    /// Images, and the pages of PDFs that have no text layer.
-    fn kinds(&self) -> &'static [MediaKind] {
-        &[MediaKind::Image, MediaKind::Document]
-    }
-
-    fn reads(&self) -> &'static [&'static str] {
-        READS
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -251,7 +253,7 @@ impl Ocr {
         let with_text: std::collections::HashSet<u32> = input
             .insights
             .iter()
-            .filter(|i| i.kind == "text")
+            .filter(|i| i.kind() == InsightValue::TEXT)
             .filter_map(|i| match i.place {
                 Place::Page { page, .. } => Some(page),
                 _ => None,

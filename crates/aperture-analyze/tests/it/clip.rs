@@ -86,10 +86,13 @@ fn the_clip_analyzer_stores_an_image_embedding_in_its_space() {
         })
         .unwrap();
     let insight = &out.insights[0];
-    assert_eq!(insight.kind, "clip_embedding");
+    assert_eq!(insight.kind(), "clip_embedding");
     assert_eq!(insight.model.as_deref(), Some("test/tiny-clip"));
-    assert_eq!(insight.value["space"], "clip:test/tiny-clip");
-    let v = decode_vector(insight.value["vector"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        insight.value.to_json_value()["space"],
+        "clip:test/tiny-clip"
+    );
+    let v = decode_vector(insight.value.to_json_value()["vector"].as_str().unwrap()).unwrap();
     assert_eq!(v.len(), dims);
     assert!(unit(&v));
 

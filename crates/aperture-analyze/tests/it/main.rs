@@ -102,7 +102,10 @@ fn hash_of(dir: &Path, name: &str, bytes: &[u8]) -> String {
     std::fs::write(&path, bytes).unwrap();
     let out = run(&PerceptualHash, &asset(name, MediaKind::Image, None), &path);
     assert_eq!(out.insights[0].analyzer, "phash");
-    out.insights[0].value["hash"].as_str().unwrap().to_owned()
+    out.insights[0].value.to_json_value()["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -116,7 +119,7 @@ fn thumbnails_are_small_upright_jpegs() {
         &asset("wide.png", MediaKind::Image, None),
         &path,
     );
-    let value = &upright.insights[0].value;
+    let value = upright.insights[0].value.to_json_value();
     assert_eq!(
         (value["width"].as_u64(), value["height"].as_u64()),
         (Some(256), Some(128))
@@ -133,7 +136,7 @@ fn thumbnails_are_small_upright_jpegs() {
         &asset("wide.png", MediaKind::Image, Some(6)),
         &path,
     );
-    let value = &rotated.insights[0].value;
+    let value = rotated.insights[0].value.to_json_value();
     assert_eq!(
         (value["width"].as_u64(), value["height"].as_u64()),
         (Some(128), Some(256))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use aperture_analyze::embed::{TextEmbedder, cosine};
 use aperture_analyze::{Analyzer, Input, MINILM_MODEL, TextEmbedding};
-use aperture_core::{Insight, MediaKind, Place, UnixMillis, decode_vector};
+use aperture_core::{Insight, MediaKind, Place, UnixMillis, decode_vector, value};
 use aperture_models as models;
 
 use crate::asset;
@@ -27,8 +27,28 @@ fn text_insight(kind: &str, text: &str, place: Place, confidence: Option<f32>) -
         analyzer_version: "1".into(),
         model: None,
         model_version: None,
-        kind: kind.into(),
-        value: serde_json::json!({ "text": text, "name": text }),
+        value: match kind {
+            "label" => value::Label {
+                name: text.into(),
+                class: 0,
+                rank: 1,
+                taxonomy: "imagenet-1k".into(),
+            }
+            .into(),
+            "ocr_line" => value::OcrLine {
+                text: text.into(),
+                quad: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+                engine: "test".into(),
+            }
+            .into(),
+            _ => value::Text {
+                text: text.into(),
+                chars: text.chars().count() as u64,
+                truncated: false,
+                note: None,
+            }
+            .into(),
+        },
         confidence,
         language: Some("en".into()),
         place,
@@ -57,18 +77,21 @@ fn embed(
     out.insights
         .iter()
         .map(|i| {
-            assert_eq!(i.kind, "text_embedding");
+            assert_eq!(i.kind(), "text_embedding");
             assert_eq!(i.model.as_deref(), Some("all-minilm-l6-v2"));
-            assert_eq!(i.value["dims"], 384);
-            let v = decode_vector(i.value["vector"].as_str().unwrap()).unwrap();
+            assert_eq!(i.value.to_json_value()["dims"], 384);
+            let v = decode_vector(i.value.to_json_value()["vector"].as_str().unwrap()).unwrap();
             assert_eq!(v.len(), 384);
             let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
             (
-                i.value["source"].as_str().unwrap().to_owned(),
+                i.value.to_json_value()["source"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
                 i.place,
                 v,
-                i.value["text"].as_str().unwrap().to_owned(),
+                i.value.to_json_value()["text"].as_str().unwrap().to_owned(),
             )
         })
         .collect()
@@ -211,11 +234,11 @@ fn labels_agree_with_the_known_content_of_real_photos() {
         let labels: Vec<(usize, String, f32)> = out
             .insights
             .iter()
-            .filter(|i| i.kind == "label")
+            .filter(|i| i.kind() == "label")
             .map(|i| {
                 (
-                    i.value["class"].as_u64().unwrap() as usize,
-                    i.value["name"].as_str().unwrap().to_owned(),
+                    i.value.to_json_value()["class"].as_u64().unwrap() as usize,
+                    i.value.to_json_value()["name"].as_str().unwrap().to_owned(),
                     i.confidence.unwrap(),
                 )
             })
@@ -228,9 +251,9 @@ fn labels_agree_with_the_known_content_of_real_photos() {
         let features = out
             .insights
             .iter()
-            .find(|i| i.kind == "image_features")
+            .find(|i| i.kind() == "image_features")
             .unwrap();
-        assert_eq!(features.value["dims"], 1280);
+        assert_eq!(features.value.to_json_value()["dims"], 1280);
         top1 += usize::from(labels[0].0 == truth);
         top5 += usize::from(labels.iter().any(|l| l.0 == truth));
         eprintln!("{name}: {:?}", &labels[..2]);
@@ -383,7 +406,7 @@ fn ocr_reads_the_scanned_pages_of_a_pdf() {
                 panic!("an OCR line of a document names its page and box: {i:?}");
             };
             let text = pages.entry(page).or_default();
-            text.push_str(i.value["text"].as_str().unwrap());
+            text.push_str(i.value.to_json_value()["text"].as_str().unwrap());
             text.push(' ');
         }
         pages

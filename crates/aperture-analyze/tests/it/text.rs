@@ -103,10 +103,13 @@ fn texts(output: &Output) -> Vec<(Place, &str, Option<&str>)> {
         .insights
         .iter()
         .map(|i| {
-            assert_eq!((i.analyzer.as_str(), i.kind.as_str()), ("text", "text"));
+            assert_eq!((i.analyzer.as_str(), i.kind()), ("text", "text"));
             assert_eq!(i.analyzer_version, Text::default().version());
-            let text = i.value["text"].as_str().unwrap();
-            assert_eq!(i.value["chars"].as_u64(), Some(text.chars().count() as u64));
+            let text = i.value.text().unwrap();
+            assert_eq!(
+                i.value.to_json_value()["chars"].as_u64(),
+                Some(text.chars().count() as u64)
+            );
             (i.place, text, i.language.as_deref())
         })
         .collect()
@@ -238,10 +241,16 @@ fn pdf_limits() {
     )
     .unwrap();
     assert_eq!(output.insights.len(), 2);
-    let last = &output.insights[1].value;
+    let last = output.insights[1].value.to_json_value();
     assert_eq!(last["truncated"], true);
     assert_eq!(last["note"], "only the first 2 of 5 pages are read");
-    assert!(output.insights[0].value.get("truncated").is_none());
+    assert!(
+        output.insights[0]
+            .value
+            .to_json_value()
+            .get("truncated")
+            .is_none()
+    );
 }
 
 #[test]
@@ -268,7 +277,7 @@ fn long_text_is_cut_with_a_note() {
     };
     let long = RUSSIAN.repeat(20);
     let output = analyze_with(&small, "long.txt", "text/plain", long.as_bytes()).unwrap();
-    let value = &output.insights[0].value;
+    let value = output.insights[0].value.to_json_value();
     let text = value["text"].as_str().unwrap();
     assert!(text.len() <= 1000 && text.len() > 900, "{}", text.len());
     assert!(long.starts_with(text));
@@ -384,7 +393,7 @@ fn damage(mut bytes: Vec<u8>, cut: f64, flips: &[(f64, u8)]) -> Vec<u8> {
 /// What every text insight holds to, whatever the input.
 fn check(output: &Output, pages: u32) -> Result<(), TestCaseError> {
     for insight in &output.insights {
-        let text = insight.value["text"].as_str().unwrap();
+        let text = insight.value.text().unwrap();
         prop_assert!(
             !text.trim().is_empty() && text.trim_end() == text,
             "{text:?}"

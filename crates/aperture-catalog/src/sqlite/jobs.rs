@@ -78,12 +78,8 @@ impl JobQueue for SqliteCatalog {
         Ok(added)
     }
 
-    fn enqueue_missing(
-        &self,
-        analyzer: &str,
-        kinds: &[aperture_core::MediaKind],
-        priority: i32,
-    ) -> Result<u64> {
+    fn enqueue_missing(&self, spec: &aperture_core::AnalyzerSpec) -> Result<u64> {
+        let (analyzer, kinds, priority) = (spec.name, spec.kinds, spec.priority);
         if kinds.is_empty() {
             return Ok(0);
         }

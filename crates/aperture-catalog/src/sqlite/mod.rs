@@ -544,7 +544,7 @@ impl Catalog for SqliteCatalog {
              FROM insights WHERE asset_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
-        rows.map(|r| r?).collect()
+        readable_insights(rows)
     }
 
     fn insights_of_kinds(&self, asset: AssetId, kinds: &[&str]) -> Result<Vec<Insight>> {
@@ -563,8 +563,26 @@ impl Catalog for SqliteCatalog {
                 .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
         );
         let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
-        rows.map(|r| r?).collect()
+        readable_insights(rows)
     }
+}
+
+/// The insights of rows that read; a damaged one (a value that does not have its kind's
+/// shape) is left out with a warning, so one bad row never hides an asset's other insights.
+fn readable_insights(
+    rows: impl Iterator<Item = rusqlite::Result<Result<Insight>>>,
+) -> Result<Vec<Insight>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row? {
+            Ok(insight) => out.push(insight),
+            Err(Error::Corrupt { reason }) => {
+                tracing::warn!(%reason, "an insight row is damaged; left out");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Inserts insights in the caller's transaction; every one must name an existing asset.
@@ -594,8 +612,8 @@ pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insigh
             i.analyzer_version,
             i.model,
             i.model_version,
-            i.kind,
-            i.value.to_string(),
+            i.kind(),
+            i.value.to_json_value().to_string(),
             i.confidence,
             i.language,
             page,

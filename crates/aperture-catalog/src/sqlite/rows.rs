@@ -1,6 +1,6 @@
 //! Turning rows into domain types. Bad stored values become `Error::Corrupt`, never panics.
 
-use aperture_core::{AssetId, ContentHash, Insight, Place, Rect, UnixMillis};
+use aperture_core::{AssetId, ContentHash, Insight, InsightValue, Place, Rect, UnixMillis};
 use rusqlite::Row;
 
 use crate::{Asset, Collection, CollectionId, Error, Result};
@@ -83,7 +83,7 @@ pub(super) fn insight_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Insight>>
         r.get(2)?,
         r.get(3)?,
         r.get(4)?,
-        r.get(5)?,
+        r.get::<_, String>(5)?,
         r.get(7)?,
         r.get(8)?,
         r.get(16)?,
@@ -95,10 +95,12 @@ pub(super) fn insight_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Insight>>
             analyzer_version,
             model,
             model_version,
-            kind,
-            value: serde_json::from_str(&value).map_err(|e| Error::Corrupt {
-                reason: format!("insight value: {e}"),
-            })?,
+            value: serde_json::from_str(&value)
+                .map_err(|e| e.to_string())
+                .and_then(|v| InsightValue::from_parts(&kind, v).map_err(|e| e.to_string()))
+                .map_err(|reason| Error::Corrupt {
+                    reason: format!("insight value: {reason}"),
+                })?,
             confidence,
             language,
             place: Place::from_columns(page, time, rect),
