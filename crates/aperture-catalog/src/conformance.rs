@@ -521,17 +521,45 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     catalog.add_insights(std::slice::from_ref(&thumb)).unwrap();
     assert_eq!(
         catalog
-            .insights_of_kinds(id, &["thumbnail", "sensitive"])
+            .insights_of_kinds(&[id], &["thumbnail", "sensitive"])
             .unwrap(),
-        [thumb]
+        [thumb.clone()]
     );
-    assert_eq!(catalog.insights_of_kinds(id, &["label"]).unwrap(), insights);
+    assert_eq!(
+        catalog.insights_of_kinds(&[id], &["label"]).unwrap(),
+        insights
+    );
     assert!(
         catalog
-            .insights_of_kinds(id, &["nothing"])
+            .insights_of_kinds(&[id], &["nothing"])
             .unwrap()
             .is_empty()
     );
+
+    // Many assets in one read: each one's, none of another's; unknown ids add nothing.
+    let other = id_of(record_one(&catalog, &new_asset(c, b"y", "/y")));
+    let mut other_thumb = thumb.clone();
+    other_thumb.asset = other;
+    catalog
+        .add_insights(std::slice::from_ref(&other_thumb))
+        .unwrap();
+    let lonely = id_of(record_one(&catalog, &new_asset(c, b"z", "/z")));
+    let both = catalog
+        .insights_of_kinds(&[id, other, lonely, AssetId::new()], &["thumbnail"])
+        .unwrap();
+    assert_eq!(both.len(), 2);
+    assert!(both.contains(&thumb) && both.contains(&other_thumb));
+    let mut found: Vec<AssetId> = catalog
+        .assets(&[lonely, AssetId::new(), id])
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    found.sort();
+    let mut expected = vec![lonely, id];
+    expected.sort();
+    assert_eq!(found, expected, "existing assets only, each once");
+    assert!(catalog.assets(&[]).unwrap().is_empty());
 }
 
 pub fn referenced_blobs<C: Catalog>(make: &dyn Fn() -> C) {

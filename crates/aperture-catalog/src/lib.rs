@@ -57,6 +57,9 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>>;
 
     fn asset(&self, id: AssetId) -> Result<Asset>;
+    /// The assets of `ids` that exist, in one read (search hits, grids); ids of erased or
+    /// unknown assets are left out. In no particular order.
+    fn assets(&self, ids: &[AssetId]) -> Result<Vec<Asset>>;
     /// Ids whose hex form starts with `prefix` (at most `limit`), so people can type short ids.
     fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>>;
     /// Assets in id (= ingest) order, after `query.after`.
@@ -95,9 +98,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;
-    /// The asset's insights of these kinds only (e.g. `thumbnail` and `sensitive` for a grid,
-    /// without reading its vectors).
-    fn insights_of_kinds(&self, asset: AssetId, kinds: &[&str]) -> Result<Vec<Insight>>;
+    /// The insights of these kinds only, of all these assets in one read (e.g. `thumbnail`
+    /// and `sensitive` for a grid, without reading any vectors); each asset's in the order
+    /// they were stored.
+    fn insights_of_kinds(&self, assets: &[AssetId], kinds: &[&str]) -> Result<Vec<Insight>>;
 
     /// The change feed: assets whose searchable content changed (ingested, new path, analysed,
     /// deleted) after `after`, in commit order, at most `limit`. An asset may appear many

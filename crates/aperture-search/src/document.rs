@@ -6,13 +6,15 @@ use std::collections::BTreeSet;
 use aperture_catalog::{Asset, Source};
 use aperture_core::{AssetId, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 
+use serde::{Deserialize, Serialize};
+
 use crate::query::{Has, capture_day};
 
 /// Labels below this probability are not indexed: they are the model's guesses, not findings.
 pub const LABEL_MIN_CONFIDENCE: f32 = 0.1;
 
 /// A label the model gave the image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Label {
     /// As the taxonomy names it, e.g. `tabby, tabby cat`.
     pub name: String,
@@ -20,13 +22,52 @@ pub struct Label {
 }
 
 /// A piece of text in the asset: an OCR line, or a document's (page) text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
     pub text: String,
     pub language: Option<String>,
     pub place: Place,
     /// `ocr`, `text`, or `transcript` (speech, with its time range).
     pub source: &'static str,
+}
+
+/// A passage as stored in the index, whose source is read back into its static name.
+#[derive(Deserialize)]
+struct StoredPassage {
+    text: String,
+    language: Option<String>,
+    place: Place,
+    source: String,
+}
+
+impl<'de> Deserialize<'de> for Passage {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let p = StoredPassage::deserialize(d)?;
+        Ok(Passage {
+            text: p.text,
+            language: p.language,
+            place: p.place,
+            source: match p.source.as_str() {
+                "ocr" => "ocr",
+                "transcript" => "transcript",
+                _ => "text",
+            },
+        })
+    }
+}
+
+/// What a hit is explained from: stored beside the asset's full-text document, so that a
+/// search reads no catalog rows (and decodes no vectors) to say why an asset matched.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Explained {
+    pub name: String,
+    pub paths: Vec<String>,
+    pub meta: Vec<String>,
+    pub labels: Vec<Label>,
+    pub passages: Vec<Passage>,
+    /// Per vector, in the order the vector spaces hold an asset's vectors: its space and what
+    /// it embeds (a text embedding's excerpt).
+    pub vector_texts: Vec<(String, Option<String>)>,
 }
 
 /// One vector of the asset, in the embedding space its model defines.
@@ -62,6 +103,22 @@ pub struct Indexed {
 }
 
 impl Indexed {
+    /// What a hit on this asset is explained from.
+    pub fn explained(&self) -> Explained {
+        Explained {
+            name: self.name.clone(),
+            paths: self.paths.clone(),
+            meta: self.meta.clone(),
+            labels: self.labels.clone(),
+            passages: self.passages.clone(),
+            vector_texts: self
+                .vectors
+                .iter()
+                .map(|v| (v.space.clone(), v.text.clone()))
+                .collect(),
+        }
+    }
+
     /// Builds the searchable view of an asset. Insights that cannot be read (a damaged vector)
     /// are skipped with a warning: one bad insight never keeps the asset out of search.
     pub fn new(asset: &Asset, sources: &[Source], insights: &[Insight]) -> Indexed {

@@ -3,10 +3,11 @@
 //! Every text field is indexed language-neutral ([`analysis::NEUTRAL`]); text whose language
 //! was detected is indexed a second time, stemmed, in that language's field (`text_es`, ...).
 //! A query word is looked up in the neutral fields and, stemmed, in every language's field, so
-//! `estación` finds `estaciones` without knowing the query's language. Nothing but the asset
-//! id is stored: the catalog has the text, and hits are explained from it.
+//! `estación` finds `estaciones` without knowing the query's language. Stored are the asset id
+//! and what hits are explained from ([`Explained`]), so a search reads no catalog rows but one
+//! batched check that its hits still exist.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use crate::analysis::{self, LABELS, NEUTRAL, STEMMED};
-use crate::document::Indexed;
+use crate::document::{Explained, Indexed};
 use crate::query::{Filters, Query};
 use crate::{Error, Result};
 
@@ -44,6 +45,8 @@ pub struct Fields {
     pub labels: Field,
     pub text: Field,
     pub meta: Field,
+    /// Stored only: the asset's [`Explained`] as JSON, what hits are explained from.
+    pub explain: Field,
     /// Stemmed text, per language code.
     pub stemmed: Vec<(&'static str, Field)>,
 }
@@ -72,6 +75,7 @@ fn schema() -> (Schema, Fields) {
         labels: b.add_text_field("labels", text_options(LABELS)),
         text: b.add_text_field("text", text_options(NEUTRAL)),
         meta: b.add_text_field("meta", text_options(NEUTRAL)),
+        explain: b.add_text_field("explain", STORED),
         stemmed: STEMMED
             .iter()
             .map(|(code, _)| {
@@ -103,8 +107,8 @@ impl FullText {
     pub fn open(dir: &Path) -> Result<FullText> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let (schema, fields) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)
-            .map_err(|e| Error::Index(e.to_string()))?;
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(tantivy::TantivyError::from)?;
         let index = Index::open_or_create(directory, schema)?;
         Self::with_index(index, fields)
     }
@@ -195,6 +199,9 @@ impl FullText {
     fn document(&self, a: &Indexed) -> TantivyDocument {
         let f = &self.fields;
         let mut doc = TantivyDocument::new();
+        if let Ok(json) = serde_json::to_string(&a.explained()) {
+            doc.add_text(f.explain, json);
+        }
         doc.add_text(f.id, a.asset.to_string());
         doc.add_text(f.collection, &a.collection);
         doc.add_text(f.kind, a.kind.as_str());
@@ -288,8 +295,39 @@ impl FullText {
             .collect()
     }
 
+    /// What the index holds to explain hits on `ids`, read from its stored documents (an id
+    /// without a document, or whose document predates the stored explanation, is absent).
+    pub fn explained(&self, ids: &[AssetId]) -> Result<HashMap<AssetId, Explained>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let searcher = self.reader.searcher();
+        let query = TermSetQuery::new(
+            ids.iter()
+                .map(|id| Term::from_field_text(self.fields.id, &id.to_string())),
+        );
+        let hits = searcher.search(&query, &TopDocs::with_limit(ids.len()).order_by_score())?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for (_, address) in hits {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let id = self.id_in(&doc)?;
+            let explained = doc
+                .get_first(self.fields.explain)
+                .and_then(|v| v.as_str())
+                .and_then(|json| serde_json::from_str::<Explained>(json).ok());
+            if let Some(explained) = explained {
+                out.insert(id, explained);
+            }
+        }
+        Ok(out)
+    }
+
     fn id_of(&self, searcher: &tantivy::Searcher, address: tantivy::DocAddress) -> Result<AssetId> {
         let doc: TantivyDocument = searcher.doc(address)?;
+        self.id_in(&doc)
+    }
+
+    fn id_in(&self, doc: &TantivyDocument) -> Result<AssetId> {
         let id = doc
             .get_first(self.fields.id)
             .and_then(|v| v.as_str())

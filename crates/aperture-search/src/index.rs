@@ -51,9 +51,33 @@ struct SpaceState {
     vectors: usize,
 }
 
-/// `4`: 8-bit graph, full vectors beside it for re-scoring (`3`: 8-bit only; `2`: f32, inner
-/// product; `1`: f32, cosine). An index of another format is rebuilt on its next update.
-const FORMAT: u32 = 4;
+/// `5`: full-text documents store what hits are explained from (`4`: 8-bit graph, full
+/// vectors beside it for re-scoring; `3`: 8-bit only; `2`: f32, inner product; `1`: f32,
+/// cosine). An index of another format is rebuilt on its next update.
+const FORMAT: u32 = 5;
+
+/// The full-text index's folder, named by the format: an index of another format (whose
+/// tantivy schema may differ, which tantivy refuses to open) is left beside it, not opened,
+/// and removed once this format's is built.
+fn text_dir() -> String {
+    format!("text-{FORMAT}")
+}
+
+/// Full-text folders of other formats (`text` before format 5 named it by version).
+fn stale_text_dirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| (n == "text" || n.starts_with("text-")) && n != text_dir())
+        })
+        .collect()
+}
 
 /// What an update did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -98,7 +122,7 @@ impl SearchIndex {
     }
 
     fn open_once(dir: &Path) -> Result<SearchIndex> {
-        let text = FullText::open(&dir.join("text"))?;
+        let text = FullText::open(&dir.join(text_dir()))?;
         let state_path = dir.join("state.json");
         let state: State = match std::fs::read(&state_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -209,6 +233,14 @@ impl SearchIndex {
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&position.to_string());
         commit.commit()?;
+        if report.built {
+            // Derived data of an older format: nothing reads it once this one is built.
+            for stale in stale_text_dirs(&self.dir) {
+                if let Err(e) = std::fs::remove_dir_all(&stale) {
+                    tracing::warn!(path = %stale.display(), error = %e, "cannot remove an old index");
+                }
+            }
+        }
         writer.wait_merging_threads()?;
         if report.removed > 0 {
             // After the background merges: none of them may still hold a segment we rewrite.

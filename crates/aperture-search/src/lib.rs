@@ -38,6 +38,13 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The full-text engine (tantivy) failed; its error is kept as the source.
+    #[error("search index: {source}")]
+    FullText {
+        #[from]
+        source: tantivy::TantivyError,
+    },
+    /// The index's own files are inconsistent (a document without an id, a bad state file).
     #[error("search index: {0}")]
     Index(String),
     #[error(transparent)]
@@ -61,12 +68,6 @@ impl Error {
             path: path.to_owned(),
             source,
         }
-    }
-}
-
-impl From<tantivy::TantivyError> for Error {
-    fn from(e: tantivy::TantivyError) -> Error {
-        Error::Index(e.to_string())
     }
 }
 

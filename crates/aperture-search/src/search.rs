@@ -10,7 +10,7 @@ use serde::Serialize;
 use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 
 use crate::analysis::{self, LABELS};
-use crate::document::Indexed;
+use crate::document::Explained;
 use crate::index::SearchIndex;
 use crate::query::Query;
 use crate::vectors::VectorFilter;
@@ -227,44 +227,56 @@ impl SearchIndex {
             .filter(|t| !t.excluded)
             .map(|t| t.text.as_str())
             .collect();
+        // Candidates in batches: one catalog read confirms which still exist (the index may
+        // lag the catalog, and an erased asset is never shown); the index explains them.
         let mut hits = Vec::new();
-        for (id, score) in fused {
+        for batch in fused.chunks(options.limit.max(1) * 2) {
             if hits.len() == options.limit {
                 break;
             }
-            // The index may lag the catalog: an erased asset is never shown.
-            let asset = match catalog.asset(id) {
-                Ok(asset) => asset,
-                Err(aperture_catalog::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let indexed = Indexed::new(&asset, &catalog.sources(id)?, &catalog.insights(id)?);
-            let mut reasons = self.word_reasons(&indexed, &terms);
-            for mut reason in found.remove(&id).unwrap_or_default() {
-                if let Reason::Meaning {
-                    space,
-                    text,
-                    vector,
-                    ..
-                } = &mut reason
-                {
-                    *text = indexed
-                        .vectors
-                        .iter()
-                        .filter(|v| v.space == *space)
-                        .nth(*vector as usize)
-                        .and_then(|v| v.text.clone());
+            let ids: Vec<AssetId> = batch.iter().map(|(id, _)| *id).collect();
+            let mut assets: HashMap<AssetId, Asset> = catalog
+                .assets(&ids)?
+                .into_iter()
+                .map(|a| (a.id, a))
+                .collect();
+            let explained = self.text.explained(&ids)?;
+            for (id, score) in batch {
+                if hits.len() == options.limit {
+                    break;
                 }
-                reasons.push(reason);
+                let Some(asset) = assets.remove(id) else {
+                    continue;
+                };
+                let empty = Explained::default();
+                let explained = explained.get(id).unwrap_or(&empty);
+                let mut reasons = self.word_reasons(explained, &terms);
+                for mut reason in found.remove(id).unwrap_or_default() {
+                    if let Reason::Meaning {
+                        space,
+                        text,
+                        vector,
+                        ..
+                    } = &mut reason
+                    {
+                        *text = explained
+                            .vector_texts
+                            .iter()
+                            .filter(|(s, _)| s == space)
+                            .nth(*vector as usize)
+                            .and_then(|(_, t)| t.clone());
+                    }
+                    reasons.push(reason);
+                }
+                if reasons.is_empty() && !ranks {
+                    reasons.push(Reason::Filters);
+                }
+                hits.push(Hit {
+                    asset,
+                    score: *score,
+                    reasons,
+                });
             }
-            if reasons.is_empty() && !ranks {
-                reasons.push(Reason::Filters);
-            }
-            hits.push(Hit {
-                asset,
-                score,
-                reasons,
-            });
         }
         Ok(hits)
     }
@@ -364,7 +376,7 @@ impl SearchIndex {
     }
 
     /// Where the query's words occur in the asset.
-    fn word_reasons(&self, indexed: &Indexed, terms: &[&str]) -> Vec<Reason> {
+    fn word_reasons(&self, indexed: &Explained, terms: &[&str]) -> Vec<Reason> {
         let (Some(mut neutral), Some(mut labels)) = (
             self.text_analyzer(analysis::NEUTRAL),
             self.text_analyzer(LABELS),

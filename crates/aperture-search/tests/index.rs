@@ -510,3 +510,201 @@ fn a_damaged_state_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Counts the catalog calls a search makes, delegating to a real catalog.
+#[derive(Debug)]
+struct Counting<'a> {
+    inner: &'a SqliteCatalog,
+    /// Calls that read one asset's rows (`asset`, `sources`, `insights`, ...).
+    per_asset: std::sync::atomic::AtomicUsize,
+    /// Calls of the batched `assets`.
+    batched: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting<'_> {
+    fn per_asset(&self) {
+        self.per_asset
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+type R<T> = aperture_catalog::Result<T>;
+
+impl Catalog for Counting<'_> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn ensure_collection(&self, name: &str) -> R<aperture_catalog::Collection> {
+        self.inner.ensure_collection(name)
+    }
+    fn collection(&self, name: &str) -> R<aperture_catalog::Collection> {
+        self.inner.collection(name)
+    }
+    fn collections(&self) -> R<Vec<aperture_catalog::Collection>> {
+        self.inner.collections()
+    }
+    fn known_source(
+        &self,
+        c: aperture_catalog::CollectionId,
+        path: &[u8],
+    ) -> R<Option<aperture_catalog::KnownSource>> {
+        self.inner.known_source(c, path)
+    }
+    fn blob_generation(&self, hash: ContentHash) -> R<aperture_catalog::BlobGeneration> {
+        self.inner.blob_generation(hash)
+    }
+    fn record(&self, batch: &[NewAsset]) -> R<Vec<Recorded>> {
+        self.inner.record(batch)
+    }
+    fn asset(&self, id: AssetId) -> R<aperture_catalog::Asset> {
+        self.per_asset();
+        self.inner.asset(id)
+    }
+    fn assets(&self, ids: &[AssetId]) -> R<Vec<aperture_catalog::Asset>> {
+        self.batched
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.assets(ids)
+    }
+    fn assets_with_prefix(&self, prefix: &str, limit: usize) -> R<Vec<AssetId>> {
+        self.inner.assets_with_prefix(prefix, limit)
+    }
+    fn list_assets(&self, q: &aperture_catalog::AssetQuery) -> R<Vec<aperture_catalog::Asset>> {
+        self.inner.list_assets(q)
+    }
+    fn sources(&self, id: AssetId) -> R<Vec<aperture_catalog::Source>> {
+        self.per_asset();
+        self.inner.sources(id)
+    }
+    fn stats(&self) -> R<aperture_catalog::Stats> {
+        self.inner.stats()
+    }
+    fn asset_count(&self) -> R<u64> {
+        self.inner.asset_count()
+    }
+    fn referenced_blobs(
+        &self,
+        after: Option<ContentHash>,
+        limit: usize,
+    ) -> R<Vec<(ContentHash, u64)>> {
+        self.inner.referenced_blobs(after, limit)
+    }
+    fn delete_asset(&self, id: AssetId) -> R<aperture_catalog::Deletion> {
+        self.inner.delete_asset(id)
+    }
+    fn claim_blob_deletion(&self, hash: ContentHash) -> R<Option<aperture_catalog::BlobClaim>> {
+        self.inner.claim_blob_deletion(hash)
+    }
+    fn still_claimed(&self, claim: aperture_catalog::BlobClaim) -> R<bool> {
+        self.inner.still_claimed(claim)
+    }
+    fn blob_deleted(&self, claim: aperture_catalog::BlobClaim) -> R<()> {
+        self.inner.blob_deleted(claim)
+    }
+    fn unfinished_blob_deletions(&self, before: UnixMillis) -> R<Vec<ContentHash>> {
+        self.inner.unfinished_blob_deletions(before)
+    }
+    fn add_insights(&self, insights: &[Insight]) -> R<()> {
+        self.inner.add_insights(insights)
+    }
+    fn insights(&self, asset: AssetId) -> R<Vec<Insight>> {
+        self.per_asset();
+        self.inner.insights(asset)
+    }
+    fn insights_of_kinds(&self, assets: &[AssetId], kinds: &[&str]) -> R<Vec<Insight>> {
+        self.per_asset();
+        self.inner.insights_of_kinds(assets, kinds)
+    }
+    fn changes(&self, after: i64, limit: usize) -> R<Vec<aperture_catalog::Change>> {
+        self.inner.changes(after, limit)
+    }
+    fn last_change(&self) -> R<i64> {
+        self.inner.last_change()
+    }
+    fn prune_changes(&self, through: i64) -> R<u64> {
+        self.inner.prune_changes(through)
+    }
+}
+
+/// Issue 10: hits are explained from what the index holds; the catalog is read once per
+/// search, to confirm the hits still exist, never per hit.
+#[test]
+fn r10_hits_are_explained_from_the_index_with_one_catalog_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    index.update(&lake.catalog).unwrap();
+    let counting = Counting {
+        inner: &lake.catalog,
+        per_asset: Default::default(),
+        batched: Default::default(),
+    };
+    let hits = index
+        .search(
+            &counting,
+            &parse("kind:image").unwrap(),
+            &[],
+            &SearchOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    let hits = index
+        .search(
+            &counting,
+            &parse("parking").unwrap(),
+            &[],
+            &SearchOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let json = serde_json::to_value(&hits[0].reasons).unwrap();
+    assert_eq!(json[0]["field"], "ocr", "{json}");
+    assert_eq!(json[0]["text"], "NO PARKING", "{json}");
+    assert!(json[0]["place"]["rect"].is_object(), "the box: {json}");
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        counting.per_asset.load(Relaxed),
+        0,
+        "no per-hit catalog reads"
+    );
+    assert_eq!(
+        counting.batched.load(Relaxed),
+        2,
+        "one batched read per search"
+    );
+
+    // An asset erased after the index saw it is confirmed gone by that one read.
+    lake.catalog.delete_asset(lake.sign).unwrap();
+    assert!(found(&index, &counting, "parking").is_empty());
+}
+
+/// An index of an older format (whose full-text schema tantivy would refuse to open) is
+/// rebuilt by the next update, and its old full-text files are removed.
+#[test]
+fn an_index_of_an_older_format_is_rebuilt_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake();
+    SearchIndex::open(dir.path())
+        .unwrap()
+        .update(&lake.catalog)
+        .unwrap();
+    // What format 4 left: its full-text folder under the old name, and its state.
+    let state_path = dir.path().join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["format"] = 4.into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    std::fs::create_dir_all(dir.path().join("text")).unwrap();
+    std::fs::write(
+        dir.path().join("text/meta.json"),
+        b"{\"an\": \"old schema\"}",
+    )
+    .unwrap();
+
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    assert!(!index.is_built());
+    let update = index.update(&lake.catalog).unwrap();
+    assert!(update.built);
+    assert_eq!(update.indexed, 5);
+    assert!(!dir.path().join("text").exists(), "the old folder is gone");
+    assert_eq!(found(&index, &lake.catalog, "parking"), [lake.sign]);
+}

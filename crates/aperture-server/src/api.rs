@@ -192,13 +192,16 @@ async fn views(state: &State, assets: Vec<Asset>) -> ApiResult<Vec<AssetView>> {
     let views = state
         .lake
         .catalog(move |c| {
-            assets
+            let ids: Vec<AssetId> = assets.iter().map(|a| a.id).collect();
+            let shown = c.insights_of_kinds(&ids, &["thumbnail", "sensitive"])?;
+            Ok(assets
                 .iter()
                 .map(|a| {
-                    let shown = c.insights_of_kinds(a.id, &["thumbnail", "sensitive"])?;
-                    Ok(AssetView::new(a, &shown))
+                    let own: Vec<Insight> =
+                        shown.iter().filter(|i| i.asset == a.id).cloned().collect();
+                    AssetView::new(a, &own)
                 })
-                .collect()
+                .collect())
         })
         .await?;
     Ok(views)

@@ -249,7 +249,7 @@ async fn thumbnail(
     let asset_id = asset.id;
     let insights = state
         .lake
-        .catalog(move |c| c.insights_of_kinds(asset_id, &["thumbnail"]))
+        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["thumbnail"]))
         .await?;
     let Some(thumb) = insights.iter().find_map(|i| match &i.value {
         InsightValue::Thumbnail(t) => Some(t),

@@ -15,6 +15,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use crate::*;
 use rows::{asset_from_row, blob, hash_from, id_from, insight_from_row};
 
+/// Ids per `IN (...)` list: statements stay far below SQLite's parameter limit.
+const IN_CHUNK: usize = 500;
+
 /// Numbered migrations, applied in order; the catalog records the highest one applied.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("0001_init.sql")),
@@ -239,6 +242,24 @@ impl Catalog for SqliteCatalog {
             out.push(record_one(&tx, item, now)?);
         }
         tx.commit()?;
+        Ok(out)
+    }
+
+    fn assets(&self, ids: &[AssetId]) -> Result<Vec<Asset>> {
+        let conn = self.read();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+                 WHERE a.id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ))?;
+            let params = chunk.iter().map(|id| id.as_bytes().to_vec());
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), asset_from_row)?;
+            for row in rows {
+                out.push(row??);
+            }
+        }
         Ok(out)
     }
 
@@ -547,23 +568,34 @@ impl Catalog for SqliteCatalog {
         readable_insights(rows)
     }
 
-    fn insights_of_kinds(&self, asset: AssetId, kinds: &[&str]) -> Result<Vec<Insight>> {
+    fn insights_of_kinds(&self, assets: &[AssetId], kinds: &[&str]) -> Result<Vec<Insight>> {
+        if assets.is_empty() || kinds.is_empty() {
+            return Ok(Vec::new());
+        }
         let conn = self.read();
-        let marks = vec!["?"; kinds.len()].join(", ");
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
-                 confidence, language, page, time_start_ms, time_end_ms,
-                 region_x, region_y, region_w, region_h, created_at
-             FROM insights WHERE asset_id = ? AND kind IN ({marks}) ORDER BY id"
-        ))?;
-        let id = asset.as_bytes().to_vec();
-        let params = std::iter::once(rusqlite::types::Value::Blob(id)).chain(
-            kinds
+        let mut out = Vec::new();
+        // Bounded statements: SQLite limits the number of parameters of one.
+        for chunk in assets.chunks(IN_CHUNK) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
+                     confidence, language, page, time_start_ms, time_end_ms,
+                     region_x, region_y, region_w, region_h, created_at
+                 FROM insights WHERE asset_id IN ({}) AND kind IN ({}) ORDER BY id",
+                vec!["?"; chunk.len()].join(", "),
+                vec!["?"; kinds.len()].join(", ")
+            ))?;
+            let params = chunk
                 .iter()
-                .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
-        );
-        let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
-        readable_insights(rows)
+                .map(|id| rusqlite::types::Value::Blob(id.as_bytes().to_vec()))
+                .chain(
+                    kinds
+                        .iter()
+                        .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
+                );
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
+            out.extend(readable_insights(rows)?);
+        }
+        Ok(out)
     }
 }
 
