@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Aperture's tests: install what they need (scripts/setup.sh and the offline model pack), then
-# run every test in the workspace. Extra arguments go to `cargo test`, e.g.
+# run every test in the workspace, the API contract test (scripts/contract.sh) and the browser
+# tests (scripts/e2e.sh). Extra arguments go to `cargo test`, e.g.
 #   scripts/test.sh -p aperture-catalog
 #   scripts/test.sh -- --nocapture
 #
@@ -45,9 +46,11 @@ export APERTURE_TEST_OCR_SET="$ROOT/target/test-ocr-set"
 
 echo "+ cargo test --workspace --locked${*:+ $*}"
 cargo test --workspace --locked "$@"
-# The web UI in a real browser, against the binary built above (skipped when the arguments
-# pick some tests only).
+# Against the binary built above (skipped when the arguments pick some tests only): the API
+# against its OpenAPI document (a pinned contract tester), then the web UI in a real browser.
 if (($# == 0)); then
+    echo "+ scripts/contract.sh"
+    bash scripts/contract.sh
     echo "+ scripts/e2e.sh"
     bash scripts/e2e.sh
 fi

@@ -7,6 +7,7 @@ use aperture_catalog::{Asset, JobState, Scope, Source};
 use aperture_core::{AssetId, Insight, InsightValue, MediaKind};
 use aperture_search::duplicates::{self, DuplicateOptions};
 use aperture_search::{Hit, Query, SearchOptions};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,8 @@ use super::State;
 use super::auth::{COOKIE, Caller, SESSION_LIFE, authenticate, session_of};
 use super::error::{ApiError, ApiResult};
 
-/// The most hits or assets one request returns.
+/// The most hits or assets one request returns. A `limit` above it is refused, not cut down:
+/// the OpenAPI document says `maximum: 200`, and a client asking for more has a bug to hear of.
 const MAX_LIMIT: usize = 200;
 
 pub fn routes() -> Router<Arc<State>> {
@@ -56,8 +58,18 @@ struct SignIn {
 /// scripts cannot read. The token itself never leaves the page that typed it.
 async fn sign_in(
     Shared(state): Shared<Arc<State>>,
-    Json(body): Json<SignIn>,
+    body: Result<Json<SignIn>, JsonRejection>,
 ) -> ApiResult<Response> {
+    // axum answers a body that parses but lacks `token` with 422; the document promises 400
+    // for every body that is not `{"token": "..."}`, and 415 for one that is not JSON at all.
+    let Json(body) = body.map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the token as JSON: {\"token\": \"apt_...\"} with Content-Type: application/json",
+        ),
+        e => ApiError::bad_request(format!("sign-in: {}", e.body_text())),
+    })?;
     let token = authenticate(&state, &body.token).await?;
     let session = state.sessions.open(&token)?;
     let cookie = format!(
@@ -95,9 +107,28 @@ async fn openapi(_caller: Caller) -> Response {
         .into_response()
 }
 
+/// An asset id as the API writes it: 32 hex digits, the pattern the OpenAPI document
+/// declares. (A UUID parser would also take hyphens, braces and `urn:uuid:`; one spelling
+/// keeps the document exact.) Prefixes are for `similar:` in a query only.
 pub fn parse_id(text: &str) -> ApiResult<AssetId> {
-    text.parse()
-        .map_err(|_| ApiError::bad_request(format!("'{text}' is not an asset id")))
+    let hex = text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = hex.then(|| text.parse().ok()).flatten();
+    id.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "'{text}' is not an asset id: expected 32 hex digits"
+        ))
+    })
+}
+
+/// `limit` of a list or search: `default` when absent, refused outside 1..=[`MAX_LIMIT`].
+fn page_limit(limit: Option<usize>, default: usize) -> ApiResult<usize> {
+    match limit {
+        None => Ok(default),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit={n}: give a number from 1 to {MAX_LIMIT}"
+        ))),
+    }
 }
 
 /// An asset of a collection the caller may see, or 404: an asset it has no grant for is
@@ -233,13 +264,19 @@ async fn list_assets(
     UrlQuery(params): UrlQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let limit = params.limit.unwrap_or(48).clamp(1, MAX_LIMIT);
+    let limit = page_limit(params.limit, 48)?;
+    // Exactly the names the document's enum lists (an empty value means any kind).
     let kind = match params.kind.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) => Some(k.parse::<MediaKind>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "unknown kind '{k}': use image, video, audio, document or other"
-            ))
-        })?),
+        Some(k) => Some(
+            MediaKind::ALL
+                .into_iter()
+                .find(|kind| kind.as_str() == k)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown kind '{k}': use image, video, audio, document or other"
+                    ))
+                })?,
+        ),
         None => None,
     };
     let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
@@ -363,7 +400,7 @@ async fn run_search(
     action: &str,
 ) -> ApiResult<Json<Value>> {
     let started = Instant::now();
-    let limit = limit.unwrap_or(24).clamp(1, MAX_LIMIT);
+    let limit = page_limit(limit, 24)?;
     let Some(index) = state.index() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -419,6 +456,15 @@ async fn search(
 ) -> ApiResult<Json<Value>> {
     caller.require(Scope::Search)?;
     let mut query = parse_query(&params.q)?;
+    // Refused here, before the caller's collections become filters: otherwise a token for
+    // some collections would list them all where an admin token is refused.
+    if !query.ranks() && query.filters.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "an empty query: give words, filters or `similar:`",
+        ));
+    }
     if let Some(prefix) = query.similar.take() {
         query.similar = Some(visible_prefix(&caller, prefix).await?.to_string());
     }
@@ -496,7 +542,8 @@ async fn asset_duplicates(
 struct DuplicatesParams {
     #[serde(default)]
     exact_only: bool,
-    threshold: Option<f32>,
+    /// f64, as the document's numbers are: 1.0000000000000002 is over 1, not rounded to it.
+    threshold: Option<f64>,
 }
 
 async fn all_duplicates(
@@ -505,14 +552,23 @@ async fn all_duplicates(
     UrlQuery(params): UrlQuery<DuplicatesParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Scope::Search)?;
+    let threshold = match params.threshold {
+        Some(t) if !(0.0..=1.0).contains(&t) => {
+            return Err(ApiError::bad_request(format!(
+                "threshold={t}: give a similarity from 0 to 1"
+            )));
+        }
+        t => t.map(|t| t as f32),
+    };
     let started = Instant::now();
     let index = state.index();
     let shared = state.clone();
     let view = caller.view.clone();
+    let exact_only = params.exact_only;
     let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
         let catalog = shared.lake.catalog.as_ref();
-        let index = index.filter(|_| !params.exact_only);
-        let groups = aperture_lake::duplicate_groups(catalog, index.as_deref(), params.threshold)?;
+        let index = index.filter(|_| !exact_only);
+        let groups = aperture_lake::duplicate_groups(catalog, index.as_deref(), threshold)?;
         Ok(view.visible_groups(catalog, groups)?)
     })
     .await??;

@@ -1,5 +1,6 @@
 //! `POST /api/v1/assets`: a multipart upload, streamed to a staging file part by part (never
-//! held whole in memory), then ingested like any file. One refused file does not stop the
+//! held whole in memory), then ingested like any file once the body has ended (so the
+//! `collection` field may come before or after the files). One refused file does not stop the
 //! others; a body that breaks the protocol or the size limit ends the request.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ use super::error::{ApiError, ApiResult};
 const MAX_FILES: usize = 1000;
 /// Longest file name accepted, in bytes.
 const MAX_NAME: usize = 255;
+/// Longest `collection` field read: the catalog's 128 characters, at up to 4 bytes each.
+const MAX_COLLECTION_BYTES: usize = 4 * 128;
 
 /// Room for multipart headers and boundaries around the files' bytes.
 const OVERHEAD: u64 = 1 << 20;
@@ -176,7 +179,7 @@ async fn upload(
         .await
         .map_err(ApiError::internal)?;
 
-    let mut collection = state.lake.config.ingest.default_collection.clone();
+    let mut collection: Option<String> = None;
     let mut results: Vec<Uploaded> = Vec::new();
     let mut staged: Vec<(usize, PathBuf)> = Vec::new();
     let mut total: u64 = 0;
@@ -187,12 +190,10 @@ async fn upload(
             .map_err(malformed)?;
         let Some(mut field) = field else { break };
         match field.name().unwrap_or_default() {
+            // Before or after the files: nothing is stored until the body has ended.
             "collection" => {
-                // Once a file arrived, its collection is settled (and its grant checked).
-                if !results.is_empty() {
-                    return Err(ApiError::bad_request(
-                        "send the 'collection' field before the files",
-                    ));
+                if collection.is_some() {
+                    return Err(ApiError::bad_request("send at most one 'collection' field"));
                 }
                 let mut text = Vec::new();
                 while let Some(chunk) = tokio::time::timeout(idle, field.chunk())
@@ -201,16 +202,18 @@ async fn upload(
                     .map_err(malformed)?
                 {
                     text.extend_from_slice(&chunk);
-                    if text.len() > MAX_NAME {
-                        return Err(ApiError::bad_request(format!(
-                            "the collection name is longer than {MAX_NAME} bytes"
-                        )));
+                    if text.len() > MAX_COLLECTION_BYTES {
+                        return Err(ApiError::bad_request(
+                            "the collection name is longer than 128 characters",
+                        ));
                     }
                 }
-                collection = String::from_utf8(text)
-                    .map_err(|_| ApiError::bad_request("the collection name is not UTF-8"))?
-                    .trim()
-                    .to_owned();
+                // Not trimmed: the name is the one the catalog checks, and the document's
+                // pattern describes.
+                collection = Some(
+                    String::from_utf8(text)
+                        .map_err(|_| ApiError::bad_request("the collection name is not UTF-8"))?,
+                );
             }
             "file" => {
                 if results.len() == MAX_FILES {
@@ -220,25 +223,17 @@ async fn upload(
                         format!("one upload may carry at most {MAX_FILES} files"),
                     ));
                 }
-                if results.is_empty() {
-                    caller.require_collection(&collection)?;
-                }
+                // A part without a filename is a form field, not a file: the client is
+                // wrong about the protocol, not about one file (an empty name is refused
+                // below, as that file's failure).
+                let Some(raw) = field.file_name() else {
+                    return Err(ApiError::bad_request(format!(
+                        "the 'file' field #{} is not a file: its part has no filename",
+                        results.len() + 1
+                    )));
+                };
                 // Names are checked below; what is logged is bounded either way.
-                let raw: String = field
-                    .file_name()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(2 * MAX_NAME)
-                    .collect();
-                // Audited before a byte is stored, so no file gets in unrecorded.
-                state
-                    .audit(
-                        &caller,
-                        "upload",
-                        Some(collection.clone()),
-                        json!({ "name": raw }),
-                    )
-                    .await?;
+                let raw: String = raw.chars().take(2 * MAX_NAME).collect();
                 // A refused file's bytes are read past to reach the next part; they count
                 // towards the limit all the same (the limit is on the whole request).
                 let mut sink = match check_name(&raw) {
@@ -298,6 +293,29 @@ async fn upload(
     }
     if results.is_empty() {
         return Err(ApiError::bad_request("the upload holds no 'file' field"));
+    }
+    // An empty name is no name, as an empty query parameter is none.
+    let collection = collection
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| state.lake.config.ingest.default_collection.clone());
+    caller.require_collection(&collection)?;
+    // A name the catalog refuses is the request's fault (400), found before anything is
+    // recorded; ingesting makes the collection anyway.
+    let name = collection.clone();
+    state
+        .lake
+        .catalog(move |c| c.ensure_collection(&name))
+        .await?;
+    // Every file the request carried, refused ones too, is in the log before any is stored.
+    for file in &results {
+        state
+            .audit(
+                &caller,
+                "upload",
+                Some(collection.clone()),
+                json!({ "name": file.name }),
+            )
+            .await?;
     }
 
     let mut options = state.lake.ingest_options(collection.clone());

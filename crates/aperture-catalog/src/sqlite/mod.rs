@@ -775,7 +775,8 @@ fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Resu
 
 fn validate_collection_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 128
+        // Characters, as the message says (and the API's OpenAPI pattern counts).
+        && name.chars().count() <= 128
         && name
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
@@ -820,5 +821,7 @@ mod tests {
         assert!(validate_collection_name("").is_err());
         assert!(validate_collection_name("../etc").is_err());
         assert!(validate_collection_name(" x").is_err());
+        assert!(validate_collection_name(&"é".repeat(128)).is_ok());
+        assert!(validate_collection_name(&"é".repeat(129)).is_err());
     }
 }

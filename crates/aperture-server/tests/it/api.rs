@@ -212,7 +212,7 @@ fn every_endpoint_checks_token_scope_and_collection() {
     }
     let (status, body) = server.upload(&press_only, "archive", &[("y.png", &png(12))]);
     assert_eq!(status, 403, "{body}");
-    // The collection cannot change once a file part came, even one that was refused.
+    // One collection per upload: a second one is refused, before a file is stored.
     let boundary = "b";
     let body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\npress\r\n\

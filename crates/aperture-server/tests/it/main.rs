@@ -4,6 +4,7 @@
 //! test's own, on `127.0.0.1:0`, against a lake in a temporary folder.
 
 mod api;
+mod contract;
 mod router;
 
 use std::io::{Read, Write};
