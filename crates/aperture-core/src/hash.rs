@@ -10,12 +10,15 @@ use crate::ParseError;
 pub struct ContentHash([u8; 32]);
 
 impl ContentHash {
+    /// The length of a hash in bytes.
     pub const LEN: usize = 32;
 
+    /// Wraps a BLAKE3 digest computed elsewhere; nothing checks that it is one.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
+    /// The raw 32 bytes, as the catalog stores them.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -25,6 +28,7 @@ impl ContentHash {
         blake3::hash(bytes).into()
     }
 
+    /// The 64 lowercase hex digits that name the blob in the store (same as `Display`).
     pub fn to_hex(&self) -> String {
         self.to_string()
     }

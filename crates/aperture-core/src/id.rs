@@ -10,14 +10,17 @@ use crate::ParseError;
 pub struct AssetId(uuid::Uuid);
 
 impl AssetId {
+    /// A fresh id stamped with the current time; ids made later in this process sort after it.
     pub fn new() -> Self {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// Rebuilds an id from its 16 stored bytes; any bytes are accepted, not only a UUIDv7.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(uuid::Uuid::from_bytes(bytes))
     }
 
+    /// The 16 bytes, as the catalog stores them.
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }

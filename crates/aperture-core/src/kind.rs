@@ -9,8 +9,11 @@ use crate::ParseError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
+    /// Pictures, still or animated (GIF, animated WebP).
     Image,
+    /// Moving pictures, with or without sound.
     Video,
+    /// Sound only.
     Audio,
     /// PDFs, office documents, HTML and plain text.
     Document,
@@ -19,6 +22,8 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// Every kind. The order is a stored format: the vector index records a kind as its
+    /// position here, so new kinds go at the end and none is ever reordered.
     pub const ALL: [MediaKind; 5] = [
         MediaKind::Image,
         MediaKind::Video,
@@ -27,6 +32,7 @@ impl MediaKind {
         MediaKind::Other,
     ];
 
+    /// The lowercase name used in URLs, queries, JSON and the catalog; `FromStr` accepts any case.
     pub fn as_str(self) -> &'static str {
         match self {
             MediaKind::Image => "image",

@@ -31,8 +31,11 @@ pub use vector::{decode_vector, encode_vector};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {value:?}: {reason}")]
 pub struct ParseError {
+    /// What was being parsed, e.g. `content hash`.
     pub what: &'static str,
+    /// The offending text, cut to its first 80 characters.
     pub value: String,
+    /// Why it was refused.
     pub reason: &'static str,
 }
 

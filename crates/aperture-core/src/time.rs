@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 pub struct UnixMillis(pub i64);
 
 impl UnixMillis {
+    /// The current time from the system clock; not monotonic.
     pub fn now() -> Self {
         Self::from_system_time(std::time::SystemTime::now())
     }
 
+    /// Converts a `SystemTime`, saturating far outside the `i64` range instead of panicking.
     pub fn from_system_time(t: std::time::SystemTime) -> Self {
         match t.duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => Self(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
