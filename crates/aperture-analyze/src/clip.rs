@@ -133,6 +133,9 @@ pub struct ClipEncoder {
 }
 
 impl ClipEncoder {
+    /// Loads `config.json`, `tokenizer.json` and the weights of a hub CLIP folder, on the CPU
+    /// (or, with the `cuda` feature, the first GPU). A folder it cannot read is
+    /// [`Error::Transient`].
     pub fn load(folder: &Path) -> Result<Self, Error> {
         let failed = |what: &str, e: &dyn std::fmt::Display| Error::Transient {
             reason: format!("cannot load {what} from {}: {e}", folder.display()),
@@ -242,6 +245,7 @@ impl Clip {
         Self::from_folder(models::require_hub(models_dir, id)?, id)
     }
 
+    /// The analyzer over a CLIP model already in `folder`, its space named after `id`.
     pub fn from_folder(folder: PathBuf, id: &str) -> Result<Self, models::Error> {
         Ok(Self {
             fingerprint: models::fingerprint(&folder)?,

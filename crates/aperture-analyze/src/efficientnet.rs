@@ -17,6 +17,7 @@ use rayon::prelude::*;
 pub const INPUT_SIZE: usize = 224;
 /// Length of the pooled feature vector.
 pub const FEATURES: usize = 1280;
+/// ImageNet-1k classes the network scores.
 pub const CLASSES: usize = 1000;
 const BN_EPS: f64 = 1e-3;
 
@@ -218,6 +219,7 @@ struct Block {
     skip: bool,
 }
 
+/// The network, with its batch norms folded into the convolutions.
 pub struct EfficientNetLite0 {
     stem: Conv,
     blocks: Vec<Block>,
@@ -280,6 +282,7 @@ impl EfficientNetLite0 {
         })
     }
 
+    /// The device its weights are on.
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -21,6 +21,7 @@ pub const MAX_TOKENS: usize = 256;
 /// Texts encoded in one forward pass.
 const BATCH: usize = 32;
 
+/// A sentence encoder (MiniLM and other BERT models): texts into unit vectors, mean-pooled.
 pub struct TextEmbedder {
     engine: Engine,
     tokenizer: Tokenizer,
@@ -87,6 +88,7 @@ impl TextEmbedder {
         })
     }
 
+    /// The length of its vectors.
     pub fn dimensions(&self) -> usize {
         self.dimensions
     }

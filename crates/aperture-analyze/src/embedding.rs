@@ -28,6 +28,8 @@ const MIN_LABEL_CONFIDENCE: f32 = 0.10;
 /// How much of the embedded text an insight keeps, to show why it matched.
 const EXCERPT_CHARS: usize = 200;
 
+/// The analyzer: one vector for a description of the asset (labels, OCR text), and one per
+/// passage of a document's text, all in one space.
 pub struct TextEmbedding {
     model: Loaded<TextEmbedder>,
     /// ONNX Runtime, when installed: the encoder runs there.

@@ -85,6 +85,7 @@ impl Classifier {
         Ok(Self { engine, classes })
     }
 
+    /// The ImageNet name of a class; panics when `class` is not below [`CLASSES`].
     pub fn class_name(&self, class: usize) -> &str {
         &self.classes[class]
     }
@@ -189,6 +190,7 @@ pub fn preprocess(image: &DynamicImage) -> Vec<f32> {
     out
 }
 
+/// The analyzer: ImageNet labels and image features of every image, by EfficientNet-Lite0.
 pub struct Labels {
     model: Loaded<Classifier>,
     /// ONNX Runtime, when installed: the network runs there.

@@ -53,7 +53,10 @@ pub use thumbnail::Thumbnail;
 
 /// What an analyzer is given: the asset's record and a local file with its verified bytes.
 pub struct Input<'a> {
+    /// The asset as the catalog has it.
     pub asset: &'a Asset,
+    /// A local file with the asset's bytes, for the analyzer to read and never change; it may
+    /// be removed as soon as [`Analyzer::analyze`] returns.
     pub path: &'a Path,
     /// The asset's insights from the analyzers named by [`Analyzer::reads`] (empty for an
     /// analyzer that reads none).
@@ -63,6 +66,7 @@ pub struct Input<'a> {
 /// What an analyzer found.
 #[derive(Debug, Default)]
 pub struct Output {
+    /// Everything found; it replaces what this analyzer found in the asset before.
     pub insights: Vec<Insight>,
     /// Objects made from the asset, stored under it and erased with it: (name, bytes).
     pub derived: Vec<(String, Bytes)>,
@@ -74,13 +78,22 @@ pub struct Output {
 pub enum Error {
     /// The analyzer does not apply to this asset after all: the job is skipped.
     #[error("{reason}")]
-    NotApplicable { reason: String },
+    NotApplicable {
+        /// Why, kept on the job.
+        reason: String,
+    },
     /// The input is damaged or beyond limits; trying again cannot help: the job fails.
     #[error("{reason}")]
-    BadInput { reason: String },
+    BadInput {
+        /// What is wrong with the input, naming it; kept on the job.
+        reason: String,
+    },
     /// Something that may pass (a busy device, a missing model being installed): retried.
     #[error("{reason}")]
-    Transient { reason: String },
+    Transient {
+        /// What went wrong; kept on the job while it waits for its retry.
+        reason: String,
+    },
 }
 
 /// One kind of understanding. Implementations are cheap to share across threads.
@@ -176,6 +189,7 @@ impl models::Convert for Conversions {
 /// An analyzer this build has that cannot run with the models installed, and why.
 #[derive(Debug, Clone)]
 pub struct Unavailable {
+    /// The analyzer's name.
     pub analyzer: &'static str,
     /// Names the command that installs what is missing.
     pub reason: String,

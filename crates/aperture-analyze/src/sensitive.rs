@@ -25,11 +25,13 @@ const SCALED: u32 = 256;
 /// Per-channel means the model was trained with, in BGR order.
 const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
 
+/// The open-nsfw network on ONNX Runtime.
 pub struct NsfwModel {
     session: Mutex<Session>,
 }
 
 impl NsfwModel {
+    /// Loads `open-nsfw.onnx` from `folder` on the ONNX Runtime `library`.
     pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
         Ok(Self {
             session: crate::onnx::session(
@@ -77,6 +79,7 @@ fn preprocess(image: &DynamicImage) -> Vec<f32> {
     out
 }
 
+/// The analyzer: a sensitive-content score per image, to blur its thumbnail.
 pub struct Sensitive {
     model: Loaded<NsfwModel>,
     library: PathBuf,
@@ -84,6 +87,7 @@ pub struct Sensitive {
 }
 
 impl Sensitive {
+    /// The analyzer over the installed model; fails when it or ONNX Runtime is not installed.
     pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
         let library = crate::onnx::runtime_library(models_dir)?;
         let folder = models::require(models_dir, NSFW_MODEL)?;

@@ -8,7 +8,9 @@ use image::codecs::jpeg::JpegEncoder;
 
 use crate::{Analyzer, Error, Input, Output, image_input};
 
+/// The analyzer: the image upright, scaled to fit a square, as a JPEG derived object.
 pub struct Thumbnail {
+    /// The square's side in pixels; part of the version and of the object's name.
     pub max_side: u32,
 }
 

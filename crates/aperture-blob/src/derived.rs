@@ -26,6 +26,8 @@ impl BlobStore {
         Ok(())
     }
 
+    /// A derived object of `asset`, [`Error::DerivedNotFound`] when there is none. Not
+    /// verified like a blob: a derived object can always be made again.
     pub async fn get_derived(&self, asset: AssetId, name: &str) -> Result<Bytes> {
         let key = derived_key(asset, name)?;
         let found = self.store.get(&key).await.map_err(|e| match e {

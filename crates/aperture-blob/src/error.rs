@@ -2,50 +2,97 @@ use std::path::PathBuf;
 
 use aperture_core::ContentHash;
 
+/// The blob store's result: every operation fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a blob store operation failed. Callers act on the variant; the message names the blob
+/// or file.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No blob with this hash is stored.
     #[error("blob {hash} not found")]
-    NotFound { hash: ContentHash },
+    NotFound {
+        /// The blob looked for.
+        hash: ContentHash,
+    },
 
     /// The stored bytes no longer hash to the blob's name (bit rot, tampering, truncation).
     #[error("blob {hash} is corrupt: {reason}")]
-    Corrupt { hash: ContentHash, reason: String },
+    Corrupt {
+        /// The blob's name: what the bytes should hash to.
+        hash: ContentHash,
+        /// What was found instead (another hash, another size).
+        reason: String,
+    },
 
+    /// A local file could not be read: a file to stage, or the store's own folder.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file or folder.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
 
+    /// A local file could not be written or synced: a copy of a blob, or the store's folder.
     #[error("cannot write {}: {source}", path.display())]
     Write {
+        /// The file or folder.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
 
+    /// The asset has no derived object of this name (not made yet, or erased).
     #[error("derived object {name:?} of asset {asset} not found")]
     DerivedNotFound {
+        /// The asset it would belong to.
         asset: aperture_core::AssetId,
+        /// The name asked for.
         name: String,
     },
 
+    /// A derived object's name is not 1–128 ASCII letters, digits, `.`, `-` or `_`, or it
+    /// starts with `.`; such names could escape the asset's folder.
     #[error("invalid derived object name {name:?}: use letters, digits, '.', '-' and '_'")]
-    InvalidName { name: String },
+    InvalidName {
+        /// The name as given, cut to 130 characters.
+        name: String,
+    },
 
+    /// The store URL does not parse, has an unknown scheme, or is not usable as given.
     #[error("invalid blob store url {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// The URL names a backend compiled out of this build (`s3`, `azure`).
     #[error("blob store url {url:?} needs the `{feature}` feature; this build was made without it")]
-    FeatureDisabled { url: String, feature: &'static str },
+    FeatureDisabled {
+        /// The URL as given.
+        url: String,
+        /// The Cargo feature that would enable it.
+        feature: &'static str,
+    },
 
+    /// The store's layout marker names another layout (or is not ours): refusing beats
+    /// misreading or scattering blobs in a foreign layout.
     #[error("blob store uses layout {found:?}; this build reads layout {expected}")]
-    UnsupportedLayout { found: String, expected: u32 },
+    UnsupportedLayout {
+        /// The marker's text, cut to 100 characters.
+        found: String,
+        /// [`crate::LAYOUT_VERSION`].
+        expected: u32,
+    },
 
+    /// The object store failed (network, permissions, a full disk).
     #[error("blob store: {source}")]
     Backend {
+        /// The object store's own error.
         #[source]
         source: object_store::Error,
     },

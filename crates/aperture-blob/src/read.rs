@@ -24,6 +24,7 @@ pub struct VerifiedStream {
 }
 
 impl VerifiedStream {
+    /// The blob being read.
     pub fn hash(&self) -> ContentHash {
         self.hash
     }

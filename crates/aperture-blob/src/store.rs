@@ -34,20 +34,28 @@ pub struct BlobStore {
 /// A blob found by [`BlobStore::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobEntry {
+    /// The blob's name.
     pub hash: ContentHash,
+    /// Its size in bytes, as the store reports it (not verified).
     pub size: u64,
+    /// When the store last wrote it.
     pub last_modified: UnixMillis,
 }
 
 /// A staged upload left behind by an interrupted writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagingEntry {
+    /// Where it is, relative to the store's root.
     pub key: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// When it was last written: young leftovers may still be in use.
     pub last_modified: UnixMillis,
 }
 
 impl BlobStore {
+    /// A store over any object store. It cannot see object_store's unfinished local writes nor
+    /// [`BlobStore::sync`] them; prefer [`BlobStore::open_url`] for local folders.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self {
             store,

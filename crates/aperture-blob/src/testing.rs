@@ -26,6 +26,7 @@ pub struct FullDisk {
 }
 
 impl FullDisk {
+    /// Wraps `inner` with `capacity` bytes free.
     pub fn new(inner: Arc<dyn ObjectStore>, capacity: u64) -> Self {
         Self {
             inner,

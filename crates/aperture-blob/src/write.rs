@@ -32,10 +32,12 @@ enum Content {
 }
 
 impl Staged {
+    /// The BLAKE3 hash of the content: the name it will be published under.
     pub fn hash(&self) -> ContentHash {
         self.hash
     }
 
+    /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -27,8 +27,10 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, weakest first; sorted scope lists follow this order.
     pub const ALL: [Scope; 4] = [Scope::Read, Scope::Search, Scope::Ingest, Scope::Admin];
 
+    /// The lowercase name used in the catalog, in `--scopes` and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Read => "read",
@@ -38,6 +40,7 @@ impl Scope {
         }
     }
 
+    /// One scope by name, ignoring surrounding spaces.
     pub fn parse(text: &str) -> Result<Scope> {
         Scope::ALL
             .into_iter()
@@ -78,16 +81,22 @@ pub struct Token {
     pub id: String,
     /// For people: who or what holds it.
     pub name: String,
+    /// What it allows, sorted and without repeats when it came from [`Scope::parse_list`].
     pub scopes: Vec<Scope>,
     /// The collections it may see; `None`: all of them.
     pub collections: Option<Vec<String>>,
+    /// When it was created.
     pub created_at: UnixMillis,
+    /// When it was revoked; a revoked token allows nothing but stays listed.
     pub revoked_at: Option<UnixMillis>,
+    /// BLAKE3 of the secret: all [`Token::verify`] needs, and useless to whoever reads it.
     #[serde(skip)]
     pub secret_hash: [u8; 32],
 }
 
 impl Token {
+    /// Whether it allows `scope`: never once revoked, always with [`Scope::Admin`]. Admin does
+    /// not widen [`Token::sees`].
     pub fn allows(&self, scope: Scope) -> bool {
         self.revoked_at.is_none()
             && (self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin))
@@ -110,12 +119,15 @@ impl Token {
 /// A token to create: its secret exists only in what [`NewToken::generate`] returns.
 #[derive(Debug, Clone)]
 pub struct NewToken {
+    /// The token as the catalog will keep it, to pass to [`Access::create_token`].
     pub token: Token,
     /// The whole token, `apt_<id>_<secret>`, to hand to its holder once.
     pub text: String,
 }
 
 impl NewToken {
+    /// Makes a token with a fresh random id (12 hex digits) and secret (64 hex digits). The
+    /// name must be 1 to 100 printable characters; scopes and collections are taken as given.
     pub fn generate(
         name: &str,
         scopes: Vec<Scope>,
@@ -178,14 +190,20 @@ pub struct NewAuditEntry {
 pub struct AuditEntry {
     /// 1, 2, 3, ... with no gaps.
     pub seq: i64,
+    /// When it was written.
     pub at: UnixMillis,
+    /// Who did it.
     pub actor: String,
+    /// What was done.
     pub action: String,
+    /// What it was done to, if anything.
     pub target: Option<String>,
     /// The detail exactly as hashed (JSON text).
     pub detail: String,
+    /// The hash of the entry before it ([`GENESIS`] for the first).
     #[serde(serialize_with = "hex_hash")]
     pub prev: [u8; 32],
+    /// [`entry_hash`] of this entry: the next entry's `prev`.
     #[serde(serialize_with = "hex_hash")]
     pub hash: [u8; 32],
 }
@@ -247,6 +265,7 @@ impl AuditEntry {
 pub struct ChainCheck {
     last_seq: i64,
     last_hash: [u8; 32],
+    /// How many entries passed.
     pub checked: u64,
 }
 
@@ -256,6 +275,7 @@ pub struct ChainCheck {
 pub struct BrokenChain {
     /// The first entry found wrong (for a removed entry: the one after the gap).
     pub seq: i64,
+    /// What is wrong with it, in words.
     pub problem: String,
 }
 
@@ -324,9 +344,11 @@ impl ChainCheck {
 /// Audit log operations, and tokens. Appends are serialised by the backend so the chain has
 /// one order.
 pub trait Access: Send + Sync {
+    /// Stores a new token; its id must not exist yet.
     fn create_token(&self, token: &Token) -> Result<()>;
     /// A token by its id, revoked or not.
     fn token(&self, id: &str) -> Result<Option<Token>>;
+    /// Every token, revoked ones too, oldest first.
     fn tokens(&self) -> Result<Vec<Token>>;
     /// Revokes a token; false when it was already revoked.
     fn revoke_token(&self, id: &str) -> Result<bool>;

@@ -76,6 +76,8 @@ fn id_of(recorded: Recorded) -> AssetId {
     }
 }
 
+/// Collections are created once by name, listed by name, and refuse empty, overlong or
+/// slash-bearing names.
 pub fn collections<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let a = catalog.ensure_collection("photos").unwrap();
@@ -105,6 +107,8 @@ pub fn collections<C: Catalog>(make: &dyn Fn() -> C) {
     }
 }
 
+/// Recording tells created, duplicate and known files apart, per item and in order, and
+/// deduplicates within a collection only.
 pub fn record_outcomes<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let photos = catalog.ensure_collection("photos").unwrap().id;
@@ -160,6 +164,8 @@ pub fn record_outcomes<C: Catalog>(make: &dyn Fn() -> C) {
     assert_eq!(out[2], Recorded::Duplicate(id_of(out[0])));
 }
 
+/// An asset reads back as recorded; a source is found by its exact path bytes, not their
+/// lossy text.
 pub fn metadata_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -215,6 +221,8 @@ pub fn metadata_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     ));
 }
 
+/// Keyset paging returns every asset once in ingest order, and a collection filter pages
+/// through exactly those collections.
 pub fn listing_and_paging<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let a = catalog.ensure_collection("a").unwrap().id;
@@ -309,6 +317,8 @@ pub fn listing_and_paging<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(none.is_empty(), "no collection, no assets");
 }
 
+/// Short ids resolve, ignoring case; a prefix shared by two ids finds both; bad prefixes are
+/// invalid input.
 pub fn id_prefixes<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -345,6 +355,8 @@ pub fn id_prefixes<C: Catalog>(make: &dyn Fn() -> C) {
     }
 }
 
+/// Deleting removes an asset with its sources and insights; the last user of a blob hands out
+/// a claim, and ingests that raced a deletion record nothing.
 pub fn deletion_and_races<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -460,6 +472,8 @@ fn insight(asset: AssetId, place: Place) -> Insight {
     }
 }
 
+/// Every [`Place`] survives the catalog, a batch of insights is all or nothing, and picking
+/// kinds keeps the order.
 pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -562,6 +576,7 @@ pub fn insights_round_trip<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(catalog.assets(&[]).unwrap().is_empty());
 }
 
+/// Every referenced blob comes once, in hash order, however many assets share it.
 pub fn referenced_blobs<C: Catalog>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -688,6 +703,8 @@ fn succeeded(asset: AssetId, analyzer: &str, version: &str, label: &str) -> Outc
     }
 }
 
+/// Queuing twice adds nothing, jobs for missing assets are not queued, and claims go by
+/// priority.
 pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -860,6 +877,8 @@ pub fn change_feed<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     assert!(after[0].seq > last, "numbers are never reused");
 }
 
+/// A job's new results replace its old ones (which stay until then) and leave other
+/// analyzers' results alone.
 pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -1031,6 +1050,8 @@ pub fn queue_renews_leases_and_gives_up_on_abandoned_jobs<C: Catalog + JobQueue>
     );
 }
 
+/// A retryable failure waits for its backoff, an unrecoverable one fails at once, and every
+/// lease uses up an attempt.
 pub fn queue_retries_then_fails<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -1087,6 +1108,7 @@ pub fn queue_retries_then_fails<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     assert_eq!(job.last_error.as_deref(), Some("timed out"));
 }
 
+/// An expired lease is taken over, and the worker that lost it can no longer finish the job.
 pub fn queue_leases_expire<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     let catalog = make();
     let c = catalog.ensure_collection("c").unwrap().id;
@@ -1170,6 +1192,8 @@ pub fn queue_never_runs_a_job_twice<C: Catalog + JobQueue>(make: &dyn Fn() -> C)
     assert_eq!(claimed.len(), 200, "no job lost");
 }
 
+/// Tokens round-trip, check their secret, scopes and collections, and stay listed when
+/// revoked.
 pub fn tokens_and_grants<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     use crate::access::{NewToken, Scope, split_token};
     let catalog = make();
@@ -1214,6 +1238,7 @@ pub fn tokens_and_grants<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     ));
 }
 
+/// Appends, batched or from many threads, make one unbroken chain.
 pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     use crate::access::{ChainCheck, GENESIS, NewAuditEntry};
     let catalog = make();

@@ -1,28 +1,62 @@
+/// The catalog's result: every operation fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a catalog operation failed. Callers act on the variant; the message names the object.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No such row.
     #[error("{what} {key} not found")]
-    NotFound { what: &'static str, key: String },
+    NotFound {
+        /// What was looked up: `asset`, `collection`, `token`, ...
+        what: &'static str,
+        /// The name or id it was looked up by.
+        key: String,
+    },
 
+    /// A short asset id matches more than one asset. The catalog never returns it itself;
+    /// it is here so that callers resolving short ids report it like any catalog error.
     #[error("asset id prefix {prefix:?} matches {count} assets; give more digits")]
-    Ambiguous { prefix: String, count: usize },
+    Ambiguous {
+        /// The prefix as typed.
+        prefix: String,
+        /// How many assets it matches (at least two).
+        count: usize,
+    },
 
+    /// The request cannot be carried out as given; nothing was written.
     #[error("invalid input: {reason}")]
-    InvalidInput { reason: String },
+    InvalidInput {
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// The catalog was migrated by a newer build; this one refuses to open it rather than
+    /// misread it.
     #[error(
         "catalog schema version {found} is newer than this build knows ({known}); upgrade aperture"
     )]
-    SchemaTooNew { found: i64, known: i64 },
+    SchemaTooNew {
+        /// The newest migration the catalog records.
+        found: i64,
+        /// The newest migration this build has.
+        known: i64,
+    },
 
+    /// A stored row does not decode (a bad id, hash, kind or state): the database was changed
+    /// outside Aperture or damaged.
     #[error("catalog row is corrupt: {reason}")]
-    Corrupt { reason: String },
+    Corrupt {
+        /// What does not decode, and why.
+        reason: String,
+    },
 
+    /// The database itself failed (IO, locking, a constraint).
     #[error("catalog ({backend}): {source}")]
     Backend {
+        /// Which backend: `sqlite`, ...
         backend: &'static str,
+        /// The backend's own error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

@@ -17,18 +17,24 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// kills every worker that reads it must not do so forever.
 pub const MAX_ABANDONED_CLAIMS: u32 = 5;
 
+/// Where a job is in its life. Stored by name, so the names are a stored format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Waiting to be claimed, or waiting out a retry's backoff.
     Queued,
+    /// Leased to a worker; runnable again once the lease expires.
     Running,
+    /// The analyzer ran and its insights are stored.
     Succeeded,
+    /// Out of attempts, or unrecoverable; `last_error` says why. Only a requeue runs it again.
     Failed,
     /// The analyzer does not apply to this asset after all (said so when it ran).
     Skipped,
 }
 
 impl JobState {
+    /// Every state, in the order of the job's life.
     pub const ALL: [JobState; 5] = [
         JobState::Queued,
         JobState::Running,
@@ -37,6 +43,7 @@ impl JobState {
         JobState::Skipped,
     ];
 
+    /// The lowercase name used in the catalog, JSON and command output.
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -68,23 +75,34 @@ impl FromStr for JobState {
 /// A job to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
+    /// The asset to analyse.
     pub asset: AssetId,
+    /// The analyzer's name; with `asset`, the job's identity.
     pub analyzer: String,
     /// Higher runs first (thumbnails before heavy models).
     pub priority: i32,
 }
 
+/// A job as stored, for reports and for the worker that claimed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Job {
+    /// The catalog's id for the job, passed back to [`JobQueue::renew`] and [`JobQueue::finish`].
     pub id: i64,
+    /// The asset to analyse.
     pub asset: AssetId,
+    /// The analyzer's name.
     pub analyzer: String,
+    /// Where the job is now.
     pub state: JobState,
+    /// Higher runs first.
     pub priority: i32,
+    /// Claims so far, this one included when it is running; reset by a requeue.
     pub attempts: u32,
     /// The analyzer version whose results are stored, if any run succeeded.
     pub analyzer_version: Option<String>,
+    /// The last failure's message, or why the job was skipped.
     pub last_error: Option<String>,
+    /// The last change of state.
     pub updated_at: UnixMillis,
 }
 
@@ -93,7 +111,9 @@ pub struct Job {
 pub enum Outcome {
     /// The analyzer's insights, which replace those of its earlier runs.
     Succeeded {
+        /// The version of the analyzer that produced `insights`, recorded on the job.
         version: String,
+        /// Everything the analyzer found in the asset; may be empty.
         insights: Vec<Insight>,
         /// Analyzers of the same asset that read these insights: their jobs are queued
         /// again in the same transaction. One of them that is running loses its lease, so
@@ -101,11 +121,20 @@ pub enum Outcome {
         requeue: Vec<String>,
     },
     /// Worth another try (a timeout, a busy resource): retried with backoff, then failed.
-    Failed { error: String },
+    Failed {
+        /// What went wrong, kept in `last_error`.
+        error: String,
+    },
     /// Will never work (corrupt or unsupported input): failed at once, error kept.
-    Unrecoverable { error: String },
+    Unrecoverable {
+        /// What went wrong, kept in `last_error`.
+        error: String,
+    },
     /// The analyzer does not apply to this asset.
-    Skipped { reason: String },
+    Skipped {
+        /// Why, kept in `last_error`.
+        reason: String,
+    },
 }
 
 /// The job queue. Every write is one transaction, so concurrent workers on one catalog never

@@ -39,9 +39,12 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// `sqlite`, `postgres`, ...
     fn backend(&self) -> &'static str;
 
-    /// The collection with this name, created if missing.
+    /// The collection with this name, created if missing. A name is 1–128 letters, digits,
+    /// `-`, `_`, `.` or inner spaces; others are [`Error::InvalidInput`].
     fn ensure_collection(&self, name: &str) -> Result<Collection>;
+    /// The collection with this name; [`Error::NotFound`] when there is none.
     fn collection(&self, name: &str) -> Result<Collection>;
+    /// Every collection, by name.
     fn collections(&self) -> Result<Vec<Collection>>;
 
     /// The newest source recorded at this exact path in a collection, to skip unchanged files.
@@ -56,6 +59,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// read is [`Recorded::BlobRaced`] and was not recorded: publish the blob again and retry.
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>>;
 
+    /// The asset with this id; [`Error::NotFound`] when there is none.
     fn asset(&self, id: AssetId) -> Result<Asset>;
     /// The assets of `ids` that exist, in one read (search hits, grids); ids of erased or
     /// unknown assets are left out. In no particular order.
@@ -64,7 +68,9 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>>;
     /// Assets in id (= ingest) order, after `query.after`.
     fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>>;
+    /// The paths the asset was found at, oldest first.
     fn sources(&self, id: AssetId) -> Result<Vec<Source>>;
+    /// Counts and sizes by kind. It reads every asset: to poll, use [`Catalog::asset_count`].
     fn stats(&self) -> Result<Stats>;
     /// How many assets there are (cheaper than [`Catalog::stats`]).
     fn asset_count(&self) -> Result<u64>;
@@ -96,7 +102,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Blobs whose deletion was claimed before `before` and never finished (the deleter died).
     fn unfinished_blob_deletions(&self, before: UnixMillis) -> Result<Vec<ContentHash>>;
 
+    /// Adds insights without replacing any, and notes each asset in the change feed. All or
+    /// nothing: [`Error::NotFound`] when one names a missing asset. Analyzers that run as jobs
+    /// store theirs through [`JobQueue::finish`], which replaces their old ones.
     fn add_insights(&self, insights: &[Insight]) -> Result<()>;
+    /// Every insight of the asset, in the order they were added.
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>>;
     /// The insights of these kinds only, of all these assets in one read (e.g. `thumbnail`
     /// and `sensitive` for a grid, without reading any vectors); each asset's in the order

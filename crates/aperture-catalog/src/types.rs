@@ -3,15 +3,22 @@ use std::collections::BTreeMap;
 use aperture_core::{AssetId, ContentHash, MediaKind, MediaMetadata, UnixMillis};
 use serde::Serialize;
 
+/// A collection's id in the catalog: stable, never reused, meaningless outside one catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct CollectionId(pub i64);
 
+/// A named group of assets; content is deduplicated within a collection, not across them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Collection {
+    /// The catalog's id for it.
     pub id: CollectionId,
+    /// Its unique name, as used in URLs, token grants and the CLI.
     pub name: String,
+    /// When it was first created.
     pub created_at: UnixMillis,
+    /// Assets older than this many days are due for erasure; `None` keeps them forever.
+    /// Nothing sets or enforces it yet.
     pub retention_days: Option<u32>,
 }
 
@@ -25,6 +32,7 @@ pub struct NewSource {
     pub path: String,
     /// The file name, for display.
     pub name: String,
+    /// Size in bytes when ingest read the file.
     pub file_size: u64,
     /// Modification time in nanoseconds since the epoch, when known.
     pub modified_ns: Option<i64>,
@@ -33,12 +41,19 @@ pub struct NewSource {
 /// Everything ingest records about one file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAsset {
+    /// The collection to record the file in.
     pub collection: CollectionId,
+    /// The hash the blob was published under.
     pub hash: ContentHash,
+    /// Size of the blob in bytes.
     pub size: u64,
+    /// What the bytes are, from sniffing.
     pub kind: MediaKind,
+    /// MIME type from sniffing.
     pub mime: String,
+    /// What probing found; stored as JSON.
     pub metadata: MediaMetadata,
+    /// Where the file was found.
     pub source: NewSource,
     /// [`BlobGeneration::generation`] as read before the blob was published.
     pub generation_seen: i64,
@@ -60,73 +75,108 @@ pub enum Recorded {
     BlobRaced,
 }
 
+/// The blob's generation: 0 until a deletion is first claimed, then one more each time a
+/// deletion is claimed or finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobGeneration {
+    /// A deletion of the blob started and has not finished.
     pub generation: i64,
     /// A deletion of the blob started and has not finished.
     pub deleting: bool,
 }
 
+/// The newest recorded source at a path, to tell whether the file there changed since.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownSource {
+    /// The asset the path held then.
     pub asset: AssetId,
+    /// Size in bytes as recorded.
     pub file_size: u64,
+    /// Modification time in nanoseconds since the epoch, as recorded.
     pub modified_ns: Option<i64>,
 }
 
+/// One stored piece of content in one collection, as listed and shown.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Asset {
+    /// Its id; ids sort by ingest time.
     pub id: AssetId,
+    /// The name of its collection.
     pub collection: String,
+    /// The blob holding its bytes.
     pub hash: ContentHash,
+    /// Size in bytes.
     pub size: u64,
+    /// What it is, from sniffing.
     pub kind: MediaKind,
+    /// MIME type from sniffing.
     pub mime: String,
+    /// When it was first recorded.
     pub ingested_at: UnixMillis,
+    /// When it was made, copied from `metadata.captured_at` when first recorded.
     pub captured_at: Option<String>,
     /// The name it was most recently ingested under.
     pub name: String,
+    /// What probing found when it was first recorded.
     pub metadata: MediaMetadata,
 }
 
+/// One path an asset was found at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
+    /// The path for people (lossy UTF-8).
     pub path: String,
+    /// The file name, for display.
     pub name: String,
+    /// Size in bytes when last seen.
     pub file_size: u64,
+    /// Modification time in nanoseconds since the epoch, when known.
     pub modified_ns: Option<i64>,
+    /// When ingest first found the asset at this path.
     pub first_seen: UnixMillis,
+    /// When ingest last found it there.
     pub last_seen: UnixMillis,
 }
 
+/// A page of [`crate::Catalog::list_assets`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssetQuery {
     /// Only assets of these collections (`None`: every collection). A caller limited to some
     /// collections pages through exactly those, so a cursor never names another's asset.
     pub collections: Option<Vec<CollectionId>>,
+    /// Only assets of this kind.
     pub kind: Option<MediaKind>,
     /// Keyset paging: only assets with a larger id.
     pub after: Option<AssetId>,
+    /// At most this many assets.
     pub limit: usize,
 }
 
+/// Totals of one media kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KindStats {
+    /// How many assets.
     pub assets: u64,
+    /// Their bytes, each asset counted once however many paths it has.
     pub bytes: u64,
 }
 
+/// What [`crate::Catalog::stats`] reports: counts and sizes, for `aperture stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// How many collections.
     pub collections: u64,
+    /// How many assets.
     pub assets: u64,
     /// Paths recorded across all assets (one file seen under two names counts twice).
     pub sources: u64,
+    /// Assets and bytes by kind; kinds with no assets are missing.
     pub by_kind: BTreeMap<MediaKind, KindStats>,
     /// Bytes of every source, as if each file were stored on its own.
     pub logical_bytes: u64,
     /// Bytes of distinct blobs: what the store actually holds.
     pub stored_bytes: u64,
+    /// How many distinct blobs assets reference.
     pub distinct_blobs: u64,
 }
 
@@ -171,9 +221,12 @@ impl std::fmt::Display for Stats {
     }
 }
 
+/// What [`crate::Catalog::delete_asset`] removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deletion {
+    /// The asset that was removed.
     pub asset: AssetId,
+    /// Its blob, which other assets may still use.
     pub hash: ContentHash,
     /// Set when no asset uses the blob any more: the claim to delete it with.
     pub claim: Option<BlobClaim>,
@@ -182,13 +235,17 @@ pub struct Deletion {
 /// The right to delete one unreferenced blob, as long as it is the blob's current claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BlobClaim {
+    /// The blob to delete.
     pub hash: ContentHash,
+    /// The generation this claim set; a newer claim replaces it.
     pub generation: i64,
 }
 
 /// One entry of the change feed ([`crate::Catalog::changes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// Its position in the feed: increasing, never reused.
     pub seq: i64,
+    /// The asset to look at again.
     pub asset: AssetId,
 }

@@ -30,20 +30,24 @@ const BATCH: usize = 256;
 /// Bytes of small files held in memory at once, in KiB.
 const MEMORY_BUDGET_KIB: u32 = 256 * 1024;
 
+/// How to ingest: where to record, how much at once, what to walk and what to queue.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
+    /// The collection to record into, created if missing.
     pub collection: String,
     /// Files in flight at once. Many small files in flight make catalog batches large, and
     /// so the one sync and one commit per batch cheap; memory is bounded separately.
     pub concurrency: usize,
     /// Files larger than the blob store's part size in flight at once (each holds a few parts).
     pub large_concurrency: usize,
+    /// Follow symbolic links while walking, to files and folders alike.
     pub follow_symlinks: bool,
     /// Walk into names that start with a dot (`.git`, `.DS_Store`). Paths given by name are
     /// always taken.
     pub include_hidden: bool,
     /// Keep a report line for every file, not only those with problems.
     pub report_every_file: bool,
+    /// How to probe each file.
     pub probe: ProbeOptions,
     /// Analysis jobs queued with every new asset whose kind they take.
     /// The analyzers to queue a job for, each for the kinds its spec names.
@@ -81,19 +85,24 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// Why an ingest failed as a whole; a single file's failure is a line in the [`Report`].
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The catalog could not open the collection.
     #[error(transparent)]
     Catalog(#[from] aperture_catalog::Error),
 }
 
+/// Stores files as blobs, probes them and records them in the catalog. Holds only the two
+/// stores: each [`Ingester::ingest`] is independent of the others.
 pub struct Ingester {
     blobs: BlobStore,
     catalog: Arc<dyn Catalog>,
 }
 
 impl Ingester {
+    /// An ingester over these stores.
     pub fn new(blobs: BlobStore, catalog: Arc<dyn Catalog>) -> Self {
         Self { blobs, catalog }
     }

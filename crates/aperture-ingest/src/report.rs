@@ -20,17 +20,25 @@ pub enum FileStatus {
     Failed,
 }
 
+/// One file's line in the [`Report`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileReport {
+    /// The path as walked (before `record_under`), as lossy UTF-8.
     pub path: String,
+    /// Its size in bytes: as found by the walk, or as stored.
     pub size: u64,
+    /// What happened to it.
     pub status: FileStatus,
+    /// The asset it is now a source of, unless it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asset: Option<AssetId>,
+    /// The blob it was stored as, once hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash: Option<ContentHash>,
+    /// What it is, once probed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<MediaKind>,
+    /// Its MIME type, once probed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mime: Option<String>,
     /// The bytes were new to the blob store (not shared with any earlier asset).
@@ -38,6 +46,7 @@ pub struct FileReport {
     /// Problems with the content; the file was stored all the same.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -102,13 +111,20 @@ impl FileReport {
     }
 }
 
+/// Counts over every file of an ingest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
+    /// Files found (hidden ones left out).
     pub files: u64,
+    /// Their bytes, whatever happened to them.
     pub bytes: u64,
+    /// Files stored as new assets.
     pub stored: u64,
+    /// Files whose content was already an asset in the collection.
     pub duplicates: u64,
+    /// Files already ingested from the same path, unchanged.
     pub known: u64,
+    /// Files that were not stored.
     pub failed: u64,
     /// Files stored with a warning about their content.
     pub warnings: u64,
@@ -122,10 +138,14 @@ pub struct Totals {
 /// asked for).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The collection ingested into.
     pub collection: String,
+    /// Counts over every file.
     pub totals: Totals,
+    /// Wall-clock time of the whole ingest.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
+    /// The files with a problem, or every file when `report_every_file` is set.
     pub files: Vec<FileReport>,
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::{Error, Result};
 use serde::Deserialize;
 
+/// The config file's name in the data folder, read when no other file is given.
 pub const CONFIG_NAME: &str = "aperture.toml";
 
 /// The file `aperture init` writes: every setting, commented, with its default.
@@ -62,23 +63,36 @@ request_timeout_secs = 60
 workers = 1
 "#;
 
+/// `aperture.toml` as written: unknown keys are refused, missing ones take their defaults.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConfigFile {
+    /// The `[storage]` table.
     pub storage: StorageSection,
+    /// The `[ingest]` table.
     pub ingest: IngestSection,
+    /// The `[media]` table.
     pub media: MediaSection,
+    /// The `[models]` table.
     pub models: ModelsSection,
+    /// The `[server]` table.
     pub server: ServerSection,
 }
 
+/// `[server]`: how `aperture serve` listens and limits requests.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
+    /// Host and port to listen on. Default `127.0.0.1:7878`.
     pub listen: String,
+    /// Largest upload in MiB, at least 1. Default 4096.
     pub max_upload_mib: u64,
+    /// Seconds an upload may send nothing before it is cut off. Default 30.
     pub idle_timeout_secs: u64,
+    /// Seconds any other request may take. Default 60.
     pub request_timeout_secs: u64,
+    /// Analysis jobs the server itself runs at once (one worker, this parallel); 0 leaves
+    /// analysis to `aperture worker`. Default 1.
     pub workers: usize,
 }
 
@@ -94,19 +108,28 @@ impl Default for ServerSection {
     }
 }
 
+/// `[models]`: where models are, and which analyzers run.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsSection {
+    /// The models folder; a relative path is taken from the current folder, not the data
+    /// folder. Default: `models` in the data folder.
     pub dir: Option<PathBuf>,
+    /// Analyzers not to run even when their models are installed.
     pub disabled: Vec<String>,
+    /// The hub id of a CLIP model to run (pulled first with `aperture models pull`).
     pub clip: Option<String>,
 }
 
+/// `[storage]`: where bytes and the catalog live.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
+    /// The blob store's URL (`file://`, `s3://`, `az://`). Default: `blobs` in the data folder.
     pub blobs: Option<String>,
+    /// The catalog's URL, `sqlite:///absolute/path`. Default: `catalog.db` in the data folder.
     pub catalog: Option<String>,
+    /// Flush local blobs to stable storage before the catalog records them. Default true.
     pub fsync: bool,
 }
 
@@ -120,13 +143,19 @@ impl Default for StorageSection {
     }
 }
 
+/// `[ingest]`: defaults for ingests.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSection {
+    /// The collection when none is named. Default `default`.
     pub default_collection: String,
+    /// Files in flight at once, at least 1. Default 64.
     pub concurrency: usize,
+    /// Files over the part size (8 MiB) in flight at once, at least 1. Default 2.
     pub large_concurrency: usize,
+    /// Follow symbolic links while walking. Default true.
     pub follow_symlinks: bool,
+    /// Walk into hidden files and folders. Default false.
     pub include_hidden: bool,
 }
 
@@ -142,9 +171,11 @@ impl Default for IngestSection {
     }
 }
 
+/// `[media]`: the tools that probe files.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaSection {
+    /// The `ffprobe` program, on `PATH` unless a path is given. Default `ffprobe`.
     pub ffprobe: PathBuf,
 }
 
@@ -159,17 +190,25 @@ impl Default for MediaSection {
 /// Settings resolved against the data folder and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The data folder, absolute.
     pub data_dir: PathBuf,
+    /// The blob store's URL, as given or made from the data folder.
     pub blobs_url: String,
+    /// Whether local blobs are flushed before they are recorded.
     pub storage_fsync: bool,
+    /// The catalog's SQLite file, absolute.
     pub catalog_path: PathBuf,
+    /// Ingest defaults, checked.
     pub ingest: IngestSection,
+    /// Media tools.
     pub media: MediaSection,
+    /// The models folder, absolute.
     pub models_dir: PathBuf,
     /// Analyzers not to run.
     pub disabled_analyzers: Vec<String>,
     /// The hub id of the CLIP model to run, if any.
     pub clip_model: Option<String>,
+    /// Server settings, checked.
     pub server: ServerSection,
 }
 

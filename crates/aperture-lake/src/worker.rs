@@ -21,11 +21,13 @@ pub const LEASE: Duration = Duration::from_secs(10 * 60);
 /// What a worker did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerReport {
+    /// Jobs whose results were stored.
     pub succeeded: u64,
     /// Failed for good (damaged input, or out of attempts).
     pub failed: u64,
     /// Failed, to be retried later.
     pub retried: u64,
+    /// Jobs the analyzer declined (not applicable, or the asset is gone).
     pub skipped: u64,
     /// Finished after the lease had passed to another worker: the result was dropped.
     pub lost_leases: u64,
@@ -33,9 +35,12 @@ pub struct WorkerReport {
     pub analyzers: BTreeMap<String, AnalyzerTime>,
 }
 
+/// Time spent in one analyzer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AnalyzerTime {
+    /// Jobs it ran.
     pub jobs: u64,
+    /// Seconds spent in it, summed over jobs that ran side by side.
     pub seconds: f64,
 }
 
@@ -88,6 +93,9 @@ impl std::fmt::Display for WorkerReport {
     }
 }
 
+/// Leases jobs of its analyzers and runs them, many at once, renewing each lease while its
+/// job runs. Its id names the host (`HOSTNAME`), the process and a fresh UUID, so no two
+/// workers share one.
 pub struct Worker {
     id: String,
     blobs: BlobStore,
@@ -98,6 +106,7 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker for these analyzers (one per name: a later one with the same name wins).
     pub fn new(
         blobs: BlobStore,
         catalog: Arc<dyn Backend>,
@@ -127,11 +136,13 @@ impl Worker {
         self
     }
 
+    /// Sets the lease length (default [`LEASE`]); it is renewed every third of it.
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
+    /// The id leases are held under.
     pub fn id(&self) -> &str {
         &self.id
     }

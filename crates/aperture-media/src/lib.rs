@@ -54,7 +54,9 @@ pub struct Probe {
     /// The MIME type sniffed from the bytes (`image/jpeg`, `text/plain`,
     /// `application/octet-stream` when unknown).
     pub mime: String,
+    /// What the file is, from the same sniffing.
     pub kind: MediaKind,
+    /// What the file carries, and what is wrong with it (`metadata.problems`).
     pub metadata: MediaMetadata,
 }
 
@@ -87,15 +89,31 @@ impl Default for ProbeOptions {
 pub enum Error {
     /// Nothing at `path`.
     #[error("cannot probe {}: no such file", path.display())]
-    NotFound { path: PathBuf, source: io::Error },
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A directory, FIFO, socket or device: only regular files are probed.
     #[error("cannot probe {}: {what}", path.display())]
-    NotAFile { path: PathBuf, what: &'static str },
+    NotAFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead, in words (`is a directory`).
+        what: &'static str,
+    },
     /// Any other failure to read the file (permission denied, an IO error).
     #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
 }
 
+/// Probing's result: it fails only with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

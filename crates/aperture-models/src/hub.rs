@@ -69,6 +69,7 @@ impl Hub {
         })
     }
 
+    /// The endpoint, without a trailing slash.
     pub fn endpoint(&self) -> &str {
         self.endpoint.as_str().trim_end_matches('/')
     }

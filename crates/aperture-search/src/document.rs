@@ -18,16 +18,20 @@ pub const LABEL_MIN_CONFIDENCE: f32 = 0.1;
 pub struct Label {
     /// As the taxonomy names it, e.g. `tabby, tabby cat`.
     pub name: String,
+    /// The model's probability, at least [`LABEL_MIN_CONFIDENCE`].
     pub confidence: f32,
 }
 
 /// A piece of text in the asset: an OCR line, or a document's (page) text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
+    /// The text as the analyzer gave it.
     pub text: String,
+    /// Its BCP 47 language, when detected; picks the analyser it is indexed with.
     pub language: Option<String>,
+    /// Where in the asset it is, for a hit to point at.
     pub place: Place,
-    /// `ocr`, `text`, or `transcript` (speech, with its time range).
+    /// `ocr` (an OCR line) or `text` (a document's own text).
     pub source: &'static str,
 }
 
@@ -60,10 +64,15 @@ impl<'de> Deserialize<'de> for Passage {
 /// search reads no catalog rows (and decodes no vectors) to say why an asset matched.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Explained {
+    /// The file name.
     pub name: String,
+    /// Every path it was ingested from.
     pub paths: Vec<String>,
+    /// Camera, codecs, MIME type.
     pub meta: Vec<String>,
+    /// The labels that were indexed.
     pub labels: Vec<Label>,
+    /// The text that was indexed, with its places.
     pub passages: Vec<Passage>,
     /// Per vector, in the order the vector spaces hold an asset's vectors: its space and what
     /// it embeds (a text embedding's excerpt).
@@ -73,8 +82,11 @@ pub struct Explained {
 /// One vector of the asset, in the embedding space its model defines.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vector {
+    /// The embedding space, e.g. `all-minilm-l6-v2`; only vectors of one space are compared.
     pub space: String,
+    /// The vector, finite and non-empty.
     pub vector: Vec<f32>,
+    /// Where in the asset it applies.
     pub place: Place,
     /// What the vector embeds, for a text embedding (its excerpt).
     pub text: Option<String>,
@@ -83,20 +95,29 @@ pub struct Vector {
 /// Everything search needs of one asset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Indexed {
+    /// The asset.
     pub asset: AssetId,
+    /// The name of its collection, for filtering by what a caller may see.
     pub collection: String,
+    /// What it is.
     pub kind: MediaKind,
     /// The capture day when known, else the ingest time.
     pub date: UnixMillis,
+    /// The name it was most recently ingested under.
     pub name: String,
     /// Every path it was ingested from.
     pub paths: Vec<String>,
     /// Camera, codecs, MIME type.
     pub meta: Vec<String>,
+    /// Labels the model is sure enough of, in the order the analyzer stored them.
     pub labels: Vec<Label>,
+    /// Text found in the asset.
     pub passages: Vec<Passage>,
+    /// Languages of its text, as BCP 47 tags.
     pub languages: BTreeSet<String>,
+    /// What `has:` finds in it.
     pub has: BTreeSet<Has>,
+    /// Its vectors, in every space.
     pub vectors: Vec<Vector>,
     /// A 64-bit perceptual hash of the image, when computed.
     pub phash: Option<u64>,

@@ -20,8 +20,10 @@ use crate::vectors::VectorFilter;
 use crate::{Error, Result};
 
 /// The space near-duplicates are judged in: EfficientNet-Lite0's image features.
+/// It must equal `aperture_analyze::EFFICIENTNET_SPACE`, which search does not depend on.
 pub const IMAGE_SPACE: &str = "efficientnet-lite0";
 
+/// How alike two images must be to count as near-duplicates.
 #[derive(Debug, Clone)]
 pub struct DuplicateOptions {
     /// Feature similarity (cosine) from which a pair is a duplicate when the perceptual
@@ -48,6 +50,7 @@ impl Default for DuplicateOptions {
     }
 }
 
+/// Why a group's members are duplicates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupKind {
@@ -58,6 +61,7 @@ pub enum GroupKind {
 }
 
 impl GroupKind {
+    /// The lowercase name used in JSON and command output.
     pub fn as_str(self) -> &'static str {
         match self {
             GroupKind::Exact => "exact",
@@ -66,8 +70,10 @@ impl GroupKind {
     }
 }
 
+/// One asset of a group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
+    /// The asset.
     pub asset: AssetId,
     /// Feature similarity to the group's first member.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,8 +86,10 @@ pub struct Member {
     pub note: Option<String>,
 }
 
+/// Assets that are duplicates of each other.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Group {
+    /// Exact or near.
     pub kind: GroupKind,
     /// The oldest asset first.
     pub members: Vec<Member>,
@@ -143,13 +151,18 @@ fn phash_of(catalog: &dyn Catalog, id: AssetId) -> Result<Option<u64>> {
 /// A candidate pair and how alike its images are.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pair {
+    /// One asset of the pair.
     pub a: AssetId,
+    /// The other.
     pub b: AssetId,
+    /// Cosine similarity of their image features.
     pub similarity: f32,
+    /// Perceptual-hash distance in bits, when both have a hash.
     pub hamming: Option<u32>,
 }
 
 impl DuplicateOptions {
+    /// Whether the pair counts as a near-duplicate under these options.
     pub fn is_duplicate(&self, pair: &Pair) -> bool {
         pair.similarity >= self.sure_similarity
             || (pair.similarity >= self.min_similarity

@@ -35,15 +35,25 @@ const WRITER_MEMORY: usize = 64 << 20;
 /// The fields of the schema.
 #[derive(Debug, Clone)]
 pub struct Fields {
+    /// The asset id, stored: the only field a hit reads back.
     pub id: Field,
+    /// The collection's name, for filtering by what a caller may see.
     pub collection: Field,
+    /// The media kind (`kind:`).
     pub kind: Field,
+    /// Detected languages of the text (`lang:`).
     pub lang: Field,
+    /// What the asset has (`has:`).
     pub has: Field,
+    /// The capture day, else the ingest time, in Unix milliseconds (`after:`, `before:`).
     pub date: Field,
+    /// The file name and paths.
     pub name: Field,
+    /// Label names, each synonym on its own.
     pub labels: Field,
+    /// OCR lines and document text, unstemmed.
     pub text: Field,
+    /// MIME type, camera and codecs.
     pub meta: Field,
     /// Stored only: the asset's [`Explained`] as JSON, what hits are explained from.
     pub explain: Field,
@@ -96,6 +106,7 @@ const LABEL_BOOST: f32 = 1.5;
 const META_BOOST: f32 = 0.5;
 const STEMMED_BOOST: f32 = 0.8;
 
+/// The full-text index: one tantivy document per asset, replaced whole on every change.
 pub struct FullText {
     index: Index,
     reader: IndexReader,
@@ -132,6 +143,7 @@ impl FullText {
         })
     }
 
+    /// The schema's fields, for building queries.
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
@@ -178,6 +190,7 @@ impl FullText {
             .sum()
     }
 
+    /// Documents searchable now (as of the last [`FullText::reload`]).
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
     }

@@ -92,6 +92,8 @@ pub struct Update {
     pub built: bool,
 }
 
+/// The full-text index and the vector spaces in one folder, with the change-feed position they
+/// reflect. It is the catalog's only change-feed consumer: an update prunes what it applied.
 pub struct SearchIndex {
     dir: PathBuf,
     pub(crate) text: FullText,
@@ -163,6 +165,7 @@ impl SearchIndex {
         self.state.format == FORMAT
     }
 
+    /// The change-feed position the index reflects (0 before the first build).
     pub fn position(&self) -> i64 {
         self.state.position
     }

@@ -28,25 +28,33 @@ pub use index::{SearchIndex, Update};
 pub use query::{Query, QueryError, parse};
 pub use search::{Hit, QueryEncoder, Reason, SearchOptions};
 
+/// Why a search, update or rebuild failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The query does not parse; the message points at the problem.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// A file of the index could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file or folder.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
     /// The full-text engine (tantivy) failed; its error is kept as the source.
     #[error("search index: {source}")]
     FullText {
+        /// tantivy's error.
         #[from]
         source: tantivy::TantivyError,
     },
-    /// The index's own files are inconsistent (a document without an id, a bad state file).
+    /// The index itself is damaged or failed (USearch, a bad state file or stored document):
+    /// a rebuild from the catalog repairs it.
     #[error("search index: {0}")]
     Index(String),
+    /// Reading the catalog failed.
     #[error(transparent)]
     Catalog(#[from] aperture_catalog::Error),
     /// Another process is updating the index.
@@ -58,8 +66,14 @@ pub enum Error {
     /// `similar:` named an asset that has no vectors to compare.
     #[error("{0}")]
     NoVectors(String),
+    /// The [`QueryEncoder`] could not embed the query text.
     #[error("encoding the query for {space}: {message}")]
-    Encoder { space: String, message: String },
+    Encoder {
+        /// The embedding space asked for.
+        space: String,
+        /// The encoder's error.
+        message: String,
+    },
 }
 
 impl Error {
@@ -71,4 +85,5 @@ impl Error {
     }
 }
 
+/// Search's result: every operation fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -44,8 +44,10 @@ pub enum Has {
 }
 
 impl Has {
+    /// Every value, in the order the help lists them.
     pub const ALL: [Has; 4] = [Has::Text, Has::Ocr, Has::Labels, Has::Gps];
 
+    /// The lowercase name written after `has:`.
     pub fn as_str(self) -> &'static str {
         match self {
             Has::Text => "text",
@@ -59,6 +61,7 @@ impl Has {
 /// A word or phrase of the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Term {
+    /// The word, or the phrase's words, as typed.
     pub text: String,
     /// Quoted: its words must appear together, in order.
     pub phrase: bool,
@@ -69,19 +72,24 @@ pub struct Term {
 /// Everything but the words: what narrows a search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
+    /// `kind:`; empty for all kinds.
     pub kinds: Vec<MediaKind>,
+    /// `collection:`, exact names; empty for all.
     pub collections: Vec<String>,
     /// ISO 639-1 codes, lowercase.
     pub langs: Vec<String>,
+    /// `label:`, lowercase; any one will do, its words matched stemmed in English.
     pub labels: Vec<String>,
     /// Inclusive lower bound on the capture (else ingest) time.
     pub after: Option<UnixMillis>,
     /// Exclusive upper bound on the capture (else ingest) time.
     pub before: Option<UnixMillis>,
+    /// `has:`; any one of them will do.
     pub has: Vec<Has>,
 }
 
 impl Filters {
+    /// Whether nothing narrows the search.
     pub fn is_empty(&self) -> bool {
         *self == Filters::default()
     }
@@ -90,7 +98,9 @@ impl Filters {
 /// A parsed query.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
+    /// The words and phrases, in the order typed.
     pub terms: Vec<Term>,
+    /// The filters.
     pub filters: Filters,
     /// `similar:ID`: an asset id or a unique prefix of one.
     pub similar: Option<String>,
@@ -118,6 +128,7 @@ impl Query {
 /// Why a query was refused; the message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
+    /// What to change, in words.
     pub message: String,
 }
 

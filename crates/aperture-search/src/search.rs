@@ -36,9 +36,12 @@ const STOP_WORDS: [&str; 24] = [
 pub trait QueryEncoder {
     /// The space its vectors are compared in.
     fn space(&self) -> &str;
+    /// The text's vector in [`QueryEncoder::space`], or why it could not be made. Called on
+    /// the caller's thread: an encoder that runs a model blocks.
     fn encode(&self, text: &str) -> std::result::Result<Vec<f32>, String>;
 }
 
+/// How many hits, and how loose a meaning match may be.
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     /// Hits to return.
@@ -60,9 +63,11 @@ impl Default for SearchOptions {
 /// One result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
+    /// The asset, as the catalog has it now (an asset erased since indexing is never a hit).
     pub asset: Asset,
     /// The fused score (higher is better); only the order means something.
     pub score: f32,
+    /// Why it matched: words first, then meaning and likeness.
     pub reasons: Vec<Reason>,
 }
 
@@ -70,9 +75,9 @@ pub struct Hit {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reason {
-    /// Query words found in a field: `name`, `path`, `label`, `ocr`, `text`, `transcript` or
-    /// `meta`.
+    /// Query words found in a field: `name`, `path`, `label`, `ocr`, `text` or `meta`.
     Words {
+        /// Which field.
         field: &'static str,
         /// The line, label or excerpt that matched.
         text: String,
@@ -81,23 +86,32 @@ pub enum Reason {
         /// Where in the asset (an OCR line's box, a page).
         #[serde(skip_serializing_if = "Option::is_none")]
         place: Option<Place>,
+        /// The label's confidence, for a label match.
         #[serde(skip_serializing_if = "Option::is_none")]
         confidence: Option<f32>,
     },
     /// The query's meaning is close to a text embedding of the asset.
     Meaning {
+        /// The embedding space.
         space: String,
+        /// Cosine similarity between the query and the vector.
         similarity: f32,
         /// What the matched vector embeds (an excerpt of the description or passage).
         #[serde(skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// Where in the asset the matched vector applies.
         place: Place,
         /// Which of the asset's vectors in the space matched.
         #[serde(skip)]
         vector: u32,
     },
     /// The asset looks like the `similar:` one.
-    Similar { space: String, similarity: f32 },
+    Similar {
+        /// The space compared in.
+        space: String,
+        /// Cosine similarity of the closest pair of vectors.
+        similarity: f32,
+    },
     /// Listed by the filters alone (newest first).
     Filters,
 }

@@ -17,10 +17,12 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::{Error, Result};
 
-/// HNSW parameters: graph degree, and the candidate list while building and searching.
-/// Measured by `benches/search.rs` (recall@10 against exact search at 100k and 1M vectors).
+/// The HNSW graph's degree. This and the two expansions below were measured by
+/// `benches/search.rs` (recall@10 against exact search at 100k and 1M vectors).
 pub const CONNECTIVITY: usize = 16;
+/// Candidates kept while inserting into the graph.
 pub const EXPANSION_ADD: usize = 128;
+/// Candidates kept while searching the graph, unless [`Space::set_expansion_search`] changes it.
 pub const EXPANSION_SEARCH: usize = 64;
 
 /// When a filter lets fewer vectors than this through, they are searched exactly: a graph
@@ -30,10 +32,13 @@ pub const EXACT_BELOW: usize = 20_000;
 /// A vector's owner, and what filters ask of it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Entry {
+    /// The asset the vector belongs to.
     pub asset: AssetId,
     /// Index into [`Space::collections`].
     pub collection: u32,
+    /// The asset's kind, for `kind:`.
     pub kind: MediaKind,
+    /// The capture day, else the ingest time, in Unix milliseconds, for `after:` and `before:`.
     pub date: i64,
     /// The document page the vector is about (0: the whole asset).
     pub page: u32,
@@ -42,6 +47,8 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Where in the asset the vector applies: a page, or the whole asset. Other places are
+    /// stored as the whole asset.
     pub fn place(&self) -> Place {
         match self.page {
             0 => Place::Whole,
@@ -53,25 +60,37 @@ impl Entry {
 /// A vector to add, with its owner.
 #[derive(Debug, Clone)]
 pub struct NewVector<'a> {
+    /// The asset it belongs to.
     pub asset: AssetId,
+    /// The name of its collection.
     pub collection: &'a str,
+    /// The asset's kind.
     pub kind: MediaKind,
+    /// The capture day, else the ingest time, in Unix milliseconds.
     pub date: i64,
+    /// The document page it is about (0: the whole asset).
     pub page: u32,
+    /// Which of the asset's vectors in this space it is.
     pub ordinal: u32,
+    /// The vector; it is normalised on the way in, so any length will do.
     pub vector: &'a [f32],
 }
 
 /// What a filtered search may return.
 #[derive(Debug, Clone, Default)]
 pub struct VectorFilter {
+    /// Only these collections (empty: all).
     pub collections: Vec<String>,
+    /// Only these kinds (empty: all).
     pub kinds: Vec<MediaKind>,
+    /// Only dates from this one on (Unix milliseconds, inclusive).
     pub after: Option<i64>,
+    /// Only dates before this one (Unix milliseconds, exclusive).
     pub before: Option<i64>,
 }
 
 impl VectorFilter {
+    /// Whether it lets everything through.
     pub fn is_empty(&self) -> bool {
         self.collections.is_empty()
             && self.kinds.is_empty()
@@ -83,8 +102,11 @@ impl VectorFilter {
 /// A nearest neighbour: the key, its entry, and the cosine similarity (1 is identical).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Neighbour {
+    /// The vector's key in its space.
     pub key: u64,
+    /// Whose vector it is.
     pub entry: Entry,
+    /// Cosine similarity to the query vector.
     pub similarity: f32,
 }
 
@@ -174,6 +196,7 @@ fn options(dims: usize) -> IndexOptions {
 }
 
 impl Space {
+    /// An empty space of vectors with `dims` dimensions; 0 is [`Error::Index`].
     pub fn new(dims: usize) -> Result<Space> {
         if dims == 0 {
             return Err(Error::Index(
@@ -194,22 +217,27 @@ impl Space {
         })
     }
 
+    /// How many dimensions every vector of the space has.
     pub fn dims(&self) -> usize {
         self.dims
     }
 
+    /// How many vectors it holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// The collection names [`Entry::collection`] indexes into.
     pub fn collections(&self) -> &[String] {
         &self.collections
     }
 
+    /// The entry of a key, if the key is live.
     pub fn entry(&self, key: u64) -> Option<&Entry> {
         self.entries.get(&key)
     }
@@ -243,6 +271,8 @@ impl Space {
         self.index.change_expansion_search(n);
     }
 
+    /// Adds one vector and returns its new key. Keys are never reused within a space, so a
+    /// stale key finds nothing rather than another asset's vector.
     pub fn add(&mut self, new: &NewVector<'_>) -> Result<u64> {
         if new.vector.len() != self.dims {
             return Err(Error::Index(format!(
@@ -684,6 +714,7 @@ fn normalized(v: &[f32]) -> Vec<f32> {
     }
 }
 
+/// The dot product: cosine similarity for normalised vectors.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -84,12 +84,14 @@ impl Sessions {
 /// The authenticated caller of a request.
 #[derive(Clone)]
 pub struct Caller {
+    /// The token it presented (directly, or through its session).
     pub token: Token,
     /// What it may see: every read goes through this.
     pub view: aperture_lake::View,
 }
 
 impl Caller {
+    /// Lets the request on when the token has `scope`, else 403 naming the token and the scope.
     pub fn require(&self, scope: Scope) -> ApiResult<()> {
         if self.token.allows(scope) {
             Ok(())

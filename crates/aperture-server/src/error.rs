@@ -5,16 +5,22 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+/// An error response: its status, a stable code for programs and a message for people.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The machine code (`not_found`, `bad_query`, ...): part of the API, never reworded.
     pub code: &'static str,
+    /// What went wrong, for people; never paths or backend details of internal errors.
     pub message: String,
 }
 
+/// A handler's result: the error side is answered as JSON with its status.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// An error with its own status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -23,18 +29,22 @@ impl ApiError {
         }
     }
 
+    /// 400 `bad_request`: the request is malformed or names something invalid.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// 401 `unauthorized`: no valid token or session; the answer asks for a bearer token.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 403 `forbidden`: the token is valid but lacks a scope or may not see the collection.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// 404 `not_found`: no such asset, collection or object, or none the caller may see.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }

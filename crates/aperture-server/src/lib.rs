@@ -38,8 +38,11 @@ pub use error::{ApiError, ApiResult};
 /// Limits from the config.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Largest upload body in bytes.
     pub max_upload_bytes: u64,
+    /// How long an upload may send nothing before it is cut off.
     pub idle_timeout: Duration,
+    /// How long any other request may take.
     pub request_timeout: Duration,
 }
 
@@ -52,13 +55,20 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// What every request shares.
 pub struct State {
+    /// The lake: config, blob store, catalog.
     pub lake: Lake,
     index: RwLock<Option<Arc<SearchIndex>>>,
+    /// Query encoders loaded at start (MiniLM, CLIP's text tower), one per space.
     pub encoders: Vec<Box<dyn SearchEncoder>>,
+    /// Tokens recently read from the catalog; a revocation takes effect within seconds.
     pub tokens: auth::TokenCache,
+    /// Web UI sessions, in memory: a restart signs everyone out.
     pub sessions: auth::Sessions,
+    /// Request counters and latencies for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Appends audit entries in batches; the request waits for its entry.
     pub audit: AuditWriter,
+    /// Limits from the config.
     pub limits: Limits,
     /// Where uploads are staged before ingest (same file system as the data folder).
     pub upload_dir: PathBuf,
@@ -97,6 +107,7 @@ impl State {
         *self.status.lock().await = None;
     }
 
+    /// The query encoders, as search takes them.
     pub fn encoders(&self) -> Vec<&dyn QueryEncoder> {
         self.encoders
             .iter()
@@ -164,9 +175,9 @@ impl State {
     }
 }
 
-/// Serves `listener` until `shutdown` completes: at most [`MAX_CONNECTIONS`] connections,
-/// each with a header timeout; beside it `workers` analysis workers and the search-index
-/// follower. On shutdown the jobs in progress finish first.
+/// Serves `listener` until `shutdown` completes: at most `MAX_CONNECTIONS` connections,
+/// each with a header timeout; beside it an analysis worker running `workers` jobs at once
+/// (none when 0) and the search-index follower. On shutdown the jobs in progress finish first.
 pub async fn run(
     state: Arc<State>,
     listener: TcpListener,

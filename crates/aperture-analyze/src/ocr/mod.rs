@@ -38,11 +38,14 @@ const MIN_TESSERACT_CONFIDENCE: f32 = 0.6;
 /// Which engine read a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
+    /// PP-OCRv6, the first engine.
     PpOcr,
+    /// Tesseract, the fallback for scripts PP-OCRv6 does not know.
     Tesseract,
 }
 
 impl Engine {
+    /// The engine's name, recorded as the model of the lines it read.
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::PpOcr => "pp-ocrv6",
@@ -54,6 +57,7 @@ impl Engine {
 /// One line of text found in an image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
+    /// The text read, in reading order within the line.
     pub text: String,
     /// 0–1.
     pub confidence: f32,
@@ -61,6 +65,7 @@ pub struct Line {
     pub quad: [(f32, f32); 4],
 }
 
+/// The analyzer: text lines of images, and of scanned PDF pages that have no text layer.
 pub struct Ocr {
     ppocr: Loaded<PpOcr>,
     library: PathBuf,

@@ -36,6 +36,7 @@ const MIN_SCORE: f32 = 0.5;
 /// Lines whose tops differ by less than this many detector pixels are one row.
 const SAME_ROW: f32 = 10.0;
 
+/// PP-OCRv6: a text detector and a recogniser, run on ONNX Runtime.
 pub struct PpOcr {
     det: Mutex<Session>,
     rec: Mutex<Session>,

@@ -19,6 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// Scripts PP-OCRv6 reads better and faster: not worth Tesseract's time as a fallback.
 const LEFT_TO_PPOCR: &[&str] = &["osd", "equ", "chi_sim", "chi_tra", "jpn", "jpn_vert"];
 
+/// The `tesseract` program with the languages it reads.
 pub struct Tesseract {
     program: PathBuf,
     /// `eng+spa+rus`
@@ -47,6 +48,7 @@ impl Tesseract {
         })
     }
 
+    /// The languages passed to `-l`, English first (`eng+spa+rus`).
     pub fn languages(&self) -> &str {
         &self.languages
     }

@@ -26,6 +26,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 const READERS: usize = 4;
 
+/// The embedded catalog: one SQLite file in WAL mode, one writer connection and a few readers,
+/// so reads never wait for a write. A path that starts with `file:` is taken as a SQLite URI.
 #[derive(Debug)]
 pub struct SqliteCatalog {
     writer: Mutex<Connection>,

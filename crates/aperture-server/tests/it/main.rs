@@ -17,8 +17,11 @@ use serde_json::Value;
 
 /// A lake in a temporary folder.
 pub struct TestLake {
+    /// The temporary folder; the lake's data folder is `<dir>/data`.
     pub dir: tempfile::TempDir,
+    /// The lake, opened.
     pub lake: Lake,
+    /// The runtime the lake and its servers run on.
     pub runtime: tokio::runtime::Runtime,
 }
 
@@ -60,6 +63,7 @@ impl TestLake {
         new.text
     }
 
+    /// Revokes the token with this id (the `<id>` of `apt_<id>_<secret>`).
     pub fn revoke(&self, id: &str) {
         let id = id.to_owned();
         self.runtime
@@ -82,7 +86,9 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
     handle: tokio::runtime::Handle,
+    /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The admin token of the lake.
     pub admin: String,
 }
 
@@ -98,6 +104,7 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Starts serving `lake` with its configured workers; `admin` is kept for the helpers.
     pub fn start(lake: &TestLake, admin: &str) -> Server {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = lake
@@ -126,6 +133,7 @@ impl Server {
             admin: admin.to_owned(),
         }
     }
+    /// An HTTP client that returns error statuses as responses and waits at most two minutes.
     pub fn agent() -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -153,6 +161,7 @@ impl Server {
         (status, body)
     }
 
+    /// GETs `path` with `token`, asserts 200 and parses the JSON.
     pub fn json(&self, path: &str, token: &str) -> Value {
         let (status, body) = self.call("GET", path, Some(token));
         assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
@@ -221,6 +230,7 @@ impl Server {
     }
 }
 
+/// A small PNG drawn from `seed`: different seeds make different images.
 pub fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([

@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 
 /// A data folder and the binary to run against it.
 pub struct Aperture {
+    /// The temporary folder holding the data folder and the inputs; removed when dropped.
     pub dir: tempfile::TempDir,
 }
 
@@ -29,6 +30,7 @@ impl Aperture {
         me
     }
 
+    /// The data folder, `<dir>/data`.
     pub fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -40,6 +42,7 @@ impl Aperture {
         path
     }
 
+    /// The binary with `--data` set and `APERTURE_CONFIG` removed, ready for more arguments.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
         cmd.arg("--data").arg(self.data()).args(args);
@@ -47,6 +50,7 @@ impl Aperture {
         cmd
     }
 
+    /// Runs a command, whatever its outcome.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
@@ -63,6 +67,7 @@ impl Aperture {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs a command with `--json` and parses what it prints.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
@@ -75,15 +80,18 @@ impl Aperture {
         })
     }
 
+    /// Ingests `path` into `collection`; returns the JSON report.
     pub fn ingest(&self, path: &Path, collection: &str) -> serde_json::Value {
         self.json(&["ingest", path.to_str().unwrap(), "-c", collection])
     }
 
+    /// Every asset, as `ls --json` lists it.
     pub fn assets(&self) -> Vec<serde_json::Value> {
         let v = self.json(&["ls", "--limit", "1000000"]);
         v.as_array().unwrap().clone()
     }
 
+    /// The JSON report of `fsck` (without `--repair`).
     pub fn fsck(&self) -> serde_json::Value {
         self.json(&["fsck"])
     }
@@ -96,6 +104,7 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Fills `buf` from the xorshift64 `state`, which must not be 0.
 pub fn fill(buf: &mut [u8], state: &mut u64) {
     for chunk in buf.chunks_mut(8) {
         *state ^= *state << 13;
@@ -106,6 +115,7 @@ pub fn fill(buf: &mut [u8], state: &mut u64) {
     }
 }
 
+/// The BLAKE3 of a file, in hex, as Aperture names blobs.
 pub fn blake3_file(path: &Path) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher
