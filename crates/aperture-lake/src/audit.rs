@@ -141,21 +141,37 @@ impl Lake {
     /// a sound log, but a damaged one must still show).
     pub async fn audit_tail(&self, limit: usize) -> Result<Vec<aperture_catalog::AuditEntry>> {
         let mut tail = std::collections::VecDeque::new();
-        let mut after = 0;
-        loop {
-            let page = self
-                .catalog(move |c| c.audit_entries(after, AUDIT_PAGE))
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
+        self.audit_pages(|page| {
             for e in page {
                 if tail.len() == limit {
                     tail.pop_front();
                 }
                 tail.push_back(e);
             }
-        }
+            true
+        })
+        .await?;
         Ok(tail.into())
+    }
+
+    /// Walks the log from the start in pages; `f` takes each page and says whether to go on.
+    async fn audit_pages(
+        &self,
+        mut f: impl FnMut(Vec<aperture_catalog::AuditEntry>) -> bool,
+    ) -> Result<()> {
+        let mut after = 0;
+        loop {
+            let page = self
+                .catalog(move |c| c.audit_entries(after, AUDIT_PAGE))
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            if !f(page) {
+                return Ok(());
+            }
+        }
     }
 
     /// Walks the hash chain from the first entry and names the first bad one; with `head`
@@ -163,31 +179,33 @@ impl Lake {
     /// short or rewritten whole.
     pub async fn verify_audit(&self, head: Option<(i64, String)>) -> Result<AuditVerdict> {
         let mut check = aperture_catalog::access::ChainCheck::default();
-        let mut after = 0;
         let mut head_seen = false;
-        loop {
-            let page = self
-                .catalog(move |c| c.audit_entries(after, AUDIT_PAGE))
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
+        let mut verdict = None;
+        self.audit_pages(|page| {
             for e in &page {
                 if let Err(broken) = check.next(e) {
-                    return Ok(AuditVerdict::Broken {
+                    verdict = Some(AuditVerdict::Broken {
                         seq: broken.seq,
                         problem: broken.problem,
                         checked: check.checked,
                     });
+                    return false;
                 }
                 if let Some((seq, hash)) = &head
                     && e.seq == *seq
                 {
                     head_seen = true;
                     if check.head().1 != *hash {
-                        return Ok(AuditVerdict::Rewritten { seq: *seq });
+                        verdict = Some(AuditVerdict::Rewritten { seq: *seq });
+                        return false;
                     }
                 }
             }
+            true
+        })
+        .await?;
+        if let Some(verdict) = verdict {
+            return Ok(verdict);
         }
         let (seq, hash) = check.head();
         if let Some((expected, _)) = head

@@ -15,6 +15,9 @@ mod files;
 mod metrics;
 mod upload;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use aperture_server::testing::Client;
+
 use crate::{Server, init_with, png, pseudo_random};
 
 /// What each endpoint needs. `{press}` and `{archive}` stand for an asset of that collection.
@@ -221,7 +223,7 @@ fn every_endpoint_checks_token_scope_and_collection() {
          --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.txt\"\r\n\r\nsneaky\r\n\
          --{boundary}--\r\n"
     );
-    let mut response = Server::agent()
+    let mut response = Client::agent()
         .post(&format!("{}/api/v1/assets", server.url))
         .header("Authorization", &format!("Bearer {press_only}"))
         .header("Content-Type", "multipart/form-data; boundary=b")
@@ -241,7 +243,7 @@ fn every_endpoint_checks_token_scope_and_collection() {
     assert_eq!(status, 404);
     let e: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(e["error"]["code"], "not_found");
-    let agent = Server::agent();
+    let agent = Client::agent();
     let response = agent
         .put(&format!("{}/api/v1/search", server.url))
         .header("Authorization", &format!("Bearer {admin}"))
@@ -305,7 +307,7 @@ fn originals_come_back_whole_and_in_ranges() {
     let (status, up) = server.upload(&admin, "default", &[("Ünïcode 'name'.bin", &bytes)]);
     assert_eq!(status, 200, "{up}");
     let id = up["files"][0]["asset"].as_str().unwrap();
-    let agent = Server::agent();
+    let agent = Client::agent();
     let url = format!("{}/api/v1/assets/{id}/original", server.url);
     let auth = format!("Bearer {admin}");
     let mut whole = agent
@@ -421,7 +423,7 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     assert_eq!(server.json("/api/v1/status", &admin)["assets"], 1);
 
     // Not multipart: 415. A broken multipart body: 400.
-    let mut response = Server::agent()
+    let mut response = Client::agent()
         .post(&format!("{}/api/v1/assets", server.url))
         .header("Authorization", &format!("Bearer {admin}"))
         .header("Content-Type", "application/json")
@@ -430,7 +432,7 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     assert_eq!(response.status(), 415);
     let e: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(e["error"]["code"], "unsupported_media_type");
-    let mut response = Server::agent()
+    let mut response = Client::agent()
         .post(&format!("{}/api/v1/assets", server.url))
         .header("Authorization", &format!("Bearer {admin}"))
         .header("Content-Type", "multipart/form-data; boundary=xyz")
@@ -504,7 +506,7 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
 fn web_sessions_hold_no_token_and_end_on_sign_out() {
     let (aperture, admin) = init_with("");
     let server = Server::start(&aperture, &admin);
-    let agent = Server::agent();
+    let agent = Client::agent();
     let sign_in = |token: &str| -> String {
         let response = agent
             .post(&format!("{}/api/v1/session", server.url))

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use aperture_server::testing::Client;
+
 use crate::{Server, init_with, png};
 
 /// A multipart body of `(field, filename, bytes)` parts; `None`: a part with no filename.
@@ -22,7 +24,7 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
 }
 
 fn post(server: &Server, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Value) {
-    let mut request = Server::agent()
+    let mut request = Client::agent()
         .post(&format!("{}{path}", server.url))
         .header("Authorization", &format!("Bearer {}", server.admin));
     if let Some(t) = content_type {

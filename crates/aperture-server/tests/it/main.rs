@@ -7,12 +7,9 @@ mod api;
 mod contract;
 mod router;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
 use aperture_catalog::{NewToken, Scope};
 use aperture_lake::Lake;
+use aperture_server::testing::Client;
 use serde_json::Value;
 
 /// A lake in a temporary folder.
@@ -86,10 +83,7 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
     handle: tokio::runtime::Handle,
-    /// `http://127.0.0.1:<port>`.
-    pub url: String,
-    /// The admin token of the lake.
-    pub admin: String,
+    client: Client,
 }
 
 impl Drop for Server {
@@ -129,104 +123,19 @@ impl Server {
             stop: Some(stop),
             done: Some(done),
             handle: lake.runtime.handle().clone(),
-            url,
-            admin: admin.to_owned(),
+            client: Client {
+                url,
+                admin: admin.to_owned(),
+            },
         }
     }
-    /// An HTTP client that returns error statuses as responses and waits at most two minutes.
-    pub fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into()
-    }
+}
 
-    /// (status, body) of a request with this token (none: no Authorization header).
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
-        let agent = Self::agent();
-        let url = format!("{}{path}", self.url);
-        let mut request = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some(t) = token {
-            request = request.header("Authorization", format!("Bearer {t}"));
-        }
-        let mut response = agent.run(request.body(()).unwrap()).unwrap();
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_vec()
-            .unwrap();
-        (status, body)
-    }
+impl std::ops::Deref for Server {
+    type Target = Client;
 
-    /// GETs `path` with `token`, asserts 200 and parses the JSON.
-    pub fn json(&self, path: &str, token: &str) -> Value {
-        let (status, body) = self.call("GET", path, Some(token));
-        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    /// Uploads files as multipart/form-data; returns (status, JSON body).
-    pub fn upload(&self, token: &str, collection: &str, files: &[(&str, &[u8])]) -> (u16, Value) {
-        let boundary = "----aperture-test-boundary";
-        let mut body = Vec::new();
-        write!(
-            body,
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\n{collection}\r\n"
-        )
-        .unwrap();
-        for (name, bytes) in files {
-            write!(
-                body,
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .unwrap();
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        write!(body, "--{boundary}--\r\n").unwrap();
-        let mut response = Self::agent()
-            .post(&format!("{}/api/v1/assets", self.url))
-            .header("Authorization", &format!("Bearer {token}"))
-            .header(
-                "Content-Type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )
-            .send(&body[..])
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, json)
-    }
-
-    /// Waits until no job is queued or running and the index holds `documents` assets.
-    pub fn wait_indexed(&self, documents: u64) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let s = self.json("/api/v1/status", &self.admin);
-            let busy =
-                s["jobs"]["queued"].as_u64().unwrap() + s["jobs"]["running"].as_u64().unwrap();
-            if busy == 0 && s["index"]["documents"].as_u64() == Some(documents) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not indexed in time: {s}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Sends raw bytes on a fresh connection and reads the answer until the server closes
-    /// it (true) or `wait` passes (false).
-    pub fn raw(&self, request: &[u8], wait: Duration) -> (String, bool) {
-        let addr = self.url.strip_prefix("http://").unwrap();
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(wait)).unwrap();
-        stream.write_all(request).unwrap();
-        let mut out = Vec::new();
-        let closed = stream.read_to_end(&mut out).is_ok();
-        (String::from_utf8_lossy(&out).into_owned(), closed)
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
