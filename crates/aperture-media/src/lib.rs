@@ -35,8 +35,10 @@ mod jpeg;
 mod limits;
 mod pdf;
 pub mod pdf_objects;
+pub mod pdf_text;
 mod picture;
 mod sniff;
+pub mod text;
 
 use std::fs::File;
 use std::io::{self, Read};

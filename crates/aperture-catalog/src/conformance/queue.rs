@@ -1,0 +1,524 @@
+//! Conformance: the job queue (order, leases, retries, requeues) and the change feed.
+
+use super::*;
+use std::time::Duration;
+
+use crate::jobs::{JobQueue, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS};
+
+fn jobs_for(asset: AssetId, analyzers: &[(&str, i32)]) -> Vec<NewJob> {
+    analyzers
+        .iter()
+        .map(|(name, priority)| NewJob {
+            asset,
+            analyzer: (*name).to_owned(),
+            priority: *priority,
+        })
+        .collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn succeeded(asset: AssetId, analyzer: &str, version: &str, label: &str) -> Outcome {
+    let mut i = insight(asset, Place::Whole);
+    i.analyzer = analyzer.to_owned();
+    i.analyzer_version = version.to_owned();
+    i.value = self::label(label);
+    Outcome::Succeeded {
+        version: version.to_owned(),
+        insights: vec![i],
+        requeue: Vec::new(),
+    }
+}
+
+/// Queuing twice adds nothing, jobs for missing assets are not queued, and claims go by
+/// priority.
+pub fn queue_is_idempotent_and_ordered<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    let mut all = jobs_for(a, &[("labels", 0), ("thumbnail", 10)]);
+    all.extend(jobs_for(b, &[("labels", 0), ("thumbnail", 10)]));
+    assert_eq!(catalog.enqueue(&all).unwrap(), 4);
+    assert_eq!(
+        catalog.enqueue(&all).unwrap(),
+        0,
+        "queuing twice adds nothing"
+    );
+    // A job for an asset that does not exist is not queued.
+    assert_eq!(
+        catalog
+            .enqueue(&jobs_for(AssetId::new(), &[("labels", 0)]))
+            .unwrap(),
+        0
+    );
+
+    let both = names(&["labels", "thumbnail"]);
+    let first = catalog.claim("w1", &both, 3, LEASE).unwrap();
+    let order: Vec<_> = first.iter().map(|j| j.analyzer.as_str()).collect();
+    assert_eq!(
+        order,
+        ["thumbnail", "thumbnail", "labels"],
+        "priority first"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|j| j.state == JobState::Running && j.attempts == 1)
+    );
+    // Only the analyzers a worker can run.
+    assert!(
+        catalog
+            .claim("w2", &names(&["ocr"]), 10, LEASE)
+            .unwrap()
+            .is_empty()
+    );
+    let rest = catalog.claim("w2", &both, 10, LEASE).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(catalog.claim("w3", &both, 10, LEASE).unwrap().is_empty());
+
+    for job in first.iter().chain(&rest) {
+        let outcome = succeeded(job.asset, &job.analyzer, "1", "x");
+        let worker = if rest.contains(job) { "w2" } else { "w1" };
+        assert!(catalog.finish(job.id, worker, &outcome).unwrap());
+    }
+    assert_eq!(catalog.enqueue(&all).unwrap(), 0);
+    assert!(
+        catalog.claim("w1", &both, 10, LEASE).unwrap().is_empty(),
+        "nothing re-runs"
+    );
+    let counts = catalog.job_counts().unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("labels".to_owned(), JobState::Succeeded, 2),
+            ("thumbnail".to_owned(), JobState::Succeeded, 2)
+        ]
+    );
+    assert_eq!(catalog.state_counts().unwrap(), [(JobState::Succeeded, 4)]);
+    assert_eq!(
+        catalog.asset_count().unwrap(),
+        catalog.stats().unwrap().assets
+    );
+    // Same version: nothing stale. A new version: both labels jobs again.
+    assert_eq!(catalog.requeue_stale("labels", "1").unwrap(), 0);
+    assert_eq!(catalog.requeue_stale("labels", "2").unwrap(), 2);
+    let again = catalog.claim("w1", &both, 10, LEASE).unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(
+        again
+            .iter()
+            .all(|j| j.analyzer == "labels" && j.attempts == 1)
+    );
+    // Jobs queued with the asset, in the same transaction as its row.
+    let mut with_jobs = new_asset(c, b"e", "/e");
+    with_jobs.kind = MediaKind::Image;
+    with_jobs.jobs = vec![("thumbnail".into(), 10)];
+    let e = id_of(record_one(&catalog, &with_jobs));
+    assert_eq!(catalog.jobs_of(e).unwrap()[0].state, JobState::Queued);
+    // An analyzer added later: one job per asset of its kinds, once.
+    assert_eq!(
+        catalog
+            .enqueue_missing(&spec("phash", &[MediaKind::Image], 5))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        catalog
+            .enqueue_missing(&spec("phash", &[MediaKind::Image], 5))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        catalog
+            .enqueue_missing(&spec("text", &[MediaKind::Other], 0))
+            .unwrap(),
+        2
+    );
+    assert_eq!(catalog.jobs_of(e).unwrap().len(), 2);
+
+    // Deleting an asset takes its jobs with it.
+    catalog.delete_asset(a).unwrap();
+    assert!(catalog.jobs_of(a).unwrap().is_empty());
+    assert_eq!(catalog.jobs_of(b).unwrap().len(), 3);
+}
+
+/// Every change a search index must follow is in the feed, in commit order: a new asset, a new
+/// path for it, new insights (added, or a job's results), and its deletion.
+pub fn change_feed<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    assert_eq!(catalog.last_change().unwrap(), 0);
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let start = catalog.last_change().unwrap();
+    assert!(start > 0, "ingest is a change");
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    assert_eq!(
+        record_one(&catalog, &new_asset(c, b"a", "/copy-of-a")),
+        Recorded::Duplicate(a)
+    );
+    catalog.add_insights(&[insight(b, Place::Whole)]).unwrap();
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "1", "cat"))
+            .unwrap()
+    );
+    catalog.delete_asset(b).unwrap();
+
+    let feed = catalog.changes(start, 100).unwrap();
+    let assets: Vec<AssetId> = feed.iter().map(|change| change.asset).collect();
+    assert_eq!(
+        assets,
+        [b, a, b, a, b],
+        "ingest, new path, insights, job, delete"
+    );
+    assert!(
+        feed.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in commit order"
+    );
+    assert_eq!(catalog.last_change().unwrap(), feed.last().unwrap().seq);
+    assert_eq!(
+        catalog.changes(start, 2).unwrap(),
+        feed[..2],
+        "paged by limit"
+    );
+    assert_eq!(catalog.changes(feed[2].seq, 100).unwrap(), feed[3..]);
+
+    // Pruning forgets what a consumer applied, never what comes after.
+    assert_eq!(catalog.prune_changes(feed[2].seq).unwrap() as usize, 4);
+    assert_eq!(catalog.changes(0, 100).unwrap(), feed[3..]);
+    let last = catalog.last_change().unwrap();
+    catalog.prune_changes(last).unwrap();
+    assert!(catalog.changes(0, 100).unwrap().is_empty());
+    assert_eq!(
+        catalog.last_change().unwrap(),
+        last,
+        "pruning keeps the position"
+    );
+    let c2 = id_of(record_one(&catalog, &new_asset(c, b"c", "/c")));
+    let after = catalog.changes(last, 100).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].asset, c2);
+    assert!(after[0].seq > last, "numbers are never reused");
+}
+
+/// A job's new results replace its old ones (which stay until then) and leave other
+/// analyzers' results alone.
+pub fn queue_results_replace_old_ones<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let mut other = insight(a, Place::Whole);
+    other.analyzer = "ocr".into();
+    catalog.add_insights(&[other]).unwrap();
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "1", "old"))
+            .unwrap()
+    );
+    catalog.requeue_stale("labels", "2").unwrap();
+    // While the new version runs, the old results are still there.
+    let job = &catalog.claim("w", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    let labels = |c: &C| -> Vec<InsightValue> {
+        c.insights(a)
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.analyzer == "labels")
+            .map(|i| i.value)
+            .collect()
+    };
+    assert_eq!(labels(&catalog), [label("old")]);
+    assert!(
+        catalog
+            .finish(job.id, "w", &succeeded(a, "labels", "2", "new"))
+            .unwrap()
+    );
+    assert_eq!(labels(&catalog), [label("new")]);
+    assert_eq!(
+        catalog.insights(a).unwrap().len(),
+        2,
+        "other analyzers' results stay"
+    );
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs[0].analyzer_version.as_deref(), Some("2"));
+}
+
+/// A job whose insights others read queues those others again, in its own transaction; a
+/// dependent running on the old insights loses its lease and its result is dropped.
+pub fn queue_requeues_dependents<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog
+        .enqueue(&jobs_for(a, &[("labels", 10), ("embedding", 0)]))
+        .unwrap();
+    catalog.enqueue(&jobs_for(b, &[("embedding", 0)])).unwrap();
+    let state = |asset: AssetId, analyzer: &str| {
+        let jobs = catalog.jobs_of(asset).unwrap();
+        jobs.into_iter()
+            .find(|j| j.analyzer == analyzer)
+            .map(|j| j.state)
+    };
+
+    // The dependent ran first (on no labels) and succeeded.
+    let embed = catalog
+        .claim("w1", &names(&["embedding"]), 2, LEASE)
+        .unwrap();
+    assert_eq!(embed.len(), 2);
+    for job in &embed {
+        let done = succeeded(job.asset, "embedding", "1", "from nothing");
+        assert!(catalog.finish(job.id, "w1", &done).unwrap());
+    }
+    assert_eq!(state(a, "embedding"), Some(JobState::Succeeded));
+
+    // Labels land: the embedding of that asset, and only that one, is queued again.
+    let labels = &catalog.claim("w2", &names(&["labels"]), 1, LEASE).unwrap()[0];
+    let mut done = succeeded(a, "labels", "1", "cat");
+    if let Outcome::Succeeded { requeue, .. } = &mut done {
+        requeue.push("embedding".into());
+        requeue.push("not-queued-here".into());
+    }
+    assert!(catalog.finish(labels.id, "w2", &done).unwrap());
+    assert_eq!(state(a, "embedding"), Some(JobState::Queued));
+    assert_eq!(state(b, "embedding"), Some(JobState::Succeeded));
+    assert_eq!(state(a, "not-queued-here"), None, "requeue adds no job");
+
+    // A dependent that is running when its inputs change loses its lease.
+    let running = &catalog
+        .claim("w1", &names(&["embedding"]), 1, LEASE)
+        .unwrap()[0];
+    let labels_again = {
+        catalog.requeue_stale("labels", "2").unwrap();
+        catalog.claim("w2", &names(&["labels"]), 1, LEASE).unwrap()[0].clone()
+    };
+    let mut done = succeeded(a, "labels", "2", "dog");
+    if let Outcome::Succeeded { requeue, .. } = &mut done {
+        requeue.push("embedding".into());
+    }
+    assert!(catalog.finish(labels_again.id, "w2", &done).unwrap());
+    let stale = succeeded(a, "embedding", "1", "from cat");
+    assert!(
+        !catalog.finish(running.id, "w1", &stale).unwrap(),
+        "a result computed from replaced insights is dropped"
+    );
+    assert_eq!(state(a, "embedding"), Some(JobState::Queued));
+    let fresh = &catalog
+        .claim("w1", &names(&["embedding"]), 1, LEASE)
+        .unwrap()[0];
+    assert_eq!(
+        fresh.attempts, 1,
+        "a requeued job starts its attempts afresh"
+    );
+}
+
+/// A renewed lease keeps a long job with its worker; a job whose workers keep vanishing is
+/// failed after [`MAX_ABANDONED_CLAIMS`] claims, with an error that says so.
+pub fn queue_renews_leases_and_gives_up_on_abandoned_jobs<C: Catalog + JobQueue>(
+    make: &dyn Fn() -> C,
+) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    catalog.enqueue(&jobs_for(a, &[("ocr", 0)])).unwrap();
+    let short = Duration::from_millis(30);
+    let job = catalog.claim("w1", &names(&["ocr"]), 1, short).unwrap()[0].clone();
+    assert!(catalog.renew(job.id, "w1", LEASE).unwrap());
+    assert!(
+        !catalog.renew(job.id, "w2", LEASE).unwrap(),
+        "only the holder renews"
+    );
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(
+        catalog
+            .claim("w2", &names(&["ocr"]), 1, short)
+            .unwrap()
+            .is_empty(),
+        "a renewed lease has not run out"
+    );
+    assert!(
+        catalog
+            .finish(job.id, "w1", &succeeded(a, "ocr", "1", "x"))
+            .unwrap()
+    );
+    assert!(
+        !catalog.renew(job.id, "w1", LEASE).unwrap(),
+        "a finished job has no lease"
+    );
+
+    // Every worker that takes this job vanishes.
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog.enqueue(&jobs_for(b, &[("ocr", 0)])).unwrap();
+    for n in 0..MAX_ABANDONED_CLAIMS {
+        let claimed = catalog
+            .claim(&format!("doomed{n}"), &names(&["ocr"]), 1, short)
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "claim {n}");
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert!(
+        catalog
+            .claim("w", &names(&["ocr"]), 1, short)
+            .unwrap()
+            .is_empty()
+    );
+    let job = &catalog.jobs_of(b).unwrap()[0];
+    assert_eq!(job.state, JobState::Failed);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("worker stopped"),
+        "{job:?}"
+    );
+}
+
+/// A retryable failure waits for its backoff, an unrecoverable one fails at once, and every
+/// lease uses up an attempt.
+pub fn queue_retries_then_fails<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    catalog.enqueue(&jobs_for(a, &[("ocr", 0)])).unwrap();
+    catalog.enqueue(&jobs_for(b, &[("ocr", 0)])).unwrap();
+    let ocr = names(&["ocr"]);
+    let jobs = catalog.claim("w", &ocr, 2, LEASE).unwrap();
+    let failed = Outcome::Failed {
+        error: "timed out".into(),
+    };
+    assert!(catalog.finish(jobs[0].id, "w", &failed).unwrap());
+    let unrecoverable = Outcome::Unrecoverable {
+        error: "cannot decode image /x.jpg: truncated".into(),
+    };
+    assert!(catalog.finish(jobs[1].id, "w", &unrecoverable).unwrap());
+    // The retry waits for its backoff.
+    assert!(catalog.claim("w", &ocr, 10, LEASE).unwrap().is_empty());
+    let due = catalog.next_due(&ocr).unwrap().unwrap();
+    assert!(due > UnixMillis::now());
+    let states: Vec<_> = catalog
+        .jobs_of(a)
+        .unwrap()
+        .into_iter()
+        .chain(catalog.jobs_of(b).unwrap())
+        .map(|j| (j.state, j.last_error))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (JobState::Queued, Some("timed out".to_owned())),
+            (
+                JobState::Failed,
+                Some("cannot decode image /x.jpg: truncated".to_owned())
+            ),
+        ]
+    );
+    // Past the last attempt a retryable failure is final. Attempts are counted at each lease,
+    // so leases that run out (a crashing worker) use them up too.
+    let d = id_of(record_one(&catalog, &new_asset(c, b"d", "/d")));
+    catalog.enqueue(&jobs_for(d, &[("ocr", 0)])).unwrap();
+    let mut last = None;
+    for n in 1..=MAX_ATTEMPTS {
+        std::thread::sleep(Duration::from_millis(3));
+        let jobs = catalog.claim("w", &ocr, 1, Duration::ZERO).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!((jobs[0].asset, jobs[0].attempts), (d, n));
+        last = Some(jobs[0].id);
+    }
+    assert!(catalog.finish(last.unwrap(), "w", &failed).unwrap());
+    let job = catalog.jobs_of(d).unwrap().remove(0);
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.last_error.as_deref(), Some("timed out"));
+}
+
+/// An expired lease is taken over, and the worker that lost it can no longer finish the job.
+pub fn queue_leases_expire<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    catalog.enqueue(&jobs_for(a, &[("labels", 0)])).unwrap();
+    let labels = names(&["labels"]);
+    // A worker takes the job and dies: its lease runs out.
+    let dead = catalog.claim("dead", &labels, 1, Duration::ZERO).unwrap();
+    assert_eq!(dead.len(), 1);
+    std::thread::sleep(Duration::from_millis(5));
+    let alive = catalog.claim("alive", &labels, 1, LEASE).unwrap();
+    assert_eq!(alive.len(), 1, "an expired lease is taken over");
+    assert_eq!(alive[0].id, dead[0].id);
+    assert_eq!(alive[0].attempts, 2);
+    // The first worker comes back to life: its result is refused, not recorded twice.
+    assert!(
+        !catalog
+            .finish(dead[0].id, "dead", &succeeded(a, "labels", "1", "stale"))
+            .unwrap()
+    );
+    assert!(
+        catalog
+            .finish(alive[0].id, "alive", &succeeded(a, "labels", "1", "ok"))
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .finish(alive[0].id, "alive", &succeeded(a, "labels", "1", "ok"))
+            .unwrap()
+    );
+    let found = catalog.insights(a).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].value, label("ok"));
+}
+
+/// Many workers on threads claim from one catalog at once: every job is leased exactly once.
+pub fn queue_never_runs_a_job_twice<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let mut all = Vec::new();
+    for i in 0..200u32 {
+        let id = id_of(record_one(
+            &catalog,
+            &new_asset(c, &i.to_le_bytes(), &format!("/{i}")),
+        ));
+        all.extend(jobs_for(id, &[("labels", 0)]));
+    }
+    catalog.enqueue(&all).unwrap();
+    let labels = names(&["labels"]);
+    let claimed: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let (catalog, labels) = (&catalog, &labels);
+                s.spawn(move || {
+                    let worker = format!("w{w}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let jobs = catalog.claim(&worker, labels, 7, LEASE).unwrap();
+                        if jobs.is_empty() {
+                            break;
+                        }
+                        for job in jobs {
+                            let outcome = succeeded(job.asset, "labels", "1", "x");
+                            assert!(catalog.finish(job.id, &worker, &outcome).unwrap());
+                            mine.push(job.id);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut sorted = claimed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), claimed.len(), "no job leased twice");
+    assert_eq!(claimed.len(), 200, "no job lost");
+}

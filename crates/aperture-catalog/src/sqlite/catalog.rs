@@ -1,0 +1,693 @@
+//! The [`Catalog`] of [`SqliteCatalog`]: collections, assets, sources, insights, blob
+//! deletion claims and the change feed.
+
+use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::rows::{self, asset_from_row, blob, hash_from, id_from, insight_from_row};
+use super::{IN_CHUNK, SqliteCatalog};
+use crate::*;
+
+const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
+    a.captured_at, a.metadata,
+    COALESCE((SELECT s.name FROM asset_sources s WHERE s.asset_id = a.id
+              ORDER BY s.last_seen DESC LIMIT 1), '')";
+
+impl Catalog for SqliteCatalog {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ensure_collection(&self, name: &str) -> Result<Collection> {
+        validate_collection_name(name)?;
+        let conn = self.write();
+        conn.execute(
+            "INSERT INTO collections (name, created_at) VALUES (?1, ?2)
+             ON CONFLICT (name) DO NOTHING",
+            params![name, UnixMillis::now().0],
+        )?;
+        drop(conn);
+        self.collection(name)
+    }
+
+    fn collection(&self, name: &str) -> Result<Collection> {
+        self.read()
+            .query_row(
+                "SELECT id, name, created_at, retention_days FROM collections WHERE name = ?1",
+                [name],
+                rows::collection_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            })
+    }
+
+    fn collections(&self) -> Result<Vec<Collection>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, name, created_at, retention_days FROM collections ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], rows::collection_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT asset_id, file_size, modified_ns FROM asset_sources
+             WHERE collection_id = ?1 AND path_bytes = ?2 ORDER BY last_seen DESC LIMIT 1",
+        )?;
+        let found = stmt
+            .query_row(params![collection.0, path], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .optional()?;
+        found
+            .map(|(id, size, modified_ns)| {
+                Ok(KnownSource {
+                    asset: id_from(&id)?,
+                    file_size: size as u64,
+                    modified_ns,
+                })
+            })
+            .transpose()
+    }
+
+    fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
+        )?;
+        let found = stmt
+            .query_row([blob(&hash)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(found.map_or(
+            BlobGeneration {
+                generation: 0,
+                deleting: false,
+            },
+            |(generation, deleting)| BlobGeneration {
+                generation,
+                deleting,
+            },
+        ))
+    }
+
+    fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            out.push(record_one(&tx, item, now)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn assets(&self, ids: &[AssetId]) -> Result<Vec<Asset>> {
+        let conn = self.read();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+                 WHERE a.id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ))?;
+            let params = chunk.iter().map(|id| id.as_bytes().to_vec());
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), asset_from_row)?;
+            for row in rows {
+                out.push(row??);
+            }
+        }
+        Ok(out)
+    }
+
+    fn asset(&self, id: AssetId) -> Result<Asset> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+             WHERE a.id = ?1"
+        ))?;
+        let row = stmt
+            .query_row([id.as_bytes().as_slice()], asset_from_row)
+            .optional()?;
+        row.ok_or_else(|| Error::NotFound {
+            what: "asset",
+            key: id.to_string(),
+        })?
+    }
+
+    fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Error::InvalidInput {
+                reason: format!("{prefix:?} is not an asset id or id prefix (hex digits)"),
+            });
+        }
+        // Ids are stored as bytes: turn the hex prefix into a byte range [lo, hi].
+        let lo = hex_pad(&prefix, b'0');
+        let hi = hex_pad(&prefix, b'f');
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM assets WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![lo, hi, limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| id_from(&r?)).collect()
+    }
+
+    fn list_assets(&self, query: &AssetQuery) -> Result<Vec<Asset>> {
+        if query.collections.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        // One placeholder per collection: few statements, each cached by its text.
+        let in_collections = match &query.collections {
+            Some(ids) => format!(
+                "a.collection_id IN ({})",
+                (0..ids.len())
+                    .map(|n| format!("?{}", n + 4))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => "1".to_owned(),
+        };
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {ASSET_COLUMNS} FROM assets a JOIN collections c ON c.id = a.collection_id
+             WHERE {in_collections}
+               AND (?1 IS NULL OR a.kind = ?1)
+               AND (?2 IS NULL OR a.id > ?2)
+             ORDER BY a.id LIMIT ?3"
+        ))?;
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            query.kind.map(|k| k.as_str().to_owned()).into(),
+            query.after.map(|a| a.as_bytes().to_vec()).into(),
+            (query.limit as i64).into(),
+        ];
+        values.extend(query.collections.iter().flatten().map(|c| c.0.into()));
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), asset_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn sources(&self, id: AssetId) -> Result<Vec<Source>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT path, name, file_size, modified_ns, first_seen, last_seen
+             FROM asset_sources WHERE asset_id = ?1 ORDER BY first_seen, path",
+        )?;
+        let rows = stmt.query_map([id.as_bytes().as_slice()], |r| {
+            Ok(Source {
+                path: r.get(0)?,
+                name: r.get(1)?,
+                file_size: r.get::<_, i64>(2)? as u64,
+                modified_ns: r.get(3)?,
+                first_seen: UnixMillis(r.get(4)?),
+                last_seen: UnixMillis(r.get(5)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn asset_count(&self) -> Result<u64> {
+        let conn = self.read();
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM assets", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let conn = self.read();
+        let mut stats = Stats {
+            collections: conn.query_row("SELECT COUNT(*) FROM collections", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64,
+            ..Stats::default()
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT kind, COUNT(*), COALESCE(SUM(size), 0) FROM assets GROUP BY kind",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (kind, assets, bytes) = row?;
+            let kind = kind.parse().map_err(|e| Error::Corrupt {
+                reason: format!("{e}"),
+            })?;
+            stats.assets += assets as u64;
+            stats.by_kind.insert(
+                kind,
+                KindStats {
+                    assets: assets as u64,
+                    bytes: bytes as u64,
+                },
+            );
+        }
+        let (sources, logical): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(a.size), 0)
+             FROM asset_sources s JOIN assets a ON a.id = s.asset_id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (blobs, stored): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0)
+             FROM (SELECT content_hash, MAX(size) AS size FROM assets GROUP BY content_hash)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        stats.sources = sources as u64;
+        stats.logical_bytes = logical as u64;
+        stats.distinct_blobs = blobs as u64;
+        stats.stored_bytes = stored as u64;
+        Ok(stats)
+    }
+
+    fn referenced_blobs(
+        &self,
+        after: Option<ContentHash>,
+        limit: usize,
+    ) -> Result<Vec<(ContentHash, u64)>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT content_hash, MAX(size) FROM assets
+             WHERE (?1 IS NULL OR content_hash > ?1)
+             GROUP BY content_hash ORDER BY content_hash LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![after.map(|h| h.as_bytes().to_vec()), limit as i64],
+            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+        )?;
+        rows.map(|r| {
+            let (hash, size) = r?;
+            Ok((hash_from(&hash)?, size as u64))
+        })
+        .collect()
+    }
+
+    fn delete_asset(&self, id: AssetId) -> Result<Deletion> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let key = id.as_bytes().as_slice();
+        let hash: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT content_hash FROM assets WHERE id = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let hash = hash.ok_or_else(|| Error::NotFound {
+            what: "asset",
+            key: id.to_string(),
+        })?;
+        // Cascades remove sources, insights and jobs.
+        tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
+        let still_used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE content_hash = ?1)",
+            [&hash],
+            |r| r.get(0),
+        )?;
+        let claim = if still_used {
+            None
+        } else {
+            Some(claim_in(&tx, &hash)?)
+        };
+        tx.commit()?;
+        Ok(Deletion {
+            asset: id,
+            hash: hash_from(&hash)?,
+            claim,
+        })
+    }
+
+    fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE content_hash = ?1)",
+            [blob(&hash)],
+            |r| r.get(0),
+        )?;
+        let claim = if used {
+            None
+        } else {
+            Some(claim_in(&tx, blob(&hash))?)
+        };
+        tx.commit()?;
+        Ok(claim)
+    }
+
+    fn still_claimed(&self, claim: BlobClaim) -> Result<bool> {
+        Ok(self.read().query_row(
+            "SELECT EXISTS (SELECT 1 FROM blob_deletions
+                 WHERE content_hash = ?1 AND generation = ?2 AND in_progress = 1)",
+            params![blob(&claim.hash), claim.generation],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn blob_deleted(&self, claim: BlobClaim) -> Result<()> {
+        // A new generation: an ingest that saw the blob while it was being deleted must not
+        // record against the generation it read.
+        self.write().execute(
+            "UPDATE blob_deletions SET in_progress = 0, generation = generation + 1,
+                 updated_at = ?3
+             WHERE content_hash = ?1 AND generation = ?2",
+            params![blob(&claim.hash), claim.generation, UnixMillis::now().0],
+        )?;
+        Ok(())
+    }
+
+    fn unfinished_blob_deletions(&self, before: UnixMillis) -> Result<Vec<ContentHash>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT content_hash FROM blob_deletions WHERE in_progress = 1 AND updated_at < ?1
+             ORDER BY content_hash",
+        )?;
+        let rows = stmt.query_map([before.0], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| hash_from(&r?)).collect()
+    }
+
+    fn add_insights(&self, insights: &[Insight]) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        insert_insights(&tx, insights)?;
+        let assets: std::collections::BTreeSet<AssetId> =
+            insights.iter().map(|i| i.asset).collect();
+        for asset in assets {
+            note_change(&tx, asset.as_bytes())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, asset_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        rows.map(|r| {
+            let (seq, asset) = r?;
+            Ok(Change {
+                seq,
+                asset: id_from(&asset)?,
+            })
+        })
+        .collect()
+    }
+
+    fn last_change(&self) -> Result<i64> {
+        Ok(self.read().query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn prune_changes(&self, through: i64) -> Result<u64> {
+        Ok(self
+            .write()
+            .execute("DELETE FROM changes WHERE seq <= ?1", [through])? as u64)
+    }
+
+    fn insights(&self, asset: AssetId) -> Result<Vec<Insight>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
+                 confidence, language, page, time_start_ms, time_end_ms,
+                 region_x, region_y, region_w, region_h, created_at
+             FROM insights WHERE asset_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
+        readable_insights(rows)
+    }
+
+    fn insights_of_kinds(&self, assets: &[AssetId], kinds: &[&str]) -> Result<Vec<Insight>> {
+        if assets.is_empty() || kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.read();
+        let mut out = Vec::new();
+        // Bounded statements: SQLite limits the number of parameters of one.
+        for chunk in assets.chunks(IN_CHUNK) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT asset_id, analyzer, analyzer_version, model, model_version, kind, value,
+                     confidence, language, page, time_start_ms, time_end_ms,
+                     region_x, region_y, region_w, region_h, created_at
+                 FROM insights WHERE asset_id IN ({}) AND kind IN ({}) ORDER BY id",
+                vec!["?"; chunk.len()].join(", "),
+                vec!["?"; kinds.len()].join(", ")
+            ))?;
+            let params = chunk
+                .iter()
+                .map(|id| rusqlite::types::Value::Blob(id.as_bytes().to_vec()))
+                .chain(
+                    kinds
+                        .iter()
+                        .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
+                );
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
+            out.extend(readable_insights(rows)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The insights of rows that read; a damaged one (a value that does not have its kind's
+/// shape) is left out with a warning, so one bad row never hides an asset's other insights.
+fn readable_insights(
+    rows: impl Iterator<Item = rusqlite::Result<Result<Insight>>>,
+) -> Result<Vec<Insight>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row? {
+            Ok(insight) => out.push(insight),
+            Err(Error::Corrupt { reason }) => {
+                tracing::warn!(%reason, "an insight row is damaged; left out");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts insights in the caller's transaction; every one must name an existing asset.
+pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insight]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO insights (asset_id, analyzer, analyzer_version, model, model_version,
+                 kind, value, confidence, language, page, time_start_ms, time_end_ms,
+                 region_x, region_y, region_w, region_h, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?;
+    for i in insights {
+        let (page, time, rect) = i.place.columns();
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
+            [i.asset.as_bytes().as_slice()],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(Error::NotFound {
+                what: "asset",
+                key: i.asset.to_string(),
+            });
+        }
+        stmt.execute(params![
+            i.asset.as_bytes().as_slice(),
+            i.analyzer,
+            i.analyzer_version,
+            i.model,
+            i.model_version,
+            i.kind(),
+            i.value.to_json_value().to_string(),
+            i.confidence,
+            i.language,
+            page,
+            time.map(|t| t.0 as i64),
+            time.map(|t| t.1 as i64),
+            rect.map(|r| r.x),
+            rect.map(|r| r.y),
+            rect.map(|r| r.w),
+            rect.map(|r| r.h),
+            i.created_at.0,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records in the caller's transaction that an asset's searchable content changed.
+pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<()> {
+    tx.prepare_cached("INSERT INTO changes (asset_id) VALUES (?1)")?
+        .execute([asset])?;
+    Ok(())
+}
+
+/// Marks a blob as being deleted, with a new generation, in the caller's transaction.
+fn claim_in(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+    let generation: i64 = tx.query_row(
+        "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+         VALUES (?1, 1, 1, ?2)
+         ON CONFLICT (content_hash) DO UPDATE
+         SET generation = generation + 1, in_progress = 1, updated_at = ?2
+         RETURNING generation",
+        params![hash, UnixMillis::now().0],
+        |r| r.get(0),
+    )?;
+    Ok(BlobClaim {
+        hash: hash_from(hash)?,
+        generation,
+    })
+}
+
+fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
+    let hash = blob(&item.hash);
+    let deletion: Option<(i64, bool)> = tx
+        .prepare_cached(
+            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
+        )?
+        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((generation, in_progress)) = deletion
+        && (generation != item.generation_seen || in_progress)
+    {
+        return Ok(Recorded::BlobRaced);
+    }
+    let existing: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM assets WHERE collection_id = ?1 AND content_hash = ?2")?
+        .query_row(params![item.collection.0, hash], |r| r.get(0))
+        .optional()?;
+    let (id, created) = match existing {
+        Some(id) => (id_from(&id)?, false),
+        None => {
+            let id = AssetId::new();
+            let metadata =
+                serde_json::to_string(&item.metadata).map_err(|e| Error::InvalidInput {
+                    reason: format!("metadata does not serialize: {e}"),
+                })?;
+            tx.prepare_cached(
+                "INSERT INTO assets (id, collection_id, content_hash, size, kind, mime,
+                     ingested_at, captured_at, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                id.as_bytes().as_slice(),
+                item.collection.0,
+                hash,
+                item.size as i64,
+                item.kind.as_str(),
+                item.mime,
+                now,
+                item.metadata.captured_at,
+                metadata,
+            ])?;
+            (id, true)
+        }
+    };
+    let source = &item.source;
+    let known: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = ?1 AND path_bytes = ?2)",
+        )?
+        .query_row(params![id.as_bytes().as_slice(), source.path_bytes], |r| {
+            r.get(0)
+        })?;
+    tx.prepare_cached(
+        "INSERT INTO asset_sources (asset_id, collection_id, path_bytes, path, name, file_size,
+             modified_ns, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (asset_id, path_bytes) DO UPDATE
+         SET file_size = excluded.file_size, modified_ns = excluded.modified_ns,
+             last_seen = excluded.last_seen",
+    )?
+    .execute(params![
+        id.as_bytes().as_slice(),
+        item.collection.0,
+        source.path_bytes,
+        source.path,
+        source.name,
+        source.file_size as i64,
+        source.modified_ns,
+        now,
+    ])?;
+    if !item.jobs.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
+                 updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?4, ?4)
+             ON CONFLICT (asset_id, analyzer) DO NOTHING",
+        )?;
+        for (analyzer, priority) in &item.jobs {
+            stmt.execute(params![id.as_bytes().as_slice(), analyzer, priority, now])?;
+        }
+    }
+    Ok(match (created, known) {
+        (true, _) => Recorded::Created(id),
+        (false, false) => Recorded::Duplicate(id),
+        (false, true) => Recorded::Known(id),
+    })
+}
+
+fn validate_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        // Characters, as the message says (and the API's OpenAPI pattern counts).
+        && name.chars().count() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            reason: format!(
+                "collection name {name:?} must be 1–128 letters, digits, '-', '_', '.' or inner spaces"
+            ),
+        })
+    }
+}
+
+fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
+    let mut hex = prefix.as_bytes().to_vec();
+    hex.resize(32, fill);
+    hex.chunks_exact(2)
+        .map(|pair| {
+            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            digit(pair[0]) << 4 | digit(pair[1])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_prefix_bounds() {
+        assert_eq!(hex_pad("ab", b'0')[..2], [0xab, 0x00]);
+        assert_eq!(hex_pad("abc", b'f')[..2], [0xab, 0xcf]);
+        assert_eq!(hex_pad("", b'f').len(), 16);
+    }
+
+    #[test]
+    fn collection_names() {
+        assert!(validate_collection_name("Field photos 2024").is_ok());
+        assert!(validate_collection_name("").is_err());
+        assert!(validate_collection_name("../etc").is_err());
+        assert!(validate_collection_name(" x").is_err());
+        assert!(validate_collection_name(&"é".repeat(128)).is_ok());
+        assert!(validate_collection_name(&"é".repeat(129)).is_err());
+    }
+}
