@@ -40,3 +40,13 @@ pub use error::{Error, Result};
 pub use read::VerifiedStream;
 pub use store::{BlobEntry, BlobStore, LAYOUT_VERSION, StagingEntry};
 pub use write::Staged;
+
+/// Runs blocking file work on Tokio's blocking pool; a panic there is the caller's panic.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

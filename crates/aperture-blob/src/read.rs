@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, stream::BoxStream};
 use object_store::ObjectStoreExt;
 
+use crate::run_blocking;
 use crate::store::blob_path;
-use crate::write::run_blocking;
 use crate::{BlobStore, Error, Result};
 
 /// A blob's bytes as a stream, hashed as they pass. The stream's last item is an

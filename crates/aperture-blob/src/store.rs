@@ -6,7 +6,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode};
 
-use crate::write::run_blocking;
+use crate::run_blocking;
 use crate::{Error, Result};
 
 /// The blob layout this build writes and reads.

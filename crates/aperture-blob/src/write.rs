@@ -7,7 +7,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, WriteMultipart};
 
 use crate::store::{blob_path, staging_path};
-use crate::{BlobStore, Error, Result};
+use crate::{BlobStore, Error, Result, run_blocking};
 
 /// Parts of a streamed upload that may be in flight at once, per file.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -258,15 +258,6 @@ async fn hash_off_runtime(bytes: Bytes) -> (ContentHash, Bytes) {
     }
     match tokio::task::spawn_blocking(move || (ContentHash::of(&bytes), bytes)).await {
         Ok(done) => done,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }

@@ -20,7 +20,7 @@ use aperture_media::ProbeOptions;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use report::{FileReport, FileStatus, Report, Totals};
+pub use report::{FileError, FileErrorKind, FileReport, FileStatus, Report, Totals};
 use walk::Found;
 
 /// How many times a file is retried when a concurrent deletion removes its blob mid-ingest.
@@ -189,7 +189,7 @@ enum Prepared {
 /// A file waiting for its catalog row, and where to send the outcome.
 struct Pending {
     asset: NewAsset,
-    reply: oneshot::Sender<Result<Recorded, String>>,
+    reply: oneshot::Sender<Result<Recorded, Failure>>,
 }
 
 struct Job<'a> {
@@ -212,14 +212,19 @@ impl Job<'_> {
                 modified_ns,
             } => {
                 let mut report = FileReport::new(&path, size);
-                if let Err(error) = self.file(&path, size, modified_ns, &mut report).await {
+                if let Err(Failure(kind, error)) =
+                    self.file(&path, size, modified_ns, &mut report).await
+                {
                     // Every message names its file, whichever layer it came from.
                     let shown = path.display().to_string();
-                    report.fail(if error.contains(&shown) {
-                        error
-                    } else {
-                        format!("cannot ingest {shown}: {error}")
-                    });
+                    report.fail(FileError::new(
+                        kind,
+                        if error.contains(&shown) {
+                            error
+                        } else {
+                            format!("cannot ingest {shown}: {error}")
+                        },
+                    ));
                 }
                 report
             }
@@ -232,7 +237,7 @@ impl Job<'_> {
         size: u64,
         modified_ns: Option<i64>,
         report: &mut FileReport,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let recorded = match &self.options.record_under {
             Some((from, to)) => path.strip_prefix(from).map(|rest| to.join(rest)).ok(),
             None => None,
@@ -257,15 +262,11 @@ impl Job<'_> {
             let (staged, generation) = match small.take() {
                 Some(ready) => ready,
                 None => {
-                    let staged = self
-                        .blobs
-                        .stage_file(path)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let staged = self.blobs.stage_file(path).await.map_err(Failure::blob)?;
                     let (catalog, hash) = (self.catalog.clone(), staged.hash());
                     let generation = blocking(move || catalog.blob_generation(hash))
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(Failure::of(FileErrorKind::Catalog))?;
                     (staged, generation)
                 }
             };
@@ -273,11 +274,7 @@ impl Job<'_> {
             // While a deletion of this content is under way the catalog answers BlobRaced;
             // the retry publishes again once the deletion has finished.
             let stored_size = staged.size();
-            let written = self
-                .blobs
-                .publish(staged)
-                .await
-                .map_err(|e| e.to_string())?;
+            let written = self.blobs.publish(staged).await.map_err(Failure::blob)?;
             drop(permits.take());
             let asset = NewAsset {
                 collection: self.collection,
@@ -300,10 +297,10 @@ impl Job<'_> {
             self.record
                 .send(Pending { asset, reply })
                 .await
-                .map_err(|_| "catalog writer stopped".to_string())?;
+                .map_err(|_| Failure(FileErrorKind::Catalog, "catalog writer stopped".into()))?;
             let recorded = outcome
                 .await
-                .map_err(|_| "catalog writer stopped".to_string())??;
+                .map_err(|_| Failure(FileErrorKind::Catalog, "catalog writer stopped".into()))??;
             if recorded == Recorded::BlobRaced {
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
@@ -319,19 +316,20 @@ impl Job<'_> {
             );
             return Ok(());
         }
-        Err(
+        Err(Failure(
+            FileErrorKind::DeletionInProgress,
             "the same content is being deleted; if no `aperture rm` is running, one was \
              interrupted: `aperture fsck --repair --min-age 0` finishes it; then ingest again"
                 .into(),
-        )
+        ))
     }
 
     /// A large file holds up to a few parts in memory (and probing a large PDF reads it
     /// whole), so only a few large files are in flight at once. A small file is held whole
     /// until published, so small files share a memory budget. Both are given back once the
     /// file is published, before the catalog commit, where many files wait together.
-    async fn permits(&self, size: u64) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
-        let closed = |e: tokio::sync::AcquireError| e.to_string();
+    async fn permits(&self, size: u64) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        let closed = Failure::of(FileErrorKind::Read);
         if size > self.blobs_part_size() {
             return self.large.acquire().await.map_err(closed);
         }
@@ -349,7 +347,7 @@ impl Job<'_> {
         source: &NewSource,
         size: u64,
         modified_ns: Option<i64>,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, Failure> {
         let catalog = self.catalog.clone();
         let blobs = self.blobs.clone();
         let (collection, key) = (self.collection, source.path_bytes.clone());
@@ -359,7 +357,7 @@ impl Job<'_> {
         blocking(move || {
             let known = catalog
                 .known_source(collection, &key)
-                .map_err(|e| e.to_string())?;
+                .map_err(Failure::of(FileErrorKind::Catalog))?;
             if let Some(known) = known
                 && known.file_size == size
                 && known.modified_ns == modified_ns
@@ -367,17 +365,17 @@ impl Job<'_> {
             {
                 return Ok(Prepared::Known(known.asset));
             }
-            let probe =
-                aperture_media::probe_file(&path, &probe_options).map_err(|e| e.to_string())?;
+            let probe = aperture_media::probe_file(&path, &probe_options)
+                .map_err(Failure::of(FileErrorKind::Read))?;
             // A decompression bomb is refused before it is stored, as an upload is.
             if probe.kind == aperture_core::MediaKind::Image {
                 aperture_media::check_image_size(&path, &path.display().to_string())
-                    .map_err(|e| format!("refused: {e}"))?;
+                    .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
             }
             let staged = if small_enough {
                 blobs
                     .stage_small_file_blocking(&path)
-                    .map_err(|e| e.to_string())?
+                    .map_err(Failure::blob)?
             } else {
                 None
             };
@@ -385,7 +383,7 @@ impl Job<'_> {
                 Some(staged) => {
                     let generation = catalog
                         .blob_generation(staged.hash())
-                        .map_err(|e| e.to_string())?;
+                        .map_err(Failure::of(FileErrorKind::Catalog))?;
                     Some((staged, generation))
                 }
                 None => None,
@@ -445,7 +443,10 @@ async fn write_rows(blobs: BlobStore, catalog: Arc<dyn Catalog>, mut rx: mpsc::R
         let (assets, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.asset, p.reply)).unzip();
         if let Err(e) = blobs.sync().await {
-            let error = format!("cannot make the stored bytes durable: {e}");
+            let error = Failure(
+                FileErrorKind::Store,
+                format!("cannot make the stored bytes durable: {e}"),
+            );
             for reply in replies {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -464,7 +465,12 @@ async fn write_rows(blobs: BlobStore, catalog: Arc<dyn Catalog>, mut rx: mpsc::R
                             catalog
                                 .record(std::slice::from_ref(asset))
                                 .map(|mut out| out.remove(0))
-                                .map_err(|e| format!("cannot record in catalog: {e}"))
+                                .map_err(|e| {
+                                    Failure(
+                                        FileErrorKind::Catalog,
+                                        format!("cannot record in catalog: {e}"),
+                                    )
+                                })
                         })
                         .collect()
                 }
@@ -475,6 +481,26 @@ async fn write_rows(blobs: BlobStore, catalog: Arc<dyn Catalog>, mut rx: mpsc::R
             // The file's task may be gone (cancelled); its outcome is committed all the same.
             let _ = reply.send(outcome);
         }
+    }
+}
+
+/// A file's failure on its way in: its kind and what went wrong (the message is prefixed with
+/// the file's name when it does not name it already).
+#[derive(Debug, Clone)]
+struct Failure(FileErrorKind, String);
+
+impl Failure {
+    fn of<E: std::fmt::Display>(kind: FileErrorKind) -> impl FnOnce(E) -> Failure {
+        move |e| Failure(kind, e.to_string())
+    }
+
+    /// A blob store error: reading the file, or storing its bytes.
+    fn blob(e: aperture_blob::Error) -> Failure {
+        let kind = match e {
+            aperture_blob::Error::Read { .. } => FileErrorKind::Read,
+            _ => FileErrorKind::Store,
+        };
+        Failure(kind, e.to_string())
     }
 }
 

@@ -47,8 +47,60 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Why it failed.
+    /// Why it was not stored (serialised as its message, with its kind beside it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<FileError>,
+    /// The kind of `error`, for scripts: `walk`, `read`, `too_large`, `store`, `catalog`,
+    /// `deletion_in_progress`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<FileErrorKind>,
+}
+
+/// What kind of problem kept a file out: what a caller acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileErrorKind {
+    /// Walking to it failed (a folder that cannot be read, a symbolic-link loop, a file that
+    /// vanished), or it is not a regular file.
+    Walk,
+    /// It could not be read or probed.
+    Read,
+    /// An image whose header claims more pixels than any analyzer decodes (a decompression
+    /// bomb): refused before it was stored.
+    TooLarge,
+    /// The blob store could not take its bytes (disk full, permissions).
+    Store,
+    /// The catalog could not record it.
+    Catalog,
+    /// The same content is being deleted (an `rm` running, or one that was interrupted).
+    DeletionInProgress,
+}
+
+/// Why one file was not stored: its kind, and a message that names the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    /// What kind of problem.
+    pub kind: FileErrorKind,
+    /// For people: names the file and the problem.
+    pub message: String,
+}
+
+impl FileError {
+    /// An error of `kind`; `message` must name the file.
+    pub fn new(kind: FileErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reports keep today's JSON: the message as a string (`error_kind` says the kind).
+impl Serialize for FileError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.message)
+    }
 }
 
 impl FileReport {
@@ -64,17 +116,19 @@ impl FileReport {
             new_bytes: false,
             warnings: Vec::new(),
             error: None,
+            error_kind: None,
         }
     }
 
-    pub(crate) fn failed(path: &Path, size: u64, error: String) -> Self {
+    pub(crate) fn failed(path: &Path, size: u64, error: FileError) -> Self {
         let mut report = Self::new(path, size);
         report.fail(error);
         report
     }
 
-    pub(crate) fn fail(&mut self, error: String) {
+    pub(crate) fn fail(&mut self, error: FileError) {
         self.status = FileStatus::Failed;
+        self.error_kind = Some(error.kind);
         self.error = Some(error);
     }
 
@@ -212,7 +266,11 @@ impl std::fmt::Display for Report {
             .files
             .iter()
             .filter(|x| x.status == FileStatus::Failed)
-            .map(|x| x.error.clone().unwrap_or_else(|| x.path.clone()))
+            .map(|x| {
+                x.error
+                    .as_ref()
+                    .map_or_else(|| x.path.clone(), |e| e.message.clone())
+            })
             .collect();
         if !failed.is_empty() {
             write!(

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc;
 
+use crate::{FileError, FileErrorKind};
+
 pub(crate) enum Found {
     File {
         path: PathBuf,
@@ -11,7 +13,7 @@ pub(crate) enum Found {
         modified_ns: Option<i64>,
     },
     /// A path that could not be walked: unreadable folder, symlink loop, vanished file.
-    Error { path: PathBuf, error: String },
+    Error { path: PathBuf, error: FileError },
 }
 
 /// Walks `roots` and sends what it finds; returns how many hidden entries it left out.
@@ -47,7 +49,7 @@ pub(crate) fn spawn(
                     Err(e) => {
                         let path = e.path().map_or_else(|| root.clone(), |p| p.to_path_buf());
                         Some(Found::Error {
-                            error: walk_error(&e),
+                            error: FileError::new(FileErrorKind::Walk, walk_error(&e)),
                             path,
                         })
                     }
@@ -69,7 +71,7 @@ fn file(entry: walkdir::DirEntry) -> Option<Found> {
         Ok(meta) => meta,
         Err(e) => {
             return Some(Found::Error {
-                error: walk_error(&e),
+                error: FileError::new(FileErrorKind::Walk, walk_error(&e)),
                 path,
             });
         }
@@ -83,7 +85,10 @@ fn file(entry: walkdir::DirEntry) -> Option<Found> {
         };
         tracing::debug!(path = %path.display(), "skipped: {what}");
         return Some(Found::Error {
-            error: format!("skipped {}: {what}", path.display()),
+            error: FileError::new(
+                FileErrorKind::Walk,
+                format!("skipped {}: {what}", path.display()),
+            ),
             path,
         });
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aperture_catalog::{Backend, NewAuditEntry, NewToken, Scope, Token};
+use aperture_catalog::{Backend, NewAuditEntry, NewToken, Token};
 
 use crate::batch::GroupCommit;
 use crate::{Error, Lake, Result};
@@ -78,16 +78,6 @@ impl Lake {
         )
         .await
     }
-}
-
-/// Creates the first admin token of a fresh data folder (none when tokens exist).
-pub(crate) async fn first_admin_token(lake: &Lake, actor: &str) -> Result<Option<String>> {
-    if !lake.catalog(|c| c.tokens()).await?.is_empty() {
-        return Ok(None);
-    }
-    let new = NewToken::generate("admin", vec![Scope::Admin], None)?;
-    lake.create_token(actor, &new).await?;
-    Ok(Some(new.text))
 }
 
 /// Fails when no token is active: a server would have nobody to serve.

@@ -62,8 +62,7 @@ impl Lake {
     /// Checks every blob and every asset's blob; with `options.repair`, tidies what
     /// interrupted runs left behind.
     pub async fn fsck(&self, options: &FsckOptions) -> Result<Findings> {
-        let app = self;
-        let args = options;
+        let (app, args) = (self, options);
         let mut f = Findings::default();
         let cutoff = UnixMillis::now().0 - args.min_age_secs.max(0) * 1000;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aperture_analyze::{Analyzer, Unavailable};
 use aperture_blob::BlobStore;
-use aperture_catalog::{Backend, SqliteCatalog};
+use aperture_catalog::{Backend, NewToken, Scope, SqliteCatalog};
 use aperture_core::AssetId;
 
 use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
@@ -62,13 +62,14 @@ impl std::fmt::Display for Initialised {
                 f,
                 "   with `aperture token create --name NAME --scopes read,search`)"
             )?;
+            let at = &config.server.listen;
             writeln!(
                 f,
-                "  API: curl -H 'Authorization: Bearer {token}' http://127.0.0.1:7878/api/v1/status"
+                "  API: curl -H 'Authorization: Bearer {token}' http://{at}/api/v1/status"
             )?;
             writeln!(
                 f,
-                "  web UI: aperture serve, then open http://127.0.0.1:7878/#token={token}"
+                "  web UI: aperture serve, then open http://{at}/#token={token}"
             )?;
         }
         write!(
@@ -101,7 +102,7 @@ impl Lake {
         // A config written beforehand (by a script, say) does not make the folder initialised.
         let fresh = fresh || !config.catalog_path.exists();
         let lake = Self::connect(config, store_options).await?;
-        let admin_token = crate::audit::first_admin_token(&lake, actor).await?;
+        let admin_token = first_admin_token(&lake, actor).await?;
         Ok(Initialised {
             lake,
             config_file: config_path,
@@ -170,4 +171,14 @@ impl Lake {
     pub fn index_dir(&self) -> std::path::PathBuf {
         self.config.data_dir.join("search")
     }
+}
+
+/// Creates the first admin token of a fresh data folder (none when tokens exist).
+async fn first_admin_token(lake: &Lake, actor: &str) -> Result<Option<String>> {
+    if !lake.catalog(|c| c.tokens()).await?.is_empty() {
+        return Ok(None);
+    }
+    let new = NewToken::generate("admin", vec![Scope::Admin], None)?;
+    lake.create_token(actor, &new).await?;
+    Ok(Some(new.text))
 }

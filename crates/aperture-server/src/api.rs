@@ -42,7 +42,6 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/api/v1/duplicates", get(all_duplicates))
         .route("/api/v1/status", get(status))
         .route("/metrics", get(metrics))
-        .merge(super::files::routes())
 }
 
 async fn health() -> Json<Value> {
@@ -303,12 +302,9 @@ async fn list_assets(
 /// Insights as the API shows them: without their vectors (which say their `dims`) unless
 /// `?vectors=true`.
 fn shown(insight: Insight, vectors: bool) -> Value {
-    let has_vector = insight.value.as_vector().is_some();
     let mut json = serde_json::to_value(insight).unwrap_or(Value::Null);
-    if !vectors
-        && has_vector
-        && let Some(value) = json.get_mut("value").and_then(Value::as_object_mut)
-    {
+    // Any kind's vector, known or not (a newer writer's), stays out unless asked for.
+    if !vectors && let Some(value) = json.get_mut("value").and_then(Value::as_object_mut) {
         value.remove("vector");
     }
     json

@@ -277,6 +277,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, rou
 /// Every route. `/healthz` is the only one that answers without a token.
 pub fn router(state: Arc<State>) -> Router {
     let api = api::routes()
+        .merge(files::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .merge(upload::routes(state.limits.max_upload_bytes));
     Router::new()

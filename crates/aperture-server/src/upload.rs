@@ -210,10 +210,17 @@ async fn upload(
                 }
                 // Not trimmed: the name is the one the catalog checks, and the document's
                 // pattern describes.
-                collection = Some(
-                    String::from_utf8(text)
-                        .map_err(|_| ApiError::bad_request("the collection name is not UTF-8"))?,
-                );
+                let name = String::from_utf8(text)
+                    .map_err(|_| ApiError::bad_request("the collection name is not UTF-8"))?;
+                // Refused as soon as it is read: a client that names the collection first
+                // (as the web UI does) sends no file bytes for a collection it may not use.
+                let effective = if name.is_empty() {
+                    state.lake.config.ingest.default_collection.clone()
+                } else {
+                    name.clone()
+                };
+                caller.require_collection(&effective)?;
+                collection = Some(name);
             }
             "file" => {
                 if results.len() == MAX_FILES {
@@ -360,7 +367,7 @@ async fn upload(
             name,
             status,
             asset: file.asset.map(|a| a.to_string()),
-            error: file.error,
+            error: file.error.map(|e| e.message),
             warnings: file.warnings,
         };
     }

@@ -9,7 +9,7 @@ use aperture_blob::BlobStore;
 use aperture_blob::testing::FullDisk;
 use aperture_catalog::{AssetQuery, Catalog, SqliteCatalog};
 use aperture_core::ContentHash;
-use aperture_ingest::{FileStatus, IngestOptions, Ingester, NoProgress, Report};
+use aperture_ingest::{FileErrorKind, FileStatus, IngestOptions, Ingester, NoProgress, Report};
 use futures::TryStreamExt;
 
 /// Small enough that a few hundred kilobytes take several parts.
@@ -165,8 +165,13 @@ async fn a_full_disk_fails_some_files_and_leaves_nothing_half_written() {
         .iter()
         .filter(|f| f.status == FileStatus::Failed)
     {
-        let error = file.error.as_deref().unwrap_or_default();
+        let error = file
+            .error
+            .as_ref()
+            .map(|e| e.message.as_str())
+            .unwrap_or_default();
         assert!(error.contains("No space left"), "{file:#?}");
+        assert_eq!(file.error_kind, Some(FileErrorKind::Store), "{file:#?}");
         assert!(
             error.contains(&file.path),
             "the error names no file: {file:#?}"
@@ -250,4 +255,42 @@ async fn two_ingests_of_one_folder_at_once_store_each_content_once() {
             "round {round}"
         );
     }
+}
+
+/// Issue 10: `aperture ingest` refuses a decompression bomb as an upload does: before its
+/// bytes are stored, with a typed error naming the file; the rest of the batch goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r10_ingest_refuses_decompression_bombs_before_storing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("bomb.png"), aperture_media::fixtures::bomb_png()).unwrap();
+    std::fs::write(input.join("note.txt"), b"an ordinary file").unwrap();
+    let blobs = local_store(&dir.path().join("blobs")).await;
+    let catalog = catalog();
+    let report = ingest(blobs.clone(), &catalog, &input).await;
+    assert_eq!(report.totals.failed, 1, "{report:#?}");
+    assert_eq!(report.totals.stored, 1, "{report:#?}");
+    let bomb = report
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("bomb.png"))
+        .unwrap();
+    assert_eq!(bomb.error_kind, Some(FileErrorKind::TooLarge), "{bomb:#?}");
+    let message = &bomb.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("bomb.png") && message.contains("30000 × 30000"),
+        "{message}"
+    );
+    let json = serde_json::to_value(bomb).unwrap();
+    assert_eq!(
+        json["error"],
+        message.as_str(),
+        "the report's JSON keeps the message"
+    );
+    assert_eq!(json["error_kind"], "too_large");
+    // Only the ordinary file's bytes are in the store.
+    let stored: Vec<_> = blobs.list().try_collect().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].hash, ContentHash::of(b"an ordinary file"));
 }
