@@ -246,9 +246,7 @@ pub(crate) fn default_device() -> Device {
 }
 
 /// Cosine similarity of two unit vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
+pub use aperture_core::dot as cosine;
 
 /// A small error type for the candle/tokenizers plumbing inside this module.
 mod anyhow_like {

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use aperture_core::UnixMillis;
+use aperture_core::{UnixMillis, hex};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -166,10 +166,6 @@ pub fn split_token(text: &str) -> Option<(&str, &str)> {
     let (id, secret) = text.trim().strip_prefix("apt_")?.split_once('_')?;
     let hex_len = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hex_len(id, 12) && hex_len(secret, 64)).then_some((id, secret))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An audit entry to append.

@@ -23,14 +23,14 @@ pub mod value;
 mod vector;
 
 pub use analyzer::AnalyzerSpec;
-pub use hash::ContentHash;
+pub use hash::{ContentHash, hex};
 pub use id::AssetId;
 pub use insight::{Insight, Place, Rect};
 pub use kind::MediaKind;
 pub use metadata::{Gps, MediaMetadata};
 pub use time::UnixMillis;
 pub use value::{InsightValue, InsightValueError, Vector};
-pub use vector::{decode_vector, encode_vector};
+pub use vector::{decode_vector, dot, encode_vector};
 
 /// A value that failed to parse from its text form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,13 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::ParseError;
 
+/// The dot product: the cosine similarity of unit vectors (every embedding space here holds
+/// normalised vectors).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len(), "vectors of one space have one length");
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// The text form of a vector.
 pub fn encode_vector(vector: &[f32]) -> String {
     let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();

@@ -601,13 +601,7 @@ pub(crate) fn valid_relative(s: &str) -> bool {
     s.split('/').all(valid_segment)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub(crate) use aperture_core::hex;
 
 /// The sha256 and length of a file.
 pub(crate) fn sha256_file(path: &Path) -> Result<(String, u64)> {

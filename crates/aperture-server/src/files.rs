@@ -14,9 +14,9 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::State;
-use super::api::{parse_id, readable};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use super::views::{parse_id, readable};
 
 pub fn routes() -> Router<Arc<State>> {
     Router::new()

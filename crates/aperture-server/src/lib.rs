@@ -12,8 +12,11 @@ mod api;
 mod auth;
 mod error;
 mod files;
+mod find;
 mod metrics;
+mod status;
 mod upload;
+mod views;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -100,7 +103,7 @@ impl State {
         {
             return Ok(value.clone());
         }
-        let value = api::compute_status(self).await?;
+        let value = status::compute_status(self).await?;
         *cached = Some((std::time::Instant::now(), value.clone()));
         Ok(value)
     }
@@ -277,6 +280,8 @@ async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, rou
 /// Every route. `/healthz` is the only one that answers without a token.
 pub fn router(state: Arc<State>) -> Router {
     let api = api::routes()
+        .merge(find::routes())
+        .merge(status::routes())
         .merge(files::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .merge(upload::routes(state.limits.max_upload_bytes));

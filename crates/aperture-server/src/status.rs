@@ -1,0 +1,98 @@
+//! Indexing status and the Prometheus metrics.
+
+use std::sync::Arc;
+
+use aperture_catalog::{JobState, Scope};
+use axum::extract::State as Shared;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::State;
+use super::auth::Caller;
+use super::error::ApiResult;
+
+/// Indexing status and metrics.
+pub fn routes() -> Router<Arc<State>> {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
+}
+
+async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Read)?;
+    let status = state.status_cached().await?;
+    if caller.view.sees_all() {
+        return Ok(Json(status));
+    }
+    // Counts span every collection (jobs per analyzer times the analyzers give the assets;
+    // the queue grows with uploads to any collection): a token for some collections learns
+    // only whether work is under way.
+    let busy = status["jobs"]["queued"].as_u64().unwrap_or(0)
+        + status["jobs"]["running"].as_u64().unwrap_or(0)
+        + status["index"]["pending_changes"].as_u64().unwrap_or(0)
+        > 0;
+    Ok(Json(
+        json!({ "busy": busy, "assets": null, "jobs": null, "index": null }),
+    ))
+}
+
+/// What `/api/v1/status` says, computed at most once a second however many pages poll it.
+pub async fn compute_status(state: &State) -> ApiResult<Value> {
+    let (counts, assets, last) = state
+        .lake
+        .catalog(|c| Ok((c.state_counts()?, c.asset_count()?, c.last_change()?)))
+        .await?;
+    let mut jobs = serde_json::Map::new();
+    for s in [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Skipped,
+    ] {
+        let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
+        jobs.insert(s.as_str().to_owned(), Value::from(n));
+    }
+    let index = state.index();
+    let queued = counts
+        .iter()
+        .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Running))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    let pending = last - index.as_ref().map_or(0, |i| i.position());
+    let busy = queued > 0 || pending > 0;
+    Ok(json!({
+        "assets": assets,
+        "jobs": jobs,
+        "index": {
+            "documents": index.as_ref().map_or(0, |i| i.documents()),
+            "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
+        },
+        "busy": busy,
+    }))
+}
+
+async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Scope::Admin)?;
+    let (counts, assets) = state
+        .lake
+        .catalog(|c| Ok((c.state_counts()?, c.asset_count()?)))
+        .await?;
+    let jobs: Vec<(String, u64)> = counts
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_owned(), n))
+        .collect();
+    let documents = state.index().map_or(0, |i| i.documents());
+    let text = state.metrics.render(&jobs, assets, documents);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
