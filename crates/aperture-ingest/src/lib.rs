@@ -6,6 +6,7 @@
 //! its hash first, the catalog row is committed second. A crash in between leaves an
 //! unreferenced blob (invisible, and reused or collected later), never a row without its blob.
 
+mod batch;
 mod report;
 mod walk;
 
@@ -18,8 +19,9 @@ use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSourc
 use aperture_core::{AnalyzerSpec, AssetId};
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
+pub use batch::{Commit, GroupCommit, Stopped};
 pub use report::{FileError, FileErrorKind, FileReport, FileStatus, Report, Totals};
 use walk::Found;
 
@@ -127,12 +129,7 @@ impl Ingester {
             options.include_hidden,
             found_tx,
         );
-        let (record_tx, record_rx) = mpsc::channel::<Pending>(BATCH * 2);
-        let writer = tokio::spawn(write_rows(
-            self.blobs.clone(),
-            self.catalog.clone(),
-            record_rx,
-        ));
+        let record = rows_writer(self.blobs.clone(), self.catalog.clone());
 
         let mut report = Report::default();
         {
@@ -141,7 +138,7 @@ impl Ingester {
                 catalog: &self.catalog,
                 collection: collection.id,
                 options,
-                record: record_tx,
+                record,
                 large: Semaphore::new(options.large_concurrency.max(1)),
                 memory: Semaphore::new(MEMORY_BUDGET_KIB as usize),
             };
@@ -163,13 +160,11 @@ impl Ingester {
                 report.add(file, options.report_every_file);
             }
         }
-        // The walker and writer end once their channels close; their panics are ours.
+        // The walker ends once its channel closes; its panic is ours. Every file's row was
+        // committed before its report came back.
         match walker.await {
             Ok(hidden) => report.totals.hidden_skipped = hidden,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-        if let Err(e) = writer.await {
-            std::panic::resume_unwind(e.into_panic());
         }
         report.elapsed = started.elapsed();
         report.collection = collection.name;
@@ -186,18 +181,12 @@ enum Prepared {
     },
 }
 
-/// A file waiting for its catalog row, and where to send the outcome.
-struct Pending {
-    asset: NewAsset,
-    reply: oneshot::Sender<Result<Recorded, Failure>>,
-}
-
 struct Job<'a> {
     blobs: &'a BlobStore,
     catalog: &'a Arc<dyn Catalog>,
     collection: CollectionId,
     options: &'a IngestOptions,
-    record: mpsc::Sender<Pending>,
+    record: GroupCommit<NewAsset, Result<Recorded, Failure>>,
     large: Semaphore,
     memory: Semaphore,
 }
@@ -293,14 +282,10 @@ impl Job<'_> {
                     .map(|spec| (spec.name.to_owned(), spec.priority))
                     .collect(),
             };
-            let (reply, outcome) = oneshot::channel();
-            self.record
-                .send(Pending { asset, reply })
-                .await
-                .map_err(|_| Failure(FileErrorKind::Catalog, "catalog writer stopped".into()))?;
-            let recorded = outcome
-                .await
-                .map_err(|_| Failure(FileErrorKind::Catalog, "catalog writer stopped".into()))??;
+            let recorded =
+                self.record.submit(asset).await.map_err(|e| {
+                    Failure(FileErrorKind::Catalog, format!("catalog writer: {e}"))
+                })??;
             if recorded == Recorded::BlobRaced {
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
@@ -431,55 +416,49 @@ fn path_bytes(path: &Path) -> Vec<u8> {
 
 /// Commits catalog rows in batches: one transaction for whatever is waiting, up to `BATCH`,
 /// after making the batch's blobs durable with one sync (a group commit).
-async fn write_rows(blobs: BlobStore, catalog: Arc<dyn Catalog>, mut rx: mpsc::Receiver<Pending>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let (assets, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|p| (p.asset, p.reply)).unzip();
-        if let Err(e) = blobs.sync().await {
-            let error = Failure(
-                FileErrorKind::Store,
-                format!("cannot make the stored bytes durable: {e}"),
-            );
-            for reply in replies {
-                let _ = reply.send(Err(error.clone()));
-            }
-            continue;
-        }
-        let catalog = catalog.clone();
-        let outcomes = blocking(move || {
-            match catalog.record(&assets) {
-                Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>(),
-                // One bad row must not fail its neighbours: retry them one by one.
-                Err(batch_error) => {
-                    tracing::warn!(error = %batch_error, "batch failed; recording one by one");
-                    assets
-                        .iter()
-                        .map(|asset| {
-                            catalog
-                                .record(std::slice::from_ref(asset))
-                                .map(|mut out| out.remove(0))
-                                .map_err(|e| {
-                                    Failure(
-                                        FileErrorKind::Catalog,
-                                        format!("cannot record in catalog: {e}"),
-                                    )
-                                })
-                        })
-                        .collect()
+fn rows_writer(
+    blobs: BlobStore,
+    catalog: Arc<dyn Catalog>,
+) -> GroupCommit<NewAsset, Result<Recorded, Failure>> {
+    GroupCommit::start(
+        BATCH,
+        Box::new(move |assets: Vec<NewAsset>| {
+            let (blobs, catalog) = (blobs.clone(), catalog.clone());
+            Box::pin(async move {
+                if let Err(e) = blobs.sync().await {
+                    let error = Failure(
+                        FileErrorKind::Store,
+                        format!("cannot make the stored bytes durable: {e}"),
+                    );
+                    return vec![Err(error); assets.len()];
                 }
-            }
-        })
-        .await;
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // The file's task may be gone (cancelled); its outcome is committed all the same.
-            let _ = reply.send(outcome);
+                blocking(move || record_batch(catalog.as_ref(), &assets)).await
+            })
+        }),
+    )
+}
+
+/// Records a batch in one transaction; when that fails, one by one, so that one bad row does
+/// not fail its neighbours.
+fn record_batch(catalog: &dyn Catalog, assets: &[NewAsset]) -> Vec<Result<Recorded, Failure>> {
+    match catalog.record(assets) {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(batch_error) => {
+            tracing::warn!(error = %batch_error, "batch failed; recording one by one");
+            assets
+                .iter()
+                .map(|asset| {
+                    catalog
+                        .record(std::slice::from_ref(asset))
+                        .map(|mut out| out.remove(0))
+                        .map_err(|e| {
+                            Failure(
+                                FileErrorKind::Catalog,
+                                format!("cannot record in catalog: {e}"),
+                            )
+                        })
+                })
+                .collect()
         }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aperture_catalog::{Backend, NewAuditEntry, NewToken, Token};
 
-use crate::batch::GroupCommit;
 use crate::{Error, Lake, Result};
+use aperture_ingest::GroupCommit;
 
 /// Entries written in one transaction at most.
 const AUDIT_BATCH: usize = 512;
@@ -15,18 +15,28 @@ const AUDIT_BATCH: usize = 512;
 /// [`AuditWriter::record`] returns.
 #[derive(Clone)]
 pub struct AuditWriter {
-    batcher: GroupCommit<NewAuditEntry>,
+    batcher: GroupCommit<NewAuditEntry, Result<(), String>>,
 }
 
 impl AuditWriter {
     /// Starts the writer on the current Tokio runtime.
     pub fn start(catalog: Arc<dyn Backend>) -> Self {
-        let batcher = GroupCommit::start(AUDIT_BATCH, move |entries: Vec<NewAuditEntry>| {
-            catalog
-                .append_audit(&entries)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        });
+        let batcher = GroupCommit::start(
+            AUDIT_BATCH,
+            Box::new(move |entries: Vec<NewAuditEntry>| {
+                let catalog = catalog.clone();
+                Box::pin(async move {
+                    let n = entries.len();
+                    // One transaction for the batch: its entries are durable together or not.
+                    let result =
+                        tokio::task::spawn_blocking(move || catalog.append_audit(&entries))
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+                    vec![result; n]
+                })
+            }),
+        );
         Self { batcher }
     }
 
@@ -35,6 +45,9 @@ impl AuditWriter {
         self.batcher
             .submit(entry)
             .await
+            .map_err(|e| Error::Audit {
+                reason: e.to_string(),
+            })?
             .map_err(|reason| Error::Audit { reason })
     }
 }

@@ -4,7 +4,8 @@
 //! Open a [`Lake`], then ingest ([`Lake::ingest_options`] with `aperture_ingest`), analyze
 //! ([`Lake::worker`]), search ([`Lake::search`]), erase ([`Lake::erase`]) and check
 //! ([`Lake::fsck`]). Long-running processes keep the search index current with a
-//! [`Follower`] and write the audit log through an [`AuditWriter`].
+//! [`Follower`] and write the audit log through an [`AuditWriter`] (a group commit, as ingest's
+//! catalog writer is: `aperture_ingest::GroupCommit`).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -25,7 +26,6 @@
 
 mod access;
 mod audit;
-mod batch;
 pub mod config;
 mod detail;
 mod erase;
@@ -43,7 +43,6 @@ use aperture_catalog::Backend;
 
 pub use access::{ListQuery, Page, View};
 pub use audit::{AuditVerdict, AuditWriter, require_tokens_exist};
-pub use batch::GroupCommit;
 pub use config::Config;
 pub use detail::AssetDetail;
 pub use erase::Erased;
