@@ -62,20 +62,19 @@ impl Lake {
     /// Checks every blob and every asset's blob; with `options.repair`, tidies what
     /// interrupted runs left behind.
     pub async fn fsck(&self, options: &FsckOptions) -> Result<Findings> {
-        let (app, args) = (self, options);
         let mut f = Findings::default();
-        let cutoff = UnixMillis::now().0 - args.min_age_secs.max(0) * 1000;
+        let cutoff = UnixMillis::now().0 - options.min_age_secs.max(0) * 1000;
 
         // Deletions first, so that their blobs are not counted as unreferenced below. Only those
         // older than --min-age: a younger one may belong to an `rm` that is still running.
-        let unfinished = app
+        let unfinished = self
             .catalog(move |c| c.unfinished_blob_deletions(UnixMillis(cutoff)))
             .await?;
         f.unfinished_deletions = unfinished.len() as u64;
-        if args.repair {
+        if options.repair {
             for hash in unfinished {
-                if let Some(claim) = app.catalog(move |c| c.claim_blob_deletion(hash)).await?
-                    && app.delete_claimed(claim).await?
+                if let Some(claim) = self.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                    && self.delete_claimed(claim).await?
                 {
                     f.repaired += 1;
                 }
@@ -87,7 +86,7 @@ impl Lake {
         let mut referenced = HashMap::new();
         let mut after = None;
         loop {
-            let page = app
+            let page = self
                 .catalog(move |c| c.referenced_blobs(after, 10_000))
                 .await?;
             let Some(last) = page.last() else { break };
@@ -96,7 +95,7 @@ impl Lake {
         }
 
         let mut present = HashSet::new();
-        let mut listing = app.blobs.list();
+        let mut listing = self.blobs.list();
         while let Some(entry) = listing.try_next().await? {
             f.blobs += 1;
             f.blob_bytes += entry.size;
@@ -116,11 +115,11 @@ impl Lake {
                     // Claimed through the catalog first, so that an ingest that just found this
                     // blob present retries rather than recording a row without its bytes.
                     let hash = entry.hash;
-                    if args.repair
+                    if options.repair
                         && entry.last_modified.0 < cutoff
                         && let Some(claim) =
-                            app.catalog(move |c| c.claim_blob_deletion(hash)).await?
-                        && app.delete_claimed(claim).await?
+                            self.catalog(move |c| c.claim_blob_deletion(hash)).await?
+                        && self.delete_claimed(claim).await?
                     {
                         f.repaired += 1;
                         continue;
@@ -128,8 +127,8 @@ impl Lake {
                 }
             }
             // Every blob is read and hashed, used or not.
-            if !args.quick
-                && let Err(e) = app.blobs.verify(entry.hash).await
+            if !options.quick
+                && let Err(e) = self.blobs.verify(entry.hash).await
             {
                 f.corrupt.push(e.to_string());
             }
@@ -141,8 +140,8 @@ impl Lake {
             .collect();
         f.missing.sort();
 
-        for owner in app.blobs.derived_owners().await? {
-            let exists = match app.catalog(move |c| c.asset(owner)).await {
+        for owner in self.blobs.derived_owners().await? {
+            let exists = match self.catalog(move |c| c.asset(owner)).await {
                 Ok(_) => true,
                 Err(e) if e.is_not_found() => false,
                 Err(e) => return Err(e),
@@ -150,17 +149,17 @@ impl Lake {
             if !exists {
                 f.orphan_derived += 1;
                 // The asset is gone for good (ids are never reused): no age limit needed.
-                if args.repair {
-                    app.blobs.delete_derived(owner).await?;
+                if options.repair {
+                    self.blobs.delete_derived(owner).await?;
                     f.repaired += 1;
                 }
             }
         }
 
-        for entry in app.blobs.list_staging().await? {
+        for entry in self.blobs.list_staging().await? {
             f.staging_leftovers += 1;
-            if args.repair && entry.last_modified.0 < cutoff {
-                app.blobs.delete_staging(&entry).await?;
+            if options.repair && entry.last_modified.0 < cutoff {
+                self.blobs.delete_staging(&entry).await?;
                 f.repaired += 1;
             }
         }
