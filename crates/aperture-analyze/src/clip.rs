@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
+use crate::{Analyzer, Error, Input, Output, model_insight, models};
 
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
@@ -269,9 +269,9 @@ impl Clip {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "clip",
     version: "1",
-    kinds: &[MediaKind::Image],
+    kinds: &[MediaKind::Image, MediaKind::Video],
     priority: 4,
-    reads: &[],
+    reads: &["video"],
     produces: &[InsightValue::CLIP_EMBEDDING],
 };
 
@@ -285,21 +285,28 @@ impl Analyzer for Clip {
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
-        let image = image_input::decode(input.asset, input.path)?;
-        let vector = self
-            .encoder()?
-            .embed_images(std::slice::from_ref(&image))?
-            .remove(0);
+        let encoder = self.encoder()?;
+        let mut insights = Vec::new();
+        crate::frames::for_each_picture(input, |place, image| {
+            let vector = encoder
+                .embed_images(std::slice::from_ref(&image))?
+                .remove(0);
+            insights.push(aperture_core::Insight {
+                place,
+                ..model_insight(
+                    self,
+                    input.asset,
+                    (&self.id, &self.fingerprint),
+                    InsightValue::ClipEmbedding(Vector {
+                        space: self.space(),
+                        data: vector,
+                    }),
+                )
+            });
+            Ok(())
+        })?;
         Ok(Output {
-            insights: vec![model_insight(
-                self,
-                input.asset,
-                (&self.id, &self.fingerprint),
-                InsightValue::ClipEmbedding(Vector {
-                    space: self.space(),
-                    data: vector,
-                }),
-            )],
+            insights,
             derived: Vec::new(),
         })
     }

@@ -105,7 +105,7 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
         MediaKind::Audio,
     ],
     priority: -10,
-    reads: &["labels", "ocr", "text"],
+    reads: &["labels", "ocr", "text", "video"],
     produces: &[InsightValue::TEXT_EMBEDDING],
 };
 
@@ -120,7 +120,11 @@ impl Analyzer for TextEmbedding {
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
         let description = describe(input.asset, input.insights);
-        let passages = passages(input.insights);
+        let mut passages = passages(input.insights);
+        // A video's shots, each described by what was seen in it.
+        let shots = shot_descriptions(input.insights);
+        let shot_count = shots.len();
+        passages.splice(0..0, shots);
         let library = self.library.as_deref();
         let model = self
             .model
@@ -136,10 +140,14 @@ impl Analyzer for TextEmbedding {
             Place::Whole,
             None,
         )];
-        for (passage, vector) in passages.iter().zip(&vectors[1..]) {
+        for (n, (passage, vector)) in passages.iter().zip(&vectors[1..]).enumerate() {
             insights.push(self.vector_insight(
                 input.asset,
-                "text",
+                if n < shot_count {
+                    "description"
+                } else {
+                    "text"
+                },
                 &passage.text,
                 vector,
                 passage.place,
@@ -221,6 +229,70 @@ struct Passage {
     text: String,
     place: Place,
     language: Option<String>,
+}
+
+/// Per shot of a video, what was seen in it (its labels and on-screen text, from the
+/// insights whose time range overlaps it), at the shot's place; shots with nothing seen are
+/// left out.
+fn shot_descriptions(insights: &[Insight]) -> Vec<Passage> {
+    let overlaps = |a: Place, b: Place| match (a, b) {
+        (
+            Place::Time {
+                start_ms: s1,
+                end_ms: e1,
+                ..
+            },
+            Place::Time {
+                start_ms: s2,
+                end_ms: e2,
+                ..
+            },
+        ) => s1 < e2 && s2 < e1,
+        _ => false,
+    };
+    insights
+        .iter()
+        .filter(|i| matches!(i.value, InsightValue::Shot(_)))
+        .filter_map(|shot| {
+            let seen: Vec<Insight> = insights
+                .iter()
+                .filter(|i| !matches!(i.value, InsightValue::Shot(_)))
+                .filter(|i| overlaps(i.place, shot.place))
+                .cloned()
+                .collect();
+            let mut parts = Vec::new();
+            let mut labels: Vec<&Insight> = seen
+                .iter()
+                .filter(|i| i.kind() == InsightValue::LABEL)
+                .filter(|i| i.confidence.unwrap_or(1.0) >= MIN_LABEL_CONFIDENCE)
+                .collect();
+            labels.sort_by(|a, b| {
+                b.confidence
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.confidence.unwrap_or(0.0))
+            });
+            let names: Vec<&str> = labels
+                .iter()
+                .filter_map(|i| match &i.value {
+                    InsightValue::Label(l) => Some(l.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !names.is_empty() {
+                parts.push(format!("a video frame of {}", names.join(", ")));
+            }
+            let text: Vec<&str> = text_of(&seen, InsightValue::OCR_LINE).collect();
+            if !text.is_empty() {
+                parts.push(text.join(" "));
+            }
+            (!parts.is_empty()).then(|| Passage {
+                text: parts.join(". "),
+                place: shot.place,
+                language: None,
+            })
+        })
+        .take(MAX_PASSAGES)
+        .collect()
 }
 
 /// Document text cut into passages of about [`PASSAGE_WORDS`] words, each on its page.

@@ -12,7 +12,7 @@ use image::DynamicImage;
 use crate::efficientnet::{CLASSES, EfficientNetLite0, FEATURES, INPUT_SIZE};
 use crate::loaded::Loaded;
 use crate::resize::{self, Filter};
-use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
+use crate::{Analyzer, Error, Input, Output, model_insight, models};
 
 /// The manifest name of the model.
 pub const EFFICIENTNET_MODEL: &str = "efficientnet-lite0";
@@ -215,9 +215,9 @@ impl Labels {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "labels",
     version: "1",
-    kinds: &[MediaKind::Image],
+    kinds: &[MediaKind::Image, MediaKind::Video],
     priority: 5,
-    reads: &[],
+    reads: &["video"],
     produces: &[InsightValue::LABEL, InsightValue::IMAGE_FEATURES],
 };
 
@@ -231,46 +231,52 @@ impl Analyzer for Labels {
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
-        let image = image_input::decode(input.asset, input.path)?;
         let library = self.library.as_deref();
         let model = self
             .model
             .get(|folder| Classifier::load_with(folder, library))?;
-        let result = model
-            .classify(std::slice::from_ref(&image))?
-            .pop()
-            .ok_or_else(|| Error::Transient {
-                reason: "the classifier returned nothing".into(),
-            })?;
-        let mut insights: Vec<Insight> = result
-            .top
-            .iter()
-            .enumerate()
-            .map(|(rank, &(class, p))| Insight {
-                confidence: Some(p),
+        let (mut labels, mut features) = (Vec::new(), Vec::new());
+        crate::frames::for_each_picture(input, |place, image| {
+            let result = model
+                .classify(std::slice::from_ref(&image))?
+                .pop()
+                .ok_or_else(|| Error::Transient {
+                    reason: "the classifier returned nothing".into(),
+                })?;
+            labels.extend(result.top.iter().enumerate().map(|(rank, &(class, p))| {
+                Insight {
+                    confidence: Some(p),
+                    place,
+                    ..model_insight(
+                        self,
+                        input.asset,
+                        (EFFICIENTNET_MODEL, &self.fingerprint),
+                        value::Label {
+                            name: model.class_name(class).to_owned(),
+                            class: class as u32,
+                            rank: rank as u32 + 1,
+                            taxonomy: "imagenet-1k".into(),
+                        }
+                        .into(),
+                    )
+                }
+            }));
+            features.push(Insight {
+                place,
                 ..model_insight(
                     self,
                     input.asset,
                     (EFFICIENTNET_MODEL, &self.fingerprint),
-                    value::Label {
-                        name: model.class_name(class).to_owned(),
-                        class: class as u32,
-                        rank: rank as u32 + 1,
-                        taxonomy: "imagenet-1k".into(),
-                    }
-                    .into(),
+                    InsightValue::ImageFeatures(Vector {
+                        space: EFFICIENTNET_SPACE.into(),
+                        data: result.features,
+                    }),
                 )
-            })
-            .collect();
-        insights.push(model_insight(
-            self,
-            input.asset,
-            (EFFICIENTNET_MODEL, &self.fingerprint),
-            InsightValue::ImageFeatures(Vector {
-                space: EFFICIENTNET_SPACE.into(),
-                data: result.features,
-            }),
-        ));
+            });
+            Ok(())
+        })?;
+        let mut insights = crate::frames::merge_runs(labels);
+        insights.extend(features);
         Ok(Output {
             insights,
             derived: Vec::new(),

@@ -19,6 +19,7 @@ pub mod clip;
 pub mod efficientnet;
 pub mod embed;
 mod embedding;
+pub mod frames;
 mod image_input;
 pub mod labels;
 mod language;
@@ -32,6 +33,7 @@ pub mod sensitive;
 mod text;
 mod thumbnail;
 pub mod torch_legacy;
+pub mod video;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use bytes::Bytes;
 
 pub use clip::Clip;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
+pub use frames::Frame;
 pub use labels::Labels;
 pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use ocr::Ocr;
@@ -50,6 +53,7 @@ pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;
 pub use text::Text;
 pub use thumbnail::Thumbnail;
+pub use video::Video;
 
 /// What an analyzer is given: the asset's record and a local file with its verified bytes.
 pub struct Input<'a> {
@@ -61,6 +65,10 @@ pub struct Input<'a> {
     /// The asset's insights from the analyzers named by [`Analyzer::reads`] (empty for an
     /// analyzer that reads none).
     pub insights: &'a [Insight],
+    /// For a video, its keyframes as local files, each with its shot's time range, for the
+    /// image analyzers to read instead of the video (empty otherwise, and for analyzers that
+    /// do not read `video`).
+    pub frames: &'a [Frame],
 }
 
 /// What an analyzer found.
@@ -159,6 +167,7 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &sensitive::SPEC,
     &embedding::SPEC,
     &clip::SPEC,
+    &video::SPEC,
 ];
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
@@ -233,5 +242,6 @@ pub fn builtin() -> Vec<Arc<dyn Analyzer>> {
         Arc::new(Thumbnail::default()),
         Arc::new(PerceptualHash),
         Arc::new(Text::default()),
+        Arc::new(Video::default()),
     ]
 }

@@ -1,10 +1,10 @@
 //! Perceptual hashes, for near-duplicate detection: resized, recompressed or lightly edited
 //! copies of a photo get hashes a few bits apart.
 
-use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, UnixMillis, value};
 use image_hasher::{HashAlg, HasherConfig};
 
-use crate::{Analyzer, Error, Input, Output, image_input};
+use crate::{Analyzer, Error, Input, Output};
 
 /// A 64-bit DCT-based hash (pHash) of the upright image.
 pub struct PerceptualHash;
@@ -13,9 +13,9 @@ pub struct PerceptualHash;
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "phash",
     version: "1-dct-8x8",
-    kinds: &[MediaKind::Image],
+    kinds: &[MediaKind::Image, MediaKind::Video],
     priority: 50,
-    reads: &[],
+    reads: &["video"],
     produces: &[InsightValue::PERCEPTUAL_HASH],
 };
 
@@ -28,32 +28,36 @@ impl Analyzer for PerceptualHash {
         SPEC.version.into()
     }
 
+    /// An image's hash, or one per keyframe of a video (with its shot's time range).
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
-        let image = image_input::decode(input.asset, input.path)?;
         let hasher = HasherConfig::new()
             .hash_size(8, 8)
             .hash_alg(HashAlg::Median)
             .preproc_dct()
             .to_hasher();
-        let hash = hasher.hash_image(&image);
-        let hex: String = hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Output {
-            insights: vec![Insight {
+        let mut insights = Vec::new();
+        crate::frames::for_each_picture(input, |place, image| {
+            let hash = hasher.hash_image(&image);
+            insights.push(Insight {
                 asset: input.asset.id,
                 analyzer: self.name().into(),
                 analyzer_version: self.version(),
                 model: None,
                 model_version: None,
                 value: value::PerceptualHash {
-                    hash: hex,
+                    hash: aperture_core::hex(hash.as_bytes()),
                     bits: 64,
                 }
                 .into(),
                 confidence: None,
                 language: None,
-                place: Place::Whole,
+                place,
                 created_at: UnixMillis::now(),
-            }],
+            });
+            Ok(())
+        })?;
+        Ok(Output {
+            insights,
             derived: Vec::new(),
         })
     }

@@ -4,14 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, value};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, value};
 use image::DynamicImage;
 use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::loaded::Loaded;
 use crate::resize::{self, Filter};
-use crate::{Analyzer, Error, Input, Output, image_input, model_insight, models};
+use crate::{Analyzer, Error, Input, Output, model_insight, models};
 
 /// The manifest name of the model.
 pub const NSFW_MODEL: &str = "open-nsfw";
@@ -111,9 +111,9 @@ impl Sensitive {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "sensitive",
     version: "1",
-    kinds: &[MediaKind::Image],
+    kinds: &[MediaKind::Image, MediaKind::Video],
     priority: 110,
-    reads: &[],
+    reads: &["video"],
     produces: &[InsightValue::SENSITIVE],
 };
 
@@ -126,23 +126,41 @@ impl Analyzer for Sensitive {
         format!("{}+{}", SPEC.version, self.fingerprint)
     }
 
+    /// An image's score; a video's per keyframe (with the shot's time range), and first the
+    /// worst of them for the whole video.
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
-        let image = image_input::decode(input.asset, input.path)?;
-        let score = self.score(&image)?;
+        let insight = |score: f32, place: Place| Insight {
+            confidence: Some(score),
+            place,
+            ..model_insight(
+                self,
+                input.asset,
+                (NSFW_MODEL, &self.fingerprint),
+                value::Sensitive {
+                    score,
+                    blur: score >= BLUR_THRESHOLD,
+                }
+                .into(),
+            )
+        };
+        let mut scores = Vec::new();
+        crate::frames::for_each_picture(input, |place, image| {
+            scores.push((self.score(&image)?, place));
+            Ok(())
+        })?;
+        let mut insights = Vec::new();
+        if input.asset.kind == MediaKind::Video
+            && let Some(worst) = scores.iter().map(|s| s.0).reduce(f32::max)
+        {
+            insights.push(insight(worst, Place::Whole));
+        }
+        insights.extend(
+            scores
+                .into_iter()
+                .map(|(score, place)| insight(score, place)),
+        );
         Ok(Output {
-            insights: vec![Insight {
-                confidence: Some(score),
-                ..model_insight(
-                    self,
-                    input.asset,
-                    (NSFW_MODEL, &self.fingerprint),
-                    value::Sensitive {
-                        score,
-                        blur: score >= BLUR_THRESHOLD,
-                    }
-                    .into(),
-                )
-            }],
+            insights,
             derived: Vec::new(),
         })
     }

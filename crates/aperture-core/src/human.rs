@@ -51,6 +51,44 @@ pub fn clip(text: &str, max: usize) -> String {
     out
 }
 
+/// A moment in audio or video as `hh:mm:ss` (`00:01:23`).
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// `hh:mm:ss.mmm`, as WebVTT cues write times.
+pub fn clock_millis(ms: u64) -> String {
+    format!("{}.{:03}", clock(ms), ms % 1000)
+}
+
+/// The inverse of [`clock`], more lenient: `1:23`, `00:01:23`, `83`, `83.5`, `00:01:23.450`
+/// (hours, minutes and seconds, the seconds with an optional fraction) in milliseconds;
+/// `None` for anything else.
+pub fn parse_clock(text: &str) -> Option<u64> {
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    let (last, whole) = parts.split_last()?;
+    let mut ms = 0u64;
+    for part in whole {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || part.len() > 6 {
+            return None;
+        }
+        ms = ms.checked_mul(60)?.checked_add(part.parse::<u64>().ok()?)?;
+    }
+    let seconds: f64 = last.parse().ok()?;
+    if !last.bytes().all(|b| b.is_ascii_digit() || b == b'.') || !(0.0..1e7).contains(&seconds) {
+        return None;
+    }
+    if !whole.is_empty() && seconds >= 60.0 {
+        return None;
+    }
+    ms.checked_mul(60_000)?
+        .checked_add((seconds * 1000.0).round() as u64)
+}
+
 /// Up to `limit` lines, indented, then how many were left out and where to see them all.
 pub fn capped(lines: &[String], limit: usize, hint: &str) -> String {
     let mut out = String::new();
@@ -68,6 +106,26 @@ pub fn capped(lines: &[String], limit: usize, hint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clocks_print_and_parse() {
+        assert_eq!(clock(83_450), "00:01:23");
+        assert_eq!(clock(3_600_000 * 7 + 1), "07:00:00");
+        assert_eq!(clock_millis(83_450), "00:01:23.450");
+        for (text, ms) in [
+            ("00:01:23", 83_000),
+            ("1:23", 83_000),
+            ("83", 83_000),
+            ("83.5", 83_500),
+            ("00:01:23.450", 83_450),
+            ("2:00:00", 7_200_000),
+        ] {
+            assert_eq!(parse_clock(text), Some(ms), "{text}");
+        }
+        for bad in ["", "1:2:3:4", "1:60", "a:10", "-5", "1:-5", "1e3", ":5"] {
+            assert_eq!(parse_clock(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn sizes_and_counts_read_as_people_write_them() {

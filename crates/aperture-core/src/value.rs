@@ -64,6 +64,9 @@ pub enum InsightValue {
     /// `shot`: one shot of a video, from one transition to the next; its time range is in
     /// the insight's place.
     Shot(Shot),
+    /// `storyboard`: small frames of a video at even intervals in one sprite sheet, with a
+    /// WebVTT track naming each tile, for scrubbing.
+    Storyboard(Storyboard),
     /// `transcript_segment`: a stretch of speech as text; its time range is in the insight's
     /// place and its language in the insight's `language`.
     TranscriptSegment(TranscriptSegment),
@@ -101,6 +104,8 @@ impl InsightValue {
     pub const TEXT_EMBEDDING: &'static str = "text_embedding";
     /// The kind of [`InsightValue::Shot`].
     pub const SHOT: &'static str = "shot";
+    /// The kind of [`InsightValue::Storyboard`].
+    pub const STORYBOARD: &'static str = "storyboard";
     /// The kind of [`InsightValue::TranscriptSegment`].
     pub const TRANSCRIPT_SEGMENT: &'static str = "transcript_segment";
     /// The kind of [`InsightValue::Translation`].
@@ -118,6 +123,7 @@ impl InsightValue {
         Self::CLIP_EMBEDDING,
         Self::TEXT_EMBEDDING,
         Self::SHOT,
+        Self::STORYBOARD,
         Self::TRANSCRIPT_SEGMENT,
         Self::TRANSLATION,
     ];
@@ -135,6 +141,7 @@ impl InsightValue {
             Self::ClipEmbedding(_) => Self::CLIP_EMBEDDING,
             Self::TextEmbedding(_) => Self::TEXT_EMBEDDING,
             Self::Shot(_) => Self::SHOT,
+            Self::Storyboard(_) => Self::STORYBOARD,
             Self::TranscriptSegment(_) => Self::TRANSCRIPT_SEGMENT,
             Self::Translation(_) => Self::TRANSLATION,
             Self::Other { kind, .. } => kind,
@@ -164,6 +171,7 @@ impl InsightValue {
             Self::CLIP_EMBEDDING => Self::ClipEmbedding(parse(kind, value)?),
             Self::TEXT_EMBEDDING => Self::TextEmbedding(parse(kind, value)?),
             Self::SHOT => Self::Shot(parse(kind, value)?),
+            Self::STORYBOARD => Self::Storyboard(parse(kind, value)?),
             Self::TRANSCRIPT_SEGMENT => Self::TranscriptSegment(parse(kind, value)?),
             Self::TRANSLATION => Self::Translation(parse(kind, value)?),
             _ => Self::Other {
@@ -191,6 +199,7 @@ impl InsightValue {
             Self::ImageFeatures(v) | Self::ClipEmbedding(v) => json(v),
             Self::TextEmbedding(v) => json(v),
             Self::Shot(v) => json(v),
+            Self::Storyboard(v) => json(v),
             Self::TranscriptSegment(v) => json(v),
             Self::Translation(v) => json(v),
             Self::Other { kind, value } => {
@@ -289,6 +298,12 @@ impl From<Sensitive> for InsightValue {
 impl From<TextEmbedding> for InsightValue {
     fn from(v: TextEmbedding) -> Self {
         Self::TextEmbedding(v)
+    }
+}
+
+impl From<Storyboard> for InsightValue {
+    fn from(v: Storyboard) -> Self {
+        Self::Storyboard(v)
     }
 }
 
@@ -473,17 +488,53 @@ pub struct TextEmbedding {
     pub text: String,
 }
 
-/// `shot`: `{"index": 3, "keyframe": "shot-3.jpg", "transition": "cut"}`.
+/// `shot`: `{"index": 3, "keyframe": "shot-3.jpg", "transition": "cut"}`, and
+/// `"content": "black"` or `"static"` for a segment with nothing moving in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shot {
     /// The shot's position in the video, from 0.
     pub index: u32,
     /// How the shot begins.
     pub transition: Transition,
+    /// What is special about the segment, if anything: black, or nothing moving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<ShotContent>,
     /// The derived object under the asset holding a frame that stands for the shot (a JPEG),
     /// when one was stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe: Option<String>,
+}
+
+/// `storyboard`: `{"columns": 10, "interval_ms": 1000, "sprite": "storyboard.jpg", "tile_height":
+/// 90, "tile_width": 160, "tiles": 55, "vtt": "storyboard.vtt"}`: tile `n` (row-major in the
+/// sprite) shows the moment `n × interval_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storyboard {
+    /// The derived object holding the sprite sheet (a JPEG).
+    pub sprite: String,
+    /// The derived object holding the WebVTT track whose cues point at the tiles
+    /// (`storyboard.jpg#xywh=x,y,w,h`).
+    pub vtt: String,
+    /// Width of a tile in pixels.
+    pub tile_width: u32,
+    /// Height of a tile in pixels.
+    pub tile_height: u32,
+    /// Tiles per row.
+    pub columns: u32,
+    /// How many tiles there are.
+    pub tiles: u32,
+    /// Time between tiles.
+    pub interval_ms: u64,
+}
+
+/// A [`Shot`] that is not really one: a black stretch, or a still picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShotContent {
+    /// Black (or nearly) from start to end.
+    Black,
+    /// Nothing moves: a title card, a slide, a paused picture.
+    Static,
 }
 
 /// How a [`Shot`] begins.
@@ -710,6 +761,14 @@ mod tests {
             })
         ));
         round_trip("shot", r#"{"index":0,"transition":"start"}"#);
+        round_trip(
+            "storyboard",
+            r#"{"columns":10,"interval_ms":1000,"sprite":"storyboard.jpg","tile_height":90,"tile_width":160,"tiles":55,"vtt":"storyboard.vtt"}"#,
+        );
+        round_trip(
+            "shot",
+            r#"{"content":"black","index":1,"transition":"fade"}"#,
+        );
 
         let segment = round_trip(
             "transcript_segment",

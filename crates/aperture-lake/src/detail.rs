@@ -3,8 +3,8 @@
 use std::fmt;
 
 use aperture_catalog::{Asset, Job, Source};
-use aperture_core::human::HumanBytes;
-use aperture_core::{AssetId, Insight, InsightValue};
+use aperture_core::human::{HumanBytes, clock};
+use aperture_core::{AssetId, Insight, InsightValue, MediaKind, Place};
 use serde::Serialize;
 
 use crate::{Lake, Result};
@@ -35,6 +35,134 @@ impl Lake {
         })
         .await
     }
+
+    /// The frame of video `id` shown at `time_ms`, as a JPEG at up to `max_side` pixels a
+    /// side, decoded from the verified original.
+    pub async fn frame(&self, id: AssetId, time_ms: u64, max_side: u32) -> Result<Vec<u8>> {
+        let asset = self.catalog(move |c| c.asset(id)).await?;
+        if asset.kind != MediaKind::Video {
+            return Err(crate::Error::InvalidInput {
+                what: format!("asset {id} ({})", asset.name),
+                reason: format!("it is {}, not a video", asset.kind),
+            });
+        }
+        let temp = tempfile::Builder::new()
+            .prefix("aperture-frame-")
+            .tempfile()
+            .map_err(crate::Error::io("create", std::env::temp_dir()))?;
+        self.blobs.read_to_file(asset.hash, temp.path()).await?;
+        let name = asset.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let opts = aperture_media::video::DecodeOptions::default();
+            let image =
+                aperture_media::video::frame_at(temp.path(), &name, time_ms, max_side, &opts)
+                    .map_err(|e| crate::Error::InvalidInput {
+                        what: format!("the frame at {} of {name}", clock(time_ms)),
+                        reason: e.to_string(),
+                    })?;
+            let mut jpeg = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+                .encode_image(&image)
+                .map_err(|e| crate::Error::InvalidInput {
+                    what: format!("the frame at {} of {name}", clock(time_ms)),
+                    reason: e.to_string(),
+                })?;
+            Ok(jpeg)
+        })
+        .await?
+    }
+}
+
+/// ` [00:01:23–00:01:31]` for a time range, ` [page 3]` for a page, or nothing.
+fn where_in(place: &Place) -> String {
+    match place {
+        Place::Time {
+            start_ms, end_ms, ..
+        } => format!(" [{}–{}]", clock(*start_ms), clock(*end_ms)),
+        Place::Page { page, .. } => format!(" [page {page}]"),
+        Place::Whole | Place::Region { .. } => String::new(),
+    }
+}
+
+/// Each shot of a video with its time, its transition and what was seen in it.
+fn write_shots(f: &mut fmt::Formatter<'_>, insights: &[Insight]) -> fmt::Result {
+    let mut shots: Vec<(&Insight, u64, u64)> = insights
+        .iter()
+        .filter_map(|i| match (&i.value, i.place) {
+            (
+                InsightValue::Shot(_),
+                Place::Time {
+                    start_ms, end_ms, ..
+                },
+            ) => Some((i, start_ms, end_ms)),
+            _ => None,
+        })
+        .collect();
+    if shots.is_empty() {
+        return Ok(());
+    }
+    shots.sort_by_key(|s| s.1);
+    writeln!(f, "shots        {}", shots.len())?;
+    for (shot, start, end) in shots {
+        let InsightValue::Shot(value) = &shot.value else {
+            continue;
+        };
+        let content = value
+            .content
+            .map(|c| {
+                format!(
+                    " {}",
+                    serde_json::to_value(c)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
+        let transition = serde_json::to_value(value.transition).unwrap_or_default();
+        write!(
+            f,
+            "  {}–{}  {:<8}{content}",
+            clock(start),
+            clock(end),
+            transition.as_str().unwrap_or("")
+        )?;
+        let within = |i: &&Insight| match i.place {
+            Place::Time {
+                start_ms, end_ms, ..
+            } => start_ms < end && start < end_ms,
+            _ => false,
+        };
+        let labels: Vec<&str> = insights
+            .iter()
+            .filter(within)
+            .filter(|i| i.confidence.unwrap_or(0.0) >= 0.2)
+            .filter_map(|i| match &i.value {
+                InsightValue::Label(l) => l.name.split(',').next(),
+                _ => None,
+            })
+            .collect();
+        if !labels.is_empty() {
+            write!(f, "  {}", labels.join(", "))?;
+        }
+        let text: Vec<&str> = insights
+            .iter()
+            .filter(within)
+            .filter_map(|i| match &i.value {
+                InsightValue::OcrLine(l) => Some(l.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !text.is_empty() {
+            write!(
+                f,
+                "  «{}»",
+                aperture_core::human::clip(&text.join(" / "), 80)
+            )?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }
 
 /// An insight's value for people: a feature vector is shown by its size (JSON has it all).
@@ -83,16 +211,18 @@ impl fmt::Display for AssetDetail {
                 error.unwrap_or_default()
             )?;
         }
+        write_shots(f, &self.insights)?;
         write!(f, "insights     {}", self.insights.len())?;
         for i in &self.insights {
             let confidence = i.confidence.map(|c| format!(" ({c:.2})"));
             write!(
                 f,
-                "\n  {} {}: {}{}",
+                "\n  {} {}: {}{}{}",
                 i.analyzer,
                 i.kind(),
                 readable(&i.value),
-                confidence.unwrap_or_default()
+                confidence.unwrap_or_default(),
+                where_in(&i.place)
             )?;
         }
         Ok(())

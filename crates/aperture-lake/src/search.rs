@@ -208,6 +208,7 @@ fn image_vectors(analyzers: &[Arc<dyn Analyzer>], file: &Path) -> Result<Vec<(St
                 asset: &asset,
                 path: file,
                 insights: &[],
+                frames: &[],
             })
             .map_err(|source| Error::Analyze {
                 analyzer: analyzer.name(),

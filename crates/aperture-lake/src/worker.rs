@@ -311,16 +311,26 @@ impl Worker {
                 };
             }
         };
+        let keyframes = match self.keyframes(&asset, &insights).await {
+            Ok(keyframes) => keyframes,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("cannot read the keyframes of {}: {e}", asset.name),
+                };
+            }
+        };
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
             move || {
+                let frames = keyframes.as_ref().map_or(&[][..], |k| &k.frames[..]);
                 // A panic in an analyzer (a bug its input found) fails this job, not the worker.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     analyzer.analyze(&Input {
                         asset: &asset,
                         path: file.path(),
                         insights: &insights,
+                        frames,
                     })
                 }))
                 .unwrap_or_else(|panic| {
@@ -385,6 +395,48 @@ impl Worker {
         }
     }
 
+    /// A video's keyframes, as its shots name them, copied to a temporary folder for an
+    /// analyzer that reads the `video` analyzer's insights; `None` for anything else.
+    async fn keyframes(
+        &self,
+        asset: &aperture_catalog::Asset,
+        insights: &[aperture_core::Insight],
+    ) -> Result<Option<Keyframes>, String> {
+        if asset.kind != aperture_core::MediaKind::Video {
+            return Ok(None);
+        }
+        let shots: Vec<(String, aperture_core::Place)> = insights
+            .iter()
+            .filter_map(|i| match &i.value {
+                aperture_core::InsightValue::Shot(shot) => {
+                    shot.keyframe.clone().map(|k| (k, i.place))
+                }
+                _ => None,
+            })
+            .collect();
+        if shots.is_empty() {
+            return Ok(None);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("aperture-keyframes-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let mut frames = Vec::with_capacity(shots.len());
+        for (name, place) in shots {
+            let bytes = self
+                .blobs
+                .get_derived(asset.id, &name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let path = dir.path().join(&name);
+            tokio::fs::write(&path, &bytes)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            frames.push(aperture_analyze::Frame { place, path });
+        }
+        Ok(Some(Keyframes { frames, _dir: dir }))
+    }
+
     /// The insights of `asset` from the analyzers `names`.
     async fn read_insights(
         &self,
@@ -439,6 +491,12 @@ impl Worker {
         self.blobs.read_to_file(asset.hash, temp.path()).await?;
         Ok(LocalFile::Temporary(temp))
     }
+}
+
+/// Keyframes on local disk, removed with the folder when dropped.
+struct Keyframes {
+    frames: Vec<aperture_analyze::Frame>,
+    _dir: tempfile::TempDir,
 }
 
 enum LocalFile {

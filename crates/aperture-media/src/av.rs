@@ -113,7 +113,7 @@ fn run_ffprobe(path: &Path, opts: &ProbeOptions) -> Result<Run, RunError> {
 
 /// `file:` keeps ffprobe from reading a name as an option (`-x.mp4`) or a protocol
 /// (`http:...`, `concat:...`).
-fn input_url(path: &Path) -> OsString {
+pub(crate) fn input_url(path: &Path) -> OsString {
     let mut url = OsString::from("file:");
     url.push(path.as_os_str());
     url
@@ -153,7 +153,7 @@ fn first_error_line(stderr: &[u8], path: &Path, label: &str) -> Option<String> {
 }
 
 /// `[mov,mp4 @ 0x5581f0] moov atom not found` → `[mov,mp4] moov atom not found`.
-fn strip_address(line: &str) -> String {
+pub(crate) fn strip_address(line: &str) -> String {
     match (line.find(" @ 0x"), line.find(']')) {
         (Some(at), Some(close)) if at < close => format!("{}{}", &line[..at], &line[close..]),
         _ => line.to_owned(),

@@ -39,6 +39,7 @@ pub mod pdf_text;
 mod picture;
 mod sniff;
 pub mod text;
+pub mod video;
 
 use std::fs::File;
 use std::io::{self, Read};

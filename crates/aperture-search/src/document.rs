@@ -20,6 +20,9 @@ pub struct Label {
     pub name: String,
     /// The model's probability, at least [`LABEL_MIN_CONFIDENCE`].
     pub confidence: f32,
+    /// Where it was seen, when not in the whole asset: a video's shots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
 }
 
 /// A piece of text in the asset: an OCR line, or a document's (page) text.
@@ -77,6 +80,9 @@ pub struct Explained {
     /// Per vector, in the order the vector spaces hold an asset's vectors: its space and what
     /// it embeds (a text embedding's excerpt).
     pub vector_texts: Vec<(String, Option<String>)>,
+    /// Per vector, in the same order, where in the asset it applies (a page, a shot).
+    #[serde(default)]
+    pub vector_places: Vec<Place>,
 }
 
 /// One vector of the asset, in the embedding space its model defines.
@@ -137,6 +143,7 @@ impl Indexed {
                 .iter()
                 .map(|v| (v.space.clone(), v.text.clone()))
                 .collect(),
+            vector_places: self.vectors.iter().map(|v| v.place).collect(),
         }
     }
 
@@ -192,6 +199,7 @@ impl Indexed {
                     self.labels.push(Label {
                         name: label.name.clone(),
                         confidence,
+                        place: (insight.place != Place::Whole).then_some(insight.place),
                     });
                     self.has.insert(Has::Labels);
                 }

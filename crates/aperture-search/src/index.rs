@@ -51,10 +51,11 @@ struct SpaceState {
     vectors: usize,
 }
 
-/// `5`: full-text documents store what hits are explained from (`4`: 8-bit graph, full
+/// `6`: labels and vectors keep their places (a video's shots); `5`: full-text documents
+/// store what hits are explained from (`4`: 8-bit graph, full
 /// vectors beside it for re-scoring; `3`: 8-bit only; `2`: f32, inner product; `1`: f32,
 /// cosine). An index of another format is rebuilt on its next update.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 /// The full-text index's folder, named by the format: an index of another format (whose
 /// tantivy schema may differ, which tantivy refuses to open) is left beside it, not opened,

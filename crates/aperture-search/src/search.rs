@@ -144,8 +144,8 @@ impl Reason {
                 if let Some(c) = confidence {
                     line.push_str(&format!(" ({:.0}%)", c * 100.0));
                 }
-                if let Some(aperture_core::Place::Page { page, .. }) = place {
-                    line.push_str(&format!(" [page {page}]"));
+                if let Some(place) = place {
+                    line.push_str(&where_in(place));
                 }
                 line
             }
@@ -160,9 +160,7 @@ impl Reason {
                 if let Some(text) = text {
                     line.push_str(&format!(": {}", aperture_core::human::clip(text, 90)));
                 }
-                if let aperture_core::Place::Page { page, .. } = place {
-                    line.push_str(&format!(" [page {page}]"));
-                }
+                line.push_str(&where_in(place));
                 line
             }
             Reason::Similar { space, similarity } => {
@@ -170,6 +168,18 @@ impl Reason {
             }
             Reason::Filters => "matches the filters".to_owned(),
         }
+    }
+}
+
+/// ` [page 3]`, ` [00:01:23–00:01:31]`, or nothing for the whole asset.
+fn where_in(place: &Place) -> String {
+    use aperture_core::human::clock;
+    match place {
+        Place::Page { page, .. } => format!(" [page {page}]"),
+        Place::Time {
+            start_ms, end_ms, ..
+        } => format!(" [{}–{}]", clock(*start_ms), clock(*end_ms)),
+        Place::Whole | Place::Region { .. } => String::new(),
     }
 }
 
@@ -270,15 +280,21 @@ impl SearchIndex {
                         space,
                         text,
                         vector,
+                        place,
                         ..
                     } = &mut reason
                     {
-                        *text = explained
+                        let at = explained
                             .vector_texts
                             .iter()
-                            .filter(|(s, _)| s == space)
+                            .enumerate()
+                            .filter(|(_, (s, _))| s == space)
                             .nth(*vector as usize)
-                            .and_then(|(_, t)| t.clone());
+                            .map(|(at, _)| at);
+                        *text = at.and_then(|at| explained.vector_texts[at].1.clone());
+                        if let Some(p) = at.and_then(|at| explained.vector_places.get(at)) {
+                            *place = *p;
+                        }
                     }
                     reasons.push(reason);
                 }
@@ -435,7 +451,7 @@ impl SearchIndex {
                 "label",
                 &label.name,
                 &mut labels,
-                None,
+                label.place,
                 Some(label.confidence),
                 &mut reasons,
             );

@@ -22,6 +22,7 @@ pub fn routes() -> Router<Arc<State>> {
     Router::new()
         .route("/api/v1/assets/{id}/original", get(original))
         .route("/api/v1/assets/{id}/thumbnail", get(thumbnail))
+        .route("/api/v1/assets/{id}/derived/{name}", get(derived))
 }
 
 /// The web UI: three files compiled into the binary.
@@ -261,26 +262,70 @@ async fn thumbnail(
         )));
     };
     let name = thumb.name.clone();
+    send_derived(&state, &caller, &asset, &name, "read_thumbnail").await
+}
+
+/// A video's keyframes (`shot-N.jpg`) and storyboard (`storyboard.jpg`, `storyboard.vtt`):
+/// only the objects the asset's insights name are served.
+async fn derived(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let asset = readable(&caller, parse_id(&id)?).await?;
+    let asset_id = asset.id;
+    let insights = state
+        .lake
+        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["shot", "storyboard", "thumbnail"]))
+        .await?;
+    let named = insights.iter().any(|i| match &i.value {
+        InsightValue::Shot(s) => s.keyframe.as_deref() == Some(name.as_str()),
+        InsightValue::Storyboard(b) => b.sprite == name || b.vtt == name,
+        InsightValue::Thumbnail(t) => t.name == name,
+        _ => false,
+    });
+    if !named {
+        return Err(ApiError::not_found(format!(
+            "asset {} has no derived object {name:?}",
+            asset.id
+        )));
+    }
+    send_derived(&state, &caller, &asset, &name, "read_derived").await
+}
+
+/// Sends a derived object of `asset`, the read audited first.
+async fn send_derived(
+    state: &State,
+    caller: &Caller,
+    asset: &aperture_catalog::Asset,
+    name: &str,
+    action: &str,
+) -> ApiResult<Response> {
     state
         .audit(
-            &caller,
-            "read_thumbnail",
+            caller,
+            action,
             Some(asset.id.to_string()),
-            json!({ "name": asset.name, "collection": asset.collection }),
+            json!({ "name": asset.name, "collection": asset.collection, "object": name }),
         )
         .await?;
     let bytes = state
         .lake
         .blobs
-        .get_derived(asset.id, &name)
+        .get_derived(asset.id, name)
         .await
         .map_err(|e| match e {
             aperture_blob::Error::DerivedNotFound { .. } => ApiError::not_found(e.to_string()),
             e => ApiError::internal(e),
         })?;
+    let mime = if name.ends_with(".vtt") {
+        "text/vtt; charset=utf-8"
+    } else {
+        "image/jpeg"
+    };
     Ok((
         [
-            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CONTENT_TYPE, mime),
             (header::CACHE_CONTROL, "private, max-age=300"),
         ],
         bytes,

@@ -44,6 +44,15 @@ pub struct GetArgs {
     /// Where to write the bytes; `-` for standard output.
     #[arg(long, short, value_name = "FILE")]
     output: PathBuf,
+    /// Of a video, the frame shown at this moment (`00:01:23`, `1:23.5`, `83`) as a JPEG,
+    /// instead of the original.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    frame: Option<u64>,
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    aperture_core::human::parse_clock(text)
+        .ok_or_else(|| format!("{text:?} is not a time: write 00:01:23, 1:23.5 or 83"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +124,29 @@ pub async fn show(lake: &Lake, args: ShowArgs) -> anyhow::Result<ExitCode> {
 pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
     let id = lake.resolve(&args.id).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
+    if let Some(time_ms) = args.frame {
+        crate::access::record(
+            lake,
+            "read_frame",
+            Some(id.to_string()),
+            serde_json::json!({ "name": asset.name, "collection": asset.collection, "at_ms": time_ms }),
+        )
+        .await?;
+        let jpeg = lake.frame(id, time_ms, 4096).await?;
+        if args.output.as_os_str() == "-" {
+            use std::io::Write;
+            std::io::stdout().write_all(&jpeg)?;
+        } else {
+            write_new(&args.output, &jpeg)?;
+            eprintln!(
+                "wrote the frame at {} of {} to {}",
+                aperture_core::human::clock(time_ms),
+                asset.name,
+                args.output.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::access::record(
         lake,
         "read_original",
@@ -143,6 +175,22 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it there: never half a file.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    temp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {

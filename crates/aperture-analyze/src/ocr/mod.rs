@@ -17,7 +17,7 @@ use aperture_catalog::Asset;
 use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, Rect, value};
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output, image_input, language, model_insight, models};
+use crate::{Analyzer, Error, Input, Output, language, model_insight, models};
 
 pub use ppocr::PpOcr;
 pub use tesseract::{DEFAULT_TESSDATA, Tesseract};
@@ -137,7 +137,7 @@ impl Ocr {
         engine: Engine,
         size: (u32, u32),
         language: Option<&str>,
-        page: Option<u32>,
+        place: Place,
     ) -> Insight {
         let (w, h) = (size.0.max(1) as f32, size.1.max(1) as f32);
         let quad: [[f32; 2]; 4] = line
@@ -158,21 +158,15 @@ impl Ocr {
         Insight {
             confidence: Some(line.confidence),
             language: language.map(str::to_owned),
-            place: {
-                let rect = Rect {
+            place: crate::frames::within(
+                place,
+                Rect {
                     x: x0,
                     y: y0,
                     w: x1 - x0,
                     h: y1 - y0,
-                };
-                match page {
-                    Some(page) => Place::Page {
-                        page,
-                        rect: Some(rect),
-                    },
-                    None => Place::Region { rect },
-                }
-            },
+                },
+            ),
             ..model_insight(
                 self,
                 asset,
@@ -192,9 +186,9 @@ impl Ocr {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ocr",
     version: "1",
-    kinds: &[MediaKind::Image, MediaKind::Document],
+    kinds: &[MediaKind::Image, MediaKind::Document, MediaKind::Video],
     priority: 3,
-    reads: &["text"],
+    reads: &["text", "video"],
     produces: &[InsightValue::OCR_LINE],
 };
 
@@ -221,21 +215,25 @@ impl Analyzer for Ocr {
         if input.asset.kind == MediaKind::Document {
             return self.scanned_pages(input);
         }
-        let image = image_input::decode(input.asset, input.path)?;
+        let mut insights = Vec::new();
+        crate::frames::for_each_picture(input, |place, image| {
+            insights.extend(self.lines_of(input.asset, &image, place)?);
+            Ok(())
+        })?;
         Ok(Output {
-            insights: self.lines_of(input.asset, &image, None)?,
+            insights: crate::frames::merge_runs(insights),
             derived: Vec::new(),
         })
     }
 }
 
 impl Ocr {
-    /// The insights of one image, or of one page (`page`) of a document.
+    /// The insights of one picture at `place`: an image, a page of a document, a shot.
     fn lines_of(
         &self,
         asset: &Asset,
         image: &image::DynamicImage,
-        page: Option<u32>,
+        place: Place,
     ) -> Result<Vec<Insight>, Error> {
         let (lines, engine) = self.read(image)?;
         let all: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
@@ -243,7 +241,7 @@ impl Ocr {
         let size = (image.width(), image.height());
         Ok(lines
             .iter()
-            .map(|l| self.line_insight(asset, l, engine, size, language.as_deref(), page))
+            .map(|l| self.line_insight(asset, l, engine, size, language.as_deref(), place))
             .collect())
     }
 
@@ -308,7 +306,7 @@ impl Ocr {
         for &page in scanned.iter().take(wanted) {
             match renderer
                 .page(input.path, page, &asset.name)
-                .and_then(|image| self.lines_of(asset, &image, Some(page)))
+                .and_then(|image| self.lines_of(asset, &image, Place::Page { page, rect: None }))
             {
                 Ok(lines) => insights.extend(lines),
                 Err(e) => failures.push(e),

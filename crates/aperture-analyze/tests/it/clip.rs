@@ -83,6 +83,7 @@ fn the_clip_analyzer_stores_an_image_embedding_in_its_space() {
             asset: &asset,
             path: &path,
             insights: &[],
+            frames: &[],
         })
         .unwrap();
     let insight = &out.insights[0];
@@ -104,6 +105,7 @@ fn the_clip_analyzer_stores_an_image_embedding_in_its_space() {
             asset: &asset,
             path: &path,
             insights: &[],
+            frames: &[],
         })
         .unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");

@@ -6,6 +6,7 @@ mod clip;
 mod embed;
 
 mod real_models;
+mod video;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -93,6 +94,7 @@ fn run(analyzer: &dyn Analyzer, asset: &Asset, path: &Path) -> aperture_analyze:
             asset,
             path,
             insights: &[],
+            frames: &[],
         })
         .unwrap_or_else(|e| panic!("{}: {e}", asset.name))
 }
@@ -193,6 +195,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
             asset: &asset("bomb.png", MediaKind::Image, None),
             path: &path,
             insights: &[],
+            frames: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -213,6 +216,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
             asset: &asset("cut.jpg", MediaKind::Image, None),
             path: &path,
             insights: &[],
+            frames: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -223,6 +227,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
             asset: &asset("song.mp3", MediaKind::Audio, None),
             path: &path,
             insights: &[],
+            frames: &[],
         })
         .unwrap_err();
     assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");

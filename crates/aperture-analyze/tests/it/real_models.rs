@@ -72,6 +72,7 @@ fn embed(
             asset: &asset,
             path: &path,
             insights,
+            frames: &[],
         })
         .unwrap();
     out.insights
@@ -229,6 +230,7 @@ fn labels_agree_with_the_known_content_of_real_photos() {
                 asset: &asset,
                 path,
                 insights: &[],
+                frames: &[],
             })
             .unwrap();
         let labels: Vec<(usize, String, f32)> = out
@@ -394,6 +396,7 @@ fn ocr_reads_the_scanned_pages_of_a_pdf() {
                 asset: &asset,
                 path: &path,
                 insights,
+                frames: &[],
             })
             .unwrap();
         let mut pages = std::collections::BTreeMap::<u32, String>::new();
@@ -456,6 +459,7 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
                     asset: &asset(name, kind, None),
                     path,
                     insights: &[],
+                    frames: &[],
                 })
                 .unwrap_err();
             assert!(
@@ -470,6 +474,7 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
                 asset: &asset("song.mp3", MediaKind::Audio, None),
                 path: &song,
                 insights: &[],
+                frames: &[],
             })
             .unwrap_err();
         assert!(

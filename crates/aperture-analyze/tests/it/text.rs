@@ -56,6 +56,7 @@ fn analyze_with(text: &Text, name: &str, mime: &str, bytes: &[u8]) -> Result<Out
         asset: &asset(name, mime, kind),
         path: &path,
         insights: &[],
+        frames: &[],
     })
 }
 

@@ -1,0 +1,286 @@
+//! Video: shots, keyframes, a thumbnail and a storyboard, from one streaming decode.
+//!
+//! The `video` analyzer decodes the first video stream once, small and at a constant rate
+//! ([`aperture_media::video`]), and feeds each frame to the shot detector ([`shots`]) and the
+//! storyboard ([`storyboard`]). Each shot's keyframe is then decoded again at up to 1280
+//! pixels by seeking to it, and stored as `shot-N.jpg`; the sharpest becomes the thumbnail.
+//! The image analyzers read those keyframes afterwards (see [`crate::Input::frames`]), each
+//! insight carrying its shot's time range.
+
+pub mod shots;
+pub mod storyboard;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use aperture_core::value::{self, ShotContent};
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis};
+use aperture_media::video::{self as decode, DecodeError, DecodeOptions};
+use bytes::Bytes;
+use image::RgbImage;
+use image::codecs::jpeg::JpegEncoder;
+
+use crate::{Analyzer, Error, Input, Output};
+
+/// What the `video` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "video",
+    version: "1",
+    kinds: &[MediaKind::Video],
+    priority: 120,
+    reads: &[],
+    produces: &[
+        InsightValue::SHOT,
+        InsightValue::THUMBNAIL,
+        InsightValue::STORYBOARD,
+    ],
+};
+
+/// The analyzer's settings.
+#[derive(Debug, Clone)]
+pub struct VideoOptions {
+    /// How frames are decoded (the program, threads, the stall timeout).
+    pub decode: DecodeOptions,
+    /// Longer videos are refused. Default: 6 hours.
+    pub max_duration: Duration,
+    /// Frames are sampled at the video's own rate up to this many a second. Default: 30.
+    pub max_fps: f64,
+    /// Keyframes are stored at most this many pixels a side. Default: 1280.
+    pub keyframe_side: u32,
+    /// The thumbnail's side. Default: 256 (as images').
+    pub thumbnail_side: u32,
+    /// Shot detection's thresholds.
+    pub shots: shots::Params,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        Self {
+            decode: DecodeOptions::default(),
+            max_duration: Duration::from_secs(6 * 3600),
+            max_fps: 30.0,
+            keyframe_side: 1280,
+            thumbnail_side: 256,
+            shots: shots::Params::default(),
+        }
+    }
+}
+
+/// The analyzer.
+#[derive(Debug, Clone, Default)]
+pub struct Video {
+    /// Its settings.
+    pub options: VideoOptions,
+}
+
+/// The name of shot `index`'s keyframe among the asset's derived objects.
+pub fn keyframe_name(index: u32) -> String {
+    format!("shot-{index}.jpg")
+}
+
+impl Analyzer for Video {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
+    fn version(&self) -> String {
+        format!("{}-{}", SPEC.version, self.options.keyframe_side)
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let asset = input.asset;
+        if asset.kind != MediaKind::Video {
+            return Err(Error::NotApplicable {
+                reason: format!("{} is {}, not a video", asset.name, asset.mime),
+            });
+        }
+        let meta = &asset.metadata;
+        let max = self.options.max_duration;
+        if let Some(ms) = meta.duration_ms
+            && ms > max.as_millis() as u64
+        {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{} lasts {}, longer than the {} limit for video",
+                    asset.name,
+                    aperture_core::human::clock(ms),
+                    aperture_core::human::clock(max.as_millis() as u64)
+                ),
+            });
+        }
+        if let (Some(w), Some(h)) = (meta.width, meta.height)
+            && u64::from(w) * u64::from(h) > self.options.decode.max_pixels
+        {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{}: its frames claim {w} × {h} pixels, more than the {} million a video \
+                     may have",
+                    asset.name,
+                    self.options.decode.max_pixels / 1_000_000
+                ),
+            });
+        }
+        let fps = meta
+            .frame_rate
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .unwrap_or(25.0);
+        // Above the cap, every second (or third) frame: evenly spaced still.
+        let fps = fps / (fps / self.options.max_fps).ceil().max(1.0);
+        let duration_guess = meta.duration_ms.unwrap_or(max.as_millis() as u64);
+        let max_frames = (max.as_secs_f64() * fps).ceil() as u64 + 1;
+
+        let mut detector = shots::Detector::new(fps, self.options.shots.clone());
+        let mut board = storyboard::Builder::new(duration_guess);
+        let mut last_ms = 0;
+        for frame in decode::frames(input.path, &asset.name, fps, &self.options.decode)
+            .map_err(decode_error)?
+        {
+            let frame = frame.map_err(decode_error)?;
+            if frame.index >= max_frames {
+                return Err(Error::BadInput {
+                    reason: format!(
+                        "{} goes on past the {} limit for video",
+                        asset.name,
+                        aperture_core::human::clock(max.as_millis() as u64)
+                    ),
+                });
+            }
+            detector.push(&frame.image);
+            board.offer(frame.time_ms, &frame.image);
+            last_ms = frame.time_ms;
+        }
+        let found = detector.finish();
+        if found.frames == 0 {
+            return Err(Error::BadInput {
+                reason: format!("{}: no video frame could be decoded", asset.name),
+            });
+        }
+        let frame_ms = |f: u64| (f as f64 * 1000.0 / fps).round() as u64;
+        let end_ms = meta.duration_ms.unwrap_or(0).max(last_ms + frame_ms(1));
+
+        let mut insights = Vec::new();
+        let mut derived = Vec::new();
+        let mut best: Option<(f32, RgbImage)> = None;
+        for (index, shot) in found.shots.iter().enumerate() {
+            let index = index as u32;
+            let mut keyframe = None;
+            if let Some(k) = shot.keyframe {
+                let image = decode::frame_at(
+                    input.path,
+                    &asset.name,
+                    frame_ms(k),
+                    self.options.keyframe_side,
+                    &self.options.decode,
+                )
+                .map_err(decode_error)?;
+                let name = keyframe_name(index);
+                derived.push((name.clone(), Bytes::from(jpeg(&image, 85, &asset.name)?)));
+                keyframe = Some(name);
+                let score = shot.sharpness
+                    * if shot.content == Some(ShotContent::Static) {
+                        0.5
+                    } else {
+                        1.0
+                    };
+                if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                    best = Some((score, image));
+                }
+            }
+            insights.push(
+                self.insight(
+                    asset,
+                    value::Shot {
+                        index,
+                        transition: shot.transition,
+                        content: shot.content,
+                        keyframe,
+                    }
+                    .into(),
+                    Place::Time {
+                        start_ms: frame_ms(shot.start),
+                        end_ms: if shot.end == found.frames {
+                            end_ms
+                        } else {
+                            frame_ms(shot.end)
+                        },
+                        rect: None,
+                    },
+                ),
+            );
+        }
+        if let Some((_, image)) = best {
+            let side = self.options.thumbnail_side;
+            let small = image::DynamicImage::ImageRgb8(image)
+                .thumbnail(side, side)
+                .into_rgb8();
+            let bytes = jpeg(&small, 80, &asset.name)?;
+            let name = format!("thumbnail-{side}.jpg");
+            insights.push(
+                self.insight(
+                    asset,
+                    value::Thumbnail {
+                        name: name.clone(),
+                        mime: "image/jpeg".into(),
+                        width: small.width(),
+                        height: small.height(),
+                        bytes: bytes.len() as u64,
+                    }
+                    .into(),
+                    Place::Whole,
+                ),
+            );
+            derived.push((name, Bytes::from(bytes)));
+        }
+        if let Some((sprite, vtt, board)) = board.finish(end_ms, "storyboard.jpg", "storyboard.vtt")
+        {
+            derived.push((board.sprite.clone(), Bytes::from(sprite)));
+            derived.push((board.vtt.clone(), Bytes::from(vtt)));
+            insights.push(self.insight(asset, board.into(), Place::Whole));
+        }
+        Ok(Output { insights, derived })
+    }
+}
+
+impl Video {
+    fn insight(
+        &self,
+        asset: &aperture_catalog::Asset,
+        value: InsightValue,
+        place: Place,
+    ) -> Insight {
+        Insight {
+            asset: asset.id,
+            analyzer: SPEC.name.into(),
+            analyzer_version: self.version(),
+            model: None,
+            model_version: None,
+            value,
+            confidence: None,
+            language: None,
+            place,
+            created_at: UnixMillis::now(),
+        }
+    }
+}
+
+fn jpeg(image: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(Cursor::new(&mut out), quality)
+        .encode_image(image)
+        .map_err(|e| Error::BadInput {
+            reason: format!("cannot encode a frame of {name}: {e}"),
+        })?;
+    Ok(out)
+}
+
+/// A missing ffmpeg or a failed process start may pass; a file that will not decode will not.
+fn decode_error(e: DecodeError) -> Error {
+    match e {
+        DecodeError::NotFound { .. } | DecodeError::Io { .. } => Error::Transient {
+            reason: e.to_string(),
+        },
+        DecodeError::Stalled { .. } | DecodeError::Failed { .. } => Error::BadInput {
+            reason: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,323 @@
+//! The video analyzer on edits ffmpeg builds with known transitions, and on bad input.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aperture_analyze::video::{Video, VideoOptions};
+use aperture_analyze::{Analyzer, Error, Input, Output};
+use aperture_catalog::Asset;
+use aperture_core::value::{ShotContent, Transition};
+use aperture_core::{AssetId, ContentHash, InsightValue, MediaKind, Place, UnixMillis};
+use aperture_media::fixtures::ffmpeg;
+
+/// The asset as ingest would record it: probed for real.
+fn probed(path: &Path) -> Asset {
+    let probe = aperture_media::probe_file(path, &Default::default()).unwrap();
+    Asset {
+        id: AssetId::new(),
+        collection: "c".into(),
+        hash: ContentHash::of(path.as_os_str().as_encoded_bytes()),
+        size: std::fs::metadata(path).unwrap().len(),
+        kind: MediaKind::Video,
+        mime: probe.mime,
+        ingested_at: UnixMillis::now(),
+        captured_at: None,
+        name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        metadata: probe.metadata,
+    }
+}
+
+fn analyze(video: &Video, path: &Path) -> Result<Output, Error> {
+    video.analyze(&Input {
+        asset: &probed(path),
+        path,
+        insights: &[],
+        frames: &[],
+    })
+}
+
+/// 25 fps, 320×240: a Mandelbrot zoom (0–3 s, steady change that is no transition), a hard
+/// cut to a moving test pattern, a one-second dissolve (5–6 s) into moving gradients, a one-second fade through black (8–9 s) into
+/// colour bars that do not move (9–12 s).
+fn edit(dir: &Path) -> PathBuf {
+    ffmpeg(
+        dir,
+        &[
+            "-filter_complex",
+            "mandelbrot=s=320x240:r=25,trim=duration=3,format=yuv420p,setsar=1,settb=1/25[a];\
+             testsrc2=s=320x240:r=25:d=3,format=yuv420p,setsar=1,settb=1/25[b];\
+             gradients=s=320x240:r=25:speed=0.01:seed=1:d=4,format=yuv420p,setsar=1,settb=1/25[c];\
+             smptebars=s=320x240:r=25:d=4,format=yuv420p,setsar=1,settb=1/25[d];\
+             [a][b]concat=n=2:v=1:a=0,settb=1/25[ab];\
+             [ab][c]xfade=transition=dissolve:duration=1:offset=5,settb=1/25[abc];\
+             [abc][d]xfade=transition=fadeblack:duration=1:offset=8,format=yuv420p[out]",
+            "-map",
+            "[out]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ],
+        "edit.mp4",
+    )
+}
+
+/// A shot as the tests look at it: start and end (ms), transition, content, keyframe.
+type Shot = (u64, u64, Transition, Option<ShotContent>, Option<String>);
+
+fn shots(out: &Output) -> Vec<Shot> {
+    out.insights
+        .iter()
+        .filter_map(|i| match (&i.value, i.place) {
+            (
+                InsightValue::Shot(s),
+                Place::Time {
+                    start_ms, end_ms, ..
+                },
+            ) => Some((
+                start_ms,
+                end_ms,
+                s.transition,
+                s.content,
+                s.keyframe.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn finds_cuts_dissolves_fades_and_still_segments_in_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edit(dir.path());
+    let out = analyze(&Video::default(), &path).unwrap();
+    let found = shots(&out);
+    let starts: Vec<(u64, Transition)> = found.iter().map(|s| (s.0, s.2)).collect();
+    // The cut at 3 s (±2 frames); the next shots start inside their transitions: the
+    // dissolve (5–6 s) and the fade through black (8–9 s).
+    let expected = [
+        (0, 0, Transition::Start),
+        (2920, 3080, Transition::Cut),
+        (5000, 6000, Transition::Dissolve),
+        (8000, 9000, Transition::Fade),
+    ];
+    assert_eq!(starts.len(), expected.len(), "{found:?}");
+    for ((start, kind), (from, to, want_kind)) in starts.iter().zip(expected) {
+        assert_eq!(*kind, want_kind, "{found:?}");
+        assert!(
+            (from..=to).contains(start),
+            "{start} not in {from}..{to}: {found:?}"
+        );
+    }
+    assert_eq!(
+        found.last().unwrap().3,
+        Some(ShotContent::Static),
+        "{found:?}"
+    );
+    assert!(found.last().unwrap().1.abs_diff(12_000) <= 80, "{found:?}");
+
+    // Every shot has a keyframe, stored, decodable, inside its shot.
+    for (_, _, _, _, keyframe) in &found {
+        let name = keyframe.as_ref().expect("a keyframe per shot");
+        let (_, bytes) = out.derived.iter().find(|(n, _)| n == name).unwrap();
+        let image = image::load_from_memory(bytes).unwrap();
+        assert_eq!((image.width(), image.height()), (320, 240));
+    }
+    // The thumbnail and the storyboard (a tile a second, a cue each).
+    assert!(out.derived.iter().any(|(n, _)| n == "thumbnail-256.jpg"));
+    let vtt = out
+        .derived
+        .iter()
+        .find(|(n, _)| n == "storyboard.vtt")
+        .map(|(_, b)| String::from_utf8(b.to_vec()).unwrap())
+        .unwrap();
+    assert_eq!(vtt.matches(" --> ").count(), 12, "{vtt}");
+    assert!(vtt.contains("00:00:11.000 --> 00:00:12.000\nstoryboard.jpg#xywh="));
+    assert!(
+        out.insights
+            .iter()
+            .any(|i| matches!(&i.value, InsightValue::Storyboard(s) if s.tiles == 12))
+    );
+}
+
+#[test]
+fn a_rotated_phone_video_comes_out_upright_and_variable_frame_rate_keeps_its_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    // Variable frame rate: frames dropped unevenly, timestamps kept.
+    let vfr = ffmpeg(
+        dir.path(),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=30:d=4",
+            "-vf",
+            "select='not(between(n\\,30\\,59))*not(eq(mod(n\\,4)\\,1))'",
+            "-fps_mode",
+            "vfr",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ],
+        "vfr.mp4",
+    );
+    // Tagged as rotated by 90° (the display matrix phones write).
+    let rotated = ffmpeg(
+        dir.path(),
+        &[
+            "-i",
+            vfr.to_str().unwrap(),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+        "rotated.mp4",
+    );
+    for path in [&vfr, &rotated] {
+        let out = analyze(&Video::default(), path).unwrap();
+        let found = shots(&out);
+        assert!(found.last().unwrap().1.abs_diff(4000) < 100, "{found:?}");
+        let (_, thumb) = out
+            .derived
+            .iter()
+            .find(|(n, _)| n == "thumbnail-256.jpg")
+            .unwrap();
+        let thumb = image::load_from_memory(thumb).unwrap();
+        let portrait = thumb.height() > thumb.width();
+        assert_eq!(portrait, path == &rotated, "{}", path.display());
+    }
+}
+
+/// Each bad input fails with an error that names the file and says what is wrong.
+#[test]
+fn bad_video_fails_with_the_files_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = edit(dir.path());
+    let bytes = std::fs::read(&good).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    // Truncated before its index (`moov` is written last without faststart).
+    cases.push((write("truncated.mp4", &bytes[..bytes.len() / 2]), "moov"));
+    cases.push((write("empty.mp4", b""), "empty.mp4"));
+    cases.push((write("noise.mp4", &[0x5a; 4096]), "noise.mp4"));
+    let audio = ffmpeg(
+        dir.path(),
+        &["-f", "lavfi", "-i", "sine=d=1", "-c:a", "aac"],
+        "audio-only.mp4",
+    );
+    cases.push((audio, "audio-only.mp4"));
+    for (path, says) in &cases {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut asset = probed(path);
+        asset.kind = MediaKind::Video;
+        let err = Video::default()
+            .analyze(&Input {
+                asset: &asset,
+                path,
+                insights: &[],
+                frames: &[],
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::BadInput { .. }), "{name}: {err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&name) && text.contains(says),
+            "{name}: {text}"
+        );
+    }
+
+    // A header that claims 16,000 × 16,000 is refused before decoding.
+    let mut huge = probed(&good);
+    (huge.metadata.width, huge.metadata.height) = (Some(16_000), Some(16_000));
+    huge.name = "huge.mp4".into();
+    let err = Video::default()
+        .analyze(&Input {
+            asset: &huge,
+            path: &good,
+            insights: &[],
+            frames: &[],
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("huge.mp4") && err.to_string().contains("16000 × 16000"),
+        "{err}"
+    );
+
+    // Longer than the limit.
+    let short_limit = Video {
+        options: VideoOptions {
+            max_duration: Duration::from_secs(5),
+            ..VideoOptions::default()
+        },
+    };
+    let err = analyze(&short_limit, &good).unwrap_err();
+    assert!(
+        err.to_string().contains("longer than the 00:00:05 limit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn damage_mid_stream_keeps_what_decodes_and_a_second_video_stream_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = edit(dir.path());
+    let mut bytes = std::fs::read(&good).unwrap();
+    // Overwrite a stretch in the middle of the media data.
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 2000].fill(0xff);
+    let damaged = dir.path().join("damaged.mp4");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = analyze(&Video::default(), &damaged).unwrap();
+    assert!(shots(&out).len() >= 3, "{:?}", shots(&out));
+
+    let two = ffmpeg(
+        dir.path(),
+        &[
+            "-i",
+            good.to_str().unwrap(),
+            "-f",
+            "lavfi",
+            "-i",
+            "color=red:s=160x120:d=12",
+            "-map",
+            "0:v",
+            "-map",
+            "1:v",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ],
+        "two-streams.mkv",
+    );
+    let out = analyze(&Video::default(), &two).unwrap();
+    assert_eq!(shots(&out).len(), 4, "{:?}", shots(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_hung_decoder_is_stopped() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let good = edit(dir.path());
+    let hang = dir.path().join("ffmpeg-that-hangs");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut options = VideoOptions::default();
+    options.decode.ffmpeg = hang;
+    options.decode.stall_timeout = Duration::from_millis(500);
+    let started = std::time::Instant::now();
+    let err = analyze(&Video { options }, &good).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("edit.mp4") && err.to_string().contains("stalled"),
+        "{err}"
+    );
+}

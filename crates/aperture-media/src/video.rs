@@ -1,0 +1,479 @@
+//! Video frames through `ffmpeg`: decoded, turned upright (ffmpeg applies the display matrix),
+//! sampled at a constant rate, scaled down and streamed through bounded memory.
+//!
+//! `ffmpeg` runs as a subprocess writing PPM frames to a pipe: two frames wait in the pipe's
+//! channel at most, whatever the video's length or resolution, and a decoder that stalls is
+//! killed. (A subprocess rather than `ffmpeg-next` against the system's libav*: the pipe costs
+//! little at the small sizes shot detection reads, a crash in a decoder cannot take the worker
+//! down, and the build needs no libav headers.)
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use aperture_media::video::{DecodeOptions, frames};
+//!
+//! let opts = DecodeOptions::default();
+//! for frame in frames(Path::new("film.mp4"), "film.mp4", 25.0, &opts)? {
+//!     let frame = frame?;
+//!     println!("{} ms: {}×{}", frame.time_ms, frame.image.width(), frame.image.height());
+//! }
+//! # Ok::<(), aperture_media::video::DecodeError>(())
+//! ```
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use image::RgbImage;
+
+use crate::av::{input_url, strip_address};
+
+/// The largest frame, in pixels, a decoder may be asked to make: 8K is 33 million. A header
+/// that claims more (16,000 × 16,000) is refused before anything is allocated for it.
+pub const MAX_PIXELS: u64 = 40_000_000;
+
+/// The most of ffmpeg's error output kept to explain a failure.
+const MAX_STDERR: usize = 64 * 1024;
+
+/// How frames are decoded.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// The `ffmpeg` program, found on `PATH` unless a path is given. Default: `ffmpeg`.
+    pub ffmpeg: PathBuf,
+    /// Decoder threads. Default: 2.
+    pub threads: usize,
+    /// The decoder is killed when no frame arrives for this long (a hung or looping decoder).
+    /// Default: 60 seconds.
+    pub stall_timeout: Duration,
+    /// Frames larger than this many pixels are refused by the decoder. Default: [`MAX_PIXELS`].
+    pub max_pixels: u64,
+    /// Frames are scaled down to at most this width, the aspect kept. Default: 160.
+    pub width: u32,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            threads: 2,
+            stall_timeout: Duration::from_secs(60),
+            max_pixels: MAX_PIXELS,
+            width: 160,
+        }
+    }
+}
+
+/// Why frames could not be read. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// `ffmpeg` is not installed.
+    #[error("cannot decode {file}: ffmpeg not found (apt-get install ffmpeg)")]
+    NotFound {
+        /// The file's name.
+        file: String,
+    },
+    /// The decoder produced no frame for [`DecodeOptions::stall_timeout`] and was killed.
+    #[error("decoding {file} stalled: no frame for {} s, so ffmpeg was stopped", after.as_secs_f64())]
+    Stalled {
+        /// The file's name.
+        file: String,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The decoder failed, or wrote something that is not a frame.
+    #[error("cannot decode {file}: {message}")]
+    Failed {
+        /// The file's name.
+        file: String,
+        /// What ffmpeg said (its first error line), or what was wrong with its output.
+        message: String,
+    },
+    /// Running ffmpeg failed (no process could be started, a pipe broke).
+    #[error("cannot run ffmpeg on {file}: {source}")]
+    Io {
+        /// The file's name.
+        file: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its position among the sampled frames, from 0.
+    pub index: u64,
+    /// When it is shown, in milliseconds from the start (`index / fps`).
+    pub time_ms: u64,
+    /// The picture, upright and scaled.
+    pub image: RgbImage,
+}
+
+/// Frames of a video as they are decoded; the decoder is stopped when this is dropped.
+pub struct Frames {
+    child: Child,
+    frames: Receiver<Result<RgbImage, DecodeError>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    file: String,
+    fps: f64,
+    next: u64,
+    stall_timeout: Duration,
+    done: bool,
+}
+
+/// Starts decoding the first video stream of `path` at `fps` frames a second (a constant rate:
+/// frames are repeated or dropped as the source's timing says, so variable frame rate phone
+/// video comes out evenly spaced). `file` names the file in errors.
+pub fn frames(
+    path: &Path,
+    file: &str,
+    fps: f64,
+    opts: &DecodeOptions,
+) -> Result<Frames, DecodeError> {
+    let fps = if fps.is_finite() && fps > 0.0 {
+        fps
+    } else {
+        25.0
+    };
+    let filter = format!(
+        "fps={fps},scale=w=min({w}\\,iw):h=-2:flags=fast_bilinear",
+        w = opts.width.max(2)
+    );
+    let (child, frames, stderr) = spawn(path, file, opts, &[], &filter, None)?;
+    Ok(Frames {
+        child,
+        frames,
+        stderr,
+        file: file.to_owned(),
+        fps,
+        next: 0,
+        stall_timeout: opts.stall_timeout,
+        done: false,
+    })
+}
+
+/// The frame shown at `time_ms`, upright, scaled to fit `max_side` (never enlarged), with
+/// square pixels.
+pub fn frame_at(
+    path: &Path,
+    file: &str,
+    time_ms: u64,
+    max_side: u32,
+    opts: &DecodeOptions,
+) -> Result<RgbImage, DecodeError> {
+    let side = max_side.max(2);
+    let filter = format!(
+        "scale=w=iw*sar:h=ih,setsar=1,\
+         scale=w=min({side}\\,iw):h=min({side}\\,ih):force_original_aspect_ratio=decrease:flags=area"
+    );
+    let seek = format!("{:.3}", time_ms as f64 / 1000.0);
+    let (mut child, frames, stderr) = spawn(
+        path,
+        file,
+        opts,
+        &["-ss", &seek],
+        &filter,
+        Some(&["-frames:v", "1"]),
+    )?;
+    let got = frames.recv_timeout(opts.stall_timeout);
+    stop(&mut child);
+    match got {
+        Ok(frame) => frame,
+        Err(RecvTimeoutError::Timeout) => Err(DecodeError::Stalled {
+            file: file.to_owned(),
+            after: opts.stall_timeout,
+        }),
+        Err(RecvTimeoutError::Disconnected) => Err(DecodeError::Failed {
+            file: file.to_owned(),
+            message: first_line(&stderr, path, file).unwrap_or_else(|| {
+                format!("no video frame at {}", aperture_core::human::clock(time_ms))
+            }),
+        }),
+    }
+}
+
+impl Frames {
+    /// The constant rate frames come at.
+    pub fn fps(&self) -> f64 {
+        self.fps
+    }
+
+    fn fail(&mut self, error: DecodeError) -> Option<Result<Frame, DecodeError>> {
+        self.done = true;
+        stop(&mut self.child);
+        Some(Err(error))
+    }
+}
+
+impl Iterator for Frames {
+    type Item = Result<Frame, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.frames.recv_timeout(self.stall_timeout) {
+            Ok(Ok(image)) => {
+                let index = self.next;
+                self.next += 1;
+                Some(Ok(Frame {
+                    index,
+                    time_ms: (index as f64 * 1000.0 / self.fps).round() as u64,
+                    image,
+                }))
+            }
+            Ok(Err(e)) => self.fail(e),
+            Err(RecvTimeoutError::Timeout) => {
+                let error = DecodeError::Stalled {
+                    file: self.file.clone(),
+                    after: self.stall_timeout,
+                };
+                self.fail(error)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                // The end of the output: ffmpeg's exit says whether it was the end of the video.
+                self.done = true;
+                let status = self.child.wait();
+                let said = first_line(&self.stderr, Path::new(""), &self.file);
+                match status {
+                    Ok(s) if s.success() && self.next > 0 => None,
+                    Ok(s) if self.next > 0 => {
+                        // Damage late in the file: what was decoded stands.
+                        tracing::warn!(file = %self.file, status = %s, error = ?said, "ffmpeg stopped early");
+                        None
+                    }
+                    Ok(_) => Some(Err(DecodeError::Failed {
+                        file: self.file.clone(),
+                        message: said.unwrap_or_else(|| "no video frame could be decoded".into()),
+                    })),
+                    Err(source) => Some(Err(DecodeError::Io {
+                        file: self.file.clone(),
+                        source,
+                    })),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        if !self.done {
+            stop(&mut self.child);
+        }
+    }
+}
+
+type Spawned = (
+    Child,
+    Receiver<Result<RgbImage, DecodeError>>,
+    Arc<Mutex<Vec<u8>>>,
+);
+
+/// Starts ffmpeg on the first video stream of `path` with `filter`, PPM frames on stdout, and
+/// threads that pass frames through a two-frame channel and keep the start of stderr.
+fn spawn(
+    path: &Path,
+    file: &str,
+    opts: &DecodeOptions,
+    input_args: &[&str],
+    filter: &str,
+    output_args: Option<&[&str]>,
+) -> Result<Spawned, DecodeError> {
+    let threads = opts.threads.max(1).to_string();
+    let mut child = Command::new(&opts.ffmpeg)
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-threads",
+            &threads,
+        ])
+        .args(["-max_pixels", &opts.max_pixels.to_string()])
+        .args(input_args)
+        .arg("-i")
+        .arg(input_url(path))
+        .args(["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", filter])
+        .args(output_args.unwrap_or_default())
+        .args(["-f", "image2pipe", "-c:v", "ppm", "pipe:1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => DecodeError::NotFound {
+                file: file.to_owned(),
+            },
+            _ => DecodeError::Io {
+                file: file.to_owned(),
+                source,
+            },
+        })?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        stop(&mut child);
+        return Err(DecodeError::Io {
+            file: file.to_owned(),
+            source: io::Error::other("ffmpeg's output pipes are missing"),
+        });
+    };
+    let (tx, rx) = mpsc::sync_channel(2);
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let started = std::thread::Builder::new()
+        .name("ffmpeg-frames".into())
+        .spawn({
+            let file = file.to_owned();
+            move || read_frames(stdout, &file, &tx)
+        })
+        .and_then(|_| {
+            let kept = kept.clone();
+            std::thread::Builder::new()
+                .name("ffmpeg-stderr".into())
+                .spawn(move || keep_stderr(stderr, &kept))
+        });
+    if let Err(source) = started {
+        stop(&mut child);
+        return Err(DecodeError::Io {
+            file: file.to_owned(),
+            source,
+        });
+    }
+    Ok((child, rx, kept))
+}
+
+/// Reads PPM frames until the pipe ends or the receiver goes away.
+fn read_frames(stdout: impl Read, file: &str, tx: &SyncSender<Result<RgbImage, DecodeError>>) {
+    let mut reader = BufReader::with_capacity(1 << 16, stdout);
+    loop {
+        let frame = match read_ppm(&mut reader) {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return,
+            Err(message) => Err(DecodeError::Failed {
+                file: file.to_owned(),
+                message,
+            }),
+        };
+        let failed = frame.is_err();
+        if tx.send(frame).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// One binary PPM (`P6 W H 255`, then W × H × 3 bytes); `None` at a clean end of the stream.
+fn read_ppm(reader: &mut impl BufRead) -> Result<Option<RgbImage>, String> {
+    if reader.fill_buf().map_err(|e| e.to_string())?.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = [0u32; 3];
+    let magic = token(reader)?;
+    if magic != "P6" {
+        return Err(format!("ffmpeg wrote {magic:?}, not a PPM frame"));
+    }
+    for field in &mut fields {
+        *field = token(reader)?
+            .parse()
+            .map_err(|_| "a PPM frame header that is not a number".to_owned())?;
+    }
+    let [width, height, max] = fields;
+    let bytes = u64::from(width) * u64::from(height) * 3;
+    if max != 255 || width == 0 || height == 0 || bytes > MAX_PIXELS * 3 {
+        return Err(format!(
+            "an unexpected frame of {width}×{height} (max {max})"
+        ));
+    }
+    let mut data = vec![0; bytes as usize];
+    reader
+        .read_exact(&mut data)
+        .map_err(|e| format!("a frame was cut short: {e}"))?;
+    Ok(RgbImage::from_raw(width, height, data))
+}
+
+/// The next whitespace-separated header field, and the one whitespace byte after it.
+fn token(reader: &mut impl BufRead) -> Result<String, String> {
+    let mut field = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        if reader.read(&mut byte).map_err(|e| e.to_string())? == 0 {
+            return Err("a frame header was cut short".into());
+        }
+        if byte[0].is_ascii_whitespace() {
+            if field.is_empty() {
+                continue;
+            }
+            return String::from_utf8(field).map_err(|_| "a frame header that is not text".into());
+        }
+        if field.len() > 16 {
+            return Err("a frame header field is too long".into());
+        }
+        field.push(byte[0]);
+    }
+}
+
+fn keep_stderr(mut stderr: impl Read, kept: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stderr.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+        if let Ok(mut kept) = kept.lock()
+            && kept.len() < MAX_STDERR
+        {
+            let room = MAX_STDERR - kept.len();
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+    }
+}
+
+/// The first thing ffmpeg said, with its addresses and the file's URL replaced by its name.
+fn first_line(stderr: &Mutex<Vec<u8>>, path: &Path, file: &str) -> Option<String> {
+    // The stderr thread may still be reading the last of it.
+    std::thread::sleep(Duration::from_millis(20));
+    let kept = stderr.lock().ok()?;
+    let text = String::from_utf8_lossy(&kept);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let url = input_url(path);
+    let line = if path.as_os_str().is_empty() {
+        line.to_owned()
+    } else {
+        line.replace(&*url.to_string_lossy(), file)
+    };
+    Some(strip_address(&line))
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ppm_frames_and_refuses_what_is_not_one() {
+        let mut two = b"P6\n2 1\n255\n\x01\x02\x03\x04\x05\x06".to_vec();
+        two.extend_from_slice(b"P6 1 1 255 \x07\x08\x09");
+        let mut reader = BufReader::new(&two[..]);
+        let first = read_ppm(&mut reader).unwrap().unwrap();
+        assert_eq!((first.width(), first.height()), (2, 1));
+        assert_eq!(first.get_pixel(1, 0).0, [4, 5, 6]);
+        assert_eq!(
+            read_ppm(&mut reader).unwrap().unwrap().get_pixel(0, 0).0,
+            [7, 8, 9]
+        );
+        assert!(read_ppm(&mut reader).unwrap().is_none());
+
+        for bad in [
+            &b"P5\n1 1\n255\n\0"[..],
+            b"P6\n1 1\n65535\n\0\0\0\0\0\0",
+            b"P6\n100000 100000\n255\n",
+            b"P6\n2 2\n255\n\0\0\0",
+            b"P6\n2",
+        ] {
+            assert!(read_ppm(&mut BufReader::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
