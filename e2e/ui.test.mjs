@@ -10,11 +10,15 @@
 //   E2E_ARTIFACTS        where screenshots go
 //   CHROMIUM             the browser (default /usr/bin/chromium)
 //
-// The tests run in order and build on each other: the uploads come first.
+// The tests run in order and build on each other: the uploads come first. The video is made
+// here with ffmpeg (H.264, which Debian's Chromium plays), and uploaded after the photos have
+// been counted.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -41,10 +45,16 @@ const PAGE = path.join(SAMPLES, 'photos/skimage/page.png');
 // Analysis runs real models on a small CPU: generous, but finite.
 const INDEXING_TIMEOUT_MS = 240_000;
 
+// A video of two shots, 3 s each, cut at 3 s: moving colours, then still colour bars.
+const VIDEO_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'aperture-e2e-'));
+const VIDEO = path.join(VIDEO_DIR, 'clapboard.mp4');
+
 let browser;
 let context; // signed in as admin
 let page;
 const pageErrors = [];
+let videoId; // the uploaded video, and its detail once analysed
+let videoDetail;
 
 async function newPage(ctx) {
   const p = await ctx.newPage();
@@ -87,11 +97,54 @@ async function assetIdOf(p, name) {
   return id;
 }
 
+// Asks the API for the asset's detail until analysis has written insights of every kind named.
+async function waitForInsights(p, id, kinds, timeout) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const detail = await p.evaluate(async (id) => (await fetch(`/api/v1/assets/${id}`)).json(), id);
+    const have = new Set((detail.insights || []).map((i) => i.kind));
+    if (kinds.every((k) => have.has(k))) return detail;
+    assert.ok(Date.now() < deadline, `no ${kinds.join(' and ')} on ${id} after ${timeout} ms, only ${[...have]}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+// Passes the server's JSON answers to requests for `url` through `edit`. An answer the page no
+// longer waits for (a newer search replaced it, the page reloaded) is let go.
+async function editAnswers(p, url, edit) {
+  await p.route(url, async (route) => {
+    try {
+      const res = await route.fetch();
+      const body = await res.json();
+      edit(body);
+      await route.fulfill({ response: res, json: body });
+    } catch (_) {
+      // The request was dropped while it was under way: nothing waits for it.
+    }
+  });
+}
+
+// Resolves once the page's player has its metadata and stands at `seconds` (to a frame).
+async function playerAt(p, seconds) {
+  await p.waitForFunction((t) => {
+    const v = document.getElementById('player');
+    return v && v.readyState >= 1 && Math.abs(v.currentTime - t) < 0.04;
+  }, seconds);
+}
+
 describe('Aperture web page', { concurrency: 1 }, () => {
   before(async () => {
     for (const file of [CAT, EAGLE, PAGE]) {
       assert.ok(fs.existsSync(file), `${file} is missing: run scripts/fetch-samples.sh`);
     }
+    execFileSync('ffmpeg', [
+      '-v', 'error', '-y',
+      '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
+      '-f', 'lavfi', '-i', 'smptebars=s=320x240:r=25:d=3',
+      '-filter_complex', '[0][1]concat=n=2:v=1:a=0',
+      '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart',
+      VIDEO,
+    ]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -111,6 +164,7 @@ describe('Aperture web page', { concurrency: 1 }, () => {
 
   after(async () => {
     await browser?.close();
+    fs.rmSync(VIDEO_DIR, { recursive: true, force: true });
   });
 
   it('refuses a wrong token with a message', async () => {
@@ -252,6 +306,48 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     await card(page, 'chelsea.png').waitFor();
   });
 
+  it('keeps the search in the address: a link runs it, Back returns to the one before', async () => {
+    const p = await newPage(context);
+    const box = p.getByRole('searchbox', { name: 'Search' });
+    const summary = p.locator('#results-summary');
+    // A shared link to a result page shows that search.
+    await p.goto(`${URL_}/#/search?q=cat`);
+    await card(p, 'chelsea.png').waitFor();
+    assert.equal(await box.inputValue(), 'cat');
+    await summary.filter({ hasText: '“cat”' }).waitFor();
+
+    await search(p, 'segmentation');
+    await card(p, 'page.png').waitFor();
+    assert.match(p.url(), /#\/search\?q=segmentation$/);
+    await p.getByLabel('Kind').selectOption('video');
+    await p.waitForURL(/#\/search\?q=segmentation&kind=video$/);
+    await summary.filter({ hasText: 'No results' }).waitFor();
+
+    // Back and Forward walk the searches, box and filters included.
+    await p.goBack();
+    await p.waitForURL(/#\/search\?q=segmentation$/);
+    await card(p, 'page.png').waitFor();
+    assert.equal(await p.getByLabel('Kind').inputValue(), '');
+    await p.goBack();
+    await p.waitForURL(/#\/search\?q=cat$/);
+    await summary.filter({ hasText: '“cat”' }).waitFor();
+    assert.equal(await box.inputValue(), 'cat');
+    await card(p, 'chelsea.png').waitFor();
+    await p.goForward();
+    await p.waitForURL(/#\/search\?q=segmentation$/);
+    await summary.filter({ hasText: '“segmentation”' }).waitFor();
+    assert.equal(await box.inputValue(), 'segmentation');
+
+    // Back from an asset returns to its search, kept as it was.
+    await card(p, 'page.png').click();
+    await p.getByRole('heading', { level: 1, name: 'page.png' }).waitFor();
+    assert.equal(await p.getByRole('link', { name: '← Back to search' }).getAttribute('href'), '#/search?q=segmentation');
+    await p.goBack();
+    await card(p, 'page.png').waitFor();
+    assert.equal(await box.inputValue(), 'segmentation');
+    await p.close();
+  });
+
   it('shows an asset page with what a person needs', async () => {
     await search(page, 'cat');
     const id = await assetIdOf(page, 'chelsea.png');
@@ -325,11 +421,8 @@ describe('Aperture web page', { concurrency: 1 }, () => {
   it('blurs sensitive pictures until asked, then opens on the second click', async () => {
     // The samples are harmless, so the server's answer is passed through with the first asset
     // marked sensitive: what is under test is how the page treats such an asset.
-    await page.route('**/api/v1/assets?*', async (route) => {
-      const res = await route.fetch();
-      const body = await res.json();
+    await editAnswers(page, '**/api/v1/assets?*', (body) => {
       if (body.items.length > 0) body.items[0].sensitive = { score: 0.97, blur: true };
-      await route.fulfill({ response: res, json: body });
     });
     try {
       await page.goto(`${URL_}/#/`);
@@ -377,6 +470,128 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: first }).waitFor();
     assert.match(page.url(), /#\/asset\//);
+  });
+
+  it('uploads a video and finds its shots', { timeout: INDEXING_TIMEOUT_MS + 30_000 }, async () => {
+    await page.goto(`${URL_}/#/`);
+    await page.locator('#file-input').setInputFiles([VIDEO]);
+    const panel = page.getByRole('dialog', { name: 'Upload' });
+    const link = panel.locator('li[data-name="clapboard.mp4"]:is([data-status="new"], [data-status="stored"]) a');
+    await link.waitFor();
+    videoId = decodeURIComponent((await link.getAttribute('href')).replace('#/asset/', ''));
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+    videoDetail = await waitForInsights(page, videoId, ['shot', 'storyboard'], INDEXING_TIMEOUT_MS);
+    const starts = videoDetail.insights.filter((i) => i.kind === 'shot').map((i) => i.place.start_ms);
+    assert.equal(starts.length, 2, `shots start at ${starts} ms`);
+  });
+
+  it('plays a video, with its shots and its storyboard', async () => {
+    assert.ok(videoId, 'the video was uploaded');
+    await page.goto(`${URL_}/#/asset/${videoId}`);
+    await page.getByRole('heading', { level: 1, name: 'clapboard.mp4' }).waitFor();
+    const player = page.locator('#player');
+    assert.match(await player.getAttribute('src'), new RegExp(`^/api/v1/assets/${videoId}/(original|derived/[^/]+)$`));
+    assert.equal(await player.getAttribute('preload'), 'metadata');
+    assert.equal(await page.locator('.frame .badge').count(), 0, 'a player, not a badge');
+
+    // It plays: the time advances.
+    await playerAt(page, 0);
+    const started = await player.evaluate((v) => v.play().then(() => v.currentTime));
+    await page.waitForFunction((t) => document.getElementById('player').currentTime > t + 0.5, started);
+    await player.evaluate((v) => v.pause());
+
+    // The shot strip: two shots whose keyframes load; the second plays from its start.
+    const shots = page.locator('#shots button.shot');
+    assert.equal(await shots.count(), 2);
+    await page.locator('#shots').scrollIntoViewIfNeeded();
+    for (const img of await page.locator('#shots img').all()) {
+      assert.equal(await img.getAttribute('loading'), 'lazy');
+      await page.waitForFunction((el) => el.complete && el.naturalWidth > 0, await img.elementHandle());
+    }
+    assert.match(await shots.nth(1).innerText(), /\d\d:\d\d:\d\d/);
+    await page.getByRole('button', { name: /^Shot 2 at / }).click();
+    await page.waitForFunction(() => document.getElementById('player').currentTime >= 2.9);
+    await page.locator('#shots button.shot[aria-current="true"]', { hasText: 'Shot 2' }).waitFor();
+    await player.evaluate((v) => v.pause());
+    await screenshot(page, 'video-page');
+
+    // Over the scrub bar, the storyboard shows the picture of the moment under the pointer.
+    const board = videoDetail.insights.find((i) => i.kind === 'storyboard').value;
+    const duration = await player.evaluate((v) => v.duration * 1000);
+    const tile = Math.floor(Math.min(board.tiles, duration / board.interval_ms) / 2);
+    const moment = (tile + 0.5) * board.interval_ms; // the middle of that tile's time
+    const bar = await page.locator('#scrub').boundingBox();
+    await page.mouse.move(bar.x + (bar.width * moment) / duration, bar.y + bar.height / 2);
+    await page.locator('.scrub-tip').waitFor({ state: 'visible' });
+    const shown = await page.locator('.storyboard-tile').evaluate((el) => ({
+      position: el.style.backgroundPosition.split(' ').map((v) => Math.abs(Number.parseFloat(v))),
+      image: el.style.backgroundImage,
+    }));
+    assert.deepEqual(shown.position, [
+      (tile % board.columns) * board.tile_width,
+      Math.floor(tile / board.columns) * board.tile_height,
+    ]);
+    assert.match(shown.image, new RegExp(`/api/v1/assets/${videoId}/derived/${board.sprite}`));
+    const sprite = await page.evaluate(async (href) => {
+      const res = await fetch(href);
+      return { status: res.status, type: res.headers.get('content-type') };
+    }, `/api/v1/assets/${videoId}/derived/${board.sprite}`);
+    assert.deepEqual(sprite, { status: 200, type: 'image/jpeg' });
+    await page.mouse.move(0, 0);
+    await page.locator('.scrub-tip').waitFor({ state: 'hidden' });
+  });
+
+  it('opens a search hit at the moment of the video it was found at', async () => {
+    assert.ok(videoId, 'the video was uploaded');
+    // What the analysers find in a test pattern is not known in advance, so the server's answer
+    // is passed through with a moment added to the video's hit, as a line read at 4.2 s.
+    await editAnswers(page, '**/api/v1/search?*', (body) => {
+      for (const hit of body.hits.filter((x) => x.asset.id === videoId)) {
+        hit.reasons.unshift({
+          type: 'words', field: 'ocr', text: 'BARS', highlights: [{ start: 0, end: 4 }],
+          place: { type: 'time', start_ms: 4200, end_ms: 5000 }, start_ms: 4200, end_ms: 5000,
+        });
+      }
+    });
+    try {
+      await page.goto(`${URL_}/#/`);
+      await search(page, 'clapboard');
+      const hit = card(page, 'clapboard.mp4');
+      await hit.waitFor();
+      assert.equal(await hit.getAttribute('href'), `#/asset/${videoId}?t=4.2`);
+      assert.match(await hit.locator('.why').innerText(), /^00:00:04 ocr: BARS/);
+      await hit.click();
+      await page.waitForURL(`**/#/asset/${videoId}?t=4.2`);
+      await playerAt(page, 4.2);
+      assert.equal(await page.locator('#player').evaluate((v) => v.paused), true, 'it waits to be played');
+      await page.getByRole('link', { name: '← Back to search' }).click();
+      await page.waitForURL(/#\/search\?q=clapboard$/);
+      await card(page, 'clapboard.mp4').waitFor();
+    } finally {
+      await page.unroute('**/api/v1/search?*');
+    }
+  });
+
+  it('fits a phone on a video page: the shots scroll, not the page', async () => {
+    assert.ok(videoId, 'the video was uploaded');
+    const phone = await browser.newContext({
+      viewport: { width: 375, height: 740 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+      storageState: await context.storageState(),
+    });
+    const p = await newPage(phone);
+    await p.goto(`${URL_}/#/asset/${videoId}`);
+    await p.locator('#shots button.shot').nth(1).waitFor();
+    await playerAt(p, 0);
+    const player = await p.locator('#player').boundingBox();
+    assert.ok(player.width > 300 && player.x >= 0 && player.x + player.width <= 375, `player ${JSON.stringify(player)}`);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+    await screenshot(p, 'phone-video');
+    await phone.close();
   });
 
   it('fits a phone: two columns, nothing sideways', async () => {

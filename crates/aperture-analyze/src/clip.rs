@@ -308,6 +308,7 @@ impl Analyzer for Clip {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

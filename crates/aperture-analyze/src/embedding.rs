@@ -157,6 +157,7 @@ impl Analyzer for TextEmbedding {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

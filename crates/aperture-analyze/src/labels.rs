@@ -280,6 +280,7 @@ impl Analyzer for Labels {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

@@ -78,6 +78,9 @@ pub struct Output {
     pub insights: Vec<Insight>,
     /// Objects made from the asset, stored under it and erased with it: (name, bytes).
     pub derived: Vec<(String, Bytes)>,
+    /// Large objects made from the asset, in temporary files (removed when dropped) that are
+    /// streamed into the store: (name, file).
+    pub derived_files: Vec<(String, tempfile::TempPath)>,
 }
 
 /// Why an analyzer produced nothing. The variant decides what the queue does next: a closed
@@ -168,6 +171,7 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &embedding::SPEC,
     &clip::SPEC,
     &video::SPEC,
+    &video::preview::SPEC,
 ];
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
@@ -243,5 +247,6 @@ pub fn builtin() -> Vec<Arc<dyn Analyzer>> {
         Arc::new(PerceptualHash),
         Arc::new(Text::default()),
         Arc::new(Video::default()),
+        Arc::new(video::preview::Preview::default()),
     ]
 }

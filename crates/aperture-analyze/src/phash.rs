@@ -59,6 +59,7 @@ impl Analyzer for PerceptualHash {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

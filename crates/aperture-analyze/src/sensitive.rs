@@ -162,6 +162,7 @@ impl Analyzer for Sensitive {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

@@ -92,6 +92,7 @@ impl Analyzer for Text {
         Ok(Output {
             insights: found.into_iter().map(|f| self.insight(asset, f)).collect(),
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

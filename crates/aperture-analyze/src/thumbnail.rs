@@ -71,6 +71,7 @@ impl Analyzer for Thumbnail {
         Ok(Output {
             insights: vec![insight],
             derived: vec![(name, Bytes::from(jpeg))],
+            derived_files: Vec::new(),
         })
     }
 }

@@ -26,6 +26,77 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Stores (or replaces) a large derived object of `asset` from a local file, streamed in
+    /// parts through the staging area and then moved into place: never held whole in memory,
+    /// never half-written under its name.
+    pub async fn put_derived_file(
+        &self,
+        asset: AssetId,
+        name: &str,
+        file: &std::path::Path,
+    ) -> Result<()> {
+        let key = derived_key(asset, name)?;
+        let staged = self.stage_file(file).await?;
+        match staged.content {
+            crate::write::Content::Memory(bytes) => {
+                self.store
+                    .put(&key, PutPayload::from(bytes))
+                    .await
+                    .map_err(Error::backend)?;
+            }
+            crate::write::Content::Staging(path) => {
+                self.store
+                    .rename(&path, &key)
+                    .await
+                    .map_err(Error::backend)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The size of a derived object of `asset`, [`Error::DerivedNotFound`] when there is none.
+    pub async fn derived_size(&self, asset: AssetId, name: &str) -> Result<u64> {
+        let key = derived_key(asset, name)?;
+        let meta = self.store.head(&key).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::DerivedNotFound {
+                asset,
+                name: name.to_owned(),
+            },
+            e => Error::backend(e),
+        })?;
+        Ok(meta.size)
+    }
+
+    /// Streams bytes `range` of a derived object (a video preview for a player's range
+    /// requests).
+    pub async fn get_derived_range(
+        &self,
+        asset: AssetId,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes>>> {
+        let key = derived_key(asset, name)?;
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&key, options)
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::DerivedNotFound {
+                    asset,
+                    name: name.to_owned(),
+                },
+                e => Error::backend(e),
+            })?;
+        Ok(result
+            .into_stream()
+            .map(|chunk| chunk.map_err(Error::backend))
+            .boxed())
+    }
+
     /// A derived object of `asset`, [`Error::DerivedNotFound`] when there is none. Not
     /// verified like a blob: a derived object can always be made again.
     pub async fn get_derived(&self, asset: AssetId, name: &str) -> Result<Bytes> {

@@ -22,11 +22,11 @@ const PARTS_IN_FLIGHT: usize = 2;
 pub struct Staged {
     hash: ContentHash,
     size: u64,
-    content: Content,
+    pub(crate) content: Content,
 }
 
 #[derive(Debug)]
-enum Content {
+pub(crate) enum Content {
     Memory(Bytes),
     Staging(Path),
 }

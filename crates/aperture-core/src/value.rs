@@ -67,6 +67,8 @@ pub enum InsightValue {
     /// `storyboard`: small frames of a video at even intervals in one sprite sheet, with a
     /// WebVTT track naming each tile, for scrubbing.
     Storyboard(Storyboard),
+    /// `preview`: a copy of a video that browsers can play, stored as a derived object.
+    Preview(Preview),
     /// `transcript_segment`: a stretch of speech as text; its time range is in the insight's
     /// place and its language in the insight's `language`.
     TranscriptSegment(TranscriptSegment),
@@ -106,6 +108,8 @@ impl InsightValue {
     pub const SHOT: &'static str = "shot";
     /// The kind of [`InsightValue::Storyboard`].
     pub const STORYBOARD: &'static str = "storyboard";
+    /// The kind of [`InsightValue::Preview`].
+    pub const PREVIEW: &'static str = "preview";
     /// The kind of [`InsightValue::TranscriptSegment`].
     pub const TRANSCRIPT_SEGMENT: &'static str = "transcript_segment";
     /// The kind of [`InsightValue::Translation`].
@@ -124,6 +128,7 @@ impl InsightValue {
         Self::TEXT_EMBEDDING,
         Self::SHOT,
         Self::STORYBOARD,
+        Self::PREVIEW,
         Self::TRANSCRIPT_SEGMENT,
         Self::TRANSLATION,
     ];
@@ -142,6 +147,7 @@ impl InsightValue {
             Self::TextEmbedding(_) => Self::TEXT_EMBEDDING,
             Self::Shot(_) => Self::SHOT,
             Self::Storyboard(_) => Self::STORYBOARD,
+            Self::Preview(_) => Self::PREVIEW,
             Self::TranscriptSegment(_) => Self::TRANSCRIPT_SEGMENT,
             Self::Translation(_) => Self::TRANSLATION,
             Self::Other { kind, .. } => kind,
@@ -172,6 +178,7 @@ impl InsightValue {
             Self::TEXT_EMBEDDING => Self::TextEmbedding(parse(kind, value)?),
             Self::SHOT => Self::Shot(parse(kind, value)?),
             Self::STORYBOARD => Self::Storyboard(parse(kind, value)?),
+            Self::PREVIEW => Self::Preview(parse(kind, value)?),
             Self::TRANSCRIPT_SEGMENT => Self::TranscriptSegment(parse(kind, value)?),
             Self::TRANSLATION => Self::Translation(parse(kind, value)?),
             _ => Self::Other {
@@ -200,6 +207,7 @@ impl InsightValue {
             Self::TextEmbedding(v) => json(v),
             Self::Shot(v) => json(v),
             Self::Storyboard(v) => json(v),
+            Self::Preview(v) => json(v),
             Self::TranscriptSegment(v) => json(v),
             Self::Translation(v) => json(v),
             Self::Other { kind, value } => {
@@ -298,6 +306,12 @@ impl From<Sensitive> for InsightValue {
 impl From<TextEmbedding> for InsightValue {
     fn from(v: TextEmbedding) -> Self {
         Self::TextEmbedding(v)
+    }
+}
+
+impl From<Preview> for InsightValue {
+    fn from(v: Preview) -> Self {
+        Self::Preview(v)
     }
 }
 
@@ -525,6 +539,22 @@ pub struct Storyboard {
     pub tiles: u32,
     /// Time between tiles.
     pub interval_ms: u64,
+}
+
+/// `preview`: `{"bytes": 5242880, "height": 720, "mime": "video/mp4", "name":
+/// "preview-720.mp4", "width": 1280}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The derived object under the asset.
+    pub name: String,
+    /// Its MIME type.
+    pub mime: String,
+    /// Width in pixels (0 when unknown).
+    pub width: u32,
+    /// Height in pixels (0 when unknown).
+    pub height: u32,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// A [`Shot`] that is not really one: a black stretch, or a still picture.
@@ -761,6 +791,10 @@ mod tests {
             })
         ));
         round_trip("shot", r#"{"index":0,"transition":"start"}"#);
+        round_trip(
+            "preview",
+            r#"{"bytes":5242880,"height":720,"mime":"video/mp4","name":"preview-720.mp4","width":1280}"#,
+        );
         round_trip(
             "storyboard",
             r#"{"columns":10,"interval_ms":1000,"sprite":"storyboard.jpg","tile_height":90,"tile_width":160,"tiles":55,"vtt":"storyboard.vtt"}"#,

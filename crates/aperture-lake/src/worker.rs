@@ -383,6 +383,13 @@ impl Worker {
                 };
             }
         }
+        for (name, file) in output.derived_files {
+            if let Err(e) = self.blobs.put_derived_file(asset.id, &name, &file).await {
+                return Outcome::Failed {
+                    error: format!("cannot store {name} of {}: {e}", asset.name),
+                };
+            }
+        }
         if let Err(e) = self.blobs.sync().await {
             return Outcome::Failed {
                 error: format!("cannot make results of {} durable: {e}", asset.name),

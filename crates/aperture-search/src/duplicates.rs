@@ -7,11 +7,15 @@
 //! perceptual hashes agree roughly, or the features are closer still. Two different photos of
 //! the same kind of thing have close features but different hashes, which is what keeps
 //! them apart ("false duplicates" are what users of such tools complain about most).
+//!
+//! Videos are compared by their keyframes: two videos are near-duplicates (a re-encode, a
+//! trim, a copy with another container) when at least half of the keyframes of the one with
+//! fewer find a keyframe of the other at [`DuplicateOptions::sure_similarity`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use aperture_catalog::{AssetQuery, Catalog};
-use aperture_core::{AssetId, ContentHash};
+use aperture_core::{AssetId, ContentHash, MediaKind};
 use serde::Serialize;
 
 use crate::document::Indexed;
@@ -191,11 +195,18 @@ pub fn candidate_pairs(
         Ok(h)
     };
     let mut pairs: BTreeMap<(AssetId, AssetId), Pair> = BTreeMap::new();
+    let images = VectorFilter {
+        kinds: vec![MediaKind::Image],
+        ..VectorFilter::default()
+    };
     for (key, entry) in space.keys() {
+        if entry.kind != MediaKind::Image {
+            continue;
+        }
         let Some(vector) = space.vector(key) else {
             continue;
         };
-        for n in space.search(&vector, neighbours + 1, &VectorFilter::default())? {
+        for n in space.search(&vector, neighbours + 1, &images)? {
             if n.entry.asset == entry.asset || n.similarity < floor {
                 continue;
             }
@@ -223,6 +234,69 @@ pub fn candidate_pairs(
         }
     }
     Ok(pairs.into_values().collect())
+}
+
+/// Pairs of videos of which at least half the keyframes of the one with fewer have a keyframe
+/// of the other at `options.sure_similarity` or more; the pair's similarity is the mean of
+/// those matches.
+pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Vec<Pair>> {
+    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+        return Ok(Vec::new());
+    };
+    let videos = VectorFilter {
+        kinds: vec![MediaKind::Video],
+        ..VectorFilter::default()
+    };
+    let mut keyframes: BTreeMap<AssetId, usize> = BTreeMap::new();
+    for (_, entry) in space.keys() {
+        if entry.kind == MediaKind::Video {
+            *keyframes.entry(entry.asset).or_default() += 1;
+        }
+    }
+    // (this video, other video) → how many of this video's keyframes match, and the sum of
+    // their best similarities.
+    let mut matched: HashMap<(AssetId, AssetId), (usize, f32)> = HashMap::new();
+    for &video in keyframes.keys() {
+        for &key in space.keys_of(video) {
+            let Some(vector) = space.vector(key) else {
+                continue;
+            };
+            let mut best: HashMap<AssetId, f32> = HashMap::new();
+            for n in space.search(&vector, options.neighbours + 1, &videos)? {
+                if n.entry.asset != video && n.similarity >= options.sure_similarity {
+                    let b = best.entry(n.entry.asset).or_default();
+                    *b = b.max(n.similarity);
+                }
+            }
+            for (other, similarity) in best {
+                let m = matched.entry((video, other)).or_default();
+                m.0 += 1;
+                m.1 += similarity;
+            }
+        }
+    }
+    let unordered: std::collections::BTreeSet<(AssetId, AssetId)> =
+        matched.keys().map(|&(x, y)| (x.min(y), x.max(y))).collect();
+    let mut pairs = Vec::new();
+    for (a, b) in unordered {
+        // Judged from the side of the video with fewer keyframes.
+        let (shorter, longer) = if keyframes[&a] <= keyframes[&b] {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let (count, sum) = matched.get(&(shorter, longer)).copied().unwrap_or_default();
+        if count > 0 && count * 2 >= keyframes[&shorter] {
+            pairs.push(Pair {
+                a,
+                b,
+                similarity: sum / count as f32,
+                hamming: None,
+            });
+        }
+    }
+    pairs.sort_by_key(|p| (p.a, p.b));
+    Ok(pairs)
 }
 
 /// The near-duplicates of one image: its feature neighbours that pass
@@ -279,7 +353,8 @@ pub fn near(
     catalog: &dyn Catalog,
     options: &DuplicateOptions,
 ) -> Result<Vec<Group>> {
-    let pairs = candidate_pairs(index, catalog, options.neighbours, options.min_similarity)?;
+    let mut pairs = candidate_pairs(index, catalog, options.neighbours, options.min_similarity)?;
+    pairs.extend(video_pairs(index, options)?);
     // The index may lag the catalog: an erased asset is in no group.
     let mut exists: HashMap<AssetId, bool> = HashMap::new();
     let mut present = |id: AssetId| -> Result<bool> {

@@ -104,6 +104,8 @@ pub struct Query {
     pub filters: Filters,
     /// `similar:ID`: an asset id or a unique prefix of one.
     pub similar: Option<String>,
+    /// `similar:ID@00:01:23`: of a video, the moment whose shot to compare (milliseconds).
+    pub similar_at: Option<u64>,
 }
 
 impl Query {
@@ -330,12 +332,25 @@ fn apply_filter(query: &mut Query, name: &str, value: &str) -> Result<(), QueryE
             if query.similar.is_some() {
                 return refuse("only one `similar:` per query");
             }
-            if value.len() < 4 || !value.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let (id, at) = match value.split_once('@') {
+                Some((id, time)) => match aperture_core::human::parse_clock(time) {
+                    Some(ms) => (id, Some(ms)),
+                    None => {
+                        return refuse(format!(
+                            "`similar:{value}`: after `@` give a moment of the video, as \
+                             00:01:23 or 83.5"
+                        ));
+                    }
+                },
+                None => (value, None),
+            };
+            if id.len() < 4 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
                 return refuse(format!(
                     "`similar:{value}`: give an asset id, or at least its first 4 hex digits"
                 ));
             }
-            query.similar = Some(value.to_ascii_lowercase());
+            query.similar = Some(id.to_ascii_lowercase());
+            query.similar_at = at;
         }
         _ => unreachable!("names are checked against FILTERS"),
     }
@@ -461,6 +476,11 @@ mod tests {
         );
         assert_eq!(q.filters.has, [Has::Text]);
         assert_eq!(q.similar.as_deref(), Some("0192f3ab"));
+        let q = parse("similar:0192f3ab@00:01:23.5").unwrap();
+        assert_eq!(
+            (q.similar.as_deref(), q.similar_at),
+            (Some("0192f3ab"), Some(83_500))
+        );
         assert!(q.ranks());
     }
 
@@ -486,6 +506,7 @@ mod tests {
             ("has:faces", "unknown `has:faces`"),
             ("similar:xyz", "asset id"),
             ("similar:abcd similar:abce", "only one"),
+            ("similar:abcd@later", "a moment of the video"),
             ("kind:", "needs a value"),
             ("-kind:image", "cannot be excluded"),
             ("ca\"t", "quote inside"),

@@ -111,6 +111,11 @@ pub enum Reason {
         space: String,
         /// Cosine similarity of the closest pair of vectors.
         similarity: f32,
+        /// Where in the hit the closest vector applies (a video's shot).
+        place: Place,
+        /// Which of the asset's vectors in the space matched.
+        #[serde(skip)]
+        vector: u32,
     },
     /// Listed by the filters alone (newest first).
     Filters,
@@ -163,9 +168,15 @@ impl Reason {
                 line.push_str(&where_in(place));
                 line
             }
-            Reason::Similar { space, similarity } => {
-                format!("looks similar ({space}, {similarity:.2})")
-            }
+            Reason::Similar {
+                space,
+                similarity,
+                place,
+                ..
+            } => format!(
+                "looks similar ({space}, {similarity:.2}){}",
+                where_in(place)
+            ),
             Reason::Filters => "matches the filters".to_owned(),
         }
     }
@@ -226,17 +237,44 @@ impl SearchIndex {
             }
             if let Some(prefix) = &query.similar {
                 let target = resolve(catalog, prefix)?;
+                let places = match query.similar_at {
+                    Some(_) => self.text.explained(&[target])?.remove(&target),
+                    None => None,
+                };
                 let mut vectors = Vec::new();
                 for (name, space) in &self.spaces {
-                    // Its first vector: the image itself, or a document's description.
-                    if let Some(v) = space.keys_of(target).first().and_then(|k| space.vector(*k)) {
+                    let keys = space.keys_of(target);
+                    // Its first vector (the image itself, a document's description, a video's
+                    // first shot), or the one whose shot holds the moment asked for.
+                    let pick = match (query.similar_at, &places) {
+                        (Some(at), Some(explained)) => {
+                            let ordinal = explained
+                                .vector_texts
+                                .iter()
+                                .zip(&explained.vector_places)
+                                .filter(|((s, _), _)| s == name)
+                                .position(|(_, place)| match place {
+                                    Place::Time {
+                                        start_ms, end_ms, ..
+                                    } => (*start_ms..*end_ms).contains(&at),
+                                    _ => false,
+                                });
+                            ordinal.and_then(|o| keys.get(o))
+                        }
+                        _ => keys.first(),
+                    };
+                    if let Some(v) = pick.and_then(|k| space.vector(*k)) {
                         vectors.push((name.clone(), v));
                     }
                 }
                 if vectors.is_empty() {
                     return Err(Error::NoVectors(format!(
-                        "asset {target} has no vectors to compare (it is not analysed yet, or \
-                         no model that embeds its kind is installed)"
+                        "asset {target} has no vectors to compare{} (it is not analysed yet, or \
+                         no model that embeds its kind is installed)",
+                        query.similar_at.map_or_else(String::new, |at| format!(
+                            " at {}",
+                            aperture_core::human::clock(at)
+                        ))
                     )));
                 }
                 self.similar(Some(target), &vectors, query, &mut lists, &mut found)?;
@@ -276,25 +314,38 @@ impl SearchIndex {
                 let explained = explained.get(id).unwrap_or(&empty);
                 let mut reasons = self.word_reasons(explained, &terms);
                 for mut reason in found.remove(id).unwrap_or_default() {
-                    if let Reason::Meaning {
-                        space,
-                        text,
-                        vector,
-                        place,
-                        ..
-                    } = &mut reason
-                    {
-                        let at = explained
-                            .vector_texts
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, (s, _))| s == space)
-                            .nth(*vector as usize)
-                            .map(|(at, _)| at);
-                        *text = at.and_then(|at| explained.vector_texts[at].1.clone());
-                        if let Some(p) = at.and_then(|at| explained.vector_places.get(at)) {
-                            *place = *p;
+                    let (space, vector, place, text) = match &mut reason {
+                        Reason::Meaning {
+                            space,
+                            text,
+                            vector,
+                            place,
+                            ..
+                        } => (space, vector, place, Some(text)),
+                        Reason::Similar {
+                            space,
+                            vector,
+                            place,
+                            ..
+                        } => (space, vector, place, None),
+                        _ => {
+                            reasons.push(reason);
+                            continue;
                         }
+                    };
+                    // The vector's own text and place, from what the index stored.
+                    let at = explained
+                        .vector_texts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (s, _))| s == space)
+                        .nth(*vector as usize)
+                        .map(|(at, _)| at);
+                    if let Some(text) = text {
+                        *text = at.and_then(|at| explained.vector_texts[at].1.clone());
+                    }
+                    if let Some(p) = at.and_then(|at| explained.vector_places.get(at)) {
+                        *place = *p;
                     }
                     reasons.push(reason);
                 }
@@ -386,6 +437,8 @@ impl SearchIndex {
                         .push(Reason::Similar {
                             space: name.clone(),
                             similarity: n.similarity,
+                            place: n.entry.place(),
+                            vector: n.entry.ordinal,
                         });
                 }
             }

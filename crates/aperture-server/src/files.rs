@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/api/v1/assets/{id}/original", get(original))
         .route("/api/v1/assets/{id}/thumbnail", get(thumbnail))
         .route("/api/v1/assets/{id}/derived/{name}", get(derived))
+        .route("/api/v1/assets/{id}/preview", get(preview))
 }
 
 /// The web UI: three files compiled into the binary.
@@ -291,6 +292,81 @@ async fn derived(
         )));
     }
     send_derived(&state, &caller, &asset, &name, "read_derived").await
+}
+
+/// The browser-playable copy of a video whose original browsers cannot play, with ranges.
+async fn preview(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let asset = readable(&caller, parse_id(&id)?).await?;
+    let asset_id = asset.id;
+    let insights = state
+        .lake
+        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["preview"]))
+        .await?;
+    let Some(name) = insights.iter().find_map(|i| match &i.value {
+        InsightValue::Preview(p) => Some(p.name.clone()),
+        _ => None,
+    }) else {
+        return Err(ApiError::not_found(format!(
+            "asset {} has no preview: browsers play its original as it is, or it is not made yet",
+            asset.id
+        )));
+    };
+    let blobs = &state.lake.blobs;
+    let not_found = |e: aperture_blob::Error| match e {
+        aperture_blob::Error::DerivedNotFound { .. } => ApiError::not_found(e.to_string()),
+        e => ApiError::internal(e),
+    };
+    let size = blobs
+        .derived_size(asset.id, &name)
+        .await
+        .map_err(not_found)?;
+    let Ok(range) = byte_range(&headers, size) else {
+        let mut response = ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "bad_range",
+            format!("the range is outside the preview's {size} bytes"),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        return Ok(response);
+    };
+    state
+        .audit(
+            &caller,
+            "read_preview",
+            Some(asset.id.to_string()),
+            json!({
+                "name": asset.name,
+                "collection": asset.collection,
+                "range": range.map(|(a, b)| format!("{a}-{b}")),
+            }),
+        )
+        .await?;
+    let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
+    let stream = blobs
+        .get_derived_range(asset.id, &name, first..last + 1)
+        .await
+        .map_err(not_found)?;
+    let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(last + 1 - first));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
 }
 
 /// Sends a derived object of `asset`, the read audited first.

@@ -10,6 +10,8 @@ const DEBOUNCE_MS = 200;
 const POLL_BUSY_MS = 2000;
 const POLL_IDLE_MS = 10000;
 const KINDS = ['image', 'video', 'audio', 'document'];
+// How many moments a label of a video offers to play from.
+const MOMENTS = 8;
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,9 +24,12 @@ const state = {
   next: null,
   // Ids of sensitive assets the user chose to see; kept across re-renders.
   revealed: new Set(),
-  // Whether the grid holds results for the current controls, and how many pages of them.
-  searched: false,
+  // The address of the search whose results the grid holds (null when it holds none), and
+  // how many pages of them.
+  shown: null,
   pages: 0,
+  // The address of the last search shown, where "Back to search" goes.
+  lastSearch: '#/',
   pollTimer: 0,
   // Numbers the status requests, so that only the latest answer is shown.
   statusSeq: 0,
@@ -76,6 +81,22 @@ function percent(x) {
   return `${Math.round(x * 100)}%`;
 }
 
+// A moment of a video or a recording as hours, minutes and seconds: 83200 → "00:01:23".
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60].map((n) => String(n).padStart(2, '0')).join(':');
+}
+
+// Where a time place starts, in milliseconds; null for any other place.
+function startOf(place) {
+  return place && place.type === 'time' && Number.isFinite(place.start_ms) ? place.start_ms : null;
+}
+
+// The moment of a video a search reason points at, in milliseconds, or null.
+function momentOf(reason) {
+  return Number.isFinite(reason.start_ms) ? reason.start_ms : startOf(reason.place);
+}
+
 // Highlights are UTF-8 byte ranges into `text` (what the Rust side counts), so they are cut
 // out of the encoded bytes, never out of the JavaScript string, whose indexes are UTF-16 units.
 // Returns [{text, mark}] pieces around the highlights, trimmed to `context` characters on
@@ -106,8 +127,15 @@ function highlightPieces(text, highlights, context = 40) {
   return pieces.filter((p) => p.text !== '');
 }
 
-// One reason of a hit as a short phrase, with the matched words marked.
+// One reason of a hit as a short phrase, with the matched words marked, after the moment of
+// the video it was found at.
 function reasonNodes(reason) {
+  const moment = momentOf(reason);
+  const phrase = reasonPhrase(reason);
+  return moment === null ? phrase : [h('span', { class: 'moment' }, clock(moment)), ' ', ...phrase];
+}
+
+function reasonPhrase(reason) {
   switch (reason.type) {
     case 'words':
       return [
@@ -217,7 +245,8 @@ function showSignIn(message) {
   // The next person to sign in may see other collections: nothing of this session stays.
   $('grid').replaceChildren();
   $('uploads').replaceChildren();
-  state.searched = false;
+  state.shown = null;
+  state.lastSearch = '#/';
   state.revealed.clear();
   $('signin-view').hidden = false;
   const error = $('signin-error');
@@ -269,27 +298,109 @@ function signedIn() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routes: #/ (search and newest assets) and #/asset/<id>
+// Routes: #/ (the newest assets), #/search?q=…&kind=…&collection=… (a search: the address can be
+// shared, and the back button returns to the search before) and #/asset/<id>?t=<seconds>
 // ---------------------------------------------------------------------------------------------
+
+// The search an address names: {q, kind, collection}, empty strings for what it leaves out.
+function searchOfHash(hash) {
+  const match = /^#\/search\?(.*)$/.exec(hash);
+  const params = new URLSearchParams(match ? match[1] : '');
+  const kind = params.get('kind') || '';
+  return {
+    q: (params.get('q') || '').trim(),
+    kind: KINDS.includes(kind) ? kind : '',
+    collection: params.get('collection') || '',
+  };
+}
+
+// The address of a search; the empty one is #/, the newest assets.
+function hashOfSearch(search) {
+  const params = new URLSearchParams();
+  for (const key of ['q', 'kind', 'collection']) {
+    if (search[key]) params.set(key, search[key]);
+  }
+  const query = params.toString();
+  return query ? `#/search?${query}` : '#/';
+}
+
+function isSearchHash(hash) {
+  return /^(#\/?)?$/.test(hash) || /^#\/search(\?|$)/.test(hash);
+}
+
+// The search that the box and the filters say.
+function controlsSearch() {
+  return { q: $('q').value.trim(), kind: $('kind').value, collection: $('collection').value };
+}
+
+function setControls(search) {
+  $('q').value = search.q;
+  $('kind').value = search.kind;
+  // The collections may not be listed yet (they load beside the first search): the one the
+  // address names is offered until they are.
+  const select = $('collection');
+  if (search.collection && !Array.from(select.options).some((o) => o.value === search.collection)) {
+    select.append(h('option', { value: search.collection }, search.collection));
+  }
+  select.value = search.collection;
+}
+
+// Whether `next` only refines `previous` ("ca", "cat", "cats"): typing then replaces the
+// search in the history instead of adding one per pause, so Back returns to another search.
+function refines(previous, next) {
+  return previous.kind === next.kind && previous.collection === next.collection &&
+    previous.q !== '' && next.q !== '' && (previous.q.startsWith(next.q) || next.q.startsWith(previous.q));
+}
+
+// Runs the search the controls say, writing it into the address first. `force` runs it even
+// when the grid already answers it (Enter in the box).
+function searchFromControls({ force = false } = {}) {
+  clearTimeout(state.searchTimer);
+  const wanted = controlsSearch();
+  const hash = hashOfSearch(wanted);
+  const here = isSearchHash(location.hash) ? searchOfHash(location.hash) : null;
+  if (here === null || hashOfSearch(here) !== hash) {
+    if (here !== null && refines(here, wanted)) history.replaceState(null, '', hash);
+    else history.pushState(null, '', hash);
+  }
+  if (force) state.shown = null;
+  route();
+}
+
+// The seconds of a `t=` parameter, or null.
+function secondsParam(text) {
+  const t = Number.parseFloat(text || '');
+  return Number.isFinite(t) && t >= 0 ? t : null;
+}
 
 function route() {
   if (!state.me) return;
-  const asset = /^#\/asset\/([^/?#]+)/.exec(location.hash);
+  const hash = location.hash;
+  const asset = /^#\/asset\/([^/?#]+)(?:\?(.*))?/.exec(hash);
+  // Any other address is an anchor in the page (the skip link's #main): no route.
+  if (!asset && !isSearchHash(hash)) return;
   state.routeToken += 1;
   if (asset) {
     $('search-view').hidden = true;
-    showAsset(decodeURIComponent(asset[1]), state.routeToken);
-  } else {
-    document.title = 'Aperture';
-    $('asset-view').hidden = true;
-    $('asset-view').replaceChildren();
-    const view = $('search-view');
-    if (view.hidden) {
-      view.hidden = false;
-      // The grid is kept while an asset is shown, so coming back is instant and keeps the
-      // place; it is only filled the first time.
-      if (!state.searched) runSearch();
-    }
+    const params = new URLSearchParams(asset[2] || '');
+    showAsset(decodeURIComponent(asset[1]), state.routeToken, secondsParam(params.get('t')));
+    return;
+  }
+  document.title = 'Aperture';
+  $('asset-view').hidden = true;
+  $('asset-view').replaceChildren();
+  $('search-view').hidden = false;
+  const wanted = searchOfHash(hash);
+  state.lastSearch = hashOfSearch(wanted);
+  // The grid is kept while an asset is shown, so coming back is instant and keeps the place;
+  // it is refilled when the address asks for another search (a link, Back, Forward).
+  if (state.shown !== state.lastSearch) {
+    const controls = controlsSearch();
+    // Touching the box while the user types would move the caret.
+    if (hashOfSearch(controls) !== state.lastSearch) setControls(wanted);
+    runSearch();
+  } else if (!state.searchAbort) {
+    setBusy(false); // a keystroke that changed nothing ("cat" to "cat ")
   }
 }
 
@@ -315,7 +426,7 @@ function setBusy(busy) {
 function scheduleSearch() {
   setBusy(true);
   clearTimeout(state.searchTimer);
-  state.searchTimer = setTimeout(runSearch, DEBOUNCE_MS);
+  state.searchTimer = setTimeout(searchFromControls, DEBOUNCE_MS);
 }
 
 function showQueryError(message) {
@@ -328,11 +439,10 @@ function showQueryError(message) {
 // Runs the search in the box, or lists the newest assets when it is empty. `more` appends
 // the next page of the listing.
 async function runSearch({ more = false } = {}) {
-  clearTimeout(state.searchTimer);
   if (state.searchAbort) state.searchAbort.abort();
   const abort = new AbortController();
   state.searchAbort = abort;
-  state.searched = true;
+  if (!more) state.shown = hashOfSearch(controlsSearch());
   setBusy(true);
   const words = $('q').value.trim();
   const summary = $('results-summary');
@@ -416,9 +526,12 @@ function card(hit) {
     (r) => (r.type !== 'filters' || hit.reasons.length === 1) && (r.type !== 'similar' || r === best),
   );
   const whyNodes = why.flatMap((r, i) => (i === 0 ? reasonNodes(r) : [' · ', ...reasonNodes(r)]));
+  // A hit found at a moment of a video opens the video there.
+  const moment = [...why, ...(hit.reasons || [])].map(momentOf).find((m) => m !== null);
+  const at = moment === undefined ? '' : `?t=${moment / 1000}`;
   const link = h(
     'a',
-    { class: 'card', href: `#/asset/${encodeURIComponent(asset.id)}`, 'data-id': asset.id, 'data-kind': asset.kind },
+    { class: 'card', href: `#/asset/${encodeURIComponent(asset.id)}${at}`, 'data-id': asset.id, 'data-kind': asset.kind },
     h('span', { class: 'thumb' }, picture(asset), h('span', { class: 'veil' }, 'Sensitive — click to show')),
     h('span', { class: 'name' }, asset.name),
     whyNodes.length ? h('span', { class: 'why' }, whyNodes) : null,
@@ -520,15 +633,32 @@ function insightsOf(detail, kind) {
   return (detail.insights || []).filter((i) => i.kind === kind);
 }
 
-// The box of an insight on the first page or picture, in 0–1 coordinates, if it has one.
+// The box of an insight on the first page, the picture or the frames of a video, in 0–1
+// coordinates, if it has one.
 function rectOf(place) {
   if (!place) return null;
   if (place.type === 'region') return place.rect;
   if (place.type === 'page' && (place.page || 1) === 1) return place.rect || null;
+  if (place.type === 'time') return place.rect || null;
   return null;
 }
 
-async function showAsset(id, token) {
+// An object derived from an asset: a keyframe, the storyboard.
+function derivedUrl(asset, name) {
+  return `/api/v1/assets/${encodeURIComponent(asset.id)}/derived/${encodeURIComponent(name)}`;
+}
+
+// A button that plays the video from the moment something was found at.
+function seekButton(player, ms) {
+  return h('button', {
+    type: 'button',
+    class: 'seek',
+    'aria-label': `Play from ${clock(ms)}`,
+    onclick: () => player.seek(ms),
+  }, clock(ms));
+}
+
+async function showAsset(id, token, startSeconds = null) {
   const view = $('asset-view');
   view.hidden = false;
   view.replaceChildren(h('p', { class: 'summary' }, 'Loading…'));
@@ -539,7 +669,7 @@ async function showAsset(id, token) {
     if (token !== state.routeToken || err.status === 401) return;
     view.replaceChildren(
       h('p', { class: 'error', role: 'alert' }, err.message),
-      h('p', {}, h('a', { href: '#/' }, '← Back to search')),
+      h('p', {}, h('a', { href: state.lastSearch }, '← Back to search')),
     );
     return;
   }
@@ -547,40 +677,89 @@ async function showAsset(id, token) {
   const asset = detail.asset;
   document.title = `${asset.name} — Aperture`;
 
+  const player = asset.kind === 'video' ? videoPlayer(asset, detail) : null;
   const ocr = insightsOf(detail, 'ocr_line');
-  const figure = h('figure', { class: 'figure' });
-  const frame = h('div', { class: 'frame' }, picture(asset, { eager: true }));
+  const similar = h('section', { class: 'related', id: 'similar', 'aria-labelledby': 'similar-title' },
+    h('h2', { id: 'similar-title' }, 'Similar images'), h('p', { class: 'hint' }, 'Loading…'));
+  const duplicates = h('section', { class: 'related', id: 'duplicates', 'aria-labelledby': 'duplicates-title' },
+    h('h2', { id: 'duplicates-title' }, 'Near-duplicates'), h('p', { class: 'hint' }, 'Loading…'));
+
+  view.replaceChildren(
+    h('p', { class: 'back' }, h('a', { href: state.lastSearch }, '← Back to search')),
+    h('h1', { id: 'asset-title', tabindex: '-1' }, asset.name),
+    h('div', { class: 'asset' }, assetMedia(asset, ocr, player), assetSide(asset, detail, ocr, player)),
+    similar,
+    duplicates,
+  );
+  $('asset-title').focus();
+  // An address with ?t= (a search hit found there) opens the video at that moment.
+  if (player && startSeconds !== null) player.seek(startSeconds * 1000, { play: false });
+  loadRelated(asset, similar, duplicates, token);
+}
+
+// The picture or the video, with boxes where text was read on it; under a video, its scrub
+// bar and its shots.
+function assetMedia(asset, ocr, player) {
+  const frame = h('div', { class: 'frame' }, player ? player.video : picture(asset, { eager: true }));
   for (const line of ocr) {
     const rect = rectOf(line.place);
-    if (!rect || !asset.thumbnail) continue;
-    const text = (line.value && line.value.text) || '';
+    if (!rect || !(asset.thumbnail || player)) continue;
+    const start = startOf(line.place);
     frame.append(h('span', {
       class: 'ocr-box',
-      title: text,
+      title: (line.value && line.value.text) || '',
       style: `left:${rect.x * 100}%;top:${rect.y * 100}%;width:${rect.w * 100}%;height:${rect.h * 100}%`,
+      // A box on a video shows while its line is on screen (followBoxes).
+      'data-start': start,
+      'data-end': start === null ? null : line.place.end_ms,
+      hidden: start !== null,
     }));
   }
   frame.append(h('span', { class: 'veil' }, 'Sensitive — click to show'));
-  if (isBlurred(asset)) {
-    frame.classList.add('blurred');
-    frame.tabIndex = 0;
-    frame.setAttribute('role', 'button');
-    const reveal = (event) => {
-      if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
-      event.preventDefault();
-      state.revealed.add(asset.id);
-      frame.classList.remove('blurred');
-      frame.removeAttribute('role');
-      frame.removeAttribute('tabindex');
-      frame.removeEventListener('click', reveal);
-      frame.removeEventListener('keydown', reveal);
-    };
-    frame.addEventListener('click', reveal);
-    frame.addEventListener('keydown', reveal);
+  const figure = h('figure', { class: 'figure' }, frame);
+  const media = h('div', { class: 'media' }, figure);
+  if (player) {
+    frame.classList.add('video-frame');
+    // A tall video fits the screen; the frame hugs the picture so the boxes stay on it.
+    if (asset.width && asset.height) frame.style.maxWidth = `calc(75vh * ${asset.width / asset.height})`;
+    followBoxes(player.video, frame);
+    figure.append(...[player.note, player.scrub].filter(Boolean));
+    if (player.shots) media.append(player.shots);
   }
-  figure.append(frame);
-  if (ocr.length) figure.append(h('figcaption', {}, `${ocr.length} line${ocr.length === 1 ? '' : 's'} of text read (boxes on the picture)`));
+  if (ocr.length) {
+    const where = player ? 'boxes on the video while it shows them' : 'boxes on the picture';
+    figure.append(h('figcaption', {}, `${ocr.length} line${ocr.length === 1 ? '' : 's'} of text read (${where})`));
+  }
+  if (isBlurred(asset)) cover(asset, media, frame, player ? [player.video, player.scrub, player.shots] : []);
+  return media;
+}
 
+// A sensitive asset is blurred (its picture or video, storyboard and keyframes) until the user
+// asks to see it: the frame is the button that does, and until then the player cannot be used.
+function cover(asset, media, frame, parts) {
+  const covered = parts.filter(Boolean);
+  media.classList.add('blurred');
+  frame.tabIndex = 0;
+  frame.setAttribute('role', 'button');
+  for (const part of covered) part.inert = true;
+  const reveal = (event) => {
+    if (event.type === 'keydown' && event.key !== 'Enter' && event.key !== ' ') return;
+    event.preventDefault();
+    state.revealed.add(asset.id);
+    media.classList.remove('blurred');
+    frame.removeAttribute('role');
+    frame.removeAttribute('tabindex');
+    for (const part of covered) part.inert = false;
+    frame.removeEventListener('click', reveal);
+    frame.removeEventListener('keydown', reveal);
+  };
+  frame.addEventListener('click', reveal);
+  frame.addEventListener('keydown', reveal);
+}
+
+// The details beside the picture: the buttons, the metadata, and what analysis found.
+function assetSide(asset, detail, ocr, player) {
+  const metadata = detail.metadata || {};
   const rows = [
     ['Name', asset.name],
     ['Kind', asset.kind],
@@ -590,6 +769,7 @@ async function showAsset(id, token) {
     ['Ingested', formatMillis(asset.ingested_at)],
     ['Captured', asset.captured_at ? asset.captured_at.replace('T', ' ') : null],
     ['Dimensions', asset.width && asset.height ? `${asset.width} × ${asset.height}` : null],
+    ['Duration', metadata.duration_ms ? clock(metadata.duration_ms) : null],
     ['Sensitive score', asset.sensitive ? `${Number(asset.sensitive.score).toFixed(2)}${asset.sensitive.blur ? ' (blurred)' : ''}` : null],
     ['Id', asset.id],
   ].filter(([, value]) => value !== null && value !== undefined && value !== '');
@@ -606,9 +786,7 @@ async function showAsset(id, token) {
         : null),
   );
 
-  const labels = insightsOf(detail, 'label')
-    .slice()
-    .sort((a, b) => (b.confidence || 0) - (a.confidence || 0));
+  const labels = labelItems(detail, player);
   const texts = insightsOf(detail, 'text');
   const languages = [...new Set(
     [...insightsOf(detail, 'language'), ...ocr, ...texts]
@@ -616,7 +794,7 @@ async function showAsset(id, token) {
       .filter(Boolean),
   )];
 
-  const side = h('div', { class: 'side' },
+  return h('div', { class: 'side' },
     h('p', { class: 'buttons' },
       h('a', { class: 'button', id: 'download', href: asset.original, download: asset.name }, 'Download original'),
       can('admin') ? h('button', { type: 'button', class: 'danger', id: 'delete', onclick: () => deleteAsset(asset) }, 'Delete') : null),
@@ -624,15 +802,13 @@ async function showAsset(id, token) {
     labels.length
       ? h('section', { 'aria-labelledby': 'labels-title' },
         h('h2', { id: 'labels-title' }, 'Labels'),
-        h('ul', { class: 'labels', id: 'labels' },
-          labels.map((l) => h('li', {}, h('span', {}, (l.value && l.value.name) || '?'), ' ',
-            h('span', { class: 'confidence' }, l.confidence === null || l.confidence === undefined ? '' : percent(l.confidence))))))
+        h('ul', { class: 'labels', id: 'labels' }, labels))
       : null,
     languages.length ? h('p', {}, h('strong', {}, 'Language: '), languages.join(', ')) : null,
     ocr.length
       ? h('section', { 'aria-labelledby': 'ocr-title' },
-        h('h2', { id: 'ocr-title' }, 'Text in the picture'),
-        h('ol', { class: 'ocr-lines', id: 'ocr-lines' }, ocr.map((l) => h('li', {}, (l.value && l.value.text) || ''))))
+        h('h2', { id: 'ocr-title' }, player ? 'Text in the video' : 'Text in the picture'),
+        h('ol', { class: 'ocr-lines', id: 'ocr-lines' }, ocrItems(ocr, player)))
       : null,
     texts.length
       ? h('section', { 'aria-labelledby': 'text-title' },
@@ -640,26 +816,48 @@ async function showAsset(id, token) {
         texts.slice(0, 3).map((t) => {
           const body = (t.value && t.value.text) || '';
           const page = t.place && t.place.type === 'page' ? `Page ${t.place.page}: ` : '';
-          return h('p', { class: 'excerpt' }, page, body.length > 600 ? `${body.slice(0, 600)}…` : body);
+          const start = player ? startOf(t.place) : null;
+          return h('p', { class: 'excerpt' }, start === null ? null : [seekButton(player, start), ' '], page,
+            body.length > 600 ? `${body.slice(0, 600)}…` : body);
         }),
         texts.length > 3 ? h('p', { class: 'hint' }, `and ${texts.length - 3} more pages`) : null)
       : null,
   );
+}
 
-  const similar = h('section', { class: 'related', id: 'similar', 'aria-labelledby': 'similar-title' },
-    h('h2', { id: 'similar-title' }, 'Similar images'), h('p', { class: 'hint' }, 'Loading…'));
-  const duplicates = h('section', { class: 'related', id: 'duplicates', 'aria-labelledby': 'duplicates-title' },
-    h('h2', { id: 'duplicates-title' }, 'Near-duplicates'), h('p', { class: 'hint' }, 'Loading…'));
+// The labels, best first. A video's label found at several moments is listed once, with
+// buttons that play it from the first few of them.
+function labelItems(detail, player) {
+  const groups = new Map();
+  for (const label of insightsOf(detail, 'label')) {
+    const name = (label.value && label.value.name) || '?';
+    const key = player ? name : Symbol(name);
+    const group = groups.get(key) || { name, confidence: null, moments: [] };
+    const c = label.confidence;
+    if (c !== null && c !== undefined && (group.confidence === null || c > group.confidence)) group.confidence = c;
+    const start = player ? startOf(label.place) : null;
+    if (start !== null) group.moments.push(start);
+    groups.set(key, group);
+  }
+  return [...groups.values()]
+    .sort((a, b) => (b.confidence || 0) - (a.confidence || 0))
+    .map((g) => h('li', {}, h('span', {}, g.name), ' ',
+      h('span', { class: 'confidence' }, g.confidence === null ? '' : percent(g.confidence)),
+      g.moments.sort((a, b) => a - b).slice(0, MOMENTS).flatMap((ms) => [' ', seekButton(player, ms)])));
+}
 
-  view.replaceChildren(
-    h('p', { class: 'back' }, h('a', { href: '#/' }, '← Back to search')),
-    h('h1', { id: 'asset-title', tabindex: '-1' }, asset.name),
-    h('div', { class: 'asset' }, figure, side),
-    similar,
-    duplicates,
-  );
-  $('asset-title').focus();
-  loadRelated(asset, similar, duplicates, token);
+// The lines of text read; on a video, in the order they appear, each a button that plays
+// the video from there.
+function ocrItems(ocr, player) {
+  const timed = (line) => (player ? startOf(line.place) : null);
+  const lines = player ? ocr.slice().sort((a, b) => (timed(a) ?? 0) - (timed(b) ?? 0)) : ocr;
+  return lines.map((line) => {
+    const text = (line.value && line.value.text) || '';
+    const start = timed(line);
+    if (start === null) return h('li', {}, text);
+    return h('li', {}, h('button', { type: 'button', class: 'line', onclick: () => player.seek(start) },
+      h('span', { class: 'moment' }, clock(start)), ' ', text));
+  });
 }
 
 // Similar images and near-duplicates, each filled when its answer comes (or says why not).
@@ -702,11 +900,210 @@ async function deleteAsset(asset) {
     alert(err.message);
     return;
   }
-  state.searched = false;
+  state.shown = null;
   $('grid').replaceChildren();
-  location.hash = '#/';
+  location.hash = state.lastSearch;
   loadCollections();
   pollStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Video: the player, its scrub bar with the storyboard, the shot strip
+// ---------------------------------------------------------------------------------------------
+
+// What the browser plays: the preview made for browsers when its codecs are not ones they
+// play, else the original (both answer range requests, so seeking does not load it all).
+function videoSource(asset, detail) {
+  const preview = insightsOf(detail, 'preview').find((i) => i.value && i.value.name);
+  return preview ? `/api/v1/assets/${encodeURIComponent(asset.id)}/preview` : asset.original;
+}
+
+// The video's storyboard, if it has a usable one: one sprite of `tiles` pictures of
+// `tile_width` × `tile_height` in rows of `columns`, tile n showing the moment n × interval_ms.
+function storyboardOf(detail) {
+  const board = insightsOf(detail, 'storyboard').map((i) => i.value).find(Boolean);
+  const positive = (n) => Number.isFinite(n) && n > 0;
+  if (!board || typeof board.sprite !== 'string') return null;
+  return ['tile_width', 'tile_height', 'columns', 'tiles', 'interval_ms'].every((k) => positive(board[k])) ? board : null;
+}
+
+// Where the storyboard's picture of the moment `ms` lies on its sprite, in pixels.
+function tileAt(board, ms) {
+  const n = Math.min(board.tiles - 1, Math.max(0, Math.floor(ms / board.interval_ms)));
+  return { x: (n % board.columns) * board.tile_width, y: Math.floor(n / board.columns) * board.tile_height };
+}
+
+// The player of a video asset and what goes with it: a note for when the browser cannot play
+// it, the scrub bar with the storyboard, the strip of shots, and `seek`.
+function videoPlayer(asset, detail) {
+  const video = h('video', {
+    id: 'player',
+    controls: true,
+    preload: 'metadata',
+    playsinline: true,
+    src: videoSource(asset, detail),
+    poster: asset.thumbnail || null,
+    // Sizes the player before the video's metadata comes, so the page does not jump.
+    width: asset.width || null,
+    height: asset.height || null,
+    'aria-label': asset.name,
+  });
+  const note = h('p', { class: 'error', role: 'alert', hidden: true });
+  video.addEventListener('error', () => {
+    note.textContent = `This browser cannot play this video (${asset.mime}): download the original to watch it.`;
+    note.hidden = false;
+  });
+  // Plays from `ms`; before the metadata has come, the position waits for it.
+  const seek = (ms, { play = true } = {}) => {
+    const go = () => {
+      video.currentTime = ms / 1000;
+      // play() is refused without a gesture where autoplay is blocked: the position stays set.
+      if (play) video.play().catch(() => {});
+    };
+    if (video.readyState >= HTMLMediaElement.HAVE_METADATA) go();
+    else video.addEventListener('loadedmetadata', go, { once: true });
+  };
+  const board = storyboardOf(detail);
+  const durationMs = (detail.metadata && detail.metadata.duration_ms) || 0;
+  const shots = insightsOf(detail, 'shot')
+    .filter((s) => startOf(s.place) !== null)
+    .sort((a, b) => a.place.start_ms - b.place.start_ms);
+  return {
+    video,
+    note,
+    seek,
+    scrub: board ? scrubBar(video, board, derivedUrl(asset, board.sprite), durationMs) : null,
+    shots: shots.length ? shotStrip(asset, shots, video, seek) : null,
+  };
+}
+
+// A bar under the video: the pointer over it shows the storyboard's picture of that moment,
+// and a click, a drag or the arrow keys seek there (it is a range input).
+function scrubBar(video, board, sprite, durationMs) {
+  let duration = durationMs;
+  let dragging = false;
+  const input = h('input', {
+    type: 'range',
+    id: 'scrub',
+    min: '0',
+    max: String(duration / 1000),
+    step: '0.1',
+    value: '0',
+    'aria-label': 'Position in the video',
+    'aria-valuetext': `${clock(0)} of ${clock(duration)}`,
+  });
+  const tile = h('span', { class: 'storyboard-tile', style: `width:${board.tile_width}px;height:${board.tile_height}px` });
+  tile.style.backgroundImage = `url("${sprite}")`;
+  const time = h('span', { class: 'tip-time' });
+  const tip = h('span', { class: 'scrub-tip', 'aria-hidden': 'true', hidden: true }, tile, time);
+  const bar = h('div', { class: 'scrub' }, input, tip);
+
+  const show = (ms) => {
+    if (!(duration > 0)) return;
+    const at = Math.min(duration, Math.max(0, ms));
+    const { x, y } = tileAt(board, at);
+    tile.style.backgroundPosition = `-${x}px -${y}px`;
+    time.textContent = clock(at);
+    tip.hidden = false;
+    // Centred over the moment, but never past the ends of the bar.
+    const width = bar.clientWidth;
+    const left = (at / duration) * width - tip.offsetWidth / 2;
+    tip.style.left = `${Math.max(0, Math.min(width - tip.offsetWidth, left))}px`;
+  };
+  const hide = () => {
+    tip.hidden = true;
+  };
+  const stopDragging = (event) => {
+    dragging = false;
+    if (event.pointerType && event.pointerType !== 'mouse') hide(); // a finger lifted
+  };
+  input.addEventListener('pointermove', (e) => {
+    const box = input.getBoundingClientRect();
+    show(((e.clientX - box.left) / box.width) * duration);
+  });
+  input.addEventListener('pointerleave', () => {
+    if (!dragging) hide();
+  });
+  input.addEventListener('pointerdown', () => {
+    dragging = true;
+  });
+  for (const type of ['pointerup', 'pointercancel', 'change']) input.addEventListener(type, stopDragging);
+  input.addEventListener('input', () => {
+    video.currentTime = Number(input.value);
+    show(Number(input.value) * 1000);
+  });
+  input.addEventListener('blur', hide);
+  video.addEventListener('loadedmetadata', () => {
+    if (Number.isFinite(video.duration) && video.duration > 0) {
+      duration = video.duration * 1000;
+      input.max = String(video.duration);
+    }
+  });
+  video.addEventListener('timeupdate', () => {
+    if (!dragging) input.value = String(video.currentTime);
+    input.setAttribute('aria-valuetext', `${clock(video.currentTime * 1000)} of ${clock(duration)}`);
+  });
+  return bar;
+}
+
+// The shots in order, each a button with its keyframe, its start and how it begins, that
+// plays the video from there. The shot on screen is marked as the video plays.
+function shotStrip(asset, shots, video, seek) {
+  const buttons = shots.map((shot, i) => {
+    const start = shot.place.start_ms;
+    const value = shot.value || {};
+    return h('button', { type: 'button', class: 'shot', 'data-start': start, onclick: () => seek(start) },
+      value.keyframe
+        ? h('img', {
+          src: derivedUrl(asset, value.keyframe),
+          alt: '',
+          loading: 'lazy',
+          decoding: 'async',
+          width: asset.width || null,
+          height: asset.height || null,
+        })
+        : h('span', { class: 'no-keyframe' }),
+      h('span', { class: 'visually-hidden' }, `Shot ${i + 1} at `),
+      h('span', { class: 'shot-time' }, clock(start)),
+      h('span', { class: 'visually-hidden' }, ', '),
+      h('span', { class: 'shot-how' }, [value.transition, value.content].filter(Boolean).join(', ')));
+  });
+  const strip = h('ol', { class: 'shots', id: 'shots' }, buttons.map((b) => h('li', {}, b)));
+  let current = null;
+  const follow = () => {
+    const ms = video.currentTime * 1000;
+    // 1 ms of slack: a seek to a shot's start may land a rounding error before it.
+    const now = buttons.filter((b) => Number(b.dataset.start) <= ms + 1).pop() || buttons[0];
+    if (now === current) return;
+    if (current) current.removeAttribute('aria-current');
+    current = now;
+    now.setAttribute('aria-current', 'true');
+    keepInView(strip, now.parentElement);
+  };
+  follow();
+  video.addEventListener('timeupdate', follow);
+  return h('section', { class: 'shots-section', 'aria-labelledby': 'shots-title' },
+    h('h2', { id: 'shots-title' }, 'Shots'), strip);
+}
+
+// Scrolls the strip, not the page, so that `item` is in view.
+function keepInView(strip, item) {
+  const left = item.offsetLeft;
+  if (left < strip.scrollLeft || left + item.offsetWidth > strip.scrollLeft + strip.clientWidth) {
+    strip.scrollLeft = left - (strip.clientWidth - item.offsetWidth) / 2;
+  }
+}
+
+// Shows the boxes of the text read on a video while their lines are on screen.
+function followBoxes(video, frame) {
+  const boxes = Array.from(frame.querySelectorAll('.ocr-box[data-start]'));
+  if (boxes.length === 0) return;
+  const follow = () => {
+    const ms = video.currentTime * 1000;
+    for (const box of boxes) box.hidden = !(Number(box.dataset.start) <= ms && ms < Number(box.dataset.end));
+  };
+  follow();
+  video.addEventListener('timeupdate', follow);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -790,7 +1187,7 @@ function upload(files) {
     loadCollections();
     pollStatus();
     if (!$('search-view').hidden) runSearch();
-    else state.searched = false;
+    else state.shown = null;
   });
   xhr.addEventListener('error', () => {
     bar.hidden = true;
@@ -848,23 +1245,15 @@ function wireEvents() {
   $('sign-out').addEventListener('click', signOut);
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    if (!$('search-view').hidden) runSearch();
-    else location.hash = '#/';
+    searchFromControls({ force: true });
   });
   $('q').addEventListener('input', () => {
-    // Typing from the asset page goes back to the results.
-    if ($('search-view').hidden) location.hash = '#/';
-    scheduleSearch();
+    // Typing from the asset page goes back to the results at once.
+    if ($('search-view').hidden) searchFromControls();
+    else scheduleSearch();
   });
   for (const id of ['kind', 'collection']) {
-    $(id).addEventListener('change', () => {
-      if ($('search-view').hidden) {
-        state.searched = false;
-        location.hash = '#/';
-      } else {
-        runSearch();
-      }
-    });
+    $(id).addEventListener('change', () => searchFromControls());
   }
   $('more').addEventListener('click', () => runSearch({ more: true }));
   $('grid').addEventListener('click', onCardClick);

@@ -28,7 +28,8 @@ pub struct SearchArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct SimilarArgs {
-    /// An asset id (or a unique prefix), or an image file.
+    /// An asset id (or a unique prefix), a moment of a video as `ID@00:01:23` (its shot is
+    /// compared), or an image file.
     target: String,
     /// More filters and words, in the query language (`kind:image collection:press`).
     #[arg(long, default_value = "")]
@@ -76,8 +77,18 @@ pub async fn similar(lake: &Lake, args: SimilarArgs) -> anyhow::Result<ExitCode>
     let examples = if file.is_file() {
         lake.example_vectors(file.to_owned()).await?
     } else {
-        let id = lake.resolve(&args.target).await?;
+        let (id, at) = match args.target.split_once('@') {
+            Some((id, time)) => {
+                let at = aperture_core::human::parse_clock(time).ok_or_else(|| {
+                    anyhow::anyhow!("{time:?} is not a moment of a video: write 00:01:23 or 83.5")
+                })?;
+                (id, Some(at))
+            }
+            None => (args.target.as_str(), None),
+        };
+        let id = lake.resolve(id).await?;
         query.similar = Some(id.to_string());
+        query.similar_at = at;
         Vec::new()
     };
     let text = format!("similar:{} {}", args.target, args.filter);

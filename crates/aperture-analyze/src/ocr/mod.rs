@@ -223,6 +223,7 @@ impl Analyzer for Ocr {
         Ok(Output {
             insights: crate::frames::merge_runs(insights),
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }
@@ -321,6 +322,7 @@ impl Ocr {
         Ok(Output {
             insights,
             derived: Vec::new(),
+            derived_files: Vec::new(),
         })
     }
 }

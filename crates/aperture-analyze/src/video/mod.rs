@@ -7,6 +7,7 @@
 //! The image analyzers read those keyframes afterwards (see [`crate::Input::frames`]), each
 //! insight carrying its shot's time range.
 
+pub mod preview;
 pub mod shots;
 pub mod storyboard;
 
@@ -237,7 +238,11 @@ impl Analyzer for Video {
             derived.push((board.vtt.clone(), Bytes::from(vtt)));
             insights.push(self.insight(asset, board.into(), Place::Whole));
         }
-        Ok(Output { insights, derived })
+        Ok(Output {
+            insights,
+            derived,
+            derived_files: Vec::new(),
+        })
     }
 }
 
@@ -271,6 +276,13 @@ fn jpeg(image: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, Error> {
             reason: format!("cannot encode a frame of {name}: {e}"),
         })?;
     Ok(out)
+}
+
+/// `file:` keeps ffmpeg from reading a name as an option or a protocol.
+pub(crate) fn input_url(path: &std::path::Path) -> std::ffi::OsString {
+    let mut url = std::ffi::OsString::from("file:");
+    url.push(path.as_os_str());
+    url
 }
 
 /// A missing ffmpeg or a failed process start may pass; a file that will not decode will not.

@@ -28,12 +28,7 @@ fn probed(path: &Path) -> Asset {
 }
 
 fn analyze(video: &Video, path: &Path) -> Result<Output, Error> {
-    video.analyze(&Input {
-        asset: &probed(path),
-        path,
-        insights: &[],
-        frames: &[],
-    })
+    analyze_with(video, path)
 }
 
 /// 25 fps, 320×240: a Mandelbrot zoom (0–3 s, steady change that is no transition), a hard
@@ -320,4 +315,57 @@ fn a_hung_decoder_is_stopped() {
         err.to_string().contains("edit.mp4") && err.to_string().contains("stalled"),
         "{err}"
     );
+}
+
+#[test]
+fn a_preview_is_made_only_for_what_browsers_cannot_play() {
+    use aperture_analyze::video::preview::{NAME, Preview};
+    let dir = tempfile::tempdir().unwrap();
+    let h264 = edit(dir.path());
+    let err = analyze_with(&Preview::default(), &h264).unwrap_err();
+    assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");
+
+    // MPEG-4 Part 2 in AVI with MP3 sound, 1280×960: a 720-line H.264/AAC MP4 comes out.
+    let avi = ffmpeg(
+        dir.path(),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=1280x960:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "libmp3lame",
+        ],
+        "old.avi",
+    );
+    let out = analyze_with(&Preview::default(), &avi).unwrap();
+    let (name, file) = &out.derived_files[0];
+    assert_eq!(name, NAME);
+    let probe = aperture_media::probe_file(file, &Default::default()).unwrap();
+    let meta = probe.metadata;
+    assert_eq!(
+        (meta.video_codec.as_deref(), meta.audio_codec.as_deref()),
+        (Some("h264"), Some("aac"))
+    );
+    assert_eq!((meta.width, meta.height), (Some(960), Some(720)));
+    assert!(meta.duration_ms.unwrap().abs_diff(2000) < 100);
+    assert!(matches!(
+        &out.insights[0].value,
+        InsightValue::Preview(p) if p.name == NAME && p.height == 720
+    ));
+}
+
+fn analyze_with(analyzer: &dyn Analyzer, path: &Path) -> Result<Output, Error> {
+    analyzer.analyze(&Input {
+        asset: &probed(path),
+        path,
+        insights: &[],
+        frames: &[],
+    })
 }

@@ -10,6 +10,7 @@ mod real_media;
 mod round_trip;
 mod search;
 mod server;
+mod video;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

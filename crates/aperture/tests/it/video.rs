@@ -1,0 +1,175 @@
+//! Video as a user meets it: ingest, `index` with the real models, shots in `show`, search that
+//! names the moment, a frame out with `get --frame`, `similar ID@TIME`, and near-duplicate
+//! videos grouped.
+
+use std::path::{Path, PathBuf};
+
+use aperture_media::fixtures::ffmpeg;
+
+use crate::real_media::with_models;
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+
+/// 25 fps, 640×360, 9 s: a moving test pattern (0–3 s), a cut to colour bars with the caption
+/// "HARBOUR CLOSED" (3–6 s), a cut to a Mandelbrot zoom (6–9 s).
+fn reel(dir: &Path) -> PathBuf {
+    let caption = format!(
+        "drawtext=fontfile={FONT}:text=HARBOUR CLOSED:fontsize=56:fontcolor=white:\
+         box=1:boxcolor=black:boxborderw=12:x=(w-text_w)/2:y=h-text_h-40"
+    );
+    ffmpeg(
+        dir,
+        &[
+            "-filter_complex",
+            &format!(
+                "testsrc2=s=640x360:r=25:d=3,format=yuv420p,setsar=1[a];\
+                 smptebars=s=640x360:r=25:d=3,{caption},format=yuv420p,setsar=1[b];\
+                 mandelbrot=s=640x360:r=25,trim=duration=3,setpts=PTS-STARTPTS,\
+                 format=yuv420p,setsar=1[c];\
+                 [a][b][c]concat=n=3:v=1:a=0[out]"
+            ),
+            "-map",
+            "[out]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+        ],
+        "reel.mp4",
+    )
+}
+
+fn id_of(ap: &crate::Aperture, name: &str) -> String {
+    ap.assets()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no asset {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn shots_moments_frames_and_near_duplicate_videos() {
+    let ap = with_models();
+    let dir = ap.inputs();
+    let reel = reel(&dir);
+    let reel_path = reel.to_str().unwrap();
+    // A re-encode (smaller, another codec setting), the first two thirds, and another video.
+    ffmpeg(
+        &dir,
+        &[
+            "-i",
+            reel_path,
+            "-vf",
+            "scale=480:270",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "30",
+        ],
+        "reel-small.mp4",
+    );
+    ffmpeg(
+        &dir,
+        &["-i", reel_path, "-t", "6", "-c:v", "libx264"],
+        "reel-trim.mp4",
+    );
+    ffmpeg(
+        &dir,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "life=s=320x240:r=25:mold=10:ratio=0.5:death_color=#203040,trim=duration=4",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+        "other.mp4",
+    );
+    ap.ingest(&dir, "videos");
+    ap.ok(&["index", "--no-progress"]);
+
+    let id = id_of(&ap, "reel.mp4");
+    let shown = ap.ok(&["show", &id]);
+    assert!(shown.contains("shots        3"), "{shown}");
+    assert!(shown.contains("00:00:03–00:00:06  cut"), "{shown}");
+    assert!(shown.contains("HARBOUR"), "{shown}");
+
+    // Words on screen find the moment.
+    let found = ap.ok(&["search", "harbour"]);
+    assert!(found.contains("reel.mp4"), "{found}");
+    assert!(
+        found.contains("ocr: «HARBOUR» CLOSED [00:00:03–00:00:06]"),
+        "{found}"
+    );
+    let hits = ap.json(&["search", "harbour"]);
+    let reasons = hits[0]["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r["place"]["type"] == "time" && r["place"]["start_ms"] == 3000),
+        "{hits}"
+    );
+
+    // A frame out, at the size of the video.
+    let frame = dir.join("out/frame.jpg");
+    std::fs::create_dir_all(frame.parent().unwrap()).unwrap();
+    ap.ok(&[
+        "get",
+        &id,
+        "--frame",
+        "00:00:04",
+        "-o",
+        frame.to_str().unwrap(),
+    ]);
+    let image = image::open(&frame).unwrap();
+    assert_eq!((image.width(), image.height()), (640, 360));
+    let bad = ap.run(&["get", &id, "--frame", "soon", "-o", frame.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a time"));
+
+    // The caption shot's likeness: the same shot in the copies, not the other video.
+    let similar = ap.ok(&["similar", &format!("{id}@00:00:04")]);
+    let first = similar.lines().find(|l| l.contains(".mp4")).unwrap_or("");
+    assert!(
+        first.contains("reel-small.mp4") || first.contains("reel-trim.mp4"),
+        "{similar}"
+    );
+    assert!(similar.contains("[00:00:03–00:00:06]"), "{similar}");
+
+    // Near-duplicate videos: the reel, its re-encode and its trim; not the other one.
+    let groups = ap.json(&["duplicates"]);
+    let names: Vec<Vec<String>> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["kind"] == "near")
+        .map(|g| {
+            let mut members: Vec<String> = g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    let id = m["asset"].as_str().unwrap().replace('-', "");
+                    ap.assets()
+                        .iter()
+                        .find(|a| a["id"].as_str().unwrap().replace('-', "") == id)
+                        .unwrap()["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            members.sort();
+            members
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [["reel-small.mp4", "reel-trim.mp4", "reel.mp4"]],
+        "{groups}"
+    );
+}
