@@ -48,6 +48,8 @@ const INDEXING_TIMEOUT_MS = 240_000;
 // A video of two shots, 3 s each, cut at 3 s: moving colours, then still colour bars.
 const VIDEO_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'aperture-e2e-'));
 const VIDEO = path.join(VIDEO_DIR, 'clapboard.mp4');
+// MPEG-4 Part 2 in AVI: Chromium cannot play it, so the server makes a preview that it can.
+const OLD_VIDEO = path.join(VIDEO_DIR, 'archive.avi');
 
 let browser;
 let context; // signed in as admin
@@ -144,6 +146,10 @@ describe('Aperture web page', { concurrency: 1 }, () => {
       '-filter_complex', '[0][1]concat=n=2:v=1:a=0',
       '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart',
       VIDEO,
+    ]);
+    execFileSync('ffmpeg', [
+      '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
+      '-c:v', 'mpeg4', '-q:v', '5', OLD_VIDEO,
     ]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({
@@ -491,7 +497,7 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     await page.goto(`${URL_}/#/asset/${videoId}`);
     await page.getByRole('heading', { level: 1, name: 'clapboard.mp4' }).waitFor();
     const player = page.locator('#player');
-    assert.match(await player.getAttribute('src'), new RegExp(`^/api/v1/assets/${videoId}/(original|derived/[^/]+)$`));
+    assert.match(await player.getAttribute('src'), new RegExp(`^/api/v1/assets/${videoId}/(original|preview)$`));
     assert.equal(await player.getAttribute('preload'), 'metadata');
     assert.equal(await page.locator('.frame .badge').count(), 0, 'a player, not a badge');
 
@@ -542,6 +548,37 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     await page.locator('.scrub-tip').waitFor({ state: 'hidden' });
   });
 
+  it('plays the preview of a video whose codec the browser cannot play', { timeout: INDEXING_TIMEOUT_MS + 30_000 }, async () => {
+    await page.goto(`${URL_}/#/`);
+    await page.locator('#file-input').setInputFiles([OLD_VIDEO]);
+    const panel = page.getByRole('dialog', { name: 'Upload' });
+    const link = panel.locator('li[data-name="archive.avi"]:is([data-status="new"], [data-status="stored"]) a');
+    await link.waitFor();
+    const id = decodeURIComponent((await link.getAttribute('href')).replace('#/asset/', ''));
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+    assert.equal(
+      await page.evaluate(() => document.createElement('video').canPlayType('video/x-msvideo')),
+      '',
+      'Chromium does not play AVI itself',
+    );
+    await waitForInsights(page, id, ['preview', 'shot'], INDEXING_TIMEOUT_MS);
+    await page.goto(`${URL_}/#/asset/${id}`);
+    await page.getByRole('heading', { level: 1, name: 'archive.avi' }).waitFor();
+    const player = page.locator('#player');
+    assert.equal(await player.getAttribute('src'), `/api/v1/assets/${id}/preview`);
+    await playerAt(page, 0);
+    const started = await player.evaluate((v) => v.play().then(() => v.currentTime));
+    await page.waitForFunction((t) => document.getElementById('player').currentTime > t + 0.5, started);
+    await player.evaluate((v) => v.pause());
+    // The download is still the original, untouched.
+    const original = await page.evaluate(async (id) => {
+      const r = await fetch(`/api/v1/assets/${id}/original`);
+      return { status: r.status, size: (await r.arrayBuffer()).byteLength };
+    }, id);
+    assert.deepEqual(original, { status: 200, size: fs.statSync(OLD_VIDEO).size });
+  });
+
   it('opens a search hit at the moment of the video it was found at', async () => {
     assert.ok(videoId, 'the video was uploaded');
     // What the analysers find in a test pattern is not known in advance, so the server's answer
@@ -550,7 +587,7 @@ describe('Aperture web page', { concurrency: 1 }, () => {
       for (const hit of body.hits.filter((x) => x.asset.id === videoId)) {
         hit.reasons.unshift({
           type: 'words', field: 'ocr', text: 'BARS', highlights: [{ start: 0, end: 4 }],
-          place: { type: 'time', start_ms: 4200, end_ms: 5000 }, start_ms: 4200, end_ms: 5000,
+          place: { type: 'time', start_ms: 4200, end_ms: 5000, rect: null },
         });
       }
     });

@@ -280,6 +280,10 @@ impl Analyzer for Clip {
         &SPEC
     }
 
+    fn reads_pictures(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> String {
         format!("{}+{}", SPEC.version, self.fingerprint)
     }

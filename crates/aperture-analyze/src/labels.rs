@@ -226,6 +226,10 @@ impl Analyzer for Labels {
         &SPEC
     }
 
+    fn reads_pictures(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> String {
         format!("{}+{}", SPEC.version, self.fingerprint)
     }

@@ -132,6 +132,11 @@ pub trait Analyzer: Send + Sync {
     fn reads(&self) -> &'static [&'static str] {
         self.spec().reads
     }
+    /// Whether it looks at pictures: a video's keyframes are then handed to it
+    /// ([`Input::frames`]). Analyzers that read only others' insights leave it `false`.
+    fn reads_pictures(&self) -> bool {
+        false
+    }
     /// Blocking: decoding and inference happen here.
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error>;
 }

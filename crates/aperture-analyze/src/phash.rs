@@ -24,6 +24,10 @@ impl Analyzer for PerceptualHash {
         &SPEC
     }
 
+    fn reads_pictures(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> String {
         SPEC.version.into()
     }

@@ -122,6 +122,10 @@ impl Analyzer for Sensitive {
         &SPEC
     }
 
+    fn reads_pictures(&self) -> bool {
+        true
+    }
+
     fn version(&self) -> String {
         format!("{}+{}", SPEC.version, self.fingerprint)
     }

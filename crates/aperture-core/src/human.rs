@@ -57,6 +57,19 @@ pub fn clock(ms: u64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// Where in an asset, for a line of text: ` [00:01:23–00:01:31]` for a time range,
+/// ` [page 3]` for a page, nothing for the whole asset or a region of an image.
+pub fn where_in(place: &crate::Place) -> String {
+    use crate::Place;
+    match place {
+        Place::Time {
+            start_ms, end_ms, ..
+        } => format!(" [{}–{}]", clock(*start_ms), clock(*end_ms)),
+        Place::Page { page, .. } => format!(" [page {page}]"),
+        Place::Whole | Place::Region { .. } => String::new(),
+    }
+}
+
 /// `hh:mm:ss.mmm`, as WebVTT cues write times.
 pub fn clock_millis(ms: u64) -> String {
     format!("{}.{:03}", clock(ms), ms % 1000)
@@ -83,6 +96,10 @@ pub fn parse_clock(text: &str) -> Option<u64> {
         return None;
     }
     if !whole.is_empty() && seconds >= 60.0 {
+        return None;
+    }
+    // With hours given, the minutes are under 60 too.
+    if whole.len() == 2 && whole[1].parse::<u64>().ok()? >= 60 {
         return None;
     }
     ms.checked_mul(60_000)?
@@ -122,7 +139,9 @@ mod tests {
         ] {
             assert_eq!(parse_clock(text), Some(ms), "{text}");
         }
-        for bad in ["", "1:2:3:4", "1:60", "a:10", "-5", "1:-5", "1e3", ":5"] {
+        for bad in [
+            "", "1:2:3:4", "1:60", "1:60:00", "a:10", "-5", "1:-5", "1e3", ":5",
+        ] {
             assert_eq!(parse_clock(bad), None, "{bad}");
         }
     }

@@ -73,17 +73,6 @@ impl Lake {
     }
 }
 
-/// ` [00:01:23–00:01:31]` for a time range, ` [page 3]` for a page, or nothing.
-fn where_in(place: &Place) -> String {
-    match place {
-        Place::Time {
-            start_ms, end_ms, ..
-        } => format!(" [{}–{}]", clock(*start_ms), clock(*end_ms)),
-        Place::Page { page, .. } => format!(" [page {page}]"),
-        Place::Whole | Place::Region { .. } => String::new(),
-    }
-}
-
 /// Each shot of a video with its time, its transition and what was seen in it.
 fn write_shots(f: &mut fmt::Formatter<'_>, insights: &[Insight]) -> fmt::Result {
     let mut shots: Vec<(&Insight, u64, u64)> = insights
@@ -222,7 +211,7 @@ impl fmt::Display for AssetDetail {
                 i.kind(),
                 readable(&i.value),
                 confidence.unwrap_or_default(),
-                where_in(&i.place)
+                aperture_core::human::where_in(&i.place)
             )?;
         }
         Ok(())

@@ -311,7 +311,7 @@ impl Worker {
                 };
             }
         };
-        let keyframes = match self.keyframes(&asset, &insights).await {
+        let keyframes = match self.keyframes(&asset, &insights, analyzer.as_ref()).await {
             Ok(keyframes) => keyframes,
             Err(e) => {
                 return Outcome::Failed {
@@ -403,13 +403,14 @@ impl Worker {
     }
 
     /// A video's keyframes, as its shots name them, copied to a temporary folder for an
-    /// analyzer that reads the `video` analyzer's insights; `None` for anything else.
+    /// analyzer that looks at pictures; `None` for anything else.
     async fn keyframes(
         &self,
         asset: &aperture_catalog::Asset,
         insights: &[aperture_core::Insight],
+        analyzer: &dyn Analyzer,
     ) -> Result<Option<Keyframes>, String> {
-        if asset.kind != aperture_core::MediaKind::Video {
+        if asset.kind != aperture_core::MediaKind::Video || !analyzer.reads_pictures() {
             return Ok(None);
         }
         let shots: Vec<(String, aperture_core::Place)> = insights

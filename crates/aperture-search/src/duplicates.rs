@@ -256,13 +256,15 @@ pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Ve
     // (this video, other video) → how many of this video's keyframes match, and the sum of
     // their best similarities.
     let mut matched: HashMap<(AssetId, AssetId), (usize, f32)> = HashMap::new();
-    for &video in keyframes.keys() {
+    for (&video, &own) in &keyframes {
+        // The video's own shots are among each keyframe's neighbours: look past them.
+        let k = options.neighbours + own.min(256) + 1;
         for &key in space.keys_of(video) {
             let Some(vector) = space.vector(key) else {
                 continue;
             };
             let mut best: HashMap<AssetId, f32> = HashMap::new();
-            for n in space.search(&vector, options.neighbours + 1, &videos)? {
+            for n in space.search(&vector, k, &videos)? {
                 if n.entry.asset != video && n.similarity >= options.sure_similarity {
                     let b = best.entry(n.entry.asset).or_default();
                     *b = b.max(n.similarity);

@@ -150,7 +150,7 @@ impl Reason {
                     line.push_str(&format!(" ({:.0}%)", c * 100.0));
                 }
                 if let Some(place) = place {
-                    line.push_str(&where_in(place));
+                    line.push_str(&aperture_core::human::where_in(place));
                 }
                 line
             }
@@ -165,7 +165,7 @@ impl Reason {
                 if let Some(text) = text {
                     line.push_str(&format!(": {}", aperture_core::human::clip(text, 90)));
                 }
-                line.push_str(&where_in(place));
+                line.push_str(&aperture_core::human::where_in(place));
                 line
             }
             Reason::Similar {
@@ -175,22 +175,10 @@ impl Reason {
                 ..
             } => format!(
                 "looks similar ({space}, {similarity:.2}){}",
-                where_in(place)
+                aperture_core::human::where_in(place)
             ),
             Reason::Filters => "matches the filters".to_owned(),
         }
-    }
-}
-
-/// ` [page 3]`, ` [00:01:23–00:01:31]`, or nothing for the whole asset.
-fn where_in(place: &Place) -> String {
-    use aperture_core::human::clock;
-    match place {
-        Place::Page { page, .. } => format!(" [page {page}]"),
-        Place::Time {
-            start_ms, end_ms, ..
-        } => format!(" [{}–{}]", clock(*start_ms), clock(*end_ms)),
-        Place::Whole | Place::Region { .. } => String::new(),
     }
 }
 
@@ -259,7 +247,11 @@ impl SearchIndex {
                                     } => (*start_ms..*end_ms).contains(&at),
                                     _ => false,
                                 });
-                            ordinal.and_then(|o| keys.get(o))
+                            ordinal.and_then(|o| {
+                                keys.iter().find(|k| {
+                                    space.entry(**k).is_some_and(|e| e.ordinal as usize == o)
+                                })
+                            })
                         }
                         _ => keys.first(),
                     };

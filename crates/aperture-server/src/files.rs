@@ -165,35 +165,10 @@ async fn original(
     {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
-    let range = byte_range(&headers, asset.size).map_err(|()| {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "bad_range",
-            format!("the range is outside the file's {} bytes", asset.size),
-        )
-    });
-    let range = match range {
-        Ok(r) => r,
-        Err(e) => {
-            let mut response = e.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", asset.size)) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(response);
-        }
+    let Ok(range) = byte_range(&headers, asset.size) else {
+        return Ok(unsatisfiable("file", asset.size));
     };
-    state
-        .audit(
-            &caller,
-            "read_original",
-            Some(asset.id.to_string()),
-            json!({
-                "name": asset.name,
-                "collection": asset.collection,
-                "range": range.map(|(a, b)| format!("{a}-{b}")),
-            }),
-        )
-        .await?;
+    audit_range(&state, &caller, &asset, "read_original", range).await?;
     let mut response = match range {
         None => {
             // Verified as it streams: corrupt bytes end the body with an error, so the
@@ -326,29 +301,9 @@ async fn preview(
         .await
         .map_err(not_found)?;
     let Ok(range) = byte_range(&headers, size) else {
-        let mut response = ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "bad_range",
-            format!("the range is outside the preview's {size} bytes"),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-            response.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-        return Ok(response);
+        return Ok(unsatisfiable("preview", size));
     };
-    state
-        .audit(
-            &caller,
-            "read_preview",
-            Some(asset.id.to_string()),
-            json!({
-                "name": asset.name,
-                "collection": asset.collection,
-                "range": range.map(|(a, b)| format!("{a}-{b}")),
-            }),
-        )
-        .await?;
+    audit_range(&state, &caller, &asset, "read_preview", range).await?;
     let (first, last) = range.unwrap_or((0, size.saturating_sub(1)));
     let stream = blobs
         .get_derived_range(asset.id, &name, first..last + 1)
@@ -367,6 +322,42 @@ async fn preview(
         }
     }
     Ok(response)
+}
+
+/// 416 for a range past the end of `what` (`size` bytes), with the size in `Content-Range`.
+fn unsatisfiable(what: &str, size: u64) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "bad_range",
+        format!("the range is outside the {what}'s {size} bytes"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        response.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    response
+}
+
+/// Audits a read of (a range of) an asset's bytes before they go out.
+async fn audit_range(
+    state: &State,
+    caller: &Caller,
+    asset: &aperture_catalog::Asset,
+    action: &str,
+    range: Option<(u64, u64)>,
+) -> ApiResult<()> {
+    state
+        .audit(
+            caller,
+            action,
+            Some(asset.id.to_string()),
+            json!({
+                "name": asset.name,
+                "collection": asset.collection,
+                "range": range.map(|(a, b)| format!("{a}-{b}")),
+            }),
+        )
+        .await
 }
 
 /// Sends a derived object of `asset`, the read audited first.

@@ -284,11 +284,11 @@ fn accuracy(trailer: &Path, threads: usize, peer: Option<&Path>) {
         let f = |k: &str, m: &str| s[k][m].as_f64().unwrap_or(f64::NAN);
         println!(
             "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            f("cuts", "precision"),
-            f("cuts", "recall"),
+            f("cuts", "p"),
+            f("cuts", "r"),
             f("cuts", "f1"),
-            f("gradual", "precision"),
-            f("gradual", "recall"),
+            f("gradual", "p"),
+            f("gradual", "r"),
             f("gradual", "f1"),
             f("all", "f1"),
         );

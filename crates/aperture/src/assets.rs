@@ -137,7 +137,7 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
             use std::io::Write;
             std::io::stdout().write_all(&jpeg)?;
         } else {
-            write_new(&args.output, &jpeg)?;
+            write_replacing(&args.output, &jpeg)?;
             eprintln!(
                 "wrote the frame at {} of {} to {}",
                 aperture_core::human::clock(time_ms),
@@ -177,8 +177,9 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it there: never half a file.
-fn write_new(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: never half a
+/// file.
+fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

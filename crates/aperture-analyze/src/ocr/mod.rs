@@ -197,6 +197,10 @@ impl Analyzer for Ocr {
         &SPEC
     }
 
+    fn reads_pictures(&self) -> bool {
+        true
+    }
+
     /// The PP-OCR files and the Tesseract languages: installing another language pack
     /// makes earlier results stale.
     fn version(&self) -> String {

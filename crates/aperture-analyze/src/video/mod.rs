@@ -50,6 +50,10 @@ pub struct VideoOptions {
     pub keyframe_side: u32,
     /// The thumbnail's side. Default: 256 (as images').
     pub thumbnail_side: u32,
+    /// Keyframes kept at most, for the longest shots (each is a seek and a JPEG held until the
+    /// job ends): a pathological file cut every few frames for hours stays bounded.
+    /// Default: 1000.
+    pub max_keyframes: usize,
     /// Shot detection's thresholds.
     pub shots: shots::Params,
 }
@@ -62,6 +66,7 @@ impl Default for VideoOptions {
             max_fps: 30.0,
             keyframe_side: 1280,
             thumbnail_side: 256,
+            max_keyframes: 1000,
             shots: shots::Params::default(),
         }
     }
@@ -126,7 +131,7 @@ impl Analyzer for Video {
             .filter(|f| f.is_finite() && *f > 0.0)
             .unwrap_or(25.0);
         // Above the cap, every second (or third) frame: evenly spaced still.
-        let fps = fps / (fps / self.options.max_fps).ceil().max(1.0);
+        let fps = fps / (fps / self.options.max_fps.max(1.0)).ceil().max(1.0);
         let duration_guess = meta.duration_ms.unwrap_or(max.as_millis() as u64);
         let max_frames = (max.as_secs_f64() * fps).ceil() as u64 + 1;
 
@@ -162,10 +167,18 @@ impl Analyzer for Video {
         let mut insights = Vec::new();
         let mut derived = Vec::new();
         let mut best: Option<(f32, RgbImage)> = None;
+        // The longest shots get keyframes when there are more than the cap.
+        let mut by_length: Vec<usize> = (0..found.shots.len()).collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(found.shots[i].end - found.shots[i].start));
+        let with_keyframe: std::collections::HashSet<usize> = by_length
+            .into_iter()
+            .take(self.options.max_keyframes)
+            .collect();
         for (index, shot) in found.shots.iter().enumerate() {
+            let keyframe_index = shot.keyframe.filter(|_| with_keyframe.contains(&index));
             let index = index as u32;
             let mut keyframe = None;
-            if let Some(k) = shot.keyframe {
+            if let Some(k) = keyframe_index {
                 let image = decode::frame_at(
                     input.path,
                     &asset.name,
@@ -278,20 +291,13 @@ fn jpeg(image: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// `file:` keeps ffmpeg from reading a name as an option or a protocol.
-pub(crate) fn input_url(path: &std::path::Path) -> std::ffi::OsString {
-    let mut url = std::ffi::OsString::from("file:");
-    url.push(path.as_os_str());
-    url
-}
-
 /// A missing ffmpeg or a failed process start may pass; a file that will not decode will not.
-fn decode_error(e: DecodeError) -> Error {
+pub(crate) fn decode_error(e: DecodeError) -> Error {
     match e {
-        DecodeError::NotFound { .. } | DecodeError::Io { .. } => Error::Transient {
+        DecodeError::NoFfmpeg { .. } | DecodeError::Io { .. } => Error::Transient {
             reason: e.to_string(),
         },
-        DecodeError::Stalled { .. } | DecodeError::Failed { .. } => Error::BadInput {
+        _ => Error::BadInput {
             reason: e.to_string(),
         },
     }

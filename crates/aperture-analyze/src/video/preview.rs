@@ -1,14 +1,10 @@
 //! A preview browsers can play: when a video's codecs or container are not ones Chromium
 //! plays (MPEG-4 Part 2 in AVI, WMV, ProRes, HEVC, …), an H.264/AAC MP4 of at most 720 lines
-//! is made once with ffmpeg and stored beside the asset. The original is never changed and is
-//! still what a download gets.
-
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+//! is made once (`aperture_media::video::encode_preview`) and stored beside the asset. The
+//! original is never changed and is still what a download gets.
 
 use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
+use aperture_media::video::{PreviewOptions, encode_preview};
 
 use crate::{Analyzer, Error, Input, Output};
 
@@ -25,28 +21,16 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
 /// The derived object a preview is stored as.
 pub const NAME: &str = "preview-720.mp4";
 
-/// Video codecs Chromium decodes without proprietary add-ons beyond H.264.
+/// Video codecs Chromium decodes (H.264 with the codecs Debian's build has).
 const PLAYABLE_VIDEO: &[&str] = &["h264", "vp8", "vp9", "av1"];
 /// Audio codecs it decodes.
 const PLAYABLE_AUDIO: &[&str] = &["aac", "mp3", "opus", "vorbis", "flac"];
 
 /// The analyzer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Preview {
-    /// The `ffmpeg` program.
-    pub ffmpeg: PathBuf,
-    /// Encoding is stopped when it runs longer than this many times the video's length, plus
-    /// a minute. Default: 4.
-    pub max_speed_factor: f64,
-}
-
-impl Default for Preview {
-    fn default() -> Self {
-        Self {
-            ffmpeg: PathBuf::from("ffmpeg"),
-            max_speed_factor: 4.0,
-        }
-    }
+    /// How previews are encoded: the program, threads, size and limits.
+    pub options: PreviewOptions,
 }
 
 /// Whether a browser plays the file as it is: MP4/MOV or WebM/Matroska with codecs it knows.
@@ -83,6 +67,19 @@ impl Analyzer for Preview {
                 reason: format!("browsers play {} as it is", asset.name),
             });
         }
+        let limit = self.options.max_duration;
+        if meta
+            .duration_ms
+            .is_some_and(|ms| u128::from(ms) > limit.as_millis())
+        {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{} lasts longer than the {} limit for video",
+                    asset.name,
+                    aperture_core::human::clock(limit.as_millis() as u64)
+                ),
+            });
+        }
         let out = tempfile::Builder::new()
             .prefix("aperture-preview-")
             .suffix(".mp4")
@@ -91,15 +88,17 @@ impl Analyzer for Preview {
                 reason: format!("cannot make a preview of {}: {e}", asset.name),
             })?
             .into_temp_path();
-        let length = Duration::from_millis(meta.duration_ms.unwrap_or(3_600_000));
-        let limit = length.mul_f64(self.max_speed_factor) + Duration::from_secs(60);
-        encode(&self.ffmpeg, input.path, &out, limit).map_err(|reason| Error::BadInput {
-            reason: format!("cannot make a preview of {}: {reason}", asset.name),
-        })?;
+        encode_preview(input.path, &asset.name, &out, &self.options)
+            .map_err(crate::video::decode_error)?;
         let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        // What the encoder was asked for; the stored file is what it is.
+        let lines = u64::from(self.options.max_lines);
         let (width, height) = match (meta.width, meta.height) {
-            (Some(w), Some(h)) if h > 720 => ((w * 720 / h) & !1, 720),
-            (Some(w), Some(h)) => (w, h),
+            (Some(w), Some(h)) if u64::from(h) > lines && h > 0 => (
+                (u64::from(w) * lines / u64::from(h)) as u32 & !1,
+                lines as u32,
+            ),
+            (Some(w), Some(h)) => (w, h & !1),
             _ => (0, 0),
         };
         Ok(Output {
@@ -125,77 +124,6 @@ impl Analyzer for Preview {
             derived: Vec::new(),
             derived_files: vec![(NAME.into(), out)],
         })
-    }
-}
-
-/// Runs ffmpeg to make the preview, killing it past `limit`.
-fn encode(ffmpeg: &Path, input: &Path, out: &Path, limit: Duration) -> Result<(), String> {
-    let mut child = Command::new(ffmpeg)
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"])
-        .arg(crate::video::input_url(input))
-        .args([
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0?",
-            "-vf",
-            "scale=w=-2:h=min(720\\,ih):flags=bicubic,format=yuv420p",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "26",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-ac",
-            "2",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-        ])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
-    let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(64 * 1024).read_to_string(&mut text);
-        }
-        text
-    });
-    let started = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                let said = reader.join().unwrap_or_default();
-                return if status.success() {
-                    Ok(())
-                } else {
-                    Err(said
-                        .lines()
-                        .find(|l| !l.trim().is_empty())
-                        .map_or_else(|| format!("ffmpeg failed ({status})"), str::to_owned))
-                };
-            }
-            Ok(None) if started.elapsed() > limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "encoding ran past {} s and was stopped",
-                    limit.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(e.to_string()),
-        }
     }
 }
 

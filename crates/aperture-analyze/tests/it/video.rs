@@ -138,16 +138,17 @@ fn finds_cuts_dissolves_fades_and_still_segments_in_an_edit() {
 #[test]
 fn a_rotated_phone_video_comes_out_upright_and_variable_frame_rate_keeps_its_clock() {
     let dir = tempfile::tempdir().unwrap();
-    // Variable frame rate: frames dropped unevenly, timestamps kept.
+    // Variable frame rate: a cut at 2.5 s, frames dropped unevenly before it (a whole
+    // second, 1–2 s, and every fourth), timestamps kept: the cut must still be at 2.5 s.
     let vfr = ffmpeg(
         dir.path(),
         &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=320x240:r=30:d=4",
-            "-vf",
-            "select='not(between(n\\,30\\,59))*not(eq(mod(n\\,4)\\,1))'",
+            "-filter_complex",
+            "testsrc2=s=320x240:r=30:d=2.5,setsar=1[a];\
+             smptebars=s=320x240:r=30:d=1.5,setsar=1[b];[a][b]concat=n=2:v=1:a=0,\
+             select='not(between(n\\,30\\,59))*not(eq(mod(n\\,4)\\,1))'[out]",
+            "-map",
+            "[out]",
             "-fps_mode",
             "vfr",
             "-c:v",
@@ -173,7 +174,8 @@ fn a_rotated_phone_video_comes_out_upright_and_variable_frame_rate_keeps_its_clo
     for path in [&vfr, &rotated] {
         let out = analyze(&Video::default(), path).unwrap();
         let found = shots(&out);
-        assert!(found.last().unwrap().1.abs_diff(4000) < 100, "{found:?}");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[1].0.abs_diff(2500) <= 70, "{found:?}");
         let (_, thumb) = out
             .derived
             .iter()
@@ -243,6 +245,24 @@ fn bad_video_fails_with_the_files_name() {
         err.to_string().contains("huge.mp4") && err.to_string().contains("16000 × 16000"),
         "{err}"
     );
+
+    // … and by the decoder itself when probing could not say (ffmpeg's -max_pixels).
+    let mut small_limit = VideoOptions::default();
+    small_limit.decode.max_pixels = 320 * 200;
+    let mut unknown = probed(&good);
+    (unknown.metadata.width, unknown.metadata.height) = (None, None);
+    let err = Video {
+        options: small_limit,
+    }
+    .analyze(&Input {
+        asset: &unknown,
+        path: &good,
+        insights: &[],
+        frames: &[],
+    })
+    .unwrap_err();
+    assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("edit.mp4"), "{err}");
 
     // Longer than the limit.
     let short_limit = Video {

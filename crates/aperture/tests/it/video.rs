@@ -89,8 +89,23 @@ fn shots_moments_frames_and_near_duplicate_videos() {
         ],
         "other.mp4",
     );
+    // A damaged video in the same batch: its own job fails, naming it; the others go on.
+    let bytes = std::fs::read(&reel).unwrap();
+    std::fs::write(dir.join("broken.mp4"), &bytes[..bytes.len() / 3]).unwrap();
     ap.ingest(&dir, "videos");
-    ap.ok(&["index", "--no-progress"]);
+    let index = ap.run(&["index", "--no-progress"]);
+    assert!(
+        String::from_utf8_lossy(&index.stdout).contains("failed"),
+        "{}",
+        String::from_utf8_lossy(&index.stdout)
+    );
+    let broken = ap.ok(&["show", &id_of(&ap, "broken.mp4")]);
+    assert!(
+        broken.contains("video        failed: broken.mp4")
+            || broken.contains("video        failed: cannot decode broken.mp4"),
+        "{broken}"
+    );
+    assert!(!broken.contains("shots "), "nothing half-written: {broken}");
 
     let id = id_of(&ap, "reel.mp4");
     let shown = ap.ok(&["show", &id]);
