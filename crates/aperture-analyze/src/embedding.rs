@@ -206,9 +206,12 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
     parts.join(". ")
 }
 
-fn text_of<'a>(insights: &'a [Insight], kind: &'a str) -> impl Iterator<Item = &'a str> {
+fn text_of<'a>(
+    insights: impl IntoIterator<Item = &'a Insight>,
+    kind: &'a str,
+) -> impl Iterator<Item = &'a str> {
     insights
-        .iter()
+        .into_iter()
         .filter(move |i| i.kind() == kind)
         .filter_map(|i| i.value.text())
         .filter(|t| !t.trim().is_empty())
@@ -255,15 +258,15 @@ fn shot_descriptions(insights: &[Insight]) -> Vec<Passage> {
         .iter()
         .filter(|i| matches!(i.value, InsightValue::Shot(_)))
         .filter_map(|shot| {
-            let seen: Vec<Insight> = insights
+            let seen: Vec<&Insight> = insights
                 .iter()
                 .filter(|i| !matches!(i.value, InsightValue::Shot(_)))
                 .filter(|i| overlaps(i.place, shot.place))
-                .cloned()
                 .collect();
             let mut parts = Vec::new();
             let mut labels: Vec<&Insight> = seen
                 .iter()
+                .copied()
                 .filter(|i| i.kind() == InsightValue::LABEL)
                 .filter(|i| i.confidence.unwrap_or(1.0) >= MIN_LABEL_CONFIDENCE)
                 .collect();
@@ -282,7 +285,7 @@ fn shot_descriptions(insights: &[Insight]) -> Vec<Passage> {
             if !names.is_empty() {
                 parts.push(format!("a video frame of {}", names.join(", ")));
             }
-            let text: Vec<&str> = text_of(&seen, InsightValue::OCR_LINE).collect();
+            let text: Vec<&str> = text_of(seen.iter().copied(), InsightValue::OCR_LINE).collect();
             if !text.is_empty() {
                 parts.push(text.join(" "));
             }

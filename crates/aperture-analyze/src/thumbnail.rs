@@ -1,12 +1,20 @@
 //! Thumbnails: the image upright, at most 256 pixels a side, as JPEG.
 
-use std::io::Cursor;
-
 use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
 use bytes::Bytes;
-use image::codecs::jpeg::JpegEncoder;
 
 use crate::{Analyzer, Error, Input, Output, image_input};
+
+/// `image` as a JPEG of `quality`; an error names the file `name` it was made from.
+pub(crate) fn jpeg(image: &image::RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(image)
+        .map_err(|e| Error::BadInput {
+            reason: format!("cannot encode a picture of {name} as JPEG: {e}"),
+        })?;
+    Ok(out)
+}
 
 /// The analyzer: the image upright, scaled to fit a square, as a JPEG derived object.
 pub struct Thumbnail {
@@ -42,12 +50,7 @@ impl Analyzer for Thumbnail {
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
         let image = image_input::decode(input.asset, input.path)?;
         let small = image.thumbnail(self.max_side, self.max_side).into_rgb8();
-        let mut jpeg = Vec::new();
-        JpegEncoder::new_with_quality(Cursor::new(&mut jpeg), 80)
-            .encode_image(&small)
-            .map_err(|e| Error::BadInput {
-                reason: format!("cannot encode thumbnail of {}: {e}", input.asset.name),
-            })?;
+        let jpeg = jpeg(&small, 80, &input.asset.name)?;
         let name = format!("thumbnail-{}.jpg", self.max_side);
         let insight = Insight {
             asset: input.asset.id,

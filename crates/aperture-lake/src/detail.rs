@@ -46,16 +46,13 @@ impl Lake {
                 reason: format!("it is {}, not a video", asset.kind),
             });
         }
-        let temp = tempfile::Builder::new()
-            .prefix("aperture-frame-")
-            .tempfile()
-            .map_err(crate::Error::io("create", std::env::temp_dir()))?;
-        self.blobs.read_to_file(asset.hash, temp.path()).await?;
+        // The blob in place on a local store (verified first), a temporary copy otherwise.
+        let file = crate::worker::local_copy(&self.blobs, &asset).await?;
         let name = asset.name.clone();
         tokio::task::spawn_blocking(move || {
             let opts = aperture_media::video::DecodeOptions::default();
             let image =
-                aperture_media::video::frame_at(temp.path(), &name, time_ms, max_side, &opts)
+                aperture_media::video::frame_at(file.path(), &name, time_ms, max_side, &opts)
                     .map_err(|e| crate::Error::InvalidInput {
                         what: format!("the frame at {} of {name}", clock(time_ms)),
                         reason: e.to_string(),

@@ -295,7 +295,7 @@ impl Worker {
                 };
             }
         };
-        let file = match self.local_copy(&asset).await {
+        let file = match local_copy(&self.blobs, &asset).await {
             Ok(file) => file,
             Err(e) => {
                 return Outcome::Failed {
@@ -478,27 +478,27 @@ impl Worker {
         readers.dedup();
         readers
     }
+}
 
-    /// A local file with the asset's verified bytes: the blob itself on a local store, a
-    /// temporary copy from a remote one.
-    async fn local_copy(
-        &self,
-        asset: &aperture_catalog::Asset,
-    ) -> aperture_blob::Result<LocalFile> {
-        self.blobs.verify(asset.hash).await?;
-        if let Some(path) = self.blobs.local_path(asset.hash) {
-            return Ok(LocalFile::InPlace(path));
-        }
-        let temp = tempfile::Builder::new()
-            .prefix("aperture-analyze-")
-            .tempfile()
-            .map_err(|source| aperture_blob::Error::Write {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        self.blobs.read_to_file(asset.hash, temp.path()).await?;
-        Ok(LocalFile::Temporary(temp))
+/// A local file with the asset's verified bytes: the blob itself on a local store, a
+/// temporary copy from a remote one.
+pub(crate) async fn local_copy(
+    blobs: &BlobStore,
+    asset: &aperture_catalog::Asset,
+) -> aperture_blob::Result<LocalFile> {
+    blobs.verify(asset.hash).await?;
+    if let Some(path) = blobs.local_path(asset.hash) {
+        return Ok(LocalFile::InPlace(path));
     }
+    let temp = tempfile::Builder::new()
+        .prefix("aperture-analyze-")
+        .tempfile()
+        .map_err(|source| aperture_blob::Error::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    blobs.read_to_file(asset.hash, temp.path()).await?;
+    Ok(LocalFile::Temporary(temp))
 }
 
 /// Keyframes on local disk, removed with the folder when dropped.
@@ -507,13 +507,13 @@ struct Keyframes {
     _dir: tempfile::TempDir,
 }
 
-enum LocalFile {
+pub(crate) enum LocalFile {
     InPlace(PathBuf),
     Temporary(tempfile::NamedTempFile),
 }
 
 impl LocalFile {
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         match self {
             LocalFile::InPlace(path) => path,
             LocalFile::Temporary(file) => file.path(),

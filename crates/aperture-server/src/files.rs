@@ -217,17 +217,28 @@ async fn original(
     Ok(response)
 }
 
+/// The asset `id` if the caller may read it, and its insights of `kinds`.
+async fn readable_with(
+    state: &State,
+    caller: &Caller,
+    id: &str,
+    kinds: &'static [&'static str],
+) -> ApiResult<(aperture_catalog::Asset, Vec<aperture_core::Insight>)> {
+    let asset = readable(caller, parse_id(id)?).await?;
+    let asset_id = asset.id;
+    let insights = state
+        .lake
+        .catalog(move |c| c.insights_of_kinds(&[asset_id], kinds))
+        .await?;
+    Ok((asset, insights))
+}
+
 async fn thumbnail(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let asset = readable(&caller, parse_id(&id)?).await?;
-    let asset_id = asset.id;
-    let insights = state
-        .lake
-        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["thumbnail"]))
-        .await?;
+    let (asset, insights) = readable_with(&state, &caller, &id, &["thumbnail"]).await?;
     let Some(thumb) = insights.iter().find_map(|i| match &i.value {
         InsightValue::Thumbnail(t) => Some(t),
         _ => None,
@@ -248,12 +259,8 @@ async fn derived(
     caller: Caller,
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let asset = readable(&caller, parse_id(&id)?).await?;
-    let asset_id = asset.id;
-    let insights = state
-        .lake
-        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["shot", "storyboard", "thumbnail"]))
-        .await?;
+    let (asset, insights) =
+        readable_with(&state, &caller, &id, &["shot", "storyboard", "thumbnail"]).await?;
     let named = insights.iter().any(|i| match &i.value {
         InsightValue::Shot(s) => s.keyframe.as_deref() == Some(name.as_str()),
         InsightValue::Storyboard(b) => b.sprite == name || b.vtt == name,
@@ -276,12 +283,7 @@ async fn preview(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let asset = readable(&caller, parse_id(&id)?).await?;
-    let asset_id = asset.id;
-    let insights = state
-        .lake
-        .catalog(move |c| c.insights_of_kinds(&[asset_id], &["preview"]))
-        .await?;
+    let (asset, insights) = readable_with(&state, &caller, &id, &["preview"]).await?;
     let Some(name) = insights.iter().find_map(|i| match &i.value {
         InsightValue::Preview(p) => Some(p.name.clone()),
         _ => None,

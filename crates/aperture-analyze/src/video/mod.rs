@@ -11,7 +11,6 @@ pub mod preview;
 pub mod shots;
 pub mod storyboard;
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use aperture_core::value::{self, ShotContent};
@@ -19,8 +18,8 @@ use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixM
 use aperture_media::video::{self as decode, DecodeError, DecodeOptions};
 use bytes::Bytes;
 use image::RgbImage;
-use image::codecs::jpeg::JpegEncoder;
 
+use crate::thumbnail::jpeg;
 use crate::{Analyzer, Error, Input, Output};
 
 /// What the `video` analyzer is, before anything loads.
@@ -279,16 +278,6 @@ impl Video {
             created_at: UnixMillis::now(),
         }
     }
-}
-
-fn jpeg(image: &RgbImage, quality: u8, name: &str) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(Cursor::new(&mut out), quality)
-        .encode_image(image)
-        .map_err(|e| Error::BadInput {
-            reason: format!("cannot encode a frame of {name}: {e}"),
-        })?;
-    Ok(out)
 }
 
 /// A missing ffmpeg or a failed process start may pass; a file that will not decode will not.

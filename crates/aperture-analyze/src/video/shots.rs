@@ -162,7 +162,6 @@ pub struct Detector {
     ring: Ring,
     size: Option<(u32, u32)>,
     cuts: Vec<u64>,
-    flashes: u64,
     /// Windows that passed the blend test, merged as they come: (first, last) frame.
     evidence: Option<(u64, u64)>,
     gradual: Vec<Boundary>,
@@ -187,7 +186,6 @@ impl Detector {
             },
             size: None,
             cuts: Vec::new(),
-            flashes: 0,
             evidence: None,
             gradual: Vec::new(),
         }
@@ -298,7 +296,6 @@ impl Detector {
                 .get(c as usize + 1)
                 .is_some_and(|s| s.diff >= p.cut_min)
         {
-            self.flashes += 1;
             return;
         }
         // … or the return from one: this frame is like the one before the flash.

@@ -73,10 +73,7 @@ impl Builder {
                 clock_millis(end)
             ));
         }
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
-            .encode_image(&sheet)
-            .ok()?;
+        let jpeg = crate::thumbnail::jpeg(&sheet, 70, sprite_name).ok()?;
         Some((
             jpeg,
             vtt,

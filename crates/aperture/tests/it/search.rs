@@ -266,7 +266,7 @@ fn relevance_set_on_real_media_and_erasure() {
     assert_eq!(names(&ap, &["bakery"])[0], "ocr_en_01.jpg");
 }
 
-fn asset_id(ap: &Aperture, name: &str) -> String {
+pub fn asset_id(ap: &Aperture, name: &str) -> String {
     ap.assets()
         .iter()
         .find(|a| a["name"] == name)

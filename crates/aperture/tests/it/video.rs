@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use aperture_media::fixtures::ffmpeg;
 
 use crate::real_media::with_models;
+use crate::search::asset_id;
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
 
@@ -37,16 +38,6 @@ fn reel(dir: &Path) -> PathBuf {
         ],
         "reel.mp4",
     )
-}
-
-fn id_of(ap: &crate::Aperture, name: &str) -> String {
-    ap.assets()
-        .iter()
-        .find(|a| a["name"] == name)
-        .unwrap_or_else(|| panic!("no asset {name}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[test]
@@ -99,7 +90,7 @@ fn shots_moments_frames_and_near_duplicate_videos() {
         "{}",
         String::from_utf8_lossy(&index.stdout)
     );
-    let broken = ap.ok(&["show", &id_of(&ap, "broken.mp4")]);
+    let broken = ap.ok(&["show", &asset_id(&ap, "broken.mp4")]);
     assert!(
         broken.contains("video        failed: broken.mp4")
             || broken.contains("video        failed: cannot decode broken.mp4"),
@@ -107,7 +98,7 @@ fn shots_moments_frames_and_near_duplicate_videos() {
     );
     assert!(!broken.contains("shots "), "nothing half-written: {broken}");
 
-    let id = id_of(&ap, "reel.mp4");
+    let id = asset_id(&ap, "reel.mp4");
     let shown = ap.ok(&["show", &id]);
     assert!(shown.contains("shots        3"), "{shown}");
     assert!(shown.contains("00:00:03–00:00:06  cut"), "{shown}");
