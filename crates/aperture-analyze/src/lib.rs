@@ -27,6 +27,7 @@ mod loaded;
 pub mod ocr;
 pub mod onnx;
 mod onnx_graph;
+pub mod parts;
 mod phash;
 mod resize;
 pub mod sensitive;
@@ -39,6 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use aperture_catalog::Asset;
+use aperture_catalog::jobs::{Part, PartResult, Stretch};
 use aperture_core::{AnalyzerSpec, Insight, MediaKind};
 use aperture_models as models;
 use bytes::Bytes;
@@ -139,6 +141,41 @@ pub trait Analyzer: Send + Sync {
     }
     /// Blocking: decoding and inference happen here.
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error>;
+
+    /// Long media: the stretches of time, `(start_ms, end_ms)` with `None` for "to the end",
+    /// that jobs of their own analyse ([`Analyzer::analyze_part`]), on any worker and at once,
+    /// before one job joins their results ([`Analyzer::join`]). `None`, the default and the
+    /// answer for media short enough: one job runs [`Analyzer::analyze`].
+    fn split(&self, input: &Input<'_>) -> Result<Option<Vec<Stretch>>, Error> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// Analyses one stretch of a split file. What it returns is the analyzer's own encoding,
+    /// kept by the queue until every part is done (and erased with the asset).
+    fn analyze_part(&self, input: &Input<'_>, part: &Part) -> Result<Vec<u8>, Error> {
+        let _ = part;
+        Err(Error::NotApplicable {
+            reason: format!(
+                "the {} analyzer does not split {}",
+                self.name(),
+                input.asset.name
+            ),
+        })
+    }
+
+    /// Joins the results of every part of a split file, in order, into the insights and
+    /// derived objects of the whole, as [`Analyzer::analyze`] would have found them.
+    fn join(&self, input: &Input<'_>, parts: &[PartResult]) -> Result<Output, Error> {
+        let _ = parts;
+        Err(Error::NotApplicable {
+            reason: format!(
+                "the {} analyzer does not split {}",
+                self.name(),
+                input.asset.name
+            ),
+        })
+    }
 }
 
 /// An insight of `analyzer` about the whole of `asset`, made by `model` whose files have the

@@ -1,4 +1,10 @@
 //! The job queue: one job per (asset, analyzer), leased to workers.
+//!
+//! A job over long media may be split in time ([`Outcome::Split`]): its parts are jobs of their
+//! own, leased to any worker, and the job itself waits ([`JobState::Waiting`]) until the last
+//! part has finished ([`Outcome::PartDone`]). It is then queued again, and the worker that
+//! claims it joins the parts' results ([`JobQueue::part_results`]) into the job's insights. A
+//! worker that dies loses only the part it held.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,17 +37,29 @@ pub enum JobState {
     Failed,
     /// The analyzer does not apply to this asset after all (said so when it ran).
     Skipped,
+    /// Split into parts that run as jobs of their own; queued again when they have all
+    /// succeeded, failed when one of them fails.
+    Waiting,
 }
 
 impl JobState {
     /// Every state, in the order of the job's life.
-    pub const ALL: [JobState; 5] = [
+    pub const ALL: [JobState; 6] = [
         JobState::Queued,
         JobState::Running,
+        JobState::Waiting,
         JobState::Succeeded,
         JobState::Failed,
         JobState::Skipped,
     ];
+
+    /// Whether work remains: queued, running, or waiting for its parts.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            JobState::Queued | JobState::Running | JobState::Waiting
+        )
+    }
 
     /// The lowercase name used in the catalog, JSON and command output.
     pub fn as_str(self) -> &'static str {
@@ -51,6 +69,7 @@ impl JobState {
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
             JobState::Skipped => "skipped",
+            JobState::Waiting => "waiting",
         }
     }
 }
@@ -104,6 +123,39 @@ pub struct Job {
     pub last_error: Option<String>,
     /// The last change of state.
     pub updated_at: UnixMillis,
+    /// For a part of a split job: which stretch of the file it analyses.
+    pub part: Option<Part>,
+    /// For a split job: how many parts it was split into (0: it was not).
+    pub parts: u32,
+}
+
+/// A stretch of a file in time, `(start_ms, end_ms)`: `end_ms` is exclusive, and `None` means
+/// "to the end of the file".
+pub type Stretch = (u64, Option<u64>);
+
+/// A stretch of time of a long file, analysed by one job of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Part {
+    /// Its position among the parts, from 1.
+    pub index: u32,
+    /// How many parts the file was split into.
+    pub count: u32,
+    /// Where it starts, in milliseconds from the start of the file.
+    pub start_ms: u64,
+    /// Where it ends (exclusive); `None` for the last part, which runs to the end of the file
+    /// whatever its length turns out to be.
+    pub end_ms: Option<u64>,
+}
+
+/// What one part of a split job left for the job to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartResult {
+    /// The part.
+    pub part: Part,
+    /// The analyzer version that produced it: a job joins only parts of its own version.
+    pub version: String,
+    /// The analyzer's own encoding of what it found in the part.
+    pub result: Vec<u8>,
 }
 
 /// How one job ended, as a worker reports it.
@@ -134,6 +186,21 @@ pub enum Outcome {
     Skipped {
         /// Why, kept in `last_error`.
         reason: String,
+    },
+    /// The job is split in time: one part per stretch, each `(start_ms, end_ms)` with `None`
+    /// for "to the end". The parts are queued at the job's priority, replacing any parts of
+    /// an earlier split, and the job waits for them.
+    Split {
+        /// The stretches, in order, without gaps.
+        parts: Vec<Stretch>,
+    },
+    /// A part of a split job finished: its result is kept for the job to join. When it was
+    /// the last part, the job is queued again.
+    PartDone {
+        /// The analyzer version that produced `result`.
+        version: String,
+        /// The analyzer's encoding of what it found.
+        result: Vec<u8>,
     },
 }
 
@@ -180,8 +247,11 @@ pub trait JobQueue: Send + Sync {
     /// Job counts by state alone: cheap enough to poll on a large queue.
     fn state_counts(&self) -> Result<Vec<(JobState, u64)>>;
 
-    /// The jobs of one asset.
+    /// The jobs of one asset, parts of split jobs included.
     fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>>;
+
+    /// The results of the parts of a split job, in order: read by the worker that joins them.
+    fn part_results(&self, job: i64) -> Result<Vec<PartResult>>;
 }
 
 /// The wait before attempt `attempts + 1` of a job that failed `attempts` times: 2 s, 8 s, 32 s.

@@ -39,6 +39,17 @@ include_hidden = false
 [media]
 # The ffprobe program used to read audio and video metadata.
 ffprobe = "ffprobe"
+# The ffmpeg program used to decode video (shots, keyframes, frames) and encode previews.
+ffmpeg = "ffmpeg"
+
+[video]
+# Videos longer than this are analysed in parts of this many seconds, as jobs of their own
+# that several workers run at once; the parts join into one timeline.
+chunk_secs = 600
+# Longer videos are refused (their jobs fail, naming the limit).
+max_duration_secs = 21600
+# Keyframes stored per video at most, for its longest shots.
+max_keyframes = 1000
 
 [models]
 # Where `aperture models install` puts models and the analyzers load them from.
@@ -73,6 +84,8 @@ pub struct ConfigFile {
     pub ingest: IngestSection,
     /// The `[media]` table.
     pub media: MediaSection,
+    /// The `[video]` table.
+    pub video: VideoSection,
     /// The `[models]` table.
     pub models: ModelsSection,
     /// The `[server]` table.
@@ -177,13 +190,53 @@ impl Default for IngestSection {
 pub struct MediaSection {
     /// The `ffprobe` program, on `PATH` unless a path is given. Default `ffprobe`.
     pub ffprobe: PathBuf,
+    /// The `ffmpeg` program, on `PATH` unless a path is given. Default `ffmpeg`.
+    pub ffmpeg: PathBuf,
 }
 
 impl Default for MediaSection {
     fn default() -> Self {
         Self {
             ffprobe: "ffprobe".into(),
+            ffmpeg: "ffmpeg".into(),
         }
+    }
+}
+
+/// `[video]`: how videos are analysed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VideoSection {
+    /// Longer videos are analysed in parts of this many seconds. Default 600.
+    pub chunk_secs: u64,
+    /// Longer videos are refused. Default 21,600 (6 hours).
+    pub max_duration_secs: u64,
+    /// Keyframes stored per video at most. Default 1,000.
+    pub max_keyframes: usize,
+}
+
+impl Default for VideoSection {
+    fn default() -> Self {
+        let video = aperture_analyze::video::VideoOptions::default();
+        Self {
+            chunk_secs: video.chunk.as_secs(),
+            max_duration_secs: video.max_duration.as_secs(),
+            max_keyframes: video.max_keyframes,
+        }
+    }
+}
+
+impl VideoSection {
+    /// The video analyzer's settings, with the media tools of `media`.
+    pub fn options(&self, media: &MediaSection) -> aperture_analyze::video::VideoOptions {
+        let mut options = aperture_analyze::video::VideoOptions {
+            chunk: std::time::Duration::from_secs(self.chunk_secs),
+            max_duration: std::time::Duration::from_secs(self.max_duration_secs),
+            max_keyframes: self.max_keyframes,
+            ..Default::default()
+        };
+        options.decode.ffmpeg = media.ffmpeg.clone();
+        options
     }
 }
 
@@ -202,6 +255,8 @@ pub struct Config {
     pub ingest: IngestSection,
     /// Media tools.
     pub media: MediaSection,
+    /// Video analysis, checked.
+    pub video: VideoSection,
     /// The models folder, absolute.
     pub models_dir: PathBuf,
     /// Analyzers not to run.
@@ -279,7 +334,13 @@ impl Config {
                 "ingest.concurrency and ingest.large_concurrency must be at least 1",
             ));
         }
+        if file.video.chunk_secs == 0 || file.video.max_duration_secs == 0 {
+            return Err(Error::config(
+                "video.chunk_secs and video.max_duration_secs must be at least 1",
+            ));
+        }
         Ok(Self {
+            video: file.video,
             blobs_url,
             storage_fsync: file.storage.fsync,
             catalog_path,
@@ -325,6 +386,13 @@ mod tests {
         );
         assert_eq!(config.ingest.default_collection, "default");
         assert_eq!(config.media.ffprobe, Path::new("ffprobe"));
+        assert_eq!(config.media.ffmpeg, Path::new("ffmpeg"));
+        let written = config.video.options(&config.media);
+        let default = aperture_analyze::video::VideoOptions::default();
+        assert_eq!(
+            (written.chunk, written.max_duration, written.max_keyframes),
+            (default.chunk, default.max_duration, default.max_keyframes)
+        );
     }
 
     #[test]
@@ -343,5 +411,8 @@ mod tests {
         assert!(err.to_string().contains("PostgreSQL"), "{err}");
         let parsed: ConfigFile = toml::from_str("[ingest]\nconcurrency = 0").unwrap();
         assert!(Config::resolve(Path::new("/d"), parsed).is_err());
+        let parsed: ConfigFile = toml::from_str("[video]\nchunk_secs = 0").unwrap();
+        let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
+        assert!(err.to_string().contains("chunk_secs"), "{err}");
     }
 }

@@ -49,8 +49,11 @@ impl Lake {
         // The blob in place on a local store (verified first), a temporary copy otherwise.
         let file = crate::worker::local_copy(&self.blobs, &asset).await?;
         let name = asset.name.clone();
+        let opts = aperture_media::video::DecodeOptions {
+            ffmpeg: self.config.media.ffmpeg.clone(),
+            ..Default::default()
+        };
         tokio::task::spawn_blocking(move || {
-            let opts = aperture_media::video::DecodeOptions::default();
             let image =
                 aperture_media::video::frame_at(file.path(), &name, time_ms, max_side, &opts)
                     .map_err(|e| crate::Error::InvalidInput {
@@ -189,9 +192,19 @@ impl fmt::Display for AssetDetail {
         writeln!(f, "jobs         {}", self.jobs.len())?;
         for j in &self.jobs {
             let error = j.last_error.as_deref().map(|e| format!(": {e}"));
+            let what = match (j.part, j.parts) {
+                (Some(p), _) => format!(
+                    " (part {} of {}, from {})",
+                    p.index,
+                    p.count,
+                    aperture_core::human::clock(p.start_ms)
+                ),
+                (None, n) if n > 0 => format!(" ({n} parts)"),
+                _ => String::new(),
+            };
             writeln!(
                 f,
-                "  {:<12} {}{}",
+                "  {:<12} {}{what}{}",
                 j.analyzer,
                 j.state,
                 error.unwrap_or_default()

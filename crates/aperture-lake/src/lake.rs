@@ -161,6 +161,24 @@ impl Lake {
                 }),
             }
         }
+        // The analyzers that run ffmpeg, with the configured program and limits.
+        let video = self.config.video.options(&self.config.media);
+        for analyzer in &mut analyzers {
+            match analyzer.name() {
+                "video" => {
+                    *analyzer = Arc::new(aperture_analyze::Video {
+                        options: video.clone(),
+                    });
+                }
+                "preview" => {
+                    let mut preview = aperture_analyze::video::preview::Preview::default();
+                    preview.options.decode.ffmpeg = self.config.media.ffmpeg.clone();
+                    preview.options.max_duration = video.max_duration;
+                    *analyzer = Arc::new(preview);
+                }
+                _ => {}
+            }
+        }
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));

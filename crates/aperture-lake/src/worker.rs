@@ -142,6 +142,13 @@ impl Worker {
         self
     }
 
+    /// Holds leases under `id` instead of the generated one (it must be unique among the
+    /// workers sharing the catalog).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
     /// The id leases are held under.
     pub fn id(&self) -> &str {
         &self.id
@@ -181,7 +188,10 @@ impl Worker {
             time.seconds += seconds;
             match (&outcome, kept) {
                 (_, false) => report.lost_leases += 1,
-                (Outcome::Succeeded { .. }, true) => report.succeeded += 1,
+                (
+                    Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::PartDone { .. },
+                    true,
+                ) => report.succeeded += 1,
                 (Outcome::Skipped { .. }, true) => report.skipped += 1,
                 (Outcome::Failed { .. }, true) => report.retried += 1,
                 (Outcome::Unrecoverable { .. }, true) => report.failed += 1,
@@ -206,7 +216,9 @@ impl Worker {
             let Some(due) = blocking(move || catalog.next_due(&names)).await? else {
                 return Ok(report);
             };
-            let wait = (due.0 - UnixMillis::now().0).clamp(10, 60_000);
+            // At most a second: a job another worker holds (a part of a split video) may
+            // finish any moment and make the next one runnable.
+            let wait = (due.0 - UnixMillis::now().0).clamp(10, 1_000);
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
     }
@@ -319,19 +331,33 @@ impl Worker {
                 };
             }
         };
+        let work = match self.work(job, analyzer.as_ref()).await {
+            Ok(work) => work,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("cannot read the parts of {}: {e}", asset.name),
+                };
+            }
+        };
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
             move || {
                 let frames = keyframes.as_ref().map_or(&[][..], |k| &k.frames[..]);
+                let input = Input {
+                    asset: &asset,
+                    path: file.path(),
+                    insights: &insights,
+                    frames,
+                };
                 // A panic in an analyzer (a bug its input found) fails this job, not the worker.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    analyzer.analyze(&Input {
-                        asset: &asset,
-                        path: file.path(),
-                        insights: &insights,
-                        frames,
-                    })
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+                    Work::Whole => match analyzer.split(&input)? {
+                        Some(parts) if parts.len() > 1 => Ok(Done::Split(parts)),
+                        _ => analyzer.analyze(&input).map(Done::Output),
+                    },
+                    Work::Part(part) => analyzer.analyze_part(&input, &part).map(Done::Part),
+                    Work::Join(parts) => analyzer.join(&input, &parts).map(Done::Output),
                 }))
                 .unwrap_or_else(|panic| {
                     let what = panic
@@ -355,7 +381,12 @@ impl Worker {
             }
         };
         match result {
-            Ok(output) => self.store(&asset, analyzer.as_ref(), output).await,
+            Ok(Done::Output(output)) => self.store(&asset, analyzer.as_ref(), output).await,
+            Ok(Done::Split(parts)) => Outcome::Split { parts },
+            Ok(Done::Part(result)) => Outcome::PartDone {
+                version: analyzer.version(),
+                result,
+            },
             Err(Error::NotApplicable { reason }) => Outcome::Skipped {
                 reason: named(reason),
             },
@@ -365,6 +396,26 @@ impl Worker {
             Err(Error::Transient { reason }) => Outcome::Failed {
                 error: named(reason),
             },
+        }
+    }
+
+    /// What the job asks of its analyzer: the whole file (which it may split), one part, or
+    /// joining the parts. Parts left by another version of the analyzer are not joined: the
+    /// file is split again.
+    async fn work(&self, job: &Job, analyzer: &dyn Analyzer) -> aperture_catalog::Result<Work> {
+        if let Some(part) = job.part {
+            return Ok(Work::Part(part));
+        }
+        if job.parts == 0 {
+            return Ok(Work::Whole);
+        }
+        let (catalog, id) = (self.catalog.clone(), job.id);
+        let parts = blocking(move || catalog.part_results(id)).await?;
+        let version = analyzer.version();
+        if parts.len() == job.parts as usize && parts.iter().all(|p| p.version == version) {
+            Ok(Work::Join(parts))
+        } else {
+            Ok(Work::Whole)
         }
     }
 
@@ -499,6 +550,20 @@ pub(crate) async fn local_copy(
         })?;
     blobs.read_to_file(asset.hash, temp.path()).await?;
     Ok(LocalFile::Temporary(temp))
+}
+
+/// What a job asks of its analyzer.
+enum Work {
+    Whole,
+    Part(aperture_catalog::jobs::Part),
+    Join(Vec<aperture_catalog::jobs::PartResult>),
+}
+
+/// What came of it.
+enum Done {
+    Output(Output),
+    Split(Vec<aperture_catalog::Stretch>),
+    Part(Vec<u8>),
 }
 
 /// Keyframes on local disk, removed with the folder when dropped.

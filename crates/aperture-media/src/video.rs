@@ -128,6 +128,9 @@ pub struct Frames {
     stderr: Option<Stderr>,
     file: String,
     fps: f64,
+    /// The first frame's number.
+    first: u64,
+    /// Frames received so far.
     next: u64,
     stall_timeout: Duration,
     done: bool,
@@ -140,6 +143,20 @@ pub fn frames(
     path: &Path,
     file: &str,
     fps: f64,
+    opts: &DecodeOptions,
+) -> Result<Frames, DecodeError> {
+    frames_from(path, file, fps, 0, None, opts)
+}
+
+/// Like [`frames`], from frame `first` (counted at `fps` from the start, reached by seeking)
+/// for at most `count` frames; frames are numbered and timed from the start of the video.
+/// A stretch that starts past the end of the video has no frames, and that is no error.
+pub fn frames_from(
+    path: &Path,
+    file: &str,
+    fps: f64,
+    first: u64,
+    count: Option<u64>,
     opts: &DecodeOptions,
 ) -> Result<Frames, DecodeError> {
     let fps = if fps.is_finite() && fps > 0.0 {
@@ -155,20 +172,21 @@ pub fn frames(
     );
     // Deblocking is skipped: it costs a quarter of H.264 decoding and changes nothing at the
     // size frames are read at. (`frame_at`, whose frames are kept, decodes in full.)
-    let (child, frames, stderr) = spawn(
-        path,
-        file,
-        opts,
-        &["-skip_loop_filter", "all"],
-        &filter,
-        None,
-    )?;
+    let seek = format!("{:.6}", first as f64 / fps);
+    let mut input: Vec<&str> = vec!["-skip_loop_filter", "all"];
+    if first > 0 {
+        input.extend(["-ss", &seek]);
+    }
+    let limit = count.map(|n| n.to_string());
+    let output: Option<Vec<&str>> = limit.as_deref().map(|n| vec!["-frames:v", n]);
+    let (child, frames, stderr) = spawn(path, file, opts, &input, &filter, output.as_deref())?;
     Ok(Frames {
         child,
         frames,
         stderr: Some(stderr),
         file: file.to_owned(),
         fps,
+        first,
         next: 0,
         stall_timeout: opts.stall_timeout,
         done: false,
@@ -238,7 +256,7 @@ impl Iterator for Frames {
         }
         match self.frames.recv_timeout(self.stall_timeout) {
             Ok(Ok(image)) => {
-                let index = self.next;
+                let index = self.first + self.next;
                 self.next += 1;
                 Some(Ok(Frame {
                     index,
@@ -263,7 +281,8 @@ impl Iterator for Frames {
                     .take()
                     .and_then(|e| e.finish(Path::new(""), &self.file));
                 match status {
-                    Ok(s) if s.success() && self.next > 0 => None,
+                    // A stretch past the end has no frames; a whole video must have some.
+                    Ok(s) if s.success() && (self.next > 0 || self.first > 0) => None,
                     // Killed by a signal: a crash, not the end of the file.
                     Ok(s) if s.code().is_none() => Some(Err(DecodeError::Failed {
                         file: self.file.clone(),

@@ -46,20 +46,14 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
         .catalog(|c| Ok((c.state_counts()?, c.asset_count()?, c.last_change()?)))
         .await?;
     let mut jobs = serde_json::Map::new();
-    for s in [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Skipped,
-    ] {
+    for s in JobState::ALL {
         let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
         jobs.insert(s.as_str().to_owned(), Value::from(n));
     }
     let index = state.index();
     let queued = counts
         .iter()
-        .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Running))
+        .filter(|(s, _)| s.is_pending())
         .map(|(_, n)| n)
         .sum::<u64>();
     let pending = last - index.as_ref().map_or(0, |i| i.position());

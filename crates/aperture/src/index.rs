@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aperture_catalog::JobState;
 use aperture_lake::{Follower, Lake, Worker, WorkerReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -121,7 +120,7 @@ async fn run_drain(lake: &Lake, lease: LeaseArg, quiet: bool) -> anyhow::Result<
         .catalog(|c| c.job_counts())
         .await?
         .into_iter()
-        .filter(|(_, state, _)| matches!(state, JobState::Queued | JobState::Running))
+        .filter(|(_, state, _)| state.is_pending())
         .map(|(_, _, n)| n)
         .sum();
     let bar = ProgressBar::with_draw_target(

@@ -6,7 +6,14 @@
 //! pixels by seeking to it, and stored as `shot-N.jpg`; the sharpest becomes the thumbnail.
 //! The image analyzers read those keyframes afterwards (see [`crate::Input::frames`]), each
 //! insight carrying its shot's time range.
+//!
+//! A video longer than [`VideoOptions::chunk`] is split ([`Analyzer::split`]): each stretch
+//! is decoded by a job of its own, on any worker, with a margin either side, and keeps what
+//! happens inside it ([`piece::Piece`]); one job then joins the stretches into the shots of
+//! the whole ([`piece::join`]) and extracts their keyframes. A short video is one stretch,
+//! joined at once: both paths are the same code.
 
+pub mod piece;
 pub mod preview;
 pub mod shots;
 pub mod storyboard;
@@ -18,6 +25,9 @@ use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixM
 use aperture_media::video::{self as decode, DecodeError, DecodeOptions};
 use bytes::Bytes;
 use image::RgbImage;
+
+use aperture_catalog::jobs::{Part, PartResult, Stretch};
+use piece::Piece;
 
 use crate::thumbnail::jpeg;
 use crate::{Analyzer, Error, Input, Output};
@@ -55,6 +65,9 @@ pub struct VideoOptions {
     pub max_keyframes: usize,
     /// Shot detection's thresholds.
     pub shots: shots::Params,
+    /// Longer videos are split into parts of this length, analysed as jobs of their own (on
+    /// any worker, at once) and joined into one timeline. Default: 10 minutes.
+    pub chunk: Duration,
 }
 
 impl Default for VideoOptions {
@@ -67,6 +80,7 @@ impl Default for VideoOptions {
             thumbnail_side: 256,
             max_keyframes: 1000,
             shots: shots::Params::default(),
+            chunk: Duration::from_secs(600),
         }
     }
 }
@@ -93,6 +107,68 @@ impl Analyzer for Video {
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let plan = self.plan(input)?;
+        let piece = self.piece(input, &plan, 0, None)?;
+        self.whole(input, &plan, vec![piece])
+    }
+
+    fn split(&self, input: &Input<'_>) -> Result<Option<Vec<Stretch>>, Error> {
+        let plan = self.plan(input)?;
+        let chunk = self.options.chunk.as_millis() as u64;
+        Ok(plan
+            .duration_ms
+            .and_then(|ms| crate::parts::even(ms, chunk)))
+    }
+
+    fn analyze_part(&self, input: &Input<'_>, part: &Part) -> Result<Vec<u8>, Error> {
+        let plan = self.plan(input)?;
+        let first = plan.frame_at(part.start_ms);
+        let until = part.end_ms.map(|ms| plan.frame_at(ms));
+        Ok(self.piece(input, &plan, first, until)?.to_bytes())
+    }
+
+    fn join(&self, input: &Input<'_>, parts: &[PartResult]) -> Result<Output, Error> {
+        let plan = self.plan(input)?;
+        let pieces = parts
+            .iter()
+            .map(|p| {
+                Piece::from_bytes(&p.result).map_err(|e| Error::Transient {
+                    reason: format!(
+                        "{}: part {} of {} cannot be read back ({e}); it is analysed again",
+                        input.asset.name, p.part.index, p.part.count
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.whole(input, &plan, pieces)
+    }
+}
+
+/// How a video is sampled, decided from its metadata before any frame is decoded.
+struct Plan {
+    /// Frames a second sampled.
+    fps: f64,
+    /// Frames past this number are past the duration limit.
+    max_frames: u64,
+    /// The duration the metadata gives.
+    duration_ms: Option<u64>,
+}
+
+impl Plan {
+    /// The frame shown at `ms`.
+    fn frame_at(&self, ms: u64) -> u64 {
+        (ms as f64 * self.fps / 1000.0).round() as u64
+    }
+
+    /// When frame `f` is shown.
+    fn ms(&self, f: u64) -> u64 {
+        (f as f64 * 1000.0 / self.fps).round() as u64
+    }
+}
+
+impl Video {
+    /// Checks the asset against the limits and decides the sampling rate.
+    fn plan(&self, input: &Input<'_>) -> Result<Plan, Error> {
         let asset = input.asset;
         if asset.kind != MediaKind::Video {
             return Err(Error::NotApplicable {
@@ -131,17 +207,42 @@ impl Analyzer for Video {
             .unwrap_or(25.0);
         // Above the cap, every second (or third) frame: evenly spaced still.
         let fps = fps / (fps / self.options.max_fps.max(1.0)).ceil().max(1.0);
-        let duration_guess = meta.duration_ms.unwrap_or(max.as_millis() as u64);
-        let max_frames = (max.as_secs_f64() * fps).ceil() as u64 + 1;
+        Ok(Plan {
+            fps,
+            max_frames: (max.as_secs_f64() * fps).ceil() as u64 + 1,
+            duration_ms: meta.duration_ms,
+        })
+    }
 
-        let mut detector = shots::Detector::new(fps, self.options.shots.clone());
-        let mut board = storyboard::Builder::new(duration_guess);
-        let mut last_ms = 0;
-        for frame in decode::frames(input.path, &asset.name, fps, &self.options.decode)
-            .map_err(decode_error)?
+    /// Decodes frames `first..until` (`None`: to the end) with a margin either side, and
+    /// keeps what the detector found in them and the storyboard tiles due in them.
+    fn piece(
+        &self,
+        input: &Input<'_>,
+        plan: &Plan,
+        first: u64,
+        until: Option<u64>,
+    ) -> Result<Piece, Error> {
+        let asset = input.asset;
+        let margin = (piece::MARGIN_S * plan.fps).ceil() as u64;
+        let offset = first.saturating_sub(margin);
+        let count = until.map(|u| u + margin - offset);
+        let max = self.options.max_duration;
+        let mut detector = shots::Detector::new(plan.fps, self.options.shots.clone());
+        let mut board = self.storyboard(plan);
+        let (mut decoded, mut last_ms) = (0, 0);
+        for frame in decode::frames_from(
+            input.path,
+            &asset.name,
+            plan.fps,
+            offset,
+            count,
+            &self.options.decode,
+        )
+        .map_err(decode_error)?
         {
             let frame = frame.map_err(decode_error)?;
-            if frame.index >= max_frames {
+            if frame.index >= plan.max_frames {
                 return Err(Error::BadInput {
                     reason: format!(
                         "{} goes on past the {} limit for video",
@@ -151,29 +252,63 @@ impl Analyzer for Video {
                 });
             }
             detector.push(&frame.image);
-            board.offer(frame.time_ms, &frame.image);
-            last_ms = frame.time_ms;
+            let mine = frame.index >= first && until.is_none_or(|u| frame.index < u);
+            if mine {
+                board.offer(frame.time_ms, &frame.image);
+                last_ms = frame.time_ms;
+            }
+            decoded += 1;
         }
         let found = detector.finish();
-        if found.frames == 0 {
+        if first == 0 && found.frames == 0 {
             return Err(Error::BadInput {
                 reason: format!("{}: no video frame could be decoded", asset.name),
             });
         }
-        let frame_ms = |f: u64| (f as f64 * 1000.0 / fps).round() as u64;
-        let end_ms = meta.duration_ms.unwrap_or(0).max(last_ms + frame_ms(1));
+        let mut piece = Piece::new(&found.shots, offset, decoded, first, until);
+        piece.last_ms = last_ms;
+        piece.tiles = board.into_tiles();
+        Ok(piece)
+    }
+
+    /// The storyboard's layout: the same in every part, from the metadata.
+    fn storyboard(&self, plan: &Plan) -> storyboard::Builder {
+        storyboard::Builder::new(
+            plan.duration_ms
+                .unwrap_or(self.options.max_duration.as_millis() as u64),
+        )
+    }
+
+    /// The shots, their keyframes, the thumbnail and the storyboard of the whole video, from
+    /// the pieces of it.
+    fn whole(&self, input: &Input<'_>, plan: &Plan, pieces: Vec<Piece>) -> Result<Output, Error> {
+        let asset = input.asset;
+        let (found, frames) = piece::join(&pieces);
+        if frames == 0 {
+            return Err(Error::BadInput {
+                reason: format!("{}: no video frame could be decoded", asset.name),
+            });
+        }
+        let last_ms = pieces.iter().map(|p| p.last_ms).max().unwrap_or(0);
+        let end_ms = plan.duration_ms.unwrap_or(0).max(last_ms + plan.ms(1));
+        let mut board = self.storyboard(plan);
+        for piece in pieces {
+            for (n, tile) in piece.tiles {
+                board.insert(n, tile);
+            }
+        }
 
         let mut insights = Vec::new();
         let mut derived = Vec::new();
         let mut best: Option<(f32, RgbImage)> = None;
         // The longest shots get keyframes when there are more than the cap.
-        let mut by_length: Vec<usize> = (0..found.shots.len()).collect();
-        by_length.sort_by_key(|&i| std::cmp::Reverse(found.shots[i].end - found.shots[i].start));
+        let mut by_length: Vec<usize> = (0..found.len()).collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(found[i].end - found[i].start));
         let with_keyframe: std::collections::HashSet<usize> = by_length
             .into_iter()
             .take(self.options.max_keyframes)
             .collect();
-        for (index, shot) in found.shots.iter().enumerate() {
+        for (index, shot) in found.iter().enumerate() {
             let keyframe_index = shot.keyframe.filter(|_| with_keyframe.contains(&index));
             let index = index as u32;
             let mut keyframe = None;
@@ -181,7 +316,7 @@ impl Analyzer for Video {
                 let image = decode::frame_at(
                     input.path,
                     &asset.name,
-                    frame_ms(k),
+                    plan.ms(k),
                     self.options.keyframe_side,
                     &self.options.decode,
                 )
@@ -210,11 +345,11 @@ impl Analyzer for Video {
                     }
                     .into(),
                     Place::Time {
-                        start_ms: frame_ms(shot.start),
-                        end_ms: if shot.end == found.frames {
+                        start_ms: plan.ms(shot.start),
+                        end_ms: if shot.end == frames {
                             end_ms
                         } else {
-                            frame_ms(shot.end)
+                            plan.ms(shot.end)
                         },
                         rect: None,
                     },
@@ -256,9 +391,7 @@ impl Analyzer for Video {
             derived_files: Vec::new(),
         })
     }
-}
 
-impl Video {
     fn insight(
         &self,
         asset: &aperture_catalog::Asset,

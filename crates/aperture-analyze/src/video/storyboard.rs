@@ -1,6 +1,8 @@
 //! The storyboard: a small frame every few seconds in one sprite sheet, and the WebVTT track
 //! that players (and our UI) use to show the tile under the scrub bar.
 
+use std::collections::BTreeMap;
+
 use aperture_core::human::clock_millis;
 use aperture_core::value;
 use image::RgbImage;
@@ -10,10 +12,12 @@ pub const MAX_TILES: u32 = 100;
 /// Tiles per row.
 const COLUMNS: u32 = 10;
 
-/// Collects tiles as frames stream by.
+/// Collects tiles as frames stream by: tile `n` is the first frame shown from
+/// `n × interval`. Tiles may come from several decoders (the parts of a long video), each
+/// offering its own stretch.
 pub struct Builder {
     interval_ms: u64,
-    tiles: Vec<RgbImage>,
+    tiles: BTreeMap<u32, RgbImage>,
     size: Option<(u32, u32)>,
 }
 
@@ -27,24 +31,36 @@ impl Builder {
             * 1000;
         Self {
             interval_ms,
-            tiles: Vec::new(),
+            tiles: BTreeMap::new(),
             size: None,
         }
     }
 
-    /// Offers the frame shown at `time_ms`; it is kept when a tile is due.
+    /// Offers the frame shown at `time_ms`; it is kept when its tile has none yet.
     pub fn offer(&mut self, time_ms: u64, frame: &RgbImage) {
-        let due = self.tiles.len() as u64 * self.interval_ms;
-        if time_ms < due || self.tiles.len() as u32 >= MAX_TILES {
+        let n = time_ms / self.interval_ms;
+        if n < u64::from(MAX_TILES) && !self.tiles.contains_key(&(n as u32)) {
+            self.insert(n as u32, frame.clone());
+        }
+    }
+
+    /// Sets tile `n` (one found elsewhere); tiles past [`MAX_TILES`] are dropped.
+    pub fn insert(&mut self, n: u32, tile: RgbImage) {
+        if n >= MAX_TILES {
             return;
         }
-        let (w, h) = *self.size.get_or_insert(frame.dimensions());
-        let tile = if frame.dimensions() == (w, h) {
-            frame.clone()
+        let (w, h) = *self.size.get_or_insert(tile.dimensions());
+        let tile = if tile.dimensions() == (w, h) {
+            tile
         } else {
-            image::imageops::resize(frame, w, h, image::imageops::FilterType::Triangle)
+            image::imageops::resize(&tile, w, h, image::imageops::FilterType::Triangle)
         };
-        self.tiles.push(tile);
+        self.tiles.insert(n, tile);
+    }
+
+    /// The tiles kept, by number.
+    pub fn into_tiles(self) -> BTreeMap<u32, RgbImage> {
+        self.tiles
     }
 
     /// The sprite sheet (JPEG), the WebVTT track and their description; `None` without
@@ -56,15 +72,17 @@ impl Builder {
         vtt_name: &str,
     ) -> Option<(Vec<u8>, String, value::Storyboard)> {
         let (w, h) = self.size?;
-        let count = self.tiles.len() as u32;
+        // Up to the last tile, a missing one (a gap in the stream) showing the one before.
+        let count = self.tiles.keys().next_back().map_or(0, |n| n + 1);
         let columns = COLUMNS.min(count);
         let rows = count.div_ceil(columns);
         let mut sheet = RgbImage::new(w * columns, h * rows);
         let mut vtt = String::from("WEBVTT\n\n");
-        for (n, tile) in self.tiles.iter().enumerate() {
-            let n = n as u32;
+        let mut shown = self.tiles.values().next()?;
+        for n in 0..count {
+            shown = self.tiles.get(&n).unwrap_or(shown);
             let (x, y) = ((n % columns) * w, (n / columns) * h);
-            image::imageops::replace(&mut sheet, tile, i64::from(x), i64::from(y));
+            image::imageops::replace(&mut sheet, shown, i64::from(x), i64::from(y));
             let start = u64::from(n) * self.interval_ms;
             let end = (start + self.interval_ms).min(duration_ms.max(start + 1));
             vtt.push_str(&format!(

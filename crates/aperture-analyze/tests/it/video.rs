@@ -6,6 +6,7 @@ use std::time::Duration;
 use aperture_analyze::video::{Video, VideoOptions};
 use aperture_analyze::{Analyzer, Error, Input, Output};
 use aperture_catalog::Asset;
+use aperture_catalog::jobs::{Part, PartResult};
 use aperture_core::value::{ShotContent, Transition};
 use aperture_core::{AssetId, ContentHash, InsightValue, MediaKind, Place, UnixMillis};
 use aperture_media::fixtures::ffmpeg;
@@ -133,6 +134,92 @@ fn finds_cuts_dissolves_fades_and_still_segments_in_an_edit() {
             .iter()
             .any(|i| matches!(&i.value, InsightValue::Storyboard(s) if s.tiles == 12))
     );
+}
+
+/// Splits the video as the worker would, analyses the parts in reverse order (they may run
+/// anywhere, in any order) through their stored form, and joins them.
+fn analyze_in_parts(video: &Video, path: &Path) -> (usize, Output) {
+    let asset = probed(path);
+    let input = Input {
+        asset: &asset,
+        path,
+        insights: &[],
+        frames: &[],
+    };
+    let stretches = video.split(&input).unwrap().expect("long enough to split");
+    let count = stretches.len() as u32;
+    let mut parts: Vec<PartResult> = stretches
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(n, &(start_ms, end_ms))| {
+            let part = Part {
+                index: n as u32 + 1,
+                count,
+                start_ms,
+                end_ms,
+            };
+            PartResult {
+                part,
+                version: video.version(),
+                result: video.analyze_part(&input, &part).unwrap(),
+            }
+        })
+        .collect();
+    parts.sort_by_key(|p| p.part.index);
+    (stretches.len(), video.join(&input, &parts).unwrap())
+}
+
+/// Parts of 5 seconds give the timeline one pass gives: the shots that run across the edges
+/// at 5 and 10 seconds (3–5.5 s, 5.5–8.5 s, 8.5–12 s) stay one shot each, with the same
+/// transitions, contents and storyboard.
+#[test]
+fn a_video_split_in_five_second_parts_joins_into_one_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edit(dir.path());
+    let whole = analyze(&Video::default(), &path).unwrap();
+    let split = Video {
+        options: VideoOptions {
+            chunk: Duration::from_secs(5),
+            ..VideoOptions::default()
+        },
+    };
+    let input_asset = probed(&path);
+    assert!(
+        Video::default()
+            .split(&Input {
+                asset: &input_asset,
+                path: &path,
+                insights: &[],
+                frames: &[],
+            })
+            .unwrap()
+            .is_none(),
+        "twelve seconds are one job at the default ten minutes"
+    );
+    let (count, joined) = analyze_in_parts(&split, &path);
+    assert_eq!(count, 3);
+    let (one, parts) = (shots(&whole), shots(&joined));
+    assert_eq!(one.len(), 4, "{one:?}");
+    assert_eq!(parts.len(), one.len(), "{parts:?} against {one:?}");
+    for (p, o) in parts.iter().zip(&one) {
+        // The same shots to a frame (40 ms): each stretch is sampled on the whole's grid.
+        assert!(
+            p.0.abs_diff(o.0) <= 40 && p.1.abs_diff(o.1) <= 40,
+            "{p:?} against {o:?}"
+        );
+        assert_eq!((p.2, p.3), (o.2, o.3), "{parts:?} against {one:?}");
+        assert!(p.4.is_some(), "{parts:?}");
+    }
+    let tiles = |out: &Output| {
+        out.insights.iter().find_map(|i| match &i.value {
+            InsightValue::Storyboard(s) => Some((s.tiles, s.interval_ms)),
+            _ => None,
+        })
+    };
+    assert_eq!(tiles(&joined), Some((12, 1000)));
+    assert_eq!(tiles(&joined), tiles(&whole));
+    assert!(joined.derived.iter().any(|(n, _)| n == "thumbnail-256.jpg"));
 }
 
 #[test]

@@ -23,6 +23,7 @@ macro_rules! catalog_conformance {
             against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
             queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice,
             queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs,
+            queue_splits_long_jobs_into_parts, queue_fails_split_jobs_by_their_parts,
             change_feed, tokens_and_grants, audit_chain);
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -3,7 +3,7 @@
 use super::*;
 use std::time::Duration;
 
-use crate::jobs::{JobQueue, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS};
+use crate::jobs::{JobQueue, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, Part};
 
 fn jobs_for(asset: AssetId, analyzers: &[(&str, i32)]) -> Vec<NewJob> {
     analyzers
@@ -521,4 +521,251 @@ pub fn queue_never_runs_a_job_twice<C: Catalog + JobQueue>(make: &dyn Fn() -> C)
     sorted.dedup();
     assert_eq!(sorted.len(), claimed.len(), "no job leased twice");
     assert_eq!(claimed.len(), 200, "no job lost");
+}
+
+fn part_done(version: &str, result: &[u8]) -> Outcome {
+    Outcome::PartDone {
+        version: version.to_owned(),
+        result: result.to_vec(),
+    }
+}
+
+/// A long job splits into parts that several workers hold at once; a worker that dies loses
+/// only its part; the last part queues the job again to join the results, which then go.
+pub fn queue_splits_long_jobs_into_parts<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let video = names(&["video"]);
+    catalog.enqueue(&jobs_for(a, &[("video", 7)])).unwrap();
+    let job = catalog.claim("w1", &video, 1, LEASE).unwrap()[0].clone();
+    assert_eq!((job.part, job.parts), (None, 0));
+    let split = Outcome::Split {
+        parts: vec![(0, Some(5_000)), (5_000, Some(10_000)), (10_000, None)],
+    };
+    assert!(
+        !catalog.finish(job.id, "w2", &split).unwrap(),
+        "only the holder splits"
+    );
+    assert!(catalog.finish(job.id, "w1", &split).unwrap());
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    assert_eq!((jobs[0].state, jobs[0].parts), (JobState::Waiting, 3));
+    assert_eq!(
+        jobs[1..]
+            .iter()
+            .map(|j| (j.state, j.priority, j.part))
+            .collect::<Vec<_>>(),
+        (0..3)
+            .map(|n| (
+                JobState::Queued,
+                7,
+                Some(Part {
+                    index: n + 1,
+                    count: 3,
+                    start_ms: u64::from(n) * 5_000,
+                    end_ms: (n < 2).then_some(u64::from(n + 1) * 5_000),
+                })
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        catalog.state_counts().unwrap(),
+        [(JobState::Queued, 3), (JobState::Waiting, 1)]
+    );
+
+    // Three workers hold a part each; the job itself is not runnable while it waits.
+    let short = Duration::from_millis(30);
+    let one = catalog.claim("w1", &video, 1, LEASE).unwrap();
+    let two = catalog.claim("w2", &video, 1, LEASE).unwrap();
+    let three = catalog.claim("doomed", &video, 5, short).unwrap();
+    assert_eq!(
+        [&one, &two, &three].map(|c| c.iter().map(|j| j.part.unwrap().index).collect::<Vec<_>>()),
+        [vec![1], vec![2], vec![3]]
+    );
+    assert!(
+        catalog
+            .finish(one[0].id, "w1", &part_done("1", b"first"))
+            .unwrap()
+    );
+    assert_eq!(catalog.jobs_of(a).unwrap()[0].state, JobState::Waiting);
+    // The third part's worker dies: only its part runs again, elsewhere.
+    std::thread::sleep(Duration::from_millis(60));
+    let again = catalog.claim("w3", &video, 5, LEASE).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (three[0].id, 2));
+    assert!(
+        !catalog
+            .finish(three[0].id, "doomed", &part_done("1", b"late"))
+            .unwrap(),
+        "a dead worker's part is not kept"
+    );
+    assert!(
+        catalog
+            .finish(again[0].id, "w3", &part_done("1", b"third"))
+            .unwrap()
+    );
+    assert!(catalog.part_results(job.id).unwrap().len() == 2);
+    assert!(catalog.claim("w1", &video, 5, LEASE).unwrap().is_empty());
+    assert!(
+        catalog
+            .finish(two[0].id, "w2", &part_done("1", b"second"))
+            .unwrap()
+    );
+
+    // The last part queues the job to join them.
+    let join = catalog.claim("w2", &video, 5, LEASE).unwrap();
+    assert_eq!(join.len(), 1);
+    assert_eq!((join[0].id, join[0].part, join[0].parts), (job.id, None, 3));
+    let results = catalog.part_results(job.id).unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| (r.part.index, r.version.as_str(), &r.result[..]))
+            .collect::<Vec<_>>(),
+        [
+            (1, "1", &b"first"[..]),
+            (2, "1", &b"second"[..]),
+            (3, "1", &b"third"[..])
+        ]
+    );
+    assert!(
+        !catalog
+            .finish(one[0].id, "w1", &part_done("1", b"again"))
+            .unwrap(),
+        "a finished part takes no more outcomes"
+    );
+    assert!(
+        catalog
+            .finish(join[0].id, "w2", &part_done("1", b"x"))
+            .is_err(),
+        "a whole job is no part"
+    );
+    assert!(
+        catalog
+            .finish(join[0].id, "w2", &succeeded(a, "video", "1", "joined"))
+            .unwrap()
+    );
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs.len(), 1, "the parts go once joined: {jobs:?}");
+    assert_eq!((jobs[0].state, jobs[0].parts), (JobState::Succeeded, 0));
+    assert!(catalog.part_results(job.id).unwrap().is_empty());
+    assert_eq!(catalog.insights(a).unwrap().len(), 1);
+}
+
+/// A part that fails for good fails its job, naming the part; the other parts go, a requeue
+/// starts over, a part abandoned by every worker fails its job too, and erasing the asset
+/// erases its parts' results.
+pub fn queue_fails_split_jobs_by_their_parts<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let video = names(&["video"]);
+    let split = |asset: AssetId, worker: &str, lease: Duration| {
+        catalog.enqueue(&jobs_for(asset, &[("video", 0)])).unwrap();
+        let job = catalog.claim(worker, &video, 1, LEASE).unwrap()[0].clone();
+        assert_eq!(job.asset, asset);
+        let parts = vec![(0, Some(600_000)), (600_000, None)];
+        assert!(
+            catalog
+                .finish(job.id, worker, &Outcome::Split { parts })
+                .unwrap()
+        );
+        catalog.claim(worker, &video, 1, lease).unwrap()[0].clone()
+    };
+
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    let first = split(a, "w", LEASE);
+    let error = Outcome::Unrecoverable {
+        error: "corrupt packets".into(),
+    };
+    // A failure that may pass is retried as a part.
+    assert!(
+        catalog
+            .finish(
+                first.id,
+                "w",
+                &Outcome::Failed {
+                    error: "busy".into()
+                }
+            )
+            .unwrap()
+    );
+    assert_eq!(catalog.jobs_of(a).unwrap()[0].state, JobState::Waiting);
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs[1].state, JobState::Queued);
+    // Take it again past its backoff, by making it due: claim until it comes back.
+    let mut retried = None;
+    for _ in 0..100 {
+        if let Some(job) = catalog
+            .claim("w", &video, 5, LEASE)
+            .unwrap()
+            .into_iter()
+            .find(|j| j.id == first.id)
+        {
+            retried = Some(job);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let retried = retried.expect("the part is retried after its backoff");
+    assert!(catalog.finish(retried.id, "w", &error).unwrap());
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(jobs.len(), 1, "the other parts go: {jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Failed);
+    let why = jobs[0].last_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("part 1 of 2 (00:00:00–00:10:00)") && why.contains("corrupt packets"),
+        "{why}"
+    );
+    // A requeue starts over.
+    assert_eq!(catalog.requeue_stale("video", "2").unwrap(), 1);
+    let jobs = catalog.jobs_of(a).unwrap();
+    assert_eq!(
+        (jobs.len(), jobs[0].state, jobs[0].parts),
+        (1, JobState::Queued, 0)
+    );
+    let rerun = catalog.claim("w", &video, 1, LEASE).unwrap()[0].clone();
+    assert_eq!((rerun.asset, rerun.part), (a, None));
+    assert!(
+        catalog
+            .finish(rerun.id, "w", &succeeded(a, "video", "2", "whole"))
+            .unwrap()
+    );
+
+    // Every worker that takes a part vanishes.
+    let b = id_of(record_one(&catalog, &new_asset(c, b"b", "/b")));
+    let short = Duration::from_millis(30);
+    let part = split(b, "doomed", short);
+    for n in 1..MAX_ABANDONED_CLAIMS {
+        std::thread::sleep(Duration::from_millis(40));
+        let claimed = catalog
+            .claim(&format!("doomed{n}"), &video, 1, short)
+            .unwrap();
+        assert_eq!(claimed[0].id, part.id, "claim {n}");
+    }
+    std::thread::sleep(Duration::from_millis(40));
+    catalog.claim("w", &video, 10, LEASE).unwrap();
+    let jobs = catalog.jobs_of(b).unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Failed);
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("part 1 of 2") && e.contains("worker stopped")),
+        "{jobs:?}"
+    );
+
+    // Erasing an asset erases what its parts found.
+    let d = id_of(record_one(&catalog, &new_asset(c, b"d", "/d")));
+    let part = split(d, "w", LEASE);
+    assert!(
+        catalog
+            .finish(part.id, "w", &part_done("1", b"what part 1 found"))
+            .unwrap()
+    );
+    assert_eq!(catalog.jobs_of(d).unwrap().len(), 3);
+    catalog.delete_asset(d).unwrap();
+    assert!(catalog.jobs_of(d).unwrap().is_empty());
+    assert!(catalog.part_results(part.id).unwrap().is_empty());
 }

@@ -626,7 +626,7 @@ fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Resu
             "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
                  updated_at)
              VALUES (?1, ?2, 'queued', ?3, ?4, ?4, ?4)
-             ON CONFLICT (asset_id, analyzer) DO NOTHING",
+             ON CONFLICT (asset_id, analyzer, part) DO NOTHING",
         )?;
         for (analyzer, priority) in &item.jobs {
             stmt.execute(params![id.as_bytes().as_slice(), analyzer, priority, now])?;

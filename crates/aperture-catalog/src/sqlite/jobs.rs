@@ -9,12 +9,13 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_
 use super::SqliteCatalog;
 use super::rows::id_from;
 use crate::jobs::{
-    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, retry_backoff,
+    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
+    retry_backoff,
 };
 use crate::{Error, Result};
 
-const JOB_COLUMNS: &str =
-    "id, asset_id, analyzer, state, priority, attempts, analyzer_version, last_error, updated_at";
+const JOB_COLUMNS: &str = "id, asset_id, analyzer, state, priority, attempts, analyzer_version, \
+     last_error, updated_at, part, parts, start_ms, end_ms";
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
     let asset: Vec<u8> = r.get(1)?;
@@ -28,6 +29,9 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
         r.get(7)?,
         r.get(8)?,
     );
+    let (part, parts): (u32, u32) = (r.get(9)?, r.get(10)?);
+    let (start, end): (Option<i64>, Option<i64>) = (r.get(11)?, r.get(12)?);
+    let part = (part > 0).then_some((part, parts, start.unwrap_or(0), end));
     Ok((|| {
         Ok(Job {
             id,
@@ -39,8 +43,56 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
             analyzer_version: version,
             last_error: error,
             updated_at: UnixMillis(updated),
+            part: part.map(|(index, count, start, end)| Part {
+                index,
+                count,
+                start_ms: start.max(0) as u64,
+                end_ms: end.map(|e| e.max(0) as u64),
+            }),
+            parts: if part.is_some() { 0 } else { parts },
         })
     })())
+}
+
+/// Removes the parts of a job (their results with them) and marks it unsplit.
+fn drop_parts(tx: &rusqlite::Transaction<'_>, asset: &[u8], analyzer: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM jobs WHERE asset_id = ?1 AND analyzer = ?2 AND part > 0")?
+        .execute(params![asset, analyzer])?;
+    tx.prepare_cached(
+        "UPDATE jobs SET parts = 0 WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0",
+    )?
+    .execute(params![asset, analyzer])?;
+    Ok(())
+}
+
+/// Ends a split job whose part failed for good or was skipped: the job takes the part's
+/// state, its message names the part, and the other parts are dropped (their work is moot).
+fn end_split_job(
+    tx: &rusqlite::Transaction<'_>,
+    asset: &[u8],
+    analyzer: &str,
+    part: Part,
+    state: JobState,
+    why: &str,
+    now: i64,
+) -> Result<()> {
+    let stretch = match part.end_ms {
+        Some(end) => format!(
+            "{}–{}",
+            aperture_core::human::clock(part.start_ms),
+            aperture_core::human::clock(end)
+        ),
+        None => format!("{} to the end", aperture_core::human::clock(part.start_ms)),
+    };
+    let message = format!("part {} of {} ({stretch}): {why}", part.index, part.count);
+    drop_parts(tx, asset, analyzer)?;
+    tx.prepare_cached(
+        "UPDATE jobs SET state = ?3, last_error = ?4, lease_owner = NULL,
+             lease_expires_at = NULL, updated_at = ?5
+         WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0 AND state = 'waiting'",
+    )?
+    .execute(params![asset, analyzer, state.as_str(), message, now])?;
+    Ok(())
 }
 
 fn placeholders(n: usize) -> String {
@@ -63,7 +115,7 @@ impl JobQueue for SqliteCatalog {
                      updated_at)
                  SELECT ?1, ?2, 'queued', ?3, ?4, ?4, ?4
                  WHERE EXISTS (SELECT 1 FROM assets WHERE id = ?1)
-                 ON CONFLICT (asset_id, analyzer) DO NOTHING",
+                 ON CONFLICT (asset_id, analyzer, part) DO NOTHING",
             )?;
             for job in jobs {
                 added += stmt.execute(params![
@@ -107,13 +159,24 @@ impl JobQueue for SqliteCatalog {
 
     fn requeue_stale(&self, analyzer: &str, version: &str) -> Result<u64> {
         let now = UnixMillis::now().0;
-        let changed = self.write().execute(
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A stale job that was split (and failed) starts over with a new split.
+        tx.execute(
+            "DELETE FROM jobs WHERE analyzer = ?1 AND part > 0 AND EXISTS (
+                 SELECT 1 FROM jobs j WHERE j.asset_id = jobs.asset_id AND j.analyzer = ?1
+                   AND j.part = 0 AND j.state IN ('succeeded', 'failed', 'skipped')
+                   AND (j.analyzer_version IS NULL OR j.analyzer_version != ?2))",
+            params![analyzer, version],
+        )?;
+        let changed = tx.execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3, last_error = NULL,
-                 lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
-             WHERE analyzer = ?1 AND state IN ('succeeded', 'failed', 'skipped')
+                 lease_owner = NULL, lease_expires_at = NULL, parts = 0, updated_at = ?3
+             WHERE analyzer = ?1 AND part = 0 AND state IN ('succeeded', 'failed', 'skipped')
                AND (analyzer_version IS NULL OR analyzer_version != ?2)",
             params![analyzer, version, now],
         )?;
+        tx.commit()?;
         Ok(changed as u64)
     }
 
@@ -131,13 +194,31 @@ impl JobQueue for SqliteCatalog {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = UnixMillis::now().0;
         // Jobs abandoned too often are not handed out again.
-        tx.execute(
+        let abandoned = tx.execute(
             "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,
                  last_error = 'its worker stopped (killed, out of memory or crashed) on each of '
                      || attempts || ' attempts', updated_at = ?1
              WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= ?2",
             params![now, MAX_ABANDONED_CLAIMS],
         )?;
+        if abandoned > 0 {
+            // A part among them fails the job it belongs to.
+            let failed: Vec<Job> = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs
+                     WHERE state = 'failed' AND part > 0 AND updated_at = ?1"
+                ))?;
+                let rows = stmt.query_map([now], job_from_row)?;
+                rows.map(|job| job?).collect::<Result<_>>()?
+            };
+            for job in failed {
+                let (Some(part), Some(why)) = (job.part, job.last_error.as_deref()) else {
+                    continue;
+                };
+                let (asset, analyzer) = (job.asset.as_bytes(), job.analyzer.as_str());
+                end_split_job(&tx, asset, analyzer, part, JobState::Failed, why, now)?;
+            }
+        }
         let ids: Vec<i64> = {
             let sql = format!(
                 "SELECT id FROM jobs
@@ -186,23 +267,45 @@ impl JobQueue for SqliteCatalog {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = UnixMillis::now().0;
-        let held: Option<(Vec<u8>, String, u32)> = tx
+        let held: Option<Job> = tx
             .query_row(
-                "SELECT asset_id, analyzer, attempts FROM jobs
-                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs
+                     WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
+                ),
                 params![job, worker],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                job_from_row,
             )
-            .optional()?;
-        let Some((asset, analyzer, attempts)) = held else {
+            .optional()?
+            .transpose()?;
+        let Some(held) = held else {
             return Ok(false);
         };
-        match outcome {
-            Outcome::Succeeded {
-                version,
-                insights,
-                requeue,
-            } => {
+        let (asset, analyzer, attempts, part) = (
+            held.asset.as_bytes().to_vec(),
+            held.analyzer,
+            held.attempts,
+            held.part,
+        );
+        let wrong = |what: &str| Error::InvalidInput {
+            reason: format!("job {job} ({analyzer}) cannot finish {what}"),
+        };
+        match (outcome, part) {
+            (Outcome::Succeeded { .. } | Outcome::Split { .. }, Some(_)) => {
+                return Err(wrong("a part with anything but PartDone or a failure"));
+            }
+            (Outcome::PartDone { .. }, None) => return Err(wrong("PartDone: it is no part")),
+            (Outcome::Split { parts }, None) if parts.is_empty() => {
+                return Err(wrong("a split into no parts"));
+            }
+            (
+                Outcome::Succeeded {
+                    version,
+                    insights,
+                    requeue,
+                },
+                None,
+            ) => {
                 debug_assert!(
                     insights
                         .iter()
@@ -216,6 +319,8 @@ impl JobQueue for SqliteCatalog {
                 )?;
                 super::insert_insights(&tx, insights)?;
                 super::note_change(&tx, &asset)?;
+                // The parts' results are joined into these insights: they go.
+                drop_parts(&tx, &asset, &analyzer)?;
                 tx.execute(
                     "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
                          last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
@@ -227,13 +332,60 @@ impl JobQueue for SqliteCatalog {
                     "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
                          last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
                          updated_at = ?3
-                     WHERE asset_id = ?1 AND analyzer = ?2",
+                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0",
                 )?;
                 for dependent in requeue.iter().filter(|d| **d != analyzer) {
+                    // Parts computed from the old insights are moot too.
+                    drop_parts(&tx, &asset, dependent)?;
                     again.execute(params![asset, dependent, now])?;
                 }
             }
-            Outcome::Failed { error } if attempts < MAX_ATTEMPTS => {
+            (Outcome::Split { parts }, None) => {
+                drop_parts(&tx, &asset, &analyzer)?;
+                let count = parts.len() as i64;
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after,
+                         created_at, updated_at, part, parts, start_ms, end_ms)
+                     SELECT asset_id, analyzer, 'queued', priority, ?2, ?2, ?2, ?3, ?4, ?5, ?6
+                     FROM jobs WHERE id = ?1",
+                )?;
+                for (n, (start, end)) in parts.iter().enumerate() {
+                    insert.execute(params![
+                        job,
+                        now,
+                        n as i64 + 1,
+                        count,
+                        *start as i64,
+                        end.map(|e| e as i64)
+                    ])?;
+                }
+                tx.execute(
+                    "UPDATE jobs SET state = 'waiting', parts = ?2, last_error = NULL,
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
+                     WHERE id = ?1",
+                    params![job, count, now],
+                )?;
+            }
+            (Outcome::PartDone { version, result }, Some(_)) => {
+                tx.execute(
+                    "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2, result = ?3,
+                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                         updated_at = ?4
+                     WHERE id = ?1",
+                    params![job, version, result, now],
+                )?;
+                // The last part done: the job is queued again, to join them.
+                tx.execute(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
+                         updated_at = ?3
+                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0 AND state = 'waiting'
+                       AND NOT EXISTS (
+                           SELECT 1 FROM jobs p WHERE p.asset_id = ?1 AND p.analyzer = ?2
+                             AND p.part > 0 AND p.state != 'succeeded')",
+                    params![asset, analyzer, now],
+                )?;
+            }
+            (Outcome::Failed { error }, _) if attempts < MAX_ATTEMPTS => {
                 let due = now + millis(retry_backoff(attempts));
                 tx.execute(
                     "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3,
@@ -242,7 +394,14 @@ impl JobQueue for SqliteCatalog {
                     params![job, due, error, now],
                 )?;
             }
-            Outcome::Failed { error } | Outcome::Unrecoverable { error } => {
+            (Outcome::Failed { error } | Outcome::Unrecoverable { error }, Some(part)) => {
+                end_split_job(&tx, &asset, &analyzer, part, JobState::Failed, error, now)?;
+            }
+            (Outcome::Skipped { reason }, Some(part)) => {
+                end_split_job(&tx, &asset, &analyzer, part, JobState::Skipped, reason, now)?;
+            }
+            (Outcome::Failed { error } | Outcome::Unrecoverable { error }, None) => {
+                drop_parts(&tx, &asset, &analyzer)?;
                 tx.execute(
                     "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
                          lease_expires_at = NULL, updated_at = ?3
@@ -250,7 +409,8 @@ impl JobQueue for SqliteCatalog {
                     params![job, error, now],
                 )?;
             }
-            Outcome::Skipped { reason } => {
+            (Outcome::Skipped { reason }, None) => {
+                drop_parts(&tx, &asset, &analyzer)?;
                 tx.execute(
                     "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
                          lease_expires_at = NULL, updated_at = ?3
@@ -315,9 +475,34 @@ impl JobQueue for SqliteCatalog {
     fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE asset_id = ?1 ORDER BY priority DESC, analyzer"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE asset_id = ?1
+             ORDER BY priority DESC, analyzer, part"
         ))?;
         let rows = stmt.query_map([asset.as_bytes().as_slice()], job_from_row)?;
         rows.map(|r| r?).collect()
+    }
+
+    fn part_results(&self, job: i64) -> Result<Vec<PartResult>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.part, p.parts, p.start_ms, p.end_ms, p.analyzer_version, p.result
+             FROM jobs j JOIN jobs p
+               ON p.asset_id = j.asset_id AND p.analyzer = j.analyzer AND p.part > 0
+             WHERE j.id = ?1 AND j.part = 0 AND p.state = 'succeeded'
+             ORDER BY p.part",
+        )?;
+        let rows = stmt.query_map([job], |r| {
+            Ok(PartResult {
+                part: Part {
+                    index: r.get(0)?,
+                    count: r.get(1)?,
+                    start_ms: r.get::<_, i64>(2)?.max(0) as u64,
+                    end_ms: r.get::<_, Option<i64>>(3)?.map(|e| e.max(0) as u64),
+                },
+                version: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                result: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

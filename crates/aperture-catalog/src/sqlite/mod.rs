@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("0001_init.sql")),
     (2, "changes", include_str!("0002_changes.sql")),
     (3, "access", include_str!("0003_access.sql")),
+    (4, "parts", include_str!("0004_parts.sql")),
 ];
 const READERS: usize = 4;
 
@@ -143,4 +144,75 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A catalog made before jobs could be split keeps its jobs, their states and their
+    /// uniqueness when it is migrated.
+    #[test]
+    fn migrating_to_parts_keeps_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            )
+            .unwrap();
+            for (version, name, sql) in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                    params![version, name],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO collections (id, name, created_at) VALUES (1, 'c', 0);
+                 INSERT INTO assets VALUES (x'01', 1, x'02', 3, 'video', 'video/mp4', 0, NULL, '{}');
+                 INSERT INTO jobs (asset_id, analyzer, analyzer_version, state, priority, attempts,
+                                   run_after, last_error, created_at, updated_at)
+                 VALUES (x'01', 'video', '1', 'failed', 120, 3, 0, 'broken', 0, 5);",
+            )
+            .unwrap();
+        }
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let conn = catalog.read();
+        let row: (String, String, i64, String, i64, i64) = conn
+            .query_row(
+                "SELECT analyzer, state, attempts, last_error, part, parts FROM jobs",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            ("video".into(), "failed".into(), 3, "broken".into(), 0, 0)
+        );
+        let again = conn.execute(
+            "INSERT INTO jobs (asset_id, analyzer, state, run_after, created_at, updated_at)
+             VALUES (x'01', 'video', 'queued', 0, 0, 0)",
+            [],
+        );
+        assert!(again.is_err(), "one job per asset and analyzer still");
+        let version: i64 = conn
+            .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(version >= 4);
+    }
 }

@@ -179,3 +179,51 @@ fn shots_moments_frames_and_near_duplicate_videos() {
         "{groups}"
     );
 }
+
+/// With `[video] chunk_secs = 5`, the 9-second reel is analysed in two parts; two `aperture
+/// index` processes started at once share them; the shots are those of one pass (the shot
+/// from 3 to 6 s runs across the edge at 5 s and stays one), and no part is left behind.
+#[test]
+fn a_video_longer_than_a_chunk_is_analysed_in_parts_by_two_processes() {
+    let ap = crate::Aperture::init();
+    let config = ap.data().join("aperture.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("chunk_secs = 600"), "{text}");
+    std::fs::write(&config, text.replace("chunk_secs = 600", "chunk_secs = 5")).unwrap();
+    let dir = ap.inputs();
+    reel(&dir);
+    ap.ingest(&dir, "videos");
+    let id = asset_id(&ap, "reel.mp4");
+
+    let index = || {
+        ap.command(&["index", "--no-progress"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (index(), index());
+    assert!(one.wait().unwrap().success() && two.wait().unwrap().success());
+
+    let shown = ap.ok(&["show", &id]);
+    assert!(shown.contains("video        succeeded"), "{shown}");
+    assert!(!shown.contains("part "), "no part is left: {shown}");
+    assert!(shown.contains("shots        3"), "{shown}");
+    for line in [
+        "00:00:00–00:00:03  start",
+        "00:00:03–00:00:06  cut",
+        "00:00:06–00:00:09  cut",
+    ] {
+        assert!(shown.contains(line), "{line}: {shown}");
+    }
+    let frame = dir.join("frame.jpg");
+    ap.ok(&[
+        "get",
+        &id,
+        "--frame",
+        "00:00:05",
+        "-o",
+        frame.to_str().unwrap(),
+    ]);
+    assert!(image::open(&frame).is_ok());
+}
