@@ -1,4 +1,5 @@
-//! The job queue: one job per (asset, analyzer), leased to workers.
+//! The job queue: one job per (asset, analyzer), leased to workers; a job split in time has
+//! parts, each a job of its own.
 //!
 //! A job over long media may be split in time ([`Outcome::Split`]): its parts are jobs of their
 //! own, leased to any worker, and the job itself waits ([`JobState::Waiting`]) until the last
@@ -17,6 +18,9 @@ use crate::Result;
 
 /// Attempts before a job is left failed.
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Parts one job may be split into.
+pub const MAX_PARTS: usize = 10_000;
 
 /// Claims of a job whose workers all vanished (killed, out of memory, a panic that took the
 /// process) before it is left failed rather than handed to yet another worker: a file that
@@ -189,10 +193,22 @@ pub enum Outcome {
     },
     /// The job is split in time: one part per stretch, each `(start_ms, end_ms)` with `None`
     /// for "to the end". The parts are queued at the job's priority, replacing any parts of
-    /// an earlier split, and the job waits for them.
+    /// an earlier split, and the job waits for them. The stretches follow one another without
+    /// gap or overlap (each starts where the one before ends, from 0; only the last may be
+    /// open-ended), at most [`MAX_PARTS`]; an analyzer that wants context past a stretch's
+    /// edges decodes it itself. Anything else is refused as [`Error::InvalidInput`].
+    ///
+    /// [`Error::InvalidInput`]: crate::Error::InvalidInput
     Split {
-        /// The stretches, in order, without gaps.
+        /// The stretches, in order.
         parts: Vec<Stretch>,
+    },
+    /// The job, claimed to join its parts, found some of them made by another version of its
+    /// analyzer (a worker not yet upgraded): those parts are queued again, their results
+    /// dropped, and the job waits for them; the others are kept.
+    RedoParts {
+        /// The parts' numbers, from 1.
+        parts: Vec<u32>,
     },
     /// A part of a split job finished: its result is kept for the job to join. When it was
     /// the last part, the job is queued again.
@@ -237,9 +253,14 @@ pub trait JobQueue: Send + Sync {
 
     /// Records how a leased job ended. False, and nothing written, when `worker` no longer
     /// holds the lease (it expired and the job went to another worker).
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput), and nothing written, for an outcome
+    /// that does not fit the job: a split that is not one ([`Outcome::Split`]), a part's result
+    /// for a whole job, a whole result for a part.
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool>;
 
-    /// The earliest time a queued job becomes due, if any is waiting for a retry.
+    /// The earliest time a job of these analyzers may become runnable: a queued job's due time
+    /// (now, or after a retry's backoff), a running one's lease expiry. `None` when there is
+    /// neither (jobs waiting for their parts count through their parts).
     fn next_due(&self, analyzers: &[String]) -> Result<Option<UnixMillis>>;
 
     /// Job counts by analyzer and state.

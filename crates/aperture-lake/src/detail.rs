@@ -47,7 +47,7 @@ impl Lake {
             });
         }
         // The blob in place on a local store (verified first), a temporary copy otherwise.
-        let file = crate::worker::local_copy(&self.blobs, &asset).await?;
+        let file = crate::worker::local_copy(&self.blobs, &asset, false).await?;
         let name = asset.name.clone();
         let opts = aperture_media::video::DecodeOptions {
             ffmpeg: self.config.media.ffmpeg.clone(),

@@ -189,7 +189,10 @@ impl Worker {
             match (&outcome, kept) {
                 (_, false) => report.lost_leases += 1,
                 (
-                    Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::PartDone { .. },
+                    Outcome::Succeeded { .. }
+                    | Outcome::Split { .. }
+                    | Outcome::PartDone { .. }
+                    | Outcome::RedoParts { .. },
                     true,
                 ) => report.succeeded += 1,
                 (Outcome::Skipped { .. }, true) => report.skipped += 1,
@@ -307,7 +310,17 @@ impl Worker {
                 };
             }
         };
-        let file = match local_copy(&self.blobs, &asset).await {
+        let work = match self.work(job, analyzer.as_ref()).await {
+            Ok(Work::Redo(parts)) => return Outcome::RedoParts { parts },
+            Ok(work) => work,
+            Err(e) => {
+                return Outcome::Failed {
+                    error: format!("cannot read the parts of {}: {e}", asset.name),
+                };
+            }
+        };
+        // The job that split a file checked its bytes; its parts do not read it all again.
+        let file = match local_copy(&self.blobs, &asset, job.part.is_some()).await {
             Ok(file) => file,
             Err(e) => {
                 return Outcome::Failed {
@@ -331,14 +344,6 @@ impl Worker {
                 };
             }
         };
-        let work = match self.work(job, analyzer.as_ref()).await {
-            Ok(work) => work,
-            Err(e) => {
-                return Outcome::Failed {
-                    error: format!("cannot read the parts of {}: {e}", asset.name),
-                };
-            }
-        };
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
@@ -358,6 +363,7 @@ impl Worker {
                     },
                     Work::Part(part) => analyzer.analyze_part(&input, &part).map(Done::Part),
                     Work::Join(parts) => analyzer.join(&input, &parts).map(Done::Output),
+                    Work::Redo(_) => unreachable!("parts to redo are queued before reading"),
                 }))
                 .unwrap_or_else(|panic| {
                     let what = panic
@@ -400,8 +406,8 @@ impl Worker {
     }
 
     /// What the job asks of its analyzer: the whole file (which it may split), one part, or
-    /// joining the parts. Parts left by another version of the analyzer are not joined: the
-    /// file is split again.
+    /// joining the parts. Parts left by another version of the analyzer (a worker not yet
+    /// upgraded) are not joined: they run again.
     async fn work(&self, job: &Job, analyzer: &dyn Analyzer) -> aperture_catalog::Result<Work> {
         if let Some(part) = job.part {
             return Ok(Work::Part(part));
@@ -412,10 +418,18 @@ impl Worker {
         let (catalog, id) = (self.catalog.clone(), job.id);
         let parts = blocking(move || catalog.part_results(id)).await?;
         let version = analyzer.version();
-        if parts.len() == job.parts as usize && parts.iter().all(|p| p.version == version) {
-            Ok(Work::Join(parts))
-        } else {
+        let stale: Vec<u32> = parts
+            .iter()
+            .filter(|p| p.version != version)
+            .map(|p| p.part.index)
+            .collect();
+        if parts.len() != job.parts as usize {
+            // Not a split this worker can join (parts lost to a bug or a hand edit): again.
             Ok(Work::Whole)
+        } else if !stale.is_empty() {
+            Ok(Work::Redo(stale))
+        } else {
+            Ok(Work::Join(parts))
         }
     }
 
@@ -531,14 +545,18 @@ impl Worker {
     }
 }
 
-/// A local file with the asset's verified bytes: the blob itself on a local store, a
-/// temporary copy from a remote one.
+/// A local file with the asset's verified bytes: the blob itself on a local store (read
+/// through to check its hash, unless `verified` says a job of this analysis just did), a
+/// temporary copy from a remote one (checked as it is copied).
 pub(crate) async fn local_copy(
     blobs: &BlobStore,
     asset: &aperture_catalog::Asset,
+    verified: bool,
 ) -> aperture_blob::Result<LocalFile> {
-    blobs.verify(asset.hash).await?;
     if let Some(path) = blobs.local_path(asset.hash) {
+        if !verified {
+            blobs.verify(asset.hash).await?;
+        }
         return Ok(LocalFile::InPlace(path));
     }
     let temp = tempfile::Builder::new()
@@ -557,6 +575,7 @@ enum Work {
     Whole,
     Part(aperture_catalog::jobs::Part),
     Join(Vec<aperture_catalog::jobs::PartResult>),
+    Redo(Vec<u32>),
 }
 
 /// What came of it.

@@ -167,7 +167,7 @@ pub fn frames_from(
     // Square pixels, then into the box: a tall or anamorphic stream stays small.
     let (w, h) = (opts.width.max(4), (opts.width.max(4) * 3 / 4));
     let filter = format!(
-        "fps={fps},scale=w=iw*sar:h=ih:flags=fast_bilinear,setsar=1,\
+        "fps={fps}:start_time=0,scale=w=iw*sar:h=ih:flags=fast_bilinear,setsar=1,\
          scale=w=min({w}\\,iw):h=min({h}\\,ih):force_original_aspect_ratio=decrease:flags=fast_bilinear"
     );
     // Deblocking is skipped: it costs a quarter of H.264 decoding and changes nothing at the

@@ -26,6 +26,7 @@ use aperture_media::video::{self as decode, DecodeError, DecodeOptions};
 use bytes::Bytes;
 use image::RgbImage;
 
+use aperture_catalog::MAX_PARTS;
 use aperture_catalog::jobs::{Part, PartResult, Stretch};
 use piece::Piece;
 
@@ -108,23 +109,44 @@ impl Analyzer for Video {
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
         let plan = self.plan(input)?;
-        let piece = self.piece(input, &plan, 0, None)?;
+        let piece = self.piece(input, &plan, 0, None, true)?;
         self.whole(input, &plan, vec![piece])
     }
 
     fn split(&self, input: &Input<'_>) -> Result<Option<Vec<Stretch>>, Error> {
         let plan = self.plan(input)?;
-        let chunk = self.options.chunk.as_millis() as u64;
-        Ok(plan
-            .duration_ms
-            .and_then(|ms| crate::parts::even(ms, chunk)))
+        // Only containers with an index seek to a frame reliably; in the others (MPEG-TS,
+        // AVI, raw streams) a seek may land past the keyframe a stretch needs.
+        let seekable = input.asset.metadata.container.as_deref().is_some_and(|c| {
+            ["mp4", "mov", "matroska", "webm"]
+                .iter()
+                .any(|k| c.contains(k))
+        });
+        let Some(duration) = plan.duration_ms.filter(|_| seekable) else {
+            return Ok(None);
+        };
+        let chunk = (self.options.chunk.as_millis() as u64)
+            .max(duration.div_ceil(MAX_PARTS as u64))
+            .max(1000);
+        Ok(crate::parts::even(duration, chunk))
     }
 
     fn analyze_part(&self, input: &Input<'_>, part: &Part) -> Result<Vec<u8>, Error> {
         let plan = self.plan(input)?;
         let first = plan.frame_at(part.start_ms);
         let until = part.end_ms.map(|ms| plan.frame_at(ms));
-        Ok(self.piece(input, &plan, first, until)?.to_bytes())
+        let mut piece = self.piece(input, &plan, first, until, true)?;
+        // A stretch that should have frames but whose seek found none (a file whose index
+        // lies): decoded from the start instead, slowly but surely.
+        if piece.end <= first && plan.duration_ms.is_some_and(|d| part.start_ms + 1000 < d) {
+            piece = self.piece(input, &plan, first, until, false)?;
+        }
+        piece.to_bytes().map_err(|e| Error::Transient {
+            reason: format!(
+                "{}: part {} cannot be stored: {e}",
+                input.asset.name, part.index
+            ),
+        })
     }
 
     fn join(&self, input: &Input<'_>, parts: &[PartResult]) -> Result<Output, Error> {
@@ -132,9 +154,10 @@ impl Analyzer for Video {
         let pieces = parts
             .iter()
             .map(|p| {
-                Piece::from_bytes(&p.result).map_err(|e| Error::Transient {
+                Piece::from_bytes(&p.result).map_err(|e| Error::BadInput {
                     reason: format!(
-                        "{}: part {} of {} cannot be read back ({e}); it is analysed again",
+                        "{}: what part {} of {} found cannot be read back ({e}); \
+                         `aperture reindex video` analyses it again",
                         input.asset.name, p.part.index, p.part.count
                     ),
                 })
@@ -222,11 +245,20 @@ impl Video {
         plan: &Plan,
         first: u64,
         until: Option<u64>,
+        seek: bool,
     ) -> Result<Piece, Error> {
         let asset = input.asset;
         let margin = (piece::MARGIN_S * plan.fps).ceil() as u64;
         let offset = first.saturating_sub(margin);
         let count = until.map(|u| u + margin - offset);
+        // Without seeking, frames before the margin are decoded and dropped.
+        let (start, count) = if seek {
+            (offset, count)
+        } else {
+            (0, count.map(|n| n + offset))
+        };
+        // Each storyboard tile belongs to the stretch its time falls in.
+        let since_ms = plan.ms(first);
         let max = self.options.max_duration;
         let mut detector = shots::Detector::new(plan.fps, self.options.shots.clone());
         let mut board = self.storyboard(plan);
@@ -235,13 +267,16 @@ impl Video {
             input.path,
             &asset.name,
             plan.fps,
-            offset,
+            start,
             count,
             &self.options.decode,
         )
         .map_err(decode_error)?
         {
             let frame = frame.map_err(decode_error)?;
+            if frame.index < offset {
+                continue;
+            }
             if frame.index >= plan.max_frames {
                 return Err(Error::BadInput {
                     reason: format!(
@@ -254,7 +289,7 @@ impl Video {
             detector.push(&frame.image);
             let mine = frame.index >= first && until.is_none_or(|u| frame.index < u);
             if mine {
-                board.offer(frame.time_ms, &frame.image);
+                board.offer_since(since_ms, frame.time_ms, &frame.image);
                 last_ms = frame.time_ms;
             }
             decoded += 1;
@@ -283,6 +318,23 @@ impl Video {
     /// the pieces of it.
     fn whole(&self, input: &Input<'_>, plan: &Plan, pieces: Vec<Piece>) -> Result<Output, Error> {
         let asset = input.asset;
+        // A stretch in the middle with no frames (past its seek) would leave a hole.
+        let mut pieces = pieces;
+        pieces.sort_by_key(|p| p.first);
+        for (n, pair) in pieces.windows(2).enumerate() {
+            let later_has_frames = pieces[n + 1..].iter().any(|p| p.end > p.first);
+            if pair[0].end < pair[1].first && later_has_frames {
+                return Err(Error::BadInput {
+                    reason: format!(
+                        "{}: no frames from {} to {}, yet frames after: the video cannot be \
+                         read in parts",
+                        asset.name,
+                        aperture_core::human::clock(plan.ms(pair[0].end)),
+                        aperture_core::human::clock(plan.ms(pair[1].first))
+                    ),
+                });
+            }
+        }
         let (found, frames) = piece::join(&pieces);
         if frames == 0 {
             return Err(Error::BadInput {

@@ -89,8 +89,8 @@ impl Piece {
     }
 
     /// The stored form, kept by the queue until the stretches are joined.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec(self).map_err(|e| e.to_string())
     }
 
     /// Reads the stored form back.
@@ -164,7 +164,7 @@ mod jpeg_tiles {
         let encoded: BTreeMap<u32, String> = tiles
             .iter()
             .map(|(n, tile)| {
-                let bytes = crate::thumbnail::jpeg(tile, 85, "a storyboard tile")
+                let bytes = crate::thumbnail::jpeg(tile, 100, "a storyboard tile")
                     .map_err(serde::ser::Error::custom)?;
                 Ok((*n, base64::engine::general_purpose::STANDARD.encode(bytes)))
             })
@@ -237,7 +237,7 @@ mod tests {
             "no start at the margin"
         );
         assert_eq!((one.end, two.end), (100, 200));
-        let two = Piece::from_bytes(&two.to_bytes()).unwrap();
+        let two = Piece::from_bytes(&two.to_bytes().unwrap()).unwrap();
         let (shots, frames) = join(&[two, one]);
         assert_eq!(frames, 200);
         assert_eq!(
@@ -260,7 +260,7 @@ mod tests {
         piece
             .tiles
             .insert(7, RgbImage::from_pixel(16, 9, image::Rgb([200, 30, 30])));
-        let back = Piece::from_bytes(&piece.to_bytes()).unwrap();
+        let back = Piece::from_bytes(&piece.to_bytes().unwrap()).unwrap();
         let tile = &back.tiles[&7];
         assert_eq!(tile.dimensions(), (16, 9));
         assert!(tile.get_pixel(8, 4).0[0] > 180);

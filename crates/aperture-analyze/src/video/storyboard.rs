@@ -38,8 +38,17 @@ impl Builder {
 
     /// Offers the frame shown at `time_ms`; it is kept when its tile has none yet.
     pub fn offer(&mut self, time_ms: u64, frame: &RgbImage) {
+        self.offer_since(0, time_ms, frame);
+    }
+
+    /// Offers the frame shown at `time_ms` for a stretch that starts at `since_ms`: kept only
+    /// for a tile due in the stretch (a tile due earlier is the stretch before's).
+    pub fn offer_since(&mut self, since_ms: u64, time_ms: u64, frame: &RgbImage) {
         let n = time_ms / self.interval_ms;
-        if n < u64::from(MAX_TILES) && !self.tiles.contains_key(&(n as u32)) {
+        if n * self.interval_ms >= since_ms
+            && n < u64::from(MAX_TILES)
+            && !self.tiles.contains_key(&(n as u32))
+        {
             self.insert(n as u32, frame.clone());
         }
     }

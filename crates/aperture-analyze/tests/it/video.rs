@@ -170,40 +170,49 @@ fn analyze_in_parts(video: &Video, path: &Path) -> (usize, Output) {
     (stretches.len(), video.join(&input, &parts).unwrap())
 }
 
-/// Parts of 5 seconds give the timeline one pass gives: the shots that run across the edges
-/// at 5 and 10 seconds (3–5.5 s, 5.5–8.5 s, 8.5–12 s) stay one shot each, with the same
-/// transitions, contents and storyboard.
-#[test]
-fn a_video_split_in_five_second_parts_joins_into_one_timeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = edit(dir.path());
-    let whole = analyze(&Video::default(), &path).unwrap();
-    let split = Video {
-        options: VideoOptions {
-            chunk: Duration::from_secs(5),
-            ..VideoOptions::default()
-        },
+/// The largest mean difference per channel (0–255) between the same tile of two outputs'
+/// storyboards.
+fn sprite_difference(a: &Output, b: &Output) -> f64 {
+    let sprite = |out: &Output| {
+        let (_, bytes) = out
+            .derived
+            .iter()
+            .find(|(n, _)| n == "storyboard.jpg")
+            .unwrap();
+        image::load_from_memory(bytes).unwrap().into_rgb8()
     };
-    let input_asset = probed(&path);
-    assert!(
-        Video::default()
-            .split(&Input {
-                asset: &input_asset,
-                path: &path,
-                insights: &[],
-                frames: &[],
-            })
-            .unwrap()
-            .is_none(),
-        "twelve seconds are one job at the default ten minutes"
-    );
-    let (count, joined) = analyze_in_parts(&split, &path);
-    assert_eq!(count, 3);
-    let (one, parts) = (shots(&whole), shots(&joined));
-    assert_eq!(one.len(), 4, "{one:?}");
+    let (w, h) = a
+        .insights
+        .iter()
+        .find_map(|i| match &i.value {
+            InsightValue::Storyboard(s) => Some((s.tile_width, s.tile_height)),
+            _ => None,
+        })
+        .unwrap();
+    let (a, b) = (sprite(a), sprite(b));
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mut worst = 0.0f64;
+    for ty in 0..a.height() / h {
+        for tx in 0..a.width() / w {
+            let mut sum = 0u64;
+            for y in ty * h..(ty + 1) * h {
+                for x in tx * w..(tx + 1) * w {
+                    let (p, q) = (a.get_pixel(x, y).0, b.get_pixel(x, y).0);
+                    sum += (0..3).map(|c| u64::from(p[c].abs_diff(q[c]))).sum::<u64>();
+                }
+            }
+            worst = worst.max(sum as f64 / f64::from(w * h * 3));
+        }
+    }
+    worst
+}
+
+/// Asserts that the split analysis found the shots of one pass, to a frame (40 ms at 25 fps),
+/// with the same transitions, contents and storyboard.
+fn assert_same_timeline(whole: &Output, joined: &Output) {
+    let (one, parts) = (shots(whole), shots(joined));
     assert_eq!(parts.len(), one.len(), "{parts:?} against {one:?}");
     for (p, o) in parts.iter().zip(&one) {
-        // The same shots to a frame (40 ms): each stretch is sampled on the whole's grid.
         assert!(
             p.0.abs_diff(o.0) <= 40 && p.1.abs_diff(o.1) <= 40,
             "{p:?} against {o:?}"
@@ -217,9 +226,120 @@ fn a_video_split_in_five_second_parts_joins_into_one_timeline() {
             _ => None,
         })
     };
-    assert_eq!(tiles(&joined), Some((12, 1000)));
-    assert_eq!(tiles(&joined), tiles(&whole));
+    assert_eq!(tiles(joined), tiles(whole));
+    // The same frame in every tile: one taken half a second late differs far more.
+    let difference = sprite_difference(whole, joined);
+    assert!(
+        difference < 3.0,
+        "storyboards differ by {difference:.1} a channel"
+    );
     assert!(joined.derived.iter().any(|(n, _)| n == "thumbnail-256.jpg"));
+}
+
+fn in_parts_of(ms: u64) -> Video {
+    Video {
+        options: VideoOptions {
+            chunk: Duration::from_millis(ms),
+            ..VideoOptions::default()
+        },
+    }
+}
+
+/// Parts of 5 seconds give the timeline one pass gives: the shots that run across the edges
+/// at 5 and 10 seconds (3–5.5 s, 5.5–8.5 s, 8.5–12 s) stay one shot each, with the same
+/// transitions, contents and storyboard. Parts of 2.5 s (five, each decoded from a seek, edges
+/// inside storyboard tiles and inside the dissolve) too.
+#[test]
+fn a_video_split_in_five_second_parts_joins_into_one_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edit(dir.path());
+    let whole = analyze(&Video::default(), &path).unwrap();
+    assert_eq!(shots(&whole).len(), 4, "{:?}", shots(&whole));
+    let asset = probed(&path);
+    let input = Input {
+        asset: &asset,
+        path: &path,
+        insights: &[],
+        frames: &[],
+    };
+    assert!(
+        Video::default().split(&input).unwrap().is_none(),
+        "twelve seconds are one job at the default ten minutes"
+    );
+    for (ms, count) in [(5_000, 3), (2_500, 5)] {
+        let (parts, joined) = analyze_in_parts(&in_parts_of(ms), &path);
+        assert_eq!(parts, count);
+        assert_same_timeline(&whole, &joined);
+    }
+    // The comparison tells a storyboard taken half a second late apart.
+    let late = ffmpeg(
+        dir.path(),
+        &[
+            "-ss",
+            "0.5",
+            "-i",
+            path.to_str().unwrap(),
+            "-c:v",
+            "libx264",
+        ],
+        "late.mp4",
+    );
+    let late = analyze(&Video::default(), &late).unwrap();
+    let difference = sprite_difference(&whole, &late);
+    assert!(
+        difference > 3.0,
+        "half a second late differs by {difference:.1}"
+    );
+}
+
+/// A stream whose video starts half a second after its audio (as phones and edit lists make
+/// them) splits on the same clock as one pass; a stretch in MPEG-TS, which has no index to
+/// seek by, is not split at all.
+#[test]
+fn a_delayed_video_stream_splits_on_the_same_clock_and_mpeg_ts_is_not_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let edit = edit(dir.path());
+    let edit = edit.to_str().unwrap();
+    let delayed = ffmpeg(
+        dir.path(),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=13",
+            "-itsoffset",
+            "0.52",
+            "-i",
+            edit,
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+        ],
+        "delayed.mp4",
+    );
+    let whole = analyze(&Video::default(), &delayed).unwrap();
+    let (parts, joined) = analyze_in_parts(&in_parts_of(2_500), &delayed);
+    assert!(parts >= 5);
+    assert_same_timeline(&whole, &joined);
+
+    let ts = ffmpeg(
+        dir.path(),
+        &["-i", edit, "-c", "copy", "-f", "mpegts"],
+        "edit.ts",
+    );
+    let asset = probed(&ts);
+    let input = Input {
+        asset: &asset,
+        path: &ts,
+        insights: &[],
+        frames: &[],
+    };
+    assert!(in_parts_of(2_500).split(&input).unwrap().is_none());
 }
 
 #[test]

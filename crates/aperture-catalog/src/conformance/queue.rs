@@ -547,6 +547,22 @@ pub fn queue_splits_long_jobs_into_parts<C: Catalog + JobQueue>(make: &dyn Fn() 
         !catalog.finish(job.id, "w2", &split).unwrap(),
         "only the holder splits"
     );
+    // Stretches with a gap, an overlap, not from 0, open-ended before the last, or none.
+    for bad in [
+        vec![(0, Some(5_000)), (6_000, None)],
+        vec![(0, Some(5_000)), (4_000, None)],
+        vec![(1_000, Some(5_000)), (5_000, None)],
+        vec![(0, None), (5_000, None)],
+        vec![(0, Some(0)), (0, None)],
+        vec![],
+    ] {
+        let refused = catalog.finish(job.id, "w1", &Outcome::Split { parts: bad.clone() });
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    assert_eq!(catalog.jobs_of(a).unwrap().len(), 1, "nothing written");
     assert!(catalog.finish(job.id, "w1", &split).unwrap());
     let jobs = catalog.jobs_of(a).unwrap();
     assert_eq!(jobs.len(), 4, "{jobs:?}");
@@ -641,6 +657,35 @@ pub fn queue_splits_long_jobs_into_parts<C: Catalog + JobQueue>(make: &dyn Fn() 
             .is_err(),
         "a whole job is no part"
     );
+    // The second part came from another version: only it runs again.
+    let redo = Outcome::RedoParts { parts: vec![2] };
+    assert!(catalog.finish(join[0].id, "w2", &redo).unwrap());
+    assert_eq!(catalog.jobs_of(a).unwrap()[0].state, JobState::Waiting);
+    assert_eq!(
+        catalog
+            .part_results(job.id)
+            .unwrap()
+            .iter()
+            .map(|r| r.part.index)
+            .collect::<Vec<_>>(),
+        [1, 3]
+    );
+    let again = catalog.claim("w1", &video, 5, LEASE).unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|j| j.part.map(|p| p.index))
+            .collect::<Vec<_>>(),
+        [Some(2)]
+    );
+    assert!(
+        catalog
+            .finish(again[0].id, "w1", &part_done("1", b"second"))
+            .unwrap()
+    );
+    let join = catalog.claim("w2", &video, 5, LEASE).unwrap();
+    assert_eq!((join[0].id, join[0].parts), (job.id, 3));
+    assert_eq!(catalog.part_results(job.id).unwrap().len(), 3);
     assert!(
         catalog
             .finish(join[0].id, "w2", &succeeded(a, "video", "1", "joined"))
@@ -765,7 +810,28 @@ pub fn queue_fails_split_jobs_by_their_parts<C: Catalog + JobQueue>(make: &dyn F
             .unwrap()
     );
     assert_eq!(catalog.jobs_of(d).unwrap().len(), 3);
+    let parent = catalog.jobs_of(d).unwrap()[0].id;
+    assert_eq!(catalog.part_results(parent).unwrap().len(), 1);
     catalog.delete_asset(d).unwrap();
     assert!(catalog.jobs_of(d).unwrap().is_empty());
-    assert!(catalog.part_results(part.id).unwrap().is_empty());
+    assert!(catalog.part_results(parent).unwrap().is_empty());
+
+    // A job whose every worker dies while joining its parts fails, and its parts go.
+    let e = id_of(record_one(&catalog, &new_asset(c, b"e", "/e")));
+    let first = split(e, "w", LEASE);
+    let last = catalog.claim("w", &video, 1, LEASE).unwrap()[0].clone();
+    for part in [first, last] {
+        assert!(catalog.finish(part.id, "w", &part_done("1", b"r")).unwrap());
+    }
+    for n in 0..MAX_ABANDONED_CLAIMS {
+        let claimed = catalog
+            .claim(&format!("joiner{n}"), &video, 1, short)
+            .unwrap();
+        assert_eq!((claimed[0].asset, claimed[0].parts), (e, 2), "claim {n}");
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    catalog.claim("w", &video, 10, LEASE).unwrap();
+    let jobs = catalog.jobs_of(e).unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!((jobs[0].state, jobs[0].parts), (JobState::Failed, 0));
 }

@@ -9,8 +9,8 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_
 use super::SqliteCatalog;
 use super::rows::id_from;
 use crate::jobs::{
-    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
-    retry_backoff,
+    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, MAX_PARTS, NewJob, Outcome, Part,
+    PartResult, retry_backoff,
 };
 use crate::{Error, Result};
 
@@ -52,6 +52,22 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
             parts: if part.is_some() { 0 } else { parts },
         })
     })())
+}
+
+/// Whether `parts` is a split: stretches from 0, each starting where the one before ends,
+/// only the last open-ended, none empty, at most [`MAX_PARTS`].
+fn is_split(parts: &[crate::jobs::Stretch]) -> bool {
+    let mut at = 0;
+    for (n, &(start, end)) in parts.iter().enumerate() {
+        let last = n + 1 == parts.len();
+        match end {
+            _ if start != at => return false,
+            Some(end) if end > start => at = end,
+            None if last => {}
+            _ => return false,
+        }
+    }
+    !parts.is_empty() && parts.len() <= MAX_PARTS
 }
 
 /// Removes the parts of a job (their results with them) and marks it unsplit.
@@ -193,30 +209,27 @@ impl JobQueue for SqliteCatalog {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = UnixMillis::now().0;
-        // Jobs abandoned too often are not handed out again.
-        let abandoned = tx.execute(
-            "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,
-                 last_error = 'its worker stopped (killed, out of memory or crashed) on each of '
-                     || attempts || ' attempts', updated_at = ?1
-             WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= ?2",
-            params![now, MAX_ABANDONED_CLAIMS],
-        )?;
-        if abandoned > 0 {
-            // A part among them fails the job it belongs to.
-            let failed: Vec<Job> = {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs
-                     WHERE state = 'failed' AND part > 0 AND updated_at = ?1"
-                ))?;
-                let rows = stmt.query_map([now], job_from_row)?;
-                rows.map(|job| job?).collect::<Result<_>>()?
-            };
-            for job in failed {
-                let (Some(part), Some(why)) = (job.part, job.last_error.as_deref()) else {
-                    continue;
-                };
-                let (asset, analyzer) = (job.asset.as_bytes(), job.analyzer.as_str());
-                end_split_job(&tx, asset, analyzer, part, JobState::Failed, why, now)?;
+        // Jobs abandoned too often are not handed out again. A part among them fails the job
+        // it belongs to; a job abandoned while joining its parts loses them.
+        let abandoned: Vec<Job> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "UPDATE jobs SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL,
+                     last_error = 'its worker stopped (killed, out of memory or crashed) on \
+                         each of ' || attempts || ' attempts', updated_at = ?1
+                 WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= ?2
+                 RETURNING {JOB_COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(params![now, MAX_ABANDONED_CLAIMS], job_from_row)?;
+            rows.map(|job| job?).collect::<Result<_>>()?
+        };
+        for job in abandoned {
+            let (asset, analyzer) = (job.asset.as_bytes(), job.analyzer.as_str());
+            match (job.part, job.last_error.as_deref()) {
+                (Some(part), Some(why)) => {
+                    end_split_job(&tx, asset, analyzer, part, JobState::Failed, why, now)?;
+                }
+                (None, _) if job.parts > 0 => drop_parts(&tx, asset, analyzer)?,
+                _ => {}
             }
         }
         let ids: Vec<i64> = {
@@ -283,7 +296,7 @@ impl JobQueue for SqliteCatalog {
         };
         let (asset, analyzer, attempts, part) = (
             held.asset.as_bytes().to_vec(),
-            held.analyzer,
+            held.analyzer.clone(),
             held.attempts,
             held.part,
         );
@@ -295,8 +308,33 @@ impl JobQueue for SqliteCatalog {
                 return Err(wrong("a part with anything but PartDone or a failure"));
             }
             (Outcome::PartDone { .. }, None) => return Err(wrong("PartDone: it is no part")),
-            (Outcome::Split { parts }, None) if parts.is_empty() => {
-                return Err(wrong("a split into no parts"));
+            (Outcome::Split { parts }, None) if !is_split(parts) => {
+                return Err(wrong(&format!(
+                    "a split into {} stretches that do not follow one another from 0 \
+                     (or more than {MAX_PARTS})",
+                    parts.len()
+                )));
+            }
+            (Outcome::RedoParts { .. }, Some(_)) => return Err(wrong("RedoParts: it is a part")),
+            (Outcome::RedoParts { .. }, None) if held.parts == 0 => {
+                return Err(wrong("RedoParts: it has no parts"));
+            }
+            (Outcome::RedoParts { parts }, None) => {
+                let mut again = tx.prepare_cached(
+                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?4,
+                         analyzer_version = NULL, result = NULL, last_error = NULL,
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
+                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = ?3",
+                )?;
+                for n in parts.iter().filter(|n| **n > 0) {
+                    again.execute(params![asset, analyzer, n, now])?;
+                }
+                tx.execute(
+                    "UPDATE jobs SET state = 'waiting', lease_owner = NULL,
+                         lease_expires_at = NULL, updated_at = ?2
+                     WHERE id = ?1",
+                    params![job, now],
+                )?;
             }
             (
                 Outcome::Succeeded {

@@ -117,15 +117,20 @@ async fn a_long_video_runs_in_parts_on_several_workers_and_a_dead_one_loses_only
         .unwrap();
     assert_eq!(doomed[0].part.map(|p| p.index), Some(1));
 
-    // Two workers run the rest at once, the dead worker's part once its lease runs out.
-    let (a, b) = tokio::join!(one.drain(&|_| {}), two.drain(&|_| {}));
-    let (a, b) = (a.unwrap(), b.unwrap());
+    // Two workers take a part each and run them at once.
+    let (mut a, mut b) = (Default::default(), Default::default());
+    let (ran_a, ran_b) = tokio::join!(one.step(&mut a), two.step(&mut b));
+    assert_eq!((ran_a.unwrap(), ran_b.unwrap()), (1, 1));
+    // The dead worker's part runs once its lease runs out, and then the join.
+    let (more_a, more_b) = tokio::join!(one.drain(&|_| {}), two.drain(&|_| {}));
+    let (more_a, more_b) = (more_a.unwrap(), more_b.unwrap());
     let runs = |r: &aperture_lake::WorkerReport| r.analyzers.get("video").map_or(0, |t| t.jobs);
     assert_eq!(
-        1 + runs(&a) + runs(&b),
+        1 + runs(&a) + runs(&b) + runs(&more_a) + runs(&more_b),
         1 + 3 + 1,
-        "the split, each part once, the join: {a:?} {b:?}"
+        "the split, each part once, the join: {a:?} {b:?} {more_a:?} {more_b:?}"
     );
+    let (a, b) = (more_a, more_b);
     assert_eq!(a.failed + b.failed + a.lost_leases + b.lost_leases, 0);
     let jobs = catalog.jobs_of(id).unwrap();
     assert_eq!(jobs.len(), 1, "the parts go once joined: {jobs:?}");

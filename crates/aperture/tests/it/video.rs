@@ -181,8 +181,9 @@ fn shots_moments_frames_and_near_duplicate_videos() {
 }
 
 /// With `[video] chunk_secs = 5`, the 9-second reel is analysed in two parts; two `aperture
-/// index` processes started at once share them; the shots are those of one pass (the shot
-/// from 3 to 6 s runs across the edge at 5 s and stays one), and no part is left behind.
+/// index` processes started at once on one data folder finish it together (which takes which
+/// part is up to the queue; the lake's tests pin that down), the shots are those of one pass
+/// (the shot from 3 to 6 s runs across the edge at 5 s and stays one), and no part is left.
 #[test]
 fn a_video_longer_than_a_chunk_is_analysed_in_parts_by_two_processes() {
     let ap = crate::Aperture::init();
