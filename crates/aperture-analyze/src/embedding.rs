@@ -105,7 +105,7 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
         MediaKind::Audio,
     ],
     priority: -10,
-    reads: &["labels", "ocr", "text", "video"],
+    reads: &["labels", "ocr", "text", "video", "speech"],
     produces: &[InsightValue::TEXT_EMBEDDING],
 };
 
@@ -188,9 +188,11 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
     if !seen.is_empty() {
         parts.push(seen.join(" "));
     }
-    // Enough document text to fill the model's window; the passages carry the rest.
+    // Enough document text (or of what was said) to fill the model's window; the passages
+    // carry the rest.
     let mut words = 0;
-    for text in text_of(insights, InsightValue::TEXT) {
+    let said = text_of(insights, InsightValue::TRANSCRIPT_SEGMENT);
+    for text in text_of(insights, InsightValue::TEXT).chain(said) {
         if words > MAX_TOKENS {
             break;
         }
@@ -303,7 +305,9 @@ fn shot_descriptions(insights: &[Insight]) -> Vec<Passage> {
 fn passages(insights: &[Insight]) -> Vec<Passage> {
     let mut out = Vec::new();
     for insight in insights.iter() {
-        let InsightValue::Text(value::Text { text, .. }) = &insight.value else {
+        let (InsightValue::Text(value::Text { text, .. })
+        | InsightValue::TranscriptSegment(value::TranscriptSegment { text, .. })) = &insight.value
+        else {
             continue;
         };
         let words: Vec<&str> = text.split_whitespace().collect();

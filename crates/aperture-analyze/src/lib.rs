@@ -31,6 +31,7 @@ pub mod parts;
 mod phash;
 mod resize;
 pub mod sensitive;
+pub mod speech;
 mod text;
 mod thumbnail;
 pub mod torch_legacy;
@@ -53,6 +54,7 @@ pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
 pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;
+pub use speech::Speech;
 pub use text::Text;
 pub use thumbnail::Thumbnail;
 pub use video::Video;
@@ -214,6 +216,7 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &clip::SPEC,
     &video::SPEC,
     &video::preview::SPEC,
+    &speech::SPEC,
 ];
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
@@ -236,6 +239,9 @@ impl models::Convert for Conversions {
         match kind {
             models::ConversionKind::TorchLegacyToSafetensors => {
                 torch_legacy::to_safetensors(from, to)
+            }
+            models::ConversionKind::Ct2WhisperToSafetensors => {
+                speech::ct2::to_safetensors(from, to)
             }
         }
     }
@@ -278,6 +284,10 @@ pub fn available(models_dir: &Path) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>
     add(
         "embedding",
         TextEmbedding::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+    );
+    add(
+        "speech",
+        Speech::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
     );
     (analyzers, missing)
 }

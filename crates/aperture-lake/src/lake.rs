@@ -170,6 +170,16 @@ impl Lake {
                         options: video.clone(),
                     });
                 }
+                "speech" => {
+                    let folder = aperture_models::require(
+                        &self.config.models_dir,
+                        aperture_analyze::speech::WHISPER_MODEL,
+                    );
+                    if let Ok(mut speech) = folder.and_then(aperture_analyze::Speech::from_folder) {
+                        speech.audio.ffmpeg = self.config.media.ffmpeg.clone();
+                        *analyzer = Arc::new(speech);
+                    }
+                }
                 "preview" => {
                     let mut preview = aperture_analyze::video::preview::Preview::default();
                     preview.options.decode.ffmpeg = self.config.media.ffmpeg.clone();

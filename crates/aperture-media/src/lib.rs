@@ -25,6 +25,7 @@
 //! # Ok::<(), aperture_media::Error>(())
 //! ```
 
+pub mod audio;
 mod av;
 mod exif_tags;
 mod extension;

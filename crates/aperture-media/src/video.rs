@@ -273,39 +273,16 @@ impl Iterator for Frames {
                 self.fail(error)
             }
             Err(RecvTimeoutError::Disconnected) => {
-                // The end of the output: ffmpeg's exit says whether it was the end of the video.
                 self.done = true;
-                let status = self.child.wait();
-                let said = self
-                    .stderr
-                    .take()
-                    .and_then(|e| e.finish(Path::new(""), &self.file));
-                match status {
+                let progress = Progress {
+                    count: self.next,
+                    unit: "frames",
                     // A stretch past the end has no frames; a whole video must have some.
-                    Ok(s) if s.success() && (self.next > 0 || self.first > 0) => None,
-                    // Killed by a signal: a crash, not the end of the file.
-                    Ok(s) if s.code().is_none() => Some(Err(DecodeError::Failed {
-                        file: self.file.clone(),
-                        message: format!(
-                            "ffmpeg crashed ({s}) after {} frames{}",
-                            self.next,
-                            said.map(|l| format!(": {l}")).unwrap_or_default()
-                        ),
-                    })),
-                    Ok(s) if self.next > 0 => {
-                        // Damage late in the file: what was decoded stands.
-                        tracing::warn!(file = %self.file, status = %s, error = ?said, "ffmpeg stopped early");
-                        None
-                    }
-                    Ok(_) => Some(Err(DecodeError::Failed {
-                        file: self.file.clone(),
-                        message: said.unwrap_or_else(|| "no video frame could be decoded".into()),
-                    })),
-                    Err(source) => Some(Err(DecodeError::Io {
-                        file: self.file.clone(),
-                        source,
-                    })),
-                }
+                    empty_is_fine: self.first > 0,
+                    nothing: "no video frame could be decoded",
+                    stream: "video",
+                };
+                ended(&mut self.child, self.stderr.take(), &self.file, progress).map(Err)
             }
         }
     }
@@ -383,14 +360,14 @@ fn spawn(
 
 /// Input options for every ffmpeg run on a stored file: local files only (no network, and no
 /// playlist or concat file reaching for other files), whatever the container says.
-const INPUT_GUARDS: &[&str] = &["-protocol_whitelist", "file"];
+pub(crate) const INPUT_GUARDS: &[&str] = &["-protocol_whitelist", "file"];
 
 /// ffmpeg's error output, read to its end on a thread (so ffmpeg never blocks writing it),
 /// the first [`MAX_STDERR`] bytes kept.
-struct Stderr(JoinHandle<Vec<u8>>);
+pub(crate) struct Stderr(JoinHandle<Vec<u8>>);
 
 impl Stderr {
-    fn drain(mut pipe: impl Read + Send + 'static) -> io::Result<Self> {
+    pub(crate) fn drain(mut pipe: impl Read + Send + 'static) -> io::Result<Self> {
         std::thread::Builder::new()
             .name("ffmpeg-stderr".into())
             .spawn(move || {
@@ -409,7 +386,7 @@ impl Stderr {
 
     /// Waits for the end of the output (call once ffmpeg has exited or been killed) and
     /// returns its first line, with addresses and the file's URL replaced by its name.
-    fn finish(self, path: &Path, file: &str) -> Option<String> {
+    pub(crate) fn finish(self, path: &Path, file: &str) -> Option<String> {
         let kept = self.0.join().ok()?;
         let text = String::from_utf8_lossy(&kept);
         let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
@@ -598,7 +575,7 @@ fn token(reader: &mut impl BufRead) -> Result<String, String> {
 }
 
 /// Why ffmpeg did not start: not installed, or another OS error.
-fn cannot_start(file: &str, source: io::Error) -> DecodeError {
+pub(crate) fn cannot_start(file: &str, source: io::Error) -> DecodeError {
     match source.kind() {
         io::ErrorKind::NotFound => DecodeError::NoFfmpeg {
             file: file.to_owned(),
@@ -610,7 +587,63 @@ fn cannot_start(file: &str, source: io::Error) -> DecodeError {
     }
 }
 
-fn stop(child: &mut Child) {
+/// How far a decoder got, for [`ended`].
+pub(crate) struct Progress {
+    /// Frames or seconds delivered.
+    pub count: u64,
+    /// What `count` counts.
+    pub unit: &'static str,
+    /// Whether nothing at all is a normal end (a stretch past the end of the file).
+    pub empty_is_fine: bool,
+    /// What to say when nothing was decoded and ffmpeg said nothing.
+    pub nothing: &'static str,
+    /// The kind of stream read: `video`, `audio`.
+    pub stream: &'static str,
+}
+
+/// The end of a decoder's output: its exit says whether that was the end of the file (`None`)
+/// or a failure. A crash (a signal) fails; a non-zero exit after some output is damage late
+/// in the file, and what was decoded stands; a non-zero exit before any is the file's fault,
+/// said in ffmpeg's words (with "no audio stream" and the like made plain).
+pub(crate) fn ended(
+    child: &mut Child,
+    stderr: Option<Stderr>,
+    file: &str,
+    progress: Progress,
+) -> Option<DecodeError> {
+    let status = child.wait();
+    let said = stderr.and_then(|e| e.finish(Path::new(""), file));
+    let failed = |message: String| DecodeError::Failed {
+        file: file.to_owned(),
+        message,
+    };
+    match status {
+        Ok(s) if s.success() && (progress.count > 0 || progress.empty_is_fine) => None,
+        Ok(s) if s.code().is_none() => Some(failed(format!(
+            "ffmpeg crashed ({s}) after {} {}{}",
+            progress.count,
+            progress.unit,
+            said.map(|l| format!(": {l}")).unwrap_or_default()
+        ))),
+        Ok(s) if progress.count > 0 => {
+            tracing::warn!(file, status = %s, error = ?said, "ffmpeg stopped early");
+            None
+        }
+        Ok(_) => Some(failed(match said {
+            Some(line) if line.contains("matches no streams") => {
+                format!("it has no {} stream", progress.stream)
+            }
+            Some(line) => line,
+            None => progress.nothing.into(),
+        })),
+        Err(source) => Some(DecodeError::Io {
+            file: file.to_owned(),
+            source,
+        }),
+    }
+}
+
+pub(crate) fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }

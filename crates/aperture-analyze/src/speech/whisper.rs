@@ -1,0 +1,387 @@
+//! Whisper in candle: the model converted from CTranslate2 ([`super::ct2`]), Whisper's mel
+//! filters computed here, and greedy decoding of one window of speech (at most 30 s) with the
+//! guards Whisper needs in practice: a window that is probably not speech, or whose text the
+//! model is unsure of or repeats, falls back to sampling at higher temperatures and is dropped
+//! when none of them does better, so silence and music give no invented text.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::whisper::{self as w, audio, model::Whisper as Model};
+use tokenizers::Tokenizer;
+
+use crate::Error;
+
+/// A window is not speech when the model says so with this probability …
+const NO_SPEECH: f64 = w::NO_SPEECH_THRESHOLD;
+/// … and its text has a mean log-probability under this.
+const LOGPROB: f64 = w::LOGPROB_THRESHOLD;
+/// Text that compresses better than this (gzip) is a loop, not speech.
+const COMPRESSION: f64 = w::COMPRESSION_RATIO_THRESHOLD;
+
+/// What one window said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Said {
+    /// The text, trimmed.
+    pub text: String,
+    /// The mean log-probability of its tokens.
+    pub avg_logprob: f64,
+    /// How sure the model was that there was no speech.
+    pub no_speech: f64,
+}
+
+/// A loaded Whisper: the model (one decoding at a time), its tokenizer and its special tokens.
+pub struct Whisper {
+    model: std::sync::Mutex<Model>,
+    tokenizer: Tokenizer,
+    filters: Vec<f32>,
+    suppress: Vec<u32>,
+    suppress_begin: Vec<u32>,
+    sot: u32,
+    eot: u32,
+    no_timestamps: u32,
+    no_speech: u32,
+    /// The first timestamp token: this and above are never text.
+    timestamp_begin: u32,
+    config: w::Config,
+}
+
+/// Whisper's mel filters (librosa's, Slaney scale and norm), `n_mels × 201` for 16 kHz and a
+/// 400-point FFT, row-major; rounded to f32 as librosa stores them, so they equal OpenAI's
+/// `mel_filters.npz` bit for bit.
+pub fn mel_filters(n_mels: usize) -> Vec<f32> {
+    // librosa's arithmetic, step for step (its order of operations decides the last bits).
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = 6.4f64.ln() / 27.0;
+    let hz_to_mel = |f: f64| {
+        if f >= min_log_hz {
+            min_log_mel + (f / min_log_hz).ln() / logstep
+        } else {
+            f / f_sp
+        }
+    };
+    let mel_to_hz = |m: f64| {
+        if m >= min_log_mel {
+            min_log_hz * (logstep * (m - min_log_mel)).exp()
+        } else {
+            f_sp * m
+        }
+    };
+    let bins = w::N_FFT / 2 + 1;
+    // np.linspace(0, top, n + 2): i × step, the last exactly `top`.
+    let top = hz_to_mel(8000.0);
+    let step = top / (n_mels + 1) as f64;
+    let edges: Vec<f64> = (0..n_mels + 2)
+        .map(|i| {
+            mel_to_hz(if i == n_mels + 1 {
+                top
+            } else {
+                i as f64 * step
+            })
+        })
+        .collect();
+    let mut out = vec![0f32; n_mels * bins];
+    for i in 0..n_mels {
+        let enorm = 2.0 / (edges[i + 2] - edges[i]);
+        for k in 0..bins {
+            let f = k as f64 * 40.0;
+            let lower = -(edges[i] - f) / (edges[i + 1] - edges[i]);
+            let upper = (edges[i + 2] - f) / (edges[i + 2] - edges[i + 1]);
+            // np.maximum(0, np.minimum(lower, upper)), stored as f32, then scaled in f64.
+            let low = if upper < lower { upper } else { lower };
+            let tri = if low > 0.0 {
+                low
+            } else if low < 0.0 {
+                0.0
+            } else {
+                low
+            } as f32;
+            out[i * bins + k] = (f64::from(tri) * enorm) as f32;
+        }
+    }
+    out
+}
+
+fn model_error(e: impl std::fmt::Display) -> Error {
+    Error::Transient {
+        reason: format!("whisper: {e}"),
+    }
+}
+
+impl Whisper {
+    /// Loads `model.safetensors` (converted at install), `tokenizer.json` and the
+    /// CTranslate2 `config.json` (the tokens to suppress) from `folder`.
+    pub fn load(folder: &Path) -> Result<Self, Error> {
+        let tensors: HashMap<String, Tensor> =
+            candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu)
+                .map_err(model_error)?;
+        let dims = |name: &str| -> Result<Vec<usize>, Error> {
+            tensors
+                .get(name)
+                .map(|t| t.dims().to_vec())
+                .ok_or_else(|| model_error(format!("{name} is missing")))
+        };
+        let embed = dims("model.decoder.embed_tokens.weight")?;
+        let layers = |side: &str| {
+            (0..)
+                .take_while(|n| {
+                    tensors.contains_key(&format!("model.{side}.layers.{n}.fc1.weight"))
+                })
+                .count()
+        };
+        // Whisper's heads are 64 wide, whatever its size.
+        let config = w::Config {
+            num_mel_bins: dims("model.encoder.conv1.weight")?[1],
+            max_source_positions: 1500,
+            d_model: embed[1],
+            encoder_attention_heads: embed[1] / 64,
+            encoder_layers: layers("encoder"),
+            vocab_size: embed[0],
+            max_target_positions: dims("model.decoder.embed_positions.weight")?[0],
+            decoder_attention_heads: embed[1] / 64,
+            decoder_layers: layers("decoder"),
+            suppress_tokens: Vec::new(),
+        };
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let model = Model::load(&vb, config.clone()).map_err(model_error)?;
+        let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json")).map_err(model_error)?;
+        let token = |t: &str| {
+            tokenizer
+                .token_to_id(t)
+                .ok_or_else(|| model_error(format!("the tokenizer has no {t}")))
+        };
+        let ct2: serde_json::Value = std::fs::read(folder.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let ids = |key: &str| -> Vec<u32> {
+            ct2[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_u64())
+                        .map(|v| v as u32)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let no_timestamps = token(w::NO_TIMESTAMPS_TOKEN)?;
+        Ok(Self {
+            model: std::sync::Mutex::new(model),
+            filters: mel_filters(config.num_mel_bins),
+            suppress: ids("suppress_ids"),
+            suppress_begin: ids("suppress_ids_begin"),
+            sot: token(w::SOT_TOKEN)?,
+            eot: token(w::EOT_TOKEN)?,
+            no_speech: w::NO_SPEECH_TOKENS
+                .iter()
+                .find_map(|t| tokenizer.token_to_id(t))
+                .ok_or_else(|| model_error("the tokenizer has no no-speech token"))?,
+            timestamp_begin: no_timestamps + 1,
+            no_timestamps,
+            tokenizer,
+            config,
+        })
+    }
+
+    /// What is said in `samples` (16 kHz mono, at most 30 s); `None` when it is not speech
+    /// (or nothing the model is sure of).
+    pub fn transcribe(&self, samples: &[f32]) -> Result<Option<Said>, Error> {
+        let samples = &samples[..samples.len().min(w::N_SAMPLES)];
+        let mel = audio::pcm_to_mel(&self.config, samples, &self.filters);
+        let frames = mel.len() / self.config.num_mel_bins;
+        let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, frames), &Device::Cpu)
+            .and_then(|m| m.narrow(2, 0, w::N_FRAMES.min(frames)))
+            .map_err(model_error)?;
+        let mut model = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        let features = model.encoder.forward(&mel, true).map_err(model_error)?;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for temperature in w::TEMPERATURES {
+            let said = self.decode(&mut model, &features, temperature, &mut rng)?;
+            let looping = compression_ratio(&said.text) > COMPRESSION;
+            let unsure = said.avg_logprob < LOGPROB;
+            if said.no_speech > NO_SPEECH && unsure {
+                return Ok(None);
+            }
+            if !looping && !unsure {
+                return Ok((!said.text.is_empty()).then_some(said));
+            }
+        }
+        Ok(None)
+    }
+
+    fn decode(
+        &self,
+        model: &mut Model,
+        features: &Tensor,
+        temperature: f64,
+        rng: &mut u64,
+    ) -> Result<Said, Error> {
+        let mut tokens = vec![self.sot, self.no_timestamps];
+        let prompt = tokens.len();
+        let (mut sum_logprob, mut no_speech) = (0.0, 0.0);
+        let vocab = self.config.vocab_size;
+        let mut mask = vec![0f32; vocab];
+        for &t in self.suppress.iter().chain([&self.no_timestamps]) {
+            if (t as usize) < vocab {
+                mask[t as usize] = f32::NEG_INFINITY;
+            }
+        }
+        for m in mask.iter_mut().skip(self.timestamp_begin as usize) {
+            *m = f32::NEG_INFINITY;
+        }
+        let max = self.config.max_target_positions / 2;
+        for i in 0..max {
+            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(model_error)?;
+            let ys = model
+                .decoder
+                .forward(&input, features, i == 0)
+                .map_err(model_error)?;
+            if i == 0 {
+                let first = model
+                    .decoder
+                    .final_linear(&ys.i((..1, ..1)).map_err(model_error)?)
+                    .and_then(|l| l.i(0)?.i(0))
+                    .and_then(|l| candle_nn::ops::softmax(&l, D::Minus1))
+                    .and_then(|p| p.i(self.no_speech as usize)?.to_scalar::<f32>())
+                    .map_err(model_error)?;
+                no_speech = f64::from(first);
+            }
+            let n = tokens.len();
+            let mut logits: Vec<f32> = model
+                .decoder
+                .final_linear(&ys.i((..1, n - 1..)).map_err(model_error)?)
+                .and_then(|l| l.i(0)?.i(0)?.to_vec1())
+                .map_err(model_error)?;
+            for (l, m) in logits.iter_mut().zip(&mask) {
+                *l += m;
+            }
+            if i == 0 {
+                for &t in &self.suppress_begin {
+                    if let Some(l) = logits.get_mut(t as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let logprobs = log_softmax(&logits);
+            let next = if temperature > 0.0 {
+                sample(&logits, temperature, rng)
+            } else {
+                argmax(&logits)
+            };
+            sum_logprob += f64::from(logprobs[next]);
+            let next = next as u32;
+            tokens.push(next);
+            if next == self.eot {
+                break;
+            }
+        }
+        let said: Vec<u32> = tokens[prompt..]
+            .iter()
+            .copied()
+            .filter(|t| *t < self.eot)
+            .collect();
+        let text = self
+            .tokenizer
+            .decode(&said, true)
+            .map_err(model_error)?
+            .trim()
+            .to_owned();
+        let count = (tokens.len() - prompt).max(1);
+        Ok(Said {
+            text,
+            avg_logprob: sum_logprob / count as f64,
+            no_speech,
+        })
+    }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+fn log_softmax(v: &[f32]) -> Vec<f32> {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = v.iter().map(|x| (x - max).exp()).sum();
+    let log = sum.ln() + max;
+    v.iter().map(|x| x - log).collect()
+}
+
+/// A token drawn at `temperature` with a small deterministic generator: the same audio gives
+/// the same text.
+fn sample(logits: &[f32], temperature: f64, state: &mut u64) -> usize {
+    let scaled: Vec<f32> = logits.iter().map(|l| l / temperature as f32).collect();
+    let probs: Vec<f32> = log_softmax(&scaled).iter().map(|l| l.exp()).collect();
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let mut target = (*state >> 11) as f64 / (1u64 << 53) as f64;
+    for (i, p) in probs.iter().enumerate() {
+        target -= f64::from(*p);
+        if target <= 0.0 {
+            return i;
+        }
+    }
+    argmax(logits)
+}
+
+/// How much better than 1 the text compresses (gzip): Whisper stuck in a loop repeats itself.
+fn compression_ratio(text: &str) -> f64 {
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let compressed = gz
+        .write_all(text.as_bytes())
+        .and_then(|()| gz.finish())
+        .map_or(text.len(), |b| b.len());
+    text.len() as f64 / compressed.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mel_filters_are_whispers() {
+        let f = mel_filters(80);
+        assert_eq!(f.len(), 80 * 201);
+        // Bins 0 and 200 are empty in every filter; the weights sum to 1.99902 (OpenAI's).
+        assert!((0..80).all(|i| f[i * 201] == 0.0 && f[i * 201 + 200] == 0.0));
+        let sum: f64 = f.iter().map(|x| f64::from(*x)).sum();
+        assert!((sum - 1.99902).abs() < 1e-4, "{sum}");
+        // Bit for bit the filters OpenAI ships (`mel_filters.npz`, `mel_80`, as little-endian
+        // f32), whose sha256 this is.
+        use sha2::Digest as _;
+        let bytes: Vec<u8> = f.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            "4f2701b1d287d74a0dc9871026e9519d98cb76426615f2539b0d151a0ae4ec2e"
+        );
+        // Each filter is one triangle: rising, then falling.
+        let peak = (0..201)
+            .max_by(|&a, &b| f[201 * 10 + a].total_cmp(&f[201 * 10 + b]))
+            .unwrap();
+        assert!((peak..200).all(|k| f[2010 + k] >= f[2010 + k + 1]));
+    }
+
+    #[test]
+    fn loops_compress_and_speech_does_not() {
+        let speech = "And so my fellow Americans, ask not what your country can do for you.";
+        assert!(compression_ratio(speech) < COMPRESSION);
+        assert!(compression_ratio(&"Thank you. ".repeat(30)) > COMPRESSION);
+    }
+}

@@ -1,0 +1,50 @@
+//! Speech as a user meets it: recordings ingested, `index` transcribing them with the real
+//! Whisper tiny.en, a word that was said found at the moment it was said, `show` listing the
+//! transcript, and a recording of monkeys (no speech) left without invented text.
+
+use crate::real_media::{env_dir, with_models};
+use crate::search::asset_id;
+
+#[test]
+fn what_was_said_is_found_at_its_moment() {
+    let ap = with_models();
+    let samples = env_dir("APERTURE_TEST_SAMPLES");
+    let dir = ap.inputs();
+    for name in ["tt-weasels.wav", "conf-onlyperson.wav", "tt-monkeys.wav"] {
+        std::fs::copy(samples.join("audio").join(name), dir.join(name)).unwrap();
+    }
+    ap.ingest(&dir, "calls");
+    ap.ok(&["index", "--no-progress"]);
+
+    let found = ap.ok(&["search", "weasels"]);
+    assert!(found.contains("tt-weasels.wav"), "{found}");
+    assert!(!found.contains("conf-onlyperson.wav"), "{found}");
+    let hits = ap.json(&["search", "weasels"]);
+    let reasons = hits[0]["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r["place"]["type"] == "time"
+            && r["place"]["start_ms"].as_u64().is_some_and(|s| s < 1000)),
+        "{hits}"
+    );
+    let conference = ap.json(&["search", "conference"]);
+    assert_eq!(
+        conference[0]["asset"]["name"].as_str(),
+        Some("conf-onlyperson.wav"),
+        "{conference}"
+    );
+
+    let shown = ap.ok(&["show", &asset_id(&ap, "tt-weasels.wav")]);
+    assert!(shown.contains("speech       succeeded"), "{shown}");
+    assert!(
+        shown.to_lowercase().contains("weasels have eaten"),
+        "{shown}"
+    );
+    let monkeys = ap.json(&["show", &asset_id(&ap, "tt-monkeys.wav")]);
+    let kinds: Vec<&str> = monkeys["insights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert!(!kinds.contains(&"transcript_segment"), "{monkeys}");
+}
