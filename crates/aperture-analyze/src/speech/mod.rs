@@ -104,7 +104,16 @@ impl Analyzer for Speech {
         let mut detector = vad::Detector::new(SAMPLE_RATE);
         let mut insights = Vec::new();
         let mut heard = |window: vad::Window| -> Result<(), Error> {
-            if let Some(said) = model.transcribe(&window.samples)? {
+            let said = model.transcribe(&window.samples).map_err(|e| {
+                let at = aperture_core::human::clock(window.start_ms);
+                match e {
+                    Error::Transient { reason } => Error::Transient {
+                        reason: format!("{} at {at}: {reason}", asset.name),
+                    },
+                    other => other,
+                }
+            })?;
+            if let Some(said) = said {
                 insights.push(self.segment(asset, &window, said));
             }
             Ok(())

@@ -15,11 +15,11 @@ use tokenizers::Tokenizer;
 
 use crate::Error;
 
-/// A window is not speech when the model says so with this probability …
+/// A window is not speech when the model says so with this probability.
 const NO_SPEECH: f64 = w::NO_SPEECH_THRESHOLD;
-/// … and its text has a mean log-probability under this.
+/// Text with a mean log-probability under this is decoded again, hotter.
 const LOGPROB: f64 = w::LOGPROB_THRESHOLD;
-/// Text that compresses better than this (gzip) is a loop, not speech.
+/// Text that compresses better than this (zlib) is a loop, not speech.
 const COMPRESSION: f64 = w::COMPRESSION_RATIO_THRESHOLD;
 
 /// What one window said.
@@ -33,9 +33,11 @@ pub struct Said {
     pub no_speech: f64,
 }
 
-/// A loaded Whisper: the model (one decoding at a time), its tokenizer and its special tokens.
+/// A loaded Whisper: the model, its tokenizer and its special tokens. Each transcription
+/// works on its own copy of the model (the weights are shared; only the caches are its own),
+/// so jobs on several workers run side by side.
 pub struct Whisper {
-    model: std::sync::Mutex<Model>,
+    model: Model,
     tokenizer: Tokenizer,
     filters: Vec<f32>,
     suppress: Vec<u32>,
@@ -155,10 +157,11 @@ impl Whisper {
                 .token_to_id(t)
                 .ok_or_else(|| model_error(format!("the tokenizer has no {t}")))
         };
-        let ct2: serde_json::Value = std::fs::read(folder.join("config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let config_path = folder.join("config.json");
+        let ct2: serde_json::Value = std::fs::read(&config_path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| model_error(format!("{}: {e}", config_path.display())))?;
         let ids = |key: &str| -> Vec<u32> {
             ct2[key]
                 .as_array()
@@ -171,10 +174,24 @@ impl Whisper {
                 .unwrap_or_default()
         };
         let no_timestamps = token(w::NO_TIMESTAMPS_TOKEN)?;
+        // The control tokens never come out as text, whatever the config lists.
+        let mut suppress = ids("suppress_ids");
+        suppress.extend(
+            [
+                w::SOT_TOKEN,
+                w::TRANSCRIBE_TOKEN,
+                w::TRANSLATE_TOKEN,
+                "<|startoflm|>",
+                "<|startofprev|>",
+            ]
+            .iter()
+            .chain(&w::NO_SPEECH_TOKENS)
+            .filter_map(|t| tokenizer.token_to_id(t)),
+        );
         Ok(Self {
-            model: std::sync::Mutex::new(model),
+            model,
             filters: mel_filters(config.num_mel_bins),
-            suppress: ids("suppress_ids"),
+            suppress,
             suppress_begin: ids("suppress_ids_begin"),
             sot: token(w::SOT_TOKEN)?,
             eot: token(w::EOT_TOKEN)?,
@@ -198,14 +215,17 @@ impl Whisper {
         let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, frames), &Device::Cpu)
             .and_then(|m| m.narrow(2, 0, w::N_FRAMES.min(frames)))
             .map_err(model_error)?;
-        let mut model = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        let mut model = self.model.clone();
         let features = model.encoder.forward(&mel, true).map_err(model_error)?;
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for temperature in w::TEMPERATURES {
             let said = self.decode(&mut model, &features, temperature, &mut rng)?;
             let looping = compression_ratio(&said.text) > COMPRESSION;
             let unsure = said.avg_logprob < LOGPROB;
-            if said.no_speech > NO_SPEECH && unsure {
+            // Stricter than OpenAI's rule (no speech *and* unsure): on silence tiny.en says
+            // "you" with confidence while it gives no-speech 0.95. The model saying "no
+            // speech" is enough.
+            if said.no_speech > NO_SPEECH {
                 return Ok(None);
             }
             if !looping && !unsure {
@@ -335,12 +355,13 @@ fn sample(logits: &[f32], temperature: f64, state: &mut u64) -> usize {
     argmax(logits)
 }
 
-/// How much better than 1 the text compresses (gzip): Whisper stuck in a loop repeats itself.
+/// How much better than 1 the text compresses (zlib): Whisper stuck in a loop repeats itself.
 fn compression_ratio(text: &str) -> f64 {
     if text.is_empty() {
         return 0.0;
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // zlib, as OpenAI and faster-whisper measure it.
+    let mut gz = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     let compressed = gz
         .write_all(text.as_bytes())
         .and_then(|()| gz.finish())

@@ -100,3 +100,33 @@ fn silence_and_monkeys_invent_nothing() {
     let heard = transcribe(&speech, &monkeys);
     assert!(heard.is_empty(), "{heard:?}");
 }
+
+/// Whisper's own guards, past the voice detector: 30 s of digital silence, loud white noise
+/// and a chord played on and off (music without words) give no text.
+#[test]
+fn whisper_hears_no_words_in_silence_noise_or_music() {
+    use aperture_analyze::speech::whisper::Whisper;
+    use aperture_media::audio::{AudioOptions, samples};
+
+    let whisper = Whisper::load(&models_dir().join("whisper-tiny-en")).unwrap();
+    assert_eq!(whisper.transcribe(&vec![0.0; 16_000 * 30]).unwrap(), None);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in [
+        ("noise.wav", "anoisesrc=d=20:c=white:a=0.3:r=16000"),
+        (
+            "chord.wav",
+            "aevalsrc=0.2*(sin(2*PI*261.63*t)+sin(2*PI*329.63*t)+sin(2*PI*392*t))\
+             *(0.6+0.4*sin(2*PI*2*t)):d=20:s=16000",
+        ),
+    ] {
+        let path = ffmpeg(dir.path(), &["-f", "lavfi", "-i", source], name);
+        let mut sound = Vec::new();
+        for chunk in samples(&path, name, 0, None, &AudioOptions::default()).unwrap() {
+            sound.extend(chunk.unwrap());
+        }
+        for window in sound.chunks(16_000 * 30) {
+            let said = whisper.transcribe(window).unwrap();
+            assert_eq!(said, None, "{name}");
+        }
+    }
+}
