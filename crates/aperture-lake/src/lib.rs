@@ -26,6 +26,7 @@
 
 mod access;
 mod audit;
+pub mod captions;
 pub mod config;
 mod detail;
 mod erase;

@@ -38,6 +38,21 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CaptionsArgs {
+    /// The asset's id, or a unique prefix of it.
+    id: String,
+    /// `vtt` (WebVTT) or `srt` (SubRip).
+    #[arg(long, default_value = "vtt")]
+    format: aperture_lake::captions::CaptionFormat,
+    /// Only the segments in this language (`en`, `fr`, ...).
+    #[arg(long)]
+    lang: Option<String>,
+    /// Where to write them (`-`, the default, for standard output).
+    #[arg(short, long, default_value = "-")]
+    output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct GetArgs {
     /// The asset's id, or a unique prefix of it.
     id: String,
@@ -117,6 +132,35 @@ pub async fn show(lake: &Lake, args: ShowArgs) -> anyhow::Result<ExitCode> {
         output::json(&detail)?;
     } else {
         println!("{detail}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCode> {
+    let id = lake.resolve(&args.id).await?;
+    let asset = lake.catalog(move |c| c.asset(id)).await?;
+    let insights = lake
+        .catalog(move |c| c.insights_of_kinds(&[id], &["transcript_segment"]))
+        .await?;
+    crate::access::record(
+        lake,
+        "read_captions",
+        Some(id.to_string()),
+        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+    )
+    .await?;
+    if insights.is_empty() {
+        anyhow::bail!(
+            "{} has no transcript (yet): `aperture index` transcribes audio and video when the \
+             whisper-tiny-en model is installed",
+            asset.name
+        );
+    }
+    let text = aperture_lake::captions::captions(&insights, args.format, args.lang.as_deref());
+    if args.output.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        write_replacing(&args.output, text.as_bytes())?;
     }
     Ok(ExitCode::SUCCESS)
 }

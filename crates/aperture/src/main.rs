@@ -47,6 +47,8 @@ enum Command {
     Show(assets::ShowArgs),
     /// Write an asset's original bytes to a file (bit-exact, verified).
     Get(assets::GetArgs),
+    /// Write the captions of an audio or video file (from its transcript) as WebVTT or SubRip.
+    Captions(assets::CaptionsArgs),
     /// Remove assets and everything derived from them; their bytes go when no asset uses them.
     Rm(assets::RmArgs),
     /// Counts and bytes per kind, and what deduplication saved.
@@ -128,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => assets::ls(lake, args).await,
         Command::Show(args) => assets::show(lake, args).await,
         Command::Get(args) => assets::get(lake, args).await,
+        Command::Captions(args) => assets::captions(lake, args).await,
         Command::Rm(args) => assets::rm(lake, args).await,
         Command::Stats(args) => assets::stats(lake, args).await,
         Command::Fsck(args) => fsck::run(lake, args).await,

@@ -39,6 +39,20 @@ fn what_was_said_is_found_at_its_moment() {
         shown.to_lowercase().contains("weasels have eaten"),
         "{shown}"
     );
+    // Captions, as SubRip and WebVTT; none for a file where nothing was said.
+    let weasels = asset_id(&ap, "tt-weasels.wav");
+    let srt = ap.ok(&["captions", &weasels, "--format", "srt"]);
+    assert!(srt.starts_with("1\n00:00:0"), "{srt}");
+    assert!(
+        srt.contains(" --> 00:00:0") && srt.contains("eaten our phone"),
+        "{srt}"
+    );
+    let vtt = ap.ok(&["captions", &weasels, "--lang", "en"]);
+    assert!(vtt.starts_with("WEBVTT\n\n00:00:0"), "{vtt}");
+    let none = ap.run(&["captions", &asset_id(&ap, "tt-monkeys.wav")]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("tt-monkeys.wav has no transcript"));
+
     let monkeys = ap.json(&["show", &asset_id(&ap, "tt-monkeys.wav")]);
     let kinds: Vec<&str> = monkeys["insights"]
         .as_array()

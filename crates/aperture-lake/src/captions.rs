@@ -1,0 +1,188 @@
+//! Captions from transcript segments: WebVTT or SubRip, lines of at most 42 characters, two
+//! lines a cue; a longer segment becomes several cues that share its time by their length.
+
+use aperture_core::human::clock;
+use aperture_core::{Insight, InsightValue, Place};
+
+/// Characters a caption line holds at most (the broadcast norm).
+pub const LINE: usize = 42;
+/// Lines a cue holds at most.
+const LINES: usize = 2;
+
+/// A caption file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptionFormat {
+    /// WebVTT, for browsers' `<track>`.
+    Vtt,
+    /// SubRip (`.srt`).
+    Srt,
+}
+
+impl std::str::FromStr for CaptionFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "vtt" => Ok(Self::Vtt),
+            "srt" => Ok(Self::Srt),
+            other => Err(format!("unknown caption format {other:?} (vtt or srt)")),
+        }
+    }
+}
+
+/// The captions of the transcript segments among `insights`, in time order; only those in
+/// `language` when one is given.
+pub fn captions(insights: &[Insight], format: CaptionFormat, language: Option<&str>) -> String {
+    let mut segments: Vec<(u64, u64, &str)> = insights
+        .iter()
+        .filter(|i| language.is_none_or(|l| i.language.as_deref() == Some(l)))
+        .filter_map(|i| match (&i.value, i.place) {
+            (
+                InsightValue::TranscriptSegment(s),
+                Place::Time {
+                    start_ms, end_ms, ..
+                },
+            ) if !s.text.trim().is_empty() => Some((start_ms, end_ms, s.text.as_str())),
+            _ => None,
+        })
+        .collect();
+    segments.sort_by_key(|s| s.0);
+    let mut out = String::new();
+    if format == CaptionFormat::Vtt {
+        out.push_str("WEBVTT\n\n");
+    }
+    let mut n = 0;
+    for (start, end, text) in segments {
+        for (from, to, lines) in cues(start, end, text) {
+            n += 1;
+            let stamp = |ms: u64| {
+                let sep = if format == CaptionFormat::Srt {
+                    ','
+                } else {
+                    '.'
+                };
+                format!("{}{sep}{:03}", clock(ms), ms % 1000)
+            };
+            if format == CaptionFormat::Srt {
+                out.push_str(&format!("{n}\n"));
+            }
+            out.push_str(&format!("{} --> {}\n{}\n\n", stamp(from), stamp(to), lines));
+        }
+    }
+    out
+}
+
+/// One segment as cues: its words wrapped into lines of at most [`LINE`] characters, two
+/// lines a cue, the segment's time shared by the cues' lengths.
+fn cues(start: u64, end: u64, text: &str) -> Vec<(u64, u64, String)> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= LINE => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    let groups: Vec<String> = lines.chunks(LINES).map(|c| c.join("\n")).collect();
+    let count = groups.len();
+    let total: usize = groups
+        .iter()
+        .map(|g| g.chars().count())
+        .sum::<usize>()
+        .max(1);
+    let span = end.saturating_sub(start);
+    let mut at = start;
+    let mut seen = 0;
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| {
+            seen += g.chars().count();
+            let to = if i + 1 == count {
+                end
+            } else {
+                start + span * seen as u64 / total as u64
+            };
+            let cue = (at, to.max(at), g);
+            at = to;
+            cue
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aperture_core::value::TranscriptSegment;
+    use aperture_core::{AssetId, UnixMillis};
+
+    fn segment(start_ms: u64, end_ms: u64, text: &str, language: &str) -> Insight {
+        Insight {
+            asset: AssetId::new(),
+            analyzer: "speech".into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            value: TranscriptSegment {
+                text: text.into(),
+                no_speech_prob: None,
+                avg_logprob: None,
+                words: Vec::new(),
+            }
+            .into(),
+            confidence: None,
+            language: Some(language.into()),
+            place: Place::Time {
+                start_ms,
+                end_ms,
+                rect: None,
+            },
+            created_at: UnixMillis(0),
+        }
+    }
+
+    #[test]
+    fn vtt_and_srt_with_short_lines_and_shared_time() {
+        let long = "And so my fellow Americans, ask not what your country can do for you, \
+                    ask what you can do for your country.";
+        let insights = [
+            segment(11_000, 22_000, long, "en"),
+            segment(1_000, 3_500, "Hello world.", "en"),
+            segment(4_000, 5_000, "Bonjour.", "fr"),
+        ];
+        let vtt = captions(&insights, CaptionFormat::Vtt, Some("en"));
+        assert!(
+            vtt.starts_with("WEBVTT\n\n00:00:01.000 --> 00:00:03.500\nHello world.\n\n"),
+            "{vtt}"
+        );
+        assert!(!vtt.contains("Bonjour"), "{vtt}");
+        // Every line fits, every cue has at most two, times run forward and end at 22 s.
+        let cues: Vec<&str> = vtt.trim().split("\n\n").skip(1).collect();
+        assert_eq!(cues.len(), 3, "{vtt}");
+        let mut last = 0;
+        for cue in &cues {
+            let mut lines = cue.lines();
+            let times = lines.next().unwrap();
+            let text: Vec<&str> = lines.collect();
+            assert!(!text.is_empty() && text.len() <= 2, "{cue}");
+            assert!(text.iter().all(|l| l.chars().count() <= LINE), "{cue}");
+            let (from, to) = times.split_once(" --> ").unwrap();
+            let ms = |t: &str| aperture_core::human::parse_clock(t).unwrap();
+            assert!(ms(from) >= last && ms(to) > ms(from), "{vtt}");
+            last = ms(to);
+        }
+        assert_eq!(last, 22_000);
+        let words: Vec<&str> = cues[1..].iter().flat_map(|c| c.lines().skip(1)).collect();
+        assert_eq!(words.join(" "), long);
+
+        let srt = captions(&insights, CaptionFormat::Srt, None);
+        assert!(
+            srt.starts_with("1\n00:00:01,000 --> 00:00:03,500\nHello world.\n\n2\n00:00:04,000"),
+            "{srt}"
+        );
+        assert_eq!("srt".parse::<CaptionFormat>(), Ok(CaptionFormat::Srt));
+        assert!("ass".parse::<CaptionFormat>().is_err());
+    }
+}
