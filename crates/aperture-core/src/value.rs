@@ -594,6 +594,10 @@ pub struct TranscriptSegment {
     /// The mean log-probability of the segment's tokens (closer to 0 is surer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_logprob: Option<f32>,
+    /// How sure the recogniser was of the segment's language (the insight's `language`),
+    /// 0–1, when it detected it rather than being told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_prob: Option<f32>,
     /// The words with their times, when the recogniser gives them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,

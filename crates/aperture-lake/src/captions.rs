@@ -30,10 +30,56 @@ impl std::str::FromStr for CaptionFormat {
     }
 }
 
+/// Why a file has no captions.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoCaptions {
+    /// Nothing was transcribed (yet).
+    #[error(
+        "no transcript (yet): `aperture index` transcribes audio and video when a Whisper model \
+         is installed (`aperture models install whisper-base`)"
+    )]
+    NoTranscript,
+    /// Speech was transcribed, in other languages.
+    #[error("nothing was said in {asked}; the transcript is in {spoken}")]
+    NotInLanguage {
+        /// The language asked for.
+        asked: String,
+        /// The languages of the transcript, comma-separated.
+        spoken: String,
+    },
+}
+
 /// The captions of the transcript segments among `insights`, in time order; only those in
 /// `language` when one is given.
-pub fn captions(insights: &[Insight], format: CaptionFormat, language: Option<&str>) -> String {
-    let mut segments: Vec<(u64, u64, &str)> = insights
+pub fn captions(
+    insights: &[Insight],
+    format: CaptionFormat,
+    language: Option<&str>,
+) -> Result<String, NoCaptions> {
+    let transcribed: Vec<&Insight> = insights
+        .iter()
+        .filter(|i| matches!(i.value, InsightValue::TranscriptSegment(_)))
+        .collect();
+    if transcribed.is_empty() {
+        return Err(NoCaptions::NoTranscript);
+    }
+    if let Some(asked) = language
+        && !transcribed
+            .iter()
+            .any(|i| i.language.as_deref() == Some(asked))
+    {
+        let mut spoken: Vec<&str> = transcribed
+            .iter()
+            .filter_map(|i| i.language.as_deref())
+            .collect();
+        spoken.sort_unstable();
+        spoken.dedup();
+        return Err(NoCaptions::NotInLanguage {
+            asked: asked.to_owned(),
+            spoken: spoken.join(", "),
+        });
+    }
+    let mut segments: Vec<(u64, u64, &str)> = transcribed
         .iter()
         .filter(|i| language.is_none_or(|l| i.language.as_deref() == Some(l)))
         .filter_map(|i| match (&i.value, i.place) {
@@ -69,7 +115,7 @@ pub fn captions(insights: &[Insight], format: CaptionFormat, language: Option<&s
             out.push_str(&format!("{} --> {}\n{}\n\n", stamp(from), stamp(to), lines));
         }
     }
-    out
+    Ok(out)
 }
 
 /// One segment as cues: its words wrapped into lines of at most [`LINE`] characters, two
@@ -128,6 +174,7 @@ mod tests {
             value: TranscriptSegment {
                 text: text.into(),
                 no_speech_prob: None,
+                language_prob: None,
                 avg_logprob: None,
                 words: Vec::new(),
             }
@@ -152,7 +199,7 @@ mod tests {
             segment(1_000, 3_500, "Hello world.", "en"),
             segment(4_000, 5_000, "Bonjour.", "fr"),
         ];
-        let vtt = captions(&insights, CaptionFormat::Vtt, Some("en"));
+        let vtt = captions(&insights, CaptionFormat::Vtt, Some("en")).unwrap();
         assert!(
             vtt.starts_with("WEBVTT\n\n00:00:01.000 --> 00:00:03.500\nHello world.\n\n"),
             "{vtt}"
@@ -177,10 +224,21 @@ mod tests {
         let words: Vec<&str> = cues[1..].iter().flat_map(|c| c.lines().skip(1)).collect();
         assert_eq!(words.join(" "), long);
 
-        let srt = captions(&insights, CaptionFormat::Srt, None);
+        let srt = captions(&insights, CaptionFormat::Srt, None).unwrap();
         assert!(
             srt.starts_with("1\n00:00:01,000 --> 00:00:03,500\nHello world.\n\n2\n00:00:04,000"),
             "{srt}"
+        );
+        assert_eq!(
+            captions(&insights, CaptionFormat::Srt, Some("es")),
+            Err(NoCaptions::NotInLanguage {
+                asked: "es".into(),
+                spoken: "en, fr".into()
+            })
+        );
+        assert_eq!(
+            captions(&[], CaptionFormat::Vtt, None),
+            Err(NoCaptions::NoTranscript)
         );
         assert_eq!("srt".parse::<CaptionFormat>(), Ok(CaptionFormat::Srt));
         assert!("ass".parse::<CaptionFormat>().is_err());

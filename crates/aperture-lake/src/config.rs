@@ -51,6 +51,15 @@ max_duration_secs = 21600
 # Keyframes stored per video at most, for its longest shots.
 max_keyframes = 1000
 
+[speech]
+# The Whisper model that transcribes speech: whisper-base (99 languages, detected per stretch
+# of speech) or whisper-tiny-en (English only, about three times faster). Default: the first
+# of those two that is installed.
+# model = "whisper-base"
+# The language everything is spoken in, as a two-letter code, when you know it: skips
+# detection. Default: detected.
+# language = "es"
+
 [models]
 # Where `aperture models install` puts models and the analyzers load them from.
 # Default: the `models` folder of the data folder.
@@ -86,10 +95,23 @@ pub struct ConfigFile {
     pub media: MediaSection,
     /// The `[video]` table.
     pub video: VideoSection,
+    /// The `[speech]` table.
+    pub speech: SpeechSection,
     /// The `[models]` table.
     pub models: ModelsSection,
     /// The `[server]` table.
     pub server: ServerSection,
+}
+
+/// `[speech]`: how speech is transcribed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeechSection {
+    /// The Whisper model (a name of the model pack). Default: the first installed of
+    /// `whisper-base`, `whisper-tiny-en`.
+    pub model: Option<String>,
+    /// The language of all speech, two letters. Default: detected.
+    pub language: Option<String>,
 }
 
 /// `[server]`: how `aperture serve` listens and limits requests.
@@ -257,6 +279,8 @@ pub struct Config {
     pub media: MediaSection,
     /// Video analysis, checked.
     pub video: VideoSection,
+    /// Speech recognition, checked.
+    pub speech: SpeechSection,
     /// The models folder, absolute.
     pub models_dir: PathBuf,
     /// Analyzers not to run.
@@ -339,8 +363,24 @@ impl Config {
                 "video.chunk_secs and video.max_duration_secs must be at least 1",
             ));
         }
+        if let Some(model) = &file.speech.model
+            && !aperture_analyze::speech::WHISPER_MODELS.contains(&model.as_str())
+        {
+            return Err(Error::config(format!(
+                "speech.model {model:?} is not one of {}",
+                aperture_analyze::speech::WHISPER_MODELS.join(", ")
+            )));
+        }
+        if let Some(lang) = &file.speech.language
+            && !(lang.len() == 2 && lang.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err(Error::config(format!(
+                "speech.language {lang:?} is not a two-letter code such as en, es, ru"
+            )));
+        }
         Ok(Self {
             video: file.video,
+            speech: file.speech,
             blobs_url,
             storage_fsync: file.storage.fsync,
             catalog_path,
@@ -414,5 +454,11 @@ mod tests {
         let parsed: ConfigFile = toml::from_str("[video]\nchunk_secs = 0").unwrap();
         let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
         assert!(err.to_string().contains("chunk_secs"), "{err}");
+        let parsed: ConfigFile = toml::from_str("[speech]\nmodel = \"whisper-huge\"").unwrap();
+        let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
+        assert!(err.to_string().contains("whisper-base"), "{err}");
+        let parsed: ConfigFile = toml::from_str("[speech]\nlanguage = \"Spanish\"").unwrap();
+        let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
+        assert!(err.to_string().contains("two-letter"), "{err}");
     }
 }

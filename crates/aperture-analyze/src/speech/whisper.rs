@@ -22,11 +22,20 @@ const LOGPROB: f64 = w::LOGPROB_THRESHOLD;
 /// Text that compresses better than this (zlib) is a loop, not speech.
 const COMPRESSION: f64 = w::COMPRESSION_RATIO_THRESHOLD;
 
+/// A window's language is the detected one only when the model gives it at least this
+/// probability; below, the caller's fallback (the file's language so far) is used.
+pub const SURE_OF_LANGUAGE: f64 = 0.5;
+
 /// What one window said.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Said {
     /// The text, trimmed.
     pub text: String,
+    /// The language it was decoded as (ISO 639-1, or Whisper's code where there is none).
+    pub language: String,
+    /// How sure the model was of that language, when it detected it (a multilingual model
+    /// not told the language).
+    pub language_prob: Option<f64>,
     /// The mean log-probability of its tokens.
     pub avg_logprob: f64,
     /// How sure the model was that there was no speech.
@@ -48,7 +57,23 @@ pub struct Whisper {
     no_speech: u32,
     /// The first timestamp token: this and above are never text.
     timestamp_begin: u32,
+    /// A multilingual model's language tokens with their codes (`<|es|>`, `es`); empty for
+    /// an English-only model.
+    languages: Vec<(u32, String)>,
+    transcribe: u32,
     config: w::Config,
+}
+
+/// Which language a window is decoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language<'a> {
+    /// This one, whatever the model thinks.
+    Fixed(&'a str),
+    /// The one the model detects; when it is unsure, the fallback if there is one.
+    Detect {
+        /// Used when the model gives no language a probability of at least one half.
+        fallback: Option<&'a str>,
+    },
 }
 
 /// Whisper's mel filters (librosa's, Slaney scale and norm), `n_mels × 201` for 16 kHz and a
@@ -188,9 +213,30 @@ impl Whisper {
             .chain(&w::NO_SPEECH_TOKENS)
             .filter_map(|t| tokenizer.token_to_id(t)),
         );
+        // Multilingual Whisper has one more token than English-only (51,865 against 51,864).
+        let languages = if config.vocab_size >= 51_865 {
+            ids("lang_ids")
+                .into_iter()
+                .filter_map(|id| {
+                    let token = tokenizer.id_to_token(id)?;
+                    let code = token.strip_prefix("<|")?.strip_suffix("|>")?.to_owned();
+                    Some((id, code))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if config.vocab_size >= 51_865 && languages.is_empty() {
+            return Err(model_error(format!(
+                "{} names no language tokens (lang_ids)",
+                config_path.display()
+            )));
+        }
         Ok(Self {
             model,
             filters: mel_filters(config.num_mel_bins),
+            languages,
+            transcribe: token(w::TRANSCRIBE_TOKEN)?,
             suppress,
             suppress_begin: ids("suppress_ids_begin"),
             sot: token(w::SOT_TOKEN)?,
@@ -206,9 +252,18 @@ impl Whisper {
         })
     }
 
-    /// What is said in `samples` (16 kHz mono, at most 30 s); `None` when it is not speech
-    /// (or nothing the model is sure of).
-    pub fn transcribe(&self, samples: &[f32]) -> Result<Option<Said>, Error> {
+    /// Whether the model knows more languages than English (and can tell which is spoken).
+    pub fn multilingual(&self) -> bool {
+        !self.languages.is_empty()
+    }
+
+    /// What is said in `samples` (16 kHz mono, at most 30 s) and in which language; `None`
+    /// when it is not speech (or nothing the model is sure of).
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        language: Language<'_>,
+    ) -> Result<Option<Said>, Error> {
         let samples = &samples[..samples.len().min(w::N_SAMPLES)];
         let mel = audio::pcm_to_mel(&self.config, samples, &self.filters);
         let frames = mel.len() / self.config.num_mel_bins;
@@ -217,9 +272,19 @@ impl Whisper {
             .map_err(model_error)?;
         let mut model = self.model.clone();
         let features = model.encoder.forward(&mel, true).map_err(model_error)?;
+        let (language, language_prob) = self.language(&mut model, &features, language)?;
+        let prompt: Vec<u32> = match language.and_then(|l| self.languages.get(l)) {
+            Some((token, _)) => vec![self.sot, *token, self.transcribe, self.no_timestamps],
+            None => vec![self.sot, self.no_timestamps],
+        };
+        let code = language
+            .and_then(|l| self.languages.get(l))
+            .map_or("en", |(_, code)| code.as_str());
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for temperature in w::TEMPERATURES {
-            let said = self.decode(&mut model, &features, temperature, &mut rng)?;
+            let mut said = self.decode(&mut model, &features, &prompt, temperature, &mut rng)?;
+            said.language = code.to_owned();
+            said.language_prob = language_prob;
             let looping = compression_ratio(&said.text) > COMPRESSION;
             let unsure = said.avg_logprob < LOGPROB;
             // Stricter than OpenAI's rule (no speech *and* unsure): on silence tiny.en says
@@ -235,14 +300,66 @@ impl Whisper {
         Ok(None)
     }
 
+    /// The index in `languages` of the window's language, and the model's probability for it
+    /// when it was detected; `None` for an English-only model.
+    fn language(
+        &self,
+        model: &mut Model,
+        features: &Tensor,
+        language: Language<'_>,
+    ) -> Result<(Option<usize>, Option<f64>), Error> {
+        if self.languages.is_empty() {
+            return Ok((None, None));
+        }
+        let index = |code: &str| self.languages.iter().position(|(_, c)| c == code);
+        let fallback = match language {
+            Language::Fixed(code) => {
+                return index(code)
+                    .map(|i| (Some(i), None))
+                    .ok_or_else(|| Error::BadInput {
+                        reason: format!("Whisper knows no language {code:?}"),
+                    });
+            }
+            Language::Detect { fallback } => fallback.and_then(index),
+        };
+        // The decoder's first guess after start-of-transcript, among the language tokens.
+        let input = Tensor::new(&[self.sot], &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .map_err(model_error)?;
+        let logits: Vec<f32> = model
+            .decoder
+            .forward(&input, features, true)
+            .and_then(|ys| model.decoder.final_linear(&ys.i((..1, ..1))?))
+            .and_then(|l| l.i(0)?.i(0)?.to_vec1())
+            .map_err(model_error)?;
+        let scores: Vec<f32> = self
+            .languages
+            .iter()
+            .map(|(t, _)| {
+                logits
+                    .get(*t as usize)
+                    .copied()
+                    .unwrap_or(f32::NEG_INFINITY)
+            })
+            .collect();
+        let probs: Vec<f32> = log_softmax(&scores).iter().map(|l| l.exp()).collect();
+        let best = argmax(&probs);
+        let p = f64::from(probs[best]);
+        Ok(match fallback {
+            Some(i) if p < SURE_OF_LANGUAGE => (Some(i), Some(f64::from(probs[i]))),
+            _ => (Some(best), Some(p)),
+        })
+    }
+
     fn decode(
         &self,
         model: &mut Model,
         features: &Tensor,
+        prompt: &[u32],
         temperature: f64,
         rng: &mut u64,
     ) -> Result<Said, Error> {
-        let mut tokens = vec![self.sot, self.no_timestamps];
+        let mut tokens = prompt.to_vec();
         let prompt = tokens.len();
         let (mut sum_logprob, mut no_speech) = (0.0, 0.0);
         let vocab = self.config.vocab_size;
@@ -317,6 +434,8 @@ impl Whisper {
         let count = (tokens.len() - prompt).max(1);
         Ok(Said {
             text,
+            language: String::new(),
+            language_prob: None,
             avg_logprob: sum_logprob / count as f64,
             no_speech,
         })
@@ -360,7 +479,8 @@ fn compression_ratio(text: &str) -> f64 {
     if text.is_empty() {
         return 0.0;
     }
-    // zlib, as OpenAI and faster-whisper measure it.
+    // zlib, as OpenAI and faster-whisper measure it (flate2 on zlib-rs: miniz_oxide
+    // compresses short repetitive text much worse than zlib, which the threshold assumes).
     let mut gz = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     let compressed = gz
         .write_all(text.as_bytes())
@@ -404,5 +524,7 @@ mod tests {
         let speech = "And so my fellow Americans, ask not what your country can do for you.";
         assert!(compression_ratio(speech) < COMPRESSION);
         assert!(compression_ratio(&"Thank you. ".repeat(30)) > COMPRESSION);
+        // Whisper base on monkeys screaming: 54 bytes that zlib makes 16 (3.4).
+        assert!(compression_ratio("BABY BABY BABY BABY BABY BABY BABY BABY BABY BABY BABY") > 3.0);
     }
 }

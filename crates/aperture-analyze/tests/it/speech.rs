@@ -1,6 +1,6 @@
 //! Speech on the sample prompts (real recordings, 8 kHz telephone speech, with the
-//! transcripts shipped beside them) with the real Whisper tiny.en, and its guards: silence and
-//! monkeys screaming give no text.
+//! transcripts shipped beside them) with the real Whispers (tiny.en, and base for other
+//! languages), and their guards: silence and monkeys screaming give no text.
 
 use std::path::Path;
 
@@ -10,14 +10,36 @@ use aperture_media::fixtures::ffmpeg;
 
 use crate::real_models::{models_dir, samples_dir};
 
-/// The segments found in a file: (start ms, end ms, text).
+/// Both Whispers of the model pack.
+fn speech(model: &str) -> Speech {
+    Speech::new(&models_dir(), Some(model)).unwrap()
+}
+
+/// The segments found in a file: (start ms, end ms, text), all in English.
 fn transcribe(speech: &Speech, path: &Path) -> Vec<(u64, u64, String)> {
+    segments(speech, path)
+        .into_iter()
+        .map(|(start, end, text, language)| {
+            assert_eq!(language, "en", "{text}");
+            (start, end, text)
+        })
+        .collect()
+}
+
+/// An audio asset for a WAV file.
+fn audio_asset(path: &Path) -> aperture_catalog::Asset {
     let mut asset = crate::asset(
         path.file_name().unwrap().to_str().unwrap(),
         MediaKind::Audio,
         None,
     );
     asset.mime = "audio/wav".into();
+    asset
+}
+
+/// The segments found in a file: (start ms, end ms, text, language).
+fn segments(speech: &Speech, path: &Path) -> Vec<(u64, u64, String, String)> {
+    let asset = audio_asset(path);
     let out = speech
         .analyze(&Input {
             asset: &asset,
@@ -29,21 +51,21 @@ fn transcribe(speech: &Speech, path: &Path) -> Vec<(u64, u64, String)> {
     out.insights
         .iter()
         .map(|i| {
-            assert_eq!(i.language.as_deref(), Some("en"));
+            let language = i.language.clone().unwrap();
             match (&i.value, i.place) {
                 (
                     InsightValue::TranscriptSegment(s),
                     Place::Time {
                         start_ms, end_ms, ..
                     },
-                ) => (start_ms, end_ms, s.text.clone()),
+                ) => (start_ms, end_ms, s.text.clone(), language),
                 other => panic!("{other:?}"),
             }
         })
         .collect()
 }
 
-/// Lower case, letters, digits and single spaces.
+/// Lower case, letters (accents kept), digits and single spaces.
 fn normal(text: &str) -> String {
     text.to_lowercase()
         .chars()
@@ -56,7 +78,12 @@ fn normal(text: &str) -> String {
 
 #[test]
 fn prompts_are_transcribed_with_their_times() {
-    let speech = Speech::new(&models_dir()).unwrap();
+    for model in aperture_analyze::speech::WHISPER_MODELS {
+        prompts_are_transcribed_by(&speech(model));
+    }
+}
+
+fn prompts_are_transcribed_by(speech: &Speech) {
     let audio = samples_dir().join("audio");
     for (file, said) in [
         ("hello-world.wav", "hello world"),
@@ -66,7 +93,14 @@ fn prompts_are_transcribed_with_their_times() {
             "you are currently the only person in this conference",
         ),
     ] {
-        let found = transcribe(&speech, &audio.join(file));
+        let found = transcribe(speech, &audio.join(file));
+        if speech.model() == "whisper-base" {
+            // Base mishears a word now and then on telephone sound ("even our phone").
+            let said: Vec<_> = found.iter().map(|s| s.2.as_str()).collect();
+            let name = file.trim_end_matches(".wav");
+            assert!(recall(&said.join(" "), name) >= 0.8, "{file}: {found:?}");
+            continue;
+        }
         let text = normal(
             &found
                 .iter()
@@ -88,16 +122,21 @@ fn prompts_are_transcribed_with_their_times() {
 
 #[test]
 fn silence_and_monkeys_invent_nothing() {
-    let speech = Speech::new(&models_dir()).unwrap();
+    for model in aperture_analyze::speech::WHISPER_MODELS {
+        silence_and_monkeys_invent_nothing_with(&speech(model));
+    }
+}
+
+fn silence_and_monkeys_invent_nothing_with(speech: &Speech) {
     let dir = tempfile::tempdir().unwrap();
     let silence = ffmpeg(
         dir.path(),
         &["-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "20"],
         "silence.wav",
     );
-    assert!(transcribe(&speech, &silence).is_empty());
+    assert!(transcribe(speech, &silence).is_empty());
     let monkeys = samples_dir().join("audio/tt-monkeys.wav");
-    let heard = transcribe(&speech, &monkeys);
+    let heard = transcribe(speech, &monkeys);
     assert!(heard.is_empty(), "{heard:?}");
 }
 
@@ -105,11 +144,20 @@ fn silence_and_monkeys_invent_nothing() {
 /// and a chord played on and off (music without words) give no text.
 #[test]
 fn whisper_hears_no_words_in_silence_noise_or_music() {
-    use aperture_analyze::speech::whisper::Whisper;
+    use aperture_analyze::speech::whisper::{Language, Whisper};
     use aperture_media::audio::{AudioOptions, samples};
 
-    let whisper = Whisper::load(&models_dir().join("whisper-tiny-en")).unwrap();
-    assert_eq!(whisper.transcribe(&vec![0.0; 16_000 * 30]).unwrap(), None);
+    let whispers: Vec<Whisper> = aperture_analyze::speech::WHISPER_MODELS
+        .iter()
+        .map(|m| Whisper::load(&models_dir().join(m)).unwrap())
+        .collect();
+    let detect = Language::Detect { fallback: None };
+    for whisper in &whispers {
+        assert_eq!(
+            whisper.transcribe(&vec![0.0; 16_000 * 30], detect).unwrap(),
+            None
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     for (name, source) in [
         ("noise.wav", "anoisesrc=d=20:c=white:a=0.3:r=16000"),
@@ -124,9 +172,132 @@ fn whisper_hears_no_words_in_silence_noise_or_music() {
         for chunk in samples(&path, name, 0, None, &AudioOptions::default()).unwrap() {
             sound.extend(chunk.unwrap());
         }
-        for window in sound.chunks(16_000 * 30) {
-            let said = whisper.transcribe(window).unwrap();
+        for (whisper, window) in whispers
+            .iter()
+            .flat_map(|w| sound.chunks(16_000 * 30).map(move |c| (w, c)))
+        {
+            let said = whisper.transcribe(window, detect).unwrap();
             assert_eq!(said, None, "{name}");
         }
     }
+}
+
+/// The words of the transcript shipped with a prompt (`es-NAME` and `fr-NAME` of
+/// `audio-intl/`, `NAME` of `audio/`) that Whisper got, accents ignored, as a share of the
+/// transcript's words.
+fn recall(said: &str, prompt: &str) -> f64 {
+    let file = if prompt.starts_with("es-") || prompt.starts_with("fr-") {
+        ".transcripts-intl.txt"
+    } else {
+        ".transcripts-en.txt"
+    };
+    let lines = std::fs::read_to_string(samples_dir().join(file)).unwrap();
+    let truth = lines
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{prompt}: ")))
+        .unwrap_or_else(|| panic!("no transcript for {prompt}"));
+    let fold = |t: &str| -> Vec<String> {
+        normal(t)
+            .chars()
+            .map(|c| match c {
+                'á' | 'à' | 'â' => 'a',
+                'é' | 'è' | 'ê' | 'ë' => 'e',
+                'í' | 'î' | 'ï' => 'i',
+                'ó' | 'ô' => 'o',
+                'ú' | 'ù' | 'û' => 'u',
+                'ç' => 'c',
+                'ñ' => 'n',
+                c => c,
+            })
+            .collect::<String>()
+            .split(' ')
+            .map(str::to_owned)
+            .collect()
+    };
+    let (said, truth) = (fold(said), fold(truth));
+    truth.iter().filter(|w| said.contains(w)).count() as f64 / truth.len() as f64
+}
+
+/// Spanish, English and French in one file, a pause between them: each stretch gets its own
+/// language and its words; a language given in advance is used as it is.
+#[test]
+fn each_stretch_of_a_file_keeps_its_own_language() {
+    let base = speech("whisper-base");
+    let dir = tempfile::tempdir().unwrap();
+    let intl = samples_dir().join("audio-intl");
+    let parts = [
+        intl.join("es-conf-onlyperson.wav"),
+        samples_dir().join("audio/tt-weasels.wav"),
+        intl.join("fr-vm-intro.wav"),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for part in &parts {
+        args.extend(["-i".into(), part.to_str().unwrap().into()]);
+    }
+    // Each prompt resampled alike, then two seconds of silence after it.
+    let filter = (0..parts.len())
+        .map(|i| format!("[{i}:a]aresample=16000,apad=pad_dur=2[p{i}];"))
+        .chain(std::iter::once(format!(
+            "{}concat=n={}:v=0:a=1[out]",
+            (0..parts.len())
+                .map(|i| format!("[p{i}]"))
+                .collect::<String>(),
+            parts.len()
+        )))
+        .collect::<String>();
+    args.extend([
+        "-filter_complex".into(),
+        filter,
+        "-map".into(),
+        "[out]".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mixed = ffmpeg(dir.path(), &args, "three-languages.wav");
+
+    let found = segments(&base, &mixed);
+    let languages: Vec<&str> = found.iter().map(|s| s.3.as_str()).collect();
+    assert_eq!(languages, ["es", "en", "fr"], "{found:?}");
+    assert!(
+        recall(&found[0].2, "es-conf-onlyperson") >= 0.7,
+        "{found:?}"
+    );
+    assert!(recall(&found[1].2, "tt-weasels") >= 0.8, "{found:?}");
+    assert!(recall(&found[2].2, "fr-vm-intro") >= 0.6, "{found:?}");
+    // In time order, one after another.
+    assert!(found.windows(2).all(|w| w[0].1 <= w[1].0), "{found:?}");
+
+    // Told the language, Whisper uses it and says it did not detect it.
+    let mut spanish = speech("whisper-base");
+    spanish.language = Some("es".into());
+    let weasels = intl.join("es-tt-weasels.wav");
+    let out = spanish
+        .analyze(&Input {
+            asset: &audio_asset(&weasels),
+            path: &weasels,
+            insights: &[],
+            frames: &[],
+        })
+        .unwrap();
+    let [segment] = out.insights.as_slice() else {
+        panic!("{:?}", out.insights)
+    };
+    assert_eq!(segment.language.as_deref(), Some("es"));
+    let InsightValue::TranscriptSegment(s) = &segment.value else {
+        panic!("{segment:?}")
+    };
+    assert_eq!(s.language_prob, None);
+    assert!(recall(&s.text, "es-tt-weasels") >= 0.6, "{s:?}");
+
+    // An English-only model cannot be told another language.
+    let mut tiny = speech("whisper-tiny-en");
+    tiny.language = Some("es".into());
+    let err = tiny
+        .analyze(&Input {
+            asset: &audio_asset(&weasels),
+            path: &weasels,
+            insights: &[],
+            frames: &[],
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("English only"), "{err}");
 }
