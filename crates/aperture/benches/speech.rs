@@ -1,0 +1,531 @@
+//! Speech: our Whisper (candle, float32) against faster-whisper (CTranslate2) on the same
+//! model files and the same threads, in float32 and int8: × real time of Whisper alone (every
+//! 30 s of the file, as faster-whisper without its voice filter) and of the whole speech
+//! analyzer (decoding, the voice detector, language per stretch, guards), word error rates
+//! with one normaliser on both sides, and language identification on five languages. Prints
+//! tables.
+//!
+//! ```sh
+//! scripts/bench/fetch-speech-set.sh        # asterisk prompts in en es fr it ru, JFK, 20 min
+//! scripts/bench/setup-peers.sh             # faster-whisper in target/bench-venv (optional)
+//! cargo bench -p aperture --bench speech
+//! ```
+//!
+//! `BENCH_PROMPTS` (prompts per language, default 20 of the 40), `BENCH_LONG` (1: also the
+//! 20-minute recording, default 0), `BENCH_THREADS` (default 2, both sides),
+//! `BENCH_MODELS` (comma-separated, default `whisper-tiny-en,whisper-base`),
+//! `APERTURE_TEST_MODELS` (default `target/test-models/models`), `BENCH_SPEECH_SET`
+//! (default `target/speech-bench`).
+//!
+//! The normaliser: lower case; accents and ё folded (the Spanish transcripts are written
+//! without them); punctuation removed, apostrophes too; English numbers written as words
+//! (Whisper writes "5", the transcripts "five"). Numbers in the other languages stay digits on
+//! our side and the peer's alike.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use aperture_analyze::speech::whisper::{Language, Whisper};
+use aperture_analyze::{Analyzer, Input, Speech};
+use aperture_catalog::Asset;
+use aperture_core::{AssetId, ContentHash, InsightValue, MediaKind, UnixMillis};
+use aperture_media::audio::{AudioOptions, SAMPLE_RATE, samples};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dir(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| root().join(default), PathBuf::from)
+}
+
+/// One recording with what is said in it.
+struct Clip {
+    path: PathBuf,
+    language: &'static str,
+    truth: String,
+    seconds: f64,
+}
+
+/// The first `n` prompts of a set folder (`NAME.wav` + `transcripts.txt`), in name order.
+fn clips(folder: &Path, language: &'static str, n: usize) -> Vec<Clip> {
+    let text = std::fs::read_to_string(folder.join("transcripts.txt")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/bench/fetch-speech-set.sh)",
+            folder.display()
+        )
+    });
+    let mut lines: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(": ")).collect();
+    lines.sort();
+    lines
+        .into_iter()
+        .take(n)
+        .map(|(name, truth)| {
+            let path = folder.join(format!("{name}.wav"));
+            let probe = aperture_media::probe_file(&path, &Default::default()).expect("probe");
+            Clip {
+                seconds: probe.metadata.duration_ms.unwrap_or(0) as f64 / 1000.0,
+                path,
+                language,
+                truth: truth.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Lower case, accents folded, no punctuation, English numbers as words.
+fn normalise(text: &str, language: &str) -> Vec<String> {
+    let folded: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '\'' | '’' | 'ʼ'))
+        .map(|c| match c {
+            'á' | 'à' | 'â' | 'ä' | 'ã' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            'ñ' => 'n',
+            'ё' => 'е',
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        })
+        .collect();
+    folded
+        .split_whitespace()
+        .flat_map(|w| match (language, w.parse::<u64>()) {
+            ("en", Ok(n)) => english_number(n),
+            _ => vec![w.to_owned()],
+        })
+        .collect()
+}
+
+/// A number in English words, below a million ("5" → "five").
+fn english_number(n: u64) -> Vec<String> {
+    const ONES: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 10] = [
+        "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    fn below_thousand(n: u64, out: &mut Vec<String>) {
+        if n >= 100 {
+            out.push(ONES[(n / 100) as usize].into());
+            out.push("hundred".into());
+        }
+        let rest = n % 100;
+        if rest >= 20 {
+            out.push(TENS[(rest / 10) as usize].into());
+            if !rest.is_multiple_of(10) {
+                out.push(ONES[(rest % 10) as usize].into());
+            }
+        } else if rest > 0 || n == 0 {
+            out.push(ONES[rest as usize].into());
+        }
+    }
+    if n >= 1_000_000 {
+        return vec![n.to_string()];
+    }
+    let mut out = Vec::new();
+    if n >= 1000 {
+        below_thousand(n / 1000, &mut out);
+        out.push("thousand".into());
+        if !n.is_multiple_of(1000) {
+            below_thousand(n % 1000, &mut out);
+        }
+    } else {
+        below_thousand(n, &mut out);
+    }
+    out
+}
+
+/// Word edits (substitutions, insertions, deletions) between two word lists.
+fn edits(truth: &[String], said: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=said.len()).collect();
+    for (i, t) in truth.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, s) in said.iter().enumerate() {
+            let next = (diagonal + usize::from(t != s))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[said.len()]
+}
+
+/// Word error rate over a set, in percent: all edits over all reference words.
+fn wer(clips: &[Clip], said: &[Heard]) -> f64 {
+    let (mut errors, mut words) = (0, 0);
+    for (clip, heard) in clips.iter().zip(said) {
+        let truth = normalise(&clip.truth, clip.language);
+        errors += edits(&truth, &normalise(&heard.text, clip.language));
+        words += truth.len();
+    }
+    100.0 * errors as f64 / words.max(1) as f64
+}
+
+/// What one engine heard in one clip.
+#[derive(Default, Clone)]
+struct Heard {
+    text: String,
+    language: String,
+}
+
+/// A run of one engine over a set: seconds (model loading left out) and what it heard.
+struct Run {
+    seconds: f64,
+    heard: Vec<Heard>,
+}
+
+fn sound(path: &Path) -> Vec<f32> {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let mut out = Vec::new();
+    for chunk in samples(path, &name, 0, None, &AudioOptions::default()).expect("decode") {
+        out.extend(chunk.expect("decode"));
+    }
+    out
+}
+
+/// Whisper alone: the file decoded, then every 30 s transcribed, language detected.
+fn ours_alone(whisper: &Whisper, clips: &[Clip]) -> Run {
+    let started = Instant::now();
+    let heard = clips
+        .iter()
+        .map(|clip| {
+            let pcm = sound(&clip.path);
+            let mut heard = Heard::default();
+            let mut texts = Vec::new();
+            for window in pcm.chunks(30 * SAMPLE_RATE as usize) {
+                let fallback = (!heard.language.is_empty()).then_some(heard.language.as_str());
+                if let Some(said) = whisper
+                    .transcribe(window, Language::Detect { fallback })
+                    .expect("whisper")
+                {
+                    if heard.language.is_empty() {
+                        heard.language = said.language.clone();
+                    }
+                    texts.push(said.text);
+                }
+            }
+            heard.text = texts.join(" ");
+            heard
+        })
+        .collect();
+    Run {
+        seconds: started.elapsed().as_secs_f64(),
+        heard,
+    }
+}
+
+/// The speech analyzer as a worker runs it.
+fn ours_pipeline(speech: &Speech, clips: &[Clip]) -> Run {
+    let started = Instant::now();
+    let heard = clips
+        .iter()
+        .map(|clip| {
+            let probe = aperture_media::probe_file(&clip.path, &Default::default()).unwrap();
+            let asset = Asset {
+                id: AssetId::new(),
+                collection: "bench".into(),
+                hash: ContentHash::of(clip.path.as_os_str().as_encoded_bytes()),
+                size: 0,
+                kind: MediaKind::Audio,
+                mime: probe.mime,
+                ingested_at: UnixMillis::now(),
+                captured_at: None,
+                name: clip
+                    .path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                metadata: probe.metadata,
+            };
+            let out = speech
+                .analyze(&Input {
+                    asset: &asset,
+                    path: &clip.path,
+                    insights: &[],
+                    frames: &[],
+                })
+                .expect("speech");
+            let mut heard = Heard::default();
+            let mut texts = Vec::new();
+            for insight in &out.insights {
+                if let InsightValue::TranscriptSegment(s) = &insight.value {
+                    texts.push(s.text.clone());
+                    if heard.language.is_empty() {
+                        heard.language = insight.language.clone().unwrap_or_default();
+                    }
+                }
+            }
+            heard.text = texts.join(" ");
+            heard
+        })
+        .collect();
+    Run {
+        seconds: started.elapsed().as_secs_f64(),
+        heard,
+    }
+}
+
+/// faster-whisper on the same files (its own timing: loading left out, decoding in).
+fn peer(
+    python: &Path,
+    model: &Path,
+    compute: &str,
+    threads: usize,
+    vad: bool,
+    clips: &[Clip],
+) -> Option<Run> {
+    let mut cmd = Command::new(python);
+    cmd.arg(root().join("scripts/bench/whisper_peer.py"))
+        .args(["--model".as_ref(), model.as_os_str()])
+        .args(["--compute-type", compute, "--threads", &threads.to_string()]);
+    if vad {
+        cmd.arg("--vad");
+    }
+    cmd.args(clips.iter().map(|c| &c.path));
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "faster-whisper failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last()?).ok()?;
+    let heard = json["files"]
+        .as_array()?
+        .iter()
+        .map(|f| Heard {
+            text: f["text"].as_str().unwrap_or_default().to_owned(),
+            language: f["language"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    Some(Run {
+        seconds: json["total_seconds"].as_f64()?,
+        heard,
+    })
+}
+
+fn language_accuracy(clips: &[Clip], run: &Run) -> f64 {
+    let right = clips
+        .iter()
+        .zip(&run.heard)
+        .filter(|(c, h)| h.language == c.language)
+        .count();
+    100.0 * right as f64 / clips.len().max(1) as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("speech: bench");
+        return;
+    }
+    let threads = env_usize("BENCH_THREADS", 2).max(1);
+    // candle's CPU kernels read this once, before the first model runs.
+    // SAFETY: nothing else runs yet.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    let per_language = env_usize("BENCH_PROMPTS", 20).max(1);
+    let models_dir = dir("APERTURE_TEST_MODELS", "target/test-models/models");
+    let set = dir("BENCH_SPEECH_SET", "target/speech-bench");
+    let python = root().join("target/bench-venv/bin/python");
+    let python = python.exists().then_some(python);
+    if python.is_none() {
+        eprintln!("(faster-whisper columns empty: run scripts/bench/setup-peers.sh)");
+    }
+    let models: Vec<String> = std::env::var("BENCH_MODELS")
+        .unwrap_or_else(|_| "whisper-tiny-en,whisper-base".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+
+    let mut sets: Vec<(&str, Vec<Clip>)> = Vec::new();
+    for language in ["en", "es", "fr", "it", "ru"] {
+        sets.push((language, clips(&set.join(language), language, per_language)));
+    }
+    sets.push(("jfk", clips(&set.join("jfk"), "en", 1)));
+    if env_usize("BENCH_LONG", 0) == 1 {
+        sets.push(("long", clips(&set.join("long"), "en", 1)));
+    }
+    eprintln!(
+        "{threads} threads, {per_language} prompts per language, sets: {}",
+        sets.iter()
+            .map(|(n, c)| format!("{n} {:.0} s", c.iter().map(|c| c.seconds).sum::<f64>()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut speed = Vec::new();
+    let mut accuracy = Vec::new();
+    for model in &models {
+        let folder = aperture_models::require(&models_dir, model).expect("model");
+        let whisper = Whisper::load(&folder).expect("load");
+        let speech = Speech::new(&models_dir, Some(model)).expect("speech");
+        for (name, clips) in &sets {
+            if !whisper.multilingual() && clips.iter().any(|c| c.language != "en") {
+                continue;
+            }
+            let audio: f64 = clips.iter().map(|c| c.seconds).sum();
+            eprintln!("{model} on {name}: {audio:.0} s of sound");
+            let alone = ours_alone(&whisper, clips);
+            let pipeline = ours_pipeline(&speech, clips);
+            let f32_peer = python
+                .as_deref()
+                .and_then(|py| peer(py, &folder, "float32", threads, false, clips));
+            let int8_peer = python
+                .as_deref()
+                .and_then(|py| peer(py, &folder, "int8", threads, false, clips));
+            let rt = |s: f64| audio / s;
+            let cell = |r: &Option<Run>, f: &dyn Fn(&Run) -> String| {
+                r.as_ref().map_or_else(|| "–".to_owned(), f)
+            };
+            speed.push(vec![
+                model.clone(),
+                name.to_string(),
+                format!("{audio:.0}"),
+                format!("{:.1}×", rt(alone.seconds)),
+                format!("{:.1}×", rt(pipeline.seconds)),
+                cell(&f32_peer, &|r| format!("{:.1}×", rt(r.seconds))),
+                cell(&int8_peer, &|r| format!("{:.1}×", rt(r.seconds))),
+                cell(&f32_peer, &|r| format!("{:.2}", r.seconds / alone.seconds)),
+                cell(&int8_peer, &|r| format!("{:.2}", r.seconds / alone.seconds)),
+            ]);
+            let multilingual = whisper.multilingual();
+            accuracy.push(vec![
+                model.clone(),
+                name.to_string(),
+                clips.len().to_string(),
+                format!("{:.1}", wer(clips, &alone.heard)),
+                format!("{:.1}", wer(clips, &pipeline.heard)),
+                cell(&f32_peer, &|r| format!("{:.1}", wer(clips, &r.heard))),
+                cell(&int8_peer, &|r| format!("{:.1}", wer(clips, &r.heard))),
+                if multilingual {
+                    format!("{:.0}%", language_accuracy(clips, &alone))
+                } else {
+                    "–".into()
+                },
+                if multilingual {
+                    cell(&f32_peer, &|r| {
+                        format!("{:.0}%", language_accuracy(clips, r))
+                    })
+                } else {
+                    "–".into()
+                },
+            ]);
+            if std::env::var_os("BENCH_VERBOSE").is_some() {
+                for (i, clip) in clips.iter().enumerate() {
+                    eprintln!(
+                        "  {}: {:?}\n    ours {} {:?}\n    peer {}",
+                        clip.path.file_name().unwrap().to_string_lossy(),
+                        clip.truth,
+                        alone.heard[i].language,
+                        alone.heard[i].text,
+                        f32_peer
+                            .as_ref()
+                            .map_or(String::new(), |r| format!("{:?}", r.heard[i].text))
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "\nSpeed, × real time (higher is faster); ratio = faster-whisper's time / ours (Whisper alone), above 1 means we are faster"
+    );
+    table(
+        &[
+            "model",
+            "set",
+            "audio s",
+            "ours: whisper",
+            "ours: pipeline",
+            "fw float32",
+            "fw int8",
+            "ratio f32",
+            "ratio int8",
+        ],
+        &speed,
+    );
+    println!(
+        "\nWord error rate, % (one normaliser on both sides); language identified, % of files"
+    );
+    table(
+        &[
+            "model",
+            "set",
+            "files",
+            "ours: whisper",
+            "ours: pipeline",
+            "fw float32",
+            "fw int8",
+            "lang ours",
+            "lang fw",
+        ],
+        &accuracy,
+    );
+}
+
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("| {} |", padded.join(" | "));
+    };
+    line(header.to_vec());
+    println!(
+        "|{}|",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
