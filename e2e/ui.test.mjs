@@ -50,6 +50,10 @@ const VIDEO_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'aperture-e2e-'));
 const VIDEO = path.join(VIDEO_DIR, 'clapboard.mp4');
 // MPEG-4 Part 2 in AVI: Chromium cannot play it, so the server makes a preview that it can.
 const OLD_VIDEO = path.join(VIDEO_DIR, 'archive.avi');
+// A telephone prompt (scripts/fetch-samples.sh) after 1.5 s of silence: "Weasels have eaten
+// our phone system", said from about 1.5 s.
+const WEASELS = path.join(SAMPLES, 'audio/tt-weasels.wav');
+const CALL = path.join(VIDEO_DIR, 'call.wav');
 
 let browser;
 let context; // signed in as admin
@@ -150,6 +154,10 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     execFileSync('ffmpeg', [
       '-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=s=320x240:r=25:d=3',
       '-c:v', 'mpeg4', '-q:v', '5', OLD_VIDEO,
+    ]);
+    execFileSync('ffmpeg', [
+      '-v', 'error', '-y', '-f', 'lavfi', '-t', '1.5', '-i', 'anullsrc=r=8000:cl=mono', '-i', WEASELS,
+      '-filter_complex', '[0][1]concat=n=2:v=0:a=1', CALL,
     ]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     browser = await chromium.launch({
@@ -577,6 +585,62 @@ describe('Aperture web page', { concurrency: 1 }, () => {
       return { status: r.status, size: (await r.arrayBuffer()).byteLength };
     }, id);
     assert.deepEqual(original, { status: 200, size: fs.statSync(OLD_VIDEO).size });
+  });
+
+  it('transcribes a recording, finds it by a word said, and plays it from there', { timeout: INDEXING_TIMEOUT_MS + 30_000 }, async () => {
+    await page.goto(`${URL_}/#/`);
+    await page.locator('#file-input').setInputFiles([CALL]);
+    const panel = page.getByRole('dialog', { name: 'Upload' });
+    const link = panel.locator('li[data-name="call.wav"]:is([data-status="new"], [data-status="stored"]) a');
+    await link.waitFor();
+    const id = decodeURIComponent((await link.getAttribute('href')).replace('#/asset/', ''));
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+    const detail = await waitForInsights(page, id, ['transcript_segment'], INDEXING_TIMEOUT_MS);
+    const said = detail.insights.filter((i) => i.kind === 'transcript_segment');
+    assert.equal(said.length, 1, JSON.stringify(said));
+    assert.match(said[0].value.text, /weasels/i);
+    assert.equal(said[0].language, 'en');
+    const start = said[0].place.start_ms;
+    assert.ok(start >= 1000 && start <= 1600, `said from ${start} ms, after the silence`);
+
+    // The search hit opens the recording at the moment the word was said.
+    await search(page, 'weasels');
+    const hit = card(page, 'call.wav');
+    await hit.waitFor();
+    assert.equal(await hit.getAttribute('href'), `#/asset/${id}?t=${start / 1000}`);
+    assert.match(await hit.locator('.why').innerText(), /^00:00:01 transcript: .*weasels/i);
+    await hit.click();
+    await page.waitForURL(`**/#/asset/${id}?t=${start / 1000}`);
+    await playerAt(page, start / 1000);
+    const player = page.locator('#player');
+    assert.equal(await player.evaluate((el) => el.tagName), 'AUDIO');
+    assert.equal(await player.evaluate((v) => v.paused), true, 'it waits to be played');
+
+    // Its captions track, in the language spoken, served as WebVTT.
+    const track = page.locator('#player track');
+    const href = `/api/v1/assets/${id}/captions.vtt?lang=en`;
+    assert.equal(await track.getAttribute('src'), href);
+    assert.equal(await track.getAttribute('srclang'), 'en');
+    const vtt = await page.evaluate(async (url) => {
+      const res = await fetch(url);
+      return { status: res.status, type: res.headers.get('content-type'), text: await res.text() };
+    }, href);
+    assert.equal(vtt.status, 200);
+    assert.equal(vtt.type, 'text/vtt; charset=utf-8');
+    assert.match(vtt.text, /^WEBVTT\n\n00:00:01\.\d{3} --> /);
+    assert.match(vtt.text, /weasels/i);
+
+    // The transcript beside it: its line plays the recording from where it was said.
+    await player.evaluate((v) => { v.currentTime = 0; });
+    await playerAt(page, 0);
+    const line = page.locator('#transcript button.line');
+    assert.equal(await line.count(), 1);
+    assert.match(await line.innerText(), /^00:00:01 .*weasels/i);
+    await line.click();
+    await page.waitForFunction((t) => document.getElementById('player').currentTime >= t, start / 1000);
+    await player.evaluate((v) => v.pause());
+    await screenshot(page, 'audio-page');
   });
 
   it('opens a search hit at the moment of the video it was found at', async () => {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use aperture_core::InsightValue;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State as Shared};
+use axum::extract::{Path, Query, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use serde_json::json;
+
+use aperture_lake::captions::{self, CaptionFormat};
 
 use super::State;
 use super::auth::Caller;
@@ -24,6 +26,8 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/api/v1/assets/{id}/thumbnail", get(thumbnail))
         .route("/api/v1/assets/{id}/derived/{name}", get(derived))
         .route("/api/v1/assets/{id}/preview", get(preview))
+        .route("/api/v1/assets/{id}/captions.vtt", get(captions_vtt))
+        .route("/api/v1/assets/{id}/captions.srt", get(captions_srt))
 }
 
 /// The web UI: three files compiled into the binary.
@@ -274,6 +278,77 @@ async fn derived(
         )));
     }
     send_derived(&state, &caller, &asset, &name, "read_derived").await
+}
+
+/// `?lang=` of the captions routes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaptionsQuery {
+    /// Only the segments spoken in this language.
+    lang: Option<String>,
+}
+
+async fn captions_vtt(
+    state: Shared<Arc<State>>,
+    caller: Caller,
+    id: Path<String>,
+    query: Query<CaptionsQuery>,
+) -> ApiResult<Response> {
+    captions(state, caller, id, query, CaptionFormat::Vtt).await
+}
+
+async fn captions_srt(
+    state: Shared<Arc<State>>,
+    caller: Caller,
+    id: Path<String>,
+    query: Query<CaptionsQuery>,
+) -> ApiResult<Response> {
+    captions(state, caller, id, query, CaptionFormat::Srt).await
+}
+
+/// An audio or video file's transcript as captions (WebVTT for the player's track, or
+/// SubRip), all of it or one language's segments; the read audited first.
+async fn captions(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<CaptionsQuery>,
+    format: CaptionFormat,
+) -> ApiResult<Response> {
+    if let Some(lang) = &query.lang
+        && (!(2..=3).contains(&lang.len()) || !lang.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "lang {lang:?} is not a language code such as en, es, ru"
+        )));
+    }
+    let (asset, insights) = readable_with(&state, &caller, &id, &["transcript_segment"]).await?;
+    let text = captions::captions(&insights, format, query.lang.as_deref())
+        .map_err(|e| ApiError::not_found(format!("{}: {e}", asset.name)))?;
+    state
+        .audit(
+            &caller,
+            "read_captions",
+            Some(asset.id.to_string()),
+            json!({
+                "name": asset.name,
+                "collection": asset.collection,
+                "lang": query.lang,
+            }),
+        )
+        .await?;
+    let mime = match format {
+        CaptionFormat::Vtt => "text/vtt; charset=utf-8",
+        CaptionFormat::Srt => "application/x-subrip; charset=utf-8",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "private, no-cache"),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 /// The browser-playable copy of a video whose original browsers cannot play, with ranges.

@@ -677,7 +677,8 @@ async function showAsset(id, token, startSeconds = null) {
   const asset = detail.asset;
   document.title = `${asset.name} — Aperture`;
 
-  const player = asset.kind === 'video' ? videoPlayer(asset, detail) : null;
+  const player = asset.kind === 'video' ? videoPlayer(asset, detail)
+    : asset.kind === 'audio' ? audioPlayer(asset, detail) : null;
   const ocr = insightsOf(detail, 'ocr_line');
   const similar = h('section', { class: 'related', id: 'similar', 'aria-labelledby': 'similar-title' },
     h('h2', { id: 'similar-title' }, 'Similar images'), h('p', { class: 'hint' }, 'Loading…'));
@@ -692,7 +693,7 @@ async function showAsset(id, token, startSeconds = null) {
     duplicates,
   );
   $('asset-title').focus();
-  // An address with ?t= (a search hit found there) opens the video at that moment.
+  // An address with ?t= (a search hit found there) opens the video or recording at that moment.
   if (player && startSeconds !== null) player.seek(startSeconds * 1000, { play: false });
   loadRelated(asset, similar, duplicates, token);
 }
@@ -700,6 +701,9 @@ async function showAsset(id, token, startSeconds = null) {
 // The picture or the video, with boxes where text was read on it; under a video, its scrub
 // bar and its shots.
 function assetMedia(asset, ocr, player) {
+  if (player && player.audio) {
+    return h('div', { class: 'media' }, h('figure', { class: 'figure audio' }, player.video, player.note));
+  }
   const frame = h('div', { class: 'frame' }, player ? player.video : picture(asset, { eager: true }));
   for (const line of ocr) {
     const rect = rectOf(line.place);
@@ -788,8 +792,9 @@ function assetSide(asset, detail, ocr, player) {
 
   const labels = labelItems(detail, player);
   const texts = insightsOf(detail, 'text');
+  const said = transcriptOf(detail);
   const languages = [...new Set(
-    [...insightsOf(detail, 'language'), ...ocr, ...texts]
+    [...insightsOf(detail, 'language'), ...ocr, ...texts, ...said]
       .map((i) => i.language || (i.kind === 'language' && i.value && (i.value.language || i.value.code)))
       .filter(Boolean),
   )];
@@ -805,6 +810,11 @@ function assetSide(asset, detail, ocr, player) {
         h('ul', { class: 'labels', id: 'labels' }, labels))
       : null,
     languages.length ? h('p', {}, h('strong', {}, 'Language: '), languages.join(', ')) : null,
+    said.length
+      ? h('section', { 'aria-labelledby': 'transcript-title' },
+        h('h2', { id: 'transcript-title' }, 'What was said'),
+        h('ol', { class: 'ocr-lines', id: 'transcript' }, transcriptItems(said, player)))
+      : null,
     ocr.length
       ? h('section', { 'aria-labelledby': 'ocr-title' },
         h('h2', { id: 'ocr-title' }, player ? 'Text in the video' : 'Text in the picture'),
@@ -858,6 +868,82 @@ function ocrItems(ocr, player) {
     return h('li', {}, h('button', { type: 'button', class: 'line', onclick: () => player.seek(start) },
       h('span', { class: 'moment' }, clock(start)), ' ', text));
   });
+}
+
+// The transcript's segments with a time, in the order they were said.
+function transcriptOf(detail) {
+  return insightsOf(detail, 'transcript_segment')
+    .filter((s) => startOf(s.place) !== null && s.value && s.value.text)
+    .sort((a, b) => a.place.start_ms - b.place.start_ms);
+}
+
+// Each segment a button that plays from where it was said, its language beside it when the
+// recording has more than one.
+function transcriptItems(said, player) {
+  const several = new Set(said.map((s) => s.language)).size > 1;
+  return said.map((s) => {
+    const start = s.place.start_ms;
+    const lang = several && s.language ? h('span', { class: 'lang', lang: s.language }, ` [${s.language}]`) : null;
+    const text = h('span', { lang: s.language || null }, s.value.text);
+    if (!player) return h('li', {}, h('span', { class: 'moment' }, clock(start)), ' ', text, lang);
+    return h('li', {}, h('button', { type: 'button', class: 'line', 'data-start': start, onclick: () => player.seek(start) },
+      h('span', { class: 'moment' }, clock(start)), ' ', text, lang));
+  });
+}
+
+// The captions tracks of a video or a recording: one per language spoken in it, the first
+// shown by default (a browser shows a video's; the transcript list serves a recording).
+function captionTracks(asset, detail) {
+  const languages = [...new Set(transcriptOf(detail).map((s) => s.language).filter(Boolean))];
+  const id = encodeURIComponent(asset.id);
+  return languages.map((lang, i) => h('track', {
+    kind: 'captions',
+    src: `/api/v1/assets/${id}/captions.vtt?lang=${encodeURIComponent(lang)}`,
+    srclang: lang,
+    label: languageName(lang),
+    default: i === 0,
+  }));
+}
+
+// A language's name in the browser's language ("es" → "Spanish"), or the code.
+function languageName(code) {
+  try {
+    return new Intl.DisplayNames([navigator.language || 'en'], { type: 'language' }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
+// Moves `element` (a video or audio element) to `ms` and plays from there; before the
+// metadata has come, the position waits for it.
+function seeker(element) {
+  return (ms, { play = true } = {}) => {
+    const go = () => {
+      element.currentTime = ms / 1000;
+      // play() is refused without a gesture where autoplay is blocked: the position stays set.
+      if (play) element.play().catch(() => {});
+    };
+    if (element.readyState >= HTMLMediaElement.HAVE_METADATA) go();
+    else element.addEventListener('loadedmetadata', go, { once: true });
+  };
+}
+
+// The player of a recording: the original (browsers play WAV, MP3, AAC, Opus, FLAC), a note
+// for when this one cannot, and `seek`.
+function audioPlayer(asset, detail) {
+  const audio = h('audio', {
+    id: 'player',
+    controls: true,
+    preload: 'metadata',
+    src: asset.original,
+    'aria-label': asset.name,
+  }, captionTracks(asset, detail));
+  const note = h('p', { class: 'error', role: 'alert', hidden: true });
+  audio.addEventListener('error', () => {
+    note.textContent = `This browser cannot play this recording (${asset.mime}): download the original to listen to it.`;
+    note.hidden = false;
+  });
+  return { video: audio, audio: true, note, seek: seeker(audio), scrub: null, shots: null };
 }
 
 // Similar images and near-duplicates, each filled when its answer comes (or says why not).
@@ -947,22 +1033,13 @@ function videoPlayer(asset, detail) {
     width: asset.width || null,
     height: asset.height || null,
     'aria-label': asset.name,
-  });
+  }, captionTracks(asset, detail));
   const note = h('p', { class: 'error', role: 'alert', hidden: true });
   video.addEventListener('error', () => {
     note.textContent = `This browser cannot play this video (${asset.mime}): download the original to watch it.`;
     note.hidden = false;
   });
-  // Plays from `ms`; before the metadata has come, the position waits for it.
-  const seek = (ms, { play = true } = {}) => {
-    const go = () => {
-      video.currentTime = ms / 1000;
-      // play() is refused without a gesture where autoplay is blocked: the position stays set.
-      if (play) video.play().catch(() => {});
-    };
-    if (video.readyState >= HTMLMediaElement.HAVE_METADATA) go();
-    else video.addEventListener('loadedmetadata', go, { once: true });
-  };
+  const seek = seeker(video);
   const board = storyboardOf(detail);
   const durationMs = (detail.metadata && detail.metadata.duration_ms) || 0;
   const shots = insightsOf(detail, 'shot')

@@ -154,3 +154,187 @@ fn r10_a_cursor_never_names_an_asset_the_caller_cannot_see() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
 }
+
+/// (status, content type, body) of a GET through the router.
+fn get_text(
+    lake: &TestLake,
+    router: &axum::Router,
+    path: &str,
+    token: &str,
+) -> (StatusCode, String, String) {
+    let request = Request::get(path)
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = lake
+        .runtime
+        .block_on(router.clone().oneshot(request))
+        .unwrap();
+    let status = response.status();
+    let mime = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = lake
+        .runtime
+        .block_on(axum::body::to_bytes(response.into_body(), 1 << 24))
+        .unwrap();
+    (status, mime, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One second of silence as a 16 kHz mono WAV (the transcript is written by the test).
+fn wav(seed: u8) -> Vec<u8> {
+    let samples = vec![seed; 32_000];
+    let mut out = Vec::new();
+    out.extend(b"RIFF");
+    out.extend((36 + samples.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // PCM
+    out.extend(1u16.to_le_bytes()); // mono
+    out.extend(16_000u32.to_le_bytes());
+    out.extend(32_000u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(16u16.to_le_bytes());
+    out.extend(b"data");
+    out.extend((samples.len() as u32).to_le_bytes());
+    out.extend(samples);
+    out
+}
+
+#[test]
+fn captions_are_served_per_language_to_those_who_may_read_them() {
+    use aperture_catalog::AssetQuery;
+    use aperture_core::value::TranscriptSegment;
+    use aperture_core::{Insight, Place, UnixMillis};
+
+    let (lake, admin) = init_with("");
+    ingest(&lake, "calls", &[("call.wav".into(), wav(0))]);
+    ingest(&lake, "other", &[("other.wav".into(), wav(1))]);
+    let assets = lake
+        .runtime
+        .block_on(lake.lake.catalog(|c| {
+            c.list_assets(&AssetQuery {
+                collections: None,
+                kind: None,
+                after: None,
+                limit: 10,
+            })
+        }))
+        .unwrap();
+    let id_of = |name: &str| assets.iter().find(|a| a.name == name).unwrap().id;
+    let (call, other) = (id_of("call.wav"), id_of("other.wav"));
+    let segment = |asset, start_ms, end_ms, text: &str, language: &str| Insight {
+        asset,
+        analyzer: "speech".into(),
+        analyzer_version: "1".into(),
+        model: Some("whisper-base".into()),
+        model_version: None,
+        confidence: Some(0.9),
+        language: Some(language.into()),
+        place: Place::Time {
+            start_ms,
+            end_ms,
+            rect: None,
+        },
+        value: TranscriptSegment {
+            text: text.into(),
+            no_speech_prob: None,
+            avg_logprob: None,
+            language_prob: Some(0.9),
+            words: Vec::new(),
+        }
+        .into(),
+        created_at: UnixMillis(0),
+    };
+    let insights = vec![
+        segment(call, 0, 1_500, "Hola, buenos días.", "es"),
+        segment(call, 2_000, 3_000, "Good morning.", "en"),
+        segment(other, 0, 900, "Not for you.", "en"),
+    ];
+    lake.runtime
+        .block_on(lake.lake.catalog(move |c| c.add_insights(&insights)))
+        .unwrap();
+    let router = aperture_server::router(
+        lake.runtime
+            .block_on(aperture_server::State::new(lake.lake.clone()))
+            .unwrap(),
+    );
+
+    let (status, mime, vtt) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{call}/captions.vtt"),
+        &admin,
+    );
+    assert_eq!(status, StatusCode::OK, "{vtt}");
+    assert_eq!(mime, "text/vtt; charset=utf-8");
+    assert!(
+        vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHola, buenos días.\n\n"),
+        "{vtt}"
+    );
+    assert!(
+        vtt.contains("00:00:02.000 --> 00:00:03.000\nGood morning."),
+        "{vtt}"
+    );
+
+    let (status, mime, srt) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{call}/captions.srt?lang=en"),
+        &admin,
+    );
+    assert_eq!(status, StatusCode::OK, "{srt}");
+    assert!(mime.starts_with("application/x-subrip"), "{mime}");
+    assert_eq!(srt, "1\n00:00:02,000 --> 00:00:03,000\nGood morning.\n\n");
+
+    // A language nobody speaks there, a malformed one, and an asset the token cannot see.
+    let (status, _, body) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{call}/captions.vtt?lang=fr"),
+        &admin,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("the transcript is in en, es"), "{body}");
+    let (status, _, _) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{call}/captions.vtt?lang=EN"),
+        &admin,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let calls_only = lake.new_token("calls", "read", &["calls"]);
+    let (status, _, _) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{other}/captions.vtt"),
+        &calls_only,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get_text(
+        &lake,
+        &router,
+        &format!("/api/v1/assets/{call}/captions.vtt"),
+        &calls_only,
+    );
+    assert_eq!(status, StatusCode::OK);
+
+    // Every read that sent captions is in the audit log, with its language.
+    let log = lake.audit_log();
+    let reads: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "read_captions")
+        .collect();
+    assert_eq!(reads.len(), 3, "{log}");
+    let detail =
+        |e: &Value| -> Value { serde_json::from_str(e["detail"].as_str().unwrap()).unwrap() };
+    assert!(reads.iter().any(|e| detail(e)["lang"] == "en"), "{log}");
+    assert!(
+        reads.iter().all(|e| e["target"] == call.to_string()),
+        "{log}"
+    );
+}
