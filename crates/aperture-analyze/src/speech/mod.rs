@@ -182,6 +182,23 @@ impl Analyzer for Speech {
         if let Some(window) = detector.finish() {
             heard(window)?;
         }
+        // A recording that ends well before the length its header gives is cut off or damaged:
+        // say so rather than keep a transcript of part of it. (A video's sound may end before
+        // its pictures, so only audio files are held to their header.)
+        let decoded_ms = read * 1000 / u64::from(SAMPLE_RATE);
+        if asset.kind == MediaKind::Audio
+            && let Some(header_ms) = asset.metadata.duration_ms
+            && decoded_ms + (header_ms / 20).max(2_000) < header_ms
+        {
+            return Err(Error::BadInput {
+                reason: format!(
+                    "{} ends after {} of the {} its header gives: it is truncated or damaged",
+                    asset.name,
+                    aperture_core::human::clock(decoded_ms),
+                    aperture_core::human::clock(header_ms)
+                ),
+            });
+        }
         Ok(Output {
             insights,
             ..Output::default()

@@ -301,3 +301,118 @@ fn each_stretch_of_a_file_keeps_its_own_language() {
         .unwrap_err();
     assert!(err.to_string().contains("English only"), "{err}");
 }
+
+/// An audio asset for `path` with the metadata ingest would record (its header's duration).
+fn probed_asset(path: &Path) -> aperture_catalog::Asset {
+    let mut asset = audio_asset(path);
+    let probe = aperture_media::probe_file(path, &Default::default()).unwrap();
+    asset.mime = probe.mime;
+    asset.metadata = probe.metadata;
+    asset
+}
+
+fn analyze_probed(speech: &Speech, path: &Path) -> Result<usize, String> {
+    speech
+        .analyze(&Input {
+            asset: &probed_asset(path),
+            path,
+            insights: &[],
+            frames: &[],
+        })
+        .map(|out| out.insights.len())
+        .map_err(|e| e.to_string())
+}
+
+/// Damaged, empty, endless and hanging sound: a clear error naming the file, and no
+/// transcript of part of it; an hour of silence is skipped without a word.
+#[test]
+fn bad_sound_is_named_and_never_half_transcribed() {
+    let tiny = speech("whisper-tiny-en");
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = samples_dir().join("audio/queue-periodic-announce.wav");
+    let cut = |name: &str, from: &Path| {
+        let bytes = std::fs::read(from).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        path
+    };
+    // MP3 and M4A (index first, as phones write it) cut in half.
+    let mp3 = ffmpeg(dir.path(), &["-i", prompt.to_str().unwrap()], "whole.mp3");
+    let m4a = ffmpeg(
+        dir.path(),
+        &[
+            "-i",
+            prompt.to_str().unwrap(),
+            "-c:a",
+            "aac",
+            "-movflags",
+            "+faststart",
+        ],
+        "whole.m4a",
+    );
+    assert_eq!(analyze_probed(&tiny, &mp3), Ok(1), "the whole MP3 is heard");
+    for damaged in [cut("cut.mp3", &mp3), cut("cut.m4a", &m4a)] {
+        let name = damaged.file_name().unwrap().to_str().unwrap().to_owned();
+        let err = analyze_probed(&tiny, &damaged).unwrap_err();
+        assert!(
+            err.contains(&name) && err.contains("truncated or damaged"),
+            "{name}: {err}"
+        );
+    }
+
+    // A WAV whose header promises four times the sound it holds (a recorder that died before
+    // it wrote the real size): nothing is sized from the header; what is there is heard, and
+    // its length comes from the file.
+    let mut wav = std::fs::read(&prompt).unwrap();
+    let data = wav.windows(4).position(|w| w == b"data").unwrap();
+    let size = u32::from_le_bytes(wav[data + 4..data + 8].try_into().unwrap());
+    wav[data + 4..data + 8].copy_from_slice(&(size * 4).to_le_bytes());
+    let liar = dir.path().join("liar.wav");
+    std::fs::write(&liar, &wav).unwrap();
+    assert_eq!(transcribe(&tiny, &liar), transcribe(&tiny, &prompt));
+
+    // A WAV with a header and no sound at all.
+    let empty = dir.path().join("empty.wav");
+    std::fs::write(&empty, {
+        let mut header = wav[..data + 8].to_vec();
+        header[data + 4..data + 8].copy_from_slice(&0u32.to_le_bytes());
+        header
+    })
+    .unwrap();
+    let err = analyze_probed(&tiny, &empty).unwrap_err();
+    assert!(err.contains("empty.wav"), "{err}");
+
+    // An hour of silence: nothing said, nothing invented.
+    let hour = ffmpeg(
+        dir.path(),
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "3600",
+        ],
+        "hour.flac",
+    );
+    assert_eq!(analyze_probed(&tiny, &hour), Ok(0));
+
+    // A decoder that never answers is stopped, naming the file.
+    let hanging = dir.path().join("ffmpeg-that-hangs");
+    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    std::fs::set_permissions(
+        &hanging,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut stuck = speech("whisper-tiny-en");
+    stuck.audio.ffmpeg = hanging;
+    stuck.audio.stall_timeout = std::time::Duration::from_secs(1);
+    let started = std::time::Instant::now();
+    let err = analyze_probed(&stuck, &prompt).unwrap_err();
+    assert!(
+        err.contains("queue-periodic-announce.wav") && err.contains("stalled"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
