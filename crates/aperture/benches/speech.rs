@@ -11,8 +11,13 @@
 //! cargo bench -p aperture --bench speech
 //! ```
 //!
+//! Then the speech analyzer alone on long files, each in a process of its own so that its peak
+//! memory is its own: hours of silence (skipped by the voice detector: the time is decoding
+//! and detection) and three hours of low noise with the JFK clip every ten minutes.
+//!
 //! `BENCH_PROMPTS` (prompts per language, default 20 of the 40), `BENCH_LONG` (1: also the
-//! 20-minute recording, default 0), `BENCH_THREADS` (default 2, both sides),
+//! 20-minute recording, default 0), `BENCH_SILENCE_HOURS` (default 10), `BENCH_NOISY_HOURS`
+//! (default 3; 0 skips the long files), `BENCH_THREADS` (default 2, both sides),
 //! `BENCH_MODELS` (comma-separated, default `whisper-tiny-en,whisper-base`),
 //! `APERTURE_TEST_MODELS` (default `target/test-models/models`), `BENCH_SPEECH_SET`
 //! (default `target/speech-bench`).
@@ -350,9 +355,159 @@ fn language_accuracy(clips: &[Clip], run: &Run) -> f64 {
     100.0 * right as f64 / clips.len().max(1) as f64
 }
 
+/// `--once MODEL FILE`: the speech analyzer on one file, in this process; prints the number
+/// of segments and the seconds it took as one JSON line.
+fn once(model: &str, file: &Path) {
+    let models_dir = dir("APERTURE_TEST_MODELS", "target/test-models/models");
+    let speech = Speech::new(&models_dir, Some(model)).expect("speech");
+    let clip = Clip {
+        path: file.to_owned(),
+        language: "en",
+        truth: String::new(),
+        seconds: 0.0,
+    };
+    let run = ours_pipeline(&speech, std::slice::from_ref(&clip));
+    let words = run.heard[0].text.split_whitespace().count();
+    println!(
+        "{}",
+        serde_json::json!({ "seconds": run.seconds, "words": words, "text": run.heard[0].text })
+    );
+}
+
+/// Runs [`once`] in a child process: its JSON line and the child's peak resident bytes.
+fn measured_once(model: &str, file: &Path) -> (serde_json::Value, u64) {
+    use std::io::Read as _;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--once", model])
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bench child");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain FFI with valid pointers; `child` is never waited on by std.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    std::mem::forget(child);
+    assert_eq!(status, 0, "the bench child failed on {}", file.display());
+    let json = serde_json::from_str(out.trim()).expect("the child's JSON line");
+    (json, usage.ru_maxrss as u64 * 1024)
+}
+
+/// Makes a long file with ffmpeg (lavfi), encoded small.
+fn long_file(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg made no {name}");
+    out
+}
+
+/// The speech analyzer on hours of sound, in a child process each.
+fn long_files(model: &str, jfk: &Path, silence_hours: usize, noisy_hours: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    let mut measure = |what: String, hours: usize, file: PathBuf| {
+        eprintln!("{model} on {what}");
+        let (json, peak) = measured_once(model, &file);
+        let seconds = json["seconds"].as_f64().unwrap_or(f64::NAN);
+        rows.push(vec![
+            model.to_owned(),
+            what,
+            format!("{seconds:.0}"),
+            format!("{:.0}×", hours as f64 * 3600.0 / seconds),
+            json["words"].to_string(),
+            format!("{}", peak >> 20),
+        ]);
+    };
+    if silence_hours > 0 {
+        let secs = (silence_hours * 3600).to_string();
+        let file = long_file(
+            dir.path(),
+            "silence.flac",
+            &["-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", &secs],
+        );
+        measure(format!("{silence_hours} h of silence"), silence_hours, file);
+    }
+    if noisy_hours > 0 {
+        // The clip, then silence to ten minutes, looped; over pink noise at about -50 dBFS.
+        let every = long_file(
+            dir.path(),
+            "every-ten-minutes.wav",
+            &[
+                "-i",
+                jfk.to_str().unwrap(),
+                "-af",
+                "aresample=16000,apad=whole_dur=600",
+                "-ac",
+                "1",
+            ],
+        );
+        let secs = (noisy_hours * 3600).to_string();
+        let file = long_file(
+            dir.path(),
+            "noisy.ogg",
+            &[
+                "-stream_loop",
+                "-1",
+                "-i",
+                every.to_str().unwrap(),
+                "-f",
+                "lavfi",
+                "-i",
+                "anoisesrc=c=pink:a=0.003:r=16000",
+                "-filter_complex",
+                "[0][1]amix=inputs=2:duration=first:normalize=0",
+                "-t",
+                &secs,
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "24k",
+            ],
+        );
+        measure(
+            format!("{noisy_hours} h of noise, JFK every 10 min"),
+            noisy_hours,
+            file,
+        );
+    }
+    println!(
+        "\nLong files, the speech analyzer in a process of its own (peak memory includes the model)"
+    );
+    table(
+        &[
+            "model",
+            "file",
+            "seconds",
+            "× real time",
+            "words",
+            "peak RSS MiB",
+        ],
+        &rows,
+    );
+}
+
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
         println!("speech: bench");
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--once") {
+        once(&args[i + 1], Path::new(&args[i + 2]));
         return;
     }
     let threads = env_usize("BENCH_THREADS", 2).max(1);
@@ -496,6 +651,12 @@ fn main() {
         ],
         &accuracy,
     );
+    let noisy = env_usize("BENCH_NOISY_HOURS", 3);
+    let silence = env_usize("BENCH_SILENCE_HOURS", 10);
+    if noisy + silence > 0 {
+        let model = models.last().map_or("whisper-base", String::as_str);
+        long_files(model, &set.join("jfk/jfk.wav"), silence, noisy);
+    }
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) {

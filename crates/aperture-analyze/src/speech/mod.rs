@@ -11,6 +11,7 @@
 //! files.
 
 pub mod ct2;
+mod decoder;
 pub mod vad;
 pub mod whisper;
 

@@ -8,9 +8,11 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self as w, audio, model::Whisper as Model};
+
+use super::decoder::{Decoder, State};
 use tokenizers::Tokenizer;
 
 use crate::Error;
@@ -47,6 +49,7 @@ pub struct Said {
 /// so jobs on several workers run side by side.
 pub struct Whisper {
     model: Model,
+    decoder: Decoder,
     tokenizer: Tokenizer,
     filters: Vec<f32>,
     suppress: Vec<u32>,
@@ -176,6 +179,7 @@ impl Whisper {
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let model = Model::load(&vb, config.clone()).map_err(model_error)?;
+        let decoder = Decoder::load(vb.pp("model.decoder"), &config).map_err(model_error)?;
         let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json")).map_err(model_error)?;
         let token = |t: &str| {
             tokenizer
@@ -234,6 +238,7 @@ impl Whisper {
         }
         Ok(Self {
             model,
+            decoder,
             filters: mel_filters(config.num_mel_bins),
             languages,
             transcribe: token(w::TRANSCRIBE_TOKEN)?,
@@ -270,9 +275,12 @@ impl Whisper {
         let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, frames), &Device::Cpu)
             .and_then(|m| m.narrow(2, 0, w::N_FRAMES.min(frames)))
             .map_err(model_error)?;
-        let mut model = self.model.clone();
-        let features = model.encoder.forward(&mel, true).map_err(model_error)?;
-        let (language, language_prob) = self.language(&mut model, &features, language)?;
+        // The encoder keeps caches of its own: each transcription works on its own copy (the
+        // weights are shared).
+        let mut encoder = self.model.encoder.clone();
+        let features = encoder.forward(&mel, true).map_err(model_error)?;
+        let state = self.decoder.start(&features).map_err(model_error)?;
+        let (language, language_prob) = self.language(&state, language)?;
         let prompt: Vec<u32> = match language.and_then(|l| self.languages.get(l)) {
             Some((token, _)) => vec![self.sot, *token, self.transcribe, self.no_timestamps],
             None => vec![self.sot, self.no_timestamps],
@@ -282,7 +290,7 @@ impl Whisper {
             .map_or("en", |(_, code)| code.as_str());
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for temperature in w::TEMPERATURES {
-            let mut said = self.decode(&mut model, &features, &prompt, temperature, &mut rng)?;
+            let mut said = self.decode(state.restart(), &prompt, temperature, &mut rng)?;
             said.language = code.to_owned();
             said.language_prob = language_prob;
             let looping = compression_ratio(&said.text) > COMPRESSION;
@@ -304,8 +312,7 @@ impl Whisper {
     /// when it was detected; `None` for an English-only model.
     fn language(
         &self,
-        model: &mut Model,
-        features: &Tensor,
+        state: &State,
         language: Language<'_>,
     ) -> Result<(Option<usize>, Option<f64>), Error> {
         if self.languages.is_empty() {
@@ -323,14 +330,10 @@ impl Whisper {
             Language::Detect { fallback } => fallback.and_then(index),
         };
         // The decoder's first guess after start-of-transcript, among the language tokens.
-        let input = Tensor::new(&[self.sot], &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(model_error)?;
-        let logits: Vec<f32> = model
+        let logits = self
             .decoder
-            .forward(&input, features, true)
-            .and_then(|ys| model.decoder.final_linear(&ys.i((..1, ..1))?))
-            .and_then(|l| l.i(0)?.i(0)?.to_vec1())
+            .step(&mut state.restart(), &[self.sot])
+            .and_then(|ys| self.decoder.logits(&ys.i((.., 0))?))
             .map_err(model_error)?;
         let scores: Vec<f32> = self
             .languages
@@ -353,8 +356,7 @@ impl Whisper {
 
     fn decode(
         &self,
-        model: &mut Model,
-        features: &Tensor,
+        mut state: State,
         prompt: &[u32],
         temperature: f64,
         rng: &mut u64,
@@ -372,30 +374,25 @@ impl Whisper {
         for m in mask.iter_mut().skip(self.timestamp_begin as usize) {
             *m = f32::NEG_INFINITY;
         }
-        let max = self.config.max_target_positions / 2;
+        // Half the decoder's positions, as OpenAI's sample_len; the prompt's count too.
+        let max = (self.decoder.max_positions() / 2).saturating_sub(prompt);
+        let mut ys = self
+            .decoder
+            .step(&mut state, &tokens)
+            .map_err(model_error)?;
         for i in 0..max {
-            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(model_error)?;
-            let ys = model
-                .decoder
-                .forward(&input, features, i == 0)
-                .map_err(model_error)?;
             if i == 0 {
-                let first = model
+                // How sure the model is, right after start-of-transcript, that nothing is said.
+                let first = self
                     .decoder
-                    .final_linear(&ys.i((..1, ..1)).map_err(model_error)?)
-                    .and_then(|l| l.i(0)?.i(0))
-                    .and_then(|l| candle_nn::ops::softmax(&l, D::Minus1))
-                    .and_then(|p| p.i(self.no_speech as usize)?.to_scalar::<f32>())
+                    .logits(&ys.i((.., 0)).map_err(model_error)?)
                     .map_err(model_error)?;
-                no_speech = f64::from(first);
+                no_speech = f64::from(log_softmax(&first)[self.no_speech as usize].exp());
             }
-            let n = tokens.len();
-            let mut logits: Vec<f32> = model
+            let last = ys.dim(1).map_err(model_error)? - 1;
+            let mut logits = self
                 .decoder
-                .final_linear(&ys.i((..1, n - 1..)).map_err(model_error)?)
-                .and_then(|l| l.i(0)?.i(0)?.to_vec1())
+                .logits(&ys.i((.., last)).map_err(model_error)?)
                 .map_err(model_error)?;
             for (l, m) in logits.iter_mut().zip(&mask) {
                 *l += m;
@@ -419,6 +416,10 @@ impl Whisper {
             if next == self.eot {
                 break;
             }
+            ys = self
+                .decoder
+                .step(&mut state, &[next])
+                .map_err(model_error)?;
         }
         let said: Vec<u32> = tokens[prompt..]
             .iter()
