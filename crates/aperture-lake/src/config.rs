@@ -59,6 +59,9 @@ max_keyframes = 1000
 # The language everything is spoken in, as a two-letter code, when you know it: skips
 # detection. Default: detected.
 # language = "es"
+# Longer recordings (and the sound of longer videos) are transcribed in parts of this many
+# seconds, cut at pauses, that several workers run at once.
+chunk_secs = 600
 
 [models]
 # Where `aperture models install` puts models and the analyzers load them from.
@@ -104,7 +107,7 @@ pub struct ConfigFile {
 }
 
 /// `[speech]`: how speech is transcribed.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpeechSection {
     /// The Whisper model (a name of the model pack). Default: the first installed of
@@ -112,6 +115,18 @@ pub struct SpeechSection {
     pub model: Option<String>,
     /// The language of all speech, two letters. Default: detected.
     pub language: Option<String>,
+    /// Longer sound is transcribed in parts of this many seconds. Default 600.
+    pub chunk_secs: u64,
+}
+
+impl Default for SpeechSection {
+    fn default() -> Self {
+        Self {
+            model: None,
+            language: None,
+            chunk_secs: 600,
+        }
+    }
 }
 
 /// `[server]`: how `aperture serve` listens and limits requests.
@@ -357,6 +372,9 @@ impl Config {
             return Err(Error::config(
                 "ingest.concurrency and ingest.large_concurrency must be at least 1",
             ));
+        }
+        if file.speech.chunk_secs == 0 {
+            return Err(Error::config("speech.chunk_secs must be at least 1"));
         }
         if file.video.chunk_secs == 0 || file.video.max_duration_secs == 0 {
             return Err(Error::config(

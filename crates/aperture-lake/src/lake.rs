@@ -181,6 +181,7 @@ impl Lake {
                         Ok(mut made) => {
                             made.audio.ffmpeg = self.config.media.ffmpeg.clone();
                             made.language = speech.language.clone();
+                            made.chunk = std::time::Duration::from_secs(speech.chunk_secs);
                             *analyzer = Arc::new(made);
                         }
                         Err(e) => unusable.push((analyzer.name(), e.to_string())),

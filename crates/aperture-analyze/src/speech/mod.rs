@@ -25,6 +25,8 @@ use aperture_models as models;
 
 use crate::loaded::Loaded;
 use crate::{Analyzer, Error, Input, Output};
+use aperture_catalog::MAX_PARTS;
+use aperture_catalog::jobs::{Part, PartResult, Stretch};
 
 /// The model pack's Whispers, the one used by default first: base knows 99 languages and
 /// tells which is spoken; tiny.en knows English only, in a third of the time.
@@ -54,6 +56,9 @@ pub struct Speech {
     /// The language everything is said in, when the user knows; `None` detects it per
     /// stretch of speech.
     pub language: Option<String>,
+    /// Longer recordings are transcribed in parts of this length, cut at pauses, which
+    /// several workers run at once. Default: 10 minutes.
+    pub chunk: Duration,
 }
 
 impl Speech {
@@ -81,6 +86,7 @@ impl Speech {
             fingerprint,
             audio: AudioOptions::default(),
             language: None,
+            chunk: Duration::from_secs(600),
         })
     }
 
@@ -100,6 +106,80 @@ impl Analyzer for Speech {
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        self.check(input)?;
+        let run = self.hear(input, 0, None)?;
+        self.check_complete(input.asset, run.decoded_ms)?;
+        Ok(self.output(input.asset, run.heard))
+    }
+
+    fn split(&self, input: &Input<'_>) -> Result<Option<Vec<Stretch>>, Error> {
+        self.check(input)?;
+        let Some(duration) = input.asset.metadata.duration_ms else {
+            return Ok(None);
+        };
+        let chunk = (self.chunk.as_millis() as u64)
+            .max(duration.div_ceil(MAX_PARTS as u64))
+            .max(1000);
+        Ok(crate::parts::even(duration, chunk))
+    }
+
+    fn analyze_part(&self, input: &Input<'_>, part: &Part) -> Result<Vec<u8>, Error> {
+        self.check(input)?;
+        let run = self.hear(input, part.start_ms, part.end_ms)?;
+        if part.end_ms.is_none() {
+            self.check_complete(input.asset, run.decoded_ms)?;
+        }
+        serde_json::to_vec(&run.heard).map_err(|e| Error::Transient {
+            reason: format!(
+                "{}: part {} cannot be stored: {e}",
+                input.asset.name, part.index
+            ),
+        })
+    }
+
+    fn join(&self, input: &Input<'_>, parts: &[PartResult]) -> Result<Output, Error> {
+        let mut heard = Vec::new();
+        for p in parts {
+            let part: Vec<Heard> =
+                serde_json::from_slice(&p.result).map_err(|e| Error::BadInput {
+                    reason: format!(
+                        "{}: what part {} of {} heard cannot be read back ({e}); \
+                     `aperture reindex speech` transcribes it again",
+                        input.asset.name, p.part.index, p.part.count
+                    ),
+                })?;
+            heard.extend(part);
+        }
+        Ok(self.output(input.asset, without_repeats(heard)))
+    }
+}
+
+/// A stretch of speech and what Whisper heard in it, times from the start of the file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Heard {
+    start_ms: u64,
+    end_ms: u64,
+    text: String,
+    language: String,
+    language_prob: Option<f64>,
+    avg_logprob: f64,
+    no_speech: f64,
+}
+
+/// What one run over (a stretch of) a file heard, and where its sound ended.
+struct Run {
+    heard: Vec<Heard>,
+    /// Where decoding stopped, in milliseconds from the start of the file.
+    decoded_ms: u64,
+}
+
+/// How much sound before its stretch a part decodes, so that the voice detector has learnt the
+/// room's noise by the time the stretch begins (and finds the same pauses as the part before).
+const LEAD_MS: u64 = 30_000;
+
+impl Speech {
+    /// Refuses what this analyzer cannot or must not transcribe.
+    fn check(&self, input: &Input<'_>) -> Result<(), Error> {
         let asset = input.asset;
         if !matches!(asset.kind, MediaKind::Audio | MediaKind::Video) {
             return Err(Error::NotApplicable {
@@ -123,10 +203,9 @@ impl Analyzer for Speech {
                 ),
             });
         }
-        let model = self.model.get(whisper::Whisper::load)?;
         if let Some(code) = &self.language
-            && !model.multilingual()
             && code != "en"
+            && self.name.ends_with("-en")
         {
             return Err(Error::BadInput {
                 reason: format!(
@@ -135,10 +214,33 @@ impl Analyzer for Speech {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Transcribes the stretches of speech that reach into `from..until` (to the end of the
+    /// file when `until` is `None`). A stretch that starts before `until` is heard to its end,
+    /// past `until` (the voice detector closes it at a pause, within 30 s): parts are cut at
+    /// pauses, and the next part, which hears the same stretch, gives it up at the join.
+    fn hear(&self, input: &Input<'_>, from: u64, until: Option<u64>) -> Result<Run, Error> {
+        let asset = input.asset;
+        let model = self.model.get(whisper::Whisper::load)?;
+        let decode_from = from.saturating_sub(LEAD_MS);
+        // By then every stretch that began before `until` has closed.
+        let enough = until.map(|u| u + vad::LONGEST_MS + 1_000);
         let mut detector = vad::Detector::new(SAMPLE_RATE);
-        let mut insights = Vec::new();
+        let mut heard = Vec::new();
         let mut spoken = Spoken::default();
-        let mut heard = |window: vad::Window| -> Result<(), Error> {
+        // Whether a stretch past `until` has come: the rest is the next part's.
+        let mut past = false;
+        let mut hear = |window: vad::Window, past: &mut bool| -> Result<(), Error> {
+            let (start_ms, end_ms) = (window.start_ms + decode_from, window.end_ms + decode_from);
+            if end_ms <= from {
+                return Ok(());
+            }
+            if until.is_some_and(|u| start_ms >= u) {
+                *past = true;
+                return Ok(());
+            }
             let language = match &self.language {
                 Some(code) => whisper::Language::Fixed(code),
                 None => whisper::Language::Detect {
@@ -146,7 +248,7 @@ impl Analyzer for Speech {
                 },
             };
             let said = model.transcribe(&window.samples, language).map_err(|e| {
-                let at = aperture_core::human::clock(window.start_ms);
+                let at = aperture_core::human::clock(start_ms);
                 match e {
                     Error::Transient { reason } => Error::Transient {
                         reason: format!("{} at {at}: {reason}", asset.name),
@@ -155,15 +257,24 @@ impl Analyzer for Speech {
                 }
             })?;
             if let Some(said) = said {
-                spoken.heard(&said, window.end_ms - window.start_ms);
-                insights.push(self.segment(asset, &window, said));
+                spoken.heard(&said, end_ms - start_ms);
+                heard.push(Heard {
+                    start_ms,
+                    end_ms,
+                    text: said.text,
+                    language: said.language,
+                    language_prob: said.language_prob,
+                    avg_logprob: said.avg_logprob,
+                    no_speech: said.no_speech,
+                });
             }
             Ok(())
         };
         let max_samples = MAX_DURATION.as_secs() * u64::from(SAMPLE_RATE);
         let mut read = 0u64;
-        let chunks =
-            audio::samples(input.path, &asset.name, 0, None, &self.audio).map_err(audio_error)?;
+        let at = |read: u64| decode_from + read * 1000 / u64::from(SAMPLE_RATE);
+        let chunks = audio::samples(input.path, &asset.name, decode_from, None, &self.audio)
+            .map_err(audio_error)?;
         for chunk in chunks {
             let chunk = chunk.map_err(audio_error)?;
             read += chunk.len() as u64;
@@ -177,16 +288,32 @@ impl Analyzer for Speech {
                 });
             }
             for window in detector.push(&chunk) {
-                heard(window)?;
+                hear(window, &mut past)?;
+            }
+            if past || enough.is_some_and(|t| at(read) > t) {
+                return Ok(Run {
+                    heard,
+                    decoded_ms: at(read),
+                });
             }
         }
         if let Some(window) = detector.finish() {
-            heard(window)?;
+            hear(window, &mut past)?;
         }
-        // A recording that ends well before the length its header gives is cut off or damaged:
-        // say so rather than keep a transcript of part of it. (A video's sound may end before
-        // its pictures, so only audio files are held to their header.)
-        let decoded_ms = read * 1000 / u64::from(SAMPLE_RATE);
+        Ok(Run {
+            heard,
+            decoded_ms: at(read),
+        })
+    }
+
+    /// A recording that ends well before the length its header gives is cut off or damaged:
+    /// say so rather than keep a transcript of part of it. (A video's sound may end before its
+    /// pictures, so only audio files are held to their header.)
+    fn check_complete(
+        &self,
+        asset: &aperture_catalog::Asset,
+        decoded_ms: u64,
+    ) -> Result<(), Error> {
         if asset.kind == MediaKind::Audio
             && let Some(header_ms) = asset.metadata.duration_ms
             && decoded_ms + (header_ms / 20).max(2_000) < header_ms
@@ -200,44 +327,83 @@ impl Analyzer for Speech {
                 ),
             });
         }
-        Ok(Output {
-            insights,
-            ..Output::default()
-        })
+        Ok(())
     }
-}
 
-impl Speech {
-    fn segment(
-        &self,
-        asset: &aperture_catalog::Asset,
-        window: &vad::Window,
-        said: whisper::Said,
-    ) -> Insight {
+    fn output(&self, asset: &aperture_catalog::Asset, heard: Vec<Heard>) -> Output {
+        Output {
+            insights: heard.into_iter().map(|h| self.segment(asset, h)).collect(),
+            ..Output::default()
+        }
+    }
+
+    fn segment(&self, asset: &aperture_catalog::Asset, heard: Heard) -> Insight {
         Insight {
             asset: asset.id,
             analyzer: SPEC.name.into(),
             analyzer_version: self.version(),
             model: Some(self.name.clone()),
             model_version: Some(self.fingerprint.clone()),
-            confidence: Some(said.avg_logprob.exp().clamp(0.0, 1.0) as f32),
-            language: Some(said.language),
+            confidence: Some(heard.avg_logprob.exp().clamp(0.0, 1.0) as f32),
+            language: Some(heard.language),
             place: Place::Time {
-                start_ms: window.start_ms,
-                end_ms: window.end_ms,
+                start_ms: heard.start_ms,
+                end_ms: heard.end_ms,
                 rect: None,
             },
             value: TranscriptSegment {
-                text: said.text,
-                no_speech_prob: Some(said.no_speech as f32),
-                avg_logprob: Some(said.avg_logprob as f32),
-                language_prob: said.language_prob.map(|p| p as f32),
+                text: heard.text,
+                no_speech_prob: Some(heard.no_speech as f32),
+                avg_logprob: Some(heard.avg_logprob as f32),
+                language_prob: heard.language_prob.map(|p| p as f32),
                 words: Vec::new(),
             }
             .into(),
             created_at: UnixMillis::now(),
         }
     }
+}
+
+/// The stretches of all parts in order, each heard once: where two parts heard the same
+/// stretch around the time between them (mostly the same sound), the second gives it up;
+/// where they heard overlapping stretches, the words the second repeats from the end of the
+/// first are taken off it.
+fn without_repeats(heard: Vec<Heard>) -> Vec<Heard> {
+    let mut out: Vec<Heard> = Vec::with_capacity(heard.len());
+    for mut next in heard {
+        if let Some(last) = out.last()
+            && next.start_ms < last.end_ms
+        {
+            let shared = last.end_ms.min(next.end_ms) - next.start_ms.max(last.start_ms);
+            if 2 * shared >= next.end_ms - next.start_ms {
+                continue;
+            }
+            next.text = after_repeated_words(&last.text, &next.text);
+            if next.text.is_empty() {
+                continue;
+            }
+        }
+        out.push(next);
+    }
+    out
+}
+
+/// `after` without its first words where they repeat the last words of `before` (case and
+/// punctuation aside).
+fn after_repeated_words(before: &str, after: &str) -> String {
+    let word = |w: &str| -> String {
+        w.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let a: Vec<String> = before.split_whitespace().map(word).collect();
+    let b: Vec<&str> = after.split_whitespace().collect();
+    let repeated = (1..=a.len().min(b.len()))
+        .rev()
+        .find(|&k| (0..k).all(|i| a[a.len() - k + i] == word(b[i])))
+        .unwrap_or(0);
+    b[repeated..].join(" ")
 }
 
 /// The languages heard so far in a file, by seconds of speech the model was sure of: the
@@ -271,4 +437,46 @@ impl Spoken {
 /// A missing ffmpeg may be installed; a file that will not decode will not.
 fn audio_error(e: aperture_media::video::DecodeError) -> Error {
     crate::video::decode_error(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(start_ms: u64, end_ms: u64, text: &str) -> Heard {
+        Heard {
+            start_ms,
+            end_ms,
+            text: text.into(),
+            language: "en".into(),
+            language_prob: None,
+            avg_logprob: -0.2,
+            no_speech: 0.01,
+        }
+    }
+
+    #[test]
+    fn what_two_parts_heard_is_kept_once() {
+        let joined = without_repeats(vec![
+            heard(0, 4_000, "Hello there."),
+            heard(20_000, 29_000, "Ask not what your country can do for you."),
+            // The next part heard the same stretch, give or take a pause.
+            heard(20_100, 28_900, "Ask not what your country can do for you"),
+            // And one that begins inside the last: its repeated words go.
+            heard(27_000, 34_000, "For you, ask what you can do."),
+            heard(40_000, 41_000, "Thanks."),
+        ]);
+        let texts: Vec<&str> = joined.iter().map(|h| h.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Hello there.",
+                "Ask not what your country can do for you.",
+                "ask what you can do.",
+                "Thanks."
+            ]
+        );
+        assert_eq!(after_repeated_words("a b c", "x y"), "x y");
+        assert_eq!(after_repeated_words("a b c", "B, C"), "");
+    }
 }

@@ -30,7 +30,7 @@ const CLOSE_AFTER: usize = 20;
 /// Kept before the first active frame and after the last (ms).
 const PAD_MS: u64 = 200;
 /// The longest stretch: one Whisper window (ms).
-const LONGEST_MS: u64 = 30_000;
+pub(crate) const LONGEST_MS: u64 = 30_000;
 /// A long stretch is cut in its last this many milliseconds.
 const CUT_WITHIN_MS: u64 = 10_000;
 

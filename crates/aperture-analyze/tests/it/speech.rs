@@ -416,3 +416,113 @@ fn bad_sound_is_named_and_never_half_transcribed() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A recording longer than a chunk is heard in parts that start at fixed times but end at
+/// pauses: joined, they give the transcript of the whole, no stretch lost and none twice,
+/// though two of its stretches cross the times between parts.
+#[test]
+fn a_recording_in_parts_is_heard_as_a_whole() {
+    use aperture_catalog::jobs::{Part, PartResult};
+
+    let mut base = speech("whisper-base");
+    base.chunk = std::time::Duration::from_secs(25);
+    let dir = tempfile::tempdir().unwrap();
+    let intl = samples_dir().join("audio-intl");
+    // Spanish from 0 s, English from about 24.8 s, French from about 47.7 s: 75 s.
+    let parts = [
+        (intl.join("es-conf-onlyperson.wav"), 20),
+        (samples_dir().join("audio/tt-weasels.wav"), 20),
+        (intl.join("fr-vm-intro.wav"), 20),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for (part, _) in &parts {
+        args.extend(["-i".into(), part.to_str().unwrap().into()]);
+    }
+    let filter = parts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pad))| format!("[{i}:a]aresample=16000,apad=pad_dur={pad}[p{i}];"))
+        .chain(std::iter::once(format!(
+            "{}concat=n={}:v=0:a=1[out]",
+            (0..parts.len())
+                .map(|i| format!("[p{i}]"))
+                .collect::<String>(),
+            parts.len()
+        )))
+        .collect::<String>();
+    args.extend([
+        "-filter_complex".into(),
+        filter,
+        "-map".into(),
+        "[out]".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let path = ffmpeg(dir.path(), &args, "long-call.flac");
+    let asset = probed_asset(&path);
+    let input = Input {
+        asset: &asset,
+        path: &path,
+        insights: &[],
+        frames: &[],
+    };
+    let timeline = |out: aperture_analyze::Output| -> Vec<(u64, u64, String, String)> {
+        out.insights
+            .into_iter()
+            .map(|i| match (i.value, i.place) {
+                (
+                    InsightValue::TranscriptSegment(s),
+                    Place::Time {
+                        start_ms, end_ms, ..
+                    },
+                ) => (start_ms, end_ms, s.text, i.language.unwrap()),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let whole = timeline(base.analyze(&input).unwrap());
+    let stretches = base.split(&input).unwrap().expect("75 s in parts of 25 s");
+    assert_eq!(
+        stretches,
+        [(0, Some(25_000)), (25_000, Some(50_000)), (50_000, None)]
+    );
+    // Two stretches of speech cross the times between parts.
+    for boundary in [25_000, 50_000] {
+        assert!(
+            whole.iter().any(|s| s.0 < boundary && boundary < s.1),
+            "nothing said across {boundary} ms: {whole:?}"
+        );
+    }
+    let count = stretches.len() as u32;
+    let results: Vec<PartResult> = stretches
+        .iter()
+        .enumerate()
+        .map(|(i, &(start_ms, end_ms))| {
+            let part = Part {
+                index: i as u32 + 1,
+                count,
+                start_ms,
+                end_ms,
+            };
+            PartResult {
+                part,
+                version: base.version(),
+                result: base.analyze_part(&input, &part).unwrap(),
+            }
+        })
+        .collect();
+    let joined = timeline(base.join(&input, &results).unwrap());
+    let words = |t: &[(u64, u64, String, String)]| -> Vec<(String, String)> {
+        t.iter().map(|s| (normal(&s.2), s.3.clone())).collect()
+    };
+    assert_eq!(words(&joined), words(&whole), "{joined:?}\n{whole:?}");
+    assert_eq!(
+        joined.iter().map(|s| s.3.as_str()).collect::<Vec<_>>(),
+        ["es", "en", "fr"]
+    );
+    for (j, w) in joined.iter().zip(&whole) {
+        assert!(
+            j.0.abs_diff(w.0) <= 300 && j.1.abs_diff(w.1) <= 300,
+            "{j:?} {w:?}"
+        );
+    }
+}
