@@ -112,6 +112,15 @@ pub fn captions(
             if format == CaptionFormat::Srt {
                 out.push_str(&format!("{n}\n"));
             }
+            // WebVTT cue text is markup: `<`, `&` (and `>`, so a line never holds `-->`) are
+            // escaped. SubRip has no escapes; an arrow in the text cannot end a cue there.
+            let lines = match format {
+                CaptionFormat::Vtt => lines
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+                CaptionFormat::Srt => lines.replace("-->", "->"),
+            };
             out.push_str(&format!("{} --> {}\n{}\n\n", stamp(from), stamp(to), lines));
         }
     }
@@ -240,6 +249,15 @@ mod tests {
             captions(&[], CaptionFormat::Vtt, None),
             Err(NoCaptions::NoTranscript)
         );
+        // Markup said aloud stays text.
+        let said = [segment(0, 1_000, "x <b>bold</b> & a --> b", "en")];
+        let vtt = captions(&said, CaptionFormat::Vtt, None).unwrap();
+        assert!(
+            vtt.ends_with("x &lt;b&gt;bold&lt;/b&gt; &amp; a --&gt; b\n\n"),
+            "{vtt}"
+        );
+        let srt = captions(&said, CaptionFormat::Srt, None).unwrap();
+        assert!(srt.ends_with("x <b>bold</b> & a -> b\n\n"), "{srt}");
         assert_eq!("srt".parse::<CaptionFormat>(), Ok(CaptionFormat::Srt));
         assert!("ass".parse::<CaptionFormat>().is_err());
     }

@@ -56,8 +56,8 @@ max_keyframes = 1000
 # of speech) or whisper-tiny-en (English only, about three times faster). Default: the first
 # of those two that is installed.
 # model = "whisper-base"
-# The language everything is spoken in, as a two-letter code, when you know it: skips
-# detection. Default: detected.
+# The language everything is spoken in, as a two-letter code (Whisper's own haw, jw where
+# there is none), when you know it: skips detection. Default: detected.
 # language = "es"
 # Longer recordings (and the sound of longer videos) are transcribed in parts of this many
 # seconds, cut at pauses, that several workers run at once.
@@ -373,8 +373,9 @@ impl Config {
                 "ingest.concurrency and ingest.large_concurrency must be at least 1",
             ));
         }
-        if file.speech.chunk_secs == 0 {
-            return Err(Error::config("speech.chunk_secs must be at least 1"));
+        if file.speech.chunk_secs < 30 {
+            // Each part decodes 30 s before its start: shorter parts would mostly repeat work.
+            return Err(Error::config("speech.chunk_secs must be at least 30"));
         }
         if file.video.chunk_secs == 0 || file.video.max_duration_secs == 0 {
             return Err(Error::config(
@@ -390,11 +391,12 @@ impl Config {
             )));
         }
         if let Some(lang) = &file.speech.language
-            && !(lang.len() == 2 && lang.bytes().all(|b| b.is_ascii_lowercase()))
+            && let Some(refused) = aperture_analyze::speech::refused_language(
+                file.speech.model.as_deref().unwrap_or("whisper-base"),
+                lang,
+            )
         {
-            return Err(Error::config(format!(
-                "speech.language {lang:?} is not a two-letter code such as en, es, ru"
-            )));
+            return Err(Error::config(refused));
         }
         Ok(Self {
             video: file.video,
@@ -475,8 +477,20 @@ mod tests {
         let parsed: ConfigFile = toml::from_str("[speech]\nmodel = \"whisper-huge\"").unwrap();
         let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
         assert!(err.to_string().contains("whisper-base"), "{err}");
-        let parsed: ConfigFile = toml::from_str("[speech]\nlanguage = \"Spanish\"").unwrap();
-        let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
-        assert!(err.to_string().contains("two-letter"), "{err}");
+        for (toml, said) in [
+            ("[speech]\nlanguage = \"Spanish\"", "not one Whisper knows"),
+            ("[speech]\nlanguage = \"xx\"", "not one Whisper knows"),
+            (
+                "[speech]\nmodel = \"whisper-tiny-en\"\nlanguage = \"es\"",
+                "English only",
+            ),
+            ("[speech]\nchunk_secs = 5", "at least 30"),
+        ] {
+            let parsed: ConfigFile = toml::from_str(toml).unwrap();
+            let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
+            assert!(err.to_string().contains(said), "{toml}: {err}");
+        }
+        let parsed: ConfigFile = toml::from_str("[speech]\nlanguage = \"haw\"").unwrap();
+        assert!(Config::resolve(Path::new("/d"), parsed).is_ok());
     }
 }

@@ -282,7 +282,6 @@ async fn derived(
 
 /// `?lang=` of the captions routes.
 #[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CaptionsQuery {
     /// Only the segments spoken in this language.
     lang: Option<String>,

@@ -891,18 +891,27 @@ function transcriptItems(said, player) {
   });
 }
 
-// The captions tracks of a video or a recording: one per language spoken in it, the first
-// shown by default (a browser shows a video's; the transcript list serves a recording).
+// The captions tracks of a video or a recording: everything said, shown by default (a browser
+// shows a video's; the transcript list serves a recording), and where several languages are
+// spoken, one track for each.
 function captionTracks(asset, detail) {
   const languages = [...new Set(transcriptOf(detail).map((s) => s.language).filter(Boolean))];
-  const id = encodeURIComponent(asset.id);
-  return languages.map((lang, i) => h('track', {
+  if (languages.length === 0) return [];
+  const url = `/api/v1/assets/${encodeURIComponent(asset.id)}/captions.vtt`;
+  const all = h('track', {
     kind: 'captions',
-    src: `/api/v1/assets/${id}/captions.vtt?lang=${encodeURIComponent(lang)}`,
+    src: languages.length === 1 ? `${url}?lang=${encodeURIComponent(languages[0])}` : url,
+    srclang: languages[0],
+    label: languages.length === 1 ? languageName(languages[0]) : 'All languages',
+    default: true,
+  });
+  if (languages.length === 1) return [all];
+  return [all, ...languages.map((lang) => h('track', {
+    kind: 'captions',
+    src: `${url}?lang=${encodeURIComponent(lang)}`,
     srclang: lang,
     label: languageName(lang),
-    default: i === 0,
-  }));
+  }))];
 }
 
 // A language's name in the browser's language ("es" → "Spanish"), or the code.

@@ -203,3 +203,91 @@ impl Decoder {
         self.positions.dim(0).unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+    use candle_nn::VarMap;
+    use candle_transformers::models::whisper::model::Whisper as Reference;
+
+    use super::*;
+
+    /// With the cache, token by token, the decoder says what candle's decoder says running the
+    /// whole sequence at once: a tiny Whisper of random weights.
+    #[test]
+    fn the_cache_changes_nothing() {
+        let device = Device::Cpu;
+        let config = Config {
+            num_mel_bins: 8,
+            max_source_positions: 6,
+            d_model: 32,
+            encoder_attention_heads: 2,
+            encoder_layers: 1,
+            vocab_size: 50,
+            max_target_positions: 16,
+            decoder_attention_heads: 2,
+            decoder_layers: 2,
+            suppress_tokens: Vec::new(),
+        };
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let mut reference = Reference::load(&vb, config.clone()).unwrap();
+        let ours = Decoder::load(vb.pp("model.decoder"), &config).unwrap();
+        // Both hold the same variables: drawn now, both see the draw.
+        for var in varmap.all_vars() {
+            var.set(&Tensor::randn(0f32, 0.5, var.shape(), &device).unwrap())
+                .unwrap();
+        }
+        let features = Tensor::randn(0f32, 1.0, (1, 6, 32), &device).unwrap();
+        let tokens = [3u32, 7, 1, 42, 9, 0, 13];
+
+        // A prompt of three, then one token at a time.
+        let mut state = ours.start(&features).unwrap();
+        let mut hidden = vec![ours.step(&mut state, &tokens[..3]).unwrap()];
+        for t in &tokens[3..] {
+            hidden.push(ours.step(&mut state, &[*t]).unwrap());
+        }
+        let cached = Tensor::cat(&hidden, 1).unwrap();
+        let input = Tensor::new(&tokens, &device).unwrap().unsqueeze(0).unwrap();
+        let whole = reference.decoder.forward(&input, &features, true).unwrap();
+        assert_eq!(cached.dims(), whole.dims());
+        let diff: f32 = (cached - &whole)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-4, "{diff}");
+
+        // And the next-token scores of the last position agree too.
+        let last = whole.narrow(1, tokens.len() - 1, 1).unwrap();
+        let theirs: Vec<f32> = reference
+            .decoder
+            .final_linear(&last)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mine = ours.logits(&last.squeeze(1).unwrap()).unwrap();
+        assert_eq!(mine.len(), 50);
+        assert!(mine.iter().zip(&theirs).all(|(a, b)| (a - b).abs() < 1e-4));
+        // A different history gives different states: the test can fail.
+        let mut other = ours.start(&features).unwrap();
+        let shuffled = ours.step(&mut other, &[7, 3, 1]).unwrap();
+        let first = ours
+            .step(&mut ours.start(&features).unwrap(), &[3, 7, 1])
+            .unwrap();
+        let moved: f32 = (shuffled - first)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(moved > 1e-3, "{moved}");
+    }
+}

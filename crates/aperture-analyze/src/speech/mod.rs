@@ -24,9 +24,10 @@ use aperture_media::audio::{self, AudioOptions, SAMPLE_RATE};
 use aperture_models as models;
 
 use crate::loaded::Loaded;
-use crate::{Analyzer, Error, Input, Output};
 use aperture_catalog::MAX_PARTS;
 use aperture_catalog::jobs::{Part, PartResult, Stretch};
+
+use crate::{Analyzer, Error, Input, Output};
 
 /// The model pack's Whispers, the one used by default first: base knows 99 languages and
 /// tells which is spoken; tiny.en knows English only, in a third of the time.
@@ -35,7 +36,7 @@ pub const WHISPER_MODELS: [&str; 2] = ["whisper-base", "whisper-tiny-en"];
 /// What the `speech` analyzer is, before anything loads.
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "speech",
-    version: "1",
+    version: "2",
     kinds: &[MediaKind::Audio, MediaKind::Video],
     priority: 30,
     reads: &[],
@@ -101,8 +102,13 @@ impl Analyzer for Speech {
         &SPEC
     }
 
+    /// The model's fingerprint, and the language when one is set: transcripts made in
+    /// another language, or parts made under another setting, are not this version's.
     fn version(&self) -> String {
-        format!("{}+{}", SPEC.version, self.fingerprint)
+        match &self.language {
+            Some(code) => format!("{}+{}+{code}", SPEC.version, self.fingerprint),
+            None => format!("{}+{}", SPEC.version, self.fingerprint),
+        }
     }
 
     fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
@@ -114,7 +120,15 @@ impl Analyzer for Speech {
 
     fn split(&self, input: &Input<'_>) -> Result<Option<Vec<Stretch>>, Error> {
         self.check(input)?;
-        let Some(duration) = input.asset.metadata.duration_ms else {
+        // Only where ffmpeg lands exactly on the time asked (an index, or a constant rate):
+        // in raw AAC, MP3 or MPEG-TS a seek is a guess from the bit rate, and the parts' times
+        // would not line up.
+        let seekable = input.asset.metadata.container.as_deref().is_some_and(|c| {
+            ["wav", "flac", "ogg", "mp4", "mov", "matroska", "webm"]
+                .iter()
+                .any(|k| c.contains(k))
+        });
+        let Some(duration) = input.asset.metadata.duration_ms.filter(|_| seekable) else {
             return Ok(None);
         };
         let chunk = (self.chunk.as_millis() as u64)
@@ -204,14 +218,10 @@ impl Speech {
             });
         }
         if let Some(code) = &self.language
-            && code != "en"
-            && self.name.ends_with("-en")
+            && let Some(refused) = refused_language(&self.name, code)
         {
             return Err(Error::BadInput {
-                reason: format!(
-                    "{} knows English only, not {code}: install whisper-base",
-                    self.name
-                ),
+                reason: format!("{}: {refused}", asset.name),
             });
         }
         Ok(())
@@ -306,7 +316,8 @@ impl Speech {
         })
     }
 
-    /// A recording that ends well before the length its header gives is cut off or damaged:
+    /// A recording that ends more than 2 s (or 1 %) before the length its header gives is cut
+    /// off or damaged:
     /// say so rather than keep a transcript of part of it. (A video's sound may end before its
     /// pictures, so only audio files are held to their header.)
     fn check_complete(
@@ -316,7 +327,7 @@ impl Speech {
     ) -> Result<(), Error> {
         if asset.kind == MediaKind::Audio
             && let Some(header_ms) = asset.metadata.duration_ms
-            && decoded_ms + (header_ms / 20).max(2_000) < header_ms
+            && decoded_ms + (header_ms / 100).max(2_000) < header_ms
         {
             return Err(Error::BadInput {
                 reason: format!(
@@ -364,18 +375,18 @@ impl Speech {
     }
 }
 
-/// The stretches of all parts in order, each heard once: where two parts heard the same
-/// stretch around the time between them (mostly the same sound), the second gives it up;
-/// where they heard overlapping stretches, the words the second repeats from the end of the
-/// first are taken off it.
+/// The stretches of all parts in order, each heard once: where the next part heard a stretch
+/// the one before had heard whole (ending at most a second later: the same pause), it gives it
+/// up; where it heard one that goes on further (two voice detectors that cut a long run of
+/// speech in different places), it is kept, less the words it repeats from the end of the
+/// one before. Speech is never dropped to avoid a repeat; a repeat worded differently stays.
 fn without_repeats(heard: Vec<Heard>) -> Vec<Heard> {
     let mut out: Vec<Heard> = Vec::with_capacity(heard.len());
     for mut next in heard {
         if let Some(last) = out.last()
             && next.start_ms < last.end_ms
         {
-            let shared = last.end_ms.min(next.end_ms) - next.start_ms.max(last.start_ms);
-            if 2 * shared >= next.end_ms - next.start_ms {
+            if next.end_ms <= last.end_ms + 1_000 {
                 continue;
             }
             next.text = after_repeated_words(&last.text, &next.text);
@@ -404,6 +415,20 @@ fn after_repeated_words(before: &str, after: &str) -> String {
         .find(|&k| (0..k).all(|i| a[a.len() - k + i] == word(b[i])))
         .unwrap_or(0);
     b[repeated..].join(" ")
+}
+
+/// Why `model` cannot be told that everything is said in `code`, if it cannot: a language
+/// Whisper does not know, or any but English for an English-only model (the pack names those
+/// `*-en`).
+pub fn refused_language(model: &str, code: &str) -> Option<String> {
+    if !whisper::LANGUAGES.contains(&code) {
+        return Some(format!(
+            "[speech] language {code:?} is not one Whisper knows (en, es, fr, de, ru, zh, ...)"
+        ));
+    }
+    (code != "en" && model.ends_with("-en")).then(|| {
+        format!("[speech] language is {code}, but {model} knows English only: install whisper-base")
+    })
 }
 
 /// The languages heard so far in a file, by seconds of speech the model was sure of: the
@@ -476,6 +501,14 @@ mod tests {
                 "Thanks."
             ]
         );
+        // A long run of speech two detectors cut in different places: nothing the second
+        // heard past the first is lost.
+        let joined = without_repeats(vec![
+            heard(590_000, 615_000, "and then we went down to the river"),
+            heard(600_000, 620_000, "down to the river and across the bridge"),
+        ]);
+        assert_eq!(joined.len(), 2);
+        assert_eq!(joined[1].text, "and across the bridge");
         assert_eq!(after_repeated_words("a b c", "x y"), "x y");
         assert_eq!(after_repeated_words("a b c", "B, C"), "");
     }

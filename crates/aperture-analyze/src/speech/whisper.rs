@@ -24,6 +24,18 @@ const LOGPROB: f64 = w::LOGPROB_THRESHOLD;
 /// Text that compresses better than this (zlib) is a loop, not speech.
 const COMPRESSION: f64 = w::COMPRESSION_RATIO_THRESHOLD;
 
+/// The languages multilingual Whisper knows, in the order of its language tokens (ISO 639-1,
+/// and Whisper's own `haw` and `jw` where there is none).
+pub const LANGUAGES: [&str; 99] = [
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
+    "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur",
+    "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si",
+    "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo",
+    "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su",
+];
+
 /// A window's language is the detected one only when the model gives it at least this
 /// probability; below, the caller's fallback (the file's language so far) is used.
 pub const SURE_OF_LANGUAGE: f64 = 0.5;
@@ -324,7 +336,7 @@ impl Whisper {
                 return index(code)
                     .map(|i| (Some(i), None))
                     .ok_or_else(|| Error::BadInput {
-                        reason: format!("Whisper knows no language {code:?}"),
+                        reason: format!("[speech] language {code:?} is not one this Whisper knows"),
                     });
             }
             Language::Detect { fallback } => fallback.and_then(index),
@@ -346,12 +358,8 @@ impl Whisper {
             })
             .collect();
         let probs: Vec<f32> = log_softmax(&scores).iter().map(|l| l.exp()).collect();
-        let best = argmax(&probs);
-        let p = f64::from(probs[best]);
-        Ok(match fallback {
-            Some(i) if p < SURE_OF_LANGUAGE => (Some(i), Some(f64::from(probs[i]))),
-            _ => (Some(best), Some(p)),
-        })
+        let chosen = choose_language(&probs, fallback);
+        Ok((Some(chosen), Some(f64::from(probs[chosen]))))
     }
 
     fn decode(
@@ -443,6 +451,23 @@ impl Whisper {
     }
 }
 
+/// The language of a window from the model's probabilities: its best guess, unless it is unsure
+/// (under [`SURE_OF_LANGUAGE`]) and the file's main language so far (`fallback`) is a close
+/// second (at least a quarter of the best): a short "okay" in a Spanish interview stays
+/// Spanish, but a Spanish sentence after English speech is not taken for English.
+fn choose_language(probs: &[f32], fallback: Option<usize>) -> usize {
+    let best = argmax(probs);
+    match fallback {
+        Some(i)
+            if f64::from(probs[best]) < SURE_OF_LANGUAGE
+                && probs.get(i).is_some_and(|p| 4.0 * p >= probs[best]) =>
+        {
+            i
+        }
+        _ => best,
+    }
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -518,6 +543,17 @@ mod tests {
             .max_by(|&a, &b| f[201 * 10 + a].total_cmp(&f[201 * 10 + b]))
             .unwrap();
         assert!((peak..200).all(|k| f[2010 + k] >= f[2010 + k + 1]));
+    }
+
+    #[test]
+    fn an_unsure_guess_takes_the_files_language_only_when_close() {
+        // Sure: the guess, whatever the file so far.
+        assert_eq!(choose_language(&[0.9, 0.05, 0.05], Some(1)), 0);
+        // Unsure, and the file's language close behind: the file's.
+        assert_eq!(choose_language(&[0.4, 0.3, 0.3], Some(2)), 2);
+        // Unsure, but the file's language far behind: the guess.
+        assert_eq!(choose_language(&[0.43, 0.05, 0.47], Some(1)), 2);
+        assert_eq!(choose_language(&[0.45, 0.05, 0.5], None), 2);
     }
 
     #[test]
