@@ -53,6 +53,7 @@ fn dir(var: &str, default: &str) -> PathBuf {
 }
 
 /// One recording with what is said in it.
+#[derive(Clone)]
 struct Clip {
     path: PathBuf,
     language: &'static str,
@@ -205,6 +206,8 @@ fn wer(clips: &[Clip], said: &[Heard]) -> f64 {
 struct Heard {
     text: String,
     language: String,
+    /// The speech analyzer's insights (ours only), for the search measure.
+    insights: Vec<aperture_core::Insight>,
 }
 
 /// A run of one engine over a set: seconds (model loading left out) and what it heard.
@@ -296,6 +299,7 @@ fn ours_pipeline(speech: &Speech, clips: &[Clip]) -> Run {
                 }
             }
             heard.text = texts.join(" ");
+            heard.insights = out.insights;
             heard
         })
         .collect();
@@ -303,6 +307,123 @@ fn ours_pipeline(speech: &Speech, clips: &[Clip]) -> Run {
         seconds: started.elapsed().as_secs_f64(),
         heard,
     }
+}
+
+/// Search by a word said: each clip's transcripts (from the speech analyzer) in one lake, one
+/// query per clip, the longest word of its reference transcript that no other clip of its
+/// language has, as a user would type it. A query is found when its clip is among the first
+/// ten hits with a reason at a moment inside the clip. Recall@10 per language.
+fn spoken_search(sets: &[(&str, Vec<Clip>, Vec<Heard>)]) -> Vec<Vec<String>> {
+    use aperture_catalog::AssetQuery;
+    use aperture_ingest::{Ingester, NoProgress};
+    use aperture_search::Reason;
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = dir.path().join("data");
+    let lake = runtime
+        .block_on(aperture_lake::Lake::init(&data, None, Vec::new(), "bench"))
+        .unwrap()
+        .lake;
+    let ingester = Ingester::new(lake.blobs.clone(), lake.catalog.clone());
+    for (name, clips, _) in sets {
+        let folder = dir.path().join("in").join(name);
+        std::fs::create_dir_all(&folder).unwrap();
+        for clip in clips {
+            std::fs::copy(&clip.path, folder.join(clip.path.file_name().unwrap())).unwrap();
+        }
+        let options = lake.ingest_options(name.to_string());
+        runtime
+            .block_on(ingester.ingest(&[folder], &options, &NoProgress))
+            .unwrap();
+    }
+    let assets = runtime
+        .block_on(lake.catalog(|c| {
+            c.list_assets(&AssetQuery {
+                collections: None,
+                kind: None,
+                after: None,
+                limit: 100_000,
+            })
+        }))
+        .unwrap();
+    let id_of = |collection: &str, clip: &Clip| {
+        let name = clip.path.file_name().unwrap().to_string_lossy();
+        assets
+            .iter()
+            .find(|a| a.collection == collection && a.name == name)
+            .map(|a| a.id)
+            .unwrap()
+    };
+    let mut insights = Vec::new();
+    for (name, clips, heard) in sets {
+        for (clip, h) in clips.iter().zip(heard) {
+            let id = id_of(name, clip);
+            insights.extend(h.insights.iter().cloned().map(|mut i| {
+                i.asset = id;
+                i
+            }));
+        }
+    }
+    runtime
+        .block_on(lake.catalog(move |c| c.add_insights(&insights)))
+        .unwrap();
+    runtime.block_on(lake.update_search()).unwrap();
+
+    let mut rows = Vec::new();
+    for (name, clips, _) in sets {
+        let words: Vec<Vec<String>> = clips
+            .iter()
+            .map(|c| {
+                c.truth
+                    .split_whitespace()
+                    .map(|w| {
+                        w.trim_matches(|ch: char| !ch.is_alphanumeric())
+                            .to_lowercase()
+                    })
+                    .filter(|w| w.chars().count() >= 4)
+                    .collect()
+            })
+            .collect();
+        let (mut asked, mut found) = (0, 0);
+        for (i, clip) in clips.iter().enumerate() {
+            let Some(word) = words[i]
+                .iter()
+                .filter(|w| {
+                    words
+                        .iter()
+                        .enumerate()
+                        .all(|(j, other)| j == i || !other.contains(w))
+                })
+                .max_by_key(|w| w.chars().count())
+            else {
+                continue;
+            };
+            asked += 1;
+            let query = aperture_search::parse(word).unwrap();
+            let hits = runtime
+                .block_on(lake.search(query, Vec::new(), 10))
+                .unwrap();
+            let id = id_of(name, clip);
+            let duration = (clip.seconds * 1000.0) as u64 + 500;
+            let at_its_moment = hits.iter().any(|h| {
+                h.asset.id == id
+                    && h.reasons.iter().any(|r| {
+                        matches!(r, Reason::Words {
+                            place: Some(aperture_core::Place::Time { start_ms, .. }),
+                            ..
+                        } if *start_ms < duration)
+                    })
+            });
+            found += usize::from(at_its_moment);
+        }
+        rows.push(vec![
+            name.to_string(),
+            asked.to_string(),
+            format!("{:.0}%", 100.0 * found as f64 / asked.max(1) as f64),
+        ]);
+    }
+    rows
 }
 
 /// faster-whisper on the same files (its own timing: loading left out, decoding in).
@@ -338,6 +459,7 @@ fn peer(
         .map(|f| Heard {
             text: f["text"].as_str().unwrap_or_default().to_owned(),
             language: f["language"].as_str().unwrap_or_default().to_owned(),
+            insights: Vec::new(),
         })
         .collect();
     Some(Run {
@@ -546,6 +668,8 @@ fn main() {
 
     let mut speed = Vec::new();
     let mut accuracy = Vec::new();
+    // What the last model's speech analyzer heard in each set, for the search measure.
+    let mut transcribed: Vec<(&str, Vec<Clip>, Vec<Heard>)> = Vec::new();
     for model in &models {
         let folder = aperture_models::require(&models_dir, model).expect("model");
         let whisper = Whisper::load(&folder).expect("load");
@@ -594,6 +718,11 @@ fn main() {
                     "–".into()
                 },
                 if multilingual {
+                    format!("{:.0}%", language_accuracy(clips, &pipeline))
+                } else {
+                    "–".into()
+                },
+                if multilingual {
                     cell(&f32_peer, &|r| {
                         format!("{:.0}%", language_accuracy(clips, r))
                     })
@@ -601,6 +730,9 @@ fn main() {
                     "–".into()
                 },
             ]);
+            if Some(model) == models.last() {
+                transcribed.push((name, clips.clone(), pipeline.heard.clone()));
+            }
             if std::env::var_os("BENCH_VERBOSE").is_some() {
                 for (i, clip) in clips.iter().enumerate() {
                     eprintln!(
@@ -646,10 +778,19 @@ fn main() {
             "ours: pipeline",
             "fw float32",
             "fw int8",
-            "lang ours",
+            "lang ours: whisper",
+            "lang ours: pipeline",
             "lang fw",
         ],
         &accuracy,
+    );
+    println!(
+        "\nSearch by a word said ({}): recall@10, the clip among the first ten hits at a moment inside it",
+        models.last().map_or("", String::as_str)
+    );
+    table(
+        &["set", "queries", "recall@10"],
+        &spoken_search(&transcribed),
     );
     let noisy = env_usize("BENCH_NOISY_HOURS", 3);
     let silence = env_usize("BENCH_SILENCE_HOURS", 10);

@@ -190,7 +190,12 @@ fn a_video_longer_than_a_chunk_is_analysed_in_parts_by_two_processes() {
     let config = ap.data().join("aperture.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("chunk_secs = 600"), "{text}");
-    std::fs::write(&config, text.replace("chunk_secs = 600", "chunk_secs = 5")).unwrap();
+    // The first is `[video]`'s (`[speech]` has its own).
+    std::fs::write(
+        &config,
+        text.replacen("chunk_secs = 600", "chunk_secs = 5", 1),
+    )
+    .unwrap();
     let dir = ap.inputs();
     reel(&dir);
     ap.ingest(&dir, "videos");
