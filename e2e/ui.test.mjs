@@ -82,6 +82,13 @@ async function screenshot(p, name) {
 // grid is busy from the keystroke until the answer is shown.
 async function search(p, query) {
   await p.getByRole('searchbox', { name: 'Search' }).fill(query);
+  // The page writes a search into its address before it runs it (after a pause in typing):
+  // once the address has this one, the grid's busy flag is this search's, not the last one's.
+  await p.waitForFunction((q) => {
+    const m = /^#\/search\?(.*)$/.exec(location.hash);
+    if (m === null) return q === '';
+    return (new URLSearchParams(m[1]).get('q') || '') === q;
+  }, query);
   await p.locator('#grid[aria-busy="false"]').waitFor({ state: 'attached' });
 }
 

@@ -124,7 +124,7 @@ impl Default for SpeechSection {
         Self {
             model: None,
             language: None,
-            chunk_secs: 600,
+            chunk_secs: aperture_analyze::speech::DEFAULT_CHUNK.as_secs(),
         }
     }
 }

@@ -322,8 +322,13 @@ async fn captions(
         )));
     }
     let (asset, insights) = readable_with(&state, &caller, &id, &["transcript_segment"]).await?;
-    let text = captions::captions(&insights, format, query.lang.as_deref())
-        .map_err(|e| ApiError::not_found(format!("{}: {e}", asset.name)))?;
+    let text = captions::captions(&insights, format, query.lang.as_deref()).map_err(|e| {
+        let code = match e {
+            captions::NoCaptions::NoTranscript => "no_transcript",
+            captions::NoCaptions::NotInLanguage { .. } => "not_spoken",
+        };
+        ApiError::new(StatusCode::NOT_FOUND, code, format!("{}: {e}", asset.name))
+    })?;
     state
         .audit(
             &caller,

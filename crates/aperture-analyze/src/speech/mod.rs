@@ -43,6 +43,9 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     produces: &[InsightValue::TRANSCRIPT_SEGMENT],
 };
 
+/// Sound longer than this is transcribed in parts, by default.
+pub const DEFAULT_CHUNK: Duration = Duration::from_secs(600);
+
 /// Longer recordings are refused. Default: 6 hours.
 const MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
 
@@ -87,7 +90,7 @@ impl Speech {
             fingerprint,
             audio: AudioOptions::default(),
             language: None,
-            chunk: Duration::from_secs(600),
+            chunk: DEFAULT_CHUNK,
         })
     }
 
@@ -242,7 +245,7 @@ impl Speech {
         let mut spoken = Spoken::default();
         // Whether a stretch past `until` has come: the rest is the next part's.
         let mut past = false;
-        let mut hear = |window: vad::Window, past: &mut bool| -> Result<(), Error> {
+        let mut listen = |window: vad::Window, past: &mut bool| -> Result<(), Error> {
             let (start_ms, end_ms) = (window.start_ms + decode_from, window.end_ms + decode_from);
             if end_ms <= from {
                 return Ok(());
@@ -283,11 +286,12 @@ impl Speech {
         let max_samples = MAX_DURATION.as_secs() * u64::from(SAMPLE_RATE);
         let mut read = 0u64;
         let at = |read: u64| decode_from + read * 1000 / u64::from(SAMPLE_RATE);
-        let chunks = audio::samples(input.path, &asset.name, decode_from, None, &self.audio)
+        let blocks = audio::samples(input.path, &asset.name, decode_from, None, &self.audio)
             .map_err(audio_error)?;
-        for chunk in chunks {
-            let chunk = chunk.map_err(audio_error)?;
-            read += chunk.len() as u64;
+        // Blocks of a second of sound, as the decoder hands them over.
+        for block in blocks {
+            let block = block.map_err(audio_error)?;
+            read += block.len() as u64;
             if read > max_samples {
                 return Err(Error::BadInput {
                     reason: format!(
@@ -297,8 +301,8 @@ impl Speech {
                     ),
                 });
             }
-            for window in detector.push(&chunk) {
-                hear(window, &mut past)?;
+            for window in detector.push(&block) {
+                listen(window, &mut past)?;
             }
             if past || enough.is_some_and(|t| at(read) > t) {
                 return Ok(Run {
@@ -308,7 +312,7 @@ impl Speech {
             }
         }
         if let Some(window) = detector.finish() {
-            hear(window, &mut past)?;
+            listen(window, &mut past)?;
         }
         Ok(Run {
             heard,

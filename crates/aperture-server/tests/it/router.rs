@@ -298,6 +298,7 @@ fn captions_are_served_per_language_to_those_who_may_read_them() {
     );
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("the transcript is in en, es"), "{body}");
+    assert!(body.contains(r#""code":"not_spoken""#), "{body}");
     let (status, _, _) = get_text(
         &lake,
         &router,
