@@ -62,6 +62,8 @@ max_keyframes = 1000
 # Longer recordings (and the sound of longer videos) are transcribed in parts of this many
 # seconds, cut at pauses, that several workers run at once.
 chunk_secs = 600
+# Longer recordings are refused (their jobs fail, naming the limit).
+max_duration_secs = 21600
 
 [models]
 # Where `aperture models install` puts models and the analyzers load them from.
@@ -117,6 +119,8 @@ pub struct SpeechSection {
     pub language: Option<String>,
     /// Longer sound is transcribed in parts of this many seconds. Default 600.
     pub chunk_secs: u64,
+    /// Longer sound is refused. Default 21,600 (6 hours).
+    pub max_duration_secs: u64,
 }
 
 impl Default for SpeechSection {
@@ -125,6 +129,7 @@ impl Default for SpeechSection {
             model: None,
             language: None,
             chunk_secs: aperture_analyze::speech::DEFAULT_CHUNK.as_secs(),
+            max_duration_secs: aperture_analyze::speech::DEFAULT_MAX_DURATION.as_secs(),
         }
     }
 }
@@ -372,6 +377,9 @@ impl Config {
             return Err(Error::config(
                 "ingest.concurrency and ingest.large_concurrency must be at least 1",
             ));
+        }
+        if file.speech.max_duration_secs == 0 {
+            return Err(Error::config("speech.max_duration_secs must be at least 1"));
         }
         if file.speech.chunk_secs < 30 {
             // Each part decodes 30 s before its start: shorter parts would mostly repeat work.

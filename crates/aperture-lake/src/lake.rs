@@ -182,6 +182,8 @@ impl Lake {
                             made.audio.ffmpeg = self.config.media.ffmpeg.clone();
                             made.language = speech.language.clone();
                             made.chunk = std::time::Duration::from_secs(speech.chunk_secs);
+                            made.max_duration =
+                                std::time::Duration::from_secs(speech.max_duration_secs);
                             *analyzer = Arc::new(made);
                         }
                         Err(e) => unusable.push((analyzer.name(), e.to_string())),

@@ -46,8 +46,8 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
 /// Sound longer than this is transcribed in parts, by default.
 pub const DEFAULT_CHUNK: Duration = Duration::from_secs(600);
 
-/// Longer recordings are refused. Default: 6 hours.
-const MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
+/// Longer recordings are refused, by default.
+pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(6 * 3600);
 
 /// The analyzer.
 pub struct Speech {
@@ -63,6 +63,8 @@ pub struct Speech {
     /// Longer recordings are transcribed in parts of this length, cut at pauses, which
     /// several workers run at once. Default: 10 minutes.
     pub chunk: Duration,
+    /// Longer recordings are refused. Default: 6 hours.
+    pub max_duration: Duration,
 }
 
 impl Speech {
@@ -91,6 +93,7 @@ impl Speech {
             audio: AudioOptions::default(),
             language: None,
             chunk: DEFAULT_CHUNK,
+            max_duration: DEFAULT_MAX_DURATION,
         })
     }
 
@@ -209,14 +212,14 @@ impl Speech {
             });
         }
         if let Some(ms) = asset.metadata.duration_ms
-            && ms > MAX_DURATION.as_millis() as u64
+            && ms > self.max_duration.as_millis() as u64
         {
             return Err(Error::BadInput {
                 reason: format!(
                     "{} lasts {}, longer than the {} limit for speech",
                     asset.name,
                     aperture_core::human::clock(ms),
-                    aperture_core::human::clock(MAX_DURATION.as_millis() as u64)
+                    aperture_core::human::clock(self.max_duration.as_millis() as u64)
                 ),
             });
         }
@@ -283,7 +286,7 @@ impl Speech {
             }
             Ok(())
         };
-        let max_samples = MAX_DURATION.as_secs() * u64::from(SAMPLE_RATE);
+        let max_samples = self.max_duration.as_secs() * u64::from(SAMPLE_RATE);
         let mut read = 0u64;
         let at = |read: u64| decode_from + read * 1000 / u64::from(SAMPLE_RATE);
         let blocks = audio::samples(input.path, &asset.name, decode_from, None, &self.audio)
@@ -297,7 +300,7 @@ impl Speech {
                     reason: format!(
                         "{} goes on past the {} limit for speech",
                         asset.name,
-                        aperture_core::human::clock(MAX_DURATION.as_millis() as u64)
+                        aperture_core::human::clock(self.max_duration.as_millis() as u64)
                     ),
                 });
             }
