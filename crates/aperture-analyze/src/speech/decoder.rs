@@ -212,6 +212,17 @@ mod tests {
 
     use super::*;
 
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap()
+    }
+
     /// With the cache, token by token, the decoder says what candle's decoder says running the
     /// whole sequence at once: a tiny Whisper of random weights.
     #[test]
@@ -251,14 +262,7 @@ mod tests {
         let input = Tensor::new(&tokens, &device).unwrap().unsqueeze(0).unwrap();
         let whole = reference.decoder.forward(&input, &features, true).unwrap();
         assert_eq!(cached.dims(), whole.dims());
-        let diff: f32 = (cached - &whole)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = largest_difference(&cached, &whole);
         assert!(diff < 1e-4, "{diff}");
 
         // And the next-token scores of the last position agree too.
@@ -280,14 +284,7 @@ mod tests {
         let first = ours
             .step(&mut ours.start(&features).unwrap(), &[3, 7, 1])
             .unwrap();
-        let moved: f32 = (shuffled - first)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let moved = largest_difference(&shuffled, &first);
         assert!(moved > 1e-3, "{moved}");
     }
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as w, audio, model::Whisper as Model};
+use candle_transformers::models::whisper::model::{AudioEncoder, Whisper as Model};
+use candle_transformers::models::whisper::{self as w, audio};
 
 use super::decoder::{Decoder, State};
 use tokenizers::Tokenizer;
@@ -57,10 +58,11 @@ pub struct Said {
 }
 
 /// A loaded Whisper: the model, its tokenizer and its special tokens. Each transcription
-/// works on its own copy of the model (the weights are shared; only the caches are its own),
+/// works on its own copy of the encoder and its own decoding state (the weights are shared),
 /// so jobs on several workers run side by side.
 pub struct Whisper {
-    model: Model,
+    /// candle's encoder (its decoder is ours: [`Decoder`]).
+    encoder: AudioEncoder,
     decoder: Decoder,
     tokenizer: Tokenizer,
     filters: Vec<f32>,
@@ -190,7 +192,10 @@ impl Whisper {
             suppress_tokens: Vec::new(),
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = Model::load(&vb, config.clone()).map_err(model_error)?;
+        // candle loads encoder and decoder together; only its encoder is kept.
+        let encoder = Model::load(&vb, config.clone())
+            .map_err(model_error)?
+            .encoder;
         let decoder = Decoder::load(vb.pp("model.decoder"), &config).map_err(model_error)?;
         let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json")).map_err(model_error)?;
         let token = |t: &str| {
@@ -249,7 +254,7 @@ impl Whisper {
             )));
         }
         Ok(Self {
-            model,
+            encoder,
             decoder,
             filters: mel_filters(config.num_mel_bins),
             languages,
@@ -289,7 +294,7 @@ impl Whisper {
             .map_err(model_error)?;
         // The encoder keeps caches of its own: each transcription works on its own copy (the
         // weights are shared).
-        let mut encoder = self.model.encoder.clone();
+        let mut encoder = self.encoder.clone();
         let features = encoder.forward(&mel, true).map_err(model_error)?;
         let state = self.decoder.start(&features).map_err(model_error)?;
         let (language, language_prob) = self.language(&state, language)?;

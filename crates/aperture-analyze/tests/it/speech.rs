@@ -40,29 +40,65 @@ fn audio_asset(path: &Path) -> aperture_catalog::Asset {
 /// The segments found in a file: (start ms, end ms, text, language).
 fn segments(speech: &Speech, path: &Path) -> Vec<(u64, u64, String, String)> {
     let asset = audio_asset(path);
-    let out = speech
-        .analyze(&Input {
-            asset: &asset,
-            path,
-            insights: &[],
-            frames: &[],
-        })
-        .unwrap();
+    timeline(
+        speech
+            .analyze(&Input {
+                asset: &asset,
+                path,
+                insights: &[],
+                frames: &[],
+            })
+            .unwrap(),
+    )
+}
+
+/// An analyzer's transcript: (start ms, end ms, text, language) of each segment.
+fn timeline(out: aperture_analyze::Output) -> Vec<(u64, u64, String, String)> {
     out.insights
-        .iter()
-        .map(|i| {
-            let language = i.language.clone().unwrap();
-            match (&i.value, i.place) {
-                (
-                    InsightValue::TranscriptSegment(s),
-                    Place::Time {
-                        start_ms, end_ms, ..
-                    },
-                ) => (start_ms, end_ms, s.text.clone(), language),
-                other => panic!("{other:?}"),
-            }
+        .into_iter()
+        .map(|i| match (i.value, i.place) {
+            (
+                InsightValue::TranscriptSegment(s),
+                Place::Time {
+                    start_ms, end_ms, ..
+                },
+            ) => (start_ms, end_ms, s.text, i.language.unwrap()),
+            other => panic!("{other:?}"),
         })
         .collect()
+}
+
+/// `prompts` one after another in one file `name`, each resampled alike and followed by its
+/// seconds of silence.
+fn with_pauses(
+    dir: &Path,
+    prompts: &[(std::path::PathBuf, u32)],
+    name: &str,
+) -> std::path::PathBuf {
+    let mut args: Vec<String> = Vec::new();
+    for (prompt, _) in prompts {
+        args.extend(["-i".into(), prompt.to_str().unwrap().into()]);
+    }
+    let filter = prompts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pad))| format!("[{i}:a]aresample=16000,apad=pad_dur={pad}[p{i}];"))
+        .chain(std::iter::once(format!(
+            "{}concat=n={}:v=0:a=1[out]",
+            (0..prompts.len())
+                .map(|i| format!("[p{i}]"))
+                .collect::<String>(),
+            prompts.len()
+        )))
+        .collect::<String>();
+    args.extend([
+        "-filter_complex".into(),
+        filter,
+        "-map".into(),
+        "[out]".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ffmpeg(dir, &args, name)
 }
 
 /// Lower case, letters (accents kept), digits and single spaces.
@@ -227,34 +263,16 @@ fn each_stretch_of_a_file_keeps_its_own_language() {
     let intl = samples_dir().join("audio-intl");
     // English first: the Spanish after it is not taken for the file's language so far (the
     // rule for an unsure guess is `choose_language`'s, tested on its own).
-    let parts = [
-        samples_dir().join("audio/tt-weasels.wav"),
-        intl.join("es-conf-onlyperson.wav"),
-        intl.join("fr-vm-intro.wav"),
-    ];
-    let mut args: Vec<String> = Vec::new();
-    for part in &parts {
-        args.extend(["-i".into(), part.to_str().unwrap().into()]);
-    }
-    // Each prompt resampled alike, then two seconds of silence after it.
-    let filter = (0..parts.len())
-        .map(|i| format!("[{i}:a]aresample=16000,apad=pad_dur=2[p{i}];"))
-        .chain(std::iter::once(format!(
-            "{}concat=n={}:v=0:a=1[out]",
-            (0..parts.len())
-                .map(|i| format!("[p{i}]"))
-                .collect::<String>(),
-            parts.len()
-        )))
-        .collect::<String>();
-    args.extend([
-        "-filter_complex".into(),
-        filter,
-        "-map".into(),
-        "[out]".into(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mixed = ffmpeg(dir.path(), &args, "three-languages.wav");
+    // Each prompt followed by two seconds of silence.
+    let mixed = with_pauses(
+        dir.path(),
+        &[
+            (samples_dir().join("audio/tt-weasels.wav"), 2),
+            (intl.join("es-conf-onlyperson.wav"), 2),
+            (intl.join("fr-vm-intro.wav"), 2),
+        ],
+        "three-languages.wav",
+    );
 
     let found = segments(&base, &mixed);
     let languages: Vec<&str> = found.iter().map(|s| s.3.as_str()).collect();
@@ -448,55 +466,21 @@ fn a_recording_in_parts_is_heard_as_a_whole() {
     let dir = tempfile::tempdir().unwrap();
     let intl = samples_dir().join("audio-intl");
     // Spanish from 0 s, English from about 24.8 s, French from about 47.7 s: 75 s.
-    let parts = [
-        (intl.join("es-conf-onlyperson.wav"), 20),
-        (samples_dir().join("audio/tt-weasels.wav"), 20),
-        (intl.join("fr-vm-intro.wav"), 20),
-    ];
-    let mut args: Vec<String> = Vec::new();
-    for (part, _) in &parts {
-        args.extend(["-i".into(), part.to_str().unwrap().into()]);
-    }
-    let filter = parts
-        .iter()
-        .enumerate()
-        .map(|(i, (_, pad))| format!("[{i}:a]aresample=16000,apad=pad_dur={pad}[p{i}];"))
-        .chain(std::iter::once(format!(
-            "{}concat=n={}:v=0:a=1[out]",
-            (0..parts.len())
-                .map(|i| format!("[p{i}]"))
-                .collect::<String>(),
-            parts.len()
-        )))
-        .collect::<String>();
-    args.extend([
-        "-filter_complex".into(),
-        filter,
-        "-map".into(),
-        "[out]".into(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let path = ffmpeg(dir.path(), &args, "long-call.flac");
+    let path = with_pauses(
+        dir.path(),
+        &[
+            (intl.join("es-conf-onlyperson.wav"), 20),
+            (samples_dir().join("audio/tt-weasels.wav"), 20),
+            (intl.join("fr-vm-intro.wav"), 20),
+        ],
+        "long-call.flac",
+    );
     let asset = probed_asset(&path);
     let input = Input {
         asset: &asset,
         path: &path,
         insights: &[],
         frames: &[],
-    };
-    let timeline = |out: aperture_analyze::Output| -> Vec<(u64, u64, String, String)> {
-        out.insights
-            .into_iter()
-            .map(|i| match (i.value, i.place) {
-                (
-                    InsightValue::TranscriptSegment(s),
-                    Place::Time {
-                        start_ms, end_ms, ..
-                    },
-                ) => (start_ms, end_ms, s.text, i.language.unwrap()),
-                other => panic!("{other:?}"),
-            })
-            .collect()
     };
     let whole = timeline(base.analyze(&input).unwrap());
     let stretches = base.split(&input).unwrap().expect("75 s in parts of 25 s");
