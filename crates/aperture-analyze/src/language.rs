@@ -78,6 +78,202 @@ pub fn detect(text: &str) -> Option<(String, f32)> {
     (confidence >= MIN_CONFIDENCE).then(|| (iso639_1(info.lang()).to_owned(), confidence))
 }
 
+/// The language of a short text (an OCR line, a sign, a file name, a query), two letters, or
+/// `None` when nothing tells. Texts long enough go to [`detect`]. Shorter ones, down to four
+/// letters, are judged by what holds on a few words, in this order:
+///
+/// 1. **Script**: a script written by one language only (Greek, Hebrew, Hangul, kana, Thai,
+///    Georgian, Armenian, ...) names it; Han without kana is Chinese; Cyrillic is Russian
+///    unless letters only Ukrainian, Belarusian, Serbian or Macedonian use appear.
+/// 2. **Function words and letters**: each word found in a language's list of its most
+///    frequent short words counts two, each letter only a few languages use (ñ, ã, ß, ł, ș,
+///    ...) one, and whatlang's guess one; the language ahead wins.
+/// 3. Otherwise whatlang's guess, when it is clearly ahead.
+///
+/// ```
+/// use aperture_analyze::detect_short_language;
+///
+/// assert_eq!(detect_short_language("Farmacia de guardia").as_deref(), Some("es"));
+/// assert_eq!(detect_short_language("Аптека").as_deref(), Some("ru"));
+/// assert_eq!(detect_short_language("42"), None);
+/// ```
+pub fn detect_short(text: &str) -> Option<String> {
+    if let Some((code, _)) = detect(text) {
+        return Some(code);
+    }
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.iter().filter(|c| !is_cjk(**c)).count()
+        + CJK_WEIGHT * letters.iter().filter(|c| is_cjk(**c)).count()
+        < MIN_SHORT_LETTERS
+    {
+        return None;
+    }
+    if let Some(code) = by_script(&letters) {
+        return Some(code.into());
+    }
+    // whatlang over the most widely written languages only: on a few words, trigram counts
+    // cannot tell a major language from a close minor one, and the major one is far likelier.
+    let guess = whatlang::Detector::with_allowlist(COMMON.to_vec()).detect(text);
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphabetic() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut scores: Vec<(&str, f32)> = Vec::new();
+    let mut add =
+        |code: &'static str, points: f32| match scores.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, score)) => *score += points,
+            None => scores.push((code, points)),
+        };
+    // A function word counts two, shared among the languages that have it.
+    for word in &words {
+        let having: Vec<&str> = FUNCTION_WORDS
+            .iter()
+            .filter(|(_, list)| list.split(' ').any(|f| f == *word))
+            .map(|(code, _)| *code)
+            .collect();
+        for code in &having {
+            add(code, 2.0 / having.len() as f32);
+        }
+    }
+    for c in lower.chars() {
+        for (code, marks) in TELLING_LETTERS {
+            if marks.contains(c) {
+                add(code, 1.0);
+            }
+        }
+    }
+    if let Some(info) = &guess {
+        add(iso639_1(info.lang()), 1.0);
+    }
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    match scores.as_slice() {
+        [(code, best), rest @ ..]
+            if *best >= 1.0 && rest.first().is_none_or(|(_, next)| best > next) =>
+        {
+            Some((*code).into())
+        }
+        _ => guess
+            .filter(|info| info.confidence() as f32 >= SHORT_CONFIDENCE)
+            .map(|info| iso639_1(info.lang()).into()),
+    }
+}
+
+/// The languages a short text in Latin or another shared script is taken to be in.
+const COMMON: &[Lang] = &[
+    Lang::Eng,
+    Lang::Spa,
+    Lang::Fra,
+    Lang::Deu,
+    Lang::Ita,
+    Lang::Por,
+    Lang::Nld,
+    Lang::Pol,
+    Lang::Tur,
+    Lang::Swe,
+    Lang::Ron,
+    Lang::Ces,
+    Lang::Hun,
+    Lang::Ind,
+    Lang::Vie,
+    Lang::Ara,
+    Lang::Hin,
+    Lang::Rus,
+];
+
+/// Fewer letters than this and a short text is not judged at all.
+const MIN_SHORT_LETTERS: usize = 4;
+
+/// whatlang's confidence that a short text's guess needs when nothing else tells.
+const SHORT_CONFIDENCE: f32 = 0.5;
+
+/// The language a text's script tells on its own, if it does.
+fn by_script(letters: &[char]) -> Option<&'static str> {
+    let sample: String = letters.iter().collect();
+    let script = whatlang::detect_script(&sample)?;
+    if script == whatlang::Script::Cyrillic {
+        let has = |set: &str| {
+            letters
+                .iter()
+                .any(|c| set.contains(c.to_lowercase().next().unwrap_or(*c)))
+        };
+        return Some(if has("іїєґ") {
+            "uk"
+        } else if has("ў") {
+            "be"
+        } else if has("ѓќѕ") {
+            "mk"
+        } else if has("ђћџ") {
+            "sr"
+        } else {
+            "ru"
+        });
+    }
+    if letters.iter().any(|c| matches!(c, '\u{3040}'..='\u{30FF}')) {
+        return Some("ja");
+    }
+    if script == whatlang::Script::Mandarin {
+        return Some("zh");
+    }
+    match script.langs() {
+        [only] => Some(iso639_1(*only)),
+        _ => None,
+    }
+}
+
+/// The most frequent short words of languages written in Latin letters, which say the
+/// language of a few words where letter statistics cannot. Words shared by several languages
+/// count for each.
+const FUNCTION_WORDS: &[(&str, &str)] = &[
+    (
+        "en",
+        "the of and to in is for on with at by from this that are be not no it you your",
+    ),
+    (
+        "es",
+        "el la los las de del y en que por para con un una es no se al su lo muy",
+    ),
+    (
+        "fr",
+        "le la les des de du et en un une est pour dans sur au aux pas ne que qui avec ce",
+    ),
+    (
+        "it",
+        "il lo la gli le di del della e in un una per con che non è al sono da",
+    ),
+    (
+        "pt",
+        "o a os as de do da dos das e em um uma para com não que por no na é ao",
+    ),
+    (
+        "de",
+        "der die das und ist nicht ein eine zu den mit von für auf im dem des bitte",
+    ),
+    ("nl", "de het een en van is niet op te met voor in dat"),
+    (
+        "ca",
+        "el la els les de del i en que per amb un una és no al als",
+    ),
+    ("ro", "și în de la cu pe un o nu este din pentru care"),
+    ("pl", "i w na z nie się do jest to że"),
+    ("sv", "och i att det som en på är av för med inte"),
+    ("tr", "ve bir bu da de için ile çok değil"),
+];
+
+/// Letters that only a few languages use, lower-case.
+const TELLING_LETTERS: &[(&str, &str)] = &[
+    ("es", "ñ¿¡"),
+    ("pt", "ãõ"),
+    ("fr", "êëîœùÿ"),
+    ("de", "ßäöü"),
+    ("pl", "łąęśźżń"),
+    ("ro", "șțăâ"),
+    ("tr", "ğışç"),
+    ("it", "ìò"),
+    ("ca", "ŀ"),
+    ("sv", "åäö"),
+];
+
 /// Latin letters: ASCII, Latin-1, Latin Extended A and B, IPA, Latin Extended Additional, and
 /// full-width forms.
 fn is_latin(c: char) -> bool {

@@ -35,6 +35,7 @@ pub mod speech;
 mod text;
 mod thumbnail;
 pub mod torch_legacy;
+pub mod translate;
 pub mod video;
 
 use std::path::{Path, PathBuf};
@@ -50,13 +51,16 @@ pub use clip::Clip;
 pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
 pub use frames::Frame;
 pub use labels::Labels;
-pub use language::{DETECTOR as LANGUAGE_DETECTOR, detect as detect_language};
+pub use language::{
+    DETECTOR as LANGUAGE_DETECTOR, detect as detect_language, detect_short as detect_short_language,
+};
 pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;
 pub use speech::Speech;
 pub use text::Text;
 pub use thumbnail::Thumbnail;
+pub use translate::Translate;
 pub use video::Video;
 
 /// What an analyzer is given: the asset's record and a local file with its verified bytes.
@@ -217,6 +221,7 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &video::SPEC,
     &video::preview::SPEC,
     &speech::SPEC,
+    &translate::SPEC,
 ];
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
@@ -306,5 +311,10 @@ pub fn builtin() -> Vec<Arc<dyn Analyzer>> {
         Arc::new(Text::default()),
         Arc::new(Video::default()),
         Arc::new(video::preview::Preview::default()),
+        Arc::new(Translate::installed(
+            Path::new(translate::apertium::MODES_DIR),
+            translate::DEFAULT_TIMEOUT,
+            vec!["en".into()],
+        )),
     ]
 }

@@ -636,6 +636,14 @@ pub struct Translation {
     /// → `de` has `en`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pivot_language: Option<String>,
+    /// Whether only the start of the original was translated (the rest is past the limit on
+    /// text translated per asset).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Why the text is incomplete or empty: cut at the limit, or no engine installed
+    /// translates its language (`text` is then empty and `engine` is `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[cfg(test)]
@@ -820,6 +828,18 @@ mod tests {
             r#"{"engine":"opus-mt","pivot_language":"en","source":"ocr_line","source_language":"ru","target_language":"de","text":"Parken verboten"}"#,
         );
         assert_eq!(translation.text(), Some("Parken verboten"));
+    }
+
+    #[test]
+    fn untranslated_text_says_why() {
+        round_trip(
+            "translation",
+            r#"{"engine":"none","note":"no engine installed translates ru into en","source":"ocr_line","source_language":"ru","target_language":"en","text":""}"#,
+        );
+        round_trip(
+            "translation",
+            r#"{"engine":"apertium","note":"only the first 1 MiB of text is translated","source":"text","source_language":"es","target_language":"en","text":"The","truncated":true}"#,
+        );
     }
 
     #[test]

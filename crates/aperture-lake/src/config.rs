@@ -65,6 +65,18 @@ chunk_secs = 600
 # Longer recordings are refused (their jobs fail, naming the limit).
 max_duration_secs = 21600
 
+[translate]
+# The languages everything is translated into (two-letter codes): text in any other language
+# (document pages, OCR lines, what was said) gets a translation into each, indexed for search.
+targets = ["en"]
+# Where Apertium's language pairs are (Debian's apertium-* packages; see `aperture models list`).
+apertium_modes = "/usr/share/apertium/modes"
+# An engine that has not answered after this many seconds (plus one per 10 kB of text) is
+# stopped, and the job fails naming the file.
+timeout_secs = 30
+# Text translated per asset at most, in KiB: the rest is marked as not translated.
+max_text_kib = 1024
+
 [models]
 # Where `aperture models install` puts models and the analyzers load them from.
 # Default: the `models` folder of the data folder.
@@ -102,6 +114,8 @@ pub struct ConfigFile {
     pub video: VideoSection,
     /// The `[speech]` table.
     pub speech: SpeechSection,
+    /// The `[translate]` table.
+    pub translate: TranslateSection,
     /// The `[models]` table.
     pub models: ModelsSection,
     /// The `[server]` table.
@@ -131,6 +145,44 @@ impl Default for SpeechSection {
             chunk_secs: aperture_analyze::speech::DEFAULT_CHUNK.as_secs(),
             max_duration_secs: aperture_analyze::speech::DEFAULT_MAX_DURATION.as_secs(),
         }
+    }
+}
+
+/// `[translate]`: what text is translated into, and with what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranslateSection {
+    /// The languages everything is translated into, two letters. Default `["en"]`.
+    pub targets: Vec<String>,
+    /// Apertium's modes folder. Default `/usr/share/apertium/modes`.
+    pub apertium_modes: PathBuf,
+    /// Seconds an engine may take per text, besides one per 10 kB. Default 30.
+    pub timeout_secs: u64,
+    /// Text translated per asset at most, in KiB. Default 1,024.
+    pub max_text_kib: usize,
+}
+
+impl Default for TranslateSection {
+    fn default() -> Self {
+        Self {
+            targets: vec!["en".into()],
+            apertium_modes: aperture_analyze::translate::apertium::MODES_DIR.into(),
+            timeout_secs: aperture_analyze::translate::DEFAULT_TIMEOUT.as_secs(),
+            max_text_kib: aperture_analyze::translate::DEFAULT_MAX_BYTES >> 10,
+        }
+    }
+}
+
+impl TranslateSection {
+    /// The translate analyzer as configured, with the engines installed.
+    pub fn analyzer(&self) -> aperture_analyze::Translate {
+        let mut made = aperture_analyze::Translate::installed(
+            &self.apertium_modes,
+            std::time::Duration::from_secs(self.timeout_secs),
+            self.targets.clone(),
+        );
+        made.max_bytes = self.max_text_kib << 10;
+        made
     }
 }
 
@@ -301,6 +353,8 @@ pub struct Config {
     pub video: VideoSection,
     /// Speech recognition, checked.
     pub speech: SpeechSection,
+    /// Translation, checked.
+    pub translate: TranslateSection,
     /// The models folder, absolute.
     pub models_dir: PathBuf,
     /// Analyzers not to run.
@@ -385,6 +439,26 @@ impl Config {
             // Each part decodes 30 s before its start: shorter parts would mostly repeat work.
             return Err(Error::config("speech.chunk_secs must be at least 30"));
         }
+        if file.translate.targets.is_empty() {
+            return Err(Error::config(
+                "translate.targets must name at least one language",
+            ));
+        }
+        if let Some(bad) = file
+            .translate
+            .targets
+            .iter()
+            .find(|t| t.len() != 2 || !t.chars().all(|c| c.is_ascii_lowercase()))
+        {
+            return Err(Error::config(format!(
+                "translate.targets: {bad:?} is not a two-letter language code such as \"en\""
+            )));
+        }
+        if file.translate.timeout_secs == 0 || file.translate.max_text_kib == 0 {
+            return Err(Error::config(
+                "translate.timeout_secs and translate.max_text_kib must be at least 1",
+            ));
+        }
         if file.video.chunk_secs == 0 || file.video.max_duration_secs == 0 {
             return Err(Error::config(
                 "video.chunk_secs and video.max_duration_secs must be at least 1",
@@ -409,6 +483,7 @@ impl Config {
         Ok(Self {
             video: file.video,
             speech: file.speech,
+            translate: file.translate,
             blobs_url,
             storage_fsync: file.storage.fsync,
             catalog_path,

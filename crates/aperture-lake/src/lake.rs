@@ -20,6 +20,9 @@ pub struct Lake {
     pub blobs: BlobStore,
     /// The catalog, job queue, tokens and audit log.
     pub catalog: Arc<dyn Backend>,
+    /// The translation engines, started on first use and kept running (shared by clones):
+    /// queries are translated with them.
+    translators: Arc<std::sync::OnceLock<aperture_analyze::Translate>>,
 }
 
 /// What [`Lake::init`] did.
@@ -132,6 +135,7 @@ impl Lake {
             config,
             blobs,
             catalog: Arc::new(catalog),
+            translators: Arc::default(),
         })
     }
 
@@ -189,6 +193,7 @@ impl Lake {
                         Err(e) => unusable.push((analyzer.name(), e.to_string())),
                     }
                 }
+                "translate" => *analyzer = Arc::new(self.config.translate.analyzer()),
                 "preview" => {
                     let mut preview = aperture_analyze::video::preview::Preview::default();
                     preview.options.decode.ffmpeg = self.config.media.ffmpeg.clone();
@@ -208,6 +213,12 @@ impl Lake {
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));
         (analyzers, missing)
+    }
+
+    /// The translate analyzer as configured, its engines kept running between calls.
+    pub fn translator(&self) -> &aperture_analyze::Translate {
+        self.translators
+            .get_or_init(|| self.config.translate.analyzer())
     }
 
     /// The search index's folder.

@@ -51,7 +51,7 @@ pub use error::{Error, Result};
 pub use follow::Follower;
 pub use fsck::{Findings, FsckOptions, FsckReport};
 pub use lake::{Initialised, Lake};
-pub use search::{SearchEncoder, duplicate_groups, encoders, open_current};
+pub use search::{SearchEncoder, duplicate_groups, encoders, open_current, translate_query};
 pub use worker::{Worker, WorkerReport};
 
 /// Runs a synchronous catalog call on the blocking pool.

@@ -55,13 +55,17 @@ impl Lake {
         limit: usize,
     ) -> Result<Vec<Hit>> {
         let (catalog, config, dir) = (self.catalog.clone(), self.config.clone(), self.index_dir());
+        let lake = self.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Hit>> {
+            let translator = lake.translator();
             let encoders = if query.terms.iter().any(|t| !t.excluded) {
                 encoders(&config)
             } else {
                 Vec::new()
             };
             let index = open_current(&dir, catalog.as_ref())?;
+            let mut query = query;
+            translate_query(translator, &index, &mut query);
             let refs: Vec<&dyn QueryEncoder> = encoders
                 .iter()
                 .map(|e| e.as_ref() as &dyn QueryEncoder)
@@ -80,6 +84,59 @@ impl Lake {
     pub async fn example_vectors(&self, file: PathBuf) -> Result<Vec<(String, Vec<f32>)>> {
         let (analyzers, _) = self.analyzers();
         tokio::task::spawn_blocking(move || image_vectors(&analyzers, &file)).await?
+    }
+}
+
+/// Adds to `query` its words translated into the languages of the index and the target
+/// languages, from the language they are in (detected) and from the first target language,
+/// with the pairs `translator` has: an English query then also finds
+/// Spanish text by its Spanish words, and a Spanish query English text. Nothing for
+/// `translate:off`; a pair that fails is left out (logged), never failing the search.
+/// Blocking.
+pub fn translate_query(
+    translator: &aperture_analyze::Translate,
+    index: &SearchIndex,
+    query: &mut Query,
+) {
+    let sentence = query.sentence();
+    if query.no_translate || sentence.trim().is_empty() || !query.translations.is_empty() {
+        return;
+    }
+    let Some(first_target) = translator.targets.first() else {
+        return;
+    };
+    // A word or two rarely tells its language: the first target language is tried as well.
+    let mut froms = vec![first_target.clone()];
+    if let Some(detected) = aperture_analyze::detect_short_language(&sentence)
+        && detected != *first_target
+    {
+        froms.insert(0, detected);
+    }
+    let mut into: std::collections::BTreeSet<String> =
+        index.languages().unwrap_or_default().into_iter().collect();
+    into.extend(translator.targets.iter().cloned());
+    for from in &froms {
+        for to in into.iter().filter(|to| *to != from) {
+            if query.translations.iter().any(|t| &t.language == to) {
+                continue;
+            }
+            let Some(route) = translator.translators.route(from, to) else {
+                continue;
+            };
+            match route.translate(&[&sentence]) {
+                Ok(mut out) => {
+                    let text = out.pop().unwrap_or_default();
+                    // Unchanged: the words were not in `from` after all.
+                    if !text.trim().is_empty() && text.trim() != sentence.trim() {
+                        query.translations.push(aperture_search::query::Translated {
+                            language: to.clone(),
+                            text,
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("the query was not translated into {to}: {e}"),
+            }
+        }
     }
 }
 

@@ -186,6 +186,50 @@ impl TokenStream for WordsAndPairsStream<'_> {
     }
 }
 
+/// `text` in Latin letters when it has letters of other alphabets (Cyrillic, Greek, Arabic,
+/// Hebrew, Armenian, Georgian, ...): `аптека` → `apteka`; `None` for text in Latin letters
+/// only, and for CJK, whose romanisations are not what people type for them.
+pub fn transliterated(text: &str) -> Option<String> {
+    let other = text
+        .chars()
+        .any(|c| c.is_alphabetic() && !c.is_ascii() && !is_latin_or_cjk(c));
+    other.then(|| deunicode::deunicode(text))
+}
+
+/// Latin letters (with their accents), and the CJK scripts.
+fn is_latin_or_cjk(c: char) -> bool {
+    matches!(c,
+        '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}'
+        | '\u{1100}'..='\u{11FF}' | '\u{3040}'..='\u{30FF}' | '\u{3130}'..='\u{318F}'
+        | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}'
+        | '\u{F900}'..='\u{FAFF}' | '\u{20000}'..='\u{3FFFF}')
+}
+
+/// Where `words` (each a word or phrase) occur in `text` when its words are transliterated
+/// into Latin letters: byte ranges of the original words, for highlighting a Cyrillic or
+/// Greek word that a Latin query found.
+pub fn transliterated_matches(
+    analyzer: &mut TextAnalyzer,
+    text: &str,
+    words: &[&str],
+) -> Vec<std::ops::Range<usize>> {
+    let wanted: Vec<String> = words.iter().flat_map(|t| terms(analyzer, t)).collect();
+    let mut neutral = neutral();
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let token = stream.token();
+        let Some(latin) = transliterated(&token.text) else {
+            continue;
+        };
+        let latin = terms(&mut neutral, &latin);
+        if latin.len() == 1 && wanted.contains(&latin[0]) {
+            out.push(token.offset_from..token.offset_to);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +276,24 @@ mod tests {
             terms(&mut labels, "strawberries"),
             terms(&mut labels, "strawberry")
         );
+    }
+
+    #[test]
+    fn other_scripts_are_transliterated_and_latin_is_left_alone() {
+        assert_eq!(
+            transliterated("Аптека на углу").as_deref(),
+            Some("Apteka na uglu")
+        );
+        assert_eq!(transliterated("φαρμακείο").as_deref(), Some("pharmakeio"));
+        assert_eq!(transliterated("Farmacia de guardia"), None);
+        assert_eq!(transliterated("東京"), None);
+        let mut analyzer = neutral();
+        let text = "Вход: аптека, 24 часа";
+        let found = transliterated_matches(&mut analyzer, text, &["apteka"]);
+        assert_eq!(
+            found.iter().map(|r| &text[r.clone()]).collect::<Vec<_>>(),
+            ["аптека"]
+        );
+        assert!(transliterated_matches(&mut analyzer, text, &["apt"]).is_empty());
     }
 }

@@ -25,7 +25,8 @@ pub struct Label {
     pub place: Option<Place>,
 }
 
-/// A piece of text in the asset: an OCR line, or a document's (page) text.
+/// A piece of text in the asset: an OCR line, a document's (page) text, what was said, or a
+/// translation of one of those.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
     /// The text as the analyzer gave it.
@@ -34,8 +35,23 @@ pub struct Passage {
     pub language: Option<String>,
     /// Where in the asset it is, for a hit to point at.
     pub place: Place,
-    /// `ocr` (an OCR line) or `text` (a document's own text).
+    /// `ocr` (an OCR line), `text` (a document's own text), `transcript` (what was said) or
+    /// `translation`.
     pub source: &'static str,
+    /// For a translation: the text translated and its language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<Original>,
+}
+
+/// The text a translation was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Original {
+    /// The text as the analyzer that found it gave it.
+    pub text: String,
+    /// Its language.
+    pub language: String,
+    /// Its kind of passage: `ocr`, `text`, `transcript`.
+    pub source: String,
 }
 
 /// A passage as stored in the index, whose source is read back into its static name.
@@ -45,6 +61,8 @@ struct StoredPassage {
     language: Option<String>,
     place: Place,
     source: String,
+    #[serde(default)]
+    original: Option<Original>,
 }
 
 impl<'de> Deserialize<'de> for Passage {
@@ -57,8 +75,10 @@ impl<'de> Deserialize<'de> for Passage {
             source: match p.source.as_str() {
                 "ocr" => "ocr",
                 "transcript" => "transcript",
+                "translation" => "translation",
                 _ => "text",
             },
+            original: p.original,
         })
     }
 }
@@ -121,6 +141,8 @@ pub struct Indexed {
     pub passages: Vec<Passage>,
     /// Languages of its text, as BCP 47 tags.
     pub languages: BTreeSet<String>,
+    /// Languages its text was translated into.
+    pub translated: BTreeSet<String>,
     /// What `has:` finds in it.
     pub has: BTreeSet<Has>,
     /// Its vectors, in every space.
@@ -178,6 +200,7 @@ impl Indexed {
             labels: Vec::new(),
             passages: Vec::new(),
             languages: BTreeSet::new(),
+            translated: BTreeSet::new(),
             has: BTreeSet::new(),
             vectors: Vec::new(),
             phash: None,
@@ -188,7 +211,31 @@ impl Indexed {
         for insight in insights {
             indexed.add(insight);
         }
+        indexed.find_originals();
         indexed
+    }
+
+    /// Each translation's original: the passage of its kind at its place.
+    fn find_originals(&mut self) {
+        for n in 0..self.passages.len() {
+            let Some(Original { source, .. }) = &self.passages[n].original else {
+                continue;
+            };
+            let place = self.passages[n].place;
+            let found = self
+                .passages
+                .iter()
+                .find(|p| p.original.is_none() && p.source == source && p.place == place)
+                .map(|p| (p.text.clone(), p.language.clone()));
+            if let Some((text, language)) = found
+                && let Some(original) = self.passages[n].original.as_mut()
+            {
+                original.text = text;
+                if let Some(language) = language {
+                    original.language = language;
+                }
+            }
+        }
     }
 
     fn add(&mut self, insight: &Insight) {
@@ -227,6 +274,33 @@ impl Indexed {
                     language: insight.language.clone(),
                     place: insight.place,
                     source,
+                    original: None,
+                });
+            }
+            InsightValue::Translation(t) => {
+                if t.text.trim().is_empty() {
+                    return;
+                }
+                self.translated.insert(t.target_language.clone());
+                // The translator's judgement of the original's language counts for `lang:`
+                // where the text's own analyzer could not tell.
+                self.languages.insert(t.source_language.clone());
+                self.passages.push(Passage {
+                    text: t.text.clone(),
+                    language: Some(t.target_language.clone()),
+                    place: insight.place,
+                    source: "translation",
+                    // Its text is filled in once every insight is read.
+                    original: Some(Original {
+                        text: String::new(),
+                        language: t.source_language.clone(),
+                        source: match t.source.as_str() {
+                            InsightValue::OCR_LINE => "ocr",
+                            InsightValue::TRANSCRIPT_SEGMENT => "transcript",
+                            _ => "text",
+                        }
+                        .into(),
+                    }),
                 });
             }
             InsightValue::PerceptualHash(hash) => self.phash = hash.as_u64(),

@@ -43,6 +43,8 @@ pub struct Fields {
     pub kind: Field,
     /// Detected languages of the text (`lang:`).
     pub lang: Field,
+    /// Languages the text was translated into (which stemmed fields to search).
+    pub translated: Field,
     /// What the asset has (`has:`).
     pub has: Field,
     /// The capture day, else the ingest time, in Unix milliseconds (`after:`, `before:`).
@@ -55,6 +57,9 @@ pub struct Fields {
     pub text: Field,
     /// MIME type, camera and codecs.
     pub meta: Field,
+    /// Text in scripts other than Latin, transliterated into Latin letters (`аптека` as
+    /// `apteka`), for Latin queries.
+    pub translit: Field,
     /// Stored only: the asset's [`Explained`] as JSON, what hits are explained from.
     pub explain: Field,
     /// Stemmed text, per language code.
@@ -76,6 +81,7 @@ fn schema() -> (Schema, Fields) {
         collection: b.add_text_field("collection", STRING),
         kind: b.add_text_field("kind", STRING),
         lang: b.add_text_field("lang", STRING),
+        translated: b.add_text_field("translated", STRING),
         has: b.add_text_field("has", STRING),
         date: b.add_i64_field(
             "date",
@@ -85,6 +91,7 @@ fn schema() -> (Schema, Fields) {
         labels: b.add_text_field("labels", text_options(LABELS)),
         text: b.add_text_field("text", text_options(NEUTRAL)),
         meta: b.add_text_field("meta", text_options(NEUTRAL)),
+        translit: b.add_text_field("translit", text_options(NEUTRAL)),
         explain: b.add_text_field("explain", STORED),
         stemmed: STEMMED
             .iter()
@@ -105,6 +112,7 @@ const NAME_BOOST: f32 = 2.0;
 const LABEL_BOOST: f32 = 1.5;
 const META_BOOST: f32 = 0.5;
 const STEMMED_BOOST: f32 = 0.8;
+const TRANSLIT_BOOST: f32 = 0.6;
 
 /// The full-text index: one tantivy document per asset, replaced whole on every change.
 pub struct FullText {
@@ -222,6 +230,9 @@ impl FullText {
         for lang in &a.languages {
             doc.add_text(f.lang, lang);
         }
+        for lang in &a.translated {
+            doc.add_text(f.translated, lang);
+        }
         for has in &a.has {
             doc.add_text(f.has, has.as_str());
         }
@@ -237,6 +248,9 @@ impl FullText {
         }
         for passage in &a.passages {
             doc.add_text(f.text, &passage.text);
+            if let Some(latin) = analysis::transliterated(&passage.text) {
+                doc.add_text(f.translit, latin);
+            }
             if let Some(field) = passage
                 .language
                 .as_deref()
@@ -349,20 +363,42 @@ impl FullText {
             .map_err(|_| Error::Index(format!("a document with a bad asset id {id:?}")))
     }
 
-    /// Every word or phrase must match somewhere (name, labels, text, metadata, or the text
-    /// stemmed in any language); none of the excluded ones may.
+    /// Every word or phrase must match somewhere (name, labels, text, metadata, the text
+    /// stemmed in any language, or transliterated); none of the excluded ones may. Where the
+    /// query was translated, all the words of any one translation will do instead.
     fn words_query(&self, query: &Query) -> Option<Box<dyn TantivyQuery>> {
-        let mut fields = self.searched_fields();
-        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
-        for term in query.terms.iter().filter(|t| !t.excluded) {
-            // A word no analyzer keeps (punctuation) constrains nothing.
-            if let Some(q) = anywhere(&mut fields, &term.text) {
-                clauses.push((Occur::Must, q));
+        let mut fields = self.searched_fields(!query.no_translit);
+        let all_of = |fields: &mut Vec<(Field, TextAnalyzer, f32)>,
+                      terms: &mut dyn Iterator<Item = &str>| {
+            let clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = terms
+                // A word no analyzer keeps (punctuation) constrains nothing.
+                .filter_map(|t| anywhere(fields, t))
+                .map(|q| (Occur::Must, q))
+                .collect();
+            (!clauses.is_empty()).then(|| Box::new(BooleanQuery::new(clauses)) as Box<_>)
+        };
+        let typed = all_of(
+            &mut fields,
+            &mut query
+                .terms
+                .iter()
+                .filter(|t| !t.excluded)
+                .map(|t| t.text.as_str()),
+        )?;
+        let mut ways: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Should, typed)];
+        for translated in &query.translations {
+            if let Some(q) = all_of(&mut fields, &mut translated.text.split_whitespace()) {
+                ways.push((Occur::Should, q));
             }
         }
-        if clauses.is_empty() {
-            return None;
-        }
+        let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(
+            Occur::Must,
+            if ways.len() == 1 {
+                ways.remove(0).1
+            } else {
+                Box::new(BooleanQuery::new(ways))
+            },
+        )];
         clauses.extend(
             excluded(&mut fields, query)
                 .into_iter()
@@ -372,23 +408,27 @@ impl FullText {
     }
 
     fn exclusions(&self, query: &Query) -> Vec<Box<dyn TantivyQuery>> {
-        excluded(&mut self.searched_fields(), query)
+        excluded(&mut self.searched_fields(!query.no_translit), query)
     }
 
     /// The fields a query word is looked up in, with their analyzers and boosts; worked out
-    /// once per query. Stemmed fields only for the languages some document is in: most
-    /// collections have a handful of the 18.
-    fn searched_fields(&self) -> Vec<(Field, TextAnalyzer, f32)> {
+    /// once per query. Stemmed fields only for the languages some document is in or was
+    /// translated into: most collections have a handful of the 18. The transliterations when
+    /// `translit`.
+    fn searched_fields(&self, translit: bool) -> Vec<(Field, TextAnalyzer, f32)> {
         let f = &self.fields;
         let searcher = self.reader.searcher();
+        let present = |code: &str| {
+            [f.lang, f.translated].iter().any(|field| {
+                searcher
+                    .doc_freq(&Term::from_field_text(*field, code))
+                    .is_ok_and(|n| n > 0)
+            })
+        };
         let stemmed = f
             .stemmed
             .iter()
-            .filter(|(code, _)| {
-                searcher
-                    .doc_freq(&Term::from_field_text(f.lang, code))
-                    .is_ok_and(|n| n > 0)
-            })
+            .filter(|(code, _)| present(code))
             .map(|(code, field)| (*field, analysis::stemmed(code), STEMMED_BOOST));
         [
             (f.name, NEUTRAL.to_owned(), NAME_BOOST),
@@ -397,9 +437,29 @@ impl FullText {
             (f.meta, NEUTRAL.to_owned(), META_BOOST),
         ]
         .into_iter()
+        .chain(translit.then(|| (f.translit, NEUTRAL.to_owned(), TRANSLIT_BOOST)))
         .chain(stemmed)
         .filter_map(|(field, name, boost)| Some((field, self.analyzer(&name)?, boost)))
         .collect()
+    }
+
+    /// The languages of the documents' text (what `lang:` finds), from the index's terms.
+    pub fn languages(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut out = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let index = segment.inverted_index(self.fields.lang)?;
+            let mut terms = index
+                .terms()
+                .stream()
+                .map_err(tantivy::TantivyError::from)?;
+            while terms.advance() {
+                if let Ok(code) = std::str::from_utf8(terms.key()) {
+                    out.insert(code.to_owned());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 
     /// A registered analyzer by name.

@@ -55,7 +55,7 @@ struct SpaceState {
 /// store what hits are explained from (`4`: 8-bit graph, full
 /// vectors beside it for re-scoring; `3`: 8-bit only; `2`: f32, inner product; `1`: f32,
 /// cosine). An index of another format is rebuilt on its next update.
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 
 /// The full-text index's folder, named by the format: an index of another format (whose
 /// tantivy schema may differ, which tantivy refuses to open) is left beside it, not opened,
@@ -180,6 +180,11 @@ impl SearchIndex {
     /// Documents in the full-text index.
     pub fn documents(&self) -> u64 {
         self.text.num_docs()
+    }
+
+    /// The languages of the documents' text, two letters each.
+    pub fn languages(&self) -> Result<Vec<String>> {
+        self.text.languages()
     }
 
     /// Each vector space with its size.

@@ -8,6 +8,10 @@
 //! Words and phrases go to the full-text index and, as one sentence, to the text embedding;
 //! filters narrow both. Repeating a filter ORs its values (`kind:image kind:video`); different
 //! filters AND. Filter values may be quoted (`collection:"field notes"`).
+//!
+//! Two switches change how words are matched: `translit:off` stops Latin words from finding
+//! text in other scripts by its transliteration (`apteka` finds `аптека`), `translate:off`
+//! stops the words from being translated into the languages of the collection.
 
 use std::fmt;
 
@@ -19,7 +23,7 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 pub const MAX_TERMS: usize = 64;
 
 /// The filter names, in the order the help lists them.
-pub const FILTERS: [&str; 8] = [
+pub const FILTERS: [&str; 10] = [
     "kind",
     "collection",
     "lang",
@@ -28,6 +32,8 @@ pub const FILTERS: [&str; 8] = [
     "before",
     "has",
     "similar",
+    "translit",
+    "translate",
 ];
 
 /// What `has:` can ask for.
@@ -106,6 +112,22 @@ pub struct Query {
     pub similar: Option<String>,
     /// `similar:ID@00:01:23`: of a video, the moment whose shot to compare (milliseconds).
     pub similar_at: Option<u64>,
+    /// `translit:off`: Latin words do not match other scripts' transliterations.
+    pub no_translit: bool,
+    /// `translate:off`: the words are not translated.
+    pub no_translate: bool,
+    /// The words in other languages, each way matching as the typed words do (any one of
+    /// them will do): filled in by a caller that translates queries, not by parsing.
+    pub translations: Vec<Translated>,
+}
+
+/// The query's words translated into another language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    /// The language, two letters.
+    pub language: String,
+    /// The words, as one text.
+    pub text: String,
 }
 
 impl Query {
@@ -351,6 +373,18 @@ fn apply_filter(query: &mut Query, name: &str, value: &str) -> Result<(), QueryE
             }
             query.similar = Some(id.to_ascii_lowercase());
             query.similar_at = at;
+        }
+        "translit" | "translate" => {
+            let on = match value.to_ascii_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return refuse(format!("`{name}:{value}`: use {name}:on or {name}:off")),
+            };
+            if name == "translit" {
+                query.no_translit = !on;
+            } else {
+                query.no_translate = !on;
+            }
         }
         _ => unreachable!("names are checked against FILTERS"),
     }

@@ -71,6 +71,36 @@ pub struct Hit {
     pub reasons: Vec<Reason>,
 }
 
+/// The original of a translation that matched, with what matched in it (the query's words
+/// translated into its language).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OriginalText {
+    /// The line or excerpt, in its language.
+    pub text: String,
+    /// Its language, two letters.
+    pub language: String,
+    /// Byte ranges of `text` that matched.
+    pub highlights: Vec<Range<usize>>,
+}
+
+/// `text` with `highlights` in «».
+fn marked(text: &str, highlights: &[Range<usize>]) -> String {
+    let mut marked = String::new();
+    let mut at = 0;
+    for r in highlights {
+        if r.start < at || r.end > text.len() {
+            continue;
+        }
+        marked.push_str(&text[at..r.start]);
+        marked.push('«');
+        marked.push_str(&text[r.clone()]);
+        marked.push('»');
+        at = r.end;
+    }
+    marked.push_str(&text[at..]);
+    marked.replace('\n', " ")
+}
+
 /// Why a hit matched.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -89,6 +119,9 @@ pub enum Reason {
         /// The label's confidence, for a label match.
         #[serde(skip_serializing_if = "Option::is_none")]
         confidence: Option<f32>,
+        /// For a match in a translation: the text it was translated from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        original: Option<OriginalText>,
     },
     /// The query's meaning is close to a text embedding of the asset.
     Meaning {
@@ -131,21 +164,16 @@ impl Reason {
                 highlights,
                 place,
                 confidence,
+                original,
             } => {
-                let mut marked = String::new();
-                let mut at = 0;
-                for r in highlights {
-                    if r.start < at || r.end > text.len() {
-                        continue;
-                    }
-                    marked.push_str(&text[at..r.start]);
-                    marked.push('«');
-                    marked.push_str(&text[r.clone()]);
-                    marked.push('»');
-                    at = r.end;
+                let mut line = format!("{field}: {}", marked(text, highlights));
+                if let Some(o) = original {
+                    line.push_str(&format!(
+                        " (from {}: {})",
+                        o.language,
+                        marked(&o.text, &o.highlights)
+                    ));
                 }
-                marked.push_str(&text[at..]);
-                let mut line = format!("{field}: {}", marked.replace('\n', " "));
                 if let Some(c) = confidence {
                     line.push_str(&format!(" ({:.0}%)", c * 100.0));
                 }
@@ -304,7 +332,7 @@ impl SearchIndex {
                 };
                 let empty = Explained::default();
                 let explained = explained.get(id).unwrap_or(&empty);
-                let mut reasons = self.word_reasons(explained, &terms);
+                let mut reasons = self.word_reasons(explained, &terms, query);
                 for mut reason in found.remove(id).unwrap_or_default() {
                     let (space, vector, place, text) = match &mut reason {
                         Reason::Meaning {
@@ -450,84 +478,92 @@ impl SearchIndex {
         Ok(list.into_iter().filter(|id| passing.contains(id)).collect())
     }
 
-    /// Where the query's words occur in the asset.
-    fn word_reasons(&self, indexed: &Explained, terms: &[&str]) -> Vec<Reason> {
+    /// Where the query's words (`terms`, and its translations) occur in the asset.
+    fn word_reasons(&self, indexed: &Explained, terms: &[&str], query: &Query) -> Vec<Reason> {
         let (Some(mut neutral), Some(mut labels)) = (
             self.text_analyzer(analysis::NEUTRAL),
             self.text_analyzer(LABELS),
         ) else {
             return Vec::new();
         };
-        let terms: Vec<&str> = terms
-            .iter()
-            .copied()
-            .filter(|t| !STOP_WORDS.contains(&t.to_lowercase().as_str()))
-            .collect();
-        let terms = terms.as_slice();
-        let mut reasons = Vec::new();
-        let words = |field: &'static str,
-                     text: &str,
-                     analyzer: &mut TextAnalyzer,
-                     place: Option<Place>,
-                     confidence: Option<f32>,
-                     reasons: &mut Vec<Reason>| {
-            let highlights = matches(analyzer, text, terms);
-            if !highlights.is_empty() {
-                let (text, highlights) = snippet(text, &highlights);
-                reasons.push(Reason::Words {
-                    field,
-                    text,
-                    highlights,
-                    place,
-                    confidence,
-                });
-            }
-        };
-        words(
-            "name",
-            &indexed.name,
-            &mut neutral,
-            None,
-            None,
-            &mut reasons,
+        let keep = |t: &&str| !STOP_WORDS.contains(&t.to_lowercase().as_str());
+        let typed: Vec<&str> = terms.iter().copied().filter(keep).collect();
+        // The typed words and their translations: a passage in Spanish matches "farmacia" of
+        // the query "pharmacy" translated.
+        let mut any: Vec<&str> = typed.clone();
+        any.extend(
+            query
+                .translations
+                .iter()
+                .flat_map(|t| t.text.split_whitespace())
+                .filter(keep),
         );
+        let mut reasons = Vec::new();
+        let mut find = |text: &str, language: Option<&str>, wanted: &[&str]| {
+            let mut found = search_words(&mut neutral, text, wanted);
+            if found.is_empty()
+                && let Some(mut stemmer) =
+                    language.and_then(|l| self.text_analyzer(&analysis::stemmed(l)))
+            {
+                found = search_words(&mut stemmer, text, wanted);
+            }
+            if found.is_empty() && !query.no_translit {
+                found = analysis::transliterated_matches(&mut neutral, text, wanted);
+            }
+            found
+        };
+        let found = find(&indexed.name, None, &typed);
+        push(&mut reasons, "name", &indexed.name, found, None, None, None);
         for label in &indexed.labels {
-            words(
+            let found = matches(&mut labels, &label.name, &typed);
+            let (place, confidence) = (label.place, Some(label.confidence));
+            push(
+                &mut reasons,
                 "label",
                 &label.name,
-                &mut labels,
-                label.place,
-                Some(label.confidence),
-                &mut reasons,
+                found,
+                place,
+                confidence,
+                None,
             );
         }
         for p in &indexed.passages {
-            let field = p.source;
-            let mut stemmer = p
-                .language
-                .as_deref()
-                .and_then(|l| self.text_analyzer(&analysis::stemmed(l)));
-            let before = reasons.len();
-            words(
-                field,
+            let wanted = if p.source == "translation" {
+                &typed
+            } else {
+                &any
+            };
+            let found = find(&p.text, p.language.as_deref(), wanted);
+            let original = match (&p.original, found.is_empty()) {
+                (Some(o), false) => {
+                    let marks = find(&o.text, Some(&o.language), &any);
+                    let (text, highlights) = snippet(&o.text, &marks);
+                    Some(OriginalText {
+                        text,
+                        language: o.language.clone(),
+                        highlights,
+                    })
+                }
+                _ => None,
+            };
+            push(
+                &mut reasons,
+                p.source,
                 &p.text,
-                &mut neutral,
+                found,
                 Some(p.place),
                 None,
-                &mut reasons,
+                original,
             );
-            if reasons.len() == before
-                && let Some(stemmer) = stemmer.as_mut()
-            {
-                words(field, &p.text, stemmer, Some(p.place), None, &mut reasons);
-            }
         }
         if reasons.is_empty() {
             for path in &indexed.paths {
-                words("path", path, &mut neutral, None, None, &mut reasons);
+                let found = find(path, None, &typed);
+                push(&mut reasons, "path", path, found, None, None, None);
             }
             for meta in &indexed.meta {
-                words("meta", meta, &mut neutral, None, None, &mut reasons);
+                let found = find(meta, None, &typed);
+                push(&mut reasons, "meta", meta, found, None, None, None);
             }
         }
         reasons.truncate(MAX_WORD_REASONS);
@@ -582,6 +618,37 @@ pub fn fuse(lists: &[Vec<AssetId>]) -> Vec<(AssetId, f32)> {
             .then(a.1.2.cmp(&b.1.2))
     });
     fused.into_iter().map(|(id, (s, _, _))| (id, s)).collect()
+}
+
+/// A word reason for `found` in `text`, cut to a snippet, when something was found.
+fn push(
+    reasons: &mut Vec<Reason>,
+    field: &'static str,
+    text: &str,
+    found: Vec<Range<usize>>,
+    place: Option<Place>,
+    confidence: Option<f32>,
+    original: Option<OriginalText>,
+) {
+    if !found.is_empty() {
+        let (text, highlights) = snippet(text, &found);
+        reasons.push(Reason::Words {
+            field,
+            text,
+            highlights,
+            place,
+            confidence,
+            original,
+        });
+    }
+}
+
+/// [`matches`], or nothing when there is nothing to look for.
+fn search_words(analyzer: &mut TextAnalyzer, text: &str, terms: &[&str]) -> Vec<Range<usize>> {
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    matches(analyzer, text, terms)
 }
 
 /// Byte ranges of `text` where one of the terms (each a word or phrase) occurs, as the

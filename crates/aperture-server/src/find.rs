@@ -96,6 +96,8 @@ async fn run_search(
             limit,
             ..SearchOptions::default()
         };
+        let mut query = query;
+        aperture_lake::translate_query(shared.lake.translator(), &index, &mut query);
         index.search(shared.lake.catalog.as_ref(), &query, &encoders, &options)
     })
     .await??;

@@ -91,13 +91,13 @@ fn models_dir(lake: &Lake) -> PathBuf {
 pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     let dir = models_dir(lake);
     match args.command {
-        Command::List(args) => list(&dir, args).await,
+        Command::List(args) => list(lake, &dir, args).await,
         Command::Install(args) => install(&dir, args).await,
         Command::Pull(args) => pull(&dir, args).await,
     }
 }
 
-async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
+async fn list(lake: &Lake, dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
     let dir_owned = dir.to_path_buf();
     let statuses = tokio::task::spawn_blocking(move || models::list(&dir_owned)).await?;
     let entries: Vec<Listed> = statuses.iter().map(Listed::from).collect();
@@ -125,6 +125,9 @@ async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("models folder: {}", dir.display());
+    let translate = lake.config.translate.clone();
+    let analyzer = tokio::task::spawn_blocking(move || translate.analyzer()).await?;
+    print_pairs(&analyzer, &lake.config.translate.apertium_modes);
     let todo: Vec<&Listed> = entries
         .iter()
         .filter(|e| e.install_command.is_some())
@@ -145,6 +148,44 @@ async fn list(dir: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The translation pairs installed, and how each language reaches the target languages.
+fn print_pairs(analyzer: &aperture_analyze::Translate, apertium_modes: &Path) {
+    let pairs = analyzer.translators.pairs();
+    if pairs.is_empty() {
+        println!(
+            "translation: no pairs in {} (install Debian's apertium-* packages: scripts/setup.sh)",
+            apertium_modes.display()
+        );
+        return;
+    }
+    println!("\n{:<10} {:<7} {:<34} VERSION", "ENGINE", "PAIR", "MODEL");
+    for p in pairs {
+        println!(
+            "{:<10} {:<7} {:<34} {}",
+            p.engine(),
+            format!("{}-{}", p.from(), p.to()),
+            p.model(),
+            p.version()
+        );
+    }
+    let mut sources: Vec<&str> = pairs.iter().map(|p| p.from()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for target in &analyzer.targets {
+        let reach: Vec<String> = sources
+            .iter()
+            .filter_map(|from| {
+                let route = analyzer.translators.route(from, target)?;
+                Some(match route.pivot() {
+                    Some(via) => format!("{from} (via {via})"),
+                    None => (*from).to_owned(),
+                })
+            })
+            .collect();
+        println!("into {target}: {}", reach.join(", "));
+    }
 }
 
 async fn install(dir: &Path, args: InstallArgs) -> anyhow::Result<ExitCode> {

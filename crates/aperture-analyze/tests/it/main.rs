@@ -7,6 +7,7 @@ mod embed;
 
 mod real_models;
 mod speech;
+mod translate;
 mod video;
 
 use std::io::Cursor;

@@ -1,0 +1,421 @@
+//! The `translate` analyzer: the text of an asset (document pages, OCR lines, what was said)
+//! in languages other than the lake's target languages, translated into each target, at the
+//! same place, with the engine, model and version that did it.
+//!
+//! Engines sit behind one trait ([`Pair`]); [`Translators`] holds the pairs installed and
+//! routes through them, chaining through a third language where no pair is direct. Text no
+//! engine can translate gets an empty translation with engine `none` and a note saying so;
+//! text past [`DEFAULT_MAX_BYTES`] per asset is not translated, and the last translation says
+//! it was cut.
+
+pub mod apertium;
+pub mod engine;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use aperture_catalog::Asset;
+use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixMillis, value};
+
+pub use apertium::Apertium;
+pub use engine::{Pair, Route, Translators};
+
+use crate::{Analyzer, Error, Input, Output, language};
+
+/// Text translated per asset at most, in bytes of the original: the first megabyte.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+/// Time an engine is allowed per text, besides its share by size.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What the `translate` analyzer is, before anything loads.
+pub const SPEC: AnalyzerSpec = AnalyzerSpec {
+    name: "translate",
+    version: "1",
+    kinds: &[
+        MediaKind::Image,
+        MediaKind::Document,
+        MediaKind::Video,
+        MediaKind::Audio,
+    ],
+    // After the analyzers it reads, before the embeddings that read it.
+    priority: -5,
+    reads: &["text", "ocr", "speech"],
+    produces: &[InsightValue::TRANSLATION],
+};
+
+/// Translates an asset's text into the target languages with the pairs installed.
+#[derive(Debug, Clone)]
+pub struct Translate {
+    /// The pairs installed.
+    pub translators: Translators,
+    /// The languages everything is translated into, two letters.
+    pub targets: Vec<String>,
+    /// Text translated per asset at most, in bytes.
+    pub max_bytes: usize,
+}
+
+impl Translate {
+    /// Translates into `targets` with `translators`.
+    pub fn new(translators: Translators, targets: Vec<String>) -> Translate {
+        Translate {
+            translators,
+            targets,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Translates into `targets` with every engine installed: the Apertium pairs of
+    /// `apertium_modes`, each allowed `timeout` per text besides its share by size.
+    pub fn installed(
+        apertium_modes: &std::path::Path,
+        timeout: std::time::Duration,
+        targets: Vec<String>,
+    ) -> Translate {
+        let pairs = Apertium::discover(apertium_modes, timeout)
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Pair>)
+            .collect();
+        Translate::new(Translators::new(pairs), targets)
+    }
+
+    /// The text of `insights` that is not in a target language, in order, each with its
+    /// language (detected here for OCR lines too short for the OCR analyzer to tell, from
+    /// the lines of the same picture together or, failing that, from each line alone).
+    pub fn sources<'a>(&self, insights: &'a [Insight]) -> Vec<Source<'a>> {
+        // OCR lines without a language: detected per picture (an image, a page, a shot).
+        let mut pictures: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for i in insights {
+            if let (InsightValue::OcrLine(line), None) = (&i.value, &i.language) {
+                pictures
+                    .entry(picture_key(i.place))
+                    .or_default()
+                    .push(&line.text);
+            }
+        }
+        let picture_language: BTreeMap<String, Option<String>> = pictures
+            .into_iter()
+            .map(|(key, lines)| (key, language::detect_short(&lines.join("\n"))))
+            .collect();
+        insights
+            .iter()
+            .filter_map(|i| {
+                let (kind, text) = match &i.value {
+                    InsightValue::Text(t) => (InsightValue::TEXT, t.text.as_str()),
+                    InsightValue::OcrLine(l) => (InsightValue::OCR_LINE, l.text.as_str()),
+                    InsightValue::TranscriptSegment(s) => {
+                        (InsightValue::TRANSCRIPT_SEGMENT, s.text.as_str())
+                    }
+                    _ => return None,
+                };
+                if text.trim().is_empty() {
+                    return None;
+                }
+                let language = i
+                    .language
+                    .clone()
+                    .or_else(|| picture_language.get(&picture_key(i.place)).cloned()?)
+                    .or_else(|| language::detect_short(text))?;
+                let language = base_language(&language).to_owned();
+                (!self.targets.contains(&language)).then_some(Source {
+                    kind,
+                    text,
+                    language,
+                    place: i.place,
+                })
+            })
+            .collect()
+    }
+
+    /// Translates `sources` into `target`: one insight per source translated (the first
+    /// [`Translate::max_bytes`] of text), and one with an empty text and a note per language
+    /// no engine translates.
+    pub fn translate(
+        &self,
+        asset: &Asset,
+        sources: &[Source<'_>],
+        target: &str,
+    ) -> Result<Vec<Insight>, Error> {
+        let mut out = Vec::new();
+        let mut routes: BTreeMap<&str, Option<Route>> = BTreeMap::new();
+        let mut unrouted: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut budget = self.max_bytes;
+        for source in sources {
+            if source.language == target {
+                continue;
+            }
+            let route = routes
+                .entry(&source.language)
+                .or_insert_with(|| self.translators.route(&source.language, target));
+            let Some(route) = route else {
+                if unrouted.insert((&source.language, source.kind)) {
+                    out.push(self.untranslated(asset, source, target));
+                }
+                continue;
+            };
+            if budget == 0 {
+                break;
+            }
+            let (text, cut) = if source.text.len() > budget {
+                (cut_at(source.text, budget), true)
+            } else {
+                (source.text, false)
+            };
+            budget -= text.len();
+            let translated = route.translate(&[text]).map_err(|e| Error::BadInput {
+                reason: format!(
+                    "translating {} from {} into {target}: {e}",
+                    asset.name, source.language
+                ),
+            })?;
+            let text = translated.into_iter().next().unwrap_or_default();
+            out.push(Insight {
+                asset: asset.id,
+                analyzer: SPEC.name.into(),
+                analyzer_version: self.version(),
+                model: Some(route.model()),
+                model_version: Some(route.version()),
+                value: value::Translation {
+                    text,
+                    source: source.kind.into(),
+                    source_language: source.language.clone(),
+                    target_language: target.into(),
+                    engine: route.engine(),
+                    pivot_language: route.pivot(),
+                    truncated: cut,
+                    note: cut.then(|| {
+                        format!(
+                            "only the first {} of text of an asset is translated",
+                            aperture_core::human::HumanBytes(self.max_bytes as u64)
+                        )
+                    }),
+                }
+                .into(),
+                confidence: None,
+                language: Some(target.into()),
+                place: source.place,
+                created_at: UnixMillis::now(),
+            });
+            if cut {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn untranslated(&self, asset: &Asset, source: &Source<'_>, target: &str) -> Insight {
+        Insight {
+            asset: asset.id,
+            analyzer: SPEC.name.into(),
+            analyzer_version: self.version(),
+            model: None,
+            model_version: None,
+            value: value::Translation {
+                text: String::new(),
+                source: source.kind.into(),
+                source_language: source.language.clone(),
+                target_language: target.into(),
+                engine: "none".into(),
+                pivot_language: None,
+                truncated: false,
+                note: Some(format!(
+                    "no engine installed translates {} into {target}, directly or through \
+                     other languages (see `aperture models list`)",
+                    source.language
+                )),
+            }
+            .into(),
+            confidence: None,
+            language: Some(target.into()),
+            place: Place::Whole,
+            created_at: UnixMillis::now(),
+        }
+    }
+}
+
+/// Text to translate: an insight's text and its language.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    /// The kind of the insight: `text`, `ocr_line`, `transcript_segment`.
+    pub kind: &'static str,
+    /// Its text.
+    pub text: &'a str,
+    /// Its language, two letters.
+    pub language: String,
+    /// Its place.
+    pub place: Place,
+}
+
+impl Analyzer for Translate {
+    fn spec(&self) -> &'static AnalyzerSpec {
+        &SPEC
+    }
+
+    fn version(&self) -> String {
+        let what = format!(
+            "{}|{}|{}",
+            self.targets.join(","),
+            self.max_bytes,
+            self.translators.fingerprint()
+        );
+        let hash = aperture_core::ContentHash::of(what.as_bytes()).to_hex();
+        format!("{}+{}", SPEC.version, &hash[..12])
+    }
+
+    fn analyze(&self, input: &Input<'_>) -> Result<Output, Error> {
+        let sources = self.sources(input.insights);
+        if sources.is_empty() {
+            return Err(Error::NotApplicable {
+                reason: format!(
+                    "{} has no text outside {}",
+                    input.asset.name,
+                    self.targets.join(", ")
+                ),
+            });
+        }
+        let mut insights = Vec::new();
+        for target in &self.targets {
+            insights.extend(self.translate(input.asset, &sources, target)?);
+        }
+        Ok(Output {
+            insights,
+            ..Output::default()
+        })
+    }
+}
+
+/// What an OCR line's picture is: the image, the page, or the shot it was read in.
+fn picture_key(place: Place) -> String {
+    match place {
+        Place::Whole | Place::Region { .. } => "whole".into(),
+        Place::Page { page, .. } => format!("page {page}"),
+        Place::Time {
+            start_ms, end_ms, ..
+        } => format!("time {start_ms}-{end_ms}"),
+    }
+}
+
+/// `pt` of `pt-BR`.
+fn base_language(tag: &str) -> &str {
+    tag.split(['-', '_']).next().unwrap_or(tag)
+}
+
+/// The start of `text` within `limit` bytes, cut after a whitespace where there is one in the
+/// last tenth.
+fn cut_at(text: &str, limit: usize) -> &str {
+    let end = text.floor_char_boundary(limit);
+    let head = &text[..end];
+    match head.rfind(char::is_whitespace) {
+        Some(space) if space >= end - end / 10 => &head[..space],
+        _ => head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::engine::tests::Marker;
+
+    fn asset() -> Asset {
+        Asset {
+            id: aperture_core::AssetId::new(),
+            collection: "default".into(),
+            hash: aperture_core::ContentHash::of(b"sign"),
+            size: 4,
+            kind: MediaKind::Image,
+            mime: "image/jpeg".into(),
+            ingested_at: UnixMillis(0),
+            captured_at: None,
+            name: "sign.jpg".into(),
+            metadata: Default::default(),
+        }
+    }
+
+    fn ocr(text: &str, language: Option<&str>) -> Insight {
+        Insight {
+            asset: aperture_core::AssetId::new(),
+            analyzer: "ocr".into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            value: value::OcrLine {
+                text: text.into(),
+                quad: [[0.0; 2]; 4],
+                engine: "tesseract".into(),
+            }
+            .into(),
+            confidence: None,
+            language: language.map(Into::into),
+            place: Place::Whole,
+            created_at: UnixMillis(0),
+        }
+    }
+
+    fn translate() -> Translate {
+        Translate::new(
+            Translators::new(vec![
+                Arc::new(Marker("es", "en")),
+                Arc::new(Marker("fr", "es")),
+            ]),
+            vec!["en".into()],
+        )
+    }
+
+    #[test]
+    fn text_in_other_languages_is_translated_and_the_rest_is_said() {
+        let t = translate();
+        let insights = [
+            ocr("Farmacia de guardia", Some("es")),
+            ocr("Already English", Some("en")),
+            ocr("Pharmacie de garde", Some("fr")),
+            ocr("Аптека", Some("ru")),
+            ocr("Ещё", Some("ru")),
+        ];
+        let sources = t.sources(&insights);
+        assert_eq!(sources.len(), 4);
+        let out = t.translate(&asset(), &sources, "en").unwrap();
+        let values: Vec<&value::Translation> = out
+            .iter()
+            .map(|i| match &i.value {
+                InsightValue::Translation(t) => t,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(values[0].text, "Farmacia de guardia [es>en]");
+        assert_eq!(values[0].pivot_language, None);
+        assert_eq!(values[1].text, "Pharmacie de garde [fr>es] [es>en]");
+        assert_eq!(values[1].pivot_language.as_deref(), Some("es"));
+        assert_eq!(out[1].model.as_deref(), Some("fr-es → es-en"));
+        // Russian: no engine; said once, not per line.
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[2].engine, "none");
+        assert!(values[2].text.is_empty());
+        assert!(values[2].note.as_deref().unwrap().contains("ru into en"));
+    }
+
+    #[test]
+    fn only_the_first_bytes_are_translated_and_the_cut_is_said() {
+        let mut t = translate();
+        t.max_bytes = 40;
+        let long = "uno dos tres cuatro cinco seis siete ocho nueve diez once doce";
+        let insights = [ocr(long, Some("es")), ocr("más texto", Some("es"))];
+        let out = t.translate(&asset(), &t.sources(&insights), "en").unwrap();
+        assert_eq!(out.len(), 1);
+        let InsightValue::Translation(v) = &out[0].value else {
+            unreachable!()
+        };
+        assert!(v.truncated);
+        assert_eq!(v.text, "uno dos tres cuatro cinco seis siete [es>en]");
+        assert!(v.note.as_deref().unwrap().contains("first 40 B"));
+    }
+
+    #[test]
+    fn cuts_fall_on_spaces_and_char_boundaries() {
+        // A space in the last tenth is where a cut falls; none there, the limit is.
+        let words = "word ".repeat(30);
+        assert_eq!(cut_at(&words, 52), words[..49].to_owned());
+        assert_eq!(cut_at("abc def", 5), "abc d");
+        assert_eq!(cut_at("ééé", 3), "é");
+        assert_eq!(cut_at("abcdefgh", 4), "abcd");
+    }
+}
