@@ -90,6 +90,9 @@ pub fn detect(text: &str) -> Option<(String, f32)> {
 ///    ...) one, and whatlang's guess one; the language ahead wins.
 /// 3. Otherwise whatlang's guess, when it is clearly ahead.
 ///
+/// A text long enough for [`detect`] that it found no clear language gets only step 2, and
+/// only with two points or more of words and letters behind it: junk stays undecided.
+///
 /// ```
 /// use aperture_analyze::detect_short_language;
 ///
@@ -120,11 +123,12 @@ pub fn detect_short(text: &str) -> Option<String> {
         .filter(|w| !w.is_empty())
         .collect();
     let mut scores: Vec<(&str, f32)> = Vec::new();
-    let mut add =
-        |code: &'static str, points: f32| match scores.iter_mut().find(|(c, _)| *c == code) {
+    fn add(scores: &mut Vec<(&'static str, f32)>, code: &'static str, points: f32) {
+        match scores.iter_mut().find(|(c, _)| *c == code) {
             Some((_, score)) => *score += points,
             None => scores.push((code, points)),
-        };
+        }
+    }
     // A function word counts two, shared among the languages that have it.
     for word in &words {
         let having: Vec<&str> = FUNCTION_WORDS
@@ -133,18 +137,25 @@ pub fn detect_short(text: &str) -> Option<String> {
             .map(|(code, _)| *code)
             .collect();
         for code in &having {
-            add(code, 2.0 / having.len() as f32);
+            add(&mut scores, code, 2.0 / having.len() as f32);
         }
     }
     for c in lower.chars() {
         for (code, marks) in TELLING_LETTERS {
             if marks.contains(c) {
-                add(code, 1.0);
+                add(&mut scores, code, 1.0);
             }
         }
     }
+    // A text long enough for `detect` that it could not judge needs words or letters that
+    // tell: a guess from letter statistics alone is what it already refused.
+    let long = letters.len() >= MIN_LETTERS;
+    let evidence = scores.iter().map(|(_, s)| *s).fold(0.0, f32::max);
+    if long && evidence < 2.0 {
+        return None;
+    }
     if let Some(info) = &guess {
-        add(iso639_1(info.lang()), 1.0);
+        add(&mut scores, iso639_1(info.lang()), 1.0);
     }
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     match scores.as_slice() {
@@ -153,6 +164,7 @@ pub fn detect_short(text: &str) -> Option<String> {
         {
             Some((*code).into())
         }
+        _ if long => None,
         _ => guess
             .filter(|info| info.confidence() as f32 >= SHORT_CONFIDENCE)
             .map(|info| iso639_1(info.lang()).into()),

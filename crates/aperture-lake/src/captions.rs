@@ -40,7 +40,7 @@ pub enum NoCaptions {
     )]
     NoTranscript,
     /// Speech was transcribed, in other languages.
-    #[error("nothing was said in {asked}; the transcript is in {spoken}")]
+    #[error("nothing was said in {asked} nor translated into it; the transcript is in {spoken}")]
     NotInLanguage {
         /// The language asked for.
         asked: String,
@@ -49,8 +49,10 @@ pub enum NoCaptions {
     },
 }
 
-/// The captions of the transcript segments among `insights`, in time order; only those in
-/// `language` when one is given.
+/// The captions of the transcript segments among `insights`, in time order. With a
+/// `language`: the segments spoken in it, and the translations into it of the others (from
+/// the `translate` analyzer's insights among `insights`), so that a Spanish interview has an
+/// English track once translated.
 pub fn captions(
     insights: &[Insight],
     format: CaptionFormat,
@@ -63,7 +65,21 @@ pub fn captions(
     if transcribed.is_empty() {
         return Err(NoCaptions::NoTranscript);
     }
+    let translated: Vec<(&Insight, &str)> = insights
+        .iter()
+        .filter_map(|i| match &i.value {
+            InsightValue::Translation(t)
+                if t.source == InsightValue::TRANSCRIPT_SEGMENT
+                    && Some(t.target_language.as_str()) == language
+                    && !t.text.trim().is_empty() =>
+            {
+                Some((i, t.text.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
     if let Some(asked) = language
+        && translated.is_empty()
         && !transcribed
             .iter()
             .any(|i| i.language.as_deref() == Some(asked))
@@ -79,19 +95,31 @@ pub fn captions(
             spoken: spoken.join(", "),
         });
     }
+    let timed = |place: Place| match place {
+        Place::Time {
+            start_ms, end_ms, ..
+        } => Some((start_ms, end_ms)),
+        _ => None,
+    };
     let mut segments: Vec<(u64, u64, &str)> = transcribed
         .iter()
         .filter(|i| language.is_none_or(|l| i.language.as_deref() == Some(l)))
-        .filter_map(|i| match (&i.value, i.place) {
-            (
-                InsightValue::TranscriptSegment(s),
-                Place::Time {
-                    start_ms, end_ms, ..
-                },
-            ) if !s.text.trim().is_empty() => Some((start_ms, end_ms, s.text.as_str())),
+        .filter_map(|i| match &i.value {
+            InsightValue::TranscriptSegment(s) if !s.text.trim().is_empty() => {
+                let (start, end) = timed(i.place)?;
+                Some((start, end, s.text.as_str()))
+            }
             _ => None,
         })
         .collect();
+    // Translations fill the stretches not already spoken in the language.
+    for (insight, text) in translated {
+        if let Some((start, end)) = timed(insight.place)
+            && !segments.iter().any(|s| s.0 == start && s.1 == end)
+        {
+            segments.push((start, end, text));
+        }
+    }
     segments.sort_by_key(|s| s.0);
     let mut out = String::new();
     if format == CaptionFormat::Vtt {

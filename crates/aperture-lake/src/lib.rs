@@ -36,6 +36,7 @@ mod fsck;
 mod ingest;
 mod lake;
 mod search;
+mod translation;
 pub mod worker;
 
 use std::sync::Arc;

@@ -105,18 +105,24 @@ pub fn translate_query(
     let Some(first_target) = translator.targets.first() else {
         return;
     };
-    // A word or two rarely tells its language: the first target language is tried as well.
-    let mut froms = vec![first_target.clone()];
-    if let Some(detected) = aperture_analyze::detect_short_language(&sentence)
-        && detected != *first_target
-    {
-        froms.insert(0, detected);
-    }
     let mut into: std::collections::BTreeSet<String> =
         index.languages().unwrap_or_default().into_iter().collect();
     into.extend(translator.targets.iter().cloned());
+    // A word or two rarely tells its language: the first target language is tried as well,
+    // and when nothing tells, every language present (each into the targets, and the targets
+    // into each: a star through the targets, not every pair).
+    let detected = aperture_analyze::detect_short_language(&sentence);
+    let froms: Vec<String> = match &detected {
+        Some(lang) if lang != first_target => vec![lang.clone(), first_target.clone()],
+        Some(_) => vec![first_target.clone()],
+        None => into.iter().cloned().collect(),
+    };
+    let is_target = |lang: &str| translator.targets.iter().any(|t| t == lang);
     for from in &froms {
         for to in into.iter().filter(|to| *to != from) {
+            if detected.is_none() && !is_target(from) && !is_target(to) {
+                continue;
+            }
             if query.translations.iter().any(|t| &t.language == to) {
                 continue;
             }

@@ -14,8 +14,8 @@ use std::path::Path;
 use aperture_core::{AssetId, MediaKind};
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query as TantivyQuery, RangeQuery,
-    TermQuery, TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, DisjunctionMaxQuery, Occur, PhraseQuery,
+    Query as TantivyQuery, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, NumericOptions, STORED, STRING, Schema, TextFieldIndexing,
@@ -113,6 +113,7 @@ const LABEL_BOOST: f32 = 1.5;
 const META_BOOST: f32 = 0.5;
 const STEMMED_BOOST: f32 = 0.8;
 const TRANSLIT_BOOST: f32 = 0.6;
+const TRANSLATED_BOOST: f32 = 0.7;
 
 /// The full-text index: one tantivy document per asset, replaced whole on every change.
 pub struct FullText {
@@ -385,18 +386,20 @@ impl FullText {
                 .filter(|t| !t.excluded)
                 .map(|t| t.text.as_str()),
         )?;
-        let mut ways: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(Occur::Should, typed)];
+        // The best way counts, not their sum (text that matches in two languages is no
+        // better a match), and a translated way a little less than the words as typed.
+        let mut ways: Vec<Box<dyn TantivyQuery>> = vec![typed];
         for translated in &query.translations {
             if let Some(q) = all_of(&mut fields, &mut translated.text.split_whitespace()) {
-                ways.push((Occur::Should, q));
+                ways.push(Box::new(BoostQuery::new(q, TRANSLATED_BOOST)));
             }
         }
         let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(
             Occur::Must,
             if ways.len() == 1 {
-                ways.remove(0).1
+                ways.remove(0)
             } else {
-                Box::new(BooleanQuery::new(ways))
+                Box::new(DisjunctionMaxQuery::new(ways))
             },
         )];
         clauses.extend(

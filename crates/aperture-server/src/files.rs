@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/api/v1/assets/{id}/preview", get(preview))
         .route("/api/v1/assets/{id}/captions.vtt", get(captions_vtt))
         .route("/api/v1/assets/{id}/captions.srt", get(captions_srt))
+        .route("/api/v1/assets/{id}/translations", post(translations))
 }
 
 /// The web UI: three files compiled into the binary.
@@ -321,7 +322,8 @@ async fn captions(
             "lang {lang:?} is not a language code such as en, es, ru"
         )));
     }
-    let (asset, insights) = readable_with(&state, &caller, &id, &["transcript_segment"]).await?;
+    let (asset, insights) =
+        readable_with(&state, &caller, &id, &["transcript_segment", "translation"]).await?;
     let text = captions::captions(&insights, format, query.lang.as_deref()).map_err(|e| {
         let code = match e {
             captions::NoCaptions::NoTranscript => "no_transcript",
@@ -353,6 +355,45 @@ async fn captions(
         text,
     )
         .into_response())
+}
+
+/// `?to=` of the translations route.
+#[derive(Debug, serde::Deserialize)]
+struct TranslationsQuery {
+    /// The language to translate into, two letters.
+    to: String,
+}
+
+/// The asset's text translated into `?to=` on demand (nothing stored), as `translation`
+/// insights; text no engine translates is said, not skipped. Audited before it runs.
+async fn translations(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<TranslationsQuery>,
+) -> ApiResult<Response> {
+    let asset = readable(&caller, parse_id(&id)?).await?;
+    if query.to.len() != 2 || !query.to.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(ApiError::bad_request(format!(
+            "to {:?} is not a two-letter language code such as en, es, ru",
+            query.to
+        )));
+    }
+    state
+        .audit(
+            &caller,
+            "translate",
+            Some(asset.id.to_string()),
+            json!({ "name": asset.name, "collection": asset.collection, "to": query.to }),
+        )
+        .await?;
+    let translations = state.lake.translate(asset.id, &query.to).await?;
+    Ok(axum::Json(json!({
+        "asset": asset.id,
+        "to": query.to,
+        "translations": translations,
+    }))
+    .into_response())
 }
 
 /// The browser-playable copy of a video whose original browsers cannot play, with ranges.

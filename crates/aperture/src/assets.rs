@@ -53,6 +53,18 @@ pub struct CaptionsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct TranslateArgs {
+    /// The asset's id, or a unique prefix of it.
+    id: String,
+    /// The language to translate into, two letters (`en`, `es`, `fr`, ...).
+    #[arg(long, value_name = "LANG")]
+    to: String,
+    /// Print the translations as JSON insights.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct GetArgs {
     /// The asset's id, or a unique prefix of it.
     id: String,
@@ -140,7 +152,7 @@ pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCod
     let id = lake.resolve(&args.id).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
     let insights = lake
-        .catalog(move |c| c.insights_of_kinds(&[id], &["transcript_segment"]))
+        .catalog(move |c| c.insights_of_kinds(&[id], &["transcript_segment", "translation"]))
         .await?;
     crate::access::record(
         lake,
@@ -155,6 +167,53 @@ pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCod
         print!("{text}");
     } else {
         write_replacing(&args.output, text.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `aperture translate`: each piece of text with its place, languages and engine, then the
+/// translation; text no engine reaches the language from is said, not skipped.
+pub async fn translate(lake: &Lake, args: TranslateArgs) -> anyhow::Result<ExitCode> {
+    let id = lake.resolve(&args.id).await?;
+    let asset = lake.catalog(move |c| c.asset(id)).await?;
+    crate::access::record(
+        lake,
+        "translate",
+        Some(id.to_string()),
+        serde_json::json!({ "name": asset.name, "collection": asset.collection, "to": args.to }),
+    )
+    .await?;
+    let translations = lake.translate(id, &args.to).await?;
+    if args.json {
+        crate::output::json(&translations)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for insight in &translations {
+        let aperture_core::InsightValue::Translation(t) = &insight.value else {
+            continue;
+        };
+        let via = t
+            .pivot_language
+            .as_deref()
+            .map(|p| format!(" via {p}"))
+            .unwrap_or_default();
+        println!(
+            "{} {} → {}{via} ({}){}",
+            t.source,
+            t.source_language,
+            t.target_language,
+            t.engine,
+            aperture_core::human::where_in(&insight.place)
+        );
+        match &t.note {
+            Some(note) if t.text.is_empty() => println!("  ({note})"),
+            note => {
+                println!("  {}", t.text.replace('\n', "\n  "));
+                if let Some(note) = note {
+                    println!("  ({note})");
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

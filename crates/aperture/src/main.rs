@@ -49,6 +49,8 @@ enum Command {
     Get(assets::GetArgs),
     /// Write the captions of an audio or video file (from its transcript) as WebVTT or SubRip.
     Captions(assets::CaptionsArgs),
+    /// Translate an asset's text (pages, OCR lines, what was said) into a language, on demand.
+    Translate(assets::TranslateArgs),
     /// Remove assets and everything derived from them; their bytes go when no asset uses them.
     Rm(assets::RmArgs),
     /// Counts and bytes per kind, and what deduplication saved.
@@ -131,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => assets::show(lake, args).await,
         Command::Get(args) => assets::get(lake, args).await,
         Command::Captions(args) => assets::captions(lake, args).await,
+        Command::Translate(args) => assets::translate(lake, args).await,
         Command::Rm(args) => assets::rm(lake, args).await,
         Command::Stats(args) => assets::stats(lake, args).await,
         Command::Fsck(args) => fsck::run(lake, args).await,

@@ -11,6 +11,7 @@ mod round_trip;
 mod search;
 mod server;
 mod speech;
+mod translate;
 mod video;
 
 use std::path::{Path, PathBuf};

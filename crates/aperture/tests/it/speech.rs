@@ -31,13 +31,15 @@ fn what_was_said_is_found_at_its_moment() {
             && r["place"]["start_ms"].as_u64().is_some_and(|s| s < 1000)),
         "{hits}"
     );
+    // The English recording and the French one (by its words and its translation).
     let conference = ap.json(&["search", "conference"]);
+    let mut top: Vec<&str> = names_of(&conference).into_iter().take(2).collect();
+    top.sort_unstable();
     assert_eq!(
-        conference[0]["asset"]["name"].as_str(),
-        Some("conf-onlyperson.wav"),
+        top,
+        ["conf-onlyperson.wav", "fr-conf-onlyperson.wav"],
         "{conference}"
     );
-
     // The Spanish and French recordings, by their words and by their languages.
     let spanish = ap.json(&["search", "sistema telefónico"]);
     assert_eq!(
@@ -80,12 +82,36 @@ fn what_was_said_is_found_at_its_moment() {
     let es = asset_id(&ap, "es-tt-weasels.wav");
     let vtt = ap.ok(&["captions", &es, "--lang", "es"]);
     assert!(vtt.to_lowercase().contains("sistema"), "{vtt}");
-    let english = ap.run(&["captions", &es, "--lang", "en"]);
-    assert!(!english.status.success());
-    let said = String::from_utf8_lossy(&english.stderr);
+    // English captions of the Spanish recording: its translation, at the same times.
+    let english = ap.ok(&["captions", &es, "--lang", "en"]);
+    assert!(english.starts_with("WEBVTT\n\n00:00:0"), "{english}");
+    assert!(english.to_lowercase().contains("telephone"), "{english}");
+    let french = ap.run(&["captions", &es, "--lang", "fr"]);
+    assert!(!french.status.success());
+    let said = String::from_utf8_lossy(&french.stderr);
     assert!(
-        said.contains("es-tt-weasels.wav: nothing was said in en; the transcript is in es"),
+        said.contains(
+            "es-tt-weasels.wav: nothing was said in fr nor translated into it; the transcript \
+             is in es"
+        ),
         "{said}"
+    );
+    // An English query finds the spoken Spanish sentence by its translation, at its moment.
+    let hits = ap.json(&["search", "telephone lang:es"]);
+    assert_eq!(names_of(&hits), ["es-tt-weasels.wav"], "{hits}");
+    let reason = hits[0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["field"] == "translation")
+        .unwrap_or_else(|| panic!("{hits}"));
+    assert_eq!(reason["place"]["type"], "time", "{reason}");
+    assert!(
+        reason["original"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Telefónico"),
+        "{reason}"
     );
 
     let monkeys = ap.json(&["show", &asset_id(&ap, "tt-monkeys.wav")]);
@@ -96,4 +122,12 @@ fn what_was_said_is_found_at_its_moment() {
         .filter_map(|i| i["kind"].as_str())
         .collect();
     assert!(!kinds.contains(&"transcript_segment"), "{monkeys}");
+}
+
+fn names_of(hits: &serde_json::Value) -> Vec<&str> {
+    hits.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["asset"]["name"].as_str())
+        .collect()
 }
