@@ -54,6 +54,9 @@ const OLD_VIDEO = path.join(VIDEO_DIR, 'archive.avi');
 // our phone system", said from about 1.5 s.
 const WEASELS = path.join(SAMPLES, 'audio/tt-weasels.wav');
 const CALL = path.join(VIDEO_DIR, 'call.wav');
+// A Spanish notice, for translation.
+const NOTICE = path.join(VIDEO_DIR, 'aviso.txt');
+fs.writeFileSync(NOTICE, 'La farmacia de guardia está cerrada los domingos. Los vecinos piden agua potable.\n');
 
 let browser;
 let context; // signed in as admin
@@ -648,6 +651,37 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     await page.waitForFunction((t) => document.getElementById('player').currentTime >= t, start / 1000);
     await player.evaluate((v) => v.pause());
     await screenshot(page, 'audio-page');
+  });
+
+  it('finds a Spanish notice by English words, showing the original beside its translation', { timeout: INDEXING_TIMEOUT_MS + 30_000 }, async () => {
+    await page.goto(`${URL_}/#/`);
+    await page.locator('#file-input').setInputFiles([NOTICE]);
+    const panel = page.getByRole('dialog', { name: 'Upload' });
+    const link = panel.locator('li[data-name="aviso.txt"]:is([data-status="new"], [data-status="stored"]) a');
+    await link.waitFor();
+    const id = decodeURIComponent((await link.getAttribute('href')).replace('#/asset/', ''));
+    await page.keyboard.press('Escape');
+    await panel.waitFor({ state: 'hidden' });
+    const detail = await waitForInsights(page, id, ['translation'], INDEXING_TIMEOUT_MS);
+    const translation = detail.insights.find((i) => i.kind === 'translation');
+    assert.equal(translation.value.source_language, 'es');
+    assert.match(translation.value.text, /pharmacy/i);
+
+    // The hit says why in both languages, each with its word marked.
+    await search(page, 'pharmacy');
+    const hit = card(page, 'aviso.txt');
+    await hit.waitFor();
+    const why = hit.locator('.why');
+    assert.match(await why.innerText(), /translation: .*pharmacy.*\(from Spanish: .*farmacia/i);
+    assert.equal(await why.locator('mark').count(), 2);
+
+    // The page shows the text and its English translation side by side.
+    await hit.click();
+    await page.waitForURL(`**/#/asset/${id}`);
+    const english = page.locator('.side-by-side .translation[lang="en"]');
+    await english.waitFor();
+    assert.match(await english.innerText(), /pharmacy/i);
+    await screenshot(page, 'translation-page');
   });
 
   it('opens a search hit at the moment of the video it was found at', async () => {

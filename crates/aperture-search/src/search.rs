@@ -253,12 +253,24 @@ impl SearchIndex {
             }
             if let Some(prefix) = &query.similar {
                 let target = resolve(catalog, prefix)?;
-                let places = match query.similar_at {
-                    Some(_) => self.text.explained(&[target])?.remove(&target),
-                    None => None,
-                };
+                let places = self.text.explained(&[target])?.remove(&target);
+                // "Looks like" is for the spaces of pictures (image features, CLIP): a space
+                // whose vectors embed text (the name and labels described) only when the
+                // asset has no pictures, as a document has not.
+                let textual: HashSet<&str> = places
+                    .iter()
+                    .flat_map(|e| e.vector_texts.iter())
+                    .filter(|(_, text)| text.is_some())
+                    .map(|(space, _)| space.as_str())
+                    .collect();
+                let visual = self.spaces.iter().any(|(name, space)| {
+                    !textual.contains(name.as_str()) && !space.keys_of(target).is_empty()
+                });
                 let mut vectors = Vec::new();
                 for (name, space) in &self.spaces {
+                    if visual && textual.contains(name.as_str()) {
+                        continue;
+                    }
                     let keys = space.keys_of(target);
                     // Its first vector (the image itself, a document's description, a video's
                     // first shot), or the one whose shot holds the moment asked for.

@@ -708,3 +708,56 @@ fn an_index_of_an_older_format_is_rebuilt_not_refused() {
     assert!(!dir.path().join("text").exists(), "the old folder is gone");
     assert_eq!(found(&index, &lake.catalog, "parking"), [lake.sign]);
 }
+
+/// `similar:` of a photo ranks by the picture spaces: a photo described in the same words
+/// (the same name-and-labels vector) but looking different comes after one that looks alike
+/// and is described otherwise. A document, which has no picture vectors, still compares by
+/// its text's.
+#[test]
+fn similar_photos_are_ranked_by_how_they_look_not_how_they_are_described() {
+    let catalog = SqliteCatalog::open_in_memory().unwrap();
+    let photo = record(&catalog, "photos", "harbour.jpg", MediaKind::Image);
+    let looks_alike = record(&catalog, "photos", "boats.jpg", MediaKind::Image);
+    let described_alike = record(&catalog, "photos", "harbour-plan.jpg", MediaKind::Image);
+    let doc = record(&catalog, "press", "a.txt", MediaKind::Document);
+    let other_doc = record(&catalog, "press", "b.txt", MediaKind::Document);
+    let description = |asset, v: &[f32]| {
+        insight(
+            asset,
+            "text_embedding",
+            serde_json::json!({"space": "words", "dims": v.len(), "vector": encode_vector(v),
+                "source": "description", "text": "harbour"}),
+            None,
+        )
+    };
+    catalog
+        .add_insights(&[
+            vector(photo, "img", &[1.0, 0.0, 0.0]),
+            description(photo, &[0.0, 0.0, 1.0]),
+            vector(looks_alike, "img", &[0.9, 0.1, 0.0]),
+            description(looks_alike, &[1.0, 0.0, 0.0]),
+            vector(described_alike, "img", &[0.0, 1.0, 0.0]),
+            description(described_alike, &[0.0, 0.0, 1.0]),
+            description(doc, &[0.0, 1.0, 1.0]),
+            description(other_doc, &[0.0, 1.0, 0.9]),
+        ])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut index = SearchIndex::open(dir.path()).unwrap();
+    index.update(&catalog).unwrap();
+    let hits = index
+        .search(
+            &catalog,
+            &parse(&format!("similar:{photo}")).unwrap(),
+            &[],
+            &SearchOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(hits[0].asset.id, looks_alike);
+    assert!(hits.iter().all(|h| h.reasons.iter().all(|r| matches!(
+        r,
+        aperture_search::Reason::Similar { space, .. } if space == "img"
+    ))));
+    let documents = found(&index, &catalog, &format!("similar:{doc}"));
+    assert_eq!(documents[0], other_doc);
+}

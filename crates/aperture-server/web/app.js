@@ -135,12 +135,22 @@ function reasonNodes(reason) {
   return moment === null ? phrase : [h('span', { class: 'moment' }, clock(moment)), ' ', ...phrase];
 }
 
+// Text with its highlighted ranges in <mark>.
+function marked(text, highlights) {
+  return highlightPieces(text || '', highlights).map((p) => (p.mark ? h('mark', {}, p.text) : p.text));
+}
+
 function reasonPhrase(reason) {
   switch (reason.type) {
     case 'words':
       return [
         `${reason.field || 'text'}: `,
-        ...highlightPieces(reason.text || '', reason.highlights).map((p) => (p.mark ? h('mark', {}, p.text) : p.text)),
+        ...marked(reason.text, reason.highlights),
+        ...(reason.original
+          ? [h('span', { class: 'original', lang: reason.original.language },
+            ` (from ${languageName(reason.original.language)}: `,
+            ...marked(reason.original.text, reason.original.highlights), ')')]
+          : []),
       ];
     case 'meaning':
       return [`meaning ${Number(reason.similarity).toFixed(2)}`];
@@ -633,6 +643,37 @@ function insightsOf(detail, kind) {
   return (detail.insights || []).filter((i) => i.kind === kind);
 }
 
+// The translations of the insight `of` (same kind of source, same place), each
+// {language, text, engine, note}: what shows beside the original.
+function translationsOf(detail, of) {
+  const place = JSON.stringify(of.place);
+  return insightsOf(detail, 'translation')
+    .filter((t) => t.value && t.value.source === of.kind && t.value.text && JSON.stringify(t.place) === place)
+    .map((t) => ({ language: t.value.target_language, text: t.value.text, engine: t.value.engine, pivot: t.value.pivot_language }));
+}
+
+// An original and its translations side by side (one column each); `original` is the node
+// holding the original text; translations longer than `max` characters are cut.
+function sideBySide(detail, insight, original, max = Infinity) {
+  const translated = translationsOf(detail, insight)
+    .map((t) => ({ ...t, text: t.text.length > max ? `${t.text.slice(0, max)}…` : t.text }));
+  if (translated.length === 0) return original;
+  return h('div', { class: 'side-by-side' },
+    h('div', { lang: insight.language || null }, original),
+    translated.map((t) => h('div', {
+      class: 'translation',
+      lang: t.language,
+      title: `Translated into ${languageName(t.language)} by ${t.engine}${t.pivot ? ` via ${languageName(t.pivot)}` : ''}`,
+    }, t.text)));
+}
+
+// Languages that untranslatable text is in, from the notes the translate analyzer left.
+function untranslated(detail) {
+  return insightsOf(detail, 'translation')
+    .filter((t) => t.value && !t.value.text && t.value.note)
+    .map((t) => t.value.note);
+}
+
 // The box of an insight on the first page, the picture or the frames of a video, in 0–1
 // coordinates, if it has one.
 function rectOf(place) {
@@ -810,15 +851,17 @@ function assetSide(asset, detail, ocr, player) {
         h('ul', { class: 'labels', id: 'labels' }, labels))
       : null,
     languages.length ? h('p', {}, h('strong', {}, 'Language: '), languages.join(', ')) : null,
+    untranslated(detail).map((note) => h('p', { class: 'hint untranslated' }, `Not translated: ${note}`)),
     said.length
       ? h('section', { 'aria-labelledby': 'transcript-title' },
         h('h2', { id: 'transcript-title' }, 'What was said'),
-        h('ol', { class: 'ocr-lines', id: 'transcript' }, transcriptItems(said, player)))
+        transcriptSwitch(detail, said),
+        h('ol', { class: 'ocr-lines', id: 'transcript' }, transcriptItems(detail, said, player)))
       : null,
     ocr.length
       ? h('section', { 'aria-labelledby': 'ocr-title' },
         h('h2', { id: 'ocr-title' }, player ? 'Text in the video' : 'Text in the picture'),
-        h('ol', { class: 'ocr-lines', id: 'ocr-lines' }, ocrItems(ocr, player)))
+        h('ol', { class: 'ocr-lines', id: 'ocr-lines' }, ocrItems(detail, ocr, player)))
       : null,
     texts.length
       ? h('section', { 'aria-labelledby': 'text-title' },
@@ -827,8 +870,9 @@ function assetSide(asset, detail, ocr, player) {
           const body = (t.value && t.value.text) || '';
           const page = t.place && t.place.type === 'page' ? `Page ${t.place.page}: ` : '';
           const start = player ? startOf(t.place) : null;
-          return h('p', { class: 'excerpt' }, start === null ? null : [seekButton(player, start), ' '], page,
+          const excerpt = h('p', { class: 'excerpt' }, start === null ? null : [seekButton(player, start), ' '], page,
             body.length > 600 ? `${body.slice(0, 600)}…` : body);
+          return sideBySide(detail, t, excerpt, 600);
         }),
         texts.length > 3 ? h('p', { class: 'hint' }, `and ${texts.length - 3} more pages`) : null)
       : null,
@@ -858,11 +902,11 @@ function labelItems(detail, player) {
 
 // The lines of text read; on a video, in the order they appear, each a button that plays
 // the video from there.
-function ocrItems(ocr, player) {
+function ocrItems(detail, ocr, player) {
   const timed = (line) => (player ? startOf(line.place) : null);
   const lines = player ? ocr.slice().sort((a, b) => (timed(a) ?? 0) - (timed(b) ?? 0)) : ocr;
   return lines.map((line) => {
-    const text = (line.value && line.value.text) || '';
+    const text = sideBySide(detail, line, (line.value && line.value.text) || '');
     const start = timed(line);
     if (start === null) return h('li', {}, text);
     return h('li', {}, h('button', { type: 'button', class: 'line', onclick: () => player.seek(start) },
@@ -879,23 +923,49 @@ function transcriptOf(detail) {
 
 // Each segment a button that plays from where it was said, its language beside it when the
 // recording has more than one.
-function transcriptItems(said, player) {
+function transcriptItems(detail, said, player) {
   const several = new Set(said.map((s) => s.language)).size > 1;
   return said.map((s) => {
     const start = s.place.start_ms;
     const lang = several && s.language ? h('span', { class: 'lang', lang: s.language }, ` [${s.language}]`) : null;
-    const text = h('span', { lang: s.language || null }, s.value.text);
+    const text = sideBySide(detail, s, h('span', { lang: s.language || null }, s.value.text));
     if (!player) return h('li', {}, h('span', { class: 'moment' }, clock(start)), ' ', text, lang);
     return h('li', {}, h('button', { type: 'button', class: 'line', 'data-start': start, onclick: () => player.seek(start) },
       h('span', { class: 'moment' }, clock(start)), ' ', text, lang));
   });
 }
 
+// Which languages of the transcript to show, when it was translated: the original, a
+// translation, or both side by side (the default). It switches a class on the list.
+function transcriptSwitch(detail, said) {
+  const targets = [...new Set(said.flatMap((s) => translationsOf(detail, s).map((t) => t.language)))];
+  if (targets.length === 0) return null;
+  const select = h('select', {
+    id: 'transcript-language',
+    onchange: () => {
+      const list = $('transcript');
+      list.dataset.show = select.value;
+      for (const node of list.querySelectorAll('.side-by-side > div')) {
+        const isOriginal = !node.classList.contains('translation');
+        node.hidden = !(select.value === 'both' || (select.value === 'original' ? isOriginal : node.lang === select.value));
+      }
+    },
+  },
+  h('option', { value: 'both' }, 'Original and translation'),
+  h('option', { value: 'original' }, 'Original only'),
+  targets.map((lang) => h('option', { value: lang }, `${languageName(lang)} only`)));
+  return h('p', { class: 'switch' }, h('label', { for: 'transcript-language' }, 'Show: '), select);
+}
+
 // The captions tracks of a video or a recording: everything said, shown by default (a browser
 // shows a video's; the transcript list serves a recording), and where several languages are
-// spoken, one track for each.
+// spoken or the transcript was translated, one track for each language.
 function captionTracks(asset, detail) {
-  const languages = [...new Set(transcriptOf(detail).map((s) => s.language).filter(Boolean))];
+  const said = transcriptOf(detail);
+  const languages = [...new Set([
+    ...said.map((s) => s.language),
+    ...said.flatMap((s) => translationsOf(detail, s).map((t) => t.language)),
+  ].filter(Boolean))];
   if (languages.length === 0) return [];
   const url = `/api/v1/assets/${encodeURIComponent(asset.id)}/captions.vtt`;
   const all = h('track', {
