@@ -125,6 +125,10 @@ print(hits[0]["asset"]["id"] if hits else "")
 if [[ -n "$spoken_id" ]]; then
     show "$BIN_REL" --data "$DATA" captions "$spoken_id" --format srt
 fi
+step "Across languages: English words find Spanish text and speech, Latin letters find Cyrillic"
+for q in "packages lang:es" "telephone lang:es" "paket lang:ru"; do
+    show "$BIN_REL" --data "$DATA" search "$q" -n 3
+done
 if [[ -n "$first_id" ]]; then
     step "Photos that look like the first one"
     show "$BIN_REL" --data "$DATA" similar "$first_id" -n 3

@@ -41,7 +41,7 @@ def card_rows(pdf):
     cmd_edge = edges[0]
     desc_edge = next(x for x in edges[1:] if abs(x - cmd_edge) > 50)
     cmd_edge, desc_edge = sorted((cmd_edge, desc_edge))
-    lines = []  # [page, col, kind, words]
+    lines = []  # [page, col, kind, words, y, on the description side, right end]
     for p, c, rx, y, x1, t in words:
         side = rx >= desc_edge - 3
         last = lines[-1] if lines else None
@@ -163,27 +163,26 @@ def read_prompts(path):
             m = ENTRY.match(line.rstrip("\r\n"))
             if not m:
                 continue
-            parts = RUN_IN.split(" " + m.group(2))  # ["", text] or ["", text, name, text, ...]
+            parts = RUN_IN.split(" " + m.group(2))  # [text] or [text, name, text, ...]
             pairs = [(m.group(1), parts[0])] + list(zip(parts[1::2], parts[2::2]))
             for name, text in pairs:
                 texts.setdefault(name, text)
     return texts
 
-def clean(text, vocab):
+# The Italian file lost some accented letters to "?"; these are all of them in 1.6.1-1. A "?" left
+# inside a line after this (not a question mark at its end) drops the line.
+LOST_ACCENTS = {"?": "è", "pu?": "può", "cos?": "così", "sar?": "sarà", "pi?": "più", "gi?": "già"}
+
+def clean(text):
     text = re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", text)  # notes: [beep], (simple tone sound plays)
+    text = re.sub(r"(?<!\S)\S*\?(?=\s+\w)", lambda m: LOST_ACCENTS.get(m.group(0).lower(), m.group(0)), text)
     text = " ".join(text.split())
-    if "?" in text.rstrip("?"):  # the Italian file lost some accented letters to "?"
-        def fix(m):
-            w = m.group(0)
-            if w == "?":
-                return "è"
-            pat = re.compile("^" + re.escape(w).replace(r"\?", "[àèéìòù]") + "$", re.I)
-            hits = {v for v in vocab if pat.match(v)}
-            return hits.pop() if len(hits) == 1 else w
-        text = re.sub(r"(?<!\S)\?(?=\s)|\w+\?(?=\w|\s|$)(?!\s*$)", fix, text)
-        if re.search(r"\?(?!\s*$)", text):
-            return ""
-    return text if re.search(r"\w\w", text) else ""
+    text = re.sub(r"([.!?])\s+\.$", r"\1", text)  # "key. ." where a note was cut out
+    if text.count('"') % 2:  # a stray quote: 'mode discrétion, ..."'
+        text = text.strip('"').strip()
+    if re.search(r"\?(?!\s*$)", text) or not re.search(r"\w\w", text):
+        return ""
+    return text
 
 def prompts(out_path, specs):
     langs = [s.split("=", 1)[0] for s in specs]
@@ -191,12 +190,14 @@ def prompts(out_path, specs):
     for s in specs:
         lang, path = s.split("=", 1)
         raw = read_prompts(path)
-        vocab = {w for t in raw.values() for w in re.findall(r"\w+", t) if not re.search(r"\w\?", t)}
-        texts[lang] = {k: c for k, v in raw.items() if not k.startswith(SKIP_DIRS) for c in [clean(v, vocab)] if c}
+        texts[lang] = {k: c for k, v in raw.items() if not k.startswith(SKIP_DIRS) for c in [clean(v)] if c}
     out, per = [], collections.Counter()
     for name in sorted(texts["en"], key=lambda n: n.encode()):
         en = texts["en"][name]
-        have = [l for l in langs if l != "en" and name in texts[l] and texts[l][name].lower() != en.lower()]
+        # Kept: translated (not the English text), and not a placeholder: demo-moreinfo in French
+        # is "Ce message n'a pas encore été écrit." (ratio 0.2; real ones stay within 0.3 to 3).
+        have = [l for l in langs if l != "en" and name in texts[l] and texts[l][name].lower() != en.lower()
+                and 0.25 <= len(texts[l][name]) / len(en) <= 4]
         if len(have) < 2:
             continue
         out += [(name, l, texts[l][name]) for l in ["en"] + have]

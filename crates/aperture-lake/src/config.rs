@@ -174,9 +174,11 @@ impl Default for TranslateSection {
 }
 
 impl TranslateSection {
-    /// The translate analyzer as configured, with the engines installed.
-    pub fn analyzer(&self) -> aperture_analyze::Translate {
+    /// The translate analyzer as configured, with the engines installed (the OPUS-MT models
+    /// pulled into `models_dir` among them).
+    pub fn analyzer(&self, models_dir: &Path) -> aperture_analyze::Translate {
         let mut made = aperture_analyze::Translate::installed(
+            Some(models_dir),
             &self.apertium_modes,
             std::time::Duration::from_secs(self.timeout_secs),
             self.targets.clone(),

@@ -193,7 +193,9 @@ impl Lake {
                         Err(e) => unusable.push((analyzer.name(), e.to_string())),
                     }
                 }
-                "translate" => *analyzer = Arc::new(self.config.translate.analyzer()),
+                "translate" => {
+                    *analyzer = Arc::new(self.config.translate.analyzer(&self.config.models_dir));
+                }
                 "preview" => {
                     let mut preview = aperture_analyze::video::preview::Preview::default();
                     preview.options.decode.ffmpeg = self.config.media.ffmpeg.clone();
@@ -218,7 +220,7 @@ impl Lake {
     /// The translate analyzer as configured, its engines kept running between calls.
     pub fn translator(&self) -> &aperture_analyze::Translate {
         self.translators
-            .get_or_init(|| self.config.translate.analyzer())
+            .get_or_init(|| self.config.translate.analyzer(&self.config.models_dir))
     }
 
     /// The search index's folder.

@@ -21,6 +21,30 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// The files pulled when none are named: what a transformer loader reads.
 pub const DEFAULT_FILES: &[&str] = &["config.json", "tokenizer.json", "model.safetensors"];
 
+/// The files pulled of an OPUS-MT translation model (`Helsinki-NLP/opus-mt-ru-en`) when none
+/// are named: its repositories have SentencePiece models and a vocabulary, no
+/// `tokenizer.json`.
+pub const OPUS_MT_FILES: &[&str] = &[
+    "config.json",
+    "model.safetensors",
+    "source.spm",
+    "target.spm",
+    "vocab.json",
+];
+
+/// The files pulled of model `id` when none are named.
+pub fn default_files(id: &str) -> &'static [&'static str] {
+    if id
+        .rsplit('/')
+        .next()
+        .is_some_and(|n| n.starts_with("opus-mt-"))
+    {
+        OPUS_MT_FILES
+    } else {
+        DEFAULT_FILES
+    }
+}
+
 const MAX_REDIRECTS: usize = 5;
 
 /// A client for one hub endpoint.
@@ -80,7 +104,7 @@ impl Hub {
         let dest = folder(dir, id)?;
         check_revision(revision)?;
         let files: Vec<&str> = if files.is_empty() {
-            DEFAULT_FILES.to_vec()
+            default_files(id).to_vec()
         } else {
             files.iter().map(String::as_str).collect()
         };

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub};
+pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub, OPUS_MT_FILES, default_files};
 pub use install::{Convert, NoConversions, Outcome, Pip, install};
 pub use manifest::{
     Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,

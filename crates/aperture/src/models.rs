@@ -66,7 +66,8 @@ struct PullArgs {
     #[arg(long, default_value = "main")]
     revision: String,
     /// A file to download (repeat for several). Default: config.json, tokenizer.json and
-    /// model.safetensors.
+    /// model.safetensors; for an OPUS-MT translation model (opus-mt-XX-YY), config.json,
+    /// model.safetensors, source.spm, target.spm and vocab.json.
     #[arg(long = "file", value_name = "FILE")]
     files: Vec<String>,
     /// The hub to download from (a mirror, say). The token for gated or private models is
@@ -125,8 +126,8 @@ async fn list(lake: &Lake, dir: &Path, args: ListArgs) -> anyhow::Result<ExitCod
         );
     }
     println!("models folder: {}", dir.display());
-    let translate = lake.config.translate.clone();
-    let analyzer = tokio::task::spawn_blocking(move || translate.analyzer()).await?;
+    let (translate, models) = (lake.config.translate.clone(), dir.to_path_buf());
+    let analyzer = tokio::task::spawn_blocking(move || translate.analyzer(&models)).await?;
     print_pairs(&analyzer, &lake.config.translate.apertium_modes);
     let todo: Vec<&Listed> = entries
         .iter()

@@ -189,21 +189,36 @@ impl Pair for Apertium {
         self.version.clone()
     }
 
+    /// Every text is queued at once, so the stages work on the next ones while the first
+    /// answers come back (as the `apertium` command streams a file); each answer is awaited
+    /// for its own deadline, counted from the one before.
     fn translate(&self, texts: &[&str]) -> Result<Vec<String>, Error> {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::with_capacity(texts.len());
-        for text in texts {
-            if text.trim().is_empty() {
-                out.push(String::new());
-                continue;
+        let mut out = vec![String::new(); texts.len()];
+        let todo: Vec<usize> = (0..texts.len())
+            .filter(|&i| !texts[i].trim().is_empty())
+            .collect();
+        if todo.is_empty() {
+            return Ok(out);
+        }
+        if running.is_none() {
+            *running = Some(self.start()?);
+        }
+        let pipeline = running.as_mut().expect("started above");
+        let ended = |running: &mut Option<Pipeline>| {
+            let status = running.take().map(Pipeline::stop).unwrap_or_default();
+            self.failed(format!("its process ended ({status})"))
+        };
+        for &i in &todo {
+            if !pipeline.send(escape(texts[i])) {
+                return Err(ended(&mut running));
             }
-            if running.is_none() {
-                *running = Some(self.start()?);
-            }
-            let pipeline = running.as_mut().expect("started above");
-            let deadline = self.deadline(text);
-            match pipeline.round_trip(escape(text), deadline) {
-                Ok(bytes) => out.push(unescape(&String::from_utf8_lossy(&bytes))),
+        }
+        for &i in &todo {
+            let pipeline = running.as_mut().expect("kept until an error");
+            let deadline = self.deadline(texts[i]);
+            match pipeline.receive(deadline) {
+                Ok(bytes) => out[i] = unescape(&String::from_utf8_lossy(&bytes)),
                 Err(Stopped::Timeout) => {
                     *running = None;
                     return Err(Error::Timeout {
@@ -212,10 +227,7 @@ impl Pair for Apertium {
                         secs: deadline.as_secs(),
                     });
                 }
-                Err(Stopped::Ended) => {
-                    let status = running.take().map(Pipeline::stop).unwrap_or_default();
-                    return Err(self.failed(format!("its process ended ({status})")));
-                }
+                Err(Stopped::Ended) => return Err(ended(&mut running)),
             }
         }
         Ok(out)
@@ -432,11 +444,13 @@ impl Pipeline {
         })
     }
 
-    fn round_trip(&mut self, text: Vec<u8>, deadline: Duration) -> Result<Vec<u8>, Stopped> {
-        let sent = self.input.as_ref().is_some_and(|i| i.send(text).is_ok());
-        if !sent {
-            return Err(Stopped::Ended);
-        }
+    /// Queues one text; false when the writer is gone (the pipeline ended).
+    fn send(&mut self, text: Vec<u8>) -> bool {
+        self.input.as_ref().is_some_and(|i| i.send(text).is_ok())
+    }
+
+    /// The next answer, within `deadline`.
+    fn receive(&mut self, deadline: Duration) -> Result<Vec<u8>, Stopped> {
         match self.output.recv_timeout(deadline) {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Err(Stopped::Ended),

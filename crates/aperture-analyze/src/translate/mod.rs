@@ -10,6 +10,7 @@
 
 pub mod apertium;
 pub mod engine;
+pub mod marian;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, UnixM
 
 pub use apertium::Apertium;
 pub use engine::{Pair, Route, Translators};
+pub use marian::Marian;
 
 use crate::{Analyzer, Error, Input, Output, language};
 
@@ -65,18 +67,25 @@ impl Translate {
         }
     }
 
-    /// Translates into `targets` with every engine installed: the Apertium pairs of
-    /// `apertium_modes`, each allowed `timeout` per text besides its share by size.
+    /// Translates into `targets` with every engine installed: the OPUS-MT models pulled into
+    /// `models_dir` (first: where one translates the same languages as an Apertium pair, it
+    /// is used), then the Apertium pairs of `apertium_modes`, each allowed `timeout` per text
+    /// besides its share by size.
     pub fn installed(
+        models_dir: Option<&std::path::Path>,
         apertium_modes: &std::path::Path,
         timeout: std::time::Duration,
         targets: Vec<String>,
     ) -> Translate {
-        let pairs = Apertium::discover(apertium_modes, timeout)
+        let neural = models_dir
+            .map(Marian::discover)
+            .unwrap_or_default()
             .into_iter()
-            .map(|p| Arc::new(p) as Arc<dyn Pair>)
-            .collect();
-        Translate::new(Translators::new(pairs), targets)
+            .map(|p| Arc::new(p) as Arc<dyn Pair>);
+        let rules = Apertium::discover(apertium_modes, timeout)
+            .into_iter()
+            .map(|p| Arc::new(p) as Arc<dyn Pair>);
+        Translate::new(Translators::new(neural.chain(rules).collect()), targets)
     }
 
     /// The text of `insights` that is not in a target language, in order, each with its
@@ -128,17 +137,20 @@ impl Translate {
     }
 
     /// Translates `sources` into `target`: one insight per source translated (the first
-    /// [`Translate::max_bytes`] of text), and one with an empty text and a note per language
-    /// no engine translates.
+    /// [`Translate::max_bytes`] of text, the last one cut where the limit falls), then one
+    /// with an empty text and a note per language (and kind of source) no engine translates.
+    /// The texts of one language go to their engines in one call.
     pub fn translate(
         &self,
         asset: &Asset,
         sources: &[Source<'_>],
         target: &str,
     ) -> Result<Vec<Insight>, Error> {
-        let mut out = Vec::new();
         let mut routes: BTreeMap<&str, Option<Route>> = BTreeMap::new();
-        let mut unrouted: BTreeSet<(&str, &str)> = BTreeSet::new();
+        let mut unrouted: Vec<Insight> = Vec::new();
+        let mut said: BTreeSet<(&str, &str)> = BTreeSet::new();
+        // What is translated: (source, its text within the budget, whether it was cut).
+        let mut planned: Vec<(&Source<'_>, &str, bool)> = Vec::new();
         let mut budget = self.max_bytes;
         for source in sources {
             if source.language == target {
@@ -147,28 +159,49 @@ impl Translate {
             let route = routes
                 .entry(&source.language)
                 .or_insert_with(|| self.translators.route(&source.language, target));
-            let Some(route) = route else {
-                if unrouted.insert((&source.language, source.kind)) {
-                    out.push(self.untranslated(asset, source, target));
+            if route.is_none() {
+                if said.insert((&source.language, source.kind)) {
+                    unrouted.push(self.untranslated(asset, source, target));
                 }
                 continue;
-            };
+            }
             if budget == 0 {
                 break;
             }
-            let (text, cut) = if source.text.len() > budget {
-                (cut_at(source.text, budget), true)
+            let cut = source.text.len() > budget;
+            let text = if cut {
+                cut_at(source.text, budget)
             } else {
-                (source.text, false)
+                source.text
             };
-            budget -= text.len();
-            let translated = route.translate(&[text]).map_err(|e| Error::BadInput {
+            budget = if cut { 0 } else { budget - text.len() };
+            planned.push((source, text, cut));
+        }
+        let mut translated: Vec<Option<String>> = vec![None; planned.len()];
+        for (language, route) in &routes {
+            let Some(route) = route else { continue };
+            let of_language: Vec<usize> = (0..planned.len())
+                .filter(|&n| planned[n].0.language == *language)
+                .collect();
+            if of_language.is_empty() {
+                continue;
+            }
+            let texts: Vec<&str> = of_language.iter().map(|&n| planned[n].1).collect();
+            let out = route.translate(&texts).map_err(|e| Error::BadInput {
                 reason: format!(
-                    "translating {} from {} into {target}: {e}",
-                    asset.name, source.language
+                    "translating {} from {language} into {target}: {e}",
+                    asset.name
                 ),
             })?;
-            let text = translated.into_iter().next().unwrap_or_default();
+            for (n, text) in of_language.into_iter().zip(out) {
+                translated[n] = Some(text);
+            }
+        }
+        let mut out = Vec::with_capacity(planned.len() + unrouted.len());
+        for ((source, _, cut), text) in planned.into_iter().zip(translated) {
+            let route = routes[source.language.as_str()]
+                .as_ref()
+                .expect("planned only with a route");
             out.push(Insight {
                 asset: asset.id,
                 analyzer: SPEC.name.into(),
@@ -176,7 +209,7 @@ impl Translate {
                 model: Some(route.model()),
                 model_version: Some(route.version()),
                 value: value::Translation {
-                    text,
+                    text: text.unwrap_or_default(),
                     source: source.kind.into(),
                     source_language: source.language.clone(),
                     target_language: target.into(),
@@ -196,10 +229,8 @@ impl Translate {
                 place: source.place,
                 created_at: UnixMillis::now(),
             });
-            if cut {
-                break;
-            }
         }
+        out.extend(unrouted);
         Ok(out)
     }
 

@@ -292,3 +292,73 @@ fn a_clip_model_pulled_from_the_hub_embeds_images() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("aperture models pull test/absent"), "{err}");
 }
+
+/// An OPUS-MT model pulled from a (local) hub (a tiny one with random weights: the plumbing,
+/// not the quality) translates Russian, which no Apertium pair does, into English: listed with
+/// its fingerprint, preferred where it translates directly, run by the translate analyzer.
+#[test]
+fn an_opus_mt_model_pulled_from_the_hub_translates_what_apertium_cannot() {
+    let ap = Aperture::init();
+    let model = tempfile::tempdir().unwrap();
+    aperture_analyze::translate::marian::testing::tiny_marian(model.path());
+    let routes = aperture_models::OPUS_MT_FILES
+        .iter()
+        .map(|f| {
+            (
+                format!("/Helsinki-NLP/opus-mt-ru-en/resolve/main/{f}"),
+                std::fs::read(model.path().join(f)).unwrap(),
+            )
+        })
+        .collect();
+    let base = serve(routes, 5);
+    let out = ap
+        .command(&["models", "pull", "Helsinki-NLP/opus-mt-ru-en"])
+        .env("APERTURE_HF_ENDPOINT", &base)
+        .env_remove("HF_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ap.ok(&["models", "list"]);
+    assert!(
+        listed.contains("marian     ru-en   Helsinki-NLP/opus-mt-ru-en"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("into en: ") && listed.contains(" ru,"),
+        "{listed}"
+    );
+
+    let dir = ap.inputs();
+    std::fs::write(
+        dir.join("otchet.txt"),
+        "Аптека закрыта в воскресенье. Жители собрались перед мэрией.",
+    )
+    .unwrap();
+    ap.ok(&["ingest", dir.to_str().unwrap(), "--index", "--no-progress"]);
+    let id = ap.assets()[0]["id"].as_str().unwrap().to_owned();
+    let shown = ap.json(&["show", &id]);
+    let translation = shown["insights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "translation")
+        .unwrap_or_else(|| panic!("no translation: {shown}"))
+        .clone();
+    assert_eq!(translation["value"]["engine"], "marian", "{translation}");
+    assert_eq!(translation["model"], "Helsinki-NLP/opus-mt-ru-en");
+    assert!(
+        translation["model_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert!(translation["value"]["note"].is_null(), "{translation}");
+    let on_demand = ap.ok(&["translate", &id, "--to", "en"]);
+    assert!(
+        on_demand.starts_with("text ru → en (marian)"),
+        "{on_demand}"
+    );
+}
