@@ -184,24 +184,25 @@ pub fn describe(asset: &Asset, insights: &[Insight]) -> String {
         let names: Vec<&str> = labels.iter().map(|(_, name)| *name).collect();
         parts.push(format!("a photo of {}", names.join(", ")));
     }
-    let seen: Vec<&str> = text_of(insights, InsightValue::OCR_LINE).collect();
-    if !seen.is_empty() {
-        parts.push(seen.join(" "));
-    }
-    // The text seen, translated: the model reads English best.
+    // The text seen and said, its translations first: the model reads English best, and a
+    // long foreign text would otherwise fill its window before any translation got in.
     let seen_translated: Vec<&str> = translations_of(insights, InsightValue::OCR_LINE).collect();
     if !seen_translated.is_empty() {
         parts.push(seen_translated.join(" "));
     }
+    let seen: Vec<&str> = text_of(insights, InsightValue::OCR_LINE).collect();
+    if !seen.is_empty() {
+        parts.push(seen.join(" "));
+    }
     // Enough document text (or of what was said) to fill the model's window; the passages
     // carry the rest.
     let mut words = 0;
-    let said = text_of(insights, InsightValue::TRANSCRIPT_SEGMENT);
     let translated = translations_of(insights, InsightValue::TEXT)
         .chain(translations_of(insights, InsightValue::TRANSCRIPT_SEGMENT));
-    for text in text_of(insights, InsightValue::TEXT)
+    let said = text_of(insights, InsightValue::TRANSCRIPT_SEGMENT);
+    for text in translated
+        .chain(text_of(insights, InsightValue::TEXT))
         .chain(said)
-        .chain(translated)
     {
         if words > MAX_TOKENS {
             break;

@@ -79,125 +79,97 @@ pub fn detect(text: &str) -> Option<(String, f32)> {
 }
 
 /// The language of a short text (an OCR line, a sign, a file name, a query), two letters, or
-/// `None` when nothing tells. Texts long enough go to [`detect`]. Shorter ones, down to four
-/// letters, are judged by what holds on a few words, in this order:
+/// `None` when nothing tells. Texts of 80 letters or more go to [`detect`] first. Shorter
+/// ones (and longer ones it cannot judge), counting only the letters of words without
+/// digits (so `qx7 zv9` is no language), down to four letters:
 ///
 /// 1. **Script**: a script written by one language only (Greek, Hebrew, Hangul, kana, Thai,
 ///    Georgian, Armenian, ...) names it; Han without kana is Chinese; Cyrillic is Russian
 ///    unless letters only Ukrainian, Belarusian, Serbian or Macedonian use appear.
-/// 2. **Function words and letters**: each word found in a language's list of its most
-///    frequent short words counts two, each letter only a few languages use (ñ, ã, ß, ł, ș,
-///    ...) one, and whatlang's guess one; the language ahead wins.
-/// 3. Otherwise whatlang's guess, when it is clearly ahead.
-///
-/// A text long enough for [`detect`] that it found no clear language gets only step 2, and
-/// only with two points or more of words and letters behind it: junk stays undecided.
+/// 2. **Latin letters**: lingua, whose models of up to five-letter sequences hold on a few
+///    words where whatlang's trigram counts do not (measured by `cargo bench -p aperture
+///    --bench translate`), over the languages [`SHORT_LANGUAGES`] lists.
 ///
 /// ```
 /// use aperture_analyze::detect_short_language;
 ///
 /// assert_eq!(detect_short_language("Farmacia de guardia").as_deref(), Some("es"));
+/// assert_eq!(detect_short_language("Pharmacie de garde").as_deref(), Some("fr"));
 /// assert_eq!(detect_short_language("Аптека").as_deref(), Some("ru"));
 /// assert_eq!(detect_short_language("42"), None);
+/// assert_eq!(detect_short_language("qx7 zv9 k2p wq8"), None);
 /// ```
 pub fn detect_short(text: &str) -> Option<String> {
-    if let Some((code, _)) = detect(text) {
+    // What a long text is judged by (a junk document can be megabytes).
+    let text = &text[..text.floor_char_boundary(SHORT_SAMPLE_BYTES)];
+    // Statistics over letters decide a longer text; a few words need more than that.
+    if text.chars().filter(|c| c.is_alphabetic()).count() >= SHORT_LETTERS
+        && let Some((code, _)) = detect(text)
+    {
         return Some(code);
     }
-    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
-    if letters.iter().filter(|c| !is_cjk(**c)).count()
-        + CJK_WEIGHT * letters.iter().filter(|c| is_cjk(**c)).count()
-        < MIN_SHORT_LETTERS
-    {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\''))
+        .filter(|w| !w.is_empty() && !w.chars().any(|c| c.is_numeric()))
+        .collect();
+    let letters: Vec<char> = words
+        .iter()
+        .flat_map(|w| w.chars())
+        .filter(|c| c.is_alphabetic())
+        .collect();
+    let weight = letters.iter().filter(|c| !is_cjk(**c)).count()
+        + CJK_WEIGHT * letters.iter().filter(|c| is_cjk(**c)).count();
+    if weight < MIN_SHORT_LETTERS {
         return None;
     }
     if let Some(code) = by_script(&letters) {
         return Some(code.into());
     }
-    // whatlang over the most widely written languages only: on a few words, trigram counts
-    // cannot tell a major language from a close minor one, and the major one is far likelier.
-    let guess = whatlang::Detector::with_allowlist(COMMON.to_vec()).detect(text);
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphabetic() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut scores: Vec<(&str, f32)> = Vec::new();
-    fn add(scores: &mut Vec<(&'static str, f32)>, code: &'static str, points: f32) {
-        match scores.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, score)) => *score += points,
-            None => scores.push((code, points)),
-        }
-    }
-    // A function word counts two, shared among the languages that have it.
-    for word in &words {
-        let having: Vec<&str> = FUNCTION_WORDS
-            .iter()
-            .filter(|(_, list)| list.split(' ').any(|f| f == *word))
-            .map(|(code, _)| *code)
-            .collect();
-        for code in &having {
-            add(&mut scores, code, 2.0 / having.len() as f32);
-        }
-    }
-    for c in lower.chars() {
-        for (code, marks) in TELLING_LETTERS {
-            if marks.contains(c) {
-                add(&mut scores, code, 1.0);
-            }
-        }
-    }
-    // A text long enough for `detect` that it could not judge needs words or letters that
-    // tell: a guess from letter statistics alone is what it already refused.
-    let long = letters.len() >= MIN_LETTERS;
-    let evidence = scores.iter().map(|(_, s)| *s).fold(0.0, f32::max);
-    if long && evidence < 2.0 {
+    if !letters.iter().any(|c| is_latin(*c)) {
         return None;
     }
-    if let Some(info) = &guess {
-        add(&mut scores, iso639_1(info.lang()), 1.0);
-    }
-    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-    match scores.as_slice() {
-        [(code, best), rest @ ..]
-            if *best >= 1.0 && rest.first().is_none_or(|(_, next)| best > next) =>
-        {
-            Some((*code).into())
-        }
-        _ if long => None,
-        _ => guess
-            .filter(|info| info.confidence() as f32 >= SHORT_CONFIDENCE)
-            .map(|info| iso639_1(info.lang()).into()),
-    }
+    static DETECTOR: std::sync::OnceLock<lingua::LanguageDetector> = std::sync::OnceLock::new();
+    let detector = DETECTOR
+        .get_or_init(|| lingua::LanguageDetectorBuilder::from_languages(SHORT_LANGUAGES).build());
+    let found = detector.detect_language_of(words.join(" "))?;
+    Some(found.iso_code_639_1().to_string())
 }
 
-/// The languages a short text in Latin or another shared script is taken to be in.
-const COMMON: &[Lang] = &[
-    Lang::Eng,
-    Lang::Spa,
-    Lang::Fra,
-    Lang::Deu,
-    Lang::Ita,
-    Lang::Por,
-    Lang::Nld,
-    Lang::Pol,
-    Lang::Tur,
-    Lang::Swe,
-    Lang::Ron,
-    Lang::Ces,
-    Lang::Hun,
-    Lang::Ind,
-    Lang::Vie,
-    Lang::Ara,
-    Lang::Hin,
-    Lang::Rus,
-];
+/// The short-text detector, for the versions of analyzers that use it.
+pub const SHORT_DETECTOR: &str = "lingua-1.8";
+
+/// How much of a text [`detect_short`] looks at, in bytes.
+const SHORT_SAMPLE_BYTES: usize = 4096;
+
+/// Texts with fewer letters than this are judged as short ones.
+const SHORT_LETTERS: usize = 80;
 
 /// Fewer letters than this and a short text is not judged at all.
 const MIN_SHORT_LETTERS: usize = 4;
 
-/// whatlang's confidence that a short text's guess needs when nothing else tells.
-const SHORT_CONFIDENCE: f32 = 0.5;
+/// The languages written in Latin letters that a short text is taken to be in: those an
+/// Apertium pair translates, and the most widely written others. Each costs memory (its
+/// models load on first use: about 110 MB for all of them) and a chance of confusion.
+pub const SHORT_LANGUAGES: &[lingua::Language] = &[
+    lingua::Language::English,
+    lingua::Language::Spanish,
+    lingua::Language::French,
+    lingua::Language::German,
+    lingua::Language::Italian,
+    lingua::Language::Portuguese,
+    lingua::Language::Catalan,
+    lingua::Language::Romanian,
+    lingua::Language::Dutch,
+    lingua::Language::Polish,
+    lingua::Language::Turkish,
+    lingua::Language::Swedish,
+    lingua::Language::Basque,
+    lingua::Language::Esperanto,
+    lingua::Language::Icelandic,
+    lingua::Language::Slovene,
+    lingua::Language::Croatian,
+    lingua::Language::Bosnian,
+];
 
 /// The language a text's script tells on its own, if it does.
 fn by_script(letters: &[char]) -> Option<&'static str> {
@@ -207,7 +179,7 @@ fn by_script(letters: &[char]) -> Option<&'static str> {
         let has = |set: &str| {
             letters
                 .iter()
-                .any(|c| set.contains(c.to_lowercase().next().unwrap_or(*c)))
+                .any(|c| c.to_lowercase().any(|l| set.contains(l)))
         };
         return Some(if has("іїєґ") {
             "uk"
@@ -232,59 +204,6 @@ fn by_script(letters: &[char]) -> Option<&'static str> {
         _ => None,
     }
 }
-
-/// The most frequent short words of languages written in Latin letters, which say the
-/// language of a few words where letter statistics cannot. Words shared by several languages
-/// count for each.
-const FUNCTION_WORDS: &[(&str, &str)] = &[
-    (
-        "en",
-        "the of and to in is for on with at by from this that are be not no it you your",
-    ),
-    (
-        "es",
-        "el la los las de del y en que por para con un una es no se al su lo muy",
-    ),
-    (
-        "fr",
-        "le la les des de du et en un une est pour dans sur au aux pas ne que qui avec ce",
-    ),
-    (
-        "it",
-        "il lo la gli le di del della e in un una per con che non è al sono da",
-    ),
-    (
-        "pt",
-        "o a os as de do da dos das e em um uma para com não que por no na é ao",
-    ),
-    (
-        "de",
-        "der die das und ist nicht ein eine zu den mit von für auf im dem des bitte",
-    ),
-    ("nl", "de het een en van is niet op te met voor in dat"),
-    (
-        "ca",
-        "el la els les de del i en que per amb un una és no al als",
-    ),
-    ("ro", "și în de la cu pe un o nu este din pentru care"),
-    ("pl", "i w na z nie się do jest to że"),
-    ("sv", "och i att det som en på är av för med inte"),
-    ("tr", "ve bir bu da de için ile çok değil"),
-];
-
-/// Letters that only a few languages use, lower-case.
-const TELLING_LETTERS: &[(&str, &str)] = &[
-    ("es", "ñ¿¡"),
-    ("pt", "ãõ"),
-    ("fr", "êëîœùÿ"),
-    ("de", "ßäöü"),
-    ("pl", "łąęśźżń"),
-    ("ro", "șțăâ"),
-    ("tr", "ğışç"),
-    ("it", "ìò"),
-    ("ca", "ŀ"),
-    ("sv", "åäö"),
-];
 
 /// Latin letters: ASCII, Latin-1, Latin Extended A and B, IPA, Latin Extended Additional, and
 /// full-width forms.

@@ -311,11 +311,5 @@ pub fn builtin() -> Vec<Arc<dyn Analyzer>> {
         Arc::new(Text::default()),
         Arc::new(Video::default()),
         Arc::new(video::preview::Preview::default()),
-        Arc::new(Translate::installed(
-            None,
-            Path::new(translate::apertium::MODES_DIR),
-            translate::DEFAULT_TIMEOUT,
-            vec!["en".into()],
-        )),
     ]
 }

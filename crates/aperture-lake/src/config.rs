@@ -174,13 +174,22 @@ impl Default for TranslateSection {
 }
 
 impl TranslateSection {
+    /// An engine's deadline per text, besides its share by size.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs)
+    }
+
     /// The translate analyzer as configured, with the engines installed (the OPUS-MT models
-    /// pulled into `models_dir` among them).
-    pub fn analyzer(&self, models_dir: &Path) -> aperture_analyze::Translate {
+    /// pulled into `models_dir` among them), each allowed `timeout` per text.
+    pub fn analyzer(
+        &self,
+        models_dir: &Path,
+        timeout: std::time::Duration,
+    ) -> aperture_analyze::Translate {
         let mut made = aperture_analyze::Translate::installed(
             Some(models_dir),
             &self.apertium_modes,
-            std::time::Duration::from_secs(self.timeout_secs),
+            timeout,
             self.targets.clone(),
         );
         made.max_bytes = self.max_text_kib << 10;

@@ -64,6 +64,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A translation engine failed or took too long (not the caller's input), or another
+    /// on-demand translation is running.
+    #[error("{message}")]
+    Translation {
+        /// What failed, naming the asset, the languages and the engine.
+        message: String,
+        /// Whether it was refused because another one was running (try again shortly).
+        busy: bool,
+    },
     /// The catalog.
     #[error(transparent)]
     Catalog(#[from] aperture_catalog::Error),

@@ -20,9 +20,14 @@ pub struct Lake {
     pub blobs: BlobStore,
     /// The catalog, job queue, tokens and audit log.
     pub catalog: Arc<dyn Backend>,
-    /// The translation engines, started on first use and kept running (shared by clones):
-    /// queries are translated with them.
+    /// The translate analyzer, its engines discovered once and started on first use, kept
+    /// running (shared by clones): the workers and on-demand translation use it.
     translators: Arc<std::sync::OnceLock<aperture_analyze::Translate>>,
+    /// The same engines again, with pipelines of their own and a short deadline: queries
+    /// are translated with them, never waiting behind an asset's text.
+    query_translators: Arc<std::sync::OnceLock<aperture_analyze::Translate>>,
+    /// One on-demand translation at a time (`Lake::translate`).
+    pub(crate) on_demand: Arc<tokio::sync::Semaphore>,
 }
 
 /// What [`Lake::init`] did.
@@ -136,6 +141,8 @@ impl Lake {
             blobs,
             catalog: Arc::new(catalog),
             translators: Arc::default(),
+            query_translators: Arc::default(),
+            on_demand: Arc::new(tokio::sync::Semaphore::new(1)),
         })
     }
 
@@ -193,9 +200,6 @@ impl Lake {
                         Err(e) => unusable.push((analyzer.name(), e.to_string())),
                     }
                 }
-                "translate" => {
-                    *analyzer = Arc::new(self.config.translate.analyzer(&self.config.models_dir));
-                }
                 "preview" => {
                     let mut preview = aperture_analyze::video::preview::Preview::default();
                     preview.options.decode.ffmpeg = self.config.media.ffmpeg.clone();
@@ -206,6 +210,9 @@ impl Lake {
             }
         }
         analyzers.retain(|a| !unusable.iter().any(|(name, _)| *name == a.name()));
+        // Translation needs no model files (Apertium is a system package); its engines are
+        // discovered once per lake.
+        analyzers.push(Arc::new(self.translator().clone()));
         missing.extend(
             unusable
                 .into_iter()
@@ -219,8 +226,21 @@ impl Lake {
 
     /// The translate analyzer as configured, its engines kept running between calls.
     pub fn translator(&self) -> &aperture_analyze::Translate {
-        self.translators
-            .get_or_init(|| self.config.translate.analyzer(&self.config.models_dir))
+        self.translators.get_or_init(|| {
+            self.config
+                .translate
+                .analyzer(&self.config.models_dir, self.config.translate.timeout())
+        })
+    }
+
+    /// The translate analyzer for queries: the same engines, their own pipelines, a
+    /// deadline of [`QUERY_TIMEOUT`] per text.
+    pub fn query_translator(&self) -> &aperture_analyze::Translate {
+        self.query_translators.get_or_init(|| {
+            self.config
+                .translate
+                .analyzer(&self.config.models_dir, QUERY_TIMEOUT)
+        })
     }
 
     /// The search index's folder.
@@ -228,6 +248,9 @@ impl Lake {
         self.config.data_dir.join("search")
     }
 }
+
+/// What an engine may take to translate a query's words.
+pub const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Creates the first admin token of a fresh data folder (none when tokens exist).
 async fn first_admin_token(lake: &Lake, actor: &str) -> Result<Option<String>> {

@@ -57,7 +57,6 @@ impl Lake {
         let (catalog, config, dir) = (self.catalog.clone(), self.config.clone(), self.index_dir());
         let lake = self.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Hit>> {
-            let translator = lake.translator();
             let encoders = if query.terms.iter().any(|t| !t.excluded) {
                 encoders(&config)
             } else {
@@ -65,7 +64,7 @@ impl Lake {
             };
             let index = open_current(&dir, catalog.as_ref())?;
             let mut query = query;
-            translate_query(translator, &index, &mut query);
+            translate_query(lake.query_translator(), &index, &mut query);
             let refs: Vec<&dyn QueryEncoder> = encoders
                 .iter()
                 .map(|e| e.as_ref() as &dyn QueryEncoder)
@@ -91,8 +90,8 @@ impl Lake {
 /// languages, from the language they are in (detected) and from the first target language,
 /// with the pairs `translator` has: an English query then also finds
 /// Spanish text by its Spanish words, and a Spanish query English text. Nothing for
-/// `translate:off`; a pair that fails is left out (logged), never failing the search.
-/// Blocking.
+/// `translate:off`; a pair that fails is left out (logged), never failing the search, and
+/// translating stops after [`QUERY_BUDGET`] or [`MAX_QUERY_ROUTES`] routes. Blocking.
 pub fn translate_query(
     translator: &aperture_analyze::Translate,
     index: &SearchIndex,
@@ -118,8 +117,14 @@ pub fn translate_query(
         None => into.iter().cloned().collect(),
     };
     let is_target = |lang: &str| translator.targets.iter().any(|t| t == lang);
+    let started = std::time::Instant::now();
+    let mut routes = 0;
     for from in &froms {
         for to in into.iter().filter(|to| *to != from) {
+            if started.elapsed() > QUERY_BUDGET || routes == MAX_QUERY_ROUTES {
+                tracing::warn!("the query's translations stopped at their budget");
+                return;
+            }
             if detected.is_none() && !is_target(from) && !is_target(to) {
                 continue;
             }
@@ -129,6 +134,7 @@ pub fn translate_query(
             let Some(route) = translator.translators.route(from, to) else {
                 continue;
             };
+            routes += 1;
             match route.translate(&[&sentence]) {
                 Ok(mut out) => {
                     let text = out.pop().unwrap_or_default();
@@ -145,6 +151,12 @@ pub fn translate_query(
         }
     }
 }
+
+/// Time a query's translations may take together.
+pub const QUERY_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Routes a query is translated along at most.
+pub const MAX_QUERY_ROUTES: usize = 8;
 
 /// Exact duplicates (the same bytes), and with an index near duplicates (image features
 /// confirmed by perceptual hash) at `min_similarity` or the default. Blocking.

@@ -13,11 +13,15 @@ const TRANSLATED_KINDS: [&str; 3] = [
     InsightValue::TRANSCRIPT_SEGMENT,
 ];
 
+/// Text translated on demand per call at most, in bytes: the start of a long document.
+pub const ON_DEMAND_MAX_BYTES: usize = 256 << 10;
+
 impl Lake {
     /// The text of asset `id` (document pages, OCR lines, what was said) translated into
-    /// `to` (two letters), as `translation` insights at the places of the originals; text no
-    /// installed engine reaches `to` from gets an empty one with a note. Text already in `to`
-    /// is left out.
+    /// `to` (two letters), as `translation` insights at the places of the originals (the first
+    /// [`ON_DEMAND_MAX_BYTES`], the last one marked cut); text no installed engine reaches
+    /// `to` from gets an empty one with a note. Text already in `to` is left out. One call
+    /// runs at a time: another gets [`Error::Translation`] with `busy`.
     pub async fn translate(&self, id: AssetId, to: &str) -> Result<Vec<Insight>> {
         if to.len() != 2 || !to.bytes().all(|b| b.is_ascii_lowercase()) {
             return Err(Error::InvalidInput {
@@ -28,11 +32,21 @@ impl Lake {
         let (asset, insights) = self
             .catalog(move |c| Ok((c.asset(id)?, c.insights_of_kinds(&[id], &TRANSLATED_KINDS)?)))
             .await?;
+        // One at a time per lake, the rest refused rather than queued: each holds a blocking
+        // thread and its engines for as long as its text takes.
+        let Ok(permit) = self.on_demand.clone().try_acquire_owned() else {
+            return Err(Error::Translation {
+                message: "another translation is running; try again shortly".into(),
+                busy: true,
+            });
+        };
         let lake = self.clone();
         let to = to.to_owned();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut analyzer = lake.translator().clone();
             analyzer.targets = vec![to.clone()];
+            analyzer.max_bytes = analyzer.max_bytes.min(ON_DEMAND_MAX_BYTES);
             let sources = analyzer.sources(&insights);
             if sources.is_empty() {
                 return Err(Error::InvalidInput {
@@ -45,9 +59,9 @@ impl Lake {
             }
             analyzer
                 .translate(&asset, &sources, &to)
-                .map_err(|e| Error::InvalidInput {
-                    what: asset.name.clone(),
-                    reason: e.to_string(),
+                .map_err(|e| Error::Translation {
+                    message: e.to_string(),
+                    busy: false,
                 })
         })
         .await?

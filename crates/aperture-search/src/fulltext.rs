@@ -114,6 +114,8 @@ const META_BOOST: f32 = 0.5;
 const STEMMED_BOOST: f32 = 0.8;
 const TRANSLIT_BOOST: f32 = 0.6;
 const TRANSLATED_BOOST: f32 = 0.7;
+/// The share of a translated query's words a match needs.
+const TRANSLATED_SHARE: f32 = 0.6;
 
 /// The full-text index: one tantivy document per asset, replaced whole on every change.
 pub struct FullText {
@@ -389,10 +391,22 @@ impl FullText {
         // The best way counts, not their sum (text that matches in two languages is no
         // better a match), and a translated way a little less than the words as typed.
         let mut ways: Vec<Box<dyn TantivyQuery>> = vec![typed];
+        // A machine translation is approximate: most of its words will do.
         for translated in &query.translations {
-            if let Some(q) = all_of(&mut fields, &mut translated.text.split_whitespace()) {
-                ways.push(Box::new(BoostQuery::new(q, TRANSLATED_BOOST)));
+            let words: Vec<Box<dyn TantivyQuery>> = translated
+                .text
+                .split_whitespace()
+                .filter_map(|t| anywhere(&mut fields, t))
+                .collect();
+            if words.is_empty() {
+                continue;
             }
+            let needed = (words.len() as f32 * TRANSLATED_SHARE).ceil() as usize;
+            let q = BooleanQuery::with_minimum_required_clauses(
+                words.into_iter().map(|q| (Occur::Should, q)).collect(),
+                needed,
+            );
+            ways.push(Box::new(BoostQuery::new(Box::new(q), TRANSLATED_BOOST)));
         }
         let mut clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = vec![(
             Occur::Must,

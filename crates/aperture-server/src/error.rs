@@ -120,6 +120,14 @@ impl From<aperture_lake::Error> for ApiError {
             E::NoSuchAsset { .. } => Self::not_found(e.to_string()),
             E::Forbidden { message } => Self::forbidden(message),
             E::InvalidInput { .. } => Self::bad_request(e.to_string()),
+            E::Translation { busy: true, .. } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "translation_busy",
+                e.to_string(),
+            ),
+            E::Translation { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "translation_failed", e.to_string())
+            }
             e => Self::internal(error_chain(&e)),
         }
     }

@@ -97,7 +97,7 @@ async fn run_search(
             ..SearchOptions::default()
         };
         let mut query = query;
-        aperture_lake::translate_query(shared.lake.translator(), &index, &mut query);
+        aperture_lake::translate_query(shared.lake.query_translator(), &index, &mut query);
         index.search(shared.lake.catalog.as_ref(), &query, &encoders, &options)
     })
     .await??;

@@ -127,7 +127,9 @@ async fn list(lake: &Lake, dir: &Path, args: ListArgs) -> anyhow::Result<ExitCod
     }
     println!("models folder: {}", dir.display());
     let (translate, models) = (lake.config.translate.clone(), dir.to_path_buf());
-    let analyzer = tokio::task::spawn_blocking(move || translate.analyzer(&models)).await?;
+    let analyzer =
+        tokio::task::spawn_blocking(move || translate.analyzer(&models, translate.timeout()))
+            .await?;
     print_pairs(&analyzer, &lake.config.translate.apertium_modes);
     let todo: Vec<&Listed> = entries
         .iter()

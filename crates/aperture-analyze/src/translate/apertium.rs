@@ -123,8 +123,8 @@ impl Apertium {
                 })
             })
             .collect();
-        found.sort_by(|a, b| a.mode.cmp(&b.mode));
-        // Two modes for the same languages (`fr-es` and `fra-spa`): the first is kept.
+        found.sort_by(|a, b| (a.from, a.to, &a.mode).cmp(&(b.from, b.to, &b.mode)));
+        // Two modes for the same languages (`fr-es` and `fra-spa`): the first by name is kept.
         found.dedup_by(|b, a| a.from == b.from && a.to == b.to);
         found
     }

@@ -19,7 +19,8 @@ use candle_transformers::models::marian::{Config, MTModel};
 
 use super::engine::{Error, Pair};
 
-/// Source tokens translated at once at most (OPUS-MT models take 512 positions).
+/// Source tokens translated at once (OPUS-MT models take 512 positions): a longer sentence
+/// is translated in windows of this many.
 pub const MAX_SOURCE_TOKENS: usize = 256;
 
 /// The files of an OPUS-MT model that [`Marian`] reads: what `aperture models pull` fetches
@@ -108,7 +109,14 @@ impl Marian {
         let config = config(&read("config.json")?).map_err(|e| self.failed(e))?;
         let vocab: HashMap<String, u32> = serde_json::from_slice(&read("vocab.json")?)
             .map_err(|e| self.failed(format!("vocab.json: {e}")))?;
-        let mut pieces = vec![String::new(); vocab.values().max().map_or(0, |m| *m as usize + 1)];
+        // Ids index the model's output: one past its vocabulary is a damaged file.
+        let size = config.decoder_vocab_size.unwrap_or(config.vocab_size);
+        if let Some((piece, id)) = vocab.iter().find(|(_, id)| **id as usize >= size) {
+            return Err(self.failed(format!(
+                "vocab.json gives {piece:?} the id {id}, past the model's {size} outputs"
+            )));
+        }
+        let mut pieces = vec![String::new(); size];
         for (piece, id) in &vocab {
             pieces[*id as usize] = piece.clone();
         }
@@ -138,64 +146,90 @@ impl Marian {
         })
     }
 
-    /// One sentence through the model, greedily.
-    fn sentence(&self, loaded: &mut Loaded, text: &str) -> Result<String, Error> {
+    /// One sentence through the model, greedily: its tokens in windows of
+    /// [`MAX_SOURCE_TOKENS`], each decoded to at most twice its length (and never past the
+    /// model's positions); an error past `deadline`.
+    fn sentence(
+        &self,
+        loaded: &mut Loaded,
+        text: &str,
+        deadline: std::time::Instant,
+    ) -> Result<String, Error> {
         let encoding = loaded
             .tokenizer
             .encode(text, false)
             .map_err(|e| self.failed(e))?;
-        let mut ids: Vec<u32> = encoding
+        let ids: Vec<u32> = encoding
             .get_tokens()
             .iter()
             .map(|t| *loaded.vocab.get(t).unwrap_or(&loaded.unk))
-            .take(MAX_SOURCE_TOKENS)
             .collect();
-        ids.push(loaded.config.eos_token_id);
-        let run = |loaded: &mut Loaded| -> candle_core::Result<Vec<u32>> {
-            let device = Device::Cpu;
-            let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
-            let encoded = loaded.model.encoder().forward(&input, 0)?;
-            let mut out = vec![loaded.config.decoder_start_token_id];
-            // A translation rarely runs past twice its source; a model that does is stopped.
-            for step in 0..(2 * ids.len() + 10) {
-                let context = if step == 0 {
-                    &out[..]
-                } else {
-                    &out[out.len() - 1..]
-                };
-                let input = Tensor::new(context, &device)?.unsqueeze(0)?;
-                let logits = loaded
-                    .model
-                    .decode(&input, &encoded, out.len() - context.len())?
-                    .squeeze(0)?;
-                let last = logits.get(logits.dim(0)? - 1)?;
-                let mut scores: Vec<f32> = last.to_vec1()?;
-                if let Some(pad) = scores.get_mut(loaded.config.pad_token_id as usize) {
-                    *pad = f32::NEG_INFINITY;
-                }
-                let next = scores
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map_or(loaded.config.eos_token_id, |(i, _)| i as u32);
-                if next == loaded.config.eos_token_id {
-                    break;
-                }
-                out.push(next);
+        let mut words = Vec::new();
+        for window in ids.chunks(MAX_SOURCE_TOKENS) {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    engine: "marian",
+                    pair: self.id.clone(),
+                    secs: MARIAN_DEADLINE.as_secs(),
+                });
             }
-            Ok(out)
-        };
-        let out = run(loaded);
-        loaded.model.reset_kv_cache();
-        let out = out.map_err(|e| self.failed(e))?;
-        let text: String = out[1..]
-            .iter()
-            .filter_map(|id| loaded.pieces.get(*id as usize))
-            .filter(|p| !(p.starts_with('<') && p.ends_with('>')))
-            .map(String::as_str)
-            .collect();
-        Ok(text.replace('\u{2581}', " ").trim().to_owned())
+            let mut source = window.to_vec();
+            source.push(loaded.config.eos_token_id);
+            let out = decode(loaded, &source);
+            loaded.model.reset_kv_cache();
+            let out = out.map_err(|e| self.failed(e))?;
+            let text: String = out
+                .iter()
+                .filter_map(|id| loaded.pieces.get(*id as usize))
+                .filter(|p| !(p.starts_with('<') && p.ends_with('>')))
+                .map(String::as_str)
+                .collect();
+            words.push(text.replace('\u{2581}', " ").trim().to_owned());
+        }
+        Ok(words.join(" "))
     }
+}
+
+/// Time one call of [`Marian`]'s `translate` may take, checked between windows of text.
+pub const MARIAN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Greedy decoding of one window of source ids: the target ids, without the start token.
+fn decode(loaded: &mut Loaded, source: &[u32]) -> candle_core::Result<Vec<u32>> {
+    let device = Device::Cpu;
+    let input = Tensor::new(source, &device)?.unsqueeze(0)?;
+    let encoded = loaded.model.encoder().forward(&input, 0)?;
+    let mut out = vec![loaded.config.decoder_start_token_id];
+    // A translation rarely runs past twice its source; a model that does is stopped, and
+    // never past the positions it has.
+    let steps = (2 * source.len() + 10).min(loaded.config.max_position_embeddings - 1);
+    for step in 0..steps {
+        let context = if step == 0 {
+            &out[..]
+        } else {
+            &out[out.len() - 1..]
+        };
+        let input = Tensor::new(context, &device)?.unsqueeze(0)?;
+        let logits = loaded
+            .model
+            .decode(&input, &encoded, out.len() - context.len())?
+            .squeeze(0)?;
+        let last = logits.get(logits.dim(0)? - 1)?;
+        let mut scores: Vec<f32> = last.to_vec1()?;
+        if let Some(pad) = scores.get_mut(loaded.config.pad_token_id as usize) {
+            *pad = f32::NEG_INFINITY;
+        }
+        let next = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(loaded.config.eos_token_id, |(i, _)| i as u32);
+        if next == loaded.config.eos_token_id {
+            break;
+        }
+        out.push(next);
+    }
+    out.remove(0);
+    Ok(out)
 }
 
 impl Pair for Marian {
@@ -221,12 +255,13 @@ impl Pair for Marian {
             *guard = Some(self.load()?);
         }
         let loaded = guard.as_mut().expect("loaded above");
+        let deadline = std::time::Instant::now() + MARIAN_DEADLINE;
         let mut out = Vec::with_capacity(texts.len());
         for text in texts {
             let mut translated = String::new();
             for (sentence, after) in sentences(text) {
                 if !sentence.trim().is_empty() {
-                    translated.push_str(&self.sentence(loaded, sentence)?);
+                    translated.push_str(&self.sentence(loaded, sentence, deadline)?);
                 }
                 translated.push_str(after);
             }
@@ -469,6 +504,18 @@ pub mod testing {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         MTModel::new(&cfg, vb).unwrap();
+        // Neither the end (id 0) nor the unknown piece (id 1) is ever likeliest: a
+        // translation runs to its length cap, so every run makes words, whatever the weights.
+        {
+            let data = varmap.data().lock().unwrap();
+            let mut bias = vec![0f32; PIECES.len()];
+            bias[0] = -1e4;
+            bias[1] = -1e4;
+            data.get("final_logits_bias")
+                .unwrap()
+                .set(&candle_core::Tensor::from_vec(bias, (1, PIECES.len()), &Device::Cpu).unwrap())
+                .unwrap();
+        }
         varmap.save(folder.join("model.safetensors")).unwrap();
         let vocab: serde_json::Map<String, serde_json::Value> = PIECES
             .iter()
@@ -572,6 +619,7 @@ mod tests {
         // The second text: three sentences, each translated, with their separators kept.
         assert_eq!(first[1].matches('\n').count(), 1, "{first:?}");
         for out in &first {
+            assert!(!out.is_empty(), "{first:?}");
             assert!(!out.contains('<') && !out.contains('\u{2581}'), "{out:?}");
         }
     }

@@ -24,6 +24,9 @@ pub use marian::Marian;
 
 use crate::{Analyzer, Error, Input, Output, language};
 
+/// The language of text whose language nothing tells (BCP 47's "undetermined").
+pub const UNDETERMINED: &str = "und";
+
 /// Text translated per asset at most, in bytes of the original: the first megabyte.
 pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
@@ -90,7 +93,8 @@ impl Translate {
 
     /// The text of `insights` that is not in a target language, in order, each with its
     /// language (detected here for OCR lines too short for the OCR analyzer to tell, from
-    /// the lines of the same picture together or, failing that, from each line alone).
+    /// the lines of the same picture together or, failing that, from each line alone); text
+    /// whose language nothing tells has [`UNDETERMINED`].
     pub fn sources<'a>(&self, insights: &'a [Insight]) -> Vec<Source<'a>> {
         // OCR lines without a language: detected per picture (an image, a page, a shot).
         let mut pictures: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -124,8 +128,8 @@ impl Translate {
                     .language
                     .clone()
                     .or_else(|| picture_language.get(&picture_key(i.place)).cloned()?)
-                    .or_else(|| language::detect_short(text))?;
-                let language = base_language(&language).to_owned();
+                    .or_else(|| language::detect_short(text))
+                    .map_or_else(|| UNDETERMINED.to_owned(), |l| base_language(&l).to_owned());
                 (!self.targets.contains(&language)).then_some(Source {
                     kind,
                     text,
@@ -166,7 +170,11 @@ impl Translate {
                 continue;
             }
             if budget == 0 {
-                break;
+                // Past the limit: the last text translated says the rest was not.
+                if let Some(last) = planned.last_mut() {
+                    last.2 = true;
+                }
+                continue;
             }
             let cut = source.text.len() > budget;
             let text = if cut {
@@ -218,7 +226,8 @@ impl Translate {
                     truncated: cut,
                     note: cut.then(|| {
                         format!(
-                            "only the first {} of text of an asset is translated",
+                            "only the first {} of text of an asset is translated; the rest \
+                             is not",
                             aperture_core::human::HumanBytes(self.max_bytes as u64)
                         )
                     }),
@@ -249,11 +258,15 @@ impl Translate {
                 engine: "none".into(),
                 pivot_language: None,
                 truncated: false,
-                note: Some(format!(
-                    "no engine installed translates {} into {target}, directly or through \
-                     other languages (see `aperture models list`)",
-                    source.language
-                )),
+                note: Some(if source.language == UNDETERMINED {
+                    "the language of this text could not be identified".to_owned()
+                } else {
+                    format!(
+                        "no engine installed translates {} into {target}, directly or \
+                         through other languages",
+                        source.language
+                    )
+                }),
             }
             .into(),
             confidence: None,
@@ -284,9 +297,10 @@ impl Analyzer for Translate {
 
     fn version(&self) -> String {
         let what = format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             self.targets.join(","),
             self.max_bytes,
+            language::SHORT_DETECTOR,
             self.translators.fingerprint()
         );
         let hash = aperture_core::ContentHash::of(what.as_bytes()).to_hex();

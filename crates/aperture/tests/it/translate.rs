@@ -105,13 +105,12 @@ fn english_queries_find_text_in_other_languages_by_its_translation() {
         "{ru:?}"
     );
     assert!(translations(&ap, "weather.txt").is_empty());
-    // Junk that passes as text: whatever language the detector calls it, no engine makes
-    // words of it and the job does not fail.
+    // Junk that passes as text: not translated, and said so (whatever language the text
+    // analyzer's detector calls it, no engine takes it); the job does not fail.
     let junk = translations(&ap, "junk.txt");
-    assert!(
-        junk.iter().all(|t| t["value"]["engine"] == "none"),
-        "{junk:?}"
-    );
+    assert_eq!(junk.len(), 1, "{junk:?}");
+    assert_eq!(junk[0]["value"]["engine"], "none", "{junk:?}");
+    assert!(junk[0]["value"]["note"].as_str().is_some(), "{junk:?}");
     let shown = ap.ok(&["show", &asset_id(&ap, "junk.txt")]);
     assert!(!shown.contains("translate    failed"), "{shown}");
     // Arabic in a mixed line: said, not skipped.
