@@ -210,71 +210,94 @@ impl Translate {
             let route = routes[source.language.as_str()]
                 .as_ref()
                 .expect("planned only with a route");
-            out.push(Insight {
-                asset: asset.id,
-                analyzer: SPEC.name.into(),
-                analyzer_version: self.version(),
-                model: Some(route.model()),
-                model_version: Some(route.version()),
-                value: value::Translation {
-                    text: text.unwrap_or_default(),
-                    source: source.kind.into(),
-                    source_language: source.language.clone(),
-                    target_language: target.into(),
-                    engine: route.engine(),
-                    pivot_language: route.pivot(),
-                    truncated: cut,
-                    note: cut.then(|| {
-                        format!(
-                            "only the first {} of text of an asset is translated; the rest \
-                             is not",
-                            aperture_core::human::HumanBytes(self.max_bytes as u64)
-                        )
-                    }),
-                }
-                .into(),
-                confidence: None,
-                language: Some(target.into()),
-                place: source.place,
-                created_at: UnixMillis::now(),
+            let note = cut.then(|| {
+                format!(
+                    "only the first {} of text of an asset is translated; the rest is not",
+                    aperture_core::human::HumanBytes(self.max_bytes as u64)
+                )
             });
+            let translated = Translated {
+                text: text.unwrap_or_default(),
+                engine: route.engine(),
+                pivot: route.pivot(),
+                model: Some((route.model(), route.version())),
+                cut,
+                note,
+            };
+            out.push(self.insight(asset, source, target, translated, source.place));
         }
         out.extend(unrouted);
         Ok(out)
     }
 
+    /// The empty translation of text no engine takes, saying why, about the whole asset.
     fn untranslated(&self, asset: &Asset, source: &Source<'_>, target: &str) -> Insight {
+        let note = if source.language == UNDETERMINED {
+            "the language of this text could not be identified".to_owned()
+        } else {
+            format!(
+                "no engine installed translates {} into {target}, directly or through other \
+                 languages",
+                source.language
+            )
+        };
+        let translated = Translated {
+            text: String::new(),
+            engine: "none".into(),
+            pivot: None,
+            model: None,
+            cut: false,
+            note: Some(note),
+        };
+        self.insight(asset, source, target, translated, Place::Whole)
+    }
+
+    /// A `translation` insight of `source` into `target`, at `place`.
+    fn insight(
+        &self,
+        asset: &Asset,
+        source: &Source<'_>,
+        target: &str,
+        translated: Translated,
+        place: Place,
+    ) -> Insight {
+        let (model, model_version) = translated.model.unzip();
         Insight {
             asset: asset.id,
             analyzer: SPEC.name.into(),
             analyzer_version: self.version(),
-            model: None,
-            model_version: None,
+            model,
+            model_version,
             value: value::Translation {
-                text: String::new(),
+                text: translated.text,
                 source: source.kind.into(),
                 source_language: source.language.clone(),
                 target_language: target.into(),
-                engine: "none".into(),
-                pivot_language: None,
-                truncated: false,
-                note: Some(if source.language == UNDETERMINED {
-                    "the language of this text could not be identified".to_owned()
-                } else {
-                    format!(
-                        "no engine installed translates {} into {target}, directly or \
-                         through other languages",
-                        source.language
-                    )
-                }),
+                engine: translated.engine,
+                pivot_language: translated.pivot,
+                truncated: translated.cut,
+                note: translated.note,
             }
             .into(),
             confidence: None,
             language: Some(target.into()),
-            place: Place::Whole,
+            place,
             created_at: UnixMillis::now(),
         }
     }
+}
+
+/// What became of one text: its translation (empty when none), the engine and route, and a
+/// note when it was cut or not translated.
+struct Translated {
+    text: String,
+    engine: String,
+    pivot: Option<String>,
+    /// The model and its version; `None` when no engine ran.
+    model: Option<(String, String)>,
+    /// Whether only the start of the text was translated.
+    cut: bool,
+    note: Option<String>,
 }
 
 /// Text to translate: an insight's text and its language.
