@@ -20,7 +20,8 @@ impl Lake {
     /// The text of asset `id` (document pages, OCR lines, what was said) translated into
     /// `to` (two letters), as `translation` insights at the places of the originals (the first
     /// [`ON_DEMAND_MAX_BYTES`], the last one marked cut); text no installed engine reaches
-    /// `to` from gets an empty one with a note. Text already in `to` is left out. One call
+    /// `to` from gets an empty one with a note. Text already in `to` is left out (an asset
+    /// with no other text, or none analysed yet, gives an empty list). One call
     /// runs at a time: another gets [`Error::Translation`] with `busy`.
     pub async fn translate(&self, id: AssetId, to: &str) -> Result<Vec<Insight>> {
         if to.len() != 2 || !to.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -48,15 +49,6 @@ impl Lake {
             analyzer.targets = vec![to.clone()];
             analyzer.max_bytes = analyzer.max_bytes.min(ON_DEMAND_MAX_BYTES);
             let sources = analyzer.sources(&insights);
-            if sources.is_empty() {
-                return Err(Error::InvalidInput {
-                    what: asset.name.clone(),
-                    reason: format!(
-                        "it has no text outside {to} (yet: text, OCR and speech analysis run \
-                         with `aperture index`)"
-                    ),
-                });
-            }
             analyzer
                 .translate(&asset, &sources, &to)
                 .map_err(|e| Error::Translation {

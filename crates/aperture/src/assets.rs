@@ -188,6 +188,12 @@ pub async fn translate(lake: &Lake, args: TranslateArgs) -> anyhow::Result<ExitC
         crate::output::json(&translations)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if translations.is_empty() {
+        println!(
+            "{} has no text outside {} (text, OCR and speech are read by `aperture index`)",
+            asset.name, args.to
+        );
+    }
     for insight in &translations {
         let aperture_core::InsightValue::Translation(t) = &insight.value else {
             continue;
