@@ -52,7 +52,8 @@ pub use embedding::{MINILM_MODEL, MINILM_SPACE, TextEmbedding, describe};
 pub use frames::Frame;
 pub use labels::Labels;
 pub use language::{
-    DETECTOR as LANGUAGE_DETECTOR, detect as detect_language, detect_short as detect_short_language,
+    DETECTOR as LANGUAGE_DETECTOR, SHORT_LANGUAGES, detect as detect_language,
+    detect_short as detect_short_language,
 };
 pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
