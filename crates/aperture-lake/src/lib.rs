@@ -54,9 +54,8 @@ pub use fsck::{Findings, FsckOptions, FsckReport};
 pub use lake::{Initialised, Lake, QUERY_TIMEOUT};
 pub use search::{
     MAX_QUERY_ROUTES, QUERY_BUDGET, SearchEncoder, duplicate_groups, encoders, open_current,
-    translate_query,
 };
-pub use translation::ON_DEMAND_MAX_BYTES;
+pub use translation::{ON_DEMAND_MAX_BYTES, check_language};
 pub use worker::{Worker, WorkerReport};
 
 /// Runs a synchronous catalog call on the blocking pool.

@@ -54,17 +54,14 @@ impl Lake {
         examples: Vec<(String, Vec<f32>)>,
         limit: usize,
     ) -> Result<Vec<Hit>> {
-        let (catalog, config, dir) = (self.catalog.clone(), self.config.clone(), self.index_dir());
         let lake = self.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<Hit>> {
             let encoders = if query.terms.iter().any(|t| !t.excluded) {
-                encoders(&config)
+                encoders(&lake.config)
             } else {
                 Vec::new()
             };
-            let index = open_current(&dir, catalog.as_ref())?;
-            let mut query = query;
-            translate_query(lake.query_translator(), &index, &mut query);
+            let index = open_current(&lake.index_dir(), lake.catalog.as_ref())?;
             let refs: Vec<&dyn QueryEncoder> = encoders
                 .iter()
                 .map(|e| e.as_ref() as &dyn QueryEncoder)
@@ -73,9 +70,31 @@ impl Lake {
                 limit,
                 ..SearchOptions::default()
             };
-            Ok(index.search_with_examples(catalog.as_ref(), &query, &refs, &examples, &options)?)
+            lake.search_in(&index, query, &refs, &examples, &options)
         })
         .await?
+    }
+
+    /// Runs `query` on `index` (up to date or not, as the caller keeps it), its words first
+    /// translated into the languages the index holds (on the query translator's pipelines,
+    /// within a 3 s budget: [`QUERY_BUDGET`]), ranked also by
+    /// likeness to `examples`. What `aperture search` and the server's searches run. Blocking.
+    pub fn search_in(
+        &self,
+        index: &SearchIndex,
+        mut query: Query,
+        encoders: &[&dyn QueryEncoder],
+        examples: &[(String, Vec<f32>)],
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>> {
+        translate_query(self.query_translator(), index, &mut query);
+        Ok(index.search_with_examples(
+            self.catalog.as_ref(),
+            &query,
+            encoders,
+            examples,
+            options,
+        )?)
     }
 
     /// The image vectors of a file that is not stored: what the installed image analyzers
@@ -92,7 +111,7 @@ impl Lake {
 /// Spanish text by its Spanish words, and a Spanish query English text. Nothing for
 /// `translate:off`; a pair that fails is left out (logged), never failing the search, and
 /// translating stops after [`QUERY_BUDGET`] or [`MAX_QUERY_ROUTES`] routes. Blocking.
-pub fn translate_query(
+fn translate_query(
     translator: &aperture_analyze::Translate,
     index: &SearchIndex,
     query: &mut Query,

@@ -13,6 +13,18 @@ const TRANSLATED_KINDS: [&str; 3] = [
     InsightValue::TRANSCRIPT_SEGMENT,
 ];
 
+/// Whether `code` is a language to translate into: two lower-case letters. Callers check it
+/// before they audit the request.
+pub fn check_language(code: &str) -> Result<()> {
+    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Ok(());
+    }
+    Err(Error::InvalidInput {
+        what: format!("language {code:?}"),
+        reason: "give a two-letter language code such as en, es, ru".into(),
+    })
+}
+
 /// Text translated on demand per call at most, in bytes: the start of a long document.
 pub const ON_DEMAND_MAX_BYTES: usize = 256 << 10;
 
@@ -24,12 +36,7 @@ impl Lake {
     /// with no other text, or none analysed yet, gives an empty list). One call
     /// runs at a time: another gets [`Error::Translation`] with `busy`.
     pub async fn translate(&self, id: AssetId, to: &str) -> Result<Vec<Insight>> {
-        if to.len() != 2 || !to.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(Error::InvalidInput {
-                what: format!("language {to:?}"),
-                reason: "give a two-letter language code such as en, es, ru".into(),
-            });
-        }
+        check_language(to)?;
         let (asset, insights) = self
             .catalog(move |c| Ok((c.asset(id)?, c.insights_of_kinds(&[id], &TRANSLATED_KINDS)?)))
             .await?;

@@ -512,12 +512,12 @@ impl SearchIndex {
         );
         let mut reasons = Vec::new();
         let mut find = |text: &str, language: Option<&str>, wanted: &[&str]| {
-            let mut found = search_words(&mut neutral, text, wanted);
+            let mut found = matches(&mut neutral, text, wanted);
             if found.is_empty()
                 && let Some(mut stemmer) =
                     language.and_then(|l| self.text_analyzer(&analysis::stemmed(l)))
             {
-                found = search_words(&mut stemmer, text, wanted);
+                found = matches(&mut stemmer, text, wanted);
             }
             if found.is_empty() && !query.no_translit {
                 found = analysis::transliterated_matches(&mut neutral, text, wanted);
@@ -655,17 +655,12 @@ fn push(
     }
 }
 
-/// [`matches`], or nothing when there is nothing to look for.
-fn search_words(analyzer: &mut TextAnalyzer, text: &str, terms: &[&str]) -> Vec<Range<usize>> {
-    if terms.is_empty() {
-        return Vec::new();
-    }
-    matches(analyzer, text, terms)
-}
-
 /// Byte ranges of `text` where one of the terms (each a word or phrase) occurs, as the
 /// analyzer sees both.
 pub fn matches(analyzer: &mut TextAnalyzer, text: &str, terms: &[&str]) -> Vec<Range<usize>> {
+    if terms.is_empty() {
+        return Vec::new();
+    }
     let mut tokens: Vec<(String, Range<usize>)> = Vec::new();
     {
         let mut stream = analyzer.token_stream(text);

@@ -373,12 +373,7 @@ async fn translations(
     Query(query): Query<TranslationsQuery>,
 ) -> ApiResult<Response> {
     let asset = readable(&caller, parse_id(&id)?).await?;
-    if query.to.len() != 2 || !query.to.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(ApiError::bad_request(format!(
-            "to {:?} is not a two-letter language code such as en, es, ru",
-            query.to
-        )));
-    }
+    aperture_lake::check_language(&query.to)?;
     state
         .audit(
             &caller,

@@ -96,9 +96,9 @@ async fn run_search(
             limit,
             ..SearchOptions::default()
         };
-        let mut query = query;
-        aperture_lake::translate_query(shared.lake.query_translator(), &index, &mut query);
-        index.search(shared.lake.catalog.as_ref(), &query, &encoders, &options)
+        shared
+            .lake
+            .search_in(&index, query, &encoders, &[], &options)
     })
     .await??;
     // The query was restricted to the caller's collections; this is the second lock.

@@ -637,19 +637,18 @@ fn recall(segments: &[Segment]) {
         } else {
             format!("{text} translate:off collection:{collection}")
         };
-        let Ok(mut query) = aperture_search::parse(&text) else {
+        let Ok(query) = aperture_search::parse(&text) else {
             return Vec::new();
         };
-        aperture_lake::translate_query(lake.translator(), &index, &mut query);
-        index
-            .search(
-                lake.catalog.as_ref(),
-                &query,
-                &refs,
-                &aperture_search::SearchOptions::default(),
-            )
-            .map(|hits| hits.into_iter().map(|h| h.asset.name).collect())
-            .unwrap_or_default()
+        lake.search_in(
+            &index,
+            query,
+            &refs,
+            &[],
+            &aperture_search::SearchOptions::default(),
+        )
+        .map(|hits| hits.into_iter().map(|h| h.asset.name).collect())
+        .unwrap_or_default()
     };
     println!("| answers | questions | sentence | key words | key words, no query translation |");
     println!("|---|---|---|---|---|");

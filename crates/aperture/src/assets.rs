@@ -174,6 +174,7 @@ pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCod
 /// `aperture translate`: each piece of text with its place, languages and engine, then the
 /// translation; text no engine reaches the language from is said, not skipped.
 pub async fn translate(lake: &Lake, args: TranslateArgs) -> anyhow::Result<ExitCode> {
+    aperture_lake::check_language(&args.to)?;
     let id = lake.resolve(&args.id).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
     crate::access::record(

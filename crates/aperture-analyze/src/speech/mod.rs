@@ -7,8 +7,8 @@
 //! for Whisper ([`whisper`]), whose text becomes one `transcript_segment` with the stretch's
 //! time range. Memory holds one window of sound, whatever the file's length.
 //!
-//! Nothing here tells speakers apart: no diarization, no voiceprints, within a file or across
-//! files.
+//! What is said is written down; who says it is never modelled, within a file or across
+//! files (the privacy rules in the README).
 
 pub mod ct2;
 mod decoder;

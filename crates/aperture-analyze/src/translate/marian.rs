@@ -504,13 +504,15 @@ pub mod testing {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         MTModel::new(&cfg, vb).unwrap();
-        // Neither the end (id 0) nor the unknown piece (id 1) is ever likeliest: a
-        // translation runs to its length cap, so every run makes words, whatever the weights.
+        // Neither the end (id 0), the unknown piece (id 1) nor a bare word boundary (id 7) is
+        // ever likeliest: a translation runs to its length cap, so every run makes letters,
+        // whatever the random weights.
         {
             let data = varmap.data().lock().unwrap();
             let mut bias = vec![0f32; PIECES.len()];
-            bias[0] = -1e4;
-            bias[1] = -1e4;
+            for id in [0, 1, 7] {
+                bias[id] = -1e4;
+            }
             data.get("final_logits_bias")
                 .unwrap()
                 .set(&candle_core::Tensor::from_vec(bias, (1, PIECES.len()), &Device::Cpu).unwrap())

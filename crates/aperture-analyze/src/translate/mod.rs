@@ -150,6 +150,8 @@ impl Translate {
         sources: &[Source<'_>],
         target: &str,
     ) -> Result<Vec<Insight>, Error> {
+        // Each insight records it; worked out once (it hashes every pair's name).
+        let version = self.version();
         let mut routes: BTreeMap<&str, Option<Route>> = BTreeMap::new();
         let mut unrouted: Vec<Insight> = Vec::new();
         let mut said: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -165,7 +167,7 @@ impl Translate {
                 .or_insert_with(|| self.translators.route(&source.language, target));
             if route.is_none() {
                 if said.insert((&source.language, source.kind)) {
-                    unrouted.push(self.untranslated(asset, source, target));
+                    unrouted.push(self.untranslated(asset, source, target, &version));
                 }
                 continue;
             }
@@ -224,14 +226,27 @@ impl Translate {
                 cut,
                 note,
             };
-            out.push(self.insight(asset, source, target, translated, source.place));
+            out.push(insight(
+                asset,
+                source,
+                target,
+                translated,
+                source.place,
+                &version,
+            ));
         }
         out.extend(unrouted);
         Ok(out)
     }
 
     /// The empty translation of text no engine takes, saying why, about the whole asset.
-    fn untranslated(&self, asset: &Asset, source: &Source<'_>, target: &str) -> Insight {
+    fn untranslated(
+        &self,
+        asset: &Asset,
+        source: &Source<'_>,
+        target: &str,
+        version: &str,
+    ) -> Insight {
         let note = if source.language == UNDETERMINED {
             "the language of this text could not be identified".to_owned()
         } else {
@@ -249,41 +264,42 @@ impl Translate {
             cut: false,
             note: Some(note),
         };
-        self.insight(asset, source, target, translated, Place::Whole)
+        insight(asset, source, target, translated, Place::Whole, version)
     }
+}
 
-    /// A `translation` insight of `source` into `target`, at `place`.
-    fn insight(
-        &self,
-        asset: &Asset,
-        source: &Source<'_>,
-        target: &str,
-        translated: Translated,
-        place: Place,
-    ) -> Insight {
-        let (model, model_version) = translated.model.unzip();
-        Insight {
-            asset: asset.id,
-            analyzer: SPEC.name.into(),
-            analyzer_version: self.version(),
-            model,
-            model_version,
-            value: value::Translation {
-                text: translated.text,
-                source: source.kind.into(),
-                source_language: source.language.clone(),
-                target_language: target.into(),
-                engine: translated.engine,
-                pivot_language: translated.pivot,
-                truncated: translated.cut,
-                note: translated.note,
-            }
-            .into(),
-            confidence: None,
-            language: Some(target.into()),
-            place,
-            created_at: UnixMillis::now(),
+/// A `translation` insight of `source` into `target`, at `place`, by the analyzer of version
+/// `version`.
+fn insight(
+    asset: &Asset,
+    source: &Source<'_>,
+    target: &str,
+    translated: Translated,
+    place: Place,
+    version: &str,
+) -> Insight {
+    let (model, model_version) = translated.model.unzip();
+    Insight {
+        asset: asset.id,
+        analyzer: SPEC.name.into(),
+        analyzer_version: version.into(),
+        model,
+        model_version,
+        value: value::Translation {
+            text: translated.text,
+            source: source.kind.into(),
+            source_language: source.language.clone(),
+            target_language: target.into(),
+            engine: translated.engine,
+            pivot_language: translated.pivot,
+            truncated: translated.cut,
+            note: translated.note,
         }
+        .into(),
+        confidence: None,
+        language: Some(target.into()),
+        place,
+        created_at: UnixMillis::now(),
     }
 }
 

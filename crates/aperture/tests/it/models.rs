@@ -228,24 +228,21 @@ fn models_pull_uses_the_configured_hub_endpoint() {
     assert!(!ap.data().join("models/hf/org/other").exists());
 }
 
-/// A CLIP pulled from a (local) hub and named in the config runs on ingested images.
-#[test]
-fn a_clip_model_pulled_from_the_hub_embeds_images() {
-    let ap = Aperture::init();
-    let model = tempfile::tempdir().unwrap();
-    let dims = aperture_analyze::clip::testing::write_tiny_clip(model.path());
-    let routes = ["config.json", "tokenizer.json", "model.safetensors"]
+/// `aperture models pull ID` with nothing named, from a local hub serving `files` of
+/// `folder` (each once): it must succeed.
+fn pull_from_local_hub(ap: &Aperture, id: &str, folder: &std::path::Path, files: &[&str]) {
+    let routes = files
         .iter()
         .map(|f| {
             (
-                format!("/test/tiny-clip/resolve/main/{f}"),
-                std::fs::read(model.path().join(f)).unwrap(),
+                format!("/{id}/resolve/main/{f}"),
+                std::fs::read(folder.join(f)).unwrap(),
             )
         })
         .collect();
-    let base = serve(routes, 3);
+    let base = serve(routes, files.len());
     let out = ap
-        .command(&["models", "pull", "test/tiny-clip"])
+        .command(&["models", "pull", id])
         .env("APERTURE_HF_ENDPOINT", &base)
         .env_remove("HF_TOKEN")
         .output()
@@ -254,6 +251,20 @@ fn a_clip_model_pulled_from_the_hub_embeds_images() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CLIP pulled from a (local) hub and named in the config runs on ingested images.
+#[test]
+fn a_clip_model_pulled_from_the_hub_embeds_images() {
+    let ap = Aperture::init();
+    let model = tempfile::tempdir().unwrap();
+    let dims = aperture_analyze::clip::testing::write_tiny_clip(model.path());
+    pull_from_local_hub(
+        &ap,
+        "test/tiny-clip",
+        model.path(),
+        &["config.json", "tokenizer.json", "model.safetensors"],
     );
 
     let config = ap.data().join("aperture.toml");
@@ -301,26 +312,11 @@ fn an_opus_mt_model_pulled_from_the_hub_translates_what_apertium_cannot() {
     let ap = Aperture::init();
     let model = tempfile::tempdir().unwrap();
     aperture_analyze::translate::marian::testing::tiny_marian(model.path());
-    let routes = aperture_models::OPUS_MT_FILES
-        .iter()
-        .map(|f| {
-            (
-                format!("/Helsinki-NLP/opus-mt-ru-en/resolve/main/{f}"),
-                std::fs::read(model.path().join(f)).unwrap(),
-            )
-        })
-        .collect();
-    let base = serve(routes, 5);
-    let out = ap
-        .command(&["models", "pull", "Helsinki-NLP/opus-mt-ru-en"])
-        .env("APERTURE_HF_ENDPOINT", &base)
-        .env_remove("HF_TOKEN")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pull_from_local_hub(
+        &ap,
+        "Helsinki-NLP/opus-mt-ru-en",
+        model.path(),
+        aperture_models::OPUS_MT_FILES,
     );
     let listed = ap.ok(&["models", "list"]);
     assert!(
