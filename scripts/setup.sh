@@ -3,6 +3,8 @@
 #
 #   scripts/setup.sh            system tools for the tests and the demo (ffmpeg/ffprobe, a C compiler,
 #                               python3 + pip for the model pack and the samples)
+#   scripts/setup.sh --services also the S3 server and Azurite the scale-out tests use
+#                               (scripts/services.sh runs them with PostgreSQL; ~4 min the first time)
 #   scripts/setup.sh --samples  (kept for compatibility: the samples need nothing more)
 #   scripts/setup.sh --bench    also the `b3sum` baseline for the hashing benchmark (cargo install, ~1 min)
 #
@@ -11,13 +13,22 @@
 set -euo pipefail
 
 B3SUM_VERSION=1.8.7 # same BLAKE3 release as the workspace's blake3 crate; builds with rustc 1.95
+S3S_FS_VERSION=0.14.1 # newer releases need a newer rustc than 1.95
+AZURITE_VERSION=3.37.0
+AZURE_STORAGE_BLOB_VERSION=12.34.0
+# Where the test servers are installed: outside the checkout, so that a fresh clone (CI) finds
+# them again. scripts/services.sh reads the same two variables.
+SERVICES_DIR=${APERTURE_SERVICES_DIR:-/tmp/aperture-services}
+TOOLS=${APERTURE_TOOLS_DIR:-$SERVICES_DIR/tools}
 
 want_samples=0
 want_bench=0
+want_services=0
 for arg in "$@"; do
     case "$arg" in
         --samples) want_samples=1 ;;
         --bench) want_bench=1 ;;
+        --services) want_services=1 ;;
         --all) want_samples=1 want_bench=1 ;;
         -h | --help)
             awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
@@ -108,6 +119,11 @@ need python3 "command -v python3"
 need python3-pip "python3 -m pip --version"
 # The web UI's browser tests drive headless Chromium (scripts/e2e.sh).
 need chromium "test -x /usr/bin/chromium"
+# Blob store tests: Azurite runs on Node.js and comes from npm; scripts/services.sh checks
+# that the servers answer with curl.
+need nodejs "command -v node"
+need npm "command -v npm"
+need curl "command -v curl"
 
 if ((${#missing_pkgs[@]})); then
     command -v apt-get >/dev/null 2>&1 ||
@@ -134,6 +150,36 @@ for component in rustfmt clippy; do
         die "cargo $sub is missing and rustup is not available to add $component"
     fi
 done
+
+if ((want_services)); then
+# The S3 server of the blob store tests: s3s-fs serves a folder and checks the access key
+# (cargo install, ~3 min the first time; PyPI's moto installs in ~40 s but accepts any key and
+# forgets everything when restarted, which the tests need it not to).
+s3s_fs="$TOOLS/s3s-fs/bin/s3s-fs"
+if [[ -x "$s3s_fs" && "$("$s3s_fs" --version 2>/dev/null)" == "s3s-fs $S3S_FS_VERSION" ]]; then
+    say "ok       s3s-fs $S3S_FS_VERSION"
+else
+    say "installing s3s-fs $S3S_FS_VERSION into $TOOLS (cargo install, about 3 minutes)"
+    cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --quiet \
+        --root "$TOOLS/s3s-fs"
+    say "installed s3s-fs $S3S_FS_VERSION"
+fi
+
+# Azurite, and the Azure SDK that creates its test container (object_store cannot).
+npm_version() {
+    node -p "require('$TOOLS/azurite/node_modules/$1/package.json').version" 2>/dev/null || true
+}
+if [[ "$(npm_version azurite)" == "$AZURITE_VERSION" &&
+    "$(npm_version @azure/storage-blob)" == "$AZURE_STORAGE_BLOB_VERSION" ]]; then
+    say "ok       azurite $AZURITE_VERSION"
+else
+    say "installing azurite $AZURITE_VERSION into $TOOLS (npm, under a minute)"
+    mkdir -p "$TOOLS/azurite"
+    npm install --prefix "$TOOLS/azurite" --no-audit --no-fund --silent \
+        "azurite@$AZURITE_VERSION" "@azure/storage-blob@$AZURE_STORAGE_BLOB_VERSION"
+    say "installed azurite $AZURITE_VERSION"
+fi
+fi
 
 if ((want_bench)); then
     if command -v b3sum >/dev/null 2>&1 && [[ "$(b3sum --version 2>/dev/null)" == "b3sum $B3SUM_VERSION" ]]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Aperture's tests: install what they need (scripts/setup.sh and the offline model pack), then
-# run every test in the workspace, the API contract test (scripts/contract.sh) and the browser
+# Aperture's tests: install what they need (scripts/setup.sh and the offline model pack), start
+# the servers they test against (scripts/services.sh: PostgreSQL, S3, Azurite), then run every
+# test in the workspace, the API contract test (scripts/contract.sh) and the browser
 # tests (scripts/e2e.sh). Extra arguments go to `cargo test`, e.g.
 #   scripts/test.sh -p aperture-catalog
 #   scripts/test.sh -- --nocapture
@@ -15,7 +16,11 @@ cd "$ROOT"
 # The models the tests of quality run on.
 TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en whisper-base)
 
-bash scripts/setup.sh
+bash scripts/setup.sh --services
+# PostgreSQL, the S3 server and Azurite on loopback, for the scale-out tests (the catalog and
+# blob store suites run on each); their addresses go to the tests in APERTURE_TEST_* variables.
+services=$(bash scripts/services.sh start)
+eval "$services"
 echo "+ cargo build -p aperture --locked"
 cargo build -p aperture --locked
 data="$ROOT/target/test-models"

@@ -44,6 +44,9 @@ impl BlobStore {
                     .await
                     .map_err(Error::backend)?;
             }
+            crate::write::Content::File(path) => {
+                self.upload_file(&path, &key, None).await?;
+            }
             crate::write::Content::Staging(path) => {
                 self.store
                     .rename(&path, &key)

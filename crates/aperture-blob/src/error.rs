@@ -89,6 +89,28 @@ pub enum Error {
         expected: u32,
     },
 
+    /// A remote store cannot be used: checked when it is opened ([`crate::BlobStore::init`]),
+    /// so that a wrong URL, key or address is said at once instead of at the first upload.
+    #[error("blob store {url} is unusable: {problem}")]
+    Unavailable {
+        /// The store's URL as given.
+        url: String,
+        /// What is wrong: the server does not answer, the bucket or container does not
+        /// exist, the credentials are refused.
+        problem: String,
+        /// The object store's error, when there was one (not for a timeout).
+        #[source]
+        source: Option<Box<object_store::Error>>,
+    },
+
+    /// A file changed between staging (when it was hashed) and publishing (when it was
+    /// uploaded): the upload is abandoned, since its bytes would not match the hash.
+    #[error("{} changed while it was being stored; stage it again", path.display())]
+    SourceChanged {
+        /// The file.
+        path: PathBuf,
+    },
+
     /// The object store failed (network, permissions, a full disk).
     #[error("blob store: {source}")]
     Backend {

@@ -15,6 +15,9 @@ const LAYOUT_KEY: &str = "aperture-blobs.json";
 const BLOBS: &str = "blobs";
 const STAGING: &str = "staging";
 
+/// How long [`BlobStore::init`] waits for a remote store to answer, all retries included.
+const INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Files up to this size are read whole and written in one put; larger ones stream in parts of
 /// this size, so memory per file stays bounded. 8 MiB is above S3's 5 MiB minimum part size.
 pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
@@ -29,6 +32,11 @@ pub struct BlobStore {
     local_root: Option<std::path::PathBuf>,
     /// Whether [`BlobStore::sync`] flushes local writes to stable storage.
     durable: bool,
+    /// The URL a remote store was opened from, for messages; `None` for local ones.
+    url: Option<String>,
+    /// Whether large files go straight to their blob's name at publish (see
+    /// [`BlobStore::with_upload_on_publish`]) instead of through `staging/`.
+    pub(crate) upload_on_publish: bool,
 }
 
 /// A blob found by [`BlobStore::list`].
@@ -62,6 +70,8 @@ impl BlobStore {
             part_size: DEFAULT_PART_SIZE,
             local_root: None,
             durable: false,
+            url: None,
+            upload_on_publish: false,
         }
     }
 
@@ -72,6 +82,23 @@ impl BlobStore {
         self
     }
 
+    /// Makes large files go up at [`BlobStore::publish`], in parts straight to their blob's
+    /// name, instead of into `staging/` at [`BlobStore::stage_file`] and then renamed. Right
+    /// for object stores (S3, Azure), where a rename is a server-side copy (on S3 limited to
+    /// 5 GB) plus a delete, and a multipart upload becomes visible only once complete.
+    /// Staging then only hashes the file, which must stay unchanged until it is published
+    /// ([`Error::SourceChanged`] otherwise), and a blob already stored whole is not uploaded
+    /// again. [`BlobStore::open_url`] sets it for `s3://` and `az://` stores.
+    pub fn with_upload_on_publish(mut self, upload_on_publish: bool) -> Self {
+        self.upload_on_publish = upload_on_publish;
+        self
+    }
+
+    /// Whether large files are uploaded at publish (see [`BlobStore::with_upload_on_publish`]).
+    pub fn uploads_on_publish(&self) -> bool {
+        self.upload_on_publish
+    }
+
     /// The part size of streamed uploads; files up to this size are read whole.
     pub fn part_size(&self) -> usize {
         self.part_size
@@ -79,8 +106,10 @@ impl BlobStore {
 
     /// Opens a store from a URL: `file:///abs/dir`, `memory://`, `s3://bucket/prefix`,
     /// `az://container/prefix`. `options` are the backend's settings (credentials, endpoint),
-    /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...).
-    ///
+    /// as object_store's builders name them (`aws_endpoint`, `azure_storage_account_name`, ...);
+    /// keys that are not the URL's backend's are ignored, so one list can serve both. Remote
+    /// stores connect within 5 s, give a request 60 s and retry a failed one a few times
+    /// with backoff (options such as `timeout` or `connect_timeout` override that).
     pub fn open_url(
         url: &str,
         options: impl IntoIterator<Item = (String, String)>,
@@ -91,6 +120,7 @@ impl BlobStore {
         };
         let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         let mut local_root = None;
+        let mut remote_url = None;
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
             "file" => {
                 let dir = parsed
@@ -106,14 +136,16 @@ impl BlobStore {
                 Arc::new(store)
             }
             "memory" => Arc::new(InMemory::new()),
-            "s3" | "s3a" => remote(url, &parsed, options, cfg!(feature = "s3"), "s3")?,
-            "az" | "azure" | "abfs" | "abfss" => {
-                remote(url, &parsed, options, cfg!(feature = "azure"), "azure")?
+            "s3" | "s3a" | "az" | "azure" | "abfs" | "abfss" => {
+                remote_url = Some(url.to_owned());
+                remote(url, &parsed, options)?
             }
             other => return Err(invalid(format!("unknown scheme {other:?}"))),
         };
         Ok(Self {
             local_root,
+            upload_on_publish: remote_url.is_some(),
+            url: remote_url,
             ..Self::new(store)
         })
     }
@@ -147,8 +179,41 @@ impl BlobStore {
         .await
     }
 
-    /// Writes the layout marker into a new store, or checks it in an existing one.
+    /// Writes the layout marker into a new store, or checks it in an existing one. For a
+    /// remote store this is also the check that it can be used: a server that does not
+    /// answer, a missing bucket or container, or refused credentials end in
+    /// [`Error::Unavailable`] naming the URL, within seconds.
     pub async fn init(&self) -> Result<()> {
+        let Some(url) = &self.url else {
+            return self.write_or_check_marker().await;
+        };
+        let unavailable = |problem: String, source| Error::Unavailable {
+            url: url.clone(),
+            problem,
+            source,
+        };
+        // A listing first: some servers (s3s-fs) create a missing bucket on the first put,
+        // while every one refuses to list a missing bucket or container.
+        let check = async {
+            self.store
+                .list_with_delimiter(None)
+                .await
+                .map_err(Error::backend)?;
+            self.write_or_check_marker().await
+        };
+        match tokio::time::timeout(INIT_DEADLINE, check).await {
+            Ok(Err(Error::Backend { source })) => {
+                Err(unavailable(remote_problem(&source), Some(Box::new(source))))
+            }
+            Ok(done) => done,
+            Err(_) => Err(unavailable(
+                format!("no answer within {} s", INIT_DEADLINE.as_secs()),
+                None,
+            )),
+        }
+    }
+
+    async fn write_or_check_marker(&self) -> Result<()> {
         let key = Path::from(LAYOUT_KEY);
         let marker = serde_json::json!({ "layout": LAYOUT_VERSION, "hash": "blake3" }).to_string();
         match self
@@ -354,25 +419,192 @@ pub(crate) fn staging_path() -> Path {
     Path::from_iter([STAGING, &uuid::Uuid::now_v7().simple().to_string()])
 }
 
+/// What [`BlobStore::init`] says when a remote store fails: what the server's status means,
+/// or that no connection could be made.
+fn remote_problem(e: &object_store::Error) -> String {
+    let status = match e {
+        object_store::Error::NotFound { .. } => Some(404),
+        object_store::Error::PermissionDenied { .. } => Some(403),
+        object_store::Error::Unauthenticated { .. } => Some(401),
+        e => http_status(e),
+    };
+    match status {
+        Some(404) => "the bucket or container does not exist".into(),
+        Some(401 | 403) => "the credentials were refused".into(),
+        Some(status) => format!("the server answered with status {status}"),
+        None if connection_failed(e) => "the server does not answer".into(),
+        None => "the request failed".into(),
+    }
+}
+
+/// The HTTP status in an error that object_store did not map to a variant of its own (a
+/// listing's, say). Its retry error, which knows the status, is private: its message is not.
+fn http_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    const MARK: &str = "status code: ";
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if let Some(at) = text.find(MARK) {
+            let digits = text.get(at + MARK.len()..at + MARK.len() + 3)?;
+            return digits.parse().ok();
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Whether an error comes from a connection that could not be made or broke off.
+fn connection_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::TimedOut
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        // reqwest says "error sending request" / "client error (Connect)" without an io error
+        // in the chain on some paths.
+        let text = e.to_string();
+        if text.contains("Connect") || text.contains("connection") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// How remote stores are reached: a connection that cannot be made is noticed in seconds, a
+/// request gets a minute, and a failed one is tried again up to four times with backoff
+/// (0.2, 0.4, 0.8, 1.6 s), all within two minutes.
+#[cfg(any(feature = "s3", feature = "azure"))]
+fn client_defaults() -> (object_store::ClientOptions, object_store::RetryConfig) {
+    use std::time::Duration;
+    let client = object_store::ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60));
+    let retry = object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(120),
+    };
+    (client, retry)
+}
+
+/// Builds an S3 or Azure store. Settings come from `options` only: the binary passes the
+/// usual environment variables (`AWS_*`, `AZURE_*`) through, lower-cased, which is what
+/// object_store's `from_env` builders read.
 fn remote(
     url: &str,
     parsed: &url::Url,
     options: impl IntoIterator<Item = (String, String)>,
-    enabled: bool,
-    feature: &'static str,
 ) -> Result<Arc<dyn ObjectStore>> {
-    if !enabled {
-        return Err(Error::FeatureDisabled {
+    let (scheme, prefix) =
+        object_store::ObjectStoreScheme::parse(parsed).map_err(|e| Error::InvalidUrl {
             url: url.to_owned(),
-            feature,
-        });
-    }
-    let (store, prefix) = object_store::parse_url_opts(parsed, options).map_err(Error::backend)?;
-    let store: Arc<dyn ObjectStore> = Arc::from(store);
+            reason: e.to_string(),
+        })?;
+    let prefix = Path::parse(prefix).map_err(|e| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        object_store::ObjectStoreScheme::AmazonS3 => s3(url, options)?,
+        object_store::ObjectStoreScheme::MicrosoftAzure => azure(url, options)?,
+        _ => {
+            return Err(Error::InvalidUrl {
+                url: url.to_owned(),
+                reason: "not an S3 or Azure Blob url".into(),
+            });
+        }
+    };
     Ok(if prefix.as_ref().is_empty() {
         store
     } else {
         Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    })
+}
+
+#[cfg(feature = "s3")]
+fn s3(
+    url: &str,
+    options: impl IntoIterator<Item = (String, String)>,
+) -> Result<Arc<dyn ObjectStore>> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let (client, retry) = client_defaults();
+    let mut builder = AmazonS3Builder::new()
+        .with_url(url)
+        .with_client_options(client)
+        .with_retry(retry);
+    for (key, value) in options {
+        if let Ok(key) = key.parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    Ok(Arc::new(builder.build().map_err(|e| {
+        Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }
+    })?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3(
+    url: &str,
+    _options: impl IntoIterator<Item = (String, String)>,
+) -> Result<Arc<dyn ObjectStore>> {
+    Err(Error::FeatureDisabled {
+        url: url.to_owned(),
+        feature: "s3",
+    })
+}
+
+#[cfg(feature = "azure")]
+fn azure(
+    url: &str,
+    options: impl IntoIterator<Item = (String, String)>,
+) -> Result<Arc<dyn ObjectStore>> {
+    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    let (client, retry) = client_defaults();
+    let mut builder = MicrosoftAzureBuilder::new()
+        .with_url(url)
+        .with_client_options(client)
+        .with_retry(retry);
+    for (key, value) in options {
+        if let Ok(key) = key.parse::<AzureConfigKey>() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    Ok(Arc::new(builder.build().map_err(|e| {
+        Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }
+    })?))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure(
+    url: &str,
+    _options: impl IntoIterator<Item = (String, String)>,
+) -> Result<Arc<dyn ObjectStore>> {
+    Err(Error::FeatureDisabled {
+        url: url.to_owned(),
+        feature: "azure",
     })
 }
 

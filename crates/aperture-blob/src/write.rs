@@ -14,7 +14,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 
 /// Bytes that have been hashed and are ready to be published under their hash.
 ///
-/// Small content is held in memory; large content sits in the store's staging area. Either
+/// Small content is held in memory; large content sits in the store's staging area, or, for
+/// a store that uploads on publish ([`BlobStore::with_upload_on_publish`]), stays in its
+/// local file, which must not change before it is published. Either
 /// [`BlobStore::publish`] or [`BlobStore::discard`] it; a staged object that is simply dropped
 /// stays in `staging/` until `fsck --repair` removes it.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct Staged {
 pub(crate) enum Content {
     Memory(Bytes),
     Staging(Path),
+    /// A local file, hashed but not uploaded yet.
+    File(PathBuf),
 }
 
 impl Staged {
@@ -71,6 +75,9 @@ impl BlobStore {
     pub async fn stage_file(&self, path: &FsPath) -> Result<Staged> {
         let part_size = self.part_size;
         let owned = path.to_path_buf();
+        if self.upload_on_publish {
+            return run_blocking(move || hash_file(&owned, part_size)).await;
+        }
         let (file, mut hasher, chunk) = run_blocking(move || read_head(&owned, part_size)).await?;
         if chunk.len() <= part_size {
             let hash = hasher.finalize().into();
@@ -152,6 +159,17 @@ impl BlobStore {
                     Err(e) => Err(Error::backend(e)),
                 }
             }
+            Content::File(path) => {
+                // A multipart upload appears whole or not at all, so a blob of the right size
+                // under this name is complete: the upload is skipped, which is the point of
+                // content addressing. One of another size (not ours) is replaced.
+                if self.size(staged.hash).await? == Some(staged.size) {
+                    return Ok(false);
+                }
+                self.upload_file(&path, &target, Some((staged.hash, staged.size)))
+                    .await?;
+                Ok(true)
+            }
             Content::Staging(staging) => {
                 // A rename, not rename-if-not-exists: replacing a blob with the same bytes is
                 // harmless, and the stores that lack conditional renames still work.
@@ -163,6 +181,66 @@ impl BlobStore {
                 Ok(!existed)
             }
         }
+    }
+
+    /// Streams a local file to `location` as a multipart upload, hashing it on the way, and
+    /// returns its hash and size. With `expect`, the upload is completed only when the file
+    /// still hashes to what was staged; otherwise (and on any error) it is aborted, so nothing
+    /// appears under `location`.
+    pub(crate) async fn upload_file(
+        &self,
+        path: &FsPath,
+        location: &Path,
+        expect: Option<(ContentHash, u64)>,
+    ) -> Result<(ContentHash, u64)> {
+        let part_size = self.part_size;
+        let owned = path.to_path_buf();
+        let (file, hasher, first) = run_blocking(move || {
+            let mut file = std::fs::File::open(&owned).map_err(|source| Error::Read {
+                path: owned.clone(),
+                source,
+            })?;
+            let mut hasher = blake3::Hasher::new();
+            let first = read_chunk(&mut file, &owned, part_size, &mut hasher)?;
+            Ok((file, hasher, first))
+        })
+        .await?;
+        let upload = self
+            .store
+            .put_multipart(location)
+            .await
+            .map_err(Error::backend)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
+        let mut hasher = hasher;
+        let streamed = stream_rest(
+            &mut writer,
+            file,
+            path.to_path_buf(),
+            first,
+            part_size,
+            &mut hasher,
+        )
+        .await
+        .and_then(|size| {
+            let hash: ContentHash = hasher.finalize().into();
+            match expect {
+                Some(expected) if expected != (hash, size) => Err(Error::SourceChanged {
+                    path: path.to_path_buf(),
+                }),
+                _ => Ok((hash, size)),
+            }
+        });
+        let done = match streamed {
+            Ok(done) => done,
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(location = %location, error = %abort, "cannot abort upload");
+                }
+                return Err(e);
+            }
+        };
+        writer.finish().await.map_err(Error::backend)?;
+        Ok(done)
     }
 
     /// Drops staged content without publishing it.
@@ -208,6 +286,42 @@ async fn stream_rest(
         writer.put(Bytes::from(chunk));
         state = Some((file, h));
     }
+}
+
+/// Hashes a file for a store that uploads on publish: a file up to `part_size` is kept in
+/// memory, a larger one is only hashed (its head and then the rest, 1 MiB at a time).
+fn hash_file(path: &FsPath, part_size: usize) -> Result<Staged> {
+    let (mut file, mut hasher, chunk) = read_head(path, part_size)?;
+    if chunk.len() <= part_size {
+        return Ok(Staged {
+            hash: hasher.finalize().into(),
+            size: chunk.len() as u64,
+            content: Content::Memory(Bytes::from(chunk)),
+        });
+    }
+    let mut size = chunk.len() as u64;
+    drop(chunk);
+    let mut buf = vec![0; 1024 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Staged {
+        hash: hasher.finalize().into(),
+        size,
+        content: Content::File(path.to_path_buf()),
+    })
 }
 
 /// Opens a file and reads (and hashes) up to one byte more than `part_size`, which tells

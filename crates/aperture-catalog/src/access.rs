@@ -242,6 +242,37 @@ pub fn entry_hash(
     *h.finalize().as_bytes()
 }
 
+/// The entries that follow the last one stored (`last`: its seq and hash, `None` for an empty
+/// log), chained, all stamped `at`: what a backend inserts, in order, under its append lock.
+pub(crate) fn chain_after(
+    last: Option<(i64, [u8; 32])>,
+    at: UnixMillis,
+    entries: &[NewAuditEntry],
+) -> Vec<AuditEntry> {
+    let (mut seq, mut prev) = last.unwrap_or((0, GENESIS));
+    entries
+        .iter()
+        .map(|entry| {
+            seq += 1;
+            let detail = entry.detail.to_string();
+            let target = entry.target.as_deref();
+            let hash = entry_hash(&prev, seq, at, &entry.actor, &entry.action, target, &detail);
+            let chained = AuditEntry {
+                seq,
+                at,
+                actor: entry.actor.clone(),
+                action: entry.action.clone(),
+                target: entry.target.clone(),
+                detail,
+                prev,
+                hash,
+            };
+            prev = hash;
+            chained
+        })
+        .collect()
+}
+
 impl AuditEntry {
     fn expected_hash(&self) -> [u8; 32] {
         entry_hash(
@@ -346,10 +377,18 @@ pub trait Access: Send + Sync {
     fn token(&self, id: &str) -> Result<Option<Token>>;
     /// Every token, revoked ones too, oldest first.
     fn tokens(&self) -> Result<Vec<Token>>;
-    /// Revokes a token; false when it was already revoked.
+    /// Revokes a token and ends its sessions; false when it was already revoked.
     fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Sets the collections a token may see (`None`: all).
     fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()>;
+
+    /// Opens a web UI session for a token until `expires_at`. Only a hash of the session id
+    /// is kept, so a reader of the catalog cannot take over a session. Expired sessions go.
+    fn open_session(&self, id_hash: &[u8; 32], token: &str, expires_at: UnixMillis) -> Result<()>;
+    /// The token of a session that has not expired by `now`.
+    fn session_token(&self, id_hash: &[u8; 32], now: UnixMillis) -> Result<Option<String>>;
+    /// Ends a session (signing out); ending an unknown one is no error.
+    fn close_session(&self, id_hash: &[u8; 32]) -> Result<()>;
 
     /// Appends entries in one transaction (group commit), chained to the last one.
     fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;

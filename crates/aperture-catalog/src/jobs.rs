@@ -273,6 +273,15 @@ pub trait JobQueue: Send + Sync {
 
     /// The results of the parts of a split job, in order: read by the worker that joins them.
     fn part_results(&self, job: i64) -> Result<Vec<PartResult>>;
+
+    /// Waits until jobs may have been queued, or `timeout` passed: an idle worker calls it
+    /// instead of polling. True when woken by new work. The default sleeps (SQLite has no
+    /// notifications) at most half a second, which is how often it polls; PostgreSQL's wakes
+    /// on `NOTIFY` from any process.
+    fn wait_for_jobs(&self, timeout: Duration) -> Result<bool> {
+        std::thread::sleep(timeout.min(Duration::from_millis(500)));
+        Ok(false)
+    }
 }
 
 /// The wait before attempt `attempts + 1` of a job that failed `attempts` times: 2 s, 8 s, 32 s.

@@ -1,6 +1,7 @@
 //! The catalog: what Aperture knows about every stored file, and its job queue.
 //!
-//! One trait, [`Catalog`], with SQLite as the embedded default. Every implementation must pass
+//! One trait, [`Catalog`], with SQLite as the embedded default and PostgreSQL ([`PgCatalog`])
+//! for many processes on many machines. Every implementation must pass
 //! the suite in `conformance` (feature `conformance`), run with one line by `catalog_conformance!`.
 //!
 //! ```
@@ -15,14 +16,17 @@
 pub mod access;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod decode;
 mod error;
 pub mod jobs;
+mod pg;
 mod sqlite;
 mod types;
 
 pub use access::{Access, AuditEntry, NewAuditEntry, NewToken, Scope, Token};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobQueue, JobState, MAX_PARTS, NewJob, Outcome, Part, PartResult, Stretch};
+pub use pg::PgCatalog;
 pub use sqlite::SqliteCatalog;
 pub use types::*;
 
@@ -119,6 +123,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>>;
     /// The newest change's sequence number, pruned or not (0 before the first change).
     fn last_change(&self) -> Result<i64>;
-    /// Forgets changes up to and including `through`, once a consumer applied them.
-    fn prune_changes(&self, through: i64) -> Result<u64>;
+    /// Records that the follower `consumer` (one search index) applied every change up to and
+    /// including `through`, and forgets the changes every follower applied. A follower not
+    /// heard from for a week stops holding changes back. Returns how many were forgotten.
+    fn ack_changes(&self, consumer: &str, through: i64) -> Result<u64>;
+    /// The newest change forgotten so far (0: none). A follower whose position is below it
+    /// missed changes, and must rebuild.
+    fn pruned_through(&self) -> Result<i64>;
 }

@@ -12,11 +12,14 @@ pub const CONFIG_NAME: &str = "aperture.toml";
 pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is optional; the values shown are the defaults.
 
 [storage]
-# Where blob bytes live: file:///abs/path, s3://bucket/prefix (build feature `s3`),
-# az://container/prefix (build feature `azure`). Default: the `blobs` folder of the data folder.
+# Where blob bytes live: file:///abs/path, s3://bucket/prefix, az://container/prefix
+# (credentials and endpoints from AWS_* / AZURE_* variables). Default: the `blobs` folder of
+# the data folder.
 # blobs = "file:///var/lib/aperture/blobs"
 
-# The catalog database: sqlite:///abs/path/catalog.db. Default: `catalog.db` in the data folder.
+# The catalog database: sqlite:///abs/path/catalog.db, or postgres://user@host:port/database
+# for many workers and servers on many machines (the password from PGPASSWORD or the URL).
+# Default: `catalog.db` in the data folder.
 # catalog = "sqlite:///var/lib/aperture/catalog.db"
 
 # On local disk, flush blobs to stable storage before the catalog records them (one flush per
@@ -345,6 +348,117 @@ impl VideoSection {
     }
 }
 
+/// Where a new data folder keeps its catalog and blobs (`aperture init --catalog --blobs`):
+/// written into the config file `init` makes. `None` keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct StorageUrls {
+    /// `[storage] catalog`.
+    pub catalog: Option<String>,
+    /// `[storage] blobs`.
+    pub blobs: Option<String>,
+}
+
+impl StorageUrls {
+    /// The default config with these URLs set in `[storage]`; refuses URLs that do not parse
+    /// (checked before anything is written).
+    pub fn config_text(&self) -> Result<String> {
+        let mut text = DEFAULT_CONFIG.to_owned();
+        if let Some(url) = &self.catalog {
+            CatalogLocation::parse(url)?;
+            text = set_line(&text, "# catalog = ", "catalog", url);
+        }
+        if let Some(url) = &self.blobs {
+            url::Url::parse(url)
+                .map_err(|e| Error::config(format!("blob store url {:?}: {e}", redact(url))))?;
+            text = set_line(&text, "# blobs = ", "blobs", url);
+        }
+        Ok(text)
+    }
+}
+
+/// Replaces the commented default line starting with `prefix` by `key = "value"`.
+fn set_line(text: &str, prefix: &str, key: &str, value: &str) -> String {
+    let quoted = toml::Value::String(value.to_owned()).to_string();
+    text.lines()
+        .map(|line| {
+            if line.starts_with(prefix) {
+                format!("{key} = {quoted}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Where the catalog lives, from `[storage] catalog`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CatalogLocation {
+    /// A SQLite file (absolute path): the embedded default.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server, by its connection URL.
+    Postgres(String),
+}
+
+impl CatalogLocation {
+    /// `sqlite:///abs/path` or `postgres://…` (`postgresql://` too).
+    pub fn parse(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return if Path::new(path).is_absolute() {
+                Ok(Self::Sqlite(PathBuf::from(path)))
+            } else {
+                Err(Error::config(format!(
+                    "catalog url {url:?} must be sqlite:///absolute/path"
+                )))
+            };
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(Error::config(format!(
+            "catalog url {:?} must start with sqlite:// or postgres://",
+            redact(url)
+        )))
+    }
+
+    /// Whether a catalog is there already (a SQLite file exists; a server is always taken
+    /// to be).
+    pub fn exists(&self) -> bool {
+        match self {
+            Self::Sqlite(path) => path.exists(),
+            Self::Postgres(_) => true,
+        }
+    }
+}
+
+/// A URL with its password, if any, replaced by `***`: for messages and `init`'s summary.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Shown without a password.
+impl std::fmt::Display for CatalogLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => write!(f, "{}", redact(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for CatalogLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 /// Settings resolved against the data folder and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -354,8 +468,8 @@ pub struct Config {
     pub blobs_url: String,
     /// Whether local blobs are flushed before they are recorded.
     pub storage_fsync: bool,
-    /// The catalog's SQLite file, absolute.
-    pub catalog_path: PathBuf,
+    /// Where the catalog is.
+    pub catalog: CatalogLocation,
     /// Ingest defaults, checked.
     pub ingest: IngestSection,
     /// Media tools.
@@ -403,26 +517,9 @@ impl Config {
             Some(url) => url,
             None => file_url(&data_dir.join("blobs"))?,
         };
-        let catalog_path = match file.storage.catalog {
-            None => data_dir.join("catalog.db"),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) if Path::new(path).is_absolute() => PathBuf::from(path),
-                Some(_) => {
-                    return Err(Error::config(format!(
-                        "catalog url {url:?} must be sqlite:///absolute/path"
-                    )));
-                }
-                None if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                    return Err(Error::config(format!(
-                        "catalog url {url:?}: PostgreSQL catalogs are not supported yet"
-                    )));
-                }
-                None => {
-                    return Err(Error::config(format!(
-                        "catalog url {url:?} must start with sqlite://"
-                    )));
-                }
-            },
+        let catalog = match file.storage.catalog {
+            None => CatalogLocation::Sqlite(data_dir.join("catalog.db")),
+            Some(url) => CatalogLocation::parse(&url)?,
         };
         if file.server.max_upload_mib == 0 {
             return Err(Error::config("server.max_upload_mib must be at least 1"));
@@ -497,7 +594,7 @@ impl Config {
             translate: file.translate,
             blobs_url,
             storage_fsync: file.storage.fsync,
-            catalog_path,
+            catalog,
             ingest: file.ingest,
             media: file.media,
             models_dir: match file.models.dir {
@@ -533,7 +630,10 @@ mod tests {
         let config = Config::resolve(Path::new("/data"), parsed).unwrap();
         assert_eq!(config.blobs_url, "file:///data/blobs/");
         assert!(config.storage_fsync);
-        assert_eq!(config.catalog_path, Path::new("/data/catalog.db"));
+        assert_eq!(
+            config.catalog,
+            CatalogLocation::Sqlite(PathBuf::from("/data/catalog.db"))
+        );
         assert_eq!(
             config.ingest.concurrency,
             IngestSection::default().concurrency
@@ -557,12 +657,37 @@ mod tests {
     }
 
     #[test]
+    fn init_writes_the_storage_urls_it_is_given() {
+        let urls = StorageUrls {
+            catalog: Some("postgres://aperture@db.internal:5432/lake".into()),
+            blobs: Some("s3://media-lake/aperture".into()),
+        };
+        let parsed: ConfigFile = toml::from_str(&urls.config_text().unwrap()).unwrap();
+        let config = Config::resolve(Path::new("/d"), parsed).unwrap();
+        assert_eq!(
+            config.catalog,
+            CatalogLocation::Postgres("postgres://aperture@db.internal:5432/lake".into())
+        );
+        assert_eq!(config.blobs_url, "s3://media-lake/aperture");
+        let bad = StorageUrls {
+            catalog: Some("oracle://x".into()),
+            blobs: None,
+        };
+        assert!(bad.config_text().is_err());
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let err = toml::from_str::<ConfigFile>("[ingest]\nconcurency = 3").unwrap_err();
         assert!(err.to_string().contains("concurency"), "{err}");
-        let parsed: ConfigFile = toml::from_str("[storage]\ncatalog = \"postgres://x/y\"").unwrap();
+        let parsed: ConfigFile =
+            toml::from_str("[storage]\ncatalog = \"postgres://u:secret@db:5432/lake\"").unwrap();
+        let config = Config::resolve(Path::new("/d"), parsed).unwrap();
+        assert_eq!(config.catalog.to_string(), "postgres://u:***@db:5432/lake");
+        let parsed: ConfigFile =
+            toml::from_str("[storage]\ncatalog = \"mysql://u:secret@db/lake\"").unwrap();
         let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
-        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        assert!(err.to_string().contains("postgres://") && !err.to_string().contains("secret"));
         let parsed: ConfigFile = toml::from_str("[ingest]\nconcurrency = 0").unwrap();
         assert!(Config::resolve(Path::new("/d"), parsed).is_err());
         let parsed: ConfigFile = toml::from_str("[video]\nchunk_secs = 0").unwrap();

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use aperture_analyze::{Analyzer, Unavailable};
 use aperture_blob::BlobStore;
-use aperture_catalog::{Backend, NewToken, Scope, SqliteCatalog};
+use aperture_catalog::{Backend, NewToken, PgCatalog, Scope, SqliteCatalog};
 use aperture_core::AssetId;
 
-use crate::config::{CONFIG_NAME, Config, DEFAULT_CONFIG};
+use crate::config::{CONFIG_NAME, CatalogLocation, Config, StorageUrls};
 use crate::{Error, Result};
 
 /// An opened data folder: its config, blob store and catalog. Cheap to clone.
@@ -58,8 +58,8 @@ impl std::fmt::Display for Initialised {
             config.data_dir.display()
         )?;
         writeln!(f, "  config   {}", self.config_file.display())?;
-        writeln!(f, "  catalog  {}", config.catalog_path.display())?;
-        writeln!(f, "  blobs    {}", config.blobs_url)?;
+        writeln!(f, "  catalog  {}", config.catalog)?;
+        writeln!(f, "  blobs    {}", crate::config::redact(&config.blobs_url))?;
         if let Some(token) = &self.admin_token {
             writeln!(f, "admin token: {token}")?;
             writeln!(
@@ -98,18 +98,47 @@ impl Lake {
         store_options: Vec<(String, String)>,
         actor: &str,
     ) -> Result<Initialised> {
+        let storage = StorageUrls::default();
+        Self::init_with(data_dir, config_file, &storage, store_options, actor).await
+    }
+
+    /// [`Lake::init`] with the catalog and blob store a new config file names (`aperture init
+    /// --catalog URL --blobs URL`). Both are reached and checked before `init` returns: a
+    /// missing bucket, wrong credentials or an unreachable server is an error naming it. An
+    /// existing folder keeps its config; asking it for other URLs is an error.
+    pub async fn init_with(
+        data_dir: &Path,
+        config_file: Option<&Path>,
+        storage: &StorageUrls,
+        store_options: Vec<(String, String)>,
+        actor: &str,
+    ) -> Result<Initialised> {
         let dir = std::path::absolute(data_dir).map_err(Error::io("resolve", data_dir))?;
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
         let fresh = !config_path.exists();
         if fresh {
-            std::fs::write(&config_path, DEFAULT_CONFIG)
-                .map_err(Error::io("write", &config_path))?;
+            let text = storage.config_text()?;
+            std::fs::write(&config_path, text).map_err(Error::io("write", &config_path))?;
         }
         let config = Config::load(&dir, Some(&config_path))?;
+        if !fresh {
+            refuse_other_storage(&config, storage)?;
+        }
         // A config written beforehand (by a script, say) does not make the folder initialised.
-        let fresh = fresh || !config.catalog_path.exists();
-        let lake = Self::connect(config, store_options).await?;
+        let wrote_config = fresh;
+        let fresh = fresh || !config.catalog.exists();
+        let lake = match Self::connect(config, store_options).await {
+            Ok(lake) => lake,
+            Err(e) => {
+                // A server that cannot be reached leaves no half-made folder: `init` again
+                // once it is fixed starts afresh.
+                if wrote_config {
+                    let _ = std::fs::remove_file(&config_path);
+                }
+                return Err(e);
+            }
+        };
         let admin_token = first_admin_token(&lake, actor).await?;
         Ok(Initialised {
             lake,
@@ -122,7 +151,7 @@ impl Lake {
     /// Opens an initialised data folder. `store_options` are credentials and endpoints for
     /// remote blob stores (object_store's lower-case keys).
     pub async fn open(config: Config, store_options: Vec<(String, String)>) -> Result<Self> {
-        if !config.data_dir.join(CONFIG_NAME).exists() && !config.catalog_path.exists() {
+        if !config.data_dir.join(CONFIG_NAME).exists() && !config.catalog.exists() {
             return Err(Error::NotInitialised {
                 dir: config.data_dir.clone(),
             });
@@ -134,12 +163,18 @@ impl Lake {
         let blobs = BlobStore::open_url(&config.blobs_url, store_options)?
             .with_durable(config.storage_fsync);
         blobs.init().await?;
-        let path = config.catalog_path.clone();
-        let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(&path)).await??;
+        let location = config.catalog.clone();
+        let catalog = tokio::task::spawn_blocking(move || -> Result<Arc<dyn Backend>> {
+            Ok(match &location {
+                CatalogLocation::Sqlite(path) => Arc::new(SqliteCatalog::open(path)?),
+                CatalogLocation::Postgres(url) => Arc::new(PgCatalog::open(url)?),
+            })
+        })
+        .await??;
         Ok(Self {
             config,
             blobs,
-            catalog: Arc::new(catalog),
+            catalog,
             translators: Arc::default(),
             query_translators: Arc::default(),
             on_demand: Arc::new(tokio::sync::Semaphore::new(1)),
@@ -260,4 +295,28 @@ async fn first_admin_token(lake: &Lake, actor: &str) -> Result<Option<String>> {
     let new = NewToken::generate("admin", vec![Scope::Admin], None)?;
     lake.create_token(actor, &new).await?;
     Ok(Some(new.text))
+}
+
+/// `init` of a folder that has a config already: URLs given on the command line must be the
+/// ones it has, never silently ignored.
+fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
+    if let Some(url) = &storage.catalog
+        && CatalogLocation::parse(url)? != config.catalog
+    {
+        return Err(Error::config(format!(
+            "{} is initialised with the catalog {}; edit its config to move it",
+            config.data_dir.display(),
+            config.catalog
+        )));
+    }
+    if let Some(url) = &storage.blobs
+        && url.trim_end_matches('/') != config.blobs_url.trim_end_matches('/')
+    {
+        return Err(Error::config(format!(
+            "{} is initialised with the blob store {}; edit its config to move it",
+            config.data_dir.display(),
+            crate::config::redact(&config.blobs_url)
+        )));
+    }
+    Ok(())
 }

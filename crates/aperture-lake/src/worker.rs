@@ -15,6 +15,9 @@ use serde::Serialize;
 
 use aperture_analyze::{Analyzer, Error, Input, Output};
 
+/// The longest an idle worker waits before it looks at the queue again.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a job is leased: a worker that has not finished by then is presumed dead.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
 
@@ -226,7 +229,7 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop` completes, polling the queue when it is empty.
+    /// Runs until `stop` completes, waiting for new jobs when the queue is empty.
     pub async fn run(
         &self,
         stop: impl std::future::Future<Output = ()>,
@@ -243,9 +246,20 @@ impl Worker {
                 progress(&report);
                 continue;
             }
+            // Until new work is announced (PostgreSQL's NOTIFY; SQLite polls), or a retry or
+            // an abandoned lease comes due.
+            let (catalog, names) = (self.catalog.clone(), self.names());
+            let due = blocking(move || catalog.next_due(&names)).await?;
+            let wait = due.map_or(IDLE_WAIT, |due| {
+                let ms = (due.0 - UnixMillis::now().0).clamp(10, IDLE_WAIT.as_millis() as i64);
+                Duration::from_millis(ms as u64)
+            });
             tokio::select! {
                 _ = &mut stop => return Ok(report),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                woken = {
+                    let catalog = self.catalog.clone();
+                    blocking(move || catalog.wait_for_jobs(wait))
+                } => { woken?; }
             }
         }
     }

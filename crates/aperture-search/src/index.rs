@@ -40,6 +40,10 @@ struct State {
     /// The change-feed position everything up to which is applied.
     position: i64,
     generation: u64,
+    /// This index's name as a follower of the change feed: changes are pruned only once
+    /// every follower (one index per server) applied them.
+    #[serde(default)]
+    consumer: String,
     /// Space name → its files' stem and size.
     spaces: BTreeMap<String, SpaceState>,
 }
@@ -206,7 +210,16 @@ impl SearchIndex {
         let mut report = Update::default();
         let mut dirty = BTreeSet::new();
         let mut position = self.state.position;
-        if !self.is_built() {
+        // Changes this index had not applied were pruned (it was away for a week, or its
+        // copy is an old backup): only a rebuild brings it up to date.
+        let missed = self.is_built() && catalog.pruned_through()? > position;
+        if missed {
+            tracing::warn!(
+                position,
+                "the change feed moved past this index; rebuilding it"
+            );
+        }
+        if !self.is_built() || missed {
             // Whatever a crashed build or an older format left goes first.
             writer.delete_all_documents()?;
             self.spaces.clear();
@@ -239,6 +252,9 @@ impl SearchIndex {
         if position == self.state.position && !report.built {
             return Ok(report);
         }
+        if self.state.consumer.is_empty() {
+            self.state.consumer = self.consumer();
+        }
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&position.to_string());
         commit.commit()?;
@@ -259,8 +275,8 @@ impl SearchIndex {
         }
         self.text.reload()?;
         self.save(position, &dirty)?;
-        // One consumer follows the feed: what it applied is no longer needed.
-        catalog.prune_changes(position)?;
+        // What every follower applied is no longer needed.
+        catalog.ack_changes(&self.state.consumer, position)?;
         Ok(report)
     }
 
@@ -321,6 +337,19 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// This index's name as a follower of the feed: the one it has, or a new random one.
+    fn consumer(&self) -> String {
+        if !self.state.consumer.is_empty() {
+            return self.state.consumer.clone();
+        }
+        let mut random = [0u8; 8];
+        // Without randomness the time will do: the name only has to differ between indexes.
+        if getrandom::fill(&mut random).is_err() {
+            random = aperture_core::UnixMillis::now().0.to_be_bytes();
+        }
+        format!("index-{}", aperture_core::hex(&random))
+    }
+
     fn save(&mut self, position: i64, dirty: &BTreeSet<String>) -> Result<()> {
         let vectors = self.dir.join("vectors");
         let generation = self.state.generation + 1;
@@ -328,6 +357,7 @@ impl SearchIndex {
             format: FORMAT,
             position,
             generation,
+            consumer: self.consumer(),
             spaces: BTreeMap::new(),
         };
         for (name, space) in &self.spaces {

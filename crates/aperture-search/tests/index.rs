@@ -620,8 +620,11 @@ impl Catalog for Counting<'_> {
     fn last_change(&self) -> R<i64> {
         self.inner.last_change()
     }
-    fn prune_changes(&self, through: i64) -> R<u64> {
-        self.inner.prune_changes(through)
+    fn ack_changes(&self, consumer: &str, through: i64) -> R<u64> {
+        self.inner.ack_changes(consumer, through)
+    }
+    fn pruned_through(&self) -> R<i64> {
+        self.inner.pruned_through()
     }
 }
 
@@ -760,4 +763,47 @@ fn similar_photos_are_ranked_by_how_they_look_not_how_they_are_described() {
     ))));
     let documents = found(&index, &catalog, &format!("similar:{doc}"));
     assert_eq!(documents[0], other_doc);
+}
+
+/// Two servers, each with an index of its own (its own folder), follow one catalog: each sees
+/// every change, however they interleave, because the feed is pruned only up to the slower
+/// one. An index whose position was pruned anyway (a copy restored from an old backup)
+/// notices and rebuilds instead of missing what it skipped.
+#[test]
+fn indexes_of_several_servers_each_see_every_change() {
+    let lake = lake();
+    let (one_dir, two_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut one = SearchIndex::open(one_dir.path()).unwrap();
+    let mut two = SearchIndex::open(two_dir.path()).unwrap();
+    one.update(&lake.catalog).unwrap();
+    two.update(&lake.catalog).unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    copy_dir(two_dir.path(), backup.path());
+
+    let a = record(&lake.catalog, "photos", "IMG_0101.jpg", MediaKind::Image);
+    one.update(&lake.catalog).unwrap();
+    let b = record(&lake.catalog, "photos", "IMG_0102.jpg", MediaKind::Image);
+    one.update(&lake.catalog).unwrap();
+    two.update(&lake.catalog).unwrap();
+    for index in [&one, &two] {
+        assert_eq!(found(index, &lake.catalog, "IMG_0101"), [a]);
+        assert_eq!(found(index, &lake.catalog, "IMG_0102"), [b]);
+    }
+    lake.catalog.delete_asset(a).unwrap();
+    two.update(&lake.catalog).unwrap();
+    one.update(&lake.catalog).unwrap();
+    assert!(found(&one, &lake.catalog, "IMG_0101").is_empty());
+    assert!(found(&two, &lake.catalog, "IMG_0101").is_empty());
+    assert!(
+        lake.catalog.changes(0, 100).unwrap().is_empty(),
+        "both applied everything: nothing is kept"
+    );
+
+    // The backup is behind what was pruned: it rebuilds, and has b, not a.
+    let mut restored = SearchIndex::open(backup.path()).unwrap();
+    assert!(lake.catalog.pruned_through().unwrap() > restored.position());
+    let report = restored.update(&lake.catalog).unwrap();
+    assert!(report.built, "rebuilt");
+    assert_eq!(found(&restored, &lake.catalog, "IMG_0102"), [b]);
+    assert!(found(&restored, &lake.catalog, "IMG_0101").is_empty());
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::State;
-use super::auth::{COOKIE, Caller, SESSION_LIFE, authenticate, session_of};
+use super::auth::{COOKIE, Caller, SESSION_LIFE, authenticate, session_of, sessions};
 use super::error::{ApiError, ApiResult};
 use super::views::{AssetView, page_limit, parse_id, readable, views};
 
@@ -58,7 +58,7 @@ async fn sign_in(
         e => ApiError::bad_request(format!("sign-in: {}", e.body_text())),
     })?;
     let token = authenticate(&state, &body.token).await?;
-    let session = state.sessions.open(&token)?;
+    let session = sessions::open(&state, &token).await?;
     let cookie = format!(
         "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_LIFE.as_secs()
@@ -70,8 +70,10 @@ async fn sign_in(
 /// Ends the session (not the token): its cookie stops working at once.
 async fn sign_out(Shared(state): Shared<Arc<State>>, request: axum::extract::Request) -> Response {
     let (parts, _) = request.into_parts();
-    if let Some(session) = session_of(&parts) {
-        state.sessions.close(session);
+    if let Some(session) = session_of(&parts)
+        && let Err(e) = sessions::close(&state, session).await
+    {
+        return e.into_response();
     }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()

@@ -1,7 +1,7 @@
 //! Who is calling: a token from `Authorization: Bearer …`, or the web UI's session cookie.
-//! The cookie holds a random session id, never the token: signing out ends the session, and
-//! a restart ends them all. Requests signed in by cookie must also carry `X-Aperture: 1` to
-//! change anything: a cross-site form cannot set that header, so the cookie alone never
+//! The cookie holds a random session id, never the token: signing out ends the session.
+//! Sessions are kept in the catalog, so every server knows them and a restart ends none.
+//! Requests signed in by cookie must also carry `X-Aperture: 1` to change anything: a cross-site form cannot set that header, so the cookie alone never
 //! deletes or uploads.
 
 use std::collections::HashMap;
@@ -47,37 +47,49 @@ impl TokenCache {
 /// How long a web UI session lasts.
 pub const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
 
-/// Web UI sessions: random id → the token it was opened with. In memory only.
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, (String, Instant)>>);
+/// Web UI sessions live in the catalog (only a hash of each id), so any server behind a load
+/// balancer answers any browser, and a restart signs nobody out.
+pub mod sessions {
+    use super::*;
 
-impl Sessions {
-    /// Opens a session for a token; returns its id.
-    pub fn open(&self, token: &Token) -> ApiResult<String> {
+    fn key(session: &str) -> [u8; 32] {
+        *aperture_core::ContentHash::of(session.as_bytes()).as_bytes()
+    }
+
+    /// Opens a session for a token; returns its id (the cookie's value).
+    pub async fn open(state: &State, token: &Token) -> ApiResult<String> {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(ApiError::internal)?;
-        let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, (_, at)| at.elapsed() < SESSION_LIFE);
-        }
-        map.insert(id.clone(), (token.id.clone(), Instant::now()));
+        let id = aperture_core::hex(&random);
+        let (hash, token) = (key(&id), token.id.clone());
+        let life = i64::try_from(SESSION_LIFE.as_millis()).unwrap_or(i64::MAX);
+        let until = aperture_core::UnixMillis(aperture_core::UnixMillis::now().0 + life);
+        state
+            .lake
+            .catalog(move |c| c.open_session(&hash, &token, until))
+            .await?;
         Ok(id)
     }
 
     /// The token id of a live session.
-    fn token_id(&self, session: &str) -> Option<String> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(session)
-            .filter(|(_, at)| at.elapsed() < SESSION_LIFE)
-            .map(|(id, _)| id.clone())
+    pub(super) async fn token_id(state: &State, session: &str) -> ApiResult<Option<String>> {
+        // Not an id this server could have made: no need to ask the catalog.
+        if session.len() != 64 || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let hash = key(session);
+        let now = aperture_core::UnixMillis::now();
+        Ok(state
+            .lake
+            .catalog(move |c| c.session_token(&hash, now))
+            .await?)
     }
 
-    pub fn close(&self, session: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(session);
+    /// Ends a session.
+    pub async fn close(state: &State, session: &str) -> ApiResult<()> {
+        let hash = key(session);
+        state.lake.catalog(move |c| c.close_session(&hash)).await?;
+        Ok(())
     }
 }
 
@@ -141,7 +153,9 @@ pub async fn authenticate(state: &State, text: &str) -> ApiResult<Token> {
 /// The token behind a web UI session, while both are alive.
 async fn from_session(state: &State, session: &str) -> ApiResult<Token> {
     let refuse = || ApiError::unauthorized("the session ended: sign in again");
-    let id = state.sessions.token_id(session).ok_or_else(refuse)?;
+    let id = sessions::token_id(state, session)
+        .await?
+        .ok_or_else(refuse)?;
     let token = token_by_id(state, &id).await?.ok_or_else(refuse)?;
     if token.revoked_at.is_some() {
         return Err(refuse());

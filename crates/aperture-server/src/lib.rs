@@ -68,8 +68,6 @@ pub struct State {
     pub encoders: Vec<Box<dyn SearchEncoder>>,
     /// Tokens recently read from the catalog; a revocation takes effect within seconds.
     pub tokens: auth::TokenCache,
-    /// Web UI sessions, in memory: a restart signs everyone out.
-    pub sessions: auth::Sessions,
     /// Request counters and latencies for `/metrics`.
     pub metrics: metrics::Metrics,
     /// Appends audit entries in batches; the request waits for its entry.
@@ -171,7 +169,6 @@ impl State {
             index: RwLock::new(None),
             encoders,
             tokens: auth::TokenCache::default(),
-            sessions: auth::Sessions::default(),
             metrics: metrics::Metrics::default(),
             audit,
             limits,

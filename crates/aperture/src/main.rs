@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the data folder: config file, catalog and blob store.
-    Init,
+    Init(InitArgs),
     /// Store files and folders (recursively) and record what they are.
     Ingest(ingest::Args),
     /// List assets, oldest first.
@@ -120,14 +120,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data = data_dir(cli.data)?;
-    if let Command::Init = cli.command {
-        return init(&data, cli.config.as_deref()).await;
+    if let Command::Init(args) = cli.command {
+        return init(&data, cli.config.as_deref(), args).await;
     }
     let config = Config::load(&data, cli.config.as_deref())?;
     let lake = Lake::open(config, store_options()).await?;
     let lake = &lake;
     match cli.command {
-        Command::Init => unreachable!("handled above"),
+        Command::Init(_) => unreachable!("handled above"),
         Command::Ingest(args) => ingest::run(lake, args).await,
         Command::Ls(args) => assets::ls(lake, args).await,
         Command::Show(args) => assets::show(lake, args).await,
@@ -170,9 +170,38 @@ fn store_options() -> Vec<(String, String)> {
         .collect()
 }
 
-/// `aperture init`: creates the data folder, and says what to do next.
-async fn init(data_dir: &Path, config_file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let made = Lake::init(data_dir, config_file, store_options(), &access::cli_actor()).await?;
+/// `aperture init`'s options.
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    /// The catalog: postgres://user@host:port/database to share one with other workers and
+    /// servers (any machine), or sqlite:///abs/path. Default: catalog.db in the data folder.
+    #[arg(long, value_name = "URL")]
+    catalog: Option<String>,
+    /// The blob store: s3://bucket/prefix, az://container/prefix or file:///abs/path
+    /// (credentials from AWS_* / AZURE_* variables). Default: blobs/ in the data folder.
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
+}
+
+/// `aperture init`: creates the data folder, reaches its catalog and blob store, and says what
+/// to do next.
+async fn init(
+    data_dir: &Path,
+    config_file: Option<&Path>,
+    args: InitArgs,
+) -> anyhow::Result<ExitCode> {
+    let storage = aperture_lake::StorageUrls {
+        catalog: args.catalog,
+        blobs: args.blobs,
+    };
+    let made = Lake::init_with(
+        data_dir,
+        config_file,
+        &storage,
+        store_options(),
+        &access::cli_actor(),
+    )
+    .await?;
     println!("{made}");
     Ok(ExitCode::SUCCESS)
 }

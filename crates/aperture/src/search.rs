@@ -157,9 +157,12 @@ pub async fn duplicates(lake: &Lake, args: DuplicatesArgs) -> anyhow::Result<Exi
     if groups.is_empty() {
         println!("no duplicates");
     }
-    for (n, group) in groups.iter().enumerate() {
-        print_group(n + 1, group, catalog.as_ref());
-    }
+    // The catalog is synchronous (PostgreSQL's client must not run on an async thread).
+    tokio::task::block_in_place(|| {
+        for (n, group) in groups.iter().enumerate() {
+            print_group(n + 1, group, catalog.as_ref());
+        }
+    });
     Ok(ExitCode::SUCCESS)
 }
 

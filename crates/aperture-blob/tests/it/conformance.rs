@@ -1,4 +1,5 @@
-//! One suite, run on every kind of store. Remote stores (S3, Azure) join with one line each.
+//! One suite, run on every kind of store: local disk, in memory, and real S3 and Azure
+//! servers (see `remote.rs`; those tests skip when their server is not configured).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ async fn memory() -> BlobStore {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-fn content(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -59,43 +60,65 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn round_trip_every_size_class() {
                 let dir = tempfile::tempdir().unwrap();
-                let store = $make(dir.path()).await;
+                let Some(store) = $make(dir.path()).await else {
+                    return;
+                };
                 round_trip_every_size_class_on(&store, dir.path()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn same_content_is_stored_once() {
                 let dir = tempfile::tempdir().unwrap();
-                let store = $make(dir.path()).await;
+                let Some(store) = $make(dir.path()).await else {
+                    return;
+                };
                 same_content_is_stored_once_on(&store, dir.path()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn corruption_is_an_error_never_data() {
                 let dir = tempfile::tempdir().unwrap();
-                let store = $make(dir.path()).await;
+                let Some(store) = $make(dir.path()).await else {
+                    return;
+                };
                 corruption_is_an_error_never_data_on(&store, dir.path()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn unpublished_uploads_stay_out_of_sight() {
                 let dir = tempfile::tempdir().unwrap();
-                let store = $make(dir.path()).await;
+                let Some(store) = $make(dir.path()).await else {
+                    return;
+                };
                 unpublished_uploads_stay_out_of_sight_on(&store, dir.path()).await;
             }
         }
     };
 }
 
-async fn memory_beside(_dir: &Path) -> BlobStore {
-    memory().await
+async fn local_in(dir: &Path) -> Option<BlobStore> {
+    Some(local(dir).await)
 }
 
-suite!(local_disk, local);
+async fn memory_beside(_dir: &Path) -> Option<BlobStore> {
+    Some(memory().await)
+}
+
+/// In memory, publishing as the remote stores do (no staging, parts straight to the name),
+/// so that path runs where no S3 or Azure server does.
+async fn memory_uploading(_dir: &Path) -> Option<BlobStore> {
+    Some(memory().await.with_upload_on_publish(true))
+}
+
+suite!(local_disk, local_in);
 suite!(in_memory, memory_beside);
+suite!(in_memory_upload_on_publish, memory_uploading);
+suite!(s3, crate::remote::s3);
+suite!(azure, crate::remote::azure);
 
 async fn round_trip_every_size_class_on(store: &BlobStore, dir: &Path) {
-    for (i, len) in [0, 1, PART - 1, PART, PART + 1, 3 * PART + 17]
+    let part = store.part_size();
+    for (i, len) in [0, 1, part - 1, part, part + 1, 3 * part + 17]
         .into_iter()
         .enumerate()
     {
@@ -117,7 +140,7 @@ async fn round_trip_every_size_class_on(store: &BlobStore, dir: &Path) {
 }
 
 async fn same_content_is_stored_once_on(store: &BlobStore, dir: &Path) {
-    for len in [10, 3 * PART] {
+    for len in [10, 3 * store.part_size()] {
         let bytes = content(len, 7);
         let (a, created_a) = put_file(store, dir, "a", &bytes).await;
         let (b, created_b) = put_file(store, dir, "b", &bytes).await;
@@ -134,17 +157,18 @@ async fn same_content_is_stored_once_on(store: &BlobStore, dir: &Path) {
 }
 
 async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
-    let bytes = content(2 * PART + 5, 3);
+    let part = store.part_size();
+    let bytes = content(2 * part + 5, 3);
     let (hash, _) = put_file(store, dir, "x", &bytes).await;
     let hex = hash.to_string();
     let key = object_store::path::Path::from(format!("blobs/{}/{hex}", &hex[..3]));
     for bad in [
         {
             let mut flipped = bytes.clone();
-            flipped[PART + 3] ^= 1;
+            flipped[part + 3] ^= 1;
             flipped
         },
-        bytes[..PART].to_vec(),
+        bytes[..part].to_vec(),
         Vec::new(),
     ] {
         store.object_store().put(&key, bad.into()).await.unwrap();
@@ -178,7 +202,7 @@ async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
 
 async fn unpublished_uploads_stay_out_of_sight_on(store: &BlobStore, dir: &Path) {
     let path = dir.join("big");
-    std::fs::write(&path, content(4 * PART, 9)).unwrap();
+    std::fs::write(&path, content(4 * store.part_size(), 9)).unwrap();
     let staged = store.stage_file(&path).await.unwrap();
     let hash = staged.hash();
     std::mem::forget(staged); // as if the process died before publishing
@@ -191,9 +215,13 @@ async fn unpublished_uploads_stay_out_of_sight_on(store: &BlobStore, dir: &Path)
             .is_empty()
     );
     assert_eq!(store.size(hash).await.unwrap(), None);
+    // Staged in `staging/`, or (a store that uploads on publish) not uploaded at all.
     let staging: Vec<_> = store.list_staging().await.unwrap();
-    assert_eq!(staging.len(), 1);
-    store.delete_staging(&staging[0]).await.unwrap();
+    let expected = usize::from(!store.uploads_on_publish());
+    assert_eq!(staging.len(), expected, "{staging:?}");
+    for entry in &staging {
+        store.delete_staging(entry).await.unwrap();
+    }
     assert!(store.list_staging().await.unwrap().is_empty());
 
     let staged = store.stage_file(&path).await.unwrap();
@@ -307,4 +335,30 @@ async fn writing_to_a_stream_never_hands_out_corrupt_bytes() {
         assert!(store.read_to_writer(hash, &mut out).await.is_err());
         assert!(out.is_empty(), "{len}: {} bytes handed out", out.len());
     }
+}
+
+#[tokio::test]
+async fn a_file_changed_before_publishing_is_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = memory().await.with_upload_on_publish(true);
+    let path = dir.path().join("big");
+    let bytes = content(3 * PART, 5);
+    std::fs::write(&path, &bytes).unwrap();
+    let staged = store.stage_file(&path).await.unwrap();
+    let hash = staged.hash();
+    let mut changed = bytes.clone();
+    changed[PART * 2] ^= 1;
+    std::fs::write(&path, &changed).unwrap();
+    let err = store.publish(staged).await.unwrap_err();
+    assert!(matches!(err, Error::SourceChanged { .. }), "{err:?}");
+    assert!(err.to_string().contains("big"), "{err}");
+    assert_eq!(store.size(hash).await.unwrap(), None);
+    assert!(
+        store
+            .list()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,3 +1,5 @@
-//! Blob store tests against real stores: local disk and object_store's in-memory store.
+//! Blob store tests against real stores: local disk, object_store's in-memory store, and S3
+//! and Azure servers when `scripts/services.sh` runs them.
 
 mod conformance;
+mod remote;

@@ -95,3 +95,47 @@ pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     }
     assert_eq!(check.checked, 45);
 }
+
+/// Web UI sessions: found by the hash of their id until they expire or are closed; revoking
+/// the token ends them.
+pub fn sessions<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
+    use crate::access::{NewToken, Scope};
+    let catalog = make();
+    let token = NewToken::generate("browser", vec![Scope::Read], None).unwrap();
+    catalog.create_token(&token.token).unwrap();
+    let now = UnixMillis::now();
+    let later = UnixMillis(now.0 + 3_600_000);
+    let (one, two, old) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    catalog.open_session(&one, &token.token.id, later).unwrap();
+    catalog.open_session(&two, &token.token.id, later).unwrap();
+    catalog
+        .open_session(&old, &token.token.id, UnixMillis(now.0 - 1))
+        .unwrap();
+    assert_eq!(
+        catalog.session_token(&one, now).unwrap().as_deref(),
+        Some(token.token.id.as_str())
+    );
+    assert_eq!(catalog.session_token(&old, now).unwrap(), None, "expired");
+    assert_eq!(
+        catalog
+            .session_token(&one, UnixMillis(later.0 + 1))
+            .unwrap(),
+        None,
+        "expires at its time"
+    );
+    assert_eq!(catalog.session_token(&[9u8; 32], now).unwrap(), None);
+    catalog.close_session(&one).unwrap();
+    catalog.close_session(&one).unwrap();
+    assert_eq!(
+        catalog.session_token(&one, now).unwrap(),
+        None,
+        "signed out"
+    );
+    assert!(catalog.session_token(&two, now).unwrap().is_some());
+    catalog.revoke_token(&token.token.id).unwrap();
+    assert_eq!(
+        catalog.session_token(&two, now).unwrap(),
+        None,
+        "revoking the token ends its sessions"
+    );
+}

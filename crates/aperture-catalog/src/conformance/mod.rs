@@ -2,6 +2,8 @@
 //!
 //! ```ignore
 //! aperture_catalog::catalog_conformance!(|| SqliteCatalog::open_in_memory().unwrap());
+//! // Only when a server is there to test (the guard says why when it is not):
+//! aperture_catalog::catalog_conformance!(if server_ready(); || PgCatalog::open(&url()).unwrap());
 //! ```
 //!
 //! The functions panic on failure, like test assertions: they are meant to be called by tests.
@@ -16,24 +18,30 @@ use crate::*;
 /// Generates one `#[test]` per conformance check; `$make` builds a fresh, empty catalog.
 #[macro_export]
 macro_rules! catalog_conformance {
-    ($make:expr) => {
-        $crate::catalog_conformance!(@tests $make;
+    (@tests $ready:expr; $make:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                if !$ready {
+                    return;
+                }
+                let make = $make;
+                $crate::conformance::$name(&make);
+            }
+        )*
+    };
+    (if $ready:expr; $make:expr) => {
+        $crate::catalog_conformance!(@tests $ready; $make;
             collections, record_outcomes, metadata_round_trip, listing_and_paging,
             id_prefixes, deletion_and_races, insights_round_trip, referenced_blobs,
             against_a_model, queue_is_idempotent_and_ordered, queue_results_replace_old_ones,
             queue_retries_then_fails, queue_leases_expire, queue_never_runs_a_job_twice,
             queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs,
             queue_splits_long_jobs_into_parts, queue_fails_split_jobs_by_their_parts,
-            change_feed, tokens_and_grants, audit_chain);
+            change_feed, tokens_and_grants, audit_chain, sessions);
     };
-    (@tests $make:expr; $($name:ident),*) => {
-        $(
-            #[test]
-            fn $name() {
-                let make = $make;
-                $crate::conformance::$name(&make);
-            }
-        )*
+    ($make:expr) => {
+        $crate::catalog_conformance!(if true; $make);
     };
 }
 
@@ -115,7 +123,9 @@ fn insight(asset: AssetId, place: Place) -> Insight {
 mod access;
 mod assets;
 mod queue;
+mod server;
 
 pub use access::*;
 pub use assets::*;
 pub use queue::*;
+pub use server::PgServer;

@@ -190,17 +190,34 @@ pub fn change_feed<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
     );
     assert_eq!(catalog.changes(feed[2].seq, 100).unwrap(), feed[3..]);
 
-    // Pruning forgets what a consumer applied, never what comes after.
-    assert_eq!(catalog.prune_changes(feed[2].seq).unwrap() as usize, 4);
+    // Pruning forgets what every consumer applied, never what comes after, nor what a slower
+    // consumer has yet to apply.
+    assert_eq!(catalog.pruned_through().unwrap(), 0);
+    assert_eq!(
+        catalog.ack_changes("slow", feed[0].seq).unwrap(),
+        2,
+        "and before"
+    );
+    assert_eq!(
+        catalog.ack_changes("fast", feed[2].seq).unwrap(),
+        0,
+        "slow holds it"
+    );
+    assert_eq!(catalog.changes(0, 100).unwrap(), feed[1..]);
+    assert_eq!(catalog.pruned_through().unwrap(), feed[0].seq);
+    assert_eq!(catalog.ack_changes("slow", feed[2].seq).unwrap(), 2);
     assert_eq!(catalog.changes(0, 100).unwrap(), feed[3..]);
+    assert_eq!(catalog.pruned_through().unwrap(), feed[2].seq);
     let last = catalog.last_change().unwrap();
-    catalog.prune_changes(last).unwrap();
+    catalog.ack_changes("fast", last).unwrap();
+    catalog.ack_changes("slow", last).unwrap();
     assert!(catalog.changes(0, 100).unwrap().is_empty());
     assert_eq!(
         catalog.last_change().unwrap(),
         last,
         "pruning keeps the position"
     );
+    assert_eq!(catalog.pruned_through().unwrap(), last);
     let c2 = id_of(record_one(&catalog, &new_asset(c, b"c", "/c")));
     let after = catalog.changes(last, 100).unwrap();
     assert_eq!(after.len(), 1);

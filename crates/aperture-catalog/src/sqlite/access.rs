@@ -5,18 +5,13 @@ use aperture_core::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::SqliteCatalog;
-use crate::access::{Access, AuditEntry, GENESIS, NewAuditEntry, Scope, Token, entry_hash};
+use crate::access::{Access, AuditEntry, NewAuditEntry, Scope, Token, chain_after};
+use crate::decode::hash32;
 use crate::{Error, Result};
 
 const TOKEN_COLUMNS: &str =
     "id, name, scopes, secret_hash, all_collections, created_at, revoked_at";
 const AUDIT_COLUMNS: &str = "seq, at, actor, action, target, detail, prev, hash";
-
-fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32]> {
-    bytes.try_into().map_err(|b: Vec<u8>| Error::Corrupt {
-        reason: format!("{what} has {} bytes, expected 32", b.len()),
-    })
-}
 
 fn token_from_row(conn: &Connection, r: &Row<'_>) -> Result<Token> {
     let id: String = r.get(0)?;
@@ -133,7 +128,42 @@ impl Access for SqliteCatalog {
             "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, UnixMillis::now().0],
         )?;
+        conn.execute("DELETE FROM sessions WHERE token_id = ?1", [id])?;
         Ok(changed == 1)
+    }
+
+    fn open_session(&self, id_hash: &[u8; 32], token: &str, expires_at: UnixMillis) -> Result<()> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            [UnixMillis::now().0],
+        )?;
+        tx.execute(
+            "INSERT INTO sessions (id_hash, token_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![id_hash.as_slice(), token, expires_at.0],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session_token(&self, id_hash: &[u8; 32], now: UnixMillis) -> Result<Option<String>> {
+        Ok(self
+            .read()
+            .query_row(
+                "SELECT token_id FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
+                params![id_hash.as_slice(), now.0],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn close_session(&self, id_hash: &[u8; 32]) -> Result<()> {
+        self.write().execute(
+            "DELETE FROM sessions WHERE id_hash = ?1",
+            [id_hash.as_slice()],
+        )?;
+        Ok(())
     }
 
     fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()> {
@@ -164,49 +194,26 @@ impl Access for SqliteCatalog {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let (mut seq, mut prev) = match last {
-            Some((seq, hash)) => (seq, hash32(hash, "an audit entry's hash")?),
-            None => (0, GENESIS),
+        let last = match last {
+            Some((seq, hash)) => Some((seq, hash32(hash, "an audit entry's hash")?)),
+            None => None,
         };
-        let at = UnixMillis::now();
-        let mut out = Vec::with_capacity(entries.len());
+        let out = chain_after(last, UnixMillis::now(), entries);
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ))?;
-            for entry in entries {
-                seq += 1;
-                let detail = entry.detail.to_string();
-                let hash = entry_hash(
-                    &prev,
-                    seq,
-                    at,
-                    &entry.actor,
-                    &entry.action,
-                    entry.target.as_deref(),
-                    &detail,
-                );
+            for e in &out {
                 insert.execute(params![
-                    seq,
-                    at.0,
-                    entry.actor,
-                    entry.action,
-                    entry.target,
-                    detail,
-                    prev.as_slice(),
-                    hash.as_slice()
+                    e.seq,
+                    e.at.0,
+                    e.actor,
+                    e.action,
+                    e.target,
+                    e.detail,
+                    e.prev.as_slice(),
+                    e.hash.as_slice()
                 ])?;
-                out.push(AuditEntry {
-                    seq,
-                    at,
-                    actor: entry.actor.clone(),
-                    action: entry.action.clone(),
-                    target: entry.target.clone(),
-                    detail,
-                    prev,
-                    hash,
-                });
-                prev = hash;
             }
         }
         tx.commit()?;

@@ -4,9 +4,14 @@
 use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::rows::{self, asset_from_row, blob, hash_from, id_from, insight_from_row};
+use super::rows::{self, asset_from_row, blob, insight_from_row};
 use super::{IN_CHUNK, SqliteCatalog};
+use crate::decode::{hash_from, hex_pad, id_from, readable_insights, validate_collection_name};
 use crate::*;
+
+/// A consumer of the change feed not heard from for this long no longer holds back pruning;
+/// when it comes back it finds its position pruned and rebuilds.
+pub(crate) const CONSUMER_EXPIRY_MS: i64 = 7 * 24 * 3600 * 1000;
 
 const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
     a.captured_at, a.metadata,
@@ -416,10 +421,38 @@ impl Catalog for SqliteCatalog {
         )?)
     }
 
-    fn prune_changes(&self, through: i64) -> Result<u64> {
+    fn ack_changes(&self, consumer: &str, through: i64) -> Result<u64> {
+        let now = UnixMillis::now().0;
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO change_consumers (name, position, seen_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+                 seen_at = excluded.seen_at",
+            params![consumer, through, now],
+        )?;
+        tx.execute(
+            "DELETE FROM change_consumers WHERE seen_at < ?1",
+            [now - CONSUMER_EXPIRY_MS],
+        )?;
+        let horizon: i64 = tx.query_row(
+            "SELECT COALESCE(MIN(position), ?1) FROM change_consumers",
+            [through],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "UPDATE changes_pruned SET pruned = MAX(pruned, ?1)",
+            [horizon],
+        )?;
+        let pruned = tx.execute("DELETE FROM changes WHERE seq <= ?1", [horizon])?;
+        tx.commit()?;
+        Ok(pruned as u64)
+    }
+
+    fn pruned_through(&self) -> Result<i64> {
         Ok(self
-            .write()
-            .execute("DELETE FROM changes WHERE seq <= ?1", [through])? as u64)
+            .read()
+            .query_row("SELECT pruned FROM changes_pruned", [], |r| r.get(0))?)
     }
 
     fn insights(&self, asset: AssetId) -> Result<Vec<Insight>> {
@@ -431,7 +464,7 @@ impl Catalog for SqliteCatalog {
              FROM insights WHERE asset_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([asset.as_bytes().as_slice()], insight_from_row)?;
-        readable_insights(rows)
+        readable_insights(rows.map(|r| r.map_err(Error::from).and_then(|i| i)))
     }
 
     fn insights_of_kinds(&self, assets: &[AssetId], kinds: &[&str]) -> Result<Vec<Insight>> {
@@ -459,28 +492,12 @@ impl Catalog for SqliteCatalog {
                         .map(|k| rusqlite::types::Value::Text((*k).to_owned())),
                 );
             let rows = stmt.query_map(rusqlite::params_from_iter(params), insight_from_row)?;
-            out.extend(readable_insights(rows)?);
+            out.extend(readable_insights(
+                rows.map(|r| r.map_err(Error::from).and_then(|i| i)),
+            )?);
         }
         Ok(out)
     }
-}
-
-/// The insights of rows that read; a damaged one (a value that does not have its kind's
-/// shape) is left out with a warning, so one bad row never hides an asset's other insights.
-fn readable_insights(
-    rows: impl Iterator<Item = rusqlite::Result<Result<Insight>>>,
-) -> Result<Vec<Insight>> {
-    let mut out = Vec::new();
-    for row in rows {
-        match row? {
-            Ok(insight) => out.push(insight),
-            Err(Error::Corrupt { reason }) => {
-                tracing::warn!(%reason, "an insight row is damaged; left out");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
 }
 
 /// Inserts insights in the caller's transaction; every one must name an existing asset.
@@ -637,57 +654,4 @@ fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Resu
         (false, false) => Recorded::Duplicate(id),
         (false, true) => Recorded::Known(id),
     })
-}
-
-fn validate_collection_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        // Characters, as the message says (and the API's OpenAPI pattern counts).
-        && name.chars().count() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
-        && !name.starts_with(' ')
-        && !name.ends_with(' ');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput {
-            reason: format!(
-                "collection name {name:?} must be 1–128 letters, digits, '-', '_', '.' or inner spaces"
-            ),
-        })
-    }
-}
-
-fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
-    let mut hex = prefix.as_bytes().to_vec();
-    hex.resize(32, fill);
-    hex.chunks_exact(2)
-        .map(|pair| {
-            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-            digit(pair[0]) << 4 | digit(pair[1])
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_prefix_bounds() {
-        assert_eq!(hex_pad("ab", b'0')[..2], [0xab, 0x00]);
-        assert_eq!(hex_pad("abc", b'f')[..2], [0xab, 0xcf]);
-        assert_eq!(hex_pad("", b'f').len(), 16);
-    }
-
-    #[test]
-    fn collection_names() {
-        assert!(validate_collection_name("Field photos 2024").is_ok());
-        assert!(validate_collection_name("").is_err());
-        assert!(validate_collection_name("../etc").is_err());
-        assert!(validate_collection_name(" x").is_err());
-        assert!(validate_collection_name(&"é".repeat(128)).is_ok());
-        assert!(validate_collection_name(&"é".repeat(129)).is_err());
-    }
 }

@@ -7,7 +7,7 @@ use aperture_core::{AssetId, UnixMillis};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::SqliteCatalog;
-use super::rows::id_from;
+use crate::decode::{id_from, is_split, millis, part_failure};
 use crate::jobs::{
     Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, MAX_PARTS, NewJob, Outcome, Part,
     PartResult, retry_backoff,
@@ -54,22 +54,6 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
     })())
 }
 
-/// Whether `parts` is a split: stretches from 0, each starting where the one before ends,
-/// only the last open-ended, none empty, at most [`MAX_PARTS`].
-fn is_split(parts: &[crate::jobs::Stretch]) -> bool {
-    let mut at = 0;
-    for (n, &(start, end)) in parts.iter().enumerate() {
-        let last = n + 1 == parts.len();
-        match end {
-            _ if start != at => return false,
-            Some(end) if end > start => at = end,
-            None if last => {}
-            _ => return false,
-        }
-    }
-    !parts.is_empty() && parts.len() <= MAX_PARTS
-}
-
 /// Removes the parts of a job (their results with them) and marks it unsplit.
 fn drop_parts(tx: &rusqlite::Transaction<'_>, asset: &[u8], analyzer: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM jobs WHERE asset_id = ?1 AND analyzer = ?2 AND part > 0")?
@@ -92,15 +76,7 @@ fn end_split_job(
     why: &str,
     now: i64,
 ) -> Result<()> {
-    let stretch = match part.end_ms {
-        Some(end) => format!(
-            "{}–{}",
-            aperture_core::human::clock(part.start_ms),
-            aperture_core::human::clock(end)
-        ),
-        None => format!("{} to the end", aperture_core::human::clock(part.start_ms)),
-    };
-    let message = format!("part {} of {} ({stretch}): {why}", part.index, part.count);
+    let message = part_failure(part, why);
     drop_parts(tx, asset, analyzer)?;
     tx.prepare_cached(
         "UPDATE jobs SET state = ?3, last_error = ?4, lease_owner = NULL,
@@ -113,10 +89,6 @@ fn end_split_job(
 
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl JobQueue for SqliteCatalog {

@@ -14,6 +14,7 @@ use aperture_core::UnixMillis;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use crate::*;
+pub(crate) use catalog::CONSUMER_EXPIRY_MS;
 use catalog::{insert_insights, note_change};
 
 /// Ids per `IN (...)` list: statements stay far below SQLite's parameter limit.
@@ -25,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "changes", include_str!("0002_changes.sql")),
     (3, "access", include_str!("0003_access.sql")),
     (4, "parts", include_str!("0004_parts.sql")),
+    (5, "scale_out", include_str!("0005_scale_out.sql")),
 ];
 const READERS: usize = 4;
 

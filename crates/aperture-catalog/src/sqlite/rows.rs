@@ -1,26 +1,13 @@
 //! Turning rows into domain types. Bad stored values become `Error::Corrupt`, never panics.
 
-use aperture_core::{AssetId, ContentHash, Insight, InsightValue, Place, Rect, UnixMillis};
+use aperture_core::{ContentHash, Insight, InsightValue, Place, Rect, UnixMillis};
 use rusqlite::Row;
 
+use crate::decode::{hash_from, id_from};
 use crate::{Asset, Collection, CollectionId, Error, Result};
 
 pub(super) fn blob(hash: &ContentHash) -> &[u8] {
     hash.as_bytes().as_slice()
-}
-
-pub(super) fn id_from(bytes: &[u8]) -> Result<AssetId> {
-    let bytes: [u8; 16] = bytes.try_into().map_err(|_| Error::Corrupt {
-        reason: format!("asset id has {} bytes, expected 16", bytes.len()),
-    })?;
-    Ok(AssetId::from_bytes(bytes))
-}
-
-pub(super) fn hash_from(bytes: &[u8]) -> Result<ContentHash> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| Error::Corrupt {
-        reason: format!("content hash has {} bytes, expected 32", bytes.len()),
-    })?;
-    Ok(ContentHash::from_bytes(bytes))
 }
 
 pub(super) fn collection_from_row(r: &Row<'_>) -> rusqlite::Result<Collection> {

@@ -56,3 +56,205 @@ fn a_file_that_is_not_a_catalog_is_a_clear_error() {
     let err = SqliteCatalog::open(&path).unwrap_err();
     assert!(err.to_string().contains("not a database"), "{err}");
 }
+
+/// The same suite on PostgreSQL: a fresh database per test, on the server
+/// `APERTURE_TEST_POSTGRES` names (`scripts/services.sh` starts one; `scripts/test.sh` always
+/// does). Without it the tests say they were skipped; under CI they fail instead.
+mod postgres {
+    use std::time::{Duration, Instant};
+
+    use aperture_catalog::conformance::PgServer;
+    use aperture_catalog::{
+        Catalog, CollectionId, JobQueue, NewAsset, NewSource, PgCatalog, Recorded,
+    };
+    use aperture_core::{AssetId, ContentHash, MediaKind, MediaMetadata};
+
+    mod conformance {
+        aperture_catalog::catalog_conformance!(if super::server().is_some(); super::fresh);
+    }
+
+    /// The server's URL, if there is one to test against.
+    pub fn server() -> Option<String> {
+        match std::env::var("APERTURE_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("APERTURE_TEST_POSTGRES is not set: CI must test PostgreSQL")
+            }
+            _ => {
+                eprintln!("skipped: set APERTURE_TEST_POSTGRES (scripts/services.sh starts one)");
+                None
+            }
+        }
+    }
+
+    /// The URL of a new, empty database on the test server.
+    pub fn fresh_url() -> String {
+        let url = server().expect("a test server");
+        let name = format!("aperture_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+        format!("{base}/{name}")
+    }
+
+    pub fn fresh() -> PgCatalog {
+        PgCatalog::open(&fresh_url()).unwrap()
+    }
+
+    fn asset(collection: CollectionId, content: &[u8], path: &str) -> NewAsset {
+        NewAsset {
+            collection,
+            hash: ContentHash::of(content),
+            size: content.len() as u64,
+            kind: MediaKind::Other,
+            mime: "application/octet-stream".into(),
+            metadata: MediaMetadata::default(),
+            source: NewSource {
+                path_bytes: path.as_bytes().to_vec(),
+                path: path.into(),
+                name: path.into(),
+                file_size: content.len() as u64,
+                modified_ns: None,
+            },
+            generation_seen: 0,
+            jobs: vec![("labels".into(), 0)],
+        }
+    }
+
+    /// A change committed after one written earlier never gets the lower number: a follower
+    /// that read the later one would skip the earlier for ever. The feed waits for the
+    /// transaction under way instead.
+    #[test]
+    fn the_feed_never_skips_a_transaction_that_commits_late() {
+        if server().is_none() {
+            return;
+        }
+        let url = fresh_url();
+        let catalog = std::sync::Arc::new(PgCatalog::open(&url).unwrap());
+        let c = catalog.ensure_collection("c").unwrap().id;
+        let early = catalog.record(&[asset(c, b"early", "/early")]).unwrap();
+        let early = match early[0] {
+            Recorded::Created(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let start = catalog.last_change().unwrap();
+        // A transaction that notes a change to `early` and stays open.
+        let mut slow = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = slow.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO changes (asset_id) VALUES ($1)",
+            &[&early.as_bytes().as_slice()],
+        )
+        .unwrap();
+        // A later one commits first.
+        let late = catalog.record(&[asset(c, b"late", "/late")]).unwrap();
+        let Recorded::Created(late) = late[0] else {
+            panic!("{late:?}")
+        };
+        let reader = {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || catalog.changes(start, 100).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!reader.is_finished(), "the feed waits for the open writer");
+        tx.commit().unwrap();
+        let feed: Vec<AssetId> = reader.join().unwrap().iter().map(|c| c.asset).collect();
+        assert_eq!(
+            feed,
+            [early, late],
+            "the earlier writer's change comes first"
+        );
+    }
+
+    /// An idle worker waiting for jobs wakes when another process queues one, long before its
+    /// timeout.
+    #[test]
+    fn waiting_workers_wake_on_new_jobs() {
+        if server().is_none() {
+            return;
+        }
+        let url = fresh_url();
+        let worker = PgCatalog::open(&url).unwrap();
+        let ingest = PgCatalog::open(&url).unwrap();
+        assert!(
+            !worker.wait_for_jobs(Duration::from_millis(200)).unwrap(),
+            "nothing queued"
+        );
+        let c = ingest.ensure_collection("c").unwrap().id;
+        let started = Instant::now();
+        let waiter = std::thread::spawn(move || worker.wait_for_jobs(Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(300));
+        ingest.record(&[asset(c, b"x", "/x")]).unwrap();
+        assert!(waiter.join().unwrap().unwrap(), "woken, not timed out");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// The server stops and starts again while writes go on: every write is retried until it
+    /// lands, once, and the catalog is whole afterwards. Also when it crashes (immediate).
+    #[test]
+    fn writes_survive_a_server_restart() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let url = server.database("restart");
+        let catalog = std::sync::Arc::new(PgCatalog::open(&url).unwrap());
+        let c = catalog.ensure_collection("c").unwrap().id;
+        let writer = {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || {
+                for n in 0..200 {
+                    let content = format!("file {n}");
+                    let out = catalog
+                        .record(&[asset(c, content.as_bytes(), &format!("/{n}"))])
+                        .unwrap();
+                    assert!(matches!(out[0], Recorded::Created(_) | Recorded::Known(_)));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        for mode in ["fast", "immediate"] {
+            std::thread::sleep(Duration::from_millis(400));
+            server.stop(mode);
+            std::thread::sleep(Duration::from_millis(700));
+            server.resume();
+        }
+        writer
+            .join()
+            .expect("every write landed despite the restarts");
+        assert_eq!(catalog.asset_count().unwrap(), 200);
+        let jobs: u64 = catalog.state_counts().unwrap().iter().map(|(_, n)| n).sum();
+        assert_eq!(jobs, 200, "one job per asset, none twice");
+        let claimed = catalog
+            .claim("w", &["labels".into()], 500, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(claimed.len(), 200);
+    }
+
+    /// An unreachable server or a missing database is an error naming it,
+    /// within seconds.
+    #[test]
+    fn a_bad_server_is_a_clear_error() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let started = Instant::now();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = PgCatalog::open(&format!("postgres://postgres@127.0.0.1:{closed}/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
+        let err = PgCatalog::open(&server.url("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing") && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}

@@ -8,6 +8,7 @@ mod metadata;
 mod models;
 mod real_media;
 mod round_trip;
+mod scale_out;
 mod search;
 mod server;
 mod speech;

@@ -1,0 +1,160 @@
+//! A PostgreSQL server of a test's own, for tests that stop, restart or kill it (the shared
+//! one of `scripts/services.sh` serves the others). Built from the server binaries named by
+//! `APERTURE_TEST_PG_BIN` (or the newest under `/usr/lib/postgresql`), in a temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A running PostgreSQL server, stopped when dropped.
+#[derive(Debug)]
+pub struct PgServer {
+    bin: PathBuf,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PgServer {
+    /// Initialises and starts a server; `None` (with a note) when there are no server
+    /// binaries, a panic under CI.
+    pub fn start() -> Option<Self> {
+        let bin = match std::env::var_os("APERTURE_TEST_PG_BIN") {
+            Some(bin) => PathBuf::from(bin),
+            None => {
+                let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path().join("bin"))
+                    .filter(|p| p.join("initdb").exists())
+                    .collect();
+                found.sort();
+                match found.pop() {
+                    Some(bin) => bin,
+                    None if std::env::var_os("CI").is_some() => {
+                        panic!("no PostgreSQL server binaries: CI must test PostgreSQL")
+                    }
+                    None => {
+                        eprintln!("skipped: no PostgreSQL server binaries");
+                        return None;
+                    }
+                }
+            }
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("aperture-pg-")
+            .tempdir_in("/tmp")
+            .expect("a temporary folder");
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the test server's folder");
+        }
+        let port = free_port();
+        let server = Self {
+            bin,
+            data,
+            _dir: dir,
+            port,
+        };
+        server.run(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "--no-locale"],
+            true,
+        );
+        server.pg_ctl("start");
+        Some(server)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a database and returns its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
+            .expect("connect to the test server");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        self.url(name)
+    }
+
+    /// Stops the server: `mode` is `fast` (clients disconnected) or `immediate` (a crash).
+    pub fn stop(&self, mode: &str) {
+        self.run("pg_ctl", &["-m", mode, "-w", "stop"], false);
+    }
+
+    /// Starts a stopped server again, on the same port.
+    pub fn resume(&self) {
+        self.pg_ctl("start");
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data.display()
+        );
+        let log = self.data.join("server.log");
+        let log = log.to_string_lossy();
+        self.run(
+            "pg_ctl",
+            &["-w", "-t", "60", "-l", &log, "-o", &options, action],
+            true,
+        );
+    }
+
+    fn run(&self, program: &str, args: &[&str], check: bool) {
+        let exe = self.bin.join(program);
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let status = command
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+        assert!(
+            !check || status.success(),
+            "{program} {args:?} failed: {status}"
+        );
+    }
+
+    /// The data folder (for a look at the server's log).
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.run("pg_ctl", &["-m", "immediate", "-w", "stop"], false);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether this process runs as root (`/proc/self` belongs to the effective user).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}

@@ -1,0 +1,134 @@
+//! Decoding stored values and the checks both backends share. Bad stored values become
+//! `Error::Corrupt`, never panics.
+
+use std::time::Duration;
+
+use aperture_core::{AssetId, ContentHash, Insight};
+
+use crate::jobs::{MAX_PARTS, Part, Stretch};
+use crate::{Error, Result};
+
+pub(crate) fn id_from(bytes: &[u8]) -> Result<AssetId> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| Error::Corrupt {
+        reason: format!("asset id has {} bytes, expected 16", bytes.len()),
+    })?;
+    Ok(AssetId::from_bytes(bytes))
+}
+
+pub(crate) fn hash_from(bytes: &[u8]) -> Result<ContentHash> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| Error::Corrupt {
+        reason: format!("content hash has {} bytes, expected 32", bytes.len()),
+    })?;
+    Ok(ContentHash::from_bytes(bytes))
+}
+
+pub(crate) fn hash32(bytes: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|b: Vec<u8>| Error::Corrupt {
+        reason: format!("{what} has {} bytes, expected 32", b.len()),
+    })
+}
+
+/// The insights of rows that read; a damaged one (a value that does not have its kind's
+/// shape) is left out with a warning, so one bad row never hides an asset's other insights.
+pub(crate) fn readable_insights(
+    rows: impl Iterator<Item = Result<Insight>>,
+) -> Result<Vec<Insight>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row {
+            Ok(insight) => out.push(insight),
+            Err(Error::Corrupt { reason }) => {
+                tracing::warn!(%reason, "an insight row is damaged; left out");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        // Characters, as the message says (and the API's OpenAPI pattern counts).
+        && name.chars().count() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ' '))
+        && !name.starts_with(' ')
+        && !name.ends_with(' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput {
+            reason: format!(
+                "collection name {name:?} must be 1–128 letters, digits, '-', '_', '.' or inner spaces"
+            ),
+        })
+    }
+}
+
+pub(crate) fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
+    let mut hex = prefix.as_bytes().to_vec();
+    hex.resize(32, fill);
+    hex.chunks_exact(2)
+        .map(|pair| {
+            let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            digit(pair[0]) << 4 | digit(pair[1])
+        })
+        .collect()
+}
+
+/// Whether `parts` is a split: stretches from 0, each starting where the one before ends,
+/// only the last open-ended, none empty, at most [`MAX_PARTS`].
+pub(crate) fn is_split(parts: &[Stretch]) -> bool {
+    let mut at = 0;
+    for (n, &(start, end)) in parts.iter().enumerate() {
+        let last = n + 1 == parts.len();
+        match end {
+            _ if start != at => return false,
+            Some(end) if end > start => at = end,
+            None if last => {}
+            _ => return false,
+        }
+    }
+    !parts.is_empty() && parts.len() <= MAX_PARTS
+}
+
+/// The message a split job fails or is skipped with when one of its parts does: it names the
+/// part and its stretch.
+pub(crate) fn part_failure(part: Part, why: &str) -> String {
+    let stretch = match part.end_ms {
+        Some(end) => format!(
+            "{}–{}",
+            aperture_core::human::clock(part.start_ms),
+            aperture_core::human::clock(end)
+        ),
+        None => format!("{} to the end", aperture_core::human::clock(part.start_ms)),
+    };
+    format!("part {} of {} ({stretch}): {why}", part.index, part.count)
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_prefix_bounds() {
+        assert_eq!(hex_pad("ab", b'0')[..2], [0xab, 0x00]);
+        assert_eq!(hex_pad("abc", b'f')[..2], [0xab, 0xcf]);
+        assert_eq!(hex_pad("", b'f').len(), 16);
+    }
+
+    #[test]
+    fn collection_names() {
+        assert!(validate_collection_name("Field photos 2024").is_ok());
+        assert!(validate_collection_name("").is_err());
+        assert!(validate_collection_name("../etc").is_err());
+        assert!(validate_collection_name(" x").is_err());
+        assert!(validate_collection_name(&"é".repeat(128)).is_ok());
+        assert!(validate_collection_name(&"é".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,358 @@
+//! The PostgreSQL catalog: the same tables as SQLite's, a pool of connections, and transactions
+//! that are retried when the server restarts, a connection drops or PostgreSQL picks a
+//! transaction as a deadlock's victim.
+//!
+//! Where SQLite serialises every writer, PostgreSQL runs them side by side (READ COMMITTED), so
+//! the operations that must not interleave take locks of their own:
+//! - job claims lock the rows they pick (`FOR UPDATE SKIP LOCKED`): workers never wait for one
+//!   another, and never lease one job twice;
+//! - recording, deleting and claiming a blob take a transaction lock on its hash
+//!   ([`hash_lock`]), so a deletion never misses an asset recorded at the same moment;
+//! - finishing a job locks its whole job (the row of part 0), so the last two parts of a
+//!   split job finishing at once still queue the job to join them;
+//! - audit appends and change numbering each take one advisory lock: the chain has one order,
+//!   and change numbers are handed out in one order (see `0001_init.sql`).
+
+mod access;
+mod catalog;
+mod jobs;
+mod rows;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aperture_core::UnixMillis;
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, NoTls, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::{Error, Result};
+
+/// Numbered migrations, applied in order; the catalog records the highest one applied.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
+
+/// Advisory lock keys (one namespace per database). Any number fits: these are ours.
+const MIGRATION_LOCK: i64 = 0x4150_4552_0001;
+const AUDIT_LOCK: i64 = 0x4150_4552_0002;
+const CHANGES_LOCK: i64 = 0x4150_4552_0003;
+
+/// Connections in the pool of one process.
+const POOL_SIZE: u32 = 16;
+/// How long an operation keeps trying while the server is away (a restart, a failover).
+const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long one attempt to get a connection waits.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// The catalog on a PostgreSQL server, for many workers and servers on many machines. Opened
+/// from a `postgres://user:password@host:port/database` URL (libpq's key-value form works too);
+/// the schema is created or brought up to date on open.
+pub struct PgCatalog {
+    /// Always `Some` until dropped (see `Drop`).
+    pool: Option<Pool>,
+    config: postgres::Config,
+    /// A connection that LISTENs for queued jobs, opened on first wait.
+    listener: Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for PgCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: hosts and database only.
+        f.debug_struct("PgCatalog")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish()
+    }
+}
+
+impl PgCatalog {
+    /// Connects, checks the server answers, and applies the migrations it lacks. An
+    /// unreachable server, a wrong password or a missing database is an error naming the
+    /// server, within a few seconds.
+    pub fn open(url: &str) -> Result<Self> {
+        let mut config: postgres::Config = url.parse().map_err(|e| Error::InvalidInput {
+            reason: format!("catalog url is not a PostgreSQL connection string: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("aperture");
+        }
+        let where_ = describe(&config);
+        // Fail fast, with the server's own words, before a pool retries in the background.
+        let mut first = config.connect(NoTls).map_err(|e| Error::Backend {
+            backend: "postgres",
+            source: format!("cannot connect to {where_}: {}", error_text(&e)).into(),
+        })?;
+        migrate(&mut first)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECT_TIMEOUT)
+            // Broken connections are found by `is_closed` when they come back, and an
+            // operation on one is retried: no query per checkout.
+            .test_on_check_out(false)
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            .map_err(|e| Error::Backend {
+                backend: "postgres",
+                source: format!("cannot open a pool to {where_}: {e}").into(),
+            })?;
+        Ok(Self {
+            pool: Some(pool),
+            config,
+            listener: Mutex::new(None),
+        })
+    }
+
+    /// Runs `f` in one transaction and commits it. Errors that a new attempt may not meet (a
+    /// lost connection, a server shutting down or starting, a deadlock, a serialisation
+    /// failure) are retried with backoff for up to a minute; others are returned at once.
+    ///
+    /// A commit whose answer was lost with the connection may have happened: `f` must be
+    /// safe to run again after it (every operation here is, in the sense its doc gives).
+    fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.with_retry(|client| {
+            let mut tx = client.transaction()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` on a pooled connection, retried like [`PgCatalog::tx`]; for reads and
+    /// single statements.
+    fn with_retry<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let pool = self
+                .pool
+                .as_ref()
+                .expect("the pool lives as long as the catalog");
+            let attempt = match pool.get() {
+                Ok(mut client) => f(&mut client),
+                Err(e) => Err(Error::Backend {
+                    backend: "postgres",
+                    source: format!("no connection to {}: {e}", describe(&self.config)).into(),
+                }),
+            };
+            match attempt {
+                Err(e) if retryable(&e) && started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(error = %e, "catalog operation failed; retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for a notification that jobs were queued. Opens (and after a
+    /// failure reopens) one LISTEN connection; errors are logged and end the wait early.
+    fn wait_notified(&self, timeout: Duration) -> bool {
+        let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            *slot = None;
+            match self.config.connect(NoTls) {
+                Ok(mut client) => match client.batch_execute("LISTEN aperture_jobs") {
+                    Ok(()) => *slot = Some(client),
+                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for jobs"),
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for jobs"),
+            }
+        }
+        let Some(client) = slot.as_mut() else {
+            drop(slot);
+            std::thread::sleep(timeout.min(Duration::from_secs(1)));
+            return false;
+        };
+        let woken = {
+            let mut notifications = client.notifications();
+            let first = notifications.timeout_iter(timeout).next();
+            if matches!(first, Ok(Some(_))) {
+                // Drain what else arrived: one wake-up is enough.
+                while let Ok(Some(_)) = notifications.iter().next() {}
+            }
+            first
+        };
+        match woken {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the LISTEN connection");
+                *slot = None;
+                false
+            }
+        }
+    }
+}
+
+/// PostgreSQL's synchronous client closes a connection by running its own runtime, which
+/// panics on a thread that drives async tasks — and the last owner of a catalog may well be
+/// one (a server shutting down). So the connections are closed on a thread of their own.
+impl Drop for PgCatalog {
+    fn drop(&mut self) {
+        let pool = self.pool.take();
+        let listener = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let closing = std::thread::spawn(move || drop((pool, listener)));
+        if closing.join().is_err() {
+            tracing::warn!("closing the catalog's connections failed");
+        }
+    }
+}
+
+fn describe(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "PostgreSQL at {}:{port}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("(default database)")
+    )
+}
+
+/// The server's message when there is one (a wrong password, a missing database), else the
+/// client's.
+fn error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether a new attempt may succeed: the connection or the server went away, or PostgreSQL
+/// broke a deadlock or a serialisation conflict by aborting this transaction.
+fn retryable(e: &Error) -> bool {
+    let Error::Backend { source, .. } = e else {
+        return false;
+    };
+    if source.to_string().starts_with("no connection to ") {
+        return true;
+    }
+    let Some(pg) = source.downcast_ref::<postgres::Error>() else {
+        return false;
+    };
+    if pg.is_closed() {
+        return true;
+    }
+    match pg.code() {
+        Some(code) => {
+            code.code().starts_with("08") // connection exceptions
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+        }
+        // No SQLSTATE: the socket failed (reset, refused) rather than the statement.
+        None => pg.as_db_error().is_none(),
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(source: postgres::Error) -> Self {
+        Error::Backend {
+            backend: "postgres",
+            source: Box::new(source),
+        }
+    }
+}
+
+fn migrate(client: &mut Client) -> Result<()> {
+    let mut tx = client.transaction()?;
+    // One process migrates; the others wait here and then find it done.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(Error::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[version, name, &UnixMillis::now().0],
+        )?;
+        tracing::info!(version, name, "applied catalog migration (postgres)");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The advisory lock that serialises everything done to one blob (recording an asset with
+/// it, deleting its last asset, claiming its deletion): its hash's first eight bytes.
+fn hash_lock(hash: &[u8]) -> i64 {
+    let mut key = [0u8; 8];
+    let n = hash.len().min(8);
+    key[..n].copy_from_slice(&hash[..n]);
+    i64::from_be_bytes(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_locks_differ_by_hash() {
+        let a = aperture_core::ContentHash::of(b"a");
+        let b = aperture_core::ContentHash::of(b"b");
+        assert_ne!(hash_lock(a.as_bytes()), hash_lock(b.as_bytes()));
+        assert_eq!(hash_lock(a.as_bytes()), hash_lock(a.as_bytes()));
+    }
+
+    #[test]
+    fn a_bad_url_is_invalid_input() {
+        assert!(matches!(
+            PgCatalog::open("postgres://[::1"),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        let gone = Error::Backend {
+            backend: "postgres",
+            source: "no connection to PostgreSQL at x:1/y: timed out".into(),
+        };
+        assert!(retryable(&gone));
+        assert!(!retryable(&Error::InvalidInput { reason: "x".into() }));
+        assert!(!retryable(&Error::NotFound {
+            what: "asset",
+            key: "x".into()
+        }));
+    }
+}
