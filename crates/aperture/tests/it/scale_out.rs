@@ -2,7 +2,8 @@
 //! data folder of its own (its config, models and search index), share one PostgreSQL catalog
 //! and one blob store, as they would on five machines. The PostgreSQL server is the one
 //! `scripts/services.sh` starts (`APERTURE_TEST_POSTGRES`); the blob store is the S3 server
-//! it starts when there is one (`APERTURE_TEST_S3_URL`), else a folder all five share.
+//! it starts when there is one (`APERTURE_TEST_S3_URL`), else a folder all five share. Also:
+//! ingest and indexing across PostgreSQL restarts.
 
 use std::io::Read;
 use std::process::{Child, Stdio};
@@ -339,4 +340,66 @@ fn three_workers_and_two_servers_share_one_catalog_and_store() {
     }
     assert!(started.elapsed() < Duration::from_secs(30));
     drop(servers);
+}
+/// PostgreSQL restarted (cleanly, then crashed) while `aperture ingest` records files and while
+/// `aperture index` runs their jobs: both finish, every file is recorded once, every job ran to
+/// its end once. The server is one of the test's own (`PgServer`), so the restarts touch
+/// nobody else.
+#[test]
+fn ingest_and_indexing_survive_postgres_restarts() {
+    let Some(server) = aperture_catalog::conformance::PgServer::start() else {
+        return;
+    };
+    let catalog = server.database("faults");
+    let ap = Aperture {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    ap.ok(&["init", "--catalog", &catalog]);
+    let inputs = ap.inputs();
+    for n in 0..2000 {
+        std::fs::write(
+            inputs.join(format!("note-{n}.txt")),
+            format!("note {n}: the lantern by the orchard, entry {n}\n"),
+        )
+        .unwrap();
+    }
+    let restart_during = |child: std::process::Child| {
+        for mode in ["fast", "immediate"] {
+            std::thread::sleep(Duration::from_millis(300));
+            server.stop(mode);
+            std::thread::sleep(Duration::from_millis(800));
+            server.resume();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("retrying"),
+            "the server went away while the command ran: {stderr}"
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ingest = ap
+        .command(&["ingest", inputs.to_str().unwrap(), "--no-progress"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    restart_during(ingest);
+    // Again: every file is known, none recorded twice.
+    let again = ap.json(&["ingest", inputs.to_str().unwrap(), "--no-progress"]);
+    assert_eq!(again["totals"]["known"], 2000, "{}", again["totals"]);
+
+    let index = ap
+        .command(&["index", "--no-progress", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&restart_during(index)).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    let stats = ap.json(&["stats"]);
+    assert_eq!(stats["stats"]["assets"], 2000, "{stats}");
+    let found = ap.json(&["search", "lantern orchard", "--limit", "5"]);
+    assert!(!found.as_array().unwrap().is_empty(), "{found}");
 }
