@@ -339,7 +339,38 @@ fn three_workers_and_two_servers_share_one_catalog_and_store() {
         assert_eq!(body.len() as u64, asset["size"].as_u64().unwrap());
     }
     assert!(started.elapsed() < Duration::from_secs(30));
-    drop(servers);
+
+    // A server killed in the middle of an upload: nothing of it is stored, and the lake is
+    // whole for everyone else.
+    let [mut one_proc, two_proc] = servers;
+    let addr = one_proc
+        .client()
+        .url
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut upload = std::net::TcpStream::connect(&addr).unwrap();
+    let boundary = "cut-short";
+    let head = format!(
+        "POST /api/v1/assets HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; \
+         name=\"file\"; filename=\"half.bin\"\r\n\r\n",
+        64 << 20
+    );
+    std::io::Write::write_all(&mut upload, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut upload, &vec![7u8; 4 << 20]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    one_proc.child.kill().unwrap();
+    one_proc.child.wait().unwrap();
+    let two = two_proc.client();
+    let after = two.json("/api/v1/assets?limit=100", &admin);
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        25,
+        "nothing of the cut upload"
+    );
+    let fsck: serde_json::Value = serde_json::from_str(&nodes[1].ok(&["fsck", "--json"])).unwrap();
+    assert_eq!(fsck["healthy"], true, "{fsck}");
 }
 /// PostgreSQL restarted (cleanly, then crashed) while `aperture ingest` records files and while
 /// `aperture index` runs their jobs: both finish, every file is recorded once, every job ran to
