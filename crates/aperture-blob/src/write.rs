@@ -160,15 +160,14 @@ impl BlobStore {
                 }
             }
             Content::File(path) => {
-                // A multipart upload appears whole or not at all, so a blob of the right size
-                // under this name is complete: the upload is skipped, which is the point of
-                // content addressing. One of another size (not ours) is replaced.
-                if self.size(staged.hash).await? == Some(staged.size) {
-                    return Ok(false);
-                }
+                // Uploaded again even when a blob of that name exists: its size alone cannot
+                // tell that its bytes are right (a damaged or planted object of the same size
+                // would stay for ever), and local stores replace theirs too. A multipart
+                // upload appears whole or not at all, so the old one serves until then.
+                let existed = self.size(staged.hash).await?.is_some();
                 self.upload_file(&path, &target, Some((staged.hash, staged.size)))
                     .await?;
-                Ok(true)
+                Ok(!existed)
             }
             Content::Staging(staging) => {
                 // A rename, not rename-if-not-exists: replacing a blob with the same bytes is

@@ -32,6 +32,10 @@ pub use types::*;
 
 use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
 
+/// A follower of the change feed not heard from for this long no longer holds back pruning;
+/// when it comes back it finds its position pruned and rebuilds.
+pub(crate) const CONSUMER_EXPIRY_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// A catalog with its job queue, tokens and audit log: what a worker or a server needs.
 pub trait Backend: Catalog + JobQueue + Access {}
 

@@ -18,7 +18,9 @@ pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is o
 # blobs = "file:///var/lib/aperture/blobs"
 
 # The catalog database: sqlite:///abs/path/catalog.db, or postgres://user@host:port/database
-# for many workers and servers on many machines (the password from PGPASSWORD or the URL).
+# for many workers and servers on many machines (a password goes in the URL: this file is
+# written readable by its owner only; the connection is not encrypted, so keep the database
+# on a private network).
 # Default: `catalog.db` in the data folder.
 # catalog = "sqlite:///var/lib/aperture/catalog.db"
 

@@ -119,7 +119,8 @@ impl Lake {
         let fresh = !config_path.exists();
         if fresh {
             let text = storage.config_text()?;
-            std::fs::write(&config_path, text).map_err(Error::io("write", &config_path))?;
+            // Readable by its owner only: a catalog URL may carry a password.
+            write_private(&config_path, &text).map_err(Error::io("write", &config_path))?;
         }
         let config = Config::load(&dir, Some(&config_path))?;
         if !fresh {
@@ -319,4 +320,17 @@ fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Creates `path` with `text`, readable and writable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }

@@ -104,6 +104,8 @@ pub struct SearchIndex {
     pub(crate) text: FullText,
     pub(crate) spaces: BTreeMap<String, Space>,
     state: State,
+    /// Whether this process told the catalog where this index is in the feed.
+    registered: bool,
 }
 
 impl SearchIndex {
@@ -162,6 +164,7 @@ impl SearchIndex {
             text,
             spaces,
             state,
+            registered: false,
         })
     }
 
@@ -210,8 +213,18 @@ impl SearchIndex {
         let mut report = Update::default();
         let mut dirty = BTreeSet::new();
         let mut position = self.state.position;
-        // Changes this index had not applied were pruned (it was away for a week, or its
-        // copy is an old backup): only a rebuild brings it up to date.
+        if self.state.consumer.is_empty() {
+            self.state.consumer = self.consumer();
+        }
+        let consumer = self.state.consumer.clone();
+        // Followers hold the feed back from their position: this one says where it is before
+        // it reads, so nothing it has yet to apply is pruned from now on.
+        if self.is_built() && !self.registered {
+            catalog.ack_changes(&consumer, position)?;
+            self.registered = true;
+        }
+        // Changes this index had not applied were pruned before it said so (it was away for a
+        // week, or its copy is an old backup): only a rebuild brings it up to date.
         let missed = self.is_built() && catalog.pruned_through()? > position;
         if missed {
             tracing::warn!(
@@ -223,8 +236,11 @@ impl SearchIndex {
             // Whatever a crashed build or an older format left goes first.
             writer.delete_all_documents()?;
             self.spaces.clear();
-            // Everything after this position is applied again below: harmless.
+            // Everything after this position is applied again below: harmless. Held before the
+            // listing, so what changes while it runs stays in the feed for this index.
             position = catalog.last_change()?;
+            catalog.ack_changes(&consumer, position)?;
+            self.registered = true;
             report.built = true;
             let mut query = AssetQuery {
                 limit: LIST_PAGE,
@@ -252,9 +268,6 @@ impl SearchIndex {
         if position == self.state.position && !report.built {
             return Ok(report);
         }
-        if self.state.consumer.is_empty() {
-            self.state.consumer = self.consumer();
-        }
         let mut commit = writer.prepare_commit()?;
         commit.set_payload(&position.to_string());
         commit.commit()?;
@@ -276,7 +289,7 @@ impl SearchIndex {
         self.text.reload()?;
         self.save(position, &dirty)?;
         // What every follower applied is no longer needed.
-        catalog.ack_changes(&self.state.consumer, position)?;
+        catalog.ack_changes(&consumer, position)?;
         Ok(report)
     }
 

@@ -160,7 +160,17 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
     worker.enqueue_missing().await?;
     eprintln!("worker {} running; Ctrl-C stops it", worker.id());
     let stop = stop_signal();
+    // On a catalog of its own (SQLite) the worker keeps the data folder's search index current
+    // for the CLI; on a shared one the servers keep theirs, and a worker's would be one more
+    // follower holding the feed back.
+    let local = matches!(
+        lake.config.catalog,
+        aperture_lake::CatalogLocation::Sqlite(_)
+    );
     let follow = async {
+        if !local {
+            return std::future::pending().await;
+        }
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(SEARCH_FOLLOW_SECS));
         let mut follower = Follower::new(lake);
         loop {
@@ -174,7 +184,9 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
         }) => report?,
         _ = follow => unreachable!("the follower loops forever"),
     };
-    update_search(lake, false).await;
+    if local {
+        update_search(lake, false).await;
+    }
     println!("{report}");
     Ok(ExitCode::SUCCESS)
 }

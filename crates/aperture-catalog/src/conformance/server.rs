@@ -10,15 +10,25 @@ use std::process::Command;
 pub struct PgServer {
     bin: PathBuf,
     data: PathBuf,
+    /// Server settings, each passed as `-c name=value` at every start.
+    settings: Vec<String>,
     _dir: tempfile::TempDir,
     /// The TCP port on 127.0.0.1.
     pub port: u16,
 }
 
 impl PgServer {
-    /// Initialises and starts a server; `None` (with a note) when there are no server
-    /// binaries, a panic under CI.
+    /// Initialises and starts a server with `fsync=off` (tests need no durability, and it
+    /// keeps them quick); `None` (with a note) when there are no server binaries, a panic
+    /// under CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(&["fsync=off"])
+    }
+
+    /// Like [`PgServer::start`], with these settings (`name=value` without spaces, e.g.
+    /// `fsync=off`) instead: none for a server as durable as a production one (fsync and
+    /// synchronous commit on, PostgreSQL's defaults).
+    pub fn start_with(settings: &[&str]) -> Option<Self> {
         let bin = match std::env::var_os("APERTURE_TEST_PG_BIN") {
             Some(bin) => PathBuf::from(bin),
             None => {
@@ -60,6 +70,7 @@ impl PgServer {
         let server = Self {
             bin,
             data,
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             _dir: dir,
             port,
         };
@@ -98,11 +109,20 @@ impl PgServer {
     }
 
     fn pg_ctl(&self, action: &str) {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
             self.port,
             self.data.display()
         );
+        for setting in &self.settings {
+            // pg_ctl splits `-o` at spaces.
+            debug_assert!(
+                !setting.contains(char::is_whitespace),
+                "setting with a space: {setting}"
+            );
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let log = self.data.join("server.log");
         let log = log.to_string_lossy();
         self.run(

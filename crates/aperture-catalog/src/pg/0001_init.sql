@@ -92,6 +92,8 @@ CREATE TABLE jobs (
 -- Claims look only at runnable jobs: a small partial index however long the history.
 CREATE INDEX jobs_runnable ON jobs (priority DESC, id) WHERE state IN ('queued', 'running');
 CREATE INDEX jobs_by_state ON jobs (state, analyzer);
+-- Leases that ran out (abandoned jobs, `next_due`) without scanning the runnable backlog.
+CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state = 'running';
 
 -- Workers LISTEN on `aperture_jobs`: a job that becomes queued wakes them (one notification
 -- per transaction: PostgreSQL folds identical ones).
@@ -199,3 +201,5 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION aperture_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION aperture_audit_append_only();

@@ -9,8 +9,8 @@ use postgres::types::ToSql;
 
 use super::rows::{self, ASSET_COLUMNS, INSIGHT_COLUMNS};
 use super::{CHANGES_LOCK, PgCatalog, hash_lock};
+use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{hash_from, hex_pad, id_from, readable_insights, validate_collection_name};
-use crate::sqlite::CONSUMER_EXPIRY_MS;
 use crate::*;
 
 fn ids(ids: &[AssetId]) -> Vec<&[u8]> {
@@ -471,7 +471,22 @@ impl PgCatalog {
     /// Numbers the changes committed so far, after waiting for the transactions writing
     /// changes now (see `0001_init.sql`).
     fn number_changes(&self) -> Result<()> {
-        self.tx(|tx| {
+        // Nothing to number (the usual case of a follower's poll): no lock, no write. A change
+        // being written now is not visible yet, and will be numbered above what is.
+        let pending: bool = self.with_retry(|c| {
+            Ok(c.query_one(
+                "SELECT EXISTS (SELECT 1 FROM changes WHERE seq IS NULL)",
+                &[],
+            )?
+            .get(0))
+        })?;
+        if !pending {
+            return Ok(());
+        }
+        let numbered = self.tx(|tx| {
+            // A writer that stays open (stuck, or a long batch) must not hold every follower,
+            // nor, queued behind this lock, every other writer: give up and number next time.
+            tx.batch_execute("SET LOCAL lock_timeout = '2s'")?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGES_LOCK])?;
             let numbered = tx.execute(
                 "WITH ready AS (SELECT id FROM changes WHERE seq IS NULL ORDER BY id),
@@ -482,12 +497,25 @@ impl PgCatalog {
             )?;
             if numbered > 0 {
                 tx.execute(
-                    "UPDATE changes_numbered SET last = (SELECT MAX(seq) FROM changes)",
+                    "UPDATE changes_numbered
+                     SET last = GREATEST(last, (SELECT MAX(seq) FROM changes))",
                     &[],
                 )?;
             }
             Ok(())
-        })
+        });
+        match numbered {
+            Err(Error::Backend { source, .. })
+                if source
+                    .downcast_ref::<postgres::Error>()
+                    .and_then(postgres::Error::code)
+                    == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) =>
+            {
+                tracing::warn!("a writer of changes is taking long; numbering them next time");
+                Ok(())
+            }
+            other => other,
+        }
     }
 }
 

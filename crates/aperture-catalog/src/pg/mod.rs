@@ -78,6 +78,12 @@ impl PgCatalog {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // A server that vanished without closing the socket (a failover, a cut cable) is
+        // noticed within about half a minute instead of never.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .tcp_user_timeout(Duration::from_secs(30));
         if config.get_application_name().is_none() {
             config.application_name("aperture");
         }
@@ -112,13 +118,17 @@ impl PgCatalog {
     /// lost connection, a server shutting down or starting, a deadlock, a serialisation
     /// failure) are retried with backoff for up to a minute; others are returned at once.
     ///
-    /// A commit whose answer was lost with the connection may have happened: `f` must be
-    /// safe to run again after it (every operation here is, in the sense its doc gives).
+    /// A commit whose answer was lost with the connection may or may not have happened: that
+    /// is never retried (an audit entry would be appended twice, a deletion would say the
+    /// asset was not found) but returned as an error, as a SQLite commit that fails is.
     fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         self.with_retry(|client| {
             let mut tx = client.transaction()?;
             let out = f(&mut tx)?;
-            tx.commit()?;
+            tx.commit().map_err(|e| Error::Backend {
+                backend: "postgres",
+                source: Box::new(CommitUnknown(e)),
+            })?;
             Ok(out)
         })
     }
@@ -128,59 +138,64 @@ impl PgCatalog {
     fn with_retry<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
+        let pool = self
+            .pool
+            .as_ref()
+            .expect("the pool lives as long as the catalog");
         loop {
-            let pool = self
-                .pool
-                .as_ref()
-                .expect("the pool lives as long as the catalog");
-            let attempt = match pool.get() {
-                Ok(mut client) => f(&mut client),
-                Err(e) => Err(Error::Backend {
+            let failure = match pool.get() {
+                Ok(mut client) => match f(&mut client) {
+                    Err(e) if retryable(&e) => e,
+                    other => return other,
+                },
+                // No connection within the pool's timeout: the server is away.
+                Err(e) => Error::Backend {
                     backend: "postgres",
                     source: format!("no connection to {}: {e}", describe(&self.config)).into(),
-                }),
+                },
             };
-            match attempt {
-                Err(e) if retryable(&e) && started.elapsed() < RETRY_FOR => {
-                    tracing::warn!(error = %e, "catalog operation failed; retrying");
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
+            if started.elapsed() >= RETRY_FOR {
+                return Err(failure);
             }
+            tracing::warn!(error = %failure, "catalog operation failed; retrying");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
-    /// Waits up to `timeout` for a notification that jobs were queued. Opens (and after a
-    /// failure reopens) one LISTEN connection; errors are logged and end the wait early.
+    /// Waits up to `timeout` for a notification that jobs were queued. One connection, opened
+    /// on first use (and again after a failure), LISTENs only while a worker waits: a busy
+    /// worker never lets notifications pile up on the server. Errors are logged and end the
+    /// wait early.
     fn wait_notified(&self, timeout: Duration) -> bool {
         let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = None;
-            match self.config.connect(NoTls) {
-                Ok(mut client) => match client.batch_execute("LISTEN aperture_jobs") {
-                    Ok(()) => *slot = Some(client),
-                    Err(e) => tracing::warn!(error = %e, "cannot LISTEN for jobs"),
-                },
-                Err(e) => tracing::warn!(error = %e, "cannot connect to LISTEN for jobs"),
-            }
+            *slot = match self.config.connect(NoTls) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect to LISTEN for jobs");
+                    None
+                }
+            };
         }
         let Some(client) = slot.as_mut() else {
             drop(slot);
             std::thread::sleep(timeout.min(Duration::from_secs(1)));
             return false;
         };
-        let woken = {
-            let mut notifications = client.notifications();
-            let first = notifications.timeout_iter(timeout).next();
-            if matches!(first, Ok(Some(_))) {
-                // Drain what else arrived: one wake-up is enough.
-                while let Ok(Some(_)) = notifications.iter().next() {}
-            }
-            first
-        };
-        match woken {
-            Ok(found) => found.is_some(),
+        let waited = client.batch_execute("LISTEN aperture_jobs").and_then(|()| {
+            let woken = client
+                .notifications()
+                .timeout_iter(timeout)
+                .next()?
+                .is_some();
+            client.batch_execute("UNLISTEN aperture_jobs")?;
+            // What arrived meanwhile is moot: the worker looks at the queue next.
+            while client.notifications().iter().next()?.is_some() {}
+            Ok(woken)
+        });
+        match waited {
+            Ok(woken) => woken,
             Err(e) => {
                 tracing::warn!(error = %e, "lost the LISTEN connection");
                 *slot = None;
@@ -242,32 +257,49 @@ fn error_text(e: &postgres::Error) -> String {
     }
 }
 
-/// Whether a new attempt may succeed: the connection or the server went away, or PostgreSQL
-/// broke a deadlock or a serialisation conflict by aborting this transaction.
+/// Whether a new attempt may succeed: the connection or the server went away before the
+/// commit, or PostgreSQL broke a deadlock or a serialisation conflict by aborting this
+/// transaction. Errors of the client's own (a row that does not decode, a wrong parameter)
+/// and a commit whose outcome is unknown are not retried.
 fn retryable(e: &Error) -> bool {
     let Error::Backend { source, .. } = e else {
         return false;
     };
-    if source.to_string().starts_with("no connection to ") {
-        return true;
-    }
     let Some(pg) = source.downcast_ref::<postgres::Error>() else {
         return false;
     };
     if pg.is_closed() {
         return true;
     }
-    match pg.code() {
-        Some(code) => {
-            code.code().starts_with("08") // connection exceptions
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || *code == SqlState::T_R_SERIALIZATION_FAILURE
-                || *code == SqlState::T_R_DEADLOCK_DETECTED
-        }
-        // No SQLSTATE: the socket failed (reset, refused) rather than the statement.
-        None => pg.as_db_error().is_none(),
+    if let Some(code) = pg.code() {
+        return code.code().starts_with("08") // connection exceptions
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED;
+    }
+    // No SQLSTATE: retried only when the socket failed (reset, refused, timed out).
+    std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// A commit sent on a connection that then failed: it may have happened or not.
+#[derive(Debug)]
+struct CommitUnknown(postgres::Error);
+
+impl std::fmt::Display for CommitUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the commit's outcome is unknown (the connection failed): {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for CommitUnknown {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -344,11 +376,11 @@ mod tests {
 
     #[test]
     fn only_transient_errors_are_retried() {
-        let gone = Error::Backend {
+        let other = Error::Backend {
             backend: "postgres",
-            source: "no connection to PostgreSQL at x:1/y: timed out".into(),
+            source: "not a client error".into(),
         };
-        assert!(retryable(&gone));
+        assert!(!retryable(&other));
         assert!(!retryable(&Error::InvalidInput { reason: "x".into() }));
         assert!(!retryable(&Error::NotFound {
             what: "asset",

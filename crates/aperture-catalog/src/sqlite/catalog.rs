@@ -6,12 +6,9 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::rows::{self, asset_from_row, blob, insight_from_row};
 use super::{IN_CHUNK, SqliteCatalog};
+use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{hash_from, hex_pad, id_from, readable_insights, validate_collection_name};
 use crate::*;
-
-/// A consumer of the change feed not heard from for this long no longer holds back pruning;
-/// when it comes back it finds its position pruned and rebuilds.
-pub(crate) const CONSUMER_EXPIRY_MS: i64 = 7 * 24 * 3600 * 1000;
 
 const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
     a.captured_at, a.metadata,

@@ -14,7 +14,6 @@ use aperture_core::UnixMillis;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use crate::*;
-pub(crate) use catalog::CONSUMER_EXPIRY_MS;
 use catalog::{insert_insights, note_change};
 
 /// Ids per `IN (...)` list: statements stay far below SQLite's parameter limit.
