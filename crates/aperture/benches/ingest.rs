@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/files.rs"]
+mod files;
+use files::{make_files, median, run, settle};
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -113,43 +117,6 @@ fn has_b3sum() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Files of pseudo-random bytes (incompressible, all distinct).
-fn make_files(dir: &Path, count: usize, size: usize, seed: u64) {
-    std::fs::create_dir_all(dir).expect("bench folder");
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut buf = vec![0u8; size.min(8 << 20)];
-    for i in 0..count {
-        let sub = dir.join(format!("{:03}", i / 1000));
-        std::fs::create_dir_all(&sub).expect("bench folder");
-        let mut file = std::fs::File::create(sub.join(format!("{i:06}.bin"))).expect("bench file");
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(buf.len());
-            for chunk in buf[..n].chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-            }
-            std::io::Write::write_all(&mut file, &buf[..n]).expect("bench file");
-            left -= n;
-        }
-    }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// Reads every source once, and flushes earlier writes, so each run starts alike.
-fn settle(sources: &Path) {
-    run(Command::new("sh").arg("-c").arg(format!(
-        "find '{}' -type f -print0 | xargs -0 cat > /dev/null; sync",
-        sources.display()
-    )));
-}
-
 /// Nothing is deleted until the end: on disks mounted with `discard`, deleting many files
 /// slows every file operation for a while after, which would bleed into the next run.
 fn baseline(sources: &Path, dest: &Path) -> Duration {
@@ -193,11 +160,4 @@ fn aperture_reingest(sources: &Path, data: &Path) -> Duration {
     let started = Instant::now();
     run(&mut aperture(&data, &ingest));
     started.elapsed()
-}
-
-fn run(cmd: &mut Command) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed: {status}");
 }

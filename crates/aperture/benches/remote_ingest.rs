@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/files.rs"]
+mod files;
+use files::{make_files, median, run, settle};
+
 /// The peers' packages, dependencies included, pinned so results compare across machines.
 const PINS: &[&str] = &[
     "boto3==1.44.5",
@@ -307,44 +311,6 @@ fn venv() -> PathBuf {
     python
 }
 
-/// Files of pseudo-random bytes (incompressible, all distinct), 1,000 to a folder.
-fn make_files(dir: &Path, count: usize, size: usize, seed: u64) {
-    std::fs::create_dir_all(dir).expect("bench folder");
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut buf = vec![0u8; size.min(8 << 20)];
-    for i in 0..count {
-        let sub = dir.join(format!("{:03}", i / 1000));
-        std::fs::create_dir_all(&sub).expect("bench folder");
-        let mut file = std::fs::File::create(sub.join(format!("{i:06}.bin"))).expect("bench file");
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(buf.len());
-            for chunk in buf[..n].chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-            }
-            std::io::Write::write_all(&mut file, &buf[..n]).expect("bench file");
-            left -= n;
-        }
-    }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// Reads every source once, and flushes earlier writes (s3s-fs keeps objects on this disk), so
-/// each run starts alike.
-fn settle(sources: &Path) {
-    run(Command::new("sh").arg("-c").arg(format!(
-        "find '{}' -type f -print0 | xargs -0 cat > /dev/null; sync",
-        sources.display()
-    )));
-}
-
 fn aperture(store: &Store, data: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
     cmd.envs(store.env())
@@ -401,11 +367,4 @@ fn peer_upload(python: &Path, script: &Path, store: &Store, sources: &Path, url:
 
 fn peer_delete(python: &Path, script: &Path, store: &Store, url: &str) {
     peer(python, script, store, "delete", url, "-");
-}
-
-fn run(cmd: &mut Command) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed: {status}");
 }
