@@ -562,3 +562,46 @@ pub fn against_a_model<C: Catalog>(make: &dyn Fn() -> C) {
         }
     }
 }
+
+/// An ingest and a deletion racing over one blob, over and over: never does the ingest record
+/// an asset while the deletion claims the blob (the blob would be deleted under it).
+pub fn recording_and_deleting_one_blob_at_once<C: Catalog>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let first = catalog.ensure_collection("first").unwrap().id;
+    let second = catalog.ensure_collection("second").unwrap().id;
+    for round in 0..100u32 {
+        let content = format!("shared bytes {round}");
+        let old = id_of(record_one(
+            &catalog,
+            &new_asset(first, content.as_bytes(), "/old"),
+        ));
+        let mut item = new_asset(second, content.as_bytes(), "/new");
+        item.generation_seen = catalog.blob_generation(item.hash).unwrap().generation;
+        let start = std::sync::Barrier::new(2);
+        let (recorded, deleted) = std::thread::scope(|s| {
+            let record = s.spawn(|| {
+                start.wait();
+                record_one(&catalog, &item)
+            });
+            let delete = s.spawn(|| {
+                start.wait();
+                catalog.delete_asset(old).unwrap()
+            });
+            (record.join().unwrap(), delete.join().unwrap())
+        });
+        match recorded {
+            Recorded::Created(new) => {
+                assert!(
+                    deleted.claim.is_none(),
+                    "round {round}: the blob was claimed for deletion under a new asset"
+                );
+                catalog.delete_asset(new).unwrap();
+            }
+            Recorded::BlobRaced => assert!(deleted.claim.is_some(), "round {round}"),
+            other => panic!("round {round}: {other:?}"),
+        }
+        if let Some(claim) = catalog.claim_blob_deletion(item.hash).unwrap() {
+            catalog.blob_deleted(claim).unwrap();
+        }
+    }
+}

@@ -852,3 +852,58 @@ pub fn queue_fails_split_jobs_by_their_parts<C: Catalog + JobQueue>(make: &dyn F
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!((jobs[0].state, jobs[0].parts), (JobState::Failed, 0));
 }
+
+/// Workers racing: the last two parts of split jobs finish at the same moment, over and over;
+/// every job is queued to join its parts all the same (neither finish may miss the other).
+pub fn queue_joins_parts_that_finish_at_once<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let video = names(&["video"]);
+    for round in 0..20u32 {
+        let a = id_of(record_one(
+            &catalog,
+            &new_asset(c, format!("video {round}").as_bytes(), &format!("/{round}")),
+        ));
+        catalog.enqueue(&jobs_for(a, &[("video", 0)])).unwrap();
+        let job = catalog.claim("w", &video, 1, LEASE).unwrap()[0].clone();
+        let split = Outcome::Split {
+            parts: vec![(0, Some(1_000)), (1_000, None)],
+        };
+        assert!(catalog.finish(job.id, "w", &split).unwrap());
+        let first = catalog.claim("w1", &video, 1, LEASE).unwrap()[0].clone();
+        let second = catalog.claim("w2", &video, 1, LEASE).unwrap()[0].clone();
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for (part, worker) in [(&first, "w1"), (&second, "w2")] {
+                let (catalog, start) = (&catalog, &start);
+                s.spawn(move || {
+                    start.wait();
+                    assert!(
+                        catalog
+                            .finish(part.id, worker, &part_done("1", b"r"))
+                            .unwrap()
+                    );
+                });
+            }
+        });
+        let whole = catalog
+            .jobs_of(a)
+            .unwrap()
+            .into_iter()
+            .find(|j| j.part.is_none())
+            .unwrap();
+        assert_eq!(
+            whole.state,
+            JobState::Queued,
+            "round {round}: the job is queued to join"
+        );
+        // Out of the way for the next round.
+        let joined = catalog.claim("w", &video, 1, LEASE).unwrap()[0].clone();
+        assert_eq!(joined.id, whole.id);
+        assert!(
+            catalog
+                .finish(joined.id, "w", &succeeded(a, "video", "1", "joined"))
+                .unwrap()
+        );
+    }
+}
