@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use aperture_catalog::conformance::PgServer;
+use aperture_catalog::conformance::{PgServer, fresh_database};
 use aperture_catalog::{
     Catalog, JobQueue, JobState, NewAsset, NewSource, Outcome, PgCatalog, SqliteCatalog,
 };
@@ -178,15 +178,10 @@ fn run(target: &Target<'_>, jobs: usize, workers: usize, batch: usize) -> f64 {
             measure(&catalog, jobs, workers, batch)
         }
         Target::Postgres(admin_url) => {
-            let name = format!("aperture_bench_{}", uuid::Uuid::now_v7().simple());
+            let url = fresh_database(admin_url, "aperture_bench");
+            let (_, name) = url.rsplit_once('/').expect("a database URL");
             let mut admin =
                 postgres::Client::connect(admin_url, postgres::NoTls).expect("connect to server");
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .expect("create the bench database");
-            let mut config: postgres::Config = admin_url.parse().expect("a PostgreSQL URL");
-            config.dbname(&name);
-            let url = pg_url(&config);
             let rate = {
                 let catalog = PgCatalog::open(&url).expect("postgres");
                 measure(&catalog, jobs, workers, batch)
@@ -197,27 +192,6 @@ fn run(target: &Target<'_>, jobs: usize, workers: usize, batch: usize) -> f64 {
             rate
         }
     }
-}
-
-/// The URL of `config` in libpq's key-value form, which `PgCatalog::open` takes too.
-fn pg_url(config: &postgres::Config) -> String {
-    let mut parts = Vec::new();
-    if let Some(postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
-        parts.push(format!("host={host}"));
-    }
-    if let Some(port) = config.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    if let Some(user) = config.get_user() {
-        parts.push(format!("user={user}"));
-    }
-    if let Some(password) = config.get_password() {
-        parts.push(format!("password={}", String::from_utf8_lossy(password)));
-    }
-    if let Some(db) = config.get_dbname() {
-        parts.push(format!("dbname={db}"));
-    }
-    parts.join(" ")
 }
 
 fn measure<C: Catalog + JobQueue>(catalog: &C, jobs: usize, workers: usize, batch: usize) -> f64 {

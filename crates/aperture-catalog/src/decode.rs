@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aperture_core::{AssetId, ContentHash, Insight};
 
-use crate::jobs::{MAX_PARTS, Part, Stretch};
+use crate::jobs::{Job, MAX_PARTS, Outcome, Part, Stretch};
 use crate::{Error, Result};
 
 pub(crate) fn id_from(bytes: &[u8]) -> Result<AssetId> {
@@ -66,7 +66,19 @@ pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
+/// The byte range `[lo, hi]` of ids whose hex form starts with `prefix` (ids are stored as
+/// bytes); [`Error::InvalidInput`] for what is not 1 to 32 hex digits.
+pub(crate) fn prefix_bounds(prefix: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    let prefix = prefix.to_ascii_lowercase();
+    if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::InvalidInput {
+            reason: format!("{prefix:?} is not an asset id or id prefix (hex digits)"),
+        });
+    }
+    Ok((hex_pad(&prefix, b'0'), hex_pad(&prefix, b'f')))
+}
+
+fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
     let mut hex = prefix.as_bytes().to_vec();
     hex.resize(32, fill);
     hex.chunks_exact(2)
@@ -79,7 +91,7 @@ pub(crate) fn hex_pad(prefix: &str, fill: u8) -> Vec<u8> {
 
 /// Whether `parts` is a split: stretches from 0, each starting where the one before ends,
 /// only the last open-ended, none empty, at most [`MAX_PARTS`].
-pub(crate) fn is_split(parts: &[Stretch]) -> bool {
+fn is_split(parts: &[Stretch]) -> bool {
     let mut at = 0;
     for (n, &(start, end)) in parts.iter().enumerate() {
         let last = n + 1 == parts.len();
@@ -91,6 +103,31 @@ pub(crate) fn is_split(parts: &[Stretch]) -> bool {
         }
     }
     !parts.is_empty() && parts.len() <= MAX_PARTS
+}
+
+/// Why `outcome` cannot end the job `held` (id `job`), if it cannot: a part ends only with
+/// `PartDone` or a failure, a whole job never with `PartDone`, a split must be one, and only
+/// a job with parts can redo them. Nothing is written for a refused outcome.
+pub(crate) fn refusal(job: i64, held: &Job, outcome: &Outcome) -> Option<Error> {
+    let what = match (outcome, held.part) {
+        (Outcome::Succeeded { .. } | Outcome::Split { .. }, Some(_)) => {
+            "a part with anything but PartDone or a failure".to_owned()
+        }
+        (Outcome::PartDone { .. }, None) => "PartDone: it is no part".to_owned(),
+        (Outcome::Split { parts }, None) if !is_split(parts) => format!(
+            "a split into {} stretches that do not follow one another from 0 \
+             (or more than {MAX_PARTS})",
+            parts.len()
+        ),
+        (Outcome::RedoParts { .. }, Some(_)) => "RedoParts: it is a part".to_owned(),
+        (Outcome::RedoParts { .. }, None) if held.parts == 0 => {
+            "RedoParts: it has no parts".to_owned()
+        }
+        _ => return None,
+    };
+    Some(Error::InvalidInput {
+        reason: format!("job {job} ({}) cannot finish {what}", held.analyzer),
+    })
 }
 
 /// The message a split job fails or is skipped with when one of its parts does: it names the

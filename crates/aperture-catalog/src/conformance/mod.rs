@@ -129,4 +129,4 @@ mod server;
 pub use access::*;
 pub use assets::*;
 pub use queue::*;
-pub use server::PgServer;
+pub use server::{PgServer, fresh_database, shared_server};

@@ -90,12 +90,7 @@ impl PgServer {
 
     /// Creates a database and returns its URL.
     pub fn database(&self, name: &str) -> String {
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .expect("connect to the test server");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        self.url(name)
+        create_database(&self.url("postgres"), name)
     }
 
     /// Stops the server: `mode` is `fast` (clients disconnected) or `immediate` (a crash).
@@ -164,6 +159,41 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         self.run("pg_ctl", &["-m", "immediate", "-w", "stop"], false);
     }
+}
+
+/// The shared test server's URL, `APERTURE_TEST_POSTGRES` (`scripts/services.sh start` prints
+/// it; `scripts/test.sh` always sets it): `None` with a note when it is not set, a panic under
+/// CI, which must test PostgreSQL.
+pub fn shared_server() -> Option<String> {
+    match std::env::var("APERTURE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("APERTURE_TEST_POSTGRES is not set: CI must test PostgreSQL")
+        }
+        _ => {
+            eprintln!("skipped: set APERTURE_TEST_POSTGRES (scripts/services.sh starts one)");
+            None
+        }
+    }
+}
+
+/// A new, empty database named `PREFIX_<uuid>` on the server of `server_url` (the URL of any
+/// database on it); returns the new database's URL.
+pub fn fresh_database(server_url: &str, prefix: &str) -> String {
+    create_database(
+        server_url,
+        &format!("{prefix}_{}", uuid::Uuid::now_v7().simple()),
+    )
+}
+
+fn create_database(server_url: &str, name: &str) -> String {
+    let mut admin = postgres::Client::connect(server_url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to the test server {server_url}: {e}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    let (base, _) = server_url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
 }
 
 fn free_port() -> u16 {

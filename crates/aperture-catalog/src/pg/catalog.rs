@@ -10,7 +10,9 @@ use postgres::types::ToSql;
 use super::rows::{self, ASSET_COLUMNS, INSIGHT_COLUMNS};
 use super::{CHANGES_LOCK, PgCatalog, hash_lock};
 use crate::CONSUMER_EXPIRY_MS;
-use crate::decode::{hash_from, hex_pad, id_from, readable_insights, validate_collection_name};
+use crate::decode::{
+    hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
+};
 use crate::*;
 
 fn ids(ids: &[AssetId]) -> Vec<&[u8]> {
@@ -153,14 +155,7 @@ impl Catalog for PgCatalog {
     }
 
     fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>> {
-        let prefix = prefix.to_ascii_lowercase();
-        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(Error::InvalidInput {
-                reason: format!("{prefix:?} is not an asset id or id prefix (hex digits)"),
-            });
-        }
-        let (lo, hi) = (hex_pad(&prefix, b'0'), hex_pad(&prefix, b'f'));
+        let (lo, hi) = prefix_bounds(prefix)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let found = self.with_retry(|c| {
             Ok(c.query(

@@ -9,10 +9,10 @@ use postgres::{Row, Transaction};
 
 use super::PgCatalog;
 use super::catalog::{insert_insights, note_change};
-use crate::decode::{id_from, is_split, millis, part_failure};
+use crate::decode::{id_from, millis, part_failure, refusal};
 use crate::jobs::{
-    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, MAX_PARTS, NewJob, Outcome, Part,
-    PartResult, retry_backoff,
+    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
+    retry_backoff,
 };
 use crate::{Error, Result};
 
@@ -340,25 +340,10 @@ fn finish_in(tx: &mut Transaction<'_>, job: i64, worker: &str, outcome: &Outcome
     let asset = held.asset.as_bytes().to_vec();
     let asset = asset.as_slice();
     let analyzer = held.analyzer.as_str();
-    let wrong = |what: &str| Error::InvalidInput {
-        reason: format!("job {job} ({analyzer}) cannot finish {what}"),
-    };
+    if let Some(refused) = refusal(job, &held, outcome) {
+        return Err(refused);
+    }
     match (outcome, held.part) {
-        (Outcome::Succeeded { .. } | Outcome::Split { .. }, Some(_)) => {
-            return Err(wrong("a part with anything but PartDone or a failure"));
-        }
-        (Outcome::PartDone { .. }, None) => return Err(wrong("PartDone: it is no part")),
-        (Outcome::Split { parts }, None) if !is_split(parts) => {
-            return Err(wrong(&format!(
-                "a split into {} stretches that do not follow one another from 0 \
-                 (or more than {MAX_PARTS})",
-                parts.len()
-            )));
-        }
-        (Outcome::RedoParts { .. }, Some(_)) => return Err(wrong("RedoParts: it is a part")),
-        (Outcome::RedoParts { .. }, None) if held.parts == 0 => {
-            return Err(wrong("RedoParts: it has no parts"));
-        }
         (Outcome::RedoParts { parts }, None) => {
             for n in parts.iter().filter(|n| **n > 0) {
                 let n = i32::try_from(*n).unwrap_or(i32::MAX);
@@ -486,6 +471,12 @@ fn finish_in(tx: &mut Transaction<'_>, job: i64, worker: &str, outcome: &Outcome
                 &[&job, reason, &now],
             )?;
         }
+        // Refused above.
+        (
+            Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::RedoParts { .. },
+            Some(_),
+        )
+        | (Outcome::PartDone { .. }, None) => unreachable!("refusal() refuses these"),
     }
     Ok(true)
 }

@@ -125,9 +125,13 @@ impl PgCatalog {
         self.with_retry(|client| {
             let mut tx = client.transaction()?;
             let out = f(&mut tx)?;
-            tx.commit().map_err(|e| Error::Backend {
-                backend: "postgres",
-                source: Box::new(CommitUnknown(e)),
+            tx.commit().map_err(|e| match e.code() {
+                // The server answered: the commit failed, and may be retried like any other.
+                Some(_) => Error::from(e),
+                None => Error::Backend {
+                    backend: "postgres",
+                    source: Box::new(CommitUnknown(e)),
+                },
             })?;
             Ok(out)
         })

@@ -7,7 +7,9 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::rows::{self, asset_from_row, blob, insight_from_row};
 use super::{IN_CHUNK, SqliteCatalog};
 use crate::CONSUMER_EXPIRY_MS;
-use crate::decode::{hash_from, hex_pad, id_from, readable_insights, validate_collection_name};
+use crate::decode::{
+    hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
+};
 use crate::*;
 
 const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
@@ -147,16 +149,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn assets_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<AssetId>> {
-        let prefix = prefix.to_ascii_lowercase();
-        if prefix.is_empty() || prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(Error::InvalidInput {
-                reason: format!("{prefix:?} is not an asset id or id prefix (hex digits)"),
-            });
-        }
-        // Ids are stored as bytes: turn the hex prefix into a byte range [lo, hi].
-        let lo = hex_pad(&prefix, b'0');
-        let hi = hex_pad(&prefix, b'f');
+        let (lo, hi) = prefix_bounds(prefix)?;
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM assets WHERE id >= ?1 AND id <= ?2 ORDER BY id LIMIT ?3",

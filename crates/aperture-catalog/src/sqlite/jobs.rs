@@ -7,10 +7,10 @@ use aperture_core::{AssetId, UnixMillis};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
 use super::SqliteCatalog;
-use crate::decode::{id_from, is_split, millis, part_failure};
+use crate::decode::{id_from, millis, part_failure, refusal};
 use crate::jobs::{
-    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, MAX_PARTS, NewJob, Outcome, Part,
-    PartResult, retry_backoff,
+    Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
+    retry_backoff,
 };
 use crate::{Error, Result};
 
@@ -272,25 +272,10 @@ impl JobQueue for SqliteCatalog {
             held.attempts,
             held.part,
         );
-        let wrong = |what: &str| Error::InvalidInput {
-            reason: format!("job {job} ({analyzer}) cannot finish {what}"),
-        };
+        if let Some(refused) = refusal(job, &held, outcome) {
+            return Err(refused);
+        }
         match (outcome, part) {
-            (Outcome::Succeeded { .. } | Outcome::Split { .. }, Some(_)) => {
-                return Err(wrong("a part with anything but PartDone or a failure"));
-            }
-            (Outcome::PartDone { .. }, None) => return Err(wrong("PartDone: it is no part")),
-            (Outcome::Split { parts }, None) if !is_split(parts) => {
-                return Err(wrong(&format!(
-                    "a split into {} stretches that do not follow one another from 0 \
-                     (or more than {MAX_PARTS})",
-                    parts.len()
-                )));
-            }
-            (Outcome::RedoParts { .. }, Some(_)) => return Err(wrong("RedoParts: it is a part")),
-            (Outcome::RedoParts { .. }, None) if held.parts == 0 => {
-                return Err(wrong("RedoParts: it has no parts"));
-            }
             (Outcome::RedoParts { parts }, None) => {
                 let mut again = tx.prepare_cached(
                     "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?4,
@@ -428,6 +413,12 @@ impl JobQueue for SqliteCatalog {
                     params![job, reason, now],
                 )?;
             }
+            // Refused above.
+            (
+                Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::RedoParts { .. },
+                Some(_),
+            )
+            | (Outcome::PartDone { .. }, None) => unreachable!("refusal() refuses these"),
         }
         tx.commit()?;
         Ok(true)

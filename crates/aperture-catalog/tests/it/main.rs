@@ -63,7 +63,7 @@ fn a_file_that_is_not_a_catalog_is_a_clear_error() {
 mod postgres {
     use std::time::{Duration, Instant};
 
-    use aperture_catalog::conformance::PgServer;
+    use aperture_catalog::conformance::{PgServer, fresh_database, shared_server};
     use aperture_catalog::{
         Catalog, CollectionId, JobQueue, NewAsset, NewSource, PgCatalog, Recorded,
     };
@@ -75,28 +75,12 @@ mod postgres {
 
     /// The server's URL, if there is one to test against.
     pub fn server() -> Option<String> {
-        match std::env::var("APERTURE_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => Some(url),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("APERTURE_TEST_POSTGRES is not set: CI must test PostgreSQL")
-            }
-            _ => {
-                eprintln!("skipped: set APERTURE_TEST_POSTGRES (scripts/services.sh starts one)");
-                None
-            }
-        }
+        shared_server()
     }
 
     /// The URL of a new, empty database on the test server.
     pub fn fresh_url() -> String {
-        let url = server().expect("a test server");
-        let name = format!("aperture_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-        format!("{base}/{name}")
+        fresh_database(&server().expect("a test server"), "aperture_test")
     }
 
     pub fn fresh() -> PgCatalog {

@@ -15,23 +15,11 @@ use crate::Aperture;
 
 /// A new database on the test server, or `None` (skipped) outside CI.
 fn catalog_url() -> Option<String> {
-    let url = match std::env::var("APERTURE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("APERTURE_TEST_POSTGRES is not set: CI must test PostgreSQL")
-        }
-        _ => {
-            eprintln!("skipped: set APERTURE_TEST_POSTGRES (scripts/services.sh starts one)");
-            return None;
-        }
-    };
-    let name = format!("aperture_e2e_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
+    let server = aperture_catalog::conformance::shared_server()?;
+    Some(aperture_catalog::conformance::fresh_database(
+        &server,
+        "aperture_e2e",
+    ))
 }
 
 /// The shared blob store: a prefix of its own on the test S3 server, else a shared folder.
@@ -98,16 +86,7 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let (mut line, mut byte) = (Vec::new(), [0u8]);
-        while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-            line.push(byte[0]);
-        }
-        let line = String::from_utf8(line).unwrap();
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve printed {line:?}"))
-            .to_owned();
+        let url = crate::server::listening_url(&mut child);
         Running {
             child,
             client: Some(Client {
@@ -185,11 +164,6 @@ fn search(client: &Client, token: &str, q: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the shared queue is empty and this server's own index holds `documents`.
-fn wait_indexed(client: &Client, documents: u64) {
-    client.wait_indexed(documents);
-}
-
 #[test]
 fn three_workers_and_two_servers_share_one_catalog_and_store() {
     let Some(catalog) = catalog_url() else {
@@ -257,7 +231,8 @@ fn three_workers_and_two_servers_share_one_catalog_and_store() {
     doomed.child.kill().unwrap();
     doomed.child.wait().unwrap();
     for client in [one, two] {
-        wait_indexed(client, 25);
+        // The shared queue is empty and this server's own index holds every asset.
+        client.wait_indexed(25);
     }
 
     // Each server's own index followed the shared feed: what came in through one is found
