@@ -103,8 +103,8 @@ pg_start() {
             [[ $(id -u) == 0 ]] && chown postgres: "$data"
             as_pg "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >/dev/null
         fi
-        # Tests make a database each: fsync off and a short checkpoint keep that quick. A
-        # test that restarts the server needs it to come back at once.
+        # Tests make a database each: without syncs that stays quick (nothing here needs to
+        # survive a power cut; tests that restart a server start one of their own).
         as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
             -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 \
                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
@@ -112,7 +112,6 @@ pg_start() {
         log "PostgreSQL started on 127.0.0.1:$PG_PORT ($data)"
     fi
     echo "export APERTURE_TEST_POSTGRES='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
-    echo "export APERTURE_TEST_PG_DATA='$data'"
     echo "export APERTURE_TEST_PG_BIN='$PG_BIN'"
 }
 
@@ -130,7 +129,7 @@ s3_start() {
     local bin=$TOOLS/s3s-fs/bin/s3s-fs data=$DIR/s3
     if [[ ! -x "$bin" ]]; then
         bin=$(command -v s3s-fs) || {
-            log "s3s-fs not found in $TOOLS/s3s-fs/bin nor on PATH: run scripts/setup.sh"
+            log "s3s-fs not found in $TOOLS/s3s-fs/bin nor on PATH: run scripts/setup.sh --services"
             return 1
         }
     fi
@@ -153,7 +152,7 @@ s3_start() {
 azurite_start() {
     local modules=$TOOLS/azurite/node_modules data=$DIR/azurite
     if [[ ! -x "$modules/.bin/azurite-blob" ]]; then
-        log "azurite not found in $TOOLS/azurite: run scripts/setup.sh"
+        log "azurite not found in $TOOLS/azurite: run scripts/setup.sh --services"
         return 1
     fi
     if answers "$AZURITE_PORT"; then

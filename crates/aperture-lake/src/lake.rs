@@ -116,19 +116,18 @@ impl Lake {
         let dir = std::path::absolute(data_dir).map_err(Error::io("resolve", data_dir))?;
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
-        let fresh = !config_path.exists();
-        if fresh {
+        let wrote_config = !config_path.exists();
+        if wrote_config {
             let text = storage.config_text()?;
             // Readable by its owner only: a catalog URL may carry a password.
             write_private(&config_path, &text).map_err(Error::io("write", &config_path))?;
         }
         let config = Config::load(&dir, Some(&config_path))?;
-        if !fresh {
+        if !wrote_config {
             refuse_other_storage(&config, storage)?;
         }
         // A config written beforehand (by a script, say) does not make the folder initialised.
-        let wrote_config = fresh;
-        let fresh = fresh || !config.catalog.exists();
+        let fresh = wrote_config || !config.catalog.exists();
         let lake = match Self::connect(config, store_options).await {
             Ok(lake) => lake,
             Err(e) => {

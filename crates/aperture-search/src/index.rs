@@ -218,8 +218,9 @@ impl SearchIndex {
         }
         let consumer = self.state.consumer.clone();
         // Followers hold the feed back from their position: this one says where it is before
-        // it reads, so nothing it has yet to apply is pruned from now on.
-        if self.is_built() && !self.registered {
+        // it reads, so nothing it has yet to apply is pruned from now on. Only when there is
+        // something to read: a search on an index that is current writes nothing.
+        if self.is_built() && !self.registered && !catalog.changes(position, 1)?.is_empty() {
             catalog.ack_changes(&consumer, position)?;
             self.registered = true;
         }
