@@ -3,8 +3,8 @@
 #
 #   scripts/setup.sh            system tools for the tests and the demo (ffmpeg/ffprobe, a C compiler,
 #                               python3 + pip for the model pack and the samples)
-#   scripts/setup.sh --services also the S3 server and Azurite the scale-out tests use
-#                               (scripts/services.sh runs them with PostgreSQL; ~4 min the first time)
+#   scripts/setup.sh --services also the S3 server, Azurite and pgvector the scale-out tests use
+#                               (scripts/services.sh runs them with PostgreSQL; ~5 min the first time)
 #   scripts/setup.sh --samples  (kept for compatibility: the samples need nothing more)
 #   scripts/setup.sh --bench    also the `b3sum` baseline for the hashing benchmark (cargo install, ~1 min)
 #
@@ -16,6 +16,7 @@ B3SUM_VERSION=1.8.7 # same BLAKE3 release as the workspace's blake3 crate; build
 S3S_FS_VERSION=0.14.1 # newer releases need a newer rustc than 1.95
 AZURITE_VERSION=3.37.0
 AZURE_STORAGE_BLOB_VERSION=12.34.0
+PGVECTOR_VERSION=0.8.0 # Debian trixie's source package (0.8.0-1); bookworm has none
 # Where the test servers are installed: outside the checkout, so that a fresh clone (CI) finds
 # them again. scripts/services.sh reads the same two variables.
 SERVICES_DIR=${APERTURE_SERVICES_DIR:-/tmp/aperture-services}
@@ -152,6 +153,35 @@ for component in rustfmt clippy; do
 done
 
 if ((want_services)); then
+# pgvector, the shared search engine's vector index: Debian 12 packages none, so it is built
+# from trixie's source package against PostgreSQL 15's server headers (~1 min).
+pg_config=/usr/lib/postgresql/15/bin/pg_config
+if [[ -f /usr/share/postgresql/15/extension/vector--$PGVECTOR_VERSION.sql ]]; then
+    say "ok       pgvector $PGVECTOR_VERSION"
+else
+    command -v apt-get >/dev/null 2>&1 || die "pgvector is missing and this is not a Debian-like system"
+    say "building pgvector $PGVECTOR_VERSION (about a minute)"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends postgresql-server-dev-15 dpkg-dev make >/dev/null
+    build=$(mktemp -d)
+    trixie=/etc/apt/sources.list.d/aperture-trixie-src.list
+    echo "deb-src http://deb.debian.org/debian trixie main" | as_root tee "$trixie" >/dev/null
+    fetched=0
+    if as_root apt-get update -qq &&
+        (cd "$build" && apt-get source --download-only -qq "pgvector=$PGVECTOR_VERSION-1" >/dev/null); then
+        fetched=1
+    fi
+    as_root rm -f "$trixie"
+    as_root apt-get update -qq || true
+    ((fetched)) || die "could not fetch pgvector's source package from Debian trixie"
+    tar -xf "$build"/pgvector_"$PGVECTOR_VERSION".orig.tar.* -C "$build"
+    make -s -C "$build/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$pg_config" >/dev/null
+    as_root make -s -C "$build/pgvector-$PGVECTOR_VERSION" PG_CONFIG="$pg_config" install >/dev/null
+    rm -rf "$build"
+    say "installed pgvector $PGVECTOR_VERSION"
+fi
+
 # The S3 server of the blob store tests: s3s-fs serves a folder and checks the access key
 # (cargo install, ~3 min the first time; PyPI's moto installs in ~40 s but accepts any key and
 # forgets everything when restarted, which the tests need it not to).

@@ -24,6 +24,12 @@ pub const DEFAULT_CONFIG: &str = r#"# Aperture configuration. Every setting is o
 # Default: `catalog.db` in the data folder.
 # catalog = "sqlite:///var/lib/aperture/catalog.db"
 
+# The search index: postgres://user@host:port/database for one index that every server and
+# worker shares (PostgreSQL text search and pgvector, which the server needs; the database may
+# be the catalog's), for collections larger than one machine's memory. Default: the embedded
+# index in the `search` folder of the data folder, one per server.
+# search = "postgres://aperture@db.internal:5432/lake"
+
 # On local disk, flush blobs to stable storage before the catalog records them (one flush per
 # batch of files), so that after a power cut no asset names bytes that were not on disk.
 fsync = true
@@ -252,6 +258,8 @@ pub struct StorageSection {
     pub blobs: Option<String>,
     /// The catalog's URL, `sqlite:///absolute/path`. Default: `catalog.db` in the data folder.
     pub catalog: Option<String>,
+    /// The shared search index's URL, `postgres://…`. Default: the `search` folder.
+    pub search: Option<String>,
     /// Flush local blobs to stable storage before the catalog records them. Default true.
     pub fsync: bool,
 }
@@ -261,6 +269,7 @@ impl Default for StorageSection {
         Self {
             blobs: None,
             catalog: None,
+            search: None,
             fsync: true,
         }
     }
@@ -358,6 +367,8 @@ pub struct StorageUrls {
     pub catalog: Option<String>,
     /// `[storage] blobs`.
     pub blobs: Option<String>,
+    /// `[storage] search`.
+    pub search: Option<String>,
 }
 
 impl StorageUrls {
@@ -373,6 +384,10 @@ impl StorageUrls {
             url::Url::parse(url)
                 .map_err(|e| Error::config(format!("blob store url {:?}: {e}", redact(url))))?;
             text = set_line(&text, "# blobs = ", "blobs", url);
+        }
+        if let Some(url) = &self.search {
+            SearchLocation::parse(url)?;
+            text = set_line(&text, "# search = ", "search", url);
         }
         Ok(text)
     }
@@ -434,6 +449,52 @@ impl CatalogLocation {
     }
 }
 
+/// Where the search index lives, from `[storage] search`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SearchLocation {
+    /// The embedded index in a folder: the default, one per server.
+    Folder(PathBuf),
+    /// The index every server shares on a PostgreSQL server (with pgvector), by its URL.
+    Postgres(String),
+}
+
+impl SearchLocation {
+    /// `postgres://…` (`postgresql://` too): the only engine a URL names yet.
+    pub fn parse(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        Err(Error::config(format!(
+            "search url {:?} must start with postgres:// (leave it out for the embedded index)",
+            redact(url)
+        )))
+    }
+
+    /// Opens the index there (blocking).
+    pub fn open(&self) -> aperture_search::Result<aperture_search::SearchIndex> {
+        match self {
+            Self::Folder(dir) => aperture_search::SearchIndex::open(dir),
+            Self::Postgres(url) => aperture_search::SearchIndex::open_shared(url),
+        }
+    }
+}
+
+/// Shown without a password.
+impl std::fmt::Display for SearchLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Folder(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => write!(f, "{}", redact(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for SearchLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 /// A URL with its password, if any, replaced by `***`: for messages and `init`'s summary.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -472,6 +533,8 @@ pub struct Config {
     pub storage_fsync: bool,
     /// Where the catalog is.
     pub catalog: CatalogLocation,
+    /// Where the search index is.
+    pub search: SearchLocation,
     /// Ingest defaults, checked.
     pub ingest: IngestSection,
     /// Media tools.
@@ -522,6 +585,10 @@ impl Config {
         let catalog = match file.storage.catalog {
             None => CatalogLocation::Sqlite(data_dir.join("catalog.db")),
             Some(url) => CatalogLocation::parse(&url)?,
+        };
+        let search = match file.storage.search {
+            None => SearchLocation::Folder(data_dir.join("search")),
+            Some(url) => SearchLocation::parse(&url)?,
         };
         if file.server.max_upload_mib == 0 {
             return Err(Error::config("server.max_upload_mib must be at least 1"));
@@ -597,6 +664,7 @@ impl Config {
             blobs_url,
             storage_fsync: file.storage.fsync,
             catalog,
+            search,
             ingest: file.ingest,
             media: file.media,
             models_dir: match file.models.dir {
@@ -663,6 +731,7 @@ mod tests {
         let urls = StorageUrls {
             catalog: Some("postgres://aperture@db.internal:5432/lake".into()),
             blobs: Some("s3://media-lake/aperture".into()),
+            search: Some("postgres://aperture@search.internal:5432/lake".into()),
         };
         let parsed: ConfigFile = toml::from_str(&urls.config_text().unwrap()).unwrap();
         let config = Config::resolve(Path::new("/d"), parsed).unwrap();
@@ -671,11 +740,28 @@ mod tests {
             CatalogLocation::Postgres("postgres://aperture@db.internal:5432/lake".into())
         );
         assert_eq!(config.blobs_url, "s3://media-lake/aperture");
+        assert_eq!(
+            config.search,
+            SearchLocation::Postgres("postgres://aperture@search.internal:5432/lake".into())
+        );
         let bad = StorageUrls {
             catalog: Some("oracle://x".into()),
-            blobs: None,
+            ..StorageUrls::default()
         };
         assert!(bad.config_text().is_err());
+        let bad = StorageUrls {
+            search: Some("elasticsearch://x:9200".into()),
+            ..StorageUrls::default()
+        };
+        let err = bad.config_text().unwrap_err().to_string();
+        assert!(
+            err.contains("search url") && err.contains("postgres://"),
+            "{err}"
+        );
+        // Without a URL: the embedded index in the data folder.
+        let parsed: ConfigFile = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let config = Config::resolve(Path::new("/d"), parsed).unwrap();
+        assert_eq!(config.search, SearchLocation::Folder("/d/search".into()));
     }
 
     #[test]

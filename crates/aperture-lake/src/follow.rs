@@ -1,19 +1,22 @@
 //! Keeping a search index current in a long-running process (a server, a worker).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aperture_catalog::Backend;
 use aperture_search::SearchIndex;
 
 use crate::Lake;
+use crate::config::SearchLocation;
 
 /// Applies the catalog's changes to its own copy of the search index, which stays open
 /// between steps (opening reads every vector file). After a failed update the copy is
 /// dropped and opened afresh, so memory never drifts from what is on disk. Another process
 /// updating the index at the same time is no failure: it did the work.
+///
+/// The shared index (on PostgreSQL) is one for all: whichever process's step takes its lock
+/// applies the changes, and a reader sees them at once, so a server opens its reader once.
 pub struct Follower {
-    dir: PathBuf,
+    location: SearchLocation,
     catalog: Arc<dyn Backend>,
     writer: Option<SearchIndex>,
     /// Whether steps open fresh readers for searches in this process.
@@ -24,7 +27,7 @@ impl Follower {
     /// A follower of `lake`'s index for a process that does not search (a worker).
     pub fn new(lake: &Lake) -> Self {
         Self {
-            dir: lake.index_dir(),
+            location: lake.config.search.clone(),
             catalog: lake.catalog.clone(),
             writer: None,
             readers: false,
@@ -43,20 +46,22 @@ impl Follower {
     /// index, or when `want_reader` (the first step of a server): searches then use it while the next
     /// update goes on in the writer. Failures are logged and retried at the next step.
     pub async fn step(&mut self, want_reader: bool) -> Option<SearchIndex> {
-        let (catalog, dir, readers) = (self.catalog.clone(), self.dir.clone(), self.readers);
+        let (catalog, location, readers) =
+            (self.catalog.clone(), self.location.clone(), self.readers);
         let writer = self.writer.take();
         let result = tokio::task::spawn_blocking(move || {
             let mut writer = match writer {
                 Some(w) => w,
-                None => SearchIndex::open(&dir)?,
+                None => location.open()?,
             };
             let changed = match writer.update(catalog.as_ref()) {
                 Ok(update) => update.indexed > 0 || update.removed > 0,
                 Err(aperture_search::Error::Busy(_)) => false,
                 Err(e) => return Err(e),
             };
-            let reader = if readers && (changed || want_reader) {
-                Some(SearchIndex::open(&dir)?)
+            let fresh = changed && writer.local().is_some();
+            let reader = if readers && (fresh || want_reader) {
+                Some(location.open()?)
             } else {
                 None
             };

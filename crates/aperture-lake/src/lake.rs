@@ -8,7 +8,7 @@ use aperture_blob::BlobStore;
 use aperture_catalog::{Backend, NewToken, PgCatalog, Scope, SqliteCatalog};
 use aperture_core::AssetId;
 
-use crate::config::{CONFIG_NAME, CatalogLocation, Config, StorageUrls};
+use crate::config::{CONFIG_NAME, CatalogLocation, Config, SearchLocation, StorageUrls};
 use crate::{Error, Result};
 
 /// An opened data folder: its config, blob store and catalog. Cheap to clone.
@@ -60,6 +60,7 @@ impl std::fmt::Display for Initialised {
         writeln!(f, "  config   {}", self.config_file.display())?;
         writeln!(f, "  catalog  {}", config.catalog)?;
         writeln!(f, "  blobs    {}", crate::config::redact(&config.blobs_url))?;
+        writeln!(f, "  search   {}", config.search)?;
         if let Some(token) = &self.admin_token {
             writeln!(f, "admin token: {token}")?;
             writeln!(
@@ -128,7 +129,16 @@ impl Lake {
         }
         // A config written beforehand (by a script, say) does not make the folder initialised.
         let fresh = wrote_config || !config.catalog.exists();
-        let lake = match Self::connect(config, store_options).await {
+        let search = config.search.clone();
+        let connected = match Self::connect(config, store_options).await {
+            // The shared search index is reached (and its tables made) now, not at the first
+            // search: a server without pgvector is an error of `init`.
+            Ok(lake) if matches!(search, SearchLocation::Postgres(_)) => {
+                tokio::task::spawn_blocking(move || Ok(search.open().map(|_| lake)?)).await?
+            }
+            other => other,
+        };
+        let lake = match connected {
             Ok(lake) => lake,
             Err(e) => {
                 // A server that cannot be reached leaves no half-made folder: `init` again
@@ -307,6 +317,15 @@ fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
             "{} is initialised with the catalog {}; edit its config to move it",
             config.data_dir.display(),
             config.catalog
+        )));
+    }
+    if let Some(url) = &storage.search
+        && SearchLocation::parse(url)? != config.search
+    {
+        return Err(Error::config(format!(
+            "{} is initialised with the search index {}; edit its config to move it",
+            config.data_dir.display(),
+            config.search
         )));
     }
     if let Some(url) = &storage.blobs

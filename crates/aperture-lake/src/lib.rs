@@ -45,7 +45,7 @@ use aperture_catalog::Backend;
 
 pub use access::{ListQuery, Page, View};
 pub use audit::{AuditVerdict, AuditWriter, require_tokens_exist};
-pub use config::{CatalogLocation, Config, StorageUrls};
+pub use config::{CatalogLocation, Config, SearchLocation, StorageUrls};
 pub use detail::AssetDetail;
 pub use erase::Erased;
 pub use error::{Error, Result};

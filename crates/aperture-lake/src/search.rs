@@ -11,7 +11,7 @@ use aperture_core::{AssetId, MediaKind, MediaMetadata, UnixMillis};
 use aperture_search::duplicates::{self, DuplicateOptions, Group};
 use aperture_search::{Hit, Query, QueryEncoder, SearchIndex, SearchOptions, Update};
 
-use crate::config::Config;
+use crate::config::{Config, SearchLocation};
 use crate::{Error, Lake, Result};
 
 /// A query encoder that a server shares between requests.
@@ -21,11 +21,11 @@ impl<T: QueryEncoder + Send + Sync> SearchEncoder for T {}
 
 /// Opens the search index and brings it up to date with the catalog. When another process
 /// is updating it, searches what is there. Blocking.
-pub fn open_current(dir: &Path, catalog: &dyn Backend) -> Result<SearchIndex> {
-    let mut index = SearchIndex::open(dir)?;
+pub fn open_current(location: &SearchLocation, catalog: &dyn Backend) -> Result<SearchIndex> {
+    let mut index = location.open()?;
     match index.update(catalog) {
         Ok(_) => {}
-        Err(aperture_search::Error::Busy(_)) if index.is_built() => {
+        Err(aperture_search::Error::Busy(_)) if index.is_built()? => {
             tracing::info!("another process is updating the search index; searching what it has");
         }
         Err(e) => return Err(e.into()),
@@ -37,10 +37,10 @@ impl Lake {
     /// Brings the search index up to date with the catalog: what `aperture index`, `ingest
     /// --index` and `rm` run afterwards.
     pub async fn update_search(&self) -> Result<Update> {
-        let dir = self.index_dir();
+        let location = self.config.search.clone();
         let catalog = self.catalog.clone();
         tokio::task::spawn_blocking(move || -> Result<Update> {
-            let mut index = SearchIndex::open(&dir)?;
+            let mut index = location.open()?;
             Ok(index.update(catalog.as_ref())?)
         })
         .await?
@@ -61,7 +61,7 @@ impl Lake {
             } else {
                 Vec::new()
             };
-            let index = open_current(&lake.index_dir(), lake.catalog.as_ref())?;
+            let index = open_current(&lake.config.search, lake.catalog.as_ref())?;
             let refs: Vec<&dyn QueryEncoder> = encoders
                 .iter()
                 .map(|e| e.as_ref() as &dyn QueryEncoder)
@@ -198,24 +198,27 @@ pub fn duplicate_groups(
 impl Lake {
     /// [`duplicate_groups`] on an up-to-date index (none: exact duplicates only).
     pub async fn duplicates(&self, near: bool, min_similarity: Option<f32>) -> Result<Vec<Group>> {
-        let (catalog, dir) = (self.catalog.clone(), self.index_dir());
+        let (catalog, location) = (self.catalog.clone(), self.config.search.clone());
         tokio::task::spawn_blocking(move || {
             let index = near
-                .then(|| open_current(&dir, catalog.as_ref()))
+                .then(|| open_current(&location, catalog.as_ref()))
                 .transpose()?;
             duplicate_groups(catalog.as_ref(), index.as_ref(), min_similarity)
         })
         .await?
     }
 
-    /// Rebuilds the search index from the catalog beside the current one, then swaps it in
-    /// (searches keep working meanwhile).
+    /// Rebuilds the search index from the catalog: the embedded one beside the current one,
+    /// then swapped in (searches keep working meanwhile); the shared one in place.
     pub async fn rebuild_search(&self) -> Result<(SearchIndex, Update)> {
-        let (catalog, dir) = (self.catalog.clone(), self.index_dir());
-        Ok(
-            tokio::task::spawn_blocking(move || SearchIndex::rebuild(&dir, catalog.as_ref()))
-                .await??,
-        )
+        let (catalog, location) = (self.catalog.clone(), self.config.search.clone());
+        tokio::task::spawn_blocking(move || -> Result<(SearchIndex, Update)> {
+            Ok(match &location {
+                SearchLocation::Folder(dir) => SearchIndex::rebuild(dir, catalog.as_ref())?,
+                SearchLocation::Postgres(_) => location.open()?.rebuild_here(catalog.as_ref())?,
+            })
+        })
+        .await?
     }
 }
 

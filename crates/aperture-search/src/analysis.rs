@@ -6,10 +6,9 @@
 //! spaces, into overlapping character pairs (`東京都` → `東京`, `京都`), so a word of two or more
 //! characters is found as a phrase of pairs wherever it occurs.
 
-use tantivy::Index;
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer, Token, TokenStream, Tokenizer,
+    TextAnalyzer, Token, TokenStream, Tokenizer, TokenizerManager,
 };
 
 /// The analyzer of every field that is not stemmed.
@@ -47,9 +46,9 @@ pub fn stemmed(code: &str) -> String {
     format!("aperture_{code}")
 }
 
-/// Registers Aperture's analyzers with an index (needed on every open).
-pub fn register(index: &Index) {
-    let manager = index.tokenizers();
+/// Registers Aperture's analyzers with an index's tokenizers (needed on every open), or with
+/// the shared index's.
+pub fn register(manager: &TokenizerManager) {
     manager.register(NEUTRAL, neutral());
     manager.register(
         LABELS,
@@ -263,15 +262,15 @@ mod tests {
 
     #[test]
     fn stemmers_join_word_forms() {
-        let index = Index::create_in_ram(tantivy::schema::Schema::builder().build());
-        register(&index);
-        let mut en = index.tokenizers().get(&stemmed("en")).unwrap();
+        let tokenizers = TokenizerManager::default();
+        register(&tokenizers);
+        let mut en = tokenizers.get(&stemmed("en")).unwrap();
         assert_eq!(terms(&mut en, "running"), terms(&mut en, "runs"));
-        let mut es = index.tokenizers().get(&stemmed("es")).unwrap();
+        let mut es = tokenizers.get(&stemmed("es")).unwrap();
         assert_eq!(terms(&mut es, "estaciones"), terms(&mut es, "estación"));
-        let mut ru = index.tokenizers().get(&stemmed("ru")).unwrap();
+        let mut ru = tokenizers.get(&stemmed("ru")).unwrap();
         assert_eq!(terms(&mut ru, "книги"), terms(&mut ru, "книга"));
-        let mut labels = index.tokenizers().get(LABELS).unwrap();
+        let mut labels = tokenizers.get(LABELS).unwrap();
         assert_eq!(
             terms(&mut labels, "strawberries"),
             terms(&mut labels, "strawberry")

@@ -19,7 +19,7 @@ use aperture_core::{AssetId, ContentHash, MediaKind};
 use serde::Serialize;
 
 use crate::document::Indexed;
-use crate::index::SearchIndex;
+use crate::engine::SearchIndex;
 use crate::vectors::VectorFilter;
 use crate::{Error, Result};
 
@@ -182,7 +182,11 @@ pub fn candidate_pairs(
     neighbours: usize,
     floor: f32,
 ) -> Result<Vec<Pair>> {
-    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+    let Some(space) = index
+        .require_local("grouping near duplicates")?
+        .spaces
+        .get(IMAGE_SPACE)
+    else {
         return Ok(Vec::new());
     };
     let mut phashes: HashMap<AssetId, Option<u64>> = HashMap::new();
@@ -240,7 +244,11 @@ pub fn candidate_pairs(
 /// of the other at `options.sure_similarity` or more; the pair's similarity is the mean of
 /// those matches.
 pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Vec<Pair>> {
-    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+    let Some(space) = index
+        .require_local("grouping near duplicates")?
+        .spaces
+        .get(IMAGE_SPACE)
+    else {
         return Ok(Vec::new());
     };
     let videos = VectorFilter {
@@ -309,16 +317,21 @@ pub fn near_of(
     asset: AssetId,
     options: &DuplicateOptions,
 ) -> Result<Vec<Pair>> {
-    let Some(space) = index.spaces.get(IMAGE_SPACE) else {
+    let Some(vectors) = index.vectors_of(asset)?.remove(IMAGE_SPACE) else {
         return Ok(Vec::new());
     };
     let own = phash_of(catalog, asset)?;
     let mut found: BTreeMap<AssetId, Pair> = BTreeMap::new();
-    for &key in space.keys_of(asset) {
-        let Some(vector) = space.vector(key) else {
-            continue;
-        };
-        for n in space.search(&vector, options.neighbours + 1, &VectorFilter::default())? {
+    for (_, vector) in vectors {
+        let neighbours = index
+            .nearest(
+                IMAGE_SPACE,
+                &vector,
+                options.neighbours + 1,
+                &VectorFilter::default(),
+            )?
+            .unwrap_or_default();
+        for n in neighbours {
             let other = n.entry.asset;
             if other == asset || n.similarity < options.min_similarity || found.contains_key(&other)
             {

@@ -142,7 +142,7 @@ impl FullText {
     }
 
     fn with_index(index: Index, fields: Fields) -> Result<FullText> {
-        analysis::register(&index);
+        analysis::register(index.tokenizers());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

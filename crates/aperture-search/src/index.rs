@@ -30,9 +30,9 @@ use crate::vectors::{NewVector, Space, sync_file};
 use crate::{Error, Result};
 
 /// Changes read from the feed per round.
-const FEED_PAGE: usize = 1000;
+pub(crate) const FEED_PAGE: usize = 1000;
 /// Assets listed per page when building from scratch.
-const LIST_PAGE: usize = 1000;
+pub(crate) const LIST_PAGE: usize = 1000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -99,7 +99,7 @@ pub struct Update {
 
 /// The full-text index and the vector spaces in one folder, with the change-feed position they
 /// reflect. It is the catalog's only change-feed consumer: an update prunes what it applied.
-pub struct SearchIndex {
+pub struct LocalIndex {
     dir: PathBuf,
     pub(crate) text: FullText,
     pub(crate) spaces: BTreeMap<String, Space>,
@@ -108,11 +108,11 @@ pub struct SearchIndex {
     registered: bool,
 }
 
-impl SearchIndex {
+impl LocalIndex {
     /// Opens the index in `dir` (creating an empty one when missing). An index of an older
     /// format opens empty, and [`SearchIndex::update`] builds it again; a damaged one is an
     /// error that names the file and says to run `aperture reindex-search`.
-    pub fn open(dir: &Path) -> Result<SearchIndex> {
+    pub fn open(dir: &Path) -> Result<LocalIndex> {
         finish_swap(dir)?;
         std::fs::create_dir_all(dir.join("vectors")).map_err(|e| Error::io(dir, e))?;
         // An updater may replace the vector files between our reading the state and opening
@@ -130,7 +130,7 @@ impl SearchIndex {
         }
     }
 
-    fn open_once(dir: &Path) -> Result<SearchIndex> {
+    fn open_once(dir: &Path) -> Result<LocalIndex> {
         let text = FullText::open(&dir.join(text_dir()))?;
         let state_path = dir.join("state.json");
         let state: State = match std::fs::read(&state_path) {
@@ -159,13 +159,18 @@ impl SearchIndex {
         for (name, s) in &state.spaces {
             spaces.insert(name.clone(), Space::load(&dir.join("vectors"), &s.stem)?);
         }
-        Ok(SearchIndex {
+        Ok(LocalIndex {
             dir: dir.to_owned(),
             text,
             spaces,
             state,
             registered: false,
         })
+    }
+
+    /// The folder the index is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Whether the index has ever been built.
@@ -432,7 +437,7 @@ impl SearchIndex {
 
     /// Builds a new index from the catalog beside the current one, then swaps it in: searches
     /// keep working on the old index meanwhile.
-    pub fn rebuild(dir: &Path, catalog: &dyn Catalog) -> Result<(SearchIndex, Update)> {
+    pub fn rebuild(dir: &Path, catalog: &dyn Catalog) -> Result<(LocalIndex, Update)> {
         // No update of the live index meanwhile: it would prune changes the new one has not
         // applied, and write into the directory being swapped.
         finish_swap(dir)?;
@@ -442,7 +447,7 @@ impl SearchIndex {
         if fresh.exists() {
             std::fs::remove_dir_all(&fresh).map_err(|e| Error::io(&fresh, e))?;
         }
-        let mut index = SearchIndex::open(&fresh)?;
+        let mut index = LocalIndex::open(&fresh)?;
         let report = index.update(catalog)?;
         drop(index);
         let old = sibling(dir, "old");
@@ -453,7 +458,7 @@ impl SearchIndex {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
         }
-        Ok((SearchIndex::open(dir)?, report))
+        Ok((LocalIndex::open(dir)?, report))
     }
 }
 
@@ -463,7 +468,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
     let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(dir.to_owned())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(dir.display().to_string())),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }

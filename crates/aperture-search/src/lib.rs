@@ -1,5 +1,8 @@
 //! Finding things: the search indexes, the query language, and hybrid ranking.
 //!
+//! Two engines sit behind one [`SearchIndex`]: the embedded one in a folder (the default,
+//! [`LocalIndex`]) and one on PostgreSQL that every server shares ([`SharedIndex`]).
+//!
 //! The indexes are derived data, rebuilt from the catalog at will ([`SearchIndex::rebuild`])
 //! and kept current by following the catalog's change feed ([`SearchIndex::update`]):
 //!
@@ -15,18 +18,22 @@
 pub mod analysis;
 pub mod document;
 pub mod duplicates;
+mod engine;
 pub mod fulltext;
 mod index;
 pub mod query;
 mod search;
+pub mod shared;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
 
 pub use document::Indexed;
-pub use index::{SearchIndex, Update};
+pub use engine::SearchIndex;
+pub use index::{LocalIndex, Update};
 pub use query::{Query, QueryError, parse};
 pub use search::{Hit, QueryEncoder, Reason, SearchOptions};
+pub use shared::SharedIndex;
 
 /// Why a search, update or rebuild failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +64,9 @@ pub enum Error {
     /// Reading the catalog failed.
     #[error(transparent)]
     Catalog(#[from] aperture_catalog::Error),
-    /// Another process is updating the index.
-    #[error("the search index in {} is being updated by another process", .0.display())]
-    Busy(PathBuf),
+    /// Another process is updating the index (in the folder, or on the server, named).
+    #[error("the search index in {0} is being updated by another process")]
+    Busy(String),
     /// `similar:` named no asset, or more than one.
     #[error("{0}")]
     NoSuchAsset(String),

@@ -11,7 +11,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 
 use crate::analysis::{self, LABELS};
 use crate::document::Explained;
-use crate::index::SearchIndex;
+use crate::engine::SearchIndex;
 use crate::query::Query;
 use crate::vectors::VectorFilter;
 use crate::{Error, QueryError, Result};
@@ -243,17 +243,17 @@ impl SearchIndex {
         let mut lists: Vec<Vec<AssetId>> = Vec::new();
         let mut found: HashMap<AssetId, Vec<Reason>> = HashMap::new();
         if !ranks {
-            let listed = self.text.search(query, options.limit.max(POOL))?;
+            let listed = self.text_search(query, options.limit.max(POOL))?;
             lists.push(listed.into_iter().map(|(id, _)| id).collect());
         } else {
             if query.terms.iter().any(|t| !t.excluded) {
-                let words = self.text.search(query, POOL)?;
+                let words = self.text_search(query, POOL)?;
                 lists.push(words.into_iter().map(|(id, _)| id).collect());
                 self.semantic(query, encoders, options, &mut lists, &mut found)?;
             }
             if let Some(prefix) = &query.similar {
                 let target = resolve(catalog, prefix)?;
-                let places = self.text.explained(&[target])?.remove(&target);
+                let places = self.explained(&[target])?.remove(&target);
                 // "Looks like" is for the spaces of pictures (image features, CLIP): a space
                 // whose vectors embed text (the name and labels described) only when the
                 // asset has no pictures, as a document has not.
@@ -263,15 +263,15 @@ impl SearchIndex {
                     .filter(|(_, text)| text.is_some())
                     .map(|(space, _)| space.as_str())
                     .collect();
-                let visual = self.spaces.iter().any(|(name, space)| {
-                    !textual.contains(name.as_str()) && !space.keys_of(target).is_empty()
-                });
+                let of_target = self.vectors_of(target)?;
+                let visual = of_target
+                    .keys()
+                    .any(|name| !textual.contains(name.as_str()));
                 let mut vectors = Vec::new();
-                for (name, space) in &self.spaces {
+                for (name, of_space) in &of_target {
                     if visual && textual.contains(name.as_str()) {
                         continue;
                     }
-                    let keys = space.keys_of(target);
                     // Its first vector (the image itself, a document's description, a video's
                     // first shot), or the one whose shot holds the moment asked for.
                     let pick = match (query.similar_at, &places) {
@@ -287,16 +287,12 @@ impl SearchIndex {
                                     } => (*start_ms..*end_ms).contains(&at),
                                     _ => false,
                                 });
-                            ordinal.and_then(|o| {
-                                keys.iter().find(|k| {
-                                    space.entry(**k).is_some_and(|e| e.ordinal as usize == o)
-                                })
-                            })
+                            ordinal.and_then(|o| of_space.iter().find(|(n, _)| *n as usize == o))
                         }
-                        _ => keys.first(),
+                        _ => of_space.first(),
                     };
-                    if let Some(v) = pick.and_then(|k| space.vector(*k)) {
-                        vectors.push((name.clone(), v));
+                    if let Some((_, v)) = pick {
+                        vectors.push((name.clone(), v.clone()));
                     }
                 }
                 if vectors.is_empty() {
@@ -334,7 +330,7 @@ impl SearchIndex {
                 .into_iter()
                 .map(|a| (a.id, a))
                 .collect();
-            let explained = self.text.explained(&ids)?;
+            let explained = self.explained(&ids)?;
             for (id, score) in batch {
                 if hits.len() == options.limit {
                     break;
@@ -405,9 +401,9 @@ impl SearchIndex {
     ) -> Result<()> {
         let sentence = query.sentence();
         for encoder in encoders {
-            let Some(space) = self.spaces.get(encoder.space()) else {
+            if !self.has_space(encoder.space())? {
                 continue;
-            };
+            }
             let vector = encoder
                 .encode(&sentence)
                 .map_err(|message| Error::Encoder {
@@ -415,7 +411,9 @@ impl SearchIndex {
                     message,
                 })?;
             // Passages make several vectors per asset: ask for more, keep each asset's best.
-            let neighbours = space.search(&vector, POOL * 4, &vector_filter(query))?;
+            let neighbours = self
+                .nearest(encoder.space(), &vector, POOL * 4, &vector_filter(query))?
+                .unwrap_or_default();
             let mut list = Vec::new();
             let mut best: HashMap<AssetId, (f32, Place, u32)> = HashMap::new();
             for n in neighbours
@@ -454,10 +452,10 @@ impl SearchIndex {
         found: &mut HashMap<AssetId, Vec<Reason>>,
     ) -> Result<()> {
         for (name, vector) in examples {
-            let Some(space) = self.spaces.get(name) else {
+            let Some(neighbours) = self.nearest(name, vector, POOL * 2, &vector_filter(query))?
+            else {
                 continue;
             };
-            let neighbours = space.search(vector, POOL * 2, &vector_filter(query))?;
             let mut seen = HashSet::new();
             let mut list = Vec::new();
             for n in &neighbours {
@@ -486,7 +484,7 @@ impl SearchIndex {
         if only_vector_filters && query.terms.iter().all(|t| !t.excluded) {
             return Ok(list);
         }
-        let passing = self.text.passing(query, &list)?;
+        let passing = self.passing_filters(query, &list)?;
         Ok(list.into_iter().filter(|id| passing.contains(id)).collect())
     }
 
@@ -583,7 +581,7 @@ impl SearchIndex {
     }
 
     fn text_analyzer(&self, name: &str) -> Option<TextAnalyzer> {
-        self.text.analyzer(name)
+        self.analyzer(name)
     }
 }
 

@@ -1,10 +1,13 @@
 //! The search index against a real (SQLite) catalog: following the change feed, filters,
-//! erasure, crashes between the index's writes, one updater at a time, and rebuilds.
+//! erasure, crashes between the index's writes, one updater at a time, and rebuilds. What
+//! searching does is tested on both engines: the embedded index and the shared one on
+//! PostgreSQL (when `APERTURE_TEST_POSTGRES` names a server with pgvector).
 //! The insights are written by the test (no models): the plumbing, not the quality, is
 //! under test here; `aperture`'s tests run the real models.
 
 use std::path::Path;
 
+use aperture_catalog::conformance::{fresh_database, shared_server};
 use aperture_catalog::{Catalog, NewAsset, NewSource, Recorded, SqliteCatalog};
 use aperture_core::{
     AssetId, ContentHash, Insight, InsightValue, MediaKind, MediaMetadata, Place, Rect, UnixMillis,
@@ -149,6 +152,22 @@ fn lake() -> Lake {
     }
 }
 
+/// An empty index of each engine: the embedded one (with the folder it lives in) and, when a
+/// test server is given, the shared one on a database of its own.
+fn engines() -> Vec<(&'static str, SearchIndex, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = vec![(
+        "embedded",
+        SearchIndex::open(dir.path()).unwrap(),
+        Some(dir),
+    )];
+    if let Some(server) = shared_server() {
+        let url = fresh_database(&server, "search");
+        out.push(("shared", SearchIndex::open_shared(&url).unwrap(), None));
+    }
+    out
+}
+
 fn found(index: &SearchIndex, catalog: &dyn Catalog, query: &str) -> Vec<AssetId> {
     let query = parse(query).unwrap();
     index
@@ -161,58 +180,63 @@ fn found(index: &SearchIndex, catalog: &dyn Catalog, query: &str) -> Vec<AssetId
 
 #[test]
 fn words_filters_and_languages() {
-    let dir = tempfile::tempdir().unwrap();
+    for (engine, mut index, _dir) in engines() {
+        eprintln!("engine: {engine}");
+        words_filters_and_languages_on(&mut index);
+    }
+}
+
+fn words_filters_and_languages_on(index: &mut SearchIndex) {
     let lake = lake();
-    let mut index = SearchIndex::open(dir.path()).unwrap();
     let built = index.update(&lake.catalog).unwrap();
     assert!(built.built);
     assert_eq!(built.indexed, 5);
     let c = &lake.catalog;
 
-    assert_eq!(found(&index, c, "cat"), [lake.cat], "a label word");
-    assert_eq!(found(&index, c, "cats"), [lake.cat], "labels are stemmed");
-    assert_eq!(found(&index, c, "parking"), [lake.sign], "an OCR word");
-    assert_eq!(found(&index, c, "\"no parking\""), [lake.sign]);
+    assert_eq!(found(index, c, "cat"), [lake.cat], "a label word");
+    assert_eq!(found(index, c, "cats"), [lake.cat], "labels are stemmed");
+    assert_eq!(found(index, c, "parking"), [lake.sign], "an OCR word");
+    assert_eq!(found(index, c, "\"no parking\""), [lake.sign]);
     assert!(
-        found(&index, c, "\"parking no\"").is_empty(),
+        found(index, c, "\"parking no\"").is_empty(),
         "a phrase keeps its order"
     );
     assert_eq!(
-        found(&index, c, "estación"),
+        found(index, c, "estación"),
         [lake.spanish],
         "Spanish stemming"
     );
     assert_eq!(
-        found(&index, c, "поезд"),
+        found(index, c, "поезд"),
         [lake.russian],
         "Russian stemming"
     );
     assert_eq!(
-        found(&index, c, "北京"),
+        found(index, c, "北京"),
         [lake.chinese],
         "Chinese by character pairs"
     );
-    assert_eq!(found(&index, c, "火车站"), [lake.chinese]);
+    assert_eq!(found(index, c, "火车站"), [lake.chinese]);
     assert!(
-        found(&index, c, "京火").is_empty(),
+        found(index, c, "京火").is_empty(),
         "pairs that do not occur"
     );
-    assert_eq!(found(&index, c, "IMG_0002"), [lake.sign], "file names");
+    assert_eq!(found(index, c, "IMG_0002"), [lake.sign], "file names");
 
-    assert_eq!(found(&index, c, "kind:document").len(), 3);
-    assert_eq!(found(&index, c, "collection:press").len(), 2);
-    assert_eq!(found(&index, c, "lang:ru"), [lake.russian]);
-    assert_eq!(found(&index, c, "label:cat"), [lake.cat]);
-    assert_eq!(found(&index, c, "has:ocr"), [lake.sign]);
-    assert_eq!(found(&index, c, "has:text").len(), 4);
-    assert!(found(&index, c, "cat kind:document").is_empty());
-    assert!(found(&index, c, "kind:image after:2000 before:2001").is_empty());
+    assert_eq!(found(index, c, "kind:document").len(), 3);
+    assert_eq!(found(index, c, "collection:press").len(), 2);
+    assert_eq!(found(index, c, "lang:ru"), [lake.russian]);
+    assert_eq!(found(index, c, "label:cat"), [lake.cat]);
+    assert_eq!(found(index, c, "has:ocr"), [lake.sign]);
+    assert_eq!(found(index, c, "has:text").len(), 4);
+    assert!(found(index, c, "cat kind:document").is_empty());
+    assert!(found(index, c, "kind:image after:2000 before:2001").is_empty());
     assert_eq!(
-        found(&index, c, "kind:image -parking"),
+        found(index, c, "kind:image -parking"),
         [lake.cat],
         "exclusions with filters alone"
     );
-    assert_eq!(found(&index, c, "img -parking"), [lake.cat], "exclusions");
+    assert_eq!(found(index, c, "img -parking"), [lake.cat], "exclusions");
 
     // Why: the OCR line, with its box.
     let hits = index
@@ -253,9 +277,14 @@ impl QueryEncoder for Directions {
 
 #[test]
 fn semantic_and_similar_search() {
-    let dir = tempfile::tempdir().unwrap();
+    for (engine, mut index, _dir) in engines() {
+        eprintln!("engine: {engine}");
+        semantic_and_similar_search_on(&mut index);
+    }
+}
+
+fn semantic_and_similar_search_on(index: &mut SearchIndex) {
     let lake = lake();
-    let mut index = SearchIndex::open(dir.path()).unwrap();
     index.update(&lake.catalog).unwrap();
     let c = &lake.catalog;
     let search = |q: &str| {
@@ -307,10 +336,16 @@ fn semantic_and_similar_search() {
 
 #[test]
 fn erasure_leaves_both_indexes_and_a_lagging_index_never_shows_it() {
-    let dir = tempfile::tempdir().unwrap();
+    for (engine, index, dir) in engines() {
+        eprintln!("engine: {engine}");
+        erasure_on(index, dir.as_ref().map(|d| d.path()));
+    }
+}
+
+/// `dir`: the embedded index's folder, reopened at the end.
+fn erasure_on(mut index: SearchIndex, dir: Option<&Path>) {
     let lake = lake();
     let c = &lake.catalog;
-    let mut index = SearchIndex::open(dir.path()).unwrap();
     index.update(c).unwrap();
     assert_eq!(found(&index, c, "cat"), [lake.cat]);
 
@@ -319,26 +354,35 @@ fn erasure_leaves_both_indexes_and_a_lagging_index_never_shows_it() {
     assert!(found(&index, c, "cat").is_empty());
     let update = index.update(c).unwrap();
     assert_eq!(update.removed, 1);
-    assert_eq!(index.documents(), 4);
+    let sizes = index.space_sizes().unwrap();
     assert_eq!(
-        index.deleted_documents(),
-        0,
-        "no segment file keeps the erased document"
+        sizes,
+        [("img".to_owned(), 1)],
+        "the erased asset's vector is gone"
     );
-    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
-    assert_eq!(img.len(), 1);
-    assert!(img.keys_of(lake.cat).is_empty());
+    if let Some(local) = index.local() {
+        assert_eq!(local.documents(), 4);
+        assert_eq!(
+            local.deleted_documents(),
+            0,
+            "no segment file keeps the erased document"
+        );
+        let (_, img) = local.spaces().find(|(n, _)| *n == "img").unwrap();
+        assert!(img.keys_of(lake.cat).is_empty());
+    }
     let similar = format!("similar:{}", lake.sign);
     assert!(
         found(&index, c, &similar).is_empty(),
         "no vector left to be similar to"
     );
 
-    // Reopened from disk, it is still gone.
-    drop(index);
-    let index = SearchIndex::open(dir.path()).unwrap();
-    assert_eq!(index.documents(), 4);
-    assert!(found(&index, c, "cat").is_empty());
+    // Reopened, it is still gone.
+    if let Some(dir) = dir {
+        drop(index);
+        let index = SearchIndex::open(dir).unwrap();
+        assert_eq!(index.documents().unwrap(), 4);
+        assert!(found(&index, c, "cat").is_empty());
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -420,7 +464,12 @@ fn a_crash_between_the_indexes_writes_is_repaired_by_the_next_update() {
 
     let c = open();
     let mut index = SearchIndex::open(&dir).unwrap();
-    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
+    let (_, img) = index
+        .local()
+        .unwrap()
+        .spaces()
+        .find(|(n, _)| *n == "img")
+        .unwrap();
     assert_eq!(img.keys_of(sign).len(), 1, "the old vectors are back");
     assert!(
         found(&index, &c, "parking").is_empty(),
@@ -431,12 +480,17 @@ fn a_crash_between_the_indexes_writes_is_repaired_by_the_next_update() {
 
     let update = index.update(&c).unwrap();
     assert_eq!(update.removed, 1);
-    let (_, img) = index.spaces().find(|(n, _)| *n == "img").unwrap();
+    let (_, img) = index
+        .local()
+        .unwrap()
+        .spaces()
+        .find(|(n, _)| *n == "img")
+        .unwrap();
     assert!(img.keys_of(sign).is_empty(), "erased on the second try");
     assert_eq!(img.keys_of(other).len(), 1, "added once, not twice");
     assert_eq!(img.len(), 2);
     assert_eq!(
-        index.documents(),
+        index.documents().unwrap(),
         2,
         "cat and other; applying twice duplicates nothing"
     );
@@ -462,7 +516,7 @@ fn one_updater_at_a_time_and_rebuilds_swap_in_whole() {
     let (rebuilt, report) = SearchIndex::rebuild(&dir, c).unwrap();
     assert!(report.built);
     assert_eq!(report.indexed, 5);
-    assert_eq!(rebuilt.documents(), 5);
+    assert_eq!(rebuilt.documents().unwrap(), 5);
     assert_eq!(found(&rebuilt, c, "北京"), [lake.chinese]);
     assert!(!root.path().join("search.new").exists());
     assert!(!root.path().join("search.old").exists());
@@ -489,7 +543,14 @@ fn an_index_kept_open_sees_what_another_updater_wrote() {
         assert_eq!(found(index, &lake.catalog, "IMG_0003"), [late]);
         assert_eq!(found(index, &lake.catalog, "IMG_0004"), [later]);
         assert_eq!(
-            index.spaces().find(|(n, _)| *n == "img").unwrap().1.len(),
+            index
+                .local()
+                .unwrap()
+                .spaces()
+                .find(|(n, _)| *n == "img")
+                .unwrap()
+                .1
+                .len(),
             3
         );
     }
@@ -632,9 +693,14 @@ impl Catalog for Counting<'_> {
 /// search, to confirm the hits still exist, never per hit.
 #[test]
 fn r10_hits_are_explained_from_the_index_with_one_catalog_read() {
-    let dir = tempfile::tempdir().unwrap();
+    for (engine, mut index, _dir) in engines() {
+        eprintln!("engine: {engine}");
+        explained_on(&mut index);
+    }
+}
+
+fn explained_on(index: &mut SearchIndex) {
     let lake = lake();
-    let mut index = SearchIndex::open(dir.path()).unwrap();
     index.update(&lake.catalog).unwrap();
     let counting = Counting {
         inner: &lake.catalog,
@@ -677,7 +743,7 @@ fn r10_hits_are_explained_from_the_index_with_one_catalog_read() {
 
     // An asset erased after the index saw it is confirmed gone by that one read.
     lake.catalog.delete_asset(lake.sign).unwrap();
-    assert!(found(&index, &counting, "parking").is_empty());
+    assert!(found(index, &counting, "parking").is_empty());
 }
 
 /// An index of an older format (whose full-text schema tantivy would refuse to open) is
@@ -704,7 +770,7 @@ fn an_index_of_an_older_format_is_rebuilt_not_refused() {
     .unwrap();
 
     let mut index = SearchIndex::open(dir.path()).unwrap();
-    assert!(!index.is_built());
+    assert!(!index.is_built().unwrap());
     let update = index.update(&lake.catalog).unwrap();
     assert!(update.built);
     assert_eq!(update.indexed, 5);
@@ -718,6 +784,13 @@ fn an_index_of_an_older_format_is_rebuilt_not_refused() {
 /// its text's.
 #[test]
 fn similar_photos_are_ranked_by_how_they_look_not_how_they_are_described() {
+    for (engine, mut index, _dir) in engines() {
+        eprintln!("engine: {engine}");
+        similar_photos_on(&mut index);
+    }
+}
+
+fn similar_photos_on(index: &mut SearchIndex) {
     let catalog = SqliteCatalog::open_in_memory().unwrap();
     let photo = record(&catalog, "photos", "harbour.jpg", MediaKind::Image);
     let looks_alike = record(&catalog, "photos", "boats.jpg", MediaKind::Image);
@@ -745,8 +818,6 @@ fn similar_photos_are_ranked_by_how_they_look_not_how_they_are_described() {
             description(other_doc, &[0.0, 1.0, 0.9]),
         ])
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut index = SearchIndex::open(dir.path()).unwrap();
     index.update(&catalog).unwrap();
     let hits = index
         .search(
@@ -761,7 +832,7 @@ fn similar_photos_are_ranked_by_how_they_look_not_how_they_are_described() {
         r,
         aperture_search::Reason::Similar { space, .. } if space == "img"
     ))));
-    let documents = found(&index, &catalog, &format!("similar:{doc}"));
+    let documents = found(index, &catalog, &format!("similar:{doc}"));
     assert_eq!(documents[0], other_doc);
 }
 
@@ -801,9 +872,65 @@ fn indexes_of_several_servers_each_see_every_change() {
 
     // The backup is behind what was pruned: it rebuilds, and has b, not a.
     let mut restored = SearchIndex::open(backup.path()).unwrap();
-    assert!(lake.catalog.pruned_through().unwrap() > restored.position());
+    assert!(lake.catalog.pruned_through().unwrap() > restored.position().unwrap());
     let report = restored.update(&lake.catalog).unwrap();
     assert!(report.built, "rebuilt");
     assert_eq!(found(&restored, &lake.catalog, "IMG_0102"), [b]);
     assert!(found(&restored, &lake.catalog, "IMG_0101").is_empty());
+}
+
+/// The shared index: one process updates at a time (the others are told it is busy, and
+/// search what is there), the feed position moves with the changes in one transaction, and a
+/// rebuild in place gives the same answers.
+#[test]
+fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let url = fresh_database(&server, "search");
+    let lake = lake();
+    let c = &lake.catalog;
+    let mut index = SearchIndex::open_shared(&url).unwrap();
+    let built = index.update(c).unwrap();
+    assert!(built.built && built.indexed == 5, "{built:?}");
+    assert_eq!(index.position().unwrap(), c.last_change().unwrap());
+
+    // Another process holds the update lock: this one is told, and searches what is there.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&0x4150_4552_0101_i64])
+        .unwrap();
+    c.delete_asset(lake.cat).unwrap();
+    let mut second = SearchIndex::open_shared(&url).unwrap();
+    let err = second.update(c).unwrap_err();
+    assert!(matches!(err, Error::Busy(_)), "{err}");
+    assert!(err.to_string().contains("PostgreSQL at"), "{err}");
+    assert_eq!(found(&second, c, "parking"), [lake.sign]);
+    drop(other);
+
+    // The next update applies the erasure, for every handle at once.
+    let update = second.update(c).unwrap();
+    assert_eq!((update.indexed, update.removed), (0, 1));
+    assert!(found(&index, c, "cat").is_empty());
+    assert_eq!(index.space_sizes().unwrap(), [("img".to_owned(), 1)]);
+
+    // A document of more words than a `tsvector` holds is found by its first ones.
+    let huge = record(c, "press", "huge.txt", MediaKind::Document);
+    let text: String = (0..300_000).map(|i| format!("w{i} ")).collect();
+    c.add_insights(&[insight(
+        huge,
+        "text",
+        serde_json::json!({ "text": text }),
+        Some("en"),
+    )])
+    .unwrap();
+    index.update(c).unwrap();
+    assert_eq!(found(&index, c, "w12345"), [huge]);
+
+    // Rebuilt in place: the same answers.
+    let (index, report) = index.rebuild_here(c).unwrap();
+    assert!(report.built && report.indexed == 5, "{report:?}");
+    assert_eq!(found(&index, c, "estación"), [lake.spanish]);
+    assert_eq!(found(&index, c, "北京"), [lake.chinese]);
+    assert_eq!(index.languages().unwrap(), ["en", "es", "ru", "zh"]);
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use aperture_catalog::{JobState, Scope};
+use aperture_search::SearchIndex;
 use axum::extract::State as Shared;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -50,23 +51,38 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
         let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
         jobs.insert(s.as_str().to_owned(), Value::from(n));
     }
-    let index = state.index();
+    let (documents, position) = index_figures(state.index()).await?;
     let queued = counts
         .iter()
         .filter(|(s, _)| s.is_pending())
         .map(|(_, n)| n)
         .sum::<u64>();
-    let pending = last - index.as_ref().map_or(0, |i| i.position());
+    let pending = last - position;
     let busy = queued > 0 || pending > 0;
     Ok(json!({
         "assets": assets,
         "jobs": jobs,
         "index": {
-            "documents": index.as_ref().map_or(0, |i| i.documents()),
-            "pending_changes": (last - index.as_ref().map_or(0, |i| i.position())).max(0),
+            "documents": documents,
+            "pending_changes": pending.max(0),
         },
         "busy": busy,
     }))
+}
+
+/// The index's documents and change-feed position (0 and 0 before there is one): read on the
+/// blocking pool, since the shared index asks its server.
+async fn index_figures(index: Option<Arc<SearchIndex>>) -> ApiResult<(u64, i64)> {
+    let Some(index) = index else {
+        return Ok((0, 0));
+    };
+    let figures = tokio::task::spawn_blocking(move || -> aperture_search::Result<(u64, i64)> {
+        Ok((index.documents()?, index.position()?))
+    })
+    .await
+    .map_err(aperture_lake::Error::from)?
+    .map_err(aperture_lake::Error::from)?;
+    Ok(figures)
 }
 
 async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Response> {
@@ -79,7 +95,7 @@ async fn metrics(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult
         .into_iter()
         .map(|(s, n)| (s.as_str().to_owned(), n))
         .collect();
-    let documents = state.index().map_or(0, |i| i.documents());
+    let (documents, _) = index_figures(state.index()).await?;
     let text = state.metrics.render(&jobs, assets, documents);
     Ok((
         [(

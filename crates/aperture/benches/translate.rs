@@ -625,7 +625,7 @@ fn recall(segments: &[Segment]) {
         .block_on(aperture_lake::Lake::open(config, Vec::new()))
         .expect("lake");
     let index =
-        aperture_lake::open_current(&lake.index_dir(), lake.catalog.as_ref()).expect("index");
+        aperture_lake::open_current(&lake.config.search, lake.catalog.as_ref()).expect("index");
     let encoders = aperture_lake::encoders(&lake.config);
     let refs: Vec<&dyn aperture_search::QueryEncoder> = encoders
         .iter()

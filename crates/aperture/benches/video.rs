@@ -522,13 +522,12 @@ fn moment_search(hours: usize) {
             }
         });
         let (index_s, _) = time(|| {
-            let index_dir = lake.index_dir();
             let mut index =
-                aperture_lake::open_current(&index_dir, catalog.as_ref()).expect("index");
+                aperture_lake::open_current(&lake.config.search, catalog.as_ref()).expect("index");
             index.update(catalog.as_ref()).expect("update");
         });
         let index =
-            aperture_lake::open_current(&lake.index_dir(), catalog.as_ref()).expect("index");
+            aperture_lake::open_current(&lake.config.search, catalog.as_ref()).expect("index");
         let mut latencies = Vec::new();
         let mut moments = 0;
         for q in 0..200 {

@@ -181,6 +181,10 @@ struct InitArgs {
     /// (credentials from AWS_* / AZURE_* variables). Default: blobs/ in the data folder.
     #[arg(long, value_name = "URL")]
     blobs: Option<String>,
+    /// The search index: postgres://user@host:port/database for one that every server
+    /// shares (needs pgvector). Default: the embedded index, search/ in the data folder.
+    #[arg(long, value_name = "URL")]
+    search: Option<String>,
 }
 
 /// `aperture init`: creates the data folder, reaches its catalog and blob store, and says what
@@ -193,6 +197,7 @@ async fn init(
     let storage = aperture_lake::StorageUrls {
         catalog: args.catalog,
         blobs: args.blobs,
+        search: args.search,
     };
     let made = Lake::init_with(
         data_dir,

@@ -193,10 +193,10 @@ pub async fn reindex_search(lake: &Lake, args: ReindexSearchArgs) -> anyhow::Res
             "rebuilt the search index in {:.1}s: {} assets, {} documents",
             started.elapsed().as_secs_f64(),
             output::count(report.indexed),
-            output::count(index.documents())
+            output::count(index.documents()?)
         );
-        for (space, vectors) in index.spaces() {
-            println!("  {space}: {} vectors", output::count(vectors.len() as u64));
+        for (space, vectors) in index.space_sizes()? {
+            println!("  {space}: {} vectors", output::count(vectors));
         }
     }
     Ok(ExitCode::SUCCESS)

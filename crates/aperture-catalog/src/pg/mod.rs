@@ -29,8 +29,12 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{Error, Result};
 
-/// Numbered migrations, applied in order; the catalog records the highest one applied.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("0001_init.sql"))];
+/// A numbered migration: (version, name, SQL). Applied in order; the database records the
+/// highest one applied.
+pub type Migration = (i64, &'static str, &'static str);
+
+/// The catalog's migrations.
+const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("0001_init.sql"))];
 
 /// Advisory lock keys (one namespace per database). Any number fits: these are ours.
 const MIGRATION_LOCK: i64 = 0x4150_4552_0001;
@@ -46,34 +50,33 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
-/// The catalog on a PostgreSQL server, for many workers and servers on many machines. Opened
-/// from a `postgres://user:password@host:port/database` URL (libpq's key-value form works too);
-/// the schema is created or brought up to date on open.
-pub struct PgCatalog {
+/// A pool of connections to one PostgreSQL database, whose operations are retried while the
+/// server is away: what the catalog and the shared search index (`aperture-search`) both run
+/// on. Opened from a `postgres://user:password@host:port/database` URL (libpq's key-value form
+/// works too).
+pub struct Postgres {
     /// Always `Some` until dropped (see `Drop`).
     pool: Option<Pool>,
     config: postgres::Config,
-    /// A connection that LISTENs for queued jobs, opened on first wait.
-    listener: Mutex<Option<Client>>,
 }
 
-impl std::fmt::Debug for PgCatalog {
+impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password: hosts and database only.
-        f.debug_struct("PgCatalog")
+        f.debug_struct("Postgres")
             .field("hosts", &self.config.get_hosts())
             .field("dbname", &self.config.get_dbname())
             .finish()
     }
 }
 
-impl PgCatalog {
-    /// Connects, checks the server answers, and applies the migrations it lacks. An
-    /// unreachable server, a wrong password or a missing database is an error naming the
-    /// server, within a few seconds.
-    pub fn open(url: &str) -> Result<Self> {
+impl Postgres {
+    /// Connects, checks the server answers, and applies the `migrations` it lacks (recorded
+    /// in the table `ledger`). An unreachable server, a wrong password or a missing database is
+    /// an error naming the server, within a few seconds; `what` names the URL's setting in it.
+    pub fn open(url: &str, what: &str, ledger: &str, migrations: &[Migration]) -> Result<Self> {
         let mut config: postgres::Config = url.parse().map_err(|e| Error::InvalidInput {
-            reason: format!("catalog url is not a PostgreSQL connection string: {e}"),
+            reason: format!("{what} url is not a PostgreSQL connection string: {e}"),
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -93,7 +96,7 @@ impl PgCatalog {
             backend: "postgres",
             source: format!("cannot connect to {where_}: {}", error_text(&e)).into(),
         })?;
-        migrate(&mut first)?;
+        migrate(&mut first, ledger, migrations)?;
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
@@ -110,8 +113,12 @@ impl PgCatalog {
         Ok(Self {
             pool: Some(pool),
             config,
-            listener: Mutex::new(None),
         })
+    }
+
+    /// The connection settings (for a connection of one's own, as a LISTEN needs).
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
     }
 
     /// Runs `f` in one transaction and commits it. Errors that a new attempt may not meet (a
@@ -121,7 +128,7 @@ impl PgCatalog {
     /// A commit whose answer was lost with the connection may or may not have happened: that
     /// is never retried (an audit entry would be appended twice, a deletion would say the
     /// asset was not found) but returned as an error, as a SQLite commit that fails is.
-    fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         self.with_retry(|client| {
             let mut tx = client.transaction()?;
             let out = f(&mut tx)?;
@@ -137,15 +144,15 @@ impl PgCatalog {
         })
     }
 
-    /// Runs `f` on a pooled connection, retried like [`PgCatalog::tx`]; for reads and
+    /// Runs `f` on a pooled connection, retried like [`Postgres::tx`]; for reads and
     /// single statements.
-    fn with_retry<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+    pub fn with_retry<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(50);
         let pool = self
             .pool
             .as_ref()
-            .expect("the pool lives as long as the catalog");
+            .expect("the pool lives as long as its owner");
         loop {
             let failure = match pool.get() {
                 Ok(mut client) => match f(&mut client) {
@@ -161,10 +168,60 @@ impl PgCatalog {
             if started.elapsed() >= RETRY_FOR {
                 return Err(failure);
             }
-            tracing::warn!(error = %failure, "catalog operation failed; retrying");
+            tracing::warn!(error = %failure, "PostgreSQL operation failed; retrying");
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+/// PostgreSQL's synchronous client closes a connection by running its own runtime, which
+/// panics on a thread that drives async tasks — and the last owner of a pool may well be one
+/// (a server shutting down). So the connections are closed on a thread of their own.
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let pool = self.pool.take();
+        let closing = std::thread::spawn(move || drop(pool));
+        if closing.join().is_err() {
+            tracing::warn!("closing PostgreSQL connections failed");
+        }
+    }
+}
+
+/// The catalog on a PostgreSQL server, for many workers and servers on many machines. Opened
+/// from a `postgres://user:password@host:port/database` URL (libpq's key-value form works too);
+/// the schema is created or brought up to date on open.
+pub struct PgCatalog {
+    db: Postgres,
+    /// A connection that LISTENs for queued jobs, opened on first wait.
+    listener: Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for PgCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCatalog").field("db", &self.db).finish()
+    }
+}
+
+impl PgCatalog {
+    /// Connects, checks the server answers, and applies the migrations it lacks. An
+    /// unreachable server, a wrong password or a missing database is an error naming the
+    /// server, within a few seconds.
+    pub fn open(url: &str) -> Result<Self> {
+        Ok(Self {
+            db: Postgres::open(url, "catalog", "schema_migrations", MIGRATIONS)?,
+            listener: Mutex::new(None),
+        })
+    }
+
+    /// [`Postgres::tx`].
+    fn tx<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.db.tx(f)
+    }
+
+    /// [`Postgres::with_retry`].
+    fn with_retry<T>(&self, f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+        self.db.with_retry(f)
     }
 
     /// Waits up to `timeout` for a notification that jobs were queued. One connection, opened
@@ -174,7 +231,7 @@ impl PgCatalog {
     fn wait_notified(&self, timeout: Duration) -> bool {
         let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = match self.config.connect(NoTls) {
+            *slot = match self.db.config.connect(NoTls) {
                 Ok(client) => Some(client),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot connect to LISTEN for jobs");
@@ -209,20 +266,17 @@ impl PgCatalog {
     }
 }
 
-/// PostgreSQL's synchronous client closes a connection by running its own runtime, which
-/// panics on a thread that drives async tasks — and the last owner of a catalog may well be
-/// one (a server shutting down). So the connections are closed on a thread of their own.
+/// The LISTEN connection is closed on a thread of its own, as the pool's are ([`Postgres`]).
 impl Drop for PgCatalog {
     fn drop(&mut self) {
-        let pool = self.pool.take();
         let listener = self
             .listener
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let closing = std::thread::spawn(move || drop((pool, listener)));
+        let closing = std::thread::spawn(move || drop(listener));
         if closing.join().is_err() {
-            tracing::warn!("closing the catalog's connections failed");
+            tracing::warn!("closing the catalog's LISTEN connection failed");
         }
     }
 }
@@ -316,34 +370,35 @@ impl From<postgres::Error> for Error {
     }
 }
 
-fn migrate(client: &mut Client) -> Result<()> {
+/// Applies the `migrations` that the table `ledger` does not list, under one lock.
+fn migrate(client: &mut Client, ledger: &str, migrations: &[Migration]) -> Result<()> {
     let mut tx = client.transaction()?;
     // One process migrates; the others wait here and then find it done.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-    )?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {ledger} (
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+    ))?;
     let current: i64 = tx
         .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &format!("SELECT COALESCE(MAX(version), 0)::BIGINT FROM {ledger}"),
             &[],
         )?
         .get(0);
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let known = migrations.last().map_or(0, |m| m.0);
     if current > known {
         return Err(Error::SchemaTooNew {
             found: current,
             known,
         });
     }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for (version, name, sql) in migrations.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql)?;
         tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &format!("INSERT INTO {ledger} (version, name, applied_at) VALUES ($1, $2, $3)"),
             &[version, name, &UnixMillis::now().0],
         )?;
-        tracing::info!(version, name, "applied catalog migration (postgres)");
+        tracing::info!(version, name, ledger, "applied a PostgreSQL migration");
     }
     tx.commit()?;
     Ok(())

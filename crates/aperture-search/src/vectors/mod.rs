@@ -102,6 +102,9 @@ impl VectorFilter {
     }
 }
 
+/// One asset's vectors: space → (ordinal, vector), in ordinal order.
+pub(crate) type AssetVectors = std::collections::BTreeMap<String, Vec<(u32, Vec<f32>)>>;
+
 /// A nearest neighbour: the key, its entry, and the cosine similarity (1 is identical).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Neighbour {
@@ -516,7 +519,8 @@ impl Space {
     }
 }
 
-fn normalized(v: &[f32]) -> Vec<f32> {
+/// `v` scaled to length 1 (a zero vector as it is).
+pub(crate) fn normalized(v: &[f32]) -> Vec<f32> {
     let norm = dot(v, v).sqrt();
     if norm > 0.0 {
         v.iter().map(|x| x / norm).collect()

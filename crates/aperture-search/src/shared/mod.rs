@@ -1,0 +1,1074 @@
+//! The search index shared by every server, on PostgreSQL: full text through PostgreSQL's
+//! text search (a GIN index over `tsvector`), vectors through pgvector (one HNSW index per
+//! embedding space). Selected with `[storage] search = "postgres://…"`; the embedded index
+//! ([`crate::index`]) is the default.
+//!
+//! **The same words match in both engines.** PostgreSQL's own text-search configurations stem
+//! some twenty languages, but split no Chinese or Japanese text into words and transliterate
+//! nothing. So the words are analysed here, by the analyzers the embedded index uses
+//! ([`crate::analysis`]), and stored as ready lexemes, each prefixed by its field (`n:` name
+//! and paths, `l:` labels, `t:` text, `m:` metadata, `x:` transliterated text, `es:` text
+//! stemmed in Spanish, …) and weighted by it (A name, B labels, C text, D metadata). A query is
+//! analysed the same way into a `tsquery`: each word must match in one of the fields, phrases
+//! as adjacent positions (`<->`), excluded words with `!`.
+//!
+//! **Ranking differs**: PostgreSQL ranks by `ts_rank_cd` (term proximity and field weight,
+//! divided by the log of the document's length), which knows nothing of how rare a word is,
+//! where tantivy's BM25 does. And it ranks every matching row: a word in a million documents
+//! costs a million ranks, where tantivy stops early. Both are measured in the benchmark and
+//! the relevance test.
+//!
+//! The index follows the catalog's change feed like the embedded one: one process at a time
+//! applies changes (a session advisory lock; the others find it [`Error::Busy`] and search
+//! what is there), each page of changes in one transaction with the feed position, so a crash
+//! leaves the index at a position it reflects.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aperture_catalog::{AssetQuery, Catalog, Migration, Postgres};
+use aperture_core::{AssetId, MediaKind, Place};
+use pgvector::Vector;
+use postgres::types::ToSql;
+use postgres::{NoTls, Transaction};
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+
+use crate::analysis::{self, LABELS, NEUTRAL, STEMMED};
+use crate::document::{Explained, Indexed};
+use crate::index::{FEED_PAGE, LIST_PAGE, Update};
+use crate::query::{Filters, Query};
+use crate::vectors::{AssetVectors, Entry, Neighbour, VectorFilter, normalized};
+use crate::{Error, Result};
+
+const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("0001_init.sql"))];
+
+/// The layout of `search_documents` and the vector tables this code writes. An index of
+/// another format is rebuilt on its next update.
+const FORMAT: i32 = 1;
+/// The advisory lock the one updating process holds (ours: "APER" + 0x0101).
+const UPDATE_LOCK: i64 = 0x4150_4552_0101;
+/// The shared index's name as a follower of the catalog's change feed.
+const CONSUMER: &str = "search-shared";
+/// HNSW's search breadth by default: recall@10 about 0.93 at a million clustered vectors
+/// (see the `shared_search` benchmark).
+pub const EF_SEARCH: usize = 100;
+/// HNSW graph degree and build breadth: pgvector's defaults.
+const HNSW_WITH: &str = "m = 16, ef_construction = 64";
+/// A document's lexemes stop here (PostgreSQL refuses a `tsvector` over 1 MB): a very long
+/// document is found by the words of its first few hundred pages.
+const WORDS_BYTES: usize = 900_000;
+/// Positions kept per lexeme (PostgreSQL keeps 256).
+const POSITIONS_PER_LEXEME: usize = 255;
+/// PostgreSQL's highest position; later ones count as this one.
+const MAX_POSITION: u32 = 16_383;
+/// `ts_rank_cd`'s weights for D, C, B, A: the embedded index's field boosts (metadata 0.5,
+/// text 1, labels 1.5, name 2), halved.
+const WEIGHTS: &str = "{0.25, 0.5, 0.75, 1.0}";
+/// The share of a translated query's words a match needs (as the embedded index).
+const TRANSLATED_SHARE: f32 = 0.6;
+/// Above this many combinations of a translation's words, any of its words will do.
+const MAX_COMBINATIONS: usize = 64;
+
+/// A field of the lexemes: its prefix, analyzer and `tsvector` weight.
+struct Field {
+    prefix: &'static str,
+    analyzer: &'static str,
+    weight: char,
+}
+
+/// The file name and paths.
+const NAME: Field = Field {
+    prefix: "n:",
+    analyzer: NEUTRAL,
+    weight: 'A',
+};
+const LABEL: Field = Field {
+    prefix: "l:",
+    analyzer: LABELS,
+    weight: 'B',
+};
+/// OCR lines and document text, unstemmed.
+const TEXT: Field = Field {
+    prefix: "t:",
+    analyzer: NEUTRAL,
+    weight: 'C',
+};
+const META: Field = Field {
+    prefix: "m:",
+    analyzer: NEUTRAL,
+    weight: 'D',
+};
+/// Text in other scripts, in Latin letters.
+const TRANSLIT: Field = Field {
+    prefix: "x:",
+    analyzer: NEUTRAL,
+    weight: 'D',
+};
+/// Text stemmed in a language: prefix `es:`, analyzer [`analysis::stemmed`].
+const STEMMED_WEIGHT: char = 'C';
+
+/// The fields a query word is looked up in (all but the transliterations when `translit` is
+/// off), as (prefix, analyzer name).
+fn fields(translit: bool) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = [NAME, LABEL, TEXT, META]
+        .into_iter()
+        .chain(translit.then_some(TRANSLIT))
+        .map(|f| (f.prefix.to_owned(), f.analyzer.to_owned()))
+        .collect();
+    for (code, _) in STEMMED {
+        out.push((format!("{code}:"), analysis::stemmed(code)));
+    }
+    out
+}
+
+/// The search index on a PostgreSQL server that every server and worker shares.
+pub struct SharedIndex {
+    db: Postgres,
+    analyzers: TokenizerManager,
+    ef_search: AtomicUsize,
+}
+
+impl std::fmt::Debug for SharedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedIndex").field("db", &self.db).finish()
+    }
+}
+
+/// Where the index is in the feed.
+struct State {
+    format: i32,
+    position: i64,
+}
+
+impl SharedIndex {
+    /// Connects to the server at `url` and creates the index's tables when missing (and the
+    /// `vector` extension: see `0001_init.sql`). An unreachable server or a missing pgvector is
+    /// an error that says so.
+    pub fn open(url: &str) -> Result<SharedIndex> {
+        let db = Postgres::open(url, "search", "search_migrations", MIGRATIONS).map_err(|e| {
+            let text = e.to_string();
+            if text.contains("\"vector\"") && text.contains("extension") {
+                Error::Index(format!(
+                    "{text}: the shared search index needs pgvector on the server \
+                     (`scripts/setup.sh --services` builds it; see docs/DEPLOYMENT.md)"
+                ))
+            } else {
+                Error::Catalog(e)
+            }
+        })?;
+        let analyzers = TokenizerManager::default();
+        analysis::register(&analyzers);
+        Ok(SharedIndex {
+            db,
+            analyzers,
+            ef_search: AtomicUsize::new(EF_SEARCH),
+        })
+    }
+
+    /// Sets HNSW's search breadth (`hnsw.ef_search`, 1 to 1000): recall against speed.
+    pub fn set_expansion_search(&self, n: usize) {
+        self.ef_search.store(n.clamp(1, 1000), Ordering::Relaxed);
+    }
+
+    fn state(&self) -> Result<Option<State>> {
+        Ok(self.db.with_retry(|c| {
+            Ok(c.query_opt(
+                "SELECT format, position FROM search_state WHERE id = 1",
+                &[],
+            )?
+            .map(|row| State {
+                format: row.get(0),
+                position: row.get(1),
+            }))
+        })?)
+    }
+
+    /// Whether the index has been built.
+    pub fn is_built(&self) -> Result<bool> {
+        Ok(self.state()?.is_some_and(|s| s.format == FORMAT))
+    }
+
+    /// The change-feed position the index reflects (0 before the first build).
+    pub fn position(&self) -> Result<i64> {
+        Ok(self.state()?.map_or(0, |s| s.position))
+    }
+
+    /// Documents in the index: PostgreSQL's estimate once the table was analysed (a count
+    /// would read every row, and a status page asks every second), else a count.
+    pub fn documents(&self) -> Result<u64> {
+        Ok(self.db.with_retry(|c| {
+            let estimate: f32 = c
+                .query_one(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'search_documents'::regclass",
+                    &[],
+                )?
+                .get(0);
+            if estimate >= 0.0 {
+                return Ok(estimate as u64);
+            }
+            Ok(c.query_one("SELECT count(*) FROM search_documents", &[])?
+                .get::<_, i64>(0) as u64)
+        })?)
+    }
+
+    /// The languages some document's text was detected in.
+    pub fn languages(&self) -> Result<Vec<String>> {
+        Ok(self.db.with_retry(|c| {
+            Ok(
+                c.query("SELECT code FROM search_languages ORDER BY code", &[])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect(),
+            )
+        })?)
+    }
+
+    /// Each embedding space with its number (its table's) and dimension.
+    fn spaces(&self) -> Result<BTreeMap<String, (i32, usize)>> {
+        Ok(self.db.with_retry(|c| {
+            Ok(
+                c.query("SELECT name, number, dims FROM search_spaces", &[])?
+                    .iter()
+                    .map(|r| (r.get(0), (r.get(1), r.get::<_, i32>(2) as usize)))
+                    .collect(),
+            )
+        })?)
+    }
+
+    /// Each embedding space with the number of vectors in it.
+    pub fn space_sizes(&self) -> Result<Vec<(String, u64)>> {
+        let spaces = self.spaces()?;
+        let mut out = Vec::new();
+        for (name, (number, _)) in spaces {
+            let n: i64 = self.db.with_retry(|c| {
+                Ok(
+                    c.query_one(&format!("SELECT count(*) FROM {}", table(number)), &[])?
+                        .get(0),
+                )
+            })?;
+            out.push((name, n as u64));
+        }
+        Ok(out)
+    }
+
+    /// A registered analyzer by name.
+    pub(crate) fn analyzer(&self, name: &str) -> Option<TextAnalyzer> {
+        self.analyzers.get(name)
+    }
+
+    /// Makes the next [`SharedIndex::update`] build the index from scratch.
+    pub fn forget(&self) -> Result<()> {
+        Ok(self.db.with_retry(|c| {
+            c.execute("UPDATE search_state SET format = 0", &[])?;
+            Ok(())
+        })?)
+    }
+
+    /// Brings the index up to date with the catalog: builds it when it was never built (or
+    /// when the feed moved past it), else applies the change feed. One process at a time: the
+    /// others get [`Error::Busy`].
+    pub fn update(&self, catalog: &dyn Catalog) -> Result<Update> {
+        // The lock is a session's, on a connection of its own, held for the whole update.
+        let mut lock = self
+            .db
+            .config()
+            .connect(NoTls)
+            .map_err(aperture_catalog::Error::from)?;
+        let locked: bool = lock
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&UPDATE_LOCK])
+            .map_err(aperture_catalog::Error::from)?
+            .get(0);
+        if !locked {
+            return Err(Error::Busy(describe(&self.db)));
+        }
+        let result = self.update_locked(catalog);
+        // Closing the connection releases the lock.
+        drop(lock);
+        result
+    }
+
+    fn update_locked(&self, catalog: &dyn Catalog) -> Result<Update> {
+        let mut report = Update::default();
+        let state = self.state()?;
+        let built = state.as_ref().is_some_and(|s| s.format == FORMAT);
+        let mut position = state.as_ref().map_or(0, |s| s.position);
+        if built && !catalog.changes(position, 1)?.is_empty() {
+            // Said before reading: nothing this index has yet to apply is pruned from now on.
+            catalog.ack_changes(CONSUMER, position)?;
+        }
+        let missed = built && catalog.pruned_through()? > position;
+        if missed {
+            tracing::warn!(
+                position,
+                "the change feed moved past the shared search index; rebuilding it"
+            );
+        }
+        if !built || missed {
+            position = catalog.last_change()?;
+            catalog.ack_changes(CONSUMER, position)?;
+            self.db.tx(|tx| {
+                let spaces: Vec<i32> = tx
+                    .query("SELECT number FROM search_spaces", &[])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for number in spaces {
+                    tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(number)))?;
+                }
+                tx.batch_execute(
+                    "TRUNCATE search_documents, search_spaces, search_languages;
+                     DELETE FROM search_state",
+                )?;
+                tx.execute(
+                    "INSERT INTO search_state (id, format, position, consumer)
+                     VALUES (1, 0, $1, $2)",
+                    &[&position, &CONSUMER],
+                )?;
+                Ok(())
+            })?;
+            report.built = true;
+            let mut query = AssetQuery {
+                limit: LIST_PAGE,
+                ..AssetQuery::default()
+            };
+            loop {
+                let page = catalog.list_assets(&query)?;
+                let Some(last) = page.last() else { break };
+                query.after = Some(last.id);
+                let ids: Vec<AssetId> = page.iter().map(|a| a.id).collect();
+                self.apply(catalog, &ids, None, &mut report)?;
+            }
+            self.db.tx(|tx| {
+                tx.execute("UPDATE search_state SET format = $1", &[&FORMAT])?;
+                Ok(())
+            })?;
+        }
+        loop {
+            let changes = catalog.changes(position, FEED_PAGE)?;
+            let Some(last) = changes.last() else { break };
+            position = last.seq;
+            let assets: BTreeSet<AssetId> = changes.iter().map(|c| c.asset).collect();
+            let ids: Vec<AssetId> = assets.into_iter().collect();
+            self.apply(catalog, &ids, Some(position), &mut report)?;
+        }
+        report.position = position;
+        catalog.ack_changes(CONSUMER, position)?;
+        Ok(report)
+    }
+
+    /// Makes the assets in the index look as the catalog says, in one transaction that also
+    /// moves the feed position to `position` (when given).
+    fn apply(
+        &self,
+        catalog: &dyn Catalog,
+        ids: &[AssetId],
+        position: Option<i64>,
+        report: &mut Update,
+    ) -> Result<()> {
+        let mut docs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let doc = match catalog.asset(*id) {
+                Ok(asset) => Some(Indexed::new(
+                    &asset,
+                    &catalog.sources(*id)?,
+                    &catalog.insights(*id)?,
+                )),
+                Err(aperture_catalog::Error::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            docs.push((*id, doc));
+        }
+        let rows: Vec<Option<Row>> = docs
+            .iter()
+            .map(|(_, doc)| doc.as_ref().map(|d| self.row(d)))
+            .collect();
+        self.db.tx(|tx| {
+            let mut spaces = space_map(tx)?;
+            for ((id, doc), row) in docs.iter().zip(&rows) {
+                let key: &[u8] = id.as_bytes();
+                tx.execute("DELETE FROM search_documents WHERE asset = $1", &[&key])?;
+                for (number, _) in spaces.values() {
+                    tx.execute(
+                        &format!("DELETE FROM {} WHERE asset = $1", table(*number)),
+                        &[&key],
+                    )?;
+                }
+                let (Some(doc), Some(row)) = (doc, row) else {
+                    continue;
+                };
+                insert(tx, &mut spaces, doc, row)?;
+            }
+            if let Some(position) = position {
+                tx.execute("UPDATE search_state SET position = $1", &[&position])?;
+            }
+            Ok(())
+        })?;
+        for (_, doc) in &docs {
+            match doc {
+                Some(_) => report.indexed += 1,
+                None => report.removed += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// What `search_documents` holds of a document.
+    fn row(&self, a: &Indexed) -> Row {
+        let mut words = Lexemes::default();
+        let mut add = |prefix: &str, analyzer: &str, weight: char, text: &str| {
+            if let Some(mut analyzer) = self.analyzer(analyzer) {
+                words.add(prefix, &mut analyzer, weight, text);
+            }
+        };
+        let mut put = |f: &Field, text: &str| add(f.prefix, f.analyzer, f.weight, text);
+        put(&NAME, &a.name);
+        for path in &a.paths {
+            put(&NAME, path);
+        }
+        for label in &a.labels {
+            put(&LABEL, &label.name);
+        }
+        for meta in &a.meta {
+            put(&META, meta);
+        }
+        for passage in &a.passages {
+            put(&TEXT, &passage.text);
+        }
+        for passage in &a.passages {
+            if let Some(code) = passage
+                .language
+                .as_deref()
+                .and_then(|l| STEMMED.iter().find(|(code, _)| *code == l))
+                .map(|(code, _)| *code)
+            {
+                let prefix = format!("{code}:");
+                add(
+                    &prefix,
+                    &analysis::stemmed(code),
+                    STEMMED_WEIGHT,
+                    &passage.text,
+                );
+            }
+        }
+        // Transliterations last: of the text, the least worth keeping when space runs out.
+        for passage in &a.passages {
+            if let Some(latin) = analysis::transliterated(&passage.text) {
+                add(TRANSLIT.prefix, TRANSLIT.analyzer, TRANSLIT.weight, &latin);
+            }
+        }
+        Row {
+            words: words.to_tsvector(),
+            explained: serde_json::to_string(&a.explained()).expect("explanations serialise"),
+        }
+    }
+
+    /// The best `limit` assets for the query's words within its filters, best first, with
+    /// their `ts_rank_cd` scores; without words, the newest that pass the filters.
+    pub(crate) fn text_search(&self, query: &Query, limit: usize) -> Result<Vec<(AssetId, f32)>> {
+        let mut p = Params::default();
+        let mut clauses = self.filter_sql(&query.filters, &mut p);
+        let sql = match self.words_query(query) {
+            Some(words) => {
+                let q = p.add(words);
+                clauses.push(format!("words @@ {q}::TEXT::tsquery"));
+                format!(
+                    "SELECT asset, ts_rank_cd('{WEIGHTS}', words, {q}::TEXT::tsquery, 1)::REAL AS score
+                     FROM search_documents WHERE {}
+                     ORDER BY score DESC, asset LIMIT {limit}",
+                    clauses.join(" AND ")
+                )
+            }
+            None => {
+                if clauses.is_empty() {
+                    return Ok(Vec::new());
+                }
+                for excluded in self.exclusions(query) {
+                    let q = p.add(excluded);
+                    clauses.push(format!("NOT words @@ {q}::TEXT::tsquery"));
+                }
+                format!(
+                    "SELECT asset, 0::REAL FROM search_documents WHERE {}
+                     ORDER BY date DESC, asset LIMIT {limit}",
+                    clauses.join(" AND ")
+                )
+            }
+        };
+        let rows = self
+            .db
+            .with_retry(|c| Ok(c.query(sql.as_str(), &p.refs())?))?;
+        rows.iter()
+            .map(|r| Ok((asset_id(r.get(0))?, r.get(1))))
+            .collect()
+    }
+
+    /// Which of `candidates` pass the filters and the exclusions.
+    pub(crate) fn passing(
+        &self,
+        query: &Query,
+        candidates: &[AssetId],
+    ) -> Result<HashSet<AssetId>> {
+        if candidates.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut p = Params::default();
+        let ids: Vec<Vec<u8>> = candidates.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let mut clauses = vec![format!("asset = ANY({})", p.add(ids))];
+        clauses.extend(self.filter_sql(&query.filters, &mut p));
+        for excluded in self.exclusions(query) {
+            let q = p.add(excluded);
+            clauses.push(format!("NOT words @@ {q}::TEXT::tsquery"));
+        }
+        let sql = format!(
+            "SELECT asset FROM search_documents WHERE {}",
+            clauses.join(" AND ")
+        );
+        let rows = self
+            .db
+            .with_retry(|c| Ok(c.query(sql.as_str(), &p.refs())?))?;
+        rows.iter().map(|r| asset_id(r.get(0))).collect()
+    }
+
+    /// What the index holds to explain hits on `ids`.
+    pub(crate) fn explained(&self, ids: &[AssetId]) -> Result<HashMap<AssetId, Explained>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let rows = self.db.with_retry(|c| {
+            Ok(c.query(
+                "SELECT asset, explained FROM search_documents WHERE asset = ANY($1)",
+                &[&keys],
+            )?)
+        })?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            if let Ok(explained) = serde_json::from_str::<Explained>(r.get(1)) {
+                out.insert(asset_id(r.get(0))?, explained);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `k` vectors of `space` nearest to `vector` that pass `filter`, nearest first;
+    /// `None` when the index has no such space. HNSW with iterative scans: a filter that
+    /// passes few vectors makes the walk go on until `k` are found (or 20,000 were looked at).
+    pub(crate) fn nearest(
+        &self,
+        space: &str,
+        vector: &[f32],
+        k: usize,
+        filter: &VectorFilter,
+    ) -> Result<Option<Vec<Neighbour>>> {
+        let Some((number, dims)) = self.spaces()?.get(space).copied() else {
+            return Ok(None);
+        };
+        if vector.len() != dims {
+            return Err(Error::Index(format!(
+                "a vector of {} numbers for the space {space}, whose vectors have {dims}",
+                vector.len()
+            )));
+        }
+        let mut p = Params::default();
+        let v = p.add(Vector::from(normalized(vector)));
+        let mut clauses = vec!["TRUE".to_owned()];
+        if !filter.collections.is_empty() {
+            clauses.push(format!(
+                "collection = ANY({})",
+                p.add(filter.collections.clone())
+            ));
+        }
+        if !filter.kinds.is_empty() {
+            let kinds: Vec<String> = filter.kinds.iter().map(|k| k.as_str().to_owned()).collect();
+            clauses.push(format!("kind = ANY({})", p.add(kinds)));
+        }
+        if let Some(after) = filter.after {
+            clauses.push(format!("date >= {}", p.add(after)));
+        }
+        if let Some(before) = filter.before {
+            clauses.push(format!("date < {}", p.add(before)));
+        }
+        let sql = format!(
+            "SELECT asset, ordinal, page, kind, date, (embedding <#> {v})::REAL FROM {}
+             WHERE {} ORDER BY embedding <#> {v} LIMIT {k}",
+            table(number),
+            clauses.join(" AND ")
+        );
+        let ef = self.ef_search.load(Ordering::Relaxed);
+        let rows = self.db.tx(|tx| {
+            tx.batch_execute(&format!(
+                "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order"
+            ))?;
+            Ok(tx.query(sql.as_str(), &p.refs())?)
+        })?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                let kind: &str = r.get(3);
+                Ok(Neighbour {
+                    key: 0,
+                    entry: Entry {
+                        asset: asset_id(r.get(0))?,
+                        collection: 0,
+                        kind: kind.parse().unwrap_or(MediaKind::Other),
+                        date: r.get(4),
+                        page: r.get::<_, i32>(2) as u32,
+                        ordinal: r.get::<_, i32>(1) as u32,
+                    },
+                    // Unit vectors: the negative inner product is the cosine similarity.
+                    similarity: -r.get::<_, f32>(5),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Iterative scans may return neighbours slightly out of order.
+        out.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        Ok(Some(out))
+    }
+
+    /// The asset's vectors in each space, by ordinal.
+    pub(crate) fn vectors_of(&self, asset: AssetId) -> Result<AssetVectors> {
+        let key: &[u8] = asset.as_bytes();
+        let mut out = BTreeMap::new();
+        for (name, (number, _)) in self.spaces()? {
+            let rows = self.db.with_retry(|c| {
+                Ok(c.query(
+                    &format!(
+                        "SELECT ordinal, embedding FROM {} WHERE asset = $1 ORDER BY ordinal",
+                        table(number)
+                    ),
+                    &[&key],
+                )?)
+            })?;
+            let vectors: Vec<(u32, Vec<f32>)> = rows
+                .iter()
+                .map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, Vector>(1).to_vec()))
+                .collect();
+            if !vectors.is_empty() {
+                out.insert(name, vectors);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The query's words as one `tsquery`: every typed word somewhere, or most of the words
+    /// of one translation; none of the excluded ones. `None` without words.
+    fn words_query(&self, query: &Query) -> Option<String> {
+        let mut fields = self.field_analyzers(!query.no_translit);
+        let typed: Vec<String> = query
+            .terms
+            .iter()
+            .filter(|t| !t.excluded)
+            .filter_map(|t| anywhere(&mut fields, &t.text))
+            .collect();
+        if typed.is_empty() {
+            return None;
+        }
+        let mut ways = vec![all_of(&typed)];
+        for translated in &query.translations {
+            let words: Vec<String> = translated
+                .text
+                .split_whitespace()
+                .filter_map(|t| anywhere(&mut fields, t))
+                .collect();
+            if !words.is_empty() {
+                let needed = (words.len() as f32 * TRANSLATED_SHARE).ceil() as usize;
+                ways.push(at_least(&words, needed));
+            }
+        }
+        let mut q = format!("({})", ways.join(" | "));
+        for excluded in self.exclusions(query) {
+            q.push_str(&format!(" & !{excluded}"));
+        }
+        Some(q)
+    }
+
+    /// The excluded words, each as a `tsquery` that finds it anywhere.
+    fn exclusions(&self, query: &Query) -> Vec<String> {
+        let mut fields = self.field_analyzers(!query.no_translit);
+        query
+            .terms
+            .iter()
+            .filter(|t| t.excluded)
+            .filter_map(|t| anywhere(&mut fields, &t.text))
+            .collect()
+    }
+
+    fn field_analyzers(&self, translit: bool) -> Vec<(String, TextAnalyzer)> {
+        fields(translit)
+            .into_iter()
+            .filter_map(|(prefix, analyzer)| Some((prefix, self.analyzer(&analyzer)?)))
+            .collect()
+    }
+
+    /// The filters as SQL conditions on `search_documents`.
+    fn filter_sql(&self, f: &Filters, p: &mut Params) -> Vec<String> {
+        let mut out = Vec::new();
+        if !f.kinds.is_empty() {
+            let kinds: Vec<String> = f.kinds.iter().map(|k| k.as_str().to_owned()).collect();
+            out.push(format!("kind = ANY({})", p.add(kinds)));
+        }
+        if !f.collections.is_empty() {
+            out.push(format!(
+                "collection = ANY({})",
+                p.add(f.collections.clone())
+            ));
+        }
+        if !f.langs.is_empty() {
+            out.push(format!("langs && {}", p.add(f.langs.clone())));
+        }
+        if !f.has.is_empty() {
+            let has: Vec<String> = f.has.iter().map(|h| h.as_str().to_owned()).collect();
+            out.push(format!("has && {}", p.add(has)));
+        }
+        if !f.labels.is_empty() {
+            let labels = self.analyzer(LABELS).map(|mut analyzer| {
+                let any: Vec<String> = f
+                    .labels
+                    .iter()
+                    .filter_map(|l| phrase(LABEL.prefix, &analysis::terms(&mut analyzer, l)))
+                    .collect();
+                any.join(" | ")
+            });
+            match labels {
+                Some(any) if !any.is_empty() => {
+                    out.push(format!("words @@ {}::TEXT::tsquery", p.add(any)));
+                }
+                // A label of no words matches nothing.
+                _ => out.push("FALSE".to_owned()),
+            }
+        }
+        if let Some(after) = f.after {
+            out.push(format!("date >= {}", p.add(after.0)));
+        }
+        if let Some(before) = f.before {
+            out.push(format!("date < {}", p.add(before.0)));
+        }
+        out
+    }
+}
+
+/// A document's row, made before the transaction that writes it.
+struct Row {
+    words: String,
+    explained: String,
+}
+
+/// Writes a document and its vectors, making the table of a space seen for the first time.
+fn insert(
+    tx: &mut Transaction<'_>,
+    spaces: &mut BTreeMap<String, (i32, usize)>,
+    a: &Indexed,
+    row: &Row,
+) -> aperture_catalog::Result<()> {
+    let key: &[u8] = a.asset.as_bytes();
+    let langs: Vec<&str> = a.languages.iter().map(String::as_str).collect();
+    let translated: Vec<&str> = a.translated.iter().map(String::as_str).collect();
+    let has: Vec<&str> = a.has.iter().map(|h| h.as_str()).collect();
+    tx.execute(
+        "INSERT INTO search_documents
+             (asset, collection, kind, date, langs, translated, has, words, explained)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::TEXT::tsvector, $9)",
+        &[
+            &key,
+            &a.collection,
+            &a.kind.as_str(),
+            &a.date.0,
+            &langs,
+            &translated,
+            &has,
+            &row.words,
+            &row.explained,
+        ],
+    )?;
+    if !langs.is_empty() {
+        tx.execute(
+            "INSERT INTO search_languages (code) SELECT unnest($1::TEXT[]) ON CONFLICT DO NOTHING",
+            &[&langs],
+        )?;
+    }
+    let mut ordinals: BTreeMap<&str, i32> = BTreeMap::new();
+    for v in &a.vectors {
+        let ordinal = ordinals.entry(&v.space).or_default();
+        let this = *ordinal;
+        *ordinal += 1;
+        let (number, dims) = match spaces.get(&v.space) {
+            Some(s) => *s,
+            None => {
+                let number: i32 = tx
+                    .query_one(
+                        "INSERT INTO search_spaces (name, dims) VALUES ($1, $2) RETURNING number",
+                        &[&v.space, &(v.vector.len() as i32)],
+                    )?
+                    .get(0);
+                let t = table(number);
+                tx.batch_execute(&format!(
+                    "CREATE TABLE {t} (
+                         asset BYTEA NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
+                         collection TEXT NOT NULL, kind TEXT NOT NULL, date BIGINT NOT NULL,
+                         embedding VECTOR({dims}) NOT NULL, PRIMARY KEY (asset, ordinal));
+                     CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding vector_ip_ops)
+                         WITH ({HNSW_WITH})",
+                    dims = v.vector.len()
+                ))?;
+                spaces.insert(v.space.clone(), (number, v.vector.len()));
+                (number, v.vector.len())
+            }
+        };
+        if v.vector.len() != dims {
+            tracing::warn!(asset = %a.asset, space = v.space, "a vector of the wrong size, skipped");
+            continue;
+        }
+        let page = match v.place {
+            Place::Page { page, .. } => page as i32,
+            _ => 0,
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (asset, ordinal, page, collection, kind, date, embedding)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                table(number)
+            ),
+            &[
+                &key,
+                &this,
+                &page,
+                &a.collection,
+                &a.kind.as_str(),
+                &a.date.0,
+                &Vector::from(normalized(&v.vector)),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn space_map(tx: &mut Transaction<'_>) -> aperture_catalog::Result<BTreeMap<String, (i32, usize)>> {
+    Ok(tx
+        .query("SELECT name, number, dims FROM search_spaces", &[])?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get::<_, i32>(2) as usize)))
+        .collect())
+}
+
+/// The table of space `number`.
+fn table(number: i32) -> String {
+    format!("search_vectors_{number}")
+}
+
+fn asset_id(bytes: &[u8]) -> Result<AssetId> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| Error::Index(format!("an asset id of {} bytes", bytes.len())))?;
+    Ok(AssetId::from_bytes(bytes))
+}
+
+/// "PostgreSQL at host:port/database", for messages.
+fn describe(db: &Postgres) -> String {
+    let config = db.config();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "PostgreSQL at {}:{}/{}",
+        hosts.join(","),
+        config.get_ports().first().copied().unwrap_or(5432),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// Query parameters, numbered as they are added.
+#[derive(Default)]
+struct Params {
+    values: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Params {
+    /// Adds a value and returns its placeholder (`$3`).
+    fn add<T: ToSql + Sync + Send + 'static>(&mut self, value: T) -> String {
+        self.values.push(Box::new(value));
+        format!("${}", self.values.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// A lexeme quoted for a `tsvector` or `tsquery` (quotes and backslashes doubled).
+fn quoted(lexeme: &str) -> String {
+    format!("'{}'", lexeme.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// One term, or the terms as a phrase, in the field of `prefix`.
+fn phrase(prefix: &str, terms: &[String]) -> Option<String> {
+    match terms {
+        [] => None,
+        [one] => Some(quoted(&format!("{prefix}{one}"))),
+        many => Some(format!(
+            "({})",
+            many.iter()
+                .map(|t| quoted(&format!("{prefix}{t}")))
+                .collect::<Vec<_>>()
+                .join(" <-> ")
+        )),
+    }
+}
+
+/// The text (a word, or words that must be adjacent) in any of the fields; `None` when no
+/// analyzer keeps anything of it (punctuation).
+fn anywhere(fields: &mut [(String, TextAnalyzer)], text: &str) -> Option<String> {
+    let alternatives: BTreeSet<String> = fields
+        .iter_mut()
+        .filter_map(|(prefix, analyzer)| phrase(prefix, &analysis::terms(analyzer, text)))
+        .collect();
+    (!alternatives.is_empty()).then(|| {
+        format!(
+            "({})",
+            alternatives.into_iter().collect::<Vec<_>>().join(" | ")
+        )
+    })
+}
+
+fn all_of(parts: &[String]) -> String {
+    format!("({})", parts.join(" & "))
+}
+
+/// At least `needed` of `parts`: every combination of that many while they are few, else
+/// any one.
+fn at_least(parts: &[String], needed: usize) -> String {
+    let needed = needed.clamp(1, parts.len());
+    let mut combinations = Vec::new();
+    let mut pick: Vec<usize> = (0..needed).collect();
+    loop {
+        combinations.push(all_of(
+            &pick.iter().map(|i| parts[*i].clone()).collect::<Vec<_>>(),
+        ));
+        if combinations.len() > MAX_COMBINATIONS {
+            return format!("({})", parts.join(" | "));
+        }
+        // The next combination in lexicographic order.
+        let Some(i) = (0..needed)
+            .rev()
+            .find(|i| pick[*i] < parts.len() - needed + i)
+        else {
+            break;
+        };
+        pick[i] += 1;
+        for j in i + 1..needed {
+            pick[j] = pick[j - 1] + 1;
+        }
+    }
+    format!("({})", combinations.join(" | "))
+}
+
+/// A document's lexemes with their positions and weights, as a `tsvector` is written.
+#[derive(Default)]
+struct Lexemes {
+    /// Lexeme → (position, weight).
+    positions: BTreeMap<String, Vec<(u32, char)>>,
+    /// The next position per field prefix.
+    next: HashMap<String, u32>,
+    /// About what PostgreSQL will store.
+    bytes: usize,
+}
+
+impl Lexemes {
+    /// Adds the terms `analyzer` makes of `text`, after what the field already has (with a
+    /// gap, so no phrase spans two values).
+    fn add(&mut self, prefix: &str, analyzer: &mut TextAnalyzer, weight: char, text: &str) {
+        let next = self.next.entry(prefix.to_owned()).or_insert(1);
+        for term in analysis::terms(analyzer, text) {
+            let position = (*next).min(MAX_POSITION);
+            *next += 1;
+            let lexeme = format!("{prefix}{term}");
+            let cost = match self.positions.get(&lexeme) {
+                Some(p) if p.len() >= POSITIONS_PER_LEXEME => continue,
+                Some(_) => 2,
+                None => lexeme.len() + 6,
+            };
+            if self.bytes + cost > WORDS_BYTES {
+                return;
+            }
+            let at = self.positions.entry(lexeme).or_default();
+            if at.last().is_some_and(|(p, _)| *p == position) {
+                continue;
+            }
+            at.push((position, weight));
+            self.bytes += cost;
+        }
+        *next += 1;
+    }
+
+    fn to_tsvector(&self) -> String {
+        let mut out = String::with_capacity(self.bytes * 2);
+        for (lexeme, at) in &self.positions {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&quoted(lexeme));
+            out.push(':');
+            for (i, (position, weight)) in at.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&position.to_string());
+                out.push(*weight);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combinations_of_words() {
+        let parts: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(at_least(&parts, 2), "((a & b) | (a & c) | (b & c))");
+        assert_eq!(at_least(&parts, 3), "((a & b & c))");
+        assert_eq!(at_least(&parts, 1), "((a) | (b) | (c))");
+        let many: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        assert!(!at_least(&many, 12).contains('&'), "too many: any one");
+    }
+
+    #[test]
+    fn lexemes_are_quoted_positioned_and_bounded() {
+        let mut analyzer = analysis::neutral();
+        let mut words = Lexemes::default();
+        words.add("t:", &mut analyzer, 'C', "It's a back\\slash");
+        words.add("t:", &mut analyzer, 'C', "it");
+        let v = words.to_tsvector();
+        assert!(v.contains("'t:it':1C,7C"), "a gap between values: {v}");
+        assert!(v.contains("'t:back':4C"), "{v}");
+        assert_eq!(quoted(r"it's a\b"), r"'it''s a\\b'");
+        let mut huge = Lexemes::default();
+        let text: String = (0..200_000).map(|i| format!("w{i} ")).collect();
+        huge.add("t:", &mut analyzer, 'C', &text);
+        assert!(
+            huge.bytes <= WORDS_BYTES,
+            "PostgreSQL takes it: see tests/index.rs"
+        );
+    }
+
+    #[test]
+    fn phrases_and_fields() {
+        let mut fields: Vec<(String, TextAnalyzer)> = vec![
+            ("n:".into(), analysis::neutral()),
+            ("t:".into(), analysis::neutral()),
+        ];
+        assert_eq!(
+            anywhere(&mut fields, "no parking").unwrap(),
+            "(('n:no' <-> 'n:parking') | ('t:no' <-> 't:parking'))"
+        );
+        assert_eq!(anywhere(&mut fields, "—"), None);
+    }
+}
