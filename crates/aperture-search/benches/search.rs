@@ -4,8 +4,15 @@
 //! ```text
 //! bash scripts/reference/setup.sh          # the reference venv (faiss-cpu)
 //! cargo bench -p aperture-search --bench search -- [--n 1000000] [--dims 384,1280,512]
-//!     [--queries 500] [--candidates usearch,hnsw_rs] [--reference] [--docs 1000000]
+//!     [--queries 500] [--candidates usearch,hnsw_rs,pgvector] [--reference] [--docs 1000000]
+//!     [--shared postgres://…] [--under-writes]
 //! ```
+//!
+//! `--shared URL` (a PostgreSQL server with pgvector; the bench makes a database of its own
+//! there) adds the shared index: "pgvector" among the vector candidates, and PostgreSQL's
+//! text search beside tantivy. `--under-writes` measures queries again while another thread
+//! writes vectors: into the shared index itself (HNSW maintained row by row), and for the
+//! embedded index into a second copy (as a server's follower writes its own copy and swaps).
 //!
 //! Vectors are synthetic but shaped like real embeddings (see `Model`): 4,096 clusters in a
 //! 32-dimensional latent space, projected to the full dimension, plus noise in every
@@ -23,6 +30,7 @@ use std::time::Instant;
 use aperture_core::{AssetId, MediaKind, UnixMillis};
 use aperture_search::document::{Indexed, Passage};
 use aperture_search::fulltext::FullText;
+use aperture_search::SharedIndex;
 use aperture_search::vectors::{CONNECTIVITY, EXPANSION_ADD, NewVector, Space, VectorFilter};
 use rayon::prelude::*;
 
@@ -38,6 +46,8 @@ struct Args {
     candidates: Vec<String>,
     reference: bool,
     docs: usize,
+    shared: Option<String>,
+    under_writes: bool,
 }
 
 fn args() -> Args {
@@ -48,6 +58,8 @@ fn args() -> Args {
         candidates: vec!["usearch".into()],
         reference: false,
         docs: 1_000_000,
+        shared: None,
+        under_writes: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +71,8 @@ fn args() -> Args {
             "--candidates" => a.candidates = value().split(',').map(str::to_owned).collect(),
             "--reference" => a.reference = true,
             "--docs" => a.docs = value().parse().unwrap(),
+            "--shared" => a.shared = Some(value()),
+            "--under-writes" => a.under_writes = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -240,26 +254,9 @@ fn at_target(points: &[Point]) -> Option<&Point> {
 /// Aperture's own vector index ([`Space`]: USearch HNSW, cosine, 8-bit), bulk-loaded on
 /// every core and searched through `Space::search`, entries and all.
 fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> (f64, Vec<Point>) {
-    let mut space = Space::new(dims).unwrap();
-    let asset = AssetId::from_bytes([0; 16]);
-    let items: Vec<NewVector<'_>> = data
-        .chunks_exact(dims)
-        .enumerate()
-        .map(|(i, vector)| NewVector {
-            asset,
-            collection: "bench",
-            kind: MediaKind::Image,
-            date: 0,
-            page: 0,
-            ordinal: i as u32,
-            vector,
-        })
-        .collect();
     let started = Instant::now();
-    let keys = space.add_many(&items).unwrap();
+    let space = space_of(data, dims);
     let build = started.elapsed().as_secs_f64();
-    // Keys start at 1; the truth counts rows from 0.
-    let first = keys[0];
     let none = VectorFilter::default();
     let points = EFS
         .iter()
@@ -270,12 +267,250 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
                     .search(q, K, &none)
                     .unwrap()
                     .iter()
-                    .map(|n| n.key - first)
+                    .map(|n| row_of(n.entry.asset))
                     .collect()
             })
         })
         .collect();
     (build, points)
+}
+
+/// The asset id of row `i` of the data: its number, so a hit names its row.
+fn asset_of(i: usize) -> AssetId {
+    AssetId::from_bytes((i as u128).to_be_bytes())
+}
+
+fn row_of(asset: AssetId) -> u64 {
+    u128::from_be_bytes(*asset.as_bytes()) as u64
+}
+
+/// Aperture's own vector index over `data`, bulk-loaded on every core.
+fn space_of(data: &[f32], dims: usize) -> Space {
+    let mut space = Space::new(dims).unwrap();
+    let items: Vec<NewVector<'_>> = data
+        .chunks_exact(dims)
+        .enumerate()
+        .map(|(i, vector)| NewVector {
+            asset: asset_of(i),
+            collection: "bench",
+            kind: MediaKind::Image,
+            date: 0,
+            page: 0,
+            ordinal: 0,
+            vector,
+        })
+        .collect();
+    space.add_many(&items).unwrap();
+    space
+}
+
+/// A document of one image vector (and a name), as an update writes it.
+fn vector_doc(i: usize, vector: &[f32]) -> (AssetId, Option<Indexed>) {
+    let asset = asset_of(i);
+    let doc = Indexed {
+        asset,
+        collection: ["press", "archive", "field"][i % 3].into(),
+        kind: MediaKind::Image,
+        date: UnixMillis(1_600_000_000_000 + i as i64 * 1000),
+        name: format!("img-{i}.jpg"),
+        paths: vec![],
+        meta: vec![],
+        labels: vec![],
+        passages: vec![],
+        languages: Default::default(),
+        translated: Default::default(),
+        has: Default::default(),
+        vectors: vec![aperture_search::document::Vector {
+            space: "bench".into(),
+            vector: vector.to_vec(),
+            place: aperture_core::Place::Whole,
+            text: None,
+        }],
+        phash: None,
+    };
+    (asset, Some(doc))
+}
+
+/// A new database on the server of `url`, for this run alone.
+fn bench_database(url: &str) -> String {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("connect --shared");
+    let name = format!("aperture_bench_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&sql).expect("create the bench database");
+    }
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// The shared index (pgvector HNSW, m = 16, ef_construction = 64), loaded as a build loads it
+/// (rows in batches, then the graph built once) and searched through `SharedIndex::nearest`.
+fn run_pgvector(
+    url: &str,
+    data: &[f32],
+    dims: usize,
+    queries: &[f32],
+    truth: &[Vec<u64>],
+) -> (f64, Vec<Point>, SharedIndex) {
+    let index = SharedIndex::open(&bench_database(url)).unwrap();
+    let started = Instant::now();
+    index.reset(0).unwrap();
+    let rows: Vec<&[f32]> = data.chunks_exact(dims).collect();
+    for (b, batch) in rows.chunks(1000).enumerate() {
+        let docs: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(j, v)| vector_doc(b * 1000 + j, v))
+            .collect();
+        index.write(&docs, None).unwrap();
+    }
+    let loaded = started.elapsed().as_secs_f64();
+    index.index_spaces("6GB", 2).unwrap();
+    let build = started.elapsed().as_secs_f64();
+    println!(
+        "  pgvector: rows written in {loaded:.1} s, HNSW built in {:.1} s",
+        build - loaded
+    );
+    let none = VectorFilter::default();
+    let points = [40, 100, 200]
+        .iter()
+        .map(|&ef| {
+            index.set_expansion_search(ef);
+            sweep_point(ef, queries, dims, truth, &mut |q| {
+                index
+                    .nearest("bench", q, K, &none)
+                    .unwrap()
+                    .unwrap()
+                    .iter()
+                    .map(|n| row_of(n.entry.asset))
+                    .collect()
+            })
+        })
+        .collect();
+    index.set_expansion_search(aperture_search::shared::EF_SEARCH);
+    (build, points, index)
+}
+
+enum Engine<'a> {
+    Embedded(&'a Space),
+    Shared(&'a SharedIndex),
+}
+
+/// Queries (at the engine's default breadth) while one thread writes new vectors: into the
+/// shared index itself, or into a second copy of the embedded one. Rows/s written beside.
+fn under_writes(
+    n: usize,
+    model: &Model,
+    queries: &[f32],
+    truth: &[Vec<u64>],
+    summary: &mut Vec<String>,
+    engine: Engine<'_>,
+) {
+    let dims = model.dims;
+    let fresh = model.sample(200_000, 3);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    let none = VectorFilter::default();
+    let (name, point) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let base = 10_000_000;
+            let mut copy = Space::new(dims).unwrap();
+            for (b, batch) in fresh.chunks_exact(dims * 100).enumerate() {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                match &engine {
+                    Engine::Shared(index) => {
+                        let docs: Vec<_> = batch
+                            .chunks_exact(dims)
+                            .enumerate()
+                            .map(|(j, v)| vector_doc(base + b * 100 + j, v))
+                            .collect();
+                        index.write(&docs, None).unwrap();
+                    }
+                    Engine::Embedded(_) => {
+                        for (j, v) in batch.chunks_exact(dims).enumerate() {
+                            copy.add(&NewVector {
+                                asset: asset_of(base + b * 100 + j),
+                                collection: "bench",
+                                kind: MediaKind::Image,
+                                date: 0,
+                                page: 0,
+                                ordinal: 0,
+                                vector: v,
+                            })
+                            .unwrap();
+                        }
+                    }
+                }
+                written.fetch_add(100, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        // Let the writer get going.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let started = Instant::now();
+        let before = written.load(std::sync::atomic::Ordering::Relaxed);
+        // The queries again and again for at least 5 s; the last pass is reported.
+        let pass = || match &engine {
+            Engine::Shared(index) => (
+                "pgvector, under writes",
+                sweep_point(aperture_search::shared::EF_SEARCH, queries, dims, truth, &mut |q| {
+                    // New rows may be nearer: asked for more, the original rows' best ten.
+                    index
+                        .nearest("bench", q, 2 * K, &none)
+                        .unwrap()
+                        .unwrap()
+                        .iter()
+                        .map(|n| row_of(n.entry.asset))
+                        .filter(|row| *row < 10_000_000)
+                        .take(K)
+                        .collect()
+                }),
+            ),
+            Engine::Embedded(space) => {
+                let ef = 64;
+                space.set_expansion_search(ef);
+                (
+                    "usearch, under writes",
+                    sweep_point(ef, queries, dims, truth, &mut |q| {
+                        space
+                            .search(q, K, &none)
+                            .unwrap()
+                            .iter()
+                            .map(|n| row_of(n.entry.asset))
+                            .collect()
+                    }),
+                )
+            }
+        };
+        let (name, mut point) = pass();
+        while started.elapsed().as_secs() < 5 {
+            point = pass().1;
+        }
+        let rate = (written.load(std::sync::atomic::Ordering::Relaxed) - before) as f64
+            / started.elapsed().as_secs_f64();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        point.batch_qps = Some(rate);
+        (name, point)
+    });
+    println!(
+        "  {name}: recall@10 {:.4}, p50 {:.1} µs, p99 {:.1} µs, {:.0} vectors/s written meanwhile",
+        point.recall,
+        point.p50_us,
+        point.p99_us,
+        point.batch_qps.unwrap_or(0.0)
+    );
+    summary.push(format!(
+        "| {n} × {dims} | {name} ({:.0} vectors/s written) | ef {} | {:.3} | {:.0} µs | {:.0} µs | {:.0} | |",
+        point.batch_qps.unwrap_or(0.0),
+        point.ef,
+        point.recall,
+        point.p50_us,
+        point.p99_us,
+        point.qps
+    ));
 }
 
 /// USearch with vectors quantised to 8 bits through its own API, without `Space` around it:
@@ -438,6 +673,14 @@ fn vectors(args: &Args, summary: &mut Vec<String>) {
                 "usearch" => run_space(&data, dims, &queries, &truth),
                 "usearch-i8" => run_usearch_i8(&data, dims, &queries, &truth),
                 "hnsw_rs" => run_hnsw_rs(&data, dims, &queries, &truth),
+                "pgvector" => {
+                    let url = args.shared.as_deref().expect("pgvector needs --shared URL");
+                    let (build, points, index) = run_pgvector(url, &data, dims, &queries, &truth);
+                    if args.under_writes {
+                        under_writes(n, &model, &queries, &truth, summary, Engine::Shared(&index));
+                    }
+                    (build, points)
+                }
                 other => panic!("unknown candidate {other}"),
             };
             print_sweep(candidate, build, &points);
@@ -449,6 +692,10 @@ fn vectors(args: &Args, summary: &mut Vec<String>) {
             }
             if candidate == "usearch" {
                 ours = at_target(&points).cloned();
+                if args.under_writes {
+                    let space = space_of(&data, dims);
+                    under_writes(n, &model, &queries, &truth, summary, Engine::Embedded(&space));
+                }
             }
         }
         if args.reference {
@@ -524,68 +771,107 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-search/text");
     let _ = std::fs::remove_dir_all(&dir);
     let text = FullText::open(&dir).unwrap();
+    let shared = args
+        .shared
+        .as_deref()
+        .map(|url| SharedIndex::open(&bench_database(url)).unwrap());
     let words = Words::new(50_000);
     let mut rng = Rng(11);
-    let started = Instant::now();
     let mut writer = text.writer().unwrap();
-    for i in 0..n {
-        let len = 40 + (rng.next() % 121) as usize;
-        let body: Vec<&str> = (0..len).map(|_| words.draw(&mut rng)).collect();
-        let doc = Indexed {
-            asset: AssetId::from_bytes((i as u128).to_be_bytes()),
-            collection: ["press", "archive", "field"][i % 3].into(),
-            kind: MediaKind::Document,
-            date: UnixMillis(1_600_000_000_000 + i as i64 * 1000),
-            name: format!("doc-{i}.txt"),
-            paths: vec![],
-            meta: vec![],
-            labels: vec![],
-            passages: vec![Passage {
-                text: body.join(" "),
-                language: Some("en".into()),
-                place: aperture_core::Place::Whole,
-                source: "text",
-                original: None,
-            }],
-            languages: Default::default(),
-            translated: Default::default(),
-            has: Default::default(),
-            vectors: vec![],
-            phash: None,
-        };
-        text.put(&writer, doc.asset, Some(&doc)).unwrap();
+    let (mut tantivy_s, mut shared_s) = (0.0, 0.0);
+    for start in (0..n).step_by(1000) {
+        let docs: Vec<(AssetId, Option<Indexed>)> = (start..(start + 1000).min(n))
+            .map(|i| {
+                let len = 40 + (rng.next() % 121) as usize;
+                let body: Vec<&str> = (0..len).map(|_| words.draw(&mut rng)).collect();
+                (asset_of(i), Some(text_doc(i, body.join(" "))))
+            })
+            .collect();
+        let t = Instant::now();
+        for (asset, doc) in &docs {
+            text.put(&writer, *asset, doc.as_ref()).unwrap();
+        }
+        tantivy_s += t.elapsed().as_secs_f64();
+        if let Some(shared) = &shared {
+            let t = Instant::now();
+            shared.write(&docs, None).unwrap();
+            shared_s += t.elapsed().as_secs_f64();
+        }
     }
+    let t = Instant::now();
     writer.commit().unwrap();
     writer.wait_merging_threads().unwrap();
     text.reload().unwrap();
-    println!("  indexed in {:.1} s", started.elapsed().as_secs_f64());
+    tantivy_s += t.elapsed().as_secs_f64();
+    println!("  tantivy: indexed in {tantivy_s:.1} s");
+    if shared.is_some() {
+        println!("  PostgreSQL text search: written in {shared_s:.1} s (GIN maintained per batch)");
+    }
 
-    let mut rng = Rng(13);
-    for (label, query_words, filter) in [
-        ("one word", 1, ""),
-        ("two words", 2, ""),
-        ("two words + collection filter", 2, " collection:press"),
-    ] {
-        let mut times = Vec::new();
-        for _ in 0..1000 {
-            // Words of middling frequency: ranks 100–5,000.
-            let q: Vec<&str> = (0..query_words)
-                .map(|_| words.words[100 + (rng.next() % 4900) as usize].as_str())
-                .collect();
-            let query = aperture_search::parse(&format!("{}{filter}", q.join(" "))).unwrap();
-            let t = Instant::now();
-            let hits = text.search(&query, K).unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1e6);
-            std::hint::black_box(hits);
-        }
-        times.sort_by(f64::total_cmp);
-        let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
-        println!("  {label:<32} p50 {p50:>8.0} µs   p99 {p99:>8.0} µs");
-        summary.push(format!(
-            "| full text, {n} docs | {label} | p50 {:.2} ms | p99 {:.2} ms |",
-            p50 / 1e3,
-            p99 / 1e3
+    let mut engines: Vec<(&str, Box<dyn Fn(&aperture_search::Query) -> usize>)> =
+        vec![("tantivy", Box::new(|q| text.search(q, K).unwrap().len()))];
+    if let Some(shared) = &shared {
+        engines.push((
+            "PostgreSQL",
+            Box::new(move |q| shared.text_search(q, K).unwrap().len()),
         ));
+    }
+    for (engine, search) in &engines {
+        let mut rng = Rng(13);
+        for (label, query_words, filter, ranks) in [
+            ("one word", 1, "", (100usize, 5000usize)),
+            ("two words", 2, "", (100, 5000)),
+            ("two words + collection filter", 2, " collection:press", (100, 5000)),
+            ("one common word (ranks 1–20)", 1, "", (0, 20)),
+        ] {
+            let mut times = Vec::new();
+            for _ in 0..200 {
+                let q: Vec<&str> = (0..query_words)
+                    .map(|_| {
+                        let r = ranks.0 + (rng.next() % (ranks.1 - ranks.0) as u64) as usize;
+                        words.words[r].as_str()
+                    })
+                    .collect();
+                let query = aperture_search::parse(&format!("{}{filter}", q.join(" "))).unwrap();
+                let t = Instant::now();
+                std::hint::black_box(search(&query));
+                times.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            times.sort_by(f64::total_cmp);
+            let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+            println!("  {engine:<10} {label:<32} p50 {p50:>9.0} µs   p99 {p99:>9.0} µs");
+            summary.push(format!(
+                "| full text, {n} docs | {engine}: {label} | | | p50 {:.2} ms | p99 {:.2} ms | | |",
+                p50 / 1e3,
+                p99 / 1e3
+            ));
+        }
+    }
+}
+
+/// A text document of the full-text benchmark.
+fn text_doc(i: usize, body: String) -> Indexed {
+    Indexed {
+        asset: asset_of(i),
+        collection: ["press", "archive", "field"][i % 3].into(),
+        kind: MediaKind::Document,
+        date: UnixMillis(1_600_000_000_000 + i as i64 * 1000),
+        name: format!("doc-{i}.txt"),
+        paths: vec![],
+        meta: vec![],
+        labels: vec![],
+        passages: vec![Passage {
+            text: body,
+            language: Some("en".into()),
+            place: aperture_core::Place::Whole,
+            source: "text",
+            original: None,
+        }],
+        languages: ["en".to_owned()].into(),
+        translated: Default::default(),
+        has: Default::default(),
+        vectors: vec![],
+        phash: None,
     }
 }
 

@@ -26,7 +26,10 @@ CREATE TABLE search_documents (
     words      TSVECTOR NOT NULL,
     explained  TEXT NOT NULL
 );
-CREATE INDEX search_documents_words ON search_documents USING gin (words);
+-- No pending list (`fastupdate`): new entries go into the index at once, so a search never
+-- scans a list of recent ones (which made queries ten times slower after a batch of writes).
+CREATE INDEX search_documents_words ON search_documents USING gin (words)
+    WITH (fastupdate = off);
 CREATE INDEX search_documents_langs ON search_documents USING gin (langs, translated);
 CREATE INDEX search_documents_newest ON search_documents (date DESC);
 CREATE INDEX search_documents_by_collection ON search_documents (collection, date DESC);
@@ -39,8 +42,9 @@ CREATE TABLE search_spaces (
     dims   INTEGER NOT NULL
 );
 
--- Every language some document's text was detected in (what `lang:` can find, and what a
--- query is translated into). A language stays listed when its last document goes: harmless.
+-- Every language some document's text is in or was translated into (which stemmed fields a
+-- query looks in, and what it is translated into). A language stays listed when its last
+-- document goes: harmless.
 CREATE TABLE search_languages (
     code TEXT PRIMARY KEY
 );

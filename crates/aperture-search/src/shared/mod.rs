@@ -54,6 +54,10 @@ const CONSUMER: &str = "search-shared";
 pub const EF_SEARCH: usize = 100;
 /// HNSW graph degree and build breadth: pgvector's defaults.
 const HNSW_WITH: &str = "m = 16, ef_construction = 64";
+/// What a build gives PostgreSQL to make each HNSW index: a graph that fits in memory is built
+/// many times faster. A server's own settings may not allow more.
+const BUILD_MEMORY: &str = "2GB";
+const BUILD_WORKERS: u32 = 2;
 /// A document's lexemes stop here (PostgreSQL refuses a `tsvector` over 1 MB): a very long
 /// document is found by the words of its first few hundred pages.
 const WORDS_BYTES: usize = 900_000;
@@ -68,6 +72,11 @@ const WEIGHTS: &str = "{0.25, 0.5, 0.75, 1.0}";
 const TRANSLATED_SHARE: f32 = 0.6;
 /// Above this many combinations of a translation's words, any of its words will do.
 const MAX_COMBINATIONS: usize = 64;
+/// Matches ranked per query at most. PostgreSQL ranks every row that matches, so a word in a
+/// million documents would cost a million ranks; past this many, the best are picked from
+/// the first this many found (in storage order, not the best of all: the price of ranking
+/// without an index that orders by rank).
+const RANKED_AT_MOST: usize = 5_000;
 
 /// A field of the lexemes: its prefix, analyzer and `tsvector` weight.
 struct Field {
@@ -107,15 +116,16 @@ const TRANSLIT: Field = Field {
 /// Text stemmed in a language: prefix `es:`, analyzer [`analysis::stemmed`].
 const STEMMED_WEIGHT: char = 'C';
 
-/// The fields a query word is looked up in (all but the transliterations when `translit` is
-/// off), as (prefix, analyzer name).
-fn fields(translit: bool) -> Vec<(String, String)> {
+/// The fields a query word is looked up in, as (prefix, analyzer name): all but the
+/// transliterations when `translit` is off, and the stemmed text only of the languages some
+/// document is in (`present`): each alternative costs every matching row a check.
+fn fields(translit: bool, present: &[String]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = [NAME, LABEL, TEXT, META]
         .into_iter()
         .chain(translit.then_some(TRANSLIT))
         .map(|f| (f.prefix.to_owned(), f.analyzer.to_owned()))
         .collect();
-    for (code, _) in STEMMED {
+    for (code, _) in STEMMED.iter().filter(|(c, _)| present.iter().any(|p| p == c)) {
         out.push((format!("{code}:"), analysis::stemmed(code)));
     }
     out
@@ -211,7 +221,7 @@ impl SharedIndex {
         })?)
     }
 
-    /// The languages some document's text was detected in.
+    /// The languages some document's text is in or was translated into.
     pub fn languages(&self) -> Result<Vec<String>> {
         Ok(self.db.with_retry(|c| {
             Ok(
@@ -306,26 +316,7 @@ impl SharedIndex {
         if !built || missed {
             position = catalog.last_change()?;
             catalog.ack_changes(CONSUMER, position)?;
-            self.db.tx(|tx| {
-                let spaces: Vec<i32> = tx
-                    .query("SELECT number FROM search_spaces", &[])?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                for number in spaces {
-                    tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(number)))?;
-                }
-                tx.batch_execute(
-                    "TRUNCATE search_documents, search_spaces, search_languages;
-                     DELETE FROM search_state",
-                )?;
-                tx.execute(
-                    "INSERT INTO search_state (id, format, position, consumer)
-                     VALUES (1, 0, $1, $2)",
-                    &[&position, &CONSUMER],
-                )?;
-                Ok(())
-            })?;
+            self.reset(position)?;
             report.built = true;
             let mut query = AssetQuery {
                 limit: LIST_PAGE,
@@ -338,10 +329,7 @@ impl SharedIndex {
                 let ids: Vec<AssetId> = page.iter().map(|a| a.id).collect();
                 self.apply(catalog, &ids, None, &mut report)?;
             }
-            self.db.tx(|tx| {
-                tx.execute("UPDATE search_state SET format = $1", &[&FORMAT])?;
-                Ok(())
-            })?;
+            self.index_spaces(BUILD_MEMORY, BUILD_WORKERS)?;
         }
         loop {
             let changes = catalog.changes(position, FEED_PAGE)?;
@@ -378,31 +366,7 @@ impl SharedIndex {
             };
             docs.push((*id, doc));
         }
-        let rows: Vec<Option<Row>> = docs
-            .iter()
-            .map(|(_, doc)| doc.as_ref().map(|d| self.row(d)))
-            .collect();
-        self.db.tx(|tx| {
-            let mut spaces = space_map(tx)?;
-            for ((id, doc), row) in docs.iter().zip(&rows) {
-                let key: &[u8] = id.as_bytes();
-                tx.execute("DELETE FROM search_documents WHERE asset = $1", &[&key])?;
-                for (number, _) in spaces.values() {
-                    tx.execute(
-                        &format!("DELETE FROM {} WHERE asset = $1", table(*number)),
-                        &[&key],
-                    )?;
-                }
-                let (Some(doc), Some(row)) = (doc, row) else {
-                    continue;
-                };
-                insert(tx, &mut spaces, doc, row)?;
-            }
-            if let Some(position) = position {
-                tx.execute("UPDATE search_state SET position = $1", &[&position])?;
-            }
-            Ok(())
-        })?;
+        self.write(&docs, position)?;
         for (_, doc) in &docs {
             match doc {
                 Some(_) => report.indexed += 1,
@@ -412,8 +376,88 @@ impl SharedIndex {
         Ok(())
     }
 
-    /// What `search_documents` holds of a document.
-    fn row(&self, a: &Indexed) -> Row {
+    /// Makes each asset in the index look as its document says (`None`: not there), in one
+    /// transaction that also moves the feed position to `position` (when given). A space seen
+    /// for the first time gets its table, and its HNSW index unless a build is under way (a
+    /// build indexes each space once, at its end: [`SharedIndex::index_spaces`]).
+    pub fn write(&self, docs: &[(AssetId, Option<Indexed>)], position: Option<i64>) -> Result<()> {
+        let batch = Batch::new(self, docs);
+        self.db.tx(|tx| {
+            let building: bool = tx
+                .query_opt("SELECT format = 0 FROM search_state WHERE id = 1", &[])?
+                .is_some_and(|r| r.get(0));
+            let mut spaces = space_map(tx)?;
+            tx.execute(
+                "DELETE FROM search_documents WHERE asset = ANY($1)",
+                &[&batch.ids],
+            )?;
+            for (number, _) in spaces.values() {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE asset = ANY($1)", table(*number)),
+                    &[&batch.ids],
+                )?;
+            }
+            batch.insert(tx, &mut spaces, !building)?;
+            if let Some(position) = position {
+                tx.execute("UPDATE search_state SET position = $1", &[&position])?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Empties the index and marks it as being built: what a build starts with. Until
+    /// [`SharedIndex::index_spaces`], new spaces get no HNSW index (one built at the end is
+    /// many times faster than one grown row by row).
+    pub fn reset(&self, position: i64) -> Result<()> {
+        Ok(self.db.tx(|tx| {
+            let spaces: Vec<i32> = tx
+                .query("SELECT number FROM search_spaces", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for number in spaces {
+                tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", table(number)))?;
+            }
+            tx.batch_execute(
+                "TRUNCATE search_documents, search_spaces, search_languages;
+                 DELETE FROM search_state",
+            )?;
+            tx.execute(
+                "INSERT INTO search_state (id, format, position, consumer)
+                 VALUES (1, 0, $1, $2)",
+                &[&position, &CONSUMER],
+            )?;
+            Ok(())
+        })?)
+    }
+
+    /// Builds the HNSW index of every space that lacks one, with the memory and workers
+    /// given (`maintenance_work_mem`, e.g. "2GB", and parallel workers), and marks the index
+    /// built.
+    pub fn index_spaces(&self, memory: &str, workers: u32) -> Result<()> {
+        for (name, (number, _)) in self.spaces()? {
+            let t = table(number);
+            tracing::info!(space = name, "building the HNSW index");
+            self.db.with_retry(|c| {
+                c.batch_execute(&format!(
+                    "SET maintenance_work_mem = '{memory}';
+                     SET max_parallel_maintenance_workers = {workers};
+                     CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t}
+                         USING hnsw (embedding vector_ip_ops) WITH ({HNSW_WITH});
+                     RESET maintenance_work_mem; RESET max_parallel_maintenance_workers"
+                ))?;
+                Ok(())
+            })?;
+        }
+        Ok(self.db.with_retry(|c| {
+            c.execute("UPDATE search_state SET format = $1", &[&FORMAT])?;
+            Ok(())
+        })?)
+    }
+
+    /// A document's words as a `tsvector` (its text form).
+    fn words(&self, a: &Indexed) -> String {
         let mut words = Lexemes::default();
         let mut add = |prefix: &str, analyzer: &str, weight: char, text: &str| {
             if let Some(mut analyzer) = self.analyzer(analyzer) {
@@ -456,24 +500,23 @@ impl SharedIndex {
                 add(TRANSLIT.prefix, TRANSLIT.analyzer, TRANSLIT.weight, &latin);
             }
         }
-        Row {
-            words: words.to_tsvector(),
-            explained: serde_json::to_string(&a.explained()).expect("explanations serialise"),
-        }
+        words.to_tsvector()
     }
 
     /// The best `limit` assets for the query's words within its filters, best first, with
     /// their `ts_rank_cd` scores; without words, the newest that pass the filters.
-    pub(crate) fn text_search(&self, query: &Query, limit: usize) -> Result<Vec<(AssetId, f32)>> {
+    pub fn text_search(&self, query: &Query, limit: usize) -> Result<Vec<(AssetId, f32)>> {
         let mut p = Params::default();
         let mut clauses = self.filter_sql(&query.filters, &mut p);
-        let sql = match self.words_query(query) {
+        let sql = match self.words_query(query)? {
             Some(words) => {
                 let q = p.add(words);
                 clauses.push(format!("words @@ {q}::TEXT::tsquery"));
                 format!(
-                    "SELECT asset, ts_rank_cd('{WEIGHTS}', words, {q}::TEXT::tsquery, 1)::REAL AS score
-                     FROM search_documents WHERE {}
+                    "SELECT asset, ts_rank_cd('{WEIGHTS}', words, {q}::TEXT::tsquery, 1)::REAL
+                         AS score
+                     FROM (SELECT asset, words FROM search_documents WHERE {}
+                           LIMIT {RANKED_AT_MOST}) AS matched
                      ORDER BY score DESC, asset LIMIT {limit}",
                     clauses.join(" AND ")
                 )
@@ -482,7 +525,7 @@ impl SharedIndex {
                 if clauses.is_empty() {
                     return Ok(Vec::new());
                 }
-                for excluded in self.exclusions(query) {
+                for excluded in self.exclusions(query)? {
                     let q = p.add(excluded);
                     clauses.push(format!("NOT words @@ {q}::TEXT::tsquery"));
                 }
@@ -514,7 +557,7 @@ impl SharedIndex {
         let ids: Vec<Vec<u8>> = candidates.iter().map(|id| id.as_bytes().to_vec()).collect();
         let mut clauses = vec![format!("asset = ANY({})", p.add(ids))];
         clauses.extend(self.filter_sql(&query.filters, &mut p));
-        for excluded in self.exclusions(query) {
+        for excluded in self.exclusions(query)? {
             let q = p.add(excluded);
             clauses.push(format!("NOT words @@ {q}::TEXT::tsquery"));
         }
@@ -552,7 +595,7 @@ impl SharedIndex {
     /// The `k` vectors of `space` nearest to `vector` that pass `filter`, nearest first;
     /// `None` when the index has no such space. HNSW with iterative scans: a filter that
     /// passes few vectors makes the walk go on until `k` are found (or 20,000 were looked at).
-    pub(crate) fn nearest(
+    pub fn nearest(
         &self,
         space: &str,
         vector: &[f32],
@@ -651,8 +694,8 @@ impl SharedIndex {
 
     /// The query's words as one `tsquery`: every typed word somewhere, or most of the words
     /// of one translation; none of the excluded ones. `None` without words.
-    fn words_query(&self, query: &Query) -> Option<String> {
-        let mut fields = self.field_analyzers(!query.no_translit);
+    fn words_query(&self, query: &Query) -> Result<Option<String>> {
+        let mut fields = self.field_analyzers(!query.no_translit)?;
         let typed: Vec<String> = query
             .terms
             .iter()
@@ -660,7 +703,7 @@ impl SharedIndex {
             .filter_map(|t| anywhere(&mut fields, &t.text))
             .collect();
         if typed.is_empty() {
-            return None;
+            return Ok(None);
         }
         let mut ways = vec![all_of(&typed)];
         for translated in &query.translations {
@@ -675,28 +718,32 @@ impl SharedIndex {
             }
         }
         let mut q = format!("({})", ways.join(" | "));
-        for excluded in self.exclusions(query) {
+        for excluded in self.exclusions(query)? {
             q.push_str(&format!(" & !{excluded}"));
         }
-        Some(q)
+        Ok(Some(q))
     }
 
     /// The excluded words, each as a `tsquery` that finds it anywhere.
-    fn exclusions(&self, query: &Query) -> Vec<String> {
-        let mut fields = self.field_analyzers(!query.no_translit);
-        query
+    fn exclusions(&self, query: &Query) -> Result<Vec<String>> {
+        if query.terms.iter().all(|t| !t.excluded) {
+            return Ok(Vec::new());
+        }
+        let mut fields = self.field_analyzers(!query.no_translit)?;
+        Ok(query
             .terms
             .iter()
             .filter(|t| t.excluded)
             .filter_map(|t| anywhere(&mut fields, &t.text))
-            .collect()
+            .collect())
     }
 
-    fn field_analyzers(&self, translit: bool) -> Vec<(String, TextAnalyzer)> {
-        fields(translit)
+    fn field_analyzers(&self, translit: bool) -> Result<Vec<(String, TextAnalyzer)>> {
+        let present = self.languages()?;
+        Ok(fields(translit, &present)
             .into_iter()
             .filter_map(|(prefix, analyzer)| Some((prefix, self.analyzer(&analyzer)?)))
-            .collect()
+            .collect())
     }
 
     /// The filters as SQL conditions on `search_documents`.
@@ -746,99 +793,204 @@ impl SharedIndex {
     }
 }
 
-/// A document's row, made before the transaction that writes it.
-struct Row {
-    words: String,
-    explained: String,
+/// Documents and vectors to write, as columns for `unnest` (one statement per table, not
+/// one per row), made before the transaction (which may be retried).
+struct Batch {
+    /// Every asset written or removed.
+    ids: Vec<Vec<u8>>,
+    docs: Documents,
+    /// Space → its vectors, with the space's dimension.
+    vectors: BTreeMap<String, (usize, Vectors)>,
+    languages: BTreeSet<String>,
 }
 
-/// Writes a document and its vectors, making the table of a space seen for the first time.
-fn insert(
-    tx: &mut Transaction<'_>,
-    spaces: &mut BTreeMap<String, (i32, usize)>,
-    a: &Indexed,
-    row: &Row,
-) -> aperture_catalog::Result<()> {
-    let key: &[u8] = a.asset.as_bytes();
-    let langs: Vec<&str> = a.languages.iter().map(String::as_str).collect();
-    let translated: Vec<&str> = a.translated.iter().map(String::as_str).collect();
-    let has: Vec<&str> = a.has.iter().map(|h| h.as_str()).collect();
-    tx.execute(
-        "INSERT INTO search_documents
-             (asset, collection, kind, date, langs, translated, has, words, explained)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::TEXT::tsvector, $9)",
-        &[
-            &key,
-            &a.collection,
-            &a.kind.as_str(),
-            &a.date.0,
-            &langs,
-            &translated,
-            &has,
-            &row.words,
-            &row.explained,
-        ],
-    )?;
-    if !langs.is_empty() {
-        tx.execute(
-            "INSERT INTO search_languages (code) SELECT unnest($1::TEXT[]) ON CONFLICT DO NOTHING",
-            &[&langs],
-        )?;
-    }
-    let mut ordinals: BTreeMap<&str, i32> = BTreeMap::new();
-    for v in &a.vectors {
-        let ordinal = ordinals.entry(&v.space).or_default();
-        let this = *ordinal;
-        *ordinal += 1;
-        let (number, dims) = match spaces.get(&v.space) {
-            Some(s) => *s,
-            None => {
-                let number: i32 = tx
-                    .query_one(
-                        "INSERT INTO search_spaces (name, dims) VALUES ($1, $2) RETURNING number",
-                        &[&v.space, &(v.vector.len() as i32)],
-                    )?
-                    .get(0);
-                let t = table(number);
-                tx.batch_execute(&format!(
-                    "CREATE TABLE {t} (
-                         asset BYTEA NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
-                         collection TEXT NOT NULL, kind TEXT NOT NULL, date BIGINT NOT NULL,
-                         embedding VECTOR({dims}) NOT NULL, PRIMARY KEY (asset, ordinal));
-                     CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding vector_ip_ops)
-                         WITH ({HNSW_WITH})",
-                    dims = v.vector.len()
-                ))?;
-                spaces.insert(v.space.clone(), (number, v.vector.len()));
-                (number, v.vector.len())
+#[derive(Default)]
+struct Documents {
+    asset: Vec<Vec<u8>>,
+    collection: Vec<String>,
+    kind: Vec<String>,
+    date: Vec<i64>,
+    /// Space-separated (arrays of arrays do not `unnest` by row).
+    langs: Vec<String>,
+    translated: Vec<String>,
+    has: Vec<String>,
+    words: Vec<String>,
+    explained: Vec<String>,
+}
+
+#[derive(Default)]
+struct Vectors {
+    asset: Vec<Vec<u8>>,
+    ordinal: Vec<i32>,
+    page: Vec<i32>,
+    collection: Vec<String>,
+    kind: Vec<String>,
+    date: Vec<i64>,
+    embedding: Vec<Vector>,
+}
+
+impl Batch {
+    fn new(index: &SharedIndex, docs: &[(AssetId, Option<Indexed>)]) -> Batch {
+        let mut batch = Batch {
+            ids: docs.iter().map(|(id, _)| id.as_bytes().to_vec()).collect(),
+            docs: Documents::default(),
+            vectors: BTreeMap::new(),
+            languages: BTreeSet::new(),
+        };
+        for a in docs.iter().filter_map(|(_, doc)| doc.as_ref()) {
+            let key = a.asset.as_bytes().to_vec();
+            let d = &mut batch.docs;
+            d.asset.push(key.clone());
+            d.collection.push(a.collection.clone());
+            d.kind.push(a.kind.as_str().to_owned());
+            d.date.push(a.date.0);
+            let joined = |set: &mut dyn Iterator<Item = &str>| set.collect::<Vec<_>>().join(" ");
+            d.langs.push(joined(&mut a.languages.iter().map(String::as_str)));
+            d.translated
+                .push(joined(&mut a.translated.iter().map(String::as_str)));
+            d.has.push(joined(&mut a.has.iter().map(|h| h.as_str())));
+            d.words.push(index.words(a));
+            d.explained
+                .push(serde_json::to_string(&a.explained()).expect("explanations serialise"));
+            // Text translated into a language is stemmed in it too: its words are searched.
+            batch.languages.extend(a.languages.iter().cloned());
+            batch.languages.extend(a.translated.iter().cloned());
+            let mut ordinals: BTreeMap<&str, i32> = BTreeMap::new();
+            for v in &a.vectors {
+                let ordinal = ordinals.entry(&v.space).or_default();
+                let this = *ordinal;
+                *ordinal += 1;
+                let (dims, rows) = batch
+                    .vectors
+                    .entry(v.space.clone())
+                    .or_insert_with(|| (v.vector.len(), Vectors::default()));
+                if v.vector.len() != *dims {
+                    tracing::warn!(asset = %a.asset, space = v.space, "a vector of the wrong size, skipped");
+                    continue;
+                }
+                rows.asset.push(key.clone());
+                rows.ordinal.push(this);
+                rows.page.push(match v.place {
+                    Place::Page { page, .. } => page as i32,
+                    _ => 0,
+                });
+                rows.collection.push(a.collection.clone());
+                rows.kind.push(a.kind.as_str().to_owned());
+                rows.date.push(a.date.0);
+                rows.embedding.push(Vector::from(normalized(&v.vector)));
             }
-        };
-        if v.vector.len() != dims {
-            tracing::warn!(asset = %a.asset, space = v.space, "a vector of the wrong size, skipped");
-            continue;
         }
-        let page = match v.place {
-            Place::Page { page, .. } => page as i32,
-            _ => 0,
-        };
-        tx.execute(
-            &format!(
-                "INSERT INTO {} (asset, ordinal, page, collection, kind, date, embedding)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                table(number)
-            ),
-            &[
-                &key,
-                &this,
-                &page,
-                &a.collection,
-                &a.kind.as_str(),
-                &a.date.0,
-                &Vector::from(normalized(&v.vector)),
-            ],
-        )?;
+        batch
     }
-    Ok(())
+
+    /// Writes the batch, making the table of a space seen for the first time (with its HNSW
+    /// index when `indexed`).
+    fn insert(
+        &self,
+        tx: &mut Transaction<'_>,
+        spaces: &mut BTreeMap<String, (i32, usize)>,
+        indexed: bool,
+    ) -> aperture_catalog::Result<()> {
+        let d = &self.docs;
+        if !d.asset.is_empty() {
+            tx.execute(
+                "INSERT INTO search_documents
+                     (asset, collection, kind, date, langs, translated, has, words, explained)
+                 SELECT asset, collection, kind, date, string_to_array(langs, ' '),
+                        string_to_array(translated, ' '), string_to_array(has, ' '),
+                        words::tsvector, explained
+                 FROM unnest($1::BYTEA[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[],
+                             $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])
+                      AS d (asset, collection, kind, date, langs, translated, has, words,
+                            explained)",
+                &[
+                    &d.asset,
+                    &d.collection,
+                    &d.kind,
+                    &d.date,
+                    &d.langs,
+                    &d.translated,
+                    &d.has,
+                    &d.words,
+                    &d.explained,
+                ],
+            )?;
+        }
+        if !self.languages.is_empty() {
+            let codes: Vec<&str> = self.languages.iter().map(String::as_str).collect();
+            tx.execute(
+                "INSERT INTO search_languages (code) SELECT unnest($1::TEXT[])
+                 ON CONFLICT DO NOTHING",
+                &[&codes],
+            )?;
+        }
+        for (space, (dims, v)) in &self.vectors {
+            let number = match spaces.get(space) {
+                Some((number, known)) if known == dims => *number,
+                Some((_, known)) => {
+                    tracing::warn!(
+                        space,
+                        dims,
+                        known,
+                        "vectors of the wrong size for their space, skipped"
+                    );
+                    continue;
+                }
+                None => {
+                    let number = create_space(tx, space, *dims, indexed)?;
+                    spaces.insert(space.clone(), (number, *dims));
+                    number
+                }
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO {} (asset, ordinal, page, collection, kind, date, embedding)
+                     SELECT * FROM unnest($1::BYTEA[], $2::INTEGER[], $3::INTEGER[],
+                                          $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::VECTOR[])",
+                    table(number)
+                ),
+                &[
+                    &v.asset,
+                    &v.ordinal,
+                    &v.page,
+                    &v.collection,
+                    &v.kind,
+                    &v.date,
+                    &v.embedding,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Registers a space and makes its table (and its HNSW index when `indexed`); returns its
+/// number.
+fn create_space(
+    tx: &mut Transaction<'_>,
+    space: &str,
+    dims: usize,
+    indexed: bool,
+) -> aperture_catalog::Result<i32> {
+    let number: i32 = tx
+        .query_one(
+            "INSERT INTO search_spaces (name, dims) VALUES ($1, $2) RETURNING number",
+            &[&space, &(dims as i32)],
+        )?
+        .get(0);
+    let t = table(number);
+    tx.batch_execute(&format!(
+        "CREATE TABLE {t} (
+             asset BYTEA NOT NULL, ordinal INTEGER NOT NULL, page INTEGER NOT NULL,
+             collection TEXT NOT NULL, kind TEXT NOT NULL, date BIGINT NOT NULL,
+             embedding VECTOR({dims}) NOT NULL, PRIMARY KEY (asset, ordinal))"
+    ))?;
+    if indexed {
+        tx.batch_execute(&format!(
+            "CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding vector_ip_ops) WITH ({HNSW_WITH})"
+        ))?;
+    }
+    Ok(number)
 }
 
 fn space_map(tx: &mut Transaction<'_>) -> aperture_catalog::Result<BTreeMap<String, (i32, usize)>> {
