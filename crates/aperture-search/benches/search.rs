@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aperture_core::{AssetId, MediaKind, UnixMillis};
+use aperture_search::SharedIndex;
 use aperture_search::document::{Indexed, Passage};
 use aperture_search::fulltext::FullText;
-use aperture_search::SharedIndex;
 use aperture_search::vectors::{CONNECTIVITY, EXPANSION_ADD, NewVector, Space, VectorFilter};
 use rayon::prelude::*;
 
@@ -339,7 +339,9 @@ fn bench_database(url: &str) -> String {
         format!("DROP DATABASE IF EXISTS {name}"),
         format!("CREATE DATABASE {name}"),
     ] {
-        admin.batch_execute(&sql).expect("create the bench database");
+        admin
+            .batch_execute(&sql)
+            .expect("create the bench database");
     }
     let (base, _) = url.rsplit_once('/').expect("a URL with a database");
     format!("{base}/{name}")
@@ -456,18 +458,24 @@ fn under_writes(
         let pass = || match &engine {
             Engine::Shared(index) => (
                 "pgvector, under writes",
-                sweep_point(aperture_search::shared::EF_SEARCH, queries, dims, truth, &mut |q| {
-                    // New rows may be nearer: asked for more, the original rows' best ten.
-                    index
-                        .nearest("bench", q, 2 * K, &none)
-                        .unwrap()
-                        .unwrap()
-                        .iter()
-                        .map(|n| row_of(n.entry.asset))
-                        .filter(|row| *row < 10_000_000)
-                        .take(K)
-                        .collect()
-                }),
+                sweep_point(
+                    aperture_search::shared::EF_SEARCH,
+                    queries,
+                    dims,
+                    truth,
+                    &mut |q| {
+                        // New rows may be nearer: asked for more, the original rows' best ten.
+                        index
+                            .nearest("bench", q, 2 * K, &none)
+                            .unwrap()
+                            .unwrap()
+                            .iter()
+                            .map(|n| row_of(n.entry.asset))
+                            .filter(|row| *row < 10_000_000)
+                            .take(K)
+                            .collect()
+                    },
+                ),
             ),
             Engine::Embedded(space) => {
                 let ef = 64;
@@ -694,7 +702,14 @@ fn vectors(args: &Args, summary: &mut Vec<String>) {
                 ours = at_target(&points).cloned();
                 if args.under_writes {
                     let space = space_of(&data, dims);
-                    under_writes(n, &model, &queries, &truth, summary, Engine::Embedded(&space));
+                    under_writes(
+                        n,
+                        &model,
+                        &queries,
+                        &truth,
+                        summary,
+                        Engine::Embedded(&space),
+                    );
                 }
             }
         }
@@ -821,7 +836,12 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
         for (label, query_words, filter, ranks) in [
             ("one word", 1, "", (100usize, 5000usize)),
             ("two words", 2, "", (100, 5000)),
-            ("two words + collection filter", 2, " collection:press", (100, 5000)),
+            (
+                "two words + collection filter",
+                2,
+                " collection:press",
+                (100, 5000),
+            ),
             ("one common word (ranks 1–20)", 1, "", (0, 20)),
         ] {
             let mut times = Vec::new();

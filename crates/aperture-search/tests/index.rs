@@ -206,11 +206,7 @@ fn words_filters_and_languages_on(index: &mut SearchIndex) {
         [lake.spanish],
         "Spanish stemming"
     );
-    assert_eq!(
-        found(index, c, "поезд"),
-        [lake.russian],
-        "Russian stemming"
-    );
+    assert_eq!(found(index, c, "поезд"), [lake.russian], "Russian stemming");
     assert_eq!(
         found(index, c, "北京"),
         [lake.chinese],

@@ -186,6 +186,11 @@ fn print_group(n: usize, group: &Group, catalog: &dyn Backend) {
 pub async fn reindex_search(lake: &Lake, args: ReindexSearchArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (index, report) = lake.rebuild_search().await?;
+    // The shared index answers from its server: asked off the async threads.
+    let (documents, spaces) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((index.documents()?, index.space_sizes()?))
+    })
+    .await??;
     if args.json {
         output::json(&report)?;
     } else {
@@ -193,9 +198,9 @@ pub async fn reindex_search(lake: &Lake, args: ReindexSearchArgs) -> anyhow::Res
             "rebuilt the search index in {:.1}s: {} assets, {} documents",
             started.elapsed().as_secs_f64(),
             output::count(report.indexed),
-            output::count(index.documents()?)
+            output::count(documents)
         );
-        for (space, vectors) in index.space_sizes()? {
+        for (space, vectors) in spaces {
             println!("  {space}: {} vectors", output::count(vectors));
         }
     }

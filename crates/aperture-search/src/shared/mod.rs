@@ -125,7 +125,10 @@ fn fields(translit: bool, present: &[String]) -> Vec<(String, String)> {
         .chain(translit.then_some(TRANSLIT))
         .map(|f| (f.prefix.to_owned(), f.analyzer.to_owned()))
         .collect();
-    for (code, _) in STEMMED.iter().filter(|(c, _)| present.iter().any(|p| p == c)) {
+    for (code, _) in STEMMED
+        .iter()
+        .filter(|(c, _)| present.iter().any(|p| p == c))
+    {
         out.push((format!("{code}:"), analysis::stemmed(code)));
     }
     out
@@ -845,7 +848,8 @@ impl Batch {
             d.kind.push(a.kind.as_str().to_owned());
             d.date.push(a.date.0);
             let joined = |set: &mut dyn Iterator<Item = &str>| set.collect::<Vec<_>>().join(" ");
-            d.langs.push(joined(&mut a.languages.iter().map(String::as_str)));
+            d.langs
+                .push(joined(&mut a.languages.iter().map(String::as_str)));
             d.translated
                 .push(joined(&mut a.translated.iter().map(String::as_str)));
             d.has.push(joined(&mut a.has.iter().map(|h| h.as_str())));

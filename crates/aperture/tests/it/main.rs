@@ -27,10 +27,17 @@ pub struct Aperture {
 impl Aperture {
     /// A freshly initialised data folder.
     pub fn init() -> Self {
+        Self::init_with(&[])
+    }
+
+    /// A data folder initialised with `aperture init ARGS` (`--search URL`, ...).
+    pub fn init_with(args: &[&str]) -> Self {
         let me = Self {
             dir: tempfile::tempdir().unwrap(),
         };
-        me.ok(&["init"]);
+        let mut all = vec!["init"];
+        all.extend_from_slice(args);
+        me.ok(&all);
         me
     }
 

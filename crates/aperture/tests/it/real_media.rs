@@ -16,7 +16,12 @@ pub fn env_dir(var: &str) -> PathBuf {
 
 /// A data folder whose config points at the installed test models.
 pub fn with_models() -> Aperture {
-    let ap = Aperture::init();
+    with_models_and(&[])
+}
+
+/// [`with_models`] initialised with `aperture init ARGS`.
+pub fn with_models_and(init_args: &[&str]) -> Aperture {
+    let ap = Aperture::init_with(init_args);
     let config = ap.data().join("aperture.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     let models = env_dir("APERTURE_TEST_MODELS");

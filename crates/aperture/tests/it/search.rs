@@ -1,12 +1,13 @@
 //! Search on real media with the real models, as a user runs it: a relevance set with the
 //! assets each query must find (recall@10 reported), near-duplicates made by the test
-//! (precision and recall reported), and erasure out of both indexes.
+//! (precision and recall reported), and erasure out of both indexes. The relevance set runs on
+//! both engines: the embedded index and the shared one on PostgreSQL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::Aperture;
-use crate::real_media::{env_dir, with_models};
+use crate::real_media::{env_dir, with_models, with_models_and};
 
 /// Runs `aperture search QUERY --json -n 10` and returns the hits' file names, best first.
 fn names(ap: &Aperture, args: &[&str]) -> Vec<String> {
@@ -118,11 +119,50 @@ fn relevance_collection(ap: &Aperture) {
 fn relevance_set_on_real_media_and_erasure() {
     let ap = with_models();
     relevance_collection(&ap);
+    relevance_set(&ap, "embedded");
+    // The erased asset's bytes are in no file of the embedded index.
+    let strawberry = erased(&ap);
+    let id_bytes = hex(&strawberry);
+    for file in crate::files_under(&ap.data().join("search/vectors")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(16).any(|w| w == id_bytes),
+            "{} still names the erased asset",
+            file.display()
+        );
+    }
+    // Rebuilding gives the same answers.
+    ap.ok(&["reindex-search"]);
+    assert_eq!(names(&ap, &["bakery"])[0], "ocr_en_01.jpg");
+}
 
+/// The same set on the index every server shares (PostgreSQL text search and pgvector): the
+/// same words match, ranked by `ts_rank_cd` instead of BM25. (Its erased rows stay in
+/// PostgreSQL's files until a VACUUM: no byte check here.)
+#[test]
+fn relevance_set_on_the_shared_index() {
+    let Some(server) = aperture_catalog::conformance::shared_server() else {
+        return;
+    };
+    let url = aperture_catalog::conformance::fresh_database(&server, "relevance");
+    let ap = with_models_and(&["--search", &url]);
+    relevance_collection(&ap);
+    assert!(
+        !ap.data().join("search").exists(),
+        "no index of its own in the data folder"
+    );
+    relevance_set(&ap, "shared");
+    erased(&ap);
+    ap.ok(&["reindex-search"]);
+    assert_eq!(names(&ap, &["bakery"])[0], "ocr_en_01.jpg");
+}
+
+/// The relevance set, explanations, filters, similarity and bad queries on `ap`'s index.
+fn relevance_set(ap: &Aperture, engine: &str) {
     let mut by_kind: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
     for (kind, query, expected) in RELEVANCE {
-        let top = names(&ap, &[query]);
+        let top = names(ap, &[query]);
         let found = expected
             .iter()
             .filter(|e| top.iter().any(|n| n == *e))
@@ -137,7 +177,7 @@ fn relevance_set_on_real_media_and_erasure() {
     }
     let total: f64 = by_kind.values().map(|v| v.0).sum::<f64>() / RELEVANCE.len() as f64;
     eprintln!(
-        "recall@10 on the relevance set ({} queries):",
+        "recall@10 on the relevance set ({} queries), {engine} index:",
         RELEVANCE.len()
     );
     for (kind, (sum, n)) in &by_kind {
@@ -157,7 +197,7 @@ fn relevance_set_on_real_media_and_erasure() {
     }
 
     // Each hit says why it matched.
-    let strawberry = &hits(&ap, &["strawberry"])[0];
+    let strawberry = &hits(ap, &["strawberry"])[0];
     assert_eq!(strawberry["asset"]["name"], "imagenet_04_949.jpg");
     let reasons = strawberry["reasons"].as_array().unwrap();
     assert!(
@@ -166,7 +206,7 @@ fn relevance_set_on_real_media_and_erasure() {
             .any(|r| r["type"] == "words" && r["field"] == "label" && r["text"] == "strawberry"),
         "{reasons:?}"
     );
-    let bakery = &hits(&ap, &["bakery"])[0];
+    let bakery = &hits(ap, &["bakery"])[0];
     let line = bakery["reasons"]
         .as_array()
         .unwrap()
@@ -175,7 +215,7 @@ fn relevance_set_on_real_media_and_erasure() {
         .unwrap_or_else(|| panic!("no OCR line in {bakery}"));
     assert!(line["text"].as_str().unwrap().contains("bakery"), "{line}");
     assert!(line["place"]["rect"].is_object(), "the line's box: {line}");
-    let kitten = &hits(&ap, &["a kitten"])[0];
+    let kitten = &hits(ap, &["a kitten"])[0];
     assert!(
         kitten["reasons"]
             .as_array()
@@ -186,31 +226,31 @@ fn relevance_set_on_real_media_and_erasure() {
     );
 
     // Filters.
-    let docs = names(&ap, &["kind:document"]);
+    let docs = names(ap, &["kind:document"]);
     assert!(
         !docs.is_empty()
             && docs
                 .iter()
                 .all(|n| n.ends_with(".pdf") || n.ends_with(".txt"))
     );
-    let ru = names(&ap, &["lang:ru"]);
+    let ru = names(ap, &["lang:ru"]);
     assert!(ru.contains(&"refcard-ru-a4.pdf".to_owned()) && ru.contains(&"ocr_ru_02.jpg".into()));
     assert!(!ru.iter().any(|n| n.starts_with("ocr_en")), "{ru:?}");
-    let dogs = names(&ap, &["dog kind:image"]);
+    let dogs = names(ap, &["dog kind:image"]);
     assert!(dogs.contains(&"imagenet_16_251.jpg".to_owned()), "{dogs:?}");
     assert!(
-        names(&ap, &["strawberry kind:document"])
+        names(ap, &["strawberry kind:document"])
             .iter()
             .all(|n| !n.ends_with(".jpg"))
     );
-    assert!(names(&ap, &["invoice has:text"]).contains(&"ocr_en_00.jpg".to_owned()));
+    assert!(names(ap, &["invoice has:text"]).contains(&"ocr_en_00.jpg".to_owned()));
     assert!(
-        names(&ap, &["strawberry before:2000"]).is_empty(),
+        names(ap, &["strawberry before:2000"]).is_empty(),
         "ingested today"
     );
 
     // Similar to a stored asset and to a file.
-    let eagle = asset_id(&ap, "imagenet_17_22.jpg");
+    let eagle = asset_id(ap, "imagenet_17_22.jpg");
     let out = ap.json(&["similar", &eagle, "-n", "5"]);
     let similar: Vec<&str> = out
         .as_array()
@@ -239,12 +279,16 @@ fn relevance_set_on_real_media_and_erasure() {
     let huge = "x".repeat(100_000);
     let out = ap.run(&["search", &huge]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("100000 bytes"));
+}
 
-    // Erasure: the asset leaves both indexes at once.
-    let strawberry = asset_id(&ap, "imagenet_04_949.jpg");
+/// Erases the strawberry photo and checks no search finds it (by word, meaning or looks);
+/// returns its id.
+fn erased(ap: &Aperture) -> String {
+    let file = env_dir("APERTURE_TEST_SAMPLES").join("photos/imagenet/imagenet_04_949.jpg");
+    let strawberry = asset_id(ap, "imagenet_04_949.jpg");
     ap.ok(&["rm", &strawberry]);
-    assert!(!names(&ap, &["strawberry"]).contains(&"imagenet_04_949.jpg".to_owned()));
-    assert!(!names(&ap, &["a bowl of red fruit"]).contains(&"imagenet_04_949.jpg".to_owned()));
+    assert!(!names(ap, &["strawberry"]).contains(&"imagenet_04_949.jpg".to_owned()));
+    assert!(!names(ap, &["a bowl of red fruit"]).contains(&"imagenet_04_949.jpg".to_owned()));
     let out = ap.json(&["similar", file.to_str().unwrap(), "-n", "10"]);
     assert!(
         out.as_array()
@@ -252,18 +296,7 @@ fn relevance_set_on_real_media_and_erasure() {
             .iter()
             .all(|h| h["asset"]["name"] != "imagenet_04_949.jpg")
     );
-    let id_bytes = hex(&strawberry);
-    for file in crate::files_under(&ap.data().join("search/vectors")) {
-        let bytes = std::fs::read(&file).unwrap();
-        assert!(
-            !bytes.windows(16).any(|w| w == id_bytes),
-            "{} still names the erased asset",
-            file.display()
-        );
-    }
-    // Rebuilding gives the same answers.
-    ap.ok(&["reindex-search"]);
-    assert_eq!(names(&ap, &["bakery"])[0], "ocr_en_01.jpg");
+    strawberry
 }
 
 pub fn asset_id(ap: &Aperture, name: &str) -> String {
