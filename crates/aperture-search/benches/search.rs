@@ -823,7 +823,7 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
         println!("  PostgreSQL text search: written in {shared_s:.1} s (GIN maintained per batch)");
     }
 
-    let mut engines: Vec<(&str, Box<dyn Fn(&aperture_search::Query) -> usize>)> =
+    let mut engines: Vec<(&str, TextSearch<'_>)> =
         vec![("tantivy", Box::new(|q| text.search(q, K).unwrap().len()))];
     if let Some(shared) = &shared {
         engines.push((
@@ -868,6 +868,9 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
         }
     }
 }
+
+/// A full-text engine's search: the query to the number of hits.
+type TextSearch<'a> = Box<dyn Fn(&aperture_search::Query) -> usize + 'a>;
 
 /// A text document of the full-text benchmark.
 fn text_doc(i: usize, body: String) -> Indexed {

@@ -72,6 +72,8 @@ const WEIGHTS: &str = "{0.25, 0.5, 0.75, 1.0}";
 const TRANSLATED_SHARE: f32 = 0.6;
 /// Above this many combinations of a translation's words, any of its words will do.
 const MAX_COMBINATIONS: usize = 64;
+/// Below this many documents (by PostgreSQL's estimate) they are counted exactly.
+pub const COUNTED_BELOW: u64 = 100_000;
 /// Matches ranked per query at most. PostgreSQL ranks every row that matches, so a word in a
 /// million documents would cost a million ranks; past this many, the best are picked from
 /// the first this many found (in storage order, not the best of all: the price of ranking
@@ -206,8 +208,9 @@ impl SharedIndex {
         Ok(self.state()?.map_or(0, |s| s.position))
     }
 
-    /// Documents in the index: PostgreSQL's estimate once the table was analysed (a count
-    /// would read every row, and a status page asks every second), else a count.
+    /// Documents in the index: counted while there are fewer than [`COUNTED_BELOW`] (by
+    /// PostgreSQL's estimate), else the estimate: a count reads every row, and a status page
+    /// asks every second.
     pub fn documents(&self) -> Result<u64> {
         Ok(self.db.with_retry(|c| {
             let estimate: f32 = c
@@ -216,7 +219,7 @@ impl SharedIndex {
                     &[],
                 )?
                 .get(0);
-            if estimate >= 0.0 {
+            if estimate >= COUNTED_BELOW as f32 {
                 return Ok(estimate as u64);
             }
             Ok(c.query_one("SELECT count(*) FROM search_documents", &[])?

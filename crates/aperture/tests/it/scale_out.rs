@@ -52,13 +52,25 @@ struct Node {
 
 impl Node {
     fn init(catalog: &str, blobs: &str, env: &[(String, String)]) -> (Node, String) {
+        Self::init_with(catalog, blobs, env, &[])
+    }
+
+    /// [`Node::init`] with more `init` arguments (`--search URL`).
+    fn init_with(
+        catalog: &str,
+        blobs: &str,
+        env: &[(String, String)],
+        more: &[&str],
+    ) -> (Node, String) {
         let node = Node {
             aperture: Aperture {
                 dir: tempfile::tempdir().unwrap(),
             },
             env: env.to_vec(),
         };
-        let out = node.ok(&["init", "--catalog", catalog, "--blobs", blobs]);
+        let mut args = vec!["init", "--catalog", catalog, "--blobs", blobs];
+        args.extend_from_slice(more);
+        let out = node.ok(&args);
         (node, out)
     }
 
@@ -162,6 +174,67 @@ fn search(client: &Client, token: &str, q: &str) -> Vec<String> {
         .iter()
         .map(|h| h["asset"]["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Past one machine's memory: two servers and a worker share one search index on PostgreSQL
+/// (here the catalog's database), so neither keeps one of its own. What comes in through one
+/// server is found through the other, by words and by `similar:`, and an erasure through one
+/// is gone from the other's searches at once.
+#[test]
+fn two_servers_search_one_shared_index() {
+    let Some(catalog) = catalog_url() else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let (blobs, env) = blob_url(shared.path());
+    let shared_index = ["--search", catalog.as_str()];
+    let (first, said) = Node::init_with(&catalog, &blobs, &env, &shared_index);
+    assert!(said.contains("search   postgres://"), "{said}");
+    let admin = said
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token: "))
+        .unwrap_or_else(|| panic!("no admin token:\n{said}"))
+        .to_owned();
+    let nodes = [
+        first,
+        Node::init_with(&catalog, &blobs, &env, &shared_index).0,
+        Node::init_with(&catalog, &blobs, &env, &shared_index).0,
+    ];
+    let servers = [nodes[0].serve(&admin), nodes[1].serve(&admin)];
+    let worker = nodes[2].worker();
+    let (one, two) = (servers[0].client(), servers[1].client());
+    for n in 0..6 {
+        let name = format!("report-{n}.txt");
+        assert_eq!(one.upload(&admin, "field", &[(&name, &document(n))]).0, 200);
+    }
+    two.wait_indexed(6);
+    let found = search(two, &admin, "glacier");
+    assert_eq!(found, ["report-1.txt"], "{found:?}");
+    let harbour = search(two, &admin, "harbour");
+    assert!(harbour.iter().any(|n| n == "report-0.txt"), "{harbour:?}");
+    for node in &nodes {
+        assert!(
+            !node.aperture.data().join("search").exists(),
+            "no node keeps an index of its own"
+        );
+    }
+
+    // Erased on one node: gone from the servers' searches at once.
+    let assets = one.json("/api/v1/assets?limit=100", &admin);
+    let id = assets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "report-1.txt")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    nodes[2].ok(&["rm", &id]);
+    assert!(search(two, &admin, "glacier").is_empty());
+    assert!(search(one, &admin, "glacier").is_empty());
+    two.wait_indexed(5);
+    drop(worker);
 }
 
 #[test]
