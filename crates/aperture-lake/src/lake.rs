@@ -287,11 +287,6 @@ impl Lake {
                 .analyzer(&self.config.models_dir, QUERY_TIMEOUT)
         })
     }
-
-    /// The search index's folder.
-    pub fn index_dir(&self) -> std::path::PathBuf {
-        self.config.data_dir.join("search")
-    }
 }
 
 /// What an engine may take to translate a query's words.

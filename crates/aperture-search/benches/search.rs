@@ -358,23 +358,16 @@ fn run_pgvector(
 ) -> (f64, Vec<Point>, SharedIndex) {
     let index = SharedIndex::open(&bench_database(url)).unwrap();
     let started = Instant::now();
-    index.reset(0).unwrap();
     let rows: Vec<&[f32]> = data.chunks_exact(dims).collect();
-    for (b, batch) in rows.chunks(1000).enumerate() {
-        let docs: Vec<_> = batch
+    let batches = rows.chunks(1000).enumerate().map(|(b, batch)| {
+        batch
             .iter()
             .enumerate()
             .map(|(j, v)| vector_doc(b * 1000 + j, v))
-            .collect();
-        index.write(&docs, None).unwrap();
-    }
-    let loaded = started.elapsed().as_secs_f64();
-    index.index_spaces("6GB", 2).unwrap();
+            .collect()
+    });
+    index.load(batches, Some("6GB")).unwrap();
     let build = started.elapsed().as_secs_f64();
-    println!(
-        "  pgvector: rows written in {loaded:.1} s, HNSW built in {:.1} s",
-        build - loaded
-    );
     let none = VectorFilter::default();
     let points = [40, 100, 200]
         .iter()
@@ -430,7 +423,7 @@ fn under_writes(
                             .enumerate()
                             .map(|(j, v)| vector_doc(base + b * 100 + j, v))
                             .collect();
-                        index.write(&docs, None).unwrap();
+                        index.load([docs], None).unwrap();
                     }
                     Engine::Embedded(_) => {
                         for (j, v) in batch.chunks_exact(dims).enumerate() {
@@ -809,7 +802,7 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
         tantivy_s += t.elapsed().as_secs_f64();
         if let Some(shared) = &shared {
             let t = Instant::now();
-            shared.write(&docs, None).unwrap();
+            shared.load([docs], None).unwrap();
             shared_s += t.elapsed().as_secs_f64();
         }
     }

@@ -22,6 +22,8 @@ pub struct SearchIndex {
     engine: Engine,
 }
 
+// One per process, never in a collection: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     Local(LocalIndex),
     Shared(SharedIndex),
@@ -62,7 +64,8 @@ impl SearchIndex {
     }
 
     /// Builds this index again from the catalog: the embedded one beside itself (searches
-    /// go on meanwhile), the shared one in place (searches find fewer hits until it is done).
+    /// go on meanwhile), the shared one in place (searches find fewer hits until it is done;
+    /// an error when another process is updating it).
     pub fn rebuild_here(self, catalog: &dyn Catalog) -> Result<(SearchIndex, Update)> {
         match self.engine {
             Engine::Local(local) => {
@@ -71,9 +74,13 @@ impl SearchIndex {
                 SearchIndex::rebuild(&dir, catalog)
             }
             Engine::Shared(shared) => {
-                shared.forget()?;
-                let report = shared.update(catalog)?;
-                Ok((shared.into(), report))
+                let report = shared.rebuild(catalog)?;
+                Ok((
+                    SearchIndex {
+                        engine: Engine::Shared(shared),
+                    },
+                    report,
+                ))
             }
         }
     }
@@ -186,9 +193,7 @@ impl SearchIndex {
     pub(crate) fn has_space(&self, space: &str) -> Result<bool> {
         match &self.engine {
             Engine::Local(local) => Ok(local.spaces.contains_key(space)),
-            Engine::Shared(shared) => {
-                Ok(shared.space_sizes()?.iter().any(|(name, _)| name == space))
-            }
+            Engine::Shared(shared) => shared.has_space(space),
         }
     }
 
@@ -236,7 +241,7 @@ impl SearchIndex {
     /// The embedded index, or an error saying `what` needs it.
     pub(crate) fn require_local(&self, what: &str) -> Result<&LocalIndex> {
         self.local().ok_or_else(|| {
-            Error::Index(format!(
+            Error::Unsupported(format!(
                 "{what} needs the embedded search index; the shared one does not do it yet"
             ))
         })

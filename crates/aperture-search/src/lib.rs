@@ -67,6 +67,10 @@ pub enum Error {
     /// Another process is updating the index (in the folder, or on the server, named).
     #[error("the search index in {0} is being updated by another process")]
     Busy(String),
+    /// The engine in use does not do this (grouping every near duplicate needs the embedded
+    /// index's vectors in memory).
+    #[error("{0}")]
+    Unsupported(String),
     /// `similar:` named no asset, or more than one.
     #[error("{0}")]
     NoSuchAsset(String),

@@ -923,6 +923,23 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     index.update(c).unwrap();
     assert_eq!(found(&index, c, "w12345"), [huge]);
 
+    // Near duplicates of one image come through the engine; grouping every one needs the
+    // embedded index's vectors in memory, and says so.
+    let near = aperture_search::duplicates::near_of(
+        &index,
+        c,
+        lake.sign,
+        &aperture_search::duplicates::DuplicateOptions::default(),
+    );
+    assert!(near.unwrap().is_empty(), "no other image is alike");
+    let err = aperture_search::duplicates::near(
+        &index,
+        c,
+        &aperture_search::duplicates::DuplicateOptions::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+
     // Rebuilt in place: the same answers.
     let (index, report) = index.rebuild_here(c).unwrap();
     assert!(report.built && report.indexed == 5, "{report:?}");

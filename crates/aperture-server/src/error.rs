@@ -100,6 +100,9 @@ impl From<aperture_search::Error> for ApiError {
             aperture_search::Error::NoVectors(m) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not_comparable", m)
             }
+            aperture_search::Error::Unsupported(m) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, "not_supported", m)
+            }
             e => Self::internal(e),
         }
     }

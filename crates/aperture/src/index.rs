@@ -162,13 +162,17 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
     let stop = stop_signal();
     // On a catalog of its own (SQLite) the worker keeps the data folder's search index current
     // for the CLI; on a shared one the servers keep theirs, and a worker's would be one more
-    // follower holding the feed back.
-    let local = matches!(
+    // follower holding the feed back. The shared search index is one follower for all:
+    // whichever process takes its lock applies the changes, workers included.
+    let follows = matches!(
         lake.config.catalog,
         aperture_lake::CatalogLocation::Sqlite(_)
+    ) || matches!(
+        lake.config.search,
+        aperture_lake::SearchLocation::Postgres(_)
     );
     let follow = async {
-        if !local {
+        if !follows {
             return std::future::pending().await;
         }
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(SEARCH_FOLLOW_SECS));
@@ -184,7 +188,7 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
         }) => report?,
         _ = follow => unreachable!("the follower loops forever"),
     };
-    if local {
+    if follows {
         update_search(lake, false).await;
     }
     println!("{report}");

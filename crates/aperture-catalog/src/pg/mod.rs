@@ -121,6 +121,11 @@ impl Postgres {
         &self.config
     }
 
+    /// "PostgreSQL at host:port/database", for messages (no password).
+    pub fn describe(&self) -> String {
+        describe(&self.config)
+    }
+
     /// Runs `f` in one transaction and commits it. Errors that a new attempt may not meet (a
     /// lost connection, a server shutting down or starting, a deadlock, a serialisation
     /// failure) are retried with backoff for up to a minute; others are returned at once.

@@ -9,8 +9,7 @@ CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE search_state (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     format   INTEGER NOT NULL,
-    position BIGINT NOT NULL,
-    consumer TEXT NOT NULL
+    position BIGINT NOT NULL
 );
 
 -- One row per asset: its filters, its words as pre-analysed lexemes (see `shared/mod.rs`), and

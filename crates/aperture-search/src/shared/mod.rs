@@ -25,12 +25,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use aperture_catalog::{AssetQuery, Catalog, Migration, Postgres};
 use aperture_core::{AssetId, MediaKind, Place};
 use pgvector::Vector;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{NoTls, Transaction};
+use postgres::{Client, GenericClient, NoTls, Transaction};
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use crate::analysis::{self, LABELS, NEUTRAL, STEMMED};
@@ -56,8 +58,12 @@ pub const EF_SEARCH: usize = 100;
 const HNSW_WITH: &str = "m = 16, ef_construction = 64";
 /// What a build gives PostgreSQL to make each HNSW index: a graph that fits in memory is built
 /// many times faster. A server's own settings may not allow more.
-const BUILD_MEMORY: &str = "2GB";
-const BUILD_WORKERS: u32 = 2;
+const BUILD_MEMORY: &str = "4GB";
+/// pgvector's HNSW indexes `vector` columns of up to this many dimensions; a space of more is
+/// searched exactly (a warning says so when it is made).
+const HNSW_MAX_DIMS: usize = 2000;
+/// A write's documents are sent in parts of about this many bytes.
+const WRITE_BYTES: usize = 64 << 20;
 /// A document's lexemes stop here (PostgreSQL refuses a `tsvector` over 1 MB): a very long
 /// document is found by the words of its first few hundred pages.
 const WORDS_BYTES: usize = 900_000;
@@ -141,11 +147,51 @@ pub struct SharedIndex {
     db: Postgres,
     analyzers: TokenizerManager,
     ef_search: AtomicUsize,
+    /// The connection that holds the update lock while this process updates, kept between
+    /// updates (opened on first use, and again after a failure).
+    lock: Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for SharedIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedIndex").field("db", &self.db).finish()
+    }
+}
+
+/// The lock connection is closed on a thread of its own, as the pool's are
+/// ([`aperture_catalog::Postgres`]): the last owner may be an async thread.
+impl Drop for SharedIndex {
+    fn drop(&mut self) {
+        let lock = self
+            .lock
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if std::thread::spawn(move || drop(lock)).join().is_err() {
+            tracing::warn!("closing the search index's lock connection failed");
+        }
+    }
+}
+
+/// The update lock, held: released when dropped. `pid` is the server process holding it,
+/// which every write checks still does (a lock connection lost mid-update lets another
+/// process take over: this one must then stop writing).
+struct Held<'a> {
+    slot: MutexGuard<'a, Option<Client>>,
+    pid: i32,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let released = self.slot.as_mut().map(|c| {
+            c.query_one("SELECT pg_advisory_unlock($1)", &[&UPDATE_LOCK])
+                .is_ok()
+        });
+        if released != Some(true) {
+            // A connection that failed is opened afresh next time (closing it frees the lock).
+            let gone = self.slot.take();
+            let _ = std::thread::spawn(move || drop(gone)).join();
+        }
     }
 }
 
@@ -161,22 +207,82 @@ impl SharedIndex {
     /// an error that says so.
     pub fn open(url: &str) -> Result<SharedIndex> {
         let db = Postgres::open(url, "search", "search_migrations", MIGRATIONS).map_err(|e| {
-            let text = e.to_string();
-            if text.contains("\"vector\"") && text.contains("extension") {
-                Error::Index(format!(
-                    "{text}: the shared search index needs pgvector on the server \
-                     (`scripts/setup.sh --services` builds it; see docs/DEPLOYMENT.md)"
-                ))
-            } else {
-                Error::Catalog(e)
-            }
+            let needs = match sql_state(&e) {
+                Some(s) if *s == SqlState::UNDEFINED_FILE => {
+                    "pgvector is not installed on the server (`scripts/setup.sh --services` \
+                     builds it; see docs/DEPLOYMENT.md)"
+                }
+                Some(s) if *s == SqlState::INSUFFICIENT_PRIVILEGE => {
+                    "creating the `vector` extension needs a superuser: run \
+                     `CREATE EXTENSION vector` once in this database as one"
+                }
+                _ => return Error::Catalog(e),
+            };
+            Error::Index(format!("the shared search index: {needs}"))
         })?;
+        let version: String = db.with_retry(|c| {
+            Ok(c.query_one(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'",
+                &[],
+            )?
+            .get(0))
+        })?;
+        let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+        let mut parts = version.split('.');
+        if (number(parts.next()), number(parts.next())) < (0, 8) {
+            return Err(Error::Index(format!(
+                "the shared search index needs pgvector 0.8 or newer (iterative scans for \
+                 filtered searches); {} has {version}: `ALTER EXTENSION vector UPDATE`",
+                db.describe()
+            )));
+        }
         let analyzers = TokenizerManager::default();
         analysis::register(&analyzers);
         Ok(SharedIndex {
             db,
             analyzers,
             ef_search: AtomicUsize::new(EF_SEARCH),
+            lock: Mutex::new(None),
+        })
+    }
+
+    /// Takes the update lock, or says another process (or thread) has it.
+    fn hold(&self) -> Result<Held<'_>> {
+        let busy = || Error::Busy(self.db.describe());
+        let mut slot = match self.lock.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(busy()),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            let client = self
+                .db
+                .config()
+                .connect(NoTls)
+                .map_err(aperture_catalog::Error::from)?;
+            *slot = Some(client);
+        }
+        let client = slot.as_mut().expect("connected above");
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
+                &[&UPDATE_LOCK],
+            )
+            .map_err(aperture_catalog::Error::from);
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                let gone = slot.take();
+                let _ = std::thread::spawn(move || drop(gone)).join();
+                return Err(e.into());
+            }
+        };
+        if !row.get::<_, bool>(0) {
+            return Err(busy());
+        }
+        Ok(Held {
+            pid: row.get(1),
+            slot,
         })
     }
 
@@ -240,15 +346,13 @@ impl SharedIndex {
     }
 
     /// Each embedding space with its number (its table's) and dimension.
-    fn spaces(&self) -> Result<BTreeMap<String, (i32, usize)>> {
-        Ok(self.db.with_retry(|c| {
-            Ok(
-                c.query("SELECT name, number, dims FROM search_spaces", &[])?
-                    .iter()
-                    .map(|r| (r.get(0), (r.get(1), r.get::<_, i32>(2) as usize)))
-                    .collect(),
-            )
-        })?)
+    fn spaces(&self) -> Result<Spaces> {
+        Ok(self.db.with_retry(space_map)?)
+    }
+
+    /// Whether the index has vectors in `space`.
+    pub(crate) fn has_space(&self, space: &str) -> Result<bool> {
+        Ok(self.spaces()?.contains_key(space))
     }
 
     /// Each embedding space with the number of vectors in it.
@@ -272,41 +376,47 @@ impl SharedIndex {
         self.analyzers.get(name)
     }
 
-    /// Makes the next [`SharedIndex::update`] build the index from scratch.
-    pub fn forget(&self) -> Result<()> {
-        Ok(self.db.with_retry(|c| {
-            c.execute("UPDATE search_state SET format = 0", &[])?;
-            Ok(())
-        })?)
-    }
-
     /// Brings the index up to date with the catalog: builds it when it was never built (or
     /// when the feed moved past it), else applies the change feed. One process at a time: the
     /// others get [`Error::Busy`].
     pub fn update(&self, catalog: &dyn Catalog) -> Result<Update> {
-        // The lock is a session's, on a connection of its own, held for the whole update.
-        let mut lock = self
-            .db
-            .config()
-            .connect(NoTls)
-            .map_err(aperture_catalog::Error::from)?;
-        let locked: bool = lock
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&UPDATE_LOCK])
-            .map_err(aperture_catalog::Error::from)?
-            .get(0);
-        if !locked {
-            return Err(Error::Busy(describe(&self.db)));
-        }
-        let result = self.update_locked(catalog);
-        // Closing the connection releases the lock.
-        drop(lock);
-        result
+        let held = self.hold()?;
+        self.update_locked(catalog, &held, false)
     }
 
-    fn update_locked(&self, catalog: &dyn Catalog) -> Result<Update> {
+    /// Builds the index again from the catalog, in place: searches find fewer hits until it
+    /// is done. [`Error::Busy`] while another process updates it.
+    pub fn rebuild(&self, catalog: &dyn Catalog) -> Result<Update> {
+        let held = self.hold()?;
+        self.update_locked(catalog, &held, true)
+    }
+
+    /// Writes documents as an update writes the catalog's assets (`None`: the asset is not
+    /// there), under the update lock: for loading an index without a catalog, as the
+    /// benchmark does. With `build`, the index is emptied first and each space's HNSW index
+    /// built once at the end, with that much memory (e.g. "4GB").
+    pub fn load(
+        &self,
+        batches: impl IntoIterator<Item = Vec<(AssetId, Option<Indexed>)>>,
+        build: Option<&str>,
+    ) -> Result<()> {
+        let held = self.hold()?;
+        if build.is_some() {
+            self.reset(0)?;
+        }
+        for docs in batches {
+            self.write(&held, &docs, None)?;
+        }
+        if let Some(memory) = build {
+            self.index_spaces(memory)?;
+        }
+        Ok(())
+    }
+
+    fn update_locked(&self, catalog: &dyn Catalog, held: &Held<'_>, force: bool) -> Result<Update> {
         let mut report = Update::default();
         let state = self.state()?;
-        let built = state.as_ref().is_some_and(|s| s.format == FORMAT);
+        let built = !force && state.as_ref().is_some_and(|s| s.format == FORMAT);
         let mut position = state.as_ref().map_or(0, |s| s.position);
         if built && !catalog.changes(position, 1)?.is_empty() {
             // Said before reading: nothing this index has yet to apply is pruned from now on.
@@ -333,9 +443,9 @@ impl SharedIndex {
                 let Some(last) = page.last() else { break };
                 query.after = Some(last.id);
                 let ids: Vec<AssetId> = page.iter().map(|a| a.id).collect();
-                self.apply(catalog, &ids, None, &mut report)?;
+                self.apply(catalog, held, &ids, None, &mut report)?;
             }
-            self.index_spaces(BUILD_MEMORY, BUILD_WORKERS)?;
+            self.index_spaces(BUILD_MEMORY)?;
         }
         loop {
             let changes = catalog.changes(position, FEED_PAGE)?;
@@ -343,7 +453,7 @@ impl SharedIndex {
             position = last.seq;
             let assets: BTreeSet<AssetId> = changes.iter().map(|c| c.asset).collect();
             let ids: Vec<AssetId> = assets.into_iter().collect();
-            self.apply(catalog, &ids, Some(position), &mut report)?;
+            self.apply(catalog, held, &ids, Some(position), &mut report)?;
         }
         report.position = position;
         catalog.ack_changes(CONSUMER, position)?;
@@ -355,6 +465,7 @@ impl SharedIndex {
     fn apply(
         &self,
         catalog: &dyn Catalog,
+        held: &Held<'_>,
         ids: &[AssetId],
         position: Option<i64>,
         report: &mut Update,
@@ -372,7 +483,23 @@ impl SharedIndex {
             };
             docs.push((*id, doc));
         }
-        self.write(&docs, position)?;
+        // Pages of big documents are written in parts (PostgreSQL takes at most 1 GB per
+        // parameter); the last part moves the position.
+        let mut parts: Vec<&[(AssetId, Option<Indexed>)]> = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, (_, doc)) in docs.iter().enumerate() {
+            let size = doc.as_ref().map_or(0, approximate_bytes);
+            if i > start && bytes + size > WRITE_BYTES {
+                parts.push(&docs[start..i]);
+                (start, bytes) = (i, 0);
+            }
+            bytes += size;
+        }
+        parts.push(&docs[start..]);
+        let last = parts.len() - 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            self.write(held, part, if i == last { position } else { None })?;
+        }
         for (_, doc) in &docs {
             match doc {
                 Some(_) => report.indexed += 1,
@@ -383,12 +510,30 @@ impl SharedIndex {
     }
 
     /// Makes each asset in the index look as its document says (`None`: not there), in one
-    /// transaction that also moves the feed position to `position` (when given). A space seen
-    /// for the first time gets its table, and its HNSW index unless a build is under way (a
-    /// build indexes each space once, at its end: [`SharedIndex::index_spaces`]).
-    pub fn write(&self, docs: &[(AssetId, Option<Indexed>)], position: Option<i64>) -> Result<()> {
+    /// transaction that also moves the feed position to `position` (when given), if this
+    /// process still holds the update lock. A space seen for the first time gets its table,
+    /// and its HNSW index unless a build is under way (a build indexes each space once, at
+    /// its end: [`SharedIndex::index_spaces`]).
+    fn write(
+        &self,
+        held: &Held<'_>,
+        docs: &[(AssetId, Option<Indexed>)],
+        position: Option<i64>,
+    ) -> Result<()> {
         let batch = Batch::new(self, docs);
-        self.db.tx(|tx| {
+        let lost = std::cell::Cell::new(false);
+        let written = self.db.tx(|tx| {
+            let holds: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks
+                                    WHERE locktype = 'advisory' AND pid = $1 AND granted)",
+                    &[&held.pid],
+                )?
+                .get(0);
+            if !holds {
+                lost.set(true);
+                return Ok(());
+            }
             let building: bool = tx
                 .query_opt("SELECT format = 0 FROM search_state WHERE id = 1", &[])?
                 .is_some_and(|r| r.get(0));
@@ -405,17 +550,28 @@ impl SharedIndex {
             }
             batch.insert(tx, &mut spaces, !building)?;
             if let Some(position) = position {
-                tx.execute("UPDATE search_state SET position = $1", &[&position])?;
+                tx.execute(
+                    "UPDATE search_state SET position = GREATEST(position, $1)",
+                    &[&position],
+                )?;
             }
             Ok(())
-        })?;
+        });
+        written?;
+        if lost.get() {
+            return Err(Error::Index(format!(
+                "lost the update lock of the search index at {} (its connection failed); \
+                 another process goes on with the update",
+                self.db.describe()
+            )));
+        }
         Ok(())
     }
 
     /// Empties the index and marks it as being built: what a build starts with. Until
     /// [`SharedIndex::index_spaces`], new spaces get no HNSW index (one built at the end is
-    /// many times faster than one grown row by row).
-    pub fn reset(&self, position: i64) -> Result<()> {
+    /// many times faster than one grown row by row). Under the update lock.
+    fn reset(&self, position: i64) -> Result<()> {
         Ok(self.db.tx(|tx| {
             let spaces: Vec<i32> = tx
                 .query("SELECT number FROM search_spaces", &[])?
@@ -430,33 +586,38 @@ impl SharedIndex {
                  DELETE FROM search_state",
             )?;
             tx.execute(
-                "INSERT INTO search_state (id, format, position, consumer)
-                 VALUES (1, 0, $1, $2)",
-                &[&position, &CONSUMER],
+                "INSERT INTO search_state (id, format, position) VALUES (1, 0, $1)",
+                &[&position],
             )?;
             Ok(())
         })?)
     }
 
-    /// Builds the HNSW index of every space that lacks one, with the memory and workers
-    /// given (`maintenance_work_mem`, e.g. "2GB", and parallel workers), and marks the index
-    /// built.
-    pub fn index_spaces(&self, memory: &str, workers: u32) -> Result<()> {
-        for (name, (number, _)) in self.spaces()? {
+    /// Builds the HNSW index of every space that lacks one, with `memory` for each build
+    /// (`maintenance_work_mem`, e.g. "4GB"; the server's parallel workers help), updates the
+    /// planner's statistics, and marks the index built. Under the update lock.
+    fn index_spaces(&self, memory: &str) -> Result<()> {
+        for (name, (number, dims)) in self.spaces()? {
+            if dims > HNSW_MAX_DIMS {
+                continue;
+            }
             let t = table(number);
             tracing::info!(space = name, "building the HNSW index");
-            self.db.with_retry(|c| {
-                c.batch_execute(&format!(
-                    "SET maintenance_work_mem = '{memory}';
-                     SET max_parallel_maintenance_workers = {workers};
-                     CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t}
+            self.db.tx(|tx| {
+                tx.execute(
+                    "SELECT set_config('maintenance_work_mem', $1, true)",
+                    &[&memory],
+                )?;
+                tx.batch_execute(&format!(
+                    "CREATE INDEX IF NOT EXISTS {t}_hnsw ON {t}
                          USING hnsw (embedding vector_ip_ops) WITH ({HNSW_WITH});
-                     RESET maintenance_work_mem; RESET max_parallel_maintenance_workers"
+                     ANALYZE {t}"
                 ))?;
                 Ok(())
             })?;
         }
         Ok(self.db.with_retry(|c| {
+            c.batch_execute("ANALYZE search_documents")?;
             c.execute("UPDATE search_state SET format = $1", &[&FORMAT])?;
             Ok(())
         })?)
@@ -620,22 +781,13 @@ impl SharedIndex {
         let mut p = Params::default();
         let v = p.add(Vector::from(normalized(vector)));
         let mut clauses = vec!["TRUE".to_owned()];
-        if !filter.collections.is_empty() {
-            clauses.push(format!(
-                "collection = ANY({})",
-                p.add(filter.collections.clone())
-            ));
-        }
-        if !filter.kinds.is_empty() {
-            let kinds: Vec<String> = filter.kinds.iter().map(|k| k.as_str().to_owned()).collect();
-            clauses.push(format!("kind = ANY({})", p.add(kinds)));
-        }
-        if let Some(after) = filter.after {
-            clauses.push(format!("date >= {}", p.add(after)));
-        }
-        if let Some(before) = filter.before {
-            clauses.push(format!("date < {}", p.add(before)));
-        }
+        clauses.extend(common_filters(
+            &mut p,
+            &filter.collections,
+            &filter.kinds,
+            filter.after,
+            filter.before,
+        ));
         let sql = format!(
             "SELECT asset, ordinal, page, kind, date, (embedding <#> {v})::REAL FROM {}
              WHERE {} ORDER BY embedding <#> {v} LIMIT {k}",
@@ -648,7 +800,12 @@ impl SharedIndex {
                 "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = relaxed_order"
             ))?;
             Ok(tx.query(sql.as_str(), &p.refs())?)
-        })?;
+        });
+        let rows = match rows {
+            // A rebuild dropped the space's table since it was looked up: nothing there yet.
+            Err(e) if sql_state(&e) == Some(&SqlState::UNDEFINED_TABLE) => return Ok(None),
+            other => other?,
+        };
         let mut out = rows
             .iter()
             .map(|r| {
@@ -754,17 +911,13 @@ impl SharedIndex {
 
     /// The filters as SQL conditions on `search_documents`.
     fn filter_sql(&self, f: &Filters, p: &mut Params) -> Vec<String> {
-        let mut out = Vec::new();
-        if !f.kinds.is_empty() {
-            let kinds: Vec<String> = f.kinds.iter().map(|k| k.as_str().to_owned()).collect();
-            out.push(format!("kind = ANY({})", p.add(kinds)));
-        }
-        if !f.collections.is_empty() {
-            out.push(format!(
-                "collection = ANY({})",
-                p.add(f.collections.clone())
-            ));
-        }
+        let mut out = common_filters(
+            p,
+            &f.collections,
+            &f.kinds,
+            f.after.map(|t| t.0),
+            f.before.map(|t| t.0),
+        );
         if !f.langs.is_empty() {
             out.push(format!("langs && {}", p.add(f.langs.clone())));
         }
@@ -788,12 +941,6 @@ impl SharedIndex {
                 // A label of no words matches nothing.
                 _ => out.push("FALSE".to_owned()),
             }
-        }
-        if let Some(after) = f.after {
-            out.push(format!("date >= {}", p.add(after.0)));
-        }
-        if let Some(before) = f.before {
-            out.push(format!("date < {}", p.add(before.0)));
         }
         out
     }
@@ -992,7 +1139,13 @@ fn create_space(
              collection TEXT NOT NULL, kind TEXT NOT NULL, date BIGINT NOT NULL,
              embedding VECTOR({dims}) NOT NULL, PRIMARY KEY (asset, ordinal))"
     ))?;
-    if indexed {
+    if dims > HNSW_MAX_DIMS {
+        tracing::warn!(
+            space,
+            dims,
+            "more dimensions than pgvector's HNSW takes: this space is searched exactly"
+        );
+    } else if indexed {
         tx.batch_execute(&format!(
             "CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding vector_ip_ops) WITH ({HNSW_WITH})"
         ))?;
@@ -1000,12 +1153,41 @@ fn create_space(
     Ok(number)
 }
 
-fn space_map(tx: &mut Transaction<'_>) -> aperture_catalog::Result<BTreeMap<String, (i32, usize)>> {
-    Ok(tx
-        .query("SELECT name, number, dims FROM search_spaces", &[])?
-        .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get::<_, i32>(2) as usize)))
-        .collect())
+/// The filters documents and vectors share (their tables have the same columns for them).
+fn common_filters(
+    p: &mut Params,
+    collections: &[String],
+    kinds: &[MediaKind],
+    after: Option<i64>,
+    before: Option<i64>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !kinds.is_empty() {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        out.push(format!("kind = ANY({})", p.add(kinds)));
+    }
+    if !collections.is_empty() {
+        out.push(format!("collection = ANY({})", p.add(collections.to_vec())));
+    }
+    if let Some(after) = after {
+        out.push(format!("date >= {}", p.add(after)));
+    }
+    if let Some(before) = before {
+        out.push(format!("date < {}", p.add(before)));
+    }
+    out
+}
+
+/// Space name → (number, dimension).
+type Spaces = BTreeMap<String, (i32, usize)>;
+
+fn space_map(c: &mut impl GenericClient) -> aperture_catalog::Result<Spaces> {
+    Ok(
+        c.query("SELECT name, number, dims FROM search_spaces", &[])?
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get::<_, i32>(2) as usize)))
+            .collect(),
+    )
 }
 
 /// The table of space `number`.
@@ -1020,23 +1202,23 @@ fn asset_id(bytes: &[u8]) -> Result<AssetId> {
     Ok(AssetId::from_bytes(bytes))
 }
 
-/// "PostgreSQL at host:port/database", for messages.
-fn describe(db: &Postgres) -> String {
-    let config = db.config();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
-            postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .collect();
-    format!(
-        "PostgreSQL at {}:{}/{}",
-        hosts.join(","),
-        config.get_ports().first().copied().unwrap_or(5432),
-        config.get_dbname().unwrap_or("")
-    )
+/// The SQLSTATE of a PostgreSQL error, if that is what `e` is.
+fn sql_state(e: &aperture_catalog::Error) -> Option<&SqlState> {
+    match e {
+        aperture_catalog::Error::Backend { source, .. } => {
+            source.downcast_ref::<postgres::Error>()?.code()
+        }
+        _ => None,
+    }
+}
+
+/// About what a document weighs in a write's parameters.
+fn approximate_bytes(a: &Indexed) -> usize {
+    let text: usize = a.passages.iter().map(|p| p.text.len()).sum();
+    let vectors: usize = a.vectors.iter().map(|v| v.vector.len() * 4).sum();
+    // The lexemes (about the text again, stemmed and unstemmed) and the explanation (the
+    // text once more, as JSON).
+    3 * text + vectors + 4096
 }
 
 /// Query parameters, numbered as they are added.

@@ -178,8 +178,8 @@ fn search(client: &Client, token: &str, q: &str) -> Vec<String> {
 
 /// Past one machine's memory: two servers and a worker share one search index on PostgreSQL
 /// (here the catalog's database), so neither keeps one of its own. What comes in through one
-/// server is found through the other, by words and by `similar:`, and an erasure through one
-/// is gone from the other's searches at once.
+/// server is found through the other, and an erasure on one node is gone from both servers'
+/// searches at once.
 #[test]
 fn two_servers_search_one_shared_index() {
     let Some(catalog) = catalog_url() else {

@@ -161,8 +161,14 @@ fn relevance_set_on_the_shared_index() {
 fn relevance_set(ap: &Aperture, engine: &str) {
     let mut by_kind: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
+    // Mean reciprocal rank of the first wanted asset: how high, not only whether, it ranks
+    // (where the engines' ranking differs; printed, not asserted).
+    let mut reciprocal = 0.0;
     for (kind, query, expected) in RELEVANCE {
         let top = names(ap, &[query]);
+        if let Some(rank) = top.iter().position(|n| expected.contains(&n.as_str())) {
+            reciprocal += 1.0 / (rank + 1) as f64;
+        }
         let found = expected
             .iter()
             .filter(|e| top.iter().any(|n| n == *e))
@@ -184,6 +190,7 @@ fn relevance_set(ap: &Aperture, engine: &str) {
         eprintln!("  {kind:<11} {:.3} ({n} queries)", sum / *n as f64);
     }
     eprintln!("  {:<11} {total:.3}", "all");
+    eprintln!("  MRR         {:.3}", reciprocal / RELEVANCE.len() as f64);
     for miss in &misses {
         eprintln!("  miss: {miss}");
     }
