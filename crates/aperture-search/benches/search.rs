@@ -824,6 +824,49 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
             Box::new(move |q| shared.text_search(q, K).unwrap().len()),
         ));
     }
+    if let Some(shared) = &shared {
+        // How far PostgreSQL's ranking (ts_rank_cd over at most 5,000 matches, no IDF) is
+        // from tantivy's BM25: the share of tantivy's top ten that PostgreSQL also returns.
+        let mut rng = Rng(17);
+        for (label, ranks) in [
+            ("two words", (100usize, 5000usize)),
+            ("one common word", (0, 20)),
+        ] {
+            let mut overlap = 0.0;
+            let queries = 100;
+            for _ in 0..queries {
+                let words_in = if label == "two words" { 2 } else { 1 };
+                let q: Vec<&str> = (0..words_in)
+                    .map(|_| {
+                        let r = ranks.0 + (rng.next() % (ranks.1 - ranks.0) as u64) as usize;
+                        words.words[r].as_str()
+                    })
+                    .collect();
+                let query = aperture_search::parse(&q.join(" ")).unwrap();
+                let ours: Vec<AssetId> = text
+                    .search(&query, K)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.0)
+                    .collect();
+                let theirs: Vec<AssetId> = shared
+                    .text_search(&query, K)
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.0)
+                    .collect();
+                if !ours.is_empty() {
+                    let common = theirs.iter().filter(|id| ours.contains(id)).count();
+                    overlap += common as f64 / ours.len() as f64;
+                }
+            }
+            let overlap = overlap / queries as f64;
+            println!("  PostgreSQL's top 10 against tantivy's, {label}: overlap {overlap:.2}");
+            summary.push(format!(
+                "| full text, {n} docs | PostgreSQL vs tantivy top 10, {label} | overlap {overlap:.2} | | | | | |"
+            ));
+        }
+    }
     for (engine, search) in &engines {
         let mut rng = Rng(13);
         for (label, query_words, filter, ranks) in [

@@ -76,7 +76,10 @@ const MAX_POSITION: u32 = 16_383;
 const WEIGHTS: &str = "{0.25, 0.5, 0.75, 1.0}";
 /// The share of a translated query's words a match needs (as the embedded index).
 const TRANSLATED_SHARE: f32 = 0.6;
-/// Above this many combinations of a translation's words, any of its words will do.
+/// The words of a translation that count (C(8, 5) = 56 combinations at most).
+const TRANSLATED_WORDS: usize = 8;
+/// Above this many combinations of words, any of them will do (not reached with
+/// [`TRANSLATED_WORDS`]).
 const MAX_COMBINATIONS: usize = 64;
 /// Below this many documents (by PostgreSQL's estimate) they are counted exactly.
 pub const COUNTED_BELOW: u64 = 100_000;
@@ -870,10 +873,12 @@ impl SharedIndex {
         }
         let mut ways = vec![all_of(&typed)];
         for translated in &query.translations {
+            // Its first words only, so that "most of them" stays a handful of combinations.
             let words: Vec<String> = translated
                 .text
                 .split_whitespace()
                 .filter_map(|t| anywhere(&mut fields, t))
+                .take(TRANSLATED_WORDS)
                 .collect();
             if !words.is_empty() {
                 let needed = (words.len() as f32 * TRANSLATED_SHARE).ceil() as usize;
