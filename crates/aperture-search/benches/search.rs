@@ -263,12 +263,7 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
         .map(|&ef| {
             space.set_expansion_search(ef);
             sweep_point(ef, queries, dims, truth, &mut |q| {
-                space
-                    .search(q, K, &none)
-                    .unwrap()
-                    .iter()
-                    .map(|n| row_of(n.entry.asset))
-                    .collect()
+                rows_of(&space.search(q, K, &none).unwrap())
             })
         })
         .collect();
@@ -282,6 +277,11 @@ fn asset_of(i: usize) -> AssetId {
 
 fn row_of(asset: AssetId) -> u64 {
     u128::from_be_bytes(*asset.as_bytes()) as u64
+}
+
+/// The data rows of neighbours, nearest first.
+fn rows_of(neighbours: &[aperture_search::vectors::Neighbour]) -> Vec<u64> {
+    neighbours.iter().map(|n| row_of(n.entry.asset)).collect()
 }
 
 /// Aperture's own vector index over `data`, bulk-loaded on every core.
@@ -331,10 +331,12 @@ fn vector_doc(i: usize, vector: &[f32]) -> (AssetId, Option<Indexed>) {
     (asset, Some(doc))
 }
 
-/// A new database on the server of `url`, for this run alone.
-fn bench_database(url: &str) -> String {
+/// A new database `aperture_bench_<what>_<pid>` on the server of `url`, for this run alone
+/// (dropped by the next run's `bench_database` of the same name, or by hand: it is kept
+/// so its tables can be measured).
+fn bench_database(url: &str, what: &str) -> String {
     let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("connect --shared");
-    let name = format!("aperture_bench_{}", std::process::id());
+    let name = format!("aperture_bench_{what}_{}", std::process::id());
     for sql in [
         format!("DROP DATABASE IF EXISTS {name}"),
         format!("CREATE DATABASE {name}"),
@@ -356,7 +358,7 @@ fn run_pgvector(
     queries: &[f32],
     truth: &[Vec<u64>],
 ) -> (f64, Vec<Point>, SharedIndex) {
-    let index = SharedIndex::open(&bench_database(url)).unwrap();
+    let index = SharedIndex::open(&bench_database(url, "vectors")).unwrap();
     let started = Instant::now();
     let rows: Vec<&[f32]> = data.chunks_exact(dims).collect();
     let batches = rows.chunks(1000).enumerate().map(|(b, batch)| {
@@ -374,13 +376,7 @@ fn run_pgvector(
         .map(|&ef| {
             index.set_expansion_search(ef);
             sweep_point(ef, queries, dims, truth, &mut |q| {
-                index
-                    .nearest("bench", q, K, &none)
-                    .unwrap()
-                    .unwrap()
-                    .iter()
-                    .map(|n| row_of(n.entry.asset))
-                    .collect()
+                rows_of(&index.nearest("bench", q, K, &none).unwrap().unwrap())
             })
         })
         .collect();
@@ -476,12 +472,7 @@ fn under_writes(
                 (
                     "usearch, under writes",
                     sweep_point(ef, queries, dims, truth, &mut |q| {
-                        space
-                            .search(q, K, &none)
-                            .unwrap()
-                            .iter()
-                            .map(|n| row_of(n.entry.asset))
-                            .collect()
+                        rows_of(&space.search(q, K, &none).unwrap())
                     }),
                 )
             }
@@ -782,7 +773,7 @@ fn fulltext(args: &Args, summary: &mut Vec<String>) {
     let shared = args
         .shared
         .as_deref()
-        .map(|url| SharedIndex::open(&bench_database(url)).unwrap());
+        .map(|url| SharedIndex::open(&bench_database(url, "text")).unwrap());
     let words = Words::new(50_000);
     let mut rng = Rng(11);
     let mut writer = text.writer().unwrap();

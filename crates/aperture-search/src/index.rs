@@ -32,7 +32,7 @@ use crate::{Error, Result};
 /// Changes read from the feed per round.
 pub(crate) const FEED_PAGE: usize = 1000;
 /// Assets listed per page when building from scratch.
-pub(crate) const LIST_PAGE: usize = 1000;
+const LIST_PAGE: usize = 1000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
@@ -110,7 +110,7 @@ pub struct LocalIndex {
 
 impl LocalIndex {
     /// Opens the index in `dir` (creating an empty one when missing). An index of an older
-    /// format opens empty, and [`SearchIndex::update`] builds it again; a damaged one is an
+    /// format opens empty, and [`LocalIndex::update`] builds it again; a damaged one is an
     /// error that names the file and says to run `aperture reindex-search`.
     pub fn open(dir: &Path) -> Result<LocalIndex> {
         finish_swap(dir)?;
@@ -248,18 +248,12 @@ impl LocalIndex {
             catalog.ack_changes(&consumer, position)?;
             self.registered = true;
             report.built = true;
-            let mut query = AssetQuery {
-                limit: LIST_PAGE,
-                ..AssetQuery::default()
-            };
-            loop {
-                let page = catalog.list_assets(&query)?;
-                let Some(last) = page.last() else { break };
-                query.after = Some(last.id);
-                for asset in &page {
-                    self.apply(catalog, &writer, asset.id, &mut dirty, &mut report)?;
+            for_every_asset(catalog, |ids| {
+                for id in ids {
+                    self.apply(catalog, &writer, *id, &mut dirty, &mut report)?;
                 }
-            }
+                Ok(())
+            })?;
         }
         loop {
             let changes = catalog.changes(position, FEED_PAGE)?;
@@ -459,6 +453,26 @@ impl LocalIndex {
             std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
         }
         Ok((LocalIndex::open(dir)?, report))
+    }
+}
+
+/// Calls `f` with every asset id the catalog has, a page at a time: what a build indexes.
+pub(crate) fn for_every_asset(
+    catalog: &dyn Catalog,
+    mut f: impl FnMut(&[AssetId]) -> Result<()>,
+) -> Result<()> {
+    let mut query = AssetQuery {
+        limit: LIST_PAGE,
+        ..AssetQuery::default()
+    };
+    loop {
+        let page = catalog.list_assets(&query)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        query.after = Some(last.id);
+        let ids: Vec<AssetId> = page.iter().map(|a| a.id).collect();
+        f(&ids)?;
     }
 }
 

@@ -1,7 +1,7 @@
 //! The search index shared by every server, on PostgreSQL: full text through PostgreSQL's
 //! text search (a GIN index over `tsvector`), vectors through pgvector (one HNSW index per
 //! embedding space). Selected with `[storage] search = "postgres://…"`; the embedded index
-//! ([`crate::index`]) is the default.
+//! ([`crate::LocalIndex`]) is the default.
 //!
 //! **The same words match in both engines.** PostgreSQL's own text-search configurations stem
 //! some twenty languages, but split no Chinese or Japanese text into words and transliterate
@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use aperture_catalog::{AssetQuery, Catalog, Migration, Postgres};
+use aperture_catalog::{Catalog, Migration, Postgres};
 use aperture_core::{AssetId, MediaKind, Place};
 use pgvector::Vector;
 use postgres::error::SqlState;
@@ -37,7 +37,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
 use crate::analysis::{self, LABELS, NEUTRAL, STEMMED};
 use crate::document::{Explained, Indexed};
-use crate::index::{FEED_PAGE, LIST_PAGE, Update};
+use crate::index::{FEED_PAGE, Update, for_every_asset};
 use crate::query::{Filters, Query};
 use crate::vectors::{AssetVectors, Entry, Neighbour, VectorFilter, normalized};
 use crate::{Error, Result};
@@ -437,17 +437,9 @@ impl SharedIndex {
             catalog.ack_changes(CONSUMER, position)?;
             self.reset(position)?;
             report.built = true;
-            let mut query = AssetQuery {
-                limit: LIST_PAGE,
-                ..AssetQuery::default()
-            };
-            loop {
-                let page = catalog.list_assets(&query)?;
-                let Some(last) = page.last() else { break };
-                query.after = Some(last.id);
-                let ids: Vec<AssetId> = page.iter().map(|a| a.id).collect();
-                self.apply(catalog, held, &ids, None, &mut report)?;
-            }
+            for_every_asset(catalog, |ids| {
+                self.apply(catalog, held, ids, None, &mut report)
+            })?;
             self.index_spaces(BUILD_MEMORY)?;
         }
         loop {
