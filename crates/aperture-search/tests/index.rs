@@ -947,3 +947,55 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     assert_eq!(found(&index, c, "北京"), [lake.chinese]);
     assert_eq!(index.languages().unwrap(), ["en", "es", "ru", "zh"]);
 }
+
+/// The update lock lives on a connection of its own: when that connection dies mid-update
+/// (and another process may take over), this one writes nothing more and says why; its next
+/// update opens a new one.
+#[test]
+fn a_shared_updater_that_lost_its_lock_stops_writing() {
+    let Some(server) = shared_server() else {
+        return;
+    };
+    let url = fresh_database(&server, "search");
+    let lake = lake();
+    let c = &lake.catalog;
+    let index = SearchIndex::open_shared(&url).unwrap();
+    let shared = index.shared().unwrap();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let asset = |i: u8| AssetId::from_bytes([i; 16]);
+    let doc = |i: u8| {
+        let mut d = aperture_search::Indexed::new(
+            &c.asset(lake.spanish).unwrap(),
+            &c.sources(lake.spanish).unwrap(),
+            &c.insights(lake.spanish).unwrap(),
+        );
+        d.asset = asset(i);
+        (asset(i), Some(d))
+    };
+    let batches = (1..=3u8).map(|i| {
+        if i == 2 {
+            // Between the first batch and the second, the lock's connection is cut.
+            let cut: i64 = admin
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+                     WHERE locktype = 'advisory' AND granted",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            assert_eq!(cut, 1, "one connection held the lock");
+        }
+        vec![doc(i)]
+    });
+    let err = shared.load(batches, None).unwrap_err();
+    assert!(err.to_string().contains("lost the update lock"), "{err}");
+    let written: i64 = admin
+        .query_one("SELECT count(*) FROM search_documents", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(written, 1, "nothing written after the lock was lost");
+    // The next update takes a new connection and the lock again.
+    let mut index = index;
+    let built = index.update(c).unwrap();
+    assert!(built.built && built.indexed == 5, "{built:?}");
+}
