@@ -26,7 +26,7 @@ mod types;
 pub use access::{Access, AuditEntry, NewAuditEntry, NewToken, Scope, Token};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobQueue, JobState, MAX_PARTS, NewJob, Outcome, Part, PartResult, Stretch};
-pub use pg::{Migration, PgCatalog, Postgres};
+pub use pg::{Migration, PgCatalog, Postgres, close_apart};
 pub use sqlite::SqliteCatalog;
 pub use types::*;
 

@@ -430,7 +430,7 @@ impl CatalogLocation {
                 )))
             };
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres(url) {
             return Ok(Self::Postgres(url.to_owned()));
         }
         Err(Error::config(format!(
@@ -461,7 +461,7 @@ pub enum SearchLocation {
 impl SearchLocation {
     /// `postgres://…` (`postgresql://` too): the only engine a URL names yet.
     pub fn parse(url: &str) -> Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres(url) {
             return Ok(Self::Postgres(url.to_owned()));
         }
         Err(Error::config(format!(
@@ -493,6 +493,11 @@ impl std::fmt::Debug for SearchLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{self}")
     }
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// A URL with its password, if any, replaced by `***`: for messages and `init`'s summary.

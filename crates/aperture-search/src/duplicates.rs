@@ -317,7 +317,10 @@ pub fn near_of(
     asset: AssetId,
     options: &DuplicateOptions,
 ) -> Result<Vec<Pair>> {
-    let Some(vectors) = index.vectors_of(asset)?.remove(IMAGE_SPACE) else {
+    let Some(vectors) = index
+        .vectors_of(asset, Some(IMAGE_SPACE))?
+        .remove(IMAGE_SPACE)
+    else {
         return Ok(Vec::new());
     };
     let own = phash_of(catalog, asset)?;

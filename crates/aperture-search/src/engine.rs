@@ -216,12 +216,17 @@ impl SearchIndex {
         }
     }
 
-    /// The asset's vectors in each space, with their ordinals, in ordinal order.
-    pub(crate) fn vectors_of(&self, asset: AssetId) -> Result<AssetVectors> {
+    /// The asset's vectors in each space (or in `only` that one), with their ordinals, in
+    /// ordinal order.
+    pub(crate) fn vectors_of(&self, asset: AssetId, only: Option<&str>) -> Result<AssetVectors> {
         match &self.engine {
             Engine::Local(local) => {
                 let mut out = BTreeMap::new();
-                for (name, space) in &local.spaces {
+                for (name, space) in local
+                    .spaces
+                    .iter()
+                    .filter(|(name, _)| only.is_none_or(|o| o == *name))
+                {
                     let mut vectors: Vec<(u32, Vec<f32>)> = space
                         .keys_of(asset)
                         .iter()
@@ -234,7 +239,7 @@ impl SearchIndex {
                 }
                 Ok(out)
             }
-            Engine::Shared(shared) => shared.vectors_of(asset),
+            Engine::Shared(shared) => shared.vectors_of(asset, only),
         }
     }
 

@@ -263,7 +263,7 @@ impl SearchIndex {
                     .filter(|(_, text)| text.is_some())
                     .map(|(space, _)| space.as_str())
                     .collect();
-                let of_target = self.vectors_of(target)?;
+                let of_target = self.vectors_of(target, None)?;
                 let visual = of_target
                     .keys()
                     .any(|name| !textual.contains(name.as_str()));

@@ -161,11 +161,15 @@ fn engines() -> Vec<(&'static str, SearchIndex, Option<tempfile::TempDir>)> {
         SearchIndex::open(dir.path()).unwrap(),
         Some(dir),
     )];
-    if let Some(server) = shared_server() {
-        let url = fresh_database(&server, "search");
+    if let Some(url) = shared_url() {
         out.push(("shared", SearchIndex::open_shared(&url).unwrap(), None));
     }
     out
+}
+
+/// A database of its own on the test server for a shared index (`None`: skipped).
+fn shared_url() -> Option<String> {
+    Some(fresh_database(&shared_server()?, "search"))
 }
 
 fn found(index: &SearchIndex, catalog: &dyn Catalog, query: &str) -> Vec<AssetId> {
@@ -880,10 +884,9 @@ fn indexes_of_several_servers_each_see_every_change() {
 /// rebuild in place gives the same answers.
 #[test]
 fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
-    let Some(server) = shared_server() else {
+    let Some(url) = shared_url() else {
         return;
     };
-    let url = fresh_database(&server, "search");
     let lake = lake();
     let c = &lake.catalog;
     let mut index = SearchIndex::open_shared(&url).unwrap();
@@ -953,10 +956,9 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
 /// update opens a new one.
 #[test]
 fn a_shared_updater_that_lost_its_lock_stops_writing() {
-    let Some(server) = shared_server() else {
+    let Some(url) = shared_url() else {
         return;
     };
-    let url = fresh_database(&server, "search");
     let lake = lake();
     let c = &lake.catalog;
     let index = SearchIndex::open_shared(&url).unwrap();
@@ -977,8 +979,12 @@ fn a_shared_updater_that_lost_its_lock_stops_writing() {
             // Between the first batch and the second, the lock's connection is cut.
             let cut: i64 = admin
                 .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-                     WHERE locktype = 'advisory' AND granted",
+                    // This database's only: tests beside it hold locks of their own. The
+                    // timeout waits until the backend is gone, and its lock with it.
+                    "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_locks
+                     WHERE locktype = 'advisory' AND granted
+                       AND database = (SELECT oid FROM pg_database
+                                       WHERE datname = current_database())",
                     &[],
                 )
                 .unwrap()

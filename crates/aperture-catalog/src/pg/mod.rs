@@ -180,16 +180,22 @@ impl Postgres {
     }
 }
 
+/// Drops `connections` (a pool, a client) on a thread of its own and waits for it.
 /// PostgreSQL's synchronous client closes a connection by running its own runtime, which
-/// panics on a thread that drives async tasks — and the last owner of a pool may well be one
-/// (a server shutting down). So the connections are closed on a thread of their own.
+/// panics on a thread that drives async tasks — and the last owner may well be one (a server
+/// shutting down). `what` names them in the warning if closing fails.
+pub fn close_apart<T: Send + 'static>(connections: T, what: &str) {
+    if std::thread::spawn(move || drop(connections))
+        .join()
+        .is_err()
+    {
+        tracing::warn!("closing {what} failed");
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let pool = self.pool.take();
-        let closing = std::thread::spawn(move || drop(pool));
-        if closing.join().is_err() {
-            tracing::warn!("closing PostgreSQL connections failed");
-        }
+        close_apart(self.pool.take(), "PostgreSQL connections");
     }
 }
 
@@ -271,7 +277,7 @@ impl PgCatalog {
     }
 }
 
-/// The LISTEN connection is closed on a thread of its own, as the pool's are ([`Postgres`]).
+/// The LISTEN connection is closed apart, as the pool's are ([`close_apart`]).
 impl Drop for PgCatalog {
     fn drop(&mut self) {
         let listener = self
@@ -279,10 +285,7 @@ impl Drop for PgCatalog {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let closing = std::thread::spawn(move || drop(listener));
-        if closing.join().is_err() {
-            tracing::warn!("closing the catalog's LISTEN connection failed");
-        }
+        close_apart(listener, "the catalog's LISTEN connection");
     }
 }
 
