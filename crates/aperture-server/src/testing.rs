@@ -7,6 +7,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The URL a starting `aperture serve` prints on its first line (its stdout piped).
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    let mut stdout = child.stdout.take().expect("serve's stdout piped");
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    let line = String::from_utf8(line).unwrap();
+    line.strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .to_owned()
+}
+
 /// A client of one server: its base URL and an admin token.
 pub struct Client {
     /// `http://127.0.0.1:PORT`.

@@ -97,24 +97,13 @@ impl Drop for Server {
 }
 
 fn start(data: &Path) -> Server {
-    use std::io::Read;
     let mut child = aperture(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_owned();
+    let url = aperture_server::testing::listening_url(&mut child);
     Server(child, url)
 }
 

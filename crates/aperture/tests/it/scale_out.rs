@@ -98,7 +98,7 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = crate::server::listening_url(&mut child);
+        let url = aperture_server::testing::listening_url(&mut child);
         Running {
             child,
             client: Some(Client {

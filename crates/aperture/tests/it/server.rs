@@ -2,7 +2,6 @@
 //! --verify` on what it logged. (The API's own tests run the server in process, in
 //! `aperture-server`.)
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Stdio};
 
@@ -46,7 +45,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = listening_url(&mut child);
+        let url = aperture_server::testing::listening_url(&mut child);
         Server {
             child,
             client: Client {
@@ -55,20 +54,6 @@ impl Server {
             },
         }
     }
-}
-
-/// The URL a starting `aperture serve` prints on its first line (its stdout piped).
-pub fn listening_url(child: &mut Child) -> String {
-    let mut stdout = child.stdout.take().unwrap();
-    let mut line = Vec::new();
-    let mut byte = [0u8];
-    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
-        line.push(byte[0]);
-    }
-    let line = String::from_utf8(line).unwrap();
-    line.strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve printed {line:?}"))
-        .to_owned()
 }
 
 impl std::ops::Deref for Server {
