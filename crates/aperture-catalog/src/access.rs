@@ -1,5 +1,12 @@
 //! Who may do what, and what was done: API tokens with scopes and per-collection grants, and
-//! the audit log, a hash chain so that a changed, removed or reordered entry is found.
+//! the audit log, a keyed hash chain so that a changed, removed, reordered or rewritten entry
+//! is found.
+//!
+//! The log keeps nothing of an erased asset. Details that name an asset (its name, paths,
+//! what of it was read) are *private*: they are stored beside the chain, in `audit_private`,
+//! each with a random salt, and the chained entry holds only `blake3::keyed_hash(salt, detail)`
+//! under `"sealed"`. Erasing the asset deletes its private details, salts included, so the log
+//! still verifies and the digests left say nothing (not even to someone who guesses the name).
 //!
 //! Tokens are `apt_<id>_<secret>`. The catalog keeps the id in clear (to find the token) and
 //! only a BLAKE3 hash of the secret: 32 random bytes need no slow password hash, and a leaked
@@ -7,7 +14,7 @@
 
 use std::fmt;
 
-use aperture_core::{UnixMillis, hex};
+use aperture_core::{AssetId, UnixMillis, hex};
 use serde::Serialize;
 
 use crate::{Error, Result};
@@ -177,8 +184,81 @@ pub struct NewAuditEntry {
     pub action: String,
     /// What it was done to: an asset id, a token id, a collection.
     pub target: Option<String>,
-    /// The rest (query, filters, hit count, file name, ...), as JSON.
+    /// The rest (query, filters, hit count, ...), as JSON: nothing that names an asset.
     pub detail: serde_json::Value,
+    /// What names an asset: kept beside the chain and erased with the asset.
+    pub private: Vec<PrivateDetail>,
+}
+
+impl NewAuditEntry {
+    /// An entry with no private details.
+    pub fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.into(),
+            target,
+            detail,
+            private: Vec::new(),
+        }
+    }
+
+    /// Adds a detail that names `asset`, erased with it.
+    pub fn naming(mut self, asset: AssetId, detail: serde_json::Value) -> Self {
+        self.private.push(PrivateDetail {
+            asset: Some(asset),
+            path: None,
+            detail,
+        });
+        self
+    }
+
+    /// Adds a detail that names a path about to be ingested, erased with any asset ingested
+    /// from that path or below it.
+    pub fn naming_path(mut self, path: impl Into<String>, detail: serde_json::Value) -> Self {
+        self.private.push(PrivateDetail {
+            asset: None,
+            path: Some(path.into()),
+            detail,
+        });
+        self
+    }
+}
+
+/// A detail of an audit entry that names an asset or an ingested path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivateDetail {
+    /// The asset it names: erasing the asset deletes the detail.
+    pub asset: Option<AssetId>,
+    /// The path it names: erasing an asset ingested from it (or below it) deletes the detail.
+    pub path: Option<String>,
+    /// The detail.
+    pub detail: serde_json::Value,
+}
+
+/// A private detail as stored beside the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SealedDetail {
+    pub seq: i64,
+    pub part: i32,
+    pub asset: Option<AssetId>,
+    pub path: Option<String>,
+    pub salt: [u8; 32],
+    pub detail: String,
+}
+
+/// A private detail read back: its text and the salt of its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Private {
+    /// The salt its digest is keyed with.
+    #[serde(skip)]
+    pub salt: [u8; 32],
+    /// The detail (JSON text).
+    pub detail: String,
 }
 
 /// An entry of the audit log, as stored.
@@ -194,14 +274,103 @@ pub struct AuditEntry {
     pub action: String,
     /// What it was done to, if anything.
     pub target: Option<String>,
-    /// The detail exactly as hashed (JSON text).
+    /// The detail exactly as hashed (JSON text), private details as their digests.
     pub detail: String,
+    /// The private details, one per digest: `None` where erased.
+    pub private: Vec<Option<Private>>,
     /// The hash of the entry before it ([`GENESIS`] for the first).
     #[serde(serialize_with = "hex_hash")]
     pub prev: [u8; 32],
     /// [`entry_hash`] of this entry: the next entry's `prev`.
     #[serde(serialize_with = "hex_hash")]
     pub hash: [u8; 32],
+}
+
+impl AuditEntry {
+    /// The digests of its private details, from its detail.
+    pub fn sealed(&self) -> Vec<String> {
+        serde_json::from_str::<serde_json::Value>(&self.detail)
+            .ok()
+            .and_then(|d| d.get("sealed").cloned())
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default()
+    }
+
+    /// Fills [`AuditEntry::private`] from the rows kept of it (part, salt, detail).
+    pub(crate) fn fill_private(&mut self, rows: impl IntoIterator<Item = (i32, Private)>) {
+        self.private = vec![None; self.sealed().len()];
+        for (part, private) in rows {
+            if let Some(slot) = usize::try_from(part)
+                .ok()
+                .and_then(|p| self.private.get_mut(p))
+            {
+                *slot = Some(private);
+            }
+        }
+    }
+}
+
+/// The key the audit chain is keyed with (BLAKE3 in keyed mode), kept outside the database,
+/// and the first entry it keys: entries before it were written unkeyed (by a version before
+/// keys). Whoever can write the catalog but lacks the key cannot rewrite the log with a chain
+/// that verifies.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditKey {
+    key: Option<[u8; 32]>,
+    keyed_from: i64,
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditKey")
+            .field("keyed", &self.key.is_some())
+            .field("keyed_from", &self.keyed_from)
+            .finish()
+    }
+}
+
+impl AuditKey {
+    /// No key: every entry is hashed unkeyed (a catalog's own tests; never a lake).
+    pub fn unkeyed() -> Self {
+        Self {
+            key: None,
+            keyed_from: i64::MAX,
+        }
+    }
+
+    /// `key` keys the entries from `keyed_from` on.
+    pub fn new(key: [u8; 32], keyed_from: i64) -> Self {
+        Self {
+            key: Some(key),
+            keyed_from,
+        }
+    }
+
+    /// The first entry this key keys.
+    pub fn keyed_from(&self) -> i64 {
+        self.keyed_from
+    }
+
+    /// A short public fingerprint of the key, to tell keys apart without showing them.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.key
+            .map(|k| hex(&blake3::derive_key("aperture audit key id", &k)[..8]))
+    }
+
+    fn hasher(&self, seq: i64) -> blake3::Hasher {
+        match self.key {
+            Some(key) if seq >= self.keyed_from => {
+                let mut h = blake3::Hasher::new_keyed(&key);
+                h.update(b"aperture-audit-v2");
+                h
+            }
+            _ => {
+                let mut h = blake3::Hasher::new();
+                h.update(b"aperture-audit-v1");
+                h
+            }
+        }
+    }
 }
 
 fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -211,9 +380,12 @@ fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<
 /// The `prev` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// The hash of an entry: BLAKE3 over the previous hash and every field, each length-prefixed
-/// so that no two different entries encode alike.
+/// The hash of an entry: BLAKE3 (keyed by `key` from its first keyed entry on) over the
+/// previous hash and every field, each length-prefixed so that no two different entries
+/// encode alike.
+#[allow(clippy::too_many_arguments)] // every field of the entry
 pub fn entry_hash(
+    key: &AuditKey,
     prev: &[u8; 32],
     seq: i64,
     at: UnixMillis,
@@ -222,8 +394,7 @@ pub fn entry_hash(
     target: Option<&str>,
     detail: &str,
 ) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"aperture-audit-v1");
+    let mut h = key.hasher(seq);
     h.update(prev);
     h.update(&seq.to_le_bytes());
     h.update(&at.0.to_le_bytes());
@@ -242,40 +413,87 @@ pub fn entry_hash(
     *h.finalize().as_bytes()
 }
 
+/// The digest a chained entry holds of a private detail.
+fn private_digest(salt: &[u8; 32], detail: &str) -> String {
+    hex(blake3::keyed_hash(salt, detail.as_bytes()).as_bytes())
+}
+
 /// The entries that follow the last one stored (`last`: its seq and hash, `None` for an empty
-/// log), chained, all stamped `at`: what a backend inserts, in order, under its append lock.
+/// log), chained, all stamped `at`, and their private details sealed: what a backend inserts,
+/// in order, under its append lock.
 pub(crate) fn chain_after(
+    key: &AuditKey,
     last: Option<(i64, [u8; 32])>,
     at: UnixMillis,
     entries: &[NewAuditEntry],
-) -> Vec<AuditEntry> {
+) -> Result<(Vec<AuditEntry>, Vec<SealedDetail>)> {
     let (mut seq, mut prev) = last.unwrap_or((0, GENESIS));
-    entries
-        .iter()
-        .map(|entry| {
-            seq += 1;
-            let detail = entry.detail.to_string();
-            let target = entry.target.as_deref();
-            let hash = entry_hash(&prev, seq, at, &entry.actor, &entry.action, target, &detail);
-            let chained = AuditEntry {
-                seq,
-                at,
-                actor: entry.actor.clone(),
-                action: entry.action.clone(),
-                target: entry.target.clone(),
-                detail,
-                prev,
-                hash,
-            };
-            prev = hash;
-            chained
-        })
-        .collect()
+    let mut sealed = Vec::new();
+    let mut chained = Vec::with_capacity(entries.len());
+    for entry in entries {
+        seq += 1;
+        let mut detail = entry.detail.clone();
+        let mut private = Vec::with_capacity(entry.private.len());
+        if !entry.private.is_empty() {
+            let mut digests = Vec::with_capacity(entry.private.len());
+            for (part, p) in entry.private.iter().enumerate() {
+                let mut salt = [0u8; 32];
+                getrandom::fill(&mut salt).map_err(|e| Error::Backend {
+                    backend: "random",
+                    source: format!("no randomness for an audit salt: {e}").into(),
+                })?;
+                let text = p.detail.to_string();
+                digests.push(private_digest(&salt, &text));
+                private.push(Some(Private {
+                    salt,
+                    detail: text.clone(),
+                }));
+                sealed.push(SealedDetail {
+                    seq,
+                    part: part as i32,
+                    asset: p.asset,
+                    path: p.path.clone(),
+                    salt,
+                    detail: text,
+                });
+            }
+            if !detail.is_object() {
+                detail = serde_json::json!({ "detail": detail });
+            }
+            detail["sealed"] = serde_json::json!(digests);
+        }
+        let detail = detail.to_string();
+        let target = entry.target.as_deref();
+        let hash = entry_hash(
+            key,
+            &prev,
+            seq,
+            at,
+            &entry.actor,
+            &entry.action,
+            target,
+            &detail,
+        );
+        chained.push(AuditEntry {
+            seq,
+            at,
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            detail,
+            private,
+            prev,
+            hash,
+        });
+        prev = hash;
+    }
+    Ok((chained, sealed))
 }
 
 impl AuditEntry {
-    fn expected_hash(&self) -> [u8; 32] {
+    fn expected_hash(&self, key: &AuditKey) -> [u8; 32] {
         entry_hash(
+            key,
             &self.prev,
             self.seq,
             self.at,
@@ -287,13 +505,18 @@ impl AuditEntry {
     }
 }
 
-/// Walks a log in storage order and checks its chain.
+/// Walks a log in storage order and checks its chain, and the private details kept of it.
 #[derive(Debug, Clone)]
 pub struct ChainCheck {
+    key: AuditKey,
     last_seq: i64,
     last_hash: [u8; 32],
     /// How many entries passed.
     pub checked: u64,
+    /// How many of them were written unkeyed, before the key.
+    pub unkeyed: u64,
+    /// How many private details were erased (with their assets).
+    pub erased: u64,
 }
 
 /// Where and why a chain breaks.
@@ -306,17 +529,19 @@ pub struct BrokenChain {
     pub problem: String,
 }
 
-impl Default for ChainCheck {
-    fn default() -> Self {
+impl ChainCheck {
+    /// A check from the start of a log keyed with `key`.
+    pub fn new(key: AuditKey) -> Self {
         Self {
+            key,
             last_seq: 0,
             last_hash: GENESIS,
             checked: 0,
+            unkeyed: 0,
+            erased: 0,
         }
     }
-}
 
-impl ChainCheck {
     /// Checks the next entry. Entries must come in storage order (`seq` ascending as stored).
     pub fn next(&mut self, entry: &AuditEntry) -> std::result::Result<(), BrokenChain> {
         let broken = |problem: String| BrokenChain {
@@ -329,10 +554,15 @@ impl ChainCheck {
                 self.last_seq
             )));
         }
-        if entry.expected_hash() != entry.hash {
-            return Err(broken(
-                "its content does not match its hash: it was changed after it was written".into(),
-            ));
+        if entry.expected_hash(&self.key) != entry.hash {
+            return Err(broken(if entry.seq < self.key.keyed_from {
+                "its content does not match its hash: it was changed after it was written".into()
+            } else {
+                "its content does not match its keyed hash: it was changed after it was written, \
+                 or the log was rewritten by someone without the audit key (or this is not the \
+                 key it was written with)"
+                    .into()
+            }));
         }
         if entry.prev != self.last_hash {
             let problem = if entry.seq != self.last_seq + 1 {
@@ -356,9 +586,31 @@ impl ChainCheck {
                 entry.seq, self.last_seq
             )));
         }
+        let sealed = entry.sealed();
+        if entry.private.len() > sealed.len() {
+            return Err(broken(format!(
+                "it has {} private details but seals {}",
+                entry.private.len(),
+                sealed.len()
+            )));
+        }
+        for (part, (digest, private)) in sealed.iter().zip(&entry.private).enumerate() {
+            match private {
+                Some(p) if private_digest(&p.salt, &p.detail) != *digest => {
+                    return Err(broken(format!(
+                        "its private detail {part} was changed after it was written"
+                    )));
+                }
+                Some(_) => {}
+                None => self.erased += 1,
+            }
+        }
         self.last_seq = entry.seq;
         self.last_hash = entry.hash;
         self.checked += 1;
+        if entry.seq < self.key.keyed_from {
+            self.unkeyed += 1;
+        }
         Ok(())
     }
 
@@ -390,9 +642,11 @@ pub trait Access: Send + Sync {
     /// Ends a session (signing out); ending an unknown one is no error.
     fn close_session(&self, id_hash: &[u8; 32]) -> Result<()>;
 
-    /// Appends entries in one transaction (group commit), chained to the last one.
-    fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;
-    /// Entries in storage order after `after` (a seq), at most `limit`.
+    /// Appends entries in one transaction (group commit), chained to the last one with `key`,
+    /// their private details stored beside the chain.
+    fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;
+    /// Entries in storage order after `after` (a seq), at most `limit`, with the private
+    /// details still kept of them.
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
@@ -436,30 +690,21 @@ mod tests {
         assert!(!t.allows(Scope::Read));
     }
 
+    fn key() -> AuditKey {
+        AuditKey::new([7; 32], 1)
+    }
+
     fn chain(n: i64) -> Vec<AuditEntry> {
-        let mut prev = GENESIS;
-        (1..=n)
-            .map(|seq| {
-                let detail = format!("{{\"n\":{seq}}}");
-                let hash = entry_hash(&prev, seq, UnixMillis(seq), "a", "search", None, &detail);
-                let e = AuditEntry {
-                    seq,
-                    at: UnixMillis(seq),
-                    actor: "a".into(),
-                    action: "search".into(),
-                    target: None,
-                    detail,
-                    prev,
-                    hash,
-                };
-                prev = hash;
-                e
-            })
-            .collect()
+        let entries: Vec<NewAuditEntry> = (1..=n)
+            .map(|seq| NewAuditEntry::new("a", "search", None, serde_json::json!({ "n": seq })))
+            .collect();
+        chain_after(&key(), None, UnixMillis(1), &entries)
+            .unwrap()
+            .0
     }
 
     fn first_break(entries: &[AuditEntry]) -> Option<BrokenChain> {
-        let mut check = ChainCheck::default();
+        let mut check = ChainCheck::new(key());
         entries.iter().find_map(|e| check.next(e).err())
     }
 
@@ -489,5 +734,80 @@ mod tests {
         renumbered[1].seq = 2;
         renumbered[2].seq = 3;
         assert_eq!(first_break(&renumbered).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_log_rewritten_whole_without_the_key_is_found() {
+        let good = chain(4);
+        // Someone with the catalog but not the key changes entry 2 and recomputes every hash
+        // after it, with any key but ours, or unkeyed.
+        let mut entries: Vec<NewAuditEntry> = good
+            .iter()
+            .map(|e| {
+                NewAuditEntry::new(
+                    e.actor.clone(),
+                    e.action.clone(),
+                    None,
+                    serde_json::from_str(&e.detail).unwrap(),
+                )
+            })
+            .collect();
+        entries[1].detail = serde_json::json!({ "n": "nothing to see" });
+        for forger in [AuditKey::new([8; 32], 1), AuditKey::unkeyed()] {
+            let forged = chain_after(&forger, None, UnixMillis(1), &entries)
+                .unwrap()
+                .0;
+            // Internally consistent...
+            let mut own = ChainCheck::new(forger.clone());
+            assert!(forged.iter().all(|e| own.next(e).is_ok()));
+            // ...and refused at its first entry under the lake's key.
+            let broken = first_break(&forged).unwrap();
+            assert_eq!(broken.seq, 1, "{broken}");
+            assert!(broken.problem.contains("audit key"), "{broken}");
+        }
+        // Entries before the key was made are checked unkeyed, and counted.
+        let older = AuditKey::new([7; 32], 3);
+        let mixed = chain_after(&older, None, UnixMillis(1), &entries)
+            .unwrap()
+            .0;
+        let mut check = ChainCheck::new(older);
+        assert!(mixed.iter().all(|e| check.next(e).is_ok()));
+        assert_eq!((check.checked, check.unkeyed), (4, 2));
+    }
+
+    #[test]
+    fn private_details_are_sealed_and_can_be_erased() {
+        let asset = AssetId::new();
+        let entry = NewAuditEntry::new(
+            "a",
+            "read_original",
+            Some(asset.to_string()),
+            serde_json::json!({}),
+        )
+        .naming(asset, serde_json::json!({ "name": "secret-plan.pdf" }));
+        let (mut chained, sealed) = chain_after(&key(), None, UnixMillis(1), &[entry]).unwrap();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!(sealed[0].asset, Some(asset));
+        // The chained detail holds a digest, not the name.
+        assert!(
+            !chained[0].detail.contains("secret-plan"),
+            "{}",
+            chained[0].detail
+        );
+        assert_eq!(chained[0].sealed().len(), 1);
+        let mut check = ChainCheck::new(key());
+        check.next(&chained[0]).unwrap();
+        assert_eq!(check.erased, 0);
+
+        // A changed private detail is found...
+        let mut changed = chained.clone();
+        changed[0].private[0].as_mut().unwrap().detail = "{\"name\":\"other.pdf\"}".into();
+        let broken = ChainCheck::new(key()).next(&changed[0]).unwrap_err();
+        assert!(broken.problem.contains("private detail 0"), "{broken}");
+        // ...an erased one is counted, and the chain still holds.
+        chained[0].private[0] = None;
+        let mut check = ChainCheck::new(key());
+        check.next(&chained[0]).unwrap();
+        assert_eq!(check.erased, 1);
     }
 }

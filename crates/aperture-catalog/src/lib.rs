@@ -93,6 +93,12 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// other asset uses its blob, the blob is claimed for deletion ([`Deletion::claim`]):
     /// check [`Catalog::still_claimed`], delete the blob, then call [`Catalog::blob_deleted`].
     fn delete_asset(&self, id: AssetId) -> Result<Deletion>;
+    /// Leaves no bytes of deleted rows in the catalog's own files: on SQLite (which zeroes
+    /// deleted rows, `secure_delete`) the write-ahead log is checkpointed into the database and
+    /// truncated to nothing. False when readers kept it from finishing (a later scrub does).
+    /// PostgreSQL keeps deleted rows in its files until VACUUM reuses their pages, and in its
+    /// WAL: nothing to do here (see the deployment guide).
+    fn scrub(&self) -> Result<bool>;
 
     /// Claims an unreferenced blob for deletion: one `fsck` found unreferenced, or one whose
     /// deletion was never finished. `None` when an asset uses it. Each claim bumps the blob's

@@ -75,11 +75,14 @@ pub enum Recorded {
     BlobRaced,
 }
 
-/// The blob's generation: 0 until a deletion is first claimed, then one more each time a
-/// deletion is claimed or finished.
+/// The deletion generation of a blob's bucket (the blobs whose hashes share their first two
+/// bytes): 0 until a deletion in the bucket is first claimed, then one more each time a
+/// deletion there is claimed or finished. Per bucket, not per blob, so that a finished
+/// deletion keeps no content hash; an ingest raced by a deletion of another blob in its bucket
+/// (one in 65,536) retries, as it would for its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobGeneration {
-    /// A deletion of the blob started and has not finished.
+    /// The bucket's generation.
     pub generation: i64,
     /// A deletion of the blob started and has not finished.
     pub deleting: bool,
@@ -230,6 +233,12 @@ pub struct Deletion {
     pub hash: ContentHash,
     /// Set when no asset uses the blob any more: the claim to delete it with.
     pub claim: Option<BlobClaim>,
+}
+
+/// The deletion bucket of a content hash: its first two bytes.
+pub(crate) fn deletion_bucket(hash: &ContentHash) -> i64 {
+    let b = hash.as_bytes();
+    i64::from(u16::from_be_bytes([b[0], b[1]]))
 }
 
 /// The right to delete one unreferenced blob, as long as it is the blob's current claim.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aperture_catalog::access::AuditKey;
 use aperture_catalog::{Backend, NewAuditEntry, NewToken, Token};
 
 use crate::{Error, Lake, Result};
@@ -19,17 +20,18 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer on the current Tokio runtime.
-    pub fn start(catalog: Arc<dyn Backend>) -> Self {
+    /// Starts the writer on the current Tokio runtime, chaining with `key`.
+    pub fn start(catalog: Arc<dyn Backend>, key: Arc<AuditKey>) -> Self {
         let batcher = GroupCommit::start(
             AUDIT_BATCH,
             Box::new(move |entries: Vec<NewAuditEntry>| {
                 let catalog = catalog.clone();
+                let key = key.clone();
                 Box::pin(async move {
                     let n = entries.len();
                     // One transaction for the batch: its entries are durable together or not.
                     let result =
-                        tokio::task::spawn_blocking(move || catalog.append_audit(&entries))
+                        tokio::task::spawn_blocking(move || catalog.append_audit(&key, &entries))
                             .await
                             .map_err(|e| e.to_string())
                             .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
@@ -61,13 +63,14 @@ impl Lake {
         target: Option<String>,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let entry = NewAuditEntry {
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target,
-            detail,
-        };
-        self.catalog(move |c| c.append_audit(&[entry]))
+        self.record_audit(NewAuditEntry::new(actor, action, target, detail))
+            .await
+    }
+
+    /// Appends one entry, private details and all.
+    pub async fn record_audit(&self, entry: NewAuditEntry) -> Result<()> {
+        let key = self.audit_key.clone();
+        self.catalog(move |c| c.append_audit(&key, &[entry]))
             .await
             .map(|_| ())
             .map_err(|e| Error::Audit {
@@ -108,6 +111,10 @@ pub enum AuditVerdict {
     Intact {
         /// Entries checked.
         checked: u64,
+        /// Of them, entries written before the log had a key (by an older version).
+        unkeyed: u64,
+        /// Private details erased with their assets.
+        erased: u64,
         /// The last entry's number.
         seq: i64,
         /// The last entry's hash.
@@ -181,7 +188,7 @@ impl Lake {
     /// (a `(seq, hash)` kept elsewhere from an earlier check) also catches a log that was cut
     /// short or rewritten whole.
     pub async fn verify_audit(&self, head: Option<(i64, String)>) -> Result<AuditVerdict> {
-        let mut check = aperture_catalog::access::ChainCheck::default();
+        let mut check = aperture_catalog::access::ChainCheck::new((*self.audit_key).clone());
         let mut head_seen = false;
         let mut verdict = None;
         self.audit_pages(|page| {
@@ -221,8 +228,110 @@ impl Lake {
         }
         Ok(AuditVerdict::Intact {
             checked: check.checked,
+            unkeyed: check.unkeyed,
+            erased: check.erased,
             seq,
             hash,
         })
     }
+}
+
+/// The audit key file's first line.
+const KEY_FILE_HEADER: &str = "# The key of this lake's audit log. Keep it secret, with a copy away from \
+the catalog: whoever holds it and can write the catalog can rewrite the log unseen. Every server \
+and CLI of the lake needs the same one ([audit] key_file).";
+
+/// The audit key file's contents.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    key: String,
+    keyed_from: i64,
+}
+
+/// Reads the lake's audit key from `path`; when the file is missing, makes a key for the
+/// entries from the next one on and says so in the log (`audit_key`, with the key's
+/// fingerprint), unless the log is keyed already: then another machine has its key, and
+/// making a second one would split the chain.
+pub(crate) fn load_or_make_key(path: &std::path::Path, catalog: &dyn Backend) -> Result<AuditKey> {
+    if let Some(key) = read_key(path)? {
+        return Ok(key);
+    }
+    let mut after = 0;
+    loop {
+        let page = catalog.audit_entries(after, AUDIT_PAGE)?;
+        if let Some(keyed) = page.iter().find(|e| e.action == "audit_key") {
+            return Err(Error::Audit {
+                reason: format!(
+                    "the audit log is keyed since entry #{} ({}), but there is no key at {}: copy \
+                     the key file from the machine that made it (or set [audit] key_file)",
+                    keyed.seq,
+                    keyed.detail,
+                    path.display()
+                ),
+            });
+        }
+        match page.last() {
+            Some(last) => after = last.seq,
+            None => break,
+        }
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| Error::Audit {
+        reason: format!("no randomness for the audit key: {e}"),
+    })?;
+    let text = format!(
+        "{KEY_FILE_HEADER}\nkey = \"{}\"\nkeyed_from = {}\n",
+        aperture_core::hex(&key),
+        after + 1
+    );
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+    }
+    // Written whole under a temporary name, then linked: two processes making a key at once
+    // end with one of them, which both use.
+    let temp = path.with_extension(format!("partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    crate::lake::write_private(&temp, &text).map_err(Error::io("write", &temp))?;
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            let key = AuditKey::new(key, after + 1);
+            let entry = NewAuditEntry::new(
+                "aperture",
+                "audit_key",
+                None,
+                serde_json::json!({ "fingerprint": key.fingerprint() }),
+            );
+            catalog.append_audit(&key, &[entry])?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_key(path)?.ok_or_else(|| Error::Audit {
+                reason: format!("{} vanished while it was made", path.display()),
+            })
+        }
+        Err(e) => Err(Error::io("write", path)(e)),
+    }
+}
+
+fn read_key(path: &std::path::Path) -> Result<Option<AuditKey>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path)(e)),
+    };
+    let bad = |why: String| Error::Audit {
+        reason: format!("{} is not an audit key file: {why}", path.display()),
+    };
+    let file: KeyFile = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+    // blake3's hex parser: 64 digits, or an error.
+    let key = *blake3::Hash::from_hex(file.key.trim())
+        .map_err(|_| bad("key is not 64 hexadecimal digits".into()))?
+        .as_bytes();
+    if file.keyed_from < 1 {
+        return Err(bad("keyed_from must be at least 1".into()));
+    }
+    Ok(Some(AuditKey::new(key, file.keyed_from)))
 }

@@ -131,6 +131,19 @@ pub struct ConfigFile {
     pub models: ModelsSection,
     /// The `[server]` table.
     pub server: ServerSection,
+    /// The `[audit]` table.
+    pub audit: AuditSection,
+}
+
+/// `[audit]`: the audit log's key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSection {
+    /// The file holding the key the audit chain is keyed with. Default `audit.key` in the data
+    /// folder, made by `aperture init`. Keep a copy away from the catalog: whoever holds the
+    /// key and can write the catalog can rewrite the log unseen. Every server and CLI of a
+    /// lake needs the same key.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[speech]`: how speech is transcribed.
@@ -558,6 +571,8 @@ pub struct Config {
     pub clip_model: Option<String>,
     /// Server settings, checked.
     pub server: ServerSection,
+    /// The audit key's file, absolute.
+    pub audit_key_file: PathBuf,
 }
 
 impl Config {
@@ -679,6 +694,10 @@ impl Config {
             disabled_analyzers: file.models.disabled,
             clip_model: file.models.clip,
             server: file.server,
+            audit_key_file: match file.audit.key_file {
+                Some(path) => absolute(&path)?,
+                None => data_dir.join("audit.key"),
+            },
             data_dir,
         })
     }

@@ -25,14 +25,31 @@ impl Lake {
         // Derived objects (thumbnails) belong to this asset alone. Should this stop short, fsck
         // finds objects of erased assets and `fsck --repair` removes them.
         self.blobs.delete_derived(id).await?;
-        let Some(claim) = deletion.claim else {
-            return Ok(Erased::BytesShared);
+        let erased = match deletion.claim {
+            None => Erased::BytesShared,
+            Some(claim) if self.delete_claimed(claim).await? => Erased::WithBytes,
+            Some(_) => Erased::BytesRepaired,
         };
-        Ok(if self.delete_claimed(claim).await? {
-            Erased::WithBytes
-        } else {
-            Erased::BytesRepaired
-        })
+        self.scrub_catalog().await?;
+        Ok(erased)
+    }
+
+    /// Leaves no bytes of erased rows in the catalog's files (SQLite's write-ahead log is
+    /// checkpointed and truncated), waiting up to ten seconds for readers to let go.
+    pub async fn scrub_catalog(&self) -> Result<bool> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if self.catalog(|c| c.scrub()).await? {
+                return Ok(true);
+            }
+            if std::time::Instant::now() > deadline {
+                tracing::warn!(
+                    "readers kept the catalog's log from being truncated; the next erasure or start does it"
+                );
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Deletes a claimed blob, unless the claim was taken over in the meantime (this deleter

@@ -21,6 +21,8 @@ pub struct Follower {
     writer: Option<SearchIndex>,
     /// Whether steps open fresh readers for searches in this process.
     readers: bool,
+    /// The change-feed position of the last reader handed out.
+    served: Option<i64>,
 }
 
 impl Follower {
@@ -31,6 +33,7 @@ impl Follower {
             catalog: lake.catalog.clone(),
             writer: None,
             readers: false,
+            served: None,
         }
     }
 
@@ -46,22 +49,30 @@ impl Follower {
     /// index, or when `want_reader` (the first step of a server): searches then use it while the next
     /// update goes on in the writer. Failures are logged and retried at the next step.
     pub async fn step(&mut self, want_reader: bool) -> Option<SearchIndex> {
-        let (catalog, location, readers) =
-            (self.catalog.clone(), self.location.clone(), self.readers);
+        let (catalog, location, readers, served) = (
+            self.catalog.clone(),
+            self.location.clone(),
+            self.readers,
+            self.served,
+        );
         let writer = self.writer.take();
         let result = tokio::task::spawn_blocking(move || {
             let mut writer = match writer {
                 Some(w) => w,
                 None => location.open()?,
             };
-            let changed = match writer.update(catalog.as_ref()) {
-                Ok(update) => update.indexed > 0 || update.removed > 0,
-                Err(aperture_search::Error::Busy(_)) => false,
+            // Moved on since the last reader, by this step or by another process (`aperture
+            // rm` updates the index itself): the reader in use may hold erased assets.
+            let position = match writer.update(catalog.as_ref()) {
+                Ok(update) => Some(update.position),
+                Err(aperture_search::Error::Busy(_)) => None,
                 Err(e) => return Err(e),
             };
-            let fresh = changed && writer.local().is_some();
-            let reader = if readers && (fresh || want_reader) {
-                Some(location.open()?)
+            let moved = position.is_some() && position != served && writer.local().is_some();
+            let reader = if readers && (moved || want_reader) {
+                let reader = location.open()?;
+                let at = reader.position()?;
+                Some((reader, at))
             } else {
                 None
             };
@@ -71,7 +82,10 @@ impl Follower {
         match result {
             Ok(Ok((writer, reader))) => {
                 self.writer = Some(writer);
-                reader
+                reader.map(|(reader, at)| {
+                    self.served = Some(at);
+                    reader
+                })
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "search index update failed; retrying");

@@ -28,6 +28,8 @@ pub struct Lake {
     query_translators: Arc<std::sync::OnceLock<aperture_analyze::Translate>>,
     /// One on-demand translation at a time (`Lake::translate`).
     pub(crate) on_demand: Arc<tokio::sync::Semaphore>,
+    /// The key the audit chain is keyed with (`[audit] key_file`).
+    pub audit_key: Arc<aperture_catalog::access::AuditKey>,
 }
 
 /// What [`Lake::init`] did.
@@ -174,11 +176,14 @@ impl Lake {
             .with_durable(config.storage_fsync);
         blobs.init().await?;
         let location = config.catalog.clone();
-        let catalog = tokio::task::spawn_blocking(move || -> Result<Arc<dyn Backend>> {
-            Ok(match &location {
+        let key_file = config.audit_key_file.clone();
+        let (catalog, audit_key) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let catalog: Arc<dyn Backend> = match &location {
                 CatalogLocation::Sqlite(path) => Arc::new(SqliteCatalog::open(path)?),
                 CatalogLocation::Postgres(url) => Arc::new(PgCatalog::open(url)?),
-            })
+            };
+            let key = crate::audit::load_or_make_key(&key_file, catalog.as_ref())?;
+            Ok((catalog, key))
         })
         .await??;
         Ok(Self {
@@ -188,6 +193,7 @@ impl Lake {
             translators: Arc::default(),
             query_translators: Arc::default(),
             on_demand: Arc::new(tokio::sync::Semaphore::new(1)),
+            audit_key: Arc::new(audit_key),
         })
     }
 
@@ -336,7 +342,7 @@ fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
 }
 
 /// Creates `path` with `text`, readable and writable by its owner only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aperture_blob::BlobStore;
 use aperture_catalog::{Backend, Job, Outcome};
-use aperture_core::UnixMillis;
+use aperture_core::{AssetId, UnixMillis};
 use serde::Serialize;
 
 use aperture_analyze::{Analyzer, Error, Input, Output};
@@ -306,7 +306,25 @@ impl Worker {
             outcome.clone(),
         );
         let kept = blocking(move || catalog.finish(id, &worker, &finished)).await?;
+        if !kept {
+            self.forget_derived_of_erased(job.asset).await;
+        }
         Ok((job.analyzer, seconds, outcome, kept))
+    }
+
+    /// After a lost lease: if the asset was erased while this job ran, what the job stored
+    /// under `derived/<asset>/` after the erasure deleted that prefix goes now. (The erasure
+    /// deletes its rows before the prefix, so once the row is gone every later write is ours
+    /// to remove; a worker killed before this leaves them to `fsck --repair`.)
+    async fn forget_derived_of_erased(&self, asset: AssetId) {
+        let catalog = self.catalog.clone();
+        let gone = matches!(
+            blocking(move || catalog.asset(asset)).await,
+            Err(aperture_catalog::Error::NotFound { .. })
+        );
+        if gone && let Err(e) = self.blobs.delete_derived(asset).await {
+            tracing::warn!(%asset, error = %e, "cannot delete what a job made for an erased asset");
+        }
     }
 
     async fn analyze(&self, job: &Job, analyzer: Arc<dyn Analyzer>) -> Outcome {

@@ -652,6 +652,9 @@ impl Catalog for Counting<'_> {
     fn delete_asset(&self, id: AssetId) -> R<aperture_catalog::Deletion> {
         self.inner.delete_asset(id)
     }
+    fn scrub(&self) -> R<bool> {
+        self.inner.scrub()
+    }
     fn claim_blob_deletion(&self, hash: ContentHash) -> R<Option<aperture_catalog::BlobClaim>> {
         self.inner.claim_blob_deletion(hash)
     }

@@ -144,13 +144,21 @@ async fn list_assets(
     let page = caller
         .view
         .list(aperture_lake::ListQuery {
-            collection: params.collection.filter(|c| !c.is_empty()),
+            collection: params.collection.clone().filter(|c| !c.is_empty()),
             kind,
             after,
             limit,
         })
         .await?;
     let (items, next) = (page.items, page.next);
+    state
+        .audit(
+            &caller,
+            "list",
+            params.collection.clone().filter(|c| !c.is_empty()),
+            json!({ "kind": kind.map(|k| k.as_str()), "count": items.len() }),
+        )
+        .await?;
     let items = views(&state, items).await?;
     Ok(Json(json!({
         "items": items,
@@ -187,6 +195,14 @@ async fn asset(
         .lake
         .catalog(move |c| Ok((c.sources(id)?, c.insights(id)?)))
         .await?;
+    state
+        .audit_asset(
+            &caller,
+            "read_metadata",
+            &asset,
+            json!({ "collection": asset.collection }),
+        )
+        .await?;
     let view = AssetView::new(&asset, &insights);
     let insights: Vec<Value> = insights
         .into_iter()
@@ -211,14 +227,15 @@ async fn delete_asset(
     let asset = readable(&caller, id).await?;
     // The entry first: an erasure that is not in the log must not happen.
     state
-        .audit(
+        .audit_asset(
             &caller,
             "delete",
-            Some(id.to_string()),
-            json!({ "name": asset.name, "collection": asset.collection }),
+            &asset,
+            json!({ "collection": asset.collection }),
         )
         .await?;
     state.lake.erase(id).await?;
+    state.follow_now();
     state.status_changed().await;
     Ok(StatusCode::NO_CONTENT)
 }

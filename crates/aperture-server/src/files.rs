@@ -332,15 +332,11 @@ async fn captions(
         ApiError::new(StatusCode::NOT_FOUND, code, format!("{}: {e}", asset.name))
     })?;
     state
-        .audit(
+        .audit_asset(
             &caller,
             "read_captions",
-            Some(asset.id.to_string()),
-            json!({
-                "name": asset.name,
-                "collection": asset.collection,
-                "lang": query.lang,
-            }),
+            &asset,
+            json!({ "collection": asset.collection, "lang": query.lang }),
         )
         .await?;
     let mime = match format {
@@ -375,11 +371,11 @@ async fn translations(
     let asset = readable(&caller, parse_id(&id)?).await?;
     aperture_lake::check_language(&query.to)?;
     state
-        .audit(
+        .audit_asset(
             &caller,
             "translate",
-            Some(asset.id.to_string()),
-            json!({ "name": asset.name, "collection": asset.collection, "to": query.to }),
+            &asset,
+            json!({ "collection": asset.collection, "to": query.to }),
         )
         .await?;
     let translations = state.lake.translate(asset.id, &query.to).await?;
@@ -464,12 +460,11 @@ async fn audit_range(
     range: Option<(u64, u64)>,
 ) -> ApiResult<()> {
     state
-        .audit(
+        .audit_asset(
             caller,
             action,
-            Some(asset.id.to_string()),
+            asset,
             json!({
-                "name": asset.name,
                 "collection": asset.collection,
                 "range": range.map(|(a, b)| format!("{a}-{b}")),
             }),
@@ -486,11 +481,11 @@ async fn send_derived(
     action: &str,
 ) -> ApiResult<Response> {
     state
-        .audit(
+        .audit_asset(
             caller,
             action,
-            Some(asset.id.to_string()),
-            json!({ "name": asset.name, "collection": asset.collection, "object": name }),
+            asset,
+            json!({ "collection": asset.collection, "object": name }),
         )
         .await?;
     let bytes = state

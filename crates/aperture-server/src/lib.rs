@@ -78,6 +78,8 @@ pub struct State {
     pub upload_dir: PathBuf,
     /// The last status and when it was computed.
     status: tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>,
+    /// Wakes the index follower before its next tick.
+    follow_now: tokio::sync::Notify,
 }
 
 impl State {
@@ -127,15 +129,44 @@ impl State {
         target: Option<String>,
         detail: serde_json::Value,
     ) -> ApiResult<()> {
-        self.audit
-            .record(aperture_catalog::NewAuditEntry {
-                actor: caller.actor(),
-                action: action.to_owned(),
-                target,
+        self.record(aperture_catalog::NewAuditEntry::new(
+            caller.actor(),
+            action,
+            target,
+            detail,
+        ))
+        .await
+    }
+
+    /// Appends an entry about one asset: `detail` in the chain, what names the asset (its
+    /// name) beside it, erased with the asset.
+    pub async fn audit_asset(
+        &self,
+        caller: &Caller,
+        action: &str,
+        asset: &aperture_catalog::Asset,
+        detail: serde_json::Value,
+    ) -> ApiResult<()> {
+        self.record(
+            aperture_catalog::NewAuditEntry::new(
+                caller.actor(),
+                action,
+                Some(asset.id.to_string()),
                 detail,
-            })
-            .await
-            .map_err(ApiError::from)
+            )
+            .naming(asset.id, serde_json::json!({ "name": asset.name })),
+        )
+        .await
+    }
+
+    /// Appends an entry; the request fails when the log cannot be written.
+    pub async fn record(&self, entry: aperture_catalog::NewAuditEntry) -> ApiResult<()> {
+        self.audit.record(entry).await.map_err(ApiError::from)
+    }
+
+    /// Asks the index follower to step now (after an erasure: the reader in use goes at once).
+    pub fn follow_now(&self) {
+        self.follow_now.notify_one();
     }
 }
 
@@ -163,7 +194,7 @@ impl State {
         let config = lake.config.clone();
         let encoders =
             tokio::task::spawn_blocking(move || aperture_lake::encoders(&config)).await?;
-        let audit = AuditWriter::start(lake.catalog.clone());
+        let audit = AuditWriter::start(lake.catalog.clone(), lake.audit_key.clone());
         Ok(Arc::new(State {
             lake,
             index: RwLock::new(None),
@@ -174,6 +205,7 @@ impl State {
             limits,
             upload_dir,
             status: tokio::sync::Mutex::new(None),
+            follow_now: tokio::sync::Notify::new(),
         }))
     }
 }
@@ -214,7 +246,10 @@ pub async fn run(
         let state = state.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(FOLLOW_EVERY).await;
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    () = state.follow_now.notified() => {}
+                }
                 state.swap_reader(follower.step(false).await);
             }
         })

@@ -3,6 +3,7 @@
 //! `collection` field may come before or after the files). One refused file does not stop the
 //! others; a body that breaks the protocol or the size limit ends the request.
 
+use aperture_catalog::NewAuditEntry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -314,13 +315,20 @@ async fn upload(
         .catalog(move |c| c.ensure_collection(&name))
         .await?;
     // Every file the request carried, refused ones too, is in the log before any is stored.
+    // The name is private, erased with the asset ingested from it (its source path).
     for file in &results {
         state
-            .audit(
-                &caller,
-                "upload",
-                Some(collection.clone()),
-                json!({ "name": file.name }),
+            .record(
+                NewAuditEntry::new(
+                    caller.actor(),
+                    "upload",
+                    Some(collection.clone()),
+                    json!({}),
+                )
+                .naming_path(
+                    format!("upload/{}/{}", caller.token.name, file.name),
+                    json!({ "name": file.name }),
+                ),
             )
             .await?;
     }
@@ -372,16 +380,22 @@ async fn upload(
         };
     }
     state.status_changed().await;
-    state
-        .audit(
-            &caller,
-            "ingest",
-            Some(collection.clone()),
-            json!({ "files": results.iter().map(|r| json!({
-                "name": r.name, "status": r.status, "asset": r.asset,
-            })).collect::<Vec<_>>() }),
-        )
-        .await?;
+    // Each file's name and outcome is private, erased with its asset (or with the asset later
+    // ingested from its path, when this one failed).
+    let mut entry = NewAuditEntry::new(
+        caller.actor(),
+        "ingest",
+        Some(collection.clone()),
+        json!({ "files": results.len() }),
+    );
+    for r in &results {
+        let detail = json!({ "name": r.name, "status": r.status, "asset": r.asset });
+        entry = match r.asset.as_deref().and_then(|a| a.parse().ok()) {
+            Some(asset) => entry.naming(asset, detail),
+            None => entry.naming_path(format!("upload/{}/{}", caller.token.name, r.name), detail),
+        };
+    }
+    state.record(entry).await?;
     Ok(Json(json!({ "collection": collection, "files": results })))
 }
 

@@ -66,12 +66,33 @@ pub struct AuditArgs {
     json: bool,
 }
 
-/// Who runs the CLI, for the audit log.
+/// Who runs the CLI, for the audit log: the operating system's account of the effective user
+/// (`$USER` can say anything), by name, or by number when it has none.
 pub fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    let uid = unsafe { libc::geteuid() };
+    format!(
+        "cli:{}",
+        user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
+    )
+}
+
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `getpwuid_r` writes only into `pwd` and `buf` (of the length given); `found`
+    // points into them, and is read only while they live.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
 }
 
 /// Appends an entry for something the CLI did.
@@ -82,6 +103,24 @@ pub async fn record(
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
     Ok(lake.audit(&cli_actor(), action, target, detail).await?)
+}
+
+/// Appends an entry for something the CLI did to one asset: `detail` in the chain, the
+/// asset's name beside it, erased with the asset.
+pub async fn record_asset(
+    lake: &Lake,
+    action: &str,
+    asset: &aperture_catalog::Asset,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let entry = aperture_catalog::NewAuditEntry::new(
+        cli_actor(),
+        action,
+        Some(asset.id.to_string()),
+        detail,
+    )
+    .naming(asset.id, serde_json::json!({ "name": asset.name }));
+    Ok(lake.record_audit(entry).await?)
 }
 
 fn token_id(text: &str) -> &str {
@@ -228,10 +267,22 @@ async fn verify(lake: &Lake, head: Option<&str>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     match lake.verify_audit(expected).await? {
-        AuditVerdict::Intact { checked, seq, hash } => {
+        AuditVerdict::Intact {
+            checked,
+            unkeyed,
+            erased,
+            seq,
+            hash,
+        } => {
             println!(
                 "audit log intact: {} entries, head {seq}:{hash}",
                 output::count(checked)
+            );
+            println!(
+                "  keyed with {} ({} entries from before the key, checked unkeyed); {} private details erased with their assets",
+                lake.audit_key.fingerprint().unwrap_or_default(),
+                output::count(unkeyed),
+                output::count(erased)
             );
             println!(
                 "(keep the head elsewhere; `aperture audit --verify --head {seq}:{hash}` later proves nothing before it changed)"

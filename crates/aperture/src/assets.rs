@@ -87,6 +87,13 @@ pub struct RmArgs {
     /// Asset ids (or unique prefixes).
     #[arg(required = true)]
     ids: Vec<String>,
+    /// Return only when the erased assets' bytes are gone from the search index too, waiting
+    /// (up to --timeout seconds) for another process that is updating it, such as a server.
+    #[arg(long)]
+    wait: bool,
+    /// Seconds `--wait` waits at most.
+    #[arg(long, default_value_t = 120, requires = "wait")]
+    timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -96,7 +103,7 @@ pub struct StatsArgs {
 }
 
 pub async fn ls(lake: &Lake, args: LsArgs) -> anyhow::Result<ExitCode> {
-    let collection = match args.collection {
+    let collection = match args.collection.clone() {
         Some(name) => Some(lake.catalog(move |c| c.collection(&name)).await?.id),
         None => None,
     };
@@ -111,6 +118,13 @@ pub async fn ls(lake: &Lake, args: LsArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
     };
     let assets = lake.catalog(move |c| c.list_assets(&query)).await?;
+    crate::access::record(
+        lake,
+        "list",
+        args.collection.clone(),
+        serde_json::json!({ "kind": args.kind.map(|k| k.as_str()), "count": assets.len() }),
+    )
+    .await?;
     if args.json {
         output::json(&assets)?;
         return Ok(ExitCode::SUCCESS);
@@ -140,6 +154,13 @@ pub async fn ls(lake: &Lake, args: LsArgs) -> anyhow::Result<ExitCode> {
 pub async fn show(lake: &Lake, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let id = lake.resolve(&args.id).await?;
     let detail = lake.detail(id).await?;
+    crate::access::record_asset(
+        lake,
+        "read_metadata",
+        &detail.asset,
+        serde_json::json!({ "collection": detail.asset.collection }),
+    )
+    .await?;
     if args.json {
         output::json(&detail)?;
     } else {
@@ -154,11 +175,11 @@ pub async fn captions(lake: &Lake, args: CaptionsArgs) -> anyhow::Result<ExitCod
     let insights = lake
         .catalog(move |c| c.insights_of_kinds(&[id], &["transcript_segment", "translation"]))
         .await?;
-    crate::access::record(
+    crate::access::record_asset(
         lake,
         "read_captions",
-        Some(id.to_string()),
-        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+        &asset,
+        serde_json::json!({ "collection": asset.collection }),
     )
     .await?;
     let text = aperture_lake::captions::captions(&insights, args.format, args.lang.as_deref())
@@ -177,11 +198,11 @@ pub async fn translate(lake: &Lake, args: TranslateArgs) -> anyhow::Result<ExitC
     aperture_lake::check_language(&args.to)?;
     let id = lake.resolve(&args.id).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
-    crate::access::record(
+    crate::access::record_asset(
         lake,
         "translate",
-        Some(id.to_string()),
-        serde_json::json!({ "name": asset.name, "collection": asset.collection, "to": args.to }),
+        &asset,
+        serde_json::json!({ "collection": asset.collection, "to": args.to }),
     )
     .await?;
     let translations = lake.translate(id, &args.to).await?;
@@ -229,11 +250,11 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
     let id = lake.resolve(&args.id).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
     if let Some(time_ms) = args.frame {
-        crate::access::record(
+        crate::access::record_asset(
             lake,
             "read_frame",
-            Some(id.to_string()),
-            serde_json::json!({ "name": asset.name, "collection": asset.collection, "at_ms": time_ms }),
+            &asset,
+            serde_json::json!({ "collection": asset.collection, "at_ms": time_ms }),
         )
         .await?;
         let jpeg = lake.frame(id, time_ms, 4096).await?;
@@ -251,11 +272,11 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    crate::access::record(
+    crate::access::record_asset(
         lake,
         "read_original",
-        Some(id.to_string()),
-        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+        &asset,
+        serde_json::json!({ "collection": asset.collection }),
     )
     .await?;
     if args.output.as_os_str() == "-" {
@@ -313,9 +334,37 @@ pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    // Out of the search indexes at once (searches never show a removed asset anyway).
-    if removed && let Err(e) = lake.update_search().await {
-        eprintln!("note: the search index will drop the removed assets on its next update: {e:#}");
+    // Out of the search indexes at once (searches never show a removed asset anyway). The
+    // catalog and the blob store hold no bytes of them by now (`Lake::erase`).
+    if removed {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(args.timeout);
+        loop {
+            match lake.update_search().await {
+                Ok(_) => {
+                    if args.wait {
+                        lake.scrub_catalog().await?;
+                        println!(
+                            "erased: no bytes of the removed assets are left in the catalog, the blob store or the search index"
+                        );
+                    }
+                    break;
+                }
+                Err(aperture_lake::Error::Search(aperture_search::Error::Busy(_)))
+                    if args.wait && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) if args.wait => {
+                    anyhow::bail!("the search index still holds the removed assets: {e:#}");
+                }
+                Err(e) => {
+                    eprintln!(
+                        "note: the search index will drop the removed assets on its next update: {e:#}"
+                    );
+                    break;
+                }
+            }
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
@@ -327,11 +376,11 @@ pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {
 async fn remove(lake: &Lake, text: &str) -> anyhow::Result<String> {
     let id = lake.resolve(text).await?;
     let asset = lake.catalog(move |c| c.asset(id)).await?;
-    crate::access::record(
+    crate::access::record_asset(
         lake,
         "delete",
-        Some(id.to_string()),
-        serde_json::json!({ "name": asset.name, "collection": asset.collection }),
+        &asset,
+        serde_json::json!({ "collection": asset.collection }),
     )
     .await?;
     Ok(match lake.erase(id).await? {

@@ -49,23 +49,40 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     let bar = Bar::new(!(args.json || args.no_progress));
     let ingester = Ingester::new(lake.blobs.clone(), lake.catalog.clone());
     let json = args.json;
-    // Recorded before any file is stored, and again with the outcome.
-    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
-    crate::access::record(
-        lake,
+    // Recorded before any file is stored, and again with the outcome. The paths are private:
+    // erasing an asset ingested from one of them (or below it) erases them from the log.
+    let paths: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let entry = |action: &str, detail: serde_json::Value| {
+        paths.iter().fold(
+            aperture_catalog::NewAuditEntry::new(
+                crate::access::cli_actor(),
+                action,
+                Some(options.collection.clone()),
+                detail,
+            ),
+            |entry, path| entry.naming_path(path.clone(), serde_json::json!({ "path": path })),
+        )
+    };
+    lake.record_audit(entry(
         "ingest_start",
-        Some(options.collection.clone()),
-        serde_json::json!({ "paths": paths }),
-    )
+        serde_json::json!({ "paths": paths.len() }),
+    ))
     .await?;
     let report = ingester.ingest(&args.paths, &options, &bar).await?;
     bar.bar.finish_and_clear();
-    crate::access::record(
-        lake,
+    lake.record_audit(entry(
         "ingest",
-        Some(options.collection.clone()),
-        serde_json::json!({ "paths": paths, "totals": report.totals }),
-    )
+        serde_json::json!({ "paths": paths.len(), "totals": report.totals }),
+    ))
     .await?;
     if args.json {
         output::json(&report)?;

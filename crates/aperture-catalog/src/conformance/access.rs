@@ -50,18 +50,21 @@ pub fn tokens_and_grants<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
 
 /// Appends, batched or from many threads, make one unbroken chain.
 pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
-    use crate::access::{ChainCheck, GENESIS, NewAuditEntry};
+    use crate::access::{AuditKey, ChainCheck, GENESIS, NewAuditEntry};
     let catalog = make();
-    let entry = |n: u32| NewAuditEntry {
-        actor: "token:test".into(),
-        action: "search".into(),
-        target: n.is_multiple_of(2).then(|| format!("asset-{n}")),
-        detail: serde_json::json!({ "query": format!("q{n}"), "hits": n }),
+    let key = AuditKey::new([5; 32], 1);
+    let entry = |n: u32| {
+        NewAuditEntry::new(
+            "token:test",
+            "search",
+            n.is_multiple_of(2).then(|| format!("asset-{n}")),
+            serde_json::json!({ "query": format!("q{n}"), "hits": n }),
+        )
     };
-    let mut written = catalog.append_audit(&[entry(0)]).unwrap();
+    let mut written = catalog.append_audit(&key, &[entry(0)]).unwrap();
     written.extend(
         catalog
-            .append_audit(&(1..5).map(entry).collect::<Vec<_>>())
+            .append_audit(&key, &(1..5).map(entry).collect::<Vec<_>>())
             .unwrap(),
     );
     assert_eq!(written[0].prev, GENESIS);
@@ -72,28 +75,102 @@ pub fn audit_chain<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
     let read = catalog.audit_entries(0, 100).unwrap();
     assert_eq!(read, written);
     assert_eq!(catalog.audit_entries(3, 1).unwrap(), written[3..4]);
-    let mut check = ChainCheck::default();
+    let mut check = ChainCheck::new(key.clone());
     for e in &read {
         check.next(e).unwrap();
     }
     assert_eq!(check.head().0, 5);
+    // Under another key, the first entry is refused.
+    let mut other = ChainCheck::new(AuditKey::new([6; 32], 1));
+    assert_eq!(other.next(&read[0]).unwrap_err().seq, 1);
 
     // Appends from many threads still make one chain.
     std::thread::scope(|s| {
         for t in 0..4 {
             let catalog = &catalog;
+            let key = &key;
             s.spawn(move || {
                 for n in 0..10 {
-                    catalog.append_audit(&[entry(t * 100 + n)]).unwrap();
+                    catalog.append_audit(key, &[entry(t * 100 + n)]).unwrap();
                 }
             });
         }
     });
-    let mut check = ChainCheck::default();
+    let mut check = ChainCheck::new(key);
     for e in catalog.audit_entries(0, 1000).unwrap() {
         check.next(&e).unwrap();
     }
     assert_eq!(check.checked, 45);
+}
+
+/// What the log says of an asset (by id, or by a path it was ingested from or below) is
+/// deleted with the asset, and nothing else is; the chain still verifies.
+pub fn audit_forgets_erased_assets<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
+    use super::{id_of, new_asset, record_one};
+    use crate::access::{AuditKey, ChainCheck, NewAuditEntry};
+    let catalog = make();
+    let key = AuditKey::new([5; 32], 1);
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let gone = id_of(record_one(
+        &catalog,
+        &new_asset(c, b"gone", "/in/leaks/memo.txt"),
+    ));
+    let kept = id_of(record_one(
+        &catalog,
+        &new_asset(c, b"kept", "/in/other/note.txt"),
+    ));
+    let json = |name: &str| serde_json::json!({ "name": name });
+    let entries = [
+        NewAuditEntry::new(
+            "cli:a",
+            "ingest_start",
+            Some("c".into()),
+            serde_json::json!({}),
+        )
+        .naming_path("/in/leaks", json("/in/leaks"))
+        .naming_path("/in/other", json("/in/other"))
+        // A sibling whose name starts alike is not below it.
+        .naming_path("/in/leaks-2", json("/in/leaks-2")),
+        NewAuditEntry::new(
+            "cli:a",
+            "read_original",
+            Some(gone.to_string()),
+            serde_json::json!({}),
+        )
+        .naming(gone, json("memo.txt")),
+        NewAuditEntry::new(
+            "cli:a",
+            "read_original",
+            Some(kept.to_string()),
+            serde_json::json!({}),
+        )
+        .naming(kept, json("note.txt")),
+        NewAuditEntry::new("cli:a", "ingest", Some("c".into()), serde_json::json!({}))
+            .naming_path("/in/leaks/memo.txt", json("/in/leaks/memo.txt")),
+    ];
+    catalog.append_audit(&key, &entries).unwrap();
+    let text =
+        |catalog: &C| serde_json::to_string(&catalog.audit_entries(0, 100).unwrap()).unwrap();
+    let before = text(&catalog);
+    assert!(
+        before.contains("memo.txt") && before.contains("/in/leaks"),
+        "{before}"
+    );
+
+    catalog.delete_asset(gone).unwrap();
+    let entries = catalog.audit_entries(0, 100).unwrap();
+    let after = serde_json::to_string(&entries).unwrap();
+    for erased in ["memo.txt", "/in/leaks\"", "/in/leaks/"] {
+        assert!(!after.contains(erased), "{erased} is still in {after}");
+    }
+    for kept in ["note.txt", "/in/other", "/in/leaks-2"] {
+        assert!(after.contains(kept), "{kept} went: {after}");
+    }
+    let mut check = ChainCheck::new(key);
+    for e in &entries {
+        check.next(e).unwrap();
+    }
+    assert_eq!((check.checked, check.erased), (4, 3));
 }
 
 /// Web UI sessions: found by the hash of their id until they expire or are closed; revoking

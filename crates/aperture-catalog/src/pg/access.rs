@@ -5,7 +5,9 @@ use aperture_core::UnixMillis;
 use postgres::{GenericClient, Row};
 
 use super::{AUDIT_LOCK, PgCatalog};
-use crate::access::{Access, AuditEntry, NewAuditEntry, Scope, Token, chain_after};
+use crate::access::{
+    Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
+};
 use crate::decode::hash32;
 use crate::{Error, Result};
 
@@ -46,6 +48,7 @@ fn audit_from_row(r: &Row) -> Result<AuditEntry> {
         action: r.get(3),
         target: r.get(4),
         detail: r.get(5),
+        private: Vec::new(),
         prev: hash32(r.get(6), "an audit entry's previous hash")?,
         hash: hash32(r.get(7), "an audit entry's hash")?,
     })
@@ -178,7 +181,7 @@ impl Access for PgCatalog {
         })
     }
 
-    fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
+    fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
         self.tx(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
             let last =
@@ -187,7 +190,7 @@ impl Access for PgCatalog {
                 Some(r) => Some((r.get(0), hash32(r.get(1), "an audit entry's hash")?)),
                 None => None,
             };
-            let out = chain_after(last, UnixMillis::now(), entries);
+            let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries)?;
             let insert = tx.prepare(&format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
             ))?;
@@ -206,6 +209,23 @@ impl Access for PgCatalog {
                     ],
                 )?;
             }
+            let private = tx.prepare(
+                "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )?;
+            for p in &sealed {
+                tx.execute(
+                    &private,
+                    &[
+                        &p.seq,
+                        &p.part,
+                        &p.asset.map(|a| a.as_bytes().to_vec()),
+                        &p.path,
+                        &p.salt.as_slice(),
+                        &p.detail,
+                    ],
+                )?;
+            }
             Ok(out)
         })
     }
@@ -218,6 +238,33 @@ impl Access for PgCatalog {
                 &[&after, &limit],
             )?)
         })?;
-        rows.iter().map(audit_from_row).collect()
+        let mut out = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if let (Some(first), Some(last)) = (out.first().map(|e| e.seq), out.last().map(|e| e.seq)) {
+            let rows = self.with_retry(|c| {
+                Ok(c.query(
+                    "SELECT seq, part, salt, detail FROM audit_private
+                     WHERE seq BETWEEN $1 AND $2 ORDER BY seq, part",
+                    &[&first, &last],
+                )?)
+            })?;
+            let mut kept: std::collections::BTreeMap<i64, Vec<(i32, Private)>> =
+                std::collections::BTreeMap::new();
+            for r in &rows {
+                kept.entry(r.get(0)).or_default().push((
+                    r.get(1),
+                    Private {
+                        salt: hash32(r.get(2), "an audit detail's salt")?,
+                        detail: r.get(3),
+                    },
+                ));
+            }
+            for e in &mut out {
+                e.fill_private(kept.remove(&e.seq).unwrap_or_default());
+            }
+        }
+        Ok(out)
     }
 }

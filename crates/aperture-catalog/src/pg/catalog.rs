@@ -81,22 +81,7 @@ impl Catalog for PgCatalog {
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
-        let row = self.with_retry(|c| {
-            Ok(c.query_opt(
-                "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = $1",
-                &[&hash.as_bytes().as_slice()],
-            )?)
-        })?;
-        Ok(row.map_or(
-            BlobGeneration {
-                generation: 0,
-                deleting: false,
-            },
-            |r| BlobGeneration {
-                generation: r.get(0),
-                deleting: r.get(1),
-            },
-        ))
+        self.with_retry(|c| generation_of(c, &hash))
     }
 
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
@@ -290,6 +275,7 @@ impl Catalog for PgCatalog {
                 })?
                 .get(0);
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&hash_lock(&hash)])?;
+            erase_private_audit(tx, key)?;
             // Cascades remove sources, insights and jobs; 0 rows: a concurrent delete won.
             if tx.execute("DELETE FROM assets WHERE id = $1", &[&key])? == 0 {
                 return Err(Error::NotFound {
@@ -308,6 +294,10 @@ impl Catalog for PgCatalog {
                 claim,
             })
         })
+    }
+
+    fn scrub(&self) -> Result<bool> {
+        Ok(true)
     }
 
     fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
@@ -334,17 +324,19 @@ impl Catalog for PgCatalog {
     }
 
     fn blob_deleted(&self, claim: BlobClaim) -> Result<()> {
-        self.with_retry(|c| {
-            c.execute(
-                "UPDATE blob_deletions SET in_progress = FALSE, generation = generation + 1,
-                     updated_at = $3
-                 WHERE content_hash = $1 AND generation = $2",
-                &[
-                    &claim.hash.as_bytes().as_slice(),
-                    &claim.generation,
-                    &UnixMillis::now().0,
-                ],
+        // The row goes (no trace of the hash is kept) and the bucket's generation moves on.
+        self.tx(|tx| {
+            let finished = tx.execute(
+                "DELETE FROM blob_deletions WHERE content_hash = $1 AND generation = $2",
+                &[&claim.hash.as_bytes().as_slice(), &claim.generation],
             )?;
+            if finished > 0 {
+                tx.execute(
+                    "UPDATE blob_deletion_epochs SET generation = generation + 1
+                     WHERE bucket = $1",
+                    &[&(deletion_bucket(&claim.hash) as i32)],
+                )?;
+            }
             Ok(())
         })
     }
@@ -592,36 +584,71 @@ pub(super) fn note_change(tx: &mut Transaction<'_>, asset: &[u8]) -> Result<()> 
     Ok(())
 }
 
-/// Marks a blob as being deleted, with a new generation, in the caller's transaction (which
-/// holds the blob's lock).
+/// Deletes what the audit log keeps that names an asset, in the caller's transaction (before
+/// its sources go): its private details, and those of the paths it was ingested from or below.
+fn erase_private_audit(tx: &mut Transaction<'_>, asset: &[u8]) -> Result<()> {
+    tx.execute("DELETE FROM audit_private WHERE asset_id = $1", &[&asset])?;
+    tx.execute(
+        "DELETE FROM audit_private p
+         WHERE p.asset_id IS NULL AND p.path IS NOT NULL AND EXISTS (
+             SELECT 1 FROM asset_sources s WHERE s.asset_id = $1
+               AND (s.path = p.path
+                    OR (left(s.path, length(p.path)) = p.path
+                        AND substr(s.path, length(p.path) + 1, 1) IN ('/', '\\'))))",
+        &[&asset],
+    )?;
+    Ok(())
+}
+
+/// The deletion generation of `hash`'s bucket, and whether the blob is being deleted.
+fn generation_of(
+    c: &mut impl postgres::GenericClient,
+    hash: &ContentHash,
+) -> Result<BlobGeneration> {
+    let row = c.query_one(
+        "SELECT COALESCE((SELECT generation FROM blob_deletion_epochs WHERE bucket = $1), 0),
+                EXISTS (SELECT 1 FROM blob_deletions WHERE content_hash = $2)",
+        &[&(deletion_bucket(hash) as i32), &hash.as_bytes().as_slice()],
+    )?;
+    Ok(BlobGeneration {
+        generation: row.get(0),
+        deleting: row.get(1),
+    })
+}
+
+/// Marks a blob as being deleted, with a new generation of its bucket, in the caller's
+/// transaction (which holds the blob's lock). The generation is above any claim still open on
+/// the blob, so a claim taken over is never current again.
 fn claim_in(tx: &mut Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+    let hash = hash_from(hash)?;
+    let key = hash.as_bytes().as_slice();
     let generation: i64 = tx
         .query_one(
-            "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
-             VALUES ($1, 1, TRUE, $2)
-             ON CONFLICT (content_hash) DO UPDATE
-             SET generation = blob_deletions.generation + 1, in_progress = TRUE,
-                 updated_at = EXCLUDED.updated_at
+            "INSERT INTO blob_deletion_epochs AS e (bucket, generation)
+             VALUES ($1, 1 + COALESCE((SELECT generation FROM blob_deletions
+                                       WHERE content_hash = $2), 0))
+             ON CONFLICT (bucket) DO UPDATE
+             SET generation = 1 + GREATEST(e.generation,
+                 COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = $2), 0))
              RETURNING generation",
-            &[&hash, &UnixMillis::now().0],
+            &[&(deletion_bucket(&hash) as i32), &key],
         )?
         .get(0);
-    Ok(BlobClaim {
-        hash: hash_from(hash)?,
-        generation,
-    })
+    tx.execute(
+        "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+         VALUES ($1, $2, TRUE, $3)
+         ON CONFLICT (content_hash) DO UPDATE
+         SET generation = $2, in_progress = TRUE, updated_at = $3",
+        &[&key, &generation, &UnixMillis::now().0],
+    )?;
+    Ok(BlobClaim { hash, generation })
 }
 
 /// Records one file in the caller's transaction, which holds its blob's lock.
 fn record_one(tx: &mut Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
     let hash = item.hash.as_bytes().as_slice();
-    let deletion = tx.query_opt(
-        "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = $1",
-        &[&hash],
-    )?;
-    if let Some(r) = deletion
-        && (r.get::<_, i64>(0) != item.generation_seen || r.get::<_, bool>(1))
-    {
+    let now_seen = generation_of(tx, &item.hash)?;
+    if now_seen.generation != item.generation_seen || now_seen.deleting {
         return Ok(Recorded::BlobRaced);
     }
     let metadata = serde_json::to_string(&item.metadata).map_err(|e| Error::InvalidInput {

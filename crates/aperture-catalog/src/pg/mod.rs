@@ -34,7 +34,10 @@ use crate::{Error, Result};
 pub type Migration = (i64, &'static str, &'static str);
 
 /// The catalog's migrations.
-const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("0001_init.sql"))];
+const MIGRATIONS: &[Migration] = &[
+    (1, "init", include_str!("0001_init.sql")),
+    (2, "erasure", include_str!("0002_erasure.sql")),
+];
 
 /// Advisory lock keys (one namespace per database). Any number fits: these are ours.
 const MIGRATION_LOCK: i64 = 0x4150_4552_0001;

@@ -5,7 +5,9 @@ use aperture_core::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::SqliteCatalog;
-use crate::access::{Access, AuditEntry, NewAuditEntry, Scope, Token, chain_after};
+use crate::access::{
+    Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
+};
 use crate::decode::hash32;
 use crate::{Error, Result};
 
@@ -49,6 +51,7 @@ fn audit_from_row(r: &Row<'_>) -> Result<AuditEntry> {
         action: r.get(3)?,
         target: r.get(4)?,
         detail: r.get(5)?,
+        private: Vec::new(),
         prev: hash32(r.get(6)?, "an audit entry's previous hash")?,
         hash: hash32(r.get(7)?, "an audit entry's hash")?,
     })
@@ -184,7 +187,7 @@ impl Access for SqliteCatalog {
         Ok(())
     }
 
-    fn append_audit(&self, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
+    fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: Option<(i64, Vec<u8>)> = tx
@@ -198,7 +201,7 @@ impl Access for SqliteCatalog {
             Some((seq, hash)) => Some((seq, hash32(hash, "an audit entry's hash")?)),
             None => None,
         };
-        let out = chain_after(last, UnixMillis::now(), entries);
+        let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries)?;
         {
             let mut insert = tx.prepare_cached(&format!(
                 "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -213,6 +216,20 @@ impl Access for SqliteCatalog {
                     e.detail,
                     e.prev.as_slice(),
                     e.hash.as_slice()
+                ])?;
+            }
+            let mut private = tx.prepare_cached(
+                "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for p in &sealed {
+                private.execute(params![
+                    p.seq,
+                    p.part,
+                    p.asset.map(|a| a.as_bytes().to_vec()),
+                    p.path,
+                    p.salt.as_slice(),
+                    p.detail
                 ])?;
             }
         }
@@ -230,6 +247,27 @@ impl Access for SqliteCatalog {
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             out.push(audit_from_row(row)?);
+        }
+        if let (Some(first), Some(last)) = (out.first().map(|e| e.seq), out.last().map(|e| e.seq)) {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, part, salt, detail FROM audit_private
+                 WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq, part",
+            )?;
+            let mut rows = stmt.query(params![first, last])?;
+            let mut kept: std::collections::BTreeMap<i64, Vec<(i32, Private)>> =
+                std::collections::BTreeMap::new();
+            while let Some(r) = rows.next()? {
+                kept.entry(r.get(0)?).or_default().push((
+                    r.get(1)?,
+                    Private {
+                        salt: hash32(r.get(2)?, "an audit detail's salt")?,
+                        detail: r.get(3)?,
+                    },
+                ));
+            }
+            for e in &mut out {
+                e.fill_private(kept.remove(&e.seq).unwrap_or_default());
+            }
         }
         Ok(out)
     }

@@ -84,23 +84,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
-        let conn = self.read();
-        let mut stmt = conn.prepare_cached(
-            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
-        )?;
-        let found = stmt
-            .query_row([blob(&hash)], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(found.map_or(
-            BlobGeneration {
-                generation: 0,
-                deleting: false,
-            },
-            |(generation, deleting)| BlobGeneration {
-                generation,
-                deleting,
-            },
-        ))
+        generation_of(&self.read(), &hash)
     }
 
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
@@ -304,6 +288,7 @@ impl Catalog for SqliteCatalog {
             what: "asset",
             key: id.to_string(),
         })?;
+        erase_private_audit(&tx, key)?;
         // Cascades remove sources, insights and jobs.
         tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
         let still_used: bool = tx.query_row(
@@ -322,6 +307,13 @@ impl Catalog for SqliteCatalog {
             hash: hash_from(&hash)?,
             claim,
         })
+    }
+
+    fn scrub(&self) -> Result<bool> {
+        let conn = self.write();
+        // (busy, frames in the log, frames checkpointed); busy = 1 when a reader held on.
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
     }
 
     fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
@@ -351,14 +343,22 @@ impl Catalog for SqliteCatalog {
     }
 
     fn blob_deleted(&self, claim: BlobClaim) -> Result<()> {
-        // A new generation: an ingest that saw the blob while it was being deleted must not
-        // record against the generation it read.
-        self.write().execute(
-            "UPDATE blob_deletions SET in_progress = 0, generation = generation + 1,
-                 updated_at = ?3
-             WHERE content_hash = ?1 AND generation = ?2",
-            params![blob(&claim.hash), claim.generation, UnixMillis::now().0],
+        // The row goes (no trace of the hash is kept) and the bucket's generation moves on: an
+        // ingest that saw the blob while it was being deleted must not record against the
+        // generation it read.
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finished = tx.execute(
+            "DELETE FROM blob_deletions WHERE content_hash = ?1 AND generation = ?2",
+            params![blob(&claim.hash), claim.generation],
         )?;
+        if finished > 0 {
+            tx.execute(
+                "UPDATE blob_deletion_epochs SET generation = generation + 1 WHERE bucket = ?1",
+                [deletion_bucket(&claim.hash)],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -541,34 +541,69 @@ pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Resul
     Ok(())
 }
 
-/// Marks a blob as being deleted, with a new generation, in the caller's transaction.
+/// Deletes what the audit log keeps that names an asset, in the caller's transaction (before
+/// its sources go): its private details, and those of the paths it was ingested from or below.
+fn erase_private_audit(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<()> {
+    tx.prepare_cached("DELETE FROM audit_private WHERE asset_id = ?1")?
+        .execute([asset])?;
+    tx.prepare_cached(
+        "DELETE FROM audit_private
+         WHERE asset_id IS NULL AND path IS NOT NULL AND EXISTS (
+             SELECT 1 FROM asset_sources s WHERE s.asset_id = ?1
+               AND (s.path = audit_private.path
+                    OR (substr(s.path, 1, length(audit_private.path)) = audit_private.path
+                        AND substr(s.path, length(audit_private.path) + 1, 1) IN ('/', '\\'))))",
+    )?
+    .execute([asset])?;
+    Ok(())
+}
+
+/// The deletion generation of `hash`'s bucket, and whether the blob is being deleted.
+fn generation_of(conn: &rusqlite::Connection, hash: &ContentHash) -> Result<BlobGeneration> {
+    let (generation, deleting) = conn
+        .prepare_cached(
+            "SELECT COALESCE((SELECT generation FROM blob_deletion_epochs WHERE bucket = ?1), 0),
+                    EXISTS (SELECT 1 FROM blob_deletions WHERE content_hash = ?2)",
+        )?
+        .query_row(params![deletion_bucket(hash), blob(hash)], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(BlobGeneration {
+        generation,
+        deleting,
+    })
+}
+
+/// Marks a blob as being deleted, with a new generation of its bucket, in the caller's
+/// transaction. The generation is above any claim still open on the blob (one left by a
+/// catalog from before buckets), so a claim taken over is never current again.
 fn claim_in(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+    let hash = hash_from(hash)?;
+    let now = UnixMillis::now().0;
     let generation: i64 = tx.query_row(
-        "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
-         VALUES (?1, 1, 1, ?2)
-         ON CONFLICT (content_hash) DO UPDATE
-         SET generation = generation + 1, in_progress = 1, updated_at = ?2
+        "INSERT INTO blob_deletion_epochs (bucket, generation)
+         VALUES (?1, 1 + COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = ?2), 0))
+         ON CONFLICT (bucket) DO UPDATE
+         SET generation = 1 + MAX(generation,
+             COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = ?2), 0))
          RETURNING generation",
-        params![hash, UnixMillis::now().0],
+        params![deletion_bucket(&hash), blob(&hash)],
         |r| r.get(0),
     )?;
-    Ok(BlobClaim {
-        hash: hash_from(hash)?,
-        generation,
-    })
+    tx.execute(
+        "INSERT INTO blob_deletions (content_hash, generation, in_progress, updated_at)
+         VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT (content_hash) DO UPDATE
+         SET generation = ?2, in_progress = 1, updated_at = ?3",
+        params![blob(&hash), generation, now],
+    )?;
+    Ok(BlobClaim { hash, generation })
 }
 
 fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
     let hash = blob(&item.hash);
-    let deletion: Option<(i64, bool)> = tx
-        .prepare_cached(
-            "SELECT generation, in_progress FROM blob_deletions WHERE content_hash = ?1",
-        )?
-        .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((generation, in_progress)) = deletion
-        && (generation != item.generation_seen || in_progress)
-    {
+    let now_seen = generation_of(tx, &item.hash)?;
+    if now_seen.generation != item.generation_seen || now_seen.deleting {
         return Ok(Recorded::BlobRaced);
     }
     let existing: Option<Vec<u8>> = tx

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "access", include_str!("0003_access.sql")),
     (4, "parts", include_str!("0004_parts.sql")),
     (5, "scale_out", include_str!("0005_scale_out.sql")),
+    (6, "erasure", include_str!("0006_erasure.sql")),
 ];
 const READERS: usize = 4;
 
@@ -100,6 +101,8 @@ impl SqliteCatalog {
 fn configure(conn: &Connection, writer: bool) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Deleted rows are overwritten with zeros, so what was erased leaves no bytes in the file.
+    conn.pragma_update(None, "secure_delete", true)?;
     if writer {
         // WAL: readers never block the writer. FULL: a commit is on disk when it returns,
         // power cuts included; writers batch their rows, so that is one sync per batch.

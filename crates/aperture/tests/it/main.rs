@@ -4,6 +4,7 @@ mod analyze;
 mod bad_input;
 mod crash;
 mod dedupe;
+mod erasure;
 mod metadata;
 mod models;
 mod real_media;

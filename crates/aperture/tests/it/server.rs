@@ -64,7 +64,8 @@ impl std::ops::Deref for Server {
     }
 }
 
-fn png(seed: u8) -> Vec<u8> {
+/// A small PNG drawn from `seed`.
+pub fn png(seed: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([
             (x as u8).wrapping_mul(seed),
@@ -169,6 +170,59 @@ fn audit_verify_finds_tampered_deleted_and_reordered_entries() {
         "DELETE FROM audit WHERE seq IN ({a}, {b}); INSERT INTO audit SELECT * FROM saved; DROP TABLE saved"
     ));
     assert!(verify(&[]).0);
+
+    // Rewritten whole by someone who can write the catalog but has no key: one query
+    // changed, every hash after it recomputed (unkeyed, or with a key of their own), so the
+    // chain links from end to end.
+    for forger in [
+        aperture_catalog::access::AuditKey::unkeyed(),
+        aperture_catalog::access::AuditKey::new([9; 32], 1),
+    ] {
+        sql("CREATE TABLE saved AS SELECT * FROM audit");
+        sql(&format!(
+            "UPDATE audit SET detail = replace(detail, 'two', 'owt') WHERE seq = {a}"
+        ));
+        let rows: Vec<(i64, i64, String, String, Option<String>, String)> = db
+            .prepare("SELECT seq, at, actor, action, target, detail FROM audit ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut prev = aperture_catalog::access::GENESIS;
+        for (seq, at, actor, action, target, detail) in rows {
+            let hash = aperture_catalog::access::entry_hash(
+                &forger,
+                &prev,
+                seq,
+                aperture_core::UnixMillis(at),
+                &actor,
+                &action,
+                target.as_deref(),
+                &detail,
+            );
+            db.execute(
+                "UPDATE audit SET prev = ?1, hash = ?2 WHERE seq = ?3",
+                rusqlite::params![prev.as_slice(), hash.as_slice(), seq],
+            )
+            .unwrap();
+            prev = hash;
+        }
+        let (ok, text) = verify(&[]);
+        assert!(!ok, "a log rewritten without the key passed: {text}");
+        assert!(text.contains("#1:") && text.contains("audit key"), "{text}");
+        sql("DELETE FROM audit; INSERT INTO audit SELECT * FROM saved; DROP TABLE saved");
+        assert!(verify(&[]).0);
+    }
 
     // Cut short: the chain alone cannot tell; the head recorded earlier can.
     sql("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)");

@@ -1,0 +1,27 @@
+-- Catalog schema, version 6: erasure that leaves no trace of what was erased.
+
+-- Deletion generations per bucket of content hashes (the first two bytes), not per hash: a
+-- finished deletion keeps no content hash (which would prove the file was once held). An
+-- ingest that read a bucket's generation before publishing records nothing if it changed.
+CREATE TABLE blob_deletion_epochs (
+    bucket     INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+-- blob_deletions now holds deletions under way only.
+DELETE FROM blob_deletions WHERE in_progress = 0;
+
+-- The details of audit entries that name an asset (its name, paths, what was read): kept
+-- beside the chain, which holds only a keyed digest of each (keyed by its salt), and deleted
+-- when the asset is erased. `asset_id` links a detail to the asset it names; `path` is an
+-- ingested path, deleted when an asset at or under it is erased.
+CREATE TABLE audit_private (
+    seq      INTEGER NOT NULL,
+    part     INTEGER NOT NULL,
+    asset_id BLOB,
+    path     TEXT,
+    salt     BLOB NOT NULL,
+    detail   TEXT NOT NULL,
+    PRIMARY KEY (seq, part)
+);
+CREATE INDEX audit_private_by_asset ON audit_private (asset_id) WHERE asset_id IS NOT NULL;
+CREATE INDEX audit_private_by_path ON audit_private (path) WHERE path IS NOT NULL;
