@@ -109,6 +109,12 @@ idle_timeout_secs = 30
 request_timeout_secs = 60
 # Analysis workers `aperture serve` runs itself (0: leave analysis to `aperture worker`).
 workers = 1
+
+[audit]
+# The key the audit log's chain is keyed with; made when missing. Keep a copy away from the
+# catalog, and give every server, worker and CLI of the lake the same one. Default: audit.key in
+# the data folder.
+# key_file = "/etc/aperture/audit.key"
 "#;
 
 /// `aperture.toml` as written: unknown keys are refused, missing ones take their defaults.

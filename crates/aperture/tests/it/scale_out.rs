@@ -68,9 +68,29 @@ impl Node {
             },
             env: env.to_vec(),
         };
+        // Every machine of a lake writes the audit log with the same key: the first node makes
+        // it, and the others get a copy, as an operator copies it to each machine.
+        static KEYS: std::sync::Mutex<Vec<(String, std::path::PathBuf)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+        let key_file = node.aperture.data().join("audit.key");
+        if let Some((_, first)) = keys.iter().find(|(url, _)| url == catalog) {
+            std::fs::create_dir_all(node.aperture.data()).unwrap();
+            std::fs::copy(first, &key_file).unwrap();
+        }
         let mut args = vec!["init", "--catalog", catalog, "--blobs", blobs];
         args.extend_from_slice(more);
         let out = node.ok(&args);
+        if !keys.iter().any(|(url, _)| url == catalog) {
+            // Kept past this node's folder, which a test may drop first.
+            let kept = std::env::temp_dir().join(format!(
+                "aperture-test-key-{}-{}",
+                std::process::id(),
+                keys.len()
+            ));
+            std::fs::copy(&key_file, &kept).unwrap();
+            keys.push((catalog.to_owned(), kept));
+        }
         (node, out)
     }
 
