@@ -123,7 +123,8 @@ impl Lake {
         if wrote_config {
             let text = storage.config_text()?;
             // Readable by its owner only: a catalog URL may carry a password.
-            write_private(&config_path, &text).map_err(Error::io("write", &config_path))?;
+            crate::audit_key::write_private(&config_path, &text)
+                .map_err(Error::io("write", &config_path))?;
         }
         let config = Config::load(&dir, Some(&config_path))?;
         if !wrote_config {
@@ -182,7 +183,7 @@ impl Lake {
                 CatalogLocation::Sqlite(path) => Arc::new(SqliteCatalog::open(path)?),
                 CatalogLocation::Postgres(url) => Arc::new(PgCatalog::open(url)?),
             };
-            let key = crate::audit::load_or_make_key(&key_file, catalog.as_ref())?;
+            let key = crate::audit_key::load_or_make_key(&key_file, catalog.as_ref())?;
             Ok((catalog, key))
         })
         .await??;
@@ -339,17 +340,4 @@ fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Creates `path` with `text`, readable and writable by its owner only.
-pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }

@@ -26,6 +26,7 @@
 
 mod access;
 mod audit;
+mod audit_key;
 pub mod captions;
 pub mod config;
 mod detail;
