@@ -207,6 +207,27 @@ impl NewAuditEntry {
         }
     }
 
+    /// The entry an erasure appends: which private details it deleted with `asset`, so that
+    /// the log tells them from details deleted by hand.
+    pub fn erased_details(asset: AssetId, details: &[(i64, i32)]) -> Self {
+        Self::new(
+            "aperture",
+            ERASED_DETAILS,
+            Some(asset.to_string()),
+            serde_json::json!({ "details": details }),
+        )
+    }
+
+    /// The entry that starts the keyed part of a log: the key's fingerprint.
+    pub fn audit_key(key: &AuditKey) -> Self {
+        Self::new(
+            "aperture",
+            AUDIT_KEY,
+            None,
+            serde_json::json!({ "fingerprint": key.fingerprint() }),
+        )
+    }
+
     /// Adds a detail that names `asset`, erased with it.
     pub fn naming(mut self, asset: AssetId, detail: serde_json::Value) -> Self {
         self.private.push(PrivateDetail {
@@ -217,16 +238,37 @@ impl NewAuditEntry {
         self
     }
 
-    /// Adds a detail that names a path about to be ingested, erased with any asset ingested
-    /// from that path or below it.
-    pub fn naming_path(mut self, path: impl Into<String>, detail: serde_json::Value) -> Self {
+    /// Adds a detail that names a path about to be ingested (absolute, as ingest records
+    /// sources), erased with any asset ingested from that path or below it.
+    pub fn naming_path(mut self, path: &str, detail: serde_json::Value) -> Self {
         self.private.push(PrivateDetail {
             asset: None,
-            path: Some(path.into()),
+            path: Some(normal_path(path).to_owned()),
             detail,
         });
         self
     }
+}
+
+/// `path` without trailing separators (the root stays `/`).
+fn normal_path(path: &str) -> &str {
+    let trimmed = path.trim_end_matches(['/', '\\']);
+    if trimmed.is_empty() && !path.is_empty() {
+        &path[..1]
+    } else {
+        trimmed
+    }
+}
+
+/// Each of `paths` and every folder above it, as private details name them: what an erased
+/// asset's sources erase.
+pub(crate) fn path_and_folders(paths: &[String]) -> std::collections::BTreeSet<&str> {
+    paths
+        .iter()
+        .flat_map(|p| std::path::Path::new(normal_path(p)).ancestors())
+        .filter_map(|a| a.to_str())
+        .filter(|a| !a.is_empty())
+        .collect()
 }
 
 /// A detail of an audit entry that names an asset or an ingested path.
@@ -240,9 +282,9 @@ pub struct PrivateDetail {
     pub detail: serde_json::Value,
 }
 
-/// A private detail as stored beside the chain.
+/// A private detail as stored beside the chain (in clear: only its digest is chained).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SealedDetail {
+pub(crate) struct StoredPrivate {
     pub seq: i64,
     pub part: i32,
     pub asset: Option<AssetId>,
@@ -300,12 +342,12 @@ impl AuditEntry {
     pub(crate) fn fill_private(&mut self, rows: impl IntoIterator<Item = (i32, Private)>) {
         self.private = vec![None; self.sealed().len()];
         for (part, private) in rows {
-            if let Some(slot) = usize::try_from(part)
-                .ok()
-                .and_then(|p| self.private.get_mut(p))
-            {
-                *slot = Some(private);
+            // A part the entry does not seal (added by hand) is kept, for the check to find.
+            let part = usize::try_from(part).unwrap_or(usize::MAX).min(1 << 16);
+            if part >= self.private.len() {
+                self.private.resize(part + 1, None);
             }
+            self.private[part] = Some(private);
         }
     }
 }
@@ -349,6 +391,11 @@ impl AuditKey {
     /// The first entry this key keys.
     pub fn keyed_from(&self) -> i64 {
         self.keyed_from
+    }
+
+    /// A key for `context` derived from this one (`None` when unkeyed).
+    pub fn derive(&self, context: &str) -> Option<[u8; 32]> {
+        self.key.map(|k| blake3::derive_key(context, &k))
     }
 
     /// A short public fingerprint of the key, to tell keys apart without showing them.
@@ -419,24 +466,31 @@ fn private_digest(salt: &[u8; 32], detail: &str) -> String {
 }
 
 /// The entries that follow the last one stored (`last`: its seq and hash, `None` for an empty
-/// log), chained, all stamped `at`, and their private details sealed: what a backend inserts,
-/// in order, under its append lock.
+/// log), chained, all stamped `at`, and their private details sealed (those naming an asset in
+/// `gone`, erased meanwhile, are dropped): what a backend inserts, in order, under its append
+/// lock.
 pub(crate) fn chain_after(
     key: &AuditKey,
     last: Option<(i64, [u8; 32])>,
     at: UnixMillis,
     entries: &[NewAuditEntry],
-) -> Result<(Vec<AuditEntry>, Vec<SealedDetail>)> {
+    gone: &std::collections::BTreeSet<AssetId>,
+) -> Result<(Vec<AuditEntry>, Vec<StoredPrivate>)> {
     let (mut seq, mut prev) = last.unwrap_or((0, GENESIS));
     let mut sealed = Vec::new();
     let mut chained = Vec::with_capacity(entries.len());
     for entry in entries {
         seq += 1;
         let mut detail = entry.detail.clone();
-        let mut private = Vec::with_capacity(entry.private.len());
-        if !entry.private.is_empty() {
-            let mut digests = Vec::with_capacity(entry.private.len());
-            for (part, p) in entry.private.iter().enumerate() {
+        let kept: Vec<&PrivateDetail> = entry
+            .private
+            .iter()
+            .filter(|p| !p.asset.is_some_and(|a| gone.contains(&a)))
+            .collect();
+        let mut private = Vec::with_capacity(kept.len());
+        if !kept.is_empty() {
+            let mut digests = Vec::with_capacity(kept.len());
+            for (part, p) in kept.into_iter().enumerate() {
                 let mut salt = [0u8; 32];
                 getrandom::fill(&mut salt).map_err(|e| Error::Backend {
                     backend: "random",
@@ -448,7 +502,7 @@ pub(crate) fn chain_after(
                     salt,
                     detail: text.clone(),
                 }));
-                sealed.push(SealedDetail {
+                sealed.push(StoredPrivate {
                     seq,
                     part: part as i32,
                     asset: p.asset,
@@ -517,7 +571,15 @@ pub struct ChainCheck {
     pub unkeyed: u64,
     /// How many private details were erased (with their assets).
     pub erased: u64,
+    /// Private details found missing that no `erased_details` entry has declared yet: each
+    /// must be, later in the log, or it was deleted by hand.
+    undeclared: std::collections::BTreeSet<(i64, i32)>,
 }
+
+/// The action of the entry an erasure appends, naming the private details it deleted.
+pub const ERASED_DETAILS: &str = "erased_details";
+/// The action of the entry that starts the keyed part of the log, with the key's fingerprint.
+pub const AUDIT_KEY: &str = "audit_key";
 
 /// Where and why a chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -539,6 +601,7 @@ impl ChainCheck {
             checked: 0,
             unkeyed: 0,
             erased: 0,
+            undeclared: Default::default(),
         }
     }
 
@@ -602,7 +665,33 @@ impl ChainCheck {
                     )));
                 }
                 Some(_) => {}
-                None => self.erased += 1,
+                None => {
+                    self.undeclared.insert((entry.seq, part as i32));
+                }
+            }
+        }
+        if entry.action == ERASED_DETAILS {
+            let declared: Vec<(i64, i32)> =
+                serde_json::from_str::<serde_json::Value>(&entry.detail)
+                    .ok()
+                    .and_then(|d| serde_json::from_value(d.get("details")?.clone()).ok())
+                    .unwrap_or_default();
+            for detail in declared {
+                if self.undeclared.remove(&detail) {
+                    self.erased += 1;
+                }
+            }
+        }
+        if entry.seq == self.key.keyed_from && self.key.key.is_some() {
+            let fingerprint = serde_json::from_str::<serde_json::Value>(&entry.detail)
+                .ok()
+                .and_then(|d| d.get("fingerprint")?.as_str().map(str::to_owned));
+            if entry.action != AUDIT_KEY || fingerprint != self.key.fingerprint() {
+                return Err(broken(
+                    "the keyed part of the log must start with the key's own entry \
+                     (audit_key, with its fingerprint): it does not"
+                        .into(),
+                ));
             }
         }
         self.last_seq = entry.seq;
@@ -610,6 +699,31 @@ impl ChainCheck {
         self.checked += 1;
         if entry.seq < self.key.keyed_from {
             self.unkeyed += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the walk: the log must reach its first keyed entry (else keyed entries were
+    /// removed), and every private detail found missing must have been declared erased by a
+    /// later entry (else it was deleted by hand).
+    pub fn finish(&self) -> std::result::Result<(), BrokenChain> {
+        if self.key.key.is_some() && self.last_seq < self.key.keyed_from {
+            return Err(BrokenChain {
+                seq: self.last_seq + 1,
+                problem: format!(
+                    "the log ends at #{} but its keyed part starts at #{}: entries were removed",
+                    self.last_seq, self.key.keyed_from
+                ),
+            });
+        }
+        if let Some((seq, part)) = self.undeclared.first() {
+            return Err(BrokenChain {
+                seq: *seq,
+                problem: format!(
+                    "its private detail {part} is gone, and no erasure says it deleted it: it was \
+                     deleted by hand"
+                ),
+            });
         }
         Ok(())
     }
@@ -645,6 +759,11 @@ pub trait Access: Send + Sync {
     /// Appends entries in one transaction (group commit), chained to the last one with `key`,
     /// their private details stored beside the chain.
     fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>>;
+    /// Starts the keyed part of the log with `key`'s own entry ([`NewAuditEntry::audit_key`]),
+    /// numbered `key.keyed_from()`: only when no entry starts one already and the log ends
+    /// just before that number. False otherwise (another process keyed the log, or appended
+    /// meanwhile), and nothing is written.
+    fn start_keyed_audit(&self, key: &AuditKey) -> Result<bool>;
     /// Entries in storage order after `after` (a seq), at most `limit`, with the private
     /// details still kept of them.
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>>;
@@ -694,13 +813,25 @@ mod tests {
         AuditKey::new([7; 32], 1)
     }
 
+    /// `n` entries: the key's own, then searches.
+    fn entries(n: i64) -> Vec<NewAuditEntry> {
+        std::iter::once(NewAuditEntry::audit_key(&key()))
+            .chain((2..=n).map(|seq| {
+                NewAuditEntry::new("a", "search", None, serde_json::json!({ "n": seq }))
+            }))
+            .collect()
+    }
+
     fn chain(n: i64) -> Vec<AuditEntry> {
-        let entries: Vec<NewAuditEntry> = (1..=n)
-            .map(|seq| NewAuditEntry::new("a", "search", None, serde_json::json!({ "n": seq })))
-            .collect();
-        chain_after(&key(), None, UnixMillis(1), &entries)
-            .unwrap()
-            .0
+        chain_after(
+            &key(),
+            None,
+            UnixMillis(1),
+            &entries(n),
+            &Default::default(),
+        )
+        .unwrap()
+        .0
     }
 
     fn first_break(entries: &[AuditEntry]) -> Option<BrokenChain> {
@@ -738,25 +869,22 @@ mod tests {
 
     #[test]
     fn a_log_rewritten_whole_without_the_key_is_found() {
-        let good = chain(4);
+        let mut entries = entries(4);
         // Someone with the catalog but not the key changes entry 2 and recomputes every hash
         // after it, with any key but ours, or unkeyed.
-        let mut entries: Vec<NewAuditEntry> = good
-            .iter()
-            .map(|e| {
-                NewAuditEntry::new(
-                    e.actor.clone(),
-                    e.action.clone(),
-                    None,
-                    serde_json::from_str(&e.detail).unwrap(),
-                )
-            })
-            .collect();
         entries[1].detail = serde_json::json!({ "n": "nothing to see" });
         for forger in [AuditKey::new([8; 32], 1), AuditKey::unkeyed()] {
-            let forged = chain_after(&forger, None, UnixMillis(1), &entries)
-                .unwrap()
-                .0;
+            let mut rewritten = entries.clone();
+            rewritten[0] = NewAuditEntry::audit_key(&forger);
+            let forged = chain_after(
+                &forger,
+                None,
+                UnixMillis(1),
+                &rewritten,
+                &Default::default(),
+            )
+            .unwrap()
+            .0;
             // Internally consistent...
             let mut own = ChainCheck::new(forger.clone());
             assert!(forged.iter().all(|e| own.next(e).is_ok()));
@@ -765,27 +893,35 @@ mod tests {
             assert_eq!(broken.seq, 1, "{broken}");
             assert!(broken.problem.contains("audit key"), "{broken}");
         }
-        // Entries before the key was made are checked unkeyed, and counted.
+        // Entries before the key was made are checked unkeyed, and counted; the keyed part
+        // starts with the key's own entry.
         let older = AuditKey::new([7; 32], 3);
-        let mixed = chain_after(&older, None, UnixMillis(1), &entries)
+        let mut mixed = entries.clone();
+        mixed.swap(0, 2);
+        let mixed = chain_after(&older, None, UnixMillis(1), &mixed, &Default::default())
             .unwrap()
             .0;
-        let mut check = ChainCheck::new(older);
+        let mut check = ChainCheck::new(older.clone());
         assert!(mixed.iter().all(|e| check.next(e).is_ok()));
+        check.finish().unwrap();
         assert_eq!((check.checked, check.unkeyed), (4, 2));
+        // Cut back to before its keyed part, the log is refused.
+        let mut check = ChainCheck::new(older);
+        assert!(mixed[..2].iter().all(|e| check.next(e).is_ok()));
+        assert!(check.finish().unwrap_err().problem.contains("keyed part"));
+        // A keyed part that does not start with the key's entry is refused.
+        let mut check = ChainCheck::new(AuditKey::new([7; 32], 2));
+        assert!(mixed.iter().any(|e| check.next(e).is_err()));
     }
 
     #[test]
     fn private_details_are_sealed_and_can_be_erased() {
         let asset = AssetId::new();
-        let entry = NewAuditEntry::new(
-            "a",
-            "read_original",
-            Some(asset.to_string()),
-            serde_json::json!({}),
-        )
-        .naming(asset, serde_json::json!({ "name": "secret-plan.pdf" }));
-        let (mut chained, sealed) = chain_after(&key(), None, UnixMillis(1), &[entry]).unwrap();
+        // (The first entry of a keyed log is the key's own; any entry may name an asset.)
+        let entry = NewAuditEntry::audit_key(&key())
+            .naming(asset, serde_json::json!({ "name": "secret-plan.pdf" }));
+        let (mut chained, sealed) =
+            chain_after(&key(), None, UnixMillis(1), &[entry], &Default::default()).unwrap();
         assert_eq!(sealed.len(), 1);
         assert_eq!(sealed[0].asset, Some(asset));
         // The chained detail holds a digest, not the name.
@@ -804,10 +940,26 @@ mod tests {
         changed[0].private[0].as_mut().unwrap().detail = "{\"name\":\"other.pdf\"}".into();
         let broken = ChainCheck::new(key()).next(&changed[0]).unwrap_err();
         assert!(broken.problem.contains("private detail 0"), "{broken}");
-        // ...an erased one is counted, and the chain still holds.
+        // ...a missing one is found unless an erasure declared it...
         chained[0].private[0] = None;
         let mut check = ChainCheck::new(key());
         check.next(&chained[0]).unwrap();
+        let broken = check.finish().unwrap_err();
+        assert!(broken.problem.contains("by hand"), "{broken}");
+        // ...and one an erasure declared is counted, and the chain holds.
+        let declared = chain_after(
+            &key(),
+            Some((1, chained[0].hash)),
+            UnixMillis(2),
+            &[NewAuditEntry::erased_details(asset, &[(1, 0)])],
+            &Default::default(),
+        )
+        .unwrap()
+        .0;
+        let mut check = ChainCheck::new(key());
+        check.next(&chained[0]).unwrap();
+        check.next(&declared[0]).unwrap();
+        check.finish().unwrap();
         assert_eq!(check.erased, 1);
     }
 }

@@ -99,6 +99,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// PostgreSQL keeps deleted rows in its files until VACUUM reuses their pages, and in its
     /// WAL: nothing to do here (see the deployment guide).
     fn scrub(&self) -> Result<bool>;
+    /// Keys the mapping of content hashes to deletion buckets with a secret kept outside the
+    /// catalog, so that the buckets' generations say nothing of what was deleted. Call once,
+    /// right after opening, before any ingest or deletion; every process of a lake must use
+    /// the same key (a lake derives it from its audit key). Unkeyed until then.
+    fn key_deletion_buckets(&self, key: [u8; 32]);
 
     /// Claims an unreferenced blob for deletion: one `fsck` found unreferenced, or one whose
     /// deletion was never finished. `None` when an asset uses it. Each claim bumps the blob's

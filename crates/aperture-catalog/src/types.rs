@@ -75,9 +75,9 @@ pub enum Recorded {
     BlobRaced,
 }
 
-/// The deletion generation of a blob's bucket (the blobs whose hashes share their first two
-/// bytes): 0 until a deletion in the bucket is first claimed, then one more each time a
-/// deletion there is claimed or finished. Per bucket, not per blob, so that a finished
+/// The deletion generation of a blob's bucket (one of 65,536, see [`Catalog::key_deletion_buckets`]):
+/// 0 until a deletion in the bucket is first claimed, then higher each time a deletion there is
+/// claimed or finished. Per bucket, not per blob, so that a finished
 /// deletion keeps no content hash; an ingest raced by a deletion of another blob in its bucket
 /// (one in 65,536) retries, as it would for its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,12 +233,31 @@ pub struct Deletion {
     pub hash: ContentHash,
     /// Set when no asset uses the blob any more: the claim to delete it with.
     pub claim: Option<BlobClaim>,
+    /// The private audit details deleted with the asset, as (entry, part): the erasure says
+    /// so in the log, so that a detail missing for any other reason is found.
+    pub audit_details: Vec<(i64, i32)>,
 }
 
-/// The deletion bucket of a content hash: its first two bytes.
-pub(crate) fn deletion_bucket(hash: &ContentHash) -> i64 {
-    let b = hash.as_bytes();
-    i64::from(u16::from_be_bytes([b[0], b[1]]))
+/// How content hashes map to deletion buckets: two bytes of the hash keyed with a secret kept
+/// outside the catalog ([`Catalog::key_deletion_buckets`]), so that a bucket's generation says
+/// nothing of which contents were deleted; unkeyed (the hash's first two bytes) until then.
+#[derive(Debug, Default)]
+pub(crate) struct DeletionBuckets(std::sync::OnceLock<[u8; 32]>);
+
+impl DeletionBuckets {
+    /// Sets the key; the first one set stays.
+    pub(crate) fn key(&self, key: [u8; 32]) {
+        let _ = self.0.set(key);
+    }
+
+    /// The bucket of `hash`, 0 to 65,535.
+    pub(crate) fn of(&self, hash: &ContentHash) -> i64 {
+        let b = match self.0.get() {
+            Some(key) => *blake3::keyed_hash(key, hash.as_bytes()).as_bytes(),
+            None => *hash.as_bytes(),
+        };
+        i64::from(u16::from_be_bytes([b[0], b[1]]))
+    }
 }
 
 /// The right to delete one unreferenced blob, as long as it is the blob's current claim.

@@ -1,10 +1,7 @@
 //! Writing the audit log: group commit for servers, single entries for the CLI, and tokens
 //! (whose creation is itself audited).
 
-use std::sync::Arc;
-
-use aperture_catalog::access::AuditKey;
-use aperture_catalog::{Backend, NewAuditEntry, NewToken, Token};
+use aperture_catalog::{NewAuditEntry, NewToken, Token};
 
 use crate::{Error, Lake, Result};
 use aperture_ingest::GroupCommit;
@@ -20,21 +17,30 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    /// Starts the writer on the current Tokio runtime, chaining with `key`.
-    pub fn start(catalog: Arc<dyn Backend>, key: Arc<AuditKey>) -> Self {
+    /// Starts the writer on the current Tokio runtime, for `lake`'s log.
+    pub fn start(lake: &Lake) -> Self {
+        let (catalog, key, head) = (
+            lake.catalog.clone(),
+            lake.audit_key.clone(),
+            lake.audit_head.clone(),
+        );
         let batcher = GroupCommit::start(
             AUDIT_BATCH,
             Box::new(move |entries: Vec<NewAuditEntry>| {
-                let catalog = catalog.clone();
-                let key = key.clone();
+                let (catalog, key, head) = (catalog.clone(), key.clone(), head.clone());
                 Box::pin(async move {
                     let n = entries.len();
                     // One transaction for the batch: its entries are durable together or not.
-                    let result =
-                        tokio::task::spawn_blocking(move || catalog.append_audit(&key, &entries))
-                            .await
-                            .map_err(|e| e.to_string())
-                            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+                    let result = tokio::task::spawn_blocking(move || {
+                        let written = catalog.append_audit(&key, &entries)?;
+                        if let Some(last) = written.last() {
+                            crate::audit_key::record_head(&head, &key, last.seq, &last.hash);
+                        }
+                        Ok::<_, aperture_catalog::Error>(())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
                     vec![result; n]
                 })
             }),
@@ -69,13 +75,18 @@ impl Lake {
 
     /// Appends one entry, private details and all.
     pub async fn record_audit(&self, entry: NewAuditEntry) -> Result<()> {
-        let key = self.audit_key.clone();
-        self.catalog(move |c| c.append_audit(&key, &[entry]))
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::Audit {
-                reason: e.to_string(),
-            })
+        let (key, head) = (self.audit_key.clone(), self.audit_head.clone());
+        self.catalog(move |c| {
+            let written = c.append_audit(&key, &[entry])?;
+            if let Some(last) = written.last() {
+                crate::audit_key::record_head(&head, &key, last.seq, &last.hash);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Audit {
+            reason: e.to_string(),
+        })
     }
 
     /// Stores a new token and audits its creation by `actor`.
@@ -188,6 +199,11 @@ impl Lake {
     /// (a `(seq, hash)` kept elsewhere from an earlier check) also catches a log that was cut
     /// short or rewritten whole.
     pub async fn verify_audit(&self, head: Option<(i64, String)>) -> Result<AuditVerdict> {
+        // Without a head given, the one written beside the key after each append.
+        let head = match head {
+            Some(head) => Some(head),
+            None => crate::audit_key::read_head(&self.audit_head, &self.audit_key)?,
+        };
         let mut check = aperture_catalog::access::ChainCheck::new((*self.audit_key).clone());
         let mut head_seen = false;
         let mut verdict = None;
@@ -216,6 +232,13 @@ impl Lake {
         .await?;
         if let Some(verdict) = verdict {
             return Ok(verdict);
+        }
+        if let Err(broken) = check.finish() {
+            return Ok(AuditVerdict::Broken {
+                seq: broken.seq,
+                problem: broken.problem,
+                checked: check.checked,
+            });
         }
         let (seq, hash) = check.head();
         if let Some((expected, _)) = head

@@ -22,6 +22,15 @@ impl Lake {
     /// fsck finishes deleting, never an asset without its bytes.
     pub async fn erase(&self, id: AssetId) -> Result<Erased> {
         let deletion = self.catalog(move |c| c.delete_asset(id)).await?;
+        // The log says which of its private details went with the asset, so that one missing
+        // for any other reason is found.
+        if !deletion.audit_details.is_empty() {
+            self.record_audit(aperture_catalog::NewAuditEntry::erased_details(
+                id,
+                &deletion.audit_details,
+            ))
+            .await?;
+        }
         // Derived objects (thumbnails) belong to this asset alone. Should this stop short, fsck
         // finds objects of erased assets and `fsck --repair` removes them.
         self.blobs.delete_derived(id).await?;
@@ -35,8 +44,14 @@ impl Lake {
     }
 
     /// Leaves no bytes of erased rows in the catalog's files (SQLite's write-ahead log is
-    /// checkpointed and truncated), waiting up to ten seconds for readers to let go.
+    /// checkpointed and truncated), trying for up to ten seconds while other connections hold
+    /// on (each try keeps them waiting 100 ms at most). False when it could not (the catalog's
+    /// next opening, or the next erasure, does it), and on PostgreSQL, which keeps deleted rows
+    /// in its own files (see the deployment guide).
     pub async fn scrub_catalog(&self) -> Result<bool> {
+        if matches!(self.config.catalog, crate::CatalogLocation::Postgres(_)) {
+            return Ok(false);
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             if self.catalog(|c| c.scrub()).await? {
@@ -44,7 +59,8 @@ impl Lake {
             }
             if std::time::Instant::now() > deadline {
                 tracing::warn!(
-                    "readers kept the catalog's log from being truncated; the next erasure or start does it"
+                    "other connections kept the catalog's log from being truncated; its next \
+                     opening or erasure does it"
                 );
                 return Ok(false);
             }

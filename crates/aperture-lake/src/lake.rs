@@ -30,6 +30,8 @@ pub struct Lake {
     pub(crate) on_demand: Arc<tokio::sync::Semaphore>,
     /// The key the audit chain is keyed with (`[audit] key_file`).
     pub audit_key: Arc<aperture_catalog::access::AuditKey>,
+    /// Where the log's head is written after each append (beside the key).
+    pub(crate) audit_head: Arc<std::path::PathBuf>,
 }
 
 /// What [`Lake::init`] did.
@@ -178,12 +180,18 @@ impl Lake {
         blobs.init().await?;
         let location = config.catalog.clone();
         let key_file = config.audit_key_file.clone();
+        let audit_head = Arc::new(crate::audit_key::head_file(&key_file));
         let (catalog, audit_key) = tokio::task::spawn_blocking(move || -> Result<_> {
             let catalog: Arc<dyn Backend> = match &location {
                 CatalogLocation::Sqlite(path) => Arc::new(SqliteCatalog::open(path)?),
                 CatalogLocation::Postgres(url) => Arc::new(PgCatalog::open(url)?),
             };
             let key = crate::audit_key::load_or_make_key(&key_file, catalog.as_ref())?;
+            // Deletion buckets keyed from it: a bucket's generation says nothing of what was
+            // deleted to someone who reads the catalog without the key.
+            if let Some(buckets) = key.derive("aperture deletion buckets") {
+                catalog.key_deletion_buckets(buckets);
+            }
             Ok((catalog, key))
         })
         .await??;
@@ -195,6 +203,7 @@ impl Lake {
             query_translators: Arc::default(),
             on_demand: Arc::new(tokio::sync::Semaphore::new(1)),
             audit_key: Arc::new(audit_key),
+            audit_head,
         })
     }
 

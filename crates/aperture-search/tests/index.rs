@@ -655,6 +655,9 @@ impl Catalog for Counting<'_> {
     fn scrub(&self) -> R<bool> {
         self.inner.scrub()
     }
+    fn key_deletion_buckets(&self, key: [u8; 32]) {
+        self.inner.key_deletion_buckets(key)
+    }
     fn claim_blob_deletion(&self, hash: ContentHash) -> R<Option<aperture_catalog::BlobClaim>> {
         self.inner.claim_blob_deletion(hash)
     }

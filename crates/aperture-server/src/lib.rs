@@ -194,7 +194,7 @@ impl State {
         let config = lake.config.clone();
         let encoders =
             tokio::task::spawn_blocking(move || aperture_lake::encoders(&config)).await?;
-        let audit = AuditWriter::start(lake.catalog.clone(), lake.audit_key.clone());
+        let audit = AuditWriter::start(&lake);
         Ok(Arc::new(State {
             lake,
             index: RwLock::new(None),

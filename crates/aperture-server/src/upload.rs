@@ -3,12 +3,11 @@
 //! `collection` field may come before or after the files). One refused file does not stop the
 //! others; a body that breaks the protocol or the size limit ends the request.
 
-use aperture_catalog::NewAuditEntry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use aperture_catalog::Scope;
+use aperture_catalog::{NewAuditEntry, Scope};
 use aperture_ingest::{FileStatus, Ingester, NoProgress};
 use axum::extract::{DefaultBodyLimit, Multipart, State as Shared};
 use axum::http::StatusCode;
@@ -326,7 +325,7 @@ async fn upload(
                     json!({}),
                 )
                 .naming_path(
-                    format!("upload/{}/{}", caller.token.name, file.name),
+                    &format!("upload/{}/{}", caller.token.name, file.name),
                     json!({ "name": file.name }),
                 ),
             )
@@ -392,7 +391,7 @@ async fn upload(
         let detail = json!({ "name": r.name, "status": r.status, "asset": r.asset });
         entry = match r.asset.as_deref().and_then(|a| a.parse().ok()) {
             Some(asset) => entry.naming(asset, detail),
-            None => entry.naming_path(format!("upload/{}/{}", caller.token.name, r.name), detail),
+            None => entry.naming_path(&format!("upload/{}/{}", caller.token.name, r.name), detail),
         };
     }
     state.record(entry).await?;

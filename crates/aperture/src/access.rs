@@ -69,6 +69,7 @@ pub struct AuditArgs {
 /// Who runs the CLI, for the audit log: the operating system's account of the effective user
 /// (`$USER` can say anything), by name, or by number when it has none.
 pub fn cli_actor() -> String {
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
     let uid = unsafe { libc::geteuid() };
     format!(
         "cli:{}",

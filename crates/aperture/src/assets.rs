@@ -342,10 +342,7 @@ pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {
             match lake.update_search().await {
                 Ok(_) => {
                     if args.wait {
-                        lake.scrub_catalog().await?;
-                        println!(
-                            "erased: no bytes of the removed assets are left in the catalog, the blob store or the search index"
-                        );
+                        wait_said(lake).await?;
                     }
                     break;
                 }
@@ -371,6 +368,27 @@ pub async fn rm(lake: &Lake, args: RmArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `rm --wait` can promise, once the search index has applied the erasure.
+async fn wait_said(lake: &Lake) -> anyhow::Result<()> {
+    if matches!(
+        lake.config.catalog,
+        aperture_lake::CatalogLocation::Postgres(_)
+    ) {
+        println!(
+            "erased: the rows are gone from the catalog and the search index, and the bytes from the blob store; PostgreSQL keeps deleted rows in its files until VACUUM reuses their pages, and in its WAL and backups"
+        );
+    } else if lake.scrub_catalog().await? {
+        println!(
+            "erased: no bytes of the removed assets are left in the catalog, the blob store or the search index"
+        );
+    } else {
+        anyhow::bail!(
+            "the catalog's write-ahead log could not be truncated: other processes kept reading the catalog for 10 s; it is truncated when the catalog is next opened, or stop them and run `aperture fsck`"
+        );
+    }
+    Ok(())
 }
 
 async fn remove(lake: &Lake, text: &str) -> anyhow::Result<String> {

@@ -54,8 +54,9 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
     let paths: Vec<String> = args
         .paths
         .iter()
+        // As the walker records sources (absolute, links and `..` kept as given).
         .map(|p| {
-            std::fs::canonicalize(p)
+            std::path::absolute(p)
                 .unwrap_or_else(|_| p.clone())
                 .display()
                 .to_string()
@@ -69,7 +70,7 @@ pub async fn run(lake: &Lake, args: Args) -> anyhow::Result<ExitCode> {
                 Some(options.collection.clone()),
                 detail,
             ),
-            |entry, path| entry.naming_path(path.clone(), serde_json::json!({ "path": path })),
+            |entry, path| entry.naming_path(path, serde_json::json!({ "path": path })),
         )
     };
     lake.record_audit(entry(

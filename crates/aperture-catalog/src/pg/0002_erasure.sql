@@ -1,7 +1,7 @@
 -- Catalog schema, version 2: erasure that leaves no trace of what was erased (as SQLite's
 -- 0006_erasure.sql).
 
-CREATE TABLE blob_deletion_epochs (
+CREATE TABLE blob_deletion_generations (
     bucket     INTEGER PRIMARY KEY,
     generation BIGINT NOT NULL
 );
@@ -10,7 +10,7 @@ DELETE FROM blob_deletions WHERE NOT in_progress;
 CREATE TABLE audit_private (
     seq      BIGINT NOT NULL,
     part     INTEGER NOT NULL,
-    asset_id BYTEA,
+    asset_id BYTEA REFERENCES assets(id) ON DELETE CASCADE,
     path     TEXT,
     salt     BYTEA NOT NULL,
     detail   TEXT NOT NULL,

@@ -6,7 +6,7 @@ use postgres::{GenericClient, Row};
 
 use super::{AUDIT_LOCK, PgCatalog};
 use crate::access::{
-    Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
+    AUDIT_KEY, Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
 };
 use crate::decode::hash32;
 use crate::{Error, Result};
@@ -184,49 +184,25 @@ impl Access for PgCatalog {
     fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
         self.tx(|tx| {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
-            let last =
-                tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
-            let last = match last {
-                Some(r) => Some((r.get(0), hash32(r.get(1), "an audit entry's hash")?)),
-                None => None,
-            };
-            let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries)?;
-            let insert = tx.prepare(&format!(
-                "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))?;
-            for e in &out {
-                tx.execute(
-                    &insert,
-                    &[
-                        &e.seq,
-                        &e.at.0,
-                        &e.actor,
-                        &e.action,
-                        &e.target,
-                        &e.detail,
-                        &e.prev.as_slice(),
-                        &e.hash.as_slice(),
-                    ],
-                )?;
-            }
-            let private = tx.prepare(
-                "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+            append_in(tx, key, entries)
+        })
+    }
+
+    fn start_keyed_audit(&self, key: &AuditKey) -> Result<bool> {
+        self.tx(|tx| {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
+            let row = tx.query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM audit WHERE action = '{AUDIT_KEY}'),
+                            COALESCE(MAX(seq), 0) + 1 FROM audit"
+                ),
+                &[],
             )?;
-            for p in &sealed {
-                tx.execute(
-                    &private,
-                    &[
-                        &p.seq,
-                        &p.part,
-                        &p.asset.map(|a| a.as_bytes().to_vec()),
-                        &p.path,
-                        &p.salt.as_slice(),
-                        &p.detail,
-                    ],
-                )?;
+            if row.get::<_, bool>(0) || row.get::<_, i64>(1) != key.keyed_from() {
+                return Ok(false);
             }
-            Ok(out)
+            append_in(tx, key, &[NewAuditEntry::audit_key(key)])?;
+            Ok(true)
         })
     }
 
@@ -267,4 +243,72 @@ impl Access for PgCatalog {
         }
         Ok(out)
     }
+}
+
+/// Appends entries in the caller's transaction, which holds the append lock.
+fn append_in(
+    tx: &mut postgres::Transaction<'_>,
+    key: &AuditKey,
+    entries: &[NewAuditEntry],
+) -> Result<Vec<AuditEntry>> {
+    let last = tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+    let last = match last {
+        Some(r) => Some((r.get(0), hash32(r.get(1), "an audit entry's hash")?)),
+        None => None,
+    };
+    // Details of assets erased before this append are dropped, not sealed; an erasure
+    // that commits after this check makes the foreign key refuse the append (it fails,
+    // and is retried), so no detail outlives its asset.
+    let referenced: Vec<Vec<u8>> = entries
+        .iter()
+        .flat_map(|e| e.private.iter().filter_map(|p| p.asset))
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    let present: std::collections::BTreeSet<Vec<u8>> = tx
+        .query("SELECT id FROM assets WHERE id = ANY($1)", &[&referenced])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let gone = entries
+        .iter()
+        .flat_map(|e| e.private.iter().filter_map(|p| p.asset))
+        .filter(|a| !present.contains(a.as_bytes().as_slice()))
+        .collect();
+    let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries, &gone)?;
+    let insert = tx.prepare(&format!(
+        "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))?;
+    for e in &out {
+        tx.execute(
+            &insert,
+            &[
+                &e.seq,
+                &e.at.0,
+                &e.actor,
+                &e.action,
+                &e.target,
+                &e.detail,
+                &e.prev.as_slice(),
+                &e.hash.as_slice(),
+            ],
+        )?;
+    }
+    let private = tx.prepare(
+        "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+    )?;
+    for p in &sealed {
+        tx.execute(
+            &private,
+            &[
+                &p.seq,
+                &p.part,
+                &p.asset.map(|a| a.as_bytes().to_vec()),
+                &p.path,
+                &p.salt.as_slice(),
+                &p.detail,
+            ],
+        )?;
+    }
+    Ok(out)
 }

@@ -13,6 +13,7 @@ use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{
     hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
 };
+use crate::types::DeletionBuckets;
 use crate::*;
 
 fn ids(ids: &[AssetId]) -> Vec<&[u8]> {
@@ -81,7 +82,7 @@ impl Catalog for PgCatalog {
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
-        self.with_retry(|c| generation_of(c, &hash))
+        self.with_retry(|c| generation_of(c, &hash, self.buckets.of(&hash)))
     }
 
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
@@ -97,7 +98,10 @@ impl Catalog for PgCatalog {
                 &[&locks],
             )?;
             let now = UnixMillis::now().0;
-            batch.iter().map(|item| record_one(tx, item, now)).collect()
+            batch
+                .iter()
+                .map(|item| record_one(tx, item, now, &self.buckets))
+                .collect()
         })
     }
 
@@ -275,7 +279,7 @@ impl Catalog for PgCatalog {
                 })?
                 .get(0);
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&hash_lock(&hash)])?;
-            erase_private_audit(tx, key)?;
+            let audit_details = erase_private_audit(tx, key)?;
             // Cascades remove sources, insights and jobs; 0 rows: a concurrent delete won.
             if tx.execute("DELETE FROM assets WHERE id = $1", &[&key])? == 0 {
                 return Err(Error::NotFound {
@@ -286,18 +290,25 @@ impl Catalog for PgCatalog {
             let claim = if still_used(tx, &hash)? {
                 None
             } else {
-                Some(claim_in(tx, &hash)?)
+                Some(claim_in(tx, &hash, &self.buckets)?)
             };
             Ok(Deletion {
                 asset: id,
                 hash: hash_from(&hash)?,
                 claim,
+                audit_details,
             })
         })
     }
 
     fn scrub(&self) -> Result<bool> {
-        Ok(true)
+        // Dead rows stay in PostgreSQL's files until VACUUM reuses their pages, and in its WAL
+        // and backups: nothing a connection can scrub (see the deployment guide).
+        Ok(false)
+    }
+
+    fn key_deletion_buckets(&self, key: [u8; 32]) {
+        self.buckets.key(key);
     }
 
     fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
@@ -307,7 +318,7 @@ impl Catalog for PgCatalog {
             if still_used(tx, key)? {
                 Ok(None)
             } else {
-                Ok(Some(claim_in(tx, key)?))
+                Ok(Some(claim_in(tx, key, &self.buckets)?))
             }
         })
     }
@@ -332,9 +343,9 @@ impl Catalog for PgCatalog {
             )?;
             if finished > 0 {
                 tx.execute(
-                    "UPDATE blob_deletion_epochs SET generation = generation + 1
+                    "UPDATE blob_deletion_generations SET generation = generation + 1
                      WHERE bucket = $1",
-                    &[&(deletion_bucket(&claim.hash) as i32)],
+                    &[&(self.buckets.of(&claim.hash) as i32)],
                 )?;
             }
             Ok(())
@@ -585,30 +596,50 @@ pub(super) fn note_change(tx: &mut Transaction<'_>, asset: &[u8]) -> Result<()> 
 }
 
 /// Deletes what the audit log keeps that names an asset, in the caller's transaction (before
-/// its sources go): its private details, and those of the paths it was ingested from or below.
-fn erase_private_audit(tx: &mut Transaction<'_>, asset: &[u8]) -> Result<()> {
-    tx.execute("DELETE FROM audit_private WHERE asset_id = $1", &[&asset])?;
-    tx.execute(
-        "DELETE FROM audit_private p
-         WHERE p.asset_id IS NULL AND p.path IS NOT NULL AND EXISTS (
-             SELECT 1 FROM asset_sources s WHERE s.asset_id = $1
-               AND (s.path = p.path
-                    OR (left(s.path, length(p.path)) = p.path
-                        AND substr(s.path, length(p.path) + 1, 1) IN ('/', '\\'))))",
-        &[&asset],
-    )?;
-    Ok(())
+/// its sources go): its private details, and those of the paths it was ingested from or of a
+/// folder above one. Returns them as (entry, part).
+fn erase_private_audit(tx: &mut Transaction<'_>, asset: &[u8]) -> Result<Vec<(i64, i32)>> {
+    let mut erased: Vec<(i64, i32)> = tx
+        .query(
+            "DELETE FROM audit_private WHERE asset_id = $1 RETURNING seq, part",
+            &[&asset],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let paths: Vec<String> = tx
+        .query(
+            "SELECT path FROM asset_sources WHERE asset_id = $1",
+            &[&asset],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let folders: Vec<&str> = crate::access::path_and_folders(&paths)
+        .into_iter()
+        .collect();
+    erased.extend(
+        tx.query(
+            "DELETE FROM audit_private WHERE asset_id IS NULL AND path = ANY($1)
+             RETURNING seq, part",
+            &[&folders],
+        )?
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, i32>(1))),
+    );
+    Ok(erased)
 }
 
 /// The deletion generation of `hash`'s bucket, and whether the blob is being deleted.
 fn generation_of(
     c: &mut impl postgres::GenericClient,
     hash: &ContentHash,
+    bucket: i64,
 ) -> Result<BlobGeneration> {
     let row = c.query_one(
-        "SELECT COALESCE((SELECT generation FROM blob_deletion_epochs WHERE bucket = $1), 0),
-                EXISTS (SELECT 1 FROM blob_deletions WHERE content_hash = $2)",
-        &[&(deletion_bucket(hash) as i32), &hash.as_bytes().as_slice()],
+        "SELECT COALESCE((SELECT generation FROM blob_deletion_generations WHERE bucket = $1), 0),
+                EXISTS (SELECT 1 FROM blob_deletions WHERE content_hash = $2 AND in_progress)",
+        &[&(bucket as i32), &hash.as_bytes().as_slice()],
     )?;
     Ok(BlobGeneration {
         generation: row.get(0),
@@ -619,19 +650,19 @@ fn generation_of(
 /// Marks a blob as being deleted, with a new generation of its bucket, in the caller's
 /// transaction (which holds the blob's lock). The generation is above any claim still open on
 /// the blob, so a claim taken over is never current again.
-fn claim_in(tx: &mut Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+fn claim_in(tx: &mut Transaction<'_>, hash: &[u8], buckets: &DeletionBuckets) -> Result<BlobClaim> {
     let hash = hash_from(hash)?;
     let key = hash.as_bytes().as_slice();
     let generation: i64 = tx
         .query_one(
-            "INSERT INTO blob_deletion_epochs AS e (bucket, generation)
+            "INSERT INTO blob_deletion_generations AS g (bucket, generation)
              VALUES ($1, 1 + COALESCE((SELECT generation FROM blob_deletions
                                        WHERE content_hash = $2), 0))
              ON CONFLICT (bucket) DO UPDATE
-             SET generation = 1 + GREATEST(e.generation,
+             SET generation = 1 + GREATEST(g.generation,
                  COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = $2), 0))
              RETURNING generation",
-            &[&(deletion_bucket(&hash) as i32), &key],
+            &[&(buckets.of(&hash) as i32), &key],
         )?
         .get(0);
     tx.execute(
@@ -645,9 +676,14 @@ fn claim_in(tx: &mut Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
 }
 
 /// Records one file in the caller's transaction, which holds its blob's lock.
-fn record_one(tx: &mut Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
+fn record_one(
+    tx: &mut Transaction<'_>,
+    item: &NewAsset,
+    now: i64,
+    buckets: &DeletionBuckets,
+) -> Result<Recorded> {
     let hash = item.hash.as_bytes().as_slice();
-    let now_seen = generation_of(tx, &item.hash)?;
+    let now_seen = generation_of(tx, &item.hash, buckets.of(&item.hash))?;
     if now_seen.generation != item.generation_seen || now_seen.deleting {
         return Ok(Recorded::BlobRaced);
     }

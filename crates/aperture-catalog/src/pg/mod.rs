@@ -209,6 +209,7 @@ pub struct PgCatalog {
     db: Postgres,
     /// A connection that LISTENs for queued jobs, opened on first wait.
     listener: Mutex<Option<Client>>,
+    pub(crate) buckets: crate::types::DeletionBuckets,
 }
 
 impl std::fmt::Debug for PgCatalog {
@@ -225,6 +226,7 @@ impl PgCatalog {
         Ok(Self {
             db: Postgres::open(url, "catalog", "schema_migrations", MIGRATIONS)?,
             listener: Mutex::new(None),
+            buckets: Default::default(),
         })
     }
 

@@ -1,9 +1,11 @@
 -- Catalog schema, version 6: erasure that leaves no trace of what was erased.
 
--- Deletion generations per bucket of content hashes (the first two bytes), not per hash: a
--- finished deletion keeps no content hash (which would prove the file was once held). An
--- ingest that read a bucket's generation before publishing records nothing if it changed.
-CREATE TABLE blob_deletion_epochs (
+-- Deletion generations per bucket of content hashes, not per hash: a finished deletion keeps no
+-- content hash (which would prove the file was once held). A bucket is two bytes of a hash of
+-- the content hash keyed with a secret kept outside the catalog (derived from the audit key),
+-- so it says nothing of the hashes in it either. An ingest that read its bucket's generation
+-- before publishing records nothing if it changed.
+CREATE TABLE blob_deletion_generations (
     bucket     INTEGER PRIMARY KEY,
     generation INTEGER NOT NULL
 );
@@ -13,11 +15,12 @@ DELETE FROM blob_deletions WHERE in_progress = 0;
 -- The details of audit entries that name an asset (its name, paths, what was read): kept
 -- beside the chain, which holds only a keyed digest of each (keyed by its salt), and deleted
 -- when the asset is erased. `asset_id` links a detail to the asset it names; `path` is an
--- ingested path, deleted when an asset at or under it is erased.
+-- ingested path, deleted when an asset at or under it is erased. A detail is stored only while
+-- its asset exists (see Access::append_audit), and goes with it.
 CREATE TABLE audit_private (
     seq      INTEGER NOT NULL,
     part     INTEGER NOT NULL,
-    asset_id BLOB,
+    asset_id BLOB REFERENCES assets(id) ON DELETE CASCADE,
     path     TEXT,
     salt     BLOB NOT NULL,
     detail   TEXT NOT NULL,

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::SqliteCatalog;
 use crate::access::{
-    Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
+    AUDIT_KEY, Access, AuditEntry, AuditKey, NewAuditEntry, Private, Scope, Token, chain_after,
 };
 use crate::decode::hash32;
 use crate::{Error, Result};
@@ -190,54 +190,103 @@ impl Access for SqliteCatalog {
     fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let last = match last {
-            Some((seq, hash)) => Some((seq, hash32(hash, "an audit entry's hash")?)),
-            None => None,
-        };
-        let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries)?;
-        {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-            ))?;
-            for e in &out {
-                insert.execute(params![
-                    e.seq,
-                    e.at.0,
-                    e.actor,
-                    e.action,
-                    e.target,
-                    e.detail,
-                    e.prev.as_slice(),
-                    e.hash.as_slice()
-                ])?;
-            }
-            let mut private = tx.prepare_cached(
-                "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for p in &sealed {
-                private.execute(params![
-                    p.seq,
-                    p.part,
-                    p.asset.map(|a| a.as_bytes().to_vec()),
-                    p.path,
-                    p.salt.as_slice(),
-                    p.detail
-                ])?;
-            }
-        }
+        let out = append_in(&tx, key, entries)?;
         tx.commit()?;
         Ok(out)
     }
 
+    fn start_keyed_audit(&self, key: &AuditKey) -> Result<bool> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (keyed, next): (bool, i64) = tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM audit WHERE action = '{AUDIT_KEY}'),
+                        COALESCE(MAX(seq), 0) + 1 FROM audit"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if keyed || next != key.keyed_from() {
+            return Ok(false);
+        }
+        append_in(&tx, key, &[NewAuditEntry::audit_key(key)])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.audit_page(after, limit)
+    }
+}
+
+/// Appends entries in the caller's transaction, which holds the writer's lock.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    key: &AuditKey,
+    entries: &[NewAuditEntry],
+) -> Result<Vec<AuditEntry>> {
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let last = match last {
+        Some((seq, hash)) => Some((seq, hash32(hash, "an audit entry's hash")?)),
+        None => None,
+    };
+    // Details of assets erased before this append are dropped, not sealed: the writer's
+    // lock keeps an erasure from coming between this check and the insert.
+    let mut gone = std::collections::BTreeSet::new();
+    for asset in entries
+        .iter()
+        .flat_map(|e| e.private.iter().filter_map(|p| p.asset))
+    {
+        let exists: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)")?
+            .query_row([asset.as_bytes().as_slice()], |r| r.get(0))?;
+        if !exists {
+            gone.insert(asset);
+        }
+    }
+    let (out, sealed) = chain_after(key, last, UnixMillis::now(), entries, &gone)?;
+    {
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        ))?;
+        for e in &out {
+            insert.execute(params![
+                e.seq,
+                e.at.0,
+                e.actor,
+                e.action,
+                e.target,
+                e.detail,
+                e.prev.as_slice(),
+                e.hash.as_slice()
+            ])?;
+        }
+        let mut private = tx.prepare_cached(
+            "INSERT INTO audit_private (seq, part, asset_id, path, salt, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for p in &sealed {
+            private.execute(params![
+                p.seq,
+                p.part,
+                p.asset.map(|a| a.as_bytes().to_vec()),
+                p.path,
+                p.salt.as_slice(),
+                p.detail
+            ])?;
+        }
+    }
+    Ok(out)
+}
+
+impl SqliteCatalog {
+    fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditEntry>> {
         let conn = self.read();
         // Storage order is rowid order, which is seq: a reordering shows as a broken chain.
         let mut stmt = conn.prepare_cached(&format!(

@@ -10,6 +10,7 @@ use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{
     hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
 };
+use crate::types::DeletionBuckets;
 use crate::*;
 
 const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mime, a.ingested_at,
@@ -84,7 +85,7 @@ impl Catalog for SqliteCatalog {
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
-        generation_of(&self.read(), &hash)
+        generation_of(&self.read(), &hash, self.buckets.of(&hash))
     }
 
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>> {
@@ -93,7 +94,7 @@ impl Catalog for SqliteCatalog {
         let now = UnixMillis::now().0;
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
-            out.push(record_one(&tx, item, now)?);
+            out.push(record_one(&tx, item, now, &self.buckets)?);
         }
         tx.commit()?;
         Ok(out)
@@ -288,7 +289,7 @@ impl Catalog for SqliteCatalog {
             what: "asset",
             key: id.to_string(),
         })?;
-        erase_private_audit(&tx, key)?;
+        let audit_details = erase_private_audit(&tx, key)?;
         // Cascades remove sources, insights and jobs.
         tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
         let still_used: bool = tx.query_row(
@@ -299,21 +300,23 @@ impl Catalog for SqliteCatalog {
         let claim = if still_used {
             None
         } else {
-            Some(claim_in(&tx, &hash)?)
+            Some(claim_in(&tx, &hash, &self.buckets)?)
         };
         tx.commit()?;
         Ok(Deletion {
             asset: id,
             hash: hash_from(&hash)?,
             claim,
+            audit_details,
         })
     }
 
     fn scrub(&self) -> Result<bool> {
-        let conn = self.write();
-        // (busy, frames in the log, frames checkpointed); busy = 1 when a reader held on.
-        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-        Ok(busy == 0)
+        super::checkpoint(&self.write())
+    }
+
+    fn key_deletion_buckets(&self, key: [u8; 32]) {
+        self.buckets.key(key);
     }
 
     fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>> {
@@ -327,7 +330,7 @@ impl Catalog for SqliteCatalog {
         let claim = if used {
             None
         } else {
-            Some(claim_in(&tx, blob(&hash))?)
+            Some(claim_in(&tx, blob(&hash), &self.buckets)?)
         };
         tx.commit()?;
         Ok(claim)
@@ -354,8 +357,9 @@ impl Catalog for SqliteCatalog {
         )?;
         if finished > 0 {
             tx.execute(
-                "UPDATE blob_deletion_epochs SET generation = generation + 1 WHERE bucket = ?1",
-                [deletion_bucket(&claim.hash)],
+                "UPDATE blob_deletion_generations SET generation = generation + 1
+                 WHERE bucket = ?1",
+                [self.buckets.of(&claim.hash)],
             )?;
         }
         tx.commit()?;
@@ -542,32 +546,45 @@ pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Resul
 }
 
 /// Deletes what the audit log keeps that names an asset, in the caller's transaction (before
-/// its sources go): its private details, and those of the paths it was ingested from or below.
-fn erase_private_audit(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<()> {
-    tx.prepare_cached("DELETE FROM audit_private WHERE asset_id = ?1")?
-        .execute([asset])?;
-    tx.prepare_cached(
-        "DELETE FROM audit_private
-         WHERE asset_id IS NULL AND path IS NOT NULL AND EXISTS (
-             SELECT 1 FROM asset_sources s WHERE s.asset_id = ?1
-               AND (s.path = audit_private.path
-                    OR (substr(s.path, 1, length(audit_private.path)) = audit_private.path
-                        AND substr(s.path, length(audit_private.path) + 1, 1) IN ('/', '\\'))))",
-    )?
-    .execute([asset])?;
-    Ok(())
+/// its sources go): its private details, and those of the paths it was ingested from or of a
+/// folder above one. Returns them as (entry, part).
+fn erase_private_audit(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<Vec<(i64, i32)>> {
+    let mut erased = Vec::new();
+    let mut by_asset =
+        tx.prepare_cached("DELETE FROM audit_private WHERE asset_id = ?1 RETURNING seq, part")?;
+    let mut rows = by_asset.query([asset])?;
+    while let Some(r) = rows.next()? {
+        erased.push((r.get(0)?, r.get(1)?));
+    }
+    let paths: Vec<String> = tx
+        .prepare_cached("SELECT path FROM asset_sources WHERE asset_id = ?1")?
+        .query_map([asset], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut by_path = tx.prepare_cached(
+        "DELETE FROM audit_private WHERE asset_id IS NULL AND path = ?1 RETURNING seq, part",
+    )?;
+    for path in crate::access::path_and_folders(&paths) {
+        let mut rows = by_path.query([path])?;
+        while let Some(r) = rows.next()? {
+            erased.push((r.get(0)?, r.get(1)?));
+        }
+    }
+    Ok(erased)
 }
 
 /// The deletion generation of `hash`'s bucket, and whether the blob is being deleted.
-fn generation_of(conn: &rusqlite::Connection, hash: &ContentHash) -> Result<BlobGeneration> {
+fn generation_of(
+    conn: &rusqlite::Connection,
+    hash: &ContentHash,
+    bucket: i64,
+) -> Result<BlobGeneration> {
     let (generation, deleting) = conn
         .prepare_cached(
-            "SELECT COALESCE((SELECT generation FROM blob_deletion_epochs WHERE bucket = ?1), 0),
-                    EXISTS (SELECT 1 FROM blob_deletions WHERE content_hash = ?2)",
+            "SELECT COALESCE((SELECT generation FROM blob_deletion_generations WHERE bucket = ?1), 0),
+                    EXISTS (SELECT 1 FROM blob_deletions
+                            WHERE content_hash = ?2 AND in_progress = 1)",
         )?
-        .query_row(params![deletion_bucket(hash), blob(hash)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        .query_row(params![bucket, blob(hash)], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(BlobGeneration {
         generation,
         deleting,
@@ -577,17 +594,21 @@ fn generation_of(conn: &rusqlite::Connection, hash: &ContentHash) -> Result<Blob
 /// Marks a blob as being deleted, with a new generation of its bucket, in the caller's
 /// transaction. The generation is above any claim still open on the blob (one left by a
 /// catalog from before buckets), so a claim taken over is never current again.
-fn claim_in(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    hash: &[u8],
+    buckets: &DeletionBuckets,
+) -> Result<BlobClaim> {
     let hash = hash_from(hash)?;
     let now = UnixMillis::now().0;
     let generation: i64 = tx.query_row(
-        "INSERT INTO blob_deletion_epochs (bucket, generation)
+        "INSERT INTO blob_deletion_generations (bucket, generation)
          VALUES (?1, 1 + COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = ?2), 0))
          ON CONFLICT (bucket) DO UPDATE
          SET generation = 1 + MAX(generation,
              COALESCE((SELECT generation FROM blob_deletions WHERE content_hash = ?2), 0))
          RETURNING generation",
-        params![deletion_bucket(&hash), blob(&hash)],
+        params![buckets.of(&hash), blob(&hash)],
         |r| r.get(0),
     )?;
     tx.execute(
@@ -600,9 +621,14 @@ fn claim_in(tx: &rusqlite::Transaction<'_>, hash: &[u8]) -> Result<BlobClaim> {
     Ok(BlobClaim { hash, generation })
 }
 
-fn record_one(tx: &rusqlite::Transaction<'_>, item: &NewAsset, now: i64) -> Result<Recorded> {
+fn record_one(
+    tx: &rusqlite::Transaction<'_>,
+    item: &NewAsset,
+    now: i64,
+    buckets: &DeletionBuckets,
+) -> Result<Recorded> {
     let hash = blob(&item.hash);
-    let now_seen = generation_of(tx, &item.hash)?;
+    let now_seen = generation_of(tx, &item.hash, buckets.of(&item.hash))?;
     if now_seen.generation != item.generation_seen || now_seen.deleting {
         return Ok(Recorded::BlobRaced);
     }

@@ -29,6 +29,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "erasure", include_str!("0006_erasure.sql")),
 ];
 const READERS: usize = 4;
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The embedded catalog: one SQLite file in WAL mode, one writer connection and a few readers,
 /// so reads never wait for a write. A path that starts with `file:` is taken as a SQLite URI.
@@ -37,6 +39,7 @@ pub struct SqliteCatalog {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    pub(crate) buckets: crate::types::DeletionBuckets,
 }
 
 impl SqliteCatalog {
@@ -56,6 +59,8 @@ impl SqliteCatalog {
         let mut writer = Connection::open_with_flags(path, flags)?;
         configure(&writer, true)?;
         migrate(&mut writer)?;
+        // What an erasure that could not finish its scrub left in the log goes now.
+        checkpoint(&writer)?;
         let readers = (0..READERS)
             .map(|_| {
                 let conn = Connection::open_with_flags(path, flags)?;
@@ -67,6 +72,7 @@ impl SqliteCatalog {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            buckets: Default::default(),
         })
     }
 
@@ -99,7 +105,7 @@ impl SqliteCatalog {
 }
 
 fn configure(conn: &Connection, writer: bool) -> Result<()> {
-    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     // Deleted rows are overwritten with zeros, so what was erased leaves no bytes in the file.
     conn.pragma_update(None, "secure_delete", true)?;
@@ -110,6 +116,19 @@ fn configure(conn: &Connection, writer: bool) -> Result<()> {
         conn.pragma_update(None, "synchronous", "full")?;
     }
     Ok(())
+}
+
+/// Checkpoints the write-ahead log into the database and truncates it to nothing, so that no
+/// bytes of deleted rows stay in it. Waits at most 100 ms for other connections (writers of
+/// other processes are then kept waiting no longer than that); false when they held on.
+pub(super) fn checkpoint(conn: &Connection) -> Result<bool> {
+    conn.busy_timeout(Duration::from_millis(100))?;
+    // (busy, frames in the log, frames checkpointed); busy = 1 when a reader or writer held on.
+    let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(busy? == 0)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {

@@ -136,6 +136,14 @@ fn rm_wait_leaves_no_byte_of_the_erased_assets_in_the_data_folder() {
         .map(|(_, f)| f.strip_prefix(ap.data()).unwrap().display().to_string())
         .collect();
     eprintln!("before erasure: {} findings in {files:?}", before.len());
+    // In each place that must be searched: the catalog, the blobs and the search index.
+    for place in ["catalog.db", "blobs/blobs/", "search/"] {
+        assert!(
+            files.iter().any(|f| f.starts_with(place)),
+            "nothing found under {place} before the erasure: {files:?}"
+        );
+    }
+    ap.ok(&["show", &id("kept-note.txt")]);
 
     let out = ap.ok(&["rm", "--wait", &memo_id, &photo_id]);
     assert!(
@@ -150,6 +158,47 @@ fn rm_wait_leaves_no_byte_of_the_erased_assets_in_the_data_folder() {
     let verify = ap.ok(&["audit", "--verify"]);
     assert!(verify.contains("intact"), "{verify}");
     assert!(!verify.contains(" 0 private details erased"), "{verify}");
+    // A finished deletion keeps no content hash (the needles above also searched for it).
+    let db = rusqlite::Connection::open(ap.data().join("catalog.db")).unwrap();
+    let under_way: i64 = db
+        .query_row("SELECT COUNT(*) FROM blob_deletions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(under_way, 0);
+    // The deletion generations are kept per bucket keyed from the audit key, not per hash
+    // prefix: the two erased blobs' buckets are not the first two bytes of their hashes.
+    let mut buckets: Vec<i64> = db
+        .prepare("SELECT bucket FROM blob_deletion_generations ORDER BY bucket")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut plain: Vec<i64> = [&memo, &photo]
+        .iter()
+        .map(|c| {
+            let h = blake3::hash(c);
+            i64::from(u16::from_be_bytes([h.as_bytes()[0], h.as_bytes()[1]]))
+        })
+        .collect();
+    buckets.dedup();
+    plain.sort();
+    plain.dedup();
+    assert!(!buckets.is_empty());
+    assert_ne!(buckets, plain, "buckets are plain hash prefixes");
+    // A private detail deleted by hand (not by an erasure) is found.
+    let deleted = db
+        .execute(
+            "DELETE FROM audit_private WHERE asset_id = (SELECT id FROM assets LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        deleted, 1,
+        "the kept note's read is the one private detail left"
+    );
+    let out = ap.run(&["audit", "--verify"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("by hand"), "{text}");
 }
 
 #[test]

@@ -224,12 +224,28 @@ fn audit_verify_finds_tampered_deleted_and_reordered_entries() {
         assert!(verify(&[]).0);
     }
 
-    // Cut short: the chain alone cannot tell; the head recorded earlier can.
+    // Cut short: the chain alone cannot tell; the head written beside the key after every
+    // append can, as can a head recorded elsewhere.
     sql("DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)");
-    assert!(verify(&[]).0, "a shorter chain is still a chain");
+    let (ok, text) = verify(&[]);
+    assert!(!ok);
+    assert!(text.contains("cut short"), "{text}");
     let (ok, text) = verify(&["--head", &head]);
     assert!(!ok);
     assert!(text.contains("cut short"), "{text}");
+    // A head file changed by hand is refused, not believed.
+    let head_file = aperture.data().join("audit.key.head");
+    let written = std::fs::read_to_string(&head_file).unwrap();
+    let (seq, rest) = written.split_once(':').unwrap();
+    let earlier = format!("{}:{rest}", seq.parse::<i64>().unwrap() - 1);
+    std::fs::write(&head_file, earlier).unwrap();
+    let out = aperture.run(&["audit", "--verify"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(db);
     assert!(Path::new(&aperture.data().join("catalog.db")).exists());
 }
