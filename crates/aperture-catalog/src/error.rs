@@ -24,6 +24,15 @@ pub enum Error {
         count: usize,
     },
 
+    /// The asset's collection is under legal hold: nothing in it may be erased.
+    #[error(
+        "collection {collection} is under legal hold: nothing in it is erased until an admin lifts the hold (aperture collection set {collection} --legal-hold off)"
+    )]
+    LegalHold {
+        /// The collection.
+        collection: String,
+    },
+
     /// The request cannot be carried out as given; nothing was written.
     #[error("invalid input: {reason}")]
     InvalidInput {

@@ -54,6 +54,17 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn collection(&self, name: &str) -> Result<Collection>;
     /// Every collection, by name.
     fn collections(&self) -> Result<Vec<Collection>>;
+    /// Sets a collection's retention (`None`: kept for ever) and legal hold; returns it as it is
+    /// now.
+    fn set_collection_policy(
+        &self,
+        name: &str,
+        retention_secs: Option<u64>,
+        legal_hold: bool,
+    ) -> Result<Collection>;
+    /// Up to `limit` assets whose collection's retention has run out by `now` (counted from
+    /// their ingest into it), oldest first, in collections not under legal hold.
+    fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>>;
 
     /// The newest source recorded at this exact path in a collection, to skip unchanged files.
     fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>>;
@@ -92,6 +103,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Removes an asset and everything derived from it (sources, insights, jobs). When no
     /// other asset uses its blob, the blob is claimed for deletion ([`Deletion::claim`]):
     /// check [`Catalog::still_claimed`], delete the blob, then call [`Catalog::blob_deleted`].
+    /// Refused with [`Error::LegalHold`] (nothing changed) while its collection is on hold.
     fn delete_asset(&self, id: AssetId) -> Result<Deletion>;
     /// Leaves no bytes of deleted rows in the catalog's own files: on SQLite (which zeroes
     /// deleted rows, `secure_delete`) the write-ahead log is checkpointed into the database and

@@ -17,9 +17,12 @@ pub struct Collection {
     pub name: String,
     /// When it was first created.
     pub created_at: UnixMillis,
-    /// Assets older than this many days are due for erasure; `None` keeps them forever.
-    /// Nothing sets or enforces it yet.
-    pub retention_days: Option<u32>,
+    /// Assets are erased this many seconds after their ingest into the collection; `None`
+    /// keeps them for ever.
+    pub retention_secs: Option<u64>,
+    /// Under legal hold: nothing in it is erased, by hand or by retention, until an admin
+    /// lifts the hold.
+    pub legal_hold: bool,
 }
 
 /// A file as ingest found it: where it was and what it was like then.
@@ -75,7 +78,7 @@ pub enum Recorded {
     BlobRaced,
 }
 
-/// The deletion generation of a blob's bucket (one of 65,536, see [`Catalog::key_deletion_buckets`]):
+/// The deletion generation of a blob's bucket (one of 65,536, see [`crate::Catalog::key_deletion_buckets`]):
 /// 0 until a deletion in the bucket is first claimed, then higher each time a deletion there is
 /// claimed or finished. Per bucket, not per blob, so that a finished
 /// deletion keeps no content hash; an ingest raced by a deletion of another blob in its bucket
@@ -239,7 +242,7 @@ pub struct Deletion {
 }
 
 /// How content hashes map to deletion buckets: two bytes of the hash keyed with a secret kept
-/// outside the catalog ([`Catalog::key_deletion_buckets`]), so that a bucket's generation says
+/// outside the catalog ([`crate::Catalog::key_deletion_buckets`]), so that a bucket's generation says
 /// nothing of which contents were deleted; unkeyed (the hash's first two bytes) until then.
 #[derive(Debug, Default)]
 pub(crate) struct DeletionBuckets(std::sync::OnceLock<[u8; 32]>);

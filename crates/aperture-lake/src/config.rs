@@ -110,6 +110,11 @@ request_timeout_secs = 60
 # Analysis workers `aperture serve` runs itself (0: leave analysis to `aperture worker`).
 workers = 1
 
+[retention]
+# How often `aperture serve` and `aperture worker` erase what outlived its collection's
+# retention (set with `aperture collection set NAME --retention 90d`).
+sweep_every_secs = 60
+
 [audit]
 # The key the audit log's chain is keyed with; made when missing. Keep a copy away from the
 # catalog, and give every server, worker and CLI of the lake the same one. Default: audit.key in
@@ -139,6 +144,24 @@ pub struct ConfigFile {
     pub server: ServerSection,
     /// The `[audit]` table.
     pub audit: AuditSection,
+    /// The `[retention]` table.
+    pub retention: RetentionSection,
+}
+
+/// `[retention]`: how often servers and workers erase what outlived its collection's retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Seconds between sweeps, at least 1. Default 60.
+    pub sweep_every_secs: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self {
+            sweep_every_secs: 60,
+        }
+    }
 }
 
 /// `[audit]`: the audit log's key.
@@ -579,6 +602,8 @@ pub struct Config {
     pub server: ServerSection,
     /// The audit key's file, absolute.
     pub audit_key_file: PathBuf,
+    /// Retention sweeps, checked.
+    pub retention: RetentionSection,
 }
 
 impl Config {
@@ -662,6 +687,11 @@ impl Config {
                 "translate.timeout_secs and translate.max_text_kib must be at least 1",
             ));
         }
+        if file.retention.sweep_every_secs == 0 {
+            return Err(Error::config(
+                "retention.sweep_every_secs must be at least 1",
+            ));
+        }
         if file.video.chunk_secs == 0 || file.video.max_duration_secs == 0 {
             return Err(Error::config(
                 "video.chunk_secs and video.max_duration_secs must be at least 1",
@@ -700,6 +730,7 @@ impl Config {
             disabled_analyzers: file.models.disabled,
             clip_model: file.models.clip,
             server: file.server,
+            retention: file.retention,
             audit_key_file: match file.audit.key_file {
                 Some(path) => absolute(&path)?,
                 None => data_dir.join("audit.key"),

@@ -36,6 +36,7 @@ mod follow;
 mod fsck;
 mod ingest;
 mod lake;
+mod retention;
 mod search;
 mod translation;
 pub mod worker;
@@ -53,6 +54,7 @@ pub use error::{Error, Result};
 pub use follow::Follower;
 pub use fsck::{Findings, FsckOptions, FsckReport};
 pub use lake::{Initialised, Lake, QUERY_TIMEOUT};
+pub use retention::{Swept, parse_retention, show_retention};
 pub use search::{
     MAX_QUERY_ROUTES, QUERY_BUDGET, SearchEncoder, duplicate_groups, encoders, open_current,
 };

@@ -652,6 +652,18 @@ impl Catalog for Counting<'_> {
     fn delete_asset(&self, id: AssetId) -> R<aperture_catalog::Deletion> {
         self.inner.delete_asset(id)
     }
+    fn set_collection_policy(
+        &self,
+        name: &str,
+        retention_secs: Option<u64>,
+        legal_hold: bool,
+    ) -> R<aperture_catalog::Collection> {
+        self.inner
+            .set_collection_policy(name, retention_secs, legal_hold)
+    }
+    fn expired_assets(&self, now: UnixMillis, limit: usize) -> R<Vec<AssetId>> {
+        self.inner.expired_assets(now, limit)
+    }
     fn scrub(&self) -> R<bool> {
         self.inner.scrub()
     }

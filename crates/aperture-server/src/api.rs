@@ -28,6 +28,10 @@ pub fn routes() -> Router<Arc<State>> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/collections", get(collections))
+        .route(
+            "/api/v1/collections/{name}",
+            axum::routing::patch(set_collection_policy),
+        )
         .route("/api/v1/assets", get(list_assets))
         .route("/api/v1/assets/{id}", get(asset).delete(delete_asset))
 }
@@ -41,22 +45,31 @@ struct SignIn {
     token: String,
 }
 
+/// A JSON body as the document promises: 415 when it is not sent as JSON (`how` says how to
+/// send it), 400 for any other problem (axum's default would be 422 for a body that parses but
+/// does not fit).
+fn json_body<T>(body: Result<Json<T>, JsonRejection>, what: &str, how: &str) -> ApiResult<T> {
+    body.map(|Json(body)| body).map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            how,
+        ),
+        e => ApiError::bad_request(format!("{what}: {}", e.body_text())),
+    })
+}
+
 /// Signs the web UI in: a new session, whose random id goes into an HttpOnly cookie that
 /// scripts cannot read. The token itself never leaves the page that typed it.
 async fn sign_in(
     Shared(state): Shared<Arc<State>>,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> ApiResult<Response> {
-    // axum answers a body that parses but lacks `token` with 422; the document promises 400
-    // for every body that is not `{"token": "..."}`, and 415 for one that is not JSON at all.
-    let Json(body) = body.map_err(|e| match e {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the token as JSON: {\"token\": \"apt_...\"} with Content-Type: application/json",
-        ),
-        e => ApiError::bad_request(format!("sign-in: {}", e.body_text())),
-    })?;
+    let body = json_body(
+        body,
+        "sign-in",
+        "send the token as JSON: {\"token\": \"apt_...\"} with Content-Type: application/json",
+    )?;
     let token = authenticate(&state, &body.token).await?;
     let session = sessions::open(&state, &token).await?;
     let cookie = format!(
@@ -103,9 +116,58 @@ async fn collections(caller: Caller) -> ApiResult<Json<Value>> {
         .collections()
         .await?
         .into_iter()
-        .map(|c| json!({ "name": c.name, "created_at": c.created_at.0 }))
+        .map(|c| collection_json(&c))
         .collect();
     Ok(Json(Value::Array(visible)))
+}
+
+fn collection_json(c: &aperture_catalog::Collection) -> Value {
+    json!({
+        "name": c.name,
+        "created_at": c.created_at.0,
+        "retention": aperture_lake::show_retention(c.retention_secs),
+        "legal_hold": c.legal_hold,
+    })
+}
+
+/// A collection's retention and legal hold, as `PATCH /collections/{name}` takes them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Policy {
+    retention: Option<String>,
+    legal_hold: Option<bool>,
+}
+
+async fn set_collection_policy(
+    Shared(state): Shared<Arc<State>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<Policy>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let policy = json_body(
+        body,
+        "collection policy",
+        "send the policy as JSON, e.g. {\"retention\": \"90d\", \"legal_hold\": false}",
+    )?;
+    if !caller.view.sees(&name) {
+        return Err(ApiError::not_found(format!("collection {name} not found")));
+    }
+    if policy.retention.is_none() && policy.legal_hold.is_none() {
+        return Err(ApiError::bad_request(
+            "say what to set: retention (90d, 12h, 30m, 45s or off), legal_hold (true or false)",
+        ));
+    }
+    let retention = policy
+        .retention
+        .as_deref()
+        .map(aperture_lake::parse_retention)
+        .transpose()?;
+    let set = state
+        .lake
+        .set_collection_policy(&caller.actor(), &name, retention, policy.legal_hold)
+        .await?;
+    Ok(Json(collection_json(&set)))
 }
 
 #[derive(Deserialize)]

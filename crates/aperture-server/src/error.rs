@@ -84,6 +84,7 @@ impl From<aperture_catalog::Error> for ApiError {
         match e {
             E::NotFound { .. } => Self::not_found(e.to_string()),
             E::Ambiguous { .. } | E::InvalidInput { .. } => Self::bad_request(e.to_string()),
+            E::LegalHold { .. } => Self::new(StatusCode::CONFLICT, "legal_hold", e.to_string()),
             e => Self::internal(e),
         }
     }

@@ -242,6 +242,16 @@ pub async fn run(
             }
         })
     });
+    let retention = {
+        let (lake, mut rx) = (state.lake.clone(), stop.1.clone());
+        let every = Duration::from_secs(lake.config.retention.sweep_every_secs);
+        tokio::spawn(async move {
+            lake.run_retention(every, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        })
+    };
     let follower = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -287,6 +297,7 @@ pub async fn run(
     tracing::info!("stopping: finishing the jobs in progress");
     let _ = stop.0.send(true);
     follower.abort();
+    let _ = retention.await;
     if let Some(worker) = worker {
         let _ = worker.await;
     }

@@ -58,6 +58,22 @@ impl Client {
         (status, body)
     }
 
+    /// (status, JSON body) of a request carrying `body` as JSON, with this token.
+    pub fn send_json(&self, method: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let agent = Client::agent();
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .unwrap();
+        let mut response = agent.run(request).unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// GETs `path` with `token`, asserts 200 and parses the JSON.
     pub fn json(&self, path: &str, token: &str) -> Value {
         let (status, body) = self.call("GET", path, Some(token));

@@ -182,11 +182,15 @@ pub async fn run_worker(lake: &Lake, args: WorkerArgs) -> anyhow::Result<ExitCod
             follower.step(false).await;
         }
     };
+    // Retention: what outlived its collection's retention is erased as time goes by.
+    let every = std::time::Duration::from_secs(lake.config.retention.sweep_every_secs);
+    let retention = lake.run_retention(every, std::future::pending());
     let report = tokio::select! {
         report = worker.run(stop, &|report: &WorkerReport| {
             tracing::info!(jobs = report.jobs(), "progress");
         }) => report?,
         _ = follow => unreachable!("the follower loops forever"),
+        () = retention => unreachable!("retention sweeps until stopped"),
     };
     if follows {
         update_search(lake, false).await;

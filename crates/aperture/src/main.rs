@@ -3,6 +3,7 @@
 
 mod access;
 mod assets;
+mod collection;
 mod fsck;
 mod index;
 mod ingest;
@@ -81,6 +82,9 @@ enum Command {
     Token(access::TokenCommand),
     /// Show the audit log (searches, reads, ingests, deletions, grants); --verify checks it.
     Audit(access::AuditArgs),
+    /// List collections, set their retention and legal hold, erase what outlived retention.
+    #[command(subcommand)]
+    Collection(collection::CollectionCommand),
 }
 
 fn main() -> ExitCode {
@@ -148,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(lake.clone(), args).await,
         Command::Token(command) => access::token(lake, command).await,
         Command::Audit(args) => access::audit(lake, args).await,
+        Command::Collection(command) => collection::collection(lake, command).await,
     }
 }
 

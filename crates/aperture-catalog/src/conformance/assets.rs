@@ -605,3 +605,60 @@ pub fn recording_and_deleting_one_blob_at_once<C: Catalog>(make: &dyn Fn() -> C)
         }
     }
 }
+
+/// Retention lists what ran out, oldest first, in collections not on hold; a hold refuses
+/// erasure, and lifting it lets both go on.
+pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let short = catalog.ensure_collection("short").unwrap();
+    assert_eq!((short.retention_secs, short.legal_hold), (None, false));
+    let kept = catalog.ensure_collection("kept").unwrap().id;
+    let first = id_of(record_one(&catalog, &new_asset(short.id, b"one", "/s/1")));
+    let second = id_of(record_one(&catalog, &new_asset(short.id, b"two", "/s/2")));
+    let other = id_of(record_one(&catalog, &new_asset(kept, b"three", "/k/3")));
+    let now = UnixMillis::now();
+    let later = UnixMillis(now.0 + 60_000);
+    assert!(
+        catalog.expired_assets(later, 10).unwrap().is_empty(),
+        "no retention set"
+    );
+
+    let set = catalog
+        .set_collection_policy("short", Some(30), false)
+        .unwrap();
+    assert_eq!((set.retention_secs, set.legal_hold), (Some(30), false));
+    assert!(
+        catalog.expired_assets(now, 10).unwrap().is_empty(),
+        "not yet"
+    );
+    let expired = catalog.expired_assets(later, 10).unwrap();
+    assert_eq!(expired.len(), 2);
+    assert!(expired.contains(&first) && expired.contains(&second) && !expired.contains(&other));
+    assert_eq!(catalog.expired_assets(later, 1).unwrap().len(), 1);
+
+    // On hold: nothing expires, and nothing is erased by hand either.
+    let held = catalog
+        .set_collection_policy("short", Some(30), true)
+        .unwrap();
+    assert!(held.legal_hold);
+    assert!(catalog.expired_assets(later, 10).unwrap().is_empty());
+    match catalog.delete_asset(first) {
+        Err(Error::LegalHold { collection }) => assert_eq!(collection, "short"),
+        other => panic!("erased under hold: {other:?}"),
+    }
+    assert!(catalog.asset(first).is_ok(), "nothing changed");
+    // Other collections are not held.
+    catalog.delete_asset(other).unwrap();
+
+    // Lifted: retention and erasure go on.
+    catalog
+        .set_collection_policy("short", Some(30), false)
+        .unwrap();
+    assert_eq!(catalog.expired_assets(later, 10).unwrap().len(), 2);
+    catalog.delete_asset(first).unwrap();
+    assert_eq!(catalog.expired_assets(later, 10).unwrap(), [second]);
+    assert!(matches!(
+        catalog.set_collection_policy("nope", None, false),
+        Err(Error::NotFound { .. })
+    ));
+}

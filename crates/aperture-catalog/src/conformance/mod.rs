@@ -39,7 +39,8 @@ macro_rules! catalog_conformance {
             queue_requeues_dependents, queue_renews_leases_and_gives_up_on_abandoned_jobs,
             queue_splits_long_jobs_into_parts, queue_fails_split_jobs_by_their_parts,
             change_feed, tokens_and_grants, audit_chain, audit_forgets_erased_assets, sessions,
-            queue_joins_parts_that_finish_at_once, recording_and_deleting_one_blob_at_once);
+            queue_joins_parts_that_finish_at_once, recording_and_deleting_one_blob_at_once,
+            retention_and_legal_hold);
     };
     ($make:expr) => {
         $crate::catalog_conformance!(if true; $make);

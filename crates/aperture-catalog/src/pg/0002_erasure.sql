@@ -1,5 +1,5 @@
--- Catalog schema, version 2: erasure that leaves no trace of what was erased (as SQLite's
--- 0006_erasure.sql).
+-- Catalog schema, version 2: erasure that leaves no trace of what was erased, retention and
+-- legal hold (as SQLite's 0006_erasure.sql).
 
 CREATE TABLE blob_deletion_generations (
     bucket     INTEGER PRIMARY KEY,
@@ -18,3 +18,11 @@ CREATE TABLE audit_private (
 );
 CREATE INDEX audit_private_by_asset ON audit_private (asset_id) WHERE asset_id IS NOT NULL;
 CREATE INDEX audit_private_by_path ON audit_private (path) WHERE path IS NOT NULL;
+
+-- Retention per collection, in seconds from each asset's ingest into it (NULL: kept for ever;
+-- the days column it replaces was never set), and a legal hold, which stops every erasure in
+-- the collection until an admin lifts it.
+ALTER TABLE collections ADD COLUMN retention_secs BIGINT;
+ALTER TABLE collections ADD COLUMN legal_hold BOOLEAN NOT NULL DEFAULT FALSE;
+UPDATE collections SET retention_secs = retention_days * 86400 WHERE retention_days IS NOT NULL;
+CREATE INDEX assets_by_collection_age ON assets (collection_id, ingested_at);

@@ -41,7 +41,7 @@ impl Catalog for PgCatalog {
     fn collection(&self, name: &str) -> Result<Collection> {
         let row = self.with_retry(|c| {
             Ok(c.query_opt(
-                "SELECT id, name, created_at, retention_days FROM collections WHERE name = $1",
+                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections WHERE name = $1",
                 &[&name],
             )?)
         })?;
@@ -56,11 +56,47 @@ impl Catalog for PgCatalog {
     fn collections(&self) -> Result<Vec<Collection>> {
         let found = self.with_retry(|c| {
             Ok(c.query(
-                "SELECT id, name, created_at, retention_days FROM collections ORDER BY name",
+                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections ORDER BY name",
                 &[],
             )?)
         })?;
         Ok(found.iter().map(rows::collection).collect())
+    }
+
+    fn set_collection_policy(
+        &self,
+        name: &str,
+        retention_secs: Option<u64>,
+        legal_hold: bool,
+    ) -> Result<Collection> {
+        let secs = retention_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        let changed = self.with_retry(|c| {
+            Ok(c.execute(
+                "UPDATE collections SET retention_secs = $2, legal_hold = $3 WHERE name = $1",
+                &[&name, &secs, &legal_hold],
+            )?)
+        })?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            });
+        }
+        self.collection(name)
+    }
+
+    fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>> {
+        let rows = self.with_retry(|c| {
+            Ok(c.query(
+                "SELECT a.id FROM collections c
+                 JOIN assets a ON a.collection_id = c.id
+                 WHERE c.retention_secs IS NOT NULL AND NOT c.legal_hold
+                   AND a.ingested_at <= $1 - c.retention_secs * 1000
+                 ORDER BY a.ingested_at LIMIT $2",
+                &[&now.0, &(limit as i64)],
+            )?)
+        })?;
+        rows.iter().map(|r| id_from(r.get(0))).collect()
     }
 
     fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>> {
@@ -279,6 +315,20 @@ impl Catalog for PgCatalog {
                 })?
                 .get(0);
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&hash_lock(&hash)])?;
+            // The collection's row is locked against a hold being set until this commits.
+            let collection = tx.query_opt(
+                "SELECT c.name, c.legal_hold FROM assets a
+                 JOIN collections c ON c.id = a.collection_id
+                 WHERE a.id = $1 FOR SHARE OF c",
+                &[&key],
+            )?;
+            if let Some(row) = collection
+                && row.get::<_, bool>(1)
+            {
+                return Err(Error::LegalHold {
+                    collection: row.get(0),
+                });
+            }
             let audit_details = erase_private_audit(tx, key)?;
             // Cascades remove sources, insights and jobs; 0 rows: a concurrent delete won.
             if tx.execute("DELETE FROM assets WHERE id = $1", &[&key])? == 0 {

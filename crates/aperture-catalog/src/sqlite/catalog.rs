@@ -38,7 +38,7 @@ impl Catalog for SqliteCatalog {
     fn collection(&self, name: &str) -> Result<Collection> {
         self.read()
             .query_row(
-                "SELECT id, name, created_at, retention_days FROM collections WHERE name = ?1",
+                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections WHERE name = ?1",
                 [name],
                 rows::collection_from_row,
             )
@@ -52,10 +52,42 @@ impl Catalog for SqliteCatalog {
     fn collections(&self) -> Result<Vec<Collection>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, name, created_at, retention_days FROM collections ORDER BY name",
+            "SELECT id, name, created_at, retention_secs, legal_hold FROM collections ORDER BY name",
         )?;
         let rows = stmt.query_map([], rows::collection_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_collection_policy(
+        &self,
+        name: &str,
+        retention_secs: Option<u64>,
+        legal_hold: bool,
+    ) -> Result<Collection> {
+        let changed = self.write().execute(
+            "UPDATE collections SET retention_secs = ?2, legal_hold = ?3 WHERE name = ?1",
+            params![name, retention_secs.map(secs_i64), legal_hold],
+        )?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            });
+        }
+        self.collection(name)
+    }
+
+    fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.id FROM collections c
+             JOIN assets a ON a.collection_id = c.id
+             WHERE c.retention_secs IS NOT NULL AND c.legal_hold = 0
+               AND a.ingested_at <= ?1 - c.retention_secs * 1000
+             ORDER BY a.ingested_at LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now.0, limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| id_from(&r?)).collect()
     }
 
     fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>> {
@@ -289,6 +321,17 @@ impl Catalog for SqliteCatalog {
             what: "asset",
             key: id.to_string(),
         })?;
+        let held: Option<String> = tx
+            .query_row(
+                "SELECT c.name FROM assets a JOIN collections c ON c.id = a.collection_id
+                 WHERE a.id = ?1 AND c.legal_hold = 1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(collection) = held {
+            return Err(Error::LegalHold { collection });
+        }
         let audit_details = erase_private_audit(&tx, key)?;
         // Cascades remove sources, insights and jobs.
         tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
@@ -543,6 +586,11 @@ pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Resul
     tx.prepare_cached("INSERT INTO changes (asset_id) VALUES (?1)")?
         .execute([asset])?;
     Ok(())
+}
+
+/// Seconds as SQLite stores them (a retention past 292 billion years is for ever enough).
+fn secs_i64(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000)
 }
 
 /// Deletes what the audit log keeps that names an asset, in the caller's transaction (before

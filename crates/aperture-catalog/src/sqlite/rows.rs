@@ -15,7 +15,8 @@ pub(super) fn collection_from_row(r: &Row<'_>) -> rusqlite::Result<Collection> {
         id: CollectionId(r.get(0)?),
         name: r.get(1)?,
         created_at: UnixMillis(r.get(2)?),
-        retention_days: r.get(3)?,
+        retention_secs: r.get::<_, Option<i64>>(3)?.map(|s| s.max(0) as u64),
+        legal_hold: r.get(4)?,
     })
 }
 

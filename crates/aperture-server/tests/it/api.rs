@@ -572,3 +572,91 @@ fn web_sessions_hold_no_token_and_end_on_sign_out() {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(with_cookie("GET", "/api/v1/me", &cookie, false), 401);
 }
+
+#[test]
+fn collections_take_retention_and_legal_hold_from_admins_and_a_hold_stops_erasure() {
+    let (aperture, admin) = init_with("");
+    let server = Server::start(&aperture, &admin);
+    let (status, up) = server.upload(&admin, "press", &[("press.png", &png(3))]);
+    assert_eq!(status, 200, "{up}");
+    let asset = up["files"][0]["asset"].as_str().unwrap().to_owned();
+    let reader = aperture.new_token("reader", "read,search", &[]);
+    let path = "/api/v1/collections/press";
+
+    let (status, _) = server.send_json(
+        "PATCH",
+        path,
+        &reader,
+        &serde_json::json!({ "legal_hold": true }),
+    );
+    assert_eq!(status, 403, "only admins set a hold");
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({ "retention": "90 days" }),
+        serde_json::json!({ "retention": "0s" }),
+        serde_json::json!({ "hold": true }),
+    ] {
+        let (status, body) = server.send_json("PATCH", path, &admin, &bad);
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = server.send_json(
+        "PATCH",
+        "/api/v1/collections/nope",
+        &admin,
+        &serde_json::json!({ "legal_hold": true }),
+    );
+    assert_eq!(status, 404);
+
+    let (status, set) = server.send_json(
+        "PATCH",
+        path,
+        &admin,
+        &serde_json::json!({ "retention": "90d", "legal_hold": true }),
+    );
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(
+        (set["retention"].as_str(), set["legal_hold"].as_bool()),
+        (Some("90d"), Some(true))
+    );
+    let listed = server.json("/api/v1/collections", &reader);
+    assert_eq!(listed[0]["legal_hold"], true, "{listed}");
+
+    // Held: the erasure is refused and nothing changes.
+    let (status, body) = server.call("DELETE", &format!("/api/v1/assets/{asset}"), Some(&admin));
+    let e: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("legal_hold")),
+        "{e}"
+    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("press"));
+    server.json(&format!("/api/v1/assets/{asset}"), &admin);
+
+    // Lifted (only the hold: the retention stays), the erasure goes through.
+    let (status, set) = server.send_json(
+        "PATCH",
+        path,
+        &admin,
+        &serde_json::json!({ "legal_hold": false }),
+    );
+    assert_eq!(
+        (status, set["retention"].as_str()),
+        (200, Some("90d")),
+        "{set}"
+    );
+    let (status, _) = server.call("DELETE", &format!("/api/v1/assets/{asset}"), Some(&admin));
+    assert_eq!(status, 204);
+
+    // Each change is in the log, with what it was before.
+    let log = aperture.audit_log();
+    let sets: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "collection_set")
+        .collect();
+    assert_eq!(sets.len(), 2, "{log}");
+    let last: Value = serde_json::from_str(sets[1]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(last["legal_hold"], false);
+    assert_eq!(last["before"]["legal_hold"], true);
+}
