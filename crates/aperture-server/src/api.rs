@@ -134,8 +134,19 @@ fn collection_json(c: &aperture_catalog::Collection) -> Value {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Policy {
+    #[serde(default, deserialize_with = "present")]
     retention: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     legal_hold: Option<bool>,
+}
+
+/// A field that may be left out but, when given, must be a value (`null` is refused).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 async fn set_collection_policy(

@@ -595,6 +595,7 @@ fn collections_take_retention_and_legal_hold_from_admins_and_a_hold_stops_erasur
         serde_json::json!({ "retention": "90 days" }),
         serde_json::json!({ "retention": "0s" }),
         serde_json::json!({ "hold": true }),
+        serde_json::json!({ "legal_hold": null, "retention": "1d" }),
     ] {
         let (status, body) = server.send_json("PATCH", path, &admin, &bad);
         assert_eq!(status, 400, "{bad}: {body}");
