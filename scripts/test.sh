@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # The models the tests of quality run on.
-TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en whisper-base)
+TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en whisper-base face-detector)
 
 bash scripts/setup.sh --services
 # PostgreSQL, the S3 server and Azurite on loopback, for the scale-out tests (the catalog and

@@ -19,6 +19,7 @@ pub mod clip;
 pub mod efficientnet;
 pub mod embed;
 mod embedding;
+pub mod faces;
 pub mod frames;
 mod image_input;
 pub mod labels;

@@ -36,6 +36,35 @@ impl Lake {
         .await
     }
 
+    /// The asset's image with every face found blurred beyond recognition, for export (the
+    /// face detector only detects: nothing about a face is kept). Only images; the model is
+    /// `aperture models install face-detector`.
+    pub async fn blur_faces(&self, id: AssetId) -> Result<aperture_analyze::faces::Blurred> {
+        let asset = self.catalog(move |c| c.asset(id)).await?;
+        if asset.kind != MediaKind::Image {
+            return Err(crate::Error::InvalidInput {
+                what: format!("asset {id} ({})", asset.name),
+                reason: format!("it is {}: faces are blurred in images only", asset.kind),
+            });
+        }
+        let models = self.config.models_dir.clone();
+        let file = crate::worker::local_copy(&self.blobs, &asset, false).await?;
+        tokio::task::spawn_blocking(move || {
+            let blur = aperture_analyze::faces::FaceBlur::load(&models).map_err(|e| {
+                crate::Error::InvalidInput {
+                    what: "face blurring".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            blur.blur(&asset, file.path())
+                .map_err(|e| crate::Error::InvalidInput {
+                    what: format!("asset {id} ({})", asset.name),
+                    reason: e.to_string(),
+                })
+        })
+        .await?
+    }
+
     /// The frame of video `id` shown at `time_ms`, as a JPEG at up to `max_side` pixels a
     /// side, decoded from the verified original.
     pub async fn frame(&self, id: AssetId, time_ms: u64, max_side: u32) -> Result<Vec<u8>> {

@@ -128,6 +128,8 @@ pub enum Format {
     /// A CTranslate2 model (binary version 6), which no runtime here reads: the model's
     /// [`Conversion`] turns it into safetensors at install.
     Ctranslate2,
+    /// A SeetaFace detection model, read by the `rustface` crate.
+    SeetaFace,
 }
 
 impl Format {
@@ -140,6 +142,7 @@ impl Format {
             Format::Ctranslate2 => "ctranslate2",
             Format::SharedLibrary => "shared-library",
             Format::TesseractTraineddata => "tesseract-traineddata",
+            Format::SeetaFace => "seetaface",
         }
     }
 }
@@ -367,6 +370,29 @@ pub const MANIFEST: &[Model] = &[
                     size: 8398,
                 },
             ],
+        }]),
+    },
+    Model {
+        name: "face-detector",
+        summary: "face detection for blurring faces on export only (SeetaFace frontal)",
+        licence: "BSD-2-Clause",
+        format: Format::SeetaFace,
+        convert: None,
+        // The rustface crate's model (the same bytes as its `model/seeta_fd_frontal_v1.0.bin`),
+        // carried by the Python binding's wheel under a `.py` name.
+        provider: Provider::Pypi(&[Wheel {
+            package: "rustface",
+            version: "0.1.0",
+            target: None,
+            archive: "rustface-0.1.0-py2.py3-none-manylinux1_x86_64.whl",
+            sha256: "75db6edc990d91450d4c0f85622c5cc10042e32f442ef0ba76a314fc593a1b23",
+            size: 1_942_297,
+            files: &[ModelFile {
+                path: "rustface/seeta_fd_frontal_v1.0.py",
+                name: "seeta_fd_frontal_v1.0.bin",
+                sha256: "c4619d066ed35e84d9a8e842860b0dff567aba0cbb139881075538761db3ff5d",
+                size: 1_209_904,
+            }],
         }]),
     },
     Model {

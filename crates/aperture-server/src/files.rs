@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::json;
 
 use aperture_lake::captions::{self, CaptionFormat};
@@ -156,13 +157,28 @@ fn safe_mime(mime: &str) -> &str {
     }
 }
 
+#[derive(Deserialize)]
+struct OriginalQuery {
+    blur: Option<Blur>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Blur {
+    Faces,
+}
+
 async fn original(
     Shared(state): Shared<Arc<State>>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<OriginalQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let asset = readable(&caller, parse_id(&id)?).await?;
+    if let Some(Blur::Faces) = query.blur {
+        return blurred(&state, &caller, &asset, &headers).await;
+    }
     let etag = format!("\"{}\"", asset.hash);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -216,6 +232,46 @@ async fn original(
     if let Ok(v) = HeaderValue::from_str(&disposition(&asset.name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(response)
+}
+
+/// `?blur=faces`: the image with its faces blurred, whole (no ranges: it is made for this
+/// answer), audited as a read of the original.
+async fn blurred(
+    state: &State,
+    caller: &Caller,
+    asset: &aperture_catalog::Asset,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    // The blur is the same for the same bytes and model: a tag of its own.
+    let etag = format!("\"{}.blur-faces\"", asset.hash);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    state
+        .audit_asset(
+            caller,
+            "read_original",
+            asset,
+            json!({ "collection": asset.collection, "blur": "faces" }),
+        )
+        .await?;
+    let blurred = state.lake.blur_faces(asset.id).await?;
+    let mime = blurred.mime();
+    let mut response = Response::new(Body::from(blurred.bytes));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    if let Ok(v) = HeaderValue::from_str(&disposition(&asset.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("x-faces-blurred", HeaderValue::from(blurred.faces));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }

@@ -73,8 +73,12 @@ pub struct GetArgs {
     output: PathBuf,
     /// Of a video, the frame shown at this moment (`00:01:23`, `1:23.5`, `83`) as a JPEG,
     /// instead of the original.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "blur_faces")]
     frame: Option<u64>,
+    /// Of an image, a copy with every face blurred beyond recognition (JPEG, or PNG for a
+    /// PNG), for sharing; faces are only detected, nothing about them is kept.
+    #[arg(long)]
+    blur_faces: bool,
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
@@ -270,6 +274,24 @@ pub async fn get(lake: &Lake, args: GetArgs) -> anyhow::Result<ExitCode> {
                 args.output.display()
             );
         }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.blur_faces {
+        crate::access::record_asset(
+            lake,
+            "read_original",
+            &asset,
+            serde_json::json!({ "collection": asset.collection, "blur": "faces" }),
+        )
+        .await?;
+        let blurred = lake.blur_faces(id).await?;
+        if args.output.as_os_str() == "-" {
+            use std::io::Write;
+            std::io::stdout().write_all(&blurred.bytes)?;
+        } else {
+            write_replacing(&args.output, &blurred.bytes)?;
+        }
+        eprintln!("{}: {} faces blurred", asset.name, blurred.faces);
         return Ok(ExitCode::SUCCESS);
     }
     crate::access::record_asset(

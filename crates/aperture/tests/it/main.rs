@@ -5,6 +5,7 @@ mod bad_input;
 mod crash;
 mod dedupe;
 mod erasure;
+mod faces;
 mod metadata;
 mod models;
 mod real_media;
