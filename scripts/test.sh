@@ -48,6 +48,12 @@ if [[ ! -f "$ROOT/target/test-ocr-set/truth.tsv" ]]; then
     "$venv/bin/python" scripts/reference/ocr_eval_set.py "$ROOT/target/test-ocr-set"
 fi
 export APERTURE_TEST_OCR_SET="$ROOT/target/test-ocr-set"
+# Licence plates drawn on the samples' photos of vehicles (deterministic): Aperture must not read them.
+if [[ ! -f "$ROOT/target/test-plate-set/truth.tsv" ]]; then
+    "$venv/bin/python" scripts/reference/plate_set.py "$ROOT/target/test-plate-set" \
+        --photos "$ROOT/target/test-samples/photos"
+fi
+export APERTURE_TEST_PLATE_SET="$ROOT/target/test-plate-set"
 
 echo "+ cargo test --workspace --locked${*:+ $*}"
 cargo test --workspace --locked "$@"

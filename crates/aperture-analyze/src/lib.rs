@@ -79,6 +79,9 @@ pub struct Input<'a> {
     /// image analyzers to read instead of the video (empty otherwise, and for analyzers that
     /// do not read `video`).
     pub frames: &'a [Frame],
+    /// Leave out text that looks like a licence plate on pictures of vehicles (OCR): true
+    /// unless the asset's collection reads plates (a collection of documents).
+    pub suppress_plates: bool,
 }
 
 /// What an analyzer found.

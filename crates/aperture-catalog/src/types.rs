@@ -23,6 +23,9 @@ pub struct Collection {
     /// Under legal hold: nothing in it is erased, by hand or by retention, until an admin
     /// lifts the hold.
     pub legal_hold: bool,
+    /// OCR reads licence plates on pictures of vehicles here (a collection of documents);
+    /// elsewhere plate-like text on them is neither stored nor indexed.
+    pub read_plates: bool,
 }
 
 /// A file as ingest found it: where it was and what it was like then.

@@ -59,20 +59,22 @@ pub struct Swept {
 }
 
 impl Lake {
-    /// Sets a collection's retention and legal hold (`None`: left as they are), audited as done
-    /// by `actor` with the settings before and after. Only admins call this (the API checks the
-    /// scope; the CLI is the machine's own).
+    /// Sets a collection's retention, legal hold and whether OCR reads licence plates there
+    /// (`None`: left as it is), audited as done by `actor` with the settings before and after.
+    /// Only admins call this (the API checks the scope; the CLI is the machine's own).
     pub async fn set_collection_policy(
         &self,
         actor: &str,
         name: &str,
         retention_secs: Option<Option<u64>>,
         legal_hold: Option<bool>,
+        read_plates: Option<bool>,
     ) -> Result<Collection> {
         let owned = name.to_owned();
         let before = self.catalog(move |c| c.collection(&owned)).await?;
         let retention = retention_secs.unwrap_or(before.retention_secs);
         let hold = legal_hold.unwrap_or(before.legal_hold);
+        let plates = read_plates.unwrap_or(before.read_plates);
         // The entry first: a hold lifted that is not in the log must not happen.
         self.audit(
             actor,
@@ -81,16 +83,21 @@ impl Lake {
             serde_json::json!({
                 "retention": show_retention(retention),
                 "legal_hold": hold,
+                "read_plates": plates,
                 "before": {
                     "retention": show_retention(before.retention_secs),
                     "legal_hold": before.legal_hold,
+                    "read_plates": before.read_plates,
                 },
             }),
         )
         .await?;
         let owned = name.to_owned();
-        self.catalog(move |c| c.set_collection_policy(&owned, retention, hold))
-            .await
+        self.catalog(move |c| {
+            c.set_collection_policy(&owned, retention, hold)?;
+            c.set_collection_reads_plates(&owned, plates)
+        })
+        .await
     }
 
     /// Erases every asset whose collection's retention has run out (counted from its ingest

@@ -306,6 +306,7 @@ fn image_vectors(analyzers: &[Arc<dyn Analyzer>], file: &Path) -> Result<Vec<(St
                 path: file,
                 insights: &[],
                 frames: &[],
+                suppress_plates: true,
             })
             .map_err(|source| Error::Analyze {
                 analyzer: analyzer.name(),

@@ -376,6 +376,11 @@ impl Worker {
                 };
             }
         };
+        // Licence plates are left out unless the asset's collection reads them.
+        let (catalog, collection) = (self.catalog.clone(), asset.collection.clone());
+        let suppress_plates = !blocking(move || catalog.collection(&collection))
+            .await
+            .is_ok_and(|c| c.read_plates);
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
@@ -386,6 +391,7 @@ impl Worker {
                     path: file.path(),
                     insights: &insights,
                     frames,
+                    suppress_plates,
                 };
                 // A panic in an analyzer (a bug its input found) fails this job, not the worker.
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {

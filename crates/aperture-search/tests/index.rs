@@ -661,6 +661,13 @@ impl Catalog for Counting<'_> {
         self.inner
             .set_collection_policy(name, retention_secs, legal_hold)
     }
+    fn set_collection_reads_plates(
+        &self,
+        name: &str,
+        read: bool,
+    ) -> R<aperture_catalog::Collection> {
+        self.inner.set_collection_reads_plates(name, read)
+    }
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> R<Vec<AssetId>> {
         self.inner.expired_assets(now, limit)
     }

@@ -127,6 +127,7 @@ fn collection_json(c: &aperture_catalog::Collection) -> Value {
         "created_at": c.created_at.0,
         "retention": aperture_lake::show_retention(c.retention_secs),
         "legal_hold": c.legal_hold,
+        "read_plates": c.read_plates,
     })
 }
 
@@ -138,6 +139,8 @@ struct Policy {
     retention: Option<String>,
     #[serde(default, deserialize_with = "present")]
     legal_hold: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    read_plates: Option<bool>,
 }
 
 /// A field that may be left out but, when given, must be a value (`null` is refused).
@@ -164,9 +167,9 @@ async fn set_collection_policy(
     if !caller.view.sees(&name) {
         return Err(ApiError::not_found(format!("collection {name} not found")));
     }
-    if policy.retention.is_none() && policy.legal_hold.is_none() {
+    if policy.retention.is_none() && policy.legal_hold.is_none() && policy.read_plates.is_none() {
         return Err(ApiError::bad_request(
-            "say what to set: retention (90d, 12h, 30m, 45s or off), legal_hold (true or false)",
+            "say what to set: retention (90d, 12h, 30m, 45s or off), legal_hold (true or false), read_plates (true or false)",
         ));
     }
     let retention = policy
@@ -176,7 +179,13 @@ async fn set_collection_policy(
         .transpose()?;
     let set = state
         .lake
-        .set_collection_policy(&caller.actor(), &name, retention, policy.legal_hold)
+        .set_collection_policy(
+            &caller.actor(),
+            &name,
+            retention,
+            policy.legal_hold,
+            policy.read_plates,
+        )
         .await?;
     Ok(Json(collection_json(&set)))
 }

@@ -286,6 +286,7 @@ fn ours_pipeline(speech: &Speech, clips: &[Clip]) -> Run {
                     path: &clip.path,
                     insights: &[],
                     frames: &[],
+                    suppress_plates: true,
                 })
                 .expect("speech");
             let mut heard = Heard::default();

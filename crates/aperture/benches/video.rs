@@ -343,6 +343,7 @@ fn pipeline(videos: &[PathBuf], threads: usize) {
                     path,
                     insights: &[],
                     frames: &[],
+                    suppress_plates: true,
                 })
                 .expect("video analyzer")
         });
@@ -373,6 +374,7 @@ fn pipeline(videos: &[PathBuf], threads: usize) {
                         path,
                         insights: &insights,
                         frames: &frames,
+                        suppress_plates: true,
                     })
                     .map(|o| o.insights)
                     .unwrap_or_default();

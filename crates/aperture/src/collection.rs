@@ -25,6 +25,10 @@ pub enum CollectionCommand {
         /// is lifted (off).
         #[arg(long, value_name = "on|off", value_parser = on_off)]
         legal_hold: Option<bool>,
+        /// read: OCR reads licence plates on pictures of vehicles (a collection of documents);
+        /// suppress (the default): plate-like text on them is neither stored nor indexed.
+        #[arg(long, value_name = "read|suppress", value_parser = read_suppress)]
+        plates: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -34,6 +38,14 @@ pub enum CollectionCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn read_suppress(text: &str) -> Result<bool, String> {
+    match text {
+        "read" => Ok(true),
+        "suppress" => Ok(false),
+        _ => Err(format!("{text:?}: say read or suppress")),
+    }
 }
 
 fn on_off(text: &str) -> Result<bool, String> {
@@ -59,13 +71,17 @@ pub async fn collection(lake: &Lake, command: CollectionCommand) -> anyhow::Resu
                 output::json(&collections)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<24}  {:>10}  LEGAL HOLD", "COLLECTION", "RETENTION");
+            println!(
+                "{:<24}  {:>10}  {:<10}  PLATES",
+                "COLLECTION", "RETENTION", "LEGAL HOLD"
+            );
             for c in &collections {
                 println!(
-                    "{:<24}  {:>10}  {}",
+                    "{:<24}  {:>10}  {:<10}  {}",
                     output::clip(&c.name, 24),
                     show_retention(c.retention_secs),
-                    if c.legal_hold { "on" } else { "off" }
+                    if c.legal_hold { "on" } else { "off" },
+                    if c.read_plates { "read" } else { "suppressed" }
                 );
             }
         }
@@ -73,23 +89,37 @@ pub async fn collection(lake: &Lake, command: CollectionCommand) -> anyhow::Resu
             name,
             retention,
             legal_hold,
+            plates,
             json,
         } => {
-            if retention.is_none() && legal_hold.is_none() {
-                anyhow::bail!("say what to set: --retention 90d|off, --legal-hold on|off");
+            if retention.is_none() && legal_hold.is_none() && plates.is_none() {
+                anyhow::bail!(
+                    "say what to set: --retention 90d|off, --legal-hold on|off, --plates read|suppress"
+                );
             }
             let retention = retention.as_deref().map(parse_retention).transpose()?;
             let set = lake
-                .set_collection_policy(&crate::access::cli_actor(), &name, retention, legal_hold)
+                .set_collection_policy(
+                    &crate::access::cli_actor(),
+                    &name,
+                    retention,
+                    legal_hold,
+                    plates,
+                )
                 .await?;
             if json {
                 output::json(&set)?;
             } else {
                 println!(
-                    "collection {}: retention {}, legal hold {}",
+                    "collection {}: retention {}, legal hold {}, plates {}",
                     set.name,
                     show_retention(set.retention_secs),
-                    if set.legal_hold { "on" } else { "off" }
+                    if set.legal_hold { "on" } else { "off" },
+                    if set.read_plates {
+                        "read"
+                    } else {
+                        "suppressed"
+                    }
                 );
             }
         }

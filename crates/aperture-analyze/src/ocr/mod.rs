@@ -8,6 +8,7 @@
 
 mod geometry;
 mod pdf;
+pub mod plates;
 mod ppocr;
 mod tesseract;
 
@@ -72,6 +73,9 @@ pub struct Ocr {
     tesseract: Option<Tesseract>,
     renderer: Option<pdf::Renderer>,
     fingerprint: String,
+    /// Whether the labels model is installed: then plates are left out of pictures labelled
+    /// as vehicles (and a picture waits for its labels); without it, out of every picture.
+    labels: bool,
 }
 
 impl Ocr {
@@ -86,6 +90,7 @@ impl Ocr {
             library,
             tesseract: Tesseract::find(Path::new(DEFAULT_TESSDATA)),
             renderer: pdf::Renderer::find(),
+            labels: models::require(models_dir, crate::labels::EFFICIENTNET_MODEL).is_ok(),
         })
     }
 
@@ -185,10 +190,11 @@ impl Ocr {
 /// What the `ocr` analyzer is, before anything loads.
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ocr",
-    version: "1",
+    // 2: plate-like text on pictures of vehicles is left out (`plates`).
+    version: "2",
     kinds: &[MediaKind::Image, MediaKind::Document, MediaKind::Video],
     priority: 3,
-    reads: &["text", "video"],
+    reads: &["text", "video", "labels"],
     produces: &[InsightValue::OCR_LINE],
 };
 
@@ -219,11 +225,41 @@ impl Analyzer for Ocr {
         if input.asset.kind == MediaKind::Document {
             return self.scanned_pages(input);
         }
+        // Plates: a picture's labels must be known first, to tell a vehicle's.
+        let labels: Vec<Insight> = input
+            .insights
+            .iter()
+            .filter(|i| i.analyzer == crate::labels::SPEC.name)
+            .cloned()
+            .collect();
+        if input.suppress_plates && self.labels && labels.is_empty() {
+            // A picture that cannot be read says so now, rather than wait for labels that
+            // will never come.
+            if input.asset.kind == MediaKind::Image {
+                crate::image_input::decode(input.asset, input.path)?;
+            }
+            return Err(Error::NotApplicable {
+                reason: format!(
+                    "{} has no labels yet: text is read once they tell whether it shows a vehicle \
+                     (whose plates are not read)",
+                    input.asset.name
+                ),
+            });
+        }
         let mut insights = Vec::new();
         crate::frames::for_each_picture(input, |place, image| {
             insights.extend(self.lines_of(input.asset, &image, place)?);
             Ok(())
         })?;
+        if input.suppress_plates {
+            insights.retain(|i| match &i.value {
+                InsightValue::OcrLine(line) => {
+                    !(plates::plate_family(&line.text).is_some()
+                        && (!self.labels || plates::shows_vehicle(&labels, &i.place)))
+                }
+                _ => true,
+            });
+        }
         Ok(Output {
             insights: crate::frames::merge_runs(insights),
             derived: Vec::new(),

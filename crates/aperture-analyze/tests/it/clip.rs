@@ -84,6 +84,7 @@ fn the_clip_analyzer_stores_an_image_embedding_in_its_space() {
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap();
     let insight = &out.insights[0];
@@ -106,6 +107,7 @@ fn the_clip_analyzer_stores_an_image_embedding_in_its_space() {
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(err.to_string().contains("model.safetensors"), "{err}");

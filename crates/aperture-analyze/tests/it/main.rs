@@ -97,6 +97,7 @@ fn run(analyzer: &dyn Analyzer, asset: &Asset, path: &Path) -> aperture_analyze:
             path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_or_else(|e| panic!("{}: {e}", asset.name))
 }
@@ -198,6 +199,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -219,6 +221,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -230,6 +233,7 @@ fn damaged_and_foreign_input_gets_a_clear_error() {
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(matches!(err, Error::NotApplicable { .. }), "{err:?}");

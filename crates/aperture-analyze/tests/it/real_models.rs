@@ -73,6 +73,7 @@ fn embed(
             path: &path,
             insights,
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap();
     out.insights
@@ -231,6 +232,7 @@ fn labels_agree_with_the_known_content_of_real_photos() {
                 path,
                 insights: &[],
                 frames: &[],
+                suppress_plates: true,
             })
             .unwrap();
         let labels: Vec<(usize, String, f32)> = out
@@ -397,6 +399,7 @@ fn ocr_reads_the_scanned_pages_of_a_pdf() {
                 path: &path,
                 insights,
                 frames: &[],
+                suppress_plates: true,
             })
             .unwrap();
         let mut pages = std::collections::BTreeMap::<u32, String>::new();
@@ -460,6 +463,7 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
                     path,
                     insights: &[],
                     frames: &[],
+                    suppress_plates: true,
                 })
                 .unwrap_err();
             assert!(
@@ -475,6 +479,7 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
                 path: &song,
                 insights: &[],
                 frames: &[],
+                suppress_plates: true,
             })
             .unwrap_err();
         assert!(

@@ -47,6 +47,7 @@ fn segments(speech: &Speech, path: &Path) -> Vec<(u64, u64, String, String)> {
                 path,
                 insights: &[],
                 frames: &[],
+                suppress_plates: true,
             })
             .unwrap(),
     )
@@ -296,6 +297,7 @@ fn each_stretch_of_a_file_keeps_its_own_language() {
             path: &weasels,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap();
     let [segment] = out.insights.as_slice() else {
@@ -317,6 +319,7 @@ fn each_stretch_of_a_file_keeps_its_own_language() {
             path: &weasels,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(err.to_string().contains("English only"), "{err}");
@@ -338,6 +341,7 @@ fn analyze_probed(speech: &Speech, path: &Path) -> Result<usize, String> {
             path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .map(|out| out.insights.len())
         .map_err(|e| e.to_string())
@@ -395,6 +399,7 @@ fn bad_sound_is_named_and_never_half_transcribed() {
             path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .map(|out| {
             out.insights
@@ -481,6 +486,7 @@ fn a_recording_in_parts_is_heard_as_a_whole() {
         path: &path,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     };
     let whole = timeline(base.analyze(&input).unwrap());
     let stretches = base.split(&input).unwrap().expect("75 s in parts of 25 s");

@@ -57,6 +57,7 @@ fn analyze_with(text: &Text, name: &str, mime: &str, bytes: &[u8]) -> Result<Out
         path: &path,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     })
 }
 

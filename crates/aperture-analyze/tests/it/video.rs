@@ -145,6 +145,7 @@ fn analyze_in_parts(video: &Video, path: &Path) -> (usize, Output) {
         path,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     };
     let stretches = video.split(&input).unwrap().expect("long enough to split");
     let count = stretches.len() as u32;
@@ -261,6 +262,7 @@ fn a_video_split_in_five_second_parts_joins_into_one_timeline() {
         path: &path,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     };
     assert!(
         Video::default().split(&input).unwrap().is_none(),
@@ -338,6 +340,7 @@ fn a_delayed_video_stream_splits_on_the_same_clock_and_mpeg_ts_is_not_split() {
         path: &ts,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     };
     assert!(in_parts_of(2_500).split(&input).unwrap().is_none());
 }
@@ -426,6 +429,7 @@ fn bad_video_fails_with_the_files_name() {
                 path,
                 insights: &[],
                 frames: &[],
+                suppress_plates: true,
             })
             .unwrap_err();
         assert!(matches!(err, Error::BadInput { .. }), "{name}: {err:?}");
@@ -446,6 +450,7 @@ fn bad_video_fails_with_the_files_name() {
             path: &good,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap_err();
     assert!(
@@ -466,6 +471,7 @@ fn bad_video_fails_with_the_files_name() {
         path: &good,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     })
     .unwrap_err();
     assert!(matches!(err, Error::BadInput { .. }), "{err:?}");
@@ -594,5 +600,6 @@ fn analyze_with(analyzer: &dyn Analyzer, path: &Path) -> Result<Output, Error> {
         path,
         insights: &[],
         frames: &[],
+        suppress_plates: true,
     })
 }

@@ -661,4 +661,15 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
         catalog.set_collection_policy("nope", None, false),
         Err(Error::NotFound { .. })
     ));
+
+    // Plates are not read unless a collection says so.
+    assert!(!catalog.collection("kept").unwrap().read_plates);
+    assert!(
+        catalog
+            .set_collection_reads_plates("kept", true)
+            .unwrap()
+            .read_plates
+    );
+    assert!(catalog.collection("kept").unwrap().read_plates);
+    assert!(!catalog.collection("short").unwrap().read_plates);
 }

@@ -177,13 +177,45 @@ pub fn shared_server() -> Option<String> {
     }
 }
 
-/// A new, empty database named `PREFIX_<uuid>` on the server of `server_url` (the URL of any
-/// database on it); returns the new database's URL.
+/// A new, empty database named `PREFIX_p<pid>_<uuid>` on the server of `server_url` (the URL of
+/// any database on it); returns the new database's URL. The first call of a test process drops
+/// the databases that processes no longer running left behind (each is about 8 MB, and a test
+/// run makes dozens: left there, they fill the disk).
 pub fn fresh_database(server_url: &str, prefix: &str) -> String {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| drop_databases_of_ended_processes(server_url));
     create_database(
         server_url,
-        &format!("{prefix}_{}", uuid::Uuid::now_v7().simple()),
+        &format!(
+            "{prefix}_p{}_{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ),
     )
+}
+
+fn drop_databases_of_ended_processes(server_url: &str) {
+    let Ok(mut admin) = postgres::Client::connect(server_url, postgres::NoTls) else {
+        return;
+    };
+    let Ok(rows) = admin.query(
+        "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname ~ '_p[0-9]+_[0-9a-f]{32}$'",
+        &[],
+    ) else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name
+            .rsplit('_')
+            .nth(1)
+            .and_then(|p| p.strip_prefix('p'))
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
 }
 
 fn create_database(server_url: &str, name: &str) -> String {

@@ -41,7 +41,7 @@ impl Catalog for PgCatalog {
     fn collection(&self, name: &str) -> Result<Collection> {
         let row = self.with_retry(|c| {
             Ok(c.query_opt(
-                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections WHERE name = $1",
+                "SELECT id, name, created_at, retention_secs, legal_hold, read_plates FROM collections WHERE name = $1",
                 &[&name],
             )?)
         })?;
@@ -56,7 +56,7 @@ impl Catalog for PgCatalog {
     fn collections(&self) -> Result<Vec<Collection>> {
         let found = self.with_retry(|c| {
             Ok(c.query(
-                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections ORDER BY name",
+                "SELECT id, name, created_at, retention_secs, legal_hold, read_plates FROM collections ORDER BY name",
                 &[],
             )?)
         })?;
@@ -74,6 +74,22 @@ impl Catalog for PgCatalog {
             Ok(c.execute(
                 "UPDATE collections SET retention_secs = $2, legal_hold = $3 WHERE name = $1",
                 &[&name, &secs, &legal_hold],
+            )?)
+        })?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            });
+        }
+        self.collection(name)
+    }
+
+    fn set_collection_reads_plates(&self, name: &str, read: bool) -> Result<Collection> {
+        let changed = self.with_retry(|c| {
+            Ok(c.execute(
+                "UPDATE collections SET read_plates = $2 WHERE name = $1",
+                &[&name, &read],
             )?)
         })?;
         if changed == 0 {

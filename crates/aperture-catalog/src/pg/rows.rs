@@ -22,6 +22,7 @@ pub(super) fn collection(r: &Row) -> Collection {
         created_at: UnixMillis(r.get(2)),
         retention_secs: r.get::<_, Option<i64>>(3).map(|s| s.max(0) as u64),
         legal_hold: r.get(4),
+        read_plates: r.get(5),
     }
 }
 

@@ -35,5 +35,8 @@ CREATE INDEX audit_private_by_path ON audit_private (path) WHERE path IS NOT NUL
 -- the collection until an admin lifts it.
 ALTER TABLE collections ADD COLUMN retention_secs INTEGER;
 ALTER TABLE collections ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+-- Whether OCR reads licence plates on pictures of vehicles here (a collection of documents);
+-- elsewhere plate-like text on them is neither stored nor indexed.
+ALTER TABLE collections ADD COLUMN read_plates INTEGER NOT NULL DEFAULT 0;
 UPDATE collections SET retention_secs = retention_days * 86400 WHERE retention_days IS NOT NULL;
 CREATE INDEX assets_by_collection_age ON assets (collection_id, ingested_at);

@@ -38,7 +38,7 @@ impl Catalog for SqliteCatalog {
     fn collection(&self, name: &str) -> Result<Collection> {
         self.read()
             .query_row(
-                "SELECT id, name, created_at, retention_secs, legal_hold FROM collections WHERE name = ?1",
+                "SELECT id, name, created_at, retention_secs, legal_hold, read_plates FROM collections WHERE name = ?1",
                 [name],
                 rows::collection_from_row,
             )
@@ -52,7 +52,7 @@ impl Catalog for SqliteCatalog {
     fn collections(&self) -> Result<Vec<Collection>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, name, created_at, retention_secs, legal_hold FROM collections ORDER BY name",
+            "SELECT id, name, created_at, retention_secs, legal_hold, read_plates FROM collections ORDER BY name",
         )?;
         let rows = stmt.query_map([], rows::collection_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -67,6 +67,20 @@ impl Catalog for SqliteCatalog {
         let changed = self.write().execute(
             "UPDATE collections SET retention_secs = ?2, legal_hold = ?3 WHERE name = ?1",
             params![name, retention_secs.map(secs_i64), legal_hold],
+        )?;
+        if changed == 0 {
+            return Err(Error::NotFound {
+                what: "collection",
+                key: name.to_owned(),
+            });
+        }
+        self.collection(name)
+    }
+
+    fn set_collection_reads_plates(&self, name: &str, read: bool) -> Result<Collection> {
+        let changed = self.write().execute(
+            "UPDATE collections SET read_plates = ?2 WHERE name = ?1",
+            params![name, read],
         )?;
         if changed == 0 {
             return Err(Error::NotFound {

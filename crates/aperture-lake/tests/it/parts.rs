@@ -145,6 +145,7 @@ async fn a_long_video_runs_in_parts_on_several_workers_and_a_dead_one_loses_only
             path: &path,
             insights: &[],
             frames: &[],
+            suppress_plates: true,
         })
         .unwrap();
     let expected = shots(&whole.insights);

@@ -8,6 +8,7 @@ mod erasure;
 mod faces;
 mod metadata;
 mod models;
+mod plates;
 mod real_media;
 mod round_trip;
 mod scale_out;

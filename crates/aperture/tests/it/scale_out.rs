@@ -462,7 +462,19 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         )
         .unwrap();
     }
-    let restart_during = |child: std::process::Child| {
+    // The restarts begin once the command is at work (`begun` counts its rows): on a busy
+    // machine a command can take seconds to start, and would miss them.
+    let restart_during = |child: std::process::Child, begun: &str| {
+        let waited = std::time::Instant::now();
+        loop {
+            let rows: i64 = postgres::Client::connect(&catalog, postgres::NoTls)
+                .and_then(|mut c| c.query_one(begun, &[]))
+                .map_or(0, |r| r.get(0));
+            if rows > 0 || waited.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for mode in ["fast", "immediate"] {
             std::thread::sleep(Duration::from_millis(300));
             server.stop(mode);
@@ -484,7 +496,7 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    restart_during(ingest);
+    restart_during(ingest, "SELECT COUNT(*) FROM assets");
     // Again: every file is known, none recorded twice.
     let again = ap.json(&["ingest", inputs.to_str().unwrap(), "--no-progress"]);
     assert_eq!(again["totals"]["known"], 2000, "{}", again["totals"]);
@@ -495,7 +507,11 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_str(&restart_during(index)).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&restart_during(
+        index,
+        "SELECT COUNT(*) FROM jobs WHERE state <> 'queued'",
+    ))
+    .unwrap();
     assert_eq!(report["failed"], 0, "{report}");
     let stats = ap.json(&["stats"]);
     assert_eq!(stats["stats"]["assets"], 2000, "{stats}");

@@ -1,0 +1,223 @@
+//! Licence plates are not read. Text that looks like a number plate, found on a picture that
+//! shows a vehicle, is neither stored nor indexed: with capture times and places, plates would
+//! make the lake a vehicle tracker. "Looks like a plate" is one of the pattern families below
+//! (the national formats of Germany, the United Kingdom, France and Italy, Spain, the
+//! Netherlands, Poland and the United States); "shows a vehicle" is an ImageNet label of a
+//! road vehicle among the picture's labels (or, where no labels model is installed, any
+//! picture). A collection of documents can read plates anyway (`--plates read`).
+
+use aperture_core::{Insight, InsightValue, Place};
+
+/// ImageNet-1k classes of road vehicles and the parts of them plates are seen with.
+const VEHICLE_CLASSES: &[u32] = &[
+    407, // ambulance
+    436, // beach wagon, station wagon
+    468, // cab, taxi
+    479, // car wheel
+    511, // convertible
+    555, // fire engine
+    569, // garbage truck
+    573, // go-kart
+    581, // grille, radiator grille
+    586, // half track
+    609, // jeep
+    627, // limousine
+    654, // minibus
+    656, // minivan
+    661, // Model T
+    665, // moped
+    670, // motor scooter
+    675, // moving van
+    717, // pickup
+    734, // police van
+    751, // racer, race car
+    757, // recreational vehicle
+    779, // school bus
+    803, // snowplow
+    817, // sports car
+    864, // tow truck
+    866, // tractor
+    867, // trailer truck
+    874, // trolleybus
+];
+
+/// Whether the labels at `place` (or of the whole picture) name a road vehicle.
+pub fn shows_vehicle(labels: &[Insight], place: &Place) -> bool {
+    labels.iter().any(|i| {
+        matches!(&i.value, InsightValue::Label(l) if VEHICLE_CLASSES.contains(&l.class))
+            && same_picture(&i.place, place)
+    })
+}
+
+/// Whether two places are of the same picture: the whole image, or the same shot of a video.
+fn same_picture(label: &Place, line: &Place) -> bool {
+    match (label, line) {
+        (
+            Place::Time {
+                start_ms: a,
+                end_ms: b,
+                ..
+            },
+            Place::Time {
+                start_ms: c,
+                end_ms: d,
+                ..
+            },
+        ) => a < d && c < b,
+        (Place::Time { .. }, _) | (_, Place::Time { .. }) => false,
+        _ => true,
+    }
+}
+
+/// The pattern family `text` fits, if it looks like a licence plate: the national formats, on
+/// the text with case, dots and dashes made uniform, and a leading country code (the EU band's
+/// `D`, `F`, `NL`, `GB`, ...) allowed.
+pub fn plate_family(text: &str) -> Option<&'static str> {
+    let dashed = text.contains('-');
+    let upper: String = text
+        .chars()
+        .filter(|c| !matches!(c, '·' | '•' | '.' | ':'))
+        .map(|c| {
+            if c == '-' {
+                ' '
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
+        .collect();
+    let words: Vec<&str> = upper.split_whitespace().collect();
+    let joined = words.concat();
+    if !(4..=10).contains(&joined.chars().count())
+        || !joined.chars().all(|c| c.is_ascii_alphanumeric())
+        || !joined.chars().any(|c| c.is_ascii_digit())
+        || !joined.chars().any(|c| c.is_ascii_alphabetic())
+    {
+        return None;
+    }
+    let countries = ["D", "F", "I", "E", "NL", "GB", "UK", "PL", "B", "A", "CH"];
+    let mut candidates = vec![&words[..]];
+    if words.len() > 1 && countries.contains(&words[0]) {
+        candidates.push(&words[1..]);
+    }
+    candidates.into_iter().find_map(|w| family_of(w, dashed))
+}
+
+/// Letters as `A`, digits as `9`: `MK4021` is `AA9999`.
+fn shape(word: &str) -> String {
+    word.chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { 'A' })
+        .collect()
+}
+
+fn family_of(words: &[&str], dashed: bool) -> Option<&'static str> {
+    let shapes: Vec<String> = words.iter().map(|w| shape(w)).collect();
+    let spaced = shapes.join(" ");
+    let joined = shapes.concat();
+    let is = |list: &[&str]| list.contains(&joined.as_str()) || list.contains(&spaced.as_str());
+    let letters = |w: &str, n: std::ops::RangeInclusive<usize>| {
+        n.contains(&w.len()) && w.chars().all(|c| c == 'A')
+    };
+    // Germany: district (1-3 letters), 1-2 letters, 1-4 digits and an optional E or H
+    // (electric, historic), in three groups, or the last two run together.
+    let german_tail = |w: &str| {
+        let digits = w.trim_end_matches(['E', 'H']);
+        w.len() - digits.len() <= 1
+            && (1..=4).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+    };
+    let german = match words {
+        [district, letters_, digits] => {
+            letters(&shapes[0], 1..=3)
+                && letters(&shapes[1], 1..=2)
+                && german_tail(digits)
+                && district.len() + letters_.len() <= 4
+        }
+        [_, rest] => {
+            let n = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+            letters(&shapes[0], 1..=3) && (1..=2).contains(&n) && german_tail(&rest[n..])
+        }
+        _ => false,
+    };
+    if german {
+        return Some("de");
+    }
+    if is(&["AA99AAA", "AA99 AAA"]) {
+        return Some("uk");
+    }
+    if is(&["AA999AA", "AA 999 AA"]) {
+        return Some("fr-it");
+    }
+    if is(&["9999AAA", "9999 AAA"]) {
+        return Some("es");
+    }
+    // The Netherlands: three dashed groups, each all letters or all digits, six in all.
+    if dashed
+        && words.len() == 3
+        && joined.len() == 6
+        && shapes
+            .iter()
+            .all(|s| s.chars().all(|c| c == 'A') || s.chars().all(|c| c == '9'))
+    {
+        return Some("nl");
+    }
+    // Poland: a 2-3 letter district, then five letters and digits starting with a digit.
+    if words.len() == 2
+        && letters(&shapes[0], 2..=3)
+        && shapes[1].len() == 5
+        && shapes[1].starts_with('9')
+    {
+        return Some("pl");
+    }
+    // The United States: the common state serials.
+    if is(&["9AAA999", "AAA9999", "AAA 9999", "AAA 999", "999 AAA"]) {
+        return Some("us");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plates_of_five_countries_and_more_are_recognised() {
+        for (text, family) in [
+            ("B MK 4021", "de"),
+            ("M-XY 123", "de"),
+            ("D HH AB 77E", "de"),
+            ("AB12 CDE", "uk"),
+            ("GB AB12CDE", "uk"),
+            ("AB-123-CD", "fr-it"),
+            ("F AB 123 CD", "fr-it"),
+            ("1234 BCD", "es"),
+            ("E 1234-BCD", "es"),
+            ("12-ABC-3", "nl"),
+            ("AB-12-CD", "nl"),
+            ("WX 12345", "pl"),
+            ("7ABC123", "us"),
+            ("ABC-1234", "us"),
+        ] {
+            assert_eq!(plate_family(text), Some(family), "{text}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_is_not_a_plate() {
+        for text in [
+            "Invoice #4521 was paid on 12 March 2024",
+            "NO PARKING",
+            "Platform 7",
+            "08:45",
+            "1987",
+            "ABCDEF",
+            "Chapter 3",
+            "(555) 013-2297",
+            "12 March 2024",
+            "1.8 m long",
+            "Page 12 of 40",
+            "YAMAHA",
+        ] {
+            assert_eq!(plate_family(text), None, "{text}");
+        }
+    }
+}
