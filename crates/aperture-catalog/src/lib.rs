@@ -54,16 +54,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn collection(&self, name: &str) -> Result<Collection>;
     /// Every collection, by name.
     fn collections(&self) -> Result<Vec<Collection>>;
-    /// Sets a collection's retention (`None`: kept for ever) and legal hold; returns it as it is
-    /// now.
-    fn set_collection_policy(
-        &self,
-        name: &str,
-        retention_secs: Option<u64>,
-        legal_hold: bool,
-    ) -> Result<Collection>;
-    /// Sets whether OCR reads licence plates in a collection; returns it as it is now.
-    fn set_collection_reads_plates(&self, name: &str, read: bool) -> Result<Collection>;
+    /// Sets a collection's retention, legal hold and plate reading; returns it as it is now.
+    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection>;
     /// Up to `limit` assets whose collection's retention has run out by `now` (counted from
     /// their ingest into it), oldest first, in collections not under legal hold.
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>>;

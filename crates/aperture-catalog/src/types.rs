@@ -28,6 +28,17 @@ pub struct Collection {
     pub read_plates: bool,
 }
 
+/// What an admin sets of a collection ([`crate::Catalog::set_collection_policy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectionPolicy {
+    /// Assets are erased this many seconds after their ingest; `None` keeps them for ever.
+    pub retention_secs: Option<u64>,
+    /// Nothing in the collection is erased while on.
+    pub legal_hold: bool,
+    /// OCR reads licence plates on pictures of vehicles here.
+    pub read_plates: bool,
+}
+
 /// A file as ingest found it: where it was and what it was like then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewSource {

@@ -93,11 +93,13 @@ impl Lake {
         )
         .await?;
         let owned = name.to_owned();
-        self.catalog(move |c| {
-            c.set_collection_policy(&owned, retention, hold)?;
-            c.set_collection_reads_plates(&owned, plates)
-        })
-        .await
+        let policy = aperture_catalog::CollectionPolicy {
+            retention_secs: retention,
+            legal_hold: hold,
+            read_plates: plates,
+        };
+        self.catalog(move |c| c.set_collection_policy(&owned, &policy))
+            .await
     }
 
     /// Erases every asset whose collection's retention has run out (counted from its ingest

@@ -655,18 +655,9 @@ impl Catalog for Counting<'_> {
     fn set_collection_policy(
         &self,
         name: &str,
-        retention_secs: Option<u64>,
-        legal_hold: bool,
+        policy: &aperture_catalog::CollectionPolicy,
     ) -> R<aperture_catalog::Collection> {
-        self.inner
-            .set_collection_policy(name, retention_secs, legal_hold)
-    }
-    fn set_collection_reads_plates(
-        &self,
-        name: &str,
-        read: bool,
-    ) -> R<aperture_catalog::Collection> {
-        self.inner.set_collection_reads_plates(name, read)
+        self.inner.set_collection_policy(name, policy)
     }
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> R<Vec<AssetId>> {
         self.inner.expired_assets(now, limit)

@@ -624,7 +624,14 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     );
 
     let set = catalog
-        .set_collection_policy("short", Some(30), false)
+        .set_collection_policy(
+            "short",
+            &CollectionPolicy {
+                retention_secs: Some(30),
+                legal_hold: false,
+                read_plates: false,
+            },
+        )
         .unwrap();
     assert_eq!((set.retention_secs, set.legal_hold), (Some(30), false));
     assert!(
@@ -638,7 +645,14 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
 
     // On hold: nothing expires, and nothing is erased by hand either.
     let held = catalog
-        .set_collection_policy("short", Some(30), true)
+        .set_collection_policy(
+            "short",
+            &CollectionPolicy {
+                retention_secs: Some(30),
+                legal_hold: true,
+                read_plates: false,
+            },
+        )
         .unwrap();
     assert!(held.legal_hold);
     assert!(catalog.expired_assets(later, 10).unwrap().is_empty());
@@ -652,13 +666,20 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
 
     // Lifted: retention and erasure go on.
     catalog
-        .set_collection_policy("short", Some(30), false)
+        .set_collection_policy(
+            "short",
+            &CollectionPolicy {
+                retention_secs: Some(30),
+                legal_hold: false,
+                read_plates: false,
+            },
+        )
         .unwrap();
     assert_eq!(catalog.expired_assets(later, 10).unwrap().len(), 2);
     catalog.delete_asset(first).unwrap();
     assert_eq!(catalog.expired_assets(later, 10).unwrap(), [second]);
     assert!(matches!(
-        catalog.set_collection_policy("nope", None, false),
+        catalog.set_collection_policy("nope", &CollectionPolicy::default()),
         Err(Error::NotFound { .. })
     ));
 
@@ -666,7 +687,14 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(!catalog.collection("kept").unwrap().read_plates);
     assert!(
         catalog
-            .set_collection_reads_plates("kept", true)
+            .set_collection_policy(
+                "kept",
+                &CollectionPolicy {
+                    retention_secs: None,
+                    legal_hold: false,
+                    read_plates: true,
+                }
+            )
             .unwrap()
             .read_plates
     );

@@ -63,33 +63,15 @@ impl Catalog for PgCatalog {
         Ok(found.iter().map(rows::collection).collect())
     }
 
-    fn set_collection_policy(
-        &self,
-        name: &str,
-        retention_secs: Option<u64>,
-        legal_hold: bool,
-    ) -> Result<Collection> {
-        let secs = retention_secs.map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection> {
+        let secs = policy
+            .retention_secs
+            .map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000));
         let changed = self.with_retry(|c| {
             Ok(c.execute(
-                "UPDATE collections SET retention_secs = $2, legal_hold = $3 WHERE name = $1",
-                &[&name, &secs, &legal_hold],
-            )?)
-        })?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "collection",
-                key: name.to_owned(),
-            });
-        }
-        self.collection(name)
-    }
-
-    fn set_collection_reads_plates(&self, name: &str, read: bool) -> Result<Collection> {
-        let changed = self.with_retry(|c| {
-            Ok(c.execute(
-                "UPDATE collections SET read_plates = $2 WHERE name = $1",
-                &[&name, &read],
+                "UPDATE collections SET retention_secs = $2, legal_hold = $3, read_plates = $4
+                 WHERE name = $1",
+                &[&name, &secs, &policy.legal_hold, &policy.read_plates],
             )?)
         })?;
         if changed == 0 {

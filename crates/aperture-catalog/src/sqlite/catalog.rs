@@ -58,29 +58,16 @@ impl Catalog for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn set_collection_policy(
-        &self,
-        name: &str,
-        retention_secs: Option<u64>,
-        legal_hold: bool,
-    ) -> Result<Collection> {
+    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection> {
         let changed = self.write().execute(
-            "UPDATE collections SET retention_secs = ?2, legal_hold = ?3 WHERE name = ?1",
-            params![name, retention_secs.map(secs_i64), legal_hold],
-        )?;
-        if changed == 0 {
-            return Err(Error::NotFound {
-                what: "collection",
-                key: name.to_owned(),
-            });
-        }
-        self.collection(name)
-    }
-
-    fn set_collection_reads_plates(&self, name: &str, read: bool) -> Result<Collection> {
-        let changed = self.write().execute(
-            "UPDATE collections SET read_plates = ?2 WHERE name = ?1",
-            params![name, read],
+            "UPDATE collections SET retention_secs = ?2, legal_hold = ?3, read_plates = ?4
+             WHERE name = ?1",
+            params![
+                name,
+                policy.retention_secs.map(secs_i64),
+                policy.legal_hold,
+                policy.read_plates
+            ],
         )?;
         if changed == 0 {
             return Err(Error::NotFound {
