@@ -54,8 +54,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     fn collection(&self, name: &str) -> Result<Collection>;
     /// Every collection, by name.
     fn collections(&self) -> Result<Vec<Collection>>;
-    /// Sets a collection's retention, legal hold and plate reading; returns it as it is now.
-    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection>;
+    /// Changes a collection's retention, legal hold or plate reading in one statement (what
+    /// is not named stays as it is, whatever another process changed meanwhile); returns the
+    /// collection as it is now.
+    fn change_collection(&self, name: &str, change: &PolicyChange) -> Result<Collection>;
     /// Up to `limit` assets whose collection's retention has run out by `now` (counted from
     /// their ingest into it), oldest first, in collections not under legal hold.
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>>;

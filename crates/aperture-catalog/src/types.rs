@@ -28,15 +28,16 @@ pub struct Collection {
     pub read_plates: bool,
 }
 
-/// What an admin sets of a collection ([`crate::Catalog::set_collection_policy`]).
+/// What an admin changes of a collection ([`crate::Catalog::change_collection`]); `None`
+/// leaves a setting as it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CollectionPolicy {
-    /// Assets are erased this many seconds after their ingest; `None` keeps them for ever.
-    pub retention_secs: Option<u64>,
-    /// Nothing in the collection is erased while on.
-    pub legal_hold: bool,
-    /// OCR reads licence plates on pictures of vehicles here.
-    pub read_plates: bool,
+pub struct PolicyChange {
+    /// The retention: `Some(None)` keeps assets for ever.
+    pub retention_secs: Option<Option<u64>>,
+    /// The legal hold.
+    pub legal_hold: Option<bool>,
+    /// Whether OCR reads licence plates on pictures of vehicles.
+    pub read_plates: Option<bool>,
 }
 
 /// A file as ingest found it: where it was and what it was like then.

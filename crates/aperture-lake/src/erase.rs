@@ -39,7 +39,11 @@ impl Lake {
             Some(claim) if self.delete_claimed(claim).await? => Erased::WithBytes,
             Some(_) => Erased::BytesRepaired,
         };
-        self.scrub_catalog().await?;
+        // One try, waiting 100 ms at most for other connections: what it misses goes at the
+        // next erasure or opening, or with `rm --wait` (`scrub_catalog`).
+        if !matches!(self.config.catalog, crate::CatalogLocation::Postgres(_)) {
+            self.catalog(|c| c.scrub()).await?;
+        }
         Ok(erased)
     }
 

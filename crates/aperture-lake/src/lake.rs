@@ -281,6 +281,14 @@ impl Lake {
         );
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
+        // OCR waits for a picture's labels to tell a vehicle's plate; with labels disabled it
+        // waits for nothing and leaves plate-shaped text out of every picture.
+        if !analyzers.iter().any(|a| a.name() == "labels")
+            && let Some(ocr) = analyzers.iter_mut().find(|a| a.name() == "ocr")
+            && let Ok(made) = aperture_analyze::ocr::Ocr::new(&self.config.models_dir)
+        {
+            *ocr = Arc::new(made.without_labels());
+        }
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));
         (analyzers, missing)
     }

@@ -59,46 +59,38 @@ pub struct Swept {
 }
 
 impl Lake {
-    /// Sets a collection's retention, legal hold and whether OCR reads licence plates there
-    /// (`None`: left as it is), audited as done by `actor` with the settings before and after.
-    /// Only admins call this (the API checks the scope; the CLI is the machine's own).
-    pub async fn set_collection_policy(
+    /// Changes a collection's retention, legal hold or plate reading (what is `None` stays as
+    /// it is), audited first as done by `actor` with the change asked for. Only admins call
+    /// this (the API checks the scope; the CLI is the machine's own). The change is one
+    /// statement, so a hold set meanwhile by another admin is never written back.
+    pub async fn change_collection(
         &self,
         actor: &str,
         name: &str,
-        retention_secs: Option<Option<u64>>,
-        legal_hold: Option<bool>,
-        read_plates: Option<bool>,
+        change: aperture_catalog::PolicyChange,
     ) -> Result<Collection> {
         let owned = name.to_owned();
-        let before = self.catalog(move |c| c.collection(&owned)).await?;
-        let retention = retention_secs.unwrap_or(before.retention_secs);
-        let hold = legal_hold.unwrap_or(before.legal_hold);
-        let plates = read_plates.unwrap_or(before.read_plates);
+        self.catalog(move |c| c.collection(&owned)).await?;
         // The entry first: a hold lifted that is not in the log must not happen.
+        let mut asked = serde_json::Map::new();
+        if let Some(retention) = change.retention_secs {
+            asked.insert("retention".into(), show_retention(retention).into());
+        }
+        if let Some(hold) = change.legal_hold {
+            asked.insert("legal_hold".into(), hold.into());
+        }
+        if let Some(read) = change.read_plates {
+            asked.insert("read_plates".into(), read.into());
+        }
         self.audit(
             actor,
             "collection_set",
             Some(name.to_owned()),
-            serde_json::json!({
-                "retention": show_retention(retention),
-                "legal_hold": hold,
-                "read_plates": plates,
-                "before": {
-                    "retention": show_retention(before.retention_secs),
-                    "legal_hold": before.legal_hold,
-                    "read_plates": before.read_plates,
-                },
-            }),
+            serde_json::Value::Object(asked),
         )
         .await?;
         let owned = name.to_owned();
-        let policy = aperture_catalog::CollectionPolicy {
-            retention_secs: retention,
-            legal_hold: hold,
-            read_plates: plates,
-        };
-        self.catalog(move |c| c.set_collection_policy(&owned, &policy))
+        self.catalog(move |c| c.change_collection(&owned, &change))
             .await
     }
 

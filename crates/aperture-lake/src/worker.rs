@@ -377,10 +377,12 @@ impl Worker {
             }
         };
         // Licence plates are left out unless the asset's collection reads them.
+        // (Only OCR reads text that can be a plate.)
         let (catalog, collection) = (self.catalog.clone(), asset.collection.clone());
-        let suppress_plates = !blocking(move || catalog.collection(&collection))
-            .await
-            .is_ok_and(|c| c.read_plates);
+        let suppress_plates = analyzer.name() != "ocr"
+            || !blocking(move || catalog.collection(&collection))
+                .await
+                .is_ok_and(|c| c.read_plates);
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();

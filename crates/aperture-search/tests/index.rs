@@ -652,12 +652,12 @@ impl Catalog for Counting<'_> {
     fn delete_asset(&self, id: AssetId) -> R<aperture_catalog::Deletion> {
         self.inner.delete_asset(id)
     }
-    fn set_collection_policy(
+    fn change_collection(
         &self,
         name: &str,
-        policy: &aperture_catalog::CollectionPolicy,
+        change: &aperture_catalog::PolicyChange,
     ) -> R<aperture_catalog::Collection> {
-        self.inner.set_collection_policy(name, policy)
+        self.inner.change_collection(name, change)
     }
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> R<Vec<AssetId>> {
         self.inner.expired_assets(now, limit)

@@ -179,12 +179,14 @@ async fn set_collection_policy(
         .transpose()?;
     let set = state
         .lake
-        .set_collection_policy(
+        .change_collection(
             &caller.actor(),
             &name,
-            retention,
-            policy.legal_hold,
-            policy.read_plates,
+            aperture_catalog::PolicyChange {
+                retention_secs: retention,
+                legal_hold: policy.legal_hold,
+                read_plates: policy.read_plates,
+            },
         )
         .await?;
     Ok(Json(collection_json(&set)))

@@ -246,8 +246,9 @@ async fn blurred(
     asset: &aperture_catalog::Asset,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    // The blur is the same for the same bytes and model: a tag of its own.
-    let etag = format!("\"{}.blur-faces\"", asset.hash);
+    // The blur is the same for the same bytes, detector and fill: a tag of its own, with the
+    // fill's version.
+    let etag = format!("\"{}.blur-faces-2\"", asset.hash);
     if headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes())

@@ -98,15 +98,19 @@ pub async fn collection(lake: &Lake, command: CollectionCommand) -> anyhow::Resu
                 );
             }
             let retention = retention.as_deref().map(parse_retention).transpose()?;
+            let change = aperture_catalog::PolicyChange {
+                retention_secs: retention,
+                legal_hold,
+                read_plates: plates,
+            };
             let set = lake
-                .set_collection_policy(
-                    &crate::access::cli_actor(),
-                    &name,
-                    retention,
-                    legal_hold,
-                    plates,
-                )
+                .change_collection(&crate::access::cli_actor(), &name, change)
                 .await?;
+            if plates == Some(false) {
+                eprintln!(
+                    "note: text read before stays until OCR runs again: aperture reindex --analyzer ocr"
+                );
+            }
             if json {
                 output::json(&set)?;
             } else {

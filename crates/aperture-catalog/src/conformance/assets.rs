@@ -624,12 +624,12 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     );
 
     let set = catalog
-        .set_collection_policy(
+        .change_collection(
             "short",
-            &CollectionPolicy {
-                retention_secs: Some(30),
-                legal_hold: false,
-                read_plates: false,
+            &PolicyChange {
+                retention_secs: Some(Some(30)),
+                legal_hold: Some(false),
+                read_plates: Some(false),
             },
         )
         .unwrap();
@@ -645,12 +645,12 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
 
     // On hold: nothing expires, and nothing is erased by hand either.
     let held = catalog
-        .set_collection_policy(
+        .change_collection(
             "short",
-            &CollectionPolicy {
-                retention_secs: Some(30),
-                legal_hold: true,
-                read_plates: false,
+            &PolicyChange {
+                retention_secs: Some(Some(30)),
+                legal_hold: Some(true),
+                read_plates: Some(false),
             },
         )
         .unwrap();
@@ -666,12 +666,12 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
 
     // Lifted: retention and erasure go on.
     catalog
-        .set_collection_policy(
+        .change_collection(
             "short",
-            &CollectionPolicy {
-                retention_secs: Some(30),
-                legal_hold: false,
-                read_plates: false,
+            &PolicyChange {
+                retention_secs: Some(Some(30)),
+                legal_hold: Some(false),
+                read_plates: Some(false),
             },
         )
         .unwrap();
@@ -679,7 +679,7 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     catalog.delete_asset(first).unwrap();
     assert_eq!(catalog.expired_assets(later, 10).unwrap(), [second]);
     assert!(matches!(
-        catalog.set_collection_policy("nope", &CollectionPolicy::default()),
+        catalog.change_collection("nope", &PolicyChange::default()),
         Err(Error::NotFound { .. })
     ));
 
@@ -687,12 +687,12 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(!catalog.collection("kept").unwrap().read_plates);
     assert!(
         catalog
-            .set_collection_policy(
+            .change_collection(
                 "kept",
-                &CollectionPolicy {
+                &PolicyChange {
                     retention_secs: None,
-                    legal_hold: false,
-                    read_plates: true,
+                    legal_hold: Some(false),
+                    read_plates: Some(true),
                 }
             )
             .unwrap()

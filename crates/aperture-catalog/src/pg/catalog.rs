@@ -63,15 +63,25 @@ impl Catalog for PgCatalog {
         Ok(found.iter().map(rows::collection).collect())
     }
 
-    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection> {
-        let secs = policy
+    fn change_collection(&self, name: &str, change: &PolicyChange) -> Result<Collection> {
+        let secs = change
             .retention_secs
+            .flatten()
             .map(|s| i64::try_from(s).unwrap_or(i64::MAX / 1000));
         let changed = self.with_retry(|c| {
             Ok(c.execute(
-                "UPDATE collections SET retention_secs = $2, legal_hold = $3, read_plates = $4
+                "UPDATE collections SET
+                     retention_secs = CASE WHEN $2 THEN $3 ELSE retention_secs END,
+                     legal_hold = COALESCE($4, legal_hold),
+                     read_plates = COALESCE($5, read_plates)
                  WHERE name = $1",
-                &[&name, &secs, &policy.legal_hold, &policy.read_plates],
+                &[
+                    &name,
+                    &change.retention_secs.is_some(),
+                    &secs,
+                    &change.legal_hold,
+                    &change.read_plates,
+                ],
             )?)
         })?;
         if changed == 0 {
@@ -90,7 +100,7 @@ impl Catalog for PgCatalog {
                  JOIN assets a ON a.collection_id = c.id
                  WHERE c.retention_secs IS NOT NULL AND NOT c.legal_hold
                    AND a.ingested_at <= $1 - c.retention_secs * 1000
-                 ORDER BY a.ingested_at LIMIT $2",
+                 LIMIT $2",
                 &[&now.0, &(limit as i64)],
             )?)
         })?;

@@ -58,15 +58,19 @@ impl Catalog for SqliteCatalog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn set_collection_policy(&self, name: &str, policy: &CollectionPolicy) -> Result<Collection> {
+    fn change_collection(&self, name: &str, change: &PolicyChange) -> Result<Collection> {
         let changed = self.write().execute(
-            "UPDATE collections SET retention_secs = ?2, legal_hold = ?3, read_plates = ?4
+            "UPDATE collections SET
+                 retention_secs = CASE WHEN ?2 THEN ?3 ELSE retention_secs END,
+                 legal_hold = COALESCE(?4, legal_hold),
+                 read_plates = COALESCE(?5, read_plates)
              WHERE name = ?1",
             params![
                 name,
-                policy.retention_secs.map(secs_i64),
-                policy.legal_hold,
-                policy.read_plates
+                change.retention_secs.is_some(),
+                change.retention_secs.flatten().map(secs_i64),
+                change.legal_hold,
+                change.read_plates
             ],
         )?;
         if changed == 0 {
@@ -85,7 +89,7 @@ impl Catalog for SqliteCatalog {
              JOIN assets a ON a.collection_id = c.id
              WHERE c.retention_secs IS NOT NULL AND c.legal_hold = 0
                AND a.ingested_at <= ?1 - c.retention_secs * 1000
-             ORDER BY a.ingested_at LIMIT ?2",
+             LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now.0, limit as i64], |r| r.get::<_, Vec<u8>>(0))?;
         rows.map(|r| id_from(&r?)).collect()

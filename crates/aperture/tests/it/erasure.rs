@@ -287,6 +287,8 @@ fn retention_erases_on_schedule_and_a_legal_hold_stops_it() {
         }
         ap.ingest(&dir, collection);
     };
+    // Taken before the ingest: an erasure at 8 s after this is never early.
+    let ingested = Instant::now();
     ingest(
         "short",
         &[
@@ -294,7 +296,6 @@ fn retention_erases_on_schedule_and_a_legal_hold_stops_it() {
             ("b.txt", b"second short-lived note"),
         ],
     );
-    let ingested = Instant::now();
     ingest("kept", &[("c.txt", b"a note kept for ever")]);
     ingest("held", &[("d.txt", b"a note under legal hold")]);
     ap.ok(&["collection", "set", "short", "--retention", "8s"]);

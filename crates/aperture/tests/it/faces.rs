@@ -56,6 +56,12 @@ fn faces_are_blurred_on_export_and_nothing_about_them_is_kept() {
     );
     assert!(face > 0.15, "the face rows barely changed: {face}");
     assert_eq!(suit, 0.0, "pixels away from the face changed");
+    // What is left is no face to the detector either.
+    let again = ap.dir.path().join("astronaut-blurred.png");
+    astronaut.save(&again).unwrap();
+    ap.ingest(&again, "blurred");
+    let (_, said) = blurred(&ap, &asset_id(&ap, "astronaut-blurred.png"));
+    assert!(said.contains(" 0 faces blurred"), "{said}");
     // The cameraman too.
     let (_, said) = blurred(&ap, &asset_id(&ap, "camera.png"));
     assert!(said.contains("1 faces blurred"), "{said}");
@@ -109,7 +115,7 @@ fn faces_are_blurred_on_export_and_nothing_about_them_is_kept() {
             e["action"] == "read_original" && e["detail"].as_str().unwrap().contains("faces")
         })
         .count();
-    assert_eq!(blurs, 6, "{log}");
+    assert_eq!(blurs, 7, "{log}");
 
     // Nothing about a face is stored: a blur adds no object, and no insight names faces.
     let stored_before = files_under(&ap.data().join("blobs"));

@@ -120,6 +120,13 @@ fn plates_on_vehicles_are_not_read_unless_a_collection_reads_them() {
     }
     eprintln!("all      {total:>6}  {read:>21}  {leaked:>21}");
     assert_eq!(by_country.len(), 5);
+    // Nor any part of one: no line kept where plates are suppressed is shaped like a plate.
+    let shaped: Vec<&String> = suppressing
+        .values()
+        .flatten()
+        .filter(|l| aperture_analyze::ocr::plates::plate_family(l).is_some())
+        .collect();
+    assert!(shaped.is_empty(), "plate-shaped lines kept: {shaped:?}");
     assert_eq!(leaked, 0, "plates were read where they are suppressed");
     assert!(
         read >= 12,
