@@ -239,7 +239,8 @@ impl Analyzer for Ocr {
             .filter(|i| i.analyzer == crate::labels::SPEC.name)
             .cloned()
             .collect();
-        if input.suppress_plates && self.labels && labels.is_empty() {
+        let pictures = matches!(input.asset.kind, MediaKind::Image | MediaKind::Video);
+        if pictures && input.suppress_plates && self.labels && labels.is_empty() {
             // A picture that cannot be read says so now, rather than wait for labels that
             // will never come.
             if input.asset.kind == MediaKind::Image {
