@@ -623,16 +623,18 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
         "no retention set"
     );
 
-    let set = catalog
-        .change_collection(
+    // "short": 30 s retention, held or not.
+    let hold = |on: bool| {
+        catalog.change_collection(
             "short",
             &PolicyChange {
                 retention_secs: Some(Some(30)),
-                legal_hold: Some(false),
+                legal_hold: Some(on),
                 read_plates: Some(false),
             },
         )
-        .unwrap();
+    };
+    let set = hold(false).unwrap();
     assert_eq!((set.retention_secs, set.legal_hold), (Some(30), false));
     assert!(
         catalog.expired_assets(now, 10).unwrap().is_empty(),
@@ -644,16 +646,7 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     assert_eq!(catalog.expired_assets(later, 1).unwrap().len(), 1);
 
     // On hold: nothing expires, and nothing is erased by hand either.
-    let held = catalog
-        .change_collection(
-            "short",
-            &PolicyChange {
-                retention_secs: Some(Some(30)),
-                legal_hold: Some(true),
-                read_plates: Some(false),
-            },
-        )
-        .unwrap();
+    let held = hold(true).unwrap();
     assert!(held.legal_hold);
     assert!(catalog.expired_assets(later, 10).unwrap().is_empty());
     match catalog.delete_asset(first) {
@@ -665,16 +658,7 @@ pub fn retention_and_legal_hold<C: Catalog>(make: &dyn Fn() -> C) {
     catalog.delete_asset(other).unwrap();
 
     // Lifted: retention and erasure go on.
-    catalog
-        .change_collection(
-            "short",
-            &PolicyChange {
-                retention_secs: Some(Some(30)),
-                legal_hold: Some(false),
-                read_plates: Some(false),
-            },
-        )
-        .unwrap();
+    hold(false).unwrap();
     assert_eq!(catalog.expired_assets(later, 10).unwrap().len(), 2);
     catalog.delete_asset(first).unwrap();
     assert_eq!(catalog.expired_assets(later, 10).unwrap(), [second]);
