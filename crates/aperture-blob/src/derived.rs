@@ -10,6 +10,9 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
+use crate::crypt::{Sealing, open_len};
+use crate::read::{Opened, Start};
+use crate::write::seal_off_runtime;
 use crate::{BlobStore, Error, Result};
 
 const DERIVED: &str = "derived";
@@ -19,6 +22,10 @@ impl BlobStore {
     /// (`thumbnail-256.jpg`): letters, digits, `.`, `-`, `_`.
     pub async fn put_derived(&self, asset: AssetId, name: &str, bytes: Bytes) -> Result<()> {
         let key = derived_key(asset, name)?;
+        let bytes = match self.derived_sealing(asset, name, true).await? {
+            None => bytes,
+            Some(sealing) => seal_off_runtime(&sealing, bytes).await?,
+        };
         self.store
             .put(&key, PutPayload::from(bytes))
             .await
@@ -36,16 +43,21 @@ impl BlobStore {
         file: &std::path::Path,
     ) -> Result<()> {
         let key = derived_key(asset, name)?;
+        let sealing = self.derived_sealing(asset, name, true).await?;
         let staged = self.stage_file(file).await?;
         match staged.content {
             crate::write::Content::Memory(bytes) => {
+                let bytes = match &sealing {
+                    None => bytes,
+                    Some(sealing) => seal_off_runtime(sealing, bytes).await?,
+                };
                 self.store
                     .put(&key, PutPayload::from(bytes))
                     .await
                     .map_err(Error::backend)?;
             }
             crate::write::Content::File(path) => {
-                self.upload_file(&path, &key, None).await?;
+                self.upload_file(&path, &key, None, sealing).await?;
             }
             crate::write::Content::Staging(path) => {
                 self.store
@@ -67,7 +79,33 @@ impl BlobStore {
             },
             e => Error::backend(e),
         })?;
-        Ok(meta.size)
+        if self.encryption.is_none() {
+            return Ok(meta.size);
+        }
+        open_len(meta.size).map_err(|reason| Error::CorruptDerived {
+            asset,
+            name: name.to_owned(),
+            reason,
+        })
+    }
+
+    /// The key of a derived object in an encrypted store (`None` in others). Without
+    /// `create`, [`Error::KeyGone`] when its asset's key is gone; with it, when its asset is.
+    async fn derived_sealing(
+        &self,
+        asset: AssetId,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<Sealing>> {
+        let Some(encryption) = &self.encryption else {
+            return Ok(None);
+        };
+        match encryption.derived(asset, name, create).await? {
+            Some(sealing) => Ok(Some(sealing)),
+            None => Err(Error::KeyGone {
+                object: format!("derived object {name:?} of asset {asset}"),
+            }),
+        }
     }
 
     /// Streams bytes `range` of a derived object (a video preview for a player's range
@@ -79,6 +117,29 @@ impl BlobStore {
         range: std::ops::Range<u64>,
     ) -> Result<futures::stream::BoxStream<'static, Result<Bytes>>> {
         let key = derived_key(asset, name)?;
+        if let Some(sealing) = self.derived_sealing(asset, name, false).await? {
+            let owned = name.to_owned();
+            let missing = name.to_owned();
+            return self
+                .sealed_range_stream(
+                    &key,
+                    sealing,
+                    range,
+                    move |e| match e {
+                        object_store::Error::NotFound { .. } => Error::DerivedNotFound {
+                            asset,
+                            name: missing.clone(),
+                        },
+                        e => Error::backend(e),
+                    },
+                    move |reason| Error::CorruptDerived {
+                        asset,
+                        name: owned.clone(),
+                        reason,
+                    },
+                )
+                .await;
+        }
         let options = object_store::GetOptions {
             range: Some(object_store::GetRange::Bounded(range)),
             ..Default::default()
@@ -111,7 +172,29 @@ impl BlobStore {
             },
             e => Error::backend(e),
         })?;
-        found.bytes().await.map_err(Error::backend)
+        let Some(sealing) = self.derived_sealing(asset, name, false).await? else {
+            return found.bytes().await.map_err(Error::backend);
+        };
+        let stored = found.meta.size;
+        let raw = found
+            .into_stream()
+            .map(|chunk| chunk.map_err(Error::backend))
+            .boxed();
+        let plain = open_len(stored).unwrap_or(0);
+        let owned = name.to_owned();
+        let mut opened =
+            Opened::new(raw, Start::Header(sealing, stored), 0, plain).stream(move |reason| {
+                Error::CorruptDerived {
+                    asset,
+                    name: owned.clone(),
+                    reason,
+                }
+            });
+        let mut out = Vec::with_capacity(usize::try_from(plain).unwrap_or(0));
+        while let Some(chunk) = opened.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Deletes every derived object of `asset`; returns how many there were.

@@ -111,6 +111,41 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A derived object's stored bytes do not open with its key (altered, truncated).
+    #[error("derived object {name:?} of asset {asset} is corrupt: {reason}")]
+    CorruptDerived {
+        /// The asset it belongs to.
+        asset: aperture_core::AssetId,
+        /// Its name.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// An encrypted object's data key is gone: its blob or asset was erased, and the bytes
+    /// that may remain (a backup, an older object version) cannot be read by anyone.
+    #[error("{object} cannot be decrypted: its data key is gone (erased)")]
+    KeyGone {
+        /// The blob or derived object.
+        object: String,
+    },
+
+    /// Data keys cannot be made, found or unwrapped (a missing or wrong master key, the
+    /// catalog that keeps them failing).
+    #[error("encryption keys: {problem}")]
+    Keys {
+        /// What failed, with what to do where that is known.
+        problem: String,
+    },
+
+    /// The store is encrypted and this store was opened without encryption, or the other way
+    /// round: encryption is chosen when a lake is made.
+    #[error("{problem}")]
+    EncryptionMismatch {
+        /// Which way round, and what to do.
+        problem: String,
+    },
+
     /// The object store failed (network, permissions, a full disk).
     #[error("blob store: {source}")]
     Backend {

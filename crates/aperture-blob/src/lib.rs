@@ -26,8 +26,11 @@
 //!
 //! **Layout** (version 1): `blobs/<first 3 hex digits>/<64 hex digits>`, staged uploads under
 //! `staging/`, derived objects (thumbnails) under `derived/<asset id>/<name>`, and a marker
-//! object `aperture-blobs.json` naming the layout version.
+//! object `aperture-blobs.json` naming the layout version. An encrypted store
+//! ([`BlobStore::with_encryption`]) names blobs by a keyed hash of their content hash and
+//! seals every object with its own data key; see [`Encryption`].
 
+mod crypt;
 mod derived;
 mod error;
 mod read;
@@ -36,6 +39,7 @@ mod store;
 pub mod testing;
 mod write;
 
+pub use crypt::{DataKeys, Encryption, KeyRing, SecretKey};
 pub use error::{Error, Result};
 pub use read::VerifiedStream;
 pub use store::{BlobEntry, BlobStore, LAYOUT_VERSION, StagingEntry};

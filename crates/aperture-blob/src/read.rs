@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, stream::BoxStream};
 use object_store::ObjectStoreExt;
 
+use crate::crypt::{HEADER, Opener, Sealing, open_len, sealed_range};
 use crate::run_blocking;
-use crate::store::blob_path;
 use crate::{BlobStore, Error, Result};
 
 /// A blob's bytes as a stream, hashed as they pass. The stream's last item is an
@@ -20,7 +20,7 @@ pub struct VerifiedStream {
     expected_size: u64,
     seen: u64,
     hasher: Option<blake3::Hasher>,
-    inner: BoxStream<'static, object_store::Result<Bytes>>,
+    inner: BoxStream<'static, Result<Bytes>>,
 }
 
 impl VerifiedStream {
@@ -69,8 +69,7 @@ impl Stream for VerifiedStream {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.hasher = None;
-                let hash = self.hash;
-                Poll::Ready(Some(Err(Error::from_object(hash, e))))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => Poll::Ready(self.finish()),
         }
@@ -82,16 +81,86 @@ impl BlobStore {
     pub async fn get(&self, hash: ContentHash) -> Result<VerifiedStream> {
         let result = self
             .store
-            .get(&blob_path(hash))
+            .get(&self.blob_path(hash))
             .await
             .map_err(|e| Error::from_object(hash, e))?;
+        let stored = result.meta.size;
+        let raw = result
+            .into_stream()
+            .map(move |chunk| chunk.map_err(|e| Error::from_object(hash, e)))
+            .boxed();
+        let (expected_size, inner) = match self.blob_sealing(hash).await? {
+            None => (stored, raw),
+            Some(sealing) => {
+                let plain = open_len(stored).map_err(|reason| Error::Corrupt { hash, reason })?;
+                let opened = Opened::new(raw, Start::Header(sealing, stored), 0, plain);
+                (
+                    plain,
+                    opened.stream(move |reason| Error::Corrupt { hash, reason }),
+                )
+            }
+        };
         Ok(VerifiedStream {
             hash,
-            expected_size: result.meta.size,
+            expected_size,
             seen: 0,
             hasher: Some(blake3::Hasher::new()),
-            inner: result.into_stream(),
+            inner,
         })
+    }
+
+    /// The key of a blob in an encrypted store (`None` in others), [`Error::KeyGone`] when
+    /// it was erased.
+    pub(crate) async fn blob_sealing(&self, hash: ContentHash) -> Result<Option<Sealing>> {
+        let Some(encryption) = &self.encryption else {
+            return Ok(None);
+        };
+        match encryption.blob(hash, false).await? {
+            Some(sealing) => Ok(Some(sealing)),
+            None => Err(Error::KeyGone {
+                object: format!("blob {hash}"),
+            }),
+        }
+    }
+
+    /// Streams plaintext `range` of an encrypted object at `path`: its header, then only the
+    /// segments that hold the range.
+    pub(crate) async fn sealed_range_stream(
+        &self,
+        path: &object_store::path::Path,
+        sealing: Sealing,
+        range: std::ops::Range<u64>,
+        fail: impl Fn(object_store::Error) -> Error + Clone + Send + Sync + 'static,
+        corrupt: impl Fn(String) -> Error + Send + Sync + 'static,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let ranged = |range: std::ops::Range<u64>| object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let head = self
+            .store
+            .get_opts(path, ranged(0..HEADER as u64))
+            .await
+            .map_err(fail.clone())?;
+        let stored = head.meta.size;
+        let header = head.bytes().await.map_err(fail.clone())?;
+        let plain = open_len(stored).map_err(&corrupt)?;
+        let range = range.start.min(plain)..range.end.min(plain);
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let (sealed, first, skip) = sealed_range(&range);
+        let opener = sealing.opener(&header, stored, first).map_err(&corrupt)?;
+        let raw = self
+            .store
+            .get_opts(path, ranged(sealed.start..sealed.end.min(stored)))
+            .await
+            .map_err(fail.clone())?
+            .into_stream()
+            .map(move |chunk| chunk.map_err(&fail))
+            .boxed();
+        let opened = Opened::new(raw, Start::Ready(opener), skip, range.end - range.start);
+        Ok(opened.stream(corrupt))
     }
 
     /// Streams bytes `range` of a blob, for HTTP range requests. A part cannot be checked
@@ -101,13 +170,24 @@ impl BlobStore {
         hash: ContentHash,
         range: std::ops::Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        if let Some(sealing) = self.blob_sealing(hash).await? {
+            return self
+                .sealed_range_stream(
+                    &self.blob_path(hash),
+                    sealing,
+                    range,
+                    move |e| Error::from_object(hash, e),
+                    move |reason| Error::Corrupt { hash, reason },
+                )
+                .await;
+        }
         let options = object_store::GetOptions {
             range: Some(object_store::GetRange::Bounded(range)),
             ..Default::default()
         };
         let result = self
             .store
-            .get_opts(&blob_path(hash), options)
+            .get_opts(&self.blob_path(hash), options)
             .await
             .map_err(|e| Error::from_object(hash, e))?;
         Ok(result
@@ -221,4 +301,143 @@ impl BlobStore {
         out.flush().map_err(write_err)?;
         Ok(written)
     }
+}
+
+/// Where opening starts: at the object's first byte (the header comes first), or at a segment
+/// with its opener made from a header read beforehand.
+pub(crate) enum Start {
+    Header(Sealing, u64),
+    Ready(Opener),
+}
+
+/// Opens an encrypted object's bytes as they stream in, and hands out plaintext bytes
+/// `skip..skip + take` of what it opens.
+pub(crate) struct Opened {
+    raw: BoxStream<'static, Result<Bytes>>,
+    start: Option<Start>,
+    opener: Option<Opener>,
+    header: Vec<u8>,
+    skip: u64,
+    left: u64,
+    done: bool,
+}
+
+impl Opened {
+    pub(crate) fn new(
+        raw: BoxStream<'static, Result<Bytes>>,
+        start: Start,
+        skip: u64,
+        take: u64,
+    ) -> Self {
+        Self {
+            raw,
+            start: Some(start),
+            opener: None,
+            header: Vec::new(),
+            skip,
+            left: take,
+            done: false,
+        }
+    }
+
+    /// The plaintext as a stream; a failure to open is `corrupt(reason)`, and ends it.
+    pub(crate) fn stream(
+        self,
+        corrupt: impl Fn(String) -> Error + Send + Sync + 'static,
+    ) -> BoxStream<'static, Result<Bytes>> {
+        futures::stream::unfold((self, corrupt), |(mut state, corrupt)| async move {
+            let next = state.next().await;
+            match next {
+                None => None,
+                Some(Ok(bytes)) => Some((Ok(bytes), (state, corrupt))),
+                Some(Err(Failure::Store(e))) => Some((Err(e), (state, corrupt))),
+                Some(Err(Failure::Open(reason))) => Some((Err(corrupt(reason)), (state, corrupt))),
+            }
+        })
+        .boxed()
+    }
+
+    async fn next(&mut self) -> Option<std::result::Result<Bytes, Failure>> {
+        while !self.done {
+            let step = match self.raw.next().await {
+                Some(Ok(chunk)) => self.push(&chunk),
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(Failure::Store(e)));
+                }
+                None => {
+                    self.done = true;
+                    self.finish()
+                }
+            };
+            match step {
+                Ok(out) => {
+                    let out = self.trim(out);
+                    if self.done && self.left > 0 {
+                        let reason = format!("it ends {} bytes early", self.left);
+                        return Some(Err(Failure::Open(reason)));
+                    }
+                    if !out.is_empty() {
+                        return Some(Ok(out));
+                    }
+                }
+                Err(reason) => {
+                    self.done = true;
+                    return Some(Err(Failure::Open(reason)));
+                }
+            }
+        }
+        None
+    }
+
+    fn push(&mut self, mut chunk: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        if self.opener.is_none() {
+            match self.start.take() {
+                Some(Start::Ready(opener)) => self.opener = Some(opener),
+                Some(Start::Header(sealing, stored)) => {
+                    let take = (HEADER - self.header.len()).min(chunk.len());
+                    self.header.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if self.header.len() < HEADER {
+                        self.start = Some(Start::Header(sealing, stored));
+                        return Ok(Vec::new());
+                    }
+                    self.opener = Some(sealing.opener(&self.header, stored, 0)?);
+                }
+                None => return Err("no way to open it".into()),
+            }
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        if let Some(opener) = self.opener.as_mut() {
+            opener.push_into(chunk, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> std::result::Result<Vec<u8>, String> {
+        let Some(opener) = self.opener.as_mut() else {
+            return Err("it ends inside its header".into());
+        };
+        let mut out = Vec::new();
+        if opener.at_last() {
+            opener.finish_into(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn trim(&mut self, mut out: Vec<u8>) -> Bytes {
+        let skip = usize::try_from(self.skip)
+            .unwrap_or(usize::MAX)
+            .min(out.len());
+        self.skip -= skip as u64;
+        out.drain(..skip);
+        out.truncate(usize::try_from(self.left).unwrap_or(usize::MAX));
+        self.left -= out.len() as u64;
+        Bytes::from(out)
+    }
+}
+
+enum Failure {
+    Store(Error),
+    Open(String),
 }

@@ -6,6 +6,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode};
 
+use crate::crypt::{Encryption, open_len};
 use crate::run_blocking;
 use crate::{Error, Result};
 
@@ -14,6 +15,8 @@ pub const LAYOUT_VERSION: u32 = 1;
 const LAYOUT_KEY: &str = "aperture-blobs.json";
 const BLOBS: &str = "blobs";
 const STAGING: &str = "staging";
+/// What the layout marker says of an encrypted store's objects and names.
+const ENCRYPTION: &str = "xchacha20poly1305-stream-64k-v1, names keyed-blake3";
 
 /// How long [`BlobStore::init`] waits for a remote store to answer, all retries included.
 const INIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
@@ -37,14 +40,20 @@ pub struct BlobStore {
     /// Whether large files go straight to their blob's name at publish (see
     /// [`BlobStore::with_upload_on_publish`]) instead of through `staging/`.
     pub(crate) upload_on_publish: bool,
+    /// Set for a lake that encrypts at rest: blob names and data keys.
+    pub(crate) encryption: Option<Encryption>,
 }
 
 /// A blob found by [`BlobStore::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobEntry {
-    /// The blob's name.
-    pub hash: ContentHash,
-    /// Its size in bytes, as the store reports it (not verified).
+    /// Its name in the store: its content hash, or in an encrypted store a keyed hash of it
+    /// (see [`BlobStore::blob_name`]).
+    pub name: String,
+    /// Its content hash, where the name is one (stores without encryption).
+    pub hash: Option<ContentHash>,
+    /// Its size in bytes as the store reports it (not verified); in an encrypted store, the
+    /// size of its plaintext, or of the object when that is no encrypted object's size.
     pub size: u64,
     /// When the store last wrote it.
     pub last_modified: UnixMillis,
@@ -72,7 +81,41 @@ impl BlobStore {
             durable: false,
             url: None,
             upload_on_publish: false,
+            encryption: None,
         }
+    }
+
+    /// Encrypts every blob and derived object written, names blobs by keyed hashes, and reads
+    /// only such objects (see [`Encryption`]). Large files are hashed first and uploaded at
+    /// [`BlobStore::publish`], sealed on the way (their data key belongs to their hash), so
+    /// nothing unencrypted goes through `staging/`. Chosen when a store is made:
+    /// [`BlobStore::init`] refuses to mix.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+
+    /// Whether objects are encrypted (see [`BlobStore::with_encryption`]).
+    pub fn is_encrypted(&self) -> bool {
+        self.encryption.is_some()
+    }
+
+    /// Whether large files are hashed at staging and uploaded at publish.
+    pub(crate) fn hashes_before_upload(&self) -> bool {
+        self.upload_on_publish || self.encryption.is_some()
+    }
+
+    /// The name a blob is stored under: its content hash, or in an encrypted store a keyed
+    /// hash of it, which only holders of the lake's keys can compute.
+    pub fn blob_name(&self, hash: ContentHash) -> String {
+        match &self.encryption {
+            Some(encryption) => encryption.blob_name(hash),
+            None => hash.to_string(),
+        }
+    }
+
+    pub(crate) fn blob_path(&self, hash: ContentHash) -> Path {
+        named_path(&self.blob_name(hash))
     }
 
     /// Sets the part size of streamed uploads (and the size up to which a file is read whole).
@@ -96,7 +139,7 @@ impl BlobStore {
 
     /// Whether large files are uploaded at publish (see [`BlobStore::with_upload_on_publish`]).
     pub fn uploads_on_publish(&self) -> bool {
-        self.upload_on_publish
+        self.hashes_before_upload()
     }
 
     /// The part size of streamed uploads; files up to this size are read whole.
@@ -215,7 +258,11 @@ impl BlobStore {
 
     async fn write_or_check_marker(&self) -> Result<()> {
         let key = Path::from(LAYOUT_KEY);
-        let marker = serde_json::json!({ "layout": LAYOUT_VERSION, "hash": "blake3" }).to_string();
+        let mut marker = serde_json::json!({ "layout": LAYOUT_VERSION, "hash": "blake3" });
+        if self.encryption.is_some() {
+            marker["encryption"] = ENCRYPTION.into();
+        }
+        let marker = marker.to_string();
         match self
             .store
             .put_opts(&key, marker.into(), PutMode::Create.into())
@@ -233,16 +280,34 @@ impl BlobStore {
             .bytes()
             .await
             .map_err(Error::backend)?;
-        let layout = serde_json::from_slice::<serde_json::Value>(&found)
-            .ok()
-            .and_then(|v| v.get("layout")?.as_u64());
+        let marker = serde_json::from_slice::<serde_json::Value>(&found).ok();
+        let layout = marker.as_ref().and_then(|v| v.get("layout")?.as_u64());
         if layout != Some(u64::from(LAYOUT_VERSION)) {
             return Err(Error::UnsupportedLayout {
                 found: String::from_utf8_lossy(&found).chars().take(100).collect(),
                 expected: LAYOUT_VERSION,
             });
         }
-        Ok(())
+        let encrypted = marker.as_ref().and_then(|v| v.get("encryption")?.as_str());
+        match (encrypted, self.encryption.is_some()) {
+            (None, false) => Ok(()),
+            (Some(ENCRYPTION), true) => Ok(()),
+            (Some(other), true) => Err(Error::EncryptionMismatch {
+                problem: format!(
+                    "the blob store is encrypted as {other:?}; this build reads {ENCRYPTION:?}"
+                ),
+            }),
+            (Some(_), false) => Err(Error::EncryptionMismatch {
+                problem: "the blob store is encrypted, and no master key is configured: set \
+                          APERTURE_MASTER_KEY or [encryption] key_file"
+                    .into(),
+            }),
+            (None, true) => Err(Error::EncryptionMismatch {
+                problem: "the blob store was made without encryption, which is chosen when a \
+                          lake is made (aperture init --encrypt); remove the master key setting"
+                    .into(),
+            }),
+        }
     }
 
     /// The object store underneath, for callers that need the raw interface (tests, tools).
@@ -253,10 +318,14 @@ impl BlobStore {
     /// The blob's file when the store is a local folder, so that tools that want a path
     /// (ffprobe, decoders) read it in place. Reads through it are not verified: call
     /// [`BlobStore::verify`] first where that matters.
+    /// `None` for remote and for encrypted stores.
     pub fn local_path(&self, hash: ContentHash) -> Option<std::path::PathBuf> {
-        let root = self.local_root.as_ref()?;
+        let root = self
+            .local_root
+            .as_ref()
+            .filter(|_| self.encryption.is_none())?;
         Some(
-            blob_path(hash)
+            self.blob_path(hash)
                 .parts()
                 .fold(root.clone(), |dir, part| dir.join(part.as_ref())),
         )
@@ -264,7 +333,10 @@ impl BlobStore {
 
     /// The size of a blob, or `None` when there is no such blob.
     pub async fn size(&self, hash: ContentHash) -> Result<Option<u64>> {
-        match self.store.head(&blob_path(hash)).await {
+        match self.store.head(&self.blob_path(hash)).await {
+            Ok(meta) if self.encryption.is_some() => open_len(meta.size)
+                .map(Some)
+                .map_err(|reason| Error::Corrupt { hash, reason }),
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Error::backend(e)),
@@ -273,7 +345,7 @@ impl BlobStore {
 
     /// Deletes a blob. Deleting a blob that is not there is not an error.
     pub async fn delete(&self, hash: ContentHash) -> Result<()> {
-        match self.store.delete(&blob_path(hash)).await {
+        match self.store.delete(&self.blob_path(hash)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::backend(e)),
         }
@@ -281,22 +353,45 @@ impl BlobStore {
 
     /// Every blob in the store. Objects under `blobs/` whose names are not hashes are skipped.
     pub fn list(&self) -> BoxStream<'static, Result<BlobEntry>> {
+        let encrypted = self.encryption.is_some();
         self.store
             .list(Some(&Path::from(BLOBS)))
             .map_err(Error::backend)
-            .try_filter_map(|meta| async move {
-                let hash = meta
+            .try_filter_map(move |meta| async move {
+                let Some(name) = meta
                     .location
                     .filename()
-                    .and_then(|name| name.parse::<ContentHash>().ok())
-                    .filter(|hash| blob_path(*hash) == meta.location);
-                Ok(hash.map(|hash| BlobEntry {
-                    hash,
-                    size: meta.size,
+                    .filter(|name| name.len() == 64 && name.parse::<ContentHash>().is_ok())
+                    .filter(|name| named_path(name) == meta.location)
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(BlobEntry {
+                    name: name.to_owned(),
+                    hash: (!encrypted).then(|| name.parse().ok()).flatten(),
+                    size: if encrypted {
+                        open_len(meta.size).unwrap_or(meta.size)
+                    } else {
+                        meta.size
+                    },
                     last_modified: UnixMillis(meta.last_modified.timestamp_millis()),
                 }))
             })
             .boxed()
+    }
+
+    /// Deletes a blob by its stored name, for one whose content hash is known to nobody (an
+    /// encrypted blob whose key is gone). Deleting one that is not there is not an error.
+    pub async fn delete_named(&self, name: &str) -> Result<()> {
+        if name.len() != 64 || name.parse::<ContentHash>().is_err() {
+            return Err(Error::InvalidName {
+                name: name.chars().take(130).collect(),
+            });
+        }
+        match self.store.delete(&named_path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::backend(e)),
+        }
     }
 
     /// What interrupted writers left behind: staged uploads never published, and on local
@@ -407,12 +502,12 @@ fn unfinished_local_writes(root: &std::path::Path) -> Result<Vec<StagingEntry>> 
     Ok(found)
 }
 
-pub(crate) fn blob_path(hash: ContentHash) -> Path {
-    // One level of 4,096 folders: on local disk a new folder per blob (as two levels of 256
-    // give while a store is young) costs more than the write; 4,096 folders stay small up to
-    // hundreds of millions of blobs, and object stores see no folders at all.
-    let hex = hash.to_string();
-    Path::from_iter([BLOBS, &hex[0..3], &hex])
+/// `blobs/<first 3 hex digits>/<64 hex digits>`: one level of 4,096 folders. On local disk a
+/// new folder per blob (as two levels of 256 give while a store is young) costs more than the
+/// write; 4,096 folders stay small up to hundreds of millions of blobs, and object stores see
+/// no folders at all.
+fn named_path(name: &str) -> Path {
+    Path::from_iter([BLOBS, &name[0..3], name])
 }
 
 pub(crate) fn staging_path() -> Path {
@@ -616,7 +711,9 @@ mod tests {
     fn blob_paths_fan_out_by_hash_prefix() {
         let hash = ContentHash::of(b"");
         assert_eq!(
-            blob_path(hash).as_ref(),
+            BlobStore::new(Arc::new(InMemory::new()))
+                .blob_path(hash)
+                .as_ref(),
             format!("blobs/af1/{hash}").as_str()
         );
     }

@@ -157,3 +157,61 @@ impl MultipartUpload for FullDiskUpload {
         self.inner.abort().await
     }
 }
+
+/// Data keys kept in memory, wrapped by a master key as a lake's catalog keeps them, for
+/// tests of encrypted stores. [`MemoryKeys::forget`] destroys a key, as erasure does.
+#[derive(Debug)]
+pub struct MemoryKeys {
+    ring: crate::KeyRing,
+    wrapped: std::sync::Mutex<std::collections::HashMap<aperture_core::KeyOwner, Vec<u8>>>,
+}
+
+impl MemoryKeys {
+    /// No keys yet, wrapped by a new random master key.
+    pub fn new() -> crate::Result<Self> {
+        Ok(Self {
+            ring: crate::KeyRing::new(crate::SecretKey::random()?, Vec::new()),
+            wrapped: Default::default(),
+        })
+    }
+
+    /// An encryption over these keys, with a new random name key.
+    pub fn encryption(self: &Arc<Self>) -> crate::Result<crate::Encryption> {
+        Ok(crate::Encryption::new(
+            crate::SecretKey::random()?,
+            self.clone(),
+        ))
+    }
+
+    /// Destroys `owner`'s key; returns whether it had one.
+    pub fn forget(&self, owner: aperture_core::KeyOwner) -> bool {
+        self.lock().remove(&owner).is_some()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<aperture_core::KeyOwner, Vec<u8>>>
+    {
+        self.wrapped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl crate::DataKeys for MemoryKeys {
+    async fn data_key(
+        &self,
+        owner: aperture_core::KeyOwner,
+        create: bool,
+    ) -> crate::Result<Option<crate::SecretKey>> {
+        let found = self.lock().get(&owner).cloned();
+        let wrapped = match found {
+            Some(wrapped) => wrapped,
+            None if create => {
+                let fresh = self.ring.wrap(owner, &crate::SecretKey::random()?)?;
+                self.lock().entry(owner).or_insert(fresh).clone()
+            }
+            None => return Ok(None),
+        };
+        self.ring.unwrap(owner, &wrapped).map(Some)
+    }
+}

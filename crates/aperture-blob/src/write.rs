@@ -6,7 +6,8 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, WriteMultipart};
 
-use crate::store::{blob_path, staging_path};
+use crate::crypt::{SEGMENT, Sealer, Sealing};
+use crate::store::staging_path;
 use crate::{BlobStore, Error, Result, run_blocking};
 
 /// Parts of a streamed upload that may be in flight at once, per file.
@@ -75,7 +76,7 @@ impl BlobStore {
     pub async fn stage_file(&self, path: &FsPath) -> Result<Staged> {
         let part_size = self.part_size;
         let owned = path.to_path_buf();
-        if self.upload_on_publish {
+        if self.hashes_before_upload() {
             return run_blocking(move || hash_file(&owned, part_size)).await;
         }
         let (file, mut hasher, chunk) = run_blocking(move || read_head(&owned, part_size)).await?;
@@ -103,6 +104,7 @@ impl BlobStore {
             chunk,
             part_size,
             &mut hasher,
+            None,
         )
         .await;
         match streamed {
@@ -127,9 +129,23 @@ impl BlobStore {
     /// `false` when the blob was already there (deduplicated). Safe to race with itself: the
     /// content under a hash is the same whoever writes it.
     pub async fn publish(&self, staged: Staged) -> Result<bool> {
-        let target = blob_path(staged.hash);
+        let target = self.blob_path(staged.hash);
+        // In an encrypted store, the blob's data key: the one recorded for its hash, made now
+        // if there is none.
+        let sealing = match &self.encryption {
+            None => None,
+            Some(encryption) => Some(encryption.blob(staged.hash, true).await?.ok_or_else(
+                || Error::Keys {
+                    problem: format!("no data key could be made for blob {}", staged.hash),
+                },
+            )?),
+        };
         match staged.content {
             Content::Memory(bytes) => {
+                let bytes = match &sealing {
+                    None => bytes,
+                    Some(sealing) => seal_off_runtime(sealing, bytes).await?,
+                };
                 match self
                     .store
                     .put_opts(&target, bytes.clone().into(), PutMode::Create.into())
@@ -165,7 +181,7 @@ impl BlobStore {
                 // would stay for ever), and local stores replace theirs too. A multipart
                 // upload appears whole or not at all, so the old one serves until then.
                 let existed = self.size(staged.hash).await?.is_some();
-                self.upload_file(&path, &target, Some((staged.hash, staged.size)))
+                self.upload_file(&path, &target, Some((staged.hash, staged.size)), sealing)
                     .await?;
                 Ok(!existed)
             }
@@ -191,7 +207,9 @@ impl BlobStore {
         path: &FsPath,
         location: &Path,
         expect: Option<(ContentHash, u64)>,
+        sealing: Option<Sealing>,
     ) -> Result<(ContentHash, u64)> {
+        let sealer = sealing.map(|s| s.sealer()).transpose()?;
         let part_size = self.part_size;
         let owned = path.to_path_buf();
         let (file, hasher, first) = run_blocking(move || {
@@ -218,6 +236,7 @@ impl BlobStore {
             first,
             part_size,
             &mut hasher,
+            sealer,
         )
         .await
         .and_then(|size| {
@@ -254,6 +273,8 @@ impl BlobStore {
     }
 }
 
+/// Uploads `first` and then the rest of `file` (hashing it) through `writer`, sealed by
+/// `sealer` when there is one. Returns the plaintext size.
 async fn stream_rest(
     writer: &mut WriteMultipart,
     file: std::fs::File,
@@ -261,8 +282,20 @@ async fn stream_rest(
     first: Vec<u8>,
     part_size: usize,
     hasher: &mut blake3::Hasher,
+    sealer: Option<Sealer>,
 ) -> Result<u64> {
     let mut size = first.len() as u64;
+    let (first, mut sealer) = match sealer {
+        None => (first, None),
+        Some(mut sealer) => {
+            run_blocking(move || {
+                let mut out = Vec::with_capacity(first.len() + first.len() / SEGMENT * 16 + 64);
+                sealer.push_into(&first, &mut out)?;
+                Ok((out, Some(sealer)))
+            })
+            .await?
+        }
+    };
     writer.put(Bytes::from(first));
     let mut state = Some((file, std::mem::take(hasher)));
     loop {
@@ -272,19 +305,48 @@ async fn stream_rest(
             .map_err(Error::backend)?;
         let (mut file, mut h) = state.take().expect("state is put back every iteration");
         let path = path.clone();
-        let (file, h, chunk) = run_blocking(move || {
+        let mut s = sealer.take();
+        let (file, h, s, read, out) = run_blocking(move || {
             let chunk = read_chunk(&mut file, &path, part_size, &mut h)?;
-            Ok((file, h, chunk))
+            let read = chunk.len();
+            let out = match s.take() {
+                None => chunk,
+                Some(sealer) if read == 0 => {
+                    let mut out = Vec::with_capacity(SEGMENT + 64);
+                    sealer.finish_into(&mut out)?;
+                    out
+                }
+                Some(mut sealer) => {
+                    let mut out = Vec::with_capacity(read + read / SEGMENT * 16 + 64);
+                    sealer.push_into(&chunk, &mut out)?;
+                    s = Some(sealer);
+                    out
+                }
+            };
+            Ok((file, h, s, read, out))
         })
         .await?;
-        if chunk.is_empty() {
+        sealer = s;
+        if !out.is_empty() {
+            writer.put(Bytes::from(out));
+        }
+        if read == 0 {
             *hasher = h;
             return Ok(size);
         }
-        size += chunk.len() as u64;
-        writer.put(Bytes::from(chunk));
+        size += read as u64;
         state = Some((file, h));
     }
+}
+
+/// Seals bytes held in memory, on the blocking pool unless they are small.
+pub(crate) async fn seal_off_runtime(sealing: &Sealing, bytes: Bytes) -> Result<Bytes> {
+    const INLINE: usize = 64 * 1024;
+    if bytes.len() <= INLINE {
+        return Ok(Bytes::from(sealing.seal_all(&bytes)?));
+    }
+    let sealing = sealing.clone();
+    run_blocking(move || Ok(Bytes::from(sealing.seal_all(&bytes)?))).await
 }
 
 /// Hashes a file for a store that uploads on publish: a file up to `part_size` is kept in

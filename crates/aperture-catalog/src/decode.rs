@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aperture_core::{AssetId, ContentHash, Insight};
+use aperture_core::{AssetId, ContentHash, Insight, KeyOwner};
 
 use crate::jobs::{Job, MAX_PARTS, Outcome, Part, Stretch};
 use crate::{Error, Result};
@@ -144,6 +144,65 @@ pub(crate) fn part_failure(part: Part, why: &str) -> String {
     format!("part {} of {} ({stretch}): {why}", part.index, part.count)
 }
 
+/// Where the keys of blobs lie among the owners stored ([`KeyOwner::to_bytes`]): the owners
+/// from `lo` to `hi` that are `len` bytes long, each a tag byte and then the hash. The SQL that
+/// finds blob keys and their hashes (`substr(owner, 2)`) relies on that shape.
+pub(crate) struct BlobKeys {
+    pub(crate) lo: Vec<u8>,
+    pub(crate) hi: Vec<u8>,
+    pub(crate) len: i64,
+}
+
+pub(crate) fn blob_keys() -> BlobKeys {
+    let (first, last) = (
+        ContentHash::from_bytes([0; 32]),
+        ContentHash::from_bytes([0xff; 32]),
+    );
+    let lo = KeyOwner::Blob(first).to_bytes();
+    let hi = KeyOwner::Blob(last).to_bytes();
+    debug_assert!(
+        lo.len() == 33 && lo.ends_with(first.as_bytes()) && hi.ends_with(last.as_bytes()),
+        "a blob key's owner is one tag byte, then the hash"
+    );
+    BlobKeys {
+        len: lo.len() as i64,
+        lo,
+        hi,
+    }
+}
+
+/// One page of [`crate::Catalog::data_keys_page`]: `fetch(after, n)` reads up to `n` stored
+/// (owner, wrapped) rows in owner order after `after`. A row whose owner does not decode is
+/// skipped with a warning and another read in its place, so that a short page still means
+/// the end.
+pub(crate) fn data_keys_page(
+    after: Option<KeyOwner>,
+    limit: usize,
+    mut fetch: impl FnMut(Option<&[u8]>, i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>>,
+) -> Result<Vec<(KeyOwner, Vec<u8>)>> {
+    let mut cursor = after.map(|o| o.to_bytes());
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let want = limit - out.len();
+        let rows = fetch(cursor.as_deref(), i64::try_from(want).unwrap_or(i64::MAX))?;
+        let ended = rows.len() < want;
+        for (owner, wrapped) in rows {
+            match KeyOwner::from_bytes(&owner) {
+                Some(decoded) => out.push((decoded, wrapped)),
+                None => tracing::warn!(
+                    owner = %aperture_core::hex(&owner),
+                    "a data key's owner does not decode; skipped"
+                ),
+            }
+            cursor = Some(owner);
+        }
+        if ended {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -157,6 +216,48 @@ mod tests {
         assert_eq!(hex_pad("ab", b'0')[..2], [0xab, 0x00]);
         assert_eq!(hex_pad("abc", b'f')[..2], [0xab, 0xcf]);
         assert_eq!(hex_pad("", b'f').len(), 16);
+    }
+
+    /// A page of owners that do not decode is read past, not taken for the end.
+    #[test]
+    fn data_key_pages_skip_owners_that_do_not_decode() {
+        let good = |n: u8| KeyOwner::Blob(ContentHash::from_bytes([n; 32])).to_bytes();
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b"a-bad".to_vec(), vec![1]),
+            (b"a-worse".to_vec(), vec![2]),
+            (good(1), vec![3]),
+            (good(2), vec![4]),
+            (b"zzz".to_vec(), vec![5]),
+        ];
+        rows.sort();
+        let fetch = |after: Option<&[u8]>, n: i64| {
+            Ok(rows
+                .iter()
+                .filter(|(owner, _)| after.is_none_or(|a| owner.as_slice() > a))
+                .take(n as usize)
+                .cloned()
+                .collect())
+        };
+        let page = data_keys_page(None, 2, fetch).unwrap();
+        let owners: Vec<Vec<u8>> = page.iter().map(|(o, _)| o.to_bytes()).collect();
+        assert_eq!(owners, [good(1), good(2)]);
+        assert_eq!(page[1].1, [4]);
+        let after = Some(page[1].0);
+        assert_eq!(data_keys_page(after, 2, fetch).unwrap(), []);
+        assert_eq!(data_keys_page(None, 0, fetch).unwrap(), []);
+    }
+
+    #[test]
+    fn blob_keys_cover_blob_owners_only() {
+        let range = blob_keys();
+        for n in [0u8, 7, 0xff] {
+            let owner = KeyOwner::Blob(ContentHash::from_bytes([n; 32])).to_bytes();
+            assert!(range.lo <= owner && owner <= range.hi);
+            assert_eq!(owner.len() as i64, range.len);
+        }
+        let asset = KeyOwner::Asset(AssetId::from_bytes([0xff; 16])).to_bytes();
+        assert!(asset < range.lo || asset.len() as i64 != range.len);
+        assert!(KeyOwner::Names.to_bytes() > range.hi);
     }
 
     #[test]

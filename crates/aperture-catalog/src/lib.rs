@@ -30,7 +30,7 @@ pub use pg::{Migration, PgCatalog, Postgres, close_apart};
 pub use sqlite::SqliteCatalog;
 pub use types::*;
 
-use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
+use aperture_core::{AssetId, ContentHash, Insight, KeyOwner, UnixMillis};
 
 /// A follower of the change feed not heard from for this long no longer holds back pruning;
 /// when it comes back it finds its position pruned and rebuilds.
@@ -96,8 +96,9 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<(ContentHash, u64)>>;
 
-    /// Removes an asset and everything derived from it (sources, insights, jobs). When no
-    /// other asset uses its blob, the blob is claimed for deletion ([`Deletion::claim`]):
+    /// Removes an asset and everything derived from it (sources, insights, jobs, its data
+    /// key). When no other asset uses its blob, the blob is claimed for deletion
+    /// ([`Deletion::claim`]) and its data key destroyed in the same transaction:
     /// check [`Catalog::still_claimed`], delete the blob, then call [`Catalog::blob_deleted`].
     /// Refused with [`Error::LegalHold`] (nothing changed) while its collection is on hold.
     fn delete_asset(&self, id: AssetId) -> Result<Deletion>;
@@ -117,6 +118,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// deletion was never finished. `None` when an asset uses it. Each claim bumps the blob's
     /// generation, so an ingest that found the blob present before it records nothing
     /// (`Recorded::BlobRaced`) and, as long as the claim is held, neither does a later one.
+    /// The blob's data key is destroyed with the claim, in the same transaction.
     fn claim_blob_deletion(&self, hash: ContentHash) -> Result<Option<BlobClaim>>;
 
     /// Whether `claim` is still the blob's current claim: check it right before deleting, so
@@ -128,6 +130,48 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// Blobs whose deletion was claimed before `before` and never finished (the deleter died).
     fn unfinished_blob_deletions(&self, before: UnixMillis) -> Result<Vec<ContentHash>>;
+
+    /// The wrapped (encrypted) data key of `owner`, if it has one. The catalog stores wrapped
+    /// keys as opaque bytes and does no crypto; the master key that wraps them is kept
+    /// outside it.
+    fn data_key(&self, owner: KeyOwner) -> Result<Option<Vec<u8>>>;
+    /// Records `wrapped` as `owner`'s data key unless it already has one, and returns the key
+    /// kept: two processes racing to make a key both end up using the same one. For
+    /// [`KeyOwner::Asset`], nothing is recorded and `None` returned when the asset does not
+    /// exist (it was erased meanwhile), checked in the same transaction, so an erasure never
+    /// leaves a key behind; for the others always `Some`.
+    ///
+    /// A blob's key is destroyed when the blob is claimed for deletion, which bumps its
+    /// generation: an ingest reads [`Catalog::blob_generation`] before asking for the key, so
+    /// that a key destroyed while it encrypts makes its record [`Recorded::BlobRaced`].
+    fn keep_data_key(&self, owner: KeyOwner, wrapped: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .keep_data_keys(&[(owner, wrapped.to_vec())])?
+            .pop()
+            .flatten())
+    }
+    /// [`Catalog::keep_data_key`] for many owners at once: one answer per owner, in order.
+    /// On SQLite one transaction (one sync) for all, which is what keeps an encrypted ingest
+    /// of many small files fast; on PostgreSQL one transaction each.
+    fn keep_data_keys(&self, keys: &[(KeyOwner, Vec<u8>)]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Up to `limit` data keys, in the order of their owners' bytes
+    /// ([`KeyOwner::to_bytes`]) after `after`, to rewrap them all when the master key
+    /// changes. Rows whose owner does not decode are skipped with a warning.
+    fn data_keys_page(
+        &self,
+        after: Option<KeyOwner>,
+        limit: usize,
+    ) -> Result<Vec<(KeyOwner, Vec<u8>)>>;
+    /// Replaces `owner`'s wrapped key with `new` if it is still `old` (compare-and-swap);
+    /// false, changing nothing, when it is gone or was changed meanwhile.
+    fn rewrap_data_key(&self, owner: KeyOwner, old: &[u8], new: &[u8]) -> Result<bool>;
+    /// Deletes the blob keys made before `older_than` whose blob no asset uses (an ingest
+    /// that crashed between making the key and recording its asset), for `fsck`; returns how
+    /// many. Each deletion bumps the blob's generation, as a claim does, so an ingest that
+    /// was handed the key meanwhile records nothing and makes a new one. Keys of unused blobs
+    /// that exist are destroyed by [`Catalog::claim_blob_deletion`] instead. Many keys may be
+    /// dropped in several transactions, each key with its generation's bump.
+    fn drop_unused_blob_keys(&self, older_than: UnixMillis) -> Result<u64>;
 
     /// Adds insights without replacing any, and notes each asset in the change feed. All or
     /// nothing: [`Error::NotFound`] when one names a missing asset. Analyzers that run as jobs

@@ -120,6 +120,15 @@ sweep_every_secs = 60
 # catalog, and give every server, worker and CLI of the lake the same one. Default: audit.key in
 # the data folder.
 # key_file = "/etc/aperture/audit.key"
+
+[encryption]
+# Encryption at rest of every blob and derived object, each with its own data key, wrapped by
+# this master key (64 hex digits in a file; the APERTURE_MASTER_KEY variable overrides it).
+# Chosen when a lake is made (aperture init --encrypt); a lake made without it stays without.
+# Keep the key away from the data folder's backups: with it, they can be read.
+# key_file = "/etc/aperture/master.key"
+# Earlier master keys, still accepted while `aperture key rotate` rewraps data keys.
+# previous_key_files = []
 "#;
 
 /// `aperture.toml` as written: unknown keys are refused, missing ones take their defaults.
@@ -146,6 +155,19 @@ pub struct ConfigFile {
     pub audit: AuditSection,
     /// The `[retention]` table.
     pub retention: RetentionSection,
+    /// The `[encryption]` table.
+    pub encryption: EncryptionSection,
+}
+
+/// `[encryption]`: the master key of a lake that encrypts its objects at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionSection {
+    /// The file holding the master key (64 hex digits). Unset: no encryption, unless the
+    /// `APERTURE_MASTER_KEY` variable holds the key.
+    pub key_file: Option<PathBuf>,
+    /// Files of earlier master keys, accepted for unwrapping only (during a rotation).
+    pub previous_key_files: Vec<PathBuf>,
 }
 
 /// `[retention]`: how often servers and workers erase what outlived its collection's retention.
@@ -411,6 +433,12 @@ pub struct StorageUrls {
     pub blobs: Option<String>,
     /// `[storage] search`.
     pub search: Option<String>,
+    /// `[encryption] key_file`: the lake encrypts at rest with the master key in this file,
+    /// made by `init` when it does not exist.
+    pub master_key_file: Option<PathBuf>,
+    /// The master key given directly (`APERTURE_MASTER_KEY`): the lake encrypts at rest with
+    /// it, and no key file is written.
+    pub master_key: Option<aperture_blob::SecretKey>,
 }
 
 impl StorageUrls {
@@ -430,6 +458,15 @@ impl StorageUrls {
         if let Some(url) = &self.search {
             SearchLocation::parse(url)?;
             text = set_line(&text, "# search = ", "search", url);
+        }
+        if let Some(path) = &self.master_key_file {
+            let path = absolute(path)?;
+            text = set_line(
+                &text,
+                "# key_file = \"/etc/aperture/master.key\"",
+                "key_file",
+                &path.to_string_lossy(),
+            );
         }
         Ok(text)
     }
@@ -604,6 +641,13 @@ pub struct Config {
     pub audit_key_file: PathBuf,
     /// Retention sweeps, checked.
     pub retention: RetentionSection,
+    /// The master key's file, absolute, when encryption is configured.
+    pub master_key_file: Option<PathBuf>,
+    /// Earlier master keys' files, absolute.
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// The master key itself, which overrides the file: the binary sets it from
+    /// `APERTURE_MASTER_KEY`. Its `Debug` shows only its id.
+    pub master_key: Option<aperture_blob::SecretKey>,
 }
 
 impl Config {
@@ -731,6 +775,19 @@ impl Config {
             clip_model: file.models.clip,
             server: file.server,
             retention: file.retention,
+            master_key_file: file
+                .encryption
+                .key_file
+                .as_deref()
+                .map(absolute)
+                .transpose()?,
+            previous_master_key_files: file
+                .encryption
+                .previous_key_files
+                .iter()
+                .map(|p| absolute(p))
+                .collect::<Result<_>>()?,
+            master_key: None,
             audit_key_file: match file.audit.key_file {
                 Some(path) => absolute(&path)?,
                 None => data_dir.join("audit.key"),
@@ -793,6 +850,8 @@ mod tests {
             catalog: Some("postgres://aperture@db.internal:5432/lake".into()),
             blobs: Some("s3://media-lake/aperture".into()),
             search: Some("postgres://aperture@search.internal:5432/lake".into()),
+            master_key_file: Some("/etc/aperture/lake.key".into()),
+            master_key: None,
         };
         let parsed: ConfigFile = toml::from_str(&urls.config_text().unwrap()).unwrap();
         let config = Config::resolve(Path::new("/d"), parsed).unwrap();
@@ -801,6 +860,10 @@ mod tests {
             CatalogLocation::Postgres("postgres://aperture@db.internal:5432/lake".into())
         );
         assert_eq!(config.blobs_url, "s3://media-lake/aperture");
+        assert_eq!(
+            config.master_key_file.as_deref(),
+            Some(Path::new("/etc/aperture/lake.key"))
+        );
         assert_eq!(
             config.search,
             SearchLocation::Postgres("postgres://aperture@search.internal:5432/lake".into())

@@ -47,6 +47,12 @@ pub struct Findings {
     pub orphan_derived: u64,
     /// Deletions started and not finished (older than the minimum age).
     pub unfinished_deletions: u64,
+    /// Encrypted blobs whose data key is gone (their content hash is known to nobody): left
+    /// by an interrupted deletion or ingest, unreadable by anyone. Reclaimable.
+    pub keyless: u64,
+    /// Data keys of blobs that were never stored (an ingest that stopped between making the
+    /// key and recording its asset), older than the minimum age.
+    pub unused_keys: u64,
     /// What `repair` removed.
     pub repaired: u64,
 }
@@ -94,27 +100,57 @@ impl Lake {
             referenced.extend(page);
         }
 
+        // An encrypted store names blobs by keyed hashes: the lake knows the hashes behind the
+        // names of referenced blobs and of those that still have a data key.
+        let mut by_name = HashMap::new();
+        if self.blobs.is_encrypted() {
+            for hash in referenced.keys() {
+                by_name.insert(self.blobs.blob_name(*hash), *hash);
+            }
+            let mut after = None;
+            loop {
+                let page = self
+                    .catalog(move |c| c.data_keys_page(after, 10_000))
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.0);
+                for (owner, _) in page {
+                    if let aperture_core::KeyOwner::Blob(hash) = owner {
+                        by_name.insert(self.blobs.blob_name(hash), hash);
+                    }
+                }
+            }
+        }
+
         let mut present = HashSet::new();
         let mut listing = self.blobs.list();
         while let Some(entry) = listing.try_next().await? {
             f.blobs += 1;
             f.blob_bytes += entry.size;
-            present.insert(entry.hash);
-            match referenced.get(&entry.hash) {
+            let Some(hash) = entry.hash.or_else(|| by_name.get(&entry.name).copied()) else {
+                f.keyless += 1;
+                f.unreferenced_bytes += entry.size;
+                if options.repair && entry.last_modified.0 < cutoff {
+                    self.blobs.delete_named(&entry.name).await?;
+                    f.repaired += 1;
+                }
+                continue;
+            };
+            present.insert(hash);
+            match referenced.get(&hash) {
                 Some(&size) if size != entry.size => {
                     f.corrupt.push(format!(
-                        "{}: {} bytes stored, the catalog says {size}",
-                        entry.hash, entry.size
+                        "{hash}: {} bytes stored, the catalog says {size}",
+                        entry.size
                     ));
                     continue;
                 }
                 Some(_) => {}
                 None => {
-                    f.unreferenced.push(entry.hash);
+                    f.unreferenced.push(hash);
                     f.unreferenced_bytes += entry.size;
                     // Claimed through the catalog first, so that an ingest that just found this
                     // blob present retries rather than recording a row without its bytes.
-                    let hash = entry.hash;
                     if options.repair
                         && entry.last_modified.0 < cutoff
                         && let Some(claim) =
@@ -128,7 +164,7 @@ impl Lake {
             }
             // Every blob is read and hashed, used or not.
             if !options.quick
-                && let Err(e) = self.blobs.verify(entry.hash).await
+                && let Err(e) = self.blobs.verify(hash).await
             {
                 f.corrupt.push(e.to_string());
             }
@@ -154,6 +190,13 @@ impl Lake {
                     f.repaired += 1;
                 }
             }
+        }
+
+        if self.blobs.is_encrypted() && options.repair {
+            f.unused_keys = self
+                .catalog(move |c| c.drop_unused_blob_keys(UnixMillis(cutoff)))
+                .await?;
+            f.repaired += f.unused_keys;
         }
 
         for entry in self.blobs.list_staging().await? {
@@ -193,7 +236,7 @@ impl fmt::Display for FsckReport<'_> {
             out,
             "{} unreferenced blobs ({}), {} staged uploads left over, {} unfinished deletions, \
              derived objects of {} erased assets",
-            f.unreferenced.len(),
+            f.unreferenced.len() as u64 + f.keyless,
             HumanBytes(f.unreferenced_bytes),
             f.staging_leftovers,
             f.unfinished_deletions,

@@ -65,6 +65,21 @@ impl std::fmt::Display for Initialised {
         writeln!(f, "  catalog  {}", config.catalog)?;
         writeln!(f, "  blobs    {}", crate::config::redact(&config.blobs_url))?;
         writeln!(f, "  search   {}", config.search)?;
+        if let Some(file) = &config.master_key_file
+            && self.lake.blobs.is_encrypted()
+        {
+            writeln!(f, "  encrypted at rest, master key {}", file.display())?;
+            writeln!(
+                f,
+                "   (keep a copy of it away from the data folder's backups: without it nothing \
+                 can be read, with it the backups can)"
+            )?;
+        } else if self.lake.blobs.is_encrypted() {
+            writeln!(
+                f,
+                "  encrypted at rest, master key from APERTURE_MASTER_KEY"
+            )?;
+        }
         if let Some(token) = &self.admin_token {
             writeln!(f, "admin token: {token}")?;
             writeln!(
@@ -122,13 +137,22 @@ impl Lake {
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
         let wrote_config = !config_path.exists();
+        let mut made_key = None;
+        if wrote_config
+            && let Some(key_file) = &storage.master_key_file
+            && !key_file.exists()
+        {
+            crate::encryption::make_key_file(key_file)?;
+            made_key = Some(key_file.clone());
+        }
         if wrote_config {
             let text = storage.config_text()?;
             // Readable by its owner only: a catalog URL may carry a password.
             crate::audit_key::write_private(&config_path, &text)
                 .map_err(Error::io("write", &config_path))?;
         }
-        let config = Config::load(&dir, Some(&config_path))?;
+        let mut config = Config::load(&dir, Some(&config_path))?;
+        config.master_key = storage.master_key.clone();
         if !wrote_config {
             refuse_other_storage(&config, storage)?;
         }
@@ -150,6 +174,9 @@ impl Lake {
                 // once it is fixed starts afresh.
                 if wrote_config {
                     let _ = std::fs::remove_file(&config_path);
+                }
+                if let Some(key_file) = made_key {
+                    let _ = std::fs::remove_file(key_file);
                 }
                 return Err(e);
             }
@@ -177,7 +204,12 @@ impl Lake {
     async fn connect(config: Config, store_options: Vec<(String, String)>) -> Result<Self> {
         let blobs = BlobStore::open_url(&config.blobs_url, store_options)?
             .with_durable(config.storage_fsync);
-        blobs.init().await?;
+        let ring = crate::encryption::key_ring(&config)?;
+        // Without encryption the store is checked first, so that an unreachable one leaves no
+        // catalog behind; with it, the store needs its name key from the catalog first.
+        if ring.is_none() {
+            blobs.init().await?;
+        }
         let location = config.catalog.clone();
         let key_file = config.audit_key_file.clone();
         let audit_head = Arc::new(crate::audit_key::head_file(&key_file));
@@ -195,6 +227,15 @@ impl Lake {
             Ok((catalog, key))
         })
         .await??;
+        let blobs = match ring {
+            None => blobs,
+            Some(ring) => {
+                let blobs = blobs
+                    .with_encryption(crate::encryption::encryption(ring, catalog.clone()).await?);
+                blobs.init().await?;
+                blobs
+            }
+        };
         Ok(Self {
             config,
             blobs,

@@ -30,6 +30,7 @@ mod audit_key;
 pub mod captions;
 pub mod config;
 mod detail;
+pub mod encryption;
 mod erase;
 mod error;
 mod follow;

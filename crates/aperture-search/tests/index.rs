@@ -614,6 +614,28 @@ impl Catalog for Counting<'_> {
     fn blob_generation(&self, hash: ContentHash) -> R<aperture_catalog::BlobGeneration> {
         self.inner.blob_generation(hash)
     }
+    fn data_key(&self, owner: aperture_core::KeyOwner) -> R<Option<Vec<u8>>> {
+        self.inner.data_key(owner)
+    }
+    fn keep_data_keys(
+        &self,
+        keys: &[(aperture_core::KeyOwner, Vec<u8>)],
+    ) -> R<Vec<Option<Vec<u8>>>> {
+        self.inner.keep_data_keys(keys)
+    }
+    fn data_keys_page(
+        &self,
+        after: Option<aperture_core::KeyOwner>,
+        limit: usize,
+    ) -> R<Vec<(aperture_core::KeyOwner, Vec<u8>)>> {
+        self.inner.data_keys_page(after, limit)
+    }
+    fn rewrap_data_key(&self, owner: aperture_core::KeyOwner, old: &[u8], new: &[u8]) -> R<bool> {
+        self.inner.rewrap_data_key(owner, old, new)
+    }
+    fn drop_unused_blob_keys(&self, older_than: aperture_core::UnixMillis) -> R<u64> {
+        self.inner.drop_unused_blob_keys(older_than)
+    }
     fn record(&self, batch: &[NewAsset]) -> R<Vec<Recorded>> {
         self.inner.record(batch)
     }

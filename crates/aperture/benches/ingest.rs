@@ -1,5 +1,6 @@
 //! Ingest throughput against the baseline of `cp` followed by `b3sum` over the same files, in
-//! the same run. Prints a table.
+//! the same run, and the same ingest into a lake encrypted at rest (`init --encrypt`). Prints a
+//! table.
 //!
 //! ```sh
 //! scripts/setup.sh --bench                # installs b3sum
@@ -58,8 +59,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
-    println!("| workload | cp + b3sum | aperture ingest | ratio (aperture / baseline) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| workload | cp + b3sum | aperture ingest | ratio (aperture / baseline) | \
+         aperture ingest, encrypted | encrypted / plain |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (name, dir, files, bytes) in [
         (
             "large files",
@@ -76,15 +80,23 @@ fn main() {
     ] {
         // Interleaved, so that a drift in the machine (this disk slows down for a while after
         // large deletions) hits both sides alike.
-        let (mut base_times, mut our_times) = (Vec::new(), Vec::new());
+        let (mut base_times, mut our_times, mut sealed_times) =
+            (Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs {
             base_times.push(baseline(dir, &root.path().join(format!("cp-{name}-{run}"))));
             our_times.push(aperture_ingest(
                 dir,
                 &root.path().join(format!("ap-{name}-{run}")),
+                false,
+            ));
+            sealed_times.push(aperture_ingest(
+                dir,
+                &root.path().join(format!("enc-{name}-{run}")),
+                true,
             ));
         }
-        let (baseline, ours) = (median(base_times), median(our_times));
+        let (baseline, ours, sealed) =
+            (median(base_times), median(our_times), median(sealed_times));
         let rate = |d: Duration| {
             if name == "large files" {
                 format!("{:.0} MB/s", bytes / d.as_secs_f64() / 1e6)
@@ -93,12 +105,15 @@ fn main() {
             }
         };
         println!(
-            "| {name} | {} ({:.2} s) | {} ({:.2} s) | {:.2}× |",
+            "| {name} | {} ({:.2} s) | {} ({:.2} s) | {:.2}× | {} ({:.2} s) | {:.2}× |",
             rate(baseline),
             baseline.as_secs_f64(),
             rate(ours),
             ours.as_secs_f64(),
-            baseline.as_secs_f64() / ours.as_secs_f64()
+            baseline.as_secs_f64() / ours.as_secs_f64(),
+            rate(sealed),
+            sealed.as_secs_f64(),
+            ours.as_secs_f64() / sealed.as_secs_f64()
         );
     }
     let rerun = aperture_reingest(&small, &root.path().join("reingest"));
@@ -136,13 +151,18 @@ fn aperture(data: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-fn fresh_data(data: &Path) -> PathBuf {
-    run(&mut aperture(data, &["init"]));
+fn fresh_data(data: &Path, encrypt: bool) -> PathBuf {
+    let init: &[&str] = if encrypt {
+        &["init", "--encrypt"]
+    } else {
+        &["init"]
+    };
+    run(&mut aperture(data, init));
     data.to_path_buf()
 }
 
-fn aperture_ingest(sources: &Path, data: &Path) -> Duration {
-    let data = fresh_data(data);
+fn aperture_ingest(sources: &Path, data: &Path, encrypt: bool) -> Duration {
+    let data = fresh_data(data, encrypt);
     settle(sources);
     let started = Instant::now();
     run(&mut aperture(
@@ -153,7 +173,7 @@ fn aperture_ingest(sources: &Path, data: &Path) -> Duration {
 }
 
 fn aperture_reingest(sources: &Path, data: &Path) -> Duration {
-    let data = fresh_data(data);
+    let data = fresh_data(data, false);
     let ingest = ["ingest", &*sources.to_string_lossy(), "--no-progress"];
     run(&mut aperture(&data, &ingest));
     settle(sources);

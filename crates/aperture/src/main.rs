@@ -85,6 +85,58 @@ enum Command {
     /// List collections, set their retention and legal hold, erase what outlived retention.
     #[command(subcommand)]
     Collection(collection::CollectionCommand),
+    /// Make master keys, and rewrap every data key with a new one (encrypted lakes).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `aperture key`.
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Write a new random master key (64 hex digits) to FILE, readable by its owner only.
+    New {
+        /// Where to write it; an existing file is never replaced.
+        file: PathBuf,
+    },
+    /// Rewrap every data key with the master key in FILE; no blob is read or rewritten.
+    /// Afterwards set [encryption] key_file to FILE (and keep the old key in
+    /// previous_key_files until every process of the lake uses the new one).
+    Rotate {
+        /// The new master key's file (`aperture key new FILE` makes one).
+        #[arg(long = "to", value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// The master key in `APERTURE_MASTER_KEY`, if set; the message never shows it.
+fn master_key_from_env() -> anyhow::Result<Option<aperture_blob::SecretKey>> {
+    match std::env::var("APERTURE_MASTER_KEY") {
+        Ok(text) if !text.trim().is_empty() => aperture_blob::SecretKey::from_hex(&text)
+            .map(Some)
+            .map_err(|problem| anyhow::anyhow!("APERTURE_MASTER_KEY: {problem}")),
+        _ => Ok(None),
+    }
+}
+
+/// `aperture key rotate`.
+async fn rotate_key(lake: &Lake, file: &Path) -> anyhow::Result<ExitCode> {
+    let new = aperture_lake::encryption::read_key_file(file)?;
+    let done = lake
+        .rotate_master_key(new.clone(), &access::cli_actor())
+        .await?;
+    println!(
+        "rewrapped {} data keys with master key {} ({} already were, {} erased or changed \
+         meanwhile)",
+        done.rewrapped,
+        new.id(),
+        done.already,
+        done.gone
+    );
+    println!(
+        "now set [encryption] key_file = {:?} in the config of every process of this lake",
+        file.display().to_string()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -127,11 +179,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Init(args) = cli.command {
         return init(&data, cli.config.as_deref(), args).await;
     }
-    let config = Config::load(&data, cli.config.as_deref())?;
+    if let Command::Key(KeyCommand::New { file }) = &cli.command {
+        let key = aperture_lake::encryption::make_key_file(file)?;
+        println!("new master key {} in {}", key.id(), file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut config = Config::load(&data, cli.config.as_deref())?;
+    config.master_key = master_key_from_env()?;
     let lake = Lake::open(config, store_options()).await?;
     let lake = &lake;
     match cli.command {
-        Command::Init(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Key(KeyCommand::New { .. }) => {
+            unreachable!("handled above")
+        }
+        Command::Key(KeyCommand::Rotate { file }) => rotate_key(lake, &file).await,
         Command::Ingest(args) => ingest::run(lake, args).await,
         Command::Ls(args) => assets::ls(lake, args).await,
         Command::Show(args) => assets::show(lake, args).await,
@@ -190,6 +251,14 @@ struct InitArgs {
     /// shares (needs pgvector). Default: the embedded index, search/ in the data folder.
     #[arg(long, value_name = "URL")]
     search: Option<String>,
+    /// Encrypt every blob and derived object at rest, each with its own data key, wrapped by
+    /// a master key: APERTURE_MASTER_KEY when set, else the key file (made when missing).
+    #[arg(long)]
+    encrypt: bool,
+    /// The master key file for --encrypt. Default: master.key in the data folder (move it
+    /// away from the folder's backups, and point [encryption] key_file at it).
+    #[arg(long, value_name = "FILE", requires = "encrypt")]
+    master_key_file: Option<PathBuf>,
 }
 
 /// `aperture init`: creates the data folder, reaches its catalog and blob store, and says what
@@ -199,10 +268,18 @@ async fn init(
     config_file: Option<&Path>,
     args: InitArgs,
 ) -> anyhow::Result<ExitCode> {
+    let env_key = master_key_from_env()?;
+    let master_key_file = match (&env_key, args.master_key_file) {
+        (_, Some(file)) => Some(file),
+        (None, None) if args.encrypt => Some(data_dir.join("master.key")),
+        _ => None,
+    };
     let storage = aperture_lake::StorageUrls {
         catalog: args.catalog,
         blobs: args.blobs,
         search: args.search,
+        master_key: env_key.filter(|_| args.encrypt),
+        master_key_file: master_key_file.filter(|_| args.encrypt),
     };
     let made = Lake::init_with(
         data_dir,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use aperture_blob::testing::FullDisk;
+use aperture_blob::testing::{FullDisk, MemoryKeys};
 use aperture_blob::{BlobStore, Error};
 use aperture_core::ContentHash;
 use futures::TryStreamExt;
@@ -110,7 +110,31 @@ async fn memory_uploading(_dir: &Path) -> Option<BlobStore> {
     Some(memory().await.with_upload_on_publish(true))
 }
 
+/// Encrypted on local disk: every object sealed, blobs under keyed names.
+async fn local_encrypted(dir: &Path) -> Option<BlobStore> {
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = BlobStore::open_url(&format!("file://{}", dir.join("store").display()), [])
+        .unwrap()
+        .with_part_size(PART)
+        .with_durable(true)
+        .with_encryption(keys.encryption().unwrap());
+    store.init().await.unwrap();
+    Some(store)
+}
+
+async fn memory_encrypted(_dir: &Path) -> Option<BlobStore> {
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = BlobStore::open_url("memory://", [])
+        .unwrap()
+        .with_part_size(PART)
+        .with_encryption(keys.encryption().unwrap());
+    store.init().await.unwrap();
+    Some(store)
+}
+
 suite!(local_disk, local_in);
+suite!(local_disk_encrypted, local_encrypted);
+suite!(in_memory_encrypted, memory_encrypted);
 suite!(in_memory, memory_beside);
 suite!(in_memory_upload_on_publish, memory_uploading);
 suite!(s3, crate::remote::s3);
@@ -160,8 +184,8 @@ async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
     let part = store.part_size();
     let bytes = content(2 * part + 5, 3);
     let (hash, _) = put_file(store, dir, "x", &bytes).await;
-    let hex = hash.to_string();
-    let key = object_store::path::Path::from(format!("blobs/{}/{hex}", &hex[..3]));
+    let name = store.blob_name(hash);
+    let key = object_store::path::Path::from(format!("blobs/{}/{name}", &name[..3]));
     for bad in [
         {
             let mut flipped = bytes.clone();

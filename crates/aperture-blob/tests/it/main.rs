@@ -2,4 +2,5 @@
 //! and Azure servers when `scripts/services.sh` runs them.
 
 mod conformance;
+mod encrypted;
 mod remote;

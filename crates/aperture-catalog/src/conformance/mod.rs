@@ -40,7 +40,9 @@ macro_rules! catalog_conformance {
             queue_splits_long_jobs_into_parts, queue_fails_split_jobs_by_their_parts,
             change_feed, tokens_and_grants, audit_chain, audit_forgets_erased_assets, sessions,
             queue_joins_parts_that_finish_at_once, recording_and_deleting_one_blob_at_once,
-            retention_and_legal_hold);
+            retention_and_legal_hold, data_keys_keep_the_first, erasure_destroys_data_keys,
+            data_keys_rewrap_compare_and_swap, data_keys_page_through_every_owner,
+            unused_blob_keys_are_dropped, data_keys_under_races);
     };
     ($make:expr) => {
         $crate::catalog_conformance!(if true; $make);
@@ -124,10 +126,12 @@ fn insight(asset: AssetId, place: Place) -> Insight {
 
 mod access;
 mod assets;
+mod keys;
 mod queue;
 mod server;
 
 pub use access::*;
 pub use assets::*;
+pub use keys::*;
 pub use queue::*;
 pub use server::{PgServer, fresh_database, shared_server};

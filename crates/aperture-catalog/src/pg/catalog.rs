@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
+use aperture_core::{AssetId, ContentHash, Insight, KeyOwner, UnixMillis};
 use postgres::Transaction;
 use postgres::types::ToSql;
 
@@ -11,7 +11,7 @@ use super::rows::{self, ASSET_COLUMNS, INSIGHT_COLUMNS};
 use super::{CHANGES_LOCK, PgCatalog, hash_lock};
 use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{
-    hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
+    blob_keys, hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
 };
 use crate::types::DeletionBuckets;
 use crate::*;
@@ -19,6 +19,10 @@ use crate::*;
 fn ids(ids: &[AssetId]) -> Vec<&[u8]> {
     ids.iter().map(|id| id.as_bytes().as_slice()).collect()
 }
+
+/// Blob keys dropped per transaction by `drop_unused_blob_keys`: each holds its blobs' locks,
+/// and advisory locks share one table of the server's of bounded size.
+const KEYS_PER_DROP: i64 = 256;
 
 impl Catalog for PgCatalog {
     fn backend(&self) -> &'static str {
@@ -345,6 +349,12 @@ impl Catalog for PgCatalog {
                     key: id.to_string(),
                 });
             }
+            // After the asset's row: a `keep_data_key` that locked it has committed its key by
+            // now, and this statement sees it.
+            tx.execute(
+                "DELETE FROM data_keys WHERE owner = $1",
+                &[&KeyOwner::Asset(id).to_bytes()],
+            )?;
             let claim = if still_used(tx, &hash)? {
                 None
             } else {
@@ -419,6 +429,112 @@ impl Catalog for PgCatalog {
             )?)
         })?;
         found.iter().map(|r| hash_from(r.get(0))).collect()
+    }
+
+    fn data_key(&self, owner: KeyOwner) -> Result<Option<Vec<u8>>> {
+        let key = owner.to_bytes();
+        let row = self.with_retry(|c| {
+            Ok(c.query_opt("SELECT wrapped FROM data_keys WHERE owner = $1", &[&key])?)
+        })?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn keep_data_keys(&self, keys: &[(KeyOwner, Vec<u8>)]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter()
+            .map(|(owner, wrapped)| self.keep_one_data_key(*owner, wrapped))
+            .collect()
+    }
+
+    fn data_keys_page(
+        &self,
+        after: Option<KeyOwner>,
+        limit: usize,
+    ) -> Result<Vec<(KeyOwner, Vec<u8>)>> {
+        crate::decode::data_keys_page(after, limit, |after, n| {
+            let rows = self.with_retry(|c| {
+                Ok(c.query(
+                    "SELECT owner, wrapped FROM data_keys
+                     WHERE $1::BYTEA IS NULL OR owner > $1
+                     ORDER BY owner LIMIT $2",
+                    &[&after, &n],
+                )?)
+            })?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn rewrap_data_key(&self, owner: KeyOwner, old: &[u8], new: &[u8]) -> Result<bool> {
+        let key = owner.to_bytes();
+        let changed = self.with_retry(|c| {
+            Ok(c.execute(
+                "UPDATE data_keys SET wrapped = $3 WHERE owner = $1 AND wrapped = $2",
+                &[&key, &old, &new],
+            )?)
+        })?;
+        Ok(changed > 0)
+    }
+
+    fn drop_unused_blob_keys(&self, older_than: UnixMillis) -> Result<u64> {
+        // In transactions of up to KEYS_PER_DROP keys: each key goes with its generation's
+        // bump, under its blob's lock (which `record` takes), so an asset recorded meanwhile
+        // either keeps its key or records nothing.
+        let range = blob_keys();
+        // Below every blob key: the tag alone.
+        let mut after = range.lo[..1].to_vec();
+        let mut dropped = 0;
+        loop {
+            let found = self.with_retry(|c| {
+                Ok(c.query(
+                    "SELECT owner FROM data_keys
+                     WHERE owner > $1 AND owner <= $2 AND length(owner) = $3 AND created_at < $4
+                       AND NOT EXISTS (SELECT 1 FROM assets
+                                       WHERE content_hash = substring(owner FROM 2))
+                     ORDER BY owner LIMIT $5",
+                    &[
+                        &after,
+                        &range.hi,
+                        &(range.len as i32),
+                        &older_than.0,
+                        &KEYS_PER_DROP,
+                    ],
+                )?)
+            })?;
+            let owners: Vec<Vec<u8>> = found.iter().map(|r| r.get(0)).collect();
+            let Some(last) = owners.last() else {
+                break;
+            };
+            after = last.clone();
+            let locks: BTreeSet<i64> = owners
+                .iter()
+                .map(|o| hash_lock(o.get(1..).unwrap_or_default()))
+                .collect();
+            let locks: Vec<i64> = locks.into_iter().collect();
+            dropped += self.tx(|tx| {
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::BIGINT[]) AS k ORDER BY k",
+                    &[&locks],
+                )?;
+                // Checked again under the locks: an asset may have been recorded meanwhile.
+                let gone = tx.query(
+                    "DELETE FROM data_keys
+                     WHERE owner = ANY($1) AND created_at < $2
+                       AND NOT EXISTS (SELECT 1 FROM assets
+                                       WHERE content_hash = substring(owner FROM 2))
+                     RETURNING owner",
+                    &[&owners, &older_than.0],
+                )?;
+                for row in &gone {
+                    if let Some(KeyOwner::Blob(hash)) = KeyOwner::from_bytes(row.get(0)) {
+                        bump_generation(tx, self.buckets.of(&hash))?;
+                    }
+                }
+                Ok(gone.len() as u64)
+            })?;
+            if (owners.len() as i64) < KEYS_PER_DROP {
+                break;
+            }
+        }
+        Ok(dropped)
     }
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()> {
@@ -730,7 +846,24 @@ fn claim_in(tx: &mut Transaction<'_>, hash: &[u8], buckets: &DeletionBuckets) ->
          SET generation = $2, in_progress = TRUE, updated_at = $3",
         &[&key, &generation, &UnixMillis::now().0],
     )?;
+    // The blob's data key goes with the claim, which moved the generation on: an ingest that
+    // was handed the key before records nothing, and one after makes a new key.
+    tx.execute(
+        "DELETE FROM data_keys WHERE owner = $1",
+        &[&KeyOwner::Blob(hash).to_bytes()],
+    )?;
     Ok(BlobClaim { hash, generation })
+}
+
+/// Moves the generation of a bucket on, in the caller's transaction (which holds the locks of
+/// the blobs concerned): an ingest that read the old one records nothing.
+fn bump_generation(tx: &mut Transaction<'_>, bucket: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO blob_deletion_generations AS g (bucket, generation) VALUES ($1, 1)
+         ON CONFLICT (bucket) DO UPDATE SET generation = g.generation + 1",
+        &[&(bucket as i32)],
+    )?;
+    Ok(())
 }
 
 /// Records one file in the caller's transaction, which holds its blob's lock.
@@ -819,4 +952,40 @@ fn record_one(
         (false, false) => Recorded::Duplicate(id),
         (false, true) => Recorded::Known(id),
     })
+}
+
+impl PgCatalog {
+    /// [`Catalog::keep_data_key`], one transaction.
+    fn keep_one_data_key(&self, owner: KeyOwner, wrapped: &[u8]) -> Result<Option<Vec<u8>>> {
+        // Most calls find the key made already: no write. An asset's key exists only while
+        // the asset does (they are deleted together).
+        if let Some(kept) = self.data_key(owner)? {
+            return Ok(Some(kept));
+        }
+        let key = owner.to_bytes();
+        let now = UnixMillis::now().0;
+        self.tx(|tx| {
+            if let KeyOwner::Asset(id) = owner {
+                // Locks the asset's row against deletion until this commits; `delete_asset`
+                // deletes the key after the row, so it waits and then finds the key. One
+                // whose deletion committed first is not found here.
+                let exists = tx.query_opt(
+                    "SELECT 1 FROM assets WHERE id = $1 FOR KEY SHARE",
+                    &[&id.as_bytes().as_slice()],
+                )?;
+                if exists.is_none() {
+                    return Ok(None);
+                }
+            }
+            // Inserts, or reads the key another process committed meanwhile (a plain DO
+            // NOTHING would leave nothing to read if it was deleted in between).
+            let kept = tx.query_one(
+                "INSERT INTO data_keys AS k (owner, wrapped, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (owner) DO UPDATE SET wrapped = k.wrapped
+                 RETURNING wrapped",
+                &[&key, &wrapped, &now],
+            )?;
+            Ok(Some(kept.get(0)))
+        })
+    }
 }

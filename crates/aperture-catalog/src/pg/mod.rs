@@ -37,6 +37,7 @@ pub type Migration = (i64, &'static str, &'static str);
 const MIGRATIONS: &[Migration] = &[
     (1, "init", include_str!("0001_init.sql")),
     (2, "erasure", include_str!("0002_erasure.sql")),
+    (3, "data_keys", include_str!("0003_data_keys.sql")),
 ];
 
 /// Advisory lock keys (one namespace per database). Any number fits: these are ours.

@@ -1,14 +1,14 @@
 //! The [`Catalog`] of [`SqliteCatalog`]: collections, assets, sources, insights, blob
 //! deletion claims and the change feed.
 
-use aperture_core::{AssetId, ContentHash, Insight, UnixMillis};
+use aperture_core::{AssetId, ContentHash, Insight, KeyOwner, UnixMillis};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::rows::{self, asset_from_row, blob, insight_from_row};
 use super::{IN_CHUNK, SqliteCatalog};
 use crate::CONSUMER_EXPIRY_MS;
 use crate::decode::{
-    hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
+    blob_keys, hash_from, id_from, prefix_bounds, readable_insights, validate_collection_name,
 };
 use crate::types::DeletionBuckets;
 use crate::*;
@@ -340,6 +340,10 @@ impl Catalog for SqliteCatalog {
         let audit_details = erase_private_audit(&tx, key)?;
         // Cascades remove sources, insights and jobs.
         tx.execute("DELETE FROM assets WHERE id = ?1", [key])?;
+        tx.execute(
+            "DELETE FROM data_keys WHERE owner = ?1",
+            [KeyOwner::Asset(id).to_bytes()],
+        )?;
         let still_used: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM assets WHERE content_hash = ?1)",
             [&hash],
@@ -422,6 +426,109 @@ impl Catalog for SqliteCatalog {
         )?;
         let rows = stmt.query_map([before.0], |r| r.get::<_, Vec<u8>>(0))?;
         rows.map(|r| hash_from(&r?)).collect()
+    }
+
+    fn data_key(&self, owner: KeyOwner) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .read()
+            .prepare_cached("SELECT wrapped FROM data_keys WHERE owner = ?1")?
+            .query_row([owner.to_bytes()], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn keep_data_keys(&self, keys: &[(KeyOwner, Vec<u8>)]) -> Result<Vec<Option<Vec<u8>>>> {
+        // Most calls find the key made already: no write. An asset's key exists only while
+        // the asset does (they are deleted together).
+        let mut kept: Vec<Option<Vec<u8>>> = keys
+            .iter()
+            .map(|(owner, _)| self.data_key(*owner))
+            .collect::<Result<_>>()?;
+        if kept.iter().all(Option::is_some) {
+            return Ok(kept);
+        }
+        let mut conn = self.write();
+        // One writer at a time: no erasure comes between the check and the insert. One
+        // transaction (one sync) for the batch.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        for ((owner, wrapped), kept) in keys.iter().zip(kept.iter_mut()) {
+            if kept.is_some() {
+                continue;
+            }
+            if let KeyOwner::Asset(id) = owner {
+                let exists: bool = tx
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)")?
+                    .query_row([id.as_bytes().as_slice()], |r| r.get(0))?;
+                if !exists {
+                    continue;
+                }
+            }
+            let key = owner.to_bytes();
+            tx.prepare_cached(
+                "INSERT INTO data_keys (owner, wrapped, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (owner) DO NOTHING",
+            )?
+            .execute(params![key, wrapped, now])?;
+            *kept = Some(
+                tx.prepare_cached("SELECT wrapped FROM data_keys WHERE owner = ?1")?
+                    .query_row([&key], |r| r.get(0))?,
+            );
+        }
+        tx.commit()?;
+        Ok(kept)
+    }
+
+    fn data_keys_page(
+        &self,
+        after: Option<KeyOwner>,
+        limit: usize,
+    ) -> Result<Vec<(KeyOwner, Vec<u8>)>> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT owner, wrapped FROM data_keys WHERE ?1 IS NULL OR owner > ?1
+             ORDER BY owner LIMIT ?2",
+        )?;
+        crate::decode::data_keys_page(after, limit, |after, n| {
+            let rows = stmt.query_map(params![after, n], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn rewrap_data_key(&self, owner: KeyOwner, old: &[u8], new: &[u8]) -> Result<bool> {
+        let changed = self.write().execute(
+            "UPDATE data_keys SET wrapped = ?3 WHERE owner = ?1 AND wrapped = ?2",
+            params![owner.to_bytes(), old, new],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn drop_unused_blob_keys(&self, older_than: UnixMillis) -> Result<u64> {
+        let range = blob_keys();
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dropped: Vec<Vec<u8>> = tx
+            .prepare_cached(
+                "DELETE FROM data_keys
+                 WHERE owner BETWEEN ?1 AND ?2 AND length(owner) = ?3 AND created_at < ?4
+                   AND NOT EXISTS (SELECT 1 FROM assets WHERE content_hash = substr(owner, 2))
+                 RETURNING owner",
+            )?
+            .query_map(params![range.lo, range.hi, range.len, older_than.0], |r| {
+                r.get(0)
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        // As a claim does: an ingest handed one of these keys meanwhile records nothing.
+        for owner in &dropped {
+            if let Some(KeyOwner::Blob(hash)) = KeyOwner::from_bytes(owner) {
+                tx.prepare_cached(
+                    "INSERT INTO blob_deletion_generations (bucket, generation) VALUES (?1, 1)
+                     ON CONFLICT (bucket) DO UPDATE SET generation = generation + 1",
+                )?
+                .execute([self.buckets.of(&hash)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(dropped.len() as u64)
     }
 
     fn add_insights(&self, insights: &[Insight]) -> Result<()> {
@@ -671,6 +778,10 @@ fn claim_in(
          SET generation = ?2, in_progress = 1, updated_at = ?3",
         params![blob(&hash), generation, now],
     )?;
+    // The blob's data key goes with the claim, which moved the generation on: an ingest that
+    // was handed the key before records nothing, and one after makes a new key.
+    tx.prepare_cached("DELETE FROM data_keys WHERE owner = ?1")?
+        .execute([KeyOwner::Blob(hash).to_bytes()])?;
     Ok(BlobClaim { hash, generation })
 }
 

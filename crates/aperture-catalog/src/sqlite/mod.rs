@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "parts", include_str!("0004_parts.sql")),
     (5, "scale_out", include_str!("0005_scale_out.sql")),
     (6, "erasure", include_str!("0006_erasure.sql")),
+    (7, "data_keys", include_str!("0007_data_keys.sql")),
 ];
 const READERS: usize = 4;
 /// How long a statement waits for another connection's lock.

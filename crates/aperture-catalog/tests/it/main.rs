@@ -67,7 +67,7 @@ mod postgres {
     use aperture_catalog::{
         Catalog, CollectionId, JobQueue, NewAsset, NewSource, PgCatalog, Recorded,
     };
-    use aperture_core::{AssetId, ContentHash, MediaKind, MediaMetadata};
+    use aperture_core::{AssetId, ContentHash, KeyOwner, MediaKind, MediaMetadata};
 
     mod conformance {
         aperture_catalog::catalog_conformance!(if super::server().is_some(); super::fresh);
@@ -150,6 +150,48 @@ mod postgres {
             [early, late],
             "the earlier writer's change comes first"
         );
+    }
+
+    /// An asset's key made while the asset is being erased goes with it: the keeper holds the
+    /// asset's row, so the erasure waits for its key and deletes it, instead of committing
+    /// first and leaving the key behind. The keeper is held mid-way by another transaction
+    /// inserting the same key, which it must wait for.
+    #[test]
+    fn an_asset_key_made_during_its_erasure_goes_with_it() {
+        if server().is_none() {
+            return;
+        }
+        let url = fresh_url();
+        let catalog = std::sync::Arc::new(PgCatalog::open(&url).unwrap());
+        let c = catalog.ensure_collection("c").unwrap().id;
+        let id = match catalog.record(&[asset(c, b"x", "/x")]).unwrap()[0] {
+            Recorded::Created(id) => id,
+            other => panic!("{other:?}"),
+        };
+        let owner = KeyOwner::Asset(id);
+        let mut other = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let mut tx = other.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO data_keys (owner, wrapped, created_at) VALUES ($1, 'other', 0)",
+            &[&owner.to_bytes()],
+        )
+        .unwrap();
+        let keeper = {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || catalog.keep_data_key(owner, b"kept").unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let eraser = {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || catalog.delete_asset(id).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!eraser.is_finished(), "the erasure waits for the keeper");
+        tx.rollback().unwrap();
+        assert_eq!(keeper.join().unwrap(), Some(b"kept".to_vec()));
+        eraser.join().unwrap();
+        assert_eq!(catalog.data_key(owner).unwrap(), None, "the key went too");
+        assert_eq!(catalog.keep_data_key(owner, b"late").unwrap(), None);
     }
 
     /// An idle worker waiting for jobs wakes when another process queues one, long before its

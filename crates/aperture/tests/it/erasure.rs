@@ -9,12 +9,12 @@ use crate::server::{Server, init_with, png};
 use crate::{Aperture, files_under};
 
 /// What must be gone: each needle with a name for messages.
-struct Needles(Vec<(String, Vec<u8>)>);
+pub(crate) struct Needles(pub(crate) Vec<(String, Vec<u8>)>);
 
 impl Needles {
     /// The needles of one erased file: its name, a sentence of its content, a word that
     /// occurs only in its extracted text, and its BLAKE3 hash in hex and as raw bytes.
-    fn of(name: &str, content: &[u8], word: Option<&str>) -> Self {
+    pub(crate) fn of(name: &str, content: &[u8], word: Option<&str>) -> Self {
         let hash = blake3::hash(content);
         let mut needles = vec![
             (format!("name {name}"), name.as_bytes().to_vec()),
@@ -43,13 +43,13 @@ impl Needles {
         Self(needles)
     }
 
-    fn and(mut self, other: Needles) -> Self {
+    pub(crate) fn and(mut self, other: Needles) -> Self {
         self.0.extend(other.0);
         self
     }
 
     /// Where each needle is under `dir`: in a file's bytes or in its path.
-    fn found_under(&self, dir: &Path) -> Vec<(String, PathBuf)> {
+    pub(crate) fn found_under(&self, dir: &Path) -> Vec<(String, PathBuf)> {
         let mut found = Vec::new();
         for file in files_under(dir) {
             // A file that went between listing and reading is no finding.
@@ -69,7 +69,7 @@ impl Needles {
 }
 
 /// A memo with a word found nowhere else, in a line of its own.
-fn memo_text(word: &str) -> Vec<u8> {
+pub(crate) fn memo_text(word: &str) -> Vec<u8> {
     let mut text = String::from("Minutes of the harbour meeting.\n");
     for n in 0..40 {
         text.push_str(&format!(

@@ -4,6 +4,7 @@ mod analyze;
 mod bad_input;
 mod crash;
 mod dedupe;
+mod encryption;
 mod erasure;
 mod faces;
 mod metadata;
@@ -56,11 +57,12 @@ impl Aperture {
         path
     }
 
-    /// The binary with `--data` set and `APERTURE_CONFIG` removed, ready for more arguments.
+    /// The binary with `--data` set and `APERTURE_CONFIG` and `APERTURE_MASTER_KEY` removed, ready for more arguments.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
         cmd.arg("--data").arg(self.data()).args(args);
         cmd.env_remove("APERTURE_CONFIG");
+        cmd.env_remove("APERTURE_MASTER_KEY");
         cmd
     }
 

@@ -1,0 +1,243 @@
+//! What encryption adds: no plaintext and no content hash in the store, ranges and derived
+//! objects that open, keys whose loss makes every copy unreadable, and no mixing of
+//! encrypted and plain stores.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aperture_blob::testing::MemoryKeys;
+use aperture_blob::{BlobStore, Error};
+use aperture_core::{AssetId, ContentHash, KeyOwner};
+use futures::TryStreamExt;
+
+use crate::conformance::content;
+
+const PART: usize = 64 * 1024;
+
+async fn store(dir: &Path, keys: &Arc<MemoryKeys>) -> BlobStore {
+    let store = BlobStore::open_url(&format!("file://{}", dir.join("store").display()), [])
+        .unwrap()
+        .with_part_size(PART)
+        .with_encryption(keys.encryption().unwrap());
+    store.init().await.unwrap();
+    store
+}
+
+/// Every file under `dir`, read whole.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    walk(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_holds_no_plaintext_and_no_content_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = store(dir.path(), &keys).await;
+    let marker = b"a sentence that must never be stored in the clear";
+    let mut small = marker.to_vec();
+    small.extend(content(1000, 1));
+    let mut large = content(5 * PART + 3, 2);
+    large[3 * PART..3 * PART + marker.len()].copy_from_slice(marker);
+    let mut hashes = Vec::new();
+    for (name, bytes) in [("small", &small), ("large", &large)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let staged = store.stage_file(&path).await.unwrap();
+        hashes.push(staged.hash());
+        assert!(store.publish(staged).await.unwrap());
+        std::fs::remove_file(&path).unwrap();
+    }
+    let asset = AssetId::new();
+    store
+        .put_derived(asset, "thumbnail.jpg", small.clone().into())
+        .await
+        .unwrap();
+
+    for (path, bytes) in files(&dir.path().join("store")) {
+        assert!(!contains(&bytes, marker), "plaintext in {}", path.display());
+        for hash in &hashes {
+            let shown = path.to_string_lossy();
+            assert!(!shown.contains(&hash.to_string()), "hash names {shown}");
+            assert!(!contains(&bytes, hash.as_bytes()), "hash in {shown}");
+        }
+    }
+    let listed: Vec<_> = store.list().try_collect().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|e| e.hash.is_none()));
+    let mut names: Vec<_> = listed.iter().map(|e| e.name.clone()).collect();
+    names.sort();
+    let mut expected: Vec<_> = hashes.iter().map(|h| store.blob_name(*h)).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    // Sizes are the plaintext's.
+    assert_eq!(
+        store.size(hashes[1]).await.unwrap(),
+        Some(large.len() as u64)
+    );
+    assert_eq!(
+        store.derived_size(asset, "thumbnail.jpg").await.unwrap(),
+        small.len() as u64
+    );
+    assert_eq!(
+        store.read_all(hashes[1]).await.unwrap().as_ref(),
+        &large[..]
+    );
+    assert_eq!(
+        store
+            .get_derived(asset, "thumbnail.jpg")
+            .await
+            .unwrap()
+            .as_ref(),
+        &small[..]
+    );
+    assert!(
+        store.local_path(hashes[0]).is_none(),
+        "no plaintext file to read in place"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_of_encrypted_blobs_and_derived_objects_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = store(dir.path(), &keys).await;
+    let bytes = content(3 * 65536 + 1234, 5);
+    let path = dir.path().join("f");
+    std::fs::write(&path, &bytes).unwrap();
+    let staged = store.stage_file(&path).await.unwrap();
+    let hash = staged.hash();
+    store.publish(staged).await.unwrap();
+    let asset = AssetId::new();
+    store
+        .put_derived_file(asset, "preview.mp4", &path)
+        .await
+        .unwrap();
+    let len = bytes.len() as u64;
+    for range in [
+        0..1,
+        0..len,
+        10..65536,
+        65535..65537,
+        65536..131072,
+        len - 5..len,
+        7..7,
+    ] {
+        let got: Vec<u8> = store
+            .get_range(hash, range.clone())
+            .await
+            .unwrap()
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            &bytes[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+        let got: Vec<u8> = store
+            .get_derived_range(asset, "preview.mp4", range.clone())
+            .await
+            .unwrap()
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            &bytes[range.start as usize..range.end as usize],
+            "{range:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_key_leaves_every_copy_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = store(dir.path(), &keys).await;
+    let bytes = content(2 * PART, 9);
+    let staged = store.stage_bytes(bytes.clone().into()).await.unwrap();
+    let hash = staged.hash();
+    store.publish(staged).await.unwrap();
+    let asset = AssetId::new();
+    store
+        .put_derived(asset, "t.jpg", bytes.clone().into())
+        .await
+        .unwrap();
+    // A backup of the store, taken before the erasure.
+    let backup = files(&dir.path().join("store"));
+
+    assert!(keys.forget(KeyOwner::Blob(hash)));
+    assert!(keys.forget(KeyOwner::Asset(asset)));
+    store.delete(hash).await.unwrap();
+    store.delete_derived(asset).await.unwrap();
+    // The backup put back: its objects are there, and nobody can read them.
+    for (path, bytes) in &backup {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    assert!(matches!(
+        store.read_all(hash).await,
+        Err(Error::KeyGone { .. })
+    ));
+    assert!(matches!(
+        store.get_range(hash, 0..10).await.err(),
+        Some(Error::KeyGone { .. })
+    ));
+    assert!(matches!(
+        store.get_derived(asset, "t.jpg").await,
+        Err(Error::KeyGone { .. })
+    ));
+    // A new key for the same content (the file ingested again) does not open the old copy.
+    let staged = store.stage_bytes(bytes.clone().into()).await.unwrap();
+    assert!(
+        store.publish(staged).await.unwrap(),
+        "the old copy is replaced"
+    );
+    assert_eq!(store.read_all(hash).await.unwrap().as_ref(), &bytes[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_and_plain_stores_do_not_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("store").display());
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    store(dir.path(), &keys).await;
+    let plain = BlobStore::open_url(&url, []).unwrap();
+    let err = plain.init().await.unwrap_err();
+    assert!(err.to_string().contains("no master key"), "{err}");
+
+    let other = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", other.path().display());
+    BlobStore::open_url(&url, []).unwrap().init().await.unwrap();
+    let encrypted = BlobStore::open_url(&url, [])
+        .unwrap()
+        .with_encryption(keys.encryption().unwrap());
+    let err = encrypted.init().await.unwrap_err();
+    assert!(err.to_string().contains("without encryption"), "{err}");
+    let _ = ContentHash::of(b"");
+}
