@@ -117,9 +117,16 @@ impl BlobStore {
         range: std::ops::Range<u64>,
     ) -> Result<futures::stream::BoxStream<'static, Result<Bytes>>> {
         let key = derived_key(asset, name)?;
-        if let Some(sealing) = self.derived_sealing(asset, name, false).await? {
+        if self.encryption.is_some() {
             let owned = name.to_owned();
             let missing = name.to_owned();
+            let sealing = async {
+                self.derived_sealing(asset, name, false)
+                    .await?
+                    .ok_or_else(|| Error::KeyGone {
+                        object: format!("derived object {name:?} of asset {asset}"),
+                    })
+            };
             return self
                 .sealed_range_stream(
                     &key,

@@ -124,11 +124,12 @@ impl BlobStore {
     }
 
     /// Streams plaintext `range` of an encrypted object at `path`: its header, then only the
-    /// segments that hold the range.
+    /// segments that hold the range, from the same version of the object. The key is asked
+    /// for once the object is found, so a missing object is not-found, not a missing key.
     pub(crate) async fn sealed_range_stream(
         &self,
         path: &object_store::path::Path,
-        sealing: Sealing,
+        sealing: impl std::future::Future<Output = Result<Sealing>>,
         range: std::ops::Range<u64>,
         fail: impl Fn(object_store::Error) -> Error + Clone + Send + Sync + 'static,
         corrupt: impl Fn(String) -> Error + Send + Sync + 'static,
@@ -143,7 +144,9 @@ impl BlobStore {
             .await
             .map_err(fail.clone())?;
         let stored = head.meta.size;
+        let version = head.meta.e_tag.clone();
         let header = head.bytes().await.map_err(fail.clone())?;
+        let sealing = sealing.await?;
         let plain = open_len(stored).map_err(&corrupt)?;
         let range = range.start.min(plain)..range.end.min(plain);
         if range.is_empty() {
@@ -151,15 +154,28 @@ impl BlobStore {
         }
         let (sealed, first, skip) = sealed_range(&range);
         let opener = sealing.opener(&header, stored, first).map_err(&corrupt)?;
+        // The segments of the version whose header was read: an object replaced in between
+        // (sealed again, with another nonce prefix) is a failed precondition, not garbage.
+        let segments = object_store::GetOptions {
+            if_match: version,
+            ..ranged(sealed.start..sealed.end.min(stored))
+        };
         let raw = self
             .store
-            .get_opts(path, ranged(sealed.start..sealed.end.min(stored)))
+            .get_opts(path, segments)
             .await
             .map_err(fail.clone())?
             .into_stream()
             .map(move |chunk| chunk.map_err(&fail))
             .boxed();
-        let opened = Opened::new(raw, Start::Ready(opener), skip, range.end - range.start);
+        // Only a range that reaches the object's end opens its last segment at the end.
+        let to_end = sealed.end >= stored;
+        let opened = Opened::new(
+            raw,
+            Start::Ready(opener, to_end),
+            skip,
+            range.end - range.start,
+        );
         Ok(opened.stream(corrupt))
     }
 
@@ -170,7 +186,12 @@ impl BlobStore {
         hash: ContentHash,
         range: std::ops::Range<u64>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
-        if let Some(sealing) = self.blob_sealing(hash).await? {
+        if self.encryption.is_some() {
+            let sealing = async {
+                self.blob_sealing(hash).await?.ok_or(Error::KeyGone {
+                    object: format!("blob {hash}"),
+                })
+            };
             return self
                 .sealed_range_stream(
                     &self.blob_path(hash),
@@ -303,11 +324,12 @@ impl BlobStore {
     }
 }
 
-/// Where opening starts: at the object's first byte (the header comes first), or at a segment
-/// with its opener made from a header read beforehand.
+/// Where opening starts: at the object's first byte (the header comes first, and the stream
+/// runs to the end), or at a segment with its opener made from a header read beforehand,
+/// running to the object's end or not.
 pub(crate) enum Start {
     Header(Sealing, u64),
-    Ready(Opener),
+    Ready(Opener, bool),
 }
 
 /// Opens an encrypted object's bytes as they stream in, and hands out plaintext bytes
@@ -316,6 +338,8 @@ pub(crate) struct Opened {
     raw: BoxStream<'static, Result<Bytes>>,
     start: Option<Start>,
     opener: Option<Opener>,
+    /// Whether the bytes run to the object's end, so the last segment is opened at the end.
+    to_end: bool,
     header: Vec<u8>,
     skip: u64,
     left: u64,
@@ -331,6 +355,7 @@ impl Opened {
     ) -> Self {
         Self {
             raw,
+            to_end: !matches!(start, Start::Ready(_, false)),
             start: Some(start),
             opener: None,
             header: Vec::new(),
@@ -393,7 +418,7 @@ impl Opened {
     fn push(&mut self, mut chunk: &[u8]) -> std::result::Result<Vec<u8>, String> {
         if self.opener.is_none() {
             match self.start.take() {
-                Some(Start::Ready(opener)) => self.opener = Some(opener),
+                Some(Start::Ready(opener, _)) => self.opener = Some(opener),
                 Some(Start::Header(sealing, stored)) => {
                     let take = (HEADER - self.header.len()).min(chunk.len());
                     self.header.extend_from_slice(&chunk[..take]);
@@ -416,10 +441,10 @@ impl Opened {
 
     fn finish(&mut self) -> std::result::Result<Vec<u8>, String> {
         let Some(opener) = self.opener.as_mut() else {
-            return Err("it ends inside its header".into());
+            return Err("it ends before its first segment".into());
         };
         let mut out = Vec::new();
-        if opener.at_last() {
+        if self.to_end {
             opener.finish_into(&mut out)?;
         }
         Ok(out)

@@ -381,15 +381,26 @@ impl BlobStore {
     }
 
     /// Deletes a blob by its stored name, for one whose content hash is known to nobody (an
-    /// encrypted blob whose key is gone). Deleting one that is not there is not an error.
-    pub async fn delete_named(&self, name: &str) -> Result<()> {
+    /// encrypted blob whose key is gone), if the store last wrote it before `before`: one
+    /// written since (an ingest sealing the same content again) stays. Returns whether it was
+    /// deleted; one that is not there is not an error.
+    pub async fn delete_named_if_older(&self, name: &str, before: UnixMillis) -> Result<bool> {
         if name.len() != 64 || name.parse::<ContentHash>().is_err() {
             return Err(Error::InvalidName {
                 name: name.chars().take(130).collect(),
             });
         }
-        match self.store.delete(&named_path(name)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        let path = named_path(name);
+        let meta = match self.store.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(Error::backend(e)),
+        };
+        if meta.last_modified.timestamp_millis() >= before.0 {
+            return Ok(false);
+        }
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
             Err(e) => Err(Error::backend(e)),
         }
     }

@@ -127,7 +127,9 @@ impl BlobStore {
 
     /// Puts staged content under its hash. Returns `true` when this call created the blob and
     /// `false` when the blob was already there (deduplicated). Safe to race with itself: the
-    /// content under a hash is the same whoever writes it.
+    /// content under a hash is the same whoever writes it (in an encrypted store sealed with
+    /// the one key recorded for the hash; an upload whose key was destroyed meanwhile, by an
+    /// erasure, is abandoned before it completes).
     pub async fn publish(&self, staged: Staged) -> Result<bool> {
         let target = self.blob_path(staged.hash);
         // In an encrypted store, the blob's data key: the one recorded for its hash, made now
@@ -209,7 +211,7 @@ impl BlobStore {
         expect: Option<(ContentHash, u64)>,
         sealing: Option<Sealing>,
     ) -> Result<(ContentHash, u64)> {
-        let sealer = sealing.map(|s| s.sealer()).transpose()?;
+        let sealer = sealing.as_ref().map(Sealing::sealer).transpose()?;
         let part_size = self.part_size;
         let owned = path.to_path_buf();
         let (file, hasher, first) = run_blocking(move || {
@@ -248,6 +250,18 @@ impl BlobStore {
                 _ => Ok((hash, size)),
             }
         });
+        // The key checked right before the upload completes: one destroyed by an erasure
+        // meanwhile (the object may have been sealed again since, with a new key) ends it.
+        let streamed = match (streamed, &sealing) {
+            (Ok(done), Some(sealing)) => match sealing.still_current().await {
+                Ok(true) => Ok(done),
+                Ok(false) => Err(Error::KeyGone {
+                    object: location.to_string(),
+                }),
+                Err(e) => Err(e),
+            },
+            (other, _) => other,
+        };
         let done = match streamed {
             Ok(done) => done,
             Err(e) => {

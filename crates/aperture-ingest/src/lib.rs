@@ -263,7 +263,17 @@ impl Job<'_> {
             // While a deletion of this content is under way the catalog answers BlobRaced;
             // the retry publishes again once the deletion has finished.
             let stored_size = staged.size();
-            let written = self.blobs.publish(staged).await.map_err(Failure::blob)?;
+            let written = match self.blobs.publish(staged).await {
+                Ok(written) => written,
+                // An encrypted blob's key destroyed by an erasure while this was being
+                // published: the retry reads the generation again and gets a new key.
+                Err(aperture_blob::Error::KeyGone { .. }) => {
+                    drop(permits.take());
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(Failure::blob(e)),
+            };
             drop(permits.take());
             let asset = NewAsset {
                 collection: self.collection,

@@ -121,15 +121,41 @@ pub(crate) fn key_ring(config: &Config) -> Result<Option<KeyRing>> {
     Ok(Some(KeyRing::new(current, previous)))
 }
 
-/// The blob store's encryption for a lake whose catalog is `catalog`: the name key (made on
-/// first use) and data keys from the catalog.
-pub(crate) async fn encryption(ring: KeyRing, catalog: Arc<dyn Backend>) -> Result<Encryption> {
+/// The blob store's encryption for a lake whose catalog is `catalog`: the name key (made by
+/// `init`; a lake that is only opened must have it) and data keys from the catalog.
+pub(crate) async fn encryption(
+    ring: KeyRing,
+    catalog: Arc<dyn Backend>,
+    init: bool,
+) -> Result<Encryption> {
     let keys = Arc::new(CatalogKeys::start(catalog, ring));
-    let names = keys
-        .data_key(KeyOwner::Names, true)
-        .await?
-        .ok_or_else(|| Error::config("the catalog keeps no key for blob names"))?;
+    let names = keys.data_key(KeyOwner::Names, init).await?.ok_or_else(|| {
+        Error::config(
+            "a master key is configured, and the catalog keeps no key for blob names: a \
+                 lake is encrypted when it is made (aperture init --encrypt); is this the \
+                 lake's catalog?",
+        )
+    })?;
     Ok(Encryption::new(names, keys))
+}
+
+/// How many data keys each master key wraps (by key id): a master key may be retired once
+/// none does.
+pub async fn key_status(lake: &Lake) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = lake.catalog(move |c| c.data_keys_page(after, 1000)).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.0);
+        for (_, wrapped) in page {
+            let id = wrapped
+                .get(1..9)
+                .map_or_else(|| "unreadable".to_owned(), aperture_core::hex);
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// Reads a master key file: 64 hex digits.
@@ -164,8 +190,10 @@ pub struct Rotation {
     pub rewrapped: u64,
     /// Data keys already wrapped by it (a rotation run again).
     pub already: u64,
-    /// Data keys erased while the rotation ran.
+    /// Data keys erased or changed by another process while the rotation ran.
     pub gone: u64,
+    /// Data keys that could not be unwrapped or rewrapped, with why (left as they were).
+    pub failed: Vec<String>,
 }
 
 impl Lake {
@@ -199,7 +227,18 @@ impl Lake {
                     done.already += 1;
                     continue;
                 }
-                let rewrapped = ring.wrap(owner, &ring.unwrap(owner, &wrapped)?)?;
+                // One key that does not unwrap (altered, or wrapped by a key not given) is
+                // reported and the rest go on.
+                let rewrapped = match ring
+                    .unwrap(owner, &wrapped)
+                    .and_then(|k| ring.wrap(owner, &k))
+                {
+                    Ok(rewrapped) => rewrapped,
+                    Err(e) => {
+                        done.failed.push(e.to_string());
+                        continue;
+                    }
+                };
                 if self
                     .catalog(move |c| c.rewrap_data_key(owner, &wrapped, &rewrapped))
                     .await?
@@ -214,6 +253,8 @@ impl Lake {
             "new_key": ring.current().id(),
             "rewrapped": done.rewrapped,
             "already": done.already,
+            "gone": done.gone,
+            "failed": done.failed.len(),
         });
         self.audit(actor, "key_rotate", None, detail).await?;
         Ok(done)

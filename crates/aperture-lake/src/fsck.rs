@@ -130,8 +130,15 @@ impl Lake {
             let Some(hash) = entry.hash.or_else(|| by_name.get(&entry.name).copied()) else {
                 f.keyless += 1;
                 f.unreferenced_bytes += entry.size;
-                if options.repair && entry.last_modified.0 < cutoff {
-                    self.blobs.delete_named(&entry.name).await?;
+                // Checked again right before: an ingest may have sealed the same content anew
+                // under this name since the listing.
+                if options.repair
+                    && entry.last_modified.0 < cutoff
+                    && self
+                        .blobs
+                        .delete_named_if_older(&entry.name, UnixMillis(cutoff))
+                        .await?
+                {
                     f.repaired += 1;
                 }
                 continue;

@@ -67,6 +67,7 @@ impl std::fmt::Display for Initialised {
         writeln!(f, "  search   {}", config.search)?;
         if let Some(file) = &config.master_key_file
             && self.lake.blobs.is_encrypted()
+            && config.master_key.is_none()
         {
             writeln!(f, "  encrypted at rest, master key {}", file.display())?;
             writeln!(
@@ -137,13 +138,13 @@ impl Lake {
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
         let wrote_config = !config_path.exists();
-        let mut made_key = None;
+        // Kept even when `init` fails below: the catalog may already hold keys it wrapped,
+        // and `init` run again uses it.
         if wrote_config
             && let Some(key_file) = &storage.master_key_file
             && !key_file.exists()
         {
             crate::encryption::make_key_file(key_file)?;
-            made_key = Some(key_file.clone());
         }
         if wrote_config {
             let text = storage.config_text()?;
@@ -159,7 +160,7 @@ impl Lake {
         // A config written beforehand (by a script, say) does not make the folder initialised.
         let fresh = wrote_config || !config.catalog.exists();
         let search = config.search.clone();
-        let connected = match Self::connect(config, store_options).await {
+        let connected = match Self::connect(config, store_options, true).await {
             // The shared search index is reached (and its tables made) now, not at the first
             // search: a server without pgvector is an error of `init`.
             Ok(lake) if matches!(search, SearchLocation::Postgres(_)) => {
@@ -174,9 +175,6 @@ impl Lake {
                 // once it is fixed starts afresh.
                 if wrote_config {
                     let _ = std::fs::remove_file(&config_path);
-                }
-                if let Some(key_file) = made_key {
-                    let _ = std::fs::remove_file(key_file);
                 }
                 return Err(e);
             }
@@ -198,10 +196,16 @@ impl Lake {
                 dir: config.data_dir.clone(),
             });
         }
-        Self::connect(config, store_options).await
+        Self::connect(config, store_options, false).await
     }
 
-    async fn connect(config: Config, store_options: Vec<(String, String)>) -> Result<Self> {
+    /// Opens the catalog and the store; `init` makes an encrypted lake's name key, which a
+    /// lake that is only opened must have.
+    async fn connect(
+        config: Config,
+        store_options: Vec<(String, String)>,
+        init: bool,
+    ) -> Result<Self> {
         let blobs = BlobStore::open_url(&config.blobs_url, store_options)?
             .with_durable(config.storage_fsync);
         let ring = crate::encryption::key_ring(&config)?;
@@ -230,8 +234,8 @@ impl Lake {
         let blobs = match ring {
             None => blobs,
             Some(ring) => {
-                let blobs = blobs
-                    .with_encryption(crate::encryption::encryption(ring, catalog.clone()).await?);
+                let encryption = crate::encryption::encryption(ring, catalog.clone(), init).await?;
+                let blobs = blobs.with_encryption(encryption);
                 blobs.init().await?;
                 blobs
             }
@@ -386,6 +390,12 @@ fn refuse_other_storage(config: &Config, storage: &StorageUrls) -> Result<()> {
             "{} is initialised with the search index {}; edit its config to move it",
             config.data_dir.display(),
             config.search
+        )));
+    }
+    if storage.master_key_file.is_some() && config.master_key_file.is_none() {
+        return Err(Error::config(format!(
+            "{} is initialised without encryption, which is chosen when a lake is made",
+            config.data_dir.display()
         )));
     }
     if let Some(url) = &storage.blobs

@@ -99,23 +99,50 @@ enum KeyCommand {
         file: PathBuf,
     },
     /// Rewrap every data key with the master key in FILE; no blob is read or rewritten.
-    /// Afterwards set [encryption] key_file to FILE (and keep the old key in
-    /// previous_key_files until every process of the lake uses the new one).
+    /// Steps: list FILE in previous_key_files of every process; rotate; make FILE the
+    /// key_file everywhere (the old key in previous_key_files); rotate again; retire the old
+    /// key once `aperture key status` shows it wraps nothing.
     Rotate {
         /// The new master key's file (`aperture key new FILE` makes one).
         #[arg(long = "to", value_name = "FILE")]
         file: PathBuf,
     },
+    /// How many data keys each master key wraps, by key id (which key may be retired).
+    Status,
 }
 
-/// The master key in `APERTURE_MASTER_KEY`, if set; the message never shows it.
-fn master_key_from_env() -> anyhow::Result<Option<aperture_blob::SecretKey>> {
-    match std::env::var("APERTURE_MASTER_KEY") {
-        Ok(text) if !text.trim().is_empty() => aperture_blob::SecretKey::from_hex(&text)
+/// Takes the master key out of `APERTURE_MASTER_KEY`, if set, and removes the variable, so
+/// that the processes Aperture starts (ffmpeg, ffprobe, translators) never see it. Called
+/// first in `main`, before any thread exists.
+fn take_master_key_from_env() -> Option<zeroize::Zeroizing<String>> {
+    let text = std::env::var("APERTURE_MASTER_KEY").ok()?;
+    // SAFETY: no other thread exists yet (the runtime starts after), so nothing reads the
+    // environment while it changes.
+    unsafe { std::env::remove_var("APERTURE_MASTER_KEY") };
+    Some(zeroize::Zeroizing::new(text))
+}
+
+/// The master key given in `APERTURE_MASTER_KEY`; the message never shows it.
+fn master_key_from_env(
+    text: Option<&zeroize::Zeroizing<String>>,
+) -> anyhow::Result<Option<aperture_blob::SecretKey>> {
+    match text {
+        Some(text) if !text.trim().is_empty() => aperture_blob::SecretKey::from_hex(text)
             .map(Some)
             .map_err(|problem| anyhow::anyhow!("APERTURE_MASTER_KEY: {problem}")),
         _ => Ok(None),
     }
+}
+
+/// `aperture key status`.
+async fn key_status(lake: &Lake) -> anyhow::Result<ExitCode> {
+    if !lake.blobs.is_encrypted() {
+        anyhow::bail!("this lake is not encrypted: it has no data keys");
+    }
+    for (id, count) in aperture_lake::encryption::key_status(lake).await? {
+        println!("master key {id}: wraps {count} data keys");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `aperture key rotate`.
@@ -132,9 +159,18 @@ async fn rotate_key(lake: &Lake, file: &Path) -> anyhow::Result<ExitCode> {
         done.already,
         done.gone
     );
+    if !done.failed.is_empty() {
+        for problem in done.failed.iter().take(20) {
+            eprintln!("not rewrapped: {problem}");
+        }
+        eprintln!("{} data keys were not rewrapped", done.failed.len());
+        return Ok(ExitCode::FAILURE);
+    }
     println!(
-        "now set [encryption] key_file = {:?} in the config of every process of this lake",
-        file.display().to_string()
+        "next: make {} the key_file of every process (the old key in previous_key_files), \
+         run this again, and retire the old key once `aperture key status` shows it wraps \
+         nothing",
+        file.display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -147,6 +183,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let env_key = take_master_key_from_env();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -165,7 +202,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, env_key)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -174,10 +211,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, env_key: Option<zeroize::Zeroizing<String>>) -> anyhow::Result<ExitCode> {
     let data = data_dir(cli.data)?;
     if let Command::Init(args) = cli.command {
-        return init(&data, cli.config.as_deref(), args).await;
+        return init(&data, cli.config.as_deref(), args, env_key.as_ref()).await;
     }
     if let Command::Key(KeyCommand::New { file }) = &cli.command {
         let key = aperture_lake::encryption::make_key_file(file)?;
@@ -185,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut config = Config::load(&data, cli.config.as_deref())?;
-    config.master_key = master_key_from_env()?;
+    config.master_key = master_key_from_env(env_key.as_ref())?;
     let lake = Lake::open(config, store_options()).await?;
     let lake = &lake;
     match cli.command {
@@ -193,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unreachable!("handled above")
         }
         Command::Key(KeyCommand::Rotate { file }) => rotate_key(lake, &file).await,
+        Command::Key(KeyCommand::Status) => key_status(lake).await,
         Command::Ingest(args) => ingest::run(lake, args).await,
         Command::Ls(args) => assets::ls(lake, args).await,
         Command::Show(args) => assets::show(lake, args).await,
@@ -267,9 +305,13 @@ async fn init(
     data_dir: &Path,
     config_file: Option<&Path>,
     args: InitArgs,
+    env_key: Option<&zeroize::Zeroizing<String>>,
 ) -> anyhow::Result<ExitCode> {
-    let env_key = master_key_from_env()?;
+    let env_key = master_key_from_env(env_key)?;
     let master_key_file = match (&env_key, args.master_key_file) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "APERTURE_MASTER_KEY is set and --master-key-file given: give the master key one way"
+        ),
         (_, Some(file)) => Some(file),
         (None, None) if args.encrypt => Some(data_dir.join("master.key")),
         _ => None,

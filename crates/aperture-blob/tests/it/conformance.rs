@@ -132,7 +132,28 @@ async fn memory_encrypted(_dir: &Path) -> Option<BlobStore> {
     Some(store)
 }
 
+/// A remote store with encryption: sealed parts uploaded straight to their keyed names.
+async fn s3_encrypted(dir: &Path) -> Option<BlobStore> {
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    Some(
+        crate::remote::s3(dir)
+            .await?
+            .with_encryption(keys.encryption().unwrap()),
+    )
+}
+
+async fn azure_encrypted(dir: &Path) -> Option<BlobStore> {
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    Some(
+        crate::remote::azure(dir)
+            .await?
+            .with_encryption(keys.encryption().unwrap()),
+    )
+}
+
 suite!(local_disk, local_in);
+suite!(s3_encrypted_store, s3_encrypted);
+suite!(azure_encrypted_store, azure_encrypted);
 suite!(local_disk_encrypted, local_encrypted);
 suite!(in_memory_encrypted, memory_encrypted);
 suite!(in_memory, memory_beside);

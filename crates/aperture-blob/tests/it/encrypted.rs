@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aperture_blob::testing::MemoryKeys;
 use aperture_blob::{BlobStore, Error};
-use aperture_core::{AssetId, ContentHash, KeyOwner};
+use aperture_core::{AssetId, KeyOwner};
 use futures::TryStreamExt;
 
 use crate::conformance::content;
@@ -136,12 +136,16 @@ async fn ranges_of_encrypted_blobs_and_derived_objects_are_exact() {
         .await
         .unwrap();
     let len = bytes.len() as u64;
+    // Within and across segments, ending in the second-to-last one and in the last.
+    let seg = 65536;
     for range in [
         0..1,
         0..len,
-        10..65536,
-        65535..65537,
-        65536..131072,
+        10..seg,
+        seg - 1..seg + 1,
+        seg..2 * seg,
+        2 * seg..3 * seg,
+        3 * seg - 7..3 * seg,
         len - 5..len,
         7..7,
     ] {
@@ -239,5 +243,80 @@ async fn encrypted_and_plain_stores_do_not_mix() {
         .with_encryption(keys.encryption().unwrap());
     let err = encrypted.init().await.unwrap_err();
     assert!(err.to_string().contains("without encryption"), "{err}");
-    let _ = ContentHash::of(b"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_cut_or_swapped_ciphertext_is_corrupt_never_data() {
+    // The stored layout: a 24-byte header, then 64 KiB segments each followed by a 16-byte tag.
+    const HEADER: usize = 24;
+    const SEALED_SEGMENT: usize = 65536 + 16;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(MemoryKeys::new().unwrap());
+    let store = store(dir.path(), &keys).await;
+    let (a, b) = (content(3 * 65536 + 5, 1), content(3 * 65536 + 5, 2));
+    let mut hashes = Vec::new();
+    for bytes in [&a, &b] {
+        let staged = store.stage_bytes(bytes.clone().into()).await.unwrap();
+        hashes.push(staged.hash());
+        store.publish(staged).await.unwrap();
+    }
+    let file = |hash| {
+        let name = store.blob_name(hash);
+        dir.path().join("store/blobs").join(&name[..3]).join(&name)
+    };
+    let (path_a, sealed_a) = (file(hashes[0]), std::fs::read(file(hashes[0])).unwrap());
+    let sealed_b = std::fs::read(file(hashes[1])).unwrap();
+    let range = |r: std::ops::Range<u64>| {
+        let store = store.clone();
+        let hash = hashes[0];
+        async move {
+            store
+                .get_range(hash, r)
+                .await?
+                .map_ok(|b| b.to_vec())
+                .try_concat()
+                .await
+        }
+    };
+
+    // One bit flipped in segment 1: the whole object fails, as does a range over segment 1;
+    // a range in segment 0 still opens (segments are sealed one by one).
+    let mut flipped = sealed_a.clone();
+    flipped[HEADER + SEALED_SEGMENT + 10] ^= 1;
+    std::fs::write(&path_a, &flipped).unwrap();
+    assert!(matches!(
+        store.read_all(hashes[0]).await,
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        range(65536..65600).await,
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(range(0..100).await.unwrap(), &a[..100]);
+
+    // Cut at a segment boundary: the segment now last was not sealed as the last, which a
+    // whole read and a range reaching it find; a range before the cut holds only bytes that
+    // were really stored there.
+    std::fs::write(&path_a, &sealed_a[..HEADER + 2 * SEALED_SEGMENT]).unwrap();
+    assert!(matches!(
+        store.read_all(hashes[0]).await,
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        range(65536..65600).await,
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(range(0..100).await.unwrap(), &a[..100]);
+
+    // Another blob's ciphertext under this one's name: its key and context differ.
+    std::fs::write(&path_a, &sealed_b).unwrap();
+    assert!(matches!(
+        store.read_all(hashes[0]).await,
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(range(0..100).await, Err(Error::Corrupt { .. })));
+
+    // Put back, it reads again.
+    std::fs::write(&path_a, &sealed_a).unwrap();
+    assert_eq!(store.read_all(hashes[0]).await.unwrap().as_ref(), &a[..]);
 }

@@ -122,6 +122,19 @@ fn rotation_rewraps_keys_without_rewriting_objects_and_a_missing_key_is_refused(
     let out = ap.ok(&["key", "rotate", "--to", new_key.to_str().unwrap()]);
     assert!(out.contains("rewrapped 2 data keys"), "{out}");
     assert_eq!(objects(&ap), before, "rotation rewrote objects");
+    let hex = std::fs::read_to_string(&new_key).unwrap();
+    let status = ap
+        .command(&["key", "status"])
+        .env("APERTURE_MASTER_KEY", hex.trim())
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(
+        status.lines().count(),
+        1,
+        "the old key wraps nothing: {status}"
+    );
+    assert!(status.contains("wraps 2 data keys"), "{status}");
 
     // The old key alone no longer unwraps them, and says which key would.
     let got = ap.run(&["get", &id, "-o", "-"]);
@@ -131,7 +144,6 @@ fn rotation_rewraps_keys_without_rewriting_objects_and_a_missing_key_is_refused(
         "{err}"
     );
     // The new key, from the environment, does.
-    let hex = std::fs::read_to_string(&new_key).unwrap();
     let got = ap
         .command(&["get", &id, "-o", "-"])
         .env("APERTURE_MASTER_KEY", hex.trim())
