@@ -381,10 +381,11 @@ impl BlobStore {
     }
 
     /// Deletes a blob by its stored name, for one whose content hash is known to nobody (an
-    /// encrypted blob whose key is gone), if the store last wrote it before `before`: one
-    /// written since (an ingest sealing the same content again) stays. Returns whether it was
-    /// deleted; one that is not there is not an error.
-    pub async fn delete_named_if_older(&self, name: &str, before: UnixMillis) -> Result<bool> {
+    /// encrypted blob whose key is gone), if it is still the version a listing saw
+    /// (`listed`, the store's own time of its last write): one written since (an ingest
+    /// sealing the same content again) stays. Returns whether it was deleted; one that is not
+    /// there is not an error.
+    pub async fn delete_named_if_unchanged(&self, name: &str, listed: UnixMillis) -> Result<bool> {
         if name.len() != 64 || name.parse::<ContentHash>().is_err() {
             return Err(Error::InvalidName {
                 name: name.chars().take(130).collect(),
@@ -396,7 +397,7 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(Error::backend(e)),
         };
-        if meta.last_modified.timestamp_millis() >= before.0 {
+        if meta.last_modified.timestamp_millis() != listed.0 {
             return Ok(false);
         }
         match self.store.delete(&path).await {

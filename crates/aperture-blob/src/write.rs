@@ -250,10 +250,18 @@ impl BlobStore {
                 _ => Ok((hash, size)),
             }
         });
-        // The key checked right before the upload completes: one destroyed by an erasure
-        // meanwhile (the object may have been sealed again since, with a new key) ends it.
+        // The key checked right before the upload completes, once every part but the last
+        // short one is up: one destroyed by an erasure meanwhile (the object may have been
+        // sealed again since, with a new key) ends it. What is left is the last part and the
+        // completion; an erasure and a whole new ingest of the same content inside that
+        // window are repaired by this ingest's retry (its record is `BlobRaced`).
         let streamed = match (streamed, &sealing) {
-            (Ok(done), Some(sealing)) => match sealing.still_current().await {
+            (Ok(done), Some(sealing)) => match async {
+                writer.wait_for_capacity(0).await.map_err(Error::backend)?;
+                sealing.still_current().await
+            }
+            .await
+            {
                 Ok(true) => Ok(done),
                 Ok(false) => Err(Error::KeyGone {
                     object: location.to_string(),

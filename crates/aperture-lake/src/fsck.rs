@@ -136,7 +136,7 @@ impl Lake {
                     && entry.last_modified.0 < cutoff
                     && self
                         .blobs
-                        .delete_named_if_older(&entry.name, UnixMillis(cutoff))
+                        .delete_named_if_unchanged(&entry.name, entry.last_modified)
                         .await?
                 {
                     f.repaired += 1;

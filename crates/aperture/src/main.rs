@@ -115,11 +115,12 @@ enum KeyCommand {
 /// that the processes Aperture starts (ffmpeg, ffprobe, translators) never see it. Called
 /// first in `main`, before any thread exists.
 fn take_master_key_from_env() -> Option<zeroize::Zeroizing<String>> {
-    let text = std::env::var("APERTURE_MASTER_KEY").ok()?;
+    let text = std::env::var_os("APERTURE_MASTER_KEY")?;
     // SAFETY: no other thread exists yet (the runtime starts after), so nothing reads the
     // environment while it changes.
     unsafe { std::env::remove_var("APERTURE_MASTER_KEY") };
-    Some(zeroize::Zeroizing::new(text))
+    // A value that is not text is refused as not being 64 hex digits, never shown.
+    Some(zeroize::Zeroizing::new(text.to_string_lossy().into_owned()))
 }
 
 /// The master key given in `APERTURE_MASTER_KEY`; the message never shows it.
@@ -294,7 +295,7 @@ struct InitArgs {
     #[arg(long)]
     encrypt: bool,
     /// The master key file for --encrypt. Default: master.key in the data folder (move it
-    /// away from the folder's backups, and point [encryption] key_file at it).
+    /// away from the folder's backups, and point `[encryption] key_file` at it).
     #[arg(long, value_name = "FILE", requires = "encrypt")]
     master_key_file: Option<PathBuf>,
 }

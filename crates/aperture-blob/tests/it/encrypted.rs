@@ -149,33 +149,21 @@ async fn ranges_of_encrypted_blobs_and_derived_objects_are_exact() {
         len - 5..len,
         7..7,
     ] {
-        let got: Vec<u8> = store
-            .get_range(hash, range.clone())
-            .await
-            .unwrap()
-            .map_ok(|b| b.to_vec())
-            .try_concat()
-            .await
-            .unwrap();
-        assert_eq!(
-            got,
-            &bytes[range.start as usize..range.end as usize],
-            "{range:?}"
-        );
-        let got: Vec<u8> = store
-            .get_derived_range(asset, "preview.mp4", range.clone())
-            .await
-            .unwrap()
-            .map_ok(|b| b.to_vec())
-            .try_concat()
-            .await
-            .unwrap();
-        assert_eq!(
-            got,
-            &bytes[range.start as usize..range.end as usize],
-            "{range:?}"
-        );
+        let expected = &bytes[range.start as usize..range.end as usize];
+        let blob = concat(store.get_range(hash, range.clone()).await).await;
+        assert_eq!(blob.unwrap(), expected, "{range:?}");
+        let derived = store.get_derived_range(asset, "preview.mp4", range.clone());
+        assert_eq!(concat(derived.await).await.unwrap(), expected, "{range:?}");
     }
+}
+
+/// The bytes of a range read, or its first error.
+async fn concat(
+    stream: aperture_blob::Result<
+        futures::stream::BoxStream<'static, aperture_blob::Result<bytes::Bytes>>,
+    >,
+) -> aperture_blob::Result<Vec<u8>> {
+    stream?.map_ok(|b| b.to_vec()).try_concat().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,14 +257,7 @@ async fn altered_cut_or_swapped_ciphertext_is_corrupt_never_data() {
     let range = |r: std::ops::Range<u64>| {
         let store = store.clone();
         let hash = hashes[0];
-        async move {
-            store
-                .get_range(hash, r)
-                .await?
-                .map_ok(|b| b.to_vec())
-                .try_concat()
-                .await
-        }
+        async move { concat(store.get_range(hash, r).await).await }
     };
 
     // One bit flipped in segment 1: the whole object fails, as does a range over segment 1;
