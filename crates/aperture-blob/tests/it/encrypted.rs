@@ -260,42 +260,31 @@ async fn altered_cut_or_swapped_ciphertext_is_corrupt_never_data() {
         async move { concat(store.get_range(hash, r).await).await }
     };
 
-    // One bit flipped in segment 1: the whole object fails, as does a range over segment 1;
-    // a range in segment 0 still opens (segments are sealed one by one).
+    // Each damage with whether a range in segment 0 still opens:
+    // - one bit flipped in segment 1: segments are sealed one by one, so segment 0 still does;
+    // - cut at a segment boundary: the segment now last was not sealed as the last, which a
+    //   whole read and a range reaching it find; bytes before the cut are really the stored ones;
+    // - another blob's ciphertext under this one's name: its key and context differ.
     let mut flipped = sealed_a.clone();
     flipped[HEADER + SEALED_SEGMENT + 10] ^= 1;
-    std::fs::write(&path_a, &flipped).unwrap();
-    assert!(matches!(
-        store.read_all(hashes[0]).await,
-        Err(Error::Corrupt { .. })
-    ));
-    assert!(matches!(
-        range(65536..65600).await,
-        Err(Error::Corrupt { .. })
-    ));
-    assert_eq!(range(0..100).await.unwrap(), &a[..100]);
-
-    // Cut at a segment boundary: the segment now last was not sealed as the last, which a
-    // whole read and a range reaching it find; a range before the cut holds only bytes that
-    // were really stored there.
-    std::fs::write(&path_a, &sealed_a[..HEADER + 2 * SEALED_SEGMENT]).unwrap();
-    assert!(matches!(
-        store.read_all(hashes[0]).await,
-        Err(Error::Corrupt { .. })
-    ));
-    assert!(matches!(
-        range(65536..65600).await,
-        Err(Error::Corrupt { .. })
-    ));
-    assert_eq!(range(0..100).await.unwrap(), &a[..100]);
-
-    // Another blob's ciphertext under this one's name: its key and context differ.
-    std::fs::write(&path_a, &sealed_b).unwrap();
-    assert!(matches!(
-        store.read_all(hashes[0]).await,
-        Err(Error::Corrupt { .. })
-    ));
-    assert!(matches!(range(0..100).await, Err(Error::Corrupt { .. })));
+    let cut = sealed_a[..HEADER + 2 * SEALED_SEGMENT].to_vec();
+    for (what, stored, head_opens) in [
+        ("flipped", flipped, true),
+        ("cut", cut, true),
+        ("swapped", sealed_b, false),
+    ] {
+        std::fs::write(&path_a, &stored).unwrap();
+        let whole = store.read_all(hashes[0]).await;
+        assert!(matches!(whole, Err(Error::Corrupt { .. })), "{what}");
+        let over = range(65536..65600).await;
+        assert!(matches!(over, Err(Error::Corrupt { .. })), "{what}");
+        let head = range(0..100).await;
+        if head_opens {
+            assert_eq!(head.unwrap(), &a[..100], "{what}");
+        } else {
+            assert!(matches!(head, Err(Error::Corrupt { .. })), "{what}");
+        }
+    }
 
     // Put back, it reads again.
     std::fs::write(&path_a, &sealed_a).unwrap();
