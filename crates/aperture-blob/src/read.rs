@@ -12,14 +12,18 @@ use crate::crypt::{HEADER, Opener, Sealing, open_len, sealed_range};
 use crate::run_blocking;
 use crate::{BlobStore, Error, Result};
 
-/// A blob's bytes as a stream, hashed as they pass. The stream's last item is an
-/// [`Error::Corrupt`] instead of the end when the bytes do not match the blob's name, so a
-/// consumer that writes somewhere temporary and commits only on a clean end never keeps bad data.
+/// A blob's bytes as a stream, hashed as they pass. The last chunk is held back until the
+/// whole blob has been hashed: when the bytes do not match the blob's name, the stream ends
+/// with an [`Error::Corrupt`] instead of that chunk, so no consumer ever receives every byte of
+/// a wrong blob (an HTTP download that announced its length is cut short, and the client sees
+/// an error, not a complete wrong file).
 pub struct VerifiedStream {
     hash: ContentHash,
     expected_size: u64,
     seen: u64,
     hasher: Option<blake3::Hasher>,
+    /// The chunk last read, released when the next one arrives or the hash has been checked.
+    held: Option<Bytes>,
     inner: BoxStream<'static, Result<Bytes>>,
 }
 
@@ -55,23 +59,41 @@ impl Stream for VerifiedStream {
     type Item = Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.hasher.is_none() {
-            return Poll::Ready(None);
-        }
-        match self.inner.poll_next_unpin(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                self.seen += chunk.len() as u64;
-                if let Some(hasher) = self.hasher.as_mut() {
-                    hasher.update(&chunk);
+        loop {
+            if self.hasher.is_none() {
+                return Poll::Ready(None);
+            }
+            let item = match self.inner.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => item,
+            };
+            match item {
+                Some(Ok(chunk)) => {
+                    self.seen += chunk.len() as u64;
+                    if let Some(hasher) = self.hasher.as_mut() {
+                        hasher.update(&chunk);
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if let Some(earlier) = self.held.replace(chunk) {
+                        return Poll::Ready(Some(Ok(earlier)));
+                    }
                 }
-                Poll::Ready(Some(Ok(chunk)))
+                Some(Err(e)) => {
+                    self.hasher = None;
+                    self.held = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    let failed = self.finish();
+                    let last = self.held.take();
+                    return Poll::Ready(match failed {
+                        Some(err) => Some(err),
+                        None => last.map(Ok),
+                    });
+                }
             }
-            Poll::Ready(Some(Err(e))) => {
-                self.hasher = None;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => Poll::Ready(self.finish()),
         }
     }
 }
@@ -105,6 +127,7 @@ impl BlobStore {
             expected_size,
             seen: 0,
             hasher: Some(blake3::Hasher::new()),
+            held: None,
             inner,
         })
     }
@@ -138,11 +161,19 @@ impl BlobStore {
             range: Some(object_store::GetRange::Bounded(range)),
             ..Default::default()
         };
-        let head = self
-            .store
-            .get_opts(path, ranged(0..HEADER as u64))
-            .await
-            .map_err(fail.clone())?;
+        let head = match self.store.get_opts(path, ranged(0..HEADER as u64)).await {
+            Ok(head) => head,
+            // An object too short to hold a header is damaged, not a backend failure.
+            Err(e) if !matches!(e, object_store::Error::NotFound { .. }) => {
+                return match self.store.head(path).await {
+                    Ok(meta) if meta.size < HEADER as u64 => {
+                        Err(corrupt(open_len(meta.size).err().unwrap_or_default()))
+                    }
+                    _ => Err(fail(e)),
+                };
+            }
+            Err(e) => return Err(fail(e)),
+        };
         let stored = head.meta.size;
         let version = head.meta.e_tag.clone();
         let header = head.bytes().await.map_err(fail.clone())?;
@@ -179,8 +210,12 @@ impl BlobStore {
         Ok(opened.stream(corrupt))
     }
 
-    /// Streams bytes `range` of a blob, for HTTP range requests. A part cannot be checked
-    /// against the blob's hash, so these bytes are **not verified**; `get` is.
+    /// Streams bytes `range` of a blob, for HTTP range requests, verified: in an encrypted
+    /// store every segment is authenticated as it opens; in a plain one the whole blob is
+    /// hashed before the first byte of a range is read; the store remembers for a few minutes
+    /// the versions of objects it has checked, so a video's many seeks hash it once, and reads
+    /// the range from that version only. A damaged blob fails with [`Error::Corrupt`] before
+    /// any byte goes out.
     pub async fn get_range(
         &self,
         hash: ContentHash,
@@ -202,8 +237,10 @@ impl BlobStore {
                 )
                 .await;
         }
+        let version = self.verified_version(hash).await?;
         let options = object_store::GetOptions {
             range: Some(object_store::GetRange::Bounded(range)),
+            if_match: version,
             ..Default::default()
         };
         let result = self
@@ -215,6 +252,49 @@ impl BlobStore {
             .into_stream()
             .map(move |chunk| chunk.map_err(|e| Error::from_object(hash, e)))
             .boxed())
+    }
+
+    /// The version (e-tag) of a plain blob whose whole content hashes to its name: from the
+    /// store's memory of checked versions, or read and hashed now.
+    async fn verified_version(&self, hash: ContentHash) -> Result<Option<String>> {
+        let path = self.blob_path(hash);
+        let meta = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| Error::from_object(hash, e))?;
+        let key = (hash, meta.e_tag.clone());
+        if meta.e_tag.is_some() && self.verified.contains(&key) {
+            return Ok(meta.e_tag);
+        }
+        let options = object_store::GetOptions {
+            if_match: meta.e_tag.clone(),
+            ..Default::default()
+        };
+        let mut stream = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| Error::from_object(hash, e))?
+            .into_stream();
+        let mut hasher = blake3::Hasher::new();
+        let mut seen = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Error::from_object(hash, e))?;
+            seen += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let actual: ContentHash = hasher.finalize().into();
+        if actual != hash {
+            return Err(Error::Corrupt {
+                hash,
+                reason: format!("content hashes to {actual} ({seen} bytes read)"),
+            });
+        }
+        if meta.e_tag.is_some() {
+            self.verified.insert(key);
+        }
+        Ok(meta.e_tag)
     }
 
     /// Reads a whole blob into memory and verifies it. For small blobs only: callers bound the

@@ -42,6 +42,55 @@ pub struct BlobStore {
     pub(crate) upload_on_publish: bool,
     /// Set for a lake that encrypts at rest: blob names and data keys.
     pub(crate) encryption: Option<Encryption>,
+    /// The versions of plain blobs whose whole content was hashed and matched, so that range
+    /// reads of them need not hash it again (shared by clones).
+    pub(crate) verified: CheckedVersions,
+}
+
+/// A bounded memory of (blob, object version) pairs found intact, least recently used
+/// forgotten first, each for [`CheckedVersions::TRUST`] only: damage that leaves an object's
+/// version unchanged (bit rot keeps its size and time) is found by the next check.
+#[derive(Clone)]
+pub(crate) struct CheckedVersions(
+    Arc<std::sync::Mutex<lru::LruCache<(ContentHash, Option<String>), std::time::Instant>>>,
+);
+
+impl CheckedVersions {
+    /// Versions remembered at most.
+    const CAPACITY: usize = 4096;
+    /// How long a check holds: long enough for a video's seeks, short enough for rot.
+    const TRUST: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn new() -> Self {
+        let capacity =
+            std::num::NonZeroUsize::new(Self::CAPACITY).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self(Arc::new(std::sync::Mutex::new(lru::LruCache::new(
+            capacity,
+        ))))
+    }
+
+    pub(crate) fn contains(&self, key: &(ContentHash, Option<String>)) -> bool {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(key) {
+            Some(at) if at.elapsed() < Self::TRUST => true,
+            Some(_) => {
+                cache.pop(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn insert(&self, key: (ContentHash, Option<String>)) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.put(key, std::time::Instant::now());
+    }
+}
+
+impl std::fmt::Debug for CheckedVersions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckedVersions")
+    }
 }
 
 /// A blob found by [`BlobStore::list`].
@@ -82,6 +131,7 @@ impl BlobStore {
             url: None,
             upload_on_publish: false,
             encryption: None,
+            verified: CheckedVersions::new(),
         }
     }
 

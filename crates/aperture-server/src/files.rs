@@ -192,14 +192,15 @@ async fn original(
     audit_range(&state, &caller, &asset, "read_original", range).await?;
     let mut response = match range {
         None => {
-            // Verified as it streams: corrupt bytes end the body with an error, so the
-            // client sees a broken download, never a wrong file that looks complete.
+            // Verified as it streams, the last chunk held until the hash matches: corrupt
+            // bytes end the body short of its length, so the client sees a broken download,
+            // never a wrong file that looks complete.
             let stream = state
                 .lake
                 .blobs
                 .get(asset.hash)
                 .await
-                .map_err(|e| ApiError::internal(format!("asset {}: {e}", asset.id)))?;
+                .map_err(|e| stored_bytes_error(&asset, e))?;
             let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
             let mut r = Response::new(body);
             r.headers_mut()
@@ -212,7 +213,7 @@ async fn original(
                 .blobs
                 .get_range(asset.hash, first..last + 1)
                 .await
-                .map_err(|e| ApiError::internal(format!("asset {}: {e}", asset.id)))?;
+                .map_err(|e| stored_bytes_error(&asset, e))?;
             let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
             let mut r = Response::new(body);
             *r.status_mut() = StatusCode::PARTIAL_CONTENT;
@@ -509,6 +510,25 @@ fn unsatisfiable(what: &str, size: u64) -> Response {
 }
 
 /// Audits a read of (a range of) an asset's bytes before they go out.
+/// The answer when an original's bytes cannot be read: a damaged blob says so (500 `damaged`,
+/// logged for the administrator), other failures are internal errors.
+fn stored_bytes_error(asset: &aperture_catalog::Asset, e: aperture_blob::Error) -> ApiError {
+    if let aperture_blob::Error::Corrupt { .. } = e {
+        tracing::error!(asset = %asset.id, error = %e, "a stored original is damaged");
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "damaged",
+            format!(
+                "asset {}: its stored bytes are damaged (they do not match its content hash); \
+                 nothing was sent. An administrator can find it with `aperture fsck` and restore \
+                 it from a copy",
+                asset.id
+            ),
+        );
+    }
+    ApiError::internal(format!("asset {}: {e}", asset.id))
+}
+
 async fn audit_range(
     state: &State,
     caller: &Caller,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aperture_blob::testing::{FullDisk, MemoryKeys};
 use aperture_blob::{BlobStore, Error};
 use aperture_core::ContentHash;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
 const PART: usize = 64 * 1024;
@@ -216,11 +216,41 @@ async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
         bytes[..part].to_vec(),
         Vec::new(),
     ] {
+        let bad_len = bad.len();
         store.object_store().put(&key, bad.into()).await.unwrap();
         assert!(matches!(
             store.verify(hash).await,
             Err(Error::Corrupt { .. })
         ));
+        // A reader never receives every byte of a wrong blob: the last chunk waits for the hash.
+        let (mut received, mut failed) = (0, false);
+        match store.get(hash).await {
+            Ok(mut stream) => {
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(chunk) => received += chunk.len(),
+                        Err(e) => failed = matches!(e, Error::Corrupt { .. }),
+                    }
+                }
+            }
+            Err(e) => failed = matches!(e, Error::Corrupt { .. }),
+        }
+        assert!(failed, "a damaged blob's stream must end in Corrupt");
+        assert!(
+            received < bad_len.max(1),
+            "{received} of {bad_len} damaged bytes went out"
+        );
+        // Ranges of a damaged blob fail too, whichever part they ask for.
+        for range in [0..1, part as u64 / 2..part as u64 / 2 + 8] {
+            let read = match store.get_range(hash, range.clone()).await {
+                Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            assert!(
+                matches!(read, Err(Error::Corrupt { .. })),
+                "range {range:?} of a damaged blob: {read:?}"
+            );
+        }
         assert!(matches!(
             store.read_all(hash).await,
             Err(Error::Corrupt { .. })
@@ -236,6 +266,19 @@ async fn corruption_is_an_error_never_data_on(store: &BlobStore, dir: &Path) {
             .collect();
         assert!(leftovers.is_empty());
     }
+    // Repaired, the same ranges read again (the memory of checked versions is per version).
+    store.object_store().delete(&key).await.unwrap();
+    let _ = put_file(store, dir, "repaired", &bytes).await;
+    let range = part as u64 + 1..part as u64 + 9;
+    let read: Vec<u8> = store
+        .get_range(hash, range.clone())
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .concat();
+    assert_eq!(read, bytes[range.start as usize..range.end as usize]);
     let missing = ContentHash::of(b"never stored");
     assert!(matches!(
         store.verify(missing).await,

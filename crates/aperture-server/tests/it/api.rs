@@ -361,6 +361,62 @@ fn originals_come_back_whole_and_in_ranges() {
 }
 
 #[test]
+fn a_damaged_original_is_refused_never_sent_whole() {
+    let (aperture, admin) = init_with("");
+    let server = Server::start(&aperture, &admin);
+    let bytes = pseudo_random(300_000, 11);
+    let (status, up) = server.upload(&admin, "default", &[("evidence.bin", &bytes)]);
+    assert_eq!(status, 200, "{up}");
+    let id = up["files"][0]["asset"].as_str().unwrap();
+    // Bit rot: one byte flipped in the blob on disk, its size unchanged.
+    let blobs = aperture.dir.path().join("data/blobs/blobs");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() == bytes.len() as u64)
+        .expect("the upload's blob on disk");
+    let mut damaged = std::fs::read(&blob).unwrap();
+    assert!(damaged == bytes);
+    damaged[250_000] ^= 0x20;
+    std::fs::write(&blob, &damaged).unwrap();
+
+    let agent = Client::agent();
+    let url = format!("{}/api/v1/assets/{id}/original", server.url);
+    let auth = format!("Bearer {admin}");
+    // The whole file: the length was announced, so the body stops short and the client
+    // sees an error; it never holds the damaged file as if it were complete.
+    let mut whole = agent
+        .get(&url)
+        .header("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    let read = whole.body_mut().with_config().limit(1 << 30).read_to_vec();
+    assert!(read.is_err(), "a damaged original was read to its end");
+    // A range, even one before the damage, is refused before a byte goes out.
+    for range in ["bytes=0-99", "bytes=249990-250009"] {
+        let mut part = agent
+            .get(&url)
+            .header("Authorization", &auth)
+            .header("Range", range)
+            .call()
+            .unwrap();
+        assert_eq!(part.status(), 500, "{range}");
+        let answer: Value =
+            serde_json::from_slice(&part.body_mut().read_to_vec().unwrap()).unwrap();
+        assert_eq!(answer["error"]["code"], "damaged", "{answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(id),
+            "{answer}"
+        );
+    }
+    // The server goes on serving other files.
+    let (status, _) = server.call("GET", "/api/v1/status", Some(&admin));
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     let (aperture, admin) = init_with("[server]\nmax_upload_mib = 1\nidle_timeout_secs = 2\n");
     let server = Server::start(&aperture, &admin);
