@@ -52,8 +52,11 @@ pub struct BlobStore {
 /// version unchanged (bit rot keeps its size and time) is found by the next check.
 #[derive(Clone)]
 pub(crate) struct CheckedVersions(
-    Arc<std::sync::Mutex<lru::LruCache<(ContentHash, Option<String>), std::time::Instant>>>,
+    Arc<std::sync::Mutex<lru::LruCache<Version, std::time::Instant>>>,
 );
+
+/// A blob and the e-tag of the object version read.
+pub(crate) type Version = (ContentHash, Option<String>);
 
 impl CheckedVersions {
     /// Versions remembered at most.
@@ -69,7 +72,7 @@ impl CheckedVersions {
         ))))
     }
 
-    pub(crate) fn contains(&self, key: &(ContentHash, Option<String>)) -> bool {
+    pub(crate) fn contains(&self, key: &Version) -> bool {
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match cache.get(key) {
             Some(at) if at.elapsed() < Self::TRUST => true,
@@ -81,7 +84,7 @@ impl CheckedVersions {
         }
     }
 
-    pub(crate) fn insert(&self, key: (ContentHash, Option<String>)) {
+    pub(crate) fn insert(&self, key: Version) {
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(key, std::time::Instant::now());
     }
