@@ -208,8 +208,14 @@ describe('Aperture web page', { concurrency: 1 }, () => {
 
   it('signs in with a token in the link and takes it out of the address', async () => {
     await page.goto(`${URL_}/#token=${encodeURIComponent(ADMIN_TOKEN)}`);
-    await page.getByRole('searchbox', { name: 'Search' }).waitFor();
+    // The link asks first (a link from someone else must not sign you in as them).
+    const confirm = page.getByRole('button', { name: 'Sign in with this link' });
+    await confirm.waitFor();
     assert.ok(!page.url().includes(ADMIN_TOKEN), `token left in ${page.url()}`);
+    assert.match(await page.locator('#link-who').textContent(), /signs you in as "/);
+    assert.equal((await context.cookies(URL_)).length, 0, 'signed in before the click');
+    await confirm.click();
+    await page.getByRole('searchbox', { name: 'Search' }).waitFor();
     const cookies = await context.cookies(URL_);
     assert.ok(cookies.length > 0, 'a session cookie was set');
     assert.ok(cookies.every((c) => c.httpOnly), 'the session cookie is HttpOnly');

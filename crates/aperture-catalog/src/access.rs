@@ -734,6 +734,9 @@ impl ChainCheck {
     }
 }
 
+/// Live web UI sessions one token may hold (see [`Access::open_session`]).
+pub const SESSIONS_PER_TOKEN: i64 = 32;
+
 /// Audit log operations, and tokens. Appends are serialised by the backend so the chain has
 /// one order.
 pub trait Access: Send + Sync {
@@ -749,7 +752,9 @@ pub trait Access: Send + Sync {
     fn set_token_collections(&self, id: &str, collections: Option<&[String]>) -> Result<()>;
 
     /// Opens a web UI session for a token until `expires_at`. Only a hash of the session id
-    /// is kept, so a reader of the catalog cannot take over a session. Expired sessions go.
+    /// is kept, so a reader of the catalog cannot take over a session. Expired sessions go,
+    /// and a token keeps at most [`SESSIONS_PER_TOKEN`] (those that expire first go first), so
+    /// signing in again and again cannot fill the catalog.
     fn open_session(&self, id_hash: &[u8; 32], token: &str, expires_at: UnixMillis) -> Result<()>;
     /// The token of a session that has not expired by `now`.
     fn session_token(&self, id_hash: &[u8; 32], now: UnixMillis) -> Result<Option<String>>;

@@ -109,6 +109,12 @@ idle_timeout_secs = 30
 request_timeout_secs = 60
 # Analysis workers `aperture serve` runs itself (0: leave analysis to `aperture worker`).
 workers = 1
+# Connections served at once, in all and from one address (an IPv6 /64 is one address).
+# A request's headers must arrive within 10 s and its body at 1 KiB/s or more on average.
+max_connections = 4096
+max_connections_per_address = 64
+# Set when a proxy terminates TLS in front of the server: session cookies are marked Secure.
+tls_in_front = false
 
 [retention]
 # How often `aperture serve` and `aperture worker` erase what outlived its collection's
@@ -287,6 +293,14 @@ pub struct ServerSection {
     /// Analysis jobs the server itself runs at once (one worker, this parallel); 0 leaves
     /// analysis to `aperture worker`. Default 1.
     pub workers: usize,
+    /// Connections served at once, from all clients. Default 4096 (fewer when the process may
+    /// not open that many files).
+    pub max_connections: usize,
+    /// Connections served at once from one address (an IPv6 /64 counts as one). Default 64.
+    pub max_connections_per_address: usize,
+    /// Set when TLS is terminated in front of the server: session cookies are then marked
+    /// `Secure`. (They are also when a request says `X-Forwarded-Proto: https`.) Default false.
+    pub tls_in_front: bool,
 }
 
 impl Default for ServerSection {
@@ -297,6 +311,9 @@ impl Default for ServerSection {
             idle_timeout_secs: 30,
             request_timeout_secs: 60,
             workers: 1,
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            tls_in_front: false,
         }
     }
 }

@@ -136,6 +136,10 @@ impl Lake {
     ) -> Result<Initialised> {
         let dir = std::path::absolute(data_dir).map_err(Error::io("resolve", data_dir))?;
         std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        // The lake's files are its owner's alone: other local users cannot even list them.
+        #[cfg(unix)]
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(Error::io("restrict", &dir))?;
         let config_path = config_file.map_or_else(|| dir.join(CONFIG_NAME), Path::to_path_buf);
         let wrote_config = !config_path.exists();
         // Kept even when `init` fails below: the catalog may already hold keys it wrapped,

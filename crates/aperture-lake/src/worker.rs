@@ -277,17 +277,23 @@ impl Worker {
             }
         };
         // Renew the lease while the job runs, so a long one (a scanned book) stays ours.
+        // A renewal that fails (the catalog briefly unreachable) is tried again soon, until
+        // one succeeds or the lease is found taken; only then does the heartbeat stop.
         let heartbeat = async {
+            let mut wait = self.lease / 3;
             loop {
-                tokio::time::sleep(self.lease / 3).await;
+                tokio::time::sleep(wait).await;
                 let (catalog, id, worker, lease) =
                     (self.catalog.clone(), job.id, self.id.clone(), self.lease);
-                if !matches!(
-                    blocking(move || catalog.renew(id, &worker, lease)).await,
-                    Ok(true)
-                ) {
-                    // Lost (or the catalog is unreachable): the result will be dropped.
-                    std::future::pending::<()>().await;
+                match blocking(move || catalog.renew(id, &worker, lease)).await {
+                    Ok(true) => wait = self.lease / 3,
+                    // Taken over: the result will be dropped.
+                    Ok(false) => std::future::pending::<()>().await,
+                    Err(e) => {
+                        tracing::warn!(job = id, error = %e, "lease renewal failed; retrying");
+                        wait = (self.lease / 20)
+                            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+                    }
                 }
             }
         };

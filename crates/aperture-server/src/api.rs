@@ -63,6 +63,7 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>, what: &str, how: &str) -> 
 /// scripts cannot read. The token itself never leaves the page that typed it.
 async fn sign_in(
     Shared(state): Shared<Arc<State>>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<SignIn>, JsonRejection>,
 ) -> ApiResult<Response> {
     let body = json_body(
@@ -73,11 +74,32 @@ async fn sign_in(
     let token = authenticate(&state, &body.token).await?;
     let session = sessions::open(&state, &token).await?;
     let cookie = format!(
-        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION_LIFE.as_secs()
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFE.as_secs(),
+        secure(&state, &headers)
     );
     tracing::info!(token = %token.id, "signed in");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// `; Secure` when the browser reached us over TLS: the config says TLS is in front, or the
+/// proxy says so (`X-Forwarded-Proto: https`, `Forwarded: proto=https`). Marking a cookie
+/// Secure only narrows where it is sent, so a client that claims TLS falsely gains nothing.
+fn secure(state: &State, headers: &axum::http::HeaderMap) -> &'static str {
+    let says_https = |name: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split([',', ';']).map(str::trim).any(|p| {
+                    p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("proto=https")
+                })
+            })
+        })
+    };
+    if state.limits.tls_in_front || says_https("x-forwarded-proto") || says_https("forwarded") {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// Ends the session (not the token): its cookie stops working at once.
@@ -88,7 +110,10 @@ async fn sign_out(Shared(state): Shared<Arc<State>>, request: axum::extract::Req
     {
         return e.into_response();
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure(&state, &parts.headers)
+    );
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 

@@ -50,6 +50,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long any other request may take.
     pub request_timeout: Duration,
+    /// Whether session cookies are always marked `Secure` (TLS in front of the server).
+    pub tls_in_front: bool,
 }
 
 /// Connections served at once; more wait in the kernel's backlog.
@@ -182,6 +184,7 @@ impl State {
             max_upload_bytes: server.max_upload_mib.saturating_mul(1 << 20),
             idle_timeout: Duration::from_secs(server.idle_timeout_secs.max(1)),
             request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
+            tls_in_front: server.tls_in_front,
         };
         let upload_dir = lake.config.data_dir.join("uploads");
         // What a crash left mid-upload is of no use to anyone.

@@ -218,19 +218,68 @@ async function api(path, { method = 'GET', body, signal } = {}) {
 
 async function start() {
   wireEvents();
-  // A link such as https://host/#token=apt_… signs in at once; the token then leaves the
-  // address bar and the history, where it would otherwise linger.
+  // A link such as https://host/#token=apt_… offers to sign in with its token; the token
+  // leaves the address bar and the history at once, where it would otherwise linger.
   const match = /^#token=([^&]+)/.exec(location.hash);
   if (match) {
     history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+    let token = '';
     try {
-      await api('/api/v1/session', { method: 'POST', body: { token: decodeURIComponent(match[1]) } });
-    } catch (err) {
-      showSignIn(err.message);
+      token = decodeURIComponent(match[1]);
+    } catch {
+      // A mangled link: the sign-in form below.
+    }
+    if (token) {
+      await askLinkSignIn(token);
       return;
     }
   }
   await loadMe();
+}
+
+// A link never signs in by itself: anyone could send you a link with their own token (login
+// CSRF), and what you then uploaded or searched would be theirs to see. The page says whose
+// token it is, and who you are now, and waits for a click.
+async function askLinkSignIn(token) {
+  let linked;
+  try {
+    const res = await fetch('/api/v1/me', {
+      headers: { Authorization: `Bearer ${token}` },
+      credentials: 'omit',
+    });
+    if (!res.ok) throw await errorOf(res);
+    linked = await res.json();
+  } catch (err) {
+    showSignIn(err.message);
+    return;
+  }
+  let current = null;
+  try {
+    const res = await fetch('/api/v1/me', { credentials: 'same-origin' });
+    if (res.ok) current = await res.json();
+  } catch {
+    // Not signed in (or unreachable): nothing to compare with.
+  }
+  const where = linked.collections ? `collections ${linked.collections.join(', ')}` : 'every collection';
+  const now = current ? ` You are signed in as "${current.name}" now.` : '';
+  $('link-who').textContent =
+    `This link signs you in as "${linked.name}" (${linked.scopes.join(', ')}; ${where}).${now}`;
+  $('link-view').hidden = false;
+  $('link-form').onsubmit = async (event) => {
+    event.preventDefault();
+    $('link-view').hidden = true;
+    try {
+      await api('/api/v1/session', { method: 'POST', body: { token } });
+    } catch (err) {
+      showSignIn(err.message);
+      return;
+    }
+    await loadMe();
+  };
+  $('link-cancel').onclick = async () => {
+    $('link-view').hidden = true;
+    await loadMe();
+  };
 }
 
 async function loadMe() {

@@ -252,4 +252,34 @@ pub fn sessions<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
         None,
         "revoking the token ends its sessions"
     );
+    // Signing in over and over keeps the newest sessions only.
+    let busy = NewToken::generate("script", vec![Scope::Read], None).unwrap();
+    catalog.create_token(&busy.token).unwrap();
+    let many = crate::access::SESSIONS_PER_TOKEN as u8 + 5;
+    for i in 0..many {
+        let until = UnixMillis(later.0 + 1_000 + i64::from(i));
+        catalog
+            .open_session(&[100 + i; 32], &busy.token.id, until)
+            .unwrap();
+    }
+    let live = (0..many)
+        .filter(|i| {
+            catalog
+                .session_token(&[100 + i; 32], now)
+                .unwrap()
+                .is_some()
+        })
+        .count();
+    assert_eq!(live as i64, crate::access::SESSIONS_PER_TOKEN);
+    assert!(
+        catalog
+            .session_token(&[100 + many - 1; 32], now)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        catalog.session_token(&[100; 32], now).unwrap(),
+        None,
+        "the oldest went"
+    );
 }

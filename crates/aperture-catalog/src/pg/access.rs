@@ -157,6 +157,11 @@ impl Access for PgCatalog {
                 "INSERT INTO sessions (id_hash, token_id, expires_at) VALUES ($1, $2, $3)",
                 &[&id_hash.as_slice(), &token, &expires_at.0],
             )?;
+            tx.execute(
+                "DELETE FROM sessions WHERE token_id = $1 AND id_hash NOT IN \
+                 (SELECT id_hash FROM sessions WHERE token_id = $1 ORDER BY expires_at DESC LIMIT $2)",
+                &[&token, &crate::access::SESSIONS_PER_TOKEN],
+            )?;
             Ok(())
         })
     }

@@ -578,8 +578,32 @@ fn web_sessions_hold_no_token_and_end_on_sign_out() {
             cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
             "{cookie}"
         );
+        assert!(
+            !cookie.contains("Secure"),
+            "plain HTTP cannot keep a Secure cookie: {cookie}"
+        );
         cookie.split(';').next().unwrap().to_owned()
     };
+    // Behind a proxy that terminates TLS, the cookie is Secure.
+    let behind_tls = agent
+        .post(&format!("{}/api/v1/session", server.url))
+        .header("Content-Type", "application/json")
+        .header("X-Forwarded-Proto", "https")
+        .send(serde_json::json!({ "token": admin }).to_string().as_bytes())
+        .unwrap();
+    assert_eq!(behind_tls.status(), 204);
+    let cookie = behind_tls.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // The data folder is its owner's alone.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(aperture.dir.path().join("data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "data folder mode {mode:o}");
+    }
     let with_cookie = |method: &str, path: &str, cookie: &str, csrf: bool| -> u16 {
         let mut request = ureq::http::Request::builder()
             .method(method)
