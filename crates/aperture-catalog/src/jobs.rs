@@ -267,6 +267,10 @@ pub trait JobQueue: Send + Sync {
     fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>>;
     /// Job counts by state alone: cheap enough to poll on a large queue.
     fn state_counts(&self) -> Result<Vec<(JobState, u64)>>;
+    /// The assets of these collections and their jobs' counts by state, for a caller who
+    /// may see only them.
+    fn counts_in(&self, collections: &[crate::CollectionId])
+    -> Result<(u64, Vec<(JobState, u64)>)>;
 
     /// The jobs of one asset, parts of split jobs included.
     fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>>;

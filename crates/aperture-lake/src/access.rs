@@ -44,9 +44,6 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// How many ids a prefix lookup examines for a caller limited to some collections.
-const PREFIX_SCAN: usize = 1000;
-
 impl Lake {
     /// The view of a caller that sees every collection (the CLI, an admin).
     pub fn view_all(&self) -> View {
@@ -121,30 +118,39 @@ impl View {
     /// other collections neither match nor make a prefix ambiguous, and how many there are
     /// is not told.
     pub async fn resolve(&self, prefix: &str) -> Result<AssetId> {
-        let text = prefix.trim().to_owned();
+        let text = prefix.trim().to_ascii_lowercase();
         let view = self.clone();
-        let limit = if self.sees_all() { 2 } else { PREFIX_SCAN };
-        let (found, scanned) = crate::blocking(&self.catalog, move |c| {
-            let ids = c.assets_with_prefix(&text, limit)?;
-            let scanned = ids.len();
-            let mut seen = Vec::new();
-            for id in ids {
-                match view.asset_blocking(c, id) {
-                    Ok(_) => seen.push(id),
-                    Err(Error::NoSuchAsset { .. }) => {}
-                    Err(e) => return Err(e),
-                }
+        let found = crate::blocking(&self.catalog, move |c| -> Result<Vec<AssetId>> {
+            if view.sees_all() {
+                return Ok(c.assets_with_prefix(&text, 2)?);
             }
-            Ok::<_, Error>((seen, scanned))
+            // The visible collections' first two ids from the prefix on, as a listing pages
+            // them: ids of other collections are never read, so their number tells nothing.
+            if text.is_empty() || text.len() > 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(aperture_catalog::Error::InvalidInput {
+                    reason: format!("{text:?} is not an asset id or id prefix (hex digits)"),
+                }
+                .into());
+            }
+            let lowest = u128::from_str_radix(&format!("{text:0<32}"), 16).unwrap_or(0);
+            let after = lowest
+                .checked_sub(1)
+                .map(|before| AssetId::from_bytes(before.to_be_bytes()));
+            let page = c.list_assets(&AssetQuery {
+                collections: Some(view.collection_ids(c, None)?),
+                kind: None,
+                after,
+                limit: 2,
+            })?;
+            Ok(page
+                .into_iter()
+                .map(|a| a.id)
+                .filter(|id| id.to_string().starts_with(&text))
+                .collect())
         })
         .await?;
         match found.as_slice() {
             [one] => Ok(*one),
-            // So many ids share the prefix that the caller's may lie beyond those looked at.
-            [] if scanned == PREFIX_SCAN => Err(Error::InvalidInput {
-                what: format!("asset id prefix {prefix}"),
-                reason: "too many asset ids start with it; give more digits".into(),
-            }),
             [] => Err(Error::NoSuchAsset {
                 id: prefix.to_owned(),
             }),
@@ -154,6 +160,29 @@ impl View {
             }
             .into()),
         }
+    }
+
+    /// The ids of the collections it may see (or of `only`, when given) that exist. Blocking.
+    pub fn collection_ids(
+        &self,
+        c: &dyn Backend,
+        only: Option<&str>,
+    ) -> Result<Vec<aperture_catalog::CollectionId>> {
+        let names: Vec<String> = match (only, self.grants()) {
+            (Some(name), _) => vec![name.to_owned()],
+            (None, Some(granted)) => granted.to_vec(),
+            (None, None) => c.collections()?.into_iter().map(|c| c.name).collect(),
+        };
+        let mut ids = Vec::new();
+        for name in names {
+            match c.collection(&name) {
+                Ok(found) => ids.push(found.id),
+                // A grant may name a collection that does not exist yet.
+                Err(aperture_catalog::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::from(e)),
+            }
+        }
+        Ok(ids)
     }
 
     /// The collections it may see.
@@ -170,26 +199,10 @@ impl View {
             self.require_collection(name)?;
         }
         let view = self.clone();
-        crate::blocking(&self.catalog, move |c| {
-            let names: Option<Vec<String>> = match (&query.collection, view.grants()) {
-                (Some(name), _) => Some(vec![name.clone()]),
-                (None, Some(granted)) => Some(granted.to_vec()),
-                (None, None) => None,
-            };
-            let collections = match names {
-                None => None,
-                Some(names) => {
-                    let mut ids = Vec::new();
-                    for name in names {
-                        match c.collection(&name) {
-                            Ok(found) => ids.push(found.id),
-                            // A grant may name a collection that does not exist yet.
-                            Err(aperture_catalog::Error::NotFound { .. }) => {}
-                            Err(e) => return Err(Error::from(e)),
-                        }
-                    }
-                    Some(ids)
-                }
+        crate::blocking(&self.catalog, move |c| -> Result<Page> {
+            let collections = match (&query.collection, view.sees_all()) {
+                (None, true) => None,
+                (only, _) => Some(view.collection_ids(c, only.as_deref())?),
             };
             let mut items = c.list_assets(&AssetQuery {
                 collections,

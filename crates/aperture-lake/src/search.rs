@@ -183,14 +183,15 @@ pub fn duplicate_groups(
     catalog: &dyn Backend,
     index: Option<&SearchIndex>,
     min_similarity: Option<f32>,
+    within: duplicates::Within<'_>,
 ) -> Result<Vec<Group>> {
-    let mut groups = duplicates::exact(catalog)?;
+    let mut groups = duplicates::exact(catalog, within)?;
     if let Some(index) = index {
         let mut options = DuplicateOptions::default();
         if let Some(t) = min_similarity {
             options.min_similarity = t.clamp(0.0, 1.0);
         }
-        groups.extend(duplicates::near(index, catalog, &options)?);
+        groups.extend(duplicates::near(index, catalog, &options, within)?);
     }
     Ok(groups)
 }
@@ -203,7 +204,12 @@ impl Lake {
             let index = near
                 .then(|| open_current(&location, catalog.as_ref()))
                 .transpose()?;
-            duplicate_groups(catalog.as_ref(), index.as_ref(), min_similarity)
+            duplicate_groups(
+                catalog.as_ref(),
+                index.as_ref(),
+                min_similarity,
+                duplicates::Within::All,
+            )
         })
         .await?
     }

@@ -341,3 +341,206 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A corpus of hostile and damaged files in `dir`, made from valid files of every kind this
+/// crate reads (JPEG, PNG, GIF, WebP, TIFF, PDF with text and with scans, HTML, text, WAV,
+/// MP4) and any real photos in `photos`: each cut short at several points, with bits flipped,
+/// and under names that lie about its type; then bombs (images whose headers claim billions
+/// of pixels, a PDF stream that inflates to a gigabyte, nested and looping PDF objects),
+/// markup nested hundreds of thousands deep, endless lines, empty files and noise. Returns the
+/// files made, at least 200. Needs ffmpeg (for the WAV and the MP4).
+pub fn hostile_corpus(dir: &Path, photos: &[PathBuf]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let media = dir.join(".media");
+    std::fs::create_dir_all(&media).unwrap();
+    let mut bases: Vec<(String, Vec<u8>)> = vec![
+        ("photo.jpg".into(), jpeg(640, 480)),
+        ("picture.png".into(), png(320, 200)),
+        ("anim.gif".into(), image(64, 48, ImageFormat::Gif)),
+        ("small.webp".into(), image(64, 48, ImageFormat::WebP)),
+        ("scan.tiff".into(), image(128, 96, ImageFormat::Tiff)),
+        ("report.pdf".into(), pdf_with_text_pages(3)),
+        (
+            "scanned.pdf".into(),
+            pdf_of_scans(&[(jpeg(400, 300), 400, 300)]),
+        ),
+        (
+            "page.html".into(),
+            b"<html><head><title>Budget</title><script>var x = 1;</script></head><body>\
+              <h1>Harbour budget</h1><p>The council met &amp; agreed.</p></body></html>"
+                .to_vec(),
+        ),
+        (
+            "notes.txt".into(),
+            "Minutes of the meeting. Les comptes sont approuvés. 会议纪要。\n"
+                .repeat(40)
+                .into_bytes(),
+        ),
+        ("tone.wav".into(), std::fs::read(wav(&media)).unwrap()),
+        ("clip.mp4".into(), std::fs::read(video(&media)).unwrap()),
+    ];
+    for photo in photos {
+        let name = photo.file_name().unwrap().to_string_lossy().into_owned();
+        bases.push((name, std::fs::read(photo).unwrap()));
+    }
+    std::fs::remove_dir_all(&media).unwrap();
+
+    let mut made = Vec::new();
+    let mut put = |name: String, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        made.push(path);
+    };
+    let lies = ["jpg", "pdf", "mp4", "png", "html", "wav", "txt"];
+    for (n, (name, bytes)) in bases.iter().enumerate() {
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "bin"));
+        // Cut short: its header only, a tenth, half, all but its last byte.
+        for (label, len) in [
+            ("head", 16.min(bytes.len())),
+            ("tenth", bytes.len() / 10),
+            ("half", bytes.len() / 2),
+            ("most", bytes.len().saturating_sub(1)),
+        ] {
+            put(format!("{n:02}-{stem}-cut-{label}.{ext}"), &bytes[..len]);
+        }
+        // Bits flipped: one, a few dozen, a burst of noise in the middle.
+        for (label, flips) in [("flip1", 1), ("flip40", 40)] {
+            let mut damaged = bytes.clone();
+            for _ in 0..flips {
+                let at = (random() % damaged.len() as u64) as usize;
+                damaged[at] ^= 1 << (random() % 8);
+            }
+            put(format!("{n:02}-{stem}-{label}.{ext}"), &damaged);
+        }
+        let mut noisy = bytes.clone();
+        let from = noisy.len() / 3;
+        for b in noisy.iter_mut().skip(from).take(512) {
+            *b = random() as u8;
+        }
+        put(format!("{n:02}-{stem}-noise.{ext}"), &noisy);
+        // Names that lie: the same bytes under other kinds' extensions.
+        for lie in lies.iter().filter(|l| **l != ext).take(4) {
+            put(format!("{n:02}-{stem}-as.{lie}"), bytes);
+        }
+    }
+
+    // Images whose headers claim more pixels than anything should decode.
+    put("bomb-30000.png".into(), &bomb_png());
+    let mut jpeg_bomb = jpeg(64, 64);
+    if let Some(sof) = jpeg_bomb.windows(2).position(|w| w == [0xff, 0xc0]) {
+        jpeg_bomb[sof + 5..sof + 9].copy_from_slice(&[0xff, 0xfe, 0xff, 0xfe]);
+    }
+    put("bomb-65534.jpg".into(), &jpeg_bomb);
+    let mut gif_bomb = image(8, 8, ImageFormat::Gif);
+    gif_bomb[6..10].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    put("bomb-screen.gif".into(), &gif_bomb);
+    // Just under the side limit, or many pixels of one colour: tiny on disk.
+    let encode = |img: image::DynamicImage| {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    };
+    put(
+        "wide-19000x1.png".into(),
+        &encode(image::RgbImage::new(19_000, 1).into()),
+    );
+    put(
+        "tall-1x19000.png".into(),
+        &encode(image::GrayImage::new(1, 19_000).into()),
+    );
+    put(
+        "flat-12000x12000.png".into(),
+        &encode(image::GrayImage::new(12_000, 12_000).into()),
+    );
+
+    // PDFs: a stream that inflates to a gigabyte, arrays nested deep, pages that loop.
+    let zeros = {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            z.write_all(&block).unwrap();
+        }
+        z.finish().unwrap()
+    };
+    let mut inflating = format!(
+        "%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages \
+         /Kids [3 0 R] /Count 1 >>\nendobj\n3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 \
+         612 792] /Contents 4 0 R >>\nendobj\n4 0 obj\n<< /Length {} /Filter /FlateDecode >>\n\
+         stream\n",
+        zeros.len()
+    )
+    .into_bytes();
+    inflating.extend_from_slice(&zeros);
+    inflating.extend_from_slice(b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    put("bomb-inflate.pdf".into(), &inflating);
+    let mut nested = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R /Deep ".to_vec();
+    nested.extend(std::iter::repeat_n(b'[', 200_000));
+    nested.extend(std::iter::repeat_n(b']', 200_000));
+    nested.extend_from_slice(
+        b" >>\nendobj\n2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\ntrailer\n\
+          << /Root 1 0 R >>\n%%EOF\n",
+    );
+    put("deep-arrays.pdf".into(), &nested);
+    put(
+        "looping-pages.pdf".into(),
+        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n2 0 obj\n<< /Type /Pages \
+          /Kids [3 0 R 2 0 R] /Count 1000000 >>\nendobj\n3 0 obj\n<< /Type /Pages /Parent 2 0 R \
+          /Kids [2 0 R 3 0 R] /Count 1000000 >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n",
+    );
+    put(
+        "self-parent.pdf".into(),
+        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 1 0 R /Kids [1 0 R] /Count 5 >>\nendobj\n\
+          trailer\n<< /Root 1 0 R /Prev 0 >>\n%%EOF\n",
+    );
+
+    // Markup and text: nesting hundreds of thousands deep, one endless line, no text at all.
+    let mut divs = String::from("<html><body>");
+    for _ in 0..150_000 {
+        divs.push_str("<div>");
+    }
+    divs.push_str("deep");
+    for _ in 0..150_000 {
+        divs.push_str("</div>");
+    }
+    put("nested-divs.html".into(), divs.as_bytes());
+    put(
+        "open-tags.html".into(),
+        "<b><i><u>".repeat(300_000).as_bytes(),
+    );
+    put(
+        "endless-line.txt".into(),
+        "word ".repeat(4_000_000).as_bytes(),
+    );
+    put(
+        "entities.html".into(),
+        "&amp;&#x1F600;&#99999999;&".repeat(200_000).as_bytes(),
+    );
+    put("controls.txt".into(), &vec![0x07; 100_000]);
+
+    // Audio and video whose headers lie about their size.
+    let mut wav_lie = std::fs::read(dir.join("09-tone-cut-most.wav")).unwrap();
+    wav_lie[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    if let Some(data) = wav_lie.windows(4).position(|w| w == b"data") {
+        wav_lie[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    }
+    put("huge-claims.wav".into(), &wav_lie);
+
+    // Nothing, and noise, under every extension.
+    for ext in [
+        "jpg", "png", "pdf", "mp4", "wav", "html", "txt", "gif", "webp", "tiff", "mov", "mp3",
+    ] {
+        put(format!("empty.{ext}"), b"");
+        let noise: Vec<u8> = (0..4096).map(|_| random() as u8).collect();
+        put(format!("noise.{ext}"), &noise);
+    }
+    made
+}

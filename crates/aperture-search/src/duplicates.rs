@@ -99,9 +99,44 @@ pub struct Group {
     pub members: Vec<Member>,
 }
 
+/// The collections a grouping is computed over: every one, or these by name. Groups are
+/// formed inside them only, so nothing of another collection shapes what is shown (a
+/// missing member, a distance, a group joined through a hidden asset).
+#[derive(Debug, Clone, Copy)]
+pub enum Within<'a> {
+    /// Every collection.
+    All,
+    /// Only these.
+    Collections(&'a [String]),
+}
+
+impl Within<'_> {
+    /// Whether assets of `collection` take part.
+    pub fn holds(&self, collection: &str) -> bool {
+        match self {
+            Within::All => true,
+            Within::Collections(names) => names.iter().any(|n| n == collection),
+        }
+    }
+
+    /// A vector filter of these collections and `kinds`.
+    fn filter(&self, kinds: Vec<MediaKind>) -> VectorFilter {
+        VectorFilter {
+            collections: match self {
+                Within::All => Vec::new(),
+                // An empty grant sees nothing; a name no collection has matches nothing.
+                Within::Collections([]) => vec![String::new()],
+                Within::Collections(names) => names.to_vec(),
+            },
+            kinds,
+            ..VectorFilter::default()
+        }
+    }
+}
+
 /// Assets with the same bytes: several paths of one asset, or one blob in several
-/// collections.
-pub fn exact(catalog: &dyn Catalog) -> Result<Vec<Group>> {
+/// collections; only among the assets of `within`.
+pub fn exact(catalog: &dyn Catalog, within: Within<'_>) -> Result<Vec<Group>> {
     // Hash → (asset, paths, collection) of every asset with those bytes.
     let mut by_hash: BTreeMap<ContentHash, Vec<(AssetId, usize, String)>> = BTreeMap::new();
     let mut query = AssetQuery {
@@ -112,7 +147,7 @@ pub fn exact(catalog: &dyn Catalog) -> Result<Vec<Group>> {
         let page = catalog.list_assets(&query)?;
         let Some(last) = page.last() else { break };
         query.after = Some(last.id);
-        for asset in page {
+        for asset in page.into_iter().filter(|a| within.holds(&a.collection)) {
             let paths: Vec<String> = catalog
                 .sources(asset.id)?
                 .into_iter()
@@ -175,12 +210,13 @@ impl DuplicateOptions {
 }
 
 /// Every image's nearest neighbours with feature similarity of at least `floor`, each pair
-/// once, with the distance of their perceptual hashes.
+/// once, with the distance of their perceptual hashes; both of each pair in `within`.
 pub fn candidate_pairs(
     index: &SearchIndex,
     catalog: &dyn Catalog,
     neighbours: usize,
     floor: f32,
+    within: Within<'_>,
 ) -> Result<Vec<Pair>> {
     let Some(space) = index
         .require_local("grouping near duplicates")?
@@ -199,12 +235,15 @@ pub fn candidate_pairs(
         Ok(h)
     };
     let mut pairs: BTreeMap<(AssetId, AssetId), Pair> = BTreeMap::new();
-    let images = VectorFilter {
-        kinds: vec![MediaKind::Image],
-        ..VectorFilter::default()
+    let images = within.filter(vec![MediaKind::Image]);
+    let inside = |entry: &crate::vectors::Entry| {
+        space
+            .collections()
+            .get(entry.collection as usize)
+            .is_some_and(|c| within.holds(c))
     };
     for (key, entry) in space.keys() {
-        if entry.kind != MediaKind::Image {
+        if entry.kind != MediaKind::Image || !inside(&entry) {
             continue;
         }
         let Some(vector) = space.vector(key) else {
@@ -243,7 +282,11 @@ pub fn candidate_pairs(
 /// Pairs of videos of which at least half the keyframes of the one with fewer have a keyframe
 /// of the other at `options.sure_similarity` or more; the pair's similarity is the mean of
 /// those matches.
-pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Vec<Pair>> {
+pub fn video_pairs(
+    index: &SearchIndex,
+    options: &DuplicateOptions,
+    within: Within<'_>,
+) -> Result<Vec<Pair>> {
     let Some(space) = index
         .require_local("grouping near duplicates")?
         .spaces
@@ -251,13 +294,14 @@ pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Ve
     else {
         return Ok(Vec::new());
     };
-    let videos = VectorFilter {
-        kinds: vec![MediaKind::Video],
-        ..VectorFilter::default()
-    };
+    let videos = within.filter(vec![MediaKind::Video]);
     let mut keyframes: BTreeMap<AssetId, usize> = BTreeMap::new();
     for (_, entry) in space.keys() {
-        if entry.kind == MediaKind::Video {
+        let inside = space
+            .collections()
+            .get(entry.collection as usize)
+            .is_some_and(|c| within.holds(c));
+        if entry.kind == MediaKind::Video && inside {
             *keyframes.entry(entry.asset).or_default() += 1;
         }
     }
@@ -309,13 +353,14 @@ pub fn video_pairs(index: &SearchIndex, options: &DuplicateOptions) -> Result<Ve
     Ok(pairs)
 }
 
-/// The near-duplicates of one image: its feature neighbours that pass
-/// [`DuplicateOptions::is_duplicate`], most alike first, erased assets left out.
+/// The near-duplicates of one image among the assets of `within`: its feature neighbours
+/// that pass [`DuplicateOptions::is_duplicate`], most alike first, erased assets left out.
 pub fn near_of(
     index: &SearchIndex,
     catalog: &dyn Catalog,
     asset: AssetId,
     options: &DuplicateOptions,
+    within: Within<'_>,
 ) -> Result<Vec<Pair>> {
     let Some(vectors) = index
         .vectors_of(asset, Some(IMAGE_SPACE))?
@@ -331,7 +376,7 @@ pub fn near_of(
                 IMAGE_SPACE,
                 &vector,
                 options.neighbours + 1,
-                &VectorFilter::default(),
+                &within.filter(Vec::new()),
             )?
             .unwrap_or_default();
         for n in neighbours {
@@ -341,8 +386,8 @@ pub fn near_of(
                 continue;
             }
             match catalog.asset(other) {
-                Ok(_) => {}
-                Err(aperture_catalog::Error::NotFound { .. }) => continue,
+                Ok(found) if within.holds(&found.collection) => {}
+                Ok(_) | Err(aperture_catalog::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(Error::Catalog(e)),
             }
             let hamming = match (own, phash_of(catalog, other)?) {
@@ -365,22 +410,31 @@ pub fn near_of(
     Ok(pairs)
 }
 
-/// Groups of near-duplicate images (transitively: a copy of a copy joins the group).
+/// Groups of near-duplicate images among the assets of `within` (transitively: a copy of a
+/// copy joins the group, but only through assets of `within`).
 pub fn near(
     index: &SearchIndex,
     catalog: &dyn Catalog,
     options: &DuplicateOptions,
+    within: Within<'_>,
 ) -> Result<Vec<Group>> {
-    let mut pairs = candidate_pairs(index, catalog, options.neighbours, options.min_similarity)?;
-    pairs.extend(video_pairs(index, options)?);
+    let mut pairs = candidate_pairs(
+        index,
+        catalog,
+        options.neighbours,
+        options.min_similarity,
+        within,
+    )?;
+    pairs.extend(video_pairs(index, options, within)?);
     // The index may lag the catalog: an erased asset is in no group.
     let mut exists: HashMap<AssetId, bool> = HashMap::new();
     let mut present = |id: AssetId| -> Result<bool> {
         if let Some(e) = exists.get(&id) {
             return Ok(*e);
         }
+        // The index may also lag a move to another collection.
         let e = match catalog.asset(id) {
-            Ok(_) => true,
+            Ok(found) => within.holds(&found.collection),
             Err(aperture_catalog::Error::NotFound { .. }) => false,
             Err(e) => return Err(Error::Catalog(e)),
         };

@@ -971,12 +971,14 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
         c,
         lake.sign,
         &aperture_search::duplicates::DuplicateOptions::default(),
+        aperture_search::duplicates::Within::All,
     );
     assert!(near.unwrap().is_empty(), "no other image is alike");
     let err = aperture_search::duplicates::near(
         &index,
         c,
         &aperture_search::duplicates::DuplicateOptions::default(),
+        aperture_search::duplicates::Within::All,
     )
     .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use aperture_catalog::Scope;
 use aperture_core::AssetId;
-use aperture_search::duplicates::{self, DuplicateOptions};
+use aperture_search::duplicates::{self, DuplicateOptions, Group, Within};
 use aperture_search::{Hit, Query, SearchOptions};
 use axum::extract::{Path, Query as UrlQuery, State as Shared};
 use axum::http::StatusCode;
@@ -186,12 +186,14 @@ async fn asset_duplicates(
     visible(&caller, id).await?;
     let index = state.index();
     let shared = state.clone();
+    let view = caller.view.clone();
     let pairs = tokio::task::spawn_blocking(move || match index {
         Some(index) => duplicates::near_of(
             &index,
             shared.lake.catalog.as_ref(),
             id,
             &DuplicateOptions::default(),
+            within(&view),
         ),
         None => Ok(Vec::new()),
     })
@@ -242,17 +244,7 @@ async fn all_duplicates(
         t => t.map(|t| t as f32),
     };
     let started = Instant::now();
-    let index = state.index();
-    let shared = state.clone();
-    let view = caller.view.clone();
-    let exact_only = params.exact_only;
-    let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-        let catalog = shared.lake.catalog.as_ref();
-        let index = index.filter(|_| !exact_only);
-        let groups = aperture_lake::duplicate_groups(catalog, index.as_deref(), threshold)?;
-        Ok(view.visible_groups(catalog, groups)?)
-    })
-    .await??;
+    let groups = duplicate_groups(&state, &caller, params.exact_only, threshold).await?;
     state.metrics.observe_search(started.elapsed());
     state
         .audit(
@@ -262,5 +254,75 @@ async fn all_duplicates(
             json!({ "groups": groups.len() }),
         )
         .await?;
-    Ok(Json(json!({ "groups": groups })))
+    Ok(Json(json!({ "groups": *groups })))
+}
+
+/// The collections a caller's duplicates are computed over.
+fn within(view: &aperture_lake::View) -> Within<'_> {
+    match view.grants() {
+        None => Within::All,
+        Some(names) => Within::Collections(names),
+    }
+}
+
+/// What a set of duplicate groups was computed for: the catalog's last change and the index
+/// reader it was computed from, the collections, and the options.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DuplicatesKey {
+    last_change: i64,
+    index_generation: u64,
+    grants: Option<Vec<String>>,
+    exact_only: bool,
+    threshold: Option<u32>,
+}
+
+/// Duplicate groups lately computed (a few callers' worth).
+pub(crate) struct DuplicatesCache(lru::LruCache<DuplicatesKey, Arc<Vec<Group>>>);
+
+impl DuplicatesCache {
+    const ENTRIES: usize = 32;
+
+    pub(crate) fn new() -> Self {
+        let entries =
+            std::num::NonZeroUsize::new(Self::ENTRIES).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self(lru::LruCache::new(entries))
+    }
+}
+
+/// Every duplicate group among the caller's collections: from the cache while neither the
+/// catalog nor the index has changed since it was computed, else computed now (one such
+/// computation at a time, whoever asks).
+async fn duplicate_groups(
+    state: &Arc<State>,
+    caller: &Caller,
+    exact_only: bool,
+    threshold: Option<f32>,
+) -> ApiResult<Arc<Vec<Group>>> {
+    let last_change = state.lake.catalog(|c| c.last_change()).await?;
+    let (index, index_generation) = state.index_with_generation();
+    let view = caller.view.clone();
+    let key = DuplicatesKey {
+        last_change,
+        index_generation,
+        grants: view.grants().map(<[String]>::to_vec),
+        exact_only,
+        threshold: threshold.map(f32::to_bits),
+    };
+    let mut cache = state.duplicates.lock().await;
+    if let Some(groups) = cache.0.get(&key) {
+        return Ok(groups.clone());
+    }
+    let shared = state.clone();
+    let groups = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let catalog = shared.lake.catalog.as_ref();
+        let index = index.filter(|_| !exact_only);
+        let groups =
+            aperture_lake::duplicate_groups(catalog, index.as_deref(), threshold, within(&view))?;
+        // A second lock: the groups were computed inside the caller's collections.
+        Ok(view.visible_groups(catalog, groups)?)
+    })
+    .await??;
+    let groups = Arc::new(groups);
+    cache.0.put(key, groups.clone());
+    Ok(groups)
 }

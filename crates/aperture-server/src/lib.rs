@@ -13,6 +13,7 @@ mod auth;
 mod error;
 mod files;
 mod find;
+mod guard;
 mod metrics;
 mod status;
 mod upload;
@@ -54,8 +55,8 @@ pub struct Limits {
     pub tls_in_front: bool,
 }
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 1024;
+/// File descriptors kept free of connections, for uploads, the catalog and the index.
+const SPARE_FILES: usize = 256;
 /// A client must send its request headers within this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the search index follows the catalog.
@@ -82,6 +83,11 @@ pub struct State {
     status: tokio::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>,
     /// Wakes the index follower before its next tick.
     follow_now: tokio::sync::Notify,
+    /// Counts the readers swapped in, so what was computed from one is known stale.
+    index_generation: std::sync::atomic::AtomicU64,
+    /// Duplicate groups lately computed, by what they were computed for; the lock also makes
+    /// the computations run one at a time, so repeated calls cost one core at most.
+    pub(crate) duplicates: tokio::sync::Mutex<find::DuplicatesCache>,
 }
 
 impl State {
@@ -89,12 +95,19 @@ impl State {
     fn swap_reader(&self, reader: Option<SearchIndex>) {
         if let Some(reader) = reader {
             *self.index.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(reader));
+            self.index_generation.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// The current search index; `None` before the first one is built.
     pub fn index(&self) -> Option<Arc<SearchIndex>> {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The current search index and its generation (how many readers were swapped in).
+    pub(crate) fn index_with_generation(&self) -> (Option<Arc<SearchIndex>>, u64) {
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        (index.clone(), self.index_generation.load(Ordering::Relaxed))
     }
 
     /// The indexing status, at most a second old: one computation serves every page polling.
@@ -209,12 +222,14 @@ impl State {
             upload_dir,
             status: tokio::sync::Mutex::new(None),
             follow_now: tokio::sync::Notify::new(),
+            index_generation: std::sync::atomic::AtomicU64::new(0),
+            duplicates: tokio::sync::Mutex::new(find::DuplicatesCache::new()),
         }))
     }
 }
 
-/// Serves `listener` until `shutdown` completes: at most `MAX_CONNECTIONS` connections,
-/// each with a header timeout; beside it an analysis worker running `workers` jobs at once
+/// Serves `listener` until `shutdown` completes: at most the configured connections in all
+/// and per address, each with a header timeout, request bodies at a minimum rate; beside it an analysis worker running `workers` jobs at once
 /// (none when 0) and the search-index follower. On shutdown the jobs in progress finish first.
 pub async fn run(
     state: Arc<State>,
@@ -269,7 +284,22 @@ pub async fn run(
     };
 
     let router = router(state.clone());
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let server = &state.lake.config.server;
+    let files = raise_file_limit();
+    let most = server
+        .max_connections
+        .min(files.saturating_sub(SPARE_FILES))
+        .max(16);
+    if most < server.max_connections {
+        tracing::warn!(
+            connections = most,
+            files,
+            "serving fewer connections than configured: the process may open only {files} files"
+        );
+    }
+    let per_address = server.max_connections_per_address.max(1);
+    let connections = Arc::new(tokio::sync::Semaphore::new(most));
+    let addresses = guard::PerAddress::default();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -291,10 +321,17 @@ pub async fn run(
                 }
             },
         };
+        // One address may not take every connection (another's slow clients cannot lock
+        // out the rest); its extra connections are closed at once.
+        let Some(slot) = addresses.admit(remote.ip(), per_address) else {
+            tracing::debug!(%remote, "connection refused: too many from this address");
+            let _ = stream.try_write(&too_many());
+            continue;
+        };
         let router = router.clone();
         tokio::spawn(async move {
             serve_connection(stream, remote, router).await;
-            drop(permit);
+            drop((permit, slot));
         });
     }
     tracing::info!("stopping: finishing the jobs in progress");
@@ -305,6 +342,55 @@ pub async fn run(
         let _ = worker.await;
     }
     Ok(())
+}
+
+/// The whole answer to a connection over its address's limit.
+fn too_many() -> Vec<u8> {
+    let body = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "too many connections from your address: close some, or try again later",
+    )
+    .json()
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Raises this process's open-file limit to its hard limit (a server holds a descriptor per
+/// connection); returns the limit now in force.
+fn raise_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return 1024;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let wanted = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                    limit = wanted;
+                }
+            }
+        }
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    }
+    #[cfg(not(unix))]
+    {
+        1024
+    }
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, remote: SocketAddr, router: Router) {
@@ -334,6 +420,7 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .merge(api)
         .merge(files::ui_routes())
+        .layer(middleware::from_fn(guard::guard_body))
         .layer(middleware::from_fn_with_state(state.clone(), common))
         .with_state(state)
 }

@@ -24,20 +24,39 @@ pub fn routes() -> Router<Arc<State>> {
 
 async fn status(Shared(state): Shared<Arc<State>>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Scope::Read)?;
-    let status = state.status_cached().await?;
     if caller.view.sees_all() {
-        return Ok(Json(status));
+        return Ok(Json(state.status_cached().await?));
     }
-    // Counts span every collection (jobs per analyzer times the analyzers give the assets;
-    // the queue grows with uploads to any collection): a token for some collections learns
-    // only whether work is under way.
-    let busy = status["jobs"]["queued"].as_u64().unwrap_or(0)
-        + status["jobs"]["running"].as_u64().unwrap_or(0)
-        + status["index"]["pending_changes"].as_u64().unwrap_or(0)
-        > 0;
-    Ok(Json(
-        json!({ "busy": busy, "assets": null, "jobs": null, "index": null }),
-    ))
+    // A token for some collections sees the work of those only: the queue of the others, or
+    // that work is under way there, is none of its business.
+    let view = caller.view.clone();
+    let (assets, counts) = aperture_lake::blocking(&state.lake.catalog, move |c| {
+        let ids = view.collection_ids(c, None)?;
+        Ok::<_, aperture_lake::Error>(c.counts_in(&ids)?)
+    })
+    .await?;
+    let (jobs, queued) = job_states(&counts);
+    Ok(Json(json!({
+        "assets": assets,
+        "jobs": jobs,
+        "index": null,
+        "busy": queued > 0,
+    })))
+}
+
+/// Jobs by state as the status shows them, and how many are still to run.
+fn job_states(counts: &[(JobState, u64)]) -> (serde_json::Map<String, Value>, u64) {
+    let mut jobs = serde_json::Map::new();
+    for s in JobState::ALL {
+        let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
+        jobs.insert(s.as_str().to_owned(), Value::from(n));
+    }
+    let queued = counts
+        .iter()
+        .filter(|(s, _)| s.is_pending())
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    (jobs, queued)
 }
 
 /// What `/api/v1/status` says, computed at most once a second however many pages poll it.
@@ -46,17 +65,8 @@ pub async fn compute_status(state: &State) -> ApiResult<Value> {
         .lake
         .catalog(|c| Ok((c.state_counts()?, c.asset_count()?, c.last_change()?)))
         .await?;
-    let mut jobs = serde_json::Map::new();
-    for s in JobState::ALL {
-        let n: u64 = counts.iter().filter(|(k, _)| *k == s).map(|(_, n)| n).sum();
-        jobs.insert(s.as_str().to_owned(), Value::from(n));
-    }
+    let (jobs, queued) = job_states(&counts);
     let (documents, position) = index_figures(state.index()).await?;
-    let queued = counts
-        .iter()
-        .filter(|(s, _)| s.is_pending())
-        .map(|(_, n)| n)
-        .sum::<u64>();
     let pending = last - position;
     let busy = queued > 0 || pending > 0;
     Ok(json!({

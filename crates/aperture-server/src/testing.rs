@@ -142,3 +142,156 @@ impl Client {
         (String::from_utf8_lossy(&out).into_owned(), closed)
     }
 }
+
+/// How a slow client holds its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slowness {
+    /// Connects and sends nothing.
+    Silent,
+    /// Sends a request's headers a byte a second.
+    Headers,
+    /// Sends a sign-in's headers, then its body a byte a second.
+    Body,
+    /// Sends an upload whose first part's headers never end.
+    PartHeaders,
+}
+
+/// Slow clients holding connections to a server from loopback addresses 127.0.0.2 and up
+/// (`per_address` connections each), reconnecting whenever the server closes one. They stop
+/// when dropped.
+pub struct SlowClients {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowClients {
+    /// Starts `count` slow clients against `target` (on the current Tokio runtime), taking
+    /// the kinds of `kinds` in turn.
+    pub fn start(
+        target: std::net::SocketAddr,
+        count: usize,
+        per_address: usize,
+        kinds: &[Slowness],
+    ) -> SlowClients {
+        Self::start_from(target, 2, count, per_address, kinds)
+    }
+
+    /// [`SlowClients::start`] from the `first`-th loopback address on (2: 127.0.0.2).
+    pub fn start_from(
+        target: std::net::SocketAddr,
+        first: usize,
+        count: usize,
+        per_address: usize,
+        kinds: &[Slowness],
+    ) -> SlowClients {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let open = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..count)
+            .map(|i| {
+                let n = first + i / per_address.max(1);
+                let source = std::net::Ipv4Addr::new(127, 0, (n / 250) as u8, (n % 250) as u8);
+                let kind = kinds[i % kinds.len()];
+                let (open, cut) = (open.clone(), cut.clone());
+                tokio::spawn(async move {
+                    loop {
+                        hold_once(target, source, kind, &open).await;
+                        cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                })
+            })
+            .collect();
+        SlowClients { tasks, open, cut }
+    }
+
+    /// Connections the slow clients hold now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connections the server has closed on them so far.
+    pub fn cut(&self) -> usize {
+        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for SlowClients {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// One slow connection, until the server closes it.
+async fn hold_once(
+    target: std::net::SocketAddr,
+    source: std::net::Ipv4Addr,
+    kind: Slowness,
+    open: &std::sync::atomic::AtomicUsize,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return;
+    };
+    if socket.bind((source, 0).into()).is_err() {
+        return;
+    }
+    let Ok(mut stream) = socket.connect(target).await else {
+        return;
+    };
+    open.fetch_add(1, Ordering::Relaxed);
+    let host = format!("Host: {target}\r\n");
+    let (start, trickle): (Vec<u8>, &[u8]) = match kind {
+        Slowness::Silent => (Vec::new(), b""),
+        Slowness::Headers => (
+            Vec::new(),
+            b"GET /api/v1/me HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaa",
+        ),
+        Slowness::Body => (
+            format!(
+                "POST /api/v1/session HTTP/1.1\r\n{host}Content-Type: application/json\r\n\
+                 Content-Length: 4096\r\n\r\n"
+            )
+            .into_bytes(),
+            b"{\"token\": \"apt_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
+        Slowness::PartHeaders => (
+            format!(
+                "POST /api/v1/assets HTTP/1.1\r\n{host}Content-Type: multipart/form-data; \
+                 boundary=b\r\nContent-Length: 100000000\r\n\r\n--b\r\nX-Long: "
+            )
+            .into_bytes(),
+            b"",
+        ),
+    };
+    let mut buf = [0u8; 1024];
+    let (mut reader, mut writer) = stream.split();
+    let mut alive = writer.write_all(&start).await.is_ok();
+    if kind == Slowness::PartHeaders {
+        // Headers without end, as fast as the server takes them.
+        let filler = vec![b'a'; 4096];
+        while alive {
+            tokio::select! {
+                wrote = writer.write_all(&filler) => alive = wrote.is_ok(),
+                read = reader.read(&mut buf) => alive = matches!(read, Ok(n) if n > 0),
+            }
+        }
+    }
+    let mut next = trickle.iter().cycle();
+    while alive {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if let Some(&byte) = next.next() {
+                    alive = writer.write_all(&[byte]).await.is_ok();
+                }
+            }
+            read = reader.read(&mut buf) => alive = matches!(read, Ok(n) if n > 0),
+        }
+    }
+    open.fetch_sub(1, Ordering::Relaxed);
+}

@@ -907,3 +907,24 @@ pub fn queue_joins_parts_that_finish_at_once<C: Catalog + JobQueue>(make: &dyn F
         );
     }
 }
+
+/// Counts for a caller limited to some collections: the assets and jobs of those only.
+pub fn queue_counts_per_collection<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let press = catalog.ensure_collection("press").unwrap().id;
+    let leaks = catalog.ensure_collection("leaks").unwrap().id;
+    let empty = catalog.ensure_collection("empty").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(press, b"a", "/a")));
+    let b = id_of(record_one(&catalog, &new_asset(leaks, b"b", "/b")));
+    let c = id_of(record_one(&catalog, &new_asset(leaks, b"c", "/c")));
+    let mut all = jobs_for(a, &[("labels", 0)]);
+    all.extend(jobs_for(b, &[("labels", 0), ("thumbnail", 0)]));
+    all.extend(jobs_for(c, &[("labels", 0)]));
+    catalog.enqueue(&all).unwrap();
+    let queued = |n| vec![(JobState::Queued, n)];
+    assert_eq!(catalog.counts_in(&[press]).unwrap(), (1, queued(1)));
+    assert_eq!(catalog.counts_in(&[leaks]).unwrap(), (2, queued(3)));
+    assert_eq!(catalog.counts_in(&[press, leaks]).unwrap(), (3, queued(4)));
+    assert_eq!(catalog.counts_in(&[empty]).unwrap(), (0, vec![]));
+    assert_eq!(catalog.counts_in(&[]).unwrap(), (0, vec![]));
+}

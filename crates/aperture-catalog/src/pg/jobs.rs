@@ -272,6 +272,36 @@ impl JobQueue for PgCatalog {
             .collect()
     }
 
+    fn counts_in(
+        &self,
+        collections: &[crate::CollectionId],
+    ) -> Result<(u64, Vec<(JobState, u64)>)> {
+        let ids: Vec<i64> = collections.iter().map(|c| c.0).collect();
+        let (assets, rows) = self.with_retry(|c| {
+            let assets: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM assets WHERE collection_id = ANY($1)",
+                    &[&ids],
+                )?
+                .get(0);
+            let rows = c.query(
+                "SELECT j.state, COUNT(*) FROM jobs j JOIN assets a ON a.id = j.asset_id
+                 WHERE a.collection_id = ANY($1) GROUP BY j.state ORDER BY j.state",
+                &[&ids],
+            )?;
+            Ok((assets, rows))
+        })?;
+        let states = rows
+            .iter()
+            .map(|r| {
+                let state: String = r.get(0);
+                let state = state.parse().map_err(|reason| Error::Corrupt { reason })?;
+                Ok((state, r.get::<_, i64>(1) as u64))
+            })
+            .collect::<Result<_>>()?;
+        Ok((assets as u64, states))
+    }
+
     fn jobs_of(&self, asset: AssetId) -> Result<Vec<Job>> {
         let rows = self.with_retry(|c| {
             Ok(c.query(

@@ -452,6 +452,41 @@ impl JobQueue for SqliteCatalog {
         .collect()
     }
 
+    fn counts_in(
+        &self,
+        collections: &[crate::CollectionId],
+    ) -> Result<(u64, Vec<(JobState, u64)>)> {
+        if collections.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let marks = (1..=collections.len())
+            .map(|n| format!("?{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let ids = || collections.iter().map(|c| c.0);
+        let conn = self.read();
+        let assets: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM assets WHERE collection_id IN ({marks})"),
+            params_from_iter(ids()),
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT j.state, COUNT(*) FROM jobs j JOIN assets a ON a.id = j.asset_id
+             WHERE a.collection_id IN ({marks}) GROUP BY j.state ORDER BY j.state"
+        ))?;
+        let rows = stmt.query_map(params_from_iter(ids()), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let states = rows
+            .map(|row| {
+                let (state, n) = row?;
+                let state = state.parse().map_err(|reason| Error::Corrupt { reason })?;
+                Ok((state, n as u64))
+            })
+            .collect::<Result<_>>()?;
+        Ok((assets as u64, states))
+    }
+
     fn job_counts(&self) -> Result<Vec<(String, JobState, u64)>> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(

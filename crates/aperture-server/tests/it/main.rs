@@ -6,6 +6,7 @@
 mod api;
 mod contract;
 mod router;
+mod slow;
 
 use aperture_catalog::{NewToken, Scope};
 use aperture_lake::Lake;

@@ -181,36 +181,128 @@ fn two_workers_never_run_the_same_job() {
     }
 }
 
-/// Workers SIGKILLed mid-batch, many times: their leases run out, other workers finish the
-/// jobs, and every job ends exactly once with exactly one result.
+/// The running jobs and their lease holders, read from the catalog beside the workers.
+fn leased(db: &rusqlite::Connection) -> Vec<(i64, String)> {
+    let mut query = db
+        .prepare("SELECT id, lease_owner FROM jobs WHERE state = 'running' ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill only sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// Workers killed while they hold leases, many times: their leases run out, other workers
+/// take the jobs over and finish them, and every job ends exactly once with one result. A
+/// worker frozen past its lease and then woken finds its results refused: nothing it does
+/// after the takeover reaches the catalog.
 #[test]
 fn killed_workers_lose_no_job_and_duplicate_none() {
     let ap = Aperture::init();
     images(&ap, 60);
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..6 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let mut child = ap
-            .command(&["worker", "--lease", "2"])
+    let db = rusqlite::Connection::open(ap.data().join("catalog.db")).unwrap();
+    let worker = || {
+        ap.command(&["worker", "--lease", "2"])
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + rng % 400));
+            .unwrap()
+    };
+    // Frozen (SIGSTOP) while it holds leases, so what it holds cannot change under us. Its
+    // jobs are those of a lease holder not seen before (a killed worker's stay running until
+    // their leases expire).
+    let mut owners: std::collections::BTreeSet<String> = Default::default();
+    let mut freeze_holding = |child: &std::process::Child| -> Vec<i64> {
+        let started = std::time::Instant::now();
+        let new = |owners: &std::collections::BTreeSet<String>| -> Vec<(i64, String)> {
+            leased(&db)
+                .into_iter()
+                .filter(|(_, owner)| !owners.contains(owner))
+                .collect()
+        };
+        loop {
+            if !new(&owners).is_empty() {
+                signal(child, libc::SIGSTOP);
+                let held = new(&owners);
+                if !held.is_empty() {
+                    owners.extend(held.iter().map(|(_, o)| o.clone()));
+                    return held.into_iter().map(|(id, _)| id).collect();
+                }
+                signal(child, libc::SIGCONT);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no job was leased"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut taken: Vec<i64> = Vec::new();
+    for _ in 0..5 {
+        let mut child = worker();
+        taken.extend(freeze_holding(&child));
         child.kill().unwrap();
         child.wait().unwrap();
     }
+    // One more, frozen and left alive: another worker takes its jobs over meanwhile.
+    let mut sleeper = worker();
+    let held = freeze_holding(&sleeper);
+    taken.extend(&held);
     let done = ap.json(&["index", "--lease", "2"]);
     assert_eq!(done["failed"], 0, "{done}");
+    let finished = |id: i64| -> (String, i64, i64) {
+        db.query_row(
+            "SELECT state, attempts, updated_at FROM jobs WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let before: Vec<_> = held.iter().map(|id| finished(*id)).collect();
+    let changes = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+            .unwrap()
+    };
+    let feed = changes(&db);
+    // Woken, it runs its stale jobs to the end and tries to record them: refused.
+    signal(&sleeper, libc::SIGCONT);
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&sleeper, libc::SIGTERM);
+    sleeper.wait().unwrap();
+    let after: Vec<_> = held.iter().map(|id| finished(*id)).collect();
+    assert_eq!(
+        before, after,
+        "a worker whose lease was taken over changed its jobs"
+    );
+    assert_eq!(
+        changes(&db),
+        feed,
+        "a stale worker's result reached the change feed"
+    );
+
     let jobs = jobs_of_all(&ap);
     assert_eq!(jobs.len(), 120);
     assert!(jobs.iter().all(|j| j["state"] == "succeeded"), "{jobs:?}");
-    let retried = jobs
-        .iter()
-        .filter(|j| j["attempts"].as_u64() > Some(1))
-        .count();
-    eprintln!("{retried} of 120 jobs were taken over from a killed worker");
+    // Every job a killed or frozen worker held was taken over: run again, by another.
+    taken.sort_unstable();
+    taken.dedup();
+    assert!(
+        taken.len() >= 6,
+        "each worker held at least one job: {taken:?}"
+    );
+    for id in &taken {
+        let (state, attempts, _) = finished(*id);
+        assert_eq!(state, "succeeded");
+        assert!(
+            attempts >= 2,
+            "job {id} held by a killed worker was not taken over"
+        );
+    }
     for a in ap.assets() {
         let shown = show(&ap, a["id"].as_str().unwrap());
         let mut kinds: Vec<_> = shown["insights"]
