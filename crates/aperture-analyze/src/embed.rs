@@ -20,6 +20,10 @@ use crate::Error;
 pub const MAX_TOKENS: usize = 256;
 /// Texts encoded in one forward pass.
 const BATCH: usize = 32;
+/// Bytes of one text given to the tokenizer: far more than [`MAX_TOKENS`] tokens ever span,
+/// so a text of megabytes (a file that is one endless "word" of markup) costs no more than
+/// its first tokens; the tokenizer would otherwise split all of it before truncating.
+const MAX_TEXT_BYTES: usize = MAX_TOKENS * 32;
 
 /// A sentence encoder (MiniLM and other BERT models): texts into unit vectors, mean-pooled.
 pub struct TextEmbedder {
@@ -96,6 +100,10 @@ impl TextEmbedder {
     /// One unit-length vector per text, in the order given. Texts are batched by length,
     /// so that a batch pads its short texts to a similar length rather than to the longest.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
+        let texts: Vec<&str> = texts
+            .iter()
+            .map(|t| &t[..t.floor_char_boundary(MAX_TEXT_BYTES)])
+            .collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
         let mut out = vec![Vec::new(); texts.len()];

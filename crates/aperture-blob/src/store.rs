@@ -45,6 +45,18 @@ pub struct BlobStore {
     /// The versions of plain blobs whose whole content was hashed and matched, so that range
     /// reads of them need not hash it again (shared by clones).
     pub(crate) verified: CheckedVersions,
+    /// Called as each [`BlobStore::sync`] begins (see [`BlobStore::with_sync_observer`]).
+    sync_observer: Option<SyncObserver>,
+}
+
+/// What [`BlobStore::with_sync_observer`] calls.
+#[derive(Clone)]
+struct SyncObserver(Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
 }
 
 /// A bounded memory of (blob, object version) pairs found intact, least recently used
@@ -135,6 +147,7 @@ impl BlobStore {
             upload_on_publish: false,
             encryption: None,
             verified: CheckedVersions::new(),
+            sync_observer: None,
         }
     }
 
@@ -145,6 +158,24 @@ impl BlobStore {
     /// [`BlobStore::init`] refuses to mix.
     pub fn with_encryption(mut self, encryption: Encryption) -> Self {
         self.encryption = Some(encryption);
+        self
+    }
+
+    /// Calls `observe` as each [`BlobStore::sync`] begins: everything written before that
+    /// moment is durable once the sync returns. For tests that check the order of writes,
+    /// syncs and catalog commits.
+    pub fn with_sync_observer(mut self, observe: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.sync_observer = Some(SyncObserver(observe));
+        self
+    }
+
+    /// The same store with its object store wrapped by `wrap` (a test's recorder or fault
+    /// injector), keeping what it knows of a local folder, so syncs still reach the disk.
+    pub fn with_store_wrapped(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Self {
+        self.store = wrap(self.store);
         self
     }
 
@@ -262,6 +293,9 @@ impl BlobStore {
     /// after a power cut no record names a blob that was not on disk. Writeback errors are
     /// reported as Linux reports them to `syncfs` (since 5.8; older kernels report none).
     pub async fn sync(&self) -> Result<()> {
+        if let Some(SyncObserver(observe)) = &self.sync_observer {
+            observe();
+        }
         let Some(root) = self.local_root.clone().filter(|_| self.durable) else {
             return Ok(());
         };

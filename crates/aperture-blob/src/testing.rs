@@ -1,4 +1,5 @@
-//! Fault injection for tests: an [`ObjectStore`] that runs out of space.
+//! Test helpers: an [`ObjectStore`] that runs out of space, one that records what it was
+//! asked to write and when, and data keys held in memory.
 //!
 //! Real stores are used everywhere else; this wrapper exists because a full disk cannot be
 //! produced on demand on every machine that runs the tests.
@@ -213,5 +214,145 @@ impl crate::DataKeys for MemoryKeys {
             None => return Ok(None),
         };
         self.ring.unwrap(owner, &wrapped).map(Some)
+    }
+}
+
+/// What a [`Recording`] store saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An object became visible at this path (a put, a completed upload, a copy or rename).
+    Wrote(String),
+    /// Something the test notes in the same order (a sync, a commit).
+    Note(String),
+}
+
+/// Wraps a store and records, in order, every object that becomes visible, so a test can
+/// check what happened before what (blobs written, then synced, then committed).
+#[derive(Debug)]
+pub struct Recording {
+    inner: Arc<dyn ObjectStore>,
+    log: Arc<std::sync::Mutex<Vec<Event>>>,
+}
+
+impl Recording {
+    /// Wraps `inner`; `log` receives the events.
+    pub fn new(inner: Arc<dyn ObjectStore>, log: Arc<std::sync::Mutex<Vec<Event>>>) -> Self {
+        Self { inner, log }
+    }
+}
+
+fn record(log: &std::sync::Mutex<Vec<Event>>, path: &Path) {
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Event::Wrote(path.to_string()));
+}
+
+impl fmt::Display for Recording {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recording({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Recording {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let put = self.inner.put_opts(location, payload, opts).await?;
+        record(&self.log, location);
+        Ok(put)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        let inner = self.inner.put_multipart_opts(location, opts).await?;
+        Ok(Box::new(RecordedUpload {
+            inner,
+            log: self.log.clone(),
+            location: location.clone(),
+        }))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await?;
+        record(&self.log, to);
+        Ok(())
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await?;
+        record(&self.log, to);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct RecordedUpload {
+    inner: Box<dyn MultipartUpload>,
+    log: Arc<std::sync::Mutex<Vec<Event>>>,
+    location: Path,
+}
+
+#[async_trait]
+impl MultipartUpload for RecordedUpload {
+    fn put_part(&mut self, data: PutPayload) -> UploadPart {
+        self.inner.put_part(data)
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        let done = self.inner.complete().await?;
+        record(&self.log, &self.location);
+        Ok(done)
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        self.inner.abort().await
     }
 }

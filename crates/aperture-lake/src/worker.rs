@@ -412,13 +412,12 @@ impl Worker {
                     Work::Redo(_) => unreachable!("parts to redo are queued before reading"),
                 }))
                 .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a panic".into());
                     Err(Error::BadInput {
-                        reason: format!("the {} analyzer failed: {what}", analyzer.name()),
+                        reason: format!(
+                            "the {} analyzer failed: {}",
+                            analyzer.name(),
+                            aperture_media::panic_message(&*panic)
+                        ),
                     })
                 })
             }

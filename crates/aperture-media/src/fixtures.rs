@@ -348,7 +348,8 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// and under names that lie about its type; then bombs (images whose headers claim billions
 /// of pixels, a PDF stream that inflates to a gigabyte, nested and looping PDF objects),
 /// markup nested hundreds of thousands deep, endless lines, empty files and noise. Returns the
-/// files made, at least 200. Needs ffmpeg (for the WAV and the MP4).
+/// files made, over 200. Needs ffmpeg (for the WAV and the MP4). `photos`: more valid files
+/// to damage the same ways (any kind).
 pub fn hostile_corpus(dir: &Path, photos: &[PathBuf]) -> Vec<PathBuf> {
     std::fs::create_dir_all(dir).unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -401,11 +402,12 @@ pub fn hostile_corpus(dir: &Path, photos: &[PathBuf]) -> Vec<PathBuf> {
     let lies = ["jpg", "pdf", "mp4", "png", "html", "wav", "txt"];
     for (n, (name, bytes)) in bases.iter().enumerate() {
         let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "bin"));
-        // Cut short: its header only, a tenth, half, all but its last byte.
+        // Cut short: its header only, a tenth, half, three quarters, all but its last byte.
         for (label, len) in [
             ("head", 16.min(bytes.len())),
             ("tenth", bytes.len() / 10),
             ("half", bytes.len() / 2),
+            ("three-quarters", bytes.len() * 3 / 4),
             ("most", bytes.len().saturating_sub(1)),
         ] {
             put(format!("{n:02}-{stem}-cut-{label}.{ext}"), &bytes[..len]);
@@ -419,6 +421,12 @@ pub fn hostile_corpus(dir: &Path, photos: &[PathBuf]) -> Vec<PathBuf> {
             }
             put(format!("{n:02}-{stem}-{label}.{ext}"), &damaged);
         }
+        // Its header damaged, where parsers take their sizes from.
+        let mut header = bytes.clone();
+        for b in header.iter_mut().skip(4).take(60).step_by(7) {
+            *b = !*b;
+        }
+        put(format!("{n:02}-{stem}-header.{ext}"), &header);
         let mut noisy = bytes.clone();
         let from = noisy.len() / 3;
         for b in noisy.iter_mut().skip(from).take(512) {

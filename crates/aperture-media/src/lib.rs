@@ -158,11 +158,32 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<Probe> {
         probe.metadata.problems.push("empty file".to_owned());
         return Ok(probe);
     }
-    probe_content(path, &mut file, opts, &mut probe).map_err(|e| Error::io(path, e))?;
+    // A reader that panics on hostile bytes costs this file its metadata, not the batch its
+    // thread: the file is kept, with the failure noted.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        probe_content(path, &mut file, opts, &mut probe)
+    }));
+    match read {
+        Ok(read) => read.map_err(|e| Error::io(path, e))?,
+        Err(panic) => probe.metadata.problems.push(format!(
+            "its {} metadata could not be read: the reader failed ({})",
+            probe.kind.as_str(),
+            panic_message(&panic)
+        )),
+    }
     if let Some(problem) = extension::mismatch(path, &probe.mime, probe.kind) {
         probe.metadata.problems.push(problem);
     }
     Ok(probe)
+}
+
+/// What a caught panic said, when it said it as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// Reads what the file's kind carries into `probe`. IO errors are returned; content problems
@@ -221,4 +242,15 @@ fn file_label(path: &Path) -> String {
         .unwrap_or(path.as_os_str())
         .to_string_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod panic_tests {
+    #[test]
+    fn panic_messages_are_read_whatever_their_type() {
+        let caught = std::panic::catch_unwind(|| panic!("bad header {}", 7)).unwrap_err();
+        assert_eq!(super::panic_message(&*caught), "bad header 7");
+        let caught = std::panic::catch_unwind(|| std::panic::panic_any(5u8)).unwrap_err();
+        assert_eq!(super::panic_message(&*caught), "no message");
+    }
 }

@@ -50,6 +50,11 @@ fn decoded_bytes(width: u32, height: u32) -> u64 {
 /// reading the header only; `name` is how errors show the file. Files that are not images,
 /// and images whose header cannot be read (stored and flagged, as at any ingest), pass.
 pub fn check_image_size(path: &Path, name: &str) -> Result<(), TooLarge> {
+    // A header reader that panics on hostile bytes: as a header that cannot be read.
+    std::panic::catch_unwind(|| check_image_size_unguarded(path, name)).unwrap_or(Ok(()))
+}
+
+fn check_image_size_unguarded(path: &Path, name: &str) -> Result<(), TooLarge> {
     let io = |source| TooLarge::Io {
         path: path.to_owned(),
         source,

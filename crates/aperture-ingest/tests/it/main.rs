@@ -294,3 +294,75 @@ async fn r10_ingest_refuses_decompression_bombs_before_storing_them() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].hash, Some(ContentHash::of(b"an ordinary file")));
 }
+
+/// Hashes of the assets the catalog holds now.
+fn catalog_hashes(catalog: &dyn Catalog) -> BTreeSet<String> {
+    catalog
+        .list_assets(&AssetQuery {
+            limit: 100_000,
+            ..AssetQuery::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|a| a.hash.to_string())
+        .collect()
+}
+
+/// The catalog learns of an asset only once its blob is written and made durable: a recorder
+/// around the object store notes each blob as it becomes visible; at the start of every sync
+/// (and at the end) every asset the catalog holds must have had its blob written before an
+/// earlier sync began. Committing before syncing, or writing a blob after its row, fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blobs_are_written_and_synced_before_the_catalog_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes: Vec<usize> = (0..40).map(|i| 100 + i * 37).collect();
+    sizes.extend([3 * PART + 5, 5 * PART]);
+    write_files(&dir.path().join("in"), &sizes);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let catalog = catalog();
+    let durable = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
+    let broken = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let check = {
+        let (catalog, durable, broken) = (catalog.clone(), durable.clone(), broken.clone());
+        move |when: &str| {
+            let durable = durable.lock().unwrap();
+            for hash in catalog_hashes(catalog.as_ref()) {
+                if !durable.contains(&hash) {
+                    broken
+                        .lock()
+                        .unwrap()
+                        .push(format!("{when}: {hash} committed unsynced"));
+                }
+            }
+        }
+    };
+    let observer = {
+        let (log, durable, check) = (log.clone(), durable.clone(), check.clone());
+        move || {
+            check("a sync began");
+            // What was written before this sync is durable once it returns.
+            let mut durable = durable.lock().unwrap();
+            for event in log.lock().unwrap().drain(..) {
+                if let aperture_blob::testing::Event::Wrote(path) = event
+                    && let Some(name) = path.strip_prefix("blobs/")
+                {
+                    durable.insert(name.rsplit('/').next().unwrap().to_owned());
+                }
+            }
+        }
+    };
+    let recorder = log.clone();
+    let store = local_store(&dir.path().join("store"))
+        .await
+        .with_part_size(PART)
+        .with_store_wrapped(|inner| {
+            Arc::new(aperture_blob::testing::Recording::new(inner, recorder))
+        })
+        .with_sync_observer(Arc::new(observer));
+    let report = ingest(store, &catalog, &dir.path().join("in")).await;
+    assert_eq!(report.totals.stored, sizes.len() as u64, "{report:?}");
+    check("the end");
+    let broken = broken.lock().unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    assert_eq!(durable.lock().unwrap().len(), sizes.len());
+}

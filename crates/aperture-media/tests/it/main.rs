@@ -4,6 +4,7 @@
 
 mod av;
 mod files;
+mod fuzz;
 mod images;
 mod pdf;
 mod robust;

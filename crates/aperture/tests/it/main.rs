@@ -7,6 +7,7 @@ mod dedupe;
 mod encryption;
 mod erasure;
 mod faces;
+mod hostile;
 mod isolation;
 mod metadata;
 mod models;
