@@ -42,7 +42,7 @@ mod write;
 pub use crypt::{DataKeys, Encryption, KeyRing, SecretKey};
 pub use error::{Error, Result};
 pub use read::VerifiedStream;
-pub use store::{BlobEntry, BlobStore, LAYOUT_VERSION, StagingEntry};
+pub use store::{BlobEntry, BlobStore, LAYOUT_VERSION, StagingEntry, SyncPhase};
 pub use write::Staged;
 
 /// Runs blocking file work on Tokio's blocking pool; a panic there is the caller's panic.

@@ -255,7 +255,9 @@ impl BlobStore {
     }
 
     /// The version (e-tag) of a plain blob whose whole content hashes to its name: from the
-    /// store's memory of checked versions, or read and hashed now.
+    /// store's memory of checked versions, or read and hashed now. The hashing runs in a task
+    /// of its own, so a request that gives up (a client gone, a deadline) does not waste it:
+    /// the version is remembered for the next request; checks of one blob take turns.
     async fn verified_version(&self, hash: ContentHash) -> Result<Option<String>> {
         let path = self.blob_path(hash);
         let meta = self
@@ -267,34 +269,50 @@ impl BlobStore {
         if meta.e_tag.is_some() && self.verified.contains(&key) {
             return Ok(meta.e_tag);
         }
-        let options = object_store::GetOptions {
-            if_match: meta.e_tag.clone(),
-            ..Default::default()
-        };
-        let mut stream = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| Error::from_object(hash, e))?
-            .into_stream();
-        let mut hasher = blake3::Hasher::new();
-        let mut seen = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| Error::from_object(hash, e))?;
-            seen += chunk.len() as u64;
-            hasher.update(&chunk);
+        let turn = self.verified.turn(hash).await;
+        if meta.e_tag.is_some() && self.verified.contains(&key) {
+            return Ok(meta.e_tag);
         }
-        let actual: ContentHash = hasher.finalize().into();
-        if actual != hash {
-            return Err(Error::Corrupt {
-                hash,
-                reason: format!("content hashes to {actual} ({seen} bytes read)"),
-            });
+        let (store, verified) = (self.store.clone(), self.verified.clone());
+        let check = tokio::spawn(async move {
+            let _turn = turn;
+            let options = object_store::GetOptions {
+                if_match: key.1.clone(),
+                ..Default::default()
+            };
+            let mut stream = store
+                .get_opts(&path, options)
+                .await
+                .map_err(|e| Error::from_object(hash, e))?
+                .into_stream();
+            let mut hasher = blake3::Hasher::new();
+            let mut seen = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Error::from_object(hash, e))?;
+                seen += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            let actual: ContentHash = hasher.finalize().into();
+            if actual != hash {
+                return Err(Error::Corrupt {
+                    hash,
+                    reason: format!("content hashes to {actual} ({seen} bytes read)"),
+                });
+            }
+            if key.1.is_some() {
+                verified.insert(key);
+            }
+            Ok(())
+        });
+        match check.await {
+            Ok(checked) => checked.map(|()| meta.e_tag),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(e) => Err(Error::backend(object_store::Error::Generic {
+                store: "check",
+                source: Box::new(e),
+            })),
         }
-        if meta.e_tag.is_some() {
-            self.verified.insert(key);
-        }
-        Ok(meta.e_tag)
     }
 
     /// Reads a whole blob into memory and verifies it. For small blobs only: callers bound the

@@ -45,13 +45,22 @@ pub struct BlobStore {
     /// The versions of plain blobs whose whole content was hashed and matched, so that range
     /// reads of them need not hash it again (shared by clones).
     pub(crate) verified: CheckedVersions,
-    /// Called as each [`BlobStore::sync`] begins (see [`BlobStore::with_sync_observer`]).
+    /// Called as each [`BlobStore::sync`] begins and ends (see [`BlobStore::with_sync_observer`]).
     sync_observer: Option<SyncObserver>,
 }
 
 /// What [`BlobStore::with_sync_observer`] calls.
 #[derive(Clone)]
-struct SyncObserver(Arc<dyn Fn() + Send + Sync>);
+struct SyncObserver(Arc<dyn Fn(SyncPhase) + Send + Sync>);
+
+/// When a [`BlobStore::sync`] observer is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    /// The sync begins: what was written before now will be durable when it ends.
+    Begins,
+    /// The sync succeeded.
+    Ended,
+}
 
 impl std::fmt::Debug for SyncObserver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,11 +70,13 @@ impl std::fmt::Debug for SyncObserver {
 
 /// A bounded memory of (blob, object version) pairs found intact, least recently used
 /// forgotten first, each for [`CheckedVersions::TRUST`] only: damage that leaves an object's
-/// version unchanged (bit rot keeps its size and time) is found by the next check.
+/// version unchanged (bit rot keeps its size and time) is found by the next check. Checks of
+/// one blob take turns (`stripes`), so parallel seeks into a video hash it once.
 #[derive(Clone)]
-pub(crate) struct CheckedVersions(
-    Arc<std::sync::Mutex<lru::LruCache<Version, std::time::Instant>>>,
-);
+pub(crate) struct CheckedVersions {
+    cache: Arc<std::sync::Mutex<lru::LruCache<Version, std::time::Instant>>>,
+    stripes: Arc<[Arc<tokio::sync::Mutex<()>>]>,
+}
 
 /// A blob and the e-tag of the object version read.
 pub(crate) type Version = (ContentHash, Option<String>);
@@ -75,17 +86,22 @@ impl CheckedVersions {
     const CAPACITY: usize = 4096;
     /// How long a check holds: long enough for a video's seeks, short enough for rot.
     const TRUST: std::time::Duration = std::time::Duration::from_secs(300);
+    /// Locks that checks of one blob share (blobs are spread over them by hash).
+    const STRIPES: usize = 64;
 
     fn new() -> Self {
         let capacity =
             std::num::NonZeroUsize::new(Self::CAPACITY).unwrap_or(std::num::NonZeroUsize::MIN);
-        Self(Arc::new(std::sync::Mutex::new(lru::LruCache::new(
-            capacity,
-        ))))
+        Self {
+            cache: Arc::new(std::sync::Mutex::new(lru::LruCache::new(capacity))),
+            stripes: (0..Self::STRIPES)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        }
     }
 
     pub(crate) fn contains(&self, key: &Version) -> bool {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match cache.get(key) {
             Some(at) if at.elapsed() < Self::TRUST => true,
             Some(_) => {
@@ -97,8 +113,14 @@ impl CheckedVersions {
     }
 
     pub(crate) fn insert(&self, key: Version) {
-        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.put(key, std::time::Instant::now());
+    }
+
+    /// The turn to check `hash`: held while one check runs.
+    pub(crate) async fn turn(&self, hash: ContentHash) -> tokio::sync::OwnedMutexGuard<()> {
+        let stripe = usize::from(hash.as_bytes()[0]) % Self::STRIPES;
+        self.stripes[stripe].clone().lock_owned().await
     }
 }
 
@@ -161,10 +183,10 @@ impl BlobStore {
         self
     }
 
-    /// Calls `observe` as each [`BlobStore::sync`] begins: everything written before that
-    /// moment is durable once the sync returns. For tests that check the order of writes,
-    /// syncs and catalog commits.
-    pub fn with_sync_observer(mut self, observe: Arc<dyn Fn() + Send + Sync>) -> Self {
+    /// Calls `observe` as each [`BlobStore::sync`] begins and when it has succeeded:
+    /// everything written before it began is durable from then on. For tests that check the
+    /// order of writes, syncs and catalog commits.
+    pub fn with_sync_observer(mut self, observe: Arc<dyn Fn(SyncPhase) + Send + Sync>) -> Self {
         self.sync_observer = Some(SyncObserver(observe));
         self
     }
@@ -293,20 +315,24 @@ impl BlobStore {
     /// after a power cut no record names a blob that was not on disk. Writeback errors are
     /// reported as Linux reports them to `syncfs` (since 5.8; older kernels report none).
     pub async fn sync(&self) -> Result<()> {
-        if let Some(SyncObserver(observe)) = &self.sync_observer {
-            observe();
-        }
-        let Some(root) = self.local_root.clone().filter(|_| self.durable) else {
-            return Ok(());
+        let observe = |phase| {
+            if let Some(SyncObserver(observe)) = &self.sync_observer {
+                observe(phase);
+            }
         };
-        run_blocking(move || {
-            let dir = std::fs::File::open(&root).map_err(|source| Error::Write {
-                path: root.clone(),
-                source,
-            })?;
-            flush_file_system(&dir).map_err(|source| Error::Write { path: root, source })
-        })
-        .await
+        observe(SyncPhase::Begins);
+        if let Some(root) = self.local_root.clone().filter(|_| self.durable) {
+            run_blocking(move || {
+                let dir = std::fs::File::open(&root).map_err(|source| Error::Write {
+                    path: root.clone(),
+                    source,
+                })?;
+                flush_file_system(&dir).map_err(|source| Error::Write { path: root, source })
+            })
+            .await?;
+        }
+        observe(SyncPhase::Ended);
+        Ok(())
     }
 
     /// Writes the layout marker into a new store, or checks it in an existing one. For a

@@ -31,6 +31,12 @@ pub enum TooLarge {
         /// What the header claims.
         height: u32,
     },
+    /// The image's header made its reader fail, so its size cannot be bounded.
+    #[error("{name}: its image header could not be read safely, so its size is unknown")]
+    Unreadable {
+        /// The file as shown to people.
+        name: String,
+    },
     /// The file could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     Io {
@@ -50,8 +56,13 @@ fn decoded_bytes(width: u32, height: u32) -> u64 {
 /// reading the header only; `name` is how errors show the file. Files that are not images,
 /// and images whose header cannot be read (stored and flagged, as at any ingest), pass.
 pub fn check_image_size(path: &Path, name: &str) -> Result<(), TooLarge> {
-    // A header reader that panics on hostile bytes: as a header that cannot be read.
-    std::panic::catch_unwind(|| check_image_size_unguarded(path, name)).unwrap_or(Ok(()))
+    // A header reader that panics on hostile bytes: refused, since nothing then bounds what
+    // decoding it would take.
+    std::panic::catch_unwind(|| check_image_size_unguarded(path, name)).unwrap_or_else(|_| {
+        Err(TooLarge::Unreadable {
+            name: name.to_owned(),
+        })
+    })
 }
 
 fn check_image_size_unguarded(path: &Path, name: &str) -> Result<(), TooLarge> {

@@ -201,6 +201,21 @@ async fn original(
                 .get(asset.hash)
                 .await
                 .map_err(|e| stored_bytes_error(&asset, e))?;
+            // A stored object longer than the catalog says would be cut at the announced
+            // length before its hash is checked: the whole of it would go out, wrong.
+            if stream.size() != asset.size {
+                return Err(stored_bytes_error(
+                    &asset,
+                    aperture_blob::Error::Corrupt {
+                        hash: asset.hash,
+                        reason: format!(
+                            "the store holds {} bytes where the catalog records {}",
+                            stream.size(),
+                            asset.size
+                        ),
+                    },
+                ));
+            }
             let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
             let mut r = Response::new(body);
             r.headers_mut()

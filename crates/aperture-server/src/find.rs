@@ -290,14 +290,18 @@ impl DuplicatesCache {
 }
 
 /// Every duplicate group among the caller's collections: from the cache while neither the
-/// catalog nor the index has changed since it was computed, else computed now (one such
-/// computation at a time, whoever asks).
+/// catalog nor the index has changed since it was computed, else computed now. One such
+/// computation runs at a time, whoever asks: the lock goes with it to the blocking pool and is
+/// released when it ends, even when the request that started it has given up, so callers who
+/// time out cannot pile up work.
 async fn duplicate_groups(
     state: &Arc<State>,
     caller: &Caller,
     exact_only: bool,
     threshold: Option<f32>,
 ) -> ApiResult<Arc<Vec<Group>>> {
+    // Hundredths: finer thresholds make no other groups worth a computation of their own.
+    let threshold = threshold.map(|t| (t * 100.0).round() / 100.0);
     let last_change = state.lake.catalog(|c| c.last_change()).await?;
     let (index, index_generation) = state.index_with_generation();
     let view = caller.view.clone();
@@ -308,7 +312,7 @@ async fn duplicate_groups(
         exact_only,
         threshold: threshold.map(f32::to_bits),
     };
-    let mut cache = state.duplicates.lock().await;
+    let mut cache = state.duplicates.clone().lock_owned().await;
     if let Some(groups) = cache.0.get(&key) {
         return Ok(groups.clone());
     }
@@ -319,10 +323,10 @@ async fn duplicate_groups(
         let groups =
             aperture_lake::duplicate_groups(catalog, index.as_deref(), threshold, within(&view))?;
         // A second lock: the groups were computed inside the caller's collections.
-        Ok(view.visible_groups(catalog, groups)?)
+        let groups = Arc::new(view.visible_groups(catalog, groups)?);
+        cache.0.put(key, groups.clone());
+        Ok(groups)
     })
     .await??;
-    let groups = Arc::new(groups);
-    cache.0.put(key, groups.clone());
     Ok(groups)
 }

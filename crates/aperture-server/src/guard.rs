@@ -87,7 +87,9 @@ impl Drop for AddressSlot {
 
 /// Middleware: the request body fails when it arrives slower than [`MIN_BODY_RATE`] on
 /// average after [`BODY_GRACE`], and a multipart body fails when a part's headers run past
-/// [`MAX_PART_HEADERS`]. A client trickling a body cannot hold a connection for long.
+/// [`MAX_PART_HEADERS`]. A client cannot hold a connection by trickling a body slower than
+/// that; one that keeps up the rate is served (a slow upload on a poor link is legitimate, and
+/// the per-address limit bounds how many such connections one client holds).
 pub async fn guard_body(request: Request, next: Next) -> Response {
     let boundary = request
         .headers()

@@ -87,7 +87,7 @@ pub struct State {
     index_generation: std::sync::atomic::AtomicU64,
     /// Duplicate groups lately computed, by what they were computed for; the lock also makes
     /// the computations run one at a time, so repeated calls cost one core at most.
-    pub(crate) duplicates: tokio::sync::Mutex<find::DuplicatesCache>,
+    pub(crate) duplicates: Arc<tokio::sync::Mutex<find::DuplicatesCache>>,
 }
 
 impl State {
@@ -223,7 +223,7 @@ impl State {
             status: tokio::sync::Mutex::new(None),
             follow_now: tokio::sync::Notify::new(),
             index_generation: std::sync::atomic::AtomicU64::new(0),
-            duplicates: tokio::sync::Mutex::new(find::DuplicatesCache::new()),
+            duplicates: Arc::new(tokio::sync::Mutex::new(find::DuplicatesCache::new())),
         }))
     }
 }

@@ -282,4 +282,9 @@ pub fn sessions<C: Catalog + crate::Access>(make: &dyn Fn() -> C) {
         None,
         "the oldest went"
     );
+    // A session just opened stays, even when it expires before all the others.
+    catalog
+        .open_session(&[99; 32], &busy.token.id, UnixMillis(later.0 - 5))
+        .unwrap();
+    assert!(catalog.session_token(&[99; 32], now).unwrap().is_some());
 }

@@ -157,10 +157,16 @@ impl Access for PgCatalog {
                 "INSERT INTO sessions (id_hash, token_id, expires_at) VALUES ($1, $2, $3)",
                 &[&id_hash.as_slice(), &token, &expires_at.0],
             )?;
+            // The new session stays whatever the others' times (two sign-ins may share one).
             tx.execute(
-                "DELETE FROM sessions WHERE token_id = $1 AND id_hash NOT IN \
-                 (SELECT id_hash FROM sessions WHERE token_id = $1 ORDER BY expires_at DESC LIMIT $2)",
-                &[&token, &crate::access::SESSIONS_PER_TOKEN],
+                "DELETE FROM sessions WHERE token_id = $1 AND id_hash != $3 AND id_hash NOT IN \
+                 (SELECT id_hash FROM sessions WHERE token_id = $1 AND id_hash != $3 \
+                  ORDER BY expires_at DESC LIMIT $2)",
+                &[
+                    &token,
+                    &(crate::access::SESSIONS_PER_TOKEN - 1),
+                    &id_hash.as_slice(),
+                ],
             )?;
             Ok(())
         })

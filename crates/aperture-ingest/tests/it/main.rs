@@ -309,16 +309,19 @@ fn catalog_hashes(catalog: &dyn Catalog) -> BTreeSet<String> {
 }
 
 /// The catalog learns of an asset only once its blob is written and made durable: a recorder
-/// around the object store notes each blob as it becomes visible; at the start of every sync
-/// (and at the end) every asset the catalog holds must have had its blob written before an
-/// earlier sync began. Committing before syncing, or writing a blob after its row, fails it.
+/// around the object store notes each blob as it becomes visible; a blob is durable once a
+/// sync that began after it was written has ended. When each sync begins and ends (and at the
+/// end), every asset the catalog holds must have a durable blob. Committing before syncing,
+/// during the sync, or writing a blob after its row, fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn blobs_are_written_and_synced_before_the_catalog_commits() {
+    use aperture_blob::SyncPhase;
+    use aperture_blob::testing::Event;
     let dir = tempfile::tempdir().unwrap();
     let mut sizes: Vec<usize> = (0..40).map(|i| 100 + i * 37).collect();
     sizes.extend([3 * PART + 5, 5 * PART]);
     write_files(&dir.path().join("in"), &sizes);
-    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::new(std::sync::Mutex::new(Vec::<Event>::new()));
     let catalog = catalog();
     let durable = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
     let broken = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -338,15 +341,23 @@ async fn blobs_are_written_and_synced_before_the_catalog_commits() {
     };
     let observer = {
         let (log, durable, check) = (log.clone(), durable.clone(), check.clone());
-        move || {
-            check("a sync began");
-            // What was written before this sync is durable once it returns.
-            let mut durable = durable.lock().unwrap();
-            for event in log.lock().unwrap().drain(..) {
-                if let aperture_blob::testing::Event::Wrote(path) = event
-                    && let Some(name) = path.strip_prefix("blobs/")
-                {
-                    durable.insert(name.rsplit('/').next().unwrap().to_owned());
+        // How much of the log was written when the running sync began.
+        let began = std::sync::Mutex::new(0usize);
+        move |phase: SyncPhase| {
+            check(&format!("{phase:?}"));
+            let mut log = log.lock().unwrap();
+            match phase {
+                SyncPhase::Begins => *began.lock().unwrap() = log.len(),
+                SyncPhase::Ended => {
+                    let upto = std::mem::take(&mut *began.lock().unwrap());
+                    let mut durable = durable.lock().unwrap();
+                    for event in log.drain(..upto) {
+                        if let Event::Wrote(path) = event
+                            && let Some(name) = path.strip_prefix("blobs/")
+                        {
+                            durable.insert(name.rsplit('/').next().unwrap().to_owned());
+                        }
+                    }
                 }
             }
         }

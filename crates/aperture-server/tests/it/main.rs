@@ -5,6 +5,7 @@
 
 mod api;
 mod contract;
+mod fuzz;
 mod router;
 mod slow;
 

@@ -159,8 +159,15 @@ fn tokens_for_several_collections_see_only_those() {
         assert_eq!(status["assets"], shown.len(), "{status}");
         assert_eq!(status["jobs"]["queued"], 0, "{status}");
 
-        // Duplicates: computed among the visible assets, every distance shown.
+        // Duplicates: computed among the visible assets, every distance shown; the near
+        // copies each token can see are found (b and its half for the desk, a and its half
+        // for the source).
         let dup = get("/api/v1/duplicates", token).1;
+        let near_within = group_collections(&dup)
+            .into_iter()
+            .filter(|(kind, _)| kind == "near")
+            .count();
+        assert!(near_within >= 1, "no near group found: {dup}");
         for (kind, collections) in group_collections(&dup) {
             assert!(collections.is_subset(&sees), "{kind} group across: {dup}");
         }
@@ -179,6 +186,10 @@ fn tokens_for_several_collections_see_only_those() {
             ] {
                 let (status, found) = get(&path, token);
                 assert_eq!(status, 200, "{path}: {found}");
+                assert!(
+                    !found["hits"].as_array().unwrap().is_empty(),
+                    "{path}: {found}"
+                );
                 for hit in found["hits"].as_array().unwrap() {
                     assert!(
                         visible(hit["asset"]["id"].as_str().unwrap()),
