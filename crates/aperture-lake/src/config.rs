@@ -113,7 +113,8 @@ workers = 1
 # A request's headers must arrive within 10 s and its body at 1 KiB/s or more on average.
 max_connections = 4096
 max_connections_per_address = 64
-# Set when a proxy terminates TLS in front of the server: session cookies are marked Secure.
+# Set when a proxy terminates TLS in front of the server: session cookies are marked Secure
+# (browsers then keep them over https only, so the web UI cannot sign in over plain http).
 tls_in_front = false
 
 [retention]

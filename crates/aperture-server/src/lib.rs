@@ -325,7 +325,21 @@ pub async fn run(
         // out the rest); its extra connections are closed at once.
         let Some(slot) = addresses.admit(remote.ip(), per_address) else {
             tracing::debug!(%remote, "connection refused: too many from this address");
-            let _ = stream.try_write(&too_many());
+            drop(permit);
+            // Said and closed gently (a close with the request unread would reset the
+            // connection, and the answer with it), within a second whatever the client does.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    stream.write_all(&too_many()).await?;
+                    stream.shutdown().await?;
+                    let mut sink = [0u8; 1024];
+                    while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+            });
             continue;
         };
         let router = router.clone();

@@ -650,7 +650,7 @@ async function pollStatus() {
     const text = $('indexing-text');
     const bar = $('indexing-progress');
     if (status.jobs == null) {
-      // A token for some collections only is told whether work is under way, no counts.
+      // An older server tells a token for some collections only whether work is under way.
       text.textContent = status.busy ? 'Indexing…' : 'Up to date';
       bar.hidden = true;
     } else if (pending > 0) {
