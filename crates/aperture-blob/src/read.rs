@@ -101,9 +101,19 @@ impl Stream for VerifiedStream {
 impl BlobStore {
     /// Streams a blob, verifying it as it goes (see [`VerifiedStream`]).
     pub async fn get(&self, hash: ContentHash) -> Result<VerifiedStream> {
+        self.get_verified(hash, object_store::GetOptions::default())
+            .await
+    }
+
+    /// [`BlobStore::get`] with these options (a version to match).
+    async fn get_verified(
+        &self,
+        hash: ContentHash,
+        options: object_store::GetOptions,
+    ) -> Result<VerifiedStream> {
         let result = self
             .store
-            .get(&self.blob_path(hash))
+            .get_opts(&self.blob_path(hash), options)
             .await
             .map_err(|e| Error::from_object(hash, e))?;
         let stored = result.meta.size;
@@ -273,34 +283,19 @@ impl BlobStore {
         if meta.e_tag.is_some() && self.verified.contains(&key) {
             return Ok(meta.e_tag);
         }
-        let (store, verified) = (self.store.clone(), self.verified.clone());
+        let this = self.clone();
         let check = tokio::spawn(async move {
             let _turn = turn;
             let options = object_store::GetOptions {
                 if_match: key.1.clone(),
                 ..Default::default()
             };
-            let mut stream = store
-                .get_opts(&path, options)
-                .await
-                .map_err(|e| Error::from_object(hash, e))?
-                .into_stream();
-            let mut hasher = blake3::Hasher::new();
-            let mut seen = 0u64;
+            let mut stream = this.get_verified(hash, options).await?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| Error::from_object(hash, e))?;
-                seen += chunk.len() as u64;
-                hasher.update(&chunk);
-            }
-            let actual: ContentHash = hasher.finalize().into();
-            if actual != hash {
-                return Err(Error::Corrupt {
-                    hash,
-                    reason: format!("content hashes to {actual} ({seen} bytes read)"),
-                });
+                chunk?;
             }
             if key.1.is_some() {
-                verified.insert(key);
+                this.verified.insert(key);
             }
             Ok(())
         });
