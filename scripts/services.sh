@@ -86,6 +86,38 @@ as_pg() {
     fi
 }
 
+pg_init() {
+    local data=$1
+    mkdir -p "$data"
+    if [[ $(id -u) == 0 ]]; then chown postgres: "$data"; fi
+    as_pg "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >/dev/null
+}
+
+# A postmaster.pid left by a server that no longer runs (a killed machine, a folder restored
+# from a snapshot) names a process id that another program may hold now; PostgreSQL then
+# refuses to start. Nothing answers on our port, so a pid file whose process is not a
+# postgres serving this folder is stale.
+remove_stale_pid() {
+    local data=$1 pid
+    [[ -f "$data/postmaster.pid" ]] || return 0
+    pid=$(head -n1 "$data/postmaster.pid")
+    if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "postgres.*$data"; then
+        return 0
+    fi
+    log "removing a stale $data/postmaster.pid (process $pid is not its server)"
+    rm -f "$data/postmaster.pid"
+}
+
+# Tests make a database each: without syncs that stays quick (nothing here needs to survive
+# a power cut; tests that restart a server start one of their own).
+pg_ctl_start() {
+    local data=$1
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+        -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 \
+            -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null
+}
+
 pg_start() {
     local data="$DIR/pg"
     if [[ -z "$PG_BIN" || ! -x "$PG_BIN/initdb" ]]; then
@@ -99,16 +131,22 @@ pg_start() {
         chmod 755 "$DIR"
         if [[ ! -f "$data/PG_VERSION" ]]; then
             rm -rf "$data"
-            mkdir -p "$data"
-            [[ $(id -u) == 0 ]] && chown postgres: "$data"
-            as_pg "$PG_BIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --no-locale >/dev/null
+            pg_init "$data"
         fi
-        # Tests make a database each: without syncs that stays quick (nothing here needs to
-        # survive a power cut; tests that restart a server start one of their own).
-        as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-            -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 \
-                -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-            start >/dev/null
+        remove_stale_pid "$data"
+        if ! pg_ctl_start "$data"; then
+            # The data folder is scratch: a second try starts from a fresh one.
+            log "PostgreSQL did not start; the end of $data/server.log:"
+            tail -n 20 "$data/server.log" >&2 || true
+            log "trying once more with a fresh data folder"
+            rm -rf "$data"
+            pg_init "$data"
+            if ! pg_ctl_start "$data"; then
+                log "PostgreSQL did not start again; the end of $data/server.log:"
+                tail -n 20 "$data/server.log" >&2 || true
+                return 1
+            fi
+        fi
         log "PostgreSQL started on 127.0.0.1:$PG_PORT ($data)"
     fi
     echo "export APERTURE_TEST_POSTGRES='postgres://postgres@127.0.0.1:$PG_PORT/postgres'"
