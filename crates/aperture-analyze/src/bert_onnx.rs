@@ -135,5 +135,6 @@ pub fn onnx_model(weights: &Path, config: &Config) -> candle_core::Result<Vec<u8
         "hidden",
         &[Dim::Named("N"), Dim::Named("T"), Dim::Fixed(hidden)],
     );
-    Ok(g.to_model("bert"))
+    drop(tensors);
+    Ok(g.into_model("bert"))
 }

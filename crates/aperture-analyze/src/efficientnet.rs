@@ -441,7 +441,8 @@ pub fn onnx_model(weights: &std::path::Path) -> candle_core::Result<Vec<u8>> {
     );
     g.output("features", &[FEATURES]);
     g.output("logits", &[CLASSES]);
-    Ok(g.to_model("efficientnet-lite0"))
+    drop(tensors);
+    Ok(g.into_model("efficientnet-lite0"))
 }
 
 #[cfg(test)]

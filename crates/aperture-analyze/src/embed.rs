@@ -18,8 +18,12 @@ use crate::Error;
 
 /// Tokens per text, as sentence-transformers' `max_seq_length` for all-MiniLM-L6-v2.
 pub const MAX_TOKENS: usize = 256;
-/// Texts encoded in one forward pass.
+/// Texts encoded in one forward pass, at most.
 const BATCH: usize = 32;
+/// Tokens of one forward pass, padding included, at most (beyond a text's own): a batch's
+/// memory grows with its texts times the square of their length (attention), and eight
+/// passages of [`MAX_TOKENS`] keep a pass near 100 MB where 32 took over 500 MB.
+const BATCH_TOKENS: usize = 8 * MAX_TOKENS;
 /// Bytes of one text given to the tokenizer: far more than [`MAX_TOKENS`] tokens ever span,
 /// so a text of megabytes (a file that is one endless "word" of markup) costs no more than
 /// its first tokens; the tokenizer would otherwise split all of it before truncating.
@@ -107,7 +111,14 @@ impl TextEmbedder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(BATCH) {
+        let mut rest = order.as_slice();
+        while !rest.is_empty() {
+            // The longest text comes first and sets the padded length; a token takes a byte
+            // at least, and the tokenizer adds two of its own.
+            let tokens = (texts[rest[0]].len() + 2).min(MAX_TOKENS);
+            let (chunk, after) =
+                rest.split_at((BATCH_TOKENS / tokens).clamp(1, BATCH).min(rest.len()));
+            rest = after;
             let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
             let vectors = self.embed_batch(&batch).map_err(|e| Error::Transient {
                 reason: format!("text embedding failed: {e}"),

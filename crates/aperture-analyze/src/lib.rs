@@ -21,6 +21,7 @@ pub mod embed;
 mod embedding;
 pub mod faces;
 pub mod frames;
+mod gate;
 mod image_input;
 pub mod labels;
 mod language;
@@ -38,6 +39,7 @@ mod thumbnail;
 pub mod torch_legacy;
 pub mod translate;
 pub mod video;
+mod weights;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub use language::{
     DETECTOR as LANGUAGE_DETECTOR, SHORT_LANGUAGES, detect as detect_language,
     detect_short as detect_short_language,
 };
+pub use loaded::set_budget as set_model_budget;
 pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;

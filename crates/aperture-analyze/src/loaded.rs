@@ -1,39 +1,262 @@
 //! Models loaded on first use: a worker that never sees an image never loads an image model,
 //! and `aperture ingest` can name the model analyzers (to queue their jobs) without loading
 //! any weights.
+//!
+//! The process keeps the models it loaded within a memory budget ([`set_budget`]): before a
+//! model loads, models no job is using are unloaded, least recently used first, until the new
+//! one fits. A model in use is never unloaded; the budget may then be passed, and the next load
+//! tries again.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use crate::Error;
+
+/// Models loaded, and the memory they may take together.
+struct Pool {
+    /// In bytes; 0: no limit.
+    budget: AtomicU64,
+    resident: Mutex<Vec<Resident>>,
+}
+
+/// The process's pool.
+static POOL: Pool = Pool {
+    budget: AtomicU64::new(0),
+    resident: Mutex::new(Vec::new()),
+};
+
+struct Resident {
+    slot: Weak<dyn Unload>,
+    folder: PathBuf,
+    /// What loading it took, as the process's resident memory grew (at least its files).
+    bytes: u64,
+    used: Instant,
+}
+
+/// Sets the memory the models loaded in this process may take together (0: no limit).
+pub fn set_budget(bytes: u64) {
+    POOL.budget.store(bytes, Ordering::Relaxed);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A loaded model's slot, which the budget may empty.
+trait Unload: Send + Sync {
+    /// Drops the model when nothing else holds it and its slot is free; whether it did.
+    fn unload_if_idle(&self) -> bool;
+}
+
+impl<T: Send + Sync> Unload for Mutex<Option<Arc<T>>> {
+    fn unload_if_idle(&self) -> bool {
+        // A slot that is locked is loading or being handed out: not idle.
+        let Ok(mut slot) = self.try_lock() else {
+            return false;
+        };
+        if slot.as_ref().is_some_and(|m| Arc::strong_count(m) == 1) {
+            *slot = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// Hands the allocator's free memory back to the system before a model loads: what unloaded
+/// models and the jobs before freed in pieces below the mmap bar stays in the threads' heaps
+/// otherwise, and the model would come on top of it.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The process's resident memory, in bytes.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The size of the files in `folder`: what a model takes at least.
+fn files_bytes(folder: &Path) -> u64 {
+    std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+impl Pool {
+    /// The models loaded now, by folder, with the memory each took to load.
+    #[cfg(test)]
+    fn resident(&self) -> Vec<(PathBuf, u64)> {
+        lock(&self.resident)
+            .iter()
+            .filter(|r| r.slot.strong_count() > 0)
+            .map(|r| (r.folder.clone(), r.bytes))
+            .collect()
+    }
+
+    /// Unloads idle models, least recently used first, until `wanted` more bytes fit in the
+    /// budget (or nothing idle is left).
+    fn make_room(&self, wanted: u64) {
+        let budget = self.budget.load(Ordering::Relaxed);
+        let mut resident = lock(&self.resident);
+        resident.retain(|r| r.slot.strong_count() > 0);
+        if budget == 0 {
+            return;
+        }
+        resident.sort_by_key(|r| r.used);
+        let mut held: u64 = resident.iter().map(|r| r.bytes).sum();
+        let mut i = 0;
+        while held.saturating_add(wanted) > budget && i < resident.len() {
+            let idle = resident[i]
+                .slot
+                .upgrade()
+                .is_some_and(|slot| slot.unload_if_idle());
+            if idle {
+                let gone = resident.remove(i);
+                held -= gone.bytes;
+                tracing::info!(model = %gone.folder.display(), mib = gone.bytes >> 20, "model unloaded to make room");
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
 
 /// A model in `folder`, loaded by the first job that needs it. A failed load is not kept:
 /// the next job tries again (the model may have been installed in between).
 pub(crate) struct Loaded<T> {
+    pool: &'static Pool,
     folder: PathBuf,
-    model: Mutex<Option<Arc<T>>>,
+    model: Arc<Mutex<Option<Arc<T>>>>,
 }
 
-impl<T> Loaded<T> {
+impl<T: Send + Sync + 'static> Loaded<T> {
     pub(crate) fn new(folder: PathBuf) -> Self {
+        Self::in_pool(&POOL, folder)
+    }
+
+    fn in_pool(pool: &'static Pool, folder: PathBuf) -> Self {
         Self {
+            pool,
             folder,
-            model: Mutex::new(None),
+            model: Arc::new(Mutex::new(None)),
         }
     }
 
-    /// The model, loading it with `load` if this is the first use. Jobs that arrive while
-    /// it loads wait for it rather than loading a second copy.
+    /// The model, loading it with `load` if it is not loaded. Jobs that arrive while it loads
+    /// wait for it rather than loading a second copy.
     pub(crate) fn get(
         &self,
         load: impl FnOnce(&Path) -> Result<T, Error>,
     ) -> Result<Arc<T>, Error> {
-        let mut slot = self.model.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.model);
         if let Some(model) = slot.as_ref() {
-            return Ok(model.clone());
+            let model = model.clone();
+            drop(slot);
+            self.touch();
+            return Ok(model);
         }
+        let files = files_bytes(&self.folder);
+        self.pool.make_room(files);
+        give_back_freed_memory();
+        let before = resident_bytes();
         let model = Arc::new(load(&self.folder)?);
+        // Other jobs run meanwhile, so the growth is a guess: bounded by the files' size
+        // below and four times it above.
+        let bytes = resident_bytes()
+            .saturating_sub(before)
+            .clamp(files, files.saturating_mul(4).max(files));
         *slot = Some(model.clone());
+        let weak = Arc::downgrade(&self.model);
+        lock(&self.pool.resident).push(Resident {
+            slot: weak,
+            folder: self.folder.clone(),
+            bytes,
+            used: Instant::now(),
+        });
         Ok(model)
+    }
+
+    fn touch(&self) {
+        let me = Arc::as_ptr(&self.model) as *const ();
+        if let Some(r) = lock(&self.pool.resident)
+            .iter_mut()
+            .find(|r| r.slot.as_ptr() as *const () == me)
+        {
+            r.used = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_models_are_unloaded_least_recently_used_first_to_fit_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = |name: &str, bytes: usize| {
+            let f = dir.path().join(name);
+            std::fs::create_dir_all(&f).unwrap();
+            std::fs::write(f.join("weights"), vec![1u8; bytes]).unwrap();
+            f
+        };
+        let mib = 1 << 20;
+        // A pool of its own: other tests' models are not in it.
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            budget: AtomicU64::new(0),
+            resident: Mutex::new(Vec::new()),
+        }));
+        let set_budget = |bytes: u64| pool.budget.store(bytes, Ordering::Relaxed);
+        let (a, b, c) = (
+            Loaded::<Vec<u8>>::in_pool(pool, folder("a", mib)),
+            Loaded::<Vec<u8>>::in_pool(pool, folder("b", mib)),
+            Loaded::<Vec<u8>>::in_pool(pool, folder("c", mib)),
+        );
+        let loads = AtomicU64::new(0);
+        let load = |_: &Path| {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![0u8; 16])
+        };
+        set_budget(10 * mib as u64);
+        a.get(load).unwrap();
+        b.get(load).unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        // Within the budget both stay, and a second get loads nothing.
+        a.get(load).unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        let mine = |l: &Loaded<Vec<u8>>| lock(&l.model).is_some();
+        assert!(mine(&a) && mine(&b));
+
+        // Less room than one more model of this size: b was used before a, so b goes.
+        let held: u64 = pool.resident().iter().map(|(_, b)| b).sum();
+        set_budget(held + mib as u64 / 2);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        a.get(load).unwrap();
+        c.get(load).unwrap();
+        assert!(
+            mine(&a) && !mine(&b) && mine(&c),
+            "the least recently used went"
+        );
+
+        // A model in use is never unloaded, whatever the budget.
+        let in_use = c.get(load).unwrap();
+        set_budget(1);
+        b.get(load).unwrap();
+        assert!(mine(&c), "a model a job holds stays");
+        assert!(!mine(&a), "an idle one went");
+        drop(in_use);
     }
 }

@@ -46,8 +46,10 @@ impl Graph {
         }
         varint_field(&mut t, 2, FLOAT);
         bytes_field(&mut t, 8, name.as_bytes());
-        let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-        bytes_field(&mut t, 9, &raw);
+        varint(&mut t, (9 << 3) | 2);
+        varint(&mut t, (data.len() * 4) as u64);
+        t.reserve_exact(data.len() * 4);
+        t.extend(data.iter().flat_map(|x| x.to_le_bytes()));
         self.initializers.push(t);
         name.to_owned()
     }
@@ -159,32 +161,58 @@ impl Graph {
         self.outputs.push(Self::value_info(name, FLOAT, dims));
     }
 
-    /// The serialised `ModelProto`.
-    pub fn to_model(&self, name: &str) -> Vec<u8> {
-        let mut g = Vec::new();
-        for n in &self.nodes {
-            bytes_field(&mut g, 1, n);
-        }
-        bytes_field(&mut g, 2, name.as_bytes());
-        for t in &self.initializers {
-            bytes_field(&mut g, 5, t);
-        }
-        for i in &self.inputs {
-            bytes_field(&mut g, 11, i);
-        }
-        for o in &self.outputs {
-            bytes_field(&mut g, 12, o);
-        }
-        let mut m = Vec::new();
-        varint_field(&mut m, 1, IR_VERSION);
-        bytes_field(&mut m, 2, b"aperture");
-        bytes_field(&mut m, 7, &g);
+    /// The serialised `ModelProto`, written into one buffer of its exact size: the graph's
+    /// initializers are given up as they are copied in, so a model's weights are held at most
+    /// twice while it is written (a growing buffer held them up to four times).
+    pub fn into_model(self, name: &str) -> Vec<u8> {
+        let fields = |field: u64, parts: &[Vec<u8>]| -> usize {
+            parts.iter().map(|p| bytes_field_len(field, p.len())).sum()
+        };
+        let graph_len = fields(1, &self.nodes)
+            + bytes_field_len(2, name.len())
+            + fields(5, &self.initializers)
+            + fields(11, &self.inputs)
+            + fields(12, &self.outputs);
         let mut opset = Vec::new();
         bytes_field(&mut opset, 1, b"");
         varint_field(&mut opset, 2, OPSET);
+        let mut m = Vec::with_capacity(
+            varint_len(1 << 3)
+                + varint_len(IR_VERSION)
+                + bytes_field_len(2, b"aperture".len())
+                + bytes_field_len(7, graph_len)
+                + bytes_field_len(8, opset.len()),
+        );
+        varint_field(&mut m, 1, IR_VERSION);
+        bytes_field(&mut m, 2, b"aperture");
+        varint(&mut m, (7 << 3) | 2);
+        varint(&mut m, graph_len as u64);
+        for n in &self.nodes {
+            bytes_field(&mut m, 1, n);
+        }
+        bytes_field(&mut m, 2, name.as_bytes());
+        for t in self.initializers {
+            bytes_field(&mut m, 5, &t);
+        }
+        for i in &self.inputs {
+            bytes_field(&mut m, 11, i);
+        }
+        for o in &self.outputs {
+            bytes_field(&mut m, 12, o);
+        }
         bytes_field(&mut m, 8, &opset);
+        debug_assert_eq!(m.len(), m.capacity());
         m
     }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The bytes [`bytes_field`] writes for a field of `len` bytes.
+fn bytes_field_len(field: u64, len: usize) -> usize {
+    varint_len((field << 3) | 2) + varint_len(len as u64) + len
 }
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -223,5 +251,10 @@ mod tests {
         let mut neg = Vec::new();
         varint(&mut neg, -1i64 as u64);
         assert_eq!(neg.len(), 10);
+        for v in [0, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut out = Vec::new();
+            varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
     }
 }

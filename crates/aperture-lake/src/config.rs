@@ -97,6 +97,10 @@ disabled = []
 # A CLIP model from the Hugging Face hub for image embeddings that match text (no registry
 # package carries one): pull it first with `aperture models pull ID`.
 # clip = "openai/clip-vit-base-patch32"
+# The memory the loaded models may take together, in MiB: to make room for another, models
+# no job is using are unloaded, least recently used first. 0: no limit. Default: a quarter
+# of the machine's memory.
+# memory_mib = 1024
 
 [server]
 # Where `aperture serve` listens. Use 0.0.0.0:7878 to serve other machines (put TLS in front).
@@ -330,6 +334,9 @@ pub struct ModelsSection {
     pub disabled: Vec<String>,
     /// The hub id of a CLIP model to run (pulled first with `aperture models pull`).
     pub clip: Option<String>,
+    /// The memory the loaded models may take together, in MiB (0: no limit). Default: a
+    /// quarter of the machine's memory.
+    pub memory_mib: Option<u64>,
 }
 
 /// `[storage]`: where bytes and the catalog live.
@@ -653,6 +660,8 @@ pub struct Config {
     pub disabled_analyzers: Vec<String>,
     /// The hub id of the CLIP model to run, if any.
     pub clip_model: Option<String>,
+    /// The memory the loaded models may take together, in bytes; 0: no limit.
+    pub model_memory: u64,
     /// Server settings, checked.
     pub server: ServerSection,
     /// The audit key's file, absolute.
@@ -791,6 +800,10 @@ impl Config {
             },
             disabled_analyzers: file.models.disabled,
             clip_model: file.models.clip,
+            model_memory: file
+                .models
+                .memory_mib
+                .map_or_else(|| physical_memory() / 4, |mib| mib.saturating_mul(1 << 20)),
             server: file.server,
             retention: file.retention,
             master_key_file: file
@@ -813,6 +826,17 @@ impl Config {
             data_dir,
         })
     }
+}
+
+/// The machine's memory in bytes (0 where it cannot be told: no limit then).
+fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib.saturating_mul(1024))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

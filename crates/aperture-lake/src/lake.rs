@@ -328,6 +328,7 @@ impl Lake {
                 .into_iter()
                 .map(|(analyzer, reason)| Unavailable { analyzer, reason }),
         );
+        aperture_analyze::set_model_budget(self.config.model_memory);
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
         // OCR waits for a picture's labels to tell a vehicle's plate; with labels disabled it

@@ -184,6 +184,20 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // glibc gives each thread that allocates at once a heap of its own, up to eight per core,
+    // and each keeps what was freed in it: a text embedding's process held 1.3 GB where
+    // 300 MB was in use. One heap per eight cores held 565 MB for 3 % more time (a fixed
+    // mmap bar held 330 MB but took 76 % more time, mapping each large tensor afresh).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let heaps = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() / 8)
+            .max(1);
+        // SAFETY: mallopt only sets an allocator parameter; no thread has started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, i32::try_from(heaps).unwrap_or(1));
+        }
+    }
     let env_key = take_master_key_from_env();
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -4,12 +4,10 @@
 //! model is unsure of or repeats, falls back to sampling at higher temperatures and is dropped
 //! when none of them does better, so silence and music give no invented text.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::model::{AudioEncoder, Whisper as Model};
 use candle_transformers::models::whisper::{self as w, audio};
 
@@ -79,6 +77,8 @@ pub struct Whisper {
     languages: Vec<(u32, String)>,
     transcribe: u32,
     config: w::Config,
+    /// Transcriptions that run at once: each holds its window's attention.
+    gate: crate::gate::Gate,
 }
 
 /// Which language a window is decoded as.
@@ -161,21 +161,18 @@ impl Whisper {
     /// Loads `model.safetensors` (converted at install), `tokenizer.json` and the
     /// CTranslate2 `config.json` (the tokens to suppress) from `folder`.
     pub fn load(folder: &Path) -> Result<Self, Error> {
-        let tensors: HashMap<String, Tensor> =
-            candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu)
-                .map_err(model_error)?;
+        let tensors = crate::weights::Weights::open(&folder.join("model.safetensors"))
+            .map_err(model_error)?;
         let dims = |name: &str| -> Result<Vec<usize>, Error> {
             tensors
-                .get(name)
-                .map(|t| t.dims().to_vec())
+                .dims(name)
+                .map(<[usize]>::to_vec)
                 .ok_or_else(|| model_error(format!("{name} is missing")))
         };
         let embed = dims("model.decoder.embed_tokens.weight")?;
         let layers = |side: &str| {
             (0..)
-                .take_while(|n| {
-                    tensors.contains_key(&format!("model.{side}.layers.{n}.fc1.weight"))
-                })
+                .take_while(|n| tensors.contains(&format!("model.{side}.layers.{n}.fc1.weight")))
                 .count()
         };
         // Whisper's heads are 64 wide, whatever its size.
@@ -191,7 +188,7 @@ impl Whisper {
             decoder_layers: layers("decoder"),
             suppress_tokens: Vec::new(),
         };
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        let vb = tensors.into_var_builder(DType::F32, &Device::Cpu);
         // candle loads encoder and decoder together; only its encoder is kept.
         let encoder = Model::load(&vb, config.clone())
             .map_err(model_error)?
@@ -254,6 +251,7 @@ impl Whisper {
             )));
         }
         Ok(Self {
+            gate: crate::gate::Gate::per_cores(),
             encoder,
             decoder,
             filters: mel_filters(config.num_mel_bins),
@@ -287,6 +285,7 @@ impl Whisper {
         language: Language<'_>,
     ) -> Result<Option<Said>, Error> {
         let samples = &samples[..samples.len().min(w::N_SAMPLES)];
+        let _pass = self.gate.enter();
         let mel = audio::pcm_to_mel(&self.config, samples, &self.filters);
         let frames = mel.len() / self.config.num_mel_bins;
         let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, frames), &Device::Cpu)
