@@ -58,7 +58,7 @@ pub use language::{
     DETECTOR as LANGUAGE_DETECTOR, SHORT_LANGUAGES, detect as detect_language,
     detect_short as detect_short_language,
 };
-pub use loaded::set_budget as set_model_budget;
+pub use loaded::{give_back_freed_memory_now_and_then, set_budget as set_model_budget};
 pub use ocr::Ocr;
 pub use phash::{PerceptualHash, distance as phash_distance};
 pub use sensitive::Sensitive;

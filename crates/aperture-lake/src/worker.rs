@@ -402,7 +402,7 @@ impl Worker {
                     suppress_plates,
                 };
                 // A panic in an analyzer (a bug its input found) fails this job, not the worker.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
+                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
                     Work::Whole => match analyzer.split(&input)? {
                         Some(parts) if parts.len() > 1 => Ok(Done::Split(parts)),
                         _ => analyzer.analyze(&input).map(Done::Output),
@@ -419,7 +419,9 @@ impl Worker {
                             aperture_media::panic_message(&*panic)
                         ),
                     })
-                })
+                });
+                aperture_analyze::give_back_freed_memory_now_and_then();
+                done
             }
         })
         .await;

@@ -12,6 +12,7 @@
 
 pub mod ct2;
 mod decoder;
+mod encoder;
 pub mod vad;
 pub mod whisper;
 

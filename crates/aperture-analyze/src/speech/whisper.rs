@@ -8,10 +8,10 @@ use std::io::Write as _;
 use std::path::Path;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use candle_transformers::models::whisper::model::{AudioEncoder, Whisper as Model};
 use candle_transformers::models::whisper::{self as w, audio};
 
 use super::decoder::{Decoder, State};
+use super::encoder::Encoder;
 use tokenizers::Tokenizer;
 
 use crate::Error;
@@ -56,11 +56,10 @@ pub struct Said {
 }
 
 /// A loaded Whisper: the model, its tokenizer and its special tokens. Each transcription
-/// works on its own copy of the encoder and its own decoding state (the weights are shared),
-/// so jobs on several workers run side by side.
+/// has its own decoding state (the weights are shared), so jobs on several workers run side
+/// by side, as many at once as its gate lets in.
 pub struct Whisper {
-    /// candle's encoder (its decoder is ours: [`Decoder`]).
-    encoder: AudioEncoder,
+    encoder: Encoder,
     decoder: Decoder,
     tokenizer: Tokenizer,
     filters: Vec<f32>,
@@ -189,10 +188,7 @@ impl Whisper {
             suppress_tokens: Vec::new(),
         };
         let vb = tensors.into_var_builder(DType::F32, &Device::Cpu);
-        // candle loads encoder and decoder together; only its encoder is kept.
-        let encoder = Model::load(&vb, config.clone())
-            .map_err(model_error)?
-            .encoder;
+        let encoder = Encoder::load(vb.pp("model.encoder"), &config).map_err(model_error)?;
         let decoder = Decoder::load(vb.pp("model.decoder"), &config).map_err(model_error)?;
         let tokenizer = Tokenizer::from_file(folder.join("tokenizer.json")).map_err(model_error)?;
         let token = |t: &str| {
@@ -291,10 +287,7 @@ impl Whisper {
         let mel = Tensor::from_vec(mel, (1, self.config.num_mel_bins, frames), &Device::Cpu)
             .and_then(|m| m.narrow(2, 0, w::N_FRAMES.min(frames)))
             .map_err(model_error)?;
-        // The encoder keeps caches of its own: each transcription works on its own copy (the
-        // weights are shared).
-        let mut encoder = self.encoder.clone();
-        let features = encoder.forward(&mel, true).map_err(model_error)?;
+        let features = self.encoder.forward(&mel).map_err(model_error)?;
         let state = self.decoder.start(&features).map_err(model_error)?;
         let (language, language_prob) = self.language(&state, language)?;
         let prompt: Vec<u32> = match language.and_then(|l| self.languages.get(l)) {
