@@ -474,17 +474,7 @@ mod tests {
                 .unwrap()
                 .conv2d(&weight.reshape((c, 1, k, k)).unwrap(), 0, s, 1, c)
                 .unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = crate::test_support::max_difference(&ours, &theirs);
             assert!(diff < 1e-4, "k {k} s {s}: {diff}");
         }
     }

@@ -41,6 +41,23 @@ pub mod translate;
 pub mod video;
 mod weights;
 
+/// Helpers for this crate's unit tests.
+#[cfg(test)]
+mod test_support {
+    use candle_core::Tensor;
+
+    /// The largest difference between two tensors of the same shape, element by element.
+    pub fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .unwrap()
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

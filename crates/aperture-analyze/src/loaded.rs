@@ -64,9 +64,8 @@ impl<T: Send + Sync> Unload for Mutex<Option<Arc<T>>> {
     }
 }
 
-/// Hands the allocator's free memory back to the system before a model loads: what unloaded
-/// models and the jobs before freed in pieces below the mmap bar stays in the threads' heaps
-/// otherwise, and the model would come on top of it.
+/// Hands the allocator's free memory back to the system: what unloaded models and earlier
+/// jobs freed stays in glibc's heaps otherwise, and a model loaded next comes on top of it.
 fn give_back_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's heaps to the system.
@@ -75,7 +74,8 @@ fn give_back_freed_memory() {
     }
 }
 
-/// [`give_back_freed_memory`] at most once a second, for workers to call after each job:
+/// Hands the allocator's free memory back to the system, at most once a second, for workers
+/// to call after each job:
 /// jobs free their tensors in blocks that glibc keeps (up to 32 MiB each once the first
 /// such block is freed), and without it the hostile corpus's embedding jobs held 300 MB more
 /// than they used. A trim takes about a millisecond.
