@@ -22,9 +22,9 @@ pub const MAX_TOKENS: usize = 256;
 const BATCH: usize = 32;
 /// Tokens of one forward pass, padding included, at most (beyond a text's own): a pass's
 /// memory grows with its texts times the square of their length (attention). Measured on 30
-/// texts of 2,000 words (2 cores, debug build with optimised dependencies): 32 passages a
-/// pass took 1.18 s a text and 1.3 GB, 8 took 1.26 s and 530 MB, 2 take 0.82 s and 300 MB
-/// (1 took the same as 2). Short texts still go 32 to a pass.
+/// texts of 2,000 words (2 cores, debug build with optimised dependencies): 8 passages a pass
+/// took 1.26 s a text and 530 MB, 4 took 0.97 s and 400 MB, 2 take 0.82 s and 300 MB (1 took
+/// the same as 2). Short texts still go up to 32 to a pass.
 const BATCH_TOKENS: usize = 2 * MAX_TOKENS;
 /// Bytes of one text given to the tokenizer: far more than [`MAX_TOKENS`] tokens ever span,
 /// so a text of megabytes (a file that is one endless "word" of markup) costs no more than
