@@ -139,6 +139,8 @@ pg_start() {
             log "PostgreSQL did not start; the end of $data/server.log:"
             tail -n 20 "$data/server.log" >&2 || true
             log "trying once more with a fresh data folder"
+            # A server still starting after the wait must not run on a folder being removed.
+            as_pg "$PG_BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
             rm -rf "$data"
             pg_init "$data"
             if ! pg_ctl_start "$data"; then

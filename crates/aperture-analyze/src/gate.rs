@@ -1,6 +1,7 @@
-//! A counting gate: at most so many runs of a model at once. A run's memory (Whisper's
-//! encoder holds about 200 MB of attention for 30 s of sound) is paid once per run in
-//! flight, and on a CPU runs beyond a few gain nothing: each already spreads over the cores.
+//! A counting gate: at most so many runs of a model at once. A run's memory (Whisper holds
+//! about 60 MB for a 30 s window, its features, the decoder's caches and the encoder's
+//! attention one head at a time) is paid once per run in flight, and on a CPU runs beyond a
+//! few gain nothing: each already spreads its matrix products over the cores.
 
 use std::sync::{Condvar, Mutex};
 

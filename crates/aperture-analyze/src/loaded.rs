@@ -4,8 +4,8 @@
 //!
 //! The process keeps the models it loaded within a memory budget ([`set_budget`]): before a
 //! model loads, models no job is using are unloaded, least recently used first, until the new
-//! one fits. A model in use is never unloaded; the budget may then be passed, and the next load
-//! tries again.
+//! one fits. A model in use is never unloaded; the budget may then be passed, and the next job
+//! handed a model unloads what has become idle since.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,22 +45,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A loaded model's slot, which the budget may empty.
+///
+/// Locks are taken in one order: a model's slot, then the pool's list. The pool only
+/// `try_lock`s slots, so it never waits on one while holding the list.
 trait Unload: Send + Sync {
-    /// Drops the model when nothing else holds it and its slot is free; whether it did.
-    fn unload_if_idle(&self) -> bool;
+    /// Takes the model out of its slot when nothing else holds it and the slot is free, for
+    /// the caller to drop (after it let go of the pool's lock: freeing a model takes time).
+    fn take_if_idle(&self) -> Option<Box<dyn std::any::Any + Send>>;
 }
 
-impl<T: Send + Sync> Unload for Mutex<Option<Arc<T>>> {
-    fn unload_if_idle(&self) -> bool {
+impl<T: Send + Sync + 'static> Unload for Mutex<Option<Arc<T>>> {
+    fn take_if_idle(&self) -> Option<Box<dyn std::any::Any + Send>> {
         // A slot that is locked is loading or being handed out: not idle.
-        let Ok(mut slot) = self.try_lock() else {
-            return false;
-        };
+        let mut slot = self.try_lock().ok()?;
         if slot.as_ref().is_some_and(|m| Arc::strong_count(m) == 1) {
-            *slot = None;
-            return true;
+            return slot
+                .take()
+                .map(|m| Box::new(m) as Box<dyn std::any::Any + Send>);
         }
-        false
+        None
     }
 }
 
@@ -98,16 +101,28 @@ fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+        .map_or(0, |pages| pages.saturating_mul(page_size()))
 }
 
-/// The size of the files in `folder`: what a model takes at least.
-fn files_bytes(folder: &Path) -> u64 {
+fn page_size() -> u64 {
+    // SAFETY: sysconf reads a system value.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// The size of the weights in `folder` (its `.safetensors` and `.onnx` files, not the
+/// sources they were converted from at install): what a model takes at least.
+fn weights_bytes(folder: &Path) -> u64 {
     std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.metadata().ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "safetensors" || x == "onnx")
+        })
+        // Following links: a model folder may link to its files.
+        .filter_map(|p| std::fs::metadata(p).ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum()
@@ -128,6 +143,7 @@ impl Pool {
     /// budget (or nothing idle is left).
     fn make_room(&self, wanted: u64) {
         let budget = self.budget.load(Ordering::Relaxed);
+        let mut unloaded = Vec::new();
         let mut resident = lock(&self.resident);
         resident.retain(|r| r.slot.strong_count() > 0);
         if budget == 0 {
@@ -137,11 +153,9 @@ impl Pool {
         let mut held: u64 = resident.iter().map(|r| r.bytes).sum();
         let mut i = 0;
         while held.saturating_add(wanted) > budget && i < resident.len() {
-            let idle = resident[i]
-                .slot
-                .upgrade()
-                .is_some_and(|slot| slot.unload_if_idle());
-            if idle {
+            let taken = resident[i].slot.upgrade().and_then(|s| s.take_if_idle());
+            if let Some(model) = taken {
+                unloaded.push(model);
                 let gone = resident.remove(i);
                 held -= gone.bytes;
                 tracing::info!(model = %gone.folder.display(), mib = gone.bytes >> 20, "model unloaded to make room");
@@ -149,6 +163,8 @@ impl Pool {
                 i += 1;
             }
         }
+        drop(resident);
+        drop(unloaded);
     }
 }
 
@@ -186,7 +202,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
             self.touch();
             return Ok(model);
         }
-        let files = files_bytes(&self.folder);
+        let files = weights_bytes(&self.folder);
         self.pool.make_room(files);
         give_back_freed_memory();
         let before = resident_bytes();
@@ -207,6 +223,8 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         Ok(model)
     }
 
+    /// Marks the model used now, and unloads idle others while the pool is over its budget
+    /// (models that were in use when the last one loaded).
     fn touch(&self) {
         let me = Arc::as_ptr(&self.model) as *const ();
         if let Some(r) = lock(&self.pool.resident)
@@ -215,6 +233,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         {
             r.used = Instant::now();
         }
+        self.pool.make_room(0);
     }
 }
 
@@ -228,7 +247,9 @@ mod tests {
         let folder = |name: &str, bytes: usize| {
             let f = dir.path().join(name);
             std::fs::create_dir_all(&f).unwrap();
-            std::fs::write(f.join("weights"), vec![1u8; bytes]).unwrap();
+            std::fs::write(f.join("model.safetensors"), vec![1u8; bytes]).unwrap();
+            // Sources converted at install are not counted.
+            std::fs::write(f.join("model.bin"), vec![1u8; bytes]).unwrap();
             f
         };
         let mib = 1 << 20;
@@ -276,5 +297,44 @@ mod tests {
         assert!(mine(&c), "a model a job holds stays");
         assert!(!mine(&a), "an idle one went");
         drop(in_use);
+    }
+
+    #[test]
+    fn threads_loading_models_past_the_budget_neither_deadlock_nor_lose_a_model_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            budget: AtomicU64::new(1),
+            resident: Mutex::new(Vec::new()),
+        }));
+        let models: Vec<Loaded<u64>> = (0..3)
+            .map(|n| {
+                let f = dir.path().join(format!("m{n}"));
+                std::fs::create_dir_all(&f).unwrap();
+                std::fs::write(f.join("model.onnx"), [0u8; 64]).unwrap();
+                Loaded::in_pool(pool, f)
+            })
+            .collect();
+        let loads = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..6 {
+                let (models, loads) = (&models, &loads);
+                s.spawn(move || {
+                    for i in 0..200 {
+                        let model = &models[(t + i) % models.len()];
+                        let held = model
+                            .get(|_| {
+                                loads.fetch_add(1, Ordering::Relaxed);
+                                Ok(7)
+                            })
+                            .unwrap();
+                        // Its slot still holds it while it is in use: never unloaded then.
+                        std::thread::yield_now();
+                        assert!(Arc::strong_count(&held) >= 2, "a model in use was unloaded");
+                    }
+                });
+            }
+        });
+        // Under a budget of one byte, models were unloaded and loaded again.
+        assert!(loads.load(Ordering::Relaxed) > 3);
     }
 }

@@ -176,13 +176,12 @@ impl Graph {
         let mut opset = Vec::new();
         bytes_field(&mut opset, 1, b"");
         varint_field(&mut opset, 2, OPSET);
-        let mut m = Vec::with_capacity(
-            varint_len(1 << 3)
-                + varint_len(IR_VERSION)
-                + bytes_field_len(2, b"aperture".len())
-                + bytes_field_len(7, graph_len)
-                + bytes_field_len(8, opset.len()),
-        );
+        let len = varint_len(1 << 3)
+            + varint_len(IR_VERSION)
+            + bytes_field_len(2, b"aperture".len())
+            + bytes_field_len(7, graph_len)
+            + bytes_field_len(8, opset.len());
+        let mut m = Vec::with_capacity(len);
         varint_field(&mut m, 1, IR_VERSION);
         bytes_field(&mut m, 2, b"aperture");
         varint(&mut m, (7 << 3) | 2);
@@ -201,7 +200,7 @@ impl Graph {
             bytes_field(&mut m, 12, o);
         }
         bytes_field(&mut m, 8, &opset);
-        debug_assert_eq!(m.len(), m.capacity());
+        debug_assert_eq!(m.len(), len, "the model's size was computed wrong");
         m
     }
 }

@@ -4,7 +4,7 @@
 //! model converts them (Whisper's 143 MB of f16 beside its 287 MB of f32), and a memory map
 //! counts the file's pages in the process's resident memory until it is unmapped. Here each
 //! tensor is read from the file when the model asks for it, converted, and its raw bytes let
-//! go: loading takes the model's own size and one tensor more.
+//! go: loading takes the model's own size and one tensor twice more (as stored, converted).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -139,13 +139,15 @@ impl Weights {
             .ok_or_else(|| candle_core::Error::CannotFindTensor {
                 path: name.to_owned(),
             })?;
-        let mut bytes = vec![0u8; entry.len];
-        self.file
-            .read_exact_at(&mut bytes, entry.start)
-            .map_err(|e| error(&self.path, format!("tensor {name}: {e}")))?;
-        Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.dims, &Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)
+        // The file's bytes are let go before the conversion makes the model's copy.
+        let raw = {
+            let mut bytes = vec![0u8; entry.len];
+            self.file
+                .read_exact_at(&mut bytes, entry.start)
+                .map_err(|e| error(&self.path, format!("tensor {name}: {e}")))?;
+            Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.dims, &Device::Cpu)?
+        };
+        raw.to_dtype(dtype)?.to_device(device)
     }
 }
 

@@ -98,8 +98,8 @@ disabled = []
 # package carries one): pull it first with `aperture models pull ID`.
 # clip = "openai/clip-vit-base-patch32"
 # The memory the loaded models may take together, in MiB: to make room for another, models
-# no job is using are unloaded, least recently used first. 0: no limit. Default: a quarter
-# of the machine's memory.
+# no job is using are unloaded, least recently used first (a model in use stays, so jobs run
+# at once add theirs). 0: no limit. Default: a quarter of the machine's (or container's) memory.
 # memory_mib = 1024
 
 [server]
@@ -335,7 +335,7 @@ pub struct ModelsSection {
     /// The hub id of a CLIP model to run (pulled first with `aperture models pull`).
     pub clip: Option<String>,
     /// The memory the loaded models may take together, in MiB (0: no limit). Default: a
-    /// quarter of the machine's memory.
+    /// quarter of the machine's (or its container's) memory.
     pub memory_mib: Option<u64>,
 }
 
@@ -828,15 +828,28 @@ impl Config {
     }
 }
 
-/// The machine's memory in bytes (0 where it cannot be told: no limit then).
+/// The memory this process may use, in bytes: the machine's, or its container's limit when
+/// lower (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`); 0 where it cannot be told
+/// (no limit then).
 fn physical_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+    let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {
             let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
-        .map_or(0, |kib| kib.saturating_mul(1024))
+        .map_or(0, |kib| kib.saturating_mul(1024));
+    let container = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok())
+    .min();
+    match container {
+        Some(limit) if machine == 0 || limit < machine => limit,
+        _ => machine,
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -188,7 +188,10 @@ fn main() -> ExitCode {
     // and each keeps what was freed in it: a text embedding's process held 1.3 GB where
     // 300 MB was in use. One heap per eight cores held 565 MB for 3 % more time (a fixed
     // mmap bar held 330 MB but took 76 % more time, mapping each large tensor afresh).
+    // A MALLOC_ARENA_MAX (or GLIBC_TUNABLES) the user set wins.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none()
+        && !std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"))
     {
         let heaps = std::thread::available_parallelism()
             .map_or(1, |n| n.get() / 8)

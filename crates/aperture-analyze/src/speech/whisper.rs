@@ -162,13 +162,21 @@ impl Whisper {
     pub fn load(folder: &Path) -> Result<Self, Error> {
         let tensors = crate::weights::Weights::open(&folder.join("model.safetensors"))
             .map_err(model_error)?;
+        // Every shape read here has two dimensions or more (a hand-made folder may lie).
         let dims = |name: &str| -> Result<Vec<usize>, Error> {
-            tensors
-                .dims(name)
-                .map(<[usize]>::to_vec)
-                .ok_or_else(|| model_error(format!("{name} is missing")))
+            match tensors.dims(name) {
+                Some(d) if d.len() >= 2 => Ok(d.to_vec()),
+                Some(d) => Err(model_error(format!("{name} has the shape {d:?}"))),
+                None => Err(model_error(format!("{name} is missing"))),
+            }
         };
         let embed = dims("model.decoder.embed_tokens.weight")?;
+        if embed[1] == 0 || embed[1] % 64 != 0 {
+            return Err(model_error(format!(
+                "a width of {} is no Whisper's (a multiple of 64)",
+                embed[1]
+            )));
+        }
         let layers = |side: &str| {
             (0..)
                 .take_while(|n| tensors.contains(&format!("model.{side}.layers.{n}.fc1.weight")))
