@@ -30,7 +30,7 @@ static POOL: Pool = Pool {
 struct Resident {
     slot: Weak<dyn Unload>,
     folder: PathBuf,
-    /// What loading it took, as the process's resident memory grew (at least its files).
+    /// What loading it took, as the process's resident memory grew (at least its weights).
     bytes: u64,
     used: Instant,
 }
@@ -78,13 +78,13 @@ fn give_back_freed_memory() {
 }
 
 /// Hands the allocator's free memory back to the system, at most once a second, for workers
-/// to call after each job:
-/// jobs free their tensors in blocks that glibc keeps (up to 32 MiB each once the first
-/// such block is freed), and without it the hostile corpus's embedding jobs held 300 MB more
-/// than they used. A trim takes about a millisecond.
+/// to call after each job: jobs free their tensors in blocks that glibc keeps (up to 32 MiB
+/// each once the first such block is freed), and without it the hostile corpus's embedding
+/// jobs held 300 MB more than they used. A trim takes about a millisecond.
 pub fn give_back_freed_memory_now_and_then() {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    // Counted from a second after start, so that the first call trims.
     let now = START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1_000;
     let last = LAST_MS.load(Ordering::Relaxed);
     if now >= last + 1_000
@@ -140,17 +140,25 @@ impl Pool {
     }
 
     /// Unloads idle models, least recently used first, until `wanted` more bytes fit in the
-    /// budget (or nothing idle is left).
-    fn make_room(&self, wanted: u64) {
+    /// budget (or nothing idle is left). `used`: the slot of a model handed out now, marked
+    /// most recently used first.
+    fn make_room(&self, wanted: u64, used: Option<*const ()>) {
         let budget = self.budget.load(Ordering::Relaxed);
         let mut unloaded = Vec::new();
         let mut resident = lock(&self.resident);
+        if let Some(r) = used.and_then(|me| {
+            resident
+                .iter_mut()
+                .find(|r| r.slot.as_ptr() as *const () == me)
+        }) {
+            r.used = Instant::now();
+        }
         resident.retain(|r| r.slot.strong_count() > 0);
-        if budget == 0 {
+        let mut held: u64 = resident.iter().map(|r| r.bytes).sum();
+        if budget == 0 || held.saturating_add(wanted) <= budget {
             return;
         }
         resident.sort_by_key(|r| r.used);
-        let mut held: u64 = resident.iter().map(|r| r.bytes).sum();
         let mut i = 0;
         while held.saturating_add(wanted) > budget && i < resident.len() {
             let taken = resident[i].slot.upgrade().and_then(|s| s.take_if_idle());
@@ -158,11 +166,13 @@ impl Pool {
                 unloaded.push(model);
                 let gone = resident.remove(i);
                 held -= gone.bytes;
-                tracing::info!(model = %gone.folder.display(), mib = gone.bytes >> 20, "model unloaded to make room");
+                let mib = gone.bytes >> 20;
+                tracing::info!(model = %gone.folder.display(), mib, "model unloaded to make room");
             } else {
                 i += 1;
             }
         }
+        // The models are freed after the list is let go of.
         drop(resident);
         drop(unloaded);
     }
@@ -199,11 +209,14 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         if let Some(model) = slot.as_ref() {
             let model = model.clone();
             drop(slot);
-            self.touch();
+            // Idle others go while the pool is over its budget (they may have been in use
+            // when the last model loaded).
+            let me = Arc::as_ptr(&self.model) as *const ();
+            self.pool.make_room(0, Some(me));
             return Ok(model);
         }
         let files = weights_bytes(&self.folder);
-        self.pool.make_room(files);
+        self.pool.make_room(files, None);
         give_back_freed_memory();
         let before = resident_bytes();
         let model = Arc::new(load(&self.folder)?);
@@ -211,7 +224,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         // below and four times it above.
         let bytes = resident_bytes()
             .saturating_sub(before)
-            .clamp(files, files.saturating_mul(4).max(files));
+            .clamp(files, files.saturating_mul(4));
         *slot = Some(model.clone());
         let weak = Arc::downgrade(&self.model);
         lock(&self.pool.resident).push(Resident {
@@ -221,19 +234,6 @@ impl<T: Send + Sync + 'static> Loaded<T> {
             used: Instant::now(),
         });
         Ok(model)
-    }
-
-    /// Marks the model used now, and unloads idle others while the pool is over its budget
-    /// (models that were in use when the last one loaded).
-    fn touch(&self) {
-        let me = Arc::as_ptr(&self.model) as *const ();
-        if let Some(r) = lock(&self.pool.resident)
-            .iter_mut()
-            .find(|r| r.slot.as_ptr() as *const () == me)
-        {
-            r.used = Instant::now();
-        }
-        self.pool.make_room(0);
     }
 }
 

@@ -6,31 +6,26 @@
 //! tensor is read from the file when the model asks for it, converted, and its raw bytes let
 //! go: loading takes the model's own size and one tensor twice more (as stored, converted).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::VarBuilder;
+use safetensors::tensor::Metadata;
 
 /// The largest header a safetensors file may have (the format's own limit).
 const MAX_HEADER: u64 = 100 * 1024 * 1024;
-
-/// Where a tensor lies in the file.
-struct Entry {
-    dtype: DType,
-    dims: Vec<usize>,
-    /// Byte range from the file's start.
-    start: u64,
-    len: usize,
-}
 
 /// The tensors of one safetensors file, read on demand.
 pub(crate) struct Weights {
     path: PathBuf,
     file: File,
-    tensors: HashMap<String, Entry>,
+    /// The header, checked by the `safetensors` crate: each tensor's bytes fit its shape and
+    /// follow the one before.
+    header: Metadata,
+    /// Where the tensors' bytes begin in the file.
+    data_start: u64,
 }
 
 fn error(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
@@ -55,76 +50,27 @@ impl Weights {
         let mut header = vec![0u8; header_len as usize];
         file.read_exact_at(&mut header, 8)
             .map_err(|e| error(path, e))?;
-        let header: HashMap<String, serde_json::Value> =
-            serde_json::from_slice(&header).map_err(|e| error(path, e))?;
+        let header: Metadata = serde_json::from_slice(&header).map_err(|e| error(path, e))?;
         let data_start = 8 + header_len;
-        let mut tensors = HashMap::new();
-        for (name, info) in header {
-            if name == "__metadata__" {
-                continue;
-            }
-            let bad = |what: &str| error(path, format!("tensor {name}: {what}"));
-            let dtype = match info["dtype"].as_str() {
-                Some("F32") => DType::F32,
-                Some("F16") => DType::F16,
-                Some("BF16") => DType::BF16,
-                Some("F64") => DType::F64,
-                Some("I64") => DType::I64,
-                Some("U32") => DType::U32,
-                Some("U8") => DType::U8,
-                other => return Err(bad(&format!("unsupported dtype {other:?}"))),
-            };
-            let dims: Vec<usize> = info["shape"]
-                .as_array()
-                .ok_or_else(|| bad("no shape"))?
-                .iter()
-                .map(|d| d.as_u64().map(|d| d as usize))
-                .collect::<Option<_>>()
-                .ok_or_else(|| bad("a bad shape"))?;
-            let offsets = info["data_offsets"]
-                .as_array()
-                .ok_or_else(|| bad("no offsets"))?;
-            let (Some(begin), Some(end)) = (
-                offsets.first().and_then(|v| v.as_u64()),
-                offsets.get(1).and_then(|v| v.as_u64()),
-            ) else {
-                return Err(bad("bad offsets"));
-            };
-            let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-            let expected = elements.and_then(|n| n.checked_mul(dtype.size_in_bytes()));
-            if begin > end
-                || data_start.checked_add(end).is_none_or(|e| e > size)
-                || expected != usize::try_from(end - begin).ok()
-            {
-                return Err(bad(
-                    "its bytes do not match its shape or lie past the file's end",
-                ));
-            }
-            tensors.insert(
-                name,
-                Entry {
-                    dtype,
-                    dims,
-                    start: data_start + begin,
-                    len: (end - begin) as usize,
-                },
-            );
+        if data_start.saturating_add(header.data_len() as u64) > size {
+            return Err(error(path, "its tensors lie past the file's end"));
         }
         Ok(Self {
             path: path.to_owned(),
             file,
-            tensors,
+            header,
+            data_start,
         })
     }
 
     /// The dimensions of tensor `name`, when the file holds it.
     pub(crate) fn dims(&self, name: &str) -> Option<&[usize]> {
-        self.tensors.get(name).map(|e| e.dims.as_slice())
+        self.header.info(name).map(|t| t.shape.as_slice())
     }
 
     /// Whether the file holds tensor `name`.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.tensors.contains_key(name)
+        self.header.info(name).is_some()
     }
 
     /// A var builder that reads from this file, converting to `dtype` on `device`.
@@ -133,19 +79,21 @@ impl Weights {
     }
 
     fn read(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
-        let entry = self
-            .tensors
-            .get(name)
+        let info = self
+            .header
+            .info(name)
             .ok_or_else(|| candle_core::Error::CannotFindTensor {
                 path: name.to_owned(),
             })?;
+        let (begin, end) = info.data_offsets;
         // The file's bytes are let go before the conversion makes the model's copy.
         let raw = {
-            let mut bytes = vec![0u8; entry.len];
+            let mut bytes = vec![0u8; end - begin];
             self.file
-                .read_exact_at(&mut bytes, entry.start)
+                .read_exact_at(&mut bytes, self.data_start + begin as u64)
                 .map_err(|e| error(&self.path, format!("tensor {name}: {e}")))?;
-            Tensor::from_raw_buffer(&bytes, entry.dtype, &entry.dims, &Device::Cpu)?
+            let stored = DType::try_from(info.dtype)?;
+            Tensor::from_raw_buffer(&bytes, stored, &info.shape, &Device::Cpu)?
         };
         raw.to_dtype(dtype)?.to_device(device)
     }
@@ -189,6 +137,7 @@ impl candle_nn::var_builder::SimpleBackend for Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn tensors_read_one_at_a_time_match_the_whole_file() {
@@ -234,6 +183,14 @@ mod tests {
             let e = Weights::open(&path).err().expect("refused").to_string();
             assert!(e.contains("w.safetensors"), "{e}");
         }
+        // A shape its bytes do not fill.
+        let header = br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#;
+        let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+        lying.extend_from_slice(header);
+        lying.extend_from_slice(&[0; 4]);
+        std::fs::write(&path, &lying).unwrap();
+        let e = Weights::open(&path).err().expect("refused").to_string();
+        assert!(e.contains("w.safetensors"), "{e}");
         let mut huge = bytes.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         std::fs::write(&path, &huge).unwrap();

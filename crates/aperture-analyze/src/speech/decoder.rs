@@ -38,12 +38,21 @@ struct Layer {
     mlp_ln: LayerNorm,
 }
 
-fn layer_norm(d: usize, vb: VarBuilder) -> Result<LayerNorm> {
+/// Whisper's layer norm (the encoder's too).
+pub(super) fn layer_norm(d: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
         vb.get(d, "weight")?,
         vb.get(d, "bias")?,
         1e-5,
     ))
+}
+
+/// `(b, n, d)` → `(b, heads, n, d / heads)` (the encoder's too).
+pub(super) fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, n, d) = x.dims3()?;
+    x.reshape((b, n, heads, d / heads))?
+        .transpose(1, 2)?
+        .contiguous()
 }
 
 /// The decoder's weights; what one transcription has seen lives in a [`State`].
@@ -105,10 +114,7 @@ impl Decoder {
 
     /// `(1, n, d)` → `(1, heads, n, d / heads)`.
     fn heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        x.reshape((b, n, self.heads, d / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()
+        split_heads(x, self.heads)
     }
 
     /// A fresh decoding of the audio `features` (`(1, frames, d)`, the encoder's output).

@@ -8,13 +8,7 @@ use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::whisper::Config;
 
-fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        vb.get(size, "weight")?,
-        vb.get(size, "bias")?,
-        1e-5,
-    ))
-}
+use super::decoder::{layer_norm, split_heads};
 
 fn conv1d(inputs: usize, outputs: usize, stride: usize, vb: VarBuilder) -> Result<Conv1d> {
     let config = Conv1dConfig {
@@ -59,11 +53,7 @@ impl Block {
 
     /// `(1, n, d)` → `(1, heads, n, d / heads)`, scaled as Whisper scales queries and keys.
     fn split(&self, x: &Tensor, scale: f64) -> Result<Tensor> {
-        let (b, n, d) = x.dims3()?;
-        (x.reshape((b, n, self.heads, d / self.heads))?
-            .transpose(1, 2)?
-            * scale)?
-            .contiguous()
+        split_heads(&(x * scale)?, self.heads)
     }
 
     fn attention(&self, x: &Tensor) -> Result<Tensor> {
@@ -71,7 +61,7 @@ impl Block {
         let scale = ((d / self.heads) as f64).powf(-0.25);
         let q = self.split(&self.query.forward(x)?, scale)?;
         let k = self.split(&self.key.forward(x)?, scale)?;
-        let v = self.split(&self.value.forward(x)?, 1.0)?;
+        let v = split_heads(&self.value.forward(x)?, self.heads)?;
         let mut outputs = Vec::with_capacity(self.heads);
         for h in 0..self.heads {
             let (q, k, v) = (q.narrow(1, h, 1)?, k.narrow(1, h, 1)?, v.narrow(1, h, 1)?);
