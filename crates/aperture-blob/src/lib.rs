@@ -33,6 +33,7 @@
 mod crypt;
 mod derived;
 mod error;
+mod local;
 mod read;
 mod store;
 #[cfg(feature = "testing")]

@@ -191,16 +191,6 @@ impl BlobStore {
         self
     }
 
-    /// The same store with its object store wrapped by `wrap` (a test's recorder or fault
-    /// injector), keeping what it knows of a local folder, so syncs still reach the disk.
-    pub fn with_store_wrapped(
-        mut self,
-        wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
-    ) -> Self {
-        self.store = wrap(self.store);
-        self
-    }
-
     /// Whether objects are encrypted (see [`BlobStore::with_encryption`]).
     pub fn is_encrypted(&self) -> bool {
         self.encryption.is_some()
@@ -426,6 +416,11 @@ impl BlobStore {
     /// The object store underneath, for callers that need the raw interface (tests, tools).
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// Whether [`BlobStore::publish_blocking`] publishes here (an unencrypted local folder).
+    pub fn publishes_blocking(&self) -> bool {
+        self.local_root.is_some() && self.encryption.is_none()
     }
 
     /// The blob's file when the store is a local folder, so that tools that want a path

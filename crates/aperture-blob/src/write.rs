@@ -125,6 +125,39 @@ impl BlobStore {
         }
     }
 
+    /// Publishes small staged content on the calling thread, for callers already on a blocking
+    /// thread, when the store is an unencrypted local folder: the bytes go to a new file beside
+    /// the blob's, which takes the blob's name only if no blob has it (a rename that does not
+    /// replace). Same answers as [`BlobStore::publish`]: `true` when this call created the
+    /// blob, `false` when an intact one was there. Gives the content back, untouched, when this
+    /// store cannot publish it so (remote or encrypted stores, content not held in memory):
+    /// then [`BlobStore::publish`] it. Not durable until [`BlobStore::sync`].
+    pub fn publish_blocking(&self, staged: Staged) -> Result<std::result::Result<bool, Staged>> {
+        let (Some(target), Content::Memory(bytes)) =
+            (self.local_path(staged.hash), &staged.content)
+        else {
+            return Ok(Err(staged));
+        };
+        let write_err = |path: &FsPath| {
+            let path = path.to_path_buf();
+            move |source| Error::Write { path, source }
+        };
+        match crate::local::write_new(&target, bytes) {
+            Ok(()) => return Ok(Ok(true)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(write_err(&target)(e)),
+        }
+        // Deduplicate only against an intact blob: one left empty, short or zero-filled (a power
+        // cut before the batch's sync) is replaced. Small blobs are cheap to read and hash again.
+        let intact = std::fs::read(&target).is_ok_and(|found| {
+            found.len() == bytes.len() && ContentHash::from(blake3::hash(&found)) == staged.hash
+        });
+        if !intact {
+            crate::local::replace(&target, bytes).map_err(write_err(&target))?;
+        }
+        Ok(Ok(!intact))
+    }
+
     /// Puts staged content under its hash. Returns `true` when this call created the blob and
     /// `false` when the blob was already there (deduplicated). Safe to race with itself: the
     /// content under a hash is the same whoever writes it (in an encrypted store sealed with

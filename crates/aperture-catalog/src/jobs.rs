@@ -258,6 +258,17 @@ pub trait JobQueue: Send + Sync {
     /// for a whole job, a whole result for a part.
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool>;
 
+    /// Records how several leased jobs ended, in one transaction: each answers as
+    /// [`JobQueue::finish`] would, in order, and one that is refused (or fails) leaves no trace
+    /// while the others are kept. `Err` when the transaction as a whole failed: then nothing is
+    /// recorded. The default finishes them one by one.
+    fn finish_many(&self, worker: &str, finished: &[(i64, Outcome)]) -> Result<Vec<Result<bool>>> {
+        Ok(finished
+            .iter()
+            .map(|(job, outcome)| self.finish(*job, worker, outcome))
+            .collect())
+    }
+
     /// The earliest time a job of these analyzers may become runnable: a queued job's due time
     /// (now, or after a retry's backoff), a running one's lease expiry. `None` when there is
     /// neither (jobs waiting for their parts count through their parts).

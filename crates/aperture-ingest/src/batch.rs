@@ -57,6 +57,25 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
         Self { queue }
     }
 
+    /// Submits items together (they go into the same batch or the next few); returns when all
+    /// are committed, with their results in order.
+    pub async fn submit_many(&self, items: Vec<T>) -> Vec<Result<R, Stopped>> {
+        let mut waiting = Vec::with_capacity(items.len());
+        for item in items {
+            let (ack, done) = oneshot::channel();
+            let sent = self.queue.send((item, ack)).await.map_err(|_| Stopped);
+            waiting.push(sent.map(|()| done));
+        }
+        let mut results = Vec::with_capacity(waiting.len());
+        for waiting in waiting {
+            results.push(match waiting {
+                Ok(done) => done.await.map_err(|_| Stopped),
+                Err(stopped) => Err(stopped),
+            });
+        }
+        results
+    }
+
     /// Submits an item; returns when the batch that holds it is committed, with its result.
     pub async fn submit(&self, item: T) -> Result<R, Stopped> {
         let (ack, done) = oneshot::channel();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use aperture_blob::{BlobStore, Staged};
 use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSource, Recorded};
-use aperture_core::{AnalyzerSpec, AssetId};
+use aperture_core::{AnalyzerSpec, AssetId, ContentHash};
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
@@ -31,14 +31,19 @@ const RACE_RETRIES: u32 = 5;
 const BATCH: usize = 256;
 /// Bytes of small files held in memory at once, in KiB.
 const MEMORY_BUDGET_KIB: u32 = 256 * 1024;
+/// Small files prepared together on one blocking thread, when the blob store can take their
+/// bytes there (an unencrypted local folder): one hop between threads per chunk, not several
+/// per file, which is what bounded many-small-file ingest.
+const CHUNK: usize = 32;
 
 /// How to ingest: where to record, how much at once, what to walk and what to queue.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// The collection to record into, created if missing.
     pub collection: String,
-    /// Files in flight at once. Many small files in flight make catalog batches large, and
-    /// so the one sync and one commit per batch cheap; memory is bounded separately.
+    /// Files in flight at once; a chunk of small files counts as one. Many small files in
+    /// flight make catalog batches large, and so the one sync and one commit per batch cheap;
+    /// memory is bounded separately.
     pub concurrency: usize,
     /// Files larger than the blob store's part size in flight at once (each holds a few parts).
     pub large_concurrency: usize,
@@ -145,19 +150,39 @@ impl Ingester {
             let files = futures::stream::unfold(found_rx, |mut rx| async move {
                 rx.recv().await.map(|found| (found, rx))
             });
+            let chunk = if self.blobs.publishes_blocking() {
+                CHUNK
+            } else {
+                1
+            };
+            let part_size = self.blobs.part_size() as u64;
+            let units = files.ready_chunks(chunk).flat_map(|found| {
+                let (small, others): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| {
+                    chunk > 1 && matches!(f, Found::File { size, .. } if *size <= part_size)
+                });
+                let mut units: Vec<Unit> = others.into_iter().map(Unit::One).collect();
+                if !small.is_empty() {
+                    units.push(Unit::Small(small));
+                }
+                futures::stream::iter(units)
+            });
             let mut results = std::pin::pin!(
-                files
-                    .map(|found| {
-                        if let Found::File { size, .. } = &found {
-                            progress.found(*size);
+                units
+                    .map(|unit| {
+                        for found in unit.files() {
+                            if let Found::File { size, .. } = found {
+                                progress.found(*size);
+                            }
                         }
-                        job.run(found)
+                        job.run_unit(unit)
                     })
                     .buffer_unordered(options.concurrency.max(1))
             );
-            while let Some(file) = results.next().await {
-                progress.done(&file);
-                report.add(file, options.report_every_file);
+            while let Some(files) = results.next().await {
+                for file in files {
+                    progress.done(&file);
+                    report.add(file, options.report_every_file);
+                }
             }
         }
         // The walker ends once its channel closes; its panic is ours. Every file's row was
@@ -172,6 +197,21 @@ impl Ingester {
     }
 }
 
+/// What one task takes on: one file, or a chunk of small files.
+enum Unit {
+    One(Found),
+    Small(Vec<Found>),
+}
+
+impl Unit {
+    fn files(&self) -> &[Found] {
+        match self {
+            Unit::One(found) => std::slice::from_ref(found),
+            Unit::Small(found) => found,
+        }
+    }
+}
+
 enum Prepared {
     Known(AssetId),
     Ready {
@@ -179,6 +219,22 @@ enum Prepared {
         /// A small file, already read and hashed, with its blob generation.
         small: Option<(Staged, BlobGeneration)>,
     },
+    /// A small file whose blob is published already.
+    Published {
+        probe: Box<aperture_media::Probe>,
+        hash: ContentHash,
+        size: u64,
+        written: bool,
+        generation: BlobGeneration,
+    },
+}
+
+/// A file as the walk found it, with what will be recorded about its source.
+struct Source {
+    path: PathBuf,
+    size: u64,
+    modified_ns: Option<i64>,
+    recorded: NewSource,
 }
 
 struct Job<'a> {
@@ -192,6 +248,13 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    async fn run_unit(&self, unit: Unit) -> Vec<FileReport> {
+        match unit {
+            Unit::One(found) => vec![self.run(found).await],
+            Unit::Small(found) => self.run_small(found).await,
+        }
+    }
+
     async fn run(&self, found: Found) -> FileReport {
         match found {
             Found::Error { path, error } => FileReport::failed(&path, 0, error),
@@ -200,58 +263,204 @@ impl Job<'_> {
                 size,
                 modified_ns,
             } => {
-                let mut report = FileReport::new(&path, size);
-                if let Err(Failure(kind, error)) =
-                    self.file(&path, size, modified_ns, &mut report).await
-                {
-                    // Every message names its file, whichever layer it came from.
-                    let shown = path.display().to_string();
-                    report.fail(FileError::new(
-                        kind,
-                        if error.contains(&shown) {
-                            error
-                        } else {
-                            format!("cannot ingest {shown}: {error}")
-                        },
-                    ));
-                }
+                let file = self.source(path, size, modified_ns);
+                let mut report = FileReport::new(&file.path, size);
+                let outcome = self.file(&file, &mut report).await;
+                finish_report(&file.path, &mut report, outcome);
                 report
             }
         }
     }
 
-    async fn file(
-        &self,
-        path: &Path,
-        size: u64,
-        modified_ns: Option<i64>,
-        report: &mut FileReport,
-    ) -> Result<(), Failure> {
+    fn source(&self, path: PathBuf, size: u64, modified_ns: Option<i64>) -> Source {
         let recorded = match &self.options.record_under {
             Some((from, to)) => path.strip_prefix(from).map(|rest| to.join(rest)).ok(),
             None => None,
         };
-        let source = new_source(recorded.as_deref().unwrap_or(path), size, modified_ns);
+        let recorded = new_source(recorded.as_deref().unwrap_or(&path), size, modified_ns);
+        Source {
+            path,
+            size,
+            modified_ns,
+            recorded,
+        }
+    }
+
+    async fn file(&self, file: &Source, report: &mut FileReport) -> Result<(), Failure> {
         // Everything synchronous about a small file happens in one blocking call: thread
         // hops, not IO, are what limit many-small-file ingest.
-        let mut permits = Some(self.permits(size).await?);
-        let first = self.prepare(path, &source, size, modified_ns).await?;
+        let permits = self.permits(file.size).await?;
+        let first = self.prepare(file).await?;
+        self.store(file, first, Some(permits), report).await
+    }
+
+    /// Small files, all prepared and published on one blocking thread, then recorded together.
+    async fn run_small(&self, found: Vec<Found>) -> Vec<FileReport> {
+        let mut walk_errors = Vec::new();
+        let files: Vec<Source> = found
+            .into_iter()
+            .filter_map(|found| match found {
+                Found::File {
+                    path,
+                    size,
+                    modified_ns,
+                } => Some(self.source(path, size, modified_ns)),
+                Found::Error { path, error } => {
+                    walk_errors.push(FileReport::failed(&path, 0, error));
+                    None
+                }
+            })
+            .collect();
+        let mut reports: Vec<FileReport> = files
+            .iter()
+            .map(|file| FileReport::new(&file.path, file.size))
+            .collect();
+        let kib = files.iter().map(|f| f.size / 1024 + 1).sum::<u64>();
+        let permits = match self.memory_permits(kib).await {
+            Ok(permits) => permits,
+            Err(failure) => {
+                for (file, report) in files.iter().zip(&mut reports) {
+                    finish_report(&file.path, report, Err(failure.clone()));
+                }
+                return reports;
+            }
+        };
+        let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
+        let (collection, probe) = (self.collection, self.options.probe.clone());
+        let (files, prepared) = blocking(move || {
+            let prepared: Vec<_> = files
+                .iter()
+                .map(|file| prepare_blocking(&catalog, &blobs, collection, &probe, file, true))
+                .collect();
+            (files, prepared)
+        })
+        .await;
+        drop(permits);
+
+        // Published files are recorded together; any other goes its own way.
+        let mut to_record = Vec::new();
+        let mut later = Vec::new();
+        for (i, prepared) in prepared.into_iter().enumerate() {
+            match prepared {
+                Ok(Prepared::Published {
+                    probe,
+                    hash,
+                    size,
+                    written,
+                    generation,
+                }) => {
+                    let asset = self.new_asset(&files[i], &probe, hash, size, &generation);
+                    to_record.push((i, probe, hash, size, written, asset));
+                }
+                Ok(Prepared::Known(asset)) => reports[i].known(asset),
+                Ok(ready @ Prepared::Ready { .. }) => later.push((i, ready)),
+                Err(failure) => finish_report(&files[i].path, &mut reports[i], Err(failure)),
+            }
+        }
+        let (meta, assets): (Vec<_>, Vec<_>) = to_record
+            .into_iter()
+            .map(|(i, probe, hash, size, written, asset)| ((i, probe, hash, size, written), asset))
+            .unzip();
+        let recorded = self.record.submit_many(assets).await;
+        for ((i, probe, hash, size, written), recorded) in meta.into_iter().zip(recorded) {
+            match recorded {
+                Ok(Ok(Recorded::BlobRaced)) => {
+                    // A deletion of this content raced the publish: the usual retries.
+                    let ready = Prepared::Ready { probe, small: None };
+                    later.push((i, ready));
+                }
+                Ok(Ok(recorded)) => reports[i].stored(
+                    recorded,
+                    hash,
+                    size,
+                    written,
+                    probe.kind,
+                    &probe.mime,
+                    &probe.metadata.problems,
+                ),
+                Ok(Err(failure)) => finish_report(&files[i].path, &mut reports[i], Err(failure)),
+                Err(e) => finish_report(
+                    &files[i].path,
+                    &mut reports[i],
+                    Err(Failure(
+                        FileErrorKind::Catalog,
+                        format!("catalog writer: {e}"),
+                    )),
+                ),
+            }
+        }
+        let finished = futures::future::join_all(later.into_iter().map(|(i, ready)| {
+            let (file, mut report) = (&files[i], reports[i].clone());
+            async move {
+                let outcome = self.store(file, ready, None, &mut report).await;
+                finish_report(&file.path, &mut report, outcome);
+                (i, report)
+            }
+        }))
+        .await;
+        for (i, report) in finished {
+            reports[i] = report;
+        }
+        reports.extend(walk_errors);
+        reports
+    }
+
+    fn new_asset(
+        &self,
+        file: &Source,
+        probe: &aperture_media::Probe,
+        hash: ContentHash,
+        size: u64,
+        generation: &BlobGeneration,
+    ) -> NewAsset {
+        NewAsset {
+            collection: self.collection,
+            hash,
+            size,
+            kind: probe.kind,
+            mime: probe.mime.clone(),
+            metadata: probe.metadata.clone(),
+            source: file.recorded.clone(),
+            generation_seen: generation.generation,
+            jobs: self
+                .options
+                .jobs
+                .iter()
+                .filter(|spec| spec.applies_to(probe.kind))
+                .map(|spec| (spec.name.to_owned(), spec.priority))
+                .collect(),
+        }
+    }
+
+    /// Publishes and records a prepared file, retrying while a deletion of the same content
+    /// races it. `permits` are held until the bytes are published.
+    async fn store(
+        &self,
+        file: &Source,
+        first: Prepared,
+        mut permits: Option<tokio::sync::SemaphorePermit<'_>>,
+        report: &mut FileReport,
+    ) -> Result<(), Failure> {
         let (probe, mut small) = match first {
             Prepared::Known(asset) => {
                 report.known(asset);
                 return Ok(());
             }
             Prepared::Ready { probe, small } => (probe, small),
+            Prepared::Published { probe, .. } => (probe, None),
         };
-
         for attempt in 0..RACE_RETRIES {
-            if permits.is_none() {
-                permits = Some(self.permits(size).await?);
+            if permits.is_none() && small.is_none() {
+                permits = Some(self.permits(file.size).await?);
             }
             let (staged, generation) = match small.take() {
                 Some(ready) => ready,
                 None => {
-                    let staged = self.blobs.stage_file(path).await.map_err(Failure::blob)?;
+                    let staged = self
+                        .blobs
+                        .stage_file(&file.path)
+                        .await
+                        .map_err(Failure::blob)?;
                     let (catalog, hash) = (self.catalog.clone(), staged.hash());
                     let generation = blocking(move || catalog.blob_generation(hash))
                         .await
@@ -275,23 +484,7 @@ impl Job<'_> {
                 Err(e) => return Err(Failure::blob(e)),
             };
             drop(permits.take());
-            let asset = NewAsset {
-                collection: self.collection,
-                hash,
-                size: stored_size,
-                kind: probe.kind,
-                mime: probe.mime.clone(),
-                metadata: probe.metadata.clone(),
-                source: source.clone(),
-                generation_seen: generation.generation,
-                jobs: self
-                    .options
-                    .jobs
-                    .iter()
-                    .filter(|spec| spec.applies_to(probe.kind))
-                    .map(|spec| (spec.name.to_owned(), spec.priority))
-                    .collect(),
-            };
+            let asset = self.new_asset(file, &probe, hash, stored_size, &generation);
             let recorded =
                 self.record.submit(asset).await.map_err(|e| {
                     Failure(FileErrorKind::Catalog, format!("catalog writer: {e}"))
@@ -324,75 +517,121 @@ impl Job<'_> {
     /// until published, so small files share a memory budget. Both are given back once the
     /// file is published, before the catalog commit, where many files wait together.
     async fn permits(&self, size: u64) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
-        let closed = Failure::of(FileErrorKind::Read);
         if size > self.blobs_part_size() {
-            return self.large.acquire().await.map_err(closed);
+            return self
+                .large
+                .acquire()
+                .await
+                .map_err(Failure::of(FileErrorKind::Read));
         }
-        let kib = u32::try_from(size / 1024 + 1)
+        self.memory_permits(size / 1024 + 1).await
+    }
+
+    async fn memory_permits(&self, kib: u64) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        let kib = u32::try_from(kib)
             .unwrap_or(u32::MAX)
             .min(MEMORY_BUDGET_KIB);
-        self.memory.acquire_many(kib).await.map_err(closed)
+        self.memory
+            .acquire_many(kib)
+            .await
+            .map_err(Failure::of(FileErrorKind::Read))
     }
 
     /// On one blocking thread: skip the file if it is known; else probe it and, when it fits
     /// in one part, read and hash it and read its blob generation.
-    async fn prepare(
-        &self,
-        path: &Path,
-        source: &NewSource,
-        size: u64,
-        modified_ns: Option<i64>,
-    ) -> Result<Prepared, Failure> {
-        let catalog = self.catalog.clone();
-        let blobs = self.blobs.clone();
-        let (collection, key) = (self.collection, source.path_bytes.clone());
-        let probe_options = self.options.probe.clone();
-        let path = path.to_path_buf();
-        let small_enough = size <= self.blobs_part_size();
-        blocking(move || {
-            let known = catalog
-                .known_source(collection, &key)
-                .map_err(Failure::of(FileErrorKind::Catalog))?;
-            if let Some(known) = known
-                && known.file_size == size
-                && known.modified_ns == modified_ns
-                && modified_ns.is_some()
-            {
-                return Ok(Prepared::Known(known.asset));
-            }
-            let probe = aperture_media::probe_file(&path, &probe_options)
-                .map_err(Failure::of(FileErrorKind::Read))?;
-            // A decompression bomb is refused before it is stored, as an upload is.
-            if probe.kind == aperture_core::MediaKind::Image {
-                aperture_media::check_image_size(&path, &path.display().to_string())
-                    .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
-            }
-            let staged = if small_enough {
-                blobs
-                    .stage_small_file_blocking(&path)
-                    .map_err(Failure::blob)?
-            } else {
-                None
-            };
-            let small = match staged {
-                Some(staged) => {
-                    let generation = catalog
-                        .blob_generation(staged.hash())
-                        .map_err(Failure::of(FileErrorKind::Catalog))?;
-                    Some((staged, generation))
-                }
-                None => None,
-            };
-            Ok(Prepared::Ready {
-                probe: Box::new(probe),
-                small,
-            })
-        })
-        .await
+    async fn prepare(&self, file: &Source) -> Result<Prepared, Failure> {
+        let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
+        let (collection, probe) = (self.collection, self.options.probe.clone());
+        let file = Source {
+            path: file.path.clone(),
+            recorded: file.recorded.clone(),
+            ..*file
+        };
+        blocking(move || prepare_blocking(&catalog, &blobs, collection, &probe, &file, false)).await
     }
 
     fn blobs_part_size(&self) -> u64 {
         self.blobs.part_size() as u64
+    }
+}
+
+/// Skips a known file; else probes it and, when it fits in one part, reads and hashes it and
+/// reads its blob generation, and with `publish` stores its bytes when the store takes them on
+/// this thread.
+fn prepare_blocking(
+    catalog: &Arc<dyn Catalog>,
+    blobs: &BlobStore,
+    collection: CollectionId,
+    probe_options: &ProbeOptions,
+    file: &Source,
+    publish: bool,
+) -> Result<Prepared, Failure> {
+    let path = &file.path;
+    let known = catalog
+        .known_source(collection, &file.recorded.path_bytes)
+        .map_err(Failure::of(FileErrorKind::Catalog))?;
+    if let Some(known) = known
+        && known.file_size == file.size
+        && known.modified_ns == file.modified_ns
+        && file.modified_ns.is_some()
+    {
+        return Ok(Prepared::Known(known.asset));
+    }
+    let probe = aperture_media::probe_file(path, probe_options)
+        .map_err(Failure::of(FileErrorKind::Read))?;
+    // A decompression bomb is refused before it is stored, as an upload is.
+    if probe.kind == aperture_core::MediaKind::Image {
+        aperture_media::check_image_size(path, &path.display().to_string())
+            .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
+    }
+    let probe = Box::new(probe);
+    let staged = if file.size <= blobs.part_size() as u64 {
+        blobs
+            .stage_small_file_blocking(path)
+            .map_err(Failure::blob)?
+    } else {
+        None
+    };
+    let Some(staged) = staged else {
+        return Ok(Prepared::Ready { probe, small: None });
+    };
+    let generation = catalog
+        .blob_generation(staged.hash())
+        .map_err(Failure::of(FileErrorKind::Catalog))?;
+    if !publish {
+        return Ok(Prepared::Ready {
+            probe,
+            small: Some((staged, generation)),
+        });
+    }
+    let (hash, size) = (staged.hash(), staged.size());
+    match blobs.publish_blocking(staged).map_err(Failure::blob)? {
+        Ok(written) => Ok(Prepared::Published {
+            probe,
+            hash,
+            size,
+            written,
+            generation,
+        }),
+        Err(staged) => Ok(Prepared::Ready {
+            probe,
+            small: Some((staged, generation)),
+        }),
+    }
+}
+
+/// Marks a file failed, with a message that names it, whichever layer the problem came from.
+fn finish_report(path: &Path, report: &mut FileReport, outcome: Result<(), Failure>) {
+    if let Err(Failure(kind, error)) = outcome {
+        let shown = path.display().to_string();
+        report.fail(FileError::new(
+            kind,
+            if error.contains(&shown) {
+                error
+            } else {
+                format!("cannot ingest {shown}: {error}")
+            },
+        ));
     }
 }
 

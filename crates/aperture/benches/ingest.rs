@@ -1,6 +1,6 @@
-//! Ingest throughput against the baseline of `cp` followed by `b3sum` over the same files, in
-//! the same run, and the same ingest into a lake encrypted at rest (`init --encrypt`). Prints a
-//! table.
+//! Ingest throughput against the baseline of `cp` followed by `b3sum` over the same files and a
+//! `sync` (ingest makes its blobs durable too), in the same run, and the same ingest into a
+//! lake encrypted at rest (`init --encrypt`). Prints a table.
 //!
 //! ```sh
 //! scripts/setup.sh --bench                # installs b3sum
@@ -60,7 +60,7 @@ fn main() {
     );
     println!();
     println!(
-        "| workload | cp + b3sum | aperture ingest | ratio (aperture / baseline) | \
+        "| workload | cp + b3sum + sync | aperture ingest | ratio (aperture / baseline) | \
          aperture ingest, encrypted | encrypted / plain |"
     );
     println!("|---|---|---|---|---|---|");
@@ -80,10 +80,12 @@ fn main() {
     ] {
         // Interleaved, so that a drift in the machine (this disk slows down for a while after
         // large deletions) hits both sides alike.
-        let (mut base_times, mut our_times, mut sealed_times) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut base_times, mut sync_times, mut our_times, mut sealed_times) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs {
-            base_times.push(baseline(dir, &root.path().join(format!("cp-{name}-{run}"))));
+            let (base, sync) = baseline(dir, &root.path().join(format!("cp-{name}-{run}")));
+            base_times.push(base);
+            sync_times.push(sync);
             our_times.push(aperture_ingest(
                 dir,
                 &root.path().join(format!("ap-{name}-{run}")),
@@ -95,8 +97,12 @@ fn main() {
                 true,
             ));
         }
-        let (baseline, ours, sealed) =
-            (median(base_times), median(our_times), median(sealed_times));
+        let (baseline, sync, ours, sealed) = (
+            median(base_times),
+            median(sync_times),
+            median(our_times),
+            median(sealed_times),
+        );
         let rate = |d: Duration| {
             if name == "large files" {
                 format!("{:.0} MB/s", bytes / d.as_secs_f64() / 1e6)
@@ -105,9 +111,10 @@ fn main() {
             }
         };
         println!(
-            "| {name} | {} ({:.2} s) | {} ({:.2} s) | {:.2}× | {} ({:.2} s) | {:.2}× |",
+            "| {name} | {} ({:.2} s, sync {:.2} s) | {} ({:.2} s) | {:.2}× | {} ({:.2} s) | {:.2}× |",
             rate(baseline),
             baseline.as_secs_f64(),
+            sync.as_secs_f64(),
             rate(ours),
             ours.as_secs_f64(),
             baseline.as_secs_f64() / ours.as_secs_f64(),
@@ -134,7 +141,9 @@ fn has_b3sum() -> bool {
 
 /// Nothing is deleted until the end: on disks mounted with `discard`, deleting many files
 /// slows every file operation for a while after, which would bleed into the next run.
-fn baseline(sources: &Path, dest: &Path) -> Duration {
+/// The peer makes its copies durable as ingest makes its blobs durable: `sync` at the end.
+/// Returns the whole time and the part of it that `sync` took.
+fn baseline(sources: &Path, dest: &Path) -> (Duration, Duration) {
     settle(sources);
     let started = Instant::now();
     run(Command::new("cp").arg("-r").arg(sources).arg(dest));
@@ -142,7 +151,9 @@ fn baseline(sources: &Path, dest: &Path) -> Duration {
         "find '{}' -type f -print0 | xargs -0 b3sum > /dev/null",
         dest.display()
     )));
-    started.elapsed()
+    let syncing = Instant::now();
+    run(&mut Command::new("sync"));
+    (started.elapsed(), syncing.elapsed())
 }
 
 fn aperture(data: &Path, args: &[&str]) -> Command {

@@ -450,3 +450,62 @@ async fn a_file_changed_before_publishing_is_not_stored() {
             .is_empty()
     );
 }
+
+/// Small content published on the caller's thread reads back through the store as any blob
+/// does, is deduplicated against an intact blob, replaces a damaged one, and is given back
+/// untouched by stores that cannot take it so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_content_published_in_place_behaves_as_published_any_other_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(dir.path()).await;
+    assert!(store.publishes_blocking());
+    let path = dir.path().join("small");
+    let bytes = content(3000, 11);
+    std::fs::write(&path, &bytes).unwrap();
+    let stage = || {
+        store
+            .stage_small_file_blocking(&path)
+            .unwrap()
+            .expect("smaller than a part")
+    };
+    let staged = stage();
+    let hash = staged.hash();
+    assert_eq!(store.publish_blocking(staged).unwrap().ok(), Some(true));
+    assert_eq!(store.verify(hash).await.unwrap(), 3000);
+    assert_eq!(
+        store.publish_blocking(stage()).unwrap().ok(),
+        Some(false),
+        "an intact blob is deduplicated against"
+    );
+    // Async publishing sees the same blob.
+    assert!(!store.publish(stage()).await.unwrap());
+
+    let hex = hash.to_string();
+    let on_disk = dir.path().join(format!("store/blobs/{}/{hex}", &hex[..3]));
+    let mut damaged = bytes.clone();
+    damaged[100] ^= 1;
+    std::fs::write(&on_disk, &damaged).unwrap();
+    assert!(store.verify(hash).await.is_err());
+    assert_eq!(
+        store.publish_blocking(stage()).unwrap().ok(),
+        Some(true),
+        "a damaged blob is replaced"
+    );
+    assert_eq!(store.verify(hash).await.unwrap(), 3000);
+    let beside: Vec<_> = std::fs::read_dir(on_disk.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside.len(), 1, "nothing left beside the blob: {beside:?}");
+
+    for other in [
+        memory().await,
+        local_encrypted(&dir.path().join("sealed")).await.unwrap(),
+    ] {
+        assert!(!other.publishes_blocking());
+        let staged = other.stage_small_file_blocking(&path).unwrap().unwrap();
+        let given_back = other.publish_blocking(staged).unwrap().unwrap_err();
+        assert!(other.publish(given_back).await.unwrap());
+        assert_eq!(other.verify(hash).await.unwrap(), 3000);
+    }
+}

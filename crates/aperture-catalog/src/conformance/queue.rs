@@ -928,3 +928,136 @@ pub fn queue_counts_per_collection<C: Catalog + JobQueue>(make: &dyn Fn() -> C) 
     assert_eq!(catalog.counts_in(&[empty]).unwrap(), (0, vec![]));
     assert_eq!(catalog.counts_in(&[]).unwrap(), (0, vec![]));
 }
+
+/// Several jobs finished in one call answer as each would alone: kept, refused as not fitting
+/// (nothing of it written, its neighbours kept), or not held (another worker's lease). Workers
+/// on threads finishing batches at once never lose or double a job.
+pub fn queue_finishes_jobs_in_batches<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let assets: Vec<AssetId> = (0..6u8)
+        .map(|i| id_of(record_one(&catalog, &new_asset(c, &[i], &format!("/{i}")))))
+        .collect();
+    for asset in &assets {
+        catalog
+            .enqueue(&jobs_for(*asset, &[("labels", 0)]))
+            .unwrap();
+    }
+    let labels = names(&["labels"]);
+    let mine = catalog.claim("w", &labels, 5, LEASE).unwrap();
+    let theirs = catalog.claim("other", &labels, 1, LEASE).unwrap();
+    assert_eq!((mine.len(), theirs.len()), (5, 1));
+    let ok = |job: &Job, label: &str| succeeded(job.asset, "labels", "1", label);
+    let finished = vec![
+        (mine[0].id, ok(&mine[0], "zero")),
+        (
+            mine[1].id,
+            Outcome::Failed {
+                error: "busy".into(),
+            },
+        ),
+        (
+            mine[2].id,
+            Outcome::Skipped {
+                reason: "not for this".into(),
+            },
+        ),
+        // A part's result for a whole job does not fit: refused, nothing written.
+        (mine[3].id, part_done("1", b"part")),
+        (mine[4].id, ok(&mine[4], "four")),
+        // Not ours: not kept.
+        (theirs[0].id, ok(&theirs[0], "stolen")),
+    ];
+    let answers = catalog.finish_many("w", &finished).unwrap();
+    assert_eq!(answers.len(), 6);
+    assert!(matches!(answers[0], Ok(true)), "{:?}", answers[0]);
+    assert!(matches!(answers[1], Ok(true)), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Ok(true)), "{:?}", answers[2]);
+    assert!(
+        matches!(answers[3], Err(Error::InvalidInput { .. })),
+        "{:?}",
+        answers[3]
+    );
+    assert!(matches!(answers[4], Ok(true)), "{:?}", answers[4]);
+    assert!(matches!(answers[5], Ok(false)), "{:?}", answers[5]);
+    let state = |asset: AssetId| catalog.jobs_of(asset).unwrap()[0].state;
+    let labels_of = |asset: AssetId| {
+        catalog
+            .insights(asset)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.value)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(labels_of(mine[0].asset), [label("zero")]);
+    assert_eq!(state(mine[0].asset), JobState::Succeeded);
+    assert_eq!(state(mine[1].asset), JobState::Queued, "retried later");
+    assert_eq!(state(mine[2].asset), JobState::Skipped);
+    assert_eq!(
+        state(mine[3].asset),
+        JobState::Running,
+        "the refused job is untouched"
+    );
+    assert!(labels_of(mine[3].asset).is_empty());
+    assert_eq!(labels_of(mine[4].asset), [label("four")]);
+    assert_eq!(state(theirs[0].asset), JobState::Running);
+    assert!(
+        labels_of(theirs[0].asset).is_empty(),
+        "another's job is not written"
+    );
+    assert!(
+        catalog
+            .finish(mine[3].id, "w", &ok(&mine[3], "three"))
+            .unwrap()
+    );
+    assert_eq!(catalog.finish_many("w", &[]).unwrap().len(), 0);
+
+    // Four workers claim and finish in batches from one queue.
+    let more: Vec<NewJob> = assets
+        .iter()
+        .flat_map(|a| (0..30).map(move |n| (*a, format!("a{n}"))))
+        .map(|(asset, analyzer)| NewJob {
+            asset,
+            analyzer,
+            priority: 0,
+        })
+        .collect();
+    catalog.enqueue(&more).unwrap();
+    let all: Vec<String> = (0..30).map(|n| format!("a{n}")).collect();
+    let done: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let (catalog, all) = (&catalog, &all);
+                s.spawn(move || {
+                    let worker = format!("w{w}");
+                    let mut kept = Vec::new();
+                    loop {
+                        let jobs = catalog.claim(&worker, all, 9, LEASE).unwrap();
+                        if jobs.is_empty() {
+                            break;
+                        }
+                        let finished: Vec<(i64, Outcome)> = jobs
+                            .iter()
+                            .map(|j| (j.id, succeeded(j.asset, &j.analyzer, "1", "x")))
+                            .collect();
+                        let answers = catalog.finish_many(&worker, &finished).unwrap();
+                        for (job, answer) in jobs.iter().zip(answers) {
+                            assert!(answer.unwrap(), "a job held by its worker is kept");
+                            kept.push(job.id);
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut unique = done.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), done.len(), "no job finished twice");
+    assert_eq!(done.len(), 180, "no job lost");
+}

@@ -650,7 +650,7 @@ impl Catalog for SqliteCatalog {
 }
 
 /// Inserts insights in the caller's transaction; every one must name an existing asset.
-pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insight]) -> Result<()> {
+pub(super) fn insert_insights(tx: &rusqlite::Connection, insights: &[Insight]) -> Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO insights (asset_id, analyzer, analyzer_version, model, model_version,
                  kind, value, confidence, language, page, time_start_ms, time_end_ms,
@@ -694,7 +694,7 @@ pub(super) fn insert_insights(tx: &rusqlite::Transaction<'_>, insights: &[Insigh
 }
 
 /// Records in the caller's transaction that an asset's searchable content changed.
-pub(super) fn note_change(tx: &rusqlite::Transaction<'_>, asset: &[u8]) -> Result<()> {
+pub(super) fn note_change(tx: &rusqlite::Connection, asset: &[u8]) -> Result<()> {
     tx.prepare_cached("INSERT INTO changes (asset_id) VALUES (?1)")?
         .execute([asset])?;
     Ok(())

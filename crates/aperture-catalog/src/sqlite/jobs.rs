@@ -55,7 +55,7 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Job>> {
 }
 
 /// Removes the parts of a job (their results with them) and marks it unsplit.
-fn drop_parts(tx: &rusqlite::Transaction<'_>, asset: &[u8], analyzer: &str) -> Result<()> {
+fn drop_parts(tx: &rusqlite::Connection, asset: &[u8], analyzer: &str) -> Result<()> {
     tx.prepare_cached("DELETE FROM jobs WHERE asset_id = ?1 AND analyzer = ?2 AND part > 0")?
         .execute(params![asset, analyzer])?;
     tx.prepare_cached(
@@ -68,7 +68,7 @@ fn drop_parts(tx: &rusqlite::Transaction<'_>, asset: &[u8], analyzer: &str) -> R
 /// Ends a split job whose part failed for good or was skipped: the job takes the part's
 /// state, its message names the part, and the other parts are dropped (their work is moot).
 fn end_split_job(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     asset: &[u8],
     analyzer: &str,
     part: Part,
@@ -251,177 +251,26 @@ impl JobQueue for SqliteCatalog {
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let now = UnixMillis::now().0;
-        let held: Option<Job> = tx
-            .query_row(
-                &format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs
-                     WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
-                ),
-                params![job, worker],
-                job_from_row,
-            )
-            .optional()?
-            .transpose()?;
-        let Some(held) = held else {
-            return Ok(false);
-        };
-        let (asset, analyzer, attempts, part) = (
-            held.asset.as_bytes().to_vec(),
-            held.analyzer.clone(),
-            held.attempts,
-            held.part,
-        );
-        if let Some(refused) = refusal(job, &held, outcome) {
-            return Err(refused);
-        }
-        match (outcome, part) {
-            (Outcome::RedoParts { parts }, None) => {
-                let mut again = tx.prepare_cached(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?4,
-                         analyzer_version = NULL, result = NULL, last_error = NULL,
-                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
-                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = ?3",
-                )?;
-                for n in parts.iter().filter(|n| **n > 0) {
-                    again.execute(params![asset, analyzer, n, now])?;
-                }
-                tx.execute(
-                    "UPDATE jobs SET state = 'waiting', lease_owner = NULL,
-                         lease_expires_at = NULL, updated_at = ?2
-                     WHERE id = ?1",
-                    params![job, now],
-                )?;
+        let kept = finish_in(&tx, job, worker, outcome)?;
+        tx.commit()?;
+        Ok(kept)
+    }
+
+    fn finish_many(&self, worker: &str, finished: &[(i64, Outcome)]) -> Result<Vec<Result<bool>>> {
+        let mut conn = self.write();
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(finished.len());
+        for (job, outcome) in finished {
+            // One savepoint per job: a job whose finish fails leaves no trace, the others stay.
+            let one = tx.savepoint()?;
+            let kept = finish_in(&one, *job, worker, outcome);
+            if kept.is_ok() {
+                one.commit()?;
             }
-            (
-                Outcome::Succeeded {
-                    version,
-                    insights,
-                    requeue,
-                },
-                None,
-            ) => {
-                debug_assert!(
-                    insights
-                        .iter()
-                        .all(|i| i.analyzer == analyzer && i.asset.as_bytes()[..] == asset[..]),
-                    "a job's insights belong to its asset and analyzer"
-                );
-                // Replace in one transaction: readers see the old results or the new ones.
-                tx.execute(
-                    "DELETE FROM insights WHERE asset_id = ?1 AND analyzer = ?2",
-                    params![asset, analyzer],
-                )?;
-                super::insert_insights(&tx, insights)?;
-                super::note_change(&tx, &asset)?;
-                // The parts' results are joined into these insights: they go.
-                drop_parts(&tx, &asset, &analyzer)?;
-                tx.execute(
-                    "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
-                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                         updated_at = ?3
-                     WHERE id = ?1",
-                    params![job, version, now],
-                )?;
-                let mut again = tx.prepare_cached(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
-                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                         updated_at = ?3
-                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0",
-                )?;
-                for dependent in requeue.iter().filter(|d| **d != analyzer) {
-                    // Parts computed from the old insights are moot too.
-                    drop_parts(&tx, &asset, dependent)?;
-                    again.execute(params![asset, dependent, now])?;
-                }
-            }
-            (Outcome::Split { parts }, None) => {
-                drop_parts(&tx, &asset, &analyzer)?;
-                let count = parts.len() as i64;
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after,
-                         created_at, updated_at, part, parts, start_ms, end_ms)
-                     SELECT asset_id, analyzer, 'queued', priority, ?2, ?2, ?2, ?3, ?4, ?5, ?6
-                     FROM jobs WHERE id = ?1",
-                )?;
-                for (n, (start, end)) in parts.iter().enumerate() {
-                    insert.execute(params![
-                        job,
-                        now,
-                        n as i64 + 1,
-                        count,
-                        *start as i64,
-                        end.map(|e| e as i64)
-                    ])?;
-                }
-                tx.execute(
-                    "UPDATE jobs SET state = 'waiting', parts = ?2, last_error = NULL,
-                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
-                     WHERE id = ?1",
-                    params![job, count, now],
-                )?;
-            }
-            (Outcome::PartDone { version, result }, Some(_)) => {
-                tx.execute(
-                    "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2, result = ?3,
-                         last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                         updated_at = ?4
-                     WHERE id = ?1",
-                    params![job, version, result, now],
-                )?;
-                // The last part done: the job is queued again, to join them.
-                tx.execute(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
-                         updated_at = ?3
-                     WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0 AND state = 'waiting'
-                       AND NOT EXISTS (
-                           SELECT 1 FROM jobs p WHERE p.asset_id = ?1 AND p.analyzer = ?2
-                             AND p.part > 0 AND p.state != 'succeeded')",
-                    params![asset, analyzer, now],
-                )?;
-            }
-            (Outcome::Failed { error }, _) if attempts < MAX_ATTEMPTS => {
-                let due = now + millis(retry_backoff(attempts));
-                tx.execute(
-                    "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3,
-                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
-                     WHERE id = ?1",
-                    params![job, due, error, now],
-                )?;
-            }
-            (Outcome::Failed { error } | Outcome::Unrecoverable { error }, Some(part)) => {
-                end_split_job(&tx, &asset, &analyzer, part, JobState::Failed, error, now)?;
-            }
-            (Outcome::Skipped { reason }, Some(part)) => {
-                end_split_job(&tx, &asset, &analyzer, part, JobState::Skipped, reason, now)?;
-            }
-            (Outcome::Failed { error } | Outcome::Unrecoverable { error }, None) => {
-                drop_parts(&tx, &asset, &analyzer)?;
-                tx.execute(
-                    "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
-                         lease_expires_at = NULL, updated_at = ?3
-                     WHERE id = ?1",
-                    params![job, error, now],
-                )?;
-            }
-            (Outcome::Skipped { reason }, None) => {
-                drop_parts(&tx, &asset, &analyzer)?;
-                tx.execute(
-                    "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
-                         lease_expires_at = NULL, updated_at = ?3
-                     WHERE id = ?1",
-                    params![job, reason, now],
-                )?;
-            }
-            // Refused above.
-            (
-                Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::RedoParts { .. },
-                Some(_),
-            )
-            | (Outcome::PartDone { .. }, None) => unreachable!("refusal() refuses these"),
+            out.push(kept);
         }
         tx.commit()?;
-        Ok(true)
+        Ok(out)
     }
 
     fn next_due(&self, analyzers: &[String]) -> Result<Option<UnixMillis>> {
@@ -541,4 +390,178 @@ impl JobQueue for SqliteCatalog {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Records how a leased job ended, inside the caller's transaction (see [`JobQueue::finish`]).
+fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
+    let now = UnixMillis::now().0;
+    let held: Option<Job> = tx
+        .query_row(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
+            ),
+            params![job, worker],
+            job_from_row,
+        )
+        .optional()?
+        .transpose()?;
+    let Some(held) = held else {
+        return Ok(false);
+    };
+    let (asset, analyzer, attempts, part) = (
+        held.asset.as_bytes().to_vec(),
+        held.analyzer.clone(),
+        held.attempts,
+        held.part,
+    );
+    if let Some(refused) = refusal(job, &held, outcome) {
+        return Err(refused);
+    }
+    match (outcome, part) {
+        (Outcome::RedoParts { parts }, None) => {
+            let mut again = tx.prepare_cached(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?4,
+                     analyzer_version = NULL, result = NULL, last_error = NULL,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
+                 WHERE asset_id = ?1 AND analyzer = ?2 AND part = ?3",
+            )?;
+            for n in parts.iter().filter(|n| **n > 0) {
+                again.execute(params![asset, analyzer, n, now])?;
+            }
+            tx.execute(
+                "UPDATE jobs SET state = 'waiting', lease_owner = NULL,
+                     lease_expires_at = NULL, updated_at = ?2
+                 WHERE id = ?1",
+                params![job, now],
+            )?;
+        }
+        (
+            Outcome::Succeeded {
+                version,
+                insights,
+                requeue,
+            },
+            None,
+        ) => {
+            debug_assert!(
+                insights
+                    .iter()
+                    .all(|i| i.analyzer == analyzer && i.asset.as_bytes()[..] == asset[..]),
+                "a job's insights belong to its asset and analyzer"
+            );
+            // Replace in one transaction: readers see the old results or the new ones.
+            tx.execute(
+                "DELETE FROM insights WHERE asset_id = ?1 AND analyzer = ?2",
+                params![asset, analyzer],
+            )?;
+            super::insert_insights(tx, insights)?;
+            super::note_change(tx, &asset)?;
+            // The parts' results are joined into these insights: they go.
+            drop_parts(tx, &asset, &analyzer)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
+                     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                     updated_at = ?3
+                 WHERE id = ?1",
+                params![job, version, now],
+            )?;
+            let mut again = tx.prepare_cached(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
+                     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                     updated_at = ?3
+                 WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0",
+            )?;
+            for dependent in requeue.iter().filter(|d| **d != analyzer) {
+                // Parts computed from the old insights are moot too.
+                drop_parts(tx, &asset, dependent)?;
+                again.execute(params![asset, dependent, now])?;
+            }
+        }
+        (Outcome::Split { parts }, None) => {
+            drop_parts(tx, &asset, &analyzer)?;
+            let count = parts.len() as i64;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after,
+                     created_at, updated_at, part, parts, start_ms, end_ms)
+                 SELECT asset_id, analyzer, 'queued', priority, ?2, ?2, ?2, ?3, ?4, ?5, ?6
+                 FROM jobs WHERE id = ?1",
+            )?;
+            for (n, (start, end)) in parts.iter().enumerate() {
+                insert.execute(params![
+                    job,
+                    now,
+                    n as i64 + 1,
+                    count,
+                    *start as i64,
+                    end.map(|e| e as i64)
+                ])?;
+            }
+            tx.execute(
+                "UPDATE jobs SET state = 'waiting', parts = ?2, last_error = NULL,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![job, count, now],
+            )?;
+        }
+        (Outcome::PartDone { version, result }, Some(_)) => {
+            tx.execute(
+                "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2, result = ?3,
+                     last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                     updated_at = ?4
+                 WHERE id = ?1",
+                params![job, version, result, now],
+            )?;
+            // The last part done: the job is queued again, to join them.
+            tx.execute(
+                "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
+                     updated_at = ?3
+                 WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0 AND state = 'waiting'
+                   AND NOT EXISTS (
+                       SELECT 1 FROM jobs p WHERE p.asset_id = ?1 AND p.analyzer = ?2
+                         AND p.part > 0 AND p.state != 'succeeded')",
+                params![asset, analyzer, now],
+            )?;
+        }
+        (Outcome::Failed { error }, _) if attempts < MAX_ATTEMPTS => {
+            let due = now + millis(retry_backoff(attempts));
+            tx.execute(
+                "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3,
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
+                 WHERE id = ?1",
+                params![job, due, error, now],
+            )?;
+        }
+        (Outcome::Failed { error } | Outcome::Unrecoverable { error }, Some(part)) => {
+            end_split_job(tx, &asset, &analyzer, part, JobState::Failed, error, now)?;
+        }
+        (Outcome::Skipped { reason }, Some(part)) => {
+            end_split_job(tx, &asset, &analyzer, part, JobState::Skipped, reason, now)?;
+        }
+        (Outcome::Failed { error } | Outcome::Unrecoverable { error }, None) => {
+            drop_parts(tx, &asset, &analyzer)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
+                     lease_expires_at = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![job, error, now],
+            )?;
+        }
+        (Outcome::Skipped { reason }, None) => {
+            drop_parts(tx, &asset, &analyzer)?;
+            tx.execute(
+                "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
+                     lease_expires_at = NULL, updated_at = ?3
+                 WHERE id = ?1",
+                params![job, reason, now],
+            )?;
+        }
+        // Refused above.
+        (
+            Outcome::Succeeded { .. } | Outcome::Split { .. } | Outcome::RedoParts { .. },
+            Some(_),
+        )
+        | (Outcome::PartDone { .. }, None) => unreachable!("refusal() refuses these"),
+    }
+    Ok(true)
 }

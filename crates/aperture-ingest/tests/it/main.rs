@@ -308,20 +308,18 @@ fn catalog_hashes(catalog: &dyn Catalog) -> BTreeSet<String> {
         .collect()
 }
 
-/// The catalog learns of an asset only once its blob is written and made durable: a recorder
-/// around the object store notes each blob as it becomes visible; a blob is durable once a
-/// sync that began after it was written has ended. When each sync begins and ends (and at the
-/// end), every asset the catalog holds must have a durable blob. Committing before syncing,
-/// during the sync, or writing a blob after its row, fails it.
+/// The catalog learns of an asset only once its blob is written and made durable: a blob is
+/// durable once a sync that began after it was in the store's folder has ended (small blobs
+/// are written straight to the folder, large ones through the object store). When each sync
+/// begins and ends (and at the end), every asset the catalog holds must have a durable blob.
+/// Committing before syncing, during the sync, or writing a blob after its row, fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn blobs_are_written_and_synced_before_the_catalog_commits() {
     use aperture_blob::SyncPhase;
-    use aperture_blob::testing::Event;
     let dir = tempfile::tempdir().unwrap();
     let mut sizes: Vec<usize> = (0..40).map(|i| 100 + i * 37).collect();
     sizes.extend([3 * PART + 5, 5 * PART]);
     write_files(&dir.path().join("in"), &sizes);
-    let log = Arc::new(std::sync::Mutex::new(Vec::<Event>::new()));
     let catalog = catalog();
     let durable = Arc::new(std::sync::Mutex::new(BTreeSet::<String>::new()));
     let broken = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -340,35 +338,31 @@ async fn blobs_are_written_and_synced_before_the_catalog_commits() {
         }
     };
     let observer = {
-        let (log, durable, check) = (log.clone(), durable.clone(), check.clone());
-        // How much of the log was written when the running sync began.
-        let began = std::sync::Mutex::new(0usize);
+        let (durable, check) = (durable.clone(), check.clone());
+        let blobs = dir.path().join("store/blobs");
+        // The blobs in the folder when the running sync began.
+        let began = std::sync::Mutex::new(BTreeSet::new());
         move |phase: SyncPhase| {
             check(&format!("{phase:?}"));
-            let mut log = log.lock().unwrap();
             match phase {
-                SyncPhase::Begins => *began.lock().unwrap() = log.len(),
+                SyncPhase::Begins => {
+                    // A file still being written is named `<blob>#<digits>`.
+                    *began.lock().unwrap() = files_under(&blobs)
+                        .iter()
+                        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+                        .filter(|name| !name.contains('#'))
+                        .collect();
+                }
                 SyncPhase::Ended => {
-                    let upto = std::mem::take(&mut *began.lock().unwrap());
-                    let mut durable = durable.lock().unwrap();
-                    for event in log.drain(..upto) {
-                        if let Event::Wrote(path) = event
-                            && let Some(name) = path.strip_prefix("blobs/")
-                        {
-                            durable.insert(name.rsplit('/').next().unwrap().to_owned());
-                        }
-                    }
+                    let seen = std::mem::take(&mut *began.lock().unwrap());
+                    durable.lock().unwrap().extend(seen);
                 }
             }
         }
     };
-    let recorder = log.clone();
     let store = local_store(&dir.path().join("store"))
         .await
         .with_part_size(PART)
-        .with_store_wrapped(|inner| {
-            Arc::new(aperture_blob::testing::Recording::new(inner, recorder))
-        })
         .with_sync_observer(Arc::new(observer));
     let report = ingest(store, &catalog, &dir.path().join("in")).await;
     assert_eq!(report.totals.stored, sizes.len() as u64, "{report:?}");
