@@ -14,12 +14,25 @@ use aperture_core::{AssetId, UnixMillis};
 use serde::Serialize;
 
 use aperture_analyze::{Analyzer, Error, Input, Output};
+use aperture_ingest::GroupCommit;
 
 /// The longest an idle worker waits before it looks at the queue again.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a job is leased: a worker that has not finished by then is presumed dead.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
+
+/// Jobs claimed at once at most: cheap jobs are claimed many at a time, so that claims and
+/// finishes (each a transaction) are shared by many jobs.
+const MAX_CLAIM: usize = 256;
+
+/// The work a claim should hold per job slot, judged by how long jobs took so far: long
+/// enough that claiming costs little, short enough that claimed jobs do not wait long for a
+/// slot (their leases are not renewed while they wait).
+const CLAIM_AHEAD: Duration = Duration::from_millis(250);
+
+/// Finished jobs recorded in one transaction at most.
+const FINISH_BATCH: usize = 256;
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,6 +106,57 @@ impl std::fmt::Display for WorkerReport {
             write!(f, "\n(aperture show ID lists each job's error)")?;
         }
         Ok(())
+    }
+}
+
+/// A job that ran, as its worker recorded it.
+struct RanJob {
+    analyzer: String,
+    seconds: f64,
+    /// As recorded (a result whose objects could not be made durable is recorded failed).
+    outcome: Outcome,
+    /// False: the lease had passed to another worker and the outcome was dropped.
+    kept: bool,
+}
+
+/// A job whose analyzer ran.
+struct Analyzed {
+    job: Job,
+    seconds: f64,
+    outcome: Outcome,
+    derived: bool,
+}
+
+/// A job's outcome on its way to the catalog.
+struct Finished {
+    job: i64,
+    /// The asset, for messages.
+    name: String,
+    outcome: Outcome,
+    /// Derived objects were stored: they are synced before the outcome is recorded.
+    derived: bool,
+}
+
+type Finisher = GroupCommit<Finished, aperture_catalog::Result<(bool, Outcome)>>;
+
+impl WorkerReport {
+    fn add(&mut self, ran: RanJob) {
+        let time = self.analyzers.entry(ran.analyzer).or_default();
+        time.jobs += 1;
+        time.seconds += ran.seconds;
+        match (&ran.outcome, ran.kept) {
+            (_, false) => self.lost_leases += 1,
+            (
+                Outcome::Succeeded { .. }
+                | Outcome::Split { .. }
+                | Outcome::PartDone { .. }
+                | Outcome::RedoParts { .. },
+                true,
+            ) => self.succeeded += 1,
+            (Outcome::Skipped { .. }, true) => self.skipped += 1,
+            (Outcome::Failed { .. }, true) => self.retried += 1,
+            (Outcome::Unrecoverable { .. }, true) => self.failed += 1,
+        }
     }
 }
 
@@ -171,51 +235,149 @@ impl Worker {
         Ok(added)
     }
 
-    /// Leases one batch of jobs and runs it. Returns how many jobs it ran (0: none runnable).
+    /// Leases up to one job per slot and runs them. Returns how many jobs it ran (0: none
+    /// runnable).
     pub async fn step(&self, report: &mut WorkerReport) -> aperture_catalog::Result<usize> {
-        let (catalog, names, id, parallel, lease) = (
-            self.catalog.clone(),
-            self.names(),
-            self.id.clone(),
-            self.parallel,
-            self.lease,
-        );
-        let jobs = blocking(move || catalog.claim(&id, &names, parallel, lease)).await?;
+        let finisher = self.finisher();
+        let jobs = self.claim(self.parallel).await?;
         let count = jobs.len();
         let results =
-            futures::future::join_all(jobs.into_iter().map(|job| self.run_job(job))).await;
+            futures::future::join_all(jobs.into_iter().map(|job| self.run_job(job, &finisher)))
+                .await;
         for result in results {
-            let (analyzer, seconds, outcome, kept) = result?;
-            let time = report.analyzers.entry(analyzer).or_default();
-            time.jobs += 1;
-            time.seconds += seconds;
-            match (&outcome, kept) {
-                (_, false) => report.lost_leases += 1,
-                (
-                    Outcome::Succeeded { .. }
-                    | Outcome::Split { .. }
-                    | Outcome::PartDone { .. }
-                    | Outcome::RedoParts { .. },
-                    true,
-                ) => report.succeeded += 1,
-                (Outcome::Skipped { .. }, true) => report.skipped += 1,
-                (Outcome::Failed { .. }, true) => report.retried += 1,
-                (Outcome::Unrecoverable { .. }, true) => report.failed += 1,
-            }
+            report.add(result?);
         }
         Ok(count)
     }
 
+    async fn claim(&self, limit: usize) -> aperture_catalog::Result<Vec<Job>> {
+        let (catalog, names, id, lease) = (
+            self.catalog.clone(),
+            self.names(),
+            self.id.clone(),
+            self.lease,
+        );
+        blocking(move || catalog.claim(&id, &names, limit, lease)).await
+    }
+
+    /// Runs jobs, `parallel` at a time, until none is runnable or `stop` completes: a slot
+    /// that frees takes the next claimed job at once, so a long job (a scanned book) holds
+    /// only its own slot while the others go on. Claims grow with how quick jobs are.
+    /// Returns how many jobs it ran.
+    async fn pump<S: std::future::Future<Output = ()>>(
+        &self,
+        report: &mut WorkerReport,
+        progress: &(dyn Fn(&WorkerReport) + Sync),
+        mut stop: std::pin::Pin<&mut S>,
+    ) -> aperture_catalog::Result<Option<usize>> {
+        let finisher = self.finisher();
+        let mut claimed = std::collections::VecDeque::new();
+        // Jobs whose analyzers run (one per slot), and jobs being recorded: a job gives its
+        // slot back before it is recorded, so that many are recorded together.
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut recording = futures::stream::FuturesUnordered::new();
+        let (mut ran, mut claim_size) = (0, self.parallel);
+        // Seconds per job, smoothed; judges how many to claim.
+        let mut per_job: Option<f64> = None;
+        loop {
+            let mut claimed_none = false;
+            while running.len() < self.parallel {
+                if claimed.is_empty() && !claimed_none {
+                    let jobs = self.claim(claim_size).await?;
+                    claimed_none = jobs.is_empty();
+                    claimed.extend(jobs);
+                }
+                let Some(job) = claimed.pop_front() else {
+                    break;
+                };
+                running.push(self.analyze_job(job));
+            }
+            if running.is_empty() && recording.is_empty() {
+                return Ok(Some(ran));
+            }
+            tokio::select! {
+                _ = &mut stop => return Ok(None),
+                Some(analyzed) = futures::StreamExt::next(&mut running) => {
+                    per_job = Some(match per_job {
+                        None => analyzed.seconds,
+                        Some(mean) => 0.9 * mean + 0.1 * analyzed.seconds,
+                    });
+                    recording.push(self.record(analyzed, &finisher));
+                }
+                Some(result) = futures::StreamExt::next(&mut recording) => {
+                    ran += 1;
+                    report.add(result?);
+                    progress(report);
+                }
+            }
+            if let Some(mean) = per_job {
+                let ahead = (CLAIM_AHEAD.as_secs_f64() / mean.max(1e-6)).ceil();
+                claim_size = (self.parallel as f64 * ahead).clamp(1.0, MAX_CLAIM as f64) as usize;
+                claim_size = claim_size.max(self.parallel);
+            }
+        }
+    }
+
+    /// Records finished jobs in groups: whatever finished while the last group was being
+    /// written goes into the next, after one sync that makes the derived objects of all of
+    /// them durable (objects first, then the rows that name them).
+    fn finisher(&self) -> Finisher {
+        let (blobs, catalog, worker) = (self.blobs.clone(), self.catalog.clone(), self.id.clone());
+        GroupCommit::start(
+            FINISH_BATCH,
+            Box::new(move |mut finished: Vec<Finished>| {
+                let (blobs, catalog, worker) = (blobs.clone(), catalog.clone(), worker.clone());
+                Box::pin(async move {
+                    if finished.iter().any(|f| f.derived)
+                        && let Err(e) = blobs.sync().await
+                    {
+                        for f in finished.iter_mut().filter(|f| f.derived) {
+                            f.outcome = Outcome::Failed {
+                                error: format!(
+                                    "cannot make the results of {} durable: {e}",
+                                    f.name
+                                ),
+                            };
+                        }
+                    }
+                    let outcomes: Vec<Outcome> =
+                        finished.iter().map(|f| f.outcome.clone()).collect();
+                    let list: Vec<(i64, Outcome)> =
+                        finished.into_iter().map(|f| (f.job, f.outcome)).collect();
+                    let count = list.len();
+                    match blocking(move || catalog.finish_many(&worker, &list)).await {
+                        Ok(answers) => answers
+                            .into_iter()
+                            .zip(outcomes)
+                            .map(|(kept, outcome)| kept.map(|kept| (kept, outcome)))
+                            .collect(),
+                        Err(e) => {
+                            let message = e.to_string();
+                            (0..count)
+                                .map(|_| {
+                                    Err(aperture_catalog::Error::Backend {
+                                        backend: "catalog",
+                                        source: message.clone().into(),
+                                    })
+                                })
+                                .collect()
+                        }
+                    }
+                })
+            }),
+        )
+    }
+
     /// Runs jobs until none is left that this worker can run, waiting for retries that come
-    /// due. `progress` is called after every batch.
+    /// due. `progress` is called after every job.
     pub async fn drain(
         &self,
         progress: &(dyn Fn(&WorkerReport) + Sync),
     ) -> aperture_catalog::Result<WorkerReport> {
         let mut report = WorkerReport::default();
+        let mut never = std::pin::pin!(std::future::pending::<()>());
         loop {
-            if self.step(&mut report).await? > 0 {
-                progress(&report);
+            if self.pump(&mut report, progress, never.as_mut()).await? > Some(0) {
                 continue;
             }
             let (catalog, names) = (self.catalog.clone(), self.names());
@@ -238,12 +400,10 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut stop = std::pin::pin!(stop);
         loop {
-            let ran = tokio::select! {
-                _ = &mut stop => return Ok(report),
-                ran = self.step(&mut report) => ran?,
+            let Some(ran) = self.pump(&mut report, progress, stop.as_mut()).await? else {
+                return Ok(report);
             };
             if ran > 0 {
-                progress(&report);
                 continue;
             }
             // Until new work is announced (PostgreSQL's NOTIFY; SQLite polls), or a retry or
@@ -264,16 +424,24 @@ impl Worker {
         }
     }
 
-    /// Runs one job to its end. Returns the analyzer, the seconds it took, the outcome, and
-    /// whether the outcome was kept (false: the lease had been lost).
-    async fn run_job(&self, job: Job) -> aperture_catalog::Result<(String, f64, Outcome, bool)> {
+    /// Runs one job to its end and has `finisher` record it.
+    async fn run_job(&self, job: Job, finisher: &Finisher) -> aperture_catalog::Result<RanJob> {
+        let analyzed = self.analyze_job(job).await;
+        self.record(analyzed, finisher).await
+    }
+
+    /// Runs one job's analyzer, renewing its lease meanwhile.
+    async fn analyze_job(&self, job: Job) -> Analyzed {
         let started = Instant::now();
         let work = async {
             match self.analyzers.get(&job.analyzer) {
                 Some(analyzer) => self.analyze(&job, analyzer.clone()).await,
-                None => Outcome::Failed {
-                    error: format!("this worker has no analyzer {:?}", job.analyzer),
-                },
+                None => (
+                    Outcome::Failed {
+                        error: format!("this worker has no analyzer {:?}", job.analyzer),
+                    },
+                    false,
+                ),
             }
         };
         // Renew the lease while the job runs, so a long one (a scanned book) stays ours.
@@ -297,7 +465,7 @@ impl Worker {
                 }
             }
         };
-        let outcome = tokio::select! {
+        let (outcome, derived) = tokio::select! {
             outcome = work => outcome,
             () = heartbeat => unreachable!("the heartbeat never ends"),
         };
@@ -305,17 +473,49 @@ impl Worker {
         if let Outcome::Unrecoverable { error } | Outcome::Failed { error } = &outcome {
             tracing::warn!(asset = %job.asset, analyzer = %job.analyzer, %error, "job failed");
         }
-        let (catalog, id, worker, finished) = (
-            self.catalog.clone(),
-            job.id,
-            self.id.clone(),
-            outcome.clone(),
-        );
-        let kept = blocking(move || catalog.finish(id, &worker, &finished)).await?;
+        Analyzed {
+            job,
+            seconds,
+            outcome,
+            derived,
+        }
+    }
+
+    /// Has `finisher` record how a job ended.
+    async fn record(
+        &self,
+        analyzed: Analyzed,
+        finisher: &Finisher,
+    ) -> aperture_catalog::Result<RanJob> {
+        let Analyzed {
+            job,
+            seconds,
+            outcome,
+            derived,
+        } = analyzed;
+        let finished = Finished {
+            job: job.id,
+            name: job.asset.to_string(),
+            outcome,
+            derived,
+        };
+        let (kept, outcome) =
+            finisher
+                .submit(finished)
+                .await
+                .map_err(|e| aperture_catalog::Error::Backend {
+                    backend: "catalog",
+                    source: format!("the worker's finisher: {e}").into(),
+                })??;
         if !kept {
             self.forget_derived_of_erased(job.asset).await;
         }
-        Ok((job.analyzer, seconds, outcome, kept))
+        Ok(RanJob {
+            analyzer: job.analyzer,
+            seconds,
+            outcome,
+            kept,
+        })
     }
 
     /// After a lost lease: if the asset was erased while this job ran, what the job stored
@@ -333,53 +533,56 @@ impl Worker {
         }
     }
 
-    async fn analyze(&self, job: &Job, analyzer: Arc<dyn Analyzer>) -> Outcome {
+    /// Runs the job's analyzer; the outcome, and whether derived objects were stored (they
+    /// must be made durable before the outcome is recorded).
+    async fn analyze(&self, job: &Job, analyzer: Arc<dyn Analyzer>) -> (Outcome, bool) {
+        let outcome = |outcome| (outcome, false);
         let (catalog, asset_id) = (self.catalog.clone(), job.asset);
         let asset = match blocking(move || catalog.asset(asset_id)).await {
             Ok(asset) => asset,
             Err(aperture_catalog::Error::NotFound { .. }) => {
-                return Outcome::Skipped {
+                return outcome(Outcome::Skipped {
                     reason: "the asset was removed".into(),
-                };
+                });
             }
             Err(e) => {
-                return Outcome::Failed {
+                return outcome(Outcome::Failed {
                     error: e.to_string(),
-                };
+                });
             }
         };
         let work = match self.work(job, analyzer.as_ref()).await {
-            Ok(Work::Redo(parts)) => return Outcome::RedoParts { parts },
+            Ok(Work::Redo(parts)) => return outcome(Outcome::RedoParts { parts }),
             Ok(work) => work,
             Err(e) => {
-                return Outcome::Failed {
+                return outcome(Outcome::Failed {
                     error: format!("cannot read the parts of {}: {e}", asset.name),
-                };
+                });
             }
         };
         // The job that split a file checked its bytes; its parts do not read it all again.
         let file = match local_copy(&self.blobs, &asset, job.part.is_some()).await {
             Ok(file) => file,
             Err(e) => {
-                return Outcome::Failed {
+                return outcome(Outcome::Failed {
                     error: format!("cannot read the bytes of {}: {e}", asset.name),
-                };
+                });
             }
         };
         let insights = match self.read_insights(asset.id, analyzer.reads()).await {
             Ok(insights) => insights,
             Err(e) => {
-                return Outcome::Failed {
+                return outcome(Outcome::Failed {
                     error: format!("cannot read the insights of {}: {e}", asset.name),
-                };
+                });
             }
         };
         let keyframes = match self.keyframes(&asset, &insights, analyzer.as_ref()).await {
             Ok(keyframes) => keyframes,
             Err(e) => {
-                return Outcome::Failed {
+                return outcome(Outcome::Failed {
                     error: format!("cannot read the keyframes of {}: {e}", asset.name),
-                };
+                });
             }
         };
         // Licence plates are left out unless the asset's collection reads them.
@@ -435,20 +638,20 @@ impl Worker {
         };
         match result {
             Ok(Done::Output(output)) => self.store(&asset, analyzer.as_ref(), output).await,
-            Ok(Done::Split(parts)) => Outcome::Split { parts },
-            Ok(Done::Part(result)) => Outcome::PartDone {
+            Ok(Done::Split(parts)) => outcome(Outcome::Split { parts }),
+            Ok(Done::Part(result)) => outcome(Outcome::PartDone {
                 version: analyzer.version(),
                 result,
-            },
-            Err(Error::NotApplicable { reason }) => Outcome::Skipped {
+            }),
+            Err(Error::NotApplicable { reason }) => outcome(Outcome::Skipped {
                 reason: named(reason),
-            },
-            Err(Error::BadInput { reason }) => Outcome::Unrecoverable {
+            }),
+            Err(Error::BadInput { reason }) => outcome(Outcome::Unrecoverable {
                 error: named(reason),
-            },
-            Err(Error::Transient { reason }) => Outcome::Failed {
+            }),
+            Err(Error::Transient { reason }) => outcome(Outcome::Failed {
                 error: named(reason),
-            },
+            }),
         }
     }
 
@@ -480,38 +683,35 @@ impl Worker {
         }
     }
 
-    /// Derived objects first, made durable, then the insights: a crash in between leaves
-    /// objects that the next run overwrites, never an insight naming a missing object.
+    /// Stores the derived objects; the outcome, and whether any object was stored. They are
+    /// made durable before the outcome is recorded (see [`Worker::finisher`]): a crash in
+    /// between leaves objects that the next run overwrites, never an insight naming a missing
+    /// object.
     async fn store(
         &self,
         asset: &aperture_catalog::Asset,
         analyzer: &dyn Analyzer,
         output: Output,
-    ) -> Outcome {
+    ) -> (Outcome, bool) {
+        let derived = !output.derived.is_empty() || !output.derived_files.is_empty();
         for (name, bytes) in output.derived {
             if let Err(e) = self.blobs.put_derived(asset.id, &name, bytes).await {
-                return Outcome::Failed {
-                    error: format!("cannot store {name} of {}: {e}", asset.name),
-                };
+                let error = format!("cannot store {name} of {}: {e}", asset.name);
+                return (Outcome::Failed { error }, false);
             }
         }
         for (name, file) in output.derived_files {
             if let Err(e) = self.blobs.put_derived_file(asset.id, &name, &file).await {
-                return Outcome::Failed {
-                    error: format!("cannot store {name} of {}: {e}", asset.name),
-                };
+                let error = format!("cannot store {name} of {}: {e}", asset.name);
+                return (Outcome::Failed { error }, false);
             }
         }
-        if let Err(e) = self.blobs.sync().await {
-            return Outcome::Failed {
-                error: format!("cannot make results of {} durable: {e}", asset.name),
-            };
-        }
-        Outcome::Succeeded {
+        let outcome = Outcome::Succeeded {
             version: analyzer.version(),
             insights: output.insights,
             requeue: self.readers_of(analyzer.name()),
-        }
+        };
+        (outcome, derived)
     }
 
     /// A video's keyframes, as its shots name them, copied to a temporary folder for an

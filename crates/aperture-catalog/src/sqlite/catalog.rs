@@ -659,11 +659,9 @@ pub(super) fn insert_insights(tx: &rusqlite::Connection, insights: &[Insight]) -
     )?;
     for i in insights {
         let (page, time, rect) = i.place.columns();
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)",
-            [i.asset.as_bytes().as_slice()],
-            |r| r.get(0),
-        )?;
+        let exists: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM assets WHERE id = ?1)")?
+            .query_row([i.asset.as_bytes().as_slice()], |r| r.get(0))?;
         if !exists {
             return Err(Error::NotFound {
                 what: "asset",

@@ -205,18 +205,31 @@ impl JobQueue for SqliteCatalog {
             }
         }
         let ids: Vec<i64> = {
+            // Each analyzer's queued jobs in claim order (jobs_claim), then leases that ran out
+            // (few): a claim reads about as many rows as it hands out, however long the queue.
+            let queued = (0..analyzers.len()).map(|_| {
+                "SELECT id, priority FROM (SELECT id, priority FROM jobs
+                     WHERE state = 'queued' AND analyzer = ? AND run_after <= ?
+                     ORDER BY priority DESC, id LIMIT ?)"
+            });
             let sql = format!(
-                "SELECT id FROM jobs
-                 WHERE analyzer IN ({})
-                   AND ((state = 'queued' AND run_after <= ?)
-                        OR (state = 'running' AND lease_expires_at < ?))
+                "SELECT id FROM ({}
+                     UNION ALL
+                     SELECT id, priority FROM jobs
+                     WHERE state = 'running' AND lease_expires_at < ? AND analyzer IN ({}))
                  ORDER BY priority DESC, id LIMIT ?",
+                queued.collect::<Vec<_>>().join(" UNION ALL "),
                 placeholders(analyzers.len())
             );
             let mut stmt = tx.prepare_cached(&sql)?;
-            let mut values: Vec<rusqlite::types::Value> =
-                analyzers.iter().map(|a| a.clone().into()).collect();
-            values.extend([now.into(), now.into(), (limit as i64).into()]);
+            let limit = limit as i64;
+            let mut values: Vec<rusqlite::types::Value> = Vec::new();
+            for analyzer in analyzers {
+                values.extend([analyzer.clone().into(), now.into(), limit.into()]);
+            }
+            values.push(now.into());
+            values.extend(analyzers.iter().map(|a| a.clone().into()));
+            values.push(limit.into());
             let rows = stmt.query_map(params_from_iter(values), |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -429,12 +442,12 @@ fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcom
             for n in parts.iter().filter(|n| **n > 0) {
                 again.execute(params![asset, analyzer, n, now])?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'waiting', lease_owner = NULL,
                      lease_expires_at = NULL, updated_at = ?2
                  WHERE id = ?1",
-                params![job, now],
-            )?;
+            )?
+            .execute(params![job, now])?;
         }
         (
             Outcome::Succeeded {
@@ -451,21 +464,19 @@ fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcom
                 "a job's insights belong to its asset and analyzer"
             );
             // Replace in one transaction: readers see the old results or the new ones.
-            tx.execute(
-                "DELETE FROM insights WHERE asset_id = ?1 AND analyzer = ?2",
-                params![asset, analyzer],
-            )?;
+            tx.prepare_cached("DELETE FROM insights WHERE asset_id = ?1 AND analyzer = ?2")?
+                .execute(params![asset, analyzer])?;
             super::insert_insights(tx, insights)?;
             super::note_change(tx, &asset)?;
             // The parts' results are joined into these insights: they go.
             drop_parts(tx, &asset, &analyzer)?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2,
                      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
                      updated_at = ?3
                  WHERE id = ?1",
-                params![job, version, now],
-            )?;
+            )?
+            .execute(params![job, version, now])?;
             let mut again = tx.prepare_cached(
                 "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
                      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
@@ -497,40 +508,40 @@ fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcom
                     end.map(|e| e as i64)
                 ])?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'waiting', parts = ?2, last_error = NULL,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = ?3
                  WHERE id = ?1",
-                params![job, count, now],
-            )?;
+            )?
+            .execute(params![job, count, now])?;
         }
         (Outcome::PartDone { version, result }, Some(_)) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'succeeded', analyzer_version = ?2, result = ?3,
                      last_error = NULL, lease_owner = NULL, lease_expires_at = NULL,
                      updated_at = ?4
                  WHERE id = ?1",
-                params![job, version, result, now],
-            )?;
+            )?
+            .execute(params![job, version, result, now])?;
             // The last part done: the job is queued again, to join them.
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'queued', attempts = 0, run_after = ?3,
                      updated_at = ?3
                  WHERE asset_id = ?1 AND analyzer = ?2 AND part = 0 AND state = 'waiting'
                    AND NOT EXISTS (
                        SELECT 1 FROM jobs p WHERE p.asset_id = ?1 AND p.analyzer = ?2
                          AND p.part > 0 AND p.state != 'succeeded')",
-                params![asset, analyzer, now],
-            )?;
+            )?
+            .execute(params![asset, analyzer, now])?;
         }
         (Outcome::Failed { error }, _) if attempts < MAX_ATTEMPTS => {
             let due = now + millis(retry_backoff(attempts));
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'queued', run_after = ?2, last_error = ?3,
                      lease_owner = NULL, lease_expires_at = NULL, updated_at = ?4
                  WHERE id = ?1",
-                params![job, due, error, now],
-            )?;
+            )?
+            .execute(params![job, due, error, now])?;
         }
         (Outcome::Failed { error } | Outcome::Unrecoverable { error }, Some(part)) => {
             end_split_job(tx, &asset, &analyzer, part, JobState::Failed, error, now)?;
@@ -540,21 +551,21 @@ fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcom
         }
         (Outcome::Failed { error } | Outcome::Unrecoverable { error }, None) => {
             drop_parts(tx, &asset, &analyzer)?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
                      lease_expires_at = NULL, updated_at = ?3
                  WHERE id = ?1",
-                params![job, error, now],
-            )?;
+            )?
+            .execute(params![job, error, now])?;
         }
         (Outcome::Skipped { reason }, None) => {
             drop_parts(tx, &asset, &analyzer)?;
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
                      lease_expires_at = NULL, updated_at = ?3
                  WHERE id = ?1",
-                params![job, reason, now],
-            )?;
+            )?
+            .execute(params![job, reason, now])?;
         }
         // Refused above.
         (

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "scale_out", include_str!("0005_scale_out.sql")),
     (6, "erasure", include_str!("0006_erasure.sql")),
     (7, "data_keys", include_str!("0007_data_keys.sql")),
+    (8, "claims", include_str!("0008_claims.sql")),
 ];
 const READERS: usize = 4;
 /// How long a statement waits for another connection's lock.
@@ -118,6 +119,9 @@ fn configure(conn: &Connection, writer: bool) -> Result<()> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // Room for every statement the catalog caches (rusqlite keeps 16 by default, fewer than
+    // one finish of a job uses with the claim beside it).
+    conn.set_prepared_statement_cache_capacity(256);
     if writer {
         // WAL: readers never block the writer. FULL: a commit is on disk when it returns,
         // power cuts included; writers batch their rows, so that is one sync per batch.

@@ -79,3 +79,136 @@ async fn a_worker_requeues_readers_it_does_not_run() {
         "queued again for a worker that has the model"
     );
 }
+
+static QUICK: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
+    name: "quick",
+    version: "1",
+    kinds: &[MediaKind::Document],
+    priority: 0,
+    reads: &[],
+    produces: &[],
+};
+
+static SLOW: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
+    name: "slow",
+    version: "1",
+    kinds: &[MediaKind::Document],
+    priority: 10,
+    reads: &[],
+    produces: &[],
+};
+
+/// Answers at once, with nothing found.
+struct Quick;
+
+impl aperture_analyze::Analyzer for Quick {
+    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
+        &QUICK
+    }
+    fn version(&self) -> String {
+        "1".into()
+    }
+    fn analyze(
+        &self,
+        _: &aperture_analyze::Input<'_>,
+    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
+        Ok(aperture_analyze::Output::default())
+    }
+}
+
+/// Finishes only once every quick job is recorded (or gives up after a while, failing).
+struct Slow {
+    catalog: Arc<dyn Backend>,
+    quick_jobs: u64,
+}
+
+impl aperture_analyze::Analyzer for Slow {
+    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
+        &SLOW
+    }
+    fn version(&self) -> String {
+        "1".into()
+    }
+    fn analyze(
+        &self,
+        _: &aperture_analyze::Input<'_>,
+    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let done = self
+                .catalog
+                .job_counts()
+                .unwrap()
+                .into_iter()
+                .find(|(name, state, _)| name == "quick" && *state == JobState::Succeeded)
+                .map_or(0, |(_, _, n)| n);
+            if done == self.quick_jobs {
+                return Ok(aperture_analyze::Output::default());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(aperture_analyze::Error::BadInput {
+            reason: "the quick jobs waited for this one".into(),
+        })
+    }
+}
+
+/// A long job holds only its own slot: with two slots, the quick jobs of 200 assets run and
+/// are recorded beside it (in the old way of claiming a slot's worth at a time and waiting
+/// for all of them, they would wait for it, and it for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_holds_one_slot_while_quick_ones_run_beside_it() {
+    let blobs = BlobStore::open_url("memory://", []).unwrap();
+    let catalog: Arc<dyn Backend> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let collection = catalog.ensure_collection("c").unwrap().id;
+    let assets: Vec<NewAsset> = (0..200)
+        .map(|i| {
+            let bytes = Bytes::from(format!("note {i}\n"));
+            NewAsset {
+                collection,
+                hash: ContentHash::of(&bytes),
+                size: bytes.len() as u64,
+                kind: MediaKind::Document,
+                mime: "text/plain".into(),
+                metadata: MediaMetadata::default(),
+                source: NewSource {
+                    path_bytes: format!("/in/{i}.txt").into_bytes(),
+                    path: format!("/in/{i}.txt"),
+                    name: format!("{i}.txt"),
+                    file_size: bytes.len() as u64,
+                    modified_ns: None,
+                },
+                generation_seen: 0,
+                // One slow job, for the first asset; a quick one for every asset.
+                jobs: if i == 0 {
+                    vec![("slow".into(), 10), ("quick".into(), 0)]
+                } else {
+                    vec![("quick".into(), 0)]
+                },
+            }
+        })
+        .collect();
+    for i in 0..200 {
+        let bytes = Bytes::from(format!("note {i}\n"));
+        blobs
+            .publish(blobs.stage_bytes(bytes).await.unwrap())
+            .await
+            .unwrap();
+    }
+    catalog.record(&assets).unwrap();
+    let slow = Slow {
+        catalog: catalog.clone(),
+        quick_jobs: 200,
+    };
+    let worker = Worker::new(
+        blobs,
+        catalog.clone(),
+        vec![
+            Arc::new(slow) as Arc<dyn aperture_analyze::Analyzer>,
+            Arc::new(Quick),
+        ],
+    )
+    .with_parallelism(2);
+    let report = worker.drain(&|_| {}).await.unwrap();
+    assert_eq!((report.succeeded, report.failed), (201, 0), "{report:?}");
+}
