@@ -47,6 +47,14 @@ follow_symlinks = true
 # Paths named on the command line are always ingested.
 include_hidden = false
 
+[worker]
+# Jobs one worker process (`aperture index`, `aperture worker`) runs at once; 0: one per
+# core. `--threads` overrides it.
+threads = 0
+# Jobs of one analyzer running at once at most, by analyzer name, so that a slow one leaves
+# cores to the others: { ocr = 1, speech = 1 }. Analyzers not named take any free slot.
+concurrency = {}
+
 [media]
 # The ffprobe program used to read audio and video metadata.
 ffprobe = "ffprobe"
@@ -150,6 +158,8 @@ pub struct ConfigFile {
     pub storage: StorageSection,
     /// The `[ingest]` table.
     pub ingest: IngestSection,
+    /// The `[worker]` table.
+    pub worker: WorkerSection,
     /// The `[media]` table.
     pub media: MediaSection,
     /// The `[video]` table.
@@ -362,6 +372,16 @@ impl Default for StorageSection {
             fsync: true,
         }
     }
+}
+
+/// `[worker]`: how many jobs a worker runs at once.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Jobs run at once; 0 (the default): one per core.
+    pub threads: usize,
+    /// Jobs of one analyzer running at once at most, by analyzer name (at least 1).
+    pub concurrency: std::collections::BTreeMap<String, usize>,
 }
 
 /// `[ingest]`: defaults for ingests.
@@ -646,6 +666,8 @@ pub struct Config {
     pub search: SearchLocation,
     /// Ingest defaults, checked.
     pub ingest: IngestSection,
+    /// Worker settings.
+    pub worker: WorkerSection,
     /// Media tools.
     pub media: MediaSection,
     /// Video analysis, checked.
@@ -726,6 +748,12 @@ impl Config {
                 file.server.listen
             )));
         }
+        if let Some((name, _)) = file.worker.concurrency.iter().find(|(_, n)| **n == 0) {
+            return Err(Error::config(format!(
+                "worker.concurrency.{name} must be at least 1 (to stop it, list it in \
+                 models.disabled)"
+            )));
+        }
         if file.ingest.concurrency == 0 || file.ingest.large_concurrency == 0 {
             return Err(Error::config(
                 "ingest.concurrency and ingest.large_concurrency must be at least 1",
@@ -793,6 +821,7 @@ impl Config {
             catalog,
             search,
             ingest: file.ingest,
+            worker: file.worker,
             media: file.media,
             models_dir: match file.models.dir {
                 Some(dir) => absolute(&dir)?,
@@ -971,6 +1000,10 @@ mod tests {
                 "English only",
             ),
             ("[speech]\nchunk_secs = 5", "at least 30"),
+            (
+                "[worker]\nconcurrency = { ocr = 0 }",
+                "worker.concurrency.ocr",
+            ),
         ] {
             let parsed: ConfigFile = toml::from_str(toml).unwrap();
             let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
@@ -978,5 +1011,10 @@ mod tests {
         }
         let parsed: ConfigFile = toml::from_str("[speech]\nlanguage = \"haw\"").unwrap();
         assert!(Config::resolve(Path::new("/d"), parsed).is_ok());
+        let parsed: ConfigFile =
+            toml::from_str("[worker]\nthreads = 3\nconcurrency = { ocr = 1 }").unwrap();
+        let config = Config::resolve(Path::new("/d"), parsed).unwrap();
+        assert_eq!(config.worker.threads, 3);
+        assert_eq!(config.worker.concurrency.get("ocr"), Some(&1));
     }
 }

@@ -27,14 +27,24 @@ impl Lake {
     }
 
     /// A worker running every analyzer this data folder can run, with jobs leased for
-    /// `lease`; and the analyzers that cannot run, with why.
+    /// `lease`, as many at once as `[worker]` says (or `threads`, when given and not 0); and
+    /// the analyzers that cannot run, with why.
     pub fn worker(
         &self,
         lease: std::time::Duration,
+        threads: Option<usize>,
     ) -> (crate::Worker, Vec<aperture_analyze::Unavailable>) {
         let (analyzers, missing) = self.analyzers();
-        let worker = crate::Worker::new(self.blobs.clone(), self.catalog.clone(), analyzers)
-            .with_lease(lease.max(std::time::Duration::from_secs(1)));
+        let mut worker = crate::Worker::new(self.blobs.clone(), self.catalog.clone(), analyzers)
+            .with_lease(lease.max(std::time::Duration::from_secs(1)))
+            .with_limits(self.config.worker.concurrency.clone());
+        match threads
+            .filter(|n| *n > 0)
+            .unwrap_or(self.config.worker.threads)
+        {
+            0 => {}
+            n => worker = worker.with_parallelism(n),
+        }
         (worker, missing)
     }
 

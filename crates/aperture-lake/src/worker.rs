@@ -169,6 +169,8 @@ pub struct Worker {
     catalog: Arc<dyn Backend>,
     analyzers: BTreeMap<String, Arc<dyn Analyzer>>,
     parallel: usize,
+    /// Jobs of one analyzer running at once at most, by name.
+    limits: BTreeMap<String, usize>,
     lease: Duration,
 }
 
@@ -193,6 +195,7 @@ impl Worker {
                 .map(|a| (a.name().to_owned(), a))
                 .collect(),
             parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            limits: BTreeMap::new(),
             lease: LEASE,
         }
     }
@@ -200,6 +203,16 @@ impl Worker {
     /// Jobs run at once (default: one per core).
     pub fn with_parallelism(mut self, parallel: usize) -> Self {
         self.parallel = parallel.max(1);
+        self
+    }
+
+    /// Runs at most `limit` jobs of the analyzer named at once (each at least 1), so that a
+    /// slow analyzer leaves slots to the others.
+    pub fn with_limits(mut self, limits: BTreeMap<String, usize>) -> Self {
+        self.limits = limits
+            .into_iter()
+            .map(|(name, n)| (name, n.max(1)))
+            .collect();
         self
     }
 
@@ -277,20 +290,31 @@ impl Worker {
         let mut running = futures::stream::FuturesUnordered::new();
         let mut recording = futures::stream::FuturesUnordered::new();
         let (mut ran, mut claim_size) = (0, self.parallel);
+        // Jobs running per analyzer, for the limits.
+        let mut active: BTreeMap<String, usize> = BTreeMap::new();
         // Seconds per job, smoothed; judges how many to claim.
         let mut per_job: Option<f64> = None;
         loop {
             let mut claimed_none = false;
             while running.len() < self.parallel {
-                if claimed.is_empty() && !claimed_none {
-                    let jobs = self.claim(claim_size).await?;
-                    claimed_none = jobs.is_empty();
-                    claimed.extend(jobs);
+                // The first claimed job whose analyzer is under its limit; else claim more
+                // (jobs of other analyzers may be queued behind), unless enough are waiting.
+                let startable = claimed.iter().position(|job: &Job| {
+                    self.limits.get(&job.analyzer).is_none_or(|limit| {
+                        active.get(&job.analyzer).copied().unwrap_or(0) < *limit
+                    })
+                });
+                if let Some(job) = startable.and_then(|i| claimed.remove(i)) {
+                    *active.entry(job.analyzer.clone()).or_insert(0) += 1;
+                    running.push(self.analyze_job(job));
+                    continue;
                 }
-                let Some(job) = claimed.pop_front() else {
+                if claimed_none || claimed.len() >= MAX_CLAIM {
                     break;
-                };
-                running.push(self.analyze_job(job));
+                }
+                let jobs = self.claim(claim_size).await?;
+                claimed_none = jobs.is_empty();
+                claimed.extend(jobs);
             }
             if running.is_empty() && recording.is_empty() {
                 return Ok(Some(ran));
@@ -298,6 +322,9 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => return Ok(None),
                 Some(analyzed) = futures::StreamExt::next(&mut running) => {
+                    if let Some(n) = active.get_mut(&analyzed.job.analyzer) {
+                        *n = n.saturating_sub(1);
+                    }
                     per_job = Some(match per_job {
                         None => analyzed.seconds,
                         Some(mean) => 0.9 * mean + 0.1 * analyzed.seconds,

@@ -242,11 +242,10 @@ pub async fn run(
 
     let stop = tokio::sync::watch::channel(false);
     let worker = (workers > 0).then(|| {
-        let (worker, missing) = state.lake.worker(Duration::from_secs(600));
+        let (worker, missing) = state.lake.worker(Duration::from_secs(600), Some(workers));
         for m in missing {
             tracing::warn!(analyzer = m.analyzer, reason = %m.reason, "analyzer not running");
         }
-        let worker = worker.with_parallelism(workers);
         let mut rx = stop.1.clone();
         tokio::spawn(async move {
             if let Err(e) = worker.enqueue_missing().await {

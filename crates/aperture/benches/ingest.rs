@@ -129,6 +129,90 @@ fn main() {
         "re-ingest of the unchanged 4 KiB files (all reported as known): {:.0} files/s",
         small_files as f64 / rerun.as_secs_f64()
     );
+
+    // What the flush of the blob store costs on its own: the same ingest without it.
+    let mut unsynced = Vec::new();
+    for n in 0..runs {
+        let data = fresh_data(&root.path().join(format!("nosync-{n}")), false);
+        let config = data.join("aperture.toml");
+        let text = std::fs::read_to_string(&config).expect("aperture.toml");
+        std::fs::write(&config, text.replace("fsync = true", "fsync = false")).expect("config");
+        settle(&small);
+        let started = Instant::now();
+        run(&mut aperture(
+            &data,
+            &["ingest", &small.to_string_lossy(), "--no-progress"],
+        ));
+        unsynced.push(started.elapsed());
+    }
+    let unsynced = median(unsynced);
+    println!(
+        "4 KiB files with `[storage] fsync = false` (the catalog still syncs its commits): \
+         {:.0} files/s ({:.2} s)",
+        small_files as f64 / unsynced.as_secs_f64(),
+        unsynced.as_secs_f64()
+    );
+
+    index_phase(root.path(), env_usize("BENCH_TEXT_FILES", 4_000), runs);
+}
+
+/// Small text files ingested, then indexed by the analyzers a lake without models runs (text,
+/// with its language, and translation, which skips text already in the target language):
+/// jobs per second of `aperture index`, beside files per second of the ingest before it.
+fn index_phase(root: &Path, count: usize, runs: usize) {
+    let texts = root.join("texts");
+    std::fs::create_dir_all(&texts).expect("bench folder");
+    const WORDS: [&str; 16] = [
+        "archive", "river", "witness", "report", "night", "city", "harbour", "letter", "minutes",
+        "budget", "council", "evidence", "street", "market", "school", "bridge",
+    ];
+    for i in 0..count {
+        let line: Vec<&str> = (0..40)
+            .map(|w| WORDS[(i * 7 + w * 13 + w * w) % 16])
+            .collect();
+        std::fs::write(
+            texts.join(format!("note-{i:05}.txt")),
+            format!("{} {i}.\n", line.join(" ")),
+        )
+        .expect("bench file");
+    }
+    let (mut ingests, mut indexes, mut jobs) = (Vec::new(), Vec::new(), 0);
+    for n in 0..runs {
+        let data = fresh_data(&root.join(format!("index-{n}")), false);
+        settle(&texts);
+        let started = Instant::now();
+        run(&mut aperture(
+            &data,
+            &["ingest", &texts.to_string_lossy(), "--no-progress"],
+        ));
+        ingests.push(started.elapsed());
+        let started = Instant::now();
+        let out = aperture(&data, &["index", "--json", "--no-progress"])
+            .stdout(Stdio::piped())
+            .output()
+            .expect("aperture index");
+        indexes.push(started.elapsed());
+        assert!(out.status.success(), "aperture index failed");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        jobs = ["succeeded", "skipped", "failed", "retried", "lost_leases"]
+            .iter()
+            .map(|k| report[k].as_u64().unwrap_or(0))
+            .sum::<u64>();
+    }
+    let (ingest, index) = (median(ingests), median(indexes));
+    let files_per_s = count as f64 / ingest.as_secs_f64();
+    let jobs_per_s = jobs as f64 / index.as_secs_f64();
+    println!();
+    println!(
+        "| {count} text files | ingest | `aperture index` ({jobs} jobs) | index jobs/s ÷ ingest files/s |"
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| median of {runs} | {files_per_s:.0} files/s ({:.2} s) | {jobs_per_s:.0} jobs/s ({:.2} s) | {:.2} |",
+        ingest.as_secs_f64(),
+        index.as_secs_f64(),
+        jobs_per_s / files_per_s
+    );
 }
 
 fn has_b3sum() -> bool {

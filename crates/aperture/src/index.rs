@@ -11,7 +11,7 @@ use crate::output;
 #[derive(Debug, clap::Args)]
 pub struct IndexArgs {
     #[command(flatten)]
-    lease: LeaseArg,
+    lease: JobArgs,
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -21,17 +21,20 @@ pub struct IndexArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::Args)]
-pub struct LeaseArg {
+pub struct JobArgs {
     /// Seconds a job stays leased to this worker; if it has not finished by then (it died),
     /// another worker takes the job over.
     #[arg(long = "lease", value_name = "SECONDS", default_value_t = 600)]
     seconds: u64,
+    /// Jobs run at once (default: `[worker] threads` in aperture.toml, else one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     #[command(flatten)]
-    lease: LeaseArg,
+    lease: JobArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,8 +45,11 @@ pub struct ReindexArgs {
 }
 
 /// A worker running every analyzer this data folder can run; says which cannot.
-fn worker(lake: &Lake, lease: LeaseArg) -> Worker {
-    let (worker, missing) = lake.worker(std::time::Duration::from_secs(lease.seconds));
+fn worker(lake: &Lake, lease: JobArgs) -> Worker {
+    let (worker, missing) = lake.worker(
+        std::time::Duration::from_secs(lease.seconds),
+        lease.threads.map(|n| n as usize),
+    );
     for m in missing {
         eprintln!("note: analyzer {} is not running: {}", m.analyzer, m.reason);
     }
@@ -77,7 +83,15 @@ pub async fn index(lake: &Lake, args: IndexArgs) -> anyhow::Result<ExitCode> {
 
 /// What `ingest --index` runs after ingesting.
 pub async fn drain(lake: &Lake, no_bar: bool, print_summary: bool) -> anyhow::Result<ExitCode> {
-    let report = run_drain(lake, LeaseArg { seconds: 600 }, no_bar).await?;
+    let report = run_drain(
+        lake,
+        JobArgs {
+            seconds: 600,
+            threads: None,
+        },
+        no_bar,
+    )
+    .await?;
     if print_summary {
         println!("{report}");
     }
@@ -113,7 +127,7 @@ async fn update_search(lake: &Lake, quiet: bool) {
     }
 }
 
-async fn run_drain(lake: &Lake, lease: LeaseArg, quiet: bool) -> anyhow::Result<WorkerReport> {
+async fn run_drain(lake: &Lake, lease: JobArgs, quiet: bool) -> anyhow::Result<WorkerReport> {
     let worker = worker(lake, lease);
     worker.enqueue_missing().await?;
     let waiting: u64 = lake

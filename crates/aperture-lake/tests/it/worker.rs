@@ -212,3 +212,94 @@ async fn a_long_job_holds_one_slot_while_quick_ones_run_beside_it() {
     let report = worker.drain(&|_| {}).await.unwrap();
     assert_eq!((report.succeeded, report.failed), (201, 0), "{report:?}");
 }
+
+static GAUGE: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
+    name: "gauge",
+    version: "1",
+    kinds: &[MediaKind::Document],
+    priority: 0,
+    reads: &[],
+    produces: &[],
+};
+
+/// Notes how many of its jobs run at once, at most.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl aperture_analyze::Analyzer for Gauge {
+    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
+        &GAUGE
+    }
+    fn version(&self) -> String {
+        "1".into()
+    }
+    fn analyze(
+        &self,
+        _: &aperture_analyze::Input<'_>,
+    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        self.now.fetch_sub(1, SeqCst);
+        Ok(aperture_analyze::Output::default())
+    }
+}
+
+/// `[worker] concurrency`: an analyzer limited to one job at a time never runs two, while
+/// the same worker without the limit does run several at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyzer_runs_no_more_jobs_at_once_than_its_limit() {
+    for limit in [Some(1), None] {
+        let blobs = BlobStore::open_url("memory://", []).unwrap();
+        let catalog: Arc<dyn Backend> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+        let collection = catalog.ensure_collection("c").unwrap().id;
+        let mut assets = Vec::new();
+        for i in 0..12 {
+            let bytes = Bytes::from(format!("gauge {i}\n"));
+            blobs
+                .publish(blobs.stage_bytes(bytes.clone()).await.unwrap())
+                .await
+                .unwrap();
+            assets.push(NewAsset {
+                collection,
+                hash: ContentHash::of(&bytes),
+                size: bytes.len() as u64,
+                kind: MediaKind::Document,
+                mime: "text/plain".into(),
+                metadata: MediaMetadata::default(),
+                source: NewSource {
+                    path_bytes: format!("/g/{i}").into_bytes(),
+                    path: format!("/g/{i}"),
+                    name: format!("{i}"),
+                    file_size: bytes.len() as u64,
+                    modified_ns: None,
+                },
+                generation_seen: 0,
+                jobs: vec![("gauge".into(), 0)],
+            });
+        }
+        catalog.record(&assets).unwrap();
+        let gauge = Arc::new(Gauge::default());
+        let limits = limit
+            .map(|n| [("gauge".to_owned(), n)].into_iter().collect())
+            .unwrap_or_default();
+        let worker = Worker::new(
+            blobs,
+            catalog,
+            vec![gauge.clone() as Arc<dyn aperture_analyze::Analyzer>],
+        )
+        .with_parallelism(4)
+        .with_limits(limits);
+        let report = worker.drain(&|_| {}).await.unwrap();
+        assert_eq!(report.succeeded, 12, "{report:?}");
+        let most = gauge.most.load(std::sync::atomic::Ordering::SeqCst);
+        match limit {
+            Some(n) => assert_eq!(most, n, "the limit held"),
+            None => assert!(most > 1, "without a limit, jobs run side by side: {most}"),
+        }
+    }
+}
