@@ -32,6 +32,34 @@ pub(crate) fn replace(target: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
+/// Whether the file at `target` is a regular file of `size` bytes that hash to `hash`: false
+/// for a damaged one (wrong size or content), which the caller replaces. A symbolic link, a
+/// folder or a device there, or a file that cannot be read, is an error: nothing of it is read
+/// past `size` bytes, and it is never replaced unseen.
+pub(crate) fn holds(
+    target: &Path,
+    size: u64,
+    hash: aperture_core::ContentHash,
+) -> io::Result<bool> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = options.open(target)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(
+            "not a regular file where a blob should be",
+        ));
+    }
+    if meta.len() != size {
+        return Ok(false);
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(io::Read::take(file, size))?;
+    Ok(aperture_core::ContentHash::from(hasher.finalize()) == hash)
+}
+
 fn write_beside(target: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let mut made_folder = false;
     for _ in 0..NAMES_TRIED {
@@ -103,27 +131,4 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
     fs::hard_link(from, to)?;
     fs::remove_file(from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_new_file_appears_whole_and_an_existing_one_is_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("ab/cd/blob");
-        write_new(&target, b"first").unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"first");
-        let again = write_new(&target, b"second").unwrap_err();
-        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&target).unwrap(), b"first", "not replaced");
-        replace(&target, b"third").unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"third");
-        let left: Vec<_> = fs::read_dir(target.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, ["blob"], "no file beside the blob is left behind");
-    }
 }

@@ -321,6 +321,38 @@ impl BlobStore {
         Ok(Bytes::from(out))
     }
 
+    /// On an unencrypted local store, reads the blob's file on the calling (blocking) thread
+    /// and checks that its bytes hash to its name: its path, for tools that read it in place.
+    /// `None` where the store has no such file to read (remote or encrypted stores): then
+    /// [`BlobStore::verify`] it.
+    pub fn verify_local_blocking(&self, hash: ContentHash) -> Result<Option<std::path::PathBuf>> {
+        let Some(path) = self.local_path(hash) else {
+            return Ok(None);
+        };
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound { hash });
+            }
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let mut hasher = blake3::Hasher::new();
+        let read = hasher
+            .update_reader(&mut file)
+            .map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+        let actual: ContentHash = read.finalize().into();
+        if actual != hash {
+            return Err(Error::Corrupt {
+                hash,
+                reason: format!("content hashes to {actual}"),
+            });
+        }
+        Ok(Some(path))
+    }
+
     /// Reads a blob and checks that its bytes hash to its name. Returns its size.
     pub async fn verify(&self, hash: ContentHash) -> Result<u64> {
         let mut stream = self.get(hash).await?;

@@ -149,9 +149,8 @@ impl BlobStore {
         }
         // Deduplicate only against an intact blob: one left empty, short or zero-filled (a power
         // cut before the batch's sync) is replaced. Small blobs are cheap to read and hash again.
-        let intact = std::fs::read(&target).is_ok_and(|found| {
-            found.len() == bytes.len() && ContentHash::from(blake3::hash(&found)) == staged.hash
-        });
+        let intact = crate::local::holds(&target, bytes.len() as u64, staged.hash)
+            .map_err(write_err(&target))?;
         if !intact {
             crate::local::replace(&target, bytes).map_err(write_err(&target))?;
         }

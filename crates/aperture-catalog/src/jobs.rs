@@ -258,16 +258,24 @@ pub trait JobQueue: Send + Sync {
     /// for a whole job, a whole result for a part.
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool>;
 
-    /// Records how several leased jobs ended, in one transaction: each answers as
-    /// [`JobQueue::finish`] would, in order, and one that is refused (or fails) leaves no trace
-    /// while the others are kept. `Err` when the transaction as a whole failed: then nothing is
-    /// recorded. The default finishes them one by one.
+    /// Records how several leased jobs ended: each answers as [`JobQueue::finish`] would, in
+    /// order, and one that is refused (or fails) leaves no trace while the others are kept.
+    /// The default finishes them one by one, each in its transaction (PostgreSQL keeps it:
+    /// its finishes lock rows of other jobs, which one transaction for many could take in
+    /// an order that deadlocks against another worker's); SQLite, whose writers take turns,
+    /// records them in one transaction, a savepoint each, and answers `Err` when that
+    /// transaction failed as a whole (then nothing is recorded).
     fn finish_many(&self, worker: &str, finished: &[(i64, Outcome)]) -> Result<Vec<Result<bool>>> {
         Ok(finished
             .iter()
             .map(|(job, outcome)| self.finish(*job, worker, outcome))
             .collect())
     }
+
+    /// Gives leased jobs back unrun: queued again at once, the claim not counted as an
+    /// attempt. For a worker that stops with jobs it claimed but did not start. Jobs `worker`
+    /// no longer holds are left alone; returns how many were given back.
+    fn release(&self, worker: &str, jobs: &[i64]) -> Result<u64>;
 
     /// The earliest time a job of these analyzers may become runnable: a queued job's due time
     /// (now, or after a retry's backoff), a running one's lease expiry. `None` when there is

@@ -230,6 +230,7 @@ enum Prepared {
 }
 
 /// A file as the walk found it, with what will be recorded about its source.
+#[derive(Clone)]
 struct Source {
     path: PathBuf,
     size: u64,
@@ -542,11 +543,7 @@ impl Job<'_> {
     async fn prepare(&self, file: &Source) -> Result<Prepared, Failure> {
         let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
         let (collection, probe) = (self.collection, self.options.probe.clone());
-        let file = Source {
-            path: file.path.clone(),
-            recorded: file.recorded.clone(),
-            ..*file
-        };
+        let file = file.clone();
         blocking(move || prepare_blocking(&catalog, &blobs, collection, &probe, &file, false)).await
     }
 

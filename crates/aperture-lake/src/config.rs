@@ -748,6 +748,17 @@ impl Config {
                 file.server.listen
             )));
         }
+        if let Some(name) = file.worker.concurrency.keys().find(|name| {
+            !aperture_analyze::SPECS
+                .iter()
+                .any(|s| s.name == name.as_str())
+        }) {
+            let known: Vec<&str> = aperture_analyze::SPECS.iter().map(|s| s.name).collect();
+            return Err(Error::config(format!(
+                "worker.concurrency names no analyzer {name:?}; known: {}",
+                known.join(", ")
+            )));
+        }
         if let Some((name, _)) = file.worker.concurrency.iter().find(|(_, n)| **n == 0) {
             return Err(Error::config(format!(
                 "worker.concurrency.{name} must be at least 1 (to stop it, list it in \
@@ -1004,6 +1015,7 @@ mod tests {
                 "[worker]\nconcurrency = { ocr = 0 }",
                 "worker.concurrency.ocr",
             ),
+            ("[worker]\nconcurrency = { orc = 1 }", "no analyzer \"orc\""),
         ] {
             let parsed: ConfigFile = toml::from_str(toml).unwrap();
             let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();

@@ -111,6 +111,7 @@ impl std::fmt::Display for WorkerReport {
 
 /// A job that ran, as its worker recorded it.
 struct RanJob {
+    asset: AssetId,
     analyzer: String,
     seconds: f64,
     /// As recorded (a result whose objects could not be made durable is recorded failed).
@@ -122,6 +123,8 @@ struct RanJob {
 /// A job whose analyzer ran.
 struct Analyzed {
     job: Job,
+    /// The asset's name, for messages (its id when it could not be read).
+    name: String,
     seconds: f64,
     outcome: Outcome,
     derived: bool,
@@ -257,26 +260,39 @@ impl Worker {
         let results =
             futures::future::join_all(jobs.into_iter().map(|job| self.run_job(job, &finisher)))
                 .await;
-        for result in results {
-            report.add(result?);
+        for ran in results {
+            report.add(ran);
         }
         Ok(count)
     }
 
-    async fn claim(&self, limit: usize) -> aperture_catalog::Result<Vec<Job>> {
-        let (catalog, names, id, lease) = (
-            self.catalog.clone(),
-            self.names(),
-            self.id.clone(),
-            self.lease,
-        );
+    /// Leases up to `limit` jobs of the analyzers `names` (all of this worker's when `None`).
+    async fn claim_of(
+        &self,
+        names: Option<Vec<String>>,
+        limit: usize,
+    ) -> aperture_catalog::Result<Vec<Job>> {
+        let names = names.unwrap_or_else(|| self.names());
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (catalog, id, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
         blocking(move || catalog.claim(&id, &names, limit, lease)).await
+    }
+
+    async fn claim(&self, limit: usize) -> aperture_catalog::Result<Vec<Job>> {
+        self.claim_of(None, limit).await
     }
 
     /// Runs jobs, `parallel` at a time, until none is runnable or `stop` completes: a slot
     /// that frees takes the next claimed job at once, so a long job (a scanned book) holds
-    /// only its own slot while the others go on. Claims grow with how quick jobs are.
-    /// Returns how many jobs it ran.
+    /// only its own slot while the others go on. Returns how many jobs it ran; `None` when
+    /// stopped (jobs claimed and not started are given back).
+    ///
+    /// A job goes `claimed` (leased, waiting for a slot; its lease renewed while it waits)
+    /// → `running` (its analyzer runs in a slot) → `recording` (slot given back, the result
+    /// waiting for the finisher's next group) → reported. Claims grow with how quick jobs
+    /// are, and take only analyzers under their limit.
     async fn pump<S: std::future::Future<Output = ()>>(
         &self,
         report: &mut WorkerReport,
@@ -284,56 +300,64 @@ impl Worker {
         mut stop: std::pin::Pin<&mut S>,
     ) -> aperture_catalog::Result<Option<usize>> {
         let finisher = self.finisher();
-        let mut claimed = std::collections::VecDeque::new();
-        // Jobs whose analyzers run (one per slot), and jobs being recorded: a job gives its
-        // slot back before it is recorded, so that many are recorded together.
+        let mut queue = Queue::default();
         let mut running = futures::stream::FuturesUnordered::new();
         let mut recording = futures::stream::FuturesUnordered::new();
         let (mut ran, mut claim_size) = (0, self.parallel);
-        // Jobs running per analyzer, for the limits.
-        let mut active: BTreeMap<String, usize> = BTreeMap::new();
         // Seconds per job, smoothed; judges how many to claim.
         let mut per_job: Option<f64> = None;
         loop {
             let mut claimed_none = false;
             while running.len() < self.parallel {
-                // The first claimed job whose analyzer is under its limit; else claim more
-                // (jobs of other analyzers may be queued behind), unless enough are waiting.
-                let startable = claimed.iter().position(|job: &Job| {
-                    self.limits.get(&job.analyzer).is_none_or(|limit| {
-                        active.get(&job.analyzer).copied().unwrap_or(0) < *limit
-                    })
-                });
-                if let Some(job) = startable.and_then(|i| claimed.remove(i)) {
-                    *active.entry(job.analyzer.clone()).or_insert(0) += 1;
+                if let Some(job) = queue.next_startable(&self.limits, &self.analyzers) {
                     running.push(self.analyze_job(job));
                     continue;
                 }
-                if claimed_none || claimed.len() >= MAX_CLAIM {
+                if claimed_none || queue.claimed.len() >= MAX_CLAIM {
                     break;
                 }
-                let jobs = self.claim(claim_size).await?;
+                let names = queue.under_limit(self.names(), &self.limits);
+                let jobs = self.claim_of(Some(names), claim_size).await?;
                 claimed_none = jobs.is_empty();
-                claimed.extend(jobs);
+                queue.claimed_now(jobs);
             }
             if running.is_empty() && recording.is_empty() {
+                // Nothing left that could start (none is left, unless analyzers read each
+                // other in a circle): what is claimed goes back.
+                self.give_back(&mut queue).await;
                 return Ok(Some(ran));
             }
+            let renew_at = queue.oldest_claim().map(|at| at + self.lease / 3);
             tokio::select! {
-                _ = &mut stop => return Ok(None),
-                Some(analyzed) = futures::StreamExt::next(&mut running) => {
-                    if let Some(n) = active.get_mut(&analyzed.job.analyzer) {
-                        *n = n.saturating_sub(1);
+                _ = &mut stop => {
+                    // What was claimed and not started goes back; what ran is recorded; what
+                    // runs is dropped, its lease left to run out.
+                    self.give_back(&mut queue).await;
+                    while let Some(ran_job) = futures::StreamExt::next(&mut recording).await {
+                        report.add(ran_job);
                     }
+                    return Ok(None);
+                }
+                () = sleep_until(renew_at) => self.renew_waiting(&mut queue).await,
+                Some(analyzed) = futures::StreamExt::next(&mut running) => {
+                    queue.stopped_running(&analyzed.job.analyzer);
                     per_job = Some(match per_job {
                         None => analyzed.seconds,
                         Some(mean) => 0.9 * mean + 0.1 * analyzed.seconds,
                     });
                     recording.push(self.record(analyzed, &finisher));
                 }
-                Some(result) = futures::StreamExt::next(&mut recording) => {
+                Some(ran_job) = futures::StreamExt::next(&mut recording) => {
+                    queue.recorded(ran_job.asset, &ran_job.analyzer);
+                    // Its readers of the same asset were queued again, their leases taken
+                    // back: those claimed here and not started are no longer ours.
+                    if let (Outcome::Succeeded { requeue, .. }, true) =
+                        (&ran_job.outcome, ran_job.kept)
+                    {
+                        queue.requeued(ran_job.asset, requeue);
+                    }
                     ran += 1;
-                    report.add(result?);
+                    report.add(ran_job);
                     progress(report);
                 }
             }
@@ -342,6 +366,36 @@ impl Worker {
                 claim_size = (self.parallel as f64 * ahead).clamp(1.0, MAX_CLAIM as f64) as usize;
                 claim_size = claim_size.max(self.parallel);
             }
+        }
+    }
+
+    /// Renews the leases of claimed jobs still waiting for a slot; a job whose lease was lost
+    /// meanwhile is dropped (its new holder runs it).
+    async fn renew_waiting(&self, queue: &mut Queue) {
+        let ids: Vec<i64> = queue.claimed.iter().map(|(job, _)| job.id).collect();
+        let (catalog, worker, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
+        let kept = blocking(move || {
+            ids.into_iter()
+                .map(|id| catalog.renew(id, &worker, lease).map(|kept| (id, kept)))
+                .collect::<aperture_catalog::Result<Vec<_>>>()
+        })
+        .await;
+        match kept {
+            Ok(kept) => queue.renewed(&kept),
+            // Tried again soon: the leases have two thirds of their time left.
+            Err(e) => tracing::warn!(error = %e, "cannot renew the leases of waiting jobs"),
+        }
+    }
+
+    /// Gives the jobs claimed and not started back to the queue, unrun.
+    async fn give_back(&self, queue: &mut Queue) {
+        let ids: Vec<i64> = queue.claimed.drain(..).map(|(job, _)| job.id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let (catalog, worker) = (self.catalog.clone(), self.id.clone());
+        if let Err(e) = blocking(move || catalog.release(&worker, &ids)).await {
+            tracing::warn!(error = %e, "cannot give back claimed jobs; their leases run out");
         }
     }
 
@@ -452,7 +506,7 @@ impl Worker {
     }
 
     /// Runs one job to its end and has `finisher` record it.
-    async fn run_job(&self, job: Job, finisher: &Finisher) -> aperture_catalog::Result<RanJob> {
+    async fn run_job(&self, job: Job, finisher: &Finisher) -> RanJob {
         let analyzed = self.analyze_job(job).await;
         self.record(analyzed, finisher).await
     }
@@ -460,9 +514,10 @@ impl Worker {
     /// Runs one job's analyzer, renewing its lease meanwhile.
     async fn analyze_job(&self, job: Job) -> Analyzed {
         let started = Instant::now();
+        let mut name = job.asset.to_string();
         let work = async {
             match self.analyzers.get(&job.analyzer) {
-                Some(analyzer) => self.analyze(&job, analyzer.clone()).await,
+                Some(analyzer) => self.analyze(&job, analyzer.clone(), &mut name).await,
                 None => (
                     Outcome::Failed {
                         error: format!("this worker has no analyzer {:?}", job.analyzer),
@@ -502,6 +557,7 @@ impl Worker {
         }
         Analyzed {
             job,
+            name,
             seconds,
             outcome,
             derived,
@@ -509,40 +565,50 @@ impl Worker {
     }
 
     /// Has `finisher` record how a job ended.
-    async fn record(
-        &self,
-        analyzed: Analyzed,
-        finisher: &Finisher,
-    ) -> aperture_catalog::Result<RanJob> {
+    async fn record(&self, analyzed: Analyzed, finisher: &Finisher) -> RanJob {
         let Analyzed {
             job,
+            name,
             seconds,
             outcome,
             derived,
         } = analyzed;
         let finished = Finished {
             job: job.id,
-            name: job.asset.to_string(),
+            name: name.clone(),
             outcome,
             derived,
         };
-        let (kept, outcome) =
-            finisher
-                .submit(finished)
-                .await
-                .map_err(|e| aperture_catalog::Error::Backend {
-                    backend: "catalog",
-                    source: format!("the worker's finisher: {e}").into(),
-                })??;
+        let recorded = match finisher.submit(finished).await {
+            Ok(recorded) => recorded,
+            Err(stopped) => Err(aperture_catalog::Error::Backend {
+                backend: "catalog",
+                source: format!("the worker's finisher: {stopped}").into(),
+            }),
+        };
+        let (kept, outcome) = match recorded {
+            Ok(recorded) => recorded,
+            // Not recorded: the job stays leased until its lease runs out, then runs again.
+            // The other jobs of the group go on.
+            Err(e) => {
+                let error = format!(
+                    "cannot record the result of {} for {name}: {e}",
+                    job.analyzer
+                );
+                tracing::warn!(job = job.id, %error, "job not recorded");
+                (true, Outcome::Failed { error })
+            }
+        };
         if !kept {
             self.forget_derived_of_erased(job.asset).await;
         }
-        Ok(RanJob {
+        RanJob {
+            asset: job.asset,
             analyzer: job.analyzer,
             seconds,
             outcome,
             kept,
-        })
+        }
     }
 
     /// After a lost lease: if the asset was erased while this job ran, what the job stored
@@ -562,22 +628,32 @@ impl Worker {
 
     /// Runs the job's analyzer; the outcome, and whether derived objects were stored (they
     /// must be made durable before the outcome is recorded).
-    async fn analyze(&self, job: &Job, analyzer: Arc<dyn Analyzer>) -> (Outcome, bool) {
+    async fn analyze(
+        &self,
+        job: &Job,
+        analyzer: Arc<dyn Analyzer>,
+        name: &mut String,
+    ) -> (Outcome, bool) {
         let outcome = |outcome| (outcome, false);
-        let (catalog, asset_id) = (self.catalog.clone(), job.asset);
-        let asset = match blocking(move || catalog.asset(asset_id)).await {
-            Ok(asset) => asset,
-            Err(aperture_catalog::Error::NotFound { .. }) => {
-                return outcome(Outcome::Skipped {
-                    reason: "the asset was removed".into(),
-                });
-            }
-            Err(e) => {
-                return outcome(Outcome::Failed {
-                    error: e.to_string(),
-                });
-            }
+        // What comes from the catalog and, on a local store, the check of the bytes: one hop
+        // to a blocking thread (cheap jobs are bounded by hops, not work).
+        let gathered = {
+            let (catalog, blobs, asset) = (self.catalog.clone(), self.blobs.clone(), job.asset);
+            let (reads, ocr) = (analyzer.reads(), analyzer.name() == "ocr");
+            // The job that split a file checked its bytes; its parts do not read it all again.
+            let verified = job.part.is_some();
+            blocking(move || gather(catalog.as_ref(), &blobs, asset, reads, ocr, verified)).await
         };
+        let Gathered {
+            asset,
+            insights,
+            read_plates,
+            in_place,
+        } = match gathered {
+            Ok(gathered) => gathered,
+            Err(failed) => return outcome(failed),
+        };
+        name.clone_from(&asset.name);
         let work = match self.work(job, analyzer.as_ref()).await {
             Ok(Work::Redo(parts)) => return outcome(Outcome::RedoParts { parts }),
             Ok(work) => work,
@@ -587,22 +663,16 @@ impl Worker {
                 });
             }
         };
-        // The job that split a file checked its bytes; its parts do not read it all again.
-        let file = match local_copy(&self.blobs, &asset, job.part.is_some()).await {
-            Ok(file) => file,
-            Err(e) => {
-                return outcome(Outcome::Failed {
-                    error: format!("cannot read the bytes of {}: {e}", asset.name),
-                });
-            }
-        };
-        let insights = match self.read_insights(asset.id, analyzer.reads()).await {
-            Ok(insights) => insights,
-            Err(e) => {
-                return outcome(Outcome::Failed {
-                    error: format!("cannot read the insights of {}: {e}", asset.name),
-                });
-            }
+        let file = match in_place {
+            Some(path) => LocalFile::InPlace(path),
+            None => match local_copy(&self.blobs, &asset, job.part.is_some()).await {
+                Ok(file) => file,
+                Err(e) => {
+                    return outcome(Outcome::Failed {
+                        error: format!("cannot read the bytes of {}: {e}", asset.name),
+                    });
+                }
+            },
         };
         let keyframes = match self.keyframes(&asset, &insights, analyzer.as_ref()).await {
             Ok(keyframes) => keyframes,
@@ -612,13 +682,7 @@ impl Worker {
                 });
             }
         };
-        // Licence plates are left out unless the asset's collection reads them.
-        // (Only OCR reads text that can be a plate.)
-        let (catalog, collection) = (self.catalog.clone(), asset.collection.clone());
-        let suppress_plates = analyzer.name() != "ocr"
-            || !blocking(move || catalog.collection(&collection))
-                .await
-                .is_ok_and(|c| c.read_plates);
+        let suppress_plates = !read_plates;
         let result = blocking({
             let analyzer = analyzer.clone();
             let asset = asset.clone();
@@ -784,21 +848,6 @@ impl Worker {
         Ok(Some(Keyframes { frames, _dir: dir }))
     }
 
-    /// The insights of `asset` from the analyzers `names`.
-    async fn read_insights(
-        &self,
-        asset: aperture_core::AssetId,
-        names: &'static [&'static str],
-    ) -> aperture_catalog::Result<Vec<aperture_core::Insight>> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let catalog = self.catalog.clone();
-        let mut insights = blocking(move || catalog.insights(asset)).await?;
-        insights.retain(|i| names.contains(&i.analyzer.as_str()));
-        Ok(insights)
-    }
-
     /// Every analyzer that reads the insights of `name`, whether this worker runs it or not
     /// (workers with other models installed share the queue).
     fn readers_of(&self, name: &str) -> Vec<String> {
@@ -842,6 +891,194 @@ pub(crate) async fn local_copy(
         })?;
     blobs.read_to_file(asset.hash, temp.path()).await?;
     Ok(LocalFile::Temporary(temp))
+}
+
+/// The jobs a worker holds and has not finished: claimed (with when), running per analyzer,
+/// and every (asset, analyzer) held, so that a job that reads another of the same asset waits
+/// for its result instead of running on old insights and then again.
+#[derive(Default)]
+struct Queue {
+    claimed: std::collections::VecDeque<(Job, Instant)>,
+    running: BTreeMap<String, usize>,
+    /// (asset, analyzer) of the jobs claimed and not yet recorded; parts count one each.
+    held: std::collections::HashMap<(AssetId, String), usize>,
+}
+
+impl Queue {
+    fn claimed_now(&mut self, jobs: Vec<Job>) {
+        let now = Instant::now();
+        for job in jobs {
+            *self
+                .held
+                .entry((job.asset, job.analyzer.clone()))
+                .or_insert(0) += 1;
+            self.claimed.push_back((job, now));
+        }
+    }
+
+    fn under_limit(&self, names: Vec<String>, limits: &BTreeMap<String, usize>) -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|name| {
+                limits
+                    .get(name)
+                    .is_none_or(|limit| self.running.get(name).copied().unwrap_or(0) < *limit)
+            })
+            .collect()
+    }
+
+    /// The first claimed job under its analyzer's limit and reading no job still held, taken
+    /// out and counted as running.
+    fn next_startable(
+        &mut self,
+        limits: &BTreeMap<String, usize>,
+        analyzers: &BTreeMap<String, Arc<dyn Analyzer>>,
+    ) -> Option<Job> {
+        let i = self.claimed.iter().position(|(job, _)| {
+            let under_limit = limits
+                .get(&job.analyzer)
+                .is_none_or(|limit| self.running.get(&job.analyzer).copied().unwrap_or(0) < *limit);
+            let reads = analyzers.get(&job.analyzer).map_or(&[][..], |a| a.reads());
+            under_limit
+                && reads
+                    .iter()
+                    .all(|r| !self.held.contains_key(&(job.asset, (*r).to_owned())))
+        })?;
+        let (job, _) = self.claimed.remove(i)?;
+        *self.running.entry(job.analyzer.clone()).or_insert(0) += 1;
+        Some(job)
+    }
+
+    fn stopped_running(&mut self, analyzer: &str) {
+        if let Some(n) = self.running.get_mut(analyzer) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn recorded(&mut self, asset: AssetId, analyzer: &str) {
+        let key = (asset, analyzer.to_owned());
+        if let Some(n) = self.held.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&key);
+            }
+        }
+    }
+
+    /// Drops the claimed jobs of `asset` by these analyzers: finishing a job they read queued
+    /// them again (another claim takes them, to run on the new results).
+    fn requeued(&mut self, asset: AssetId, analyzers: &[String]) {
+        let mut dropped = Vec::new();
+        self.claimed.retain(|(job, _)| {
+            let again = job.asset == asset && analyzers.contains(&job.analyzer);
+            if again {
+                dropped.push(job.analyzer.clone());
+            }
+            !again
+        });
+        for analyzer in dropped {
+            self.recorded(asset, &analyzer);
+        }
+    }
+
+    fn oldest_claim(&self) -> Option<Instant> {
+        self.claimed.iter().map(|(_, at)| *at).min()
+    }
+
+    /// After renewing: kept jobs wait on from now; lost ones are dropped.
+    fn renewed(&mut self, kept: &[(i64, bool)]) {
+        let now = Instant::now();
+        let mut lost = Vec::new();
+        self.claimed.retain_mut(
+            |(job, at)| match kept.iter().find(|(id, _)| *id == job.id) {
+                Some((_, true)) => {
+                    *at = now;
+                    true
+                }
+                Some((_, false)) => {
+                    lost.push((job.asset, job.analyzer.clone()));
+                    false
+                }
+                None => true,
+            },
+        );
+        for (asset, analyzer) in lost {
+            self.recorded(asset, &analyzer);
+        }
+    }
+}
+
+/// Sleeps until `at`, or for ever when there is none.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What a job's analyzer is given, read before it runs.
+struct Gathered {
+    asset: aperture_catalog::Asset,
+    /// The insights of the analyzers it reads.
+    insights: Vec<aperture_core::Insight>,
+    /// Whether licence plates are read: only OCR reads text that can be a plate, and only in
+    /// a collection that asks for them.
+    read_plates: bool,
+    /// The blob's file, its bytes checked, on a local store; `None` elsewhere.
+    in_place: Option<PathBuf>,
+}
+
+/// Reads what a job's analyzer is given (on a blocking thread): the asset, the insights it
+/// reads, whether plates are read, and on a local store the blob's checked file. A failure is
+/// the job's outcome, naming the file.
+fn gather(
+    catalog: &dyn Backend,
+    blobs: &BlobStore,
+    id: AssetId,
+    reads: &[&str],
+    ocr: bool,
+    verified: bool,
+) -> Result<Gathered, Outcome> {
+    let asset = match catalog.asset(id) {
+        Ok(asset) => asset,
+        Err(aperture_catalog::Error::NotFound { .. }) => {
+            return Err(Outcome::Skipped {
+                reason: "the asset was removed".into(),
+            });
+        }
+        Err(e) => {
+            return Err(Outcome::Failed {
+                error: e.to_string(),
+            });
+        }
+    };
+    let failed = |what: &str, e: &dyn std::fmt::Display| Outcome::Failed {
+        error: format!("cannot read the {what} of {}: {e}", asset.name),
+    };
+    let insights = if reads.is_empty() {
+        Vec::new()
+    } else {
+        let mut insights = catalog.insights(id).map_err(|e| failed("insights", &e))?;
+        insights.retain(|i| reads.contains(&i.analyzer.as_str()));
+        insights
+    };
+    let read_plates = ocr
+        && catalog
+            .collection(&asset.collection)
+            .is_ok_and(|c| c.read_plates);
+    let in_place = if verified {
+        blobs.local_path(asset.hash)
+    } else {
+        blobs
+            .verify_local_blocking(asset.hash)
+            .map_err(|e| failed("bytes", &e))?
+    };
+    Ok(Gathered {
+        asset,
+        insights,
+        read_plates,
+        in_place,
+    })
 }
 
 /// What a job asks of its analyzer.

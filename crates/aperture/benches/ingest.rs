@@ -136,7 +136,11 @@ fn main() {
         let data = fresh_data(&root.path().join(format!("nosync-{n}")), false);
         let config = data.join("aperture.toml");
         let text = std::fs::read_to_string(&config).expect("aperture.toml");
-        std::fs::write(&config, text.replace("fsync = true", "fsync = false")).expect("config");
+        assert!(
+            text.contains("\nfsync = true"),
+            "aperture.toml no longer says fsync = true"
+        );
+        std::fs::write(&config, text.replace("\nfsync = true", "\nfsync = false")).expect("config");
         settle(&small);
         let started = Instant::now();
         run(&mut aperture(

@@ -43,7 +43,7 @@ macro_rules! catalog_conformance {
             retention_and_legal_hold, data_keys_keep_the_first, erasure_destroys_data_keys,
             data_keys_rewrap_compare_and_swap, data_keys_page_through_every_owner,
             unused_blob_keys_are_dropped, data_keys_under_races, queue_counts_per_collection,
-            queue_finishes_jobs_in_batches);
+            queue_finishes_jobs_in_batches, queue_releases_unrun_jobs);
     };
     ($make:expr) => {
         $crate::catalog_conformance!(if true; $make);

@@ -1061,3 +1061,38 @@ pub fn queue_finishes_jobs_in_batches<C: Catalog + JobQueue>(make: &dyn Fn() -> 
     assert_eq!(unique.len(), done.len(), "no job finished twice");
     assert_eq!(done.len(), 180, "no job lost");
 }
+
+/// A worker that stops gives back the jobs it claimed and did not start: queued again at once
+/// for any worker, the claim not counted as an attempt; another worker cannot give them back.
+pub fn queue_releases_unrun_jobs<C: Catalog + JobQueue>(make: &dyn Fn() -> C) {
+    let catalog = make();
+    let c = catalog.ensure_collection("c").unwrap().id;
+    let a = id_of(record_one(&catalog, &new_asset(c, b"a", "/a")));
+    catalog
+        .enqueue(&jobs_for(a, &[("labels", 0), ("thumbnail", 0), ("ocr", 0)]))
+        .unwrap();
+    let all = names(&["labels", "thumbnail", "ocr"]);
+    let mine = catalog.claim("w", &all, 3, LEASE).unwrap();
+    assert_eq!(mine.len(), 3);
+    let ids: Vec<i64> = mine.iter().map(|j| j.id).collect();
+    assert_eq!(catalog.release("other", &ids).unwrap(), 0, "not theirs");
+    assert_eq!(catalog.release("w", &ids[..2]).unwrap(), 2);
+    assert_eq!(
+        catalog.release("w", &ids[..2]).unwrap(),
+        0,
+        "given back once"
+    );
+    let jobs = catalog.jobs_of(a).unwrap();
+    let of = |id: i64| jobs.iter().find(|j| j.id == id).unwrap();
+    for id in &ids[..2] {
+        assert_eq!((of(*id).state, of(*id).attempts), (JobState::Queued, 0));
+    }
+    assert_eq!(of(ids[2]).state, JobState::Running, "the one still held");
+    let again = catalog.claim("v", &all, 3, LEASE).unwrap();
+    let mut taken: Vec<i64> = again.iter().map(|j| j.id).collect();
+    taken.sort();
+    let mut expected = ids[..2].to_vec();
+    expected.sort();
+    assert_eq!(taken, expected, "runnable again at once, for any worker");
+    assert!(again.iter().all(|j| j.attempts == 1));
+}

@@ -220,35 +220,20 @@ impl JobQueue for PgCatalog {
         })
     }
 
-    fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
-        self.tx(|tx| finish_in(tx, job, worker, outcome))
+    fn release(&self, worker: &str, jobs: &[i64]) -> Result<u64> {
+        self.tx(|tx| {
+            Ok(tx.execute(
+                "UPDATE jobs SET state = 'queued', attempts = GREATEST(attempts - 1, 0),
+                     lease_owner = NULL, lease_expires_at = NULL, run_after = $3,
+                     updated_at = $3
+                 WHERE id = ANY($1) AND state = 'running' AND lease_owner = $2",
+                &[&jobs, &worker, &UnixMillis::now().0],
+            )?)
+        })
     }
 
-    fn finish_many(&self, worker: &str, finished: &[(i64, Outcome)]) -> Result<Vec<Result<bool>>> {
-        let ids: Vec<i64> = finished.iter().map(|(job, _)| *job).collect();
-        self.tx(|tx| {
-            // Every whole job these belong to, locked in one order (as finish_in locks one), so
-            // that two workers finishing batches never wait on each other in a circle.
-            tx.execute(
-                "SELECT 1 FROM jobs j JOIN jobs o ON o.asset_id = j.asset_id
-                     AND o.analyzer = j.analyzer
-                 WHERE j.id = ANY($1) AND o.part = 0 ORDER BY o.id FOR UPDATE OF o",
-                &[&ids],
-            )?;
-            let mut out = Vec::with_capacity(finished.len());
-            for (job, outcome) in finished {
-                // One savepoint per job: a job whose finish fails leaves no trace.
-                let mut one = tx.transaction()?;
-                let kept = finish_in(&mut one, *job, worker, outcome);
-                if kept.is_ok() {
-                    one.commit()?;
-                } else {
-                    one.rollback()?;
-                }
-                out.push(kept);
-            }
-            Ok(out)
-        })
+    fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
+        self.tx(|tx| finish_in(tx, job, worker, outcome))
     }
 
     fn next_due(&self, analyzers: &[String]) -> Result<Option<UnixMillis>> {

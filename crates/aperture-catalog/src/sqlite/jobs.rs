@@ -261,6 +261,25 @@ impl JobQueue for SqliteCatalog {
         Ok(changed == 1)
     }
 
+    fn release(&self, worker: &str, jobs: &[i64]) -> Result<u64> {
+        let mut conn = self.write();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = UnixMillis::now().0;
+        let mut released = 0;
+        {
+            let mut back = tx.prepare_cached(
+                "UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),
+                     lease_owner = NULL, lease_expires_at = NULL, run_after = ?3, updated_at = ?3
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            )?;
+            for job in jobs {
+                released += back.execute(params![job, worker, now])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(released)
+    }
+
     fn finish(&self, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
         let mut conn = self.write();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -405,18 +424,34 @@ impl JobQueue for SqliteCatalog {
     }
 }
 
+/// Ends a whole job for good (failed or skipped, saying why), dropping its parts.
+fn end_whole_job(
+    tx: &rusqlite::Connection,
+    job: i64,
+    (asset, analyzer): (&[u8], &str),
+    state: JobState,
+    why: &str,
+    now: i64,
+) -> Result<()> {
+    drop_parts(tx, asset, analyzer)?;
+    tx.prepare_cached(
+        "UPDATE jobs SET state = ?4, last_error = ?2, lease_owner = NULL,
+             lease_expires_at = NULL, updated_at = ?3
+         WHERE id = ?1",
+    )?
+    .execute(params![job, why, now, state.as_str()])?;
+    Ok(())
+}
+
 /// Records how a leased job ended, inside the caller's transaction (see [`JobQueue::finish`]).
 fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcome) -> Result<bool> {
     let now = UnixMillis::now().0;
     let held: Option<Job> = tx
-        .query_row(
-            &format!(
-                "SELECT {JOB_COLUMNS} FROM jobs
-                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
-            ),
-            params![job, worker],
-            job_from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
+        ))?
+        .query_row(params![job, worker], job_from_row)
         .optional()?
         .transpose()?;
     let Some(held) = held else {
@@ -550,22 +585,10 @@ fn finish_in(tx: &rusqlite::Connection, job: i64, worker: &str, outcome: &Outcom
             end_split_job(tx, &asset, &analyzer, part, JobState::Skipped, reason, now)?;
         }
         (Outcome::Failed { error } | Outcome::Unrecoverable { error }, None) => {
-            drop_parts(tx, &asset, &analyzer)?;
-            tx.prepare_cached(
-                "UPDATE jobs SET state = 'failed', last_error = ?2, lease_owner = NULL,
-                     lease_expires_at = NULL, updated_at = ?3
-                 WHERE id = ?1",
-            )?
-            .execute(params![job, error, now])?;
+            end_whole_job(tx, job, (&asset, &analyzer), JobState::Failed, error, now)?;
         }
         (Outcome::Skipped { reason }, None) => {
-            drop_parts(tx, &asset, &analyzer)?;
-            tx.prepare_cached(
-                "UPDATE jobs SET state = 'skipped', last_error = ?2, lease_owner = NULL,
-                     lease_expires_at = NULL, updated_at = ?3
-                 WHERE id = ?1",
-            )?
-            .execute(params![job, reason, now])?;
+            end_whole_job(tx, job, (&asset, &analyzer), JobState::Skipped, reason, now)?;
         }
         // Refused above.
         (

@@ -80,30 +80,73 @@ async fn a_worker_requeues_readers_it_does_not_run() {
     );
 }
 
-static QUICK: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
-    name: "quick",
-    version: "1",
-    kinds: &[MediaKind::Document],
-    priority: 0,
-    reads: &[],
-    produces: &[],
-};
+/// A fresh in-memory lake holding `count` small text documents, each with the jobs `jobs(i)`
+/// names (analyzer, priority).
+async fn documents(
+    count: usize,
+    jobs: impl Fn(usize) -> Vec<(String, i32)>,
+) -> (BlobStore, Arc<dyn Backend>) {
+    let blobs = BlobStore::open_url("memory://", []).unwrap();
+    let catalog: Arc<dyn Backend> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
+    let collection = catalog.ensure_collection("c").unwrap().id;
+    let mut assets = Vec::new();
+    for i in 0..count {
+        let bytes = Bytes::from(format!("note {i}\n"));
+        blobs
+            .publish(blobs.stage_bytes(bytes.clone()).await.unwrap())
+            .await
+            .unwrap();
+        assets.push(NewAsset {
+            collection,
+            hash: ContentHash::of(&bytes),
+            size: bytes.len() as u64,
+            kind: MediaKind::Document,
+            mime: "text/plain".into(),
+            metadata: MediaMetadata::default(),
+            source: NewSource {
+                path_bytes: format!("/in/{i}.txt").into_bytes(),
+                path: format!("/in/{i}.txt"),
+                name: format!("{i}.txt"),
+                file_size: bytes.len() as u64,
+                modified_ns: None,
+            },
+            generation_seen: 0,
+            jobs: jobs(i),
+        });
+    }
+    catalog.record(&assets).unwrap();
+    (blobs, catalog)
+}
 
-static SLOW: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
-    name: "slow",
-    version: "1",
-    kinds: &[MediaKind::Document],
-    priority: 10,
-    reads: &[],
-    produces: &[],
-};
+type Run = Box<dyn Fn() -> Result<aperture_analyze::Output, aperture_analyze::Error> + Send + Sync>;
 
-/// Answers at once, with nothing found.
-struct Quick;
+/// A test analyzer of documents: its name and priority, and what a job does.
+struct Stub {
+    spec: &'static aperture_core::AnalyzerSpec,
+    run: Run,
+}
 
-impl aperture_analyze::Analyzer for Quick {
+impl Stub {
+    fn analyzer(
+        name: &'static str,
+        priority: i32,
+        run: Run,
+    ) -> Arc<dyn aperture_analyze::Analyzer> {
+        let spec = Box::leak(Box::new(aperture_core::AnalyzerSpec {
+            name,
+            version: "1",
+            kinds: &[MediaKind::Document],
+            priority,
+            reads: &[],
+            produces: &[],
+        }));
+        Arc::new(Stub { spec, run })
+    }
+}
+
+impl aperture_analyze::Analyzer for Stub {
     fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
-        &QUICK
+        self.spec
     }
     fn version(&self) -> String {
         "1".into()
@@ -112,44 +155,32 @@ impl aperture_analyze::Analyzer for Quick {
         &self,
         _: &aperture_analyze::Input<'_>,
     ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
-        Ok(aperture_analyze::Output::default())
+        (self.run)()
     }
 }
 
-/// Finishes only once every quick job is recorded (or gives up after a while, failing).
-struct Slow {
-    catalog: Arc<dyn Backend>,
-    quick_jobs: u64,
+/// Notes how many of its jobs run at once, at most; each takes 20 ms.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
 }
 
-impl aperture_analyze::Analyzer for Slow {
-    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
-        &SLOW
-    }
-    fn version(&self) -> String {
-        "1".into()
-    }
-    fn analyze(
-        &self,
-        _: &aperture_analyze::Input<'_>,
-    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
-        let started = std::time::Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            let done = self
-                .catalog
-                .job_counts()
-                .unwrap()
-                .into_iter()
-                .find(|(name, state, _)| name == "quick" && *state == JobState::Succeeded)
-                .map_or(0, |(_, _, n)| n);
-            if done == self.quick_jobs {
-                return Ok(aperture_analyze::Output::default());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Err(aperture_analyze::Error::BadInput {
-            reason: "the quick jobs waited for this one".into(),
-        })
+impl Gauge {
+    fn analyzer(self: &Arc<Self>) -> Arc<dyn aperture_analyze::Analyzer> {
+        let gauge = self.clone();
+        Stub::analyzer(
+            "gauge",
+            0,
+            Box::new(move || {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = gauge.now.fetch_add(1, SeqCst) + 1;
+                gauge.most.fetch_max(now, SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                gauge.now.fetch_sub(1, SeqCst);
+                Ok(aperture_analyze::Output::default())
+            }),
+        )
     }
 }
 
@@ -158,95 +189,43 @@ impl aperture_analyze::Analyzer for Slow {
 /// for all of them, they would wait for it, and it for them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_holds_one_slot_while_quick_ones_run_beside_it() {
-    let blobs = BlobStore::open_url("memory://", []).unwrap();
-    let catalog: Arc<dyn Backend> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
-    let collection = catalog.ensure_collection("c").unwrap().id;
-    let assets: Vec<NewAsset> = (0..200)
-        .map(|i| {
-            let bytes = Bytes::from(format!("note {i}\n"));
-            NewAsset {
-                collection,
-                hash: ContentHash::of(&bytes),
-                size: bytes.len() as u64,
-                kind: MediaKind::Document,
-                mime: "text/plain".into(),
-                metadata: MediaMetadata::default(),
-                source: NewSource {
-                    path_bytes: format!("/in/{i}.txt").into_bytes(),
-                    path: format!("/in/{i}.txt"),
-                    name: format!("{i}.txt"),
-                    file_size: bytes.len() as u64,
-                    modified_ns: None,
-                },
-                generation_seen: 0,
-                // One slow job, for the first asset; a quick one for every asset.
-                jobs: if i == 0 {
-                    vec![("slow".into(), 10), ("quick".into(), 0)]
-                } else {
-                    vec![("quick".into(), 0)]
-                },
+    // One slow job, for the first asset; a quick one for every asset.
+    let (blobs, catalog) = documents(200, |i| {
+        let mut jobs = vec![("quick".to_owned(), 0)];
+        if i == 0 {
+            jobs.push(("slow".to_owned(), 10));
+        }
+        jobs
+    })
+    .await;
+    // The slow job finishes only once every quick job is recorded (or gives up, failing).
+    let counts = catalog.clone();
+    let slow = Stub::analyzer(
+        "slow",
+        10,
+        Box::new(move || {
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(30) {
+                let done = counts
+                    .job_counts()
+                    .unwrap()
+                    .into_iter()
+                    .find(|(name, state, _)| name == "quick" && *state == JobState::Succeeded)
+                    .map_or(0, |(_, _, n)| n);
+                if done == 200 {
+                    return Ok(aperture_analyze::Output::default());
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-        })
-        .collect();
-    for i in 0..200 {
-        let bytes = Bytes::from(format!("note {i}\n"));
-        blobs
-            .publish(blobs.stage_bytes(bytes).await.unwrap())
-            .await
-            .unwrap();
-    }
-    catalog.record(&assets).unwrap();
-    let slow = Slow {
-        catalog: catalog.clone(),
-        quick_jobs: 200,
-    };
-    let worker = Worker::new(
-        blobs,
-        catalog.clone(),
-        vec![
-            Arc::new(slow) as Arc<dyn aperture_analyze::Analyzer>,
-            Arc::new(Quick),
-        ],
-    )
-    .with_parallelism(2);
+            Err(aperture_analyze::Error::BadInput {
+                reason: "the quick jobs waited for this one".into(),
+            })
+        }),
+    );
+    let quick = Stub::analyzer("quick", 0, Box::new(|| Ok(Default::default())));
+    let worker = Worker::new(blobs, catalog.clone(), vec![slow, quick]).with_parallelism(2);
     let report = worker.drain(&|_| {}).await.unwrap();
     assert_eq!((report.succeeded, report.failed), (201, 0), "{report:?}");
-}
-
-static GAUGE: aperture_core::AnalyzerSpec = aperture_core::AnalyzerSpec {
-    name: "gauge",
-    version: "1",
-    kinds: &[MediaKind::Document],
-    priority: 0,
-    reads: &[],
-    produces: &[],
-};
-
-/// Notes how many of its jobs run at once, at most.
-#[derive(Default)]
-struct Gauge {
-    now: std::sync::atomic::AtomicUsize,
-    most: std::sync::atomic::AtomicUsize,
-}
-
-impl aperture_analyze::Analyzer for Gauge {
-    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
-        &GAUGE
-    }
-    fn version(&self) -> String {
-        "1".into()
-    }
-    fn analyze(
-        &self,
-        _: &aperture_analyze::Input<'_>,
-    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let now = self.now.fetch_add(1, SeqCst) + 1;
-        self.most.fetch_max(now, SeqCst);
-        std::thread::sleep(Duration::from_millis(20));
-        self.now.fetch_sub(1, SeqCst);
-        Ok(aperture_analyze::Output::default())
-    }
 }
 
 /// `[worker] concurrency`: an analyzer limited to one job at a time never runs two, while
@@ -254,46 +233,14 @@ impl aperture_analyze::Analyzer for Gauge {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyzer_runs_no_more_jobs_at_once_than_its_limit() {
     for limit in [Some(1), None] {
-        let blobs = BlobStore::open_url("memory://", []).unwrap();
-        let catalog: Arc<dyn Backend> = Arc::new(SqliteCatalog::open_in_memory().unwrap());
-        let collection = catalog.ensure_collection("c").unwrap().id;
-        let mut assets = Vec::new();
-        for i in 0..12 {
-            let bytes = Bytes::from(format!("gauge {i}\n"));
-            blobs
-                .publish(blobs.stage_bytes(bytes.clone()).await.unwrap())
-                .await
-                .unwrap();
-            assets.push(NewAsset {
-                collection,
-                hash: ContentHash::of(&bytes),
-                size: bytes.len() as u64,
-                kind: MediaKind::Document,
-                mime: "text/plain".into(),
-                metadata: MediaMetadata::default(),
-                source: NewSource {
-                    path_bytes: format!("/g/{i}").into_bytes(),
-                    path: format!("/g/{i}"),
-                    name: format!("{i}"),
-                    file_size: bytes.len() as u64,
-                    modified_ns: None,
-                },
-                generation_seen: 0,
-                jobs: vec![("gauge".into(), 0)],
-            });
-        }
-        catalog.record(&assets).unwrap();
+        let (blobs, catalog) = documents(12, |_| vec![("gauge".to_owned(), 0)]).await;
         let gauge = Arc::new(Gauge::default());
         let limits = limit
             .map(|n| [("gauge".to_owned(), n)].into_iter().collect())
             .unwrap_or_default();
-        let worker = Worker::new(
-            blobs,
-            catalog,
-            vec![gauge.clone() as Arc<dyn aperture_analyze::Analyzer>],
-        )
-        .with_parallelism(4)
-        .with_limits(limits);
+        let worker = Worker::new(blobs, catalog, vec![gauge.analyzer()])
+            .with_parallelism(4)
+            .with_limits(limits);
         let report = worker.drain(&|_| {}).await.unwrap();
         assert_eq!(report.succeeded, 12, "{report:?}");
         let most = gauge.most.load(std::sync::atomic::Ordering::SeqCst);
@@ -302,4 +249,53 @@ async fn an_analyzer_runs_no_more_jobs_at_once_than_its_limit() {
             None => assert!(most > 1, "without a limit, jobs run side by side: {most}"),
         }
     }
+}
+
+/// A worker told to stop gives back the jobs it claimed and had not started: at most the one
+/// it was running stays leased (until its lease runs out), the rest are queued for others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_gives_back_what_it_did_not_start() {
+    let (blobs, catalog) = documents(40, |_| vec![("gauge".to_owned(), 0)]).await;
+    let worker = Worker::new(
+        blobs,
+        catalog.clone(),
+        vec![Arc::new(Gauge::default()).analyzer()],
+    )
+    .with_parallelism(1);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let claimed_ahead = {
+        let catalog = catalog.clone();
+        async move {
+            // Until the worker holds more than the job it runs, then stop it.
+            loop {
+                let running = catalog
+                    .state_counts()
+                    .unwrap()
+                    .into_iter()
+                    .find(|(state, _)| *state == JobState::Running)
+                    .map_or(0, |(_, n)| n);
+                if running > 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let _ = tx.send(());
+        }
+    };
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let (report, ()) = tokio::join!(worker.run(stop, &|_| {}), claimed_ahead);
+    let report = report.unwrap();
+    let counts: std::collections::BTreeMap<JobState, u64> =
+        catalog.state_counts().unwrap().into_iter().collect();
+    let running = counts.get(&JobState::Running).copied().unwrap_or(0);
+    assert!(running <= 1, "leased and not started: {counts:?}");
+    assert_eq!(
+        counts.get(&JobState::Queued).copied().unwrap_or(0)
+            + counts.get(&JobState::Succeeded).copied().unwrap_or(0)
+            + running,
+        40,
+        "{counts:?} {report:?}"
+    );
 }
