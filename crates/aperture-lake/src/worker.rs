@@ -28,7 +28,7 @@ const MAX_CLAIM: usize = 256;
 
 /// The work a claim should hold per job slot, judged by how long jobs took so far: long
 /// enough that claiming costs little, short enough that claimed jobs do not wait long for a
-/// slot (their leases are not renewed while they wait).
+/// slot.
 const CLAIM_AHEAD: Duration = Duration::from_millis(250);
 
 /// Finished jobs recorded in one transaction at most.
@@ -112,6 +112,8 @@ impl std::fmt::Display for WorkerReport {
 /// A job that ran, as its worker recorded it.
 struct RanJob {
     asset: AssetId,
+    /// When its outcome went to the finisher (it was recorded after).
+    submitted: Instant,
     analyzer: String,
     seconds: f64,
     /// As recorded (a result whose objects could not be made durable is recorded failed).
@@ -354,7 +356,7 @@ impl Worker {
                     if let (Outcome::Succeeded { requeue, .. }, true) =
                         (&ran_job.outcome, ran_job.kept)
                     {
-                        queue.requeued(ran_job.asset, requeue);
+                        queue.requeued(ran_job.asset, requeue, ran_job.submitted);
                     }
                     ran += 1;
                     report.add(ran_job);
@@ -579,6 +581,7 @@ impl Worker {
             outcome,
             derived,
         };
+        let submitted = Instant::now();
         let recorded = match finisher.submit(finished).await {
             Ok(recorded) => recorded,
             Err(stopped) => Err(aperture_catalog::Error::Backend {
@@ -604,6 +607,7 @@ impl Worker {
         }
         RanJob {
             asset: job.asset,
+            submitted,
             analyzer: job.analyzer,
             seconds,
             outcome,
@@ -908,6 +912,12 @@ impl Queue {
     fn claimed_now(&mut self, jobs: Vec<Job>) {
         let now = Instant::now();
         for job in jobs {
+            // Claimed again: the catalog queued it again meanwhile (a job it reads finished),
+            // so the entry already here is stale.
+            if let Some(i) = self.claimed.iter().position(|(old, _)| old.id == job.id) {
+                self.claimed.remove(i);
+                self.recorded(job.asset, &job.analyzer);
+            }
             *self
                 .held
                 .entry((job.asset, job.analyzer.clone()))
@@ -965,12 +975,13 @@ impl Queue {
         }
     }
 
-    /// Drops the claimed jobs of `asset` by these analyzers: finishing a job they read queued
-    /// them again (another claim takes them, to run on the new results).
-    fn requeued(&mut self, asset: AssetId, analyzers: &[String]) {
+    /// Drops the jobs of `asset` by these analyzers claimed before `before`: finishing a job
+    /// they read, submitted then, queued them again (another claim takes them, to run on the
+    /// new results). One claimed after may be that new claim: it stays.
+    fn requeued(&mut self, asset: AssetId, analyzers: &[String], before: Instant) {
         let mut dropped = Vec::new();
-        self.claimed.retain(|(job, _)| {
-            let again = job.asset == asset && analyzers.contains(&job.analyzer);
+        self.claimed.retain(|(job, at)| {
+            let again = *at < before && job.asset == asset && analyzers.contains(&job.analyzer);
             if again {
                 dropped.push(job.analyzer.clone());
             }

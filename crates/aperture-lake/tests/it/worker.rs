@@ -132,12 +132,22 @@ impl Stub {
         priority: i32,
         run: Run,
     ) -> Arc<dyn aperture_analyze::Analyzer> {
+        Self::reading(name, priority, &[], run)
+    }
+
+    /// One that reads the insights of the analyzers `reads`.
+    fn reading(
+        name: &'static str,
+        priority: i32,
+        reads: &'static [&'static str],
+        run: Run,
+    ) -> Arc<dyn aperture_analyze::Analyzer> {
         let spec = Box::leak(Box::new(aperture_core::AnalyzerSpec {
             name,
             version: "1",
             kinds: &[MediaKind::Document],
             priority,
-            reads: &[],
+            reads,
             produces: &[],
         }));
         Arc::new(Stub { spec, run })
@@ -298,4 +308,48 @@ async fn a_stopped_worker_gives_back_what_it_did_not_start() {
         40,
         "{counts:?} {report:?}"
     );
+}
+
+/// A job that reads another job of the same asset runs once, after it, though both are
+/// claimed together and the first one's result queues the reader again: never on old
+/// results, never twice, never left leased and unrun.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_runs_once_after_what_it_reads_though_claimed_together() {
+    let (blobs, catalog) = documents(60, |_| {
+        vec![("base".to_owned(), 10), ("reader".to_owned(), 0)]
+    })
+    .await;
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    let base = Stub::analyzer("base", 10, Box::new(|| Ok(Default::default())));
+    let reader = Stub::reading(
+        "reader",
+        0,
+        &["base"],
+        Box::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Default::default())
+        }),
+    );
+    // A reader left leased and unrun would hold the drain for its whole lease.
+    let worker = Worker::new(blobs, catalog.clone(), vec![base, reader])
+        .with_parallelism(2)
+        .with_lease(Duration::from_secs(120));
+    let report = tokio::time::timeout(Duration::from_secs(60), worker.drain(&|_| {}))
+        .await
+        .expect("a job was left leased and unrun")
+        .unwrap();
+    assert_eq!(
+        (report.succeeded, report.lost_leases),
+        (120, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        60,
+        "each reader once"
+    );
+    let counts: std::collections::BTreeMap<JobState, u64> =
+        catalog.state_counts().unwrap().into_iter().collect();
+    assert_eq!(counts.get(&JobState::Succeeded), Some(&120), "{counts:?}");
 }
