@@ -22,9 +22,10 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 /// How long a job is leased: a worker that has not finished by then is presumed dead.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
 
-/// Jobs claimed at once at most: cheap jobs are claimed many at a time, so that claims and
-/// finishes (each a transaction) are shared by many jobs.
-const MAX_CLAIM: usize = 256;
+/// Jobs claimed at once at most: cheap jobs are claimed many at a time, so that a claim (a
+/// transaction) is shared by many. Not more: each claim counts as an attempt of its job, and a
+/// worker that dies (a poison file) takes the attempts of all it had claimed with it.
+const MAX_CLAIM: usize = 64;
 
 /// The work a claim should hold per job slot, judged by how long jobs took so far: long
 /// enough that claiming costs little, short enough that claimed jobs do not wait long for a
@@ -311,17 +312,26 @@ impl Worker {
         loop {
             let mut claimed_none = false;
             while running.len() < self.parallel {
-                if let Some(job) = queue.next_startable(&self.limits, &self.analyzers) {
-                    running.push(self.analyze_job(job));
+                if let Some((job, claim)) = queue.next_startable(&self.limits, &self.analyzers) {
+                    running.push(async move { (claim, self.analyze_job(job).await) });
                     continue;
                 }
                 if claimed_none || queue.claimed.len() >= MAX_CLAIM {
                     break;
                 }
                 let names = queue.under_limit(self.names(), &self.limits);
-                let jobs = self.claim_of(Some(names), claim_size).await?;
+                let jobs = match self.claim_of(Some(names), claim_size).await {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        self.give_back(&mut queue).await;
+                        while let Some(ran_job) = futures::StreamExt::next(&mut recording).await {
+                            report.add(ran_job);
+                        }
+                        return Err(e);
+                    }
+                };
                 claimed_none = jobs.is_empty();
-                queue.claimed_now(jobs);
+                queue.claimed_now(jobs, self.lease);
             }
             if running.is_empty() && recording.is_empty() {
                 // Nothing left that could start (none is left, unless analyzers read each
@@ -329,7 +339,7 @@ impl Worker {
                 self.give_back(&mut queue).await;
                 return Ok(Some(ran));
             }
-            let renew_at = queue.oldest_claim().map(|at| at + self.lease / 3);
+            let renew_at = queue.renewals_due();
             tokio::select! {
                 _ = &mut stop => {
                     // What was claimed and not started goes back; what ran is recorded; what
@@ -341,8 +351,22 @@ impl Worker {
                     return Ok(None);
                 }
                 () = sleep_until(renew_at) => self.renew_waiting(&mut queue).await,
-                Some(analyzed) = futures::StreamExt::next(&mut running) => {
+                Some((claim, analyzed)) = futures::StreamExt::next(&mut running) => {
                     queue.stopped_running(&analyzed.job.analyzer);
+                    if !queue.is_latest(analyzed.job.id, claim) {
+                        // Claimed again while it ran (a job it reads finished and queued it
+                        // again): this run read old results and its lease is the new claim's.
+                        queue.recorded(analyzed.job.asset, &analyzed.job.analyzer);
+                        report.add(RanJob {
+                            asset: analyzed.job.asset,
+                            submitted: Instant::now(),
+                            analyzer: analyzed.job.analyzer,
+                            seconds: analyzed.seconds,
+                            outcome: analyzed.outcome,
+                            kept: false,
+                        });
+                        continue;
+                    }
                     per_job = Some(match per_job {
                         None => analyzed.seconds,
                         Some(mean) => 0.9 * mean + 0.1 * analyzed.seconds,
@@ -374,7 +398,7 @@ impl Worker {
     /// Renews the leases of claimed jobs still waiting for a slot; a job whose lease was lost
     /// meanwhile is dropped (its new holder runs it).
     async fn renew_waiting(&self, queue: &mut Queue) {
-        let ids: Vec<i64> = queue.claimed.iter().map(|(job, _)| job.id).collect();
+        let ids: Vec<i64> = queue.claimed.iter().map(|c| c.job.id).collect();
         let (catalog, worker, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
         let kept = blocking(move || {
             ids.into_iter()
@@ -383,15 +407,21 @@ impl Worker {
         })
         .await;
         match kept {
-            Ok(kept) => queue.renewed(&kept),
-            // Tried again soon: the leases have two thirds of their time left.
-            Err(e) => tracing::warn!(error = %e, "cannot renew the leases of waiting jobs"),
+            Ok(kept) => queue.renewed(&kept, self.lease / 3),
+            // Tried again soon (as a running job's heartbeat is): the leases have two thirds of
+            // their time left.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the leases of waiting jobs");
+                queue.renew_again_in(
+                    (self.lease / 20).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+                );
+            }
         }
     }
 
     /// Gives the jobs claimed and not started back to the queue, unrun.
     async fn give_back(&self, queue: &mut Queue) {
-        let ids: Vec<i64> = queue.claimed.drain(..).map(|(job, _)| job.id).collect();
+        let ids: Vec<i64> = queue.claimed.drain(..).map(|c| c.job.id).collect();
         if ids.is_empty() {
             return;
         }
@@ -897,24 +927,38 @@ pub(crate) async fn local_copy(
     Ok(LocalFile::Temporary(temp))
 }
 
-/// The jobs a worker holds and has not finished: claimed (with when), running per analyzer,
-/// and every (asset, analyzer) held, so that a job that reads another of the same asset waits
-/// for its result instead of running on old insights and then again.
+/// The jobs a worker holds and has not finished: claimed (waiting for a slot), running per
+/// analyzer, and every (asset, analyzer) held, so that a job that reads another of the same
+/// asset waits for its result instead of running on old insights and then again.
 #[derive(Default)]
 struct Queue {
-    claimed: std::collections::VecDeque<(Job, Instant)>,
+    claimed: std::collections::VecDeque<Claim>,
     running: BTreeMap<String, usize>,
     /// (asset, analyzer) of the jobs claimed and not yet recorded; parts count one each.
     held: std::collections::HashMap<(AssetId, String), usize>,
+    /// Each job's latest claim here: a run of an older claim of the same job is stale.
+    latest: std::collections::HashMap<i64, u64>,
+    claims: u64,
+}
+
+/// A claimed job waiting for a slot.
+struct Claim {
+    job: Job,
+    /// Its claim's number here.
+    number: u64,
+    /// When it was claimed.
+    at: Instant,
+    /// When its lease is next renewed.
+    renew: Instant,
 }
 
 impl Queue {
-    fn claimed_now(&mut self, jobs: Vec<Job>) {
+    fn claimed_now(&mut self, jobs: Vec<Job>, lease: Duration) {
         let now = Instant::now();
         for job in jobs {
             // Claimed again: the catalog queued it again meanwhile (a job it reads finished),
-            // so the entry already here is stale.
-            if let Some(i) = self.claimed.iter().position(|(old, _)| old.id == job.id) {
+            // so an entry still here is stale.
+            if let Some(i) = self.claimed.iter().position(|c| c.job.id == job.id) {
                 self.claimed.remove(i);
                 self.recorded(job.asset, &job.analyzer);
             }
@@ -922,8 +966,33 @@ impl Queue {
                 .held
                 .entry((job.asset, job.analyzer.clone()))
                 .or_insert(0) += 1;
-            self.claimed.push_back((job, now));
+            self.claims += 1;
+            self.latest.insert(job.id, self.claims);
+            self.claimed.push_back(Claim {
+                job,
+                number: self.claims,
+                at: now,
+                renew: now + lease / 3,
+            });
         }
+    }
+
+    /// Whether `claim`, whose run just ended, is the latest claim of `job` here (then it is
+    /// forgotten: the job is no longer claimed).
+    fn is_latest(&mut self, job: i64, claim: u64) -> bool {
+        let latest = self.latest.get(&job) == Some(&claim);
+        if latest {
+            self.latest.remove(&job);
+        }
+        latest
+    }
+
+    /// Forgets a claim dropped unrun.
+    fn forget(&mut self, claim: &Claim) {
+        if self.latest.get(&claim.job.id) == Some(&claim.number) {
+            self.latest.remove(&claim.job.id);
+        }
+        self.recorded(claim.job.asset, &claim.job.analyzer);
     }
 
     fn under_limit(&self, names: Vec<String>, limits: &BTreeMap<String, usize>) -> Vec<String> {
@@ -938,13 +1007,14 @@ impl Queue {
     }
 
     /// The first claimed job under its analyzer's limit and reading no job still held, taken
-    /// out and counted as running.
+    /// out and counted as running, with its claim's number.
     fn next_startable(
         &mut self,
         limits: &BTreeMap<String, usize>,
         analyzers: &BTreeMap<String, Arc<dyn Analyzer>>,
-    ) -> Option<Job> {
-        let i = self.claimed.iter().position(|(job, _)| {
+    ) -> Option<(Job, u64)> {
+        let i = self.claimed.iter().position(|c| {
+            let job = &c.job;
             let under_limit = limits
                 .get(&job.analyzer)
                 .is_none_or(|limit| self.running.get(&job.analyzer).copied().unwrap_or(0) < *limit);
@@ -954,9 +1024,9 @@ impl Queue {
                     .iter()
                     .all(|r| !self.held.contains_key(&(job.asset, (*r).to_owned())))
         })?;
-        let (job, _) = self.claimed.remove(i)?;
-        *self.running.entry(job.analyzer.clone()).or_insert(0) += 1;
-        Some(job)
+        let claim = self.claimed.remove(i)?;
+        *self.running.entry(claim.job.analyzer.clone()).or_insert(0) += 1;
+        Some((claim.job, claim.number))
     }
 
     fn stopped_running(&mut self, analyzer: &str) {
@@ -977,44 +1047,46 @@ impl Queue {
 
     /// Drops the jobs of `asset` by these analyzers claimed before `before`: finishing a job
     /// they read, submitted then, queued them again (another claim takes them, to run on the
-    /// new results). One claimed after may be that new claim: it stays.
+    /// new results). One claimed after may be that new claim: it stays (and should it be
+    /// stale after all, its finish is refused).
     fn requeued(&mut self, asset: AssetId, analyzers: &[String], before: Instant) {
-        let mut dropped = Vec::new();
-        self.claimed.retain(|(job, at)| {
-            let again = *at < before && job.asset == asset && analyzers.contains(&job.analyzer);
-            if again {
-                dropped.push(job.analyzer.clone());
-            }
-            !again
+        let (dropped, kept): (Vec<Claim>, Vec<Claim>) = self.claimed.drain(..).partition(|c| {
+            c.at < before && c.job.asset == asset && analyzers.contains(&c.job.analyzer)
         });
-        for analyzer in dropped {
-            self.recorded(asset, &analyzer);
+        self.claimed = kept.into();
+        for claim in &dropped {
+            self.forget(claim);
         }
     }
 
-    fn oldest_claim(&self) -> Option<Instant> {
-        self.claimed.iter().map(|(_, at)| *at).min()
+    /// When the next lease of a waiting job is due for renewal.
+    fn renewals_due(&self) -> Option<Instant> {
+        self.claimed.iter().map(|c| c.renew).min()
     }
 
-    /// After renewing: kept jobs wait on from now; lost ones are dropped.
-    fn renewed(&mut self, kept: &[(i64, bool)]) {
-        let now = Instant::now();
-        let mut lost = Vec::new();
-        self.claimed.retain_mut(
-            |(job, at)| match kept.iter().find(|(id, _)| *id == job.id) {
-                Some((_, true)) => {
-                    *at = now;
-                    true
-                }
-                Some((_, false)) => {
-                    lost.push((job.asset, job.analyzer.clone()));
-                    false
-                }
-                None => true,
-            },
-        );
-        for (asset, analyzer) in lost {
-            self.recorded(asset, &analyzer);
+    /// After renewing: kept jobs are renewed again a third of a lease on; lost ones are
+    /// dropped (their new holder runs them).
+    fn renewed(&mut self, kept: &[(i64, bool)], every: Duration) {
+        let next = Instant::now() + every;
+        let lost = |c: &Claim| kept.iter().any(|(id, held)| *id == c.job.id && !*held);
+        let (dropped, mut waiting): (Vec<Claim>, Vec<Claim>) =
+            self.claimed.drain(..).partition(lost);
+        for c in &mut waiting {
+            if kept.iter().any(|(id, _)| *id == c.job.id) {
+                c.renew = next;
+            }
+        }
+        self.claimed = waiting.into();
+        for claim in &dropped {
+            self.forget(claim);
+        }
+    }
+
+    /// A renewal failed: try again after `wait`.
+    fn renew_again_in(&mut self, wait: Duration) {
+        let next = Instant::now() + wait;
+        for c in &mut self.claimed {
+            c.renew = c.renew.max(next);
         }
     }
 }
