@@ -339,8 +339,7 @@ impl Job<'_> {
         drop(permits);
 
         // Published files are recorded together; any other goes its own way.
-        let mut to_record = Vec::new();
-        let mut later = Vec::new();
+        let (mut published, mut assets, mut later) = (Vec::new(), Vec::new(), Vec::new());
         for (i, prepared) in prepared.into_iter().enumerate() {
             match prepared {
                 Ok(Prepared::Published {
@@ -350,35 +349,23 @@ impl Job<'_> {
                     written,
                     generation,
                 }) => {
-                    let asset = self.new_asset(&files[i], &probe, hash, size, &generation);
-                    to_record.push((i, probe, hash, size, written, asset));
+                    assets.push(self.new_asset(&files[i], &probe, hash, size, &generation));
+                    published.push((i, probe, hash, size, written));
                 }
                 Ok(Prepared::Known(asset)) => reports[i].known(asset),
                 Ok(ready @ Prepared::Ready { .. }) => later.push((i, ready)),
                 Err(failure) => finish_report(&files[i].path, &mut reports[i], Err(failure)),
             }
         }
-        let (meta, assets): (Vec<_>, Vec<_>) = to_record
-            .into_iter()
-            .map(|(i, probe, hash, size, written, asset)| ((i, probe, hash, size, written), asset))
-            .unzip();
         let recorded = self.record.submit_many(assets).await;
-        for ((i, probe, hash, size, written), recorded) in meta.into_iter().zip(recorded) {
+        for ((i, probe, hash, size, written), recorded) in published.into_iter().zip(recorded) {
             match recorded {
                 Ok(Ok(Recorded::BlobRaced)) => {
                     // A deletion of this content raced the publish: the usual retries.
                     let ready = Prepared::Ready { probe, small: None };
                     later.push((i, ready));
                 }
-                Ok(Ok(recorded)) => reports[i].stored(
-                    recorded,
-                    hash,
-                    size,
-                    written,
-                    probe.kind,
-                    &probe.mime,
-                    &probe.metadata.problems,
-                ),
+                Ok(Ok(recorded)) => stored(&mut reports[i], recorded, &probe, hash, size, written),
                 Ok(Err(failure)) => finish_report(&files[i].path, &mut reports[i], Err(failure)),
                 Err(e) => finish_report(
                     &files[i].path,
@@ -494,15 +481,7 @@ impl Job<'_> {
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
             }
-            report.stored(
-                recorded,
-                hash,
-                stored_size,
-                written,
-                probe.kind,
-                &probe.mime,
-                &probe.metadata.problems,
-            );
+            stored(report, recorded, &probe, hash, stored_size, written);
             return Ok(());
         }
         Err(Failure(
@@ -615,6 +594,27 @@ fn prepare_blocking(
             small: Some((staged, generation)),
         }),
     }
+}
+
+/// Marks a file stored: recorded as `recorded`, with what its probe found.
+fn stored(
+    report: &mut FileReport,
+    recorded: Recorded,
+    probe: &aperture_media::Probe,
+    hash: ContentHash,
+    size: u64,
+    written: bool,
+) {
+    let problems = &probe.metadata.problems;
+    report.stored(
+        recorded,
+        hash,
+        size,
+        written,
+        probe.kind,
+        &probe.mime,
+        problems,
+    );
 }
 
 /// Marks a file failed, with a message that names it, whichever layer the problem came from.
