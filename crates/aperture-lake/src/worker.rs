@@ -380,7 +380,10 @@ impl Worker {
                     if let (Outcome::Succeeded { requeue, .. }, true) =
                         (&ran_job.outcome, ran_job.kept)
                     {
-                        queue.requeued(ran_job.asset, requeue, ran_job.submitted);
+                        let unsure = queue.requeued(ran_job.asset, requeue, ran_job.submitted);
+                        if !unsure.is_empty() {
+                            self.renew(&mut queue, unsure).await;
+                        }
                     }
                     ran += 1;
                     report.add(ran_job);
@@ -399,6 +402,11 @@ impl Worker {
     /// meanwhile is dropped (its new holder runs it).
     async fn renew_waiting(&self, queue: &mut Queue) {
         let ids: Vec<i64> = queue.claimed.iter().map(|c| c.job.id).collect();
+        self.renew(queue, ids).await;
+    }
+
+    /// Renews the leases of these claimed jobs; those lost are dropped.
+    async fn renew(&self, queue: &mut Queue, ids: Vec<i64>) {
         let (catalog, worker, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
         let kept = blocking(move || {
             ids.into_iter()
@@ -1047,16 +1055,24 @@ impl Queue {
 
     /// Drops the jobs of `asset` by these analyzers claimed before `before`: finishing a job
     /// they read, submitted then, queued them again (another claim takes them, to run on the
-    /// new results). One claimed after may be that new claim: it stays (and should it be
-    /// stale after all, its finish is refused).
-    fn requeued(&mut self, asset: AssetId, analyzers: &[String], before: Instant) {
-        let (dropped, kept): (Vec<Claim>, Vec<Claim>) = self.claimed.drain(..).partition(|c| {
-            c.at < before && c.job.asset == asset && analyzers.contains(&c.job.analyzer)
-        });
+    /// new results). Returns the ids of those claimed after: each is that new claim if it
+    /// came after the finish was written, and stale if it came between the submission and
+    /// the write, so their leases are to be checked before they run.
+    fn requeued(&mut self, asset: AssetId, analyzers: &[String], before: Instant) -> Vec<i64> {
+        let reads = |c: &Claim| c.job.asset == asset && analyzers.contains(&c.job.analyzer);
+        let (dropped, kept): (Vec<Claim>, Vec<Claim>) = self
+            .claimed
+            .drain(..)
+            .partition(|c| c.at < before && reads(c));
         self.claimed = kept.into();
         for claim in &dropped {
             self.forget(claim);
         }
+        self.claimed
+            .iter()
+            .filter(|c| reads(c))
+            .map(|c| c.job.id)
+            .collect()
     }
 
     /// When the next lease of a waiting job is due for renewal.
