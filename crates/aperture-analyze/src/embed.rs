@@ -20,12 +20,14 @@ use crate::Error;
 pub const MAX_TOKENS: usize = 256;
 /// Texts encoded in one forward pass, at most.
 const BATCH: usize = 32;
-/// Tokens of one forward pass, padding included, at most (beyond a text's own): a pass's
-/// memory grows with its texts times the square of their length (attention). Measured on 30
-/// texts of 2,000 words (2 cores, debug build with optimised dependencies): 8 passages a pass
-/// took 1.26 s a text and 530 MB, 4 took 0.97 s and 400 MB, 2 take 0.82 s and 300 MB (1 took
-/// the same as 2). Short texts still go up to 32 to a pass.
-const BATCH_TOKENS: usize = 2 * MAX_TOKENS;
+/// The size of one forward pass, at most, as texts × padded length²: a pass's memory grows
+/// with its texts times the square of their length (attention). This allows two texts of
+/// [`MAX_TOKENS`] a pass: measured on 30 texts of 2,000 words (2 cores, debug build with
+/// optimised dependencies), 8 passages a pass took 1.26 s a text and 530 MB, 4 took 0.97 s
+/// and 400 MB, 2 take 0.82 s and 300 MB (1 took the same as 2). Passes that run side by
+/// side share it. Sentences and captions (up to 45 tokens with two sessions) still go
+/// [`BATCH`] to a pass.
+const BATCH_AREA: usize = 2 * MAX_TOKENS * MAX_TOKENS;
 /// Bytes of one text given to the tokenizer: far more than [`MAX_TOKENS`] tokens ever span,
 /// so a text of megabytes (a file that is one endless "word" of markup) costs no more than
 /// its first tokens; the tokenizer would otherwise split all of it before truncating.
@@ -41,7 +43,8 @@ pub struct TextEmbedder {
 /// Where the encoder runs: ONNX Runtime on the CPU (about twice as fast as candle here,
 /// measured by `benches/analyzers.rs`), or candle, which also drives GPUs.
 enum Engine {
-    Onnx(Mutex<ort::session::Session>),
+    /// One session a core: the batches of a call run side by side.
+    Onnx(crate::onnx::Sessions),
     Candle {
         model: Box<BertModel>,
         device: Device,
@@ -68,7 +71,8 @@ impl TextEmbedder {
             serde_json::from_str(&config_text).map_err(|e| missing("config.json", &e))?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
             .map_err(|e| missing("tokenizer.json", &e))?;
-        tokenizer.with_padding(Some(PaddingParams::default()));
+        // Padded per pass, to the longest text of the pass.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS.min(config.max_position_embeddings),
@@ -76,9 +80,20 @@ impl TextEmbedder {
             }))
             .map_err(|e| missing("tokenizer.json", &e))?;
         let weights = dir.join("model.safetensors");
-        let engine = match onnx_engine(library, &device, &weights, |w| {
-            crate::bert_onnx::onnx_model(w, &config)
-        }) {
+        let engine = match onnx_engine(
+            library,
+            &device,
+            &weights,
+            |w| crate::bert_onnx::onnx_model(w, &config),
+            |library, graph, weights| {
+                crate::onnx::sessions_from_memory(
+                    library,
+                    graph,
+                    crate::onnx::default_threads(),
+                    weights,
+                )
+            },
+        ) {
             Some(session) => Engine::Onnx(session?),
             None => {
                 let vb = mmap_weights(&weights, &device)
@@ -110,21 +125,67 @@ impl TextEmbedder {
             .iter()
             .map(|t| &t[..t.floor_char_boundary(MAX_TEXT_BYTES)])
             .collect();
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
-        let mut out = vec![Vec::new(); texts.len()];
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, true)
+            .map_err(|e| Error::Transient {
+                reason: format!("cannot tokenise the text: {e}"),
+            })?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        // Passes run side by side share the memory of one.
+        let side_by_side = match &self.engine {
+            Engine::Onnx(sessions) => sessions.count(),
+            Engine::Candle { .. } => 1,
+        };
+        let area = BATCH_AREA / side_by_side;
+        let mut chunks = Vec::new();
         let mut rest = order.as_slice();
         while !rest.is_empty() {
-            // The longest text comes first and sets the padded length; a token takes a byte
-            // at least, and the tokenizer adds two of its own.
-            let tokens = (texts[rest[0]].len() + 2).min(MAX_TOKENS);
+            // The longest text comes first and sets the padded length.
+            let tokens = encodings[rest[0]].len().max(1);
             let (chunk, after) =
-                rest.split_at((BATCH_TOKENS / tokens).clamp(1, BATCH).min(rest.len()));
+                rest.split_at((area / (tokens * tokens)).clamp(1, BATCH).min(rest.len()));
+            chunks.push(chunk);
             rest = after;
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let vectors = self.embed_batch(&batch).map_err(|e| Error::Transient {
-                reason: format!("text embedding failed: {e}"),
-            })?;
+        }
+        let run = |chunk: &[usize]| {
+            let mut batch: Vec<tokenizers::Encoding> =
+                chunk.iter().map(|&i| encodings[i].clone()).collect();
+            tokenizers::utils::padding::pad_encodings(&mut batch, &PaddingParams::default())
+                .map_err(anyhow_like::msg)
+                .and_then(|()| self.embed_batch(&batch))
+                .map_err(|e| Error::Transient {
+                    reason: format!("text embedding failed: {e}"),
+                })
+        };
+        let side_by_side = side_by_side.min(chunks.len());
+        let vectors: Vec<Vec<Vec<f32>>> = if side_by_side > 1 {
+            // Each thread takes the next batch; the sessions bound how many run at once.
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done = Mutex::new((0..chunks.len()).map(|_| None).collect::<Vec<_>>());
+            std::thread::scope(|scope| {
+                for _ in 0..side_by_side {
+                    scope.spawn(|| {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(chunk) = chunks.get(i) else { break };
+                            let result = run(chunk);
+                            done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                        }
+                    });
+                }
+            });
+            done.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .into_iter()
+                .map(|r| r.expect("every batch ran"))
+                .collect::<Result<_, _>>()?
+        } else {
+            chunks.iter().map(|c| run(c)).collect::<Result<_, _>>()?
+        };
+        let mut out = vec![Vec::new(); encodings.len()];
+        for (chunk, vectors) in chunks.iter().zip(vectors) {
             for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
@@ -132,20 +193,20 @@ impl TextEmbedder {
         Ok(out)
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> anyhow_like::Result<Vec<Vec<f32>>> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(anyhow_like::msg)?;
+    /// Vectors of one pass of encodings padded to one length.
+    fn embed_batch(
+        &self,
+        encodings: &[tokenizers::Encoding],
+    ) -> anyhow_like::Result<Vec<Vec<f32>>> {
         match &self.engine {
-            Engine::Onnx(session) => self.embed_onnx(session, &encodings),
-            Engine::Candle { model, device } => Self::embed_candle(model, device, &encodings),
+            Engine::Onnx(sessions) => self.embed_onnx(sessions, encodings),
+            Engine::Candle { model, device } => Self::embed_candle(model, device, encodings),
         }
     }
 
     fn embed_onnx(
         &self,
-        session: &Mutex<ort::session::Session>,
+        sessions: &crate::onnx::Sessions,
         encodings: &[tokenizers::Encoding],
     ) -> anyhow_like::Result<Vec<Vec<f32>>> {
         let n = encodings.len();
@@ -161,15 +222,15 @@ impl TextEmbedder {
             column(&|e| e.get_attention_mask()),
             column(&|e| e.get_type_ids()),
         );
-        let hidden = {
-            let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
-            let outputs = session.run(ort::inputs![
+        let hidden = sessions.with(|session| -> anyhow_like::Result<Vec<f32>> {
+            let options = crate::onnx::shrinking()?;
+            let outputs = session.run_with_options(ort::inputs![
                 "input_ids" => ort::value::TensorRef::from_array_view(([n, t], ids.as_slice()))?,
                 "attention_mask" => ort::value::TensorRef::from_array_view(([n, t], mask.as_slice()))?,
                 "token_type_ids" => ort::value::TensorRef::from_array_view(([n, t], types.as_slice()))?,
-            ])?;
-            outputs["hidden"].try_extract_tensor::<f32>()?.1.to_vec()
-        };
+            ], &options)?;
+            Ok(outputs["hidden"].try_extract_tensor::<f32>()?.1.to_vec())
+        })?;
         let h = self.dimensions;
         Ok((0..n)
             .map(|i| {
@@ -229,14 +290,16 @@ pub(crate) fn mmap_weights(
     unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
 }
 
-/// A session over the graph `build` makes from `weights`, when the network should run on
-/// ONNX Runtime: the library is installed and no GPU is in use. `None`: run it in candle.
-pub(crate) fn onnx_engine(
+/// What `open` makes (a session, or a pool of them) of the graph `build` makes from
+/// `weights`, when the network should run on ONNX Runtime: the library is installed and no
+/// GPU is in use. `None`: run it in candle.
+pub(crate) fn onnx_engine<T>(
     library: Option<&Path>,
     device: &Device,
     weights: &Path,
     build: impl FnOnce(&Path) -> candle_core::Result<Vec<u8>>,
-) -> Option<Result<Mutex<ort::session::Session>, Error>> {
+    open: impl FnOnce(&Path, &[u8], &Path) -> Result<T, Error>,
+) -> Option<Result<T, Error>> {
     let library = library.filter(|_| device.is_cpu())?;
     Some(
         build(weights)
@@ -246,14 +309,7 @@ pub(crate) fn onnx_engine(
                     weights.display()
                 ),
             })
-            .and_then(|graph| {
-                crate::onnx::session_from_memory(
-                    library,
-                    &graph,
-                    crate::onnx::default_threads(),
-                    weights,
-                )
-            }),
+            .and_then(|graph| open(library, &graph, weights)),
     )
 }
 

@@ -72,6 +72,14 @@ impl Classifier {
             &device,
             &weights,
             crate::efficientnet::onnx_model,
+            |library, graph, weights| {
+                crate::onnx::session_from_memory(
+                    library,
+                    graph,
+                    crate::onnx::default_threads(),
+                    weights,
+                )
+            },
         ) {
             Some(session) => Engine::Onnx(session?),
             None => {

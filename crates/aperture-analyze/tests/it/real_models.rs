@@ -490,6 +490,37 @@ fn model_analyzers_refuse_bad_images_with_a_clear_error() {
     }
 }
 
+/// Texts embedded together, in passes that run side by side on ONNX Runtime's sessions (one
+/// a core), get the vectors each gets alone, in the order given: no pass's result lands on
+/// another's texts, and padding to a pass's longest text does not pull a short one.
+#[test]
+fn texts_embedded_in_passes_side_by_side_match_each_alone() {
+    let models = models_dir();
+    let library = aperture_analyze::onnx::runtime_library(&models).unwrap();
+    let minilm = models::require(&models, "minilm").unwrap();
+    let embedder = TextEmbedder::load_with(&minilm, Some(&library)).unwrap();
+    let words = [
+        "harbour", "ledger", "witness", "river", "signal", "archive", "meeting",
+    ];
+    // Lengths from one word to past the 256-token cut, so that passes differ in size.
+    let texts: Vec<String> = (0..90)
+        .map(|i| {
+            (0..1 + (i * i * 7) % 300)
+                .map(|j| words[(i + j * 3) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let together = embedder.embed(&refs).unwrap();
+    assert_eq!(together.len(), texts.len());
+    for (text, vector) in refs.iter().zip(&together) {
+        let alone = embedder.embed(&[text]).unwrap().remove(0);
+        let cos = aperture_analyze::embed::cosine(&alone, vector);
+        assert!(cos > 0.9999, "{cos} for a text of {} bytes", text.len());
+    }
+}
+
 /// The two engines each network can run on, ONNX Runtime (the graphs we build from the
 /// weights) and candle (also the GPU path), give the same results.
 #[test]
