@@ -254,9 +254,16 @@ fn at_target(points: &[Point]) -> Option<&Point> {
 /// Aperture's own vector index ([`Space`]: USearch HNSW, cosine, 8-bit), bulk-loaded on
 /// every core and searched through `Space::search`, entries and all.
 fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> (f64, Vec<Point>) {
-    let started = Instant::now();
+    let (started, before) = (Instant::now(), resident_bytes());
     let space = space_of(data, dims);
     let build = started.elapsed().as_secs_f64();
+    let grown = resident_bytes().saturating_sub(before);
+    println!(
+        "  usearch: {:.0} bytes of memory per vector ({:.0} MB resident growth for {} vectors)",
+        grown as f64 / space.len() as f64,
+        grown as f64 / 1e6,
+        space.len()
+    );
     let none = VectorFilter::default();
     let points = EFS
         .iter()
@@ -268,6 +275,15 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
         })
         .collect();
     (build, points)
+}
+
+/// The process's resident memory, from `/proc/self/statm` (0 where there is none).
+fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * 4096
 }
 
 /// The asset id of row `i` of the data: its number, so a hit names its row.
