@@ -67,6 +67,22 @@ fn reference(python: &Path, args: &[&str], seconds: f64, threads: usize) -> Opti
     json["items_per_s"].as_f64()
 }
 
+/// Images per second of `run` on one image a call (decoding included), going round `images`
+/// from `*next`.
+fn each_image(
+    seconds: f64,
+    images: &[PathBuf],
+    next: &mut usize,
+    mut run: impl FnMut(&image::DynamicImage),
+) -> f64 {
+    measure(seconds, || {
+        let image = image::open(&images[*next % images.len()]).unwrap();
+        *next += 1;
+        run(&image);
+        1
+    })
+}
+
 fn images_in(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = walk(dir)
         .into_iter()
@@ -107,6 +123,11 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    const ROWS: [&str; 4] = ["minilm", "efficientnet", "nsfw", "ocr"];
+    if let Some(unknown) = only.iter().find(|o| !ROWS.contains(&o.as_str())) {
+        eprintln!("no row {unknown:?}: the rows are {}", ROWS.join(", "));
+        std::process::exit(2);
+    }
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     let models_dir = dir("APERTURE_TEST_MODELS", "target/test-models/models");
     let samples = dir("APERTURE_TEST_SAMPLES", "target/test-samples");
@@ -189,11 +210,8 @@ fn main() {
         // EfficientNet-Lite0: decode, crop, scale, classify; one image per call.
         let (ours, theirs) = twice(
             &mut || {
-                measure(seconds, || {
-                    let image = image::open(&photos[next % photos.len()]).unwrap();
-                    next += 1;
-                    classifier.classify(std::slice::from_ref(&image)).unwrap();
-                    1
+                each_image(seconds, &photos, &mut next, |image| {
+                    classifier.classify(std::slice::from_ref(image)).unwrap();
                 })
             },
             &|| {
@@ -217,11 +235,8 @@ fn main() {
         // open-nsfw: decode, scale, score; one image per call.
         let (ours, theirs) = twice(
             &mut || {
-                measure(seconds, || {
-                    let image = image::open(&photos[next % photos.len()]).unwrap();
-                    next += 1;
-                    nsfw.score(&image).unwrap();
-                    1
+                each_image(seconds, &photos, &mut next, |image| {
+                    nsfw.score(image).unwrap();
                 })
             },
             &|| {
@@ -253,11 +268,8 @@ fn main() {
         let ocr_arg = ocr_dir.to_str().unwrap().to_owned();
         let (ours, theirs) = twice(
             &mut || {
-                measure(ocr_seconds, || {
-                    let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
-                    next += 1;
-                    ocr.read_ppocr(&image).unwrap();
-                    1
+                each_image(ocr_seconds, &ocr_images, &mut next, |image| {
+                    ocr.read_ppocr(image).unwrap();
                 })
             },
             &|| {
@@ -297,11 +309,8 @@ fn main() {
             reference: theirs_default,
             baseline: "rapidocr 3.10.0 defaults (short side to 736)",
         });
-        let full = measure(ocr_seconds, || {
-            let image = image::open(&ocr_images[next % ocr_images.len()]).unwrap();
-            next += 1;
-            ocr.read(&image).unwrap();
-            1
+        let full = each_image(ocr_seconds, &ocr_images, &mut next, |image| {
+            ocr.read(image).unwrap();
         });
         rows.push(Row {
             name: "ocr (with Tesseract fallback)",

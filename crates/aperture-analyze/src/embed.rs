@@ -20,13 +20,16 @@ use crate::Error;
 pub const MAX_TOKENS: usize = 256;
 /// Texts encoded in one forward pass, at most.
 const BATCH: usize = 32;
-/// The size of one forward pass, at most, as texts × padded length²: a pass's memory grows
-/// with its texts times the square of their length (attention). This allows two texts of
-/// [`MAX_TOKENS`] a pass: measured on 30 texts of 2,000 words (2 cores, debug build with
+/// Passes run side by side, each on its share of the cores ([`crate::onnx::Sessions`]):
+/// two, whatever the cores, so that passes in flight stay within [`BATCH_AREA`].
+const SIDE_BY_SIDE: usize = 2;
+/// The size of the passes in flight, at most, as texts × padded length²: long texts' memory
+/// grows with the square of their length (attention; below about 200 tokens the feed-forward
+/// layers' linear term is larger, and short passes are small anyway). This allows two texts
+/// of [`MAX_TOKENS`] at once: measured on 30 texts of 2,000 words (2 cores, debug build with
 /// optimised dependencies), 8 passages a pass took 1.26 s a text and 530 MB, 4 took 0.97 s
-/// and 400 MB, 2 take 0.82 s and 300 MB (1 took the same as 2). Passes that run side by
-/// side share it. Sentences and captions (up to 45 tokens with two sessions) still go
-/// [`BATCH`] to a pass.
+/// and 400 MB, 2 take 0.82 s and 300 MB (1 took the same as 2). Sentences and captions (up
+/// to 45 tokens) still go [`BATCH`] to a pass.
 const BATCH_AREA: usize = 2 * MAX_TOKENS * MAX_TOKENS;
 /// Bytes of one text given to the tokenizer: far more than [`MAX_TOKENS`] tokens ever span,
 /// so a text of megabytes (a file that is one endless "word" of markup) costs no more than
@@ -89,7 +92,8 @@ impl TextEmbedder {
                 crate::onnx::sessions_from_memory(
                     library,
                     graph,
-                    crate::onnx::default_threads(),
+                    SIDE_BY_SIDE,
+                    (crate::onnx::default_threads() / SIDE_BY_SIDE).max(1),
                     weights,
                 )
             },
@@ -125,12 +129,16 @@ impl TextEmbedder {
             .iter()
             .map(|t| &t[..t.floor_char_boundary(MAX_TEXT_BYTES)])
             .collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts, true)
-            .map_err(|e| Error::Transient {
-                reason: format!("cannot tokenise the text: {e}"),
-            })?;
+        let mut encodings =
+            self.tokenizer
+                .encode_batch(texts, true)
+                .map_err(|e| Error::Transient {
+                    reason: format!("cannot tokenise the text: {e}"),
+                })?;
+        // What truncation cut off is kept beside each encoding; it is not embedded.
+        for encoding in &mut encodings {
+            drop(encoding.take_overflowing());
+        }
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
         // Passes run side by side share the memory of one.
@@ -162,7 +170,9 @@ impl TextEmbedder {
         let side_by_side = side_by_side.min(chunks.len());
         let vectors: Vec<Vec<Vec<f32>>> = if side_by_side > 1 {
             // Each thread takes the next batch; the sessions bound how many run at once.
+            // A failed pass stops the others from taking more.
             let next = std::sync::atomic::AtomicUsize::new(0);
+            let failed = std::sync::atomic::AtomicBool::new(false);
             let done = Mutex::new((0..chunks.len()).map(|_| None).collect::<Vec<_>>());
             std::thread::scope(|scope| {
                 for _ in 0..side_by_side {
@@ -170,17 +180,28 @@ impl TextEmbedder {
                         loop {
                             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let Some(chunk) = chunks.get(i) else { break };
+                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
                             let result = run(chunk);
+                            if result.is_err() {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
                             done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
                         }
                     });
                 }
             });
-            done.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .into_iter()
-                .map(|r| r.expect("every batch ran"))
-                .collect::<Result<_, _>>()?
+            // Passes left unrun follow a failed one, whose error is returned.
+            let done: Vec<_> = done.into_inner().unwrap_or_else(|e| e.into_inner());
+            let ran = done.len();
+            let vectors: Vec<_> = done.into_iter().flatten().collect::<Result<_, _>>()?;
+            if vectors.len() != ran {
+                return Err(Error::Transient {
+                    reason: "text embedding failed: a pass did not run".into(),
+                });
+            }
+            vectors
         } else {
             chunks.iter().map(|c| run(c)).collect::<Result<_, _>>()?
         };
@@ -211,6 +232,10 @@ impl TextEmbedder {
     ) -> anyhow_like::Result<Vec<Vec<f32>>> {
         let n = encodings.len();
         let t = encodings.first().map_or(0, |e| e.len());
+        debug_assert!(
+            encodings.iter().all(|e| e.len() == t),
+            "a pass's encodings are padded to one length"
+        );
         let column = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<i64> {
             encodings
                 .iter()

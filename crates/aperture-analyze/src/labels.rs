@@ -72,14 +72,7 @@ impl Classifier {
             &device,
             &weights,
             crate::efficientnet::onnx_model,
-            |library, graph, weights| {
-                crate::onnx::session_from_memory(
-                    library,
-                    graph,
-                    crate::onnx::default_threads(),
-                    weights,
-                )
-            },
+            crate::onnx::single_session,
         ) {
             Some(session) => Engine::Onnx(session?),
             None => {

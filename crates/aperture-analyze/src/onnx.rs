@@ -79,14 +79,14 @@ pub fn session_from_memory(
     open(library, Source::Memory(model, what), threads)
 }
 
-/// Sessions of one model with one thread each, lent out one call at a time: calls on
-/// different inputs (the batches of one text embedding, the jobs of several slots) run side
-/// by side, one per core. For small products (a batch of short sentences is 32 × 25 tokens)
-/// this beats one session splitting each product over the cores, which waits at every
-/// operator for its slowest thread: MiniLM went from about 450 to 510 sentences/s on two
-/// cores. The sessions share their pre-packed weights; the rest of each model is held once
-/// a session (MiniLM: 30 texts of 256 tokens peaked at 371 MB and kept 291 MB, against 263
-/// and 221 MB with one session of two threads).
+/// Sessions of one model, lent out one call at a time: calls on different inputs (the passes
+/// of one text embedding, the jobs of several slots) run side by side, each on its share of
+/// the cores. For small products (a pass of short sentences is 32 × 25 tokens) this beats one
+/// session splitting each product over every core, which waits at every operator for its
+/// slowest thread: MiniLM went from about 450 to 510 sentences/s on two cores with two
+/// sessions of one thread. The sessions share their pre-packed weights; the rest of each
+/// model is held once a session (MiniLM: 30 texts of 256 tokens peaked at 371 MB and kept
+/// 291 MB, against 263 and 221 MB with one session of two threads).
 pub struct Sessions {
     free: Mutex<Vec<Session>>,
     returned: Condvar,
@@ -143,18 +143,32 @@ pub fn shrinking() -> Result<ort::session::RunOptions, ort::Error> {
     Ok(options)
 }
 
-/// `count` one-thread sessions over a model built in memory (`what` names it in errors).
+/// A single session of all cores over a model built in memory, as [`onnx_engine`]'s
+/// `open` (`what` names it in errors).
+///
+/// [`onnx_engine`]: crate::embed::onnx_engine
+pub(crate) fn single_session(
+    library: &Path,
+    model: &[u8],
+    what: &Path,
+) -> Result<Mutex<Session>, Error> {
+    session_from_memory(library, model, default_threads(), what)
+}
+
+/// `count` sessions of `threads` threads each over a model built in memory (`what` names it
+/// in errors).
 pub fn sessions_from_memory(
     library: &Path,
     model: &[u8],
     count: usize,
+    threads: usize,
     what: &Path,
 ) -> Result<Sessions, Error> {
     // The runtime is loaded before anything of it is made.
     environment(library)?;
     let shared = ort::session::builder::PrepackedWeights::new();
     let free = (0..count.max(1))
-        .map(|_| build(library, Source::Memory(model, what), 1, Some(&shared)))
+        .map(|_| build(library, Source::Memory(model, what), threads, Some(&shared)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Sessions {
         count: free.len(),
@@ -192,8 +206,9 @@ fn build(
         // Pooled sessions allocate from an arena and give back what a run took when it ends
         // ([`shrinking`]): MiniLM went from about 510 to 540 sentences/s. An arena otherwise
         // keeps its largest run's memory for the life of the session, grown in powers of two
-        // (256 MB held after one batch of long texts); and EfficientNet on one image a run
-        // went from 101 to 81 images/s with it. The others allocate every tensor alone.
+        // (256 MB held after one batch of long texts). EfficientNet classifying one image a
+        // run was slower with the arena (81 images/s, against 101 without), so single
+        // sessions allocate every tensor alone.
         .with_execution_providers([ort::ep::CPU::default()
             .with_arena_allocator(shared.is_some())
             .build()])
@@ -212,7 +227,8 @@ fn build(
     .map_err(|e| failed(&e))
 }
 
-/// Threads per inference: all cores, since jobs of one model take turns on its session.
+/// Threads per inference: all cores, since jobs of one model take turns on its session
+/// (a pool of [`Sessions`] divides them).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }

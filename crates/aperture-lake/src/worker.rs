@@ -382,7 +382,7 @@ impl Worker {
                     {
                         let unsure = queue.requeued(ran_job.asset, requeue, ran_job.submitted);
                         if !unsure.is_empty() {
-                            self.renew(&mut queue, unsure).await;
+                            self.confirm(&mut queue, unsure).await;
                         }
                     }
                     ran += 1;
@@ -402,19 +402,7 @@ impl Worker {
     /// meanwhile is dropped (its new holder runs it).
     async fn renew_waiting(&self, queue: &mut Queue) {
         let ids: Vec<i64> = queue.claimed.iter().map(|c| c.job.id).collect();
-        self.renew(queue, ids).await;
-    }
-
-    /// Renews the leases of these claimed jobs; those lost are dropped.
-    async fn renew(&self, queue: &mut Queue, ids: Vec<i64>) {
-        let (catalog, worker, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
-        let kept = blocking(move || {
-            ids.into_iter()
-                .map(|id| catalog.renew(id, &worker, lease).map(|kept| (id, kept)))
-                .collect::<aperture_catalog::Result<Vec<_>>>()
-        })
-        .await;
-        match kept {
+        match self.renew_leases(ids).await {
             Ok(kept) => queue.renewed(&kept, self.lease / 3),
             // Tried again soon (as a running job's heartbeat is): the leases have two thirds of
             // their time left.
@@ -427,9 +415,40 @@ impl Worker {
         }
     }
 
+    /// Keeps these claimed jobs only if their leases are still ours (renewed); those lost are
+    /// dropped. When the catalog cannot say, they are given back (a stale one is no longer
+    /// ours and stays as it is) rather than run on a lease that may be gone.
+    async fn confirm(&self, queue: &mut Queue, ids: Vec<i64>) {
+        match self.renew_leases(ids.clone()).await {
+            Ok(kept) => queue.renewed(&kept, self.lease / 3),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the leases of re-queued readers");
+                let mut back = queue.take(&ids);
+                self.give_back_claims(&mut back).await;
+            }
+        }
+    }
+
+    /// Renews these jobs' leases: for each, whether it is still ours.
+    async fn renew_leases(&self, ids: Vec<i64>) -> aperture_catalog::Result<Vec<(i64, bool)>> {
+        let (catalog, worker, lease) = (self.catalog.clone(), self.id.clone(), self.lease);
+        blocking(move || {
+            ids.into_iter()
+                .map(|id| catalog.renew(id, &worker, lease).map(|kept| (id, kept)))
+                .collect()
+        })
+        .await
+    }
+
     /// Gives the jobs claimed and not started back to the queue, unrun.
     async fn give_back(&self, queue: &mut Queue) {
-        let ids: Vec<i64> = queue.claimed.drain(..).map(|c| c.job.id).collect();
+        let mut all: Vec<Claim> = queue.claimed.drain(..).collect();
+        self.give_back_claims(&mut all).await;
+    }
+
+    /// Gives these claims, taken out of the queue, back to the catalog.
+    async fn give_back_claims(&self, claims: &mut Vec<Claim>) {
+        let ids: Vec<i64> = claims.drain(..).map(|c| c.job.id).collect();
         if ids.is_empty() {
             return;
         }
@@ -1075,6 +1094,19 @@ impl Queue {
             .collect()
     }
 
+    /// Takes the claims of these jobs out, forgotten.
+    fn take(&mut self, ids: &[i64]) -> Vec<Claim> {
+        let (taken, kept): (Vec<Claim>, Vec<Claim>) = self
+            .claimed
+            .drain(..)
+            .partition(|c| ids.contains(&c.job.id));
+        self.claimed = kept.into();
+        for claim in &taken {
+            self.forget(claim);
+        }
+        taken
+    }
+
     /// When the next lease of a waiting job is due for renewal.
     fn renewals_due(&self) -> Option<Instant> {
         self.claimed.iter().map(|c| c.renew).min()
@@ -1219,5 +1251,53 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: i64, asset: AssetId, analyzer: &str) -> Job {
+        Job {
+            id,
+            asset,
+            analyzer: analyzer.into(),
+            state: aperture_catalog::JobState::Running,
+            priority: 0,
+            attempts: 1,
+            analyzer_version: None,
+            last_error: None,
+            updated_at: UnixMillis(0),
+            part: None,
+            parts: 0,
+        }
+    }
+
+    /// A finish that queues readers again: claims of them made before its submission are
+    /// stale and go; those made after are returned to be checked; other assets' and other
+    /// analyzers' claims stay, and what is held follows.
+    #[test]
+    fn readers_requeued_by_a_finish_go_or_are_checked_by_when_they_were_claimed() {
+        let (a, b) = (AssetId::from_bytes([1; 16]), AssetId::from_bytes([2; 16]));
+        let lease = Duration::from_secs(60);
+        let mut queue = Queue::default();
+        queue.claimed_now(vec![job(1, a, "reader"), job(2, b, "reader")], lease);
+        std::thread::sleep(Duration::from_millis(2));
+        let submitted = Instant::now();
+        queue.claimed_now(vec![job(3, a, "reader"), job(4, a, "other")], lease);
+
+        let unsure = queue.requeued(a, &["reader".to_owned()], submitted);
+        assert_eq!(unsure, vec![3]);
+        let left: Vec<i64> = queue.claimed.iter().map(|c| c.job.id).collect();
+        assert_eq!(left, vec![2, 3, 4]);
+        assert_eq!(queue.held.get(&(a, "reader".to_owned())), Some(&1));
+
+        // Unconfirmed and given back: no longer claimed or held here.
+        let taken = queue.take(&unsure);
+        assert_eq!(taken.len(), 1);
+        assert_eq!(queue.held.get(&(a, "reader".to_owned())), None);
+        let left: Vec<i64> = queue.claimed.iter().map(|c| c.job.id).collect();
+        assert_eq!(left, vec![2, 4]);
     }
 }

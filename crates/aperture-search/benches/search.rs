@@ -258,11 +258,20 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
     let space = space_of(data, dims);
     let build = started.elapsed().as_secs_f64();
     let grown = resident_bytes().saturating_sub(before);
+    // A space built after another reuses the pages that one freed: only the first is right.
+    static FIRST: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    FIRST.call_once(|| first = true);
     println!(
-        "  usearch: {:.0} bytes of memory per vector ({:.0} MB resident growth for {} vectors)",
+        "  usearch: {:.0} bytes of memory per vector ({:.0} MB resident growth for {} vectors){}",
         grown as f64 / space.len() as f64,
         grown as f64 / 1e6,
-        space.len()
+        space.len(),
+        if first {
+            ""
+        } else {
+            " — an undercount: pages freed by the space before are reused; run --dims alone"
+        }
     );
     let none = VectorFilter::default();
     let points = EFS
@@ -277,13 +286,16 @@ fn run_space(data: &[f32], dims: usize, queries: &[f32], truth: &[Vec<u64>]) -> 
     (build, points)
 }
 
-/// The process's resident memory, from `/proc/self/statm` (0 where there is none).
+/// The process's resident memory, from `VmRSS` in `/proc/self/status` (0 where there is
+/// none).
 fn resident_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
+    std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    pages * 4096
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// The asset id of row `i` of the data: its number, so a hit names its row.
