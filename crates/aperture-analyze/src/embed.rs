@@ -248,12 +248,11 @@ impl TextEmbedder {
             column(&|e| e.get_type_ids()),
         );
         let hidden = sessions.with(|session| -> anyhow_like::Result<Vec<f32>> {
-            let options = crate::onnx::shrinking()?;
-            let outputs = session.run_with_options(ort::inputs![
+            let outputs = session.run(ort::inputs![
                 "input_ids" => ort::value::TensorRef::from_array_view(([n, t], ids.as_slice()))?,
                 "attention_mask" => ort::value::TensorRef::from_array_view(([n, t], mask.as_slice()))?,
                 "token_type_ids" => ort::value::TensorRef::from_array_view(([n, t], types.as_slice()))?,
-            ], &options)?;
+            ])?;
             Ok(outputs["hidden"].try_extract_tensor::<f32>()?.1.to_vec())
         })?;
         let h = self.dimensions;

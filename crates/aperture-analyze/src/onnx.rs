@@ -85,8 +85,7 @@ pub fn session_from_memory(
 /// session splitting each product over every core, which waits at every operator for its
 /// slowest thread: MiniLM went from about 450 to 510 sentences/s on two cores with two
 /// sessions of one thread. The sessions share their pre-packed weights; the rest of each
-/// model is held once a session (MiniLM: 30 texts of 256 tokens peaked at 371 MB and kept
-/// 291 MB, against 263 and 221 MB with one session of two threads).
+/// model is held once a session (MiniLM: about 70 MB more, mostly its word embeddings).
 pub struct Sessions {
     free: Mutex<Vec<Session>>,
     returned: Condvar,
@@ -131,16 +130,6 @@ impl Drop for Lent<'_> {
             self.pool.returned.notify_one();
         }
     }
-}
-
-/// Options for a run on [`Sessions`]: their arena gives back what the run took when it ends,
-/// so a session keeps no memory between runs (one pass of long texts takes hundreds of MB),
-/// while the run itself allocates from the arena, quicker than allocating every tensor alone
-/// (MiniLM in `benches/analyzers.rs`: about 540 sentences/s against 510).
-pub fn shrinking() -> Result<ort::session::RunOptions, ort::Error> {
-    let mut options = ort::session::RunOptions::new()?;
-    options.set("memory.enable_memory_arena_shrinkage", "cpu:0")?;
-    Ok(options)
 }
 
 /// A single session of all cores over a model built in memory, as [`onnx_engine`]'s
@@ -203,15 +192,14 @@ fn build(
         .map_err(|e| failed(&e))?
         .with_intra_threads(threads.max(1))
         .map_err(|e| failed(&e))?
-        // Pooled sessions allocate from an arena and give back what a run took when it ends
-        // ([`shrinking`]): MiniLM went from about 510 to 540 sentences/s. An arena otherwise
-        // keeps its largest run's memory for the life of the session, grown in powers of two
-        // (256 MB held after one batch of long texts). EfficientNet classifying one image a
-        // run was slower with the arena (81 images/s, against 101 without), so single
-        // sessions allocate every tensor alone.
-        .with_execution_providers([ort::ep::CPU::default()
-            .with_arena_allocator(shared.is_some())
-            .build()])
+        // Without the arena, what a run needs is handed back when it ends. An arena keeps its
+        // largest run's memory for the life of the session, grown in powers of two (256 MB
+        // held after one batch of long texts). With ONNX Runtime's shrinking at the end of
+        // each run, MiniLM's two sessions went from about 510 to 540 sentences/s, but the
+        // hostile-corpus ingest (tests/it/hostile.rs, bound 600 MB) peaked at 609 MB in CI
+        // with it and at 567–571 MB without; EfficientNet on one image a run was slower with
+        // it (81 images/s, against 101 without).
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
         .map_err(|e| failed(&e))?
         .with_memory_pattern(false)
         .map_err(|e| failed(&e))?;
