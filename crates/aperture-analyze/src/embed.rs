@@ -46,7 +46,7 @@ pub struct TextEmbedder {
 /// Where the encoder runs: ONNX Runtime on the CPU (about twice as fast as candle here,
 /// measured by `benches/analyzers.rs`), or candle, which also drives GPUs.
 enum Engine {
-    /// One session a core: the batches of a call run side by side.
+    /// [`SIDE_BY_SIDE`] sessions: the passes of a call run side by side.
     Onnx(crate::onnx::Sessions),
     Candle {
         model: Box<BertModel>,
@@ -167,44 +167,7 @@ impl TextEmbedder {
                     reason: format!("text embedding failed: {e}"),
                 })
         };
-        let side_by_side = side_by_side.min(chunks.len());
-        let vectors: Vec<Vec<Vec<f32>>> = if side_by_side > 1 {
-            // Each thread takes the next batch; the sessions bound how many run at once.
-            // A failed pass stops the others from taking more.
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let failed = std::sync::atomic::AtomicBool::new(false);
-            let done = Mutex::new((0..chunks.len()).map(|_| None).collect::<Vec<_>>());
-            std::thread::scope(|scope| {
-                for _ in 0..side_by_side {
-                    scope.spawn(|| {
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(chunk) = chunks.get(i) else { break };
-                            if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                                break;
-                            }
-                            let result = run(chunk);
-                            if result.is_err() {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                            }
-                            done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-                        }
-                    });
-                }
-            });
-            // Passes left unrun follow a failed one, whose error is returned.
-            let done: Vec<_> = done.into_inner().unwrap_or_else(|e| e.into_inner());
-            let ran = done.len();
-            let vectors: Vec<_> = done.into_iter().flatten().collect::<Result<_, _>>()?;
-            if vectors.len() != ran {
-                return Err(Error::Transient {
-                    reason: "text embedding failed: a pass did not run".into(),
-                });
-            }
-            vectors
-        } else {
-            chunks.iter().map(|c| run(c)).collect::<Result<_, _>>()?
-        };
+        let vectors = side_by_side_each(&chunks, side_by_side, |c| run(c))?;
         let mut out = vec![Vec::new(); encodings.len()];
         for (chunk, vectors) in chunks.iter().zip(vectors) {
             for (&i, v) in chunk.iter().zip(vectors) {
@@ -312,6 +275,49 @@ pub(crate) fn mmap_weights(
     // SAFETY: the file is memory-mapped read-only; model folders are replaced by rename,
     // never rewritten in place, while a process uses them.
     unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+}
+
+/// `run` on every item, `workers` threads taking the next item in turn (one thread when
+/// there is one worker or one item); results in the items' order. A failure stops the others
+/// from taking more, and is returned.
+fn side_by_side_each<I: Sync, T: Send>(
+    items: &[I],
+    workers: usize,
+    run: impl Fn(&I) -> Result<T, Error> + Sync,
+) -> Result<Vec<T>, Error> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let workers = workers.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(run).collect();
+    }
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let done = Mutex::new((0..items.len()).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    if failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let result = run(item);
+                    failed.fetch_or(result.is_err(), Ordering::Relaxed);
+                    done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                }
+            });
+        }
+    });
+    // Items left unrun follow a failed one, whose error is returned.
+    let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    let ran = done.len();
+    let out: Vec<T> = done.into_iter().flatten().collect::<Result<_, _>>()?;
+    if out.len() != ran {
+        return Err(Error::Transient {
+            reason: "text embedding failed: a pass did not run".into(),
+        });
+    }
+    Ok(out)
 }
 
 /// What `open` makes (a session, or a pool of them) of the graph `build` makes from
