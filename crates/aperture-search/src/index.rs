@@ -5,12 +5,14 @@
 //!   state.json                  the change-feed position and the vector files it matches
 //!   update.lock                 held by the one process that updates
 //!   text/                       tantivy
-//!   vectors/<space>.<gen>.usearch, <space>.<gen>.entries
+//!   vectors/<space>.<gen>.usearch, .entries   a space's graph (see `vectors/file.rs`)
+//!   vectors/<space>.<gen>.tail              its tail's segments, one a save
 //! ```
 //!
 //! An update reads the catalog's change feed after the saved position, re-reads every asset
 //! named there (or drops it, when the catalog no longer has it), commits the full-text index,
-//! saves the vector spaces it changed under a new generation, and only then writes
+//! saves what changed in the vector spaces under a new generation (a segment, or a space
+//! rewritten), and only then writes
 //! `state.json` (temporary file, rename). A crash at any point leaves the old state, and the
 //! next update applies the same changes again: applying a change is "make the asset look as
 //! the catalog says", so doing it twice is harmless. Hits are checked against the catalog
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::Indexed;
 use crate::fulltext::FullText;
-use crate::vectors::{NewVector, Space, sync_file};
+use crate::vectors::{Files, NewVector, Space, sync_file};
 use crate::{Error, Result};
 
 /// Changes read from the feed per round.
@@ -50,16 +52,17 @@ struct State {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SpaceState {
-    stem: String,
+    files: Files,
     dims: usize,
     vectors: usize,
 }
 
+/// `8`: a space is its graph's files and the tail's segments; `7`: one file pair a space;
 /// `6`: labels and vectors keep their places (a video's shots); `5`: full-text documents
 /// store what hits are explained from (`4`: 8-bit graph, full
 /// vectors beside it for re-scoring; `3`: 8-bit only; `2`: f32, inner product; `1`: f32,
 /// cosine). An index of another format is rebuilt on its next update.
-const FORMAT: u32 = 7;
+const FORMAT: u32 = 8;
 
 /// The full-text index's folder, named by the format: an index of another format (whose
 /// tantivy schema may differ, which tantivy refuses to open) is left beside it, not opened,
@@ -157,7 +160,7 @@ impl LocalIndex {
         };
         let mut spaces = BTreeMap::new();
         for (name, s) in &state.spaces {
-            spaces.insert(name.clone(), Space::load(&dir.join("vectors"), &s.stem)?);
+            spaces.insert(name.clone(), Space::load(&dir.join("vectors"), &s.files)?);
         }
         Ok(LocalIndex {
             dir: dir.to_owned(),
@@ -216,7 +219,6 @@ impl LocalIndex {
         }
         let mut writer = self.text.writer()?;
         let mut report = Update::default();
-        let mut dirty = BTreeSet::new();
         let mut position = self.state.position;
         if self.state.consumer.is_empty() {
             self.state.consumer = self.consumer();
@@ -250,7 +252,7 @@ impl LocalIndex {
             report.built = true;
             for_every_asset(catalog, |ids| {
                 for id in ids {
-                    self.apply(catalog, &writer, *id, &mut dirty, &mut report)?;
+                    self.apply(catalog, &writer, *id, &mut report)?;
                 }
                 Ok(())
             })?;
@@ -261,7 +263,7 @@ impl LocalIndex {
             position = last.seq;
             let assets: BTreeSet<AssetId> = changes.iter().map(|c| c.asset).collect();
             for asset in assets {
-                self.apply(catalog, &writer, asset, &mut dirty, &mut report)?;
+                self.apply(catalog, &writer, asset, &mut report)?;
             }
         }
         report.position = position;
@@ -287,29 +289,33 @@ impl LocalIndex {
             writer.wait_merging_threads()?;
         }
         self.text.reload()?;
-        self.save(position, &dirty)?;
+        if let Err(e) = self.save(position) {
+            // Memory may now say saved what the state file does not list: read what it lists.
+            if let Ok(fresh) = Self::open(&self.dir) {
+                *self = fresh;
+            }
+            return Err(e);
+        }
         // What every follower applied is no longer needed.
         catalog.ack_changes(&consumer, position)?;
         Ok(report)
     }
 
-    /// Makes one asset in the index look as the catalog says.
+    /// Makes one asset in the index look as the catalog says: vectors that did not change
+    /// stay as they are (see [`Space::replace_asset`]).
     fn apply(
         &mut self,
         catalog: &dyn Catalog,
         writer: &tantivy::IndexWriter,
         id: AssetId,
-        dirty: &mut BTreeSet<String>,
         report: &mut Update,
     ) -> Result<()> {
-        for (name, space) in &mut self.spaces {
-            if space.remove_asset(id)? > 0 {
-                dirty.insert(name.clone());
-            }
-        }
         let asset = match catalog.asset(id) {
             Ok(asset) => asset,
             Err(aperture_catalog::Error::NotFound { .. }) => {
+                for space in self.spaces.values_mut() {
+                    space.erase_asset(id)?;
+                }
                 self.text.put(writer, id, None)?;
                 report.removed += 1;
                 return Ok(());
@@ -318,20 +324,21 @@ impl LocalIndex {
         };
         let indexed = Indexed::new(&asset, &catalog.sources(id)?, &catalog.insights(id)?);
         self.text.put(writer, id, Some(&indexed))?;
+        let mut wanted: BTreeMap<&str, Vec<NewVector<'_>>> = BTreeMap::new();
         let mut ordinals: BTreeMap<&str, u32> = BTreeMap::new();
         for v in &indexed.vectors {
+            let ordinal = ordinals.entry(&v.space).or_default();
+            *ordinal += 1;
             if !self.spaces.contains_key(&v.space) {
                 self.spaces
                     .insert(v.space.clone(), Space::new(v.vector.len())?);
             }
-            let space = self.spaces.get_mut(&v.space).expect("inserted above");
-            let ordinal = ordinals.entry(&v.space).or_default();
+            let space = &self.spaces[&v.space];
             if v.vector.len() != space.dims() {
                 tracing::warn!(asset = %id, space = v.space, "a vector of the wrong size, skipped");
-                *ordinal += 1;
                 continue;
             }
-            space.add(&NewVector {
+            wanted.entry(&v.space).or_default().push(NewVector {
                 asset: id,
                 collection: &indexed.collection,
                 kind: indexed.kind,
@@ -340,11 +347,13 @@ impl LocalIndex {
                     aperture_core::Place::Page { page, .. } => page,
                     _ => 0,
                 },
-                ordinal: *ordinal,
+                ordinal: *ordinal - 1,
                 vector: &v.vector,
-            })?;
-            *ordinal += 1;
-            dirty.insert(v.space.clone());
+            });
+        }
+        for (name, space) in &mut self.spaces {
+            let news = wanted.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+            space.replace_asset(id, news)?;
         }
         report.indexed += 1;
         Ok(())
@@ -363,7 +372,7 @@ impl LocalIndex {
         format!("index-{}", aperture_core::hex(&random))
     }
 
-    fn save(&mut self, position: i64, dirty: &BTreeSet<String>) -> Result<()> {
+    fn save(&mut self, position: i64) -> Result<()> {
         let vectors = self.dir.join("vectors");
         let generation = self.state.generation + 1;
         let mut state = State {
@@ -373,20 +382,13 @@ impl LocalIndex {
             consumer: self.consumer(),
             spaces: BTreeMap::new(),
         };
-        for (name, space) in &self.spaces {
-            let old = self.state.spaces.get(name);
-            let stem = match old {
-                Some(old) if !dirty.contains(name) => old.stem.clone(),
-                _ => {
-                    let stem = format!("{}.{generation}", slug(name));
-                    space.save(&vectors, &stem)?;
-                    stem
-                }
-            };
+        for (name, space) in &mut self.spaces {
+            let old = self.state.spaces.get(name).map(|s| &s.files);
+            let files = space.persist(&vectors, &slug(name), generation, old)?;
             state.spaces.insert(
                 name.clone(),
                 SpaceState {
-                    stem,
+                    files,
                     dims: space.dims(),
                     vectors: space.len(),
                 },
@@ -529,7 +531,7 @@ fn slug(name: &str) -> String {
 }
 
 fn remove_unlisted(dir: &Path, now: &State) {
-    let keep: BTreeSet<&str> = now.spaces.values().map(|s| s.stem.as_str()).collect();
+    let keep: BTreeSet<&str> = now.spaces.values().flat_map(|s| s.files.stems()).collect();
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
@@ -538,6 +540,7 @@ fn remove_unlisted(dir: &Path, now: &State) {
         let stem = name
             .strip_suffix(".usearch")
             .or_else(|| name.strip_suffix(".entries"))
+            .or_else(|| name.strip_suffix(".tail"))
             .or_else(|| name.strip_suffix(".tmp"));
         if stem.is_some_and(|s| !keep.contains(s)) {
             let _ = std::fs::remove_file(entry.path());
