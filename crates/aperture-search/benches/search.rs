@@ -361,7 +361,7 @@ fn run_upkeep(space: &mut Space, model: &Model, queries: &[f32], summary: &mut V
     scan.sort_by(f64::total_cmp);
     let extra = percentile(&scan, 0.5);
     row(
-        "usearch, the same reading every entry (as before)".into(),
+        "usearch, the same reading every entry as before (postings + a measured scan)".into(),
         (p50 + extra, p99 + extra, 1e6 / (1e6 / qps + extra)),
     );
     let add = |space: &mut Space, count: usize, seed: u64| {
@@ -369,15 +369,7 @@ fn run_upkeep(space: &mut Space, model: &Model, queries: &[f32], summary: &mut V
         let items: Vec<NewVector<'_>> = vectors
             .chunks_exact(dims)
             .enumerate()
-            .map(|(i, vector)| NewVector {
-                asset: asset_of(100_000_000 * seed as usize + i),
-                collection: "bench",
-                kind: MediaKind::Image,
-                date: 0,
-                page: 0,
-                ordinal: 0,
-                vector,
-            })
+            .map(|(i, vector)| image_vector(100_000_000 * seed as usize + i, "bench", vector))
             .collect();
         // One at a time, as an update adds them.
         let started = Instant::now();
@@ -484,19 +476,27 @@ fn space_of(data: &[f32], dims: usize) -> Space {
     let items: Vec<NewVector<'_>> = data
         .chunks_exact(dims)
         .enumerate()
-        .map(|(i, vector)| NewVector {
-            asset: asset_of(i),
+        .map(|(i, vector)| {
             // One in a thousand elsewhere, for a narrow filter.
-            collection: if i % 1000 == 999 { "small" } else { "bench" },
-            kind: MediaKind::Image,
-            date: 0,
-            page: 0,
-            ordinal: 0,
-            vector,
+            let collection = if i % 1000 == 999 { "small" } else { "bench" };
+            image_vector(i, collection, vector)
         })
         .collect();
     space.add_many(&items).unwrap();
     space
+}
+
+/// Row `row`'s vector, an image's of `collection`.
+fn image_vector<'a>(row: usize, collection: &'a str, vector: &'a [f32]) -> NewVector<'a> {
+    NewVector {
+        asset: asset_of(row),
+        collection,
+        kind: MediaKind::Image,
+        date: 0,
+        page: 0,
+        ordinal: 0,
+        vector,
+    }
 }
 
 /// A document of one image vector (and a name), as an update writes it.
@@ -618,16 +618,8 @@ fn under_writes(
                     }
                     Engine::Embedded(_) => {
                         for (j, v) in batch.chunks_exact(dims).enumerate() {
-                            copy.add(&NewVector {
-                                asset: asset_of(base + b * 100 + j),
-                                collection: "bench",
-                                kind: MediaKind::Image,
-                                date: 0,
-                                page: 0,
-                                ordinal: 0,
-                                vector: v,
-                            })
-                            .unwrap();
+                            copy.add(&image_vector(base + b * 100 + j, "bench", v))
+                                .unwrap();
                         }
                     }
                 }

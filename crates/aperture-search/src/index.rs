@@ -210,8 +210,24 @@ impl LocalIndex {
     /// Brings the index up to date with the catalog: builds it when it was never built,
     /// else applies the change feed. Only one process updates at a time: another one gets
     /// [`Error::Busy`] and can search what is there.
+    ///
+    /// After any other error this copy is read again from its files (memory may hold changes
+    /// that no listed file does); if that fails too, the next update reads it.
     pub fn update(&mut self, catalog: &dyn Catalog) -> Result<Update> {
         let _lock = self.lock()?;
+        let result = self.update_locked(catalog);
+        if result.is_err() {
+            // The old copy goes first: two copies of a large space may not fit.
+            self.spaces.clear();
+            match Self::open(&self.dir) {
+                Ok(fresh) => *self = fresh,
+                Err(_) => self.state.generation = u64::MAX,
+            }
+        }
+        result
+    }
+
+    fn update_locked(&mut self, catalog: &dyn Catalog) -> Result<Update> {
         // Another process may have updated (or rebuilt) the index since this copy was read:
         // its changes are pruned from the feed, so this copy must start from what it wrote.
         if self.on_disk()? != (self.state.position, self.state.generation) {
@@ -289,13 +305,7 @@ impl LocalIndex {
             writer.wait_merging_threads()?;
         }
         self.text.reload()?;
-        if let Err(e) = self.save(position) {
-            // Memory may now say saved what the state file does not list: read what it lists.
-            if let Ok(fresh) = Self::open(&self.dir) {
-                *self = fresh;
-            }
-            return Err(e);
-        }
+        self.save(position)?;
         // What every follower applied is no longer needed.
         catalog.ack_changes(&consumer, position)?;
         Ok(report)
@@ -531,18 +541,13 @@ fn slug(name: &str) -> String {
 }
 
 fn remove_unlisted(dir: &Path, now: &State) {
-    let keep: BTreeSet<&str> = now.spaces.values().flat_map(|s| s.files.stems()).collect();
+    let keep: BTreeSet<String> = now.spaces.values().flat_map(|s| s.files.names()).collect();
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stem = name
-            .strip_suffix(".usearch")
-            .or_else(|| name.strip_suffix(".entries"))
-            .or_else(|| name.strip_suffix(".tail"))
-            .or_else(|| name.strip_suffix(".tmp"));
-        if stem.is_some_and(|s| !keep.contains(s)) {
+        if !keep.contains(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

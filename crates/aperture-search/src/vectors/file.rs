@@ -19,6 +19,9 @@ use super::*;
 /// Segments kept before they are rewritten into one.
 const MAX_SEGMENTS: usize = 32;
 
+/// The most dimensions a file may say its vectors have (models here have up to 1,280).
+const MAX_DIMS: usize = 65_536;
+
 /// The files that hold a space: the graph's stem and the tail's segments, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Files {
@@ -30,9 +33,14 @@ pub struct Files {
 }
 
 impl Files {
-    /// Every stem, for telling the files in use from stale ones.
-    pub fn stems(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.graph.as_str()).chain(self.segments.iter().map(String::as_str))
+    /// The name of every file, for telling the files in use from stale ones.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = vec![
+            format!("{}.usearch", self.graph),
+            format!("{}.entries", self.graph),
+        ];
+        names.extend(self.segments.iter().map(|s| format!("{s}.tail")));
+        names
     }
 }
 
@@ -41,6 +49,9 @@ impl Space {
     /// now (`old`: those that held it; `None` for a new space). New files are named
     /// `<name>.<generation>`; old ones are left for the caller to remove once it has recorded
     /// the new list. Writes nothing when nothing changed.
+    ///
+    /// On an error memory may say saved what no file listed holds: the caller reads the space
+    /// again from the files it lists (as `LocalIndex::update` does).
     pub fn persist(
         &mut self,
         dir: &Path,
@@ -49,6 +60,10 @@ impl Space {
         old: Option<&Files>,
     ) -> Result<Files> {
         let stem = format!("{name}.{generation}");
+        if self.unsaved.scrub {
+            self.scrub()?;
+            self.unsaved.scrub = false;
+        }
         let graph_ghosts = self
             .unsaved
             .ghosts
@@ -57,7 +72,7 @@ impl Space {
             .count();
         let old = match old {
             Some(old)
-                if !self.unsaved.graph
+                if !self.unsaved.never_saved
                     && self.unsaved.erased != Some(Held::Graph)
                     && self.tail.len() <= SEAL_AT
                     && graph_ghosts * 4 <= self.index.size() =>
@@ -87,6 +102,9 @@ impl Space {
             self.unsaved
                 .ghosts
                 .retain(|_, (_, held)| *held == Held::Graph);
+            self.unsaved
+                .ghost_assets
+                .retain(|_, held| *held == Held::Graph);
             self.unsaved.erased = None;
             self.unsaved.added.clear();
             self.unsaved.removed.clear();
@@ -98,9 +116,10 @@ impl Space {
         if self.unsaved.added.is_empty() && self.unsaved.removed.is_empty() {
             return Ok(old.clone());
         }
-        let removed = std::mem::take(&mut self.unsaved.removed);
-        let added: Vec<u64> = self.unsaved.added.drain().collect();
-        self.write_segment(dir, &stem, &removed, added)?;
+        let added: Vec<u64> = self.unsaved.added.iter().copied().collect();
+        self.write_segment(dir, &stem, &self.unsaved.removed, added)?;
+        self.unsaved.removed.clear();
+        self.unsaved.added.clear();
         let mut files = old.clone();
         files.segments.push(stem);
         Ok(files)
@@ -108,7 +127,7 @@ impl Space {
 
     /// Writes the whole space as `<stem>.usearch` and `<stem>.entries` (freed slots scrubbed
     /// first), each through a temporary file and a rename: the tail is empty afterwards.
-    pub fn save(&mut self, dir: &Path, stem: &str) -> Result<()> {
+    pub(super) fn save(&mut self, dir: &Path, stem: &str) -> Result<()> {
         self.scrub()?;
         let index_path = dir.join(format!("{stem}.usearch"));
         let tmp = dir.join(format!("{stem}.usearch.tmp"));
@@ -193,6 +212,12 @@ impl Space {
             return Err(bad("not an entries file"));
         }
         let (dims, next_key, collections) = r.header().ok_or_else(|| bad("truncated"))?;
+        if !(1..=MAX_DIMS).contains(&dims) {
+            return Err(bad("a bad dimension count"));
+        }
+        if next_key > SCRUB_KEYS {
+            return Err(bad("a bad next key"));
+        }
         let mut space = Space::new(dims).map_err(|_| bad("no dimensions"))?;
         space.next_key = next_key;
         space.collections = collections;
@@ -201,9 +226,7 @@ impl Space {
             return Err(bad("its length does not match its count"));
         }
         for (key, entry, vector) in records {
-            if entry.collection as usize >= space.collections.len() {
-                return Err(bad("a vector of an unknown collection"));
-            }
+            space.check_record(key, &entry).map_err(bad)?;
             space.register(key, entry, vector);
         }
         let index_path = dir.join(format!("{}.usearch", files.graph));
@@ -260,10 +283,13 @@ impl Space {
         }
         let (dims, next_key, collections) = r.header().ok_or_else(|| bad("truncated"))?;
         if dims != self.dims {
-            return Err(bad("of another dimension count than its space"));
+            return Err(bad("its vectors' dimensions differ from its space's"));
         }
         if !collections.starts_with(&self.collections) {
             return Err(bad("its collections disagree with the files before it"));
+        }
+        if next_key > SCRUB_KEYS {
+            return Err(bad("a bad next key"));
         }
         let n_removed = r.u64().ok_or_else(|| bad("truncated"))?;
         let mut removed = Vec::new();
@@ -280,21 +306,34 @@ impl Space {
         self.next_key = self.next_key.max(next_key);
         for key in removed {
             if let Some(entry) = self.entries.get(&key).copied() {
+                self.unregister(key)?;
                 if let Some(keys) = self.by_asset.get_mut(&entry.asset) {
                     keys.retain(|k| *k != key);
                     if keys.is_empty() {
                         self.by_asset.remove(&entry.asset);
                     }
                 }
-                self.unregister(key)?;
             }
         }
         for (key, entry, vector) in records {
-            if entry.collection as usize >= self.collections.len() {
-                return Err(bad("a vector of an unknown collection"));
-            }
+            self.check_record(key, &entry).map_err(bad)?;
             self.register(key, entry, vector);
             self.tail.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Whether a record read from a file may join the space: a key never given before (not
+    /// live, not removed, below the next key) of a known collection.
+    fn check_record(&self, key: u64, entry: &Entry) -> std::result::Result<(), &'static str> {
+        if key == 0 || key >= self.next_key {
+            return Err("a key out of range");
+        }
+        if self.entries.contains_key(&key) || self.unsaved.ghosts.contains_key(&key) {
+            return Err("a key given twice");
+        }
+        if entry.collection as usize >= self.collections.len() {
+            return Err("a vector of an unknown collection");
         }
         Ok(())
     }
