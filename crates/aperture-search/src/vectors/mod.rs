@@ -579,7 +579,8 @@ impl Space {
                 _ => Some(Held::Segment),
             };
         }
-        if !keys.is_empty() {
+        // Replaced vectors of the asset may still sit in freed slots of the graph in memory.
+        if !keys.is_empty() || self.unsaved.ghost_assets.contains_key(&asset) {
             self.unsaved.scrub = true;
         }
         Ok(keys.len())
