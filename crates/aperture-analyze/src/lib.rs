@@ -249,6 +249,26 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &translate::SPEC,
 ];
 
+/// Whether `reader`'s stored result, made from `before` (what `producer` found), holds for
+/// `after` too (what `producer` found now): then `producer`'s new result does not queue
+/// `reader` again. Known without models, as [`SPECS`] is, since workers with other models
+/// share the queue. Only OCR reading the labels says so today: it reads from them only
+/// where vehicles are, and a re-index after a classifier upgrade would otherwise run OCR,
+/// the costliest analyzer, again on every picture.
+pub fn still_current(reader: &str, producer: &str, before: &[Insight], after: &[Insight]) -> bool {
+    let holds = reader == ocr::SPEC.name
+        && producer == labels::SPEC.name
+        && ocr::plates::same_vehicles(before, after);
+    debug_assert!(!holds || may_keep_readers(producer));
+    holds
+}
+
+/// Whether [`still_current`] may keep some reader of `producer` from running again (so that
+/// a worker reads what `producer` found before only when it may matter).
+pub fn may_keep_readers(producer: &str) -> bool {
+    producer == labels::SPEC.name
+}
+
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the
 /// job is tried again later rather than failed for good.
 impl From<models::Error> for Error {

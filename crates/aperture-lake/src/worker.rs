@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aperture_blob::BlobStore;
-use aperture_catalog::{Backend, Job, Outcome};
+use aperture_catalog::{Backend, Job, JobState, Outcome};
 use aperture_core::{AssetId, UnixMillis};
 use serde::Serialize;
 
@@ -700,14 +700,15 @@ impl Worker {
         // to a blocking thread (cheap jobs are bounded by hops, not work).
         let gathered = {
             let (catalog, blobs, asset) = (self.catalog.clone(), self.blobs.clone(), job.asset);
-            let (reads, ocr) = (analyzer.reads(), analyzer.name() == "ocr");
+            let (name, reads) = (analyzer.name(), analyzer.reads());
             // The job that split a file checked its bytes; its parts do not read it all again.
             let verified = job.part.is_some();
-            blocking(move || gather(catalog.as_ref(), &blobs, asset, reads, ocr, verified)).await
+            blocking(move || gather(catalog.as_ref(), &blobs, asset, name, reads, verified)).await
         };
         let Gathered {
             asset,
             insights,
+            found_before,
             read_plates,
             in_place,
         } = match gathered {
@@ -789,7 +790,10 @@ impl Worker {
             }
         };
         match result {
-            Ok(Done::Output(output)) => self.store(&asset, analyzer.as_ref(), output).await,
+            Ok(Done::Output(output)) => {
+                self.store(&asset, analyzer.as_ref(), output, found_before.as_ref())
+                    .await
+            }
             Ok(Done::Split(parts)) => outcome(Outcome::Split { parts }),
             Ok(Done::Part(result)) => outcome(Outcome::PartDone {
                 version: analyzer.version(),
@@ -838,12 +842,14 @@ impl Worker {
     /// Stores the derived objects; the outcome, and whether any object was stored. They are
     /// made durable before the outcome is recorded (see [`Worker::finisher`]): a crash in
     /// between leaves objects that the next run overwrites, never an insight naming a missing
-    /// object.
+    /// object. Readers whose results, made from what it `found_before`, hold for what it found
+    /// now are not queued again ([`aperture_analyze::still_current`]).
     async fn store(
         &self,
         asset: &aperture_catalog::Asset,
         analyzer: &dyn Analyzer,
         output: Output,
+        found_before: Option<&FoundBefore>,
     ) -> (Outcome, bool) {
         let derived = !output.derived.is_empty() || !output.derived_files.is_empty();
         for (name, bytes) in output.derived {
@@ -858,10 +864,26 @@ impl Worker {
                 return (Outcome::Failed { error }, false);
             }
         }
+        let mut requeue = self.readers_of(analyzer.name());
+        if let Some(before) = found_before {
+            requeue.retain(|reader| {
+                let kept = before.succeeded.contains(reader)
+                    && aperture_analyze::still_current(
+                        reader,
+                        analyzer.name(),
+                        &before.insights,
+                        &output.insights,
+                    );
+                if kept {
+                    tracing::debug!(asset = %asset.id, %reader, "its result holds: not queued again");
+                }
+                !kept
+            });
+        }
         let outcome = Outcome::Succeeded {
             version: analyzer.version(),
             insights: output.insights,
-            requeue: self.readers_of(analyzer.name()),
+            requeue,
         };
         (outcome, derived)
     }
@@ -1147,11 +1169,22 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// What an analyzer found before its new run, and the readers whose jobs last succeeded: only
+/// their stored results were made from it (one that failed keeps older results, one that is
+/// queued or running will read the new ones), so only they may be spared a new run.
+struct FoundBefore {
+    insights: Vec<aperture_core::Insight>,
+    succeeded: Vec<String>,
+}
+
 /// What a job's analyzer is given, read before it runs.
 struct Gathered {
     asset: aperture_catalog::Asset,
     /// The insights of the analyzers it reads.
     insights: Vec<aperture_core::Insight>,
+    /// What the analyzer itself found before, and which of its readers last succeeded, when
+    /// that may spare them a new run ([`aperture_analyze::may_keep_readers`]).
+    found_before: Option<FoundBefore>,
     /// Whether licence plates are read: only OCR reads text that can be a plate, and only in
     /// a collection that asks for them.
     read_plates: bool,
@@ -1166,8 +1199,8 @@ fn gather(
     catalog: &dyn Backend,
     blobs: &BlobStore,
     id: AssetId,
+    name: &str,
     reads: &[&str],
-    ocr: bool,
     verified: bool,
 ) -> Result<Gathered, Outcome> {
     let asset = match catalog.asset(id) {
@@ -1186,14 +1219,30 @@ fn gather(
     let failed = |what: &str, e: &dyn std::fmt::Display| Outcome::Failed {
         error: format!("cannot read the {what} of {}: {e}", asset.name),
     };
-    let insights = if reads.is_empty() {
-        Vec::new()
+    let own = aperture_analyze::may_keep_readers(name);
+    let (insights, found_before) = if reads.is_empty() && !own {
+        (Vec::new(), None)
     } else {
-        let mut insights = catalog.insights(id).map_err(|e| failed("insights", &e))?;
-        insights.retain(|i| reads.contains(&i.analyzer.as_str()));
-        insights
+        let all = catalog.insights(id).map_err(|e| failed("insights", &e))?;
+        let found_before = if own {
+            let jobs = catalog.jobs_of(id).map_err(|e| failed("jobs", &e))?;
+            Some(FoundBefore {
+                insights: all.iter().filter(|i| i.analyzer == name).cloned().collect(),
+                succeeded: jobs
+                    .into_iter()
+                    .filter(|j| j.part.is_none() && j.state == JobState::Succeeded)
+                    .map(|j| j.analyzer)
+                    .collect(),
+            })
+        } else {
+            None
+        };
+        let read = all
+            .into_iter()
+            .filter(|i| reads.contains(&i.analyzer.as_str()));
+        (read.collect(), found_before)
     };
-    let read_plates = ocr
+    let read_plates = name == aperture_analyze::ocr::SPEC.name
         && catalog
             .collection(&asset.collection)
             .is_ok_and(|c| c.read_plates);
@@ -1207,6 +1256,7 @@ fn gather(
     Ok(Gathered {
         asset,
         insights,
+        found_before,
         read_plates,
         in_place,
     })
@@ -1263,7 +1313,7 @@ mod tests {
             id,
             asset,
             analyzer: analyzer.into(),
-            state: aperture_catalog::JobState::Running,
+            state: JobState::Running,
             priority: 0,
             attempts: 1,
             analyzer_version: None,

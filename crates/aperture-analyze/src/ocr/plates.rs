@@ -43,10 +43,41 @@ const VEHICLE_CLASSES: &[u32] = &[
 
 /// Whether the labels at `place` (or of the whole picture) name a road vehicle.
 pub fn shows_vehicle(labels: &[Insight], place: &Place) -> bool {
-    labels.iter().any(|i| {
-        matches!(&i.value, InsightValue::Label(l) if VEHICLE_CLASSES.contains(&l.class))
-            && same_picture(&i.place, place)
-    })
+    labels
+        .iter()
+        .any(|i| names_vehicle(i) && same_picture(&i.place, place))
+}
+
+/// Whether `label` names a road vehicle (one of [`VEHICLE_CLASSES`]).
+fn names_vehicle(label: &Insight) -> bool {
+    matches!(&label.value, InsightValue::Label(l) if VEHICLE_CLASSES.contains(&l.class))
+}
+
+/// Whether OCR's result, made with the labels `before`, holds with the labels `after`: both
+/// are known (OCR on a picture waits for its labels) and they show road vehicles in the same
+/// places, so [`shows_vehicle`] answers alike for every line. A new image classifier then
+/// leaves OCR's work alone on every picture whose vehicles it sees as the old one did.
+pub fn same_vehicles(before: &[Insight], after: &[Insight]) -> bool {
+    let vehicles = |labels: &[Insight]| -> Vec<Place> {
+        labels
+            .iter()
+            .filter(|i| names_vehicle(i))
+            .map(|i| i.place)
+            .collect()
+    };
+    // Class numbers are ImageNet's: labels of another taxonomy (a new kind of classifier)
+    // are never taken as the same.
+    let imagenet = |labels: &[Insight]| {
+        !labels.is_empty()
+            && labels
+                .iter()
+                .all(|i| !matches!(&i.value, InsightValue::Label(l) if l.taxonomy != "imagenet-1k"))
+    };
+    let (was, is) = (vehicles(before), vehicles(after));
+    imagenet(before)
+        && imagenet(after)
+        && was.iter().all(|p| is.contains(p))
+        && is.iter().all(|p| was.contains(p))
 }
 
 /// Whether two places are of the same picture: the whole image, or the same shot of a video.
@@ -199,6 +230,53 @@ mod tests {
         ] {
             assert_eq!(plate_family(text), Some(family), "{text}");
         }
+    }
+
+    #[test]
+    fn the_same_vehicles_are_those_in_the_same_pictures() {
+        let shot = |start_ms| Place::Time {
+            start_ms,
+            end_ms: start_ms + 1_000,
+            rect: None,
+        };
+        let label = |class, place| Insight {
+            asset: aperture_core::AssetId::new(),
+            analyzer: "labels".into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            value: aperture_core::value::Label {
+                name: String::new(),
+                class,
+                rank: 1,
+                taxonomy: "imagenet-1k".into(),
+            }
+            .into(),
+            confidence: Some(0.5),
+            language: None,
+            place,
+            created_at: aperture_core::UnixMillis(0),
+        };
+        let (car, fish) = (817, 1);
+        let old = [label(car, shot(0)), label(fish, shot(5_000))];
+        assert!(same_vehicles(
+            &old,
+            &[label(fish, shot(5_000)), label(car, shot(0))]
+        ));
+        assert!(same_vehicles(
+            &old,
+            &[label(car, shot(0)), label(864, shot(0))]
+        ));
+        // A vehicle in another shot, or none, or labels not known on one side: not the same.
+        assert!(!same_vehicles(&old, &[label(car, shot(5_000))]));
+        assert!(!same_vehicles(&old, &[label(fish, shot(0))]));
+        assert!(!same_vehicles(&[], &[label(fish, shot(0))]));
+        assert!(!same_vehicles(&[label(fish, shot(0))], &[]));
+        let mut other = label(car, shot(0));
+        if let InsightValue::Label(l) = &mut other.value {
+            l.taxonomy = "open-images".into();
+        }
+        assert!(!same_vehicles(&old, &[label(car, shot(0)), other]));
     }
 
     #[test]

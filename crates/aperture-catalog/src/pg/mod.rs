@@ -146,11 +146,34 @@ impl Postgres {
                 Some(_) => Error::from(e),
                 None => Error::Backend {
                     backend: "postgres",
-                    source: Box::new(CommitUnknown(e)),
+                    source: Box::new(CommitUnknown(Box::new(e))),
                 },
             })?;
             Ok(out)
         })
+    }
+
+    /// [`Postgres::tx`] for a write that can tell afterwards whether it happened. When the
+    /// answer to its commit is lost with the connection, `landed` asks in a transaction of its
+    /// own whether what `f` returned was committed: if so that is the answer, if not `f` runs
+    /// again (at most three times in all, then the error is returned). The old transaction
+    /// may still be committing on the server: `landed` first takes a lock that `f` holds, so
+    /// that it waits for that commit or its abort.
+    pub fn tx_checked<T: Clone>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+        landed: impl Fn(&mut Transaction<'_>, &T) -> Result<bool>,
+    ) -> Result<T> {
+        until_landed(
+            |sent| {
+                self.tx(|tx| {
+                    let out = f(tx)?;
+                    *sent = Some(out.clone());
+                    Ok(out)
+                })
+            },
+            |out| self.tx(|tx| landed(tx, out)),
+        )
     }
 
     /// Runs `f` on a pooled connection, retried like [`Postgres::tx`]; for reads and
@@ -355,9 +378,42 @@ fn retryable(e: &Error) -> bool {
     std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>())
 }
 
+/// The loop of [`Postgres::tx_checked`]: `attempt` runs the transaction and leaves in its
+/// argument what it sent to commit; when the commit's outcome is unknown, `landed` says
+/// whether that was committed.
+fn until_landed<T: Clone>(
+    mut attempt: impl FnMut(&mut Option<T>) -> Result<T>,
+    mut landed: impl FnMut(&T) -> Result<bool>,
+) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut sent = None;
+        let failure = match attempt(&mut sent) {
+            Err(e) if commit_unknown(&e) => e,
+            other => return other,
+        };
+        let Some(sent) = sent else {
+            return Err(failure);
+        };
+        if landed(&sent)? {
+            return Ok(sent);
+        }
+        if tries == 3 {
+            return Err(failure);
+        }
+        tracing::warn!(error = %failure, "the commit did not happen; running it again");
+    }
+}
+
+/// Whether `e` is a commit whose outcome is unknown ([`Postgres::tx`]).
+fn commit_unknown(e: &Error) -> bool {
+    matches!(e, Error::Backend { source, .. } if source.is::<CommitUnknown>())
+}
+
 /// A commit sent on a connection that then failed: it may have happened or not.
 #[derive(Debug)]
-struct CommitUnknown(postgres::Error);
+struct CommitUnknown(Box<dyn std::error::Error + Send + Sync>);
 
 impl std::fmt::Display for CommitUnknown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -371,7 +427,7 @@ impl std::fmt::Display for CommitUnknown {
 
 impl std::error::Error for CommitUnknown {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        Some(&*self.0)
     }
 }
 
@@ -445,6 +501,70 @@ mod tests {
             PgCatalog::open("postgres://[::1"),
             Err(Error::InvalidInput { .. })
         ));
+    }
+
+    fn unknown() -> Error {
+        Error::Backend {
+            backend: "postgres",
+            source: Box::new(CommitUnknown("connection reset".into())),
+        }
+    }
+
+    #[test]
+    fn a_commit_whose_answer_was_lost_is_found_or_run_again() {
+        use std::cell::{Cell, RefCell};
+        // It happened: found, and not run again.
+        let committed = RefCell::new(Vec::new());
+        let out = until_landed(
+            |sent| {
+                committed.borrow_mut().push(1);
+                *sent = Some(1);
+                Err(unknown())
+            },
+            |n| Ok(committed.borrow().contains(n)),
+        );
+        assert_eq!(out.unwrap(), 1);
+        assert_eq!(committed.borrow().len(), 1);
+        // It did not: run again, once.
+        let (runs, committed) = (Cell::new(0), RefCell::new(Vec::new()));
+        let out = until_landed(
+            |sent| {
+                runs.set(runs.get() + 1);
+                *sent = Some(7);
+                if runs.get() == 1 {
+                    return Err(unknown());
+                }
+                committed.borrow_mut().push(7);
+                Ok(7)
+            },
+            |n| Ok(committed.borrow().contains(n)),
+        );
+        assert_eq!((out.unwrap(), runs.get()), (7, 2));
+        assert_eq!(*committed.borrow(), [7]);
+        // Never answered and never landed: the error, after three tries.
+        let runs = Cell::new(0);
+        let err = until_landed(
+            |sent| {
+                runs.set(runs.get() + 1);
+                *sent = Some(0);
+                Err(unknown())
+            },
+            |_| Ok(false),
+        )
+        .unwrap_err();
+        assert!(commit_unknown(&err) && runs.get() == 3, "{err}");
+        // Any other error at once, without asking.
+        let runs = Cell::new(0);
+        let err = until_landed(
+            |sent: &mut Option<u8>| {
+                runs.set(runs.get() + 1);
+                *sent = Some(0);
+                Err(Error::InvalidInput { reason: "x".into() })
+            },
+            |_| panic!("not asked"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }) && runs.get() == 1);
     }
 
     #[test]

@@ -65,9 +65,11 @@ mod postgres {
 
     use aperture_catalog::conformance::{PgServer, fresh_database, shared_server};
     use aperture_catalog::{
-        Catalog, CollectionId, JobQueue, NewAsset, NewSource, PgCatalog, Recorded,
+        Access, Catalog, CollectionId, JobQueue, NewAsset, NewAuditEntry, NewSource, PgCatalog,
+        Recorded, access::AuditKey,
     };
     use aperture_core::{AssetId, ContentHash, KeyOwner, MediaKind, MediaMetadata};
+    use serde_json::json;
 
     mod conformance {
         aperture_catalog::catalog_conformance!(if super::server().is_some(); super::fresh);
@@ -255,6 +257,21 @@ mod postgres {
                 }
             })
         };
+        // Audit appends go on beside: one whose commit went unanswered is found or run
+        // again, so each is appended exactly once.
+        let auditor = {
+            let catalog = catalog.clone();
+            std::thread::spawn(move || {
+                let key = AuditKey::unkeyed();
+                for n in 0..150 {
+                    let entry = NewAuditEntry::new("t", "read", Some(format!("{n}")), json!({}));
+                    if let Err(e) = catalog.append_audit(&key, &[entry]) {
+                        panic!("audit entry {n}: {e}");
+                    }
+                    std::thread::sleep(Duration::from_millis(12));
+                }
+            })
+        };
         for mode in ["fast", "immediate"] {
             std::thread::sleep(Duration::from_millis(400));
             server.stop(mode);
@@ -264,6 +281,17 @@ mod postgres {
         writer
             .join()
             .expect("every write landed despite the restarts");
+        auditor
+            .join()
+            .expect("every audit entry landed despite the restarts");
+        let targets: Vec<String> = catalog
+            .audit_entries(0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| e.target)
+            .collect();
+        let expected: Vec<String> = (0..150).map(|n| n.to_string()).collect();
+        assert_eq!(targets, expected, "each entry once, in order");
         assert_eq!(catalog.asset_count().unwrap(), 200);
         let jobs: u64 = catalog.state_counts().unwrap().iter().map(|(_, n)| n).sum();
         assert_eq!(jobs, 200, "one job per asset, none twice");

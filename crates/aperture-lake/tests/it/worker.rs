@@ -353,3 +353,115 @@ async fn a_reader_runs_once_after_what_it_reads_though_claimed_together() {
         catalog.state_counts().unwrap().into_iter().collect();
     assert_eq!(counts.get(&JobState::Succeeded), Some(&120), "{counts:?}");
 }
+
+/// An image classifier stand-in: every asset gets one label of the class `class` holds, with
+/// a confidence that changes at every run (as a new model's would).
+struct Classifier {
+    spec: &'static aperture_core::AnalyzerSpec,
+    class: Arc<std::sync::atomic::AtomicU32>,
+    runs: std::sync::atomic::AtomicU32,
+}
+
+impl aperture_analyze::Analyzer for Classifier {
+    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
+        self.spec
+    }
+    fn version(&self) -> String {
+        "1".into()
+    }
+    fn analyze(
+        &self,
+        input: &aperture_analyze::Input<'_>,
+    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let label = aperture_core::value::Label {
+            name: "a class".into(),
+            class: self.class.load(std::sync::atomic::Ordering::SeqCst),
+            rank: 1,
+            taxonomy: "imagenet-1k".into(),
+        };
+        Ok(aperture_analyze::Output {
+            insights: vec![aperture_core::Insight {
+                asset: input.asset.id,
+                analyzer: "labels".into(),
+                analyzer_version: "1".into(),
+                model: None,
+                model_version: None,
+                value: label.into(),
+                confidence: Some(0.5 + run as f32 / 1e4),
+                language: None,
+                place: aperture_core::Place::Whole,
+                created_at: aperture_core::UnixMillis::now(),
+            }],
+            ..Default::default()
+        })
+    }
+}
+
+/// A classifier upgrade re-runs OCR only on the pictures whose vehicles it sees otherwise:
+/// OCR reads from the labels only whether a picture shows a vehicle (to leave plates out).
+/// An OCR job that failed keeps older results, so it runs again whatever the labels say.
+#[tokio::test]
+async fn a_new_classifier_reruns_ocr_only_where_the_vehicles_changed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    const SPORTS_CAR: u32 = 817;
+    const GOLDFISH: u32 = 1;
+    let (blobs, catalog) = documents(6, |_| {
+        vec![("labels".to_owned(), 10), ("ocr".to_owned(), 0)]
+    })
+    .await;
+    let class = Arc::new(std::sync::atomic::AtomicU32::new(SPORTS_CAR));
+    let labels = Arc::new(Classifier {
+        spec: &aperture_analyze::labels::SPEC,
+        class: class.clone(),
+        runs: Default::default(),
+    });
+    let ocr_runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ocr_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (counted, fails) = (ocr_runs.clone(), ocr_fails.clone());
+    let ocr = Stub::reading(
+        "ocr",
+        0,
+        &["labels"],
+        Box::new(move || {
+            counted.fetch_add(1, SeqCst);
+            if fails.load(SeqCst) {
+                return Err(aperture_analyze::Error::BadInput {
+                    reason: "unreadable".into(),
+                });
+            }
+            Ok(Default::default())
+        }),
+    );
+    let worker = Worker::new(blobs, catalog.clone(), vec![labels.clone(), ocr]);
+    // Labels of `class_now` stored as version `version`, with OCR failing or not: OCR's runs
+    // so far and how many failed this time.
+    let upgrade = |version: Option<&'static str>, class_now: u32, fail: bool| {
+        let (worker, catalog, class) = (&worker, &catalog, &class);
+        let (ocr_runs, ocr_fails) = (&ocr_runs, &ocr_fails);
+        async move {
+            class.store(class_now, SeqCst);
+            ocr_fails.store(fail, SeqCst);
+            if let Some(version) = version {
+                assert_eq!(catalog.requeue_stale("labels", version).unwrap(), 6);
+            }
+            let report = worker.drain(&|_| {}).await.unwrap();
+            (ocr_runs.load(SeqCst), report.failed)
+        }
+    };
+    assert_eq!(
+        upgrade(None, SPORTS_CAR, false).await,
+        (6, 0),
+        "each read once"
+    );
+    // Upgraded: other confidences, the same vehicles. OCR's results hold.
+    assert_eq!(upgrade(Some("2"), SPORTS_CAR, false).await, (6, 0));
+    assert_eq!(labels.runs.load(SeqCst), 12);
+    // No vehicle any more: every picture is read again.
+    assert_eq!(upgrade(Some("3"), GOLDFISH, false).await, (12, 0));
+    // Vehicles again, and OCR fails: its results are the goldfish's.
+    assert_eq!(upgrade(Some("4"), SPORTS_CAR, true).await, (18, 6));
+    // The same vehicles as the last labels, but not as those OCR's results came from.
+    assert_eq!(upgrade(Some("5"), SPORTS_CAR, false).await, (24, 0));
+    assert_eq!(upgrade(Some("6"), SPORTS_CAR, false).await, (24, 0));
+}
