@@ -249,24 +249,31 @@ pub const SPECS: &[&AnalyzerSpec] = &[
     &translate::SPEC,
 ];
 
+/// Readers whose stored result may hold across a new result of what they read: (reader,
+/// producer, whether the result made from `before` holds for `after`). Known without models,
+/// as [`SPECS`] is, since workers with other models share the queue. Only OCR reading the
+/// labels today: it reads from them only where vehicles are, and a re-index after a
+/// classifier upgrade would otherwise run OCR, the costliest analyzer, again on every picture.
+type Holds = fn(before: &[Insight], after: &[Insight]) -> bool;
+const STILL_CURRENT: &[(&str, &str, Holds)] = &[(
+    ocr::SPEC.name,
+    labels::SPEC.name,
+    ocr::plates::same_vehicles,
+)];
+
 /// Whether `reader`'s stored result, made from `before` (what `producer` found), holds for
 /// `after` too (what `producer` found now): then `producer`'s new result does not queue
-/// `reader` again. Known without models, as [`SPECS`] is, since workers with other models
-/// share the queue. Only OCR reading the labels says so today: it reads from them only
-/// where vehicles are, and a re-index after a classifier upgrade would otherwise run OCR,
-/// the costliest analyzer, again on every picture.
+/// `reader` again.
 pub fn still_current(reader: &str, producer: &str, before: &[Insight], after: &[Insight]) -> bool {
-    let holds = reader == ocr::SPEC.name
-        && producer == labels::SPEC.name
-        && ocr::plates::same_vehicles(before, after);
-    debug_assert!(!holds || may_keep_readers(producer));
-    holds
+    STILL_CURRENT
+        .iter()
+        .any(|&(r, p, holds)| r == reader && p == producer && holds(before, after))
 }
 
 /// Whether [`still_current`] may keep some reader of `producer` from running again (so that
 /// a worker reads what `producer` found before only when it may matter).
 pub fn may_keep_readers(producer: &str) -> bool {
-    producer == labels::SPEC.name
+    STILL_CURRENT.iter().any(|&(_, p, _)| p == producer)
 }
 
 /// For analyzers: a model that is missing or damaged is something an install fixes, so the

@@ -19,14 +19,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/files.rs"]
 mod files;
-use files::{make_files, median, run, settle};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use files::{env_usize, make_files, median, run, settle};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

@@ -32,15 +32,13 @@ use image::DynamicImage;
 use image::codecs::jpeg::JpegEncoder;
 use serde_json::Value;
 
+#[allow(dead_code)] // the ingest benches' helpers: this one runs commands and reads sizes
+#[path = "common/files.rs"]
+mod files;
+use files::{env_usize, run};
+
 /// The reference system's size: images a re-index must get through.
 const REFERENCE_IMAGES: f64 = 490e6;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn env_dir(name: &str, default: &str) -> PathBuf {
     std::env::var_os(name)
@@ -326,9 +324,4 @@ fn aperture(data: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aperture"));
     cmd.arg("--data").arg(data).args(args).stdout(Stdio::null());
     cmd
-}
-
-fn run(cmd: &mut Command) {
-    let status = cmd.status().expect("start aperture");
-    assert!(status.success(), "{cmd:?} failed");
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 #[path = "common/files.rs"]
 mod files;
-use files::{make_files, median, run, settle};
+use files::{env_usize, make_files, median, run, settle};
 
 /// The peers' packages, dependencies included, pinned so results compare across machines.
 const PINS: &[&str] = &[
@@ -112,13 +112,6 @@ else:
         for blob in bucket.list_blobs(name_starts_with=prefix + "/"):
             bucket.delete_blob(blob.name)
 "#;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A remote store under test.
 struct Store {

@@ -118,7 +118,13 @@ async fn documents(
     (blobs, catalog)
 }
 
-type Run = Box<dyn Fn() -> Result<aperture_analyze::Output, aperture_analyze::Error> + Send + Sync>;
+type Run = Box<
+    dyn Fn(
+            &aperture_analyze::Input<'_>,
+        ) -> Result<aperture_analyze::Output, aperture_analyze::Error>
+        + Send
+        + Sync,
+>;
 
 /// A test analyzer of documents: its name and priority, and what a job does.
 struct Stub {
@@ -163,9 +169,9 @@ impl aperture_analyze::Analyzer for Stub {
     }
     fn analyze(
         &self,
-        _: &aperture_analyze::Input<'_>,
+        input: &aperture_analyze::Input<'_>,
     ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
-        (self.run)()
+        (self.run)(input)
     }
 }
 
@@ -182,7 +188,7 @@ impl Gauge {
         Stub::analyzer(
             "gauge",
             0,
-            Box::new(move || {
+            Box::new(move |_| {
                 use std::sync::atomic::Ordering::SeqCst;
                 let now = gauge.now.fetch_add(1, SeqCst) + 1;
                 gauge.most.fetch_max(now, SeqCst);
@@ -213,7 +219,7 @@ async fn a_long_job_holds_one_slot_while_quick_ones_run_beside_it() {
     let slow = Stub::analyzer(
         "slow",
         10,
-        Box::new(move || {
+        Box::new(move |_| {
             let started = std::time::Instant::now();
             while started.elapsed() < Duration::from_secs(30) {
                 let done = counts
@@ -232,7 +238,7 @@ async fn a_long_job_holds_one_slot_while_quick_ones_run_beside_it() {
             })
         }),
     );
-    let quick = Stub::analyzer("quick", 0, Box::new(|| Ok(Default::default())));
+    let quick = Stub::analyzer("quick", 0, Box::new(|_| Ok(Default::default())));
     let worker = Worker::new(blobs, catalog.clone(), vec![slow, quick]).with_parallelism(2);
     let report = worker.drain(&|_| {}).await.unwrap();
     assert_eq!((report.succeeded, report.failed), (201, 0), "{report:?}");
@@ -321,12 +327,12 @@ async fn a_reader_runs_once_after_what_it_reads_though_claimed_together() {
     .await;
     let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = runs.clone();
-    let base = Stub::analyzer("base", 10, Box::new(|| Ok(Default::default())));
+    let base = Stub::analyzer("base", 10, Box::new(|_| Ok(Default::default())));
     let reader = Stub::reading(
         "reader",
         0,
         &["base"],
-        Box::new(move || {
+        Box::new(move |_| {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(Default::default())
         }),
@@ -354,50 +360,6 @@ async fn a_reader_runs_once_after_what_it_reads_though_claimed_together() {
     assert_eq!(counts.get(&JobState::Succeeded), Some(&120), "{counts:?}");
 }
 
-/// An image classifier stand-in: every asset gets one label of the class `class` holds, with
-/// a confidence that changes at every run (as a new model's would).
-struct Classifier {
-    spec: &'static aperture_core::AnalyzerSpec,
-    class: Arc<std::sync::atomic::AtomicU32>,
-    runs: std::sync::atomic::AtomicU32,
-}
-
-impl aperture_analyze::Analyzer for Classifier {
-    fn spec(&self) -> &'static aperture_core::AnalyzerSpec {
-        self.spec
-    }
-    fn version(&self) -> String {
-        "1".into()
-    }
-    fn analyze(
-        &self,
-        input: &aperture_analyze::Input<'_>,
-    ) -> Result<aperture_analyze::Output, aperture_analyze::Error> {
-        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let label = aperture_core::value::Label {
-            name: "a class".into(),
-            class: self.class.load(std::sync::atomic::Ordering::SeqCst),
-            rank: 1,
-            taxonomy: "imagenet-1k".into(),
-        };
-        Ok(aperture_analyze::Output {
-            insights: vec![aperture_core::Insight {
-                asset: input.asset.id,
-                analyzer: "labels".into(),
-                analyzer_version: "1".into(),
-                model: None,
-                model_version: None,
-                value: label.into(),
-                confidence: Some(0.5 + run as f32 / 1e4),
-                language: None,
-                place: aperture_core::Place::Whole,
-                created_at: aperture_core::UnixMillis::now(),
-            }],
-            ..Default::default()
-        })
-    }
-}
-
 /// A classifier upgrade re-runs OCR only on the pictures whose vehicles it sees otherwise:
 /// OCR reads from the labels only whether a picture shows a vehicle (to leave plates out).
 /// An OCR job that failed keeps older results, so it runs again whatever the labels say.
@@ -410,12 +372,39 @@ async fn a_new_classifier_reruns_ocr_only_where_the_vehicles_changed() {
         vec![("labels".to_owned(), 10), ("ocr".to_owned(), 0)]
     })
     .await;
+    // An image classifier stand-in: every asset gets one label of the class `class` holds,
+    // with a confidence that changes at every run (as a new model's would).
     let class = Arc::new(std::sync::atomic::AtomicU32::new(SPORTS_CAR));
-    let labels = Arc::new(Classifier {
-        spec: &aperture_analyze::labels::SPEC,
-        class: class.clone(),
-        runs: Default::default(),
-    });
+    let labels_runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (now, runs) = (class.clone(), labels_runs.clone());
+    let labels = Stub::analyzer(
+        "labels",
+        10,
+        Box::new(move |input| {
+            let run = runs.fetch_add(1, SeqCst);
+            let label = aperture_core::value::Label {
+                name: "a class".into(),
+                class: now.load(SeqCst),
+                rank: 1,
+                taxonomy: "imagenet-1k".into(),
+            };
+            Ok(aperture_analyze::Output {
+                insights: vec![aperture_core::Insight {
+                    asset: input.asset.id,
+                    analyzer: "labels".into(),
+                    analyzer_version: "1".into(),
+                    model: None,
+                    model_version: None,
+                    value: label.into(),
+                    confidence: Some(0.5 + run as f32 / 1e4),
+                    language: None,
+                    place: aperture_core::Place::Whole,
+                    created_at: aperture_core::UnixMillis::now(),
+                }],
+                ..Default::default()
+            })
+        }),
+    );
     let ocr_runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let ocr_fails = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (counted, fails) = (ocr_runs.clone(), ocr_fails.clone());
@@ -423,7 +412,7 @@ async fn a_new_classifier_reruns_ocr_only_where_the_vehicles_changed() {
         "ocr",
         0,
         &["labels"],
-        Box::new(move || {
+        Box::new(move |_| {
             counted.fetch_add(1, SeqCst);
             if fails.load(SeqCst) {
                 return Err(aperture_analyze::Error::BadInput {
@@ -433,7 +422,7 @@ async fn a_new_classifier_reruns_ocr_only_where_the_vehicles_changed() {
             Ok(Default::default())
         }),
     );
-    let worker = Worker::new(blobs, catalog.clone(), vec![labels.clone(), ocr]);
+    let worker = Worker::new(blobs, catalog.clone(), vec![labels, ocr]);
     // Labels of `class_now` stored as version `version`, with OCR failing or not: OCR's runs
     // so far and how many failed this time.
     let upgrade = |version: Option<&'static str>, class_now: u32, fail: bool| {
@@ -456,7 +445,7 @@ async fn a_new_classifier_reruns_ocr_only_where_the_vehicles_changed() {
     );
     // Upgraded: other confidences, the same vehicles. OCR's results hold.
     assert_eq!(upgrade(Some("2"), SPORTS_CAR, false).await, (6, 0));
-    assert_eq!(labels.runs.load(SeqCst), 12);
+    assert_eq!(labels_runs.load(SeqCst), 12);
     // No vehicle any more: every picture is read again.
     assert_eq!(upgrade(Some("3"), GOLDFISH, false).await, (12, 0));
     // Vehicles again, and OCR fails: its results are the goldfish's.

@@ -1,5 +1,6 @@
-//! What the ingest benches share: input files, the median of runs, a settled page cache, and
-//! running a command that must succeed. Included by `#[path]` from each bench.
+//! What the ingest benches share: input files, the median of runs, a settled page cache,
+//! running a command that must succeed, and sizes from the environment. Included by `#[path]`
+//! from each bench.
 
 use std::path::Path;
 use std::process::Command;
@@ -49,4 +50,12 @@ pub fn run(cmd: &mut Command) {
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(status.success(), "{cmd:?} failed: {status}");
+}
+
+/// The number in the environment variable `name`, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
