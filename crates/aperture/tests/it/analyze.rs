@@ -198,6 +198,22 @@ fn signal(child: &std::process::Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
+/// Stops a child and returns once every one of its threads has stopped: `kill` only sends
+/// the signal, and a child that runs on for a moment could take the catalog's write lock
+/// after the caller looked.
+fn freeze(child: &std::process::Child) {
+    signal(child, libc::SIGSTOP);
+    let mut status = 0;
+    // SAFETY: waits on our own child; WUNTRACED reports its stop, not its exit, so the
+    // Child's own wait later still reaps it.
+    let pid = unsafe { libc::waitpid(child.id() as i32, &mut status, libc::WUNTRACED) };
+    assert_eq!(pid, child.id() as i32, "waitpid failed");
+    assert!(
+        libc::WIFSTOPPED(status),
+        "the child exited instead of stopping"
+    );
+}
+
 /// Workers killed while they hold leases, many times: their leases run out, other workers
 /// take the jobs over and finish them, and every job ends exactly once with one result. A
 /// worker frozen past its lease and then woken finds its results refused: nothing it does
@@ -232,7 +248,7 @@ fn killed_workers_lose_no_job_and_duplicate_none() {
         };
         loop {
             if !new(&owners).is_empty() {
-                signal(child, libc::SIGSTOP);
+                freeze(child);
                 let held = new(&owners);
                 if !held.is_empty() && writable() {
                     owners.extend(held.iter().map(|(_, o)| o.clone()));
