@@ -3,7 +3,6 @@
 //! search. Labels name things (objects, animals, scenes), never who a person is.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Vector, value};
 use candle_core::{Device, Tensor};
@@ -30,7 +29,7 @@ pub struct Classifier {
 /// Where the network runs: ONNX Runtime on the CPU (about three times faster than candle
 /// here, measured by `benches/analyzers.rs`), or candle, which also drives GPUs.
 enum Engine {
-    Onnx(Mutex<ort::session::Session>),
+    Onnx(crate::onnx::Sessions),
     Candle(EfficientNetLite0),
 }
 
@@ -72,7 +71,7 @@ impl Classifier {
             &device,
             &weights,
             crate::efficientnet::onnx_model,
-            crate::onnx::single_session,
+            crate::onnx::image_sessions_from_memory,
         ) {
             Some(session) => Engine::Onnx(session?),
             None => {
@@ -114,12 +113,11 @@ impl Classifier {
 
 /// (features, logits), each flattened over the batch.
 fn run_onnx(
-    session: &Mutex<ort::session::Session>,
+    sessions: &crate::onnx::Sessions,
     n: usize,
     pixels: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let run = || -> ort::Result<(Vec<f32>, Vec<f32>)> {
-        let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |session: &mut ort::session::Session| -> ort::Result<(Vec<f32>, Vec<f32>)> {
         let shape = [n, 3, INPUT_SIZE, INPUT_SIZE];
         let input = ort::value::TensorRef::from_array_view((shape, pixels))?;
         let outputs = session.run(ort::inputs!["input" => input])?;
@@ -127,7 +125,7 @@ fn run_onnx(
         let logits = outputs["logits"].try_extract_tensor::<f32>()?.1.to_vec();
         Ok((features, logits))
     };
-    run().map_err(|e| e.to_string())
+    sessions.with(run).map_err(|e| e.to_string())
 }
 
 fn run_candle(

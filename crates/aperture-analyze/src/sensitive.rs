@@ -2,11 +2,9 @@
 //! UI until someone clicks it. It scores the image as a whole; nothing about who is in it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use aperture_core::{AnalyzerSpec, Insight, InsightValue, MediaKind, Place, value};
 use image::DynamicImage;
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::loaded::Loaded;
@@ -27,18 +25,14 @@ const MEAN_BGR: [f32; 3] = [104.0, 117.0, 123.0];
 
 /// The open-nsfw network on ONNX Runtime.
 pub struct NsfwModel {
-    session: Mutex<Session>,
+    sessions: crate::onnx::Sessions,
 }
 
 impl NsfwModel {
     /// Loads `open-nsfw.onnx` from `folder` on the ONNX Runtime `library`.
     pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
         Ok(Self {
-            session: crate::onnx::session(
-                library,
-                &folder.join("open-nsfw.onnx"),
-                crate::onnx::default_threads(),
-            )?,
+            sessions: crate::onnx::image_sessions(library, &folder.join("open-nsfw.onnx"))?,
         })
     }
 
@@ -48,16 +42,17 @@ impl NsfwModel {
         let failed = |e: ort::Error| Error::Transient {
             reason: format!("open-nsfw failed: {e}"),
         };
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let shape = [1usize, SIDE as usize, SIDE as usize, 3];
-        let outputs = session
-            .run(ort::inputs![
-                TensorRef::from_array_view((shape, input.as_slice())).map_err(failed)?
-            ])
-            .map_err(failed)?;
-        let (_, probs) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
-        probs.get(1).copied().ok_or_else(|| Error::Transient {
-            reason: format!("open-nsfw gave {} values, expected 2", probs.len()),
+        self.sessions.with(|session| {
+            let outputs = session
+                .run(ort::inputs![
+                    TensorRef::from_array_view((shape, input.as_slice())).map_err(failed)?
+                ])
+                .map_err(failed)?;
+            let (_, probs) = outputs[0].try_extract_tensor::<f32>().map_err(failed)?;
+            probs.get(1).copied().ok_or_else(|| Error::Transient {
+                reason: format!("open-nsfw gave {} values, expected 2", probs.len()),
+            })
         })
     }
 }

@@ -136,9 +136,7 @@ impl Ocr {
     /// The lines PP-OCRv6 reads.
     pub fn read_ppocr(&self, image: &image::DynamicImage) -> Result<Vec<Line>, Error> {
         let library = self.library.clone();
-        let engine = self
-            .ppocr
-            .get(|folder| PpOcr::load(&library, folder, crate::onnx::default_threads()))?;
+        let engine = self.ppocr.get(|folder| PpOcr::load(&library, folder))?;
         engine.read(image)
     }
 

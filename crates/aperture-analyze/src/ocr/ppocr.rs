@@ -5,15 +5,14 @@
 //! accuracy on our evaluation set).
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use image::{DynamicImage, RgbImage};
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::Line;
 use super::geometry::{self, RotatedRect};
 use crate::Error;
+use crate::onnx::Sessions;
 use crate::resize::{self, Filter};
 
 /// The detector's input: longest side at most this, both sides multiples of 32.
@@ -36,26 +35,22 @@ const MIN_SCORE: f32 = 0.5;
 /// Lines whose tops differ by less than this many detector pixels are one row.
 const SAME_ROW: f32 = 10.0;
 
-/// PP-OCRv6: a text detector and a recogniser, run on ONNX Runtime.
+/// PP-OCRv6: a text detector and a recogniser, run on ONNX Runtime, each on sessions side
+/// by side ([`crate::onnx::image_sessions`]).
 pub struct PpOcr {
-    det: Mutex<Session>,
-    rec: Mutex<Session>,
+    det: Sessions,
+    rec: Sessions,
     /// Index 0 is the CTC blank; the last entry is a space.
     charset: Vec<String>,
 }
 
 impl PpOcr {
-    /// Loads `det.onnx` and `rec.onnx` from the model folder; the recogniser's alphabet is in
-    /// its ONNX metadata (`character`).
-    pub fn load(library: &Path, folder: &Path, threads: usize) -> Result<Self, Error> {
-        let det = crate::onnx::session(library, &folder.join("det.onnx"), threads)?;
-        let rec = crate::onnx::session(library, &folder.join("rec.onnx"), threads)?;
+    /// Loads `det.onnx` and `rec.onnx` from the model folder; the recogniser's alphabet is in its ONNX metadata (`character`).
+    pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
+        let det = crate::onnx::image_sessions(library, &folder.join("det.onnx"))?;
+        let rec = crate::onnx::image_sessions(library, &folder.join("rec.onnx"))?;
         let alphabet = {
-            let session = rec.lock().unwrap_or_else(|e| e.into_inner());
-            session
-                .metadata()
-                .ok()
-                .and_then(|m| m.custom("character"))
+            rec.with(|session| session.metadata().ok().and_then(|m| m.custom("character")))
                 .ok_or_else(|| Error::Transient {
                     reason: format!(
                         "{} has no `character` metadata (the recogniser's alphabet)",
@@ -122,15 +117,14 @@ impl PpOcr {
         let resized = resize::resize(image, None, dw, dh, Filter::Bilinear);
         let input = bgr_planes(&resized, dw as usize);
         let shape = [1usize, 3, dh as usize, dw as usize];
-        let prob: Vec<f32> = {
-            let mut det = self.det.lock().unwrap_or_else(|e| e.into_inner());
+        let prob: Vec<f32> = self.det.with(|det| -> ort::Result<Vec<f32>> {
             let outputs = det.run(ort::inputs![TensorRef::from_array_view((
                 shape,
                 input.as_slice()
             ))?])?;
             let (_, data) = outputs[0].try_extract_tensor::<f32>()?;
-            data.to_vec()
-        };
+            Ok(data.to_vec())
+        })?;
         let (mw, mh) = (dw as usize, dh as usize);
         if prob.len() != mw * mh {
             return Err(ort::Error::new(format!(
@@ -192,27 +186,31 @@ impl PpOcr {
                 }
             }
             let shape = [batch.len(), 3, REC_HEIGHT as usize, width];
-            let mut rec = self.rec.lock().unwrap_or_else(|e| e.into_inner());
-            let outputs = rec.run(ort::inputs![TensorRef::from_array_view((
-                shape,
-                input.as_slice()
-            ))?])?;
-            let (dims, data) = outputs[0].try_extract_tensor::<f32>()?;
-            let (steps, classes) = match dims[..] {
-                [n, t, c] if n as usize == batch.len() && data.len() == (n * t * c) as usize => {
-                    (t as usize, c as usize)
+            self.rec.with(|rec| -> ort::Result<()> {
+                let outputs = rec.run(ort::inputs![TensorRef::from_array_view((
+                    shape,
+                    input.as_slice()
+                ))?])?;
+                let (dims, data) = outputs[0].try_extract_tensor::<f32>()?;
+                let (steps, classes) = match dims[..] {
+                    [n, t, c]
+                        if n as usize == batch.len() && data.len() == (n * t * c) as usize =>
+                    {
+                        (t as usize, c as usize)
+                    }
+                    _ => {
+                        return Err(ort::Error::new(format!(
+                            "the recogniser gave a {dims:?} output for {} lines",
+                            batch.len()
+                        )));
+                    }
+                };
+                for (slot, &i) in batch.iter().enumerate() {
+                    let seq = &data[slot * steps * classes..(slot + 1) * steps * classes];
+                    out[i] = self.ctc_decode(seq, steps, classes);
                 }
-                _ => {
-                    return Err(ort::Error::new(format!(
-                        "the recogniser gave a {dims:?} output for {} lines",
-                        batch.len()
-                    )));
-                }
-            };
-            for (slot, &i) in batch.iter().enumerate() {
-                let seq = &data[slot * steps * classes..(slot + 1) * steps * classes];
-                out[i] = self.ctc_decode(seq, steps, classes);
-            }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
