@@ -209,6 +209,36 @@ fn family_of(words: &[&str], dashed: bool) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn shot(start_ms: u64, length_ms: u64) -> Place {
+        Place::Time {
+            start_ms,
+            end_ms: start_ms + length_ms,
+            rect: None,
+        }
+    }
+
+    fn label(class: u32, place: Place) -> Insight {
+        Insight {
+            asset: aperture_core::AssetId::new(),
+            analyzer: "labels".into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            value: aperture_core::value::Label {
+                name: String::new(),
+                class,
+                rank: 1,
+                taxonomy: "imagenet-1k".into(),
+            }
+            .into(),
+            confidence: Some(0.5),
+            language: None,
+            place,
+            created_at: aperture_core::UnixMillis(0),
+        }
+    }
 
     #[test]
     fn plates_of_five_countries_and_more_are_recognised() {
@@ -234,29 +264,7 @@ mod tests {
 
     #[test]
     fn the_same_vehicles_are_those_in_the_same_pictures() {
-        let shot = |start_ms| Place::Time {
-            start_ms,
-            end_ms: start_ms + 1_000,
-            rect: None,
-        };
-        let label = |class, place| Insight {
-            asset: aperture_core::AssetId::new(),
-            analyzer: "labels".into(),
-            analyzer_version: "1".into(),
-            model: None,
-            model_version: None,
-            value: aperture_core::value::Label {
-                name: String::new(),
-                class,
-                rank: 1,
-                taxonomy: "imagenet-1k".into(),
-            }
-            .into(),
-            confidence: Some(0.5),
-            language: None,
-            place,
-            created_at: aperture_core::UnixMillis(0),
-        };
+        let shot = |start_ms| shot(start_ms, 1_000);
         let (car, fish) = (817, 1);
         let old = [label(car, shot(0)), label(fish, shot(5_000))];
         assert!(same_vehicles(
@@ -296,6 +304,66 @@ mod tests {
             "YAMAHA",
         ] {
             assert_eq!(plate_family(text), None, "{text}");
+        }
+    }
+
+    /// A place a label or a line of text can have: the whole image, a region of it, or a
+    /// stretch of a video (overlapping one another or not).
+    fn place() -> impl Strategy<Value = Place> {
+        prop_oneof![
+            Just(Place::Whole),
+            Just(Place::Region {
+                rect: aperture_core::Rect {
+                    x: 0.1,
+                    y: 0.1,
+                    w: 0.2,
+                    h: 0.1,
+                },
+            }),
+            (0u64..4, 1u64..3).prop_map(|(start, length)| shot(start * 500, length * 500)),
+        ]
+    }
+
+    /// Labels of `classes` at those places.
+    fn labels(classes: Vec<u32>) -> impl Strategy<Value = Vec<Insight>> {
+        proptest::collection::vec(
+            (prop::sample::select(classes), place()).prop_map(|(class, place)| label(class, place)),
+            0..6,
+        )
+    }
+
+    proptest! {
+        /// What OCR keeps on the strength of `same_vehicles` is right: where it says the
+        /// vehicles are the same, every line, wherever it is, is taken for a plate on a vehicle
+        /// (or not) alike with the old labels and the new. The new labels are either drawn
+        /// afresh or the old vehicles, in another order, among other labels.
+        #[test]
+        fn the_same_vehicles_show_a_vehicle_at_the_same_places(
+            before in labels(vec![817, 864, 1, 2]),
+            fresh in labels(vec![817, 864, 1, 2]),
+            others in labels(vec![1, 2]),
+            kept in any::<bool>(),
+            lines in proptest::collection::vec(place(), 1..6),
+        ) {
+            let after: Vec<Insight> = if kept {
+                let vehicles = before.iter().rev().filter(|i| names_vehicle(i)).cloned();
+                others.into_iter().chain(vehicles).collect()
+            } else {
+                fresh
+            };
+            let same = same_vehicles(&before, &after);
+            if kept && !before.is_empty() && !after.is_empty() {
+                prop_assert!(same, "the old vehicles are kept but not taken as the same");
+            }
+            if same {
+                for line in &lines {
+                    prop_assert_eq!(
+                        shows_vehicle(&before, line),
+                        shows_vehicle(&after, line),
+                        "{:?}", line
+                    );
+                }
+            }
         }
     }
 }
