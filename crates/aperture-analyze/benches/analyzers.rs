@@ -52,7 +52,9 @@ fn reference(python: &Path, args: &[&str], seconds: f64, threads: usize) -> Opti
 }
 
 /// The reference as `streams` processes at once, the `threads` shared among them: the sum of
-/// their items per second (each warms up, then measures for `seconds`, all started together).
+/// their items per second. They start together and each warms up, then measures for `seconds`;
+/// their windows are not synchronised, so a process that measures while another still loads
+/// has more of the machine (a small favour to the reference).
 fn reference_streams(
     python: &Path,
     args: &[&str],
@@ -62,23 +64,30 @@ fn reference_streams(
 ) -> Option<f64> {
     let script = root().join("scripts/reference/bench_reference.py");
     let each = (threads / streams).max(1).to_string();
-    let children = (0..streams)
-        .map(|_| {
-            Command::new(python)
-                .arg(&script)
-                .args(args)
-                .args(["--threads", &each])
-                .args(["--seconds", &seconds.to_string(), "--json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(|e| eprintln!("cannot run {}: {e}", python.display()))
-                .ok()
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let mut children = Vec::new();
+    for _ in 0..streams {
+        match Command::new(python)
+            .arg(&script)
+            .args(args)
+            .args(["--threads", &each])
+            .args(["--seconds", &seconds.to_string(), "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => children.push(child),
+            Err(e) => eprintln!("cannot run {}: {e}", python.display()),
+        }
+    }
+    // Every child is waited for, also when one failed: none is left running into the next
+    // measurement.
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output()).collect();
+    if outputs.len() < streams {
+        return None;
+    }
     let mut total = 0.0;
-    for child in children {
-        let out = child.wait_with_output().ok()?;
+    for out in outputs {
+        let out = out.ok()?;
         if !out.status.success() {
             eprintln!(
                 "reference {args:?} failed: {}",
@@ -87,8 +96,16 @@ fn reference_streams(
             return None;
         }
         let line = String::from_utf8_lossy(&out.stdout);
-        let json: serde_json::Value = serde_json::from_str(line.lines().last()?).ok()?;
-        total += json["items_per_s"].as_f64()?;
+        let Some(rate) = line
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|json| json["items_per_s"].as_f64())
+        else {
+            eprintln!("reference {args:?} printed no items_per_s: {line}");
+            return None;
+        };
+        total += rate;
     }
     Some(total)
 }

@@ -118,21 +118,28 @@ impl Drop for Lent<'_> {
 }
 
 /// Image models' sessions: at most this many side by side, sharing the cores. Each holds its
-/// own copy of the model's activations and of the weights that are not pre-packed; four keeps
-/// a model within the four times its files that the model budget (`loaded.rs`) counts for it.
+/// own copy of the weights that are not pre-packed, and a call in flight its own activations;
+/// four bounds both on machines of many cores. The model budget (`loaded.rs`) counts what a
+/// load grows by, not what calls hold.
 const MAX_SIDE_BY_SIDE: usize = 4;
 
-/// The sessions of an image model, side by side (four at most, one per core
-/// up to there) with the cores shared between them: a worker runs its jobs side by side, one
-/// per core, and a call on a small image split over every core waits for its slowest thread
-/// at each layer, where whole calls side by side do not. Measured by the re-index bench (400
-/// photos, the tests' models, 2 cores): the whole image pipeline took 35.5 s with PP-OCR,
-/// EfficientNet and open-nsfw on two sessions of one thread, and 38.2 s on one session of two
-/// threads. A call alone (one job, or a video's keyframes one after another) runs on its
-/// session's share of the cores.
+/// The sessions of an image model, side by side (four at most, one per core up to there),
+/// the cores shared between them (rounded up: six cores give four sessions of two threads).
+/// A worker runs its jobs side by side, one per core, and a call on a small image split over
+/// every core waits for its slowest thread at each layer, where whole calls side by side do
+/// not. Measured by the re-index bench (400 photos, the tests' models, 2 cores): the whole
+/// image pipeline took 35.5 s with PP-OCR (both models), EfficientNet and open-nsfw on two
+/// sessions of one thread, and 38.2 s on one session of two threads. A call alone (one job, or a video's
+/// keyframes one after another) runs on its session's share of the cores.
 pub fn image_sessions(library: &Path, model: &Path) -> Result<Sessions, Error> {
     let (count, threads) = image_shares();
     pool(library, Source::File(model), count, threads)
+}
+
+/// One session of every core over the model in a file: for a model whose calls hold much
+/// memory (PP-OCR's detector on a photo 960 pixels a side), so that two never run at once.
+pub fn one_session(library: &Path, model: &Path) -> Result<Sessions, Error> {
+    pool(library, Source::File(model), 1, default_threads())
 }
 
 /// [`image_sessions`] over a graph built in memory, as [`onnx_engine`]'s `open` (`what` names
@@ -152,7 +159,7 @@ pub(crate) fn image_sessions_from_memory(
 pub fn image_shares() -> (usize, usize) {
     let cores = default_threads();
     let count = cores.clamp(1, MAX_SIDE_BY_SIDE);
-    (count, (cores / count).max(1))
+    (count, cores.div_ceil(count))
 }
 
 /// `count` sessions of `threads` threads each over a model built in memory (`what` names it

@@ -35,8 +35,10 @@ const MIN_SCORE: f32 = 0.5;
 /// Lines whose tops differ by less than this many detector pixels are one row.
 const SAME_ROW: f32 = 10.0;
 
-/// PP-OCRv6: a text detector and a recogniser, run on ONNX Runtime, each on sessions side
-/// by side ([`crate::onnx::image_sessions`]).
+/// PP-OCRv6: a text detector and a recogniser, run on ONNX Runtime. The recogniser's calls
+/// run side by side ([`crate::onnx::image_sessions`]); the detector has one session of every
+/// core, since a call on a large photo holds about 85 MB: two at once took the hostile corpus
+/// (`tests/it/hostile.rs`) to 612–623 MB, past its 600 MB bound (539 MB with one).
 pub struct PpOcr {
     det: Sessions,
     rec: Sessions,
@@ -45,9 +47,10 @@ pub struct PpOcr {
 }
 
 impl PpOcr {
-    /// Loads `det.onnx` and `rec.onnx` from the model folder; the recogniser's alphabet is in its ONNX metadata (`character`).
+    /// Loads `det.onnx` and `rec.onnx` from the model folder; the recogniser's alphabet is in
+    /// its ONNX metadata (`character`).
     pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
-        let det = crate::onnx::image_sessions(library, &folder.join("det.onnx"))?;
+        let det = crate::onnx::one_session(library, &folder.join("det.onnx"))?;
         let rec = crate::onnx::image_sessions(library, &folder.join("rec.onnx"))?;
         let alphabet = {
             rec.with(|session| session.metadata().ok().and_then(|m| m.custom("character")))
