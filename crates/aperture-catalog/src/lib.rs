@@ -65,6 +65,19 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// The newest source recorded at this exact path in a collection, to skip unchanged files.
     fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>>;
 
+    /// [`Catalog::known_source`] for many paths at once: one answer per path, in order.
+    /// Ingest asks for a chunk of small files together.
+    fn known_sources(
+        &self,
+        collection: CollectionId,
+        paths: &[&[u8]],
+    ) -> Result<Vec<Option<KnownSource>>> {
+        paths
+            .iter()
+            .map(|path| self.known_source(collection, path))
+            .collect()
+    }
+
     /// The deletion generation of a blob; read it before publishing the blob, and pass it in
     /// [`NewAsset::generation_seen`].
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration>;

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aperture_blob::{BlobStore, Staged};
-use aperture_catalog::{BlobGeneration, Catalog, CollectionId, NewAsset, NewSource, Recorded};
+use aperture_catalog::{
+    BlobGeneration, Catalog, CollectionId, KnownSource, NewAsset, NewSource, Recorded,
+};
 use aperture_core::{AnalyzerSpec, AssetId, ContentHash};
 use aperture_media::ProbeOptions;
 use futures::StreamExt;
@@ -28,7 +30,7 @@ use walk::Found;
 /// How many times a file is retried when a concurrent deletion removes its blob mid-ingest.
 const RACE_RETRIES: u32 = 5;
 /// Catalog rows committed per transaction at most.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// Bytes of small files held in memory at once, in KiB.
 const MEMORY_BUDGET_KIB: u32 = 256 * 1024;
 /// Small files prepared together on one blocking thread, when the blob store can take their
@@ -329,9 +331,22 @@ impl Job<'_> {
         let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
         let (collection, probe) = (self.collection, self.options.probe.clone());
         let (files, prepared) = blocking(move || {
+            // One query for the chunk's known check; should it fail, each file asks alone,
+            // so that one bad row fails only its own file.
+            let paths: Vec<&[u8]> = files.iter().map(|f| &*f.recorded.path_bytes).collect();
+            let known: Vec<Option<Result<Option<KnownSource>, Failure>>> =
+                match catalog.known_sources(collection, &paths) {
+                    Ok(known) => known.into_iter().map(|k| Some(Ok(k))).collect(),
+                    Err(_) => files.iter().map(|_| None).collect(),
+                };
             let prepared: Vec<_> = files
                 .iter()
-                .map(|file| prepare_blocking(&catalog, &blobs, collection, &probe, file, true))
+                .zip(known)
+                .map(|(file, known)| {
+                    let known =
+                        known.unwrap_or_else(|| known_source(&catalog, collection, file))?;
+                    prepare_blocking(&catalog, &blobs, &probe, file, known, true)
+                })
                 .collect();
             (files, prepared)
         })
@@ -523,7 +538,11 @@ impl Job<'_> {
         let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
         let (collection, probe) = (self.collection, self.options.probe.clone());
         let file = file.clone();
-        blocking(move || prepare_blocking(&catalog, &blobs, collection, &probe, &file, false)).await
+        blocking(move || {
+            let known = known_source(&catalog, collection, &file)?;
+            prepare_blocking(&catalog, &blobs, &probe, &file, known, false)
+        })
+        .await
     }
 
     fn blobs_part_size(&self) -> u64 {
@@ -531,21 +550,29 @@ impl Job<'_> {
     }
 }
 
-/// Skips a known file; else probes it and, when it fits in one part, reads and hashes it and
-/// reads its blob generation, and with `publish` stores its bytes when the store takes them on
-/// this thread.
+/// The newest source the catalog has at the file's path.
+fn known_source(
+    catalog: &Arc<dyn Catalog>,
+    collection: CollectionId,
+    file: &Source,
+) -> Result<Option<KnownSource>, Failure> {
+    catalog
+        .known_source(collection, &file.recorded.path_bytes)
+        .map_err(Failure::of(FileErrorKind::Catalog))
+}
+
+/// Skips a known file (`known`: the newest source the catalog has at its path); else probes
+/// it and, when it fits in one part, reads and hashes it and reads its blob generation, and
+/// with `publish` stores its bytes when the store takes them on this thread.
 fn prepare_blocking(
     catalog: &Arc<dyn Catalog>,
     blobs: &BlobStore,
-    collection: CollectionId,
     probe_options: &ProbeOptions,
     file: &Source,
+    known: Option<KnownSource>,
     publish: bool,
 ) -> Result<Prepared, Failure> {
     let path = &file.path;
-    let known = catalog
-        .known_source(collection, &file.recorded.path_bytes)
-        .map_err(Failure::of(FileErrorKind::Catalog))?;
     if let Some(known) = known
         && known.file_size == file.size
         && known.modified_ns == file.modified_ns

@@ -89,6 +89,49 @@ pub fn record_outcomes<C: Catalog>(make: &dyn Fn() -> C) {
     assert!(matches!(out[0], Recorded::Created(_)));
     assert!(matches!(out[1], Recorded::Created(_)));
     assert_eq!(out[2], Recorded::Duplicate(id_of(out[0])));
+
+    // A path whose file changed has two sources; the newest one is known. Asked many at once
+    // (repeats and misses among them) the answers are the same as asked one by one, in
+    // order, and only this collection's sources answer.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let changed = id_of(record_one(
+        &catalog,
+        &new_asset(photos, b"new bytes", "/in/copy-of-a.jpg"),
+    ));
+    assert_ne!(changed, id);
+    let paths: [&[u8]; 5] = [
+        b"/in/copy-of-a.jpg",
+        b"/in/zzz",
+        b"/in/a.jpg",
+        b"/in/copy-of-a.jpg",
+        b"/elsewhere/a.jpg",
+    ];
+    let many = catalog.known_sources(photos, &paths).unwrap();
+    let one_by_one: Vec<_> = paths
+        .iter()
+        .map(|p| catalog.known_source(photos, p).unwrap())
+        .collect();
+    assert_eq!(many, one_by_one);
+    assert_eq!(many[0].as_ref().map(|k| k.asset), Some(changed));
+    assert_eq!(many[2].as_ref().map(|k| k.asset), Some(id));
+    assert_eq!(catalog.known_sources(photos, &[]).unwrap(), []);
+    // Past the size of one query's list too, a known path on both sides of its bounds.
+    let misses: Vec<Vec<u8>> = (0..1200)
+        .map(|i| format!("/none/{i}").into_bytes())
+        .collect();
+    let mut long: Vec<&[u8]> = misses.iter().map(Vec::as_slice).collect();
+    for at in [0, 499, 500, 501, 999, 1000, 1199] {
+        long[at] = b"/in/a.jpg";
+    }
+    let answers = catalog.known_sources(photos, &long).unwrap();
+    assert_eq!(answers.len(), long.len());
+    for (path, answer) in long.iter().zip(&answers) {
+        let expected = (*path == b"/in/a.jpg").then_some(id);
+        assert_eq!(answer.as_ref().map(|k| k.asset), expected);
+    }
+    let there = catalog.known_sources(other, &paths[..3]).unwrap();
+    assert_eq!(there[2].as_ref().map(|k| k.asset), Some(elsewhere));
+    assert!(there[0].is_none() && there[1].is_none());
 }
 
 /// An asset reads back as recorded; a source is found by its exact path bytes, not their

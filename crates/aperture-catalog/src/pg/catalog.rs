@@ -115,7 +115,8 @@ impl Catalog for PgCatalog {
         let row = self.with_retry(|c| {
             Ok(c.query_opt(
                 "SELECT asset_id, file_size, modified_ns FROM asset_sources
-                 WHERE collection_id = $1 AND path_bytes = $2 ORDER BY last_seen DESC LIMIT 1",
+                 WHERE collection_id = $1 AND path_bytes = $2
+                 ORDER BY last_seen DESC, asset_id DESC LIMIT 1",
                 &[&collection.0, &path],
             )?)
         })?;
@@ -127,6 +128,34 @@ impl Catalog for PgCatalog {
             })
         })
         .transpose()
+    }
+
+    fn known_sources(
+        &self,
+        collection: CollectionId,
+        paths: &[&[u8]],
+    ) -> Result<Vec<Option<KnownSource>>> {
+        if paths.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.with_retry(|c| {
+            Ok(c.query(
+                "SELECT DISTINCT ON (path_bytes) path_bytes, asset_id, file_size, modified_ns
+                 FROM asset_sources WHERE collection_id = $1 AND path_bytes = ANY($2)
+                 ORDER BY path_bytes, last_seen DESC, asset_id DESC",
+                &[&collection.0, &paths],
+            )?)
+        })?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for r in rows {
+            let known = KnownSource {
+                asset: id_from(r.get(1))?,
+                file_size: r.get::<_, i64>(2) as u64,
+                modified_ns: r.get(3),
+            };
+            found.insert(r.get::<_, Vec<u8>>(0), known);
+        }
+        Ok(paths.iter().map(|path| found.get(*path).cloned()).collect())
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {

@@ -1,6 +1,8 @@
 //! The [`Catalog`] of [`SqliteCatalog`]: collections, assets, sources, insights, blob
 //! deletion claims and the change feed.
 
+use std::collections::{HashMap, HashSet};
+
 use aperture_core::{AssetId, ContentHash, Insight, KeyOwner, UnixMillis};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -17,6 +19,9 @@ const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mim
     a.captured_at, a.metadata,
     COALESCE((SELECT s.name FROM asset_sources s WHERE s.asset_id = a.id
               ORDER BY s.last_seen DESC LIMIT 1), '')";
+
+/// Which of a path's sources is the newest: last seen, then asset id.
+type Recency = (i64, Vec<u8>);
 
 impl Catalog for SqliteCatalog {
     fn backend(&self) -> &'static str {
@@ -99,7 +104,8 @@ impl Catalog for SqliteCatalog {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
             "SELECT asset_id, file_size, modified_ns FROM asset_sources
-             WHERE collection_id = ?1 AND path_bytes = ?2 ORDER BY last_seen DESC LIMIT 1",
+             WHERE collection_id = ?1 AND path_bytes = ?2
+             ORDER BY last_seen DESC, asset_id DESC LIMIT 1",
         )?;
         let found = stmt
             .query_row(params![collection.0, path], |r| {
@@ -119,6 +125,48 @@ impl Catalog for SqliteCatalog {
                 })
             })
             .transpose()
+    }
+
+    fn known_sources(
+        &self,
+        collection: CollectionId,
+        paths: &[&[u8]],
+    ) -> Result<Vec<Option<KnownSource>>> {
+        let conn = self.read();
+        // Per path, the newest source (by last seen, then asset id), as known_source answers.
+        let mut newest: HashMap<&[u8], (Recency, KnownSource)> =
+            HashMap::with_capacity(paths.len());
+        let asked: HashSet<&[u8]> = paths.iter().copied().collect();
+        for chunk in paths.chunks(IN_CHUNK) {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT path_bytes, asset_id, file_size, modified_ns, last_seen FROM asset_sources
+                 WHERE collection_id = ?1 AND path_bytes IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ))?;
+            let params = std::iter::once(&collection.0 as &dyn rusqlite::ToSql)
+                .chain(chunk.iter().map(|p| p as &dyn rusqlite::ToSql));
+            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+            while let Some(row) = rows.next()? {
+                let found = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let Some(&path) = asked.get(found) else {
+                    continue;
+                };
+                let order = (row.get::<_, i64>(4)?, row.get::<_, Vec<u8>>(1)?);
+                if newest.get(path).is_some_and(|(seen, _)| *seen >= order) {
+                    continue;
+                }
+                let known = KnownSource {
+                    asset: id_from(&order.1)?,
+                    file_size: row.get::<_, i64>(2)? as u64,
+                    modified_ns: row.get(3)?,
+                };
+                newest.insert(path, (order, known));
+            }
+        }
+        Ok(paths
+            .iter()
+            .map(|path| newest.get(path).map(|(_, known)| known.clone()))
+            .collect())
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
@@ -826,13 +874,15 @@ fn record_one(
         }
     };
     let source = &item.source;
-    let known: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = ?1 AND path_bytes = ?2)",
-        )?
-        .query_row(params![id.as_bytes().as_slice(), source.path_bytes], |r| {
-            r.get(0)
-        })?;
+    // A new asset has no sources yet.
+    let known: bool = !created
+        && tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = ?1 AND path_bytes = ?2)",
+            )?
+            .query_row(params![id.as_bytes().as_slice(), source.path_bytes], |r| {
+                r.get(0)
+            })?;
     tx.prepare_cached(
         "INSERT INTO asset_sources (asset_id, collection_id, path_bytes, path, name, file_size,
              modified_ns, first_seen, last_seen)
