@@ -87,6 +87,14 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// read is [`Recorded::BlobRaced`] and was not recorded: publish the blob again and retry.
     fn record(&self, batch: &[NewAsset]) -> Result<Vec<Recorded>>;
 
+    /// How many items a [`Catalog::record`] batch should hold at most. Ingest commits this
+    /// many files per transaction, after one sync of the blob store: larger batches sync
+    /// less often, and hold the catalog's write lock (or, on PostgreSQL, one advisory lock per
+    /// content hash, from a lock table every session shares) longer.
+    fn record_batch_limit(&self) -> usize {
+        256
+    }
+
     /// The asset with this id; [`Error::NotFound`] when there is none.
     fn asset(&self, id: AssetId) -> Result<Asset>;
     /// The assets of `ids` that exist, in one read (search hits, grids); ids of erased or

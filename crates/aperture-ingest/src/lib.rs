@@ -29,8 +29,6 @@ use walk::Found;
 
 /// How many times a file is retried when a concurrent deletion removes its blob mid-ingest.
 const RACE_RETRIES: u32 = 5;
-/// Catalog rows committed per transaction at most.
-const BATCH: usize = 1024;
 /// Bytes of small files held in memory at once, in KiB.
 const MEMORY_BUDGET_KIB: u32 = 256 * 1024;
 /// Small files prepared together on one blocking thread, when the blob store can take their
@@ -687,14 +685,15 @@ fn path_bytes(path: &Path) -> Vec<u8> {
     path.to_string_lossy().as_bytes().to_vec()
 }
 
-/// Commits catalog rows in batches: one transaction for whatever is waiting, up to `BATCH`,
-/// after making the batch's blobs durable with one sync (a group commit).
+/// Commits catalog rows in batches: one transaction for whatever is waiting, up to the
+/// catalog's [`Catalog::record_batch_limit`], after making the batch's blobs durable with one
+/// sync (a group commit).
 fn rows_writer(
     blobs: BlobStore,
     catalog: Arc<dyn Catalog>,
 ) -> GroupCommit<NewAsset, Result<Recorded, Failure>> {
     GroupCommit::start(
-        BATCH,
+        catalog.record_batch_limit(),
         Box::new(move |assets: Vec<NewAsset>| {
             let (blobs, catalog) = (blobs.clone(), catalog.clone());
             Box::pin(async move {
