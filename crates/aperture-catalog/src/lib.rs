@@ -62,7 +62,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// their ingest into it), oldest first, in collections not under legal hold.
     fn expired_assets(&self, now: UnixMillis, limit: usize) -> Result<Vec<AssetId>>;
 
-    /// The newest source recorded at this exact path in a collection, to skip unchanged files.
+    /// The newest source recorded at this exact path in a collection, to skip unchanged files:
+    /// the one last seen latest, and of those the one with the highest asset id (by bytes).
     fn known_source(&self, collection: CollectionId, path: &[u8]) -> Result<Option<KnownSource>>;
 
     /// [`Catalog::known_source`] for many paths at once: one answer per path, in order.

@@ -332,17 +332,29 @@ impl Job<'_> {
             // One query for the chunk's known check; should it fail, each file asks alone,
             // so that one bad row fails only its own file.
             let paths: Vec<&[u8]> = files.iter().map(|f| &*f.recorded.path_bytes).collect();
-            let known: Vec<Option<Result<Option<KnownSource>, Failure>>> =
-                match catalog.known_sources(collection, &paths) {
-                    Ok(known) => known.into_iter().map(|k| Some(Ok(k))).collect(),
-                    Err(_) => files.iter().map(|_| None).collect(),
-                };
+            let known = match catalog.known_sources(collection, &paths) {
+                Ok(known) if known.len() == files.len() => Some(known),
+                Ok(known) => {
+                    tracing::warn!(
+                        asked = files.len(),
+                        answered = known.len(),
+                        "known sources: not one answer per path; asking one by one"
+                    );
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "known sources failed; asking one by one");
+                    None
+                }
+            };
             let prepared: Vec<_> = files
                 .iter()
-                .zip(known)
-                .map(|(file, known)| {
-                    let known =
-                        known.unwrap_or_else(|| known_source(&catalog, collection, file))?;
+                .enumerate()
+                .map(|(i, file)| {
+                    let known = match &known {
+                        Some(known) => known[i].clone(),
+                        None => known_source(&catalog, collection, file)?,
+                    };
                     prepare_blocking(&catalog, &blobs, &probe, file, known, true)
                 })
                 .collect();

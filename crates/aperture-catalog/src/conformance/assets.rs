@@ -85,6 +85,7 @@ pub fn record_outcomes<C: Catalog>(make: &dyn Fn() -> C) {
         new_asset(photos, b"y", "/b/y"),
         new_asset(photos, b"x", "/b/x2"),
     ];
+    assert!(catalog.record_batch_limit() >= batch.len());
     let out = catalog.record(&batch).unwrap();
     assert!(matches!(out[0], Recorded::Created(_)));
     assert!(matches!(out[1], Recorded::Created(_)));
@@ -129,6 +130,23 @@ pub fn record_outcomes<C: Catalog>(make: &dyn Fn() -> C) {
         let expected = (*path == b"/in/a.jpg").then_some(id);
         assert_eq!(answer.as_ref().map(|k| k.asset), expected);
     }
+    // Two sources at one path recorded in one transaction are last seen at the same time:
+    // the higher asset id is the newest, whichever way the question is asked.
+    let tie = [
+        new_asset(photos, b"first", "/tie/x"),
+        new_asset(photos, b"second", "/tie/x"),
+    ];
+    let ids: Vec<AssetId> = catalog
+        .record(&tie)
+        .unwrap()
+        .into_iter()
+        .map(id_of)
+        .collect();
+    let highest = *ids.iter().max_by_key(|id| id.as_bytes()).unwrap();
+    let one = catalog.known_source(photos, b"/tie/x").unwrap().unwrap();
+    let many = catalog.known_sources(photos, &[b"/tie/x"]).unwrap();
+    assert_eq!(one.asset, highest);
+    assert_eq!(many, [Some(one)]);
     let there = catalog.known_sources(other, &paths[..3]).unwrap();
     assert_eq!(there[2].as_ref().map(|k| k.asset), Some(elsewhere));
     assert!(there[0].is_none() && there[1].is_none());

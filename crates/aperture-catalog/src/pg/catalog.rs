@@ -24,6 +24,9 @@ fn ids(ids: &[AssetId]) -> Vec<&[u8]> {
 /// and advisory locks share one table of the server's of bounded size.
 const KEYS_PER_DROP: i64 = 256;
 
+/// Paths asked about in one `known_sources` query at most.
+const KNOWN_SOURCES_CHUNK: usize = 1000;
+
 impl Catalog for PgCatalog {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -135,25 +138,25 @@ impl Catalog for PgCatalog {
         collection: CollectionId,
         paths: &[&[u8]],
     ) -> Result<Vec<Option<KnownSource>>> {
-        if paths.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self.with_retry(|c| {
-            Ok(c.query(
-                "SELECT DISTINCT ON (path_bytes) path_bytes, asset_id, file_size, modified_ns
-                 FROM asset_sources WHERE collection_id = $1 AND path_bytes = ANY($2)
-                 ORDER BY path_bytes, last_seen DESC, asset_id DESC",
-                &[&collection.0, &paths],
-            )?)
-        })?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for r in rows {
-            let known = KnownSource {
-                asset: id_from(r.get(1))?,
-                file_size: r.get::<_, i64>(2) as u64,
-                modified_ns: r.get(3),
-            };
-            found.insert(r.get::<_, Vec<u8>>(0), known);
+        let mut found = std::collections::HashMap::with_capacity(paths.len());
+        // A bounded array per query, however many paths a caller passes.
+        for chunk in paths.chunks(KNOWN_SOURCES_CHUNK) {
+            let rows = self.with_retry(|c| {
+                Ok(c.query(
+                    "SELECT DISTINCT ON (path_bytes) path_bytes, asset_id, file_size, modified_ns
+                     FROM asset_sources WHERE collection_id = $1 AND path_bytes = ANY($2)
+                     ORDER BY path_bytes, last_seen DESC, asset_id DESC",
+                    &[&collection.0, &chunk],
+                )?)
+            })?;
+            for r in rows {
+                let known = KnownSource {
+                    asset: id_from(r.get(1))?,
+                    file_size: r.get::<_, i64>(2) as u64,
+                    modified_ns: r.get(3),
+                };
+                found.insert(r.get::<_, Vec<u8>>(0), known);
+            }
         }
         Ok(paths.iter().map(|path| found.get(*path).cloned()).collect())
     }
@@ -943,12 +946,14 @@ fn record_one(
     };
     let key = id.as_bytes().as_slice();
     let source = &item.source;
-    let known: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = $1 AND path_bytes = $2)",
-            &[&key, &source.path_bytes],
-        )?
-        .get(0);
+    // A new asset has no sources yet.
+    let known: bool = !created
+        && tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = $1 AND path_bytes = $2)",
+                &[&key, &source.path_bytes],
+            )?
+            .get(0);
     tx.execute(
         "INSERT INTO asset_sources (asset_id, collection_id, path_bytes, path, name, file_size,
              modified_ns, first_seen, last_seen)
