@@ -1152,18 +1152,24 @@ fn main() {
         usearch::hardware_acceleration_available(),
         usearch::hardware_acceleration_compiled()
     );
+    // The graph walks 8-bit vectors (`vectors::Space`) and re-scores in f32: both kernels.
     for dims in &args.dims {
-        let probe = usearch::Index::new(&usearch::IndexOptions {
-            dimensions: *dims,
-            metric: usearch::MetricKind::IP,
-            quantization: usearch::ScalarKind::F32,
-            ..Default::default()
-        })
-        .unwrap();
-        println!(
-            "  f32 inner product, {dims} dimensions: {}",
-            probe.hardware_acceleration()
-        );
+        for (name, quantization) in [
+            ("i8", usearch::ScalarKind::I8),
+            ("f32", usearch::ScalarKind::F32),
+        ] {
+            let probe = usearch::Index::new(&usearch::IndexOptions {
+                dimensions: *dims,
+                metric: usearch::MetricKind::IP,
+                quantization,
+                ..Default::default()
+            })
+            .unwrap();
+            println!(
+                "  {name} inner product, {dims} dimensions: {}",
+                probe.hardware_acceleration()
+            );
+        }
     }
     let mut summary = Vec::new();
     if args.n > 0 {
