@@ -1,7 +1,7 @@
 //! The [`Catalog`] of [`SqliteCatalog`]: collections, assets, sources, insights, blob
 //! deletion claims and the change feed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use aperture_core::{AssetId, ContentHash, Insight, KeyOwner, UnixMillis};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -23,9 +23,6 @@ const ASSET_COLUMNS: &str = "a.id, c.name, a.content_hash, a.size, a.kind, a.mim
 /// Whether an asset already has a source at a path.
 const SOURCE_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM asset_sources WHERE asset_id = ?1 AND path_bytes = ?2)";
-
-/// Which of a path's sources is the newest: last seen, then asset id.
-type Recency = (i64, Vec<u8>);
 
 impl Catalog for SqliteCatalog {
     fn backend(&self) -> &'static str {
@@ -137,25 +134,18 @@ impl Catalog for SqliteCatalog {
         paths: &[&[u8]],
     ) -> Result<Vec<Option<KnownSource>>> {
         let conn = self.read();
-        // Per path, the newest source (by last seen, then asset id), as known_source answers.
-        let mut newest: HashMap<&[u8], (Recency, KnownSource)> =
-            HashMap::with_capacity(paths.len());
-        // The paths asked, to key `newest` by the caller's slices rather than copies of each
-        // row's bytes.
-        let asked: HashSet<&[u8]> = paths.iter().copied().collect();
-        let blob = |value: rusqlite::types::ValueRef<'_>| {
-            value
-                .as_blob()
-                .map(<[u8]>::to_vec)
-                .map_err(rusqlite::Error::from)
-        };
+        let mut found = HashMap::with_capacity(paths.len());
         for chunk in paths.chunks(IN_CHUNK) {
             // Lists padded to a power of two (repeating a path), so that a few statements
             // serve every chunk length in the statement cache.
             let width = chunk.len().next_power_of_two().min(IN_CHUNK);
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT path_bytes, asset_id, file_size, modified_ns, last_seen FROM asset_sources
-                 WHERE collection_id = ?1 AND path_bytes IN ({})",
+                "SELECT path_bytes, asset_id, file_size, modified_ns FROM (
+                     SELECT path_bytes, asset_id, file_size, modified_ns,
+                            row_number() OVER (PARTITION BY path_bytes
+                                               ORDER BY last_seen DESC, asset_id DESC) AS rank
+                     FROM asset_sources WHERE collection_id = ?1 AND path_bytes IN ({}))
+                 WHERE rank = 1",
                 vec!["?"; width].join(", ")
             ))?;
             let padded = chunk.iter().chain(std::iter::repeat(&chunk[0])).take(width);
@@ -163,30 +153,15 @@ impl Catalog for SqliteCatalog {
                 .chain(padded.map(|p| p as &dyn rusqlite::ToSql));
             let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
             while let Some(row) = rows.next()? {
-                let found = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                let Some(&path) = asked.get(found) else {
-                    continue;
-                };
-                let last_seen: i64 = row.get(4)?;
-                let asset = row.get_ref(1)?;
-                if newest.get(path).is_some_and(|((seen, id), _)| {
-                    (*seen, id.as_slice()) >= (last_seen, asset.as_blob().unwrap_or_default())
-                }) {
-                    continue;
-                }
-                let asset = blob(asset)?;
                 let known = KnownSource {
-                    asset: id_from(&asset)?,
+                    asset: id_from(&row.get::<_, Vec<u8>>(1)?)?,
                     file_size: row.get::<_, i64>(2)? as u64,
                     modified_ns: row.get(3)?,
                 };
-                newest.insert(path, ((last_seen, asset), known));
+                found.insert(row.get::<_, Vec<u8>>(0)?, known);
             }
         }
-        Ok(paths
-            .iter()
-            .map(|path| newest.get(path).map(|(_, known)| known.clone()))
-            .collect())
+        Ok(paths.iter().map(|path| found.get(*path).cloned()).collect())
     }
 
     fn blob_generation(&self, hash: ContentHash) -> Result<BlobGeneration> {
