@@ -337,11 +337,13 @@ fn passages(insights: &[Insight]) -> Vec<Passage> {
             InsightValue::Translation(t) if t.source != InsightValue::OCR_LINE => &t.text,
             _ => continue,
         };
-        let words: Vec<&str> = text.split_whitespace().collect();
-        for chunk in words.chunks(PASSAGE_WORDS) {
+        // Only the words the passages take are split off: a long text is not listed whole.
+        let mut words = text.split_whitespace().peekable();
+        while words.peek().is_some() {
             if out.len() == MAX_PASSAGES {
                 return out;
             }
+            let chunk: Vec<&str> = words.by_ref().take(PASSAGE_WORDS).collect();
             out.push(Passage {
                 text: chunk.join(" "),
                 place: insight.place,
@@ -355,6 +357,31 @@ fn passages(insights: &[Insight]) -> Vec<Passage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(words: usize, language: &str) -> Insight {
+        let text: Vec<String> = (0..words).map(|n| format!("w{n}")).collect();
+        let text = value::Text::whole(text.join(" \n "));
+        Insight {
+            language: Some(language.into()),
+            ..Insight::by_hand(aperture_core::AssetId::new(), "text", text)
+        }
+    }
+
+    #[test]
+    fn a_text_is_cut_into_passages_of_whole_words_up_to_the_most_kept() {
+        let out = passages(&[text(300, "de"), text(10, "fr")]);
+        let lens: Vec<usize> = out.iter().map(|p| p.text.split(' ').count()).collect();
+        assert_eq!(lens, [PASSAGE_WORDS, PASSAGE_WORDS, 60, 10]);
+        assert!(out[0].text.starts_with("w0 w1 "), "{}", &out[0].text[..20]);
+        assert!(out[2].text.ends_with(" w299"));
+        assert_eq!(out[2].language.as_deref(), Some("de"));
+        assert_eq!(out[3].language.as_deref(), Some("fr"));
+        // A text longer than the passages kept gives the most kept, in order.
+        let out = passages(&[text(PASSAGE_WORDS * (MAX_PASSAGES + 5), "en")]);
+        assert_eq!(out.len(), MAX_PASSAGES);
+        let last = PASSAGE_WORDS * MAX_PASSAGES - 1;
+        assert!(out[MAX_PASSAGES - 1].text.ends_with(&format!(" w{last}")));
+    }
 
     #[test]
     fn names_become_words() {

@@ -4,28 +4,33 @@
 //!
 //! The process keeps the models it loaded within a memory budget ([`set_budget`]): before a
 //! model loads, models no job is using are unloaded, least recently used first, until the new
-//! one fits. A model in use is never unloaded; the budget may then be passed, and the next job
-//! handed a model unloads what has become idle since.
+//! one fits. A model in use is never unloaded: a load that does not fit beside the models in
+//! use waits until they are let go of (up to [`MAX_WAIT_FOR_ROOM`]), so jobs running at once do
+//! not add their models past the budget. Only a model larger than the budget on its own passes
+//! it, and then alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::Error;
+
+/// The longest a load waits for models in use to be let go of before it goes past the budget
+/// (with a warning): a job that held a model while it asked for another would wait forever.
+pub const MAX_WAIT_FOR_ROOM: Duration = Duration::from_secs(600);
 
 /// Models loaded, and the memory they may take together.
 struct Pool {
     /// In bytes; 0: no limit.
     budget: AtomicU64,
     resident: Mutex<Vec<Resident>>,
+    /// Bytes of models being loaded now, counted against the budget before they are resident.
+    loading: AtomicU64,
 }
 
 /// The process's pool.
-static POOL: Pool = Pool {
-    budget: AtomicU64::new(0),
-    resident: Mutex::new(Vec::new()),
-};
+static POOL: Pool = Pool::new();
 
 struct Resident {
     slot: Weak<dyn Unload>,
@@ -139,10 +144,48 @@ impl Pool {
             .collect()
     }
 
+    const fn new() -> Self {
+        Self {
+            budget: AtomicU64::new(0),
+            resident: Mutex::new(Vec::new()),
+            loading: AtomicU64::new(0),
+        }
+    }
+
+    /// Makes room for a model of `wanted` bytes about to load, waiting while the models in
+    /// use leave too little (up to [`MAX_WAIT_FOR_ROOM`]), and counts it as loading until the
+    /// returned guard is dropped.
+    fn wait_for_room(&self, wanted: u64, folder: &Path) -> LoadingGuard<'_> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut said = false;
+        while !self.make_room(wanted, None) {
+            if started.elapsed() >= MAX_WAIT_FOR_ROOM {
+                tracing::warn!(
+                    model = %folder.display(),
+                    "models in use left no room for this one; loading it past the memory budget"
+                );
+                break;
+            }
+            if !said {
+                tracing::info!(model = %folder.display(), "waiting for models in use to make room");
+                said = true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        LoadingGuard {
+            pool: self,
+            bytes: wanted,
+        }
+    }
+
     /// Unloads idle models, least recently used first, until `wanted` more bytes fit in the
     /// budget (or nothing idle is left). `used`: the slot of a model handed out now, marked
-    /// most recently used first.
-    fn make_room(&self, wanted: u64, used: Option<*const ()>) {
+    /// most recently used first. True when `wanted` fits, or when nothing is loaded or
+    /// loading (a model larger than the budget then loads alone); for a `wanted` model, the
+    /// caller is counted as loading it before the pool's list is let go of.
+    fn make_room(&self, wanted: u64, used: Option<*const ()>) -> bool {
         let budget = self.budget.load(Ordering::Relaxed);
         let mut unloaded = Vec::new();
         let mut resident = lock(&self.resident);
@@ -154,9 +197,11 @@ impl Pool {
             r.used = Instant::now();
         }
         resident.retain(|r| r.slot.strong_count() > 0);
-        let mut held: u64 = resident.iter().map(|r| r.bytes).sum();
+        let loading = self.loading.load(Ordering::Relaxed);
+        let mut held: u64 = resident.iter().map(|r| r.bytes).sum::<u64>() + loading;
         if budget == 0 || held.saturating_add(wanted) <= budget {
-            return;
+            self.loading.fetch_add(wanted, Ordering::Relaxed);
+            return true;
         }
         resident.sort_by_key(|r| r.used);
         let mut i = 0;
@@ -172,9 +217,26 @@ impl Pool {
                 i += 1;
             }
         }
+        let fits = held.saturating_add(wanted) <= budget || held == 0;
+        if fits {
+            self.loading.fetch_add(wanted, Ordering::Relaxed);
+        }
         // The models are freed after the list is let go of.
         drop(resident);
         drop(unloaded);
+        fits
+    }
+}
+
+/// A model counted as loading until it is resident (or its load failed).
+struct LoadingGuard<'a> {
+    pool: &'a Pool,
+    bytes: u64,
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        self.pool.loading.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -216,7 +278,7 @@ impl<T: Send + Sync + 'static> Loaded<T> {
             return Ok(model);
         }
         let files = weights_bytes(&self.folder);
-        self.pool.make_room(files, None);
+        let loading = self.pool.wait_for_room(files, &self.folder);
         give_back_freed_memory();
         let before = resident_bytes();
         let model = Arc::new(load(&self.folder)?);
@@ -225,14 +287,20 @@ impl<T: Send + Sync + 'static> Loaded<T> {
         let bytes = resident_bytes()
             .saturating_sub(before)
             .clamp(files, files.saturating_mul(4));
+        tracing::info!(model = %self.folder.display(), mib = bytes >> 20, "model loaded");
         *slot = Some(model.clone());
         let weak = Arc::downgrade(&self.model);
-        lock(&self.pool.resident).push(Resident {
+        let mut resident = lock(&self.pool.resident);
+        resident.push(Resident {
             slot: weak,
             folder: self.folder.clone(),
             bytes,
             used: Instant::now(),
         });
+        // Resident now: no longer counted as loading (under the list's lock, so that no one
+        // counts it twice or not at all).
+        drop(loading);
+        drop(resident);
         Ok(model)
     }
 }
@@ -254,10 +322,7 @@ mod tests {
         };
         let mib = 1 << 20;
         // A pool of its own: other tests' models are not in it.
-        let pool: &'static Pool = Box::leak(Box::new(Pool {
-            budget: AtomicU64::new(0),
-            resident: Mutex::new(Vec::new()),
-        }));
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new()));
         let set_budget = |bytes: u64| pool.budget.store(bytes, Ordering::Relaxed);
         let (a, b, c) = (
             Loaded::<Vec<u8>>::in_pool(pool, folder("a", mib)),
@@ -290,22 +355,29 @@ mod tests {
             "the least recently used went"
         );
 
-        // A model in use is never unloaded, whatever the budget.
+        // A model in use is never unloaded, whatever the budget: a load that does not fit
+        // beside it waits until it is let go of.
         let in_use = c.get(load).unwrap();
         set_budget(1);
-        b.get(load).unwrap();
-        assert!(mine(&c), "a model a job holds stays");
-        assert!(!mine(&a), "an idle one went");
-        drop(in_use);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| b.get(load).unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(!waiting.is_finished(), "b loaded beside a model in use");
+            assert!(mine(&c), "a model a job holds stays");
+            assert!(!mine(&a), "an idle one went");
+            drop(in_use);
+            waiting.join().unwrap();
+        });
+        assert!(mine(&b) && !mine(&c), "once let go of, c made room for b");
+        // Larger than the budget on its own, a model still loads when nothing else is.
+        assert_eq!(pool.resident().len(), 1);
     }
 
     #[test]
-    fn threads_loading_models_past_the_budget_neither_deadlock_nor_lose_a_model_in_use() {
+    fn threads_loading_models_past_the_budget_take_turns_and_never_lose_a_model_in_use() {
         let dir = tempfile::tempdir().unwrap();
-        let pool: &'static Pool = Box::leak(Box::new(Pool {
-            budget: AtomicU64::new(1),
-            resident: Mutex::new(Vec::new()),
-        }));
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new()));
+        pool.budget.store(1, Ordering::Relaxed);
         let models: Vec<Loaded<u64>> = (0..3)
             .map(|n| {
                 let f = dir.path().join(format!("m{n}"));
@@ -330,6 +402,8 @@ mod tests {
                         // Its slot still holds it while it is in use: never unloaded then.
                         std::thread::yield_now();
                         assert!(Arc::strong_count(&held) >= 2, "a model in use was unloaded");
+                        // None fits beside another: one is loaded at a time.
+                        assert!(pool.resident().len() <= 1, "two models past the budget");
                     }
                 });
             }

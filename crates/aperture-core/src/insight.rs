@@ -54,6 +54,24 @@ pub struct Insight {
 }
 
 impl Insight {
+    /// `value` about the whole of `asset`, by `analyzer` version 1 with no model, no
+    /// confidence and no language, made now: for tests and tools that make insights by hand,
+    /// which set the fields they need on top (`Insight { place, ..Insight::by_hand(…) }`).
+    pub fn by_hand(asset: AssetId, analyzer: &str, value: impl Into<InsightValue>) -> Self {
+        Self {
+            asset,
+            analyzer: analyzer.into(),
+            analyzer_version: "1".into(),
+            model: None,
+            model_version: None,
+            value: value.into(),
+            confidence: None,
+            language: None,
+            place: Place::Whole,
+            created_at: UnixMillis::now(),
+        }
+    }
+
     /// The value's kind: `label`, `ocr_line`, `text`, `phash`, ...
     pub fn kind(&self) -> &str {
         self.value.kind()

@@ -400,6 +400,19 @@ pub struct Text {
     pub note: Option<String>,
 }
 
+impl Text {
+    /// `text` whole, with its length counted.
+    pub fn whole(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            chars: text.chars().count() as u64,
+            text,
+            truncated: false,
+            note: None,
+        }
+    }
+}
+
 /// `ocr_line`. `{"engine": "pp-ocrv6", "quad": [[0.1, 0.2], …], "text": "NO PARKING"}`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OcrLine {

@@ -106,8 +106,9 @@ disabled = []
 # package carries one): pull it first with `aperture models pull ID`.
 # clip = "openai/clip-vit-base-patch32"
 # The memory the loaded models may take together, in MiB: to make room for another, models
-# no job is using are unloaded, least recently used first (a model in use stays, so jobs run
-# at once add theirs). 0: no limit. Default: a quarter of the machine's (or container's) memory.
+# no job is using are unloaded, least recently used first; a model in use stays, and a job
+# whose model does not fit beside those in use waits for them. 0: no limit. Default: a quarter
+# of the machine's (or container's) memory.
 # memory_mib = 1024
 
 [server]

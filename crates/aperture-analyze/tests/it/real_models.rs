@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use aperture_analyze::embed::{TextEmbedder, cosine};
 use aperture_analyze::{Analyzer, Input, MINILM_MODEL, TextEmbedding};
-use aperture_core::{Insight, MediaKind, Place, UnixMillis, decode_vector, value};
+use aperture_core::{Insight, InsightValue, MediaKind, Place, decode_vector, value};
 use aperture_models as models;
 
 use crate::asset;
@@ -21,38 +21,27 @@ pub fn models_dir() -> PathBuf {
 }
 
 fn text_insight(kind: &str, text: &str, place: Place, confidence: Option<f32>) -> Insight {
+    let value: InsightValue = match kind {
+        "label" => value::Label {
+            name: text.into(),
+            class: 0,
+            rank: 1,
+            taxonomy: "imagenet-1k".into(),
+        }
+        .into(),
+        "ocr_line" => value::OcrLine {
+            text: text.into(),
+            quad: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+            engine: "test".into(),
+        }
+        .into(),
+        _ => value::Text::whole(text).into(),
+    };
     Insight {
-        asset: aperture_core::AssetId::new(),
-        analyzer: "text".into(),
-        analyzer_version: "1".into(),
-        model: None,
-        model_version: None,
-        value: match kind {
-            "label" => value::Label {
-                name: text.into(),
-                class: 0,
-                rank: 1,
-                taxonomy: "imagenet-1k".into(),
-            }
-            .into(),
-            "ocr_line" => value::OcrLine {
-                text: text.into(),
-                quad: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
-                engine: "test".into(),
-            }
-            .into(),
-            _ => value::Text {
-                text: text.into(),
-                chars: text.chars().count() as u64,
-                truncated: false,
-                note: None,
-            }
-            .into(),
-        },
         confidence,
         language: Some("en".into()),
         place,
-        created_at: UnixMillis::now(),
+        ..Insight::by_hand(aperture_core::AssetId::new(), "text", value)
     }
 }
 

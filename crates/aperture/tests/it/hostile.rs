@@ -8,10 +8,12 @@ use aperture_media::fixtures;
 use crate::real_media::{env_dir, with_models};
 
 /// The most the whole `ingest --index` process may take at its peak: issue 16's goal.
-/// Measured here (debug build, models unloaded past 256 MiB): 480 to 500 MB, at its most
-/// while Whisper transcribes. It was 1.5 to 2.1 GB with every model kept, 32 passages an
-/// embedding pass and candle's encoder, and 4.6 GB before text was cut down ahead of the
-/// tokenizer.
+/// Measured here (debug build, models unloaded past 256 MiB): 538 to 555 MB, at its most
+/// near the end, with MiniLM loaded and the documents embedded. It was 586 to 636 MB while an
+/// image model could load beside Whisper in use (a load now waits for room), 480 to 500 MB
+/// before the image models ran a session per core, 1.5 to 2.1 GB with every model kept, 32
+/// passages an embedding pass and candle's encoder, and 4.6 GB before text was cut down ahead
+/// of the tokenizer.
 const PEAK_RSS_LIMIT_MB: u64 = 600;
 
 /// The `[models] memory_mib` the lake runs with.
