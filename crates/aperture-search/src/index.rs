@@ -57,12 +57,14 @@ struct SpaceState {
     vectors: usize,
 }
 
-/// `8`: a space is its graph's files and the tail's segments; `7`: one file pair a space;
+/// `9`: the graph's 8-bit copies rounded at a scale set by the dimension count (USearch's
+/// cast truncated at one scale for all); `8`: a space is its graph's files and the tail's
+/// segments; `7`: one file pair a space;
 /// `6`: labels and vectors keep their places (a video's shots); `5`: full-text documents
 /// store what hits are explained from (`4`: 8-bit graph, full
 /// vectors beside it for re-scoring; `3`: 8-bit only; `2`: f32, inner product; `1`: f32,
 /// cosine). An index of another format is rebuilt on its next update.
-const FORMAT: u32 = 8;
+const FORMAT: u32 = 9;
 
 /// The full-text index's folder, named by the format: an index of another format (whose
 /// tantivy schema may differ, which tantivy refuses to open) is left beside it, not opened,

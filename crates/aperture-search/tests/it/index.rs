@@ -943,6 +943,11 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     assert!(matches!(err, Error::Busy(_)), "{err}");
     assert!(err.to_string().contains("PostgreSQL at"), "{err}");
     assert_eq!(found(&second, c, "parking"), [lake.sign]);
+    // Let go of explicitly: a dropped connection's backend ends (and frees the lock) a moment
+    // after the client has gone, and the update below raced it.
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&0x4150_4552_0101_i64])
+        .unwrap();
     drop(other);
 
     // The next update applies the erasure, for every handle at once.
