@@ -18,7 +18,7 @@ use crate::Error;
 
 /// The longest a load waits for models in use to be let go of before it goes past the budget
 /// (with a warning): a job that held a model while it asked for another would wait forever.
-pub const MAX_WAIT_FOR_ROOM: Duration = Duration::from_secs(600);
+pub(crate) const MAX_WAIT_FOR_ROOM: Duration = Duration::from_secs(600);
 
 /// Models loaded, and the memory they may take together.
 struct Pool {
@@ -156,6 +156,12 @@ impl Pool {
     /// use leave too little (up to [`MAX_WAIT_FOR_ROOM`]), and counts it as loading until the
     /// returned guard is dropped.
     fn wait_for_room(&self, wanted: u64, folder: &Path) -> LoadingGuard<'_> {
+        // A model larger than the budget needs it all: counted as the budget, it loads when
+        // nothing else is loaded or loading.
+        let wanted = match self.budget.load(Ordering::Relaxed) {
+            0 => wanted,
+            budget => wanted.min(budget),
+        };
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         let mut said = false;
@@ -165,6 +171,8 @@ impl Pool {
                     model = %folder.display(),
                     "models in use left no room for this one; loading it past the memory budget"
                 );
+                // Counted as loading all the same: the guard takes it off again.
+                self.loading.fetch_add(wanted, Ordering::Relaxed);
                 break;
             }
             if !said {
@@ -198,7 +206,10 @@ impl Pool {
         }
         resident.retain(|r| r.slot.strong_count() > 0);
         let loading = self.loading.load(Ordering::Relaxed);
-        let mut held: u64 = resident.iter().map(|r| r.bytes).sum::<u64>() + loading;
+        let mut held = resident
+            .iter()
+            .fold(loading, |sum, r| sum.saturating_add(r.bytes));
+
         if budget == 0 || held.saturating_add(wanted) <= budget {
             self.loading.fetch_add(wanted, Ordering::Relaxed);
             return true;
@@ -236,7 +247,11 @@ struct LoadingGuard<'a> {
 
 impl Drop for LoadingGuard<'_> {
     fn drop(&mut self) {
-        self.pool.loading.fetch_sub(self.bytes, Ordering::Relaxed);
+        let before = self.pool.loading.fetch_sub(self.bytes, Ordering::Relaxed);
+        debug_assert!(
+            before >= self.bytes,
+            "a load taken off that was never counted"
+        );
     }
 }
 

@@ -266,10 +266,16 @@ pub const RESCORE: usize = 4;
 /// force, 30,000 vectors, 384 and 1280 dimensions alike).
 const QUANT_REACH: f32 = 8.0;
 
+/// What a unit vector's components are multiplied by in its 8-bit copy: never less than 127
+/// (a vector of under 64 dimensions can have a component near 1).
+fn quant_scale(dims: usize) -> f32 {
+    127.0 * ((dims as f32).sqrt() / QUANT_REACH).max(1.0)
+}
+
 /// The 8-bit copy of a unit vector that the graph holds: every component scaled alike (so the
 /// integer inner product ranks as the cosine does), rounded, and clamped to ±127.
 fn quantized(v: &[f32]) -> Vec<i8> {
-    let scale = 127.0 * (v.len() as f32).sqrt() / QUANT_REACH;
+    let scale = quant_scale(v.len());
     v.iter()
         .map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8)
         .collect()
@@ -820,7 +826,7 @@ mod tests {
         for dims in [384, 1280] {
             let v = unit(3, dims);
             let q = quantized(&v);
-            let scale = 127.0 * (dims as f32).sqrt() / QUANT_REACH;
+            let scale = quant_scale(dims);
             for (x, q) in v.iter().zip(&q) {
                 // Rounded, not truncated toward zero.
                 assert!((x * scale - f32::from(*q)).abs() <= 0.5, "{x} became {q}");
@@ -836,6 +842,19 @@ mod tests {
         assert_eq!(quantized(&spike)[7], 127);
         spike[7] = -1.0;
         assert_eq!(quantized(&spike)[7], -127);
+        // Few dimensions keep the whole range: 1.0 is 127, not clamped there from further.
+        assert_eq!(quantized(&[0.6, 0.8]), [76, 102]);
+        // What the graph holds is what the quantiser made of the normalised vector.
+        let mut space = Space::new(48).unwrap();
+        let v = unit(9, 48);
+        let key = add(&mut space, AssetId::new(), "c", MediaKind::Image, &v);
+        let held: Vec<i8> = space
+            .stored_bytes(key)
+            .unwrap()
+            .into_iter()
+            .map(|b| b as i8)
+            .collect();
+        assert_eq!(held, quantized(&v));
     }
 
     fn graph(stem: &str) -> Files {

@@ -945,9 +945,11 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     assert_eq!(found(&second, c, "parking"), [lake.sign]);
     // Let go of explicitly: a dropped connection's backend ends (and frees the lock) a moment
     // after the client has gone, and the update below raced it.
-    other
-        .execute("SELECT pg_advisory_unlock($1)", &[&0x4150_4552_0101_i64])
-        .unwrap();
+    let unlocked: bool = other
+        .query_one("SELECT pg_advisory_unlock($1)", &[&0x4150_4552_0101_i64])
+        .unwrap()
+        .get(0);
+    assert!(unlocked, "the lock taken above was held");
     drop(other);
 
     // The next update applies the erasure, for every handle at once.

@@ -8,7 +8,7 @@ use aperture_media::fixtures;
 use crate::real_media::{env_dir, with_models};
 
 /// The most the whole `ingest --index` process may take at its peak: issue 16's goal.
-/// Measured here (debug build, models unloaded past 256 MiB): 538 to 555 MB, at its most
+/// Measured here (debug build, models unloaded past 256 MiB): 496 to 555 MB, at its most
 /// near the end, with MiniLM loaded and the documents embedded. It was 586 to 636 MB while an
 /// image model could load beside Whisper in use (a load now waits for room), 480 to 500 MB
 /// before the image models ran a session per core, 1.5 to 2.1 GB with every model kept, 32
