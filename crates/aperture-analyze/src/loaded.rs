@@ -209,26 +209,24 @@ impl Pool {
         let mut held = resident
             .iter()
             .fold(loading, |sum, r| sum.saturating_add(r.bytes));
-
-        if budget == 0 || held.saturating_add(wanted) <= budget {
-            self.loading.fetch_add(wanted, Ordering::Relaxed);
-            return true;
-        }
-        resident.sort_by_key(|r| r.used);
-        let mut i = 0;
-        while held.saturating_add(wanted) > budget && i < resident.len() {
-            let taken = resident[i].slot.upgrade().and_then(|s| s.take_if_idle());
-            if let Some(model) = taken {
-                unloaded.push(model);
-                let gone = resident.remove(i);
-                held -= gone.bytes;
-                let mib = gone.bytes >> 20;
-                tracing::info!(model = %gone.folder.display(), mib, "model unloaded to make room");
-            } else {
-                i += 1;
+        let over = |held: u64| budget != 0 && held.saturating_add(wanted) > budget;
+        if over(held) {
+            resident.sort_by_key(|r| r.used);
+            let mut i = 0;
+            while over(held) && i < resident.len() {
+                let taken = resident[i].slot.upgrade().and_then(|s| s.take_if_idle());
+                if let Some(model) = taken {
+                    unloaded.push(model);
+                    let gone = resident.remove(i);
+                    held -= gone.bytes;
+                    let mib = gone.bytes >> 20;
+                    tracing::info!(model = %gone.folder.display(), mib, "model unloaded to make room");
+                } else {
+                    i += 1;
+                }
             }
         }
-        let fits = held.saturating_add(wanted) <= budget || held == 0;
+        let fits = !over(held) || held == 0;
         if fits {
             self.loading.fetch_add(wanted, Ordering::Relaxed);
         }

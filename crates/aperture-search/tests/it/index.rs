@@ -920,6 +920,9 @@ fn indexes_of_several_servers_each_see_every_change() {
 /// The shared index: one process updates at a time (the others are told it is busy, and
 /// search what is there), the feed position moves with the changes in one transaction, and a
 /// rebuild in place gives the same answers.
+/// The advisory lock the shared index's updater holds (`shared::UPDATE_LOCK`).
+const UPDATE_LOCK: i64 = 0x4150_4552_0101;
+
 #[test]
 fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     let Some(url) = shared_url() else {
@@ -935,7 +938,7 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     // Another process holds the update lock: this one is told, and searches what is there.
     let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     other
-        .execute("SELECT pg_advisory_lock($1)", &[&0x4150_4552_0101_i64])
+        .execute("SELECT pg_advisory_lock($1)", &[&UPDATE_LOCK])
         .unwrap();
     c.delete_asset(lake.cat).unwrap();
     let mut second = SearchIndex::open_shared(&url).unwrap();
@@ -946,7 +949,7 @@ fn the_shared_index_has_one_updater_and_rebuilds_in_place() {
     // Let go of explicitly: a dropped connection's backend ends (and frees the lock) a moment
     // after the client has gone, and the update below raced it.
     let unlocked: bool = other
-        .query_one("SELECT pg_advisory_unlock($1)", &[&0x4150_4552_0101_i64])
+        .query_one("SELECT pg_advisory_unlock($1)", &[&UPDATE_LOCK])
         .unwrap()
         .get(0);
     assert!(unlocked, "the lock taken above was held");
