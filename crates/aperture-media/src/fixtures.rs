@@ -274,6 +274,34 @@ pub fn ffmpeg(dir: &Path, args: &[&str], name: &str) -> PathBuf {
     out
 }
 
+/// `DIR/NAME`: an executable `/bin/sh` script running `body`, to stand in for a program
+/// (ffmpeg, pip, a translator) in a test.
+///
+/// The file is written by a `sh` child, never through a file this process holds open: tests run
+/// on many threads, and a child forked by another test while this process held the file open
+/// for writing would keep it open, so running the script would fail with "Text file busy"
+/// (`ETXTBSY`).
+#[cfg(unix)]
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::io::Write;
+    use std::process::Stdio;
+    let path = dir.join(name);
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sh to write {}: {e}", path.display()));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(format!("#!/bin/sh\n{body}\n").as_bytes())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    drop(stdin);
+    let status = child.wait().expect("sh was started");
+    assert!(status.success(), "sh failed writing {}", path.display());
+    path
+}
+
 /// `DIR/clip.mp4`: 2 s of 320×240 test pattern at 25 fps (H.264, yuv420p) with a 440 Hz tone
 /// (AAC, 44.1 kHz mono), tagged `creation_time=2020-01-02T03:04:05Z` and
 /// `location=+48.8582+002.2945/`.

@@ -427,11 +427,7 @@ fn models_list_covers_the_manifest() {
 
 /// A fake `python3` that runs `script` (sh) with pip's arguments in "$@".
 fn fake_python(dir: &Path, script: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("python3");
-    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+    aperture_media::fixtures::script(dir, "python3", script)
 }
 
 #[test]

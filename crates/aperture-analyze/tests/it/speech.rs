@@ -440,13 +440,8 @@ fn bad_sound_is_named_and_never_half_transcribed() {
     assert_eq!(analyze_probed(&tiny, &hour), Ok(0));
 
     // A decoder that never answers is stopped, naming the file.
-    let hanging = dir.path().join("ffmpeg-that-hangs");
-    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    std::fs::set_permissions(
-        &hanging,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let hanging =
+        aperture_media::fixtures::script(dir.path(), "ffmpeg-that-hangs", "exec sleep 60");
     let mut stuck = speech("whisper-tiny-en");
     stuck.audio.ffmpeg = hanging;
     stuck.audio.stall_timeout = std::time::Duration::from_secs(1);

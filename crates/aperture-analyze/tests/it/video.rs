@@ -531,12 +531,9 @@ fn damage_mid_stream_keeps_what_decodes_and_a_second_video_stream_is_ignored() {
 #[cfg(unix)]
 #[test]
 fn a_hung_decoder_is_stopped() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let good = edit(dir.path());
-    let hang = dir.path().join("ffmpeg-that-hangs");
-    std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
-    std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hang = aperture_media::fixtures::script(dir.path(), "ffmpeg-that-hangs", "exec sleep 30");
     let mut options = VideoOptions::default();
     options.decode.ffmpeg = hang;
     options.decode.stall_timeout = Duration::from_millis(500);

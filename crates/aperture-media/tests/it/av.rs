@@ -117,12 +117,9 @@ fn missing_ffprobe_is_noted() {
 #[cfg(unix)]
 #[test]
 fn hanging_ffprobe_is_killed() {
-    use std::os::unix::fs::PermissionsExt;
-
     let dir = tempfile::tempdir().unwrap();
     let path = wav(dir.path());
-    let fake = write(dir.path(), "slow-ffprobe", b"#!/bin/sh\nexec sleep 30\n");
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = aperture_media::fixtures::script(dir.path(), "slow-ffprobe", "exec sleep 30");
     let opts = ProbeOptions {
         ffprobe: fake,
         ffprobe_timeout: Duration::from_millis(300),
