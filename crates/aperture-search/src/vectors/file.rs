@@ -193,8 +193,9 @@ impl Space {
             out.extend_from_slice(&e.date.to_le_bytes());
             out.extend_from_slice(&e.page.to_le_bytes());
             out.extend_from_slice(&e.ordinal.to_le_bytes());
+            // Written as f32, as before memory kept half precision: the widening is exact.
             for x in self.raw.get(key).map_or(&[][..], |v| &v[..]) {
-                out.extend_from_slice(&x.to_le_bytes());
+                out.extend_from_slice(&x.to_f32().to_le_bytes());
             }
         }
     }
@@ -260,12 +261,8 @@ impl Space {
         // remove what an earlier one added).
         let mut tail: Vec<u64> = space.tail.iter().copied().collect();
         tail.sort_unstable();
-        let raw = std::mem::take(&mut space.raw);
-        let pairs: Vec<(u64, &[f32])> = tail.iter().map(|k| (*k, &raw[k][..])).collect();
-        let inserted = space.insert_into_graph(&pairs);
-        drop(pairs);
-        space.raw = raw;
-        inserted?;
+        let vectors: Vec<Vec<f32>> = tail.iter().map(|k| widened(&space.raw[k])).collect();
+        space.insert_into_graph(&tail, &vectors)?;
         Ok(space)
     }
 
@@ -369,7 +366,7 @@ struct Reader<'a> {
 }
 
 /// A key, its entry and its full vector.
-type Record = (u64, Entry, Box<[f32]>);
+type Record = (u64, Entry, Full);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -428,11 +425,12 @@ impl<'a> Reader<'a> {
         let date = self.u64()? as i64;
         let page = self.u32()?;
         let ordinal = self.u32()?;
-        let vector: Box<[f32]> = self
+        let vector: Vec<f32> = self
             .take(dims * 4)?
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
+        let vector = full(&vector);
         let entry = Entry {
             asset,
             collection,
