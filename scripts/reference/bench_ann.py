@@ -4,7 +4,10 @@ queries and ground truth the Rust bench wrote, searched one query at a time on o
 (after one unmeasured pass at each ef), and in one batch on every core (timed TIMINGS times,
 the median kept, as the Rust side does).
 
-    bench_ann.py DIR N DIMS QUERIES EF,EF,... TIMINGS
+    bench_ann.py DIR N DIMS QUERIES EF,EF,... TIMINGS THREADS
+
+THREADS is how many threads the Rust side builds and searches batches with (rayon's count,
+which heeds CPU affinity where `os.cpu_count()` does not).
 
 DIR holds base.f32 (N x DIMS), queries.f32 (QUERIES x DIMS), truth.u64 (QUERIES x 10).
 Prints one JSON object: build_s and, per ef, recall@10, p50/p99 latency (µs), queries/s one
@@ -23,14 +26,15 @@ import faiss
 
 
 def main():
-    folder, n, dims, queries, efs, timings = sys.argv[1:7]
-    n, dims, queries, timings = int(n), int(dims), int(queries), int(timings)
+    folder, n, dims, queries, efs, timings, threads = sys.argv[1:8]
+    n, dims, queries = int(n), int(dims), int(queries)
+    timings, threads = int(timings), int(threads)
     efs = [int(e) for e in efs.split(",")]
     base = np.fromfile(os.path.join(folder, "base.f32"), dtype="<f4").reshape(n, dims)
     qs = np.fromfile(os.path.join(folder, "queries.f32"), dtype="<f4").reshape(queries, dims)
     truth = np.fromfile(os.path.join(folder, "truth.u64"), dtype="<u8").reshape(queries, 10)
 
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    faiss.omp_set_num_threads(threads)
     index = faiss.IndexHNSWFlat(dims, 16, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 128
     started = time.perf_counter()
@@ -54,7 +58,7 @@ def main():
             found.append(ids[0])
         total = time.perf_counter() - started
         # The same queries as one batch on every core, as the Rust side searches batches.
-        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        faiss.omp_set_num_threads(threads)
         rates = []
         for _ in range(timings):
             started = time.perf_counter()

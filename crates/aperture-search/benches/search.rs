@@ -46,6 +46,7 @@ const EFS: [usize; 14] = [10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128, 2
 /// Batches are timed this many times, and the median kept: one batch of 500 queries takes
 /// about 25 ms on two cores, and one timing moved by a tenth between runs.
 const BATCH_TIMINGS: usize = 5;
+const _: () = assert!(BATCH_TIMINGS % 2 == 1, "a median of an odd count");
 const TARGET_RECALL: f64 = 0.95;
 const CENTRES: usize = 4096;
 
@@ -825,6 +826,7 @@ fn run_reference(dir: &Path, n: usize, dims: usize, queries: usize) -> Option<(f
             queries.to_string(),
             efs.join(","),
             BATCH_TIMINGS.to_string(),
+            rayon::current_num_threads().to_string(),
         ])
         .output()
         .unwrap();

@@ -430,7 +430,7 @@ impl<'a> Reader<'a> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect();
-        let vector = full(&vector);
+        let vector = narrowed(&vector);
         let entry = Entry {
             asset,
             collection,

@@ -275,17 +275,20 @@ fn quant_scale(dims: usize) -> f32 {
 }
 
 /// The 8-bit copy of a unit vector that the graph holds: every component scaled alike (so the
-/// integer inner product ranks as the cosine does), clamped to ±127, and rounded half away
-/// from zero. The rounding adds ±0.5 and truncates, which the compiler turns into vector
-/// instructions; `f32::round` is a call per component on x86-64's baseline.
+/// integer inner product ranks as the cosine does) and made a step by [`step`].
 fn quantized(v: &[f32]) -> Vec<i8> {
     let scale = quant_scale(v.len());
-    v.iter()
-        .map(|x| {
-            let scaled = (x * scale).clamp(-127.0, 127.0);
-            (scaled + 0.5f32.copysign(scaled)) as i8
-        })
-        .collect()
+    v.iter().map(|x| step(x * scale)).collect()
+}
+
+/// `x` clamped to ±127 and rounded half away from zero, as `f32::round` does, but by adding
+/// just under ±0.5 and truncating, which the compiler turns into vector instructions
+/// (`f32::round` is a call per component on x86-64's baseline). Just under: 0.49999997 + 0.5
+/// is 1.0 in f32. NaN becomes 0.
+fn step(x: f32) -> i8 {
+    const HALF: f32 = 0.499_999_97;
+    let clamped = x.clamp(-127.0, 127.0);
+    (clamped + HALF.copysign(clamped)) as i8
 }
 
 /// A vector in full as memory keeps it: half precision, half the bytes of f32. It re-scores the
@@ -294,8 +297,8 @@ fn quantized(v: &[f32]) -> Vec<i8> {
 /// neighbours.
 type Full = Box<[f16]>;
 
-/// The [`Full`] copy of `v`.
-fn full(v: &[f32]) -> Full {
+/// `v` narrowed to its [`Full`] copy.
+fn narrowed(v: &[f32]) -> Full {
     let mut out = vec![f16::ZERO; v.len()].into_boxed_slice();
     out.convert_from_f32_slice(v);
     out
@@ -310,6 +313,7 @@ fn widened(v: &[f16]) -> Vec<f32> {
 
 /// The inner product of a query and a [`Full`] vector, widened a piece at a time on the stack.
 fn dot_full(q: &[f32], v: &[f16]) -> f32 {
+    debug_assert_eq!(q.len(), v.len());
     const PIECE: usize = 256;
     let mut piece = [0.0f32; PIECE];
     q.chunks(PIECE)
@@ -426,7 +430,8 @@ impl Space {
         }
     }
 
-    /// A key's vector, normalised.
+    /// A key's vector as the space keeps it: normalised, then narrowed to half precision (its
+    /// length is 1 within about 10⁻⁴).
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
         self.raw.get(&key).map(|v| widened(v))
     }
@@ -451,9 +456,14 @@ impl Space {
         let first = self.next_key;
         self.next_key += items.len() as u64;
         let keys: Vec<u64> = (first..self.next_key).collect();
-        let vectors: Vec<Vec<f32>> = items.iter().map(|v| normalized(v.vector)).collect();
+        let kept: Vec<Full> = items
+            .iter()
+            .map(|v| narrowed(&normalized(v.vector)))
+            .collect();
+        // The graph's copies are made from what is kept, as they are when a space is opened.
+        let vectors: Vec<Vec<f32>> = kept.iter().map(|v| widened(v)).collect();
         self.insert_into_graph(&keys, &vectors)?;
-        for ((key, v), vector) in keys.iter().zip(items).zip(vectors) {
+        for ((key, v), vector) in keys.iter().zip(items).zip(kept) {
             let collection = self.intern(v.collection);
             let entry = Entry {
                 asset: v.asset,
@@ -463,7 +473,7 @@ impl Space {
                 page: v.page,
                 ordinal: v.ordinal,
             };
-            self.register(*key, entry, full(&vector));
+            self.register(*key, entry, vector);
             self.tail.insert(*key);
             self.unsaved.added.insert(*key);
         }
@@ -536,7 +546,8 @@ impl Space {
         Ok(true)
     }
 
-    /// Whether the asset's vectors are exactly `news`, in order.
+    /// Whether the asset's vectors are `news`, in order: the same entries, and vectors that are
+    /// the same in half precision (as kept).
     fn holds_as_given(&self, asset: AssetId, news: &[NewVector<'_>]) -> bool {
         let keys = self.keys_of(asset);
         keys.len() == news.len()
@@ -553,7 +564,7 @@ impl Space {
                         .get(e.collection as usize)
                         .map(String::as_str)
                         == Some(new.collection)
-                    && *raw == full(&normalized(new.vector))
+                    && *raw == narrowed(&normalized(new.vector))
             })
     }
 
@@ -861,7 +872,7 @@ mod tests {
         for dims in [300, 384, 1280] {
             let q = unit(1, dims);
             let v = unit(2, dims);
-            let kept = full(&v);
+            let kept = narrowed(&v);
             for (x, h) in v.iter().zip(widened(&kept)) {
                 assert!((x - h).abs() <= x.abs() / 2048.0 + 1e-7, "{x} kept as {h}");
             }
@@ -877,7 +888,7 @@ mod tests {
         let mut space = Space::new(384).unwrap();
         let v = unit(5, 384);
         let key = add(&mut space, AssetId::new(), "c", MediaKind::Image, &v);
-        assert_eq!(space.vector(key).unwrap(), widened(&full(&v)));
+        assert_eq!(space.vector(key).unwrap(), widened(&narrowed(&v)));
         let hit = &space.search(&v, 1, &VectorFilter::default()).unwrap()[0];
         assert_eq!(hit.key, key);
         assert!((hit.similarity - 1.0).abs() < 1e-4, "{}", hit.similarity);
@@ -891,10 +902,7 @@ mod tests {
             let scale = quant_scale(dims);
             for (x, q) in v.iter().zip(&q) {
                 // Rounded, not truncated toward zero.
-                assert!(
-                    (x * scale - f32::from(*q)).abs() <= 0.5001,
-                    "{x} became {q}"
-                );
+                assert!((x * scale - f32::from(*q)).abs() <= 0.5, "{x} became {q}");
             }
             // A typical component takes tens of steps, not the 3 to 6 of a cast that maps
             // 1.0 to 127.
@@ -909,12 +917,25 @@ mod tests {
         assert_eq!(quantized(&spike)[7], -127);
         // Few dimensions keep the whole range: 1.0 is 127, not clamped there from further.
         assert_eq!(quantized(&[0.6, 0.8]), [76, 102]);
-        // Halves round away from zero, on both sides.
-        assert_eq!(
-            quantized(&[2.5 / 127.0, -2.5 / 127.0, 0.4 / 127.0]),
-            [3, -3, 0]
-        );
-        // What the graph holds is what the quantiser made of the normalised vector.
+        // A step is what rounding half away from zero and clamping make, at the edges too.
+        for x in [
+            0.0,
+            0.499_999_97,
+            0.5,
+            2.5,
+            126.5,
+            127.4,
+            127.5,
+            200.0,
+            f32::INFINITY,
+        ] {
+            for x in [x, -x] {
+                assert_eq!(step(x), x.round().clamp(-127.0, 127.0) as i8, "{x}");
+            }
+        }
+        assert_eq!(step(f32::NAN), 0);
+        // What the graph holds is what the quantiser made of the vector as kept (normalised,
+        // in half precision), as a space opened from its files makes it.
         let mut space = Space::new(48).unwrap();
         let v = unit(9, 48);
         let key = add(&mut space, AssetId::new(), "c", MediaKind::Image, &v);
@@ -924,7 +945,7 @@ mod tests {
             .into_iter()
             .map(|b| b as i8)
             .collect();
-        assert_eq!(held, quantized(&v));
+        assert_eq!(held, quantized(&widened(&narrowed(&v))));
     }
 
     fn graph(stem: &str) -> Files {
@@ -1140,9 +1161,10 @@ mod tests {
         bytes.windows(v.len()).any(|w| w == v)
     }
 
-    /// The bytes a file holds for the unit vector `v`: its half-precision copy, widened.
+    /// The bytes a file holds for `v`: its half-precision copy, normalised as a space does
+    /// it, widened.
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
-        widened(&full(v))
+        widened(&narrowed(&normalized(v)))
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect()
@@ -1263,6 +1285,7 @@ mod tests {
         // The asset whose old vector is in the graph's file, erased: the graph is rewritten.
         let old_bytes = f32_bytes(&unit(100, 16));
         assert!(holds(&on_disk(path, &files), &old_bytes));
+        assert!(holds(&on_disk(path, &files), &f32_bytes(&secret(2))));
         loaded.erase_asset(assets[0]).unwrap();
         let files = loaded.persist(path, "s", 5, Some(&files)).unwrap();
         assert_eq!(files, graph("s.5"));
