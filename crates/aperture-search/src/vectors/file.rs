@@ -261,8 +261,11 @@ impl Space {
         // remove what an earlier one added).
         let mut tail: Vec<u64> = space.tail.iter().copied().collect();
         tail.sort_unstable();
-        let vectors: Vec<Vec<f32>> = tail.iter().map(|k| widened(&space.raw[k])).collect();
-        space.insert_into_graph(&tail, &vectors)?;
+        let raw = std::mem::take(&mut space.raw);
+        let vectors: Vec<&[f16]> = tail.iter().map(|k| &raw[k][..]).collect();
+        let inserted = space.insert_into_graph(&tail, &vectors);
+        space.raw = raw;
+        inserted?;
         Ok(space)
     }
 
