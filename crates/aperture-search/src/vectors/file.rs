@@ -261,11 +261,8 @@ impl Space {
         // remove what an earlier one added).
         let mut tail: Vec<u64> = space.tail.iter().copied().collect();
         tail.sort_unstable();
-        let raw = std::mem::take(&mut space.raw);
-        let vectors: Vec<&[f16]> = tail.iter().map(|k| &raw[k][..]).collect();
-        let inserted = space.insert_into_graph(&tail, &vectors);
-        space.raw = raw;
-        inserted?;
+        let vectors: Vec<&[f16]> = tail.iter().map(|k| &space.raw[k][..]).collect();
+        Self::insert_into_graph(&space.index, &mut space.freed, &tail, &vectors)?;
         Ok(space)
     }
 

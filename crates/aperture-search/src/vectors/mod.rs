@@ -326,21 +326,24 @@ fn dot_full(q: &[f32], v: &[f16]) -> f32 {
         .sum()
 }
 
-/// Adds to the graph the 8-bit copies of every `step`th of `vectors` (as kept) from the
-/// `first`, under their `keys`, each widened into the one buffer; stops at the first error.
+/// Adds to the graph the 8-bit copies of every `stride`th of the half-precision copies
+/// ([`Full`]) `vectors`, starting at the `first`, under their `keys`. Each is widened into one
+/// buffer (widening a whole batch first left its f32 size with the allocator). Stops at the
+/// first error.
 fn add_every(
     index: &Index,
     keys: &[u64],
     vectors: &[&[f16]],
     first: usize,
-    step: usize,
+    stride: usize,
 ) -> Option<String> {
     let mut wide = vec![0.0; index.dimensions()];
     keys.iter()
         .zip(vectors)
         .skip(first)
-        .step_by(step)
+        .step_by(stride)
         .find_map(|(key, v)| {
+            debug_assert_eq!(v.len(), wide.len());
             v.convert_to_f32_slice(&mut wide);
             index.add(*key, &quantized(&wide)).err()
         })
@@ -483,7 +486,7 @@ impl Space {
             .collect();
         // The graph's copies are made from what is kept, as they are when a space is opened.
         let vectors: Vec<&[f16]> = kept.iter().map(|v| &v[..]).collect();
-        self.insert_into_graph(&keys, &vectors)?;
+        Self::insert_into_graph(&self.index, &mut self.freed, &keys, &vectors)?;
         for ((key, v), vector) in keys.iter().zip(items).zip(kept) {
             let collection = self.intern(v.collection);
             let entry = Entry {
@@ -501,23 +504,26 @@ impl Space {
         Ok(keys)
     }
 
-    /// Inserts the 8-bit copies of `vectors` (as kept) under `keys` into the graph, on every
-    /// core when there are many; on an error, those that went in come out again. Each thread
-    /// widens one vector at a time into a buffer of its own: widening them all first took
-    /// their f32 size again, which the allocator kept after (3,384 bytes a vector at
-    /// 1 M × 384 where 1,850 were held).
-    fn insert_into_graph(&mut self, keys: &[u64], vectors: &[&[f16]]) -> Result<()> {
+    /// Inserts the 8-bit copies of the half-precision `vectors` under `keys` into the graph,
+    /// on every core when there are many ([`add_every`]); on an error, those that went in come
+    /// out again. Takes the graph and its count of freed slots, not the space, so that the
+    /// vectors can be borrowed from the space's own copies.
+    fn insert_into_graph(
+        index: &Index,
+        freed: &mut usize,
+        keys: &[u64],
+        vectors: &[&[f16]],
+    ) -> Result<()> {
         debug_assert_eq!(keys.len(), vectors.len());
-        let needed = self.index.size() + vectors.len();
-        if needed > self.index.capacity() {
-            let grown = needed.max(self.index.capacity() * 2).max(1024);
-            reserve(&self.index, grown)?;
+        let needed = index.size() + vectors.len();
+        if needed > index.capacity() {
+            let grown = needed.max(index.capacity() * 2).max(1024);
+            reserve(index, grown)?;
         }
         let threads = match vectors.len() {
             0..64 => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let index = &self.index;
         let failed = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|t| s.spawn(move || add_every(index, keys, vectors, t, threads)))
@@ -528,14 +534,14 @@ impl Space {
         });
         if let Some(e) = failed {
             for key in keys {
-                if self.index.contains(*key) {
-                    let _ = self.index.remove(*key);
-                    self.freed += 1;
+                if index.contains(*key) {
+                    let _ = index.remove(*key);
+                    *freed += 1;
                 }
             }
             return Err(usearch_error(e));
         }
-        self.freed = self.freed.saturating_sub(vectors.len());
+        *freed = freed.saturating_sub(vectors.len());
         Ok(())
     }
 
@@ -983,6 +989,51 @@ mod tests {
                 vector: v,
             })
             .unwrap()
+    }
+
+    /// Many vectors at once go into the graph on several threads, each taking every n-th:
+    /// every key gets its own vector's 8-bit copy, whether added at once or opened from a tail
+    /// of segments.
+    #[test]
+    fn vectors_added_in_bulk_hold_their_own_8_bit_copies() {
+        let dims = 32;
+        let vectors: Vec<Vec<f32>> = (0..300).map(|i| unit(7000 + i, dims)).collect();
+        let news = |range: std::ops::Range<usize>| -> Vec<NewVector<'_>> {
+            range
+                .map(|i| NewVector {
+                    asset: AssetId::new(),
+                    collection: "c",
+                    kind: MediaKind::Image,
+                    date: 1000,
+                    page: 0,
+                    ordinal: 0,
+                    vector: &vectors[i],
+                })
+                .collect()
+        };
+        let expected = |i: usize| -> Vec<u8> {
+            quantized(&widened(&narrowed(&normalized(&vectors[i]))))
+                .into_iter()
+                .map(|q| q as u8)
+                .collect()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut space = Space::new(dims).unwrap();
+        let first = space.add_many(&news(0..200)).unwrap();
+        let files = space.persist(dir.path(), "s", 1, None).unwrap();
+        // A tail of 100 (past the 64 that take more than one thread), in a segment.
+        let tail = space.add_many(&news(200..300)).unwrap();
+        let files = space.persist(dir.path(), "s", 2, Some(&files)).unwrap();
+        assert_eq!(files.segments.len(), 1);
+        let opened = Space::load(dir.path(), &files).unwrap();
+        for (i, key) in first.iter().chain(&tail).enumerate() {
+            assert_eq!(space.stored_bytes(*key).unwrap(), expected(i), "vector {i}");
+            assert_eq!(
+                opened.stored_bytes(*key).unwrap(),
+                expected(i),
+                "opened, {i}"
+            );
+        }
     }
 
     #[test]
