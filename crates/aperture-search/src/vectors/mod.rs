@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use aperture_core::{AssetId, MediaKind, Place};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use half::vec::HalfFloatVecExt;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::{Error, Result};
@@ -299,16 +300,7 @@ type Full = Box<[f16]>;
 
 /// `v` narrowed to its [`Full`] copy.
 fn narrowed(v: &[f32]) -> Full {
-    let mut out = vec![f16::ZERO; v.len()].into_boxed_slice();
-    out.convert_from_f32_slice(v);
-    out
-}
-
-/// `v` widened to f32.
-fn widened(v: &[f16]) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    v.convert_to_f32_slice(&mut out);
-    out
+    Vec::<f16>::from_f32_slice(v).into_boxed_slice()
 }
 
 /// The inner product of a query and a [`Full`] vector, widened a piece at a time on the stack.
@@ -457,7 +449,7 @@ impl Space {
     /// A key's vector as the space keeps it: normalised, then narrowed to half precision (its
     /// length is 1 within about 10⁻⁴).
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
-        self.raw.get(&key).map(|v| widened(v))
+        self.raw.get(&key).map(|v| v.to_f32_vec())
     }
 
     /// Changes the HNSW search breadth (recall against speed).
@@ -895,7 +887,7 @@ mod tests {
             let q = unit(1, dims);
             let v = unit(2, dims);
             let kept = narrowed(&v);
-            for (x, h) in v.iter().zip(widened(&kept)) {
+            for (x, h) in v.iter().zip(kept.to_f32_vec()) {
                 assert!((x - h).abs() <= x.abs() / 2048.0 + 1e-7, "{x} kept as {h}");
             }
             let exact = dot(&q, &v);
@@ -910,7 +902,7 @@ mod tests {
         let mut space = Space::new(384).unwrap();
         let v = unit(5, 384);
         let key = add(&mut space, AssetId::new(), "c", MediaKind::Image, &v);
-        assert_eq!(space.vector(key).unwrap(), widened(&narrowed(&v)));
+        assert_eq!(space.vector(key).unwrap(), narrowed(&v).to_f32_vec());
         let hit = &space.search(&v, 1, &VectorFilter::default()).unwrap()[0];
         assert_eq!(hit.key, key);
         assert!((hit.similarity - 1.0).abs() < 1e-4, "{}", hit.similarity);
@@ -967,7 +959,7 @@ mod tests {
             .into_iter()
             .map(|b| b as i8)
             .collect();
-        assert_eq!(held, quantized(&widened(&narrowed(&v))));
+        assert_eq!(held, quantized(&narrowed(&v).to_f32_vec()));
     }
 
     fn graph(stem: &str) -> Files {
@@ -1012,7 +1004,7 @@ mod tests {
                 .collect()
         };
         let expected = |i: usize| -> Vec<u8> {
-            quantized(&widened(&narrowed(&normalized(&vectors[i]))))
+            quantized(&narrowed(&normalized(&vectors[i])).to_f32_vec())
                 .into_iter()
                 .map(|q| q as u8)
                 .collect()
@@ -1231,7 +1223,8 @@ mod tests {
     /// The bytes a file holds for `v`: its half-precision copy, normalised as a space does
     /// it, widened.
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
-        widened(&narrowed(&normalized(v)))
+        narrowed(&normalized(v))
+            .to_f32_vec()
             .iter()
             .flat_map(|x| x.to_le_bytes())
             .collect()
