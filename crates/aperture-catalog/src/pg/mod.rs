@@ -134,46 +134,61 @@ impl Postgres {
     /// lost connection, a server shutting down or starting, a deadlock, a serialisation
     /// failure) are retried with backoff for up to a minute; others are returned at once.
     ///
-    /// A commit whose answer was lost with the connection may or may not have happened: that
-    /// is never retried (an audit entry would be appended twice, a deletion would say the
-    /// asset was not found) but returned as an error, as a SQLite commit that fails is.
+    /// A commit whose answer was lost with the connection may or may not have happened. Before
+    /// each commit the transaction's id is asked for; when the answer is lost, the server is
+    /// asked (`pg_xact_status`) whether that transaction committed. If it did, what `f`
+    /// returned is the answer; if it aborted, `f` runs again (at most three times in all).
+    /// So every write lands once: an audit entry is never appended twice, a finished job
+    /// never finished again, a deletion never told its asset is gone.
     pub fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        self.with_retry(|client| {
-            let mut tx = client.transaction()?;
-            let out = f(&mut tx)?;
-            tx.commit().map_err(|e| match e.code() {
-                // The server answered: the commit failed, and may be retried like any other.
-                Some(_) => Error::from(e),
-                None => Error::Backend {
-                    backend: "postgres",
-                    source: Box::new(CommitUnknown(Box::new(e))),
-                },
-            })?;
-            Ok(out)
-        })
+        until_landed(
+            |sent| self.with_retry(|client| commit_once(client, &mut f, sent)),
+            |commit| self.committed(commit),
+        )
     }
 
-    /// [`Postgres::tx`] for a write that can tell afterwards whether it happened. When the
-    /// answer to its commit is lost with the connection, `landed` asks in a transaction of its
-    /// own whether what `f` returned was committed: if so that is the answer, if not `f` runs
-    /// again (at most three times in all, then the error is returned). The old transaction
-    /// may still be committing on the server: `landed` first takes a lock that `f` holds, so
-    /// that it waits for that commit or its abort.
-    pub fn tx_checked<T: Clone>(
-        &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
-        landed: impl Fn(&mut Transaction<'_>, &T) -> Result<bool>,
-    ) -> Result<T> {
-        until_landed(
-            |sent| {
-                self.tx(|tx| {
-                    let out = f(tx)?;
-                    *sent = Some(out.clone());
-                    Ok(out)
-                })
-            },
-            |out| self.tx(|tx| landed(tx, out)),
-        )
+    /// Whether the transaction behind `commit` (one whose commit went unanswered) committed.
+    /// One still in progress is waited for. One whose server process sits idle in it, its
+    /// COMMIT never received (the connection was cut before it arrived, and the server has
+    /// not noticed yet), is ended with that process, and so aborted.
+    fn committed(&self, commit: &Unanswered) -> Result<bool> {
+        let started = Instant::now();
+        loop {
+            let (status, idle): (Option<String>, bool) = self.with_retry(|c| {
+                let row = c.query_one(
+                    "SELECT pg_xact_status($1::text::xid8)::text,
+                            EXISTS (SELECT 1 FROM pg_stat_activity
+                                    WHERE pid = $2 AND backend_xid::text = $3
+                                      AND state LIKE 'idle in transaction%')",
+                    &[&commit.xid.to_string(), &commit.pid, &commit.short_xid()],
+                )?;
+                Ok((row.get(0), row.get(1)))
+            })?;
+            match status.as_deref() {
+                Some("committed") => return Ok(true),
+                Some("aborted") => return Ok(false),
+                Some("in progress") if started.elapsed() < RETRY_FOR => {
+                    if idle {
+                        self.with_retry(|c| {
+                            c.execute("SELECT pg_terminate_backend($1)", &[&commit.pid])?;
+                            Ok(())
+                        })?;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    return Err(Error::Backend {
+                        backend: "postgres",
+                        source: format!(
+                            "cannot tell whether transaction {} committed (its status: {})",
+                            commit.xid,
+                            status.as_deref().unwrap_or("too old to know")
+                        )
+                        .into(),
+                    });
+                }
+            }
+        }
     }
 
     /// Runs `f` on a pooled connection, retried like [`Postgres::tx`]; for reads and
@@ -378,12 +393,61 @@ fn retryable(e: &Error) -> bool {
     std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>())
 }
 
-/// The loop of [`Postgres::tx_checked`]: `attempt` runs the transaction and leaves in its
-/// argument what it sent to commit; when the commit's outcome is unknown, `landed` says
-/// whether that was committed.
-fn until_landed<T: Clone>(
-    mut attempt: impl FnMut(&mut Option<T>) -> Result<T>,
-    mut landed: impl FnMut(&T) -> Result<bool>,
+/// One transaction in [`Postgres::tx`]: runs `f` and commits. When the commit's answer is
+/// lost, what `f` returned is left in `sent` with the transaction's id, and the error is
+/// [`CommitUnknown`]. A transaction that wrote nothing has no id; its lost commit is just a
+/// lost connection, retried as such.
+fn commit_once<T>(
+    client: &mut Client,
+    f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    sent: &mut Option<(T, Unanswered)>,
+) -> Result<T> {
+    let mut tx = client.transaction()?;
+    let out = f(&mut tx)?;
+    let row = tx.query_one(
+        "SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid()",
+        &[],
+    )?;
+    let xid: Option<String> = row.get(0);
+    let pid: i32 = row.get(1);
+    match tx.commit() {
+        Ok(()) => Ok(out),
+        // The server answered: the commit failed, and may be retried like any other.
+        Err(e) if e.code().is_some() => Err(e.into()),
+        Err(e) => match xid.and_then(|x| x.parse().ok()) {
+            None => Err(e.into()),
+            Some(xid) => {
+                *sent = Some((out, Unanswered { xid, pid }));
+                Err(Error::Backend {
+                    backend: "postgres",
+                    source: Box::new(CommitUnknown(Box::new(e))),
+                })
+            }
+        },
+    }
+}
+
+/// A commit sent whose answer was lost: its transaction's full id, and the server process
+/// that ran it.
+#[derive(Debug, Clone, Copy)]
+struct Unanswered {
+    xid: u64,
+    pid: i32,
+}
+
+impl Unanswered {
+    /// The 32-bit id `pg_stat_activity` shows.
+    fn short_xid(&self) -> String {
+        (self.xid & 0xffff_ffff).to_string()
+    }
+}
+
+/// The loop of [`Postgres::tx`]: `attempt` runs the transaction and, when its commit's outcome
+/// is unknown, leaves in its argument what it returned and what identifies the commit;
+/// `landed` says whether that commit happened. Three attempts at most.
+fn until_landed<T, K>(
+    mut attempt: impl FnMut(&mut Option<(T, K)>) -> Result<T>,
+    mut landed: impl FnMut(&K) -> Result<bool>,
 ) -> Result<T> {
     let mut tries = 0;
     loop {
@@ -393,11 +457,11 @@ fn until_landed<T: Clone>(
             Err(e) if commit_unknown(&e) => e,
             other => return other,
         };
-        let Some(sent) = sent else {
+        let Some((out, commit)) = sent else {
             return Err(failure);
         };
-        if landed(&sent)? {
-            return Ok(sent);
+        if landed(&commit)? {
+            return Ok(out);
         }
         if tries == 3 {
             return Err(failure);
@@ -517,11 +581,11 @@ mod tests {
         let committed = RefCell::new(Vec::new());
         let out = until_landed(
             |sent| {
-                committed.borrow_mut().push(1);
-                *sent = Some(1);
+                committed.borrow_mut().push(10);
+                *sent = Some((1, 10));
                 Err(unknown())
             },
-            |n| Ok(committed.borrow().contains(n)),
+            |xid| Ok(committed.borrow().contains(xid)),
         );
         assert_eq!(out.unwrap(), 1);
         assert_eq!(committed.borrow().len(), 1);
@@ -530,23 +594,23 @@ mod tests {
         let out = until_landed(
             |sent| {
                 runs.set(runs.get() + 1);
-                *sent = Some(7);
                 if runs.get() == 1 {
+                    *sent = Some((7, 1));
                     return Err(unknown());
                 }
-                committed.borrow_mut().push(7);
+                committed.borrow_mut().push(2);
                 Ok(7)
             },
-            |n| Ok(committed.borrow().contains(n)),
+            |xid| Ok(committed.borrow().contains(xid)),
         );
         assert_eq!((out.unwrap(), runs.get()), (7, 2));
-        assert_eq!(*committed.borrow(), [7]);
+        assert_eq!(*committed.borrow(), [2]);
         // Never answered and never landed: the error, after three tries.
         let runs = Cell::new(0);
         let err = until_landed(
             |sent| {
                 runs.set(runs.get() + 1);
-                *sent = Some(0);
+                *sent = Some((0, runs.get()));
                 Err(unknown())
             },
             |_| Ok(false),
@@ -556,12 +620,28 @@ mod tests {
         // Any other error at once, without asking.
         let runs = Cell::new(0);
         let err = until_landed(
-            |sent: &mut Option<u8>| {
+            |sent: &mut Option<(u8, u8)>| {
                 runs.set(runs.get() + 1);
-                *sent = Some(0);
+                *sent = Some((0, 0));
                 Err(Error::InvalidInput { reason: "x".into() })
             },
             |_| panic!("not asked"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }) && runs.get() == 1);
+        // Not knowing whether it landed is an error, and nothing is run again.
+        let runs = Cell::new(0);
+        let err = until_landed(
+            |sent| {
+                runs.set(runs.get() + 1);
+                *sent = Some((0, 0));
+                Err(unknown())
+            },
+            |_| {
+                Err(Error::InvalidInput {
+                    reason: "gone".into(),
+                })
+            },
         )
         .unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }) && runs.get() == 1);

@@ -232,24 +232,15 @@ mod postgres {
         let writer = {
             let catalog = catalog.clone();
             std::thread::spawn(move || {
-                let mut retried = 0;
                 for n in 0..200 {
                     let content = format!("file {n}");
                     let item = asset(c, content.as_bytes(), &format!("/{n}"));
-                    // A commit cut off by the crash is reported as such, never retried
-                    // behind the caller's back; recording again is what ingest does then.
-                    let out = loop {
-                        match catalog.record(std::slice::from_ref(&item)) {
-                            Ok(out) => break out,
-                            Err(e) if e.to_string().contains("outcome is unknown") => {
-                                retried += 1;
-                            }
-                            Err(e) => panic!("file {n}: {e}"),
-                        }
-                    };
+                    // A commit cut off by the crash is looked up: recorded once, and told so.
+                    let out = catalog
+                        .record(std::slice::from_ref(&item))
+                        .unwrap_or_else(|e| panic!("file {n}: {e}"));
                     assert!(
-                        matches!(out[0], Recorded::Created(_))
-                            || (retried > 0 && matches!(out[0], Recorded::Known(_))),
+                        matches!(out[0], Recorded::Created(_)),
                         "file {n}: {:?}",
                         out[0]
                     );
@@ -257,7 +248,7 @@ mod postgres {
                 }
             })
         };
-        // Audit appends go on beside: one whose commit went unanswered is found or run
+        // Audit appends go on beside: one whose commit went unanswered is looked up or run
         // again, so each is appended exactly once.
         let auditor = {
             let catalog = catalog.clone();
@@ -299,6 +290,158 @@ mod postgres {
             .claim("w", &["labels".into()], 500, Duration::from_secs(60))
             .unwrap();
         assert_eq!(claimed.len(), 200);
+    }
+
+    /// How [`Proxy`] cuts the next COMMIT.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Cut {
+        /// The COMMIT reaches the server; its answer never reaches the client.
+        AfterCommit,
+        /// The COMMIT never reaches the server, which sees the connection close.
+        BeforeCommit,
+        /// The COMMIT never reaches the server, whose connection stays open: its process sits
+        /// idle in the transaction, as it does when a network cut leaves it unaware.
+        BeforeCommitServerUnaware,
+    }
+
+    /// A TCP proxy in front of a PostgreSQL server that passes everything through, except that
+    /// once armed it cuts the first COMMIT it sees as [`Cut`] says.
+    struct Proxy {
+        port: u16,
+        armed: std::sync::Arc<std::sync::Mutex<Option<Cut>>>,
+        /// Server connections kept open by [`Cut::BeforeCommitServerUnaware`].
+        held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    }
+
+    impl Proxy {
+        fn to(url: &str) -> Self {
+            use std::io::{Read, Write};
+            use std::net::{Shutdown, TcpListener, TcpStream};
+            use std::sync::{Arc, Mutex};
+            let config: postgres::Config = url.parse().unwrap();
+            let host = match &config.get_hosts()[0] {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                other => panic!("a TCP server, not {other:?}"),
+            };
+            let target = format!("{host}:{}", config.get_ports().first().unwrap_or(&5432));
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let armed: Arc<Mutex<Option<Cut>>> = Arc::default();
+            let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+            let (armed2, held2) = (armed.clone(), held.clone());
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(mut client) = client else { return };
+                    let mut server = TcpStream::connect(&target).unwrap();
+                    let (mut from_server, mut to_client) =
+                        (server.try_clone().unwrap(), client.try_clone().unwrap());
+                    std::thread::spawn(move || std::io::copy(&mut from_server, &mut to_client));
+                    let (armed, held) = (armed2.clone(), held2.clone());
+                    std::thread::spawn(move || -> std::io::Result<()> {
+                        // The startup message, untyped; then typed messages.
+                        let mut len = [0u8; 4];
+                        client.read_exact(&mut len)?;
+                        let mut body = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+                        client.read_exact(&mut body)?;
+                        server.write_all(&len)?;
+                        server.write_all(&body)?;
+                        loop {
+                            let mut head = [0u8; 5];
+                            client.read_exact(&mut head)?;
+                            let n = u32::from_be_bytes(head[1..].try_into().unwrap()) as usize;
+                            let mut body = vec![0u8; n - 4];
+                            client.read_exact(&mut body)?;
+                            let cut = (head[0] == b'Q' && body.starts_with(b"COMMIT"))
+                                .then(|| armed.lock().unwrap().take())
+                                .flatten();
+                            if let Some(cut) = cut {
+                                // The client is cut off first, so no answer can reach it.
+                                client.shutdown(Shutdown::Both)?;
+                                if cut == Cut::AfterCommit {
+                                    server.write_all(&head)?;
+                                    server.write_all(&body)?;
+                                }
+                                if cut == Cut::BeforeCommitServerUnaware {
+                                    held.lock().unwrap().push(server);
+                                } else {
+                                    server.shutdown(Shutdown::Write)?;
+                                }
+                                return Ok(());
+                            }
+                            server.write_all(&head)?;
+                            server.write_all(&body)?;
+                        }
+                    });
+                }
+            });
+            Self { port, armed, held }
+        }
+
+        fn url(&self, db: &str) -> String {
+            format!(
+                "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+                self.port
+            )
+        }
+
+        fn arm(&self, cut: Cut) {
+            *self.armed.lock().unwrap() = Some(cut);
+        }
+    }
+
+    /// A commit whose answer is lost lands exactly once: found when the server committed it,
+    /// run again when it did not, also when the server has not yet noticed the cut.
+    #[test]
+    fn a_commit_whose_answer_is_lost_lands_once() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        server.database("cut");
+        let proxy = Proxy::to(&server.url("cut"));
+        let db = aperture_catalog::Postgres::open(
+            &proxy.url("cut"),
+            "test",
+            "test_migrations",
+            &[(1, "t", "CREATE TABLE t (cut TEXT NOT NULL)")],
+        )
+        .unwrap();
+        for cut in [
+            Cut::AfterCommit,
+            Cut::BeforeCommit,
+            Cut::BeforeCommitServerUnaware,
+        ] {
+            proxy.arm(cut);
+            let mut runs = 0;
+            let label = format!("{cut:?}");
+            db.tx(|tx| {
+                runs += 1;
+                tx.execute("INSERT INTO t VALUES ($1)", &[&label])?;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{cut:?}: {e}"));
+            assert!(proxy.armed.lock().unwrap().is_none(), "{cut:?}: it was cut");
+            let rows: i64 = db
+                .with_retry(|c| {
+                    Ok(
+                        c.query_one("SELECT count(*) FROM t WHERE cut = $1", &[&label])?
+                            .get(0),
+                    )
+                })
+                .unwrap();
+            let expected_runs = if cut == Cut::AfterCommit { 1 } else { 2 };
+            assert_eq!((rows, runs), (1, expected_runs), "{cut:?}: rows and runs");
+        }
+        assert_eq!(proxy.held.lock().unwrap().len(), 1);
+        // A transaction that wrote nothing has no outcome to ask about: run again.
+        proxy.arm(Cut::BeforeCommit);
+        let mut runs = 0;
+        let n: i64 = db
+            .tx(|tx| {
+                runs += 1;
+                Ok(tx.query_one("SELECT count(*) FROM t", &[])?.get(0))
+            })
+            .unwrap();
+        assert_eq!((n, runs), (3, 2));
     }
 
     /// An unreachable server or a missing database is an error naming it,

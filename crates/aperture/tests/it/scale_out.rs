@@ -464,7 +464,7 @@ fn ingest_and_indexing_survive_postgres_restarts() {
     }
     // The restarts begin once the command is at work (`begun` counts its rows): on a busy
     // machine a command can take seconds to start, and would miss them.
-    let restart_during = |child: std::process::Child, begun: &str| {
+    let restart_during = |what: &str, child: std::process::Child, begun: &str| {
         let waited = std::time::Instant::now();
         loop {
             let rows: i64 = postgres::Client::connect(&catalog, postgres::NoTls)
@@ -483,10 +483,10 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         }
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+        assert!(out.status.success(), "aperture {what} failed: {stderr}");
         assert!(
             stderr.contains("retrying"),
-            "the server went away while the command ran: {stderr}"
+            "the server went away while aperture {what} ran: {stderr}"
         );
         String::from_utf8(out.stdout).unwrap()
     };
@@ -496,7 +496,7 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    restart_during(ingest, "SELECT COUNT(*) FROM assets");
+    restart_during("ingest", ingest, "SELECT COUNT(*) FROM assets");
     // Again: every file is known, none recorded twice.
     let again = ap.json(&["ingest", inputs.to_str().unwrap(), "--no-progress"]);
     assert_eq!(again["totals"]["known"], 2000, "{}", again["totals"]);
@@ -508,6 +508,7 @@ fn ingest_and_indexing_survive_postgres_restarts() {
         .spawn()
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&restart_during(
+        "index",
         index,
         "SELECT COUNT(*) FROM jobs WHERE state <> 'queued'",
     ))
