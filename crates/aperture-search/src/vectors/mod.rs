@@ -19,6 +19,7 @@
 
 pub use aperture_core::dot;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aperture_core::{AssetId, MediaKind, Place};
 use half::f16;
@@ -320,26 +321,29 @@ fn dot_full(q: &[f32], v: &[f16]) -> f32 {
 
 /// Adds to the graph the 8-bit copies of every `stride`th of the half-precision copies
 /// ([`Full`]) `vectors`, starting at the `first`, under their `keys`. Each is widened into one
-/// buffer (widening a whole batch first left its f32 size with the allocator). Stops at the
-/// first error.
+/// buffer (widening a whole batch first left its f32 size with the allocator). Stops at its
+/// first error, which raises `stop`, and when another thread raised it.
 fn add_every(
     index: &Index,
     keys: &[u64],
     vectors: &[&[f16]],
     first: usize,
     stride: usize,
+    stop: &AtomicBool,
 ) -> Option<String> {
     let mut wide = vec![0.0; index.dimensions()];
-    keys.iter()
-        .zip(vectors)
-        .skip(first)
-        .step_by(stride)
-        .find_map(|(key, v)| {
-            debug_assert_eq!(v.len(), wide.len());
-            v.convert_to_f32_slice(&mut wide);
-            index.add(*key, &quantized(&wide)).err()
-        })
-        .map(|e| e.to_string())
+    for (key, v) in keys.iter().zip(vectors).skip(first).step_by(stride) {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        debug_assert_eq!(v.len(), wide.len());
+        v.convert_to_f32_slice(&mut wide);
+        if let Err(e) = index.add(*key, &quantized(&wide)) {
+            stop.store(true, Ordering::Relaxed);
+            return Some(e.to_string());
+        }
+    }
+    None
 }
 
 /// Keys for the filler vectors that scrub freed slots; never given to a real vector.
@@ -516,18 +520,21 @@ impl Space {
             0..64 => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        // The first error stops every thread: what went in comes out again.
+        let stop = &AtomicBool::new(false);
         let failed = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
-                .map(|t| s.spawn(move || add_every(index, keys, vectors, t, threads)))
+                .map(|t| s.spawn(move || add_every(index, keys, vectors, t, threads, stop)))
                 .collect();
-            workers
+            let errors: Vec<String> = workers
                 .into_iter()
-                .find_map(|w| w.join().expect("an add thread panicked"))
+                .filter_map(|w| w.join().expect("an add thread panicked"))
+                .collect();
+            errors.into_iter().next()
         });
         if let Some(e) = failed {
             for key in keys {
-                if index.contains(*key) {
-                    let _ = index.remove(*key);
+                if index.contains(*key) && index.remove(*key).is_ok() {
                     *freed += 1;
                 }
             }
@@ -549,14 +556,18 @@ impl Space {
         if self.holds_as_given(asset, news) {
             return Ok(false);
         }
-        for key in self.by_asset.get(&asset).cloned().unwrap_or_default() {
+        // The new vectors go in first: if that fails, the asset keeps its old ones.
+        let old = self.by_asset.get(&asset).cloned().unwrap_or_default();
+        self.add_many(news)?;
+        for &key in &old {
             self.unregister(key)?;
             if let Some(left) = self.by_asset.get_mut(&asset) {
                 left.retain(|k| *k != key);
             }
         }
-        self.by_asset.remove(&asset);
-        self.add_many(news)?;
+        if self.by_asset.get(&asset).is_some_and(Vec::is_empty) {
+            self.by_asset.remove(&asset);
+        }
         Ok(true)
     }
 
