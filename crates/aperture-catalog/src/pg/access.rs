@@ -193,12 +193,30 @@ impl Access for PgCatalog {
     }
 
     fn append_audit(&self, key: &AuditKey, entries: &[NewAuditEntry]) -> Result<Vec<AuditEntry>> {
-        // An append whose commit went unanswered is looked up, not appended again
-        // ([`crate::Postgres::tx`]).
-        self.db.tx(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
-            append_in(tx, key, entries)
-        })
+        // An append whose commit went unanswered is looked up by its transaction id
+        // (`Postgres::tx`); where that cannot tell (the server restarted), by its last entry:
+        // seq and hash, which chains the time and everything before. Appended once, never
+        // twice. (An identical entry appended by another process in the same millisecond at
+        // the same place would be taken for it.)
+        self.db.tx_checked(
+            |tx| {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
+                append_in(tx, key, entries)
+            },
+            |tx, written: &Vec<AuditEntry>| {
+                let Some(last) = written.last() else {
+                    return Ok(true);
+                };
+                // Held by the append until it ends: an append still committing is waited for.
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])?;
+                Ok(tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM audit WHERE seq = $1 AND hash = $2)",
+                        &[&last.seq, &last.hash.as_slice()],
+                    )?
+                    .get(0))
+            },
+        )
     }
 
     fn start_keyed_audit(&self, key: &AuditKey) -> Result<bool> {

@@ -497,8 +497,10 @@ impl Catalog for PgCatalog {
 
     fn rewrap_data_key(&self, owner: KeyOwner, old: &[u8], new: &[u8]) -> Result<bool> {
         let key = owner.to_bytes();
-        let changed = self.with_retry(|c| {
-            Ok(c.execute(
+        // A compare-and-swap: in a transaction, so that one whose answer was lost is looked
+        // up, not run again (which would find the new value and say the key is gone).
+        let changed = self.tx(|tx| {
+            Ok(tx.execute(
                 "UPDATE data_keys SET wrapped = $3 WHERE owner = $1 AND wrapped = $2",
                 &[&key, &old, &new],
             )?)

@@ -7,8 +7,8 @@ use std::time::Duration;
 use aperture_core::{AssetId, UnixMillis};
 use postgres::{Row, Transaction};
 
-use super::PgCatalog;
 use super::catalog::{insert_insights, note_change};
+use super::{PgCatalog, commit_unknown};
 use crate::decode::{id_from, millis, part_failure, refusal};
 use crate::jobs::{
     Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
@@ -84,7 +84,7 @@ fn end_split_job(
 
 impl JobQueue for PgCatalog {
     fn enqueue(&self, jobs: &[NewJob]) -> Result<u64> {
-        self.tx(|tx| {
+        self.tx_again(|tx| {
             let now = UnixMillis::now().0;
             let mut added = 0;
             for job in jobs {
@@ -112,7 +112,7 @@ impl JobQueue for PgCatalog {
         }
         let kinds: Vec<&str> = spec.kinds.iter().map(|k| k.as_str()).collect();
         let now = UnixMillis::now().0;
-        self.tx(|tx| {
+        self.tx_again(|tx| {
             Ok(tx.execute(
                 "INSERT INTO jobs (asset_id, analyzer, state, priority, run_after, created_at,
                      updated_at)
@@ -128,7 +128,7 @@ impl JobQueue for PgCatalog {
 
     fn requeue_stale(&self, analyzer: &str, version: &str) -> Result<u64> {
         let now = UnixMillis::now().0;
-        self.tx(|tx| {
+        self.tx_again(|tx| {
             tx.execute(
                 "DELETE FROM jobs p WHERE p.analyzer = $1 AND p.part > 0 AND EXISTS (
                      SELECT 1 FROM jobs j WHERE j.asset_id = p.asset_id AND j.analyzer = $1
@@ -159,7 +159,9 @@ impl JobQueue for PgCatalog {
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let max_abandoned = MAX_ABANDONED_CLAIMS as i32;
-        self.tx(|tx| {
+        // A claim whose outcome stayed unknown hands out nothing: jobs it may have leased run
+        // when their lease runs out (`Postgres::tx` says when that can happen).
+        let claimed = self.tx(|tx| {
             let now = UnixMillis::now().0;
             // Jobs abandoned too often are not handed out again (see the SQLite queue).
             let abandoned = tx.query(
@@ -205,7 +207,14 @@ impl JobQueue for PgCatalog {
             let mut claimed = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
             claimed.sort_by_key(|j| (std::cmp::Reverse(j.priority), j.id));
             Ok(claimed)
-        })
+        });
+        match claimed {
+            Err(e) if commit_unknown(&e) => {
+                tracing::warn!(error = %e, "a claim may have leased jobs: they wait out the lease");
+                Ok(Vec::new())
+            }
+            other => other,
+        }
     }
 
     fn renew(&self, job: i64, worker: &str, lease: Duration) -> Result<bool> {

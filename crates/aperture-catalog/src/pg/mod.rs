@@ -100,6 +100,14 @@ impl Postgres {
             backend: "postgres",
             source: format!("cannot connect to {where_}: {}", error_text(&e)).into(),
         })?;
+        // Unanswered commits are looked up with functions of PostgreSQL 13.
+        let version: String = first.query_one("SHOW server_version_num", &[])?.get(0);
+        if version.parse::<u32>().unwrap_or(0) < 130_000 {
+            return Err(Error::Backend {
+                backend: "postgres",
+                source: format!("{where_} runs version {version}: 13 or newer is needed").into(),
+            });
+        }
         migrate(&mut first, ledger, migrations)?;
         drop(first);
         let pool = r2d2::Pool::builder()
@@ -132,69 +140,113 @@ impl Postgres {
 
     /// Runs `f` in one transaction and commits it. Errors that a new attempt may not meet (a
     /// lost connection, a server shutting down or starting, a deadlock, a serialisation
-    /// failure) are retried with backoff for up to a minute; others are returned at once.
+    /// failure) are retried with backoff for up to a minute in all; others are returned at
+    /// once.
     ///
-    /// A commit whose answer was lost with the connection may or may not have happened. Before
-    /// each commit the transaction's id is asked for; when the answer is lost, the server is
-    /// asked (`pg_xact_status`) whether that transaction committed. If it did, what `f`
-    /// returned is the answer; if it aborted, `f` runs again (at most three times in all).
-    /// So every write lands once: an audit entry is never appended twice, a finished job
-    /// never finished again, a deletion never told its asset is gone.
+    /// A commit whose answer was lost with the connection may or may not have happened. So
+    /// before each commit the transaction asks for its id (one more round trip; none is taken
+    /// by a transaction that wrote nothing), and when the answer is lost the server is asked
+    /// whether that id committed (`pg_xact_status`): if it did, what `f` returned is
+    /// the answer; if not, `f` runs again (three attempts at most). One case stays unknown,
+    /// and is returned as an error saying so: the server restarted (or failed over) and says
+    /// the id committed, which may be another transaction given the same id after the crash.
+    ///
+    /// **Architecture Invariant:** a write through `tx` lands once or reports that it may
+    /// have; it is never run again after it committed. Statements through
+    /// [`Postgres::with_retry`] are run again blindly, so they must be idempotent.
     pub fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        let deadline = Instant::now() + RETRY_FOR;
         until_landed(
-            |sent| self.with_retry(|client| commit_once(client, &mut f, sent)),
-            |commit| self.committed(commit),
+            |sent| self.with_retry_until(deadline, |client| commit_once(client, &mut f, sent)),
+            |commit| self.committed(commit, deadline),
         )
     }
 
-    /// Whether the transaction behind `commit` (one whose commit went unanswered) committed.
-    /// One still in progress is waited for. One whose server process sits idle in it, its
-    /// COMMIT never received (the connection was cut before it arrived, and the server has
-    /// not noticed yet), is ended with that process, and so aborted.
-    fn committed(&self, commit: &Unanswered) -> Result<bool> {
-        let started = Instant::now();
+    /// [`Postgres::tx`] for a write that can tell afterwards whether it happened, so that it
+    /// lands once even when the transaction id cannot tell (after a restart). When `tx` says
+    /// the outcome is unknown, `landed` asks in a transaction of its own whether what `f`
+    /// returned was committed: if so that is the answer, if not `f` runs again (three times
+    /// at most). `landed` should first take a lock that `f` holds, so that it waits for a
+    /// commit still under way.
+    pub fn tx_checked<T: Clone>(
+        &self,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+        landed: impl Fn(&mut Transaction<'_>, &T) -> Result<bool>,
+    ) -> Result<T> {
+        until_landed(
+            |sent| {
+                self.tx(|tx| {
+                    let out = f(tx)?;
+                    *sent = Some((out.clone(), out.clone()));
+                    Ok(out)
+                })
+            },
+            |out| self.tx(|tx| landed(tx, out)),
+        )
+    }
+
+    /// Whether the transaction behind `commit` (one whose commit went unanswered) committed,
+    /// asked until `deadline`. One still in progress is waited for; one whose server process
+    /// sits idle in it, its COMMIT never received (the connection was cut before it arrived,
+    /// and the server has not noticed yet), is ended with that process, and so aborted.
+    fn committed(&self, commit: &Unanswered, deadline: Instant) -> Result<bool> {
+        let mut pause = Duration::from_millis(20);
         loop {
-            let (status, idle): (Option<String>, bool) = self.with_retry(|c| {
-                let row = c.query_one(
-                    "SELECT pg_xact_status($1::text::xid8)::text,
-                            EXISTS (SELECT 1 FROM pg_stat_activity
-                                    WHERE pid = $2 AND backend_xid::text = $3
-                                      AND state LIKE 'idle in transaction%')",
-                    &[&commit.xid.to_string(), &commit.pid, &commit.short_xid()],
-                )?;
-                Ok((row.get(0), row.get(1)))
-            })?;
-            match status.as_deref() {
-                Some("committed") => return Ok(true),
-                Some("aborted") => return Ok(false),
-                Some("in progress") if started.elapsed() < RETRY_FOR => {
-                    if idle {
-                        self.with_retry(|c| {
-                            c.execute("SELECT pg_terminate_backend($1)", &[&commit.pid])?;
-                            Ok(())
-                        })?;
+            let (status, started) = self.with_retry_until(deadline, |c| {
+                let started: i64 = c.query_one(START_TIME, &[])?.get(0);
+                let status = match c.query_one(
+                    "SELECT pg_xact_status($1::text::xid8)::text",
+                    &[&commit.xid.to_string()],
+                ) {
+                    Ok(row) => match row.get::<_, Option<String>>(0).as_deref() {
+                        Some("committed") => XactStatus::Committed,
+                        Some("aborted") => XactStatus::Aborted,
+                        Some("in progress") => XactStatus::InProgress,
+                        _ => XactStatus::Forgotten,
+                    },
+                    // An id the server has not handed out yet.
+                    Err(e) if e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE) => {
+                        XactStatus::InTheFuture
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    Err(e) => return Err(e.into()),
+                };
+                Ok((status, started))
+            })?;
+            match verdict(status, started != commit.server_started) {
+                Verdict::Landed(landed) => return Ok(landed),
+                Verdict::Unknown(why) => return Err(unknown_outcome(commit, why)),
+                Verdict::Wait if Instant::now() >= deadline => {
+                    return Err(unknown_outcome(commit, "still in progress after a minute"));
                 }
-                _ => {
-                    return Err(Error::Backend {
-                        backend: "postgres",
-                        source: format!(
-                            "cannot tell whether transaction {} committed (its status: {})",
-                            commit.xid,
-                            status.as_deref().unwrap_or("too old to know")
-                        )
-                        .into(),
-                    });
+                Verdict::Wait => {
+                    self.with_retry_until(deadline, |c| {
+                        c.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                             WHERE pid = $1 AND backend_xid::text = $2
+                               AND state LIKE 'idle in transaction%'",
+                            &[&commit.pid, &commit.short_xid()],
+                        )?;
+                        Ok(())
+                    })?;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(1));
                 }
             }
         }
     }
 
     /// Runs `f` on a pooled connection, retried like [`Postgres::tx`]; for reads and
-    /// single statements.
-    pub fn with_retry<T>(&self, mut f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
-        let started = Instant::now();
+    /// idempotent single statements (one whose answer was lost runs again).
+    pub fn with_retry<T>(&self, f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
+        self.with_retry_until(Instant::now() + RETRY_FOR, f)
+    }
+
+    /// [`Postgres::with_retry`], retrying until `deadline` (one attempt at least).
+    fn with_retry_until<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&mut Client) -> Result<T>,
+    ) -> Result<T> {
         let mut pause = Duration::from_millis(50);
         let pool = self
             .pool
@@ -212,13 +264,68 @@ impl Postgres {
                     source: format!("no connection to {}: {e}", describe(&self.config)).into(),
                 },
             };
-            if started.elapsed() >= RETRY_FOR {
+            if Instant::now() >= deadline {
                 return Err(failure);
             }
             tracing::warn!(error = %failure, "PostgreSQL operation failed; retrying");
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+/// The server's start, in microseconds since 1970: a different answer means it restarted, or
+/// another server took its place.
+const START_TIME: &str = "SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1e6)::int8";
+
+/// What the server says of an unanswered commit's transaction id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum XactStatus {
+    Committed,
+    Aborted,
+    InProgress,
+    /// Beyond the ids the server has handed out.
+    InTheFuture,
+    /// Too old for the server to remember.
+    Forgotten,
+}
+
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Landed(bool),
+    Wait,
+    Unknown(&'static str),
+}
+
+/// What an unanswered commit's status means. On the server that ran it the status is its own.
+/// After a restart or failover (`restarted`) the id may have gone to another transaction: an id
+/// not yet written to the log when the server stopped is handed out again. Then only the
+/// answers that rule the commit out are sure: aborted, or in progress (its own transaction
+/// cannot be, after a restart), or an id not handed out yet.
+fn verdict(status: XactStatus, restarted: bool) -> Verdict {
+    match (status, restarted) {
+        (XactStatus::Committed, false) => Verdict::Landed(true),
+        (XactStatus::Committed, true) => Verdict::Unknown(
+            "the server restarted, and the id may have gone to another transaction",
+        ),
+        (XactStatus::Aborted | XactStatus::InTheFuture, _) | (XactStatus::InProgress, true) => {
+            Verdict::Landed(false)
+        }
+        (XactStatus::InProgress, false) => Verdict::Wait,
+        (XactStatus::Forgotten, _) => Verdict::Unknown("the server no longer remembers the id"),
+    }
+}
+
+fn unknown_outcome(commit: &Unanswered, why: &str) -> Error {
+    Error::Backend {
+        backend: "postgres",
+        source: Box::new(CommitUnknown(
+            format!(
+                "cannot tell whether transaction {} committed: {why}",
+                commit.xid
+            )
+            .into(),
+        )),
     }
 }
 
@@ -272,6 +379,18 @@ impl PgCatalog {
     /// [`Postgres::tx`].
     fn tx<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         self.db.tx(f)
+    }
+
+    /// [`Postgres::tx`] for a write that does the same when run twice (queuing what is not
+    /// queued yet): one whose commit's outcome stayed unknown simply runs again.
+    fn tx_again<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        match self.db.tx(&mut f) {
+            Err(e) if commit_unknown(&e) => {
+                tracing::warn!(error = %e, "running again a write that may have landed");
+                self.db.tx(f)
+            }
+            other => other,
+        }
     }
 
     /// [`Postgres::with_retry`].
@@ -405,34 +524,48 @@ fn commit_once<T>(
     let mut tx = client.transaction()?;
     let out = f(&mut tx)?;
     let row = tx.query_one(
-        "SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid()",
+        &format!("SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid(), ({START_TIME})"),
         &[],
     )?;
-    let xid: Option<String> = row.get(0);
-    let pid: i32 = row.get(1);
-    match tx.commit() {
-        Ok(()) => Ok(out),
+    let xid = match row.get::<_, Option<String>>(0) {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| Error::Backend {
+            backend: "postgres",
+            source: format!("the server gave {text:?} for a transaction id").into(),
+        })?),
+    };
+    let (pid, server_started) = (row.get(1), row.get(2));
+    match (tx.commit(), xid) {
+        (Ok(()), _) => Ok(out),
         // The server answered: the commit failed, and may be retried like any other.
-        Err(e) if e.code().is_some() => Err(e.into()),
-        Err(e) => match xid.and_then(|x| x.parse().ok()) {
-            None => Err(e.into()),
-            Some(xid) => {
-                *sent = Some((out, Unanswered { xid, pid }));
-                Err(Error::Backend {
-                    backend: "postgres",
-                    source: Box::new(CommitUnknown(Box::new(e))),
-                })
-            }
-        },
+        (Err(e), _) if e.code().is_some() => Err(e.into()),
+        // Nothing written, nothing to ask about: a lost connection, retried as such.
+        (Err(e), None) => Err(e.into()),
+        (Err(e), Some(xid)) => {
+            *sent = Some((
+                out,
+                Unanswered {
+                    xid,
+                    pid,
+                    server_started,
+                },
+            ));
+            Err(Error::Backend {
+                backend: "postgres",
+                source: Box::new(CommitUnknown(Box::new(e))),
+            })
+        }
     }
 }
 
-/// A commit sent whose answer was lost: its transaction's full id, and the server process
-/// that ran it.
+/// A commit sent whose answer was lost: its transaction's full id, the server process that
+/// ran it, and when that server started.
 #[derive(Debug, Clone, Copy)]
 struct Unanswered {
     xid: u64,
     pid: i32,
+    /// The server's start ([`START_TIME`]).
+    server_started: i64,
 }
 
 impl Unanswered {
@@ -464,7 +597,14 @@ fn until_landed<T, K>(
             return Ok(out);
         }
         if tries == 3 {
-            return Err(failure);
+            return Err(Error::Backend {
+                backend: "postgres",
+                source: format!(
+                    "the transaction was cut off at its commit three times, and never \
+                     committed: {failure}"
+                )
+                .into(),
+            });
         }
         tracing::warn!(error = %failure, "the commit did not happen; running it again");
     }
@@ -616,7 +756,10 @@ mod tests {
             |_| Ok(false),
         )
         .unwrap_err();
-        assert!(commit_unknown(&err) && runs.get() == 3, "{err}");
+        assert!(
+            err.to_string().contains("three times") && runs.get() == 3,
+            "{err}"
+        );
         // Any other error at once, without asking.
         let runs = Cell::new(0);
         let err = until_landed(
@@ -645,6 +788,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }) && runs.get() == 1);
+    }
+
+    #[test]
+    fn an_unanswered_commit_is_judged_by_its_status_and_the_servers_start() {
+        use XactStatus::*;
+        assert_eq!(verdict(Committed, false), Verdict::Landed(true));
+        assert_eq!(verdict(Aborted, false), Verdict::Landed(false));
+        assert_eq!(verdict(InProgress, false), Verdict::Wait);
+        assert_eq!(verdict(InTheFuture, false), Verdict::Landed(false));
+        assert!(matches!(verdict(Forgotten, false), Verdict::Unknown(_)));
+        // After a restart the id may be another transaction's: only what rules the commit
+        // out is sure.
+        assert!(matches!(verdict(Committed, true), Verdict::Unknown(_)));
+        assert_eq!(verdict(Aborted, true), Verdict::Landed(false));
+        assert_eq!(verdict(InProgress, true), Verdict::Landed(false));
+        assert_eq!(verdict(InTheFuture, true), Verdict::Landed(false));
     }
 
     #[test]
