@@ -49,6 +49,9 @@ const CHANGES_LOCK: i64 = 0x4150_4552_0003;
 const POOL_SIZE: u32 = 16;
 /// How long an operation keeps trying while the server is away (a restart, a failover).
 const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long the lookup of an unanswered commit may take at least, however little is left of
+/// its operation's minute.
+const LOOKUP_FOR: Duration = Duration::from_secs(10);
 /// How long one attempt to get a connection waits.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -148,17 +151,37 @@ impl Postgres {
     /// by a transaction that wrote nothing), and when the answer is lost the server is asked
     /// whether that id committed (`pg_xact_status`): if it did, what `f` returned is
     /// the answer; if not, `f` runs again (three attempts at most). One case stays unknown,
-    /// and is returned as an error saying so: the server restarted (or failed over) and says
-    /// the id committed, which may be another transaction given the same id after the crash.
+    /// and is returned as an error saying so ([`Error::is_outcome_unknown`]): the server
+    /// restarted, recovered from a crash of one of its processes, failed over, or merely ran a
+    /// checkpoint since the commit was sent, and says the id committed, which may be another
+    /// transaction given the same id after a crash.
     ///
     /// **Architecture Invariant:** a write through `tx` lands once or reports that it may
     /// have; it is never run again after it committed. Statements through
     /// [`Postgres::with_retry`] are run again blindly, so they must be idempotent.
-    pub fn tx<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        let deadline = Instant::now() + RETRY_FOR;
+    pub fn tx<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.tx_until(Instant::now() + RETRY_FOR, f)
+    }
+
+    /// [`Postgres::tx`], retrying until `deadline`. The lookup of an unanswered commit gets
+    /// [`LOOKUP_FOR`] at least, and a lookup that fails leaves the outcome unknown.
+    fn tx_until<T>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         until_landed(
             |sent| self.with_retry_until(deadline, |client| commit_once(client, &mut f, sent)),
-            |commit| self.committed(commit, deadline),
+            |commit| {
+                let lookup_until = deadline.max(Instant::now() + LOOKUP_FOR);
+                self.committed(commit, lookup_until).map_err(|e| {
+                    if commit_unknown(&e) {
+                        e
+                    } else {
+                        unknown_outcome(commit, format!("the lookup failed: {e}"))
+                    }
+                })
+            },
         )
     }
 
@@ -173,15 +196,20 @@ impl Postgres {
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
         landed: impl Fn(&mut Transaction<'_>, &T) -> Result<bool>,
     ) -> Result<T> {
+        let deadline = Instant::now() + RETRY_FOR;
         until_landed(
             |sent| {
-                self.tx(|tx| {
+                self.tx_until(deadline, |tx| {
                     let out = f(tx)?;
                     *sent = Some((out.clone(), out.clone()));
                     Ok(out)
                 })
             },
-            |out| self.tx(|tx| landed(tx, out)),
+            |out| {
+                self.tx_until(deadline.max(Instant::now() + LOOKUP_FOR), |tx| {
+                    landed(tx, out)
+                })
+            },
         )
     }
 
@@ -192,8 +220,22 @@ impl Postgres {
     fn committed(&self, commit: &Unanswered, deadline: Instant) -> Result<bool> {
         let mut pause = Duration::from_millis(20);
         loop {
-            let (status, started) = self.with_retry_until(deadline, |c| {
-                let started: i64 = c.query_one(START_TIME, &[])?.get(0);
+            let (status, restarted) = self.with_retry_until(deadline, |c| {
+                // A crash of one server process makes the server start over (replay its log)
+                // without a new start time, but always with a checkpoint at the end: a
+                // checkpoint since the commit was sent counts as a restart (a routine one
+                // too, which only makes the answer more cautious). Its time is in seconds.
+                let row = c.query_one(
+                    &format!(
+                        "SELECT ({START_TIME}),
+                                (SELECT extract(epoch FROM checkpoint_time)::int8
+                                 FROM pg_control_checkpoint())"
+                    ),
+                    &[],
+                )?;
+                let (started, checkpoint): (i64, i64) = (row.get(0), row.get(1));
+                let restarted = started != commit.server_started
+                    || checkpoint >= commit.sent_at.div_euclid(1_000_000);
                 let status = match c.query_one(
                     "SELECT pg_xact_status($1::text::xid8)::text",
                     &[&commit.xid.to_string()],
@@ -210,9 +252,9 @@ impl Postgres {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                Ok((status, started))
+                Ok((status, restarted))
             })?;
-            match verdict(status, started != commit.server_started) {
+            match verdict(status, restarted) {
                 Verdict::Landed(landed) => return Ok(landed),
                 Verdict::Unknown(why) => return Err(unknown_outcome(commit, why)),
                 Verdict::Wait if Instant::now() >= deadline => {
@@ -298,25 +340,26 @@ enum Verdict {
 }
 
 /// What an unanswered commit's status means. On the server that ran it the status is its own.
-/// After a restart or failover (`restarted`) the id may have gone to another transaction: an id
-/// not yet written to the log when the server stopped is handed out again. Then only the
-/// answers that rule the commit out are sure: aborted, or in progress (its own transaction
-/// cannot be, after a restart), or an id not handed out yet.
+/// After a restart, a crash of a server process or a failover (`restarted`, which a routine
+/// checkpoint also sets) the id may have gone to another transaction: an id not yet written
+/// to the log when the server stopped is handed out again. Then only the answers that rule
+/// the commit out are sure: aborted, or an id not handed out yet (either way, had the commit
+/// been written, its id would not have been handed out again). A transaction in progress is
+/// waited for: ours, or (after a crash) another whose end then answers as above.
 fn verdict(status: XactStatus, restarted: bool) -> Verdict {
     match (status, restarted) {
         (XactStatus::Committed, false) => Verdict::Landed(true),
         (XactStatus::Committed, true) => Verdict::Unknown(
-            "the server restarted, and the id may have gone to another transaction",
+            "the server restarted or ran a checkpoint, and the id may have gone to another \
+             transaction",
         ),
-        (XactStatus::Aborted | XactStatus::InTheFuture, _) | (XactStatus::InProgress, true) => {
-            Verdict::Landed(false)
-        }
-        (XactStatus::InProgress, false) => Verdict::Wait,
+        (XactStatus::Aborted | XactStatus::InTheFuture, _) => Verdict::Landed(false),
+        (XactStatus::InProgress, _) => Verdict::Wait,
         (XactStatus::Forgotten, _) => Verdict::Unknown("the server no longer remembers the id"),
     }
 }
 
-fn unknown_outcome(commit: &Unanswered, why: &str) -> Error {
+fn unknown_outcome(commit: &Unanswered, why: impl std::fmt::Display) -> Error {
     Error::Backend {
         backend: "postgres",
         source: Box::new(CommitUnknown(
@@ -384,10 +427,11 @@ impl PgCatalog {
     /// [`Postgres::tx`] for a write that does the same when run twice (queuing what is not
     /// queued yet): one whose commit's outcome stayed unknown simply runs again.
     fn tx_again<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        match self.db.tx(&mut f) {
+        let deadline = Instant::now() + RETRY_FOR;
+        match self.db.tx_until(deadline, &mut f) {
             Err(e) if commit_unknown(&e) => {
                 tracing::warn!(error = %e, "running again a write that may have landed");
-                self.db.tx(f)
+                self.db.tx_until(deadline, f)
             }
             other => other,
         }
@@ -524,7 +568,10 @@ fn commit_once<T>(
     let mut tx = client.transaction()?;
     let out = f(&mut tx)?;
     let row = tx.query_one(
-        &format!("SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid(), ({START_TIME})"),
+        &format!(
+            "SELECT pg_current_xact_id_if_assigned()::text, pg_backend_pid(), ({START_TIME}),
+                    (extract(epoch FROM clock_timestamp()) * 1e6)::int8"
+        ),
         &[],
     )?;
     let xid = match row.get::<_, Option<String>>(0) {
@@ -534,7 +581,7 @@ fn commit_once<T>(
             source: format!("the server gave {text:?} for a transaction id").into(),
         })?),
     };
-    let (pid, server_started) = (row.get(1), row.get(2));
+    let (pid, server_started, sent_at) = (row.get(1), row.get(2), row.get(3));
     match (tx.commit(), xid) {
         (Ok(()), _) => Ok(out),
         // The server answered: the commit failed, and may be retried like any other.
@@ -548,6 +595,7 @@ fn commit_once<T>(
                     xid,
                     pid,
                     server_started,
+                    sent_at,
                 },
             ));
             Err(Error::Backend {
@@ -559,13 +607,15 @@ fn commit_once<T>(
 }
 
 /// A commit sent whose answer was lost: its transaction's full id, the server process that
-/// ran it, and when that server started.
+/// ran it, when that server started and when the commit was sent.
 #[derive(Debug, Clone, Copy)]
 struct Unanswered {
     xid: u64,
     pid: i32,
     /// The server's start ([`START_TIME`]).
     server_started: i64,
+    /// The server's clock just before the commit was sent, in microseconds since 1970.
+    sent_at: i64,
 }
 
 impl Unanswered {
@@ -613,6 +663,15 @@ fn until_landed<T, K>(
 /// Whether `e` is a commit whose outcome is unknown ([`Postgres::tx`]).
 fn commit_unknown(e: &Error) -> bool {
     matches!(e, Error::Backend { source, .. } if source.is::<CommitUnknown>())
+}
+
+impl Error {
+    /// Whether this is a write whose commit may or may not have happened: its answer was lost,
+    /// and PostgreSQL could not tell (see [`Postgres::tx`]). A caller that writes again must
+    /// expect to find it written.
+    pub fn is_outcome_unknown(&self) -> bool {
+        commit_unknown(self)
+    }
 }
 
 /// A commit sent on a connection that then failed: it may have happened or not.
@@ -799,10 +858,10 @@ mod tests {
         assert_eq!(verdict(InTheFuture, false), Verdict::Landed(false));
         assert!(matches!(verdict(Forgotten, false), Verdict::Unknown(_)));
         // After a restart the id may be another transaction's: only what rules the commit
-        // out is sure.
+        // out is sure, and a transaction in progress (perhaps another's) is waited for.
         assert!(matches!(verdict(Committed, true), Verdict::Unknown(_)));
         assert_eq!(verdict(Aborted, true), Verdict::Landed(false));
-        assert_eq!(verdict(InProgress, true), Verdict::Landed(false));
+        assert_eq!(verdict(InProgress, true), Verdict::Wait);
         assert_eq!(verdict(InTheFuture, true), Verdict::Landed(false));
     }
 

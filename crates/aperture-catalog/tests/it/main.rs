@@ -242,7 +242,7 @@ mod postgres {
                     let out = loop {
                         match catalog.record(std::slice::from_ref(&item)) {
                             Ok(out) => break out,
-                            Err(e) if e.to_string().contains("restarted") => unknown += 1,
+                            Err(e) if e.is_outcome_unknown() && unknown < 3 => unknown += 1,
                             Err(e) => panic!("file {n}: {e}"),
                         }
                     };
@@ -305,6 +305,9 @@ mod postgres {
     enum Cut {
         /// The COMMIT reaches the server, which commits; its answer never reaches the client.
         AfterCommit,
+        /// As `AfterCommit`, and the server runs a checkpoint before the client can ask (as
+        /// every recovery from a crash ends with one).
+        AfterCommitAndCheckpoint,
         /// The COMMIT never reaches the server, which sees the connection close.
         BeforeCommit,
         /// The COMMIT never reaches the server, whose connection stays open: its process sits
@@ -335,8 +338,9 @@ mod postgres {
         fn to(url: &str) -> Self {
             use std::io::{Read, Write};
             use std::net::{Shutdown, TcpListener, TcpStream};
-            use std::sync::atomic::{AtomicBool, Ordering};
+            use std::sync::atomic::{AtomicU8, Ordering};
             use std::sync::{Arc, Mutex};
+            let url = url.to_owned();
             let config: postgres::Config = url.parse().unwrap();
             let host = match &config.get_hosts()[0] {
                 postgres::config::Host::Tcp(h) => h.clone(),
@@ -357,17 +361,25 @@ mod postgres {
                     };
                     let (mut from_server, mut to_client) =
                         (server.try_clone().unwrap(), client.try_clone().unwrap());
-                    // Set when the COMMIT went through and its answer is to be lost.
-                    let lose_answer = Arc::new(AtomicBool::new(false));
+                    // Set when the COMMIT went through and its answer is to be lost: 1, or 2
+                    // with a checkpoint first.
+                    let lose_answer = Arc::new(AtomicU8::new(0));
                     let lose = lose_answer.clone();
+                    let admin = url.clone();
                     std::thread::spawn(move || -> std::io::Result<()> {
                         loop {
                             let (head, body) = message(&mut from_server)?;
                             // CommandComplete "COMMIT": the client is cut off instead.
-                            if head[0] == b'C'
-                                && body.starts_with(b"COMMIT")
-                                && lose.swap(false, Ordering::SeqCst)
-                            {
+                            let mode = match head[0] == b'C' && body.starts_with(b"COMMIT") {
+                                true => lose.swap(0, Ordering::SeqCst),
+                                false => 0,
+                            };
+                            if mode > 0 {
+                                if mode == 2 {
+                                    let mut c =
+                                        postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+                                    c.batch_execute("CHECKPOINT").unwrap();
+                                }
                                 to_client.shutdown(Shutdown::Both)?;
                                 return from_server.shutdown(Shutdown::Both);
                             }
@@ -391,7 +403,10 @@ mod postgres {
                                 .then(|| armed.lock().unwrap().take())
                                 .flatten();
                             match cut {
-                                Some(Cut::AfterCommit) => lose_answer.store(true, Ordering::SeqCst),
+                                Some(Cut::AfterCommit) => lose_answer.store(1, Ordering::SeqCst),
+                                Some(Cut::AfterCommitAndCheckpoint) => {
+                                    lose_answer.store(2, Ordering::SeqCst)
+                                }
                                 Some(cut) => {
                                     client.shutdown(Shutdown::Both)?;
                                     if cut == Cut::BeforeCommitServerUnaware {
@@ -467,6 +482,39 @@ mod postgres {
             assert_eq!((rows, runs), (1, expected_runs), "{cut:?}: rows and runs");
         }
         assert_eq!(proxy.held.lock().unwrap().len(), 1);
+        // After a checkpoint (every recovery from a crash ends with one) the id may be
+        // another transaction's: "committed" is not believed, and the outcome is reported
+        // unknown, never run again.
+        proxy.arm(Cut::AfterCommitAndCheckpoint);
+        let mut runs = 0;
+        let err = db
+            .tx(|tx| {
+                runs += 1;
+                tx.execute("INSERT INTO t VALUES ('checkpoint')", &[])?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(err.is_outcome_unknown() && runs == 1, "{err}");
+        let rows: i64 = db
+            .with_retry(|c| {
+                Ok(
+                    c.query_one("SELECT count(*) FROM t WHERE cut = 'checkpoint'", &[])?
+                        .get(0),
+                )
+            })
+            .unwrap();
+        assert_eq!(rows, 1);
+        // An audit append then looks for its own last entry: appended once.
+        server.database("audit");
+        let catalog = PgCatalog::open(&proxy.url("audit")).unwrap();
+        proxy.arm(Cut::AfterCommitAndCheckpoint);
+        let entry = NewAuditEntry::new("t", "read", Some("cut".into()), json!({}));
+        catalog
+            .append_audit(&AuditKey::unkeyed(), &[entry])
+            .unwrap();
+        assert!(proxy.armed.lock().unwrap().is_none(), "the append was cut");
+        let entries = catalog.audit_entries(0, 10).unwrap();
+        assert_eq!(entries.len(), 1, "{entries:?}");
         // A transaction that wrote nothing has no outcome to ask about: run again.
         proxy.arm(Cut::BeforeCommit);
         let mut runs = 0;
@@ -476,7 +524,7 @@ mod postgres {
                 Ok(tx.query_one("SELECT count(*) FROM t", &[])?.get(0))
             })
             .unwrap();
-        assert_eq!((n, runs), (3, 2));
+        assert_eq!((n, runs), (4, 2));
     }
 
     /// An unreachable server or a missing database is an error naming it,

@@ -456,7 +456,8 @@ class index_dense_gt {
     };
 
     /// @brief Prefetches the vectors of the candidates about to be measured, so that their
-    /// cache misses overlap instead of following one another.
+    /// cache misses overlap instead of following one another. Added by Aperture (see
+    /// APERTURE.md beside this crate); not in USearch as published.
     class vectors_prefetch_t {
         index_dense_gt const* index_ = nullptr;
 
