@@ -60,6 +60,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A write whose commit may or may not have happened: its answer was lost with the
+    /// connection, and the server could not tell (see `Postgres::tx`). A caller that writes
+    /// again must expect to find it written.
+    #[error("catalog ({backend}): the commit's outcome is unknown: {source}")]
+    OutcomeUnknown {
+        /// Which backend: `postgres`.
+        backend: &'static str,
+        /// Why it could not be told.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The database itself failed (IO, locking, a constraint).
     #[error("catalog ({backend}): {source}")]
     Backend {
@@ -69,6 +81,13 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl Error {
+    /// Whether this is [`Error::OutcomeUnknown`].
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown { .. })
+    }
 }
 
 impl From<rusqlite::Error> for Error {

@@ -111,6 +111,21 @@ impl Postgres {
                 source: format!("{where_} runs version {version}: 13 or newer is needed").into(),
             });
         }
+        // Without it, every commit whose answer is lost stays unknown (a managed server may
+        // withhold it).
+        let checkpoints: bool = first
+            .query_one(
+                "SELECT has_function_privilege('pg_control_checkpoint()', 'execute')",
+                &[],
+            )?
+            .get(0);
+        if !checkpoints {
+            tracing::warn!(
+                server = %where_,
+                "pg_control_checkpoint() may not be called: a commit whose answer is lost \
+                 will be reported as of unknown outcome"
+            );
+        }
         migrate(&mut first, ledger, migrations)?;
         drop(first);
         let pool = r2d2::Pool::builder()
@@ -143,8 +158,8 @@ impl Postgres {
 
     /// Runs `f` in one transaction and commits it. Errors that a new attempt may not meet (a
     /// lost connection, a server shutting down or starting, a deadlock, a serialisation
-    /// failure) are retried with backoff for up to a minute in all; others are returned at
-    /// once.
+    /// failure) are retried with backoff for about a minute in all (a lost commit's lookup
+    /// gets 10 s more at least); others are returned at once.
     ///
     /// A commit whose answer was lost with the connection may or may not have happened. So
     /// before each commit the transaction asks for its id (one more round trip; none is taken
@@ -209,6 +224,13 @@ impl Postgres {
                 self.tx_until(deadline.max(Instant::now() + LOOKUP_FOR), |tx| {
                     landed(tx, out)
                 })
+                .map_err(|e| match commit_unknown(&e) {
+                    true => e,
+                    false => Error::OutcomeUnknown {
+                        backend: "postgres",
+                        source: format!("the write's own lookup failed: {e}").into(),
+                    },
+                })
             },
         )
     }
@@ -220,7 +242,7 @@ impl Postgres {
     fn committed(&self, commit: &Unanswered, deadline: Instant) -> Result<bool> {
         let mut pause = Duration::from_millis(20);
         loop {
-            let (status, restarted) = self.with_retry_until(deadline, |c| {
+            let (status, restarted, same_run) = self.with_retry_until(deadline, |c| {
                 // A crash of one server process makes the server start over (replay its log)
                 // without a new start time, but always with a checkpoint at the end: a
                 // checkpoint since the commit was sent counts as a restart (a routine one
@@ -234,8 +256,8 @@ impl Postgres {
                     &[],
                 )?;
                 let (started, checkpoint): (i64, i64) = (row.get(0), row.get(1));
-                let restarted = started != commit.server_started
-                    || checkpoint >= commit.sent_at.div_euclid(1_000_000);
+                let same_run = started == commit.server_started;
+                let restarted = !same_run || checkpoint >= commit.sent_at.div_euclid(1_000_000);
                 let status = match c.query_one(
                     "SELECT pg_xact_status($1::text::xid8)::text",
                     &[&commit.xid.to_string()],
@@ -252,24 +274,32 @@ impl Postgres {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                Ok((status, restarted))
+                Ok((status, restarted, same_run))
             })?;
             match verdict(status, restarted) {
                 Verdict::Landed(landed) => return Ok(landed),
                 Verdict::Unknown(why) => return Err(unknown_outcome(commit, why)),
                 Verdict::Wait if Instant::now() >= deadline => {
-                    return Err(unknown_outcome(commit, "still in progress after a minute"));
+                    return Err(unknown_outcome(
+                        commit,
+                        "still in progress when the lookup's time ran out",
+                    ));
                 }
                 Verdict::Wait => {
-                    self.with_retry_until(deadline, |c| {
-                        c.execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                             WHERE pid = $1 AND backend_xid::text = $2
-                               AND state LIKE 'idle in transaction%'",
-                            &[&commit.pid, &commit.short_xid()],
-                        )?;
-                        Ok(())
-                    })?;
+                    // Only the process that ran it, on the same server run: one that began
+                    // before the commit was sent and holds its id.
+                    if same_run {
+                        self.with_retry_until(deadline, |c| {
+                            c.execute(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                                 WHERE pid = $1 AND backend_xid::text = $2
+                                   AND backend_start <= to_timestamp($3::float8 / 1e6)
+                                   AND state LIKE 'idle in transaction%'",
+                                &[&commit.pid, &commit.short_xid(), &(commit.sent_at as f64)],
+                            )?;
+                            Ok(())
+                        })?;
+                    }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }
@@ -360,15 +390,13 @@ fn verdict(status: XactStatus, restarted: bool) -> Verdict {
 }
 
 fn unknown_outcome(commit: &Unanswered, why: impl std::fmt::Display) -> Error {
-    Error::Backend {
+    Error::OutcomeUnknown {
         backend: "postgres",
-        source: Box::new(CommitUnknown(
-            format!(
-                "cannot tell whether transaction {} committed: {why}",
-                commit.xid
-            )
-            .into(),
-        )),
+        source: format!(
+            "cannot tell whether transaction {} committed: {why}",
+            commit.xid
+        )
+        .into(),
     }
 }
 
@@ -558,7 +586,7 @@ fn retryable(e: &Error) -> bool {
 
 /// One transaction in [`Postgres::tx`]: runs `f` and commits. When the commit's answer is
 /// lost, what `f` returned is left in `sent` with the transaction's id, and the error is
-/// [`CommitUnknown`]. A transaction that wrote nothing has no id; its lost commit is just a
+/// [`Error::OutcomeUnknown`]. A transaction that wrote nothing has no id; its lost commit is just a
 /// lost connection, retried as such.
 fn commit_once<T>(
     client: &mut Client,
@@ -598,9 +626,9 @@ fn commit_once<T>(
                     sent_at,
                 },
             ));
-            Err(Error::Backend {
+            Err(Error::OutcomeUnknown {
                 backend: "postgres",
-                source: Box::new(CommitUnknown(Box::new(e))),
+                source: format!("its answer was lost with the connection: {e}").into(),
             })
         }
     }
@@ -662,36 +690,7 @@ fn until_landed<T, K>(
 
 /// Whether `e` is a commit whose outcome is unknown ([`Postgres::tx`]).
 fn commit_unknown(e: &Error) -> bool {
-    matches!(e, Error::Backend { source, .. } if source.is::<CommitUnknown>())
-}
-
-impl Error {
-    /// Whether this is a write whose commit may or may not have happened: its answer was lost,
-    /// and PostgreSQL could not tell (see [`Postgres::tx`]). A caller that writes again must
-    /// expect to find it written.
-    pub fn is_outcome_unknown(&self) -> bool {
-        commit_unknown(self)
-    }
-}
-
-/// A commit sent on a connection that then failed: it may have happened or not.
-#[derive(Debug)]
-struct CommitUnknown(Box<dyn std::error::Error + Send + Sync>);
-
-impl std::fmt::Display for CommitUnknown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the commit's outcome is unknown (the connection failed): {}",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for CommitUnknown {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
+    e.is_outcome_unknown()
 }
 
 impl From<postgres::Error> for Error {
@@ -767,9 +766,9 @@ mod tests {
     }
 
     fn unknown() -> Error {
-        Error::Backend {
+        Error::OutcomeUnknown {
             backend: "postgres",
-            source: Box::new(CommitUnknown("connection reset".into())),
+            source: "connection reset".into(),
         }
     }
 
