@@ -7,8 +7,8 @@ use std::time::Duration;
 use aperture_core::{AssetId, UnixMillis};
 use postgres::{Row, Transaction};
 
+use super::PgCatalog;
 use super::catalog::{insert_insights, note_change};
-use super::{PgCatalog, commit_unknown};
 use crate::decode::{id_from, millis, part_failure, refusal};
 use crate::jobs::{
     Job, JobQueue, JobState, MAX_ABANDONED_CLAIMS, MAX_ATTEMPTS, NewJob, Outcome, Part, PartResult,
@@ -209,7 +209,7 @@ impl JobQueue for PgCatalog {
             Ok(claimed)
         });
         match claimed {
-            Err(e) if commit_unknown(&e) => {
+            Err(e) if e.is_outcome_unknown() => {
                 tracing::warn!(error = %e, "a claim may have leased jobs: they wait out the lease");
                 Ok(Vec::new())
             }

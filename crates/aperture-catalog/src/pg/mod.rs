@@ -103,22 +103,21 @@ impl Postgres {
             backend: "postgres",
             source: format!("cannot connect to {where_}: {}", error_text(&e)).into(),
         })?;
-        // Unanswered commits are looked up with functions of PostgreSQL 13.
-        let version: String = first.query_one("SHOW server_version_num", &[])?.get(0);
+        // Unanswered commits are looked up with functions of PostgreSQL 13, and need
+        // pg_control_checkpoint() (a managed server may withhold it: then every commit whose
+        // answer is lost stays unknown).
+        let row = first.query_one(
+            "SELECT current_setting('server_version_num'),
+                    has_function_privilege('pg_control_checkpoint()', 'execute')",
+            &[],
+        )?;
+        let (version, checkpoints): (String, bool) = (row.get(0), row.get(1));
         if version.parse::<u32>().unwrap_or(0) < 130_000 {
             return Err(Error::Backend {
                 backend: "postgres",
                 source: format!("{where_} runs version {version}: 13 or newer is needed").into(),
             });
         }
-        // Without it, every commit whose answer is lost stays unknown (a managed server may
-        // withhold it).
-        let checkpoints: bool = first
-            .query_one(
-                "SELECT has_function_privilege('pg_control_checkpoint()', 'execute')",
-                &[],
-            )?
-            .get(0);
         if !checkpoints {
             tracing::warn!(
                 server = %where_,
@@ -189,13 +188,8 @@ impl Postgres {
             |sent| self.with_retry_until(deadline, |client| commit_once(client, &mut f, sent)),
             |commit| {
                 let lookup_until = deadline.max(Instant::now() + LOOKUP_FOR);
-                self.committed(commit, lookup_until).map_err(|e| {
-                    if commit_unknown(&e) {
-                        e
-                    } else {
-                        unknown_outcome(commit, format!("the lookup failed: {e}"))
-                    }
-                })
+                self.committed(commit, lookup_until)
+                    .map_err(|e| still_unknown(e, "the lookup failed"))
             },
         )
     }
@@ -224,13 +218,7 @@ impl Postgres {
                 self.tx_until(deadline.max(Instant::now() + LOOKUP_FOR), |tx| {
                     landed(tx, out)
                 })
-                .map_err(|e| match commit_unknown(&e) {
-                    true => e,
-                    false => Error::OutcomeUnknown {
-                        backend: "postgres",
-                        source: format!("the write's own lookup failed: {e}").into(),
-                    },
-                })
+                .map_err(|e| still_unknown(e, "the write's own lookup failed"))
             },
         )
     }
@@ -457,7 +445,7 @@ impl PgCatalog {
     fn tx_again<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
         let deadline = Instant::now() + RETRY_FOR;
         match self.db.tx_until(deadline, &mut f) {
-            Err(e) if commit_unknown(&e) => {
+            Err(e) if e.is_outcome_unknown() => {
                 tracing::warn!(error = %e, "running again a write that may have landed");
                 self.db.tx_until(deadline, f)
             }
@@ -665,7 +653,7 @@ fn until_landed<T, K>(
         tries += 1;
         let mut sent = None;
         let failure = match attempt(&mut sent) {
-            Err(e) if commit_unknown(&e) => e,
+            Err(e) if e.is_outcome_unknown() => e,
             other => return other,
         };
         let Some((out, commit)) = sent else {
@@ -688,9 +676,15 @@ fn until_landed<T, K>(
     }
 }
 
-/// Whether `e` is a commit whose outcome is unknown ([`Postgres::tx`]).
-fn commit_unknown(e: &Error) -> bool {
-    e.is_outcome_unknown()
+/// A lookup's failure `e` as the outcome it leaves unknown (`e` itself if it says so).
+fn still_unknown(e: Error, what: &str) -> Error {
+    if e.is_outcome_unknown() {
+        return e;
+    }
+    Error::OutcomeUnknown {
+        backend: "postgres",
+        source: format!("{what}: {e}").into(),
+    }
 }
 
 impl From<postgres::Error> for Error {
