@@ -1,41 +1,77 @@
 //! The vendored USearch's one change (`vendor/usearch/APERTURE.md`) is in the machine code that
-//! runs: its graph walk asks for the neighbours' vectors ahead of measuring them. The change has
-//! no visible effect but speed, and its first version compiled to nothing at all (GCC deleted
-//! the loop of prefetches), which only reading the machine code shows.
+//! runs: its graph walks ask for the neighbours' vectors ahead of measuring them. The change has
+//! no effect but speed, and its first version compiled to nothing at all (GCC deleted the loop
+//! of prefetches), which only reading the machine code shows.
 
-/// This test's own executable links the searches it checks (the `index` tests search spaces).
+/// Searches a small space (so this executable surely links USearch's graph walk), then reads
+/// its own machine code with `objdump` (`OBJDUMP` names another) for a `prefetcht0` in
+/// USearch's functions. USearch's `build.rs` compiles it with `-O3` in every profile: at `-O1`
+/// GCC kept even the first version's loop.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]
-fn the_vendored_usearch_prefetches_in_its_searches() {
+fn the_vendored_usearch_prefetches_in_its_graph_walks() {
+    use std::io::BufRead;
+
+    use aperture_core::{AssetId, MediaKind};
+    use aperture_search::vectors::{NewVector, Space, VectorFilter};
+
+    let mut space = Space::new(8).unwrap();
+    let vectors: Vec<[f32; 8]> = (0..64)
+        .map(|i| std::array::from_fn(|d| ((i * 7 + d * 3) % 11) as f32 - 5.0))
+        .collect();
+    for (i, vector) in vectors.iter().enumerate() {
+        space
+            .add(&NewVector {
+                asset: AssetId::new(),
+                collection: "c",
+                kind: MediaKind::Image,
+                date: 0,
+                page: 0,
+                ordinal: i as u32,
+                vector,
+            })
+            .unwrap();
+    }
+    let found = space
+        .search(&vectors[5], 3, &VectorFilter::default())
+        .unwrap();
+    assert_eq!(found.len(), 3);
+
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("objdump")
+    let objdump = std::env::var("OBJDUMP").unwrap_or_else(|_| "objdump".into());
+    let mut child = std::process::Command::new(&objdump)
         .args(["--disassemble", "--demangle", "--no-show-raw-insn"])
         .arg(&exe)
-        .output()
-        .expect("objdump (binutils, which gcc brings) reads this test's machine code");
-    assert!(
-        out.status.success(),
-        "objdump {}: {}",
-        exe.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    // Functions are headed `address <name>:`; USearch's searches are inlined into the
-    // binding's (`search_<signed char>(unum::usearch::index_dense_gt…)`) or are its own.
-    let mut in_usearch = false;
-    let mut prefetches = 0;
-    for line in text.lines() {
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{objdump} (binutils, which gcc brings): {e}"));
+    // Functions are headed `address <name>:`; USearch's walks are its own functions or inlined
+    // into the binding's (`search_<signed char>(unum::usearch::index_dense_gt…)`).
+    let (mut functions, mut prefetches, mut in_usearch) = (0, 0, false);
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
         if line.ends_with(">:") {
             in_usearch = line.contains("unum::usearch");
+            functions += usize::from(in_usearch);
         } else if in_usearch && line.contains("prefetcht0") {
             prefetches += 1;
         }
     }
     assert!(
+        child.wait().unwrap().success(),
+        "{objdump} {}",
+        exe.display()
+    );
+    assert!(
+        functions > 0,
+        "no function of USearch's named in {}: are its symbols stripped?",
+        exe.display()
+    );
+    assert!(
         prefetches > 0,
-        "no prefetch instruction in USearch's code in {}: is vendor/usearch/aperture.patch \
-         applied, [patch.crates-io] in the workspace's Cargo.toml, and the prefetch written so \
-         that the compiler keeps it (vendor/usearch/APERTURE.md)?",
+        "no prefetch instruction in USearch's {functions} functions in {}: is \
+         vendor/usearch/aperture.patch applied, [patch.crates-io] in the workspace's Cargo.toml, \
+         and the prefetch written so that the compiler keeps it (vendor/usearch/APERTURE.md)?",
         exe.display()
     );
 }

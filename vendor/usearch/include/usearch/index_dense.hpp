@@ -467,12 +467,13 @@ class index_dense_gt {
         /// Only a vector's first bytes are asked for; the hardware streams the rest in as it is
         /// read. At 1M x 1280 bytes, asking for the first 256 bytes of each of up to 32
         /// neighbours nearly doubled the queries/s, while asking for every line (40 KB, more
-        /// than a core's L1) gained far less.
+        /// than a core's L1) gained less.
         static constexpr std::size_t head_bytes_k = 256;
 
         template <typename member_citerator_like_at>
         inline void operator()(member_citerator_like_at begin, member_citerator_like_at end) const noexcept {
-            std::size_t const bytes = (std::min)(index_->bytes_per_vector(), head_bytes_k);
+            std::size_t const head = head_bytes_k; // not bound by reference: no definition needed before C++17
+            std::size_t const bytes = (std::min)(index_->bytes_per_vector(), head);
             for (; begin != end; ++begin) {
                 byte_t const* vector = index_->vectors_lookup_[get_slot(begin)];
                 for (std::size_t offset = 0; offset < bytes; offset += 64)
@@ -480,17 +481,20 @@ class index_dense_gt {
             }
         }
 
-        /// Asks for one cache line. In assembly where it can be: GCC counts `__builtin_prefetch`
-        /// as free of side effects, and C++'s forward-progress rule (`-ffinite-loops`) then lets
-        /// it delete a loop that does nothing else. This patch's first version compiled to no
-        /// prefetch at all that way.
+        /// Asks for one cache line, in a way the compiler must keep. GCC 12 at -O3 deleted this
+        /// patch's first loop of `__builtin_prefetch` over the candidates: it counts the builtin
+        /// as free of side effects, and C++'s forward-progress rule (`-ffinite-loops`) lets it
+        /// drop a loop that does nothing else. With other compilers nothing is asked for.
         static inline void line(byte_t const* address) noexcept {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__GNUC__) && (defined(__x86_64__) || (defined(__i386__) && defined(__SSE__)))
             asm volatile("prefetcht0 %0" : : "m"(*address));
 #elif defined(__GNUC__) && defined(__aarch64__)
             asm volatile("prfm pldl1keep, [%0]" : : "r"(address));
+#elif defined(__GNUC__)
+            __builtin_prefetch(address, 0, 3);
+            asm volatile("" : : "r"(address)); // a use the compiler must keep, and its loop with it
 #else
-            usearch_prefetch_m(address);
+            (void)address;
 #endif
         }
     };
