@@ -48,7 +48,7 @@ const EFS: [usize; 14] = [10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128, 2
 const BATCH_TIMINGS: usize = 5;
 const _: () = assert!(BATCH_TIMINGS % 2 == 1, "a median of an odd count");
 const TARGET_RECALL: f64 = 0.95;
-/// The recalls the summary compares at.
+/// The recalls the summary compares at, the lowest first.
 const TARGETS: [f64; 2] = [TARGET_RECALL, 0.99];
 const CENTRES: usize = 4096;
 
@@ -266,12 +266,20 @@ fn at_target(points: &[Point]) -> Option<&Point> {
 
 /// The most queries/s in batches among the breadths that reach `recall` (the fastest breadth
 /// one at a time need not be the fastest in batches).
-fn batch_at(points: &[Point], recall: f64) -> Option<f64> {
+/// Also returns its breadth.
+fn batch_at(points: &[Point], recall: f64) -> Option<(usize, f64)> {
     points
         .iter()
         .filter(|p| p.recall >= recall)
-        .filter_map(|p| p.batch_qps)
-        .max_by(f64::total_cmp)
+        .filter_map(|p| Some((p.ef, p.batch_qps?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// `batch_at`'s figure as the summary prints it.
+fn batch_text(batch: Option<(usize, f64)>) -> String {
+    batch.map_or("no batch timed".into(), |(ef, qps)| {
+        format!("batch {qps:.0} at ef {ef}")
+    })
 }
 
 /// The fastest point of the sweep (one query at a time) that reaches `recall`: a broader
@@ -891,7 +899,7 @@ fn vectors(args: &Args, summary: &mut Vec<String>) {
                     let (build, mut points, mut space) = run_space(&data, dims, &queries, &truth);
                     // Every breadth that reaches the lower target, as the reference times every
                     // breadth: each side's batch figure is then its own fastest (`batch_at`).
-                    for p in points.iter_mut().filter(|p| p.recall >= TARGETS[0]) {
+                    for p in points.iter_mut().filter(|p| p.recall >= TARGET_RECALL) {
                         p.batch_qps = Some(batch_qps(&space, p.ef, &queries, dims));
                     }
                     run_upkeep(&mut space, &model, &queries, summary);
@@ -942,23 +950,39 @@ fn vectors(args: &Args, summary: &mut Vec<String>) {
                 print_sweep("faiss-cpu HNSWFlat (Python)", build, &points);
                 for target in TARGETS {
                     let Some(p) = at_recall(&points, target) else {
+                        summary.push(format!(
+                            "| {n} × {dims} | faiss-cpu | no breadth reaches recall ≥ {target} | | | | | |"
+                        ));
                         continue;
                     };
-                    let theirs_batch = batch_at(&points, target).unwrap_or(p.qps);
+                    let theirs_batch = batch_at(&points, target);
                     summary.push(format!(
-                        "| {n} × {dims} | faiss-cpu | ef {} | {:.4} | {:.0} µs | {:.0} µs | {:.0} (batch {theirs_batch:.0}) | {build:.0} s |",
-                        p.ef, p.recall, p.p50_us, p.p99_us, p.qps
+                        "| {n} × {dims} | faiss-cpu | ef {} | {:.4} | {:.0} µs | {:.0} µs | {:.0} ({}) | {build:.0} s |",
+                        p.ef,
+                        p.recall,
+                        p.p50_us,
+                        p.p99_us,
+                        p.qps,
+                        batch_text(theirs_batch)
                     ));
                     let ours_points: &[Point] = ours.as_deref().unwrap_or(&[]);
                     if let Some(o) = at_recall(ours_points, target) {
+                        let ours_batch = batch_at(ours_points, target);
+                        let batch_ratio = match (ours_batch, theirs_batch) {
+                            (Some((_, mine)), Some((_, theirs))) => {
+                                format!("**{:.2}×**", mine / theirs)
+                            }
+                            _ => "–".into(),
+                        };
                         summary.push(format!(
-                            "| {n} × {dims} | **Aperture / faiss q/s at recall ≥ {target}** | ef {} / {} | {:.4} / {:.4} | | | **{:.2}×** one at a time, **{:.2}×** in batches | |",
+                            "| {n} × {dims} | **Aperture / faiss q/s at recall ≥ {target}** | ef {} / {} | {:.4} / {:.4} | | | **{:.2}×** one at a time, {batch_ratio} in batches ({} / {}) | |",
                             o.ef,
                             p.ef,
                             o.recall,
                             p.recall,
                             o.qps / p.qps,
-                            batch_at(ours_points, target).unwrap_or(0.0) / theirs_batch
+                            batch_text(ours_batch),
+                            batch_text(theirs_batch)
                         ));
                     }
                 }

@@ -12,11 +12,14 @@
 //   NK=$(dirname "$(ls target/release/build/numkong-*/out/libnumkong.a | head -1)")
 //   NKI=$(ls -d ~/.cargo/registry/src/*/numkong-7.8.*/include | head -1)
 //   g++ -std=c++17 -O3 -ffast-math -DUSEARCH_USE_OPENMP=0 -DUSEARCH_USE_NUMKONG=1 \
-//     -DNK_DYNAMIC_DISPATCH=1 -Ivendor/usearch/include -I"$NKI" \
+//     -DNK_DYNAMIC_DISPATCH=1 -DNK_NATIVE_BF16=0 -DNK_NATIVE_F16=0 \
+//     -Ivendor/usearch/include -I"$NKI" \
 //     vendor/usearch/bench/prefetch.cpp -o /tmp/prefetch "$NK/libnumkong.a" -lpthread
 //   /tmp/prefetch 1280 1000000 /tmp/graph-1280.usearch   # about 8 minutes the first time
 #include <usearch/index_dense.hpp>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -30,6 +33,7 @@ struct Model { int d; std::vector<float> P, C; Model(int d):d(d){ Rng r{0xC0FFEE
   void row(Rng& r, float* out){ float z[LAT]; int c=r.next()%CEN; for(int j=0;j<LAT;j++) z[j]=C[c*LAT+j]+0.5f*r.gauss(); double n=0; for(int i=0;i<d;i++){ float s=0; for(int j=0;j<LAT;j++) s+=P[i*LAT+j]*z[j]; out[i]=s; n+=s*s;} float sig=0.1f*std::sqrt(n)/std::sqrt((float)d); n=0; for(int i=0;i<d;i++){ out[i]+=sig*r.gauss(); n+=out[i]*out[i];} float inv=1/std::sqrt(n); for(int i=0;i<d;i++) out[i]*=inv; } };
 static void quant(const float* v, int8_t* q, int d){ float sc=127.0f*std::max(1.0f,std::sqrt((float)d)/8.0f); for(int i=0;i<d;i++){ float x=std::clamp(v[i]*sc,-127.0f,127.0f); q[i]=(int8_t)(x+std::copysign(0.49999997f,x)); } }
 int main(int argc, char** argv){
+  if(argc!=4){ fprintf(stderr, "usage: %s DIMS N GRAPH_FILE\n", argv[0]); return 2; }
   int d=atoi(argv[1]); size_t n=atoll(argv[2]); const char* path=argv[3]; int nq=500;
   Model m(d);
   metric_punned_t metric(d, metric_kind_t::ip_k, scalar_kind_t::i8_k);
@@ -46,7 +50,7 @@ int main(int argc, char** argv){
     idx.save(path);
   }
   std::vector<int8_t> Q(nq*d); { std::vector<float> v(d); for(int i=0;i<nq;i++){ Rng r{(i+7777777ull)*0xD1B54A32D192ED03ull}; m.row(r,v.data()); quant(v.data(),&Q[i*d],d);} }
-  idx.reserve(index_limits_t(idx.size(), getenv("THREADS") ? atoi(getenv("THREADS")) : 2));
+  idx.reserve(index_limits_t(idx.size(), std::max(2, getenv("THREADS") ? atoi(getenv("THREADS")) : 2)));
   std::vector<uint64_t> keys(40); std::vector<float> dist(40);
   const bool any = getenv("ANY") != nullptr;
   for(int ef: {16, 28, 16, 28}){

@@ -17,7 +17,7 @@ fn the_vendored_usearch_prefetches_in_its_graph_walks() {
 
     let mut space = Space::new(8).unwrap();
     let vectors: Vec<[f32; 8]> = (0..64)
-        .map(|i| std::array::from_fn(|d| ((i * 7 + d * 3) % 11) as f32 - 5.0))
+        .map(|i| std::array::from_fn(|d| ((i * 31 + d * 17) % 97) as f32 - 48.0))
         .collect();
     for (i, vector) in vectors.iter().enumerate() {
         space
@@ -46,12 +46,14 @@ fn the_vendored_usearch_prefetches_in_its_graph_walks() {
         .spawn()
         .unwrap_or_else(|e| panic!("{objdump} (binutils, which gcc brings): {e}"));
     // Functions are headed `address <name>:`; USearch's walks are its own functions or inlined
-    // into the binding's (`search_<signed char>(unum::usearch::index_dense_gt…)`).
+    // into the binding's (`search_<signed char>(unum::usearch::index_dense_gt…)`,
+    // `NativeIndex::search_i8`).
     let (mut functions, mut prefetches, mut in_usearch) = (0, 0, false);
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).split(b'\n') {
         let line = line.unwrap();
+        let line = String::from_utf8_lossy(&line);
         if line.ends_with(">:") {
-            in_usearch = line.contains("unum::usearch");
+            in_usearch = line.contains("unum::usearch") || line.contains("NativeIndex::");
             functions += usize::from(in_usearch);
         } else if in_usearch && line.contains("prefetcht0") {
             prefetches += 1;
