@@ -264,9 +264,8 @@ fn at_target(points: &[Point]) -> Option<&Point> {
     at_recall(points, TARGET_RECALL)
 }
 
-/// The most queries/s in batches among the breadths that reach `recall` (the fastest breadth
-/// one at a time need not be the fastest in batches).
-/// Also returns its breadth.
+/// The most queries/s in batches among the breadths that reach `recall`, and that breadth (the
+/// fastest breadth one at a time need not be the fastest in batches).
 fn batch_at(points: &[Point], recall: f64) -> Option<(usize, f64)> {
     points
         .iter()

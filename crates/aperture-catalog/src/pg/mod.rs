@@ -187,8 +187,7 @@ impl Postgres {
         until_landed(
             |sent| self.with_retry_until(deadline, |client| commit_once(client, &mut f, sent)),
             |commit| {
-                let lookup_until = deadline.max(Instant::now() + LOOKUP_FOR);
-                self.committed(commit, lookup_until)
+                self.committed(commit, lookup_until(deadline))
                     .map_err(|e| still_unknown(e, "the lookup failed"))
             },
         )
@@ -215,10 +214,8 @@ impl Postgres {
                 })
             },
             |out| {
-                self.tx_until(deadline.max(Instant::now() + LOOKUP_FOR), |tx| {
-                    landed(tx, out)
-                })
-                .map_err(|e| still_unknown(e, "the write's own lookup failed"))
+                self.tx_until(lookup_until(deadline), |tx| landed(tx, out))
+                    .map_err(|e| still_unknown(e, "the write's own lookup failed"))
             },
         )
     }
@@ -674,6 +671,12 @@ fn until_landed<T, K>(
         }
         tracing::warn!(error = %failure, "the commit did not happen; running it again");
     }
+}
+
+/// Until when the lookup of an unanswered commit may go on: its operation's `deadline`, or
+/// [`LOOKUP_FOR`] from now if that is later.
+fn lookup_until(deadline: Instant) -> Instant {
+    deadline.max(Instant::now() + LOOKUP_FOR)
 }
 
 /// A lookup's failure `e` as the outcome it leaves unknown (`e` itself if it says so).
