@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NAMES_TRIED: u32 = 64;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+/// This process's id, asked once (it is a system call each time, once a blob on ingest).
+static PROCESS: std::sync::LazyLock<u32> = std::sync::LazyLock::new(std::process::id);
 
 /// Writes `bytes` to `target` when no file is there; fails with `AlreadyExists` (and leaves
 /// the file that is there alone) otherwise.
@@ -64,8 +66,7 @@ fn write_beside(target: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let mut made_folder = false;
     for _ in 0..NAMES_TRIED {
         // The process id keeps two processes writing the same blob apart.
-        let n =
-            u64::from(std::process::id()) << 32 | u64::from(NEXT.fetch_add(1, Ordering::Relaxed));
+        let n = u64::from(*PROCESS) << 32 | u64::from(NEXT.fetch_add(1, Ordering::Relaxed));
         let mut name = OsString::from(target.as_os_str());
         name.push(format!("#{n}"));
         let beside = PathBuf::from(name);

@@ -46,6 +46,14 @@ impl Staged {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// The content, when it is held in memory (a small file, or bytes staged as they are).
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match &self.content {
+            Content::Memory(bytes) => Some(bytes),
+            Content::Staging(_) | Content::File(_) => None,
+        }
+    }
 }
 
 impl BlobStore {
@@ -59,8 +67,8 @@ impl BlobStore {
         })
     }
 
-    /// Reads a local file whole and hashes it, when it is no larger than the part size; `None`
-    /// when it is larger (use [`BlobStore::stage_file`]). Blocking: for callers already on a
+    /// Reads a local file whole and hashes it, when it is a regular file no larger than the part
+    /// size; `None` when it is larger (use [`BlobStore::stage_file`]). Blocking: for callers already on a
     /// blocking thread, so a small file costs no extra hop between threads.
     pub fn stage_small_file_blocking(&self, path: &FsPath) -> Result<Option<Staged>> {
         let (_, hasher, chunk) = read_head(path, self.part_size)?;
@@ -441,13 +449,29 @@ fn hash_file(path: &FsPath, part_size: usize) -> Result<Staged> {
 
 /// Opens a file and reads (and hashes) up to one byte more than `part_size`, which tells
 /// whether the file fits in one part.
+/// Opens a local file, refusing anything but a regular file (reading a FIFO or a device could
+/// block forever or never end), and reads its first part up to `part_size + 1` bytes.
 fn read_head(path: &FsPath, part_size: usize) -> Result<(std::fs::File, blake3::Hasher, Vec<u8>)> {
-    let mut file = std::fs::File::open(path).map_err(|source| Error::Read {
+    let failed = |source| Error::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer; without blocking, it opens and is then
+    // refused below. (It changes nothing for a regular file.)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path).map_err(failed)?;
+    let meta = file.metadata().map_err(failed)?;
+    if !meta.is_file() {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
     let mut hasher = blake3::Hasher::new();
-    let chunk = read_chunk(&mut file, path, part_size + 1, &mut hasher)?;
+    let chunk = read_at_most(&mut file, path, part_size + 1, meta.len(), &mut hasher)?;
     Ok((file, hasher, chunk))
 }
 
@@ -462,8 +486,19 @@ fn read_chunk(
     let expected = file
         .metadata()
         .map_or(0, |m| m.len().saturating_sub(position));
-    // Sized from the file where possible: a small file gets a small buffer.
-    let mut buf = Vec::with_capacity((expected as usize).min(limit));
+    read_at_most(file, path, limit, expected, hasher)
+}
+
+/// Reads up to `limit` bytes and hashes them, into a buffer sized for the `expected` bytes
+/// (a small file gets a small buffer).
+fn read_at_most(
+    file: &mut std::fs::File,
+    path: &FsPath,
+    limit: usize,
+    expected: u64,
+    hasher: &mut blake3::Hasher,
+) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(limit).min(limit));
     file.take(limit as u64)
         .read_to_end(&mut buf)
         .map_err(|source| Error::Read {

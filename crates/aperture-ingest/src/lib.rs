@@ -571,8 +571,9 @@ fn known_source(
         .map_err(Failure::of(FileErrorKind::Catalog))
 }
 
-/// Skips a known file (`known`: the newest source the catalog has at its path); else probes
-/// it and, when it fits in one part, reads and hashes it and reads its blob generation, and
+/// Skips a known file (`known`: the newest source the catalog has at its path); else, when it
+/// fits in one part, reads and hashes it, probes it from those bytes and reads its blob
+/// generation (a larger file is probed from disk), and
 /// with `publish` stores its bytes when the store takes them on this thread.
 fn prepare_blocking(
     catalog: &Arc<dyn Catalog>,
@@ -590,14 +591,7 @@ fn prepare_blocking(
     {
         return Ok(Prepared::Known(known.asset));
     }
-    let probe = aperture_media::probe_file(path, probe_options)
-        .map_err(Failure::of(FileErrorKind::Read))?;
-    // A decompression bomb is refused before it is stored, as an upload is.
-    if probe.kind == aperture_core::MediaKind::Image {
-        aperture_media::check_image_size(path, &path.display().to_string())
-            .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
-    }
-    let probe = Box::new(probe);
+    // A file of one part is read once, whole: what is probed is what is stored.
     let staged = if file.size <= blobs.part_size() as u64 {
         blobs
             .stage_small_file_blocking(path)
@@ -605,6 +599,17 @@ fn prepare_blocking(
     } else {
         None
     };
+    let probe = match staged.as_ref().and_then(|s| s.in_memory()) {
+        Some(bytes) => aperture_media::probe_bytes(path, bytes, probe_options),
+        None => aperture_media::probe_file(path, probe_options),
+    }
+    .map_err(Failure::of(FileErrorKind::Read))?;
+    // A decompression bomb is refused before it is stored, as an upload is.
+    if probe.kind == aperture_core::MediaKind::Image {
+        aperture_media::check_image_size(path, &path.display().to_string())
+            .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
+    }
+    let probe = Box::new(probe);
     let Some(staged) = staged else {
         return Ok(Prepared::Ready { probe, small: None });
     };

@@ -43,7 +43,7 @@ pub mod text;
 pub mod video;
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,7 +148,25 @@ impl Error {
 pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<Probe> {
     let mut file = open_regular(path)?;
     let head = read_head(&mut file).map_err(|e| Error::io(path, e))?;
-    let (mime, kind) = sniff(&head);
+    probe_read(path, &mut file, &head, opts)
+}
+
+/// What a file is, from its bytes already read whole (a small file staged in memory), as
+/// [`probe_file`] finds it, without reading the file again. `path` names the file in messages
+/// and by its extension; audio and video are probed from it (by ffprobe).
+pub fn probe_bytes(path: &Path, bytes: &[u8], opts: &ProbeOptions) -> Result<Probe> {
+    let head = &bytes[..bytes.len().min(SNIFF_LEN)];
+    probe_read(path, &mut std::io::Cursor::new(bytes), head, opts)
+}
+
+/// Probes the content of `reader`, whose first bytes are `head`.
+fn probe_read<R: Read + Seek>(
+    path: &Path,
+    reader: &mut R,
+    head: &[u8],
+    opts: &ProbeOptions,
+) -> Result<Probe> {
+    let (mime, kind) = sniff(head);
     let mut probe = Probe {
         mime,
         kind,
@@ -161,7 +179,7 @@ pub fn probe_file(path: &Path, opts: &ProbeOptions) -> Result<Probe> {
     // A reader that panics on hostile bytes costs this file its metadata, not the batch its
     // thread: the file is kept, with the failure noted.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        probe_content(path, &mut file, opts, &mut probe)
+        probe_content(path, reader, opts, &mut probe)
     }));
     match read {
         Ok(read) => read.map_err(|e| Error::io(path, e))?,
@@ -188,9 +206,9 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// Reads what the file's kind carries into `probe`. IO errors are returned; content problems
 /// are noted.
-fn probe_content(
+fn probe_content<R: Read + Seek>(
     path: &Path,
-    file: &mut File,
+    file: &mut R,
     opts: &ProbeOptions,
     probe: &mut Probe,
 ) -> io::Result<()> {
@@ -210,7 +228,13 @@ fn probe_content(
 /// Opens `path` for reading, refusing anything but a regular file: reading a FIFO or a device
 /// could block forever or never end.
 fn open_regular(path: &Path) -> Result<File> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // Opening a FIFO for reading waits for a writer; without blocking, it opens and is then
+    // refused below. (It changes nothing for a regular file.)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::NotAFile {

@@ -1,6 +1,5 @@
 //! PDFs: the page count, and whether the pages carry text (or need OCR).
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
 
@@ -32,7 +31,11 @@ struct PdfInfo {
 
 /// Reads the page count and text layer of the PDF in `file` into `meta`, unless the file is
 /// larger than `max_bytes`.
-pub(crate) fn probe(file: &mut File, max_bytes: u64, meta: &mut MediaMetadata) -> io::Result<()> {
+pub(crate) fn probe<R: Read + Seek>(
+    file: &mut R,
+    max_bytes: u64,
+    meta: &mut MediaMetadata,
+) -> io::Result<()> {
     let size = file.seek(SeekFrom::End(0))?;
     if size > max_bytes {
         meta.problems.push(format!(

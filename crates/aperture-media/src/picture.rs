@@ -1,7 +1,6 @@
 //! Images: size from the header, EXIF, and cheap checks for truncation. Pixels are never
 //! decoded and a large file is never read whole: headers and trailers are reached by seeking.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
 use aperture_core::MediaMetadata;
@@ -16,7 +15,11 @@ const MAX_TIFF_EXIF_BYTES: u64 = 16 * 1024 * 1024;
 const PNG_TAIL_WINDOW: u64 = 1024;
 
 /// Reads the size, EXIF and integrity of the image in `file`, whose type was sniffed as `mime`.
-pub(crate) fn probe(file: &mut File, mime: &str, meta: &mut MediaMetadata) -> io::Result<()> {
+pub(crate) fn probe<R: Read + Seek>(
+    file: &mut R,
+    mime: &str,
+    meta: &mut MediaMetadata,
+) -> io::Result<()> {
     match mime {
         "image/jpeg" => probe_jpeg(file, meta),
         "image/tiff" | "image/x-canon-cr2" => probe_tiff(file, mime, meta),
@@ -40,7 +43,7 @@ pub(crate) fn probe(file: &mut File, mime: &str, meta: &mut MediaMetadata) -> io
     }
 }
 
-fn probe_jpeg(file: &mut File, meta: &mut MediaMetadata) -> io::Result<()> {
+fn probe_jpeg<R: Read + Seek>(file: &mut R, meta: &mut MediaMetadata) -> io::Result<()> {
     let header = jpeg::read_header(&mut *file)?;
     if let Some((width, height)) = header.size {
         meta.width = Some(width);
@@ -69,7 +72,11 @@ fn probe_jpeg(file: &mut File, meta: &mut MediaMetadata) -> io::Result<()> {
 
 /// TIFF and the camera raw formats built on it. The first image of a raw file is usually a
 /// small preview, so its size is replaced by the one EXIF gives for the photo, if any.
-fn probe_tiff(file: &mut File, mime: &str, meta: &mut MediaMetadata) -> io::Result<()> {
+fn probe_tiff<R: Read + Seek>(
+    file: &mut R,
+    mime: &str,
+    meta: &mut MediaMetadata,
+) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     if mime == "image/tiff" {
         read_size(BufReader::new(&mut *file), ImageFormat::Tiff, meta);
@@ -122,7 +129,7 @@ fn read_size<R: io::BufRead + Seek>(reader: R, format: ImageFormat, meta: &mut M
 }
 
 /// Whether `IEND` is among the last bytes of the file.
-fn png_has_end(file: &mut File) -> io::Result<bool> {
+fn png_has_end<R: Read + Seek>(file: &mut R) -> io::Result<bool> {
     let len = file.seek(SeekFrom::End(0))?;
     let start = len.saturating_sub(PNG_TAIL_WINDOW);
     file.seek(SeekFrom::Start(start))?;
@@ -134,7 +141,7 @@ fn png_has_end(file: &mut File) -> io::Result<bool> {
 /// EXIF from PNG, WebP and HEIF/AVIF containers, which kamadak-exif walks itself (streaming,
 /// so memory stays small). Their structural errors are the container's, not the EXIF's, and
 /// are left to the checks above.
-fn read_container_exif(file: &mut File, meta: &mut MediaMetadata) -> io::Result<()> {
+fn read_container_exif<R: Read + Seek>(file: &mut R, meta: &mut MediaMetadata) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = exif::Reader::new();
     reader.continue_on_error(true);

@@ -509,3 +509,28 @@ async fn small_content_published_in_place_behaves_as_published_any_other_way() {
         assert_eq!(other.verify(hash).await.unwrap(), 3000);
     }
 }
+
+/// A path that is no longer a regular file when it is read (a file replaced by a FIFO or a
+/// folder after the walk saw it) is refused with an error naming it, never read: a FIFO
+/// would block the read until a writer came, and a device might never end.
+#[cfg(unix)]
+#[tokio::test]
+async fn only_regular_files_are_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local(dir.path()).await;
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    for path in [&fifo, &folder] {
+        let err = store.stage_small_file_blocking(path).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+        assert!(message.contains(&*path.to_string_lossy()), "{message}");
+        assert!(message.contains("not a regular file"), "{message}");
+    }
+}

@@ -95,3 +95,21 @@ fn directory_is_an_error_naming_it() {
         format!("cannot probe {}: is a directory", path.display())
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn fifo_is_refused_without_waiting_for_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipe.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let err = probe_file(&path, &ProbeOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::NotAFile { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot probe {}: not a regular file", path.display())
+    );
+}

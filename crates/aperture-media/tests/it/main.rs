@@ -11,12 +11,23 @@ mod robust;
 
 use std::path::{Path, PathBuf};
 
-use aperture_media::{Probe, ProbeOptions, probe_file};
+use aperture_media::{Probe, ProbeOptions, probe_bytes, probe_file};
 
-/// Probes with default options; the fixtures are all readable, so this must not fail.
+/// Probes with default options; the fixtures are all readable, so this must not fail. The
+/// file's bytes read whole must probe the same (ingest probes a small file from memory).
 fn probe(path: &Path) -> Probe {
-    probe_file(path, &ProbeOptions::default())
-        .unwrap_or_else(|e| panic!("probing {} failed: {e}", path.display()))
+    let from_file = probe_file(path, &ProbeOptions::default())
+        .unwrap_or_else(|e| panic!("probing {} failed: {e}", path.display()));
+    let bytes = std::fs::read(path).expect("read fixture");
+    let from_bytes = probe_bytes(path, &bytes, &ProbeOptions::default())
+        .unwrap_or_else(|e| panic!("probing the bytes of {} failed: {e}", path.display()));
+    assert_eq!(
+        from_bytes,
+        from_file,
+        "{}: its bytes probe otherwise than the file",
+        path.display()
+    );
+    from_file
 }
 
 /// Writes `bytes` to `name` in `dir` and returns the path.

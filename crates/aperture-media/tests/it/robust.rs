@@ -1,7 +1,7 @@
 //! Damaged files never make probing fail: whatever is wrong with the bytes becomes a problem.
 
 use aperture_media::fixtures::{exif_block, jpeg, pdf_with_text_pages, png, with_exif};
-use aperture_media::{ProbeOptions, probe_file};
+use aperture_media::{ProbeOptions, probe_bytes, probe_file};
 use proptest::prelude::*;
 
 /// Cuts `bytes` at a fraction of their length and overwrites a few of them.
@@ -31,10 +31,14 @@ proptest! {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
-        std::fs::write(&path, damage(bytes, cut, &flips)).unwrap();
+        let damaged = damage(bytes, cut, &flips);
+        std::fs::write(&path, &damaged).unwrap();
         let probe = probe_file(&path, &ProbeOptions::default());
         prop_assert!(probe.is_ok(), "{:?}", probe);
         let probe = probe.unwrap();
+        // Ingest probes a small file from its bytes in memory: the same findings.
+        let from_bytes = probe_bytes(&path, &damaged, &ProbeOptions::default());
+        prop_assert_eq!(from_bytes.as_ref().ok(), Some(&probe));
         for problem in &probe.metadata.problems {
             prop_assert!(!problem.is_empty());
             prop_assert!(!problem.starts_with(char::is_uppercase), "{problem}");
