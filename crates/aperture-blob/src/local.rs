@@ -6,14 +6,16 @@ use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Names tried for the file beside the blob before giving up (another writer holds each).
 const NAMES_TRIED: u32 = 64;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
-/// This process's id, asked once (it is a system call each time, once a blob on ingest).
-static PROCESS: std::sync::LazyLock<u32> = std::sync::LazyLock::new(std::process::id);
+/// This process's id, asked once (it is a system call each time, once a blob on ingest). A
+/// child forked without `exec` would keep its parent's; nothing forks but to run a command.
+static PROCESS: LazyLock<u32> = LazyLock::new(std::process::id);
 
 /// Writes `bytes` to `target` when no file is there; fails with `AlreadyExists` (and leaves
 /// the file that is there alone) otherwise.

@@ -67,9 +67,9 @@ impl BlobStore {
         })
     }
 
-    /// Reads a local file whole and hashes it, when it is a regular file no larger than the part
-    /// size; `None` when it is larger (use [`BlobStore::stage_file`]). Blocking: for callers already on a
-    /// blocking thread, so a small file costs no extra hop between threads.
+    /// Reads a local file whole and hashes it, when it is a regular file no larger than the
+    /// part size; `None` when it is larger (use [`BlobStore::stage_file`]). Blocking: for
+    /// callers already on a blocking thread, so a small file costs no extra hop between threads.
     pub fn stage_small_file_blocking(&self, path: &FsPath) -> Result<Option<Staged>> {
         let (_, hasher, chunk) = read_head(path, self.part_size)?;
         Ok((chunk.len() <= self.part_size).then(|| Staged {
@@ -255,12 +255,9 @@ impl BlobStore {
         let part_size = self.part_size;
         let owned = path.to_path_buf();
         let (file, hasher, first) = run_blocking(move || {
-            let mut file = std::fs::File::open(&owned).map_err(|source| Error::Read {
-                path: owned.clone(),
-                source,
-            })?;
+            let (mut file, len) = open_regular(&owned)?;
             let mut hasher = blake3::Hasher::new();
-            let first = read_chunk(&mut file, &owned, part_size, &mut hasher)?;
+            let first = read_at_most(&mut file, &owned, part_size, len, &mut hasher)?;
             Ok((file, hasher, first))
         })
         .await?;
@@ -447,32 +444,43 @@ fn hash_file(path: &FsPath, part_size: usize) -> Result<Staged> {
     })
 }
 
-/// Opens a file and reads (and hashes) up to one byte more than `part_size`, which tells
+/// Opens a local file and reads (and hashes) up to one byte more than `part_size`, which tells
 /// whether the file fits in one part.
-/// Opens a local file, refusing anything but a regular file (reading a FIFO or a device could
-/// block forever or never end), and reads its first part up to `part_size + 1` bytes.
 fn read_head(path: &FsPath, part_size: usize) -> Result<(std::fs::File, blake3::Hasher, Vec<u8>)> {
+    let (mut file, len) = open_regular(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let chunk = read_at_most(&mut file, path, part_size + 1, len, &mut hasher)?;
+    Ok((file, hasher, chunk))
+}
+
+/// Opens a local file for reading, and its length, refusing anything but a regular file:
+/// reading a FIFO could wait forever for a writer, and a device might never end.
+fn open_regular(path: &FsPath) -> Result<(std::fs::File, u64)> {
     let failed = |source| Error::Read {
         path: path.to_path_buf(),
         source,
     };
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
-    // Opening a FIFO for reading waits for a writer; without blocking, it opens and is then
-    // refused below. (It changes nothing for a regular file.)
+    // Opening a FIFO for reading waits for a writer; opened non-blocking, it is refused below.
+    // (For a regular file on an ordinary file system, reads are unchanged.)
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let mut file = options.open(path).map_err(failed)?;
+    let file = options.open(path).map_err(failed)?;
     let meta = file.metadata().map_err(failed)?;
+    if meta.is_dir() {
+        return Err(failed(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory",
+        )));
+    }
     if !meta.is_file() {
         return Err(failed(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         )));
     }
-    let mut hasher = blake3::Hasher::new();
-    let chunk = read_at_most(&mut file, path, part_size + 1, meta.len(), &mut hasher)?;
-    Ok((file, hasher, chunk))
+    Ok((file, meta.len()))
 }
 
 /// Reads up to `limit` bytes (fewer only at end of file) and hashes them.

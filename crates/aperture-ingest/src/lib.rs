@@ -542,8 +542,9 @@ impl Job<'_> {
             .map_err(Failure::of(FileErrorKind::Read))
     }
 
-    /// On one blocking thread: skip the file if it is known; else probe it and, when it fits
-    /// in one part, read and hash it and read its blob generation.
+    /// On one blocking thread: skip the file if it is known; else, when it fits in one part,
+    /// read and hash it and probe those bytes (a larger file is probed from disk), and read its
+    /// blob generation.
     async fn prepare(&self, file: &Source) -> Result<Prepared, Failure> {
         let (catalog, blobs) = (self.catalog.clone(), self.blobs.clone());
         let (collection, probe) = (self.collection, self.options.probe.clone());
@@ -591,7 +592,8 @@ fn prepare_blocking(
     {
         return Ok(Prepared::Known(known.asset));
     }
-    // A file of one part is read once, whole: what is probed is what is stored.
+    // A file of one part is read once, whole: its type, metadata and size check come from the
+    // bytes that are stored (audio and video metadata excepted: ffprobe reads the path).
     let staged = if file.size <= blobs.part_size() as u64 {
         blobs
             .stage_small_file_blocking(path)
@@ -599,15 +601,24 @@ fn prepare_blocking(
     } else {
         None
     };
-    let probe = match staged.as_ref().and_then(|s| s.in_memory()) {
+    let bytes = staged.as_ref().and_then(|s| s.in_memory());
+    debug_assert!(
+        staged.is_none() || bytes.is_some(),
+        "a file staged on this thread is held in memory"
+    );
+    let probe = match bytes {
         Some(bytes) => aperture_media::probe_bytes(path, bytes, probe_options),
         None => aperture_media::probe_file(path, probe_options),
     }
     .map_err(Failure::of(FileErrorKind::Read))?;
     // A decompression bomb is refused before it is stored, as an upload is.
     if probe.kind == aperture_core::MediaKind::Image {
-        aperture_media::check_image_size(path, &path.display().to_string())
-            .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
+        let shown = path.display().to_string();
+        match bytes {
+            Some(bytes) => aperture_media::check_image_bytes(bytes, &shown),
+            None => aperture_media::check_image_size(path, &shown),
+        }
+        .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
     }
     let probe = Box::new(probe);
     let Some(staged) = staged else {

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use aperture_core::{MediaKind, MediaMetadata};
 
-pub use limits::{MAX_DECODED_BYTES, MAX_SIDE, TooLarge, check_image_size};
+pub use limits::{MAX_DECODED_BYTES, MAX_SIDE, TooLarge, check_image_bytes, check_image_size};
 pub use sniff::{SNIFF_LEN, sniff};
 
 /// What probing a file found.
@@ -228,13 +228,7 @@ fn probe_content<R: Read + Seek>(
 /// Opens `path` for reading, refusing anything but a regular file: reading a FIFO or a device
 /// could block forever or never end.
 fn open_regular(path: &Path) -> Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    // Opening a FIFO for reading waits for a writer; without blocking, it opens and is then
-    // refused below. (It changes nothing for a regular file.)
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let file = open_without_waiting(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::NotAFile {
@@ -249,6 +243,17 @@ fn open_regular(path: &Path) -> Result<File> {
         });
     }
     Ok(file)
+}
+
+/// Opens `path` for reading without waiting: opening a FIFO for reading waits for a writer,
+/// so it is opened non-blocking, for the caller to refuse once it sees what it opened. (For a
+/// regular file on an ordinary file system, reads are unchanged.)
+pub(crate) fn open_without_waiting(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
 }
 
 fn read_head(file: &mut File) -> io::Result<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! Limits on what is decoded: an image whose header promises more pixels than any analyzer
 //! will decode (a decompression bomb) is refused before it is stored.
 
+use std::io::{BufRead, BufReader, Cursor, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use image::ImageReader;
@@ -54,54 +55,130 @@ fn decoded_bytes(width: u32, height: u32) -> u64 {
 
 /// Refuses an image whose header promises more pixels than the analyzers will ever decode,
 /// reading the header only; `name` is how errors show the file. Files that are not images,
-/// and images whose header cannot be read (stored and flagged, as at any ingest), pass.
+/// and images whose header cannot be read (stored and flagged, as at any ingest), pass. Only a
+/// regular file is read (a FIFO is refused when opened, without waiting for a writer).
 pub fn check_image_size(path: &Path, name: &str) -> Result<(), TooLarge> {
-    // A header reader that panics on hostile bytes: refused, since nothing then bounds what
-    // decoding it would take.
-    std::panic::catch_unwind(|| check_image_size_unguarded(path, name)).unwrap_or_else(|_| {
-        Err(TooLarge::Unreadable {
-            name: name.to_owned(),
-        })
-    })
-}
-
-fn check_image_size_unguarded(path: &Path, name: &str) -> Result<(), TooLarge> {
     let io = |source| TooLarge::Io {
         path: path.to_owned(),
         source,
     };
-    let reader = match ImageReader::open(path).and_then(|r| r.with_guessed_format()) {
-        Ok(r) if r.format().is_some() => r,
-        Ok(_) => return Ok(()),
-        Err(e) => return Err(io(e)),
-    };
-    let (width, height) = match reader.into_dimensions() {
-        Ok(size) => size,
-        // A PNG cut short after its header still says how large it claims to be.
-        Err(_) => match png_header_size(path) {
-            Some(size) => size,
-            None => return Ok(()),
-        },
-    };
-    if width > MAX_SIDE || height > MAX_SIDE || decoded_bytes(width, height) > MAX_DECODED_BYTES {
-        return Err(TooLarge::Image {
-            name: name.to_owned(),
-            width,
-            height,
-        });
-    }
-    Ok(())
+    guarded(name, || {
+        let file = crate::open_without_waiting(path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        claimed_size(BufReader::new(file)).map_err(io)
+    })
 }
 
-/// Width and height from a PNG's IHDR chunk, read from the file's first 24 bytes.
-fn png_header_size(path: &Path) -> Option<(u32, u32)> {
-    use std::io::Read;
+/// [`check_image_size`] on an image's bytes already in memory (a small file read whole at
+/// ingest), so that what is checked is what is stored.
+pub fn check_image_bytes(bytes: &[u8], name: &str) -> Result<(), TooLarge> {
+    guarded(name, || {
+        claimed_size(Cursor::new(bytes)).map_err(|source| TooLarge::Io {
+            path: PathBuf::from(name),
+            source,
+        })
+    })
+}
+
+/// Bounds the size `read` finds. A header reader that panics on hostile bytes: refused, since
+/// nothing then bounds what decoding it would take.
+fn guarded(
+    name: &str,
+    read: impl FnOnce() -> Result<Option<(u32, u32)>, TooLarge>,
+) -> Result<(), TooLarge> {
+    let claimed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+            Err(TooLarge::Unreadable {
+                name: name.to_owned(),
+            })
+        })?;
+    match claimed {
+        Some((width, height))
+            if width > MAX_SIDE
+                || height > MAX_SIDE
+                || decoded_bytes(width, height) > MAX_DECODED_BYTES =>
+        {
+            Err(TooLarge::Image {
+                name: name.to_owned(),
+                width,
+                height,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The size an image's header claims; `None` for what is not an image, or an image whose header
+/// cannot be read.
+fn claimed_size<R: BufRead + Seek>(mut source: R) -> std::io::Result<Option<(u32, u32)>> {
+    let reader = ImageReader::new(&mut source).with_guessed_format()?;
+    if reader.format().is_none() {
+        return Ok(None);
+    }
+    if let Ok(size) = reader.into_dimensions() {
+        return Ok(Some(size));
+    }
+    // A PNG cut short after its header still says how large it claims to be.
+    source.seek(SeekFrom::Start(0))?;
     let mut head = [0u8; 24];
-    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if source.read_exact(&mut head).is_err() {
+        return Ok(None);
+    }
+    Ok(png_header_size(&head))
+}
+
+/// Width and height from a PNG's IHDR chunk, in the file's first 24 bytes.
+fn png_header_size(head: &[u8; 24]) -> Option<(u32, u32)> {
     if &head[..8] != b"\x89PNG\r\n\x1a\n" || &head[12..16] != b"IHDR" {
         return None;
     }
     let w = u32::from_be_bytes(head[16..20].try_into().ok()?);
     let h = u32::from_be_bytes(head[20..24].try_into().ok()?);
     Some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PNG signature and an IHDR chunk claiming `side` × `side` pixels, and nothing after.
+    fn png_claiming(side: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend(side.to_be_bytes());
+        bytes.extend(side.to_be_bytes());
+        bytes.extend([8, 6, 0, 0, 0, 0, 0, 0, 0]);
+        bytes
+    }
+
+    #[test]
+    fn r17_bytes_in_memory_are_checked_as_the_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes, refused) in [
+            ("bomb.png", png_claiming(30_000), true),
+            ("small.png", png_claiming(64), false),
+            ("notes.txt", b"not an image".to_vec(), false),
+            ("empty.png", Vec::new(), false),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let (from_file, from_bytes) = (
+                check_image_size(&path, name),
+                check_image_bytes(&bytes, name),
+            );
+            assert_eq!(from_file.is_err(), refused, "{name}: {from_file:?}");
+            assert_eq!(from_bytes.is_err(), refused, "{name}: {from_bytes:?}");
+            if refused {
+                let message = from_bytes.unwrap_err().to_string();
+                assert!(
+                    message.contains("bomb.png claims 30000 × 30000"),
+                    "{message}"
+                );
+            }
+        }
+    }
 }

@@ -90,6 +90,16 @@ fn main() {
                 true,
             ));
         }
+        // The spread between runs, beside each median: this disk is noisy.
+        let spread = |times: &[Duration]| {
+            let (min, max) = (times.iter().min(), times.iter().max());
+            format!(
+                "{:.2}–{:.2} s",
+                min.map_or(0.0, Duration::as_secs_f64),
+                max.map_or(0.0, Duration::as_secs_f64)
+            )
+        };
+        let (base_spread, our_spread) = (spread(&base_times), spread(&our_times));
         let (baseline, sync, ours, sealed) = (
             median(base_times),
             median(sync_times),
@@ -104,7 +114,8 @@ fn main() {
             }
         };
         println!(
-            "| {name} | {} ({:.2} s, sync {:.2} s) | {} ({:.2} s) | {:.2}× | {} ({:.2} s) | {:.2}× |",
+            "| {name} | {} ({:.2} s; {base_spread}; sync {:.2} s) | {} ({:.2} s; {our_spread}) | \
+             {:.2}× | {} ({:.2} s) | {:.2}× |",
             rate(baseline),
             baseline.as_secs_f64(),
             sync.as_secs_f64(),

@@ -511,26 +511,42 @@ async fn small_content_published_in_place_behaves_as_published_any_other_way() {
 }
 
 /// A path that is no longer a regular file when it is read (a file replaced by a FIFO or a
-/// folder after the walk saw it) is refused with an error naming it, never read: a FIFO
-/// would block the read until a writer came, and a device might never end.
+/// folder after the walk saw it), or a device that never ends, is refused with an error naming
+/// it, never read: a FIFO would block the read until a writer came. On a thread, so that a
+/// regression fails here instead of hanging the suite.
 #[cfg(unix)]
-#[tokio::test]
-async fn only_regular_files_are_staged() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r17_only_regular_files_are_staged() {
+    use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
     let store = local(dir.path()).await;
     let fifo = dir.path().join("pipe");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
+    let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
     let folder = dir.path().join("folder");
     std::fs::create_dir(&folder).unwrap();
-    for path in [&fifo, &folder] {
-        let err = store.stage_small_file_blocking(path).unwrap_err();
+    for (path, why) in [
+        (fifo, "not a regular file"),
+        (folder, "is a directory"),
+        (std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+    ] {
+        let (sent, answer) = std::sync::mpsc::channel();
+        let (staging, asked) = (store.clone(), path.clone());
+        std::thread::spawn(move || {
+            let _ = sent.send(
+                staging
+                    .stage_small_file_blocking(&asked)
+                    .map(|s| s.is_some()),
+            );
+        });
+        let err = answer
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("staging {} waited", path.display()))
+            .unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, Error::Read { .. }), "{err:?}");
         assert!(message.contains(&*path.to_string_lossy()), "{message}");
-        assert!(message.contains("not a regular file"), "{message}");
+        assert!(message.contains(why), "{message}");
     }
 }

@@ -96,20 +96,32 @@ fn directory_is_an_error_naming_it() {
     );
 }
 
+/// A FIFO (swapped in after the walk) is refused when opened, not read: a read would wait for
+/// a writer. A device that never ends is refused too. Run on a thread, so that a regression
+/// fails here instead of hanging the suite.
 #[cfg(unix)]
 #[test]
-fn fifo_is_refused_without_waiting_for_a_writer() {
+fn r17_fifos_and_devices_are_refused_without_waiting() {
+    use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pipe.jpg");
-    let made = std::process::Command::new("mkfifo")
-        .arg(&path)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let err = probe_file(&path, &ProbeOptions::default()).unwrap_err();
-    assert!(matches!(err, Error::NotAFile { .. }), "{err:?}");
-    assert_eq!(
-        err.to_string(),
-        format!("cannot probe {}: not a regular file", path.display())
-    );
+    let fifo = dir.path().join("pipe.jpg");
+    let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    for path in [fifo, std::path::PathBuf::from("/dev/zero")] {
+        let (sent, answer) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || {
+            let _ = sent.send(probe_file(&asked, &ProbeOptions::default()));
+        });
+        let err = answer
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("probing {} waited", path.display()))
+            .unwrap_err();
+        assert!(matches!(err, Error::NotAFile { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot probe {}: not a regular file", path.display())
+        );
+    }
 }

@@ -12,7 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
-use aperture_media::{ProbeOptions, probe_file, sniff, text};
+use aperture_media::{
+    ProbeOptions, check_image_bytes, check_image_size, probe_bytes, probe_file, sniff, text,
+};
 use proptest::prelude::*;
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
@@ -117,10 +119,23 @@ fn every_target(name: &str, bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    match probe_file(&path, &ProbeOptions::default()) {
+    let probe = probe_file(&path, &ProbeOptions::default());
+    match &probe {
         Ok(probe) => assert!(probe.metadata.problems.iter().all(|p| !p.is_empty())),
         Err(e) => assert!(e.to_string().contains(name), "{name}: {e}"),
     }
+    // Ingest probes a small file from its bytes in memory, and checks an image's size there.
+    let from_bytes = probe_bytes(&path, bytes, &ProbeOptions::default());
+    assert_eq!(
+        from_bytes.as_ref().ok(),
+        probe.as_ref().ok(),
+        "{name}: its bytes probe otherwise than the file"
+    );
+    assert_eq!(
+        check_image_bytes(bytes, name).is_ok(),
+        check_image_size(&path, name).is_ok(),
+        "{name}: its bytes pass the size check otherwise than the file"
+    );
 
     if let Ok(doc) = lopdf::Document::load_mem(bytes) {
         let mut work = 1 << 20;
