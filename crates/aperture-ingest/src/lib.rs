@@ -573,9 +573,9 @@ fn known_source(
 }
 
 /// Skips a known file (`known`: the newest source the catalog has at its path); else, when it
-/// fits in one part, reads and hashes it, probes it from those bytes and reads its blob
-/// generation (a larger file is probed from disk), and
-/// with `publish` stores its bytes when the store takes them on this thread.
+/// fits in one part, reads and hashes it, probes and size-checks those bytes (a larger file is
+/// probed and checked from disk) and reads its blob generation, and with `publish` stores its
+/// bytes when the store takes them on this thread.
 fn prepare_blocking(
     catalog: &Arc<dyn Catalog>,
     blobs: &BlobStore,
@@ -618,7 +618,11 @@ fn prepare_blocking(
             Some(bytes) => aperture_media::check_image_bytes(bytes, &shown),
             None => aperture_media::check_image_size(path, &shown),
         }
-        .map_err(|e| Failure(FileErrorKind::TooLarge, format!("refused: {e}")))?;
+        .map_err(|e| match e {
+            // Unreadable by now (gone, or swapped for something that is not a file).
+            aperture_media::TooLarge::Io { .. } => Failure(FileErrorKind::Read, e.to_string()),
+            e => Failure(FileErrorKind::TooLarge, format!("refused: {e}")),
+        })?;
     }
     let probe = Box::new(probe);
     let Some(staged) = staged else {

@@ -510,7 +510,7 @@ async fn small_content_published_in_place_behaves_as_published_any_other_way() {
     }
 }
 
-/// A path that is no longer a regular file when it is read (a file replaced by a FIFO or a
+/// Issue 17: a path that is no longer a regular file when it is read (a file replaced by a FIFO or a
 /// folder after the walk saw it), or a device that never ends, is refused with an error naming
 /// it, never read: a FIFO would block the read until a writer came. On a thread, so that a
 /// regression fails here instead of hanging the suite.

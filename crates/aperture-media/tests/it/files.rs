@@ -96,8 +96,8 @@ fn directory_is_an_error_naming_it() {
     );
 }
 
-/// A FIFO (swapped in after the walk) is refused when opened, not read: a read would wait for
-/// a writer. A device that never ends is refused too. Run on a thread, so that a regression
+/// Issue 17: a FIFO (swapped in after the walk) is refused when opened, by the probe and by
+/// the size check, not read: a read would wait for a writer. A device that never ends is refused too. Run on a thread, so that a regression
 /// fails here instead of hanging the suite.
 #[cfg(unix)]
 #[test]
@@ -112,16 +112,24 @@ fn r17_fifos_and_devices_are_refused_without_waiting() {
         let (sent, answer) = std::sync::mpsc::channel();
         let asked = path.clone();
         std::thread::spawn(move || {
-            let _ = sent.send(probe_file(&asked, &ProbeOptions::default()));
+            let probed = probe_file(&asked, &ProbeOptions::default());
+            let checked = aperture_media::check_image_size(&asked, "it");
+            let _ = sent.send((probed, checked));
         });
-        let err = answer
+        let (probed, checked) = answer
             .recv_timeout(std::time::Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("probing {} waited", path.display()))
-            .unwrap_err();
+            .unwrap_or_else(|_| panic!("probing {} waited", path.display()));
+        let err = probed.unwrap_err();
         assert!(matches!(err, Error::NotAFile { .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             format!("cannot probe {}: not a regular file", path.display())
         );
+        let err = checked.unwrap_err();
+        assert!(
+            matches!(err, aperture_media::TooLarge::Io { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().ends_with("not a regular file"), "{err}");
     }
 }

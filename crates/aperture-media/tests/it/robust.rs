@@ -45,3 +45,30 @@ proptest! {
         }
     }
 }
+
+/// Issue 17: ingest checks a small image's size from its bytes in memory. Over the hostile
+/// corpus (bombs of several formats among damaged files), the bytes get the file's answer.
+#[test]
+fn r17_the_size_check_of_bytes_answers_as_the_file_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = aperture_media::fixtures::hostile_corpus(&dir.path().join("corpus"), &[]);
+    let mut refused = 0;
+    for path in files.iter().filter(|p| p.is_file()) {
+        let bytes = std::fs::read(path).unwrap();
+        let name = path.display().to_string();
+        let (from_file, from_bytes) = (
+            aperture_media::check_image_size(path, &name),
+            aperture_media::check_image_bytes(&bytes, &name),
+        );
+        assert_eq!(
+            from_bytes.as_ref().map_err(ToString::to_string),
+            from_file.as_ref().map_err(ToString::to_string),
+            "{name}"
+        );
+        refused += usize::from(from_file.is_err());
+    }
+    assert!(
+        refused >= 3,
+        "the corpus's bombs are refused ({refused} files)"
+    );
+}
