@@ -497,22 +497,57 @@ fn read_chunk(
     read_at_most(file, path, limit, expected, hasher)
 }
 
-/// Reads up to `limit` bytes and hashes them, into a buffer sized for the `expected` bytes
-/// (a small file gets a small buffer).
+/// Reads up to `limit` bytes and hashes them, expecting `expected` (what `fstat` said is
+/// left). When that is less than `limit`, reads ask for one byte more: reading stops once
+/// `expected` bytes are in, taken as the end of the file then (a file that grows after it is
+/// read is stored as it was, whichever way), with no further read to hear the end; a read
+/// that fills the extra byte means the file grew, and reading goes on to `limit`.
 fn read_at_most(
-    file: &mut std::fs::File,
+    reader: &mut impl Read,
     path: &FsPath,
     limit: usize,
     expected: u64,
     hasher: &mut blake3::Hasher,
 ) -> Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(limit).min(limit));
-    file.take(limit as u64)
-        .read_to_end(&mut buf)
-        .map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let failed = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let buf = match usize::try_from(expected) {
+        Ok(expected) if expected < limit => {
+            let mut buf = vec![0u8; expected + 1];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        filled += n;
+                        if filled == expected {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            buf.truncate(filled);
+            if filled > expected {
+                reader
+                    .take((limit - filled) as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(failed)?;
+            }
+            buf
+        }
+        _ => {
+            let mut buf = Vec::with_capacity(limit);
+            reader
+                .take(limit as u64)
+                .read_to_end(&mut buf)
+                .map_err(failed)?;
+            buf
+        }
+    };
     hasher.update(&buf);
     Ok(buf)
 }
@@ -531,5 +566,80 @@ async fn hash_off_runtime(bytes: Bytes) -> (ContentHash, Bytes) {
     match tokio::task::spawn_blocking(move || (ContentHash::of(&bytes), bytes)).await {
         Ok(done) => done,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out at most `step` bytes a read, as a slow or network file system may.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn read(content: &[u8], step: usize, limit: usize, expected: u64) -> Vec<u8> {
+        let mut hasher = blake3::Hasher::new();
+        let got = read_at_most(
+            &mut Trickle(content, step),
+            FsPath::new("f"),
+            limit,
+            expected,
+            &mut hasher,
+        )
+        .unwrap();
+        assert_eq!(
+            hasher.finalize(),
+            blake3::hash(&got),
+            "what is hashed is what is read"
+        );
+        got
+    }
+
+    #[test]
+    fn a_file_of_its_expected_size_is_read_whole_in_any_steps() {
+        let content: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        for step in [1, 7, 4096, 5000, 9000] {
+            assert_eq!(read(&content, step, 8192, 5000), content, "step {step}");
+        }
+        assert_eq!(read(&[], 1, 8192, 0), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_file_that_grew_past_its_expected_size_is_read_on_to_the_limit() {
+        let content: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        for step in [4096, 10_000] {
+            // fstat said 3,000; the file holds 10,000: all of it up to the limit.
+            assert_eq!(
+                read(&content, step, 8192, 3000),
+                content[..8192],
+                "step {step}"
+            );
+            assert_eq!(read(&content, step, 20_000, 3000), content, "step {step}");
+        }
+        // Reads that stop at exactly what fstat said end there: the file as it was then, as
+        // when it grows just after it is read.
+        for step in [1, 500, 3000] {
+            assert_eq!(
+                read(&content, step, 8192, 3000),
+                content[..3000],
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_shorter_than_expected_is_read_to_its_end() {
+        let content = vec![9u8; 100];
+        assert_eq!(read(&content, 7, 8192, 4000), content);
+        // Expected past the limit: read up to the limit, as before.
+        assert_eq!(read(&content, 7, 64, 1 << 40), content[..64]);
     }
 }
