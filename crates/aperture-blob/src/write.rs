@@ -445,7 +445,8 @@ fn hash_file(path: &FsPath, part_size: usize) -> Result<Staged> {
 }
 
 /// Opens a local file and reads (and hashes) up to one byte more than `part_size`, which tells
-/// whether the file fits in one part.
+/// whether the file fits in one part (a file that `fstat` says fits, and that reads to that
+/// size, fits: see [`read_at_most`]).
 fn read_head(path: &FsPath, part_size: usize) -> Result<(std::fs::File, blake3::Hasher, Vec<u8>)> {
     let (mut file, len) = open_regular(path)?;
     let mut hasher = blake3::Hasher::new();
@@ -483,7 +484,8 @@ fn open_regular(path: &FsPath) -> Result<(std::fs::File, u64)> {
     Ok((file, meta.len()))
 }
 
-/// Reads up to `limit` bytes (fewer only at end of file) and hashes them.
+/// Reads up to `limit` bytes and hashes them: fewer at the end of the file, or where `fstat`
+/// said it ended ([`read_at_most`]); a stream of chunks ends only on an empty one.
 fn read_chunk(
     file: &mut std::fs::File,
     path: &FsPath,
@@ -498,10 +500,11 @@ fn read_chunk(
 }
 
 /// Reads up to `limit` bytes and hashes them, expecting `expected` (what `fstat` said is
-/// left). When that is less than `limit`, reads ask for one byte more: reading stops once
-/// `expected` bytes are in, taken as the end of the file then (a file that grows after it is
-/// read is stored as it was, whichever way), with no further read to hear the end; a read
-/// that fills the extra byte means the file grew, and reading goes on to `limit`.
+/// left). For a small file ([`EARLY_END`]), reads ask for one byte more than `expected` and
+/// stop once exactly `expected` bytes are in, taken as the end of the file: no further read
+/// that returns nothing. A file that grows after its `fstat` is then stored at that size in
+/// memory ([`read_head`]) and read on to its end by a stream ([`read_chunk`]); a read that
+/// fills the extra byte means the file grew, and reading goes on to `limit`.
 fn read_at_most(
     reader: &mut impl Read,
     path: &FsPath,
@@ -514,7 +517,7 @@ fn read_at_most(
         source,
     };
     let buf = match usize::try_from(expected) {
-        Ok(expected) if expected < limit => {
+        Ok(expected) if expected < limit && expected < EARLY_END => {
             let mut buf = vec![0u8; expected + 1];
             let mut filled = 0;
             while filled < buf.len() {
@@ -548,9 +551,14 @@ fn read_at_most(
             buf
         }
     };
+    debug_assert!(buf.len() <= limit, "at most the limit is read");
     hasher.update(&buf);
     Ok(buf)
 }
+
+/// Below this size, [`read_at_most`] ends at the size `fstat` gave. Larger reads take the
+/// usual way (a read that returns nothing at the end), which fills no buffer with zeros first.
+const EARLY_END: usize = 64 * 1024;
 
 fn file_position(file: &mut std::fs::File) -> u64 {
     use std::io::Seek;
@@ -573,34 +581,121 @@ async fn hash_off_runtime(bytes: Bytes) -> (ContentHash, Bytes) {
 mod tests {
     use super::*;
 
-    /// Hands out at most `step` bytes a read, as a slow or network file system may.
-    struct Trickle<'a>(&'a [u8], usize);
+    /// Hands out at most `step` bytes a read, as a slow or network file system may, and counts
+    /// the reads.
+    struct Trickle<'a> {
+        left: &'a [u8],
+        step: usize,
+        reads: usize,
+    }
 
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(self.1).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
+            self.reads += 1;
+            let n = buf.len().min(self.step).min(self.left.len());
+            buf[..n].copy_from_slice(&self.left[..n]);
+            self.left = &self.left[n..];
             Ok(n)
         }
     }
 
-    fn read(content: &[u8], step: usize, limit: usize, expected: u64) -> Vec<u8> {
+    /// What is read, and in how many reads.
+    fn read_counting(content: &[u8], step: usize, limit: usize, expected: u64) -> (Vec<u8>, usize) {
         let mut hasher = blake3::Hasher::new();
-        let got = read_at_most(
-            &mut Trickle(content, step),
-            FsPath::new("f"),
-            limit,
-            expected,
-            &mut hasher,
-        )
-        .unwrap();
+        let mut reader = Trickle {
+            left: content,
+            step,
+            reads: 0,
+        };
+        let got =
+            read_at_most(&mut reader, FsPath::new("f"), limit, expected, &mut hasher).unwrap();
         assert_eq!(
             hasher.finalize(),
             blake3::hash(&got),
             "what is hashed is what is read"
         );
-        got
+        (got, reader.reads)
+    }
+
+    fn read(content: &[u8], step: usize, limit: usize, expected: u64) -> Vec<u8> {
+        read_counting(content, step, limit, expected).0
+    }
+
+    #[test]
+    fn a_small_file_read_to_its_size_takes_no_read_that_returns_nothing() {
+        let content = vec![3u8; 4096];
+        assert_eq!(
+            read_counting(&content, 8192, 8192, 4096),
+            (content.clone(), 1)
+        );
+        assert_eq!(
+            read_counting(&content, 1024, 8192, 4096),
+            (content.clone(), 4)
+        );
+        // An empty file: one read, which returns nothing.
+        assert_eq!(read_counting(&[], 8192, 8192, 0), (Vec::new(), 1));
+        // Past the early end, the usual way: the last read returns nothing.
+        let large = vec![5u8; EARLY_END];
+        let mut hasher = blake3::Hasher::new();
+        let mut reader = Trickle {
+            left: &large,
+            step: EARLY_END,
+            reads: 0,
+        };
+        let got = read_at_most(
+            &mut reader,
+            FsPath::new("f"),
+            2 * EARLY_END,
+            EARLY_END as u64,
+            &mut hasher,
+        )
+        .unwrap();
+        assert_eq!(got.len(), EARLY_END);
+        assert!(
+            reader.left.is_empty() && reader.reads >= 2,
+            "it read on to an empty read"
+        );
+    }
+
+    #[test]
+    fn a_file_fstat_calls_empty_is_read_whole() {
+        // As procfs reports its files.
+        let content: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        assert_eq!(read(&content, 1, 8192, 0), content);
+        assert_eq!(read(&content, 7, 8192, 0), content);
+        assert_eq!(read(&content, 4096, 100, 0), content[..100]);
+    }
+
+    #[test]
+    fn a_file_that_grows_at_the_limit_stops_there() {
+        let content = vec![1u8; 200];
+        assert_eq!(read(&content, 4096, 100, 99), content[..100]);
+        assert_eq!(read(&content, 4096, 100, 100), content[..100]);
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_and_errors_name_the_file() {
+        struct Flaky(usize);
+        impl Read for Flaky {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                match self.0 {
+                    1 => Err(std::io::ErrorKind::Interrupted.into()),
+                    2 => {
+                        buf[..10].fill(7);
+                        Ok(10)
+                    }
+                    _ => Err(std::io::Error::other("disk gone")),
+                }
+            }
+        }
+        let mut hasher = blake3::Hasher::new();
+        let path = FsPath::new("/photos/a.jpg");
+        let got = read_at_most(&mut Flaky(0), path, 100, 10, &mut hasher).unwrap();
+        assert_eq!(got, vec![7u8; 10]);
+        let err = read_at_most(&mut Flaky(0), path, 100, 50, &mut hasher).unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err:?}");
+        assert!(err.to_string().contains("/photos/a.jpg"), "{err}");
     }
 
     #[test]

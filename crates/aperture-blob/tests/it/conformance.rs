@@ -510,10 +510,10 @@ async fn small_content_published_in_place_behaves_as_published_any_other_way() {
     }
 }
 
-/// Issue 17: a path that is no longer a regular file when it is read (a file replaced by a FIFO or a
-/// folder after the walk saw it), or a device that never ends, is refused with an error naming
-/// it, never read: a FIFO would block the read until a writer came. On a thread, so that a
-/// regression fails here instead of hanging the suite.
+/// Issue 17: a path that is no longer a regular file when it is read (a file replaced by a
+/// FIFO or a folder after the walk saw it), or a device that never ends, is refused with an
+/// error naming it, never read: a FIFO would block the read until a writer came. On a thread,
+/// so that a regression fails here instead of hanging the suite.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_only_regular_files_are_staged() {

@@ -97,8 +97,8 @@ fn directory_is_an_error_naming_it() {
 }
 
 /// Issue 17: a FIFO (swapped in after the walk) is refused when opened, by the probe and by
-/// the size check, not read: a read would wait for a writer. A device that never ends is refused too. Run on a thread, so that a regression
-/// fails here instead of hanging the suite.
+/// the size check, not read: a read would wait for a writer. A device that never ends is
+/// refused too. Run on a thread, so that a regression fails here instead of hanging the suite.
 #[cfg(unix)]
 #[test]
 fn r17_fifos_and_devices_are_refused_without_waiting() {
