@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Cursor, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use image::ImageReader;
+use image::{ImageFormat, ImageReader};
 
 /// The largest image decoded, in pixels per side. A 30,000 × 30,000 photo (or a
 /// decompression bomb claiming to be one) is refused up front from its header, before any
@@ -74,15 +74,16 @@ pub fn check_image_size(path: &Path, name: &str) -> Result<(), TooLarge> {
             };
             return Err(io(std::io::Error::new(kind, what)));
         }
-        claimed_size(BufReader::new(file)).map_err(io)
+        claimed_size(BufReader::new(file), path).map_err(io)
     })
 }
 
 /// [`check_image_size`] on an image's bytes already in memory (a small file read whole at
-/// ingest), so that what is checked is what is stored.
+/// ingest), so that what is checked is what is stored; `name` (the file's path as shown) gives
+/// the extension, as the path does there. Reading memory fails in no way of its own.
 pub fn check_image_bytes(bytes: &[u8], name: &str) -> Result<(), TooLarge> {
     guarded(name, || {
-        claimed_size(Cursor::new(bytes)).map_err(|source| TooLarge::Io {
+        claimed_size(Cursor::new(bytes), Path::new(name)).map_err(|source| TooLarge::Io {
             path: PathBuf::from(name),
             source,
         })
@@ -118,9 +119,16 @@ fn guarded(
 }
 
 /// The size an image's header claims; `None` for what is not an image, or an image whose header
-/// cannot be read.
-fn claimed_size<R: BufRead + Seek>(mut source: R) -> std::io::Result<Option<(u32, u32)>> {
-    let reader = ImageReader::new(&mut source).with_guessed_format()?;
+/// cannot be read. The format is guessed from the content, else from `path`'s extension.
+fn claimed_size<R: BufRead + Seek>(
+    mut source: R,
+    path: &Path,
+) -> std::io::Result<Option<(u32, u32)>> {
+    let mut reader = ImageReader::new(&mut source);
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let reader = reader.with_guessed_format()?;
     if reader.format().is_none() {
         return Ok(None);
     }
