@@ -543,7 +543,8 @@ fn read_at_most(
             buf
         }
         _ => {
-            let mut buf = Vec::with_capacity(limit);
+            // Sized from the file where possible: a file of 100 KiB gets 100 KiB, not a part.
+            let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(limit).min(limit));
             reader
                 .take(limit as u64)
                 .read_to_end(&mut buf)
@@ -654,6 +655,20 @@ mod tests {
         assert!(
             reader.left.is_empty() && reader.reads >= 2,
             "it read on to an empty read"
+        );
+    }
+
+    #[test]
+    fn a_buffer_is_sized_from_the_file_not_the_part() {
+        // Staged files are held in memory as read (a chunk of 32 at a time): a file of 100 KiB
+        // under a part of 8 MiB must not hold 8 MiB.
+        let content = vec![2u8; 100 * 1024];
+        let got = read(&content, 1 << 20, 8 << 20, content.len() as u64);
+        assert_eq!(got, content);
+        assert!(
+            got.capacity() < 2 * content.len(),
+            "{} bytes held",
+            got.capacity()
         );
     }
 
