@@ -228,32 +228,32 @@ fn probe_content<R: Read + Seek>(
 /// Opens `path` for reading, refusing anything but a regular file: reading a FIFO or a device
 /// could block forever or never end.
 fn open_regular(path: &Path) -> Result<File> {
-    let file = open_without_waiting(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        return Err(Error::NotAFile {
+    match open_file_only(path).map_err(|e| Error::io(path, e))? {
+        Ok(file) => Ok(file),
+        Err(what) => Err(Error::NotAFile {
             path: path.to_path_buf(),
-            what: "is a directory",
-        });
+            what,
+        }),
     }
-    if !meta.is_file() {
-        return Err(Error::NotAFile {
-            path: path.to_path_buf(),
-            what: "not a regular file",
-        });
-    }
-    Ok(file)
 }
 
-/// Opens `path` for reading without waiting: opening a FIFO for reading waits for a writer,
-/// so it is opened non-blocking, for the caller to refuse once it sees what it opened. (For a
-/// regular file on an ordinary file system, reads are unchanged.)
-pub(crate) fn open_without_waiting(path: &Path) -> io::Result<File> {
+/// Opens `path` for reading without waiting (opening a FIFO for reading waits for a writer, so
+/// it is opened non-blocking), and keeps it only if it is a regular file; else says what it is.
+/// (For a regular file on an ordinary file system, reads are unchanged.)
+pub(crate) fn open_file_only(path: &Path) -> io::Result<std::result::Result<File, &'static str>> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    options.open(path)
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    Ok(if meta.is_dir() {
+        Err("is a directory")
+    } else if !meta.is_file() {
+        Err("not a regular file")
+    } else {
+        Ok(file)
+    })
 }
 
 fn read_head(file: &mut File) -> io::Result<Vec<u8>> {

@@ -64,16 +64,9 @@ pub fn check_image_size(path: &Path, name: &str) -> Result<(), TooLarge> {
         source,
     };
     guarded(name, || {
-        let file = crate::open_without_waiting(path).map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
-            let (kind, what) = if meta.is_dir() {
-                (std::io::ErrorKind::IsADirectory, "is a directory")
-            } else {
-                (std::io::ErrorKind::InvalidInput, "not a regular file")
-            };
-            return Err(io(std::io::Error::new(kind, what)));
-        }
+        let file = crate::open_file_only(path)
+            .map_err(io)?
+            .map_err(|what| io(std::io::Error::other(what)))?;
         claimed_size(BufReader::new(file), path).map_err(io)
     })
 }
