@@ -338,7 +338,7 @@ async fn upload(
     for (n, path) in staged {
         let name = results[n].name.clone();
         if let Err(e) = refuse_bombs(&path, &name).await {
-            results[n] = Uploaded::failed(&name, e);
+            results[n] = Uploaded::failed(&name, as_sent(&e, &path, &name));
             continue;
         }
         let size = tokio::fs::metadata(&path)
@@ -371,11 +371,15 @@ async fn upload(
             state.metrics.files_ingested.fetch_add(1, Ordering::Relaxed);
         }
         results[n] = Uploaded {
-            name,
             status,
             asset: file.asset.map(|a| a.to_string()),
-            error: file.error.map(|e| e.message),
-            warnings: file.warnings,
+            error: file.error.map(|e| as_sent(&e.message, &path, &name)),
+            warnings: file
+                .warnings
+                .iter()
+                .map(|w| as_sent(w, &path, &name))
+                .collect(),
+            name,
         };
     }
     state.status_changed().await;
@@ -399,18 +403,55 @@ async fn upload(
 }
 
 /// Refuses an image whose header promises more pixels than the analyzers will ever decode:
-/// a decompression bomb is not stored at all.
+/// a decompression bomb is not stored at all. A staged file that cannot be read is the
+/// server's failure, not a refusal: logged with its path, answered with its name.
 async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
-    let (path, shown) = (path.to_path_buf(), name.to_owned());
-    tokio::task::spawn_blocking(move || aperture_media::check_image_size(&path, &shown))
+    let (staged, shown) = (path.to_path_buf(), name.to_owned());
+    match tokio::task::spawn_blocking(move || aperture_media::check_image_size(&staged, &shown))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("refused: {e}"))
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(aperture_media::TooLarge::Io { source, .. })) => {
+            tracing::error!(path = %path.display(), error = %source, "cannot read an upload as staged");
+            Err(format!(
+                "cannot read {name} as the server received it ({}); nothing was stored",
+                source.kind()
+            ))
+        }
+        Ok(Err(refused)) => Err(format!("refused: {refused}")),
+        Err(e) => Err(format!("checking {name} failed: {e}")),
+    }
+}
+
+/// A message about an uploaded file as its sender may see it: the file's place in the
+/// server's staging folder (which ingest's messages name) shown as the name it was sent as.
+fn as_sent(message: &str, staged: &Path, name: &str) -> String {
+    message.replace(&staged.display().to_string(), name)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_NAME, check_name};
+    use super::{MAX_NAME, as_sent, check_name};
+
+    #[test]
+    fn messages_name_the_file_as_sent_not_where_it_was_staged() {
+        let staged = std::path::Path::new("/srv/aperture/uploads/0191a2b3c4/0/cat.jpg");
+        let message = format!(
+            "cannot ingest {}: the same content is being deleted",
+            staged.display()
+        );
+        let shown = as_sent(&message, staged, "cat.jpg");
+        assert_eq!(
+            shown,
+            "cannot ingest cat.jpg: the same content is being deleted"
+        );
+        assert!(!shown.contains("/srv"), "{shown}");
+        // A message that does not name the staged file is left as it is.
+        assert_eq!(
+            as_sent("refused: too big", staged, "cat.jpg"),
+            "refused: too big"
+        );
+    }
 
     proptest::proptest! {
         /// A name that passes is a plain name: never a path, never hidden characters.
