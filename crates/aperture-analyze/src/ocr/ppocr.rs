@@ -1,17 +1,8 @@
 //! PP-OCRv6 (small) through ONNX Runtime: a DB text detector finds the lines, a CTC
 //! recogniser reads each. Pre- and post-processing follow rapidocr 3.10.0, the reference
-//! implementation of these models, with two differences, both for speed:
-//! - the detector's input is capped at 960 pixels a side (rapidocr's default scales the
-//!   short side up to 736, four times slower for the same accuracy on our evaluation set);
-//! - a batch of lines is as wide as its widest line (rounded up to [`REC_WIDTH_STEP`]), not
-//!   at least 320 pixels. The recogniser's cost grows with the width, about 0.07 ms a column
-//!   on one core, so a short word padded to 320 took 24 ms where its own width takes 5–8.
-//!   Short words are most of what a photo holds (a sign, a brand, a stray mark). The
-//!   evaluation set reads the same (its lines are all wider than 320). On the 49 sample
-//!   photos and the 21 of the plate set, OCR took 2–9 % less time (six rounds, alternating
-//!   with the code before; median 6 %). Four of those 70 photos read differently:
-//!   "brushies" became "brushes", "YAMAMA" became "YANAHA" (the photo says YAMAHA), and
-//!   two photos without text gained a one-character line, "8" and "6".
+//! implementation of these models, with the detector's input capped at 960 pixels a side
+//! (rapidocr's default scales the short side up to 736, four times slower for the same
+//! accuracy on our evaluation set).
 
 use std::path::Path;
 
@@ -33,10 +24,9 @@ const BOX_THRESHOLD: f32 = 0.5;
 const UNCLIP_RATIO: f32 = 1.6;
 const MAX_CANDIDATES: usize = 1000;
 const MIN_SIDE: f32 = 3.0;
-/// The recogniser's input height (as rapidocr).
+/// The recogniser's input height, and the narrowest batch width (as rapidocr: 48 × 320).
 const REC_HEIGHT: u32 = 48;
-/// A batch's width is a multiple of this: ONNX Runtime then sees few distinct shapes.
-const REC_WIDTH_STEP: usize = 32;
+const REC_MIN_WIDTH: u32 = 320;
 /// A line as wide as 60 times its height is cut there: the recogniser's context is finite.
 const REC_MAX_RATIO: f32 = 60.0;
 const REC_BATCH: usize = 6;
@@ -179,16 +169,15 @@ impl PpOcr {
         for batch in order.chunks(REC_BATCH) {
             let widest = batch
                 .iter()
-                .map(|&i| line_width(&crops[i]))
-                .max()
-                .unwrap_or(1);
-            let width = (widest as usize).div_ceil(REC_WIDTH_STEP) * REC_WIDTH_STEP;
+                .map(|&i| ratio(&crops[i]).min(REC_MAX_RATIO))
+                .fold(REC_MIN_WIDTH as f32 / REC_HEIGHT as f32, f32::max);
+            let width = (REC_HEIGHT as f32 * widest) as usize;
             let plane = REC_HEIGHT as usize * width;
             // Padding is 0 after normalisation, as in rapidocr.
             let mut input = vec![0f32; batch.len() * 3 * plane];
             for (slot, &i) in batch.iter().enumerate() {
                 let crop = &crops[i];
-                let w = line_width(crop);
+                let w = ((REC_HEIGHT as f32 * ratio(crop)).ceil() as u32).clamp(1, width as u32);
                 let line = resize::resize(crop, None, w, REC_HEIGHT, Filter::Bilinear);
                 let planes = &mut input[slot * 3 * plane..(slot + 1) * 3 * plane];
                 for (x, y, p) in line.enumerate_pixels() {
@@ -253,13 +242,6 @@ impl PpOcr {
         let confidence = if kept == 0 { 0.0 } else { sum / kept as f32 };
         (text, confidence)
     }
-}
-
-/// A line's width at the recogniser's height: its own proportions, at most
-/// [`REC_MAX_RATIO`] times as wide as high.
-fn line_width(crop: &RgbImage) -> u32 {
-    let ratio = (crop.width() as f32 / crop.height().max(1) as f32).min(REC_MAX_RATIO);
-    ((REC_HEIGHT as f32 * ratio).ceil() as u32).max(1)
 }
 
 /// RGB pixels as three BGR planes, `(x / 255 − 0.5) / 0.5`.
