@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aperture_catalog::{NewAuditEntry, Scope};
-use aperture_ingest::{FileStatus, Ingester, NoProgress};
+use aperture_ingest::{FileErrorKind, FileStatus, Ingester, NoProgress};
 use axum::extract::{DefaultBodyLimit, Multipart, State as Shared};
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -338,7 +338,7 @@ async fn upload(
     for (n, path) in staged {
         let name = results[n].name.clone();
         if let Err(e) = refuse_bombs(&path, &name).await {
-            results[n] = Uploaded::failed(&name, as_sent(&e, &path, &name));
+            results[n] = Uploaded::failed(&name, e);
             continue;
         }
         let size = tokio::fs::metadata(&path)
@@ -373,11 +373,14 @@ async fn upload(
         results[n] = Uploaded {
             status,
             asset: file.asset.map(|a| a.to_string()),
-            error: file.error.map(|e| as_sent(&e.message, &path, &name)),
+            error: file.error.map(|e| match e.kind {
+                FileErrorKind::Store | FileErrorKind::Catalog => server_failure(&name, &e.message),
+                _ => as_sent(&e.message, &name, &[&file.path], &state.upload_dir),
+            }),
             warnings: file
                 .warnings
                 .iter()
-                .map(|w| as_sent(w, &path, &name))
+                .map(|w| as_sent(w, &name, &[&file.path], &state.upload_dir))
                 .collect(),
             name,
         };
@@ -403,30 +406,41 @@ async fn upload(
 }
 
 /// Refuses an image whose header promises more pixels than the analyzers will ever decode:
-/// a decompression bomb is not stored at all. A staged file that cannot be read is the
-/// server's failure, not a refusal: logged with its path, answered with its name.
+/// a decompression bomb is not stored at all. A staged file that cannot be read, or a check
+/// that fails, is the server's failure, not a refusal ([`server_failure`]).
 async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
     let (staged, shown) = (path.to_path_buf(), name.to_owned());
     match tokio::task::spawn_blocking(move || aperture_media::check_image_size(&staged, &shown))
         .await
     {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(aperture_media::TooLarge::Io { source, .. })) => {
-            tracing::error!(path = %path.display(), error = %source, "cannot read an upload as staged");
-            Err(format!(
-                "cannot read {name} as the server received it ({}); nothing was stored",
-                source.kind()
-            ))
-        }
+        Ok(Err(e @ aperture_media::TooLarge::Io { .. })) => Err(server_failure(name, &e)),
         Ok(Err(refused)) => Err(format!("refused: {refused}")),
-        Err(e) => Err(format!("checking {name} failed: {e}")),
+        Err(e) => Err(server_failure(name, &e)),
     }
 }
 
-/// A message about an uploaded file as its sender may see it: the file's place in the
-/// server's staging folder (which ingest's messages name) shown as the name it was sent as.
-fn as_sent(message: &str, staged: &Path, name: &str) -> String {
-    message.replace(&staged.display().to_string(), name)
+/// A failure of the server's own with one uploaded file (storing it, recording it, reading
+/// back what it staged): logged in full with an id, answered with the id alone, since its
+/// message names the server's folders.
+fn server_failure(name: &str, error: &dyn std::fmt::Display) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    tracing::error!(file = name, %error, %id, "an uploaded file could not be taken");
+    format!("the server could not take {name} (logged as {id}); nothing was stored")
+}
+
+/// A message about an uploaded file as its sender may see it: `paths` (where the server
+/// staged the file, as ingest's messages name it) shown as the name it was sent as. A message
+/// that still names the staging folder is logged and answered as [`server_failure`].
+fn as_sent(message: &str, name: &str, paths: &[&str], upload_dir: &Path) -> String {
+    let shown = paths
+        .iter()
+        .filter(|p| !p.is_empty())
+        .fold(message.to_owned(), |m, p| m.replace(p, name));
+    if shown.contains(upload_dir.to_string_lossy().as_ref()) {
+        return server_failure(name, &message);
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -435,21 +449,26 @@ mod tests {
 
     #[test]
     fn messages_name_the_file_as_sent_not_where_it_was_staged() {
-        let staged = std::path::Path::new("/srv/aperture/uploads/0191a2b3c4/0/cat.jpg");
-        let message = format!(
-            "cannot ingest {}: the same content is being deleted",
-            staged.display()
-        );
-        let shown = as_sent(&message, staged, "cat.jpg");
+        let uploads = std::path::Path::new("/srv/aperture/uploads");
+        let staged = "/srv/aperture/uploads/0191a2b3c4/0/cat.jpg";
+        let message = format!("cannot ingest {staged}: the same content is being deleted");
+        let shown = as_sent(&message, "cat.jpg", &[staged], uploads);
         assert_eq!(
             shown,
             "cannot ingest cat.jpg: the same content is being deleted"
         );
-        assert!(!shown.contains("/srv"), "{shown}");
         // A message that does not name the staged file is left as it is.
         assert_eq!(
-            as_sent("refused: too big", staged, "cat.jpg"),
+            as_sent("refused: too big", "cat.jpg", &[staged], uploads),
             "refused: too big"
+        );
+        // One that names the staging folder some other way answers with a log id alone.
+        let other = "cannot read /srv/aperture/uploads/0191a2b3c4/0/./cat.jpg: gone";
+        let shown = as_sent(other, "cat.jpg", &[staged], uploads);
+        assert!(!shown.contains("/srv"), "{shown}");
+        assert!(
+            shown.contains("cat.jpg") && shown.contains("logged as"),
+            "{shown}"
         );
     }
 

@@ -466,6 +466,34 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     );
     assert_eq!(files[3]["status"], "new", "{body}");
     assert_eq!(server.json("/api/v1/status", &admin)["assets"], 1);
+    let data = aperture.dir.path().join("data");
+    assert!(
+        !body.to_string().contains(&*data.to_string_lossy()),
+        "an answer names the server's folders: {body}"
+    );
+
+    // A file the server cannot store (a file stands where its blob's folder goes): the
+    // answer names it as sent, with the id its full error was logged under, and never the
+    // server's folders (the blob store's message names them).
+    let doomed = png(9);
+    let hash = aperture_core::ContentHash::of(&doomed).to_string();
+    let blobs = data.join("blobs/blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(&hash[..3]), b"in the way").unwrap();
+    let (status, body) = server.upload(&admin, "default", &[("doomed.png", &doomed)]);
+    assert_eq!(status, 200, "{body}");
+    let file = &body["files"][0];
+    assert_eq!(file["status"], "failed", "{body}");
+    let error = file["error"].as_str().unwrap();
+    assert!(
+        error.contains("doomed.png") && error.contains("logged as"),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains(&*data.to_string_lossy()),
+        "an answer names the server's folders: {body}"
+    );
+    assert_eq!(server.json("/api/v1/status", &admin)["assets"], 1);
 
     // Not multipart: 415. A broken multipart body: 400.
     let mut response = Client::agent()
