@@ -335,6 +335,7 @@ async fn upload(
     let mut options = state.lake.ingest_options(collection.clone());
     options.report_every_file = true;
     let ingester = Ingester::new(state.lake.blobs.clone(), state.lake.catalog.clone());
+    let data_dir = &state.lake.config.data_dir;
     for (n, path) in staged {
         let name = results[n].name.clone();
         if let Err(e) = refuse_bombs(&path, &name).await {
@@ -374,13 +375,24 @@ async fn upload(
             status,
             asset: file.asset.map(|a| a.to_string()),
             error: file.error.map(|e| match e.kind {
-                FileErrorKind::Store | FileErrorKind::Catalog => server_failure(&name, &e.message),
-                _ => as_sent(&e.message, &name, &[&file.path], &state.upload_dir),
+                // The server's own failures: it staged the file, so reading it (or finding
+                // it gone) is one of them too.
+                FileErrorKind::Store
+                | FileErrorKind::Catalog
+                | FileErrorKind::Read
+                | FileErrorKind::Walk => server_failure(&name, &e.message),
+                FileErrorKind::TooLarge | FileErrorKind::DeletionInProgress => {
+                    as_sent(&e.message, &name, &file.path, data_dir)
+                        .unwrap_or_else(|| server_failure(&name, &e.message))
+                }
             }),
             warnings: file
                 .warnings
                 .iter()
-                .map(|w| as_sent(w, &name, &[&file.path], &state.upload_dir))
+                .map(|w| {
+                    as_sent(w, &name, &file.path, data_dir)
+                        .unwrap_or_else(|| logged_warning(&name, w))
+                })
                 .collect(),
             name,
         };
@@ -426,21 +438,27 @@ async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
 fn server_failure(name: &str, error: &dyn std::fmt::Display) -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     tracing::error!(file = name, %error, %id, "an uploaded file could not be taken");
-    format!("the server could not take {name} (logged as {id}); nothing was stored")
+    format!("the server could not take {name} (logged as {id}); the file was not added")
 }
 
-/// A message about an uploaded file as its sender may see it: `paths` (where the server
-/// staged the file, as ingest's messages name it) shown as the name it was sent as. A message
-/// that still names the staging folder is logged and answered as [`server_failure`].
-fn as_sent(message: &str, name: &str, paths: &[&str], upload_dir: &Path) -> String {
-    let shown = paths
-        .iter()
-        .filter(|p| !p.is_empty())
-        .fold(message.to_owned(), |m, p| m.replace(p, name));
-    if shown.contains(upload_dir.to_string_lossy().as_ref()) {
-        return server_failure(name, &message);
-    }
-    shown
+/// A warning about a stored file that names the server's folders: logged, answered with
+/// its id.
+fn logged_warning(name: &str, warning: &str) -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    tracing::warn!(file = name, %warning, %id, "a warning about an uploaded file");
+    format!("a problem with {name} was noted in the server's log (logged as {id})")
+}
+
+/// A message about an uploaded file as its sender may see it: `walked` (the path ingest read
+/// the staged file by, which its messages name) shown as the name it was sent as. `None`
+/// when it still names the lake's data folder some other way.
+fn as_sent(message: &str, name: &str, walked: &str, data_dir: &Path) -> Option<String> {
+    let shown = if walked.is_empty() {
+        message.to_owned()
+    } else {
+        message.replace(walked, name)
+    };
+    (!shown.contains(data_dir.to_string_lossy().as_ref())).then_some(shown)
 }
 
 #[cfg(test)]
@@ -449,27 +467,22 @@ mod tests {
 
     #[test]
     fn messages_name_the_file_as_sent_not_where_it_was_staged() {
-        let uploads = std::path::Path::new("/srv/aperture/uploads");
+        let data = std::path::Path::new("/srv/aperture");
         let staged = "/srv/aperture/uploads/0191a2b3c4/0/cat.jpg";
         let message = format!("cannot ingest {staged}: the same content is being deleted");
-        let shown = as_sent(&message, "cat.jpg", &[staged], uploads);
         assert_eq!(
-            shown,
-            "cannot ingest cat.jpg: the same content is being deleted"
+            as_sent(&message, "cat.jpg", staged, data).as_deref(),
+            Some("cannot ingest cat.jpg: the same content is being deleted")
         );
         // A message that does not name the staged file is left as it is.
         assert_eq!(
-            as_sent("refused: too big", "cat.jpg", &[staged], uploads),
-            "refused: too big"
+            as_sent("refused: too big", "cat.jpg", staged, data).as_deref(),
+            Some("refused: too big")
         );
-        // One that names the staging folder some other way answers with a log id alone.
-        let other = "cannot read /srv/aperture/uploads/0191a2b3c4/0/./cat.jpg: gone";
-        let shown = as_sent(other, "cat.jpg", &[staged], uploads);
-        assert!(!shown.contains("/srv"), "{shown}");
-        assert!(
-            shown.contains("cat.jpg") && shown.contains("logged as"),
-            "{shown}"
-        );
+        // One that names another of the server's paths is not shown (made up: ingest's
+        // messages name the file by the path it read).
+        let other = "cannot write /srv/aperture/blobs/blobs/fed/fed898: Not a directory";
+        assert_eq!(as_sent(other, "cat.jpg", staged, data), None);
     }
 
     proptest::proptest! {

@@ -479,7 +479,13 @@ fn hostile_uploads_are_refused_and_the_server_keeps_serving() {
     let hash = aperture_core::ContentHash::of(&doomed).to_string();
     let blobs = data.join("blobs/blobs");
     std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::write(blobs.join(&hash[..3]), b"in the way").unwrap();
+    let taken = blobs.join(&hash[..3]);
+    assert!(
+        !taken.exists(),
+        "another blob shares the prefix {}",
+        &hash[..3]
+    );
+    std::fs::write(&taken, b"in the way").unwrap();
     let (status, body) = server.upload(&admin, "default", &[("doomed.png", &doomed)]);
     assert_eq!(status, 200, "{body}");
     let file = &body["files"][0];
