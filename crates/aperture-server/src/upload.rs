@@ -65,6 +65,12 @@ impl Uploaded {
     }
 }
 
+/// A control character, or the line or paragraph separator (not control characters, but
+/// they break a line wherever a name is shown or logged).
+fn breaks_lines(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// A file name as its sender gave it, if it is a plain name: no folders, no `..`, no control
 /// characters.
 fn check_name(raw: &str) -> Result<String, String> {
@@ -78,7 +84,7 @@ fn check_name(raw: &str) -> Result<String, String> {
             name.len()
         ));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(breaks_lines) {
         return Err(format!("the file name {name:?} holds control characters"));
     }
     // Invisible characters that reorder or hide text make a name lie about itself
@@ -463,7 +469,7 @@ fn as_sent(message: &str, name: &str, walked: &str, data_dir: &Path) -> Option<S
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_NAME, as_sent, check_name};
+    use super::{MAX_NAME, as_sent, breaks_lines, check_name};
 
     #[test]
     fn messages_name_the_file_as_sent_not_where_it_was_staged() {
@@ -491,7 +497,7 @@ mod tests {
         fn accepted_names_are_plain(raw in "\\PC{0,40}|\\.\\./[a-z]{1,5}|[a-z]{1,5}/[a-z]{1,5}") {
             if let Ok(name) = check_name(&raw) {
                 proptest::prop_assert!(!name.contains(['/', '\\']) && name != ".." && name != ".");
-                proptest::prop_assert!(!name.chars().any(char::is_control));
+                proptest::prop_assert!(!name.chars().any(breaks_lines));
                 proptest::prop_assert!(!name.is_empty() && name.len() <= MAX_NAME);
             }
         }
@@ -512,6 +518,8 @@ mod tests {
             "photo\u{202E}gpj.exe",
             "zero\u{200B}width.jpg",
             "arabic\u{061C}mark.jpg",
+            "line\u{2028}break.jpg",
+            "paragraph\u{2029}break.jpg",
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
