@@ -52,7 +52,7 @@ impl ApiError {
     /// A failure of ours. The details (paths, backend messages) go to the log under an id;
     /// the client gets the id to quote, not the details.
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        let id = uuid::Uuid::now_v7().simple().to_string();
+        let id = log_id();
         tracing::error!(%error, %id, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -154,4 +154,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// An id to log a failure's details under, for the client to quote instead of seeing them.
+pub(crate) fn log_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }

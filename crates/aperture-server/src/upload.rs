@@ -442,7 +442,7 @@ async fn refuse_bombs(path: &Path, name: &str) -> Result<(), String> {
 /// back what it staged): logged in full with an id, answered with the id alone, since its
 /// message names the server's folders.
 fn server_failure(name: &str, error: &dyn std::fmt::Display) -> String {
-    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = super::error::log_id();
     tracing::error!(file = name, %error, %id, "an uploaded file could not be taken");
     format!("the server could not take {name} (logged as {id}); the file was not added")
 }
@@ -450,7 +450,7 @@ fn server_failure(name: &str, error: &dyn std::fmt::Display) -> String {
 /// A warning about a stored file that names the server's folders: logged, answered with
 /// its id.
 fn logged_warning(name: &str, warning: &str) -> String {
-    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = super::error::log_id();
     tracing::warn!(file = name, %warning, %id, "a warning about an uploaded file");
     format!("a problem with {name} was noted in the server's log (logged as {id})")
 }
