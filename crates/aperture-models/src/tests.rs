@@ -52,16 +52,21 @@ fn fake(name: &str, files: &[(&str, &str, &[u8])], doctor: Option<(&str, &[u8])>
             _ => (*path, *bytes),
         })
         .collect();
-    let archive = make_zip(&shipped);
-    let model_files: Vec<ModelFile> = files
+    let model_files = files
         .iter()
         .map(|(path, name, bytes)| ModelFile {
             path: leak((*path).to_owned()),
             name: leak((*name).to_owned()),
             sha256: leak(sha256(bytes)),
             size: bytes.len() as u64,
+            slice: None,
         })
         .collect();
+    one_wheel(name, make_zip(&shipped), model_files)
+}
+
+/// A model of one wheel, the zip `archive`, holding `files`.
+fn one_wheel(name: &str, archive: Vec<u8>, files: Vec<ModelFile>) -> Fake {
     let wheel = Wheel {
         package: leak(format!("{name}-pkg")),
         version: "1.0.0",
@@ -69,7 +74,7 @@ fn fake(name: &str, files: &[(&str, &str, &[u8])], doctor: Option<(&str, &[u8])>
         archive: leak(format!("{name}_pkg-1.0.0-py3-none-any.whl")),
         sha256: leak(sha256(&archive)),
         size: archive.len() as u64,
-        files: Box::leak(model_files.into_boxed_slice()),
+        files: Box::leak(files.into_boxed_slice()),
     };
     let model = Box::leak(Box::new(Model {
         convert: None,
@@ -80,6 +85,22 @@ fn fake(name: &str, files: &[(&str, &str, &[u8])], doctor: Option<(&str, &[u8])>
         provider: Provider::Pypi(Box::leak(Box::new([wheel]))),
     }));
     Fake { model, archive }
+}
+
+/// A model whose one file, `det.onnx`, is pinned as `pinned` and cut from `library`
+/// (`pkg/lib.so` in the archive) at `offset`: a model embedded in a native library.
+fn cut_from(name: &str, library: &[u8], offset: usize, pinned: &[u8]) -> Fake {
+    let file = ModelFile {
+        path: "pkg/lib.so",
+        name: "det.onnx",
+        sha256: leak(sha256(pinned)),
+        size: pinned.len() as u64,
+        slice: Some(Slice {
+            member_size: library.len() as u64,
+            offset: offset as u64,
+        }),
+    };
+    one_wheel(name, make_zip(&[("pkg/lib.so", library)]), vec![file])
 }
 
 fn weights() -> Vec<u8> {
@@ -191,6 +212,48 @@ fn models_install_verifies_files_and_is_idempotent() {
     assert_eq!(status(dir.path(), fake.model).state, State::Installed);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(entries(dir.path()), ["tiny"]);
+}
+
+#[test]
+fn models_install_cuts_a_model_out_of_a_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = weights();
+    let mut library = b"\x7fELF code before the model".repeat(3_000);
+    let offset = library.len();
+    library.extend_from_slice(&model);
+    library.extend_from_slice(b"code after it");
+    let calls = AtomicUsize::new(0);
+    let install = |fake: &Fake| {
+        let mut fetch = serve_archive(&fake.archive, &calls);
+        install_with(dir.path(), fake.model, false, &NoConversions, &mut fetch)
+    };
+
+    let good = cut_from("cut", &library, offset, &model);
+    install(&good).unwrap();
+    let folder = dir.path().join("cut");
+    assert_eq!(std::fs::read(folder.join("det.onnx")).unwrap(), model);
+    assert_eq!(entries(&folder), ["det.onnx", "installed.json"]);
+    assert_eq!(status(dir.path(), good.model).state, State::Installed);
+
+    // The run pinned one byte off: its checksum is wrong, and nothing is installed.
+    let off = cut_from("off", &library, offset + 1, &model);
+    let err = install(&off).unwrap_err().to_string();
+    assert!(
+        err.contains("pkg/lib.so") && err.contains(&sha256(&model)),
+        "{err}"
+    );
+    // A library shorter than the run reaches: its size is named, nothing is installed.
+    let past = cut_from("past", &library[..offset + 10], offset, &model);
+    let err = install(&past).unwrap_err().to_string();
+    assert!(
+        err.contains("pkg/lib.so") && err.contains("got 10"),
+        "{err}"
+    );
+    assert_eq!(
+        entries(dir.path()),
+        ["cut"],
+        "no other model folder is left"
+    );
 }
 
 #[test]

@@ -10,8 +10,10 @@
 //! The upgrade is simulated: the installed model runs again, its earlier results recorded as
 //! another version's (as a new model's fingerprint changes it), and on `BENCH_VEHICLE_CHANGES`
 //! percent of the photos (default 10) the earlier labels altered to show a car, so that the
-//! new ones differ there in what OCR reads. Prints a table, and the re-index extrapolated to
-//! 490 million images on N nodes (naively: as if nodes added up linearly).
+//! new ones differ there in what OCR reads. Where OCR's tiny detector is installed, the whole
+//! pipeline runs again on the same photos in a second lake set to it (`[ocr] detector`).
+//! Prints a table, and the re-index extrapolated to 490 million images on N nodes (naively: as
+//! if nodes added up linearly).
 //!
 //! ```sh
 //! scripts/test.sh -p aperture --lib        # once: installs the models and fetches the samples
@@ -79,25 +81,21 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let data = root.path().join("data");
-    std::fs::create_dir_all(&data).expect("data folder");
-    let mut config = format!("[models]\ndir = {:?}\n", models.display().to_string());
-    if let Some(threads) = std::env::var("BENCH_THREADS")
-        .ok()
-        .filter(|t| !t.is_empty())
-    {
-        config.push_str(&format!("[worker]\nthreads = {threads}\n"));
-    }
-    std::fs::write(data.join("aperture.toml"), config).expect("config");
-    run(&mut aperture(&data, &["init"]));
-
+    let data = lake(&root.path().join("data"), &models, "");
     let started = Instant::now();
-    run(&mut aperture(
-        &data,
-        &["ingest", &photos.to_string_lossy(), "--no-progress"],
-    ));
-    let ingest = started.elapsed().as_secs_f64();
+    ingest(&data, &photos);
+    let ingest_secs = started.elapsed().as_secs_f64();
     let (first, first_secs) = index(&data);
+    // The same photos in a lake whose OCR runs PP-OCRv6's tiny detector, where installed.
+    let tiny = models.join("ppocr-v6-tiny").is_dir().then(|| {
+        let data = lake(
+            &root.path().join("data-tiny"),
+            &models,
+            "[ocr]\ndetector = \"tiny\"\n",
+        );
+        ingest(&data, &photos);
+        index(&data)
+    });
 
     // As before: the labels, OCR and what reads them, everywhere.
     let (before, before_secs) = upgrade(&data, &["labels", "ocr"], 0);
@@ -114,8 +112,8 @@ fn main() {
     println!("| run | jobs | seconds | images/s | per analyzer: jobs, seconds in it |");
     println!("|---|---|---|---|---|");
     println!(
-        "| ingest | {count} files | {ingest:.1} | {:.1} | |",
-        count as f64 / ingest
+        "| ingest | {count} files | {ingest_secs:.1} | {:.1} | |",
+        count as f64 / ingest_secs
     );
     row(
         "whole pipeline (`aperture index`)",
@@ -123,6 +121,14 @@ fn main() {
         first_secs,
         count,
     );
+    if let Some((report, secs)) = &tiny {
+        row(
+            "whole pipeline, OCR's tiny detector (`[ocr] detector = \"tiny\"`)",
+            report,
+            *secs,
+            count,
+        );
+    }
     row(
         "classifier upgrade, as before (labels and OCR everywhere)",
         &before,
@@ -140,23 +146,61 @@ fn main() {
         "Re-index after a classifier upgrade: {:.1}× faster than before.",
         before_secs / now_secs
     );
+    match &tiny {
+        Some((_, secs)) => println!(
+            "Whole pipeline with OCR's tiny detector: {:.2}× the images/s of the small one.",
+            first_secs / secs
+        ),
+        None => println!(
+            "OCR's tiny detector is not installed (`aperture models install ppocr-v6-tiny`): \
+             its row is left out."
+        ),
+    }
     println!();
     println!(
         "Extrapolated to {REFERENCE_IMAGES:.0} images on nodes like this one, naively (as if \
          nodes added up linearly):"
     );
     println!();
-    println!("| nodes | classifier upgrade, before | now | whole pipeline |");
-    println!("|---|---|---|---|");
-    let per_image = |secs: f64| secs / count as f64;
+    println!(
+        "| nodes | classifier upgrade, before | now | whole pipeline | whole pipeline, tiny \
+         OCR detector |"
+    );
+    println!("|---|---|---|---|---|");
+    let at_scale = |secs: f64, nodes: f64| duration(REFERENCE_IMAGES * secs / count as f64 / nodes);
     for nodes in [1.0, 10.0, 50.0, 100.0] {
         println!(
-            "| {nodes:.0} | {} | {} | {} |",
-            duration(REFERENCE_IMAGES * per_image(before_secs) / nodes),
-            duration(REFERENCE_IMAGES * per_image(now_secs) / nodes),
-            duration(REFERENCE_IMAGES * per_image(first_secs) / nodes)
+            "| {nodes:.0} | {} | {} | {} | {} |",
+            at_scale(before_secs, nodes),
+            at_scale(now_secs, nodes),
+            at_scale(first_secs, nodes),
+            tiny.as_ref()
+                .map_or_else(|| "-".to_owned(), |(_, secs)| at_scale(*secs, nodes))
         );
     }
+}
+
+/// A data folder at `data` whose models are `models`, with `extra` appended to its config.
+fn lake(data: &Path, models: &Path, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(data).expect("data folder");
+    let mut config = format!("[models]\ndir = {:?}\n", models.display().to_string());
+    if let Some(threads) = std::env::var("BENCH_THREADS")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        config.push_str(&format!("[worker]\nthreads = {threads}\n"));
+    }
+    config.push_str(extra);
+    std::fs::write(data.join("aperture.toml"), config).expect("config");
+    run(&mut aperture(data, &["init"]));
+    data.to_path_buf()
+}
+
+fn ingest(data: &Path, photos: &Path) {
+    run(&mut aperture(
+        data,
+        &["ingest", &photos.to_string_lossy(), "--no-progress"],
+    ));
 }
 
 /// A model upgrade of `stale` analyzers: their results recorded as another version's, and on

@@ -1,5 +1,5 @@
-//! PP-OCRv6 (small) through ONNX Runtime: a DB text detector finds the lines, a CTC
-//! recogniser reads each. Pre- and post-processing follow rapidocr 3.10.0, the reference
+//! PP-OCRv6 (small, or with the tiny detector) through ONNX Runtime: a DB text detector
+//! finds the lines, a CTC recogniser reads each. Pre- and post-processing follow rapidocr 3.10.0, the reference
 //! implementation of these models, with the detector's input capped at 960 pixels a side
 //! (rapidocr's default scales the short side up to 736, four times slower for the same
 //! accuracy on our evaluation set).
@@ -47,10 +47,11 @@ pub struct PpOcr {
 }
 
 impl PpOcr {
-    /// Loads `det.onnx` and `rec.onnx` from the model folder; the recogniser's alphabet is in
-    /// its ONNX metadata (`character`).
-    pub fn load(library: &Path, folder: &Path) -> Result<Self, Error> {
-        let det = crate::onnx::one_session(library, &folder.join("det.onnx"))?;
+    /// Loads the detector `det` (PP-OCRv6's small or tiny one: both take and give the same
+    /// shapes) and `rec.onnx` from the model folder; the recogniser's alphabet is in its ONNX
+    /// metadata (`character`).
+    pub fn load(library: &Path, folder: &Path, det: &Path) -> Result<Self, Error> {
+        let det = crate::onnx::one_session(library, det)?;
         let rec = crate::onnx::image_sessions(library, &folder.join("rec.onnx"))?;
         let alphabet = {
             rec.with(|session| session.metadata().ok().and_then(|m| m.custom("character")))

@@ -221,3 +221,104 @@ fn image_size(bytes: &[u8]) -> (u32, u32) {
     let image = image::load_from_memory(bytes).unwrap();
     (image.width(), image.height())
 }
+
+/// The OCR lines of the asset named `name`: `(text, box)` and the analyzer versions.
+fn ocr_of(ap: &Aperture, name: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let id = ap
+        .assets()
+        .into_iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no asset {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let detail = ap.json(&["show", &id]);
+    let lines = of_kind(detail["insights"].as_array().unwrap(), "ocr_line");
+    let read = lines
+        .iter()
+        .map(|l| {
+            let text = l["value"]["text"].as_str().unwrap().to_owned();
+            (text, l["value"]["quad"].to_string())
+        })
+        .collect();
+    let mut versions: Vec<String> = lines
+        .iter()
+        .map(|l| l["analyzer_version"].as_str().unwrap().to_owned())
+        .collect();
+    versions.dedup();
+    (read, versions)
+}
+
+/// `[ocr] detector = "tiny"` in the config: the tiny detector finds the lines, its files are
+/// in the analyzer's version (so results of the other are re-run by `aperture reindex`), and
+/// without its model OCR does not run, naming the command that installs it.
+#[test]
+fn the_ocr_detector_is_chosen_in_the_config() {
+    let ap = with_models();
+    let samples = env_dir("APERTURE_TEST_SAMPLES").join("photos/skimage");
+    let dir = ap.inputs();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(samples.join("page.png"), dir.join("page.png")).unwrap();
+    ap.ingest(&dir, "pages");
+    ap.ok(&["index"]);
+    let (small, small_versions) = ocr_of(&ap, "page.png");
+    assert!(small.len() >= 5, "page.png: {small:?}");
+    assert_eq!(small_versions.len(), 1, "{small_versions:?}");
+
+    let config = ap.data().join("aperture.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains("detector = \"small\""),
+        "the written config names it"
+    );
+    std::fs::write(
+        &config,
+        text.replace("detector = \"small\"", "detector = \"tiny\""),
+    )
+    .unwrap();
+    ap.ok(&["reindex", "--analyzer", "ocr"]);
+    ap.ok(&["index"]);
+    let (tiny, tiny_versions) = ocr_of(&ap, "page.png");
+    assert_eq!(tiny_versions.len(), 1, "{tiny_versions:?}");
+    assert_ne!(
+        tiny_versions, small_versions,
+        "the version names the detector"
+    );
+    assert!(tiny_versions[0].contains("+tiny:"), "{tiny_versions:?}");
+    // A printed page reads nearly the same (the small detector's box cuts the first `>` of
+    // `>>> markers`, the tiny one's does not); the boxes are the other detector's.
+    assert_eq!(tiny.len(), small.len(), "{tiny:?}\n{small:?}");
+    let same_text = tiny.iter().zip(&small).filter(|(t, s)| t.0 == s.0).count();
+    assert!(same_text + 1 >= small.len(), "{tiny:?}\n{small:?}");
+    assert_ne!(
+        tiny, small,
+        "the boxes are the same: the tiny detector did not run"
+    );
+
+    // A models folder without the tiny detector: OCR does not run, and says why.
+    let models = ap.data().join("models-without-tiny");
+    std::fs::create_dir_all(&models).unwrap();
+    for entry in std::fs::read_dir(env_dir("APERTURE_TEST_MODELS")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "ppocr-v6-tiny" {
+            std::os::unix::fs::symlink(entry.path(), models.join(entry.file_name())).unwrap();
+        }
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    let installed = env_dir("APERTURE_TEST_MODELS");
+    std::fs::write(
+        &config,
+        text.replace(
+            &format!("dir = {:?}", installed.to_str().unwrap()),
+            &format!("dir = {:?}", models.to_str().unwrap()),
+        ),
+    )
+    .unwrap();
+    let out = ap.run(&["index"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("analyzer ocr is not running")
+            && said.contains("aperture models install ppocr-v6-tiny"),
+        "{said}"
+    );
+}
