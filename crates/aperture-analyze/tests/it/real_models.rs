@@ -269,20 +269,21 @@ fn labels_have_names() {
 /// Character error rate of OCR on the evaluation set `scripts/test.sh` draws
 /// (scripts/reference/ocr_eval_set.py: en, es, ru, zh; rendered and photographed), scored by
 /// scripts/reference/ocr_cer.py, the same scorer the Python baselines are measured with; with
-/// PP-OCRv6's small detector and with its tiny one (installed on x86-64 Linux, the only
-/// platform its package is built for), held to the same bounds.
+/// PP-OCRv6's small detector and with its tiny one, held to the same bounds.
 #[test]
 fn ocr_reads_rendered_and_photographed_text_in_four_languages() {
     let Some(set) = std::env::var_os("APERTURE_TEST_OCR_SET").map(PathBuf::from) else {
         panic!("APERTURE_TEST_OCR_SET is not set: run the tests with scripts/test.sh");
     };
-    let mut detectors = vec![Detector::Small];
-    if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-        detectors.push(Detector::Tiny);
-    }
-    for detector in detectors {
+    for detector in [Detector::Small, Detector::Tiny] {
         eprintln!("detector {}", detector.as_str());
         let ocr = aperture_analyze::Ocr::with_detector(&models_dir(), detector).unwrap();
+        assert_eq!(
+            ocr.version().contains("+tiny:"),
+            detector == Detector::Tiny,
+            "{}",
+            ocr.version()
+        );
         let (cer, engines) = ocr_cer(&ocr, &set);
         // PP-OCRv6 reads Latin and Chinese; Tesseract takes over for Cyrillic.
         for key in ["en/*", "es/*", "zh/*"] {

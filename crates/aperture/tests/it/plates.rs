@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use aperture_analyze::ocr::Detector;
+
 use crate::Aperture;
-use crate::real_media::{env_dir, with_models};
+use crate::real_media::{choose_ocr_detector, env_dir, with_models};
 
 /// Letters and digits only, upper case: how plate text is compared.
 fn bare(text: &str) -> String {
@@ -50,7 +52,19 @@ fn copy_dir(from: &Path, to: &Path, pick: impl Fn(&str) -> bool) {
 
 #[test]
 fn plates_on_vehicles_are_not_read_unless_a_collection_reads_them() {
+    plates_are_not_read_with(Detector::Small);
+}
+
+/// The same with PP-OCRv6's tiny detector (`[ocr] detector = "tiny"`), which finds lines
+/// differently: a plate it cuts in two must not slip through either.
+#[test]
+fn plates_are_not_read_with_the_tiny_ocr_detector_either() {
+    plates_are_not_read_with(Detector::Tiny);
+}
+
+fn plates_are_not_read_with(detector: Detector) {
     let ap = with_models();
+    choose_ocr_detector(&ap, detector);
     let plates = env_dir("APERTURE_TEST_PLATE_SET");
     let truth: Vec<(String, String, String)> = std::fs::read_to_string(plates.join("truth.tsv"))
         .unwrap()

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use aperture_analyze::ocr::Detector;
+
 use crate::Aperture;
 
 pub fn env_dir(var: &str) -> PathBuf {
@@ -31,6 +33,16 @@ pub fn with_models_and(init_args: &[&str]) -> Aperture {
     );
     std::fs::write(&config, text).unwrap();
     ap
+}
+
+/// Sets `[ocr] detector` in the data folder's config (written by `init` with the default).
+pub fn choose_ocr_detector(ap: &Aperture, detector: Detector) {
+    let config = ap.data().join("aperture.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let line = |d: Detector| format!("detector = \"{}\"", d.as_str());
+    let default = line(Detector::default());
+    assert!(text.contains(&default), "{text}");
+    std::fs::write(&config, text.replace(&default, &line(detector))).unwrap();
 }
 
 fn of_kind<'a>(insights: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
@@ -265,17 +277,7 @@ fn the_ocr_detector_is_chosen_in_the_config() {
     assert!(small.len() >= 5, "page.png: {small:?}");
     assert_eq!(small_versions.len(), 1, "{small_versions:?}");
 
-    let config = ap.data().join("aperture.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(
-        text.contains("detector = \"small\""),
-        "the written config names it"
-    );
-    std::fs::write(
-        &config,
-        text.replace("detector = \"small\"", "detector = \"tiny\""),
-    )
-    .unwrap();
+    choose_ocr_detector(&ap, Detector::Tiny);
     ap.ok(&["reindex", "--analyzer", "ocr"]);
     ap.ok(&["index"]);
     let (tiny, tiny_versions) = ocr_of(&ap, "page.png");
@@ -304,14 +306,16 @@ fn the_ocr_detector_is_chosen_in_the_config() {
             std::os::unix::fs::symlink(entry.path(), models.join(entry.file_name())).unwrap();
         }
     }
+    let config = ap.data().join("aperture.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let installed = env_dir("APERTURE_TEST_MODELS");
+    let installed = format!(
+        "dir = {:?}",
+        env_dir("APERTURE_TEST_MODELS").to_str().unwrap()
+    );
+    assert!(text.contains(&installed), "{text}");
     std::fs::write(
         &config,
-        text.replace(
-            &format!("dir = {:?}", installed.to_str().unwrap()),
-            &format!("dir = {:?}", models.to_str().unwrap()),
-        ),
+        text.replace(&installed, &format!("dir = {:?}", models.to_str().unwrap())),
     )
     .unwrap();
     let out = ap.run(&["index"]);
