@@ -22,8 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
+use crate::av::INPUT_GUARDS;
 use crate::av::input_url;
-use crate::video::{DecodeError, INPUT_GUARDS, Progress, Stderr, cannot_start, ended, stop};
+use crate::video::{DecodeError, Progress, Stderr, cannot_start, ended, stop};
 
 /// Samples a second.
 pub const SAMPLE_RATE: u32 = 16_000;

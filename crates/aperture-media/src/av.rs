@@ -68,6 +68,7 @@ fn run_ffprobe(path: &Path, opts: &ProbeOptions) -> Result<Run, RunError> {
             "-show_format",
             "-show_streams",
         ])
+        .args(INPUT_GUARDS)
         .arg("-i")
         .arg(input_url(path))
         .stdin(Stdio::null())
@@ -110,6 +111,23 @@ fn run_ffprobe(path: &Path, opts: &ProbeOptions) -> Result<Run, RunError> {
         stderr: err,
     })
 }
+
+/// Input options for every ffprobe and ffmpeg run on a stored file: the local file only, read
+/// as one of the containers of audio and video. A playlist (HLS, DASH), a concat list or any
+/// other format that names further files is refused even when sniffing took it for audio or
+/// video (an ID3 header makes an HLS playlist `audio/mpeg`): it would read another file on
+/// the server into the asset. The protocol list alone does not stop that: a playlist's
+/// entries are local files too.
+pub(crate) const INPUT_GUARDS: &[&str] = &[
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    // Demuxer names (`ffmpeg -demuxers`); `mov` is mov,mp4,m4a,3gp,3g2,mj2 and `matroska`
+    // matroska,webm.
+    "mov,matroska,webm,avi,asf,mpeg,mpegts,mpegvideo,m4v,h264,hevc,av1,ivf,obu,flv,mxf,nut,\
+     rm,dv,wtv,gxf,vc1,h263,mp3,aac,ac3,eac3,dts,dtshd,truehd,mlp,flac,wav,w64,aiff,caf,au,\
+     amr,amrnb,amrwb,ogg,ape,wv,tta,tak,dsf,mpc,mpc8,oma,voc,loas,gsm,qcp,xwma",
+];
 
 /// `file:` keeps ffprobe from reading a name as an option (`-x.mp4`) or a protocol
 /// (`http:...`, `concat:...`).

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
-use crate::av::{input_url, strip_address};
+use crate::av::{INPUT_GUARDS, input_url, strip_address};
 
 /// The largest frame, in pixels, a decoder may be asked to make: 8K is 33 million. A header
 /// that claims more (16,000 × 16,000) is refused before anything is allocated for it.
@@ -357,10 +357,6 @@ fn spawn(
         }
     }
 }
-
-/// Input options for every ffmpeg run on a stored file: local files only (no network, and no
-/// playlist or concat file reaching for other files), whatever the container says.
-pub(crate) const INPUT_GUARDS: &[&str] = &["-protocol_whitelist", "file"];
 
 /// ffmpeg's error output, read to its end on a thread (so ffmpeg never blocks writing it),
 /// the first [`MAX_STDERR`] bytes kept.

@@ -138,3 +138,45 @@ fn hanging_ffprobe_is_killed() {
         probe.metadata.problems
     );
 }
+
+/// An HLS playlist behind an ID3 header sniffs as MP3, but names another file on the machine
+/// (here a video with sound): neither ffprobe nor ffmpeg's decoding reads that file into the
+/// asset (ffmpeg's protocol list alone let both read it: the playlist's entry is a local file).
+#[test]
+fn a_playlist_posing_as_audio_reads_no_other_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = fixtures::video(dir.path());
+    let mut bytes = b"ID3\x03\x00\x00\x00\x00\x00\x00".to_vec();
+    bytes.extend_from_slice(
+        format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{}\n#EXT-X-ENDLIST\n",
+            other.display()
+        )
+        .as_bytes(),
+    );
+    let path = write(dir.path(), "song.mp3", &bytes);
+    let probe = probe(&path);
+    assert_eq!(
+        (probe.mime.as_str(), probe.kind),
+        ("audio/mpeg", MediaKind::Audio)
+    );
+    let meta = &probe.metadata;
+    assert_eq!(
+        (&meta.video_codec, &meta.audio_codec, meta.duration_ms),
+        (&None, &None, None),
+        "{meta:?}"
+    );
+    assert!(
+        has_problem(&probe, "ffprobe cannot read song.mp3"),
+        "{:?}",
+        meta.problems
+    );
+
+    let decoded: Result<Vec<Vec<f32>>, _> =
+        aperture_media::audio::samples(&path, "song.mp3", 0, None, &Default::default())
+            .and_then(|samples| samples.collect());
+    let err = decoded
+        .expect_err("the other file's sound was decoded")
+        .to_string();
+    assert!(err.contains("song.mp3"), "{err}");
+}
