@@ -335,10 +335,8 @@ impl Lake {
         // vehicle's plate; with labels disabled it waits for nothing and leaves plate-shaped
         // text out of every picture.
         let labels = analyzers.iter().any(|a| a.name() == "labels");
-        let detector = self.config.ocr_detector;
-        if (!labels || detector != aperture_analyze::ocr::Detector::default())
-            && let Some(at) = analyzers.iter().position(|a| a.name() == "ocr")
-        {
+        if let Some(at) = analyzers.iter().position(|a| a.name() == "ocr") {
+            let detector = self.config.ocr_detector;
             match aperture_analyze::ocr::Ocr::with_detector(&self.config.models_dir, detector) {
                 Ok(made) if labels => analyzers[at] = Arc::new(made),
                 Ok(made) => analyzers[at] = Arc::new(made.without_labels()),

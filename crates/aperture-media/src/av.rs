@@ -123,8 +123,10 @@ pub(crate) const INPUT_GUARDS: &[&str] = &[
     "file",
     "-format_whitelist",
     // Demuxer names (`ffmpeg -demuxers`); `mov` is mov,mp4,m4a,3gp,3g2,mj2 and `matroska`
-    // matroska,webm.
-    "mov,matroska,webm,avi,asf,mpeg,mpegts,mpegvideo,m4v,h264,hevc,av1,ivf,obu,flv,mxf,nut,\
+    // matroska,webm, `live_flv` ffmpeg's choice for FLV recorded from a live stream. Of these
+    // only mov can open other files (its data references), and only when asked to
+    // (`enable_drefs`, off by default).
+    "mov,matroska,webm,avi,asf,mpeg,mpegts,mpegvideo,m4v,h264,hevc,av1,ivf,obu,flv,live_flv,mxf,nut,\
      rm,dv,wtv,gxf,vc1,h263,mp3,aac,ac3,eac3,dts,dtshd,truehd,mlp,flac,wav,w64,aiff,caf,au,\
      amr,amrnb,amrwb,ogg,ape,wv,tta,tak,dsf,mpc,mpc8,oma,voc,loas,gsm,qcp,xwma",
 ];

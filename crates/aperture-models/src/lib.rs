@@ -46,8 +46,8 @@ use sha2::{Digest, Sha256};
 pub use hub::{DEFAULT_ENDPOINT, DEFAULT_FILES, Hub, OPUS_MT_FILES, default_files};
 pub use install::{Convert, NoConversions, Outcome, Pip, install};
 pub use manifest::{
-    Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION, Provider,
-    Slice, Target, Wheel, find,
+    ANY_HOST, Conversion, ConversionKind, Format, MANIFEST, Model, ModelFile, PIP_PYTHON_VERSION,
+    Provider, Slice, Target, Wheel, find,
 };
 pub use report::{Installed, Listed, install_reported};
 

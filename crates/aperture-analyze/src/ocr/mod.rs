@@ -316,12 +316,25 @@ impl Analyzer for Ocr {
             Ok(())
         })?;
         if input.suppress_plates {
-            insights.retain(|i| match &i.value {
-                InsightValue::OcrLine(line) => {
-                    !(plates::plate_family(&line.text).is_some()
-                        && (!self.labels || plates::shows_vehicle(&labels, &i.place)))
-                }
-                _ => true,
+            // Lines that are a plate alone, or with their neighbours on a row.
+            let lines: Vec<(&str, &Place)> = insights
+                .iter()
+                .map(|i| match &i.value {
+                    InsightValue::OcrLine(line) => (line.text.as_str(), &i.place),
+                    _ => ("", &i.place),
+                })
+                .collect();
+            let mut plate: Vec<bool> = lines
+                .iter()
+                .map(|(text, _)| plates::plate_family(text).is_some())
+                .collect();
+            for at in plates::split_plates(&lines) {
+                plate[at] = true;
+            }
+            let mut plate = plate.into_iter();
+            insights.retain(|i| {
+                let plate = plate.next().unwrap_or(false);
+                !(plate && (!self.labels || plates::shows_vehicle(&labels, &i.place)))
             });
         }
         Ok(Output {

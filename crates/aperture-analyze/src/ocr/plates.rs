@@ -105,12 +105,13 @@ fn same_picture(label: &Place, line: &Place) -> bool {
 /// the text with case, dots and dashes made uniform, and a leading country code (the EU band's
 /// `D`, `F`, `NL`, `GB`, ...) allowed.
 pub fn plate_family(text: &str) -> Option<&'static str> {
-    let dashed = text.contains('-');
+    let dashes = ['-', '–', '—'];
+    let dashed = text.contains(dashes);
     let upper: String = text
         .chars()
         .filter(|c| !matches!(c, '·' | '•' | '.' | ':'))
         .map(|c| {
-            if c == '-' {
+            if dashes.contains(&c) || matches!(c, '/' | '_') {
                 ' '
             } else {
                 c.to_ascii_uppercase()
@@ -138,7 +139,10 @@ pub fn plate_family(text: &str) -> Option<&'static str> {
             // Part of a plate, as a detector that cuts a plate in two reads it (`WA 783` of
             // `P WA 783`), or a format not listed: up to three short groups of letters and
             // digits.
-            (words.len() <= 3 && words.iter().all(|w| plate_group(w))).then_some("part")
+            candidates
+                .iter()
+                .any(|w| w.len() <= 3 && w.iter().all(|w| plate_group(w)))
+                .then_some("part")
         })
 }
 
@@ -215,22 +219,71 @@ fn family_of(words: &[&str], dashed: bool) -> Option<&'static str> {
     None
 }
 
-/// A group of a plate: up to 3 letters, up to 4 digits, or one run of each (`WA783`).
+/// A group of a plate, or groups read as one word: at most three runs, each of up to 3
+/// letters or up to 5 digits (`WA`, `783`, `WA783`, `AB12CD`, `12ABC3`), 8 characters in all.
 fn plate_group(word: &str) -> bool {
-    let letters =
-        |s: &str| (1..=3).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphabetic());
-    let digits = |s: &str| (1..=4).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
-    let split = |at: usize| word.split_at(at);
-    let first_digit = word
-        .find(|c: char| c.is_ascii_digit())
-        .unwrap_or(word.len());
-    let first_letter = word
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(word.len());
-    letters(word)
-        || digits(word)
-        || matches!(split(first_digit), (a, b) if letters(a) && digits(b))
-        || matches!(split(first_letter), (a, b) if digits(a) && letters(b))
+    let runs: Vec<&[u8]> = word
+        .as_bytes()
+        .chunk_by(|a, b| a.is_ascii_digit() == b.is_ascii_digit())
+        .collect();
+    word.len() <= 8
+        && (1..=3).contains(&runs.len())
+        && runs.iter().all(|run| {
+            if run[0].is_ascii_digit() {
+                run.len() <= 5
+            } else {
+                run.len() <= 3 && run.iter().all(u8::is_ascii_alphabetic)
+            }
+        })
+}
+
+/// The lines of one picture that are a plate together though none is alone: two or three
+/// lines next to one another on a row (in reading order, their boxes overlapping in height),
+/// joined, fit [`plate_family`]; a detector that cut `P WA 783` into `P WA` and `783` read
+/// it so. `lines` are the text and place of each line, in reading order; returns their
+/// indices.
+pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
+    let mut found = Vec::new();
+    for start in 0..lines.len() {
+        for len in 2..=3 {
+            let Some(run) = lines.get(start..start + len) else {
+                break;
+            };
+            if !run.windows(2).all(|w| same_row(w[0].1, w[1].1)) {
+                break;
+            }
+            let joined: Vec<&str> = run.iter().map(|(text, _)| *text).collect();
+            if plate_family(&joined.join(" ")).is_some() {
+                found.extend(start..start + len);
+            }
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// Whether two lines' boxes are in one picture and on one row: their heights overlap by at
+/// least half the smaller one's.
+fn same_row(a: &Place, b: &Place) -> bool {
+    let (ra, rb) = match (a, b) {
+        (Place::Region { rect: ra }, Place::Region { rect: rb }) => (ra, rb),
+        (
+            Place::Time {
+                start_ms: s1,
+                end_ms: e1,
+                rect: Some(ra),
+            },
+            Place::Time {
+                start_ms: s2,
+                end_ms: e2,
+                rect: Some(rb),
+            },
+        ) if (s1, e1) == (s2, e2) => (ra, rb),
+        _ => return false,
+    };
+    let overlap = (ra.y + ra.h).min(rb.y + rb.h) - ra.y.max(rb.y);
+    overlap >= 0.5 * ra.h.min(rb.h)
 }
 
 #[cfg(test)]
@@ -284,14 +337,71 @@ mod tests {
             ("WX 12345", "pl"),
             ("7ABC123", "us"),
             ("ABC-1234", "us"),
-            // Parts of plates.
+            // Parts of plates, groups read as one word, other separators.
             ("WA 783", "part"),
             ("WA783", "part"),
             ("D 12 AB", "part"),
+            ("AB12CD", "part"),
+            ("12ABC3", "part"),
+            ("WX12345", "part"),
+            ("NL 12 ABC 3", "part"),
+            ("F AB 123 C", "part"),
+            ("AB–123–CD", "fr-it"),
+            ("WA/783", "part"),
+            ("WA_783", "part"),
+            // What the rule knowingly takes from pictures of vehicles (and, without a labels
+            // model, from every picture): makes and models, times, short codes.
             ("GT 500", "part"),
+            ("BMW 320i", "part"),
+            ("F-150", "part"),
+            ("911 GT3", "part"),
+            ("10 AM", "part"),
+            ("USB 3.0", "part"),
         ] {
             assert_eq!(plate_family(text), Some(family), "{text}");
         }
+    }
+
+    #[test]
+    fn a_plate_cut_into_lines_on_one_row_is_found_whole() {
+        let at = |x: f32, y: f32| Place::Region {
+            rect: aperture_core::Rect {
+                x,
+                y,
+                w: 0.1,
+                h: 0.05,
+            },
+        };
+        let (a, b, c, d, e) = (
+            at(0.1, 0.5),
+            at(0.25, 0.51),
+            at(0.4, 0.49),
+            at(0.1, 0.8),
+            at(0.3, 0.8),
+        );
+        let lines = [
+            ("P WA", &a),
+            ("783", &b),
+            ("Mercedes", &c),
+            ("B", &d),
+            ("MK 4021", &e),
+        ];
+        assert_eq!(split_plates(&lines), [0, 1, 3, 4]);
+        // On different rows, or in different shots of a video, they are not joined.
+        assert!(split_plates(&[("P WA", &a), ("783", &d)]).is_empty());
+        let shot = |start_ms| Place::Time {
+            start_ms,
+            end_ms: start_ms + 1_000,
+            rect: Some(aperture_core::Rect {
+                x: 0.1,
+                y: 0.5,
+                w: 0.1,
+                h: 0.05,
+            }),
+        };
+        let (s1, s2) = (shot(0), shot(1_000));
+        assert!(split_plates(&[("P WA", &s1), ("783", &s2)]).is_empty());
+        assert_eq!(split_plates(&[("P WA", &s1), ("783", &s1)]), [0, 1]);
     }
 
     #[test]

@@ -113,6 +113,24 @@ fn plates_are_not_read_with(detector: Detector) {
                 row.2 += 1;
             }
         }
+        // Nor any part of it: no line kept where plates are suppressed holds a group of the
+        // plate (of two or more characters) as a word.
+        let groups: Vec<String> = plate
+            .split([' ', '-'])
+            .map(bare)
+            .filter(|g| g.len() >= 2)
+            .collect();
+        let parts: Vec<&String> = suppressing[file]
+            .iter()
+            .filter(|l| {
+                l.split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|w| groups.contains(&bare(w)))
+            })
+            .collect();
+        assert!(
+            parts.is_empty(),
+            "parts of {plate} kept in {file}: {parts:?}"
+        );
         // Not searchable either: no word of the plate matches its photo where plates are
         // suppressed (the meaning of its other words may still rank it, as any photo).
         let hits = ap.json(&["search", &format!("{plate} collection:cars")]);
