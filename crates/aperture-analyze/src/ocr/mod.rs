@@ -257,7 +257,7 @@ impl Ocr {
 pub const SPEC: AnalyzerSpec = AnalyzerSpec {
     name: "ocr",
     // 2: plate-like text on pictures of vehicles is left out (`plates`).
-    // 3: and text like a part of a plate (`WA 783` of `P WA 783`).
+    // 3: and parts of plates (`WA 783` of `P WA 783`), and plates split over lines on a row.
     version: "3",
     kinds: &[MediaKind::Image, MediaKind::Document, MediaKind::Video],
     priority: 3,
@@ -324,16 +324,18 @@ impl Analyzer for Ocr {
                     _ => ("", &i.place),
                 })
                 .collect();
-            let mut plate: Vec<bool> = lines
+            let mut is_plate: Vec<bool> = lines
                 .iter()
                 .map(|(text, _)| plates::plate_family(text).is_some())
                 .collect();
             for at in plates::split_plates(&lines) {
-                plate[at] = true;
+                is_plate[at] = true;
             }
-            let mut plate = plate.into_iter();
+            debug_assert_eq!(is_plate.len(), insights.len());
+            let mut verdicts = is_plate.into_iter();
             insights.retain(|i| {
-                let plate = plate.next().unwrap_or(false);
+                // Out of step (never): a line is taken for a plate rather than kept.
+                let plate = verdicts.next().unwrap_or(true);
                 !(plate && (!self.labels || plates::shows_vehicle(&labels, &i.place)))
             });
         }

@@ -7,7 +7,7 @@
 //! road vehicle among the picture's labels (or, where no labels model is installed, any
 //! picture). A collection of documents can read plates anyway (`--plates read`).
 
-use aperture_core::{Insight, InsightValue, Place};
+use aperture_core::{Insight, InsightValue, Place, Rect};
 
 /// ImageNet-1k classes of road vehicles and the parts of them plates are seen with.
 const VEHICLE_CLASSES: &[u32] = &[
@@ -105,16 +105,18 @@ fn same_picture(label: &Place, line: &Place) -> bool {
 /// the text with case, dots and dashes made uniform, and a leading country code (the EU band's
 /// `D`, `F`, `NL`, `GB`, ...) allowed.
 pub fn plate_family(text: &str) -> Option<&'static str> {
-    let dashes = ['-', '–', '—'];
+    let dashes = ['-', '‐', '‑', '–', '—', '−'];
     let dashed = text.contains(dashes);
+    // Dots and middle dots join (`B.MK`); anything else that is no letter or digit separates
+    // (dashes, slashes, a border read as `|`, a trailing comma).
     let upper: String = text
         .chars()
         .filter(|c| !matches!(c, '·' | '•' | '.' | ':'))
         .map(|c| {
-            if dashes.contains(&c) || matches!(c, '/' | '_') {
-                ' '
-            } else {
+            if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
+            } else {
+                ' '
             }
         })
         .collect();
@@ -237,25 +239,50 @@ fn plate_group(word: &str) -> bool {
         })
 }
 
-/// The lines of one picture that are a plate together though none is alone: two or three
-/// lines next to one another on a row (in reading order, their boxes overlapping in height),
-/// joined, fit [`plate_family`]; a detector that cut `P WA 783` into `P WA` and `783` read
-/// it so. `lines` are the text and place of each line, in reading order; returns their
-/// indices.
+/// The lines that are a plate together though not each alone: two or three lines of one
+/// picture (or shot) side by side on a row, taken left to right, or two stacked (a plate of
+/// two rows), that fit [`plate_family`] joined. A detector that cut `P WA 783` into `P WA`
+/// and `783` read it so. `lines` are the text and place of each line; returns their indices.
 pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
+    let boxes: Vec<Option<(&Place, &Rect)>> = lines.iter().map(|(_, p)| picture_box(p)).collect();
     let mut found = Vec::new();
-    for start in 0..lines.len() {
-        for len in 2..=3 {
-            let Some(run) = lines.get(start..start + len) else {
-                break;
-            };
-            if !run.windows(2).all(|w| same_row(w[0].1, w[1].1)) {
-                break;
+    let mut check = |group: &[usize]| {
+        let joined: Vec<&str> = group.iter().map(|&i| lines[i].0).collect();
+        if plate_family(&joined.join(" ")).is_some() {
+            found.extend_from_slice(group);
+        }
+    };
+    for (i, a) in boxes.iter().enumerate() {
+        let Some((pa, ra)) = a else { continue };
+        // The two nearest lines to its right on its row, and the nearest one below it.
+        let mut right: Vec<(f32, usize)> = Vec::new();
+        let mut below: Option<(f32, usize)> = None;
+        for (j, b) in boxes.iter().enumerate() {
+            let Some((pb, rb)) = b else { continue };
+            if i == j || !one_picture(pa, pb) {
+                continue;
             }
-            let joined: Vec<&str> = run.iter().map(|(text, _)| *text).collect();
-            if plate_family(&joined.join(" ")).is_some() {
-                found.extend(start..start + len);
+            if overlap(ra.y, ra.h, rb.y, rb.h) >= 0.5 * ra.h.min(rb.h) && rb.x > ra.x {
+                right.push((rb.x, j));
             }
+            let gap = rb.y - (ra.y + ra.h);
+            if overlap(ra.x, ra.w, rb.x, rb.w) >= 0.5 * ra.w.min(rb.w)
+                && rb.y > ra.y
+                && gap < ra.h.max(rb.h)
+                && below.is_none_or(|(y, _)| rb.y < y)
+            {
+                below = Some((rb.y, j));
+            }
+        }
+        right.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let [(_, r1), rest @ ..] = right.as_slice() {
+            check(&[i, *r1]);
+            if let [(_, r2), ..] = rest {
+                check(&[i, *r1, *r2]);
+            }
+        }
+        if let Some((_, j)) = below {
+            check(&[i, j]);
         }
     }
     found.sort_unstable();
@@ -263,27 +290,42 @@ pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
     found
 }
 
-/// Whether two lines' boxes are in one picture and on one row: their heights overlap by at
-/// least half the smaller one's.
-fn same_row(a: &Place, b: &Place) -> bool {
-    let (ra, rb) = match (a, b) {
-        (Place::Region { rect: ra }, Place::Region { rect: rb }) => (ra, rb),
+/// A line's box and the picture it is in: an image's region, or a region of a video's shot.
+/// (Pages of documents never reach the plate rules: a scanned page is no picture of a
+/// vehicle.)
+fn picture_box(place: &Place) -> Option<(&Place, &Rect)> {
+    match place {
+        Place::Region { rect }
+        | Place::Time {
+            rect: Some(rect), ..
+        } => Some((place, rect)),
+        _ => None,
+    }
+}
+
+/// Whether two lines are in one picture: both in the image, or in the same shot.
+fn one_picture(a: &Place, b: &Place) -> bool {
+    match (a, b) {
+        (Place::Region { .. }, Place::Region { .. }) => true,
         (
             Place::Time {
                 start_ms: s1,
                 end_ms: e1,
-                rect: Some(ra),
+                ..
             },
             Place::Time {
                 start_ms: s2,
                 end_ms: e2,
-                rect: Some(rb),
+                ..
             },
-        ) if (s1, e1) == (s2, e2) => (ra, rb),
-        _ => return false,
-    };
-    let overlap = (ra.y + ra.h).min(rb.y + rb.h) - ra.y.max(rb.y);
-    overlap >= 0.5 * ra.h.min(rb.h)
+        ) => (s1, e1) == (s2, e2),
+        _ => false,
+    }
+}
+
+/// How much two spans (start, length) overlap; negative when they do not.
+fn overlap(a: f32, a_len: f32, b: f32, b_len: f32) -> f32 {
+    (a + a_len).min(b + b_len) - a.max(b)
 }
 
 #[cfg(test)]
@@ -349,6 +391,8 @@ mod tests {
             ("AB–123–CD", "fr-it"),
             ("WA/783", "part"),
             ("WA_783", "part"),
+            ("|P WA 783", "de"),
+            ("B‐MK‐4021,", "de"),
             // What the rule knowingly takes from pictures of vehicles (and, without a labels
             // model, from every picture): makes and models, times, short codes.
             ("GT 500", "part"),
@@ -363,7 +407,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plate_cut_into_lines_on_one_row_is_found_whole() {
+    fn a_plate_cut_into_lines_is_found_whole() {
         let at = |x: f32, y: f32| Place::Region {
             rect: aperture_core::Rect {
                 x,
@@ -387,7 +431,18 @@ mod tests {
             ("MK 4021", &e),
         ];
         assert_eq!(split_plates(&lines), [0, 1, 3, 4]);
-        // On different rows, or in different shots of a video, they are not joined.
+        // Tilted, so that reading order puts the right half first; a word between them in
+        // reading order but further right.
+        let (left, right, far) = (at(0.1, 0.5), at(0.22, 0.48), at(0.8, 0.505));
+        assert_eq!(split_plates(&[("4021", &right), ("D B MK", &left)]), [0, 1]);
+        assert_eq!(
+            split_plates(&[("P WA", &left), ("AUDI", &far), ("783", &right)]),
+            [0, 2]
+        );
+        // Two rows, as on a motorcycle.
+        let (top, bottom) = (at(0.4, 0.6), at(0.4, 0.66));
+        assert_eq!(split_plates(&[("B MK", &top), ("4021", &bottom)]), [0, 1]);
+        // Far apart on different rows, or in different shots of a video: not joined.
         assert!(split_plates(&[("P WA", &a), ("783", &d)]).is_empty());
         let shot = |start_ms| Place::Time {
             start_ms,
@@ -400,8 +455,18 @@ mod tests {
             }),
         };
         let (s1, s2) = (shot(0), shot(1_000));
+        let moved = Place::Time {
+            start_ms: 0,
+            end_ms: 1_000,
+            rect: Some(aperture_core::Rect {
+                x: 0.25,
+                y: 0.5,
+                w: 0.1,
+                h: 0.05,
+            }),
+        };
         assert!(split_plates(&[("P WA", &s1), ("783", &s2)]).is_empty());
-        assert_eq!(split_plates(&[("P WA", &s1), ("783", &s1)]), [0, 1]);
+        assert_eq!(split_plates(&[("P WA", &s1), ("783", &moved)]), [0, 1]);
     }
 
     #[test]
