@@ -673,6 +673,16 @@ describe('Aperture web page', { concurrency: 1 }, () => {
     assert.equal(translation.value.source_language, 'es');
     assert.match(translation.value.text, /pharmacy/i);
 
+    // The search index follows the catalog within seconds: wait until it has the translation.
+    const deadline = Date.now() + INDEXING_TIMEOUT_MS;
+    for (;;) {
+      const body = await page.evaluate(async () => (await fetch('/api/v1/search?q=pharmacy')).json());
+      const hit = (body.hits || []).find((h) => h.asset.id === id);
+      if (hit && hit.reasons.some((r) => r.field === 'translation')) break;
+      assert.ok(Date.now() < deadline, `the translation of ${id} is not searchable: ${JSON.stringify(hit)}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+
     // The hit says why in both languages, each with its word marked.
     await search(page, 'pharmacy');
     const hit = card(page, 'aviso.txt');
