@@ -244,7 +244,7 @@ fn plate_group(word: &str) -> bool {
 /// two rows), that fit [`plate_family`] joined. A detector that cut `P WA 783` into `P WA`
 /// and `783` read it so. `lines` are the text and place of each line; returns their indices.
 pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
-    let boxes: Vec<Option<(&Place, &Rect)>> = lines.iter().map(|(_, p)| picture_box(p)).collect();
+    let boxes: Vec<_> = lines.iter().map(|(_, p)| picture_box(p)).collect();
     let mut found = Vec::new();
     let mut check = |group: &[usize]| {
         let joined: Vec<&str> = group.iter().map(|&i| lines[i].0).collect();
@@ -259,7 +259,7 @@ pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
         let mut below: Option<(f32, usize)> = None;
         for (j, b) in boxes.iter().enumerate() {
             let Some((pb, rb)) = b else { continue };
-            if i == j || !one_picture(pa, pb) {
+            if i == j || pa != pb {
                 continue;
             }
             if overlap(ra.y, ra.h, rb.y, rb.h) >= 0.5 * ra.h.min(rb.h) && rb.x > ra.x {
@@ -290,36 +290,13 @@ pub fn split_plates(lines: &[(&str, &Place)]) -> Vec<usize> {
     found
 }
 
-/// A line's box and the picture it is in: an image's region, or a region of a video's shot.
-/// (Pages of documents never reach the plate rules: a scanned page is no picture of a
-/// vehicle.)
-fn picture_box(place: &Place) -> Option<(&Place, &Rect)> {
-    match place {
-        Place::Region { rect }
-        | Place::Time {
-            rect: Some(rect), ..
-        } => Some((place, rect)),
+/// A line's box and the picture it is in (`None` for an image, the time range of a video's
+/// shot), from the place's columns. (Pages of documents never reach the plate rules: a
+/// scanned page is no picture of a vehicle.)
+fn picture_box(place: &Place) -> Option<(Option<(u64, u64)>, Rect)> {
+    match place.columns() {
+        (None, time, Some(rect)) => Some((time, rect)),
         _ => None,
-    }
-}
-
-/// Whether two lines are in one picture: both in the image, or in the same shot.
-fn one_picture(a: &Place, b: &Place) -> bool {
-    match (a, b) {
-        (Place::Region { .. }, Place::Region { .. }) => true,
-        (
-            Place::Time {
-                start_ms: s1,
-                end_ms: e1,
-                ..
-            },
-            Place::Time {
-                start_ms: s2,
-                end_ms: e2,
-                ..
-            },
-        ) => (s1, e1) == (s2, e2),
-        _ => false,
     }
 }
 
